@@ -1,0 +1,1 @@
+"""ReckAI: multi-tenant reconciliation backend."""

@@ -1,0 +1,212 @@
+"""Settings: one frozen structure per concern, read from the environment once.
+
+`Settings.from_env()` is called by the entrypoints, never at import. Development defaults are
+marked `DEV_` and `Settings.validate()` refuses them when `RECKAI_MODE=production`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+class Mode(str, Enum):
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """The configuration cannot run in the requested mode; the message says what to set."""
+
+
+# Development-only secrets. They are public (they are in this file), so production refuses them.
+DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0000000000000000"
+DEV_AUDIT_HMAC_KEY = "dev-only-audit-hmac-key-do-not-use-in-production-000000000000"
+DEV_DATA_ENCRYPTION_KEY = "ZGV2LW9ubHktMzItYnl0ZS1rZXktZG8tbm90LXVzZSE="  # base64 of 32 bytes
+DEV_SECRETS = frozenset({DEV_JWT_SECRET, DEV_AUDIT_HMAC_KEY, DEV_DATA_ENCRYPTION_KEY})
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    # Runtime URL: the app role (not superuser, NOBYPASSRLS, owns no table). None in embedded mode,
+    # where bootstrap starts pgserver under `embedded_data_dir` and derives both URLs.
+    url: str | None = None
+    # Migration URL: the owner role that owns the tables.
+    migration_url: str | None = None
+    embedded_data_dir: Path = Path("var/pgdata")
+    pool_size: int = 10
+    max_overflow: int = 5
+    slow_query_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str | None = None  # None: in-memory stores and an in-process worker (embedded mode only)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    backend: str = "filesystem"  # filesystem | s3
+    filesystem_root: Path = Path("var/storage")
+    s3_endpoint: str | None = None  # host:port
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "reckai"
+    s3_region: str = "us-east-1"
+    s3_secure: bool = True
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_key_id: str = "dev-1"
+    audit_hmac_key: str = DEV_AUDIT_HMAC_KEY
+    audit_hmac_key_id: str = "dev-1"
+    data_encryption_key: str = DEV_DATA_ENCRYPTION_KEY  # base64, 32 bytes: AES-256-GCM
+    data_encryption_key_id: str = "dev-1"
+    password_hasher: str = "bcrypt"  # bcrypt | argon2id
+    allow_public_signup: bool = True
+
+
+@dataclass(frozen=True)
+class ScannerSettings:
+    enabled: bool = False
+    clamd_host: str | None = None
+    clamd_port: int = 3310
+    clamd_socket: str | None = None
+    allow_disabled_in_production: bool = False
+
+
+@dataclass(frozen=True)
+class MailerSettings:
+    backend: str = "file"  # file | smtp
+    outbox_dir: Path = Path("var/mail")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    sender: str = "no-reply@reckai.local"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    allowed_origins: tuple[str, ...] = ()
+    public_base_url: str = "http://127.0.0.1:8000"
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode = Mode.EMBEDDED
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    scanner: ScannerSettings = field(default_factory=ScannerSettings)
+    mailer: MailerSettings = field(default_factory=MailerSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        mode_text = env.get("RECKAI_MODE", Mode.EMBEDDED.value)
+        try:
+            mode = Mode(mode_text)
+        except ValueError:
+            raise SettingsError(f"RECKAI_MODE must be 'embedded' or 'production', not {mode_text!r}") from None
+        settings = cls(
+            mode=mode,
+            database=DatabaseSettings(
+                url=env.get("DATABASE_URL") or None,
+                migration_url=env.get("MIGRATION_DATABASE_URL") or None,
+                embedded_data_dir=Path(env.get("RECKAI_EMBEDDED_PGDATA", "var/pgdata")),
+                pool_size=int(env.get("DATABASE_POOL_SIZE", "10")),
+                slow_query_seconds=float(env.get("SLOW_QUERY_SECONDS", "1.0")),
+            ),
+            redis=RedisSettings(url=env.get("REDIS_URL") or None),
+            storage=StorageSettings(
+                backend=env.get("STORAGE_BACKEND", "s3" if env.get("S3_ENDPOINT") else "filesystem"),
+                filesystem_root=Path(env.get("STORAGE_ROOT", "var/storage")),
+                s3_endpoint=env.get("S3_ENDPOINT") or None,
+                s3_access_key=env.get("S3_ACCESS_KEY") or None,
+                s3_secret_key=env.get("S3_SECRET_KEY") or None,
+                s3_bucket=env.get("S3_BUCKET", "reckai"),
+                s3_region=env.get("S3_REGION", "us-east-1"),
+                s3_secure=_flag(env.get("S3_SECURE", "true")),
+            ),
+            security=SecuritySettings(
+                jwt_secret=env.get("JWT_SECRET", DEV_JWT_SECRET),
+                jwt_key_id=env.get("JWT_KEY_ID", "dev-1"),
+                audit_hmac_key=env.get("AUDIT_HMAC_KEY", DEV_AUDIT_HMAC_KEY),
+                audit_hmac_key_id=env.get("AUDIT_HMAC_KEY_ID", "dev-1"),
+                data_encryption_key=env.get("DATA_ENCRYPTION_KEY", DEV_DATA_ENCRYPTION_KEY),
+                data_encryption_key_id=env.get("DATA_ENCRYPTION_KEY_ID", "dev-1"),
+                password_hasher=env.get("PASSWORD_HASHER", "bcrypt"),
+                allow_public_signup=_flag(env.get("ALLOW_PUBLIC_SIGNUP", "true")),
+            ),
+            scanner=ScannerSettings(
+                enabled=_flag(env.get("SCANNER_ENABLED", "false")),
+                clamd_host=env.get("CLAMD_HOST") or None,
+                clamd_port=int(env.get("CLAMD_PORT", "3310")),
+                clamd_socket=env.get("CLAMD_SOCKET") or None,
+                allow_disabled_in_production=_flag(env.get("SCANNER_ALLOW_DISABLED", "false")),
+            ),
+            mailer=MailerSettings(
+                backend=env.get("MAILER_BACKEND", "file"),
+                outbox_dir=Path(env.get("MAIL_OUTBOX_DIR", "var/mail")),
+                smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
+                smtp_port=int(env.get("SMTP_PORT", "25")),
+                sender=env.get("MAIL_SENDER", "no-reply@reckai.local"),
+            ),
+            http=HttpSettings(
+                host=env.get("HOST", "127.0.0.1"),
+                port=int(env.get("PORT", "8000")),
+                allowed_origins=tuple(o.strip() for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()),
+                public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+                trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()),
+            ),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse a configuration that would silently run production on development parts."""
+        if self.mode is not Mode.PRODUCTION:
+            return
+        missing = []
+        if not self.database.url:
+            missing.append("DATABASE_URL (the app role)")
+        if not self.database.migration_url:
+            missing.append("MIGRATION_DATABASE_URL (the owner role)")
+        if not self.redis.url:
+            missing.append("REDIS_URL")
+        if self.storage.backend != "s3":
+            missing.append("STORAGE_BACKEND=s3")
+        if not (self.storage.s3_endpoint and self.storage.s3_access_key and self.storage.s3_secret_key):
+            missing.append("S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY")
+        if missing:
+            raise SettingsError("production mode requires " + ", ".join(missing))
+        security = self.security
+        for name, value in (
+            ("JWT_SECRET", security.jwt_secret),
+            ("AUDIT_HMAC_KEY", security.audit_hmac_key),
+            ("DATA_ENCRYPTION_KEY", security.data_encryption_key),
+        ):
+            if value in DEV_SECRETS:
+                raise SettingsError(f"{name} is the development default; production refuses it")
+            if len(value) < 32:
+                raise SettingsError(f"{name} must be at least 32 characters")
+        if not self.scanner.enabled and not self.scanner.allow_disabled_in_production:
+            raise SettingsError(
+                "virus scanning is off; set SCANNER_ENABLED=true with CLAMD_HOST/CLAMD_SOCKET, "
+                "or SCANNER_ALLOW_DISABLED=true to accept the risk explicitly"
+            )
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
