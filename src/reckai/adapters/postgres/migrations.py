@@ -1,0 +1,42 @@
+"""Run the Alembic history from code (`reckai migrate`, embedded start-up, tests).
+
+Always as the owner role: the tables, policies and functions belong to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, pool
+
+from reckai.adapters.postgres.roles import sqlalchemy_url
+
+PROJECT_ROOT = Path(__file__).resolve().parents[4]
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def alembic_config(owner_url: str) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini")) if (PROJECT_ROOT / "alembic.ini").exists() else Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = sqlalchemy_url(owner_url)
+    return config
+
+
+def upgrade(owner_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(owner_url), revision)
+
+
+def downgrade(owner_url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(owner_url), revision)
+
+
+def current_revision(owner_url: str) -> str | None:
+    engine = create_engine(sqlalchemy_url(owner_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
