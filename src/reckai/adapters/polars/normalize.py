@@ -1,0 +1,400 @@
+"""Normalization: a source table plus a mapping (docs/mapping.md) into canonical transactions.
+
+Everything is vectorised polars. Amounts go from decimal text to int64 minor units with string
+operations only (the same steps as `reckai.domain.ingestion.amounts.parse_amount`, which the tests
+check against this code). A row that fails any transformation is reported as a `RowError` and left
+out of the frame; nothing is dropped or coerced silently.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable, read_table
+from reckai.domain.ingestion.amounts import (
+    SIGN_PATTERN,
+    WHITESPACE_CLASS,
+    split_integer_fraction_pattern,
+    thousands_group_pattern,
+)
+from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
+from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError
+from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ValueSpec, parse_mapping
+from reckai.domain.ingestion.sniffing import ContentInfo
+
+DEFAULT_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%d-%m-%Y",
+    "%d-%b-%Y %H:%M:%S", "%d-%b-%Y", "%d-%b-%y", "%d %b %Y", "%Y%m%d",
+)
+DEFAULT_TIME_FORMATS = ("%H:%M:%S", "%H:%M", "%H%M%S", "%H:%M:%S%.f")
+_TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%T", "%R", "%X", "%c", "%p", "%.f")
+_POLARS_DTYPES: dict[str, Any] = {"Int64": pl.Int64, "String": pl.String, "Datetime": pl.Datetime("us"),
+                                  "Boolean": pl.Boolean, "Date": pl.Date}
+CANONICAL_SCHEMA = pl.Schema({name: _POLARS_DTYPES[dtype] for name, dtype in CANONICAL_COLUMNS})
+_STATUSES = ["success", "failed", "reversed", "unknown"]
+_DIRECTIONS = ["debit", "credit"]
+
+
+@dataclass
+class NormalizationResult:
+    frame: pl.DataFrame  # exactly CANONICAL_COLUMNS, rows that passed every transformation
+    errors: list[RowError]  # ragged rows and rows that failed a transformation (excluded from frame)
+    row_count: int  # rows in `frame`
+    source_rows: int  # data rows found in the source (row_count + rows with errors)
+    content: ContentInfo
+    columns: list[str] = field(default_factory=list)  # source column names
+    skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # preamble/trailer/blank lines
+    header_line: int | None = None
+
+    @property
+    def failed_rows(self) -> int:
+        return len({e.row_number for e in self.errors})
+
+    def error_report(self) -> dict[str, Any]:
+        return {"source_rows": self.source_rows, "normalized_rows": self.row_count,
+                "failed_rows": self.failed_rows, "errors": [e.to_dict() for e in self.errors],
+                "skipped_lines": [{"line": line, "reason": why} for line, why in self.skipped_lines]}
+
+
+def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any],
+                   filename: str | None = None) -> NormalizationResult:
+    """Read, map and normalize one file; raise IngestionError when the file as a whole is unusable."""
+    if not isinstance(mapping, Mapping):
+        mapping = parse_mapping(mapping)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        filename = filename or path.name
+        data = path.read_bytes()
+    else:
+        data = source
+    table = read_table(data, mapping.parse, filename)
+    return normalize_table(table, mapping)
+
+
+# --- column resolution ------------------------------------------------------------------------
+
+
+def _resolve_columns(mapping: Mapping, columns: list[str]) -> dict[str, str]:
+    """Mapping column name -> table column; exact, else a unique case/space-insensitive match."""
+    folded: dict[str, list[str]] = {}
+    for name in columns:
+        folded.setdefault(name.strip().casefold(), []).append(name)
+    resolved: dict[str, str] = {}
+    missing: list[str] = []
+    for wanted in mapping.source_columns():
+        if wanted in columns:
+            resolved[wanted] = wanted
+        elif len(folded.get(wanted.strip().casefold(), [])) == 1:
+            resolved[wanted] = folded[wanted.strip().casefold()][0]
+        else:
+            missing.append(wanted)
+    if missing:
+        raise InvalidMapping(f"the mapping names column(s) {', '.join(map(repr, missing))} that the file "
+                             f"does not have; its columns are {', '.join(map(repr, columns))}",
+                             missing=missing, columns=columns)
+    return resolved
+
+
+def _check_polars_regex(pattern: str, path: str) -> None:
+    try:
+        pl.select(pl.lit("").str.extract(pattern, 1))
+    except pl.exceptions.PolarsError as exc:
+        raise InvalidMapping(f"mapping {path}: regular expression not supported ({exc})",
+                             path=path) from exc
+
+
+# --- expressions --------------------------------------------------------------------------------
+
+
+def _nullify_empty(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr == "").then(None).otherwise(expr)
+
+
+def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str) -> pl.Expr:
+    """The cleaned string value of a ValueSpec (null when empty), value_map/default applied."""
+    if spec.constant is not None:
+        expr: pl.Expr = pl.lit(spec.constant, dtype=pl.String)
+    elif spec.coalesce:
+        expr = pl.coalesce([_value_expr(part, cols, f"{path}.coalesce[{i}]")
+                            for i, part in enumerate(spec.coalesce)])
+    elif spec.column:
+        expr = pl.col(cols[spec.column])
+        if spec.regex:
+            _check_polars_regex(spec.regex, f"{path}.regex")
+            expr = expr.str.extract(spec.regex, 1)
+        if spec.trim:
+            expr = expr.str.strip_chars()
+        expr = _nullify_empty(expr)
+    else:
+        expr = pl.lit(None, dtype=pl.String)
+    if spec.upper:
+        expr = expr.str.to_uppercase()
+    default = pl.lit(spec.default, dtype=pl.String)
+    if spec.value_map:
+        keys = list(spec.value_map)
+        otherwise = default if spec.default is not None else expr
+        expr = (pl.when(expr.is_null()).then(default)
+                .when(expr.is_in(keys)).then(expr.replace(spec.value_map))
+                .otherwise(otherwise))
+    elif spec.default is not None:
+        expr = expr.fill_null(default)
+    return expr
+
+
+@dataclass
+class _Amount:
+    minor: pl.Expr  # Int64 magnitude (null when empty or invalid)
+    negative: pl.Expr  # Boolean
+    empty: pl.Expr  # Boolean: no amount text at all
+    error: pl.Expr  # String reason, null when valid or empty
+
+
+def amount_expressions(text: pl.Expr, spec: AmountSpec, exponent: pl.Expr) -> _Amount:
+    """Decimal text to minor units with string operations only; mirrors domain.amounts.parse_amount."""
+    s = text.cast(pl.String)
+    for token in spec.strip:
+        s = s.str.replace_all(token, "", literal=True)
+    s = s.str.replace_all(WHITESPACE_CLASS, "")
+    empty = s.is_null() | (s == "")
+    paren = s.str.starts_with("(") & s.str.ends_with(")") & (s.str.len_chars() >= 2)
+    s = pl.when(paren).then(s.str.slice(1, s.str.len_chars() - 2)).otherwise(s)
+    sign = s.str.extract_groups("(?s)" + SIGN_PATTERN)
+    lead, body, trail = sign.struct.field("1"), sign.struct.field("2"), sign.struct.field("3")
+    marks = paren.cast(pl.Int32) + (lead == "-").cast(pl.Int32) + (trail == "-").cast(pl.Int32)
+    conflict = (marks > 1) | ((lead == "+") & (marks > 0))
+    parts = body.str.extract_groups("(?s)" + split_integer_fraction_pattern(spec.decimal_separator))
+    integer_part, fraction = parts.struct.field("1"), parts.struct.field("2")
+    sep = spec.thousands_separator
+    if sep:
+        bad_group = integer_part.str.contains(sep, literal=True) & \
+            ~integer_part.str.contains(thousands_group_pattern(sep))
+        integer_part = integer_part.str.replace_all(sep, "", literal=True)
+    else:
+        bad_group = pl.lit(False)
+    not_number = (~integer_part.str.contains("^[0-9]*$")
+                  | (fraction.is_not_null() & ~fraction.str.contains("^[0-9]*$"))
+                  | ((integer_part == "") & (fraction.fill_null("") == "")))
+    fraction = fraction.fill_null("")
+    if spec.scale == "minor":
+        scale_error = pl.when(fraction.str.contains("[1-9]")).then(
+            pl.lit("amount in minor units has a non-zero fraction"))
+        digits = integer_part
+    else:
+        scale_error = pl.when(fraction.str.len_chars() > exponent).then(pl.format(
+            "{} decimal places where the currency allows {}", fraction.str.len_chars(), exponent))
+        padded = pl.lit(None, dtype=pl.String)
+        for exp in sorted(set(MINOR_UNIT_EXPONENTS.values()) | {2}):
+            padded = pl.when(exponent == exp).then(fraction.str.pad_end(exp, "0")).otherwise(padded)
+        digits = integer_part + padded
+    digits = digits.str.strip_chars_start("0")
+    digits = pl.when(digits == "").then(pl.lit("0")).otherwise(digits)
+    value = pl.when(digits.str.len_chars() <= 19).then(digits.cast(pl.Int64, strict=False))
+    error = (pl.when(empty).then(None)
+             .when(conflict).then(pl.lit("conflicting sign marks"))
+             .when(bad_group).then(pl.lit(f"misplaced thousands separator {sep!r}"))
+             .when(not_number).then(pl.lit("not a number"))
+             .otherwise(scale_error))
+    error = pl.when(error.is_null() & ~empty & value.is_null()).then(pl.lit("amount too large")) \
+        .otherwise(error)
+    minor = pl.when(error.is_null() & ~empty).then(value)
+    return _Amount(minor=minor, negative=(marks > 0).fill_null(False), empty=empty, error=error)
+
+
+def _has_time(fmt: str) -> bool:
+    return any(d in fmt for d in _TIME_DIRECTIVES)
+
+
+def _parse_datetime(s: pl.Expr, formats: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
+    """(Datetime, has_time) trying each format in order; the first that parses wins."""
+    parsed: list[pl.Expr] = []
+    has_time: pl.Expr = pl.lit(None, dtype=pl.Boolean)
+    for fmt in formats:
+        if _has_time(fmt):
+            p = s.str.strptime(pl.Datetime("us"), fmt, strict=False)
+        else:
+            p = s.str.strptime(pl.Date, fmt, strict=False).cast(pl.Datetime("us"))
+        parsed.append(p)
+    value = pl.coalesce(parsed) if len(parsed) > 1 else parsed[0]
+    for fmt, p in reversed(list(zip(formats, parsed))):
+        has_time = pl.when(p.is_not_null()).then(pl.lit(_has_time(fmt))).otherwise(has_time)
+    return value, has_time
+
+
+def _date_expressions(spec: ValueSpec, cols: dict[str, str],
+                      path: str) -> tuple[pl.Expr, pl.Expr, pl.Expr, str | None]:
+    """(datetime, has_time, error reason, source column) for a date field."""
+    text = _value_expr(spec, cols, path)
+    formats = spec.formats or DEFAULT_DATE_FORMATS
+    value, has_time = _parse_datetime(text, formats)
+    error = pl.when(text.is_not_null() & value.is_null()).then(
+        pl.format("not a date in the expected format(s) {}", pl.lit(", ".join(formats))))
+    if spec.time_column:
+        time_text = _nullify_empty(pl.col(cols[spec.time_column]).str.strip_chars())
+        time_formats = spec.time_formats or DEFAULT_TIME_FORMATS
+        times = [time_text.str.strptime(pl.Time, fmt, strict=False) for fmt in time_formats]
+        time_value = pl.coalesce(times) if len(times) > 1 else times[0]
+        combined = value.dt.date().dt.combine(time_value)
+        error = (pl.when(error.is_not_null()).then(error)
+                 .when(time_text.is_not_null() & time_value.is_null()).then(pl.format(
+                     "time in column {} is not in the expected format(s) {}",
+                     pl.lit(repr(spec.time_column)), pl.lit(", ".join(time_formats)))))
+        value = pl.when(time_value.is_not_null()).then(combined).otherwise(value)
+        has_time = pl.when(time_value.is_not_null()).then(pl.lit(True)).otherwise(has_time)
+    return value, has_time.fill_null(False), error, spec.column or spec.time_column
+
+
+def _first_column(spec: ValueSpec) -> str | None:
+    if spec.column:
+        return spec.column
+    for part in spec.coalesce:
+        if (name := _first_column(part)) is not None:
+            return name
+    return None
+
+
+def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult:
+    cols = _resolve_columns(mapping, table.columns)
+    fields = mapping.fields
+    frame = table.frame
+    checks: list[tuple[str, str | None, pl.Expr]] = []  # (error column, source column, reason expr)
+    outputs: dict[str, pl.Expr] = {}
+
+    # Currency first: the amount's exponent depends on it, row by row.
+    currency_spec = fields["currency"]
+    currency = _value_expr(currency_spec, cols, "fields.currency").str.to_uppercase()
+    outputs["currency"] = currency
+    checks.append(("currency", _first_column(currency_spec), pl.when(currency.is_null()).then(
+        pl.lit("currency missing")).when(~currency.str.contains("^[A-Z]{3}$")).then(
+        pl.lit("not an ISO 4217 currency code"))))
+    exponent = currency.replace_strict(MINOR_UNIT_EXPONENTS, default=2, return_dtype=pl.Int64)
+
+    amount_spec = mapping.amount
+    if amount_spec.column:
+        amount = amount_expressions(pl.col(cols[amount_spec.column]), amount_spec, exponent)
+        outputs["amount_minor"] = amount.minor
+        checks.append(("amount", amount_spec.column,
+                       pl.when(amount.empty).then(pl.lit("amount missing")).otherwise(amount.error)))
+        direction_spec = fields["direction"]
+        if direction_spec.from_sign is not None:
+            negative_to = direction_spec.from_sign.get("negative", "debit")
+            positive_to = direction_spec.from_sign.get("positive", "credit")
+            direction = pl.when(amount.negative).then(pl.lit(negative_to)).otherwise(pl.lit(positive_to))
+        else:
+            direction = _value_expr(direction_spec, cols, "fields.direction")
+        outputs["direction"] = direction
+        checks.append(("direction", _first_column(direction_spec) or amount_spec.column,
+                       pl.when(direction.is_null()).then(pl.lit("direction missing"))
+                       .when(~direction.is_in(_DIRECTIONS)).then(pl.format(
+                           "direction {} is not debit or credit; add it to value_map", direction))))
+    else:
+        assert amount_spec.debit_column and amount_spec.credit_column
+        debit = amount_expressions(pl.col(cols[amount_spec.debit_column]), amount_spec, exponent)
+        credit = amount_expressions(pl.col(cols[amount_spec.credit_column]), amount_spec, exponent)
+        debit_set = ~debit.empty & (debit.minor.fill_null(1) != 0)
+        credit_set = ~credit.empty & (credit.minor.fill_null(1) != 0)
+        outputs["amount_minor"] = pl.when(debit_set).then(debit.minor).otherwise(credit.minor)
+        outputs["direction"] = pl.when(debit_set).then(pl.lit("debit")).otherwise(pl.lit("credit"))
+        checks.append(("debit", amount_spec.debit_column, debit.error))
+        checks.append(("credit", amount_spec.credit_column, credit.error))
+        checks.append(("amount", f"{amount_spec.debit_column}/{amount_spec.credit_column}",
+                       pl.when(debit_set & credit_set).then(pl.lit("both debit and credit hold an amount"))
+                       .when(~debit_set & ~credit_set).then(pl.lit("neither debit nor credit holds a "
+                                                                   "non-zero amount"))))
+
+    tx_value, has_time, tx_error, tx_col = _date_expressions(fields["transaction_date"], cols,
+                                                             "fields.transaction_date")
+    outputs["transaction_date"] = tx_value
+    outputs["has_time"] = has_time
+    checks.append(("transaction_date", tx_col, pl.when(tx_error.is_not_null()).then(tx_error)
+                   .when(tx_value.is_null()).then(pl.lit("transaction date missing"))))
+    if "value_date" in fields:
+        vd_value, _, vd_error, vd_col = _date_expressions(fields["value_date"], cols, "fields.value_date")
+        outputs["value_date"] = vd_value.dt.date()
+        checks.append(("value_date", vd_col, vd_error))
+    else:
+        outputs["value_date"] = pl.lit(None, dtype=pl.Date)
+
+    for name in ("reference", "secondary_reference", "description", "channel", "account", "counterparty"):
+        outputs[name] = (_value_expr(fields[name], cols, f"fields.{name}") if name in fields
+                         else pl.lit(None, dtype=pl.String))
+    if "status" in fields:
+        status = _value_expr(fields["status"], cols, "fields.status").str.to_lowercase()
+        outputs["status"] = status.fill_null(pl.lit("unknown"))
+        checks.append(("status", _first_column(fields["status"]), pl.when(
+            status.is_not_null() & ~status.is_in(_STATUSES)).then(pl.format(
+                "status {} is not success, failed, reversed or unknown; add it to value_map or set a "
+                "default", status))))
+    else:
+        outputs["status"] = pl.lit("unknown")
+    source_columns = table.columns
+    outputs["raw"] = pl.struct([pl.col(c) for c in source_columns]).struct.json_encode()
+
+    error_names = [f"__error_{i}" for i in range(len(checks))]
+    computed = frame.with_columns(
+        *[expr.alias(f"__out_{name}") for name, expr in outputs.items()],
+        *[check.alias(error_names[i]) for i, (_, _, check) in enumerate(checks)],
+    )
+    any_error = pl.any_horizontal([pl.col(n).is_not_null() for n in error_names])
+    computed = computed.with_columns(any_error.alias("__failed"))
+    errors = list(table.row_errors)
+    failed = computed.filter(pl.col("__failed"))
+    if failed.height:
+        for i, (field_name, column, _) in enumerate(checks):
+            source_col = cols.get(column, column) if column else None
+            value_col = source_col if source_col in failed.columns else None
+            rows = failed.filter(pl.col(error_names[i]).is_not_null()).select(
+                ROW_NUMBER, LINE_NUMBER, pl.col(value_col) if value_col else pl.lit(None, pl.String),
+                error_names[i])
+            for row_number, line_number, value, reason in rows.iter_rows():
+                errors.append(RowError(row_number=row_number, line_number=line_number,
+                                       column=column or field_name, value=value, reason=reason))
+    errors.sort(key=lambda e: (e.row_number, e.column or ""))
+    good = computed.filter(~pl.col("__failed"))
+    result = good.select(
+        pl.col(ROW_NUMBER).alias("row_number"),
+        *[pl.col(f"__out_{name}").cast(CANONICAL_SCHEMA[name]).alias(name)
+          for name in CANONICAL_SCHEMA.names() if name != "row_number"],
+    ).select(CANONICAL_SCHEMA.names())
+    return NormalizationResult(frame=result, errors=errors, row_count=result.height,
+                               source_rows=table.total_rows, content=table.content,
+                               columns=list(table.columns), skipped_lines=list(table.skipped_lines),
+                               header_line=table.header_line)
+
+
+# --- Parquet -----------------------------------------------------------------------------------
+
+
+def write_parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """Normalized frame to Parquet bytes (zstd), for a storage adapter to store as is."""
+    if frame.schema != CANONICAL_SCHEMA:
+        raise IngestionError("refusing to write a frame that is not in the canonical schema",
+                             schema={k: str(v) for k, v in frame.schema.items()})
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
+
+
+def read_parquet_bytes(data: bytes) -> pl.DataFrame:
+    """Parquet bytes (as written by write_parquet_bytes) back to a canonical frame; schema checked."""
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise IngestionError(f"the normalized Parquet file is unreadable ({exc})") from exc
+    if frame.schema != CANONICAL_SCHEMA:
+        raise IngestionError("the Parquet file is not in the canonical schema",
+                             schema={k: str(v) for k, v in frame.schema.items()})
+    return frame
+
+
+def raw_values(frame_row_raw: str | None) -> dict[str, str | None]:
+    """The `raw` column of one row back to the source values by column name."""
+    return json.loads(frame_row_raw) if frame_row_raw else {}
+
+

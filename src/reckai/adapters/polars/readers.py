@@ -1,0 +1,266 @@
+"""Readers: any accepted source file into a table of string cells with source line numbers.
+
+Every kind (delimited text, xlsx/xls, xml, MT940, camt.053) becomes a `SourceTable`: a polars frame
+whose columns are the source columns (all `String`), plus `__row_number` (1-based data row) and
+`__line_number` (1-based physical line, or sheet row) in front. Nothing is dropped without a
+record: ragged rows become `RowError`s, preamble/trailer/blank lines are listed in `skipped_lines`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from reckai.domain.ingestion.delimited import (
+    find_header,
+    footer_regex,
+    header_names,
+    sample_records,
+)
+from reckai.domain.ingestion.errors import (
+    HeaderNotFound,
+    IngestionError,
+    NoDataRows,
+    RowError,
+    UnsupportedContent,
+)
+from reckai.domain.ingestion.mapping import ParseSettings
+from reckai.domain.ingestion.sniffing import (
+    DEFAULT_MAX_INFLATED_BYTES,
+    ContentInfo,
+    decode_text,
+    sniff_content,
+)
+
+ROW_NUMBER = "__row_number"
+LINE_NUMBER = "__line_number"
+_TRAILER_LOOKBACK = 50
+
+
+@dataclass
+class SourceTable:
+    frame: pl.DataFrame  # __row_number, __line_number, then one String column per source column
+    columns: list[str]
+    content: ContentInfo
+    row_errors: list[RowError] = field(default_factory=list)  # ragged rows, never in `frame`
+    skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, why): preamble, trailer
+    header_line: int | None = None
+
+    @property
+    def total_rows(self) -> int:
+        return self.frame.height + len(self.row_errors)
+
+
+def inspect_content(data: bytes, filename: str | None = None, *,
+                    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> ContentInfo:
+    """Identify and validate an upload by content before it is stored; raise a typed IngestionError.
+
+    Workbooks are checked for zip bombs / OLE2 structure, text for encoding, XML for well-formedness
+    with defusedxml (entity declarations and external entities refused).
+    """
+    info = sniff_content(data, filename, max_inflated_bytes=max_inflated_bytes)
+    if info.format == "xml":
+        from reckai.adapters.xml.safe_xml import parse_xml
+
+        parse_xml(data)
+    return info
+
+
+def read_table(data: bytes, settings: ParseSettings | None = None, filename: str | None = None, *,
+               max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> SourceTable:
+    """Read any accepted file into a SourceTable, honouring the mapping's parse settings."""
+    settings = settings or ParseSettings()
+    if settings.encoding and settings.format in (None, "csv", "txt"):
+        text, encoding = decode_text(data, settings.encoding)
+        info = ContentInfo(format="csv" if settings.format != "txt" else "txt", kind="csv",
+                           encoding=encoding, delimiter=settings.delimiter)
+        return read_delimited_text(text, info, settings)
+    info = inspect_content(data, filename, max_inflated_bytes=max_inflated_bytes)
+    wanted = settings.format
+    if wanted in ("xlsx", "xls") and info.kind not in ("xlsx", "xls"):
+        raise UnsupportedContent(f"the mapping expects an Excel workbook but the file is {info.kind}",
+                                 expected=wanted, found=info.kind)
+    if info.kind in ("xlsx", "xls"):
+        from reckai.adapters.polars.readers_excel import read_workbook
+
+        return read_workbook(data, info, settings)
+    if info.kind in ("xml", "camt053") or wanted in ("xml", "camt053"):
+        from reckai.adapters.xml.statements import read_xml_table
+
+        return read_xml_table(data, info, settings)
+    text, encoding = decode_text(data, settings.encoding)
+    if info.kind == "mt940" or wanted == "mt940":
+        from reckai.adapters.polars.readers_mt940 import read_mt940_table
+
+        return read_mt940_table(text, info)
+    return read_delimited_text(text, info, settings)
+
+
+def _normalise_newlines(text: str) -> str:
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text and "\n" not in text:
+            text = text.replace("\r", "\n")
+    return text
+
+
+def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings) -> SourceTable:
+    text = _normalise_newlines(text)
+    from reckai.domain.ingestion.delimited import detect_delimiter
+
+    delimiter = settings.delimiter or info.delimiter or detect_delimiter(text)
+    if delimiter is None:
+        raise HeaderNotFound("no column delimiter found (tried , ; | and tab); give parse.delimiter")
+    info = ContentInfo(format=info.format, kind=info.kind, encoding=info.encoding, delimiter=delimiter)
+    records = sample_records(text, delimiter)
+    if not records:
+        raise NoDataRows("the file has no rows")
+    if settings.header_row is not None:
+        found = [r for r in records if r[0] == settings.header_row]
+        if not found:
+            raise HeaderNotFound(f"parse.header_row {settings.header_row} is not a non-blank line among "
+                                 "the first lines of the file", header_row=settings.header_row)
+        header_line, header_cells = found[0]
+    else:
+        header_line, header_cells = find_header(records)
+    columns = header_names(header_cells)
+    skipped = [(line, "preamble") for line, _ in records if line < header_line]
+    lines = text.split("\n")
+    # The header may span lines when a quoted name holds a newline: find where its record ends.
+    header_end = header_line
+    if '"' in lines[header_line - 1]:
+        reader = csv.reader(io.StringIO("\n".join(lines[header_line - 1:header_line + 20])),
+                            delimiter=delimiter)
+        next(reader, None)
+        header_end = header_line - 1 + reader.line_num
+    region = lines[header_end:]
+    first_line = header_end + 1
+    footer = footer_regex(settings.skip_footer_pattern)
+    if '"' in text[sum(len(x) + 1 for x in lines[:header_end]):]:
+        table = _quoted_records(region, first_line, delimiter, columns, footer)
+    else:
+        table = _plain_records(region, first_line, delimiter, columns, footer)
+    frame, row_errors, more_skipped = table
+    skipped.extend(more_skipped)
+    if frame.height == 0 and not row_errors:
+        raise NoDataRows("the file has a header but no data rows", header_line=header_line)
+    return SourceTable(frame=frame, columns=columns, content=info, row_errors=row_errors,
+                       skipped_lines=skipped, header_line=header_line)
+
+
+def _ragged_error(row_number: int, line: int, width: int, found: int, text: str) -> RowError:
+    return RowError(row_number=row_number, column=None, value=text[:500], line_number=line,
+                    reason=f"expected {width} fields, found {found}")
+
+
+def _trailer_indices(texts: list[str], footer, blank: list[bool]) -> set[int]:  # type: ignore[no-untyped-def]
+    """Indices (into texts) of the trailing block of trailer lines, walking back from the end."""
+    trailer: set[int] = set()
+    checked = 0
+    for i in range(len(texts) - 1, -1, -1):
+        if blank[i]:
+            continue
+        candidate = texts[i].replace('"', "").strip()
+        if footer.search(candidate):
+            trailer.add(i)
+            checked += 1
+            if checked >= _TRAILER_LOOKBACK:
+                break
+            continue
+        break
+    return trailer
+
+
+def _plain_records(region: list[str], first_line: int, delimiter: str, columns: list[str],
+                   footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]:  # type: ignore[no-untyped-def]
+    """No quote character in the data: one line is one record, so everything is vectorised."""
+    width = len(columns)
+    lines = pl.DataFrame({"text": pl.Series(region, dtype=pl.String)}).with_row_index("idx")
+    stripped = pl.col("text").str.replace_all(f"[{_class_escape(delimiter)} \t]", "")
+    lines = lines.with_columns(
+        (pl.col("idx").cast(pl.Int64) + first_line).alias(LINE_NUMBER),
+        (stripped == "").alias("blank"))
+    tail = lines.tail(_TRAILER_LOOKBACK + 20)
+    tail_trailer = _trailer_indices(tail["text"].to_list(), footer, tail["blank"].to_list())
+    offset = lines.height - tail.height
+    trailer_idx = sorted(offset + i for i in tail_trailer)
+    skipped: list[tuple[int, str]] = [(first_line + i, "trailer") for i in trailer_idx]
+    keep = ~pl.col("blank")
+    if trailer_idx:
+        keep = keep & ~pl.col("idx").is_in(trailer_idx)
+    blank_lines = lines.filter(pl.col("blank") & (pl.col("idx") < (trailer_idx[0] if trailer_idx else
+                                                                  lines.height)))
+    # A trailing newline at end of file is not a "blank line" worth reporting.
+    skipped.extend((int(n), "blank line") for n in blank_lines[LINE_NUMBER].to_list()
+                   if n != first_line + lines.height - 1)
+    records = lines.filter(keep).with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_NUMBER),
+        (pl.col("text").str.count_matches(delimiter, literal=True) + 1).alias("width"))
+    ragged = records.filter(pl.col("width") != width)
+    row_errors = [_ragged_error(r, ln, width, w, t) for r, ln, w, t in
+                  ragged.select(ROW_NUMBER, LINE_NUMBER, "width", "text").iter_rows()]
+    good = records.filter(pl.col("width") == width)
+    split = good.select(
+        ROW_NUMBER, LINE_NUMBER,
+        pl.col("text").str.split_exact(delimiter, width - 1).struct.rename_fields(columns).alias("cells"),
+    ).unnest("cells") if width > 1 else good.select(ROW_NUMBER, LINE_NUMBER,
+                                                   pl.col("text").alias(columns[0]))
+    return split, row_errors, skipped
+
+
+def _class_escape(char: str) -> str:
+    return "\\t" if char == "\t" else "\\" + char if char in "|^]\\-[" else char
+
+
+def _quoted_records(region: list[str], first_line: int, delimiter: str, columns: list[str],
+                    footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]:  # type: ignore[no-untyped-def]
+    """Quoted fields (embedded delimiters, quotes, newlines): the csv module tracks record lines."""
+    width = len(columns)
+    reader = csv.reader((line + "\n" for line in region), delimiter=delimiter, quotechar='"',
+                        strict=True)
+    starts: list[int] = []
+    rows: list[list[str]] = []
+    next_start = first_line
+    try:
+        for row in reader:
+            starts.append(next_start)
+            rows.append(row)
+            next_start = first_line + reader.line_num
+    except csv.Error as exc:
+        raise IngestionError(f"line {next_start}: malformed quoted field ({exc}); check the quoting",
+                             line=next_start) from exc
+    blank = [not any(cell.strip() for cell in row) for row in rows]
+    texts = [delimiter.join(row) for row in rows[-(_TRAILER_LOOKBACK + 20):]]
+    offset = len(rows) - len(texts)
+    trailer = {offset + i for i in _trailer_indices(texts, footer, blank[offset:])}
+    skipped: list[tuple[int, str]] = [(starts[i], "trailer") for i in sorted(trailer)]
+    last_data = min(trailer) if trailer else len(rows)
+    skipped.extend((starts[i], "blank line") for i in range(last_data) if blank[i]
+                   and i != len(rows) - 1)
+    row_errors: list[RowError] = []
+    good_rows: list[list[str]] = []
+    good_lines: list[int] = []
+    good_numbers: list[int] = []
+    row_number = 0
+    for i in range(len(rows)):
+        if blank[i] or i in trailer:
+            continue
+        row_number += 1
+        row = rows[i]
+        if len(row) != width:
+            row_errors.append(_ragged_error(row_number, starts[i], width, len(row), delimiter.join(row)))
+            continue
+        good_rows.append(row)
+        good_lines.append(starts[i])
+        good_numbers.append(row_number)
+    data: dict[str, pl.Series] = {
+        ROW_NUMBER: pl.Series(ROW_NUMBER, good_numbers, dtype=pl.Int64),
+        LINE_NUMBER: pl.Series(LINE_NUMBER, good_lines, dtype=pl.Int64),
+    }
+    cells = list(zip(*good_rows)) if good_rows else [()] * width
+    for name, values in zip(columns, cells):
+        data[name] = pl.Series(name, list(values), dtype=pl.String)
+    return pl.DataFrame(data), row_errors, skipped

@@ -1,0 +1,230 @@
+"""Content sniffing: what a file really is, decided from its bytes (the name is only a hint).
+
+Pure functions, usable on an upload before it is stored. Order matters: binary content is detected
+before any text decoding is tried, and an OOXML zip has its inflated size counted (by inflating it,
+with a cap) before any spreadsheet reader is allowed near it. XML well-formedness needs defusedxml,
+so it is checked by the adapter (`reckai.adapters.xml.safe_xml`); here XML is only recognised.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+
+from reckai.domain.ingestion.errors import (
+    ArchiveTooLarge,
+    BinaryContent,
+    ContentMismatch,
+    EmptyFile,
+    InvalidWorkbook,
+    UndecodableText,
+)
+
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ZIP_MAGIC = b"PK\x03\x04"
+DEFAULT_MAX_INFLATED_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_COMPRESSION_RATIO = 200  # refused only once past 16 MiB inflated
+_RATIO_FLOOR_BYTES = 16 * 1024 * 1024
+_MAX_ZIP_ENTRIES = 10_000
+_SNIFF_BYTES = 64 * 1024
+
+# Magic numbers of common binary formats that are not spreadsheets, for a precise message.
+_BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "a PDF document"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"), (b"\x1f\x8b", "a gzip archive"), (b"MZ", "a Windows executable"),
+    (b"\x7fELF", "an ELF executable"), (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive"),
+)
+
+FORMAT_OF_KIND = {"csv": "csv", "tsv": "txt", "pipe": "txt", "semicolon": "csv", "txt": "txt",
+                  "mt940": "txt", "xlsx": "excel", "xls": "excel", "xml": "xml", "camt053": "xml"}
+
+
+@dataclass(frozen=True)
+class ContentInfo:
+    format: str  # the spec's reconciliation_files.format: excel | csv | txt | xml
+    kind: str  # precise kind: csv, tsv, pipe, semicolon, txt, xlsx, xls, xml, mt940, camt053
+    encoding: str | None = None  # text kinds: the encoding the bytes decode with
+    delimiter: str | None = None  # delimited kinds
+    inflated_bytes: int | None = None  # xlsx: bytes actually inflated while checking
+
+
+def _extension(filename: str | None) -> str:
+    if not filename or "." not in filename:
+        return ""
+    return filename.rsplit(".", 1)[1].lower()
+
+
+def looks_binary(head: bytes) -> str | None:
+    """A description of the binary format if `head` is not text, else None (UTF-16 counts as text)."""
+    for magic, description in _BINARY_MAGIC:
+        if head.startswith(magic):
+            return description
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _utf16_without_bom(head):
+        return None
+    if b"\x00" in head:
+        return "binary data (NUL bytes)"
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 26, 27))
+    if head and controls / len(head) > 0.05:
+        return "binary data (control bytes)"
+    return None
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    sample = head[:4096]
+    if len(sample) < 4:
+        return None
+    even_nul = sample[0::2].count(0) / max(1, len(sample[0::2]))
+    odd_nul = sample[1::2].count(0) / max(1, len(sample[1::2]))
+    if odd_nul > 0.9 and even_nul < 0.1:
+        return "utf-16-le"
+    if even_nul > 0.9 and odd_nul < 0.1:
+        return "utf-16-be"
+    return None
+
+
+def decode_text(data: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """Decode text bytes; return (text, encoding). Detection: BOM, utf-16 pattern, utf-8, windows-1252.
+
+    A BOM is removed from the text. An explicit `encoding` is used as is (its BOM still removed).
+    """
+    if not data:
+        raise EmptyFile("the file is empty (0 bytes)")
+    if encoding is None:
+        described = looks_binary(data[:_SNIFF_BYTES])
+        if described:
+            raise BinaryContent(f"the file is {described}, not text; export it as CSV or text",
+                                detected=described)
+    candidates: list[str]
+    if encoding:
+        candidates = [encoding]
+    elif data.startswith(codecs.BOM_UTF8):
+        candidates = ["utf-8-sig"]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = ["utf-16"]
+    elif utf16 := _utf16_without_bom(data[:_SNIFF_BYTES]):
+        candidates = [utf16]
+    else:
+        candidates = ["utf-8", "windows-1252"]
+    last_error: UnicodeDecodeError | None = None
+    for candidate in candidates:
+        try:
+            text = data.decode(candidate)
+        except UnicodeDecodeError as exc:
+            last_error = exc
+            continue
+        except LookupError as exc:
+            raise UndecodableText(f"unknown encoding {candidate!r}", encoding=candidate) from exc
+        text = text.removeprefix("\ufeff")
+        if "\x00" in text:
+            raise BinaryContent("the text contains NUL characters: it is binary or in another encoding",
+                                encoding=candidate)
+        name = {"utf-8-sig": "utf-8-sig", "utf-16": "utf-16"}.get(candidate, candidate)
+        return text, name
+    position = last_error.start if last_error else None
+    raise UndecodableText(
+        f"the file is not valid text in {' or '.join(candidates)} (bad byte at offset {position}); "
+        "save it as UTF-8 or give the encoding in the mapping's parse.encoding",
+        encodings=candidates, offset=position) from last_error
+
+
+def check_ooxml_workbook(data: bytes, *, max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
+                         max_ratio: int = DEFAULT_MAX_COMPRESSION_RATIO) -> int:
+    """Check an .xlsx is a real OOXML spreadsheet zip and not a bomb; return the bytes inflated.
+
+    Every member is inflated by streaming reads and the bytes actually produced are counted: the
+    sizes written in the zip headers are attacker-controlled and never trusted.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InvalidWorkbook("the file is not a valid .xlsx (not a readable zip archive)") from exc
+    with archive:
+        members = archive.infolist()
+        names = {m.filename for m in members}
+        if len(members) > _MAX_ZIP_ENTRIES:
+            raise ArchiveTooLarge(f"the workbook has {len(members)} zip entries (limit {_MAX_ZIP_ENTRIES})")
+        if "[Content_Types].xml" not in names or not any(n.startswith("xl/") for n in names):
+            raise InvalidWorkbook("the zip file is not an Excel workbook (.xlsx): no OOXML spreadsheet "
+                                  "parts inside")
+        total = 0
+        for member in members:
+            if member.is_dir():
+                continue
+            try:
+                with archive.open(member) as stream:
+                    while chunk := stream.read(1024 * 1024):
+                        total += len(chunk)
+                        if total > max_inflated_bytes:
+                            raise ArchiveTooLarge(
+                                f"the workbook inflates to more than {max_inflated_bytes // (1024 * 1024)} "
+                                "MiB; refused as a possible zip bomb", limit_bytes=max_inflated_bytes)
+                        if total > _RATIO_FLOOR_BYTES and total > max_ratio * len(data):
+                            raise ArchiveTooLarge(
+                                f"the workbook's compression ratio passes {max_ratio}:1; refused as a "
+                                "possible zip bomb", compressed_bytes=len(data), inflated_so_far=total)
+            except ArchiveTooLarge:
+                raise
+            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
+                raise InvalidWorkbook(f"the workbook is corrupt (zip member {member.filename!r}: {exc})",
+                                      member=member.filename) from exc
+        return total
+
+
+def check_ole2_workbook(data: bytes) -> None:
+    if not data.startswith(OLE2_MAGIC) or len(data) < 512:
+        raise InvalidWorkbook("the file is not a valid .xls (not an OLE2 compound document)")
+
+
+MT940_PATTERN = re.compile(r"^:20:.*$[\s\S]*^:(25|28C?|60[FM]):", re.MULTILINE)
+
+
+def classify_text(text: str) -> str:
+    """The kind of a decoded text: xml, camt053, mt940, or 'delimited' (csv family) / 'txt'."""
+    head = text[:4096].lstrip()
+    if head.startswith("<"):
+        return "camt053" if "camt.053" in text[:20000] or "<BkToCstmrStmt" in text[:20000] else "xml"
+    if MT940_PATTERN.search(text[:20000]) and re.search(r"^:61:", text[:200000], re.MULTILINE):
+        return "mt940"
+    return "delimited"
+
+
+def sniff_content(data: bytes, filename: str | None = None, *,
+                  max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> ContentInfo:
+    """Identify an upload from its content; raise a typed IngestionError when it is unusable.
+
+    XML is recognised here but its well-formedness (with defusedxml) is checked by the adapter's
+    `inspect_content`, which callers should use.
+    """
+    if not data:
+        raise EmptyFile("the file is empty (0 bytes)")
+    ext = _extension(filename)
+    if data.startswith(ZIP_MAGIC):
+        inflated = check_ooxml_workbook(data, max_inflated_bytes=max_inflated_bytes)
+        return ContentInfo(format="excel", kind="xlsx", inflated_bytes=inflated)
+    if data.startswith(OLE2_MAGIC):
+        check_ole2_workbook(data)
+        return ContentInfo(format="excel", kind="xls")
+    if ext in ("xlsx", "xlsm", "xls"):
+        described = looks_binary(data[:_SNIFF_BYTES])
+        raise ContentMismatch(f"the file is named .{ext} but is not an Excel workbook"
+                              + (f" (it is {described})" if described else " (it is text)"),
+                              extension=ext)
+    text, encoding = decode_text(data)
+    if not text.strip():
+        raise EmptyFile("the file contains only blank lines")
+    kind = classify_text(text)
+    if kind in ("xml", "camt053"):
+        return ContentInfo(format="xml", kind=kind, encoding=encoding)
+    if kind == "mt940":
+        return ContentInfo(format="txt", kind="mt940", encoding=encoding)
+    from reckai.domain.ingestion.delimited import detect_delimiter
+
+    delimiter = detect_delimiter(text)
+    if delimiter is None:
+        return ContentInfo(format="txt", kind="txt", encoding=encoding)
+    kind = {",": "csv", ";": "semicolon", "|": "pipe", "\t": "tsv"}[delimiter]
+    fmt = "csv" if ext == "csv" or kind in ("csv", "semicolon") else "txt"
+    return ContentInfo(format=fmt, kind=kind, encoding=encoding, delimiter=delimiter)
