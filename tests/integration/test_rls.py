@@ -1,0 +1,346 @@
+"""Row-level tenancy, proven against the real server as the runtime role reckai_app.
+
+audit_logs rows are written through the audit writer (its chain trigger refuses hand-made rows),
+so its isolation is tested with the audit log; here only its RLS flags and grants are.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from reckai.adapters.postgres.engine import create_engine
+from reckai.adapters.postgres.roles import UnsafeDatabaseRole, assert_safe_app_role
+from tests.fixtures.postgres import PgDatabase, Tenant, create_tenant
+
+pytestmark = pytest.mark.integration
+
+# docs/tenancy.md lists the functions of 0001_schema; a feature adding one documents it in its own
+# docs/*.md as `name(args)`. An undocumented bypass of the policies fails the test below.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _as_tenant(conn: Connection, organization_id: uuid.UUID | None) -> None:
+    conn.execute(text("SELECT set_config('app.current_org_id', :org, true)"), {"org": str(organization_id or "")})
+
+
+def _seed(engine: Engine, tenant: Tenant) -> dict[str, uuid.UUID]:
+    """One row in several tenant tables, written as that tenant."""
+    with engine.begin() as conn:
+        _as_tenant(conn, tenant.organization_id)
+        params = {"org": tenant.organization_id, "user": tenant.admin_user_id}
+        job = conn.execute(
+            text("INSERT INTO reconciliation_jobs (organization_id, name, status, created_by)"
+                 " VALUES (:org, 'job', 'pending', :user) RETURNING id"), params).scalar_one()
+        file = conn.execute(
+            text("INSERT INTO reconciliation_files (organization_id, job_id, name, original_filename, file_type,"
+                 " format, size_bytes, storage_path, status, uploaded_by)"
+                 " VALUES (:org, :job, 'f', 'f.csv', 'bank', 'csv', 10, 'k', 'uploaded', :user) RETURNING id"),
+            {**params, "job": job}).scalar_one()
+        exception = conn.execute(
+            text("INSERT INTO exceptions (organization_id, job_id, type, severity, status, description)"
+                 " VALUES (:org, :job, 'duplicate', 'low', 'open', 'd') RETURNING id"),
+            {**params, "job": job}).scalar_one()
+        comment = conn.execute(
+            text("INSERT INTO exception_comments (organization_id, exception_id, user_id, content)"
+                 " VALUES (:org, :exc, :user, 'c') RETURNING id"), {**params, "exc": exception}).scalar_one()
+    return {
+        "reconciliation_jobs": job, "reconciliation_files": file, "exceptions": exception,
+        "exception_comments": comment, "users": tenant.admin_user_id,
+        "organizations": tenant.organization_id,
+    }
+
+
+@pytest.fixture(scope="module")
+def two_tenants(app_engine: Engine) -> tuple[Tenant, Tenant, dict[str, uuid.UUID], dict[str, uuid.UUID]]:
+    a, b = create_tenant(app_engine), create_tenant(app_engine)
+    return a, b, _seed(app_engine, a), _seed(app_engine, b)
+
+
+def test_every_table_holding_organization_id_has_rls_enabled_and_forced(owner_engine: Engine) -> None:
+    with owner_engine.connect() as conn:
+        tables = set(conn.execute(text(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'"
+            " AND column_name = 'organization_id'")).scalars()) | {"organizations"}
+        state = {
+            r.relname: r for r in conn.execute(text(
+                "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,"
+                " (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname"
+                "   AND p.qual LIKE '%app.current_org_id%' AND p.with_check LIKE '%app.current_org_id%') AS policies"
+                " FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')"))
+        }
+    assert len(tables) >= 20
+    for table in sorted(tables):
+        assert state[table].relrowsecurity, f"{table}: RLS not enabled"
+        assert state[table].relforcerowsecurity, f"{table}: RLS not forced"
+        assert state[table].policies >= 1, f"{table}: no tenant policy in USING and WITH CHECK"
+
+
+def test_app_role_cannot_bypass(app_engine: Engine, owner_engine: Engine, pg_database: PgDatabase) -> None:
+    with app_engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT current_user, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles"
+            " WHERE rolname = current_user")).one()
+        owned = conn.execute(text(
+            "SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = 'reckai_app')"
+        )).scalar_one()
+        functions_owned = conn.execute(text(
+            "SELECT count(*) FROM pg_proc WHERE proowner = (SELECT oid FROM pg_roles WHERE rolname = 'reckai_app')"
+        )).scalar_one()
+    assert row.current_user == "reckai_app"
+    assert (row.rolsuper, row.rolbypassrls, row.rolcreaterole, row.rolcreatedb) == (False, False, False, False)
+    assert owned == 0 and functions_owned == 0
+    assert_safe_app_role(app_engine)  # does not raise
+    with pytest.raises(UnsafeDatabaseRole, match="owns"):
+        assert_safe_app_role(owner_engine)
+    admin = create_engine(pg_database.admin_url, pool_size=1)
+    try:
+        with pytest.raises(UnsafeDatabaseRole, match="superuser"):
+            assert_safe_app_role(admin)
+    finally:
+        admin.dispose()
+
+
+def test_app_role_cannot_turn_row_security_off(app_engine: Engine, two_tenants) -> None:  # type: ignore[no-untyped-def]
+    with app_engine.connect() as conn, pytest.raises(DBAPIError):
+        conn.execute(text("ALTER TABLE reconciliation_jobs DISABLE ROW LEVEL SECURITY"))
+    with app_engine.connect() as conn:
+        # row_security=off makes a query that a policy would filter fail rather than see everything.
+        conn.execute(text("SET LOCAL row_security = off"))
+        with pytest.raises(DBAPIError, match="row-level security"):
+            conn.execute(text("SELECT count(*) FROM reconciliation_jobs")).scalar_one()
+
+
+TABLES_UNDER_TEST = ("reconciliation_jobs", "reconciliation_files", "exceptions", "exception_comments",
+                     "users", "organizations")
+
+
+@pytest.mark.parametrize("table", TABLES_UNDER_TEST)
+def test_org_a_cannot_read_or_change_org_b_rows(app_engine: Engine, two_tenants, table: str) -> None:  # type: ignore[no-untyped-def]
+    a, b, rows_a, rows_b = two_tenants
+    with app_engine.connect() as conn:
+        _as_tenant(conn, a.organization_id)
+        visible = set(conn.execute(text(f"SELECT id FROM {table}")).scalars())
+        assert rows_a[table] in visible
+        assert rows_b[table] not in visible
+        assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() == 0
+        column = "name" if table in ("reconciliation_jobs", "reconciliation_files", "users", "organizations") else (
+            "description" if table == "exceptions" else "content")
+        updated = conn.execute(text(f"UPDATE {table} SET {column} = 'hijacked' WHERE id = :id"),
+                               {"id": rows_b[table]})
+        assert updated.rowcount == 0
+        if table not in ("users", "organizations"):
+            deleted = conn.execute(text(f"DELETE FROM {table} WHERE id = :id"), {"id": rows_b[table]})
+            assert deleted.rowcount == 0
+        conn.commit()
+    with app_engine.connect() as conn:
+        _as_tenant(conn, b.organization_id)
+        assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() == 1
+        if table in ("reconciliation_jobs", "users", "organizations"):
+            assert conn.execute(text(f"SELECT name FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() != "hijacked"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO reconciliation_jobs (organization_id, name, status, created_by) VALUES (:b, 'x', 'pending', :ub)",
+        "INSERT INTO users (organization_id, email, password_hash, name, role) VALUES (:b, 'x@y.z', 'h', 'x', 'admin')",
+        "INSERT INTO outbox_messages (organization_id, queue, actor_name, payload) VALUES (:b, 'low', 'a', '{}')",
+        # Moving one's own row into another tenant is refused by WITH CHECK.
+        "UPDATE reconciliation_jobs SET organization_id = :b WHERE organization_id = :a",
+    ],
+)
+def test_org_a_cannot_write_rows_for_org_b(app_engine: Engine, two_tenants, statement: str) -> None:  # type: ignore[no-untyped-def]
+    a, b, _, _ = two_tenants
+    with app_engine.connect() as conn:
+        _as_tenant(conn, a.organization_id)
+        with pytest.raises(ProgrammingError) as caught:
+            conn.execute(text(statement), {"a": a.organization_id, "b": b.organization_id, "ub": b.admin_user_id})
+        assert isinstance(caught.value.orig, psycopg.errors.InsufficientPrivilege)
+        assert "row-level security" in str(caught.value.orig)
+
+
+def test_without_a_tenant_no_tenant_row_is_visible(app_engine: Engine, two_tenants) -> None:  # type: ignore[no-untyped-def]
+    with app_engine.connect() as conn:
+        for table in TABLES_UNDER_TEST:
+            assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE organization_id IS NOT NULL"
+                                     if table != "organizations" else "SELECT count(*) FROM organizations")
+                                ).scalar_one() == 0, table
+
+
+def test_pooled_connection_reused_after_commit_sees_no_tenant_rows(pg_database: PgDatabase, two_tenants) -> None:  # type: ignore[no-untyped-def]
+    a = two_tenants[0]
+    engine = create_engine(pg_database.app_url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            _as_tenant(conn, a.organization_id)
+            assert conn.execute(text("SELECT count(*) FROM reconciliation_jobs")).scalar_one() >= 1
+            conn.commit()
+            # Same connection, next transaction: the setting was transaction-local.
+            assert conn.execute(text("SELECT count(*) FROM reconciliation_jobs")).scalar_one() == 0
+            conn.commit()
+        with engine.connect() as conn:  # back from the pool
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
+            assert conn.execute(text("SELECT current_setting('app.current_org_id', true)")).scalar_one() in ("", None)
+            for table in TABLES_UNDER_TEST:
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0, table
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("table", ["users", "organizations"])
+def test_app_role_cannot_delete_users_or_organizations(app_engine: Engine, two_tenants, table: str) -> None:  # type: ignore[no-untyped-def]
+    a, _, rows_a, _ = two_tenants
+    with app_engine.connect() as conn:
+        _as_tenant(conn, a.organization_id)
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            conn.execute(text(f"DELETE FROM {table} WHERE id = :id"), {"id": rows_a[table]})
+
+
+def test_app_role_privileges_are_narrow(app_engine: Engine) -> None:
+    with app_engine.connect() as conn:
+        def has(table: str, privilege: str) -> bool:
+            return bool(conn.execute(text("SELECT has_table_privilege('reckai_app', :t, :p)"),
+                                     {"t": table, "p": privilege}).scalar_one())
+
+        tables = conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).scalars().all()
+        for table in tables:
+            assert not has(table, "TRUNCATE"), table
+            assert not has(table, "TRIGGER"), table
+            assert not has(table, "REFERENCES"), table
+        assert not has("audit_logs", "UPDATE") and not has("audit_logs", "DELETE")
+        assert has("audit_logs", "INSERT") and has("audit_logs", "SELECT")
+        assert not has("users", "DELETE") and not has("organizations", "DELETE")
+        assert not has("organizations", "INSERT")
+        assert not has("alembic_version", "SELECT")
+
+
+# --- SECURITY DEFINER functions ----------------------------------------------------------------
+
+EXPECTED_FUNCTIONS = {
+    "auth_find_login_candidate", "auth_find_session_by_token_hash", "signup_find_organization_by_code",
+    "signup_create_organization", "outbox_claim_due", "outbox_mark_done", "outbox_mark_failed",
+    "sweep_expired_sessions",
+}
+
+
+def test_security_definer_functions_are_the_documented_ones(owner_engine: Engine) -> None:
+    with owner_engine.connect() as conn:
+        functions = conn.execute(text(
+            "SELECT p.proname, r.rolname AS owner, p.prosecdef, p.proconfig,"
+            " has_function_privilege('public', p.oid, 'EXECUTE') AS public_exec,"
+            " has_function_privilege('reckai_app', p.oid, 'EXECUTE') AS app_exec"
+            " FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner"
+            " WHERE p.pronamespace = 'public'::regnamespace")).all()
+    documented = {
+        name for doc in DOCS.rglob("*.md") for name in re.findall(r"`([a-z_]+)\(", doc.read_text())
+    }
+    definers = {f.proname for f in functions if f.prosecdef}
+    owned_by_system = {f.proname for f in functions if f.owner == "reckai_system"}
+    assert EXPECTED_FUNCTIONS <= owned_by_system
+    # Only reckai_system owns SECURITY DEFINER functions, and it owns nothing else.
+    assert definers == owned_by_system
+    assert owned_by_system <= documented, owned_by_system - documented
+    for function in functions:
+        if function.owner == "reckai_system":
+            assert function.prosecdef
+            assert any(c.startswith("search_path=") for c in function.proconfig or []), function.proname
+            assert not function.public_exec, function.proname
+            assert function.app_exec, function.proname
+    with owner_engine.connect() as conn:
+        relations = conn.execute(text(
+            "SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = 'reckai_system')"
+        )).scalar_one()
+        login, bypass = conn.execute(text(
+            "SELECT rolcanlogin, rolbypassrls FROM pg_roles WHERE rolname = 'reckai_system'")).one()
+    assert relations == 0 and not login and bypass
+
+
+def test_signup_and_login_lookup_functions(app_engine: Engine) -> None:
+    code = f"acme-{uuid.uuid4().hex[:6]}"
+    tenant = create_tenant(app_engine, code=code, admin_email="Ada@Example.com")
+    with app_engine.connect() as conn:
+        assert conn.execute(text("SELECT signup_find_organization_by_code(:c)"), {"c": code}).scalar_one() == (
+            tenant.organization_id)
+        assert conn.execute(text("SELECT signup_find_organization_by_code('no-such-org')")).scalar_one() is None
+        found = conn.execute(text("SELECT * FROM auth_find_login_candidate(:c, 'ada@EXAMPLE.com')"),
+                             {"c": code}).all()
+        assert [(r.user_id, r.organization_id, r.role, r.organization_is_active) for r in found] == [
+            (tenant.admin_user_id, tenant.organization_id, "admin", True)]
+        assert conn.execute(text("SELECT count(*) FROM auth_find_login_candidate('other-org', 'ada@example.com')")
+                            ).scalar_one() == 0
+        # Sign-up wrote the quota row, the password history and organizations.created_by.
+        _as_tenant(conn, tenant.organization_id)
+        assert conn.execute(text("SELECT max_users FROM organization_quotas")).scalar_one() == 10
+        assert conn.execute(text("SELECT count(*) FROM password_history")).scalar_one() == 1
+        assert conn.execute(text("SELECT created_by FROM organizations")).scalar_one() == tenant.admin_user_id
+        conn.rollback()
+    with pytest.raises(DBAPIError) as caught:
+        create_tenant(app_engine, code=code)
+    assert isinstance(caught.value.orig, psycopg.errors.UniqueViolation)
+
+
+def test_session_lookup_and_sweeper_functions(app_engine: Engine) -> None:
+    a, b = create_tenant(app_engine), create_tenant(app_engine)
+    for tenant, suffix in ((a, "a"), (b, "b")):
+        with app_engine.begin() as conn:
+            _as_tenant(conn, tenant.organization_id)
+            conn.execute(text(
+                "INSERT INTO user_sessions (organization_id, user_id, token_hash, expires_at) VALUES"
+                " (:org, :user, :live, now() + interval '1 day'), (:org, :user, :dead, now() - interval '1 minute')"),
+                {"org": tenant.organization_id, "user": tenant.admin_user_id,
+                 "live": f"live-{suffix}-{tenant.code}", "dead": f"dead-{suffix}-{tenant.code}"})
+    with app_engine.begin() as conn:
+        session = conn.execute(text("SELECT * FROM auth_find_session_by_token_hash(:h)"),
+                               {"h": f"live-b-{b.code}"}).one()
+        assert (session.organization_id, session.user_id) == (b.organization_id, b.admin_user_id)
+        swept = conn.execute(text("SELECT sweep_expired_sessions()")).scalar_one()
+        assert swept >= 2
+        for tenant, suffix in ((a, "a"), (b, "b")):
+            assert conn.execute(text("SELECT count(*) FROM auth_find_session_by_token_hash(:h)"),
+                                {"h": f"dead-{suffix}-{tenant.code}"}).scalar_one() == 0
+            assert conn.execute(text("SELECT count(*) FROM auth_find_session_by_token_hash(:h)"),
+                                {"h": f"live-{suffix}-{tenant.code}"}).scalar_one() == 1
+
+
+def test_outbox_functions_claim_and_finish_messages(app_engine: Engine) -> None:
+    tenant = create_tenant(app_engine)
+    with app_engine.begin() as conn:
+        _as_tenant(conn, tenant.organization_id)
+        ids = conn.execute(text(
+            "INSERT INTO outbox_messages (organization_id, queue, actor_name, payload, max_attempts) VALUES"
+            " (:org, 'critical', 'test_actor', '{\"n\": 1}', 2), (:org, 'low', 'test_actor', '{\"n\": 2}', 2)"
+            " RETURNING id"), {"org": tenant.organization_id}).scalars().all()
+    with app_engine.begin() as conn:
+        # The relay runs without a tenant: it cannot see the rows directly...
+        assert conn.execute(text("SELECT count(*) FROM outbox_messages WHERE id = ANY(:ids)"),
+                            {"ids": ids}).scalar_one() == 0
+        # ...only through the function, which claims them once.
+        claimed = conn.execute(text("SELECT * FROM outbox_claim_due(1000)")).all()
+        mine = [m for m in claimed if m.id in ids]
+        assert {m.id for m in mine} == set(ids)
+        assert all(m.status == "dispatched" and m.attempts == 1 for m in mine)
+        again = conn.execute(text("SELECT id FROM outbox_claim_due(1000)")).scalars().all()
+        assert not set(again) & set(ids)
+        assert conn.execute(text("SELECT outbox_mark_done(:id)"), {"id": ids[0]}).scalar_one() is True
+        assert conn.execute(text("SELECT outbox_mark_done(:id)"), {"id": ids[0]}).scalar_one() is False
+        assert conn.execute(text("SELECT outbox_mark_failed(:id, 'boom', 0)"), {"id": ids[1]}).scalar_one() == "pending"
+        retried = conn.execute(text("SELECT * FROM outbox_claim_due(1000)")).all()
+        assert [m.attempts for m in retried if m.id == ids[1]] == [2]
+        assert conn.execute(text("SELECT outbox_mark_failed(:id, 'boom again', 0)"), {"id": ids[1]}).scalar_one() == (
+            "failed")
+    with app_engine.begin() as conn:
+        _as_tenant(conn, tenant.organization_id)
+        rows = dict(conn.execute(text("SELECT id, status FROM outbox_messages WHERE id = ANY(:ids)"),
+                                 {"ids": ids}).all())
+        assert rows == {ids[0]: "done", ids[1]: "failed"}
