@@ -62,6 +62,8 @@ CREATE TABLE users (
     created_at TIMESTAMP DEFAULT NOW(),
     updated_at TIMESTAMP DEFAULT NOW(),
     created_by UUID REFERENCES users(id),
+    -- extra column: bumped to revoke every access token of the user at once.
+    token_version INTEGER NOT NULL DEFAULT 0,
     UNIQUE(organization_id, email)
 );
 CREATE INDEX idx_users_org ON users(organization_id);
@@ -127,6 +129,37 @@ CREATE TABLE password_history (
 );
 CREATE INDEX idx_password_history_org ON password_history(organization_id);
 CREATE INDEX idx_password_history_user ON password_history(user_id, created_at DESC);
+
+-- extra table: single-use tokens sent by mail (invitation, password reset, e-mail verification);
+-- only the SHA-256 of the token is stored. Looked up before the tenant is known, through
+-- auth_find_user_token().
+CREATE TABLE user_tokens (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id UUID NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    user_id UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    purpose VARCHAR(30) NOT NULL CHECK (purpose IN ('invitation', 'password_reset', 'email_verification')),
+    token_hash VARCHAR(255) NOT NULL UNIQUE,
+    expires_at TIMESTAMP NOT NULL,
+    used_at TIMESTAMP,
+    created_by UUID REFERENCES users(id),
+    created_at TIMESTAMP DEFAULT NOW()
+);
+CREATE INDEX idx_user_tokens_org ON user_tokens(organization_id);
+CREATE INDEX idx_user_tokens_user ON user_tokens(user_id, purpose);
+CREATE INDEX idx_user_tokens_created_by ON user_tokens(created_by);
+CREATE INDEX idx_user_tokens_expires ON user_tokens(expires_at);
+
+-- extra table: MFA recovery codes (stored hashed, each usable once).
+CREATE TABLE mfa_recovery_codes (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id UUID NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    user_id UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash VARCHAR(255) NOT NULL,
+    used_at TIMESTAMP,
+    created_at TIMESTAMP DEFAULT NOW()
+);
+CREATE INDEX idx_recovery_codes_org ON mfa_recovery_codes(organization_id);
+CREATE INDEX idx_recovery_codes_user ON mfa_recovery_codes(user_id);
 
 -- spec §3.2: the source of truth for quotas.
 CREATE TABLE organization_quotas (
@@ -437,6 +470,8 @@ TENANT_TABLES = (
     "user_sessions",
     "refresh_token_families",
     "password_history",
+    "user_tokens",
+    "mfa_recovery_codes",
     "organization_quotas",
     "reconciliation_jobs",
     "reconciliation_files",
@@ -463,6 +498,8 @@ APP_GRANTS = {
     "user_sessions": "SELECT, INSERT, UPDATE, DELETE",
     "refresh_token_families": "SELECT, INSERT, UPDATE",
     "password_history": "SELECT, INSERT, DELETE",
+    "user_tokens": "SELECT, INSERT, UPDATE, DELETE",
+    "mfa_recovery_codes": "SELECT, INSERT, UPDATE, DELETE",
     "organization_quotas": "SELECT, UPDATE",
     "reconciliation_jobs": "SELECT, INSERT, UPDATE, DELETE",
     "reconciliation_files": "SELECT, INSERT, UPDATE, DELETE",
@@ -488,6 +525,7 @@ SYSTEM_GRANTS = {
     "password_history": "INSERT",
     "organization_quotas": "INSERT",
     "user_sessions": "SELECT, DELETE",
+    "user_tokens": "SELECT, DELETE",
     "refresh_token_families": "SELECT, DELETE",
     "outbox_messages": "SELECT, UPDATE",
 }
@@ -520,6 +558,14 @@ RETURNS SETOF public.user_sessions
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM public.user_sessions WHERE token_hash = p_token_hash
+$$;
+""",
+    "auth_find_user_token(text, text)": """
+CREATE FUNCTION auth_find_user_token(p_purpose text, p_token_hash text)
+RETURNS SETOF public.user_tokens
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM public.user_tokens WHERE purpose = p_purpose AND token_hash = p_token_hash
 $$;
 """,
     "signup_find_organization_by_code(text)": """
@@ -616,12 +662,14 @@ AS $$
 DECLARE
     v_sessions integer;
 BEGIN
-    -- Expired or revoked sessions of every tenant, then token families with nothing left in them.
+    -- Expired or revoked sessions of every tenant, then token families with nothing left in them,
+    -- and mailed tokens a week past their expiry. Returns the number of sessions deleted.
     DELETE FROM public.user_sessions
      WHERE expires_at < now()
         OR absolute_expires_at < now()
         OR revoked_at < now() - interval '1 day';
     GET DIAGNOSTICS v_sessions = ROW_COUNT;
+    DELETE FROM public.user_tokens WHERE expires_at < now() - interval '7 days';
     DELETE FROM public.refresh_token_families f
      WHERE f.absolute_expires_at < now()
        AND NOT EXISTS (SELECT 1 FROM public.user_sessions s WHERE s.family_id = f.id);
@@ -696,6 +744,8 @@ def downgrade() -> None:
         "reconciliation_jobs",
         "organization_quotas",
         "password_history",
+        "mfa_recovery_codes",
+        "user_tokens",
         "user_sessions",
         "refresh_token_families",
     ]

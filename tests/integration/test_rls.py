@@ -228,7 +228,7 @@ def test_app_role_privileges_are_narrow(app_engine: Engine) -> None:
 # --- SECURITY DEFINER functions ----------------------------------------------------------------
 
 EXPECTED_FUNCTIONS = {
-    "auth_find_login_candidate", "auth_find_session_by_token_hash", "signup_find_organization_by_code",
+    "auth_find_login_candidate", "auth_find_session_by_token_hash", "auth_find_user_token", "signup_find_organization_by_code",
     "signup_create_organization", "outbox_claim_due", "outbox_mark_done", "outbox_mark_failed",
     "sweep_expired_sessions",
 }
@@ -311,6 +311,22 @@ def test_session_lookup_and_sweeper_functions(app_engine: Engine) -> None:
                                 {"h": f"dead-{suffix}-{tenant.code}"}).scalar_one() == 0
             assert conn.execute(text("SELECT count(*) FROM auth_find_session_by_token_hash(:h)"),
                                 {"h": f"live-{suffix}-{tenant.code}"}).scalar_one() == 1
+
+
+def test_user_token_lookup_function(app_engine: Engine) -> None:
+    tenant = create_tenant(app_engine)
+    token_hash = f"reset-{tenant.code}"
+    with app_engine.begin() as conn:
+        _as_tenant(conn, tenant.organization_id)
+        conn.execute(text("INSERT INTO user_tokens (organization_id, user_id, purpose, token_hash, expires_at)"
+                          " VALUES (:org, :user, 'password_reset', :h, now() + interval '1 hour')"),
+                     {"org": tenant.organization_id, "user": tenant.admin_user_id, "h": token_hash})
+    with app_engine.connect() as conn:
+        found = conn.execute(text("SELECT * FROM auth_find_user_token('password_reset', :h)"), {"h": token_hash}).one()
+        assert (found.user_id, found.organization_id) == (tenant.admin_user_id, tenant.organization_id)
+        # The purpose is part of the key: a reset token is not an invitation.
+        assert conn.execute(text("SELECT count(*) FROM auth_find_user_token('invitation', :h)"),
+                            {"h": token_hash}).scalar_one() == 0
 
 
 def test_outbox_functions_claim_and_finish_messages(app_engine: Engine) -> None:

@@ -20,7 +20,8 @@ SPEC_TABLES = {
 }
 IMPLIED_TABLES = {
     "password_history", "refresh_token_families", "normalized_files", "matching_rule_versions",
-    "match_groups", "match_members", "reconciliation_job_files", "outbox_messages",
+    "match_groups", "match_members", "reconciliation_job_files", "outbox_messages", "user_tokens",
+    "mfa_recovery_codes",
 }
 
 # Every index the spec writes, with its columns.
@@ -91,6 +92,7 @@ SPEC_CHECKS = {
     ("outbox_messages", "status"): ["pending", "dispatched", "done", "failed"],
     ("matching_rule_versions", "status"): ["pending", "active", "retired"],
     ("match_groups", "status"): ["auto", "suggested", "manual", "declined"],
+    ("user_tokens", "purpose"): ["invitation", "password_reset", "email_verification"],
 }
 
 

@@ -113,6 +113,7 @@ users = Table(
     _ts("created_at", default=True),
     _ts("updated_at", default=True),
     _user_fk("created_by"),
+    Column("token_version", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("organization_id", "email"),
     CheckConstraint("role IN ('admin', 'analyst', 'auditor', 'supervisor')"),
 )
@@ -157,6 +158,32 @@ password_history = Table(
     _org(),
     _user_fk("user_id", nullable=False, ondelete="CASCADE"),
     Column("password_hash", String(255), nullable=False),
+    _ts("created_at", default=True),
+)
+
+user_tokens = Table(
+    "user_tokens",
+    metadata,
+    _id(),
+    _org(),
+    _user_fk("user_id", nullable=False, ondelete="CASCADE"),
+    Column("purpose", String(30), nullable=False),
+    Column("token_hash", String(255), nullable=False, unique=True),
+    _ts("expires_at", nullable=False),
+    _ts("used_at"),
+    _user_fk("created_by"),
+    _ts("created_at", default=True),
+    CheckConstraint("purpose IN ('invitation', 'password_reset', 'email_verification')"),
+)
+
+mfa_recovery_codes = Table(
+    "mfa_recovery_codes",
+    metadata,
+    _id(),
+    _org(),
+    _user_fk("user_id", nullable=False, ondelete="CASCADE"),
+    Column("code_hash", String(255), nullable=False),
+    _ts("used_at"),
     _ts("created_at", default=True),
 )
 
