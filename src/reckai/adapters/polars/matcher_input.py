@@ -1,0 +1,30 @@
+"""Reading a source file into a normalized frame for matching, through the shared normalizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from reckai.adapters.polars.normalize import normalize_file
+from reckai.application.ports.matching import CanonicalSource, SourceFileError
+from reckai.domain.ingestion.errors import IngestionError
+
+
+class PolarsCanonicalSource:
+    """CanonicalSource port over files on disk (docs/mapping.md mappings)."""
+
+    def read(self, path: str, mapping: dict[str, Any]) -> tuple[pl.DataFrame, list[Any]]:
+        if not Path(path).is_file():
+            raise SourceFileError(path, "no such file")
+        try:
+            result = normalize_file(path, mapping)
+        except IngestionError as exc:
+            raise SourceFileError(path, exc.message) from exc
+        except OSError as exc:
+            raise SourceFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+        return result.frame, list(result.errors)
+
+
+_check: CanonicalSource = PolarsCanonicalSource()

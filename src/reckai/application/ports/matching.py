@@ -1,0 +1,52 @@
+"""Matching-engine port: turns two files' canonical rows and a profile into matches and breaks.
+
+Two engines implement it with one meaning (docs/matching.md): the pure-Python reference matcher
+(`reckai.domain.reconciliation.reference_matcher.ReferenceMatcher`, over sequences of
+CanonicalTransaction) and the polars matcher (`reckai.adapters.polars.matcher.PolarsMatcher`, over
+normalized frames with the CANONICAL_COLUMNS). Property tests hold them to the same results.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
+from reckai.domain.reconciliation.results import ReconciliationResult
+
+TableT_contra = TypeVar("TableT_contra", contravariant=True)
+
+
+class MatchingError(Exception):
+    """The engine could not run (bad table shape, resource exhaustion); nothing was produced."""
+
+
+class MatchingEngine(Protocol[TableT_contra]):
+    def reconcile(self, left: TableT_contra, right: TableT_contra, profile: ReconciliationProfile,
+                  period: ReconciliationPeriod | None = None) -> ReconciliationResult:
+        """Match `left` against `right` with the profile's active rules, then classify the rest.
+
+        Contract: deterministic and independent of row order (row identity is `row_number`, the
+        1-based data row of the source file); every row of either table ends in exactly one of:
+        a clean match (`matches`), a low-confidence accepted pair (`suggestions`), an exception, or
+        nothing (a failed/reversed row with no counterpart). Tie suggestions may additionally list
+        rows that are also exceptions. Raises MatchingError when the tables cannot be read.
+        """
+        ...
+
+
+class CanonicalSource(Protocol):
+    """Reads one source file into the engine's table type using a mapping (docs/mapping.md)."""
+
+    def read(self, path: str, mapping: dict[str, Any]) -> tuple[Any, list[Any]]:
+        """Return (table of canonical rows, row errors). Raises SourceFileError when the file
+        cannot be used at all (unreadable, wrong format, bad mapping)."""
+        ...
+
+
+class SourceFileError(Exception):
+    """A file that cannot be read with its mapping: the message says what to fix."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -1,0 +1,70 @@
+"""Use case: reconcile two files with a profile (the CLI and the API's reconciliation job call this)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reckai.application.ports.matching import CanonicalSource, MatchingEngine
+from reckai.domain.reconciliation.profile import (
+    ProfileError,
+    ReconciliationPeriod,
+    ReconciliationProfile,
+    parse_profile,
+)
+from reckai.domain.reconciliation.results import ReconciliationResult
+
+Progress = Callable[[str, int, int], None]  # (stage, step, total steps)
+
+
+@dataclass
+class ReconcileOutcome:
+    result: ReconciliationResult
+    left_row_errors: list[Any] = field(default_factory=list)
+    right_row_errors: list[Any] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        summary = self.result.summary()
+        summary["rejected_rows"] = {"left": len(self.left_row_errors), "right": len(self.right_row_errors)}
+        summary["seconds"] = {stage: round(seconds, 4) for stage, seconds in self.stage_seconds.items()}
+        return summary
+
+
+def load_profile(path: str | Path) -> ReconciliationProfile:
+    """Read and validate a profile JSON file; raises ProfileError with the offending path."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(str(path), f"cannot read the profile: {exc.strerror or exc}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(str(path), f"not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    return parse_profile(raw)
+
+
+def reconcile_files(left_path: str, right_path: str, profile: ReconciliationProfile,
+                    period: ReconciliationPeriod | None, source: CanonicalSource,
+                    engine: MatchingEngine[Any], progress: Progress | None = None) -> ReconcileOutcome:
+    report = progress or (lambda stage, step, total: None)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    report("reading left file", 1, 3)
+    left, left_errors = source.read(left_path, profile.left.mapping)
+    seconds["read_left"] = time.perf_counter() - started
+    started = time.perf_counter()
+    report("reading right file", 2, 3)
+    right, right_errors = source.read(right_path, profile.right.mapping)
+    seconds["read_right"] = time.perf_counter() - started
+    report("matching and classifying", 3, 3)
+    started = time.perf_counter()
+    result = engine.reconcile(left, right, profile, period)
+    total_engine = time.perf_counter() - started
+    seconds.update(result.stage_seconds)
+    seconds["explanations"] = max(0.0, total_engine - sum(result.stage_seconds.values()))
+    return ReconcileOutcome(result, left_errors, right_errors, seconds)

@@ -1,0 +1,152 @@
+"""`reckai reconcile`: match two files with a profile and write the results to a folder.
+
+Writes DIR/matches.csv, DIR/suggestions.csv, DIR/exceptions.csv and DIR/summary.json. Files are
+written under temporary names and renamed at the end, so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from reckai.application.ports.matching import MatchingError, SourceFileError
+from reckai.application.reconcile import ReconcileOutcome, load_profile, reconcile_files
+from reckai.domain.reconciliation.profile import ProfileError, ReconciliationPeriod
+from reckai.domain.reconciliation.results import MatchRecord
+
+MATCH_COLUMNS = ["left_row", "right_row", "group_id", "rule", "status", "confidence"]
+EXCEPTION_COLUMNS = ["type", "severity", "left_row", "right_row", "amount_minor", "currency", "explanation"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "reconcile", help="match two files with a profile; write matches, suggestions, exceptions, summary",
+        description="Match LEFT (e.g. a bank statement) against RIGHT (e.g. a switch file) with the rules "
+                    "of PROFILE (docs/profile.md) and write the results to OUT.")
+    parser.add_argument("--left", required=True, help="left file (e.g. the bank statement)")
+    parser.add_argument("--right", required=True, help="right file (e.g. the switch or settlement file)")
+    parser.add_argument("--profile", required=True, help="profile JSON: both mappings, sides, rules")
+    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--period-start", type=_date, help="first day of the period, YYYY-MM-DD")
+    parser.add_argument("--period-end", type=_date, help="last day of the period, YYYY-MM-DD")
+    parser.add_argument("--engine", choices=("polars", "reference"), default="polars",
+                        help="matching engine (reference: the pure-Python definition, slower)")
+    parser.set_defaults(handler=run)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+class _Progress:
+    """A one-line progress indication on a terminal; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, stage: str, step: int, total: int) -> None:
+        if self.enabled:
+            width = 20
+            filled = width * (step - 1) // total
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {step}/{total} {stage:<30}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r[{'#' * 20}] done{' ' * 40}\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if (args.period_start is None) != (args.period_end is None):
+            raise ProfileError("period", "give both --period-start and --period-end, or neither")
+        period = ReconciliationPeriod(args.period_start, args.period_end) if args.period_start else None
+        profile = load_profile(args.profile)
+        source, engine = _components(args.engine)
+        progress = _Progress()
+        outcome = reconcile_files(args.left, args.right, profile, period, source, engine, progress)
+        progress.done()
+        write_outputs(outcome, Path(args.out))
+    except ProfileError as exc:
+        return _fail(f"bad profile: {exc}")
+    except SourceFileError as exc:
+        return _fail(f"bad file: {exc}")
+    except (MatchingError, OSError) as exc:
+        return _fail(str(exc))
+    summary = outcome.summary()
+    print(f"{summary['matched_pairs']} matched pairs, {summary['suggested_pairs']} suggestions, "
+          f"{summary['exceptions']} exceptions (match rate {summary['match_rate']}%) -> {args.out}")
+    return 0
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"reckai reconcile: error: {' '.join(message.split())}\n")
+    return 2
+
+
+def _components(engine_name: str) -> tuple[Any, Any]:
+    from reckai.adapters.polars.matcher import PolarsMatcher
+    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+
+    source = PolarsCanonicalSource()
+    if engine_name == "polars":
+        return source, PolarsMatcher()
+    from reckai.adapters.polars.matcher_frames import transactions_from_frame
+    from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
+
+    class _ReferenceEngine:
+        def reconcile(self, left: Any, right: Any, profile: Any, period: Any) -> Any:
+            return ReferenceMatcher().reconcile(transactions_from_frame(left), transactions_from_frame(right),
+                                                profile, period)
+
+    return source, _ReferenceEngine()
+
+
+def _match_rows(records: Iterable[MatchRecord]) -> Iterable[list[Any]]:
+    for record in records:
+        yield [record.left_row, record.right_row, record.group_id or "", record.rule, record.status.value,
+               f"{record.confidence_bp / 10_000:.4f}"]
+
+
+def write_outputs(outcome: ReconcileOutcome, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    result = outcome.result
+    exception_rows = ([e.type.value, e.severity, _cell(e.facts.left_row), _cell(e.facts.right_row),
+                       e.facts.amount_minor, e.facts.currency, e.explanation] for e in result.exceptions)
+    files = {
+        "matches.csv": (MATCH_COLUMNS, _match_rows(result.matches)),
+        "suggestions.csv": (MATCH_COLUMNS, _match_rows(result.suggestions)),
+        "exceptions.csv": (EXCEPTION_COLUMNS, exception_rows),
+    }
+    written = []
+    try:
+        for name, (header, rows) in files.items():
+            temporary = out / f".{name}.partial"
+            with temporary.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(header)
+                writer.writerows(rows)
+            written.append((temporary, out / name))
+        temporary = out / ".summary.json.partial"
+        temporary.write_text(json.dumps(outcome.summary(), indent=2) + "\n", encoding="utf-8")
+        written.append((temporary, out / "summary.json"))
+    except BaseException:
+        for temporary, _ in written:
+            temporary.unlink(missing_ok=True)
+        raise
+    for temporary, final in written:
+        os.replace(temporary, final)
+
+
+def _cell(value: int | None) -> str | int:
+    return "" if value is None else value
