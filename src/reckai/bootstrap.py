@@ -64,3 +64,86 @@ def bootstrap_in_memory(settings: Settings | None = None) -> Container:
 
 _BUILDERS: list[Callable[[Container], None]] = []
 _MEMORY_BUILDERS: list[Callable[[Container], None]] = []
+
+
+# --- storage and virus scanner (issue 4; docs/storage.md) ---
+
+
+def _build_storage(container: Container) -> None:
+    settings = container.settings
+    if settings.storage.backend == "s3":
+        from reckai.adapters.s3.storage import S3FileStorage, make_client
+
+        s3 = settings.storage
+        if not (s3.s3_endpoint and s3.s3_access_key and s3.s3_secret_key):
+            raise ValueError("STORAGE_BACKEND=s3 requires S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY")
+        client = make_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key,
+                             secure=s3.s3_secure, region=s3.s3_region)
+        storage: Any = S3FileStorage(client, s3.s3_bucket)
+        if settings.mode is Mode.EMBEDDED:
+            storage.ensure_bucket()  # production buckets are provisioned (policy, lifecycle), not created
+    elif settings.storage.backend == "filesystem":
+        from reckai.adapters.filesystem.storage import FileSystemStorage, decode_data_key
+
+        security = settings.security
+        storage = FileSystemStorage(
+            settings.storage.filesystem_root,
+            keys={security.data_encryption_key_id: decode_data_key(security.data_encryption_key)},
+            current_key_id=security.data_encryption_key_id,
+            public_base_url=settings.http.public_base_url,
+        )
+    else:
+        raise ValueError(f"STORAGE_BACKEND must be 's3' or 'filesystem', not {settings.storage.backend!r}")
+    container.components["storage"] = storage
+    _register_scanner(container)
+
+
+def _register_scanner(container: Container) -> None:
+    scanner_settings = container.settings.scanner
+    if scanner_settings.enabled:
+        from reckai.adapters.clamav.scanner import ClamdScanner
+
+        if scanner_settings.clamd_socket:
+            scanner: Any = ClamdScanner(socket_path=scanner_settings.clamd_socket)
+        elif scanner_settings.clamd_host:
+            scanner = ClamdScanner(host=scanner_settings.clamd_host, port=scanner_settings.clamd_port)
+        else:
+            raise ValueError("SCANNER_ENABLED=true requires CLAMD_HOST or CLAMD_SOCKET")
+    else:
+        from reckai.adapters.clamav.disabled import DisabledScanner
+
+        scanner = DisabledScanner()
+    container.components["scanner"] = scanner
+    container.health_checks["storage"] = lambda: storage_health(container.storage, container.scanner)
+
+
+def storage_health(storage: Any, scanner: Any) -> Any:
+    """`/health/storage`: the storage probe, plus the scanner's state (a disabled scanner is ok
+    but said out loud; a configured scanner that is down makes the check fail, since uploads
+    would all be refused)."""
+    from reckai.application.ports.health import HealthReport
+
+    stored, scanned = storage.health(), scanner.health()
+    return HealthReport(ok=stored.ok and scanned.ok, detail=f"{stored.detail}; {scanned.detail}")
+
+
+def _build_memory_storage(container: Container) -> None:
+    from reckai.adapters.memory.storage import InMemoryFileStorage
+
+    container.components["storage"] = InMemoryFileStorage(
+        public_base_url=container.settings.http.public_base_url
+    )
+    if container.settings.scanner.enabled:
+        from reckai.adapters.memory.scanner import InMemoryScanner
+
+        scanner: Any = InMemoryScanner()  # flags EICAR; tests can add signatures or set it down
+    else:
+        from reckai.adapters.clamav.disabled import DisabledScanner
+
+        scanner = DisabledScanner()
+    container.components["scanner"] = scanner
+    container.health_checks["storage"] = lambda: storage_health(container.storage, container.scanner)
+
+
+_BUILDERS.append(_build_storage)
+_MEMORY_BUILDERS.append(_build_memory_storage)
