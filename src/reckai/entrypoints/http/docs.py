@@ -1,0 +1,113 @@
+"""The OpenAPI schema (`/schema/openapi.json`, served from this process) and a docs page (`/docs`).
+
+The docs page is Swagger UI loaded by the reader's browser from a CDN (pinned version); the schema
+it shows always comes from this server, so the API stays documented offline for any tool that
+reads the JSON. The page and its start-up script are the only responses with a relaxed
+Content-Security-Policy: scripts from this origin and the CDN only, no inline script.
+
+Litestar documents error responses in its own shape; `EnvelopedJsonRenderPlugin` rewrites every
+4xx/5xx response of the schema to the error envelope the API really sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response, get
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from reckai.entrypoints.http.envelope import ErrorEnvelope
+
+SCHEMA_PATH = "/schema"
+OPENAPI_JSON_PATH = f"{SCHEMA_PATH}/openapi.json"
+DOCS_PATH = "/docs"
+
+SWAGGER_UI_VERSION = "5.17.14"
+_CDN = "https://cdn.jsdelivr.net"
+_SWAGGER_BASE = f"{_CDN}/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}"
+
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; "
+    f"script-src 'self' {_CDN}; "
+    # Swagger UI sets inline style attributes; no inline script is allowed.
+    f"style-src 'self' 'unsafe-inline' {_CDN}; "
+    f"img-src 'self' data: {_CDN}; "
+    f"font-src {_CDN}; "
+    "connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+_DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>ReckAI API</title>
+<link rel="stylesheet" href="{_SWAGGER_BASE}/swagger-ui.css">
+</head>
+<body>
+<noscript>The schema is at <a href="{OPENAPI_JSON_PATH}">{OPENAPI_JSON_PATH}</a>.</noscript>
+<div id="swagger-ui"></div>
+<script src="{_SWAGGER_BASE}/swagger-ui-bundle.js" crossorigin="anonymous"></script>
+<script src="{DOCS_PATH}/start.js"></script>
+</body>
+</html>
+"""
+
+_DOCS_SCRIPT = f"""window.addEventListener("load", function () {{
+  window.ui = SwaggerUIBundle({{ url: "{OPENAPI_JSON_PATH}", dom_id: "#swagger-ui" }});
+}});
+"""
+
+_DOCS_HEADERS = {"Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}
+
+
+@get(DOCS_PATH, include_in_schema=False, opt={"public": True}, media_type=MediaType.HTML)
+async def docs_page() -> Response[str]:
+    return Response(_DOCS_PAGE, media_type=MediaType.HTML, headers=_DOCS_HEADERS)
+
+
+@get(f"{DOCS_PATH}/start.js", include_in_schema=False, opt={"public": True})
+async def docs_script() -> Response[str]:
+    return Response(_DOCS_SCRIPT, media_type="text/javascript; charset=utf-8", headers=_DOCS_HEADERS)
+
+
+DOCS_ROUTE_HANDLERS = [docs_page, docs_script]
+
+
+def _envelope_components() -> dict[str, Any]:
+    (_,), components = msgspec.json.schema_components(
+        [ErrorEnvelope], ref_template="#/components/schemas/{name}"
+    )
+    return components
+
+
+def document_error_envelope(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the OpenAPI document whose error responses all reference `ErrorEnvelope`."""
+    document = msgspec.json.decode(msgspec.json.encode(schema))
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    components.update(_envelope_components())
+    reference = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = {"application/json": {"schema": reference}}
+            responses.setdefault(
+                "500", {"description": "Internal error", "content": {"application/json": {"schema": reference}}}
+            )
+    return document
+
+
+class EnvelopedJsonRenderPlugin(JsonRenderPlugin):
+    def __init__(self) -> None:
+        super().__init__(path=["/openapi.json"])
+        self._rendered: bytes | None = None
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        if self._rendered is None:
+            self._rendered = self.render_json(request, document_error_envelope(openapi_schema))
+        return self._rendered

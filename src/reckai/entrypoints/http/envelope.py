@@ -1,0 +1,98 @@
+"""The response envelope of spec §5.2 / §5.3, as msgspec Structs so OpenAPI documents them.
+
+Success: `{"success": true, "data": ..., "meta": {"page", "per_page", "total"} | null, "errors": []}`.
+`meta` is always present: the page figures for a list, `null` for anything else, so a client can
+read the same keys from every answer. Errors:
+`{"success": false, "error": {"code", "message", "details": [{"field", "message"}]}}`.
+
+Handlers return `ok(value)` or `paginated(items, pagination, total)`; they never build error
+bodies themselves (raise an application error; `errors.error_response` answers it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Generic, TypeVar
+
+import msgspec
+from litestar.params import Parameter
+
+T = TypeVar("T")
+
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 20
+
+
+class FieldErrorBody(msgspec.Struct):
+    field: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct):
+    code: str
+    message: str
+    details: list[FieldErrorBody] = msgspec.field(default_factory=list)
+
+
+class ErrorEnvelope(msgspec.Struct, kw_only=True):
+    success: bool = False
+    error: ErrorBody
+
+
+class PageMeta(msgspec.Struct):
+    page: int
+    per_page: int
+    total: int
+
+
+class Success(msgspec.Struct, Generic[T], kw_only=True):
+    success: bool = True
+    data: T
+    meta: PageMeta | None = None
+    errors: list[ErrorBody] = msgspec.field(default_factory=list)
+
+
+class Pagination(msgspec.Struct, frozen=True):
+    """`?page=&per_page=` of a list endpoint (1-based; per_page at most MAX_PER_PAGE)."""
+
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    @property
+    def limit(self) -> int:
+        return self.per_page
+
+
+def provide_pagination(
+    page: Annotated[int, Parameter(ge=1, description="1-based page number")] = 1,
+    per_page: Annotated[
+        int, Parameter(ge=1, le=MAX_PER_PAGE, description=f"items per page (at most {MAX_PER_PAGE})")
+    ] = DEFAULT_PER_PAGE,
+) -> Pagination:
+    """App-level dependency `pagination`: a list handler declares `pagination: Pagination`."""
+    return Pagination(page=page, per_page=per_page)
+
+
+def ok(data: T) -> Success[T]:
+    return Success(data=data)
+
+
+def paginated(items: Sequence[T], pagination: Pagination, total: int) -> Success[list[T]]:
+    return Success(
+        data=list(items),
+        meta=PageMeta(page=pagination.page, per_page=pagination.per_page, total=total),
+    )
+
+
+def error_envelope(code: str, message: str, details: Sequence[tuple[str, str]] = ()) -> ErrorEnvelope:
+    return ErrorEnvelope(
+        error=ErrorBody(
+            code=code,
+            message=message,
+            details=[FieldErrorBody(field=field, message=text) for field, text in details],
+        )
+    )
