@@ -24,8 +24,9 @@ from reckai.domain.ingestion.amounts import (
     thousands_group_pattern,
 )
 from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
+from reckai.domain.ingestion.detection import MappingProposal, propose_mapping
 from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError
-from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ValueSpec, parse_mapping
+from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ParseSettings, ValueSpec, parse_mapping
 from reckai.domain.ingestion.sniffing import ContentInfo
 
 DEFAULT_DATE_FORMATS = (
@@ -68,14 +69,51 @@ def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any]
     """Read, map and normalize one file; raise IngestionError when the file as a whole is unusable."""
     if not isinstance(mapping, Mapping):
         mapping = parse_mapping(mapping)
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        filename = filename or path.name
-        data = path.read_bytes()
-    else:
-        data = source
+    data, filename = _read_source(source, filename)
     table = read_table(data, mapping.parse, filename)
     return normalize_table(table, mapping)
+
+
+def _read_source(source: bytes | str | Path, filename: str | None) -> tuple[bytes, str | None]:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        return path.read_bytes(), filename or path.name
+    return source, filename
+
+
+_SAMPLE_ROWS = 500
+_PARSE_FORMAT_OF_KIND = {"xlsx": "xlsx", "xls": "xls", "xml": "xml", "camt053": "camt053", "mt940": "mt940"}
+
+
+def propose_file_mapping(source: bytes | str | Path, filename: str | None = None,
+                         parse: dict[str, Any] | None = None) -> MappingProposal:
+    """Read a file and propose a mapping (docs/mapping.md shape) with per-field type and confidence."""
+    data, filename = _read_source(source, filename)
+    settings = parse_mapping({"parse": parse or {}, "fields": _PLACEHOLDER_FIELDS}).parse
+    table = read_table(data, settings, filename)
+    return propose_table_mapping(table, settings)
+
+
+_PLACEHOLDER_FIELDS = {"amount": {"column": "_"}, "direction": {"constant": "debit"},
+                       "currency": {"constant": "NGN"}, "transaction_date": {"column": "_"}}
+
+
+def propose_table_mapping(table: SourceTable, settings: ParseSettings | None = None) -> MappingProposal:
+    sample = table.frame.head(_SAMPLE_ROWS)
+    samples = {c: sample[c].to_list() for c in table.columns}
+    content = table.content
+    parse: dict[str, Any] = {"format": _PARSE_FORMAT_OF_KIND.get(content.kind, "csv")}
+    if content.delimiter:
+        parse["delimiter"] = content.delimiter
+    if content.encoding and content.kind not in ("xlsx", "xls"):
+        parse["encoding"] = content.encoding
+    if table.header_line is not None:
+        parse["header_row"] = table.header_line
+    if settings is not None:
+        for key in ("sheet", "row_path", "skip_footer_pattern"):
+            if getattr(settings, key) is not None:
+                parse[key] = getattr(settings, key)
+    return propose_mapping(table.columns, samples, kind=content.kind, parse=parse)
 
 
 # --- column resolution ------------------------------------------------------------------------
@@ -204,7 +242,8 @@ def amount_expressions(text: pl.Expr, spec: AmountSpec, exponent: pl.Expr) -> _A
     error = pl.when(error.is_null() & ~empty & value.is_null()).then(pl.lit("amount too large")) \
         .otherwise(error)
     minor = pl.when(error.is_null() & ~empty).then(value)
-    return _Amount(minor=minor, negative=(marks > 0).fill_null(False), empty=empty, error=error)
+    negative = ((marks > 0) & error.is_null() & ~empty).fill_null(False)
+    return _Amount(minor=minor, negative=negative, empty=empty, error=error)
 
 
 def _has_time(fmt: str) -> bool:

@@ -1,0 +1,20 @@
+"""MT940 text into a SourceTable (the parsing itself is pure domain code)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable
+from reckai.domain.ingestion.mt940 import MT940_COLUMNS, parse_mt940
+from reckai.domain.ingestion.sniffing import ContentInfo
+
+
+def read_mt940_table(text: str, info: ContentInfo) -> SourceTable:
+    parsed = parse_mt940(text.replace("\r\n", "\n"))
+    frame = pl.DataFrame({
+        ROW_NUMBER: pl.Series(parsed.row_numbers, dtype=pl.Int64),
+        LINE_NUMBER: pl.Series(parsed.lines, dtype=pl.Int64),
+        **{c: pl.Series([row[c] for row in parsed.rows], dtype=pl.String) for c in MT940_COLUMNS},
+    })
+    info = ContentInfo(format="txt", kind="mt940", encoding=info.encoding)
+    return SourceTable(frame=frame, columns=list(MT940_COLUMNS), content=info, row_errors=parsed.errors)
