@@ -45,7 +45,7 @@ def canonical_bytes(value: Any) -> bytes:
     return canonical_json(value).encode("ascii")
 
 
-def canonical_number(number: int | float | Decimal) -> str:
+def canonical_number(number: float | Decimal) -> str:
     if isinstance(number, bool):
         raise NotCanonicalisable(number)
     if isinstance(number, int):

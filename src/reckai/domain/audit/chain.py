@@ -299,5 +299,5 @@ def _as_bytes(key: str | bytes) -> bytes:
 
 def _utc_naive(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is not None:
-        return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment

@@ -73,9 +73,10 @@ class AuditEvent:
                 raise InvalidAuditEvent(name, "must be a uuid.UUID or None")
         if self.organization_id == SYSTEM_CHAIN_KEY:
             raise InvalidAuditEvent("organization_id", "the nil UUID is reserved for the system chain")
-        if self.resource_type is not None:
-            if len(self.resource_type) > RESOURCE_TYPE_MAX_CHARS or "\x00" in self.resource_type:
-                raise InvalidAuditEvent("resource_type", f"must be at most {RESOURCE_TYPE_MAX_CHARS} characters")
+        if self.resource_type is not None and (
+            len(self.resource_type) > RESOURCE_TYPE_MAX_CHARS or "\x00" in self.resource_type
+        ):
+            raise InvalidAuditEvent("resource_type", f"must be at most {RESOURCE_TYPE_MAX_CHARS} characters")
         if self.response_status is not None and (
             isinstance(self.response_status, bool)
             or not isinstance(self.response_status, int)

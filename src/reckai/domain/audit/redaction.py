@@ -75,7 +75,9 @@ def is_secret_key(key: str) -> bool:
     compact = _SEPARATORS.sub("", lowered)
     if any(fragment in compact for fragment in SECRET_KEY_FRAGMENTS):
         return True
+    # Words by separators and by camelCase ("userPin"), and by separators alone ("PIN", "piN").
     words = {word.lower() for word in _WORD_SPLIT.split(key) if word}
+    words.update(word for word in _SEPARATORS.split(lowered) if word)
     return not words.isdisjoint(SECRET_KEY_WORDS)
 
 
@@ -166,5 +168,5 @@ def redact_path(path: str, max_chars: int = 2048) -> str:
 def format_timestamp(moment: dt.datetime) -> str:
     """UTC with microseconds and a Z; a naive datetime is taken to be UTC already."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
