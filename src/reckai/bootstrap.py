@@ -147,3 +147,36 @@ def _build_memory_storage(container: Container) -> None:
 
 _BUILDERS.append(_build_storage)
 _MEMORY_BUILDERS.append(_build_memory_storage)
+
+
+# --- audit log (issue 2 item 7; docs/audit.md) ---
+
+
+def _audit_signer(container: Container) -> Any:
+    from reckai.domain.audit.chain import AuditSigner
+
+    security = container.settings.security
+    signer = AuditSigner(security.audit_hmac_key_id, security.audit_hmac_key)
+    container.components["audit_signer"] = signer
+    return signer
+
+
+def _build_audit_log(container: Container) -> None:
+    # Needs the "database" component; when no builder provided one there is no audit log (and
+    # whatever needs it fails loudly on `container.audit_log`) rather than a silent in-memory one.
+    database = container.components.get("database")
+    if database is None:
+        return
+    from reckai.adapters.postgres.audit import PostgresAuditLog
+
+    container.components["audit_log"] = PostgresAuditLog(database.engine, _audit_signer(container))
+
+
+def _build_memory_audit_log(container: Container) -> None:
+    from reckai.adapters.memory.audit import MemoryAuditLog
+
+    container.components["audit_log"] = MemoryAuditLog(_audit_signer(container))
+
+
+_BUILDERS.append(_build_audit_log)
+_MEMORY_BUILDERS.append(_build_memory_audit_log)
