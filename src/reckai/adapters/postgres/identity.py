@@ -1,0 +1,375 @@
+"""PostgreSQL repositories for organizations, quotas, users and sessions (SQLAlchemy Core).
+
+Tenant reads rely on row-level security (the unit of work set the tenant); writes also check the
+organization id first so the caller gets TenantIsolationViolation with both ids, the policy being
+the backstop. Pre-tenant and system methods call the SECURITY DEFINER functions of 0001_schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from reckai.adapters.postgres import tables as t
+from reckai.application.ports.repositories import (
+    DuplicateEntity,
+    EntityNotFound,
+    OrganizationRepository,
+    QuotaRepository,
+    RepositoryError,
+    SessionRepository,
+    TenantIsolationViolation,
+    UserRepository,
+)
+from reckai.domain.identity.entities import (
+    LoginCandidate,
+    NewOrganization,
+    Organization,
+    OrganizationQuota,
+    RefreshTokenFamily,
+    User,
+    UserSession,
+)
+
+if TYPE_CHECKING:
+    from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
+
+E = TypeVar("E")
+
+# Unique constraint / index name -> (entity, field) for DuplicateEntity.
+_UNIQUE_FIELDS = {
+    "organizations_code_key": ("organization", "code"),
+    "users_organization_id_email_key": ("user", "email"),
+    "uq_users_org_lower_email": ("user", "email"),
+    "user_sessions_token_hash_key": ("user_session", "token_hash"),
+    "user_sessions_pkey": ("user_session", "id"),
+    "users_pkey": ("user", "id"),
+    "refresh_token_families_pkey": ("refresh_token_family", "id"),
+}
+
+
+@contextmanager
+def translate_errors(entity: str) -> Iterator[None]:
+    """Driver errors become port errors (the cause chained)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        orig = exc.orig
+        if isinstance(orig, psycopg.errors.UniqueViolation):
+            constraint = orig.diag.constraint_name or ""
+            dup_entity, field = _UNIQUE_FIELDS.get(constraint, (entity, constraint or "key"))
+            raise DuplicateEntity(dup_entity, field) from exc
+        if isinstance(orig, psycopg.errors.InsufficientPrivilege) and "row-level security" in str(orig):
+            raise TenantIsolationViolation(entity, None, None) from exc
+        raise RepositoryError(f"{entity}: database error ({type(orig).__name__})") from exc
+
+
+def _to_entity(cls: type[E], row: Any) -> E:
+    mapping = row._mapping
+    values = {f.name: mapping[f.name] for f in fields(cls) if f.name in mapping}  # type: ignore[arg-type]
+    if "ip_address" in values and isinstance(values["ip_address"], ipaddress.IPv4Address | ipaddress.IPv6Address):
+        values["ip_address"] = str(values["ip_address"])
+    return cls(**values)
+
+
+def _values(entity: Any, table: Table, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Column values of an entity; None for server-defaulted columns means "use the default"."""
+    values = {}
+    for f in fields(entity):
+        if f.name in table.c and f.name not in exclude:
+            value = getattr(entity, f.name)
+            if value is None and table.c[f.name].server_default is not None:
+                continue
+            values[f.name] = value
+    return values
+
+
+class _Repository:
+    entity_name = "entity"
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _conn(self) -> Any:
+        return self._uow.connection
+
+    def _check_tenant(self, organization_id: uuid.UUID) -> None:
+        if self._uow.organization_id is None or organization_id != self._uow.organization_id:
+            raise TenantIsolationViolation(self.entity_name, organization_id, self._uow.organization_id)
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        # A savepoint, so a refused write leaves the unit of work usable and nothing half-written.
+        with translate_errors(self.entity_name):
+            with self._conn.begin_nested():
+                yield
+
+
+class PostgresOrganizationRepository(_Repository):
+    entity_name = "organization"
+
+    def get(self, organization_id: uuid.UUID) -> Organization | None:
+        row = self._conn.execute(select(t.organizations).where(t.organizations.c.id == organization_id)).first()
+        return _to_entity(Organization, row) if row else None
+
+    def update(self, organization: Organization) -> None:
+        self._check_tenant(organization.id)
+        values = _values(organization, t.organizations, exclude=("id", "code", "created_at", "updated_at"))
+        with self._write():
+            result = self._conn.execute(
+                update(t.organizations)
+                .where(t.organizations.c.id == organization.id)
+                .values(**values, updated_at=func.now())
+            )
+        if result.rowcount == 0:
+            raise EntityNotFound("organization", organization.id)
+
+    def find_id_by_code(self, code: str) -> uuid.UUID | None:
+        with translate_errors(self.entity_name):
+            found: uuid.UUID | None = self._conn.execute(
+                text("SELECT signup_find_organization_by_code(:code)"), {"code": code}
+            ).scalar_one()
+        return found
+
+    def create_with_admin(
+        self,
+        *,
+        name: str,
+        code: str,
+        domain: str | None,
+        admin_email: str,
+        admin_name: str,
+        admin_password_hash: str,
+    ) -> NewOrganization:
+        # Validate as the entities would, so both adapters refuse the same input the same way.
+        Organization(id=uuid.uuid4(), name=name, code=code, domain=domain)
+        User(id=uuid.uuid4(), organization_id=uuid.uuid4(), email=admin_email, password_hash=admin_password_hash,
+             name=admin_name, role="admin")
+        with self._write():
+            row = self._conn.execute(
+                text("SELECT * FROM signup_create_organization(:name, :code, :domain, :email, :admin_name, :hash)"),
+                {"name": name, "code": code, "domain": domain, "email": admin_email, "admin_name": admin_name,
+                 "hash": admin_password_hash},
+            ).one()
+        return NewOrganization(organization_id=row.organization_id, admin_user_id=row.user_id)
+
+
+class PostgresQuotaRepository(_Repository):
+    entity_name = "organization_quota"
+
+    def get(self, organization_id: uuid.UUID) -> OrganizationQuota | None:
+        query = select(t.organization_quotas).where(t.organization_quotas.c.organization_id == organization_id)
+        row = self._conn.execute(query).first()
+        return _to_entity(OrganizationQuota, row) if row else None
+
+    def get_for_update(self, organization_id: uuid.UUID) -> OrganizationQuota | None:
+        query = (
+            select(t.organization_quotas)
+            .where(t.organization_quotas.c.organization_id == organization_id)
+            .with_for_update()
+        )
+        with translate_errors(self.entity_name):
+            row = self._conn.execute(query).first()
+        return _to_entity(OrganizationQuota, row) if row else None
+
+    def update(self, quota: OrganizationQuota) -> None:
+        self._check_tenant(quota.organization_id)
+        values = _values(quota, t.organization_quotas, exclude=("organization_id", "updated_at"))
+        with self._write():
+            result = self._conn.execute(
+                update(t.organization_quotas)
+                .where(t.organization_quotas.c.organization_id == quota.organization_id)
+                .values(**values, updated_at=func.now())
+            )
+        if result.rowcount == 0:
+            raise EntityNotFound("organization_quota", quota.organization_id)
+
+
+class PostgresUserRepository(_Repository):
+    entity_name = "user"
+
+    def get(self, user_id: uuid.UUID) -> User | None:
+        row = self._conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        return _to_entity(User, row) if row else None
+
+    def get_by_email(self, email: str) -> User | None:
+        query = select(t.users).where(func.lower(t.users.c.email) == email.lower())
+        row = self._conn.execute(query).first()
+        return _to_entity(User, row) if row else None
+
+    def add(self, user: User) -> User:
+        self._check_tenant(user.organization_id)
+        with self._write():
+            row = self._conn.execute(insert(t.users).values(**_values(user, t.users)).returning(t.users)).one()
+        return _to_entity(User, row)
+
+    def update(self, user: User) -> None:
+        self._check_tenant(user.organization_id)
+        values = _values(user, t.users, exclude=("id", "organization_id", "created_at", "updated_at"))
+        with self._write():
+            result = self._conn.execute(
+                update(t.users).where(t.users.c.id == user.id).values(**values, updated_at=func.now())
+            )
+        if result.rowcount == 0:
+            raise EntityNotFound("user", user.id)
+
+    def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0) -> Sequence[User]:
+        query = select(t.users).order_by(t.users.c.created_at, t.users.c.id).limit(limit).offset(offset)
+        if is_active is not None:
+            query = query.where(t.users.c.is_active.is_(is_active))
+        return [_to_entity(User, row) for row in self._conn.execute(query)]
+
+    def count(self, *, is_active: bool | None = None) -> int:
+        query = select(func.count()).select_from(t.users)
+        if is_active is not None:
+            query = query.where(t.users.c.is_active.is_(is_active))
+        return int(self._conn.execute(query).scalar_one())
+
+    def find_login_candidate(self, organization_code: str, email: str) -> LoginCandidate | None:
+        with translate_errors(self.entity_name):
+            row = self._conn.execute(
+                text("SELECT * FROM auth_find_login_candidate(:code, :email)"),
+                {"code": organization_code, "email": email},
+            ).first()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        values["id"] = values.pop("user_id")
+        organization_is_active = bool(values.pop("organization_is_active"))
+        for name in ("locked_until", "password_changed_at", "last_login_at"):
+            if values[name] is not None:
+                values[name] = values[name].replace(tzinfo=dt.UTC)
+        return LoginCandidate(user=User(**values), organization_is_active=organization_is_active)
+
+    def add_password_history(self, user_id: uuid.UUID, password_hash: str, created_at: dt.datetime) -> None:
+        if self._uow.organization_id is None or self.get(user_id) is None:
+            raise EntityNotFound("user", user_id)
+        with self._write():
+            self._conn.execute(
+                insert(t.password_history).values(
+                    organization_id=self._uow.organization_id,
+                    user_id=user_id,
+                    password_hash=password_hash,
+                    created_at=created_at,
+                )
+            )
+
+    def recent_password_hashes(self, user_id: uuid.UUID, limit: int) -> Sequence[str]:
+        query = (
+            select(t.password_history.c.password_hash)
+            .where(t.password_history.c.user_id == user_id)
+            .order_by(t.password_history.c.created_at.desc(), t.password_history.c.id)
+            .limit(limit)
+        )
+        return list(self._conn.execute(query).scalars())
+
+
+_SESSION_MUTABLE = (
+    "expires_at", "absolute_expires_at", "last_activity_at", "rotated_at", "replaced_by", "revoked_at",
+    "revoked_reason", "ip_address", "user_agent", "fingerprint_hash",
+)
+
+
+class PostgresSessionRepository(_Repository):
+    entity_name = "user_session"
+
+    def add(self, session: UserSession) -> UserSession:
+        self._check_tenant(session.organization_id)
+        with self._write():
+            row = self._conn.execute(
+                insert(t.user_sessions).values(**_values(session, t.user_sessions)).returning(t.user_sessions)
+            ).one()
+        return _to_entity(UserSession, row)
+
+    def get(self, session_id: uuid.UUID) -> UserSession | None:
+        row = self._conn.execute(select(t.user_sessions).where(t.user_sessions.c.id == session_id)).first()
+        return _to_entity(UserSession, row) if row else None
+
+    def update(self, session: UserSession) -> None:
+        self._check_tenant(session.organization_id)
+        values = {name: getattr(session, name) for name in _SESSION_MUTABLE}
+        with self._write():
+            result = self._conn.execute(
+                update(t.user_sessions).where(t.user_sessions.c.id == session.id).values(**values)
+            )
+        if result.rowcount == 0:
+            raise EntityNotFound("user_session", session.id)
+
+    def delete(self, session_id: uuid.UUID) -> bool:
+        with self._write():
+            result = self._conn.execute(delete(t.user_sessions).where(t.user_sessions.c.id == session_id))
+        return bool(result.rowcount)
+
+    def list_for_user(self, user_id: uuid.UUID, *, include_revoked: bool = False) -> Sequence[UserSession]:
+        query = (
+            select(t.user_sessions)
+            .where(t.user_sessions.c.user_id == user_id)
+            .order_by(t.user_sessions.c.created_at.desc(), t.user_sessions.c.id.desc())
+        )
+        if not include_revoked:
+            query = query.where(t.user_sessions.c.revoked_at.is_(None))
+        return [_to_entity(UserSession, row) for row in self._conn.execute(query)]
+
+    def find_by_token_hash(self, token_hash: str) -> UserSession | None:
+        with translate_errors(self.entity_name):
+            row = self._conn.execute(
+                text("SELECT * FROM auth_find_session_by_token_hash(:token_hash)").columns(
+                    **{c.name: c.type for c in t.user_sessions.columns}
+                ),
+                {"token_hash": token_hash},
+            ).first()
+        return _to_entity(UserSession, row) if row else None
+
+    def add_family(self, family: RefreshTokenFamily) -> RefreshTokenFamily:
+        self._check_tenant(family.organization_id)
+        table = t.refresh_token_families
+        with self._write():
+            row = self._conn.execute(insert(table).values(**_values(family, table)).returning(table)).one()
+        return _to_entity(RefreshTokenFamily, row)
+
+    def get_family(self, family_id: uuid.UUID) -> RefreshTokenFamily | None:
+        table = t.refresh_token_families
+        row = self._conn.execute(select(table).where(table.c.id == family_id)).first()
+        return _to_entity(RefreshTokenFamily, row) if row else None
+
+    def revoke_family(self, family_id: uuid.UUID, at: dt.datetime, reason: str) -> int:
+        families, sessions = t.refresh_token_families, t.user_sessions
+        with self._write():
+            found = self._conn.execute(
+                update(families)
+                .where(families.c.id == family_id)
+                .values(
+                    revoked_at=func.coalesce(families.c.revoked_at, at),
+                    revoked_reason=func.coalesce(families.c.revoked_reason, reason),
+                )
+            ).rowcount
+            if not found:
+                raise EntityNotFound("refresh_token_family", family_id)
+            revoked = self._conn.execute(
+                update(sessions)
+                .where(sessions.c.family_id == family_id, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=at, revoked_reason=reason)
+            ).rowcount
+        return int(revoked)
+
+    def delete_expired(self) -> int:
+        with self._write():
+            return int(self._conn.execute(text("SELECT sweep_expired_sessions()")).scalar_one())
+
+
+_checks: tuple[type[OrganizationRepository], type[QuotaRepository], type[UserRepository], type[SessionRepository]] = (
+    PostgresOrganizationRepository,
+    PostgresQuotaRepository,
+    PostgresUserRepository,
+    PostgresSessionRepository,
+)

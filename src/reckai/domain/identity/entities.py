@@ -1,0 +1,198 @@
+"""Identity entities as stored: organizations, their quotas, users, sessions and token families.
+
+Plain dataclasses; the rules that change them (lockout, rotation, password policy) live in the
+other modules of this package. Datetimes are timezone-aware UTC. `__post_init__` checks only the
+invariants the database also enforces, so an in-memory adapter and PostgreSQL refuse the same
+things.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+USER_ROLES = frozenset({"admin", "analyst", "auditor", "supervisor"})  # spec §1 users.role CHECK
+
+
+class InvalidEntity(ValueError):
+    """A value the schema would refuse; `field` names it."""
+
+    def __init__(self, entity: str, field_name: str, message: str) -> None:
+        super().__init__(f"{entity}.{field_name}: {message}")
+        self.entity = entity
+        self.field = field_name
+
+
+def _require_aware(entity: str, **values: dt.datetime | None) -> None:
+    for name, value in values.items():
+        if value is not None and value.tzinfo is None:
+            raise InvalidEntity(entity, name, "must be a timezone-aware datetime (UTC)")
+
+
+def _require_length(entity: str, name: str, value: str | None, limit: int, required: bool = True) -> None:
+    if value is None:
+        if required:
+            raise InvalidEntity(entity, name, "is required")
+        return
+    if required and not value.strip():
+        raise InvalidEntity(entity, name, "must not be empty")
+    if len(value) > limit:
+        raise InvalidEntity(entity, name, f"is longer than {limit} characters")
+
+
+@dataclass
+class Organization:
+    id: uuid.UUID
+    name: str
+    code: str
+    domain: str | None = None
+    subscription_tier: str = "standard"
+    max_users: int = 10
+    max_storage_gb: int = 100
+    is_active: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    created_by: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        _require_length("organization", "name", self.name, 255)
+        _require_length("organization", "code", self.code, 50)
+        _require_length("organization", "domain", self.domain, 255, required=False)
+        _require_length("organization", "subscription_tier", self.subscription_tier, 50)
+        _require_aware("organization", created_at=self.created_at, updated_at=self.updated_at)
+
+
+@dataclass
+class OrganizationQuota:
+    """Spec §3.2: the source of truth for an organization's limits."""
+
+    organization_id: uuid.UUID
+    max_users: int = 10
+    max_storage_gb: int = 100
+    max_jobs_per_month: int = 1000
+    max_file_size_mb: int = 100
+    features: dict[str, Any] = field(default_factory=dict)
+    updated_at: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_users", "max_storage_gb", "max_jobs_per_month", "max_file_size_mb"):
+            if getattr(self, name) < 0:
+                raise InvalidEntity("organization_quota", name, "must not be negative")
+        _require_aware("organization_quota", updated_at=self.updated_at)
+
+
+@dataclass
+class User:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    email: str
+    password_hash: str
+    name: str
+    role: str
+    is_active: bool = True
+    is_email_verified: bool = False
+    mfa_enabled: bool = False
+    mfa_secret: str | None = None  # encrypted by the application before it gets here
+    last_login_at: dt.datetime | None = None
+    password_changed_at: dt.datetime | None = None
+    failed_login_attempts: int = 0
+    locked_until: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    created_by: uuid.UUID | None = None
+    token_version: int = 0
+
+    def __post_init__(self) -> None:
+        _require_length("user", "email", self.email, 255)
+        _require_length("user", "name", self.name, 255)
+        _require_length("user", "password_hash", self.password_hash, 255)
+        _require_length("user", "mfa_secret", self.mfa_secret, 255, required=False)
+        if self.role not in USER_ROLES:
+            raise InvalidEntity("user", "role", f"must be one of {', '.join(sorted(USER_ROLES))}")
+        if self.failed_login_attempts < 0:
+            raise InvalidEntity("user", "failed_login_attempts", "must not be negative")
+        _require_aware(
+            "user",
+            last_login_at=self.last_login_at,
+            password_changed_at=self.password_changed_at,
+            locked_until=self.locked_until,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+@dataclass
+class RefreshTokenFamily:
+    """All refresh tokens descending from one login; revoked as a whole on reuse or logout."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    user_id: uuid.UUID
+    absolute_expires_at: dt.datetime
+    created_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+    revoked_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_length("refresh_token_family", "revoked_reason", self.revoked_reason, 50, required=False)
+        _require_aware(
+            "refresh_token_family",
+            absolute_expires_at=self.absolute_expires_at,
+            created_at=self.created_at,
+            revoked_at=self.revoked_at,
+        )
+
+
+@dataclass
+class UserSession:
+    """One refresh token (only its hash) and the device it was issued to."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    user_id: uuid.UUID
+    token_hash: str
+    expires_at: dt.datetime
+    family_id: uuid.UUID | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+    fingerprint_hash: str | None = None
+    absolute_expires_at: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+    last_activity_at: dt.datetime | None = None
+    rotated_at: dt.datetime | None = None
+    replaced_by: uuid.UUID | None = None
+    revoked_at: dt.datetime | None = None
+    revoked_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_length("user_session", "token_hash", self.token_hash, 255)
+        _require_length("user_session", "fingerprint_hash", self.fingerprint_hash, 128, required=False)
+        _require_length("user_session", "revoked_reason", self.revoked_reason, 50, required=False)
+        _require_aware(
+            "user_session",
+            expires_at=self.expires_at,
+            absolute_expires_at=self.absolute_expires_at,
+            created_at=self.created_at,
+            last_activity_at=self.last_activity_at,
+            rotated_at=self.rotated_at,
+            revoked_at=self.revoked_at,
+        )
+
+
+@dataclass(frozen=True)
+class LoginCandidate:
+    """What login needs before the tenant is known: found by organization code and e-mail."""
+
+    user: User
+    organization_is_active: bool
+
+
+@dataclass(frozen=True)
+class NewOrganization:
+    """Sign-up result: the organization and its first admin, created together."""
+
+    organization_id: uuid.UUID
+    admin_user_id: uuid.UUID

@@ -1,0 +1,13 @@
+"""The identity repository contract over the in-memory adapter (no service needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reckai.adapters.memory.unit_of_work import MemoryDatabase
+from tests.contracts.identity_repositories import *  # noqa: F403 - the shared contract tests
+
+
+@pytest.fixture
+def database() -> MemoryDatabase:
+    return MemoryDatabase()
