@@ -358,3 +358,29 @@ def test_system_chain_rows_are_invisible_to_tenants_and_verify(
         assert conn.execute(text("SELECT count(*) FROM audit_logs WHERE organization_id IS NULL")).scalar_one() == 0
     results = {r.chain_key: r for r in verify_chains(audit_log, signer)}
     assert results[SYSTEM_CHAIN_KEY].ok
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_cli_verify_on_postgres_says_ok_then_names_the_tampered_row(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_database: PgDatabase,
+    audit_log: PostgresAuditLog, signer: AuditSigner, org_with_chain: uuid.UUID,
+) -> None:
+    from reckai.bootstrap import Container
+    from reckai.entrypoints.cli import audit as audit_cli
+    from reckai.entrypoints.cli.main import main
+    from reckai.settings import Settings
+
+    container = Container(settings=Settings(), components={"audit_log": audit_log, "audit_signer": signer})
+    monkeypatch.setattr(audit_cli, "container_factory", lambda: container)
+    assert main(["audit", "verify", "--organization", str(org_with_chain)]) == 0
+    assert f"OK organization {org_with_chain}: 5 records" in capsys.readouterr().out
+
+    victim = audit_log.record_at(org_with_chain, 4)
+    assert victim is not None
+    with _superuser(pg_database) as conn:
+        conn.execute("UPDATE audit_logs SET response_status = 200 WHERE id = %s", (victim.id,))
+    assert main(["audit", "verify", "--organization", str(org_with_chain)]) == 1
+    out = capsys.readouterr().out
+    assert f"row {victim.id} at sequence 4: hash_mismatch" in out

@@ -1,0 +1,117 @@
+"""`reckai audit verify [--organization ID]` and `reckai audit purge-expired`.
+
+verify recomputes every chain (or one organization's) with the HMAC key from the settings and
+prints one line per chain: `OK ...`, or `BROKEN ...` naming the first broken row (id, sequence,
+reason). Exit codes: 0 every chain verifies, 1 a chain is broken, 2 configuration or database
+problem (one line on standard error, no traceback).
+
+purge-expired removes, chain by chain, the rows past the seven-year retention (docs/audit.md),
+after verifying them, leaving a signed checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from reckai.application.audit import purge_expired, verify_chains
+from reckai.application.ports.audit import AuditError
+from reckai.domain.audit.chain import AuditSigner
+from reckai.domain.audit.events import SYSTEM_CHAIN_KEY
+
+EXIT_OK = 0
+EXIT_BROKEN = 1
+EXIT_ERROR = 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("audit", help="verify or maintain the tamper-evident audit log")
+    commands = parser.add_subparsers(dest="audit_command", required=True)
+    verify = commands.add_parser("verify", help="recompute the audit hash chains; exit 1 if one is broken")
+    verify.add_argument("--organization", type=uuid.UUID, metavar="ID",
+                        help="verify only this organization's chain (default: every chain, system included)")
+    verify.set_defaults(handler=_run_verify)
+    purge = commands.add_parser("purge-expired", help="remove audit rows older than seven years (verified first)")
+    purge.set_defaults(handler=_run_purge)
+
+
+def verify_command(audit_log: Any, signer: AuditSigner, organization_id: uuid.UUID | None, out: TextIO) -> int:
+    now = dt.datetime.now(dt.UTC)
+    results = verify_chains(audit_log, signer, organization_id, now=now)
+    broken = 0
+    for result in results:
+        label = "system" if result.chain_key == SYSTEM_CHAIN_KEY else f"organization {result.chain_key}"
+        if result.first_break is None:
+            print(f"OK {label}: {result.records_checked} records", file=out)
+        else:
+            broken += 1
+            brk = result.first_break
+            row = f"row {brk.record_id}" if brk.record_id else "no row"
+            print(f"BROKEN {label}: {row} at sequence {brk.sequence_number}: {brk.reason.value} ({brk.detail})",
+                  file=out)
+    if not results:
+        print("OK: no audit chains yet", file=out)
+    elif broken:
+        print(f"BROKEN: {broken} of {len(results)} chains", file=out)
+    else:
+        print(f"OK: {len(results)} chains, {sum(r.records_checked for r in results)} records", file=out)
+    return EXIT_BROKEN if broken else EXIT_OK
+
+
+def purge_command(audit_log: Any, signer: AuditSigner, out: TextIO) -> int:
+    now = dt.datetime.now(dt.UTC)
+    status = EXIT_OK
+    for chain_key in audit_log.chain_keys():
+        try:
+            outcome = purge_expired(audit_log, signer, chain_key, now)
+        except AuditError as exc:
+            print(f"REFUSED {chain_key}: {exc}", file=out)
+            status = EXIT_BROKEN
+            continue
+        if outcome.rows_removed:
+            print(f"PURGED {chain_key}: {outcome.rows_removed} rows through sequence {outcome.through_sequence}",
+                  file=out)
+    return status
+
+
+def _container() -> Any:
+    from reckai.bootstrap import bootstrap
+    from reckai.settings import Settings
+
+    return bootstrap(Settings.from_env())
+
+
+# Replaced in tests to run the commands on a container built from test services.
+container_factory: Callable[[], Any] = _container
+
+
+def _with_container(action: Callable[[Any], int]) -> int:
+    try:
+        container = container_factory()
+    except Exception as exc:  # configuration or start-up problem: one line, no traceback
+        print(f"reckai audit: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        if "audit_log" not in container.components:
+            print("reckai audit: no database is configured (the audit log lives in PostgreSQL)", file=sys.stderr)
+            return EXIT_ERROR
+        return action(container)
+    except AuditError as exc:
+        print(f"reckai audit: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        container.close()
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    return _with_container(
+        lambda c: verify_command(c.components["audit_log"], c.components["audit_signer"], args.organization, sys.stdout)
+    )
+
+
+def _run_purge(args: argparse.Namespace) -> int:
+    return _with_container(lambda c: purge_command(c.components["audit_log"], c.components["audit_signer"], sys.stdout))
