@@ -92,7 +92,7 @@ container_factory: Callable[[], Any] = _container
 def _with_container(action: Callable[[Any], int]) -> int:
     try:
         container = container_factory()
-    except Exception as exc:  # configuration or start-up problem: one line, no traceback
+    except Exception as exc:  # noqa: BLE001 - any start-up problem: one line, no traceback
         print(f"reckai audit: {exc}", file=sys.stderr)
         return EXIT_ERROR
     try:
