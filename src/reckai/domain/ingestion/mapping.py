@@ -242,7 +242,7 @@ def _value_spec(obj: Any, name: str, path: str, allowed: set[str]) -> ValueSpec:
         formats=_str_list(obj, "formats", path), time_column=_opt_str(obj, "time_column", path),
         time_formats=_str_list(obj, "time_formats", path), from_sign=_str_map(obj, "from_sign", path))
     sources = sum(1 for present in (spec.column, spec.constant is not None, spec.coalesce,
-                                    spec.from_sign) if present)
+                                    spec.from_sign is not None) if present)
     if sources != 1 and not (sources == 0 and spec.default is not None):
         raise _fail(path, "needs exactly one of column, constant, coalesce" +
                     (", from_sign" if "from_sign" in allowed else ""))
