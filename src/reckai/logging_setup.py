@@ -180,6 +180,9 @@ def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> log
         framework_logger = logging.getLogger(name)
         framework_logger.handlers.clear()
         framework_logger.propagate = True
+    # HTTP client libraries log every URL at INFO, query strings (and their tokens) included.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
 from reckai.application.errors import ServiceUnavailable
@@ -116,22 +117,22 @@ class HealthController(Controller):
     opt = {"public": True}
 
     @get("/", summary="Liveness and a summary of every dependency")
-    async def summary(self, health_probe: HealthProbe) -> Success[HealthSummary]:
+    async def summary(self, health_probe: NamedDependency[HealthProbe]) -> Success[HealthSummary]:
         reports = await health_probe.check_all()
         checks = {name: _status(report) for name, report in reports.items()}
         overall = "ok" if all(report.ok for report in reports.values()) else "degraded"
         return ok(HealthSummary(status=overall, checks=checks))
 
     @get("/db", summary="PostgreSQL answers", responses=_DOWN)
-    async def database(self, health_probe: HealthProbe) -> Success[CheckStatus]:
+    async def database(self, health_probe: NamedDependency[HealthProbe]) -> Success[CheckStatus]:
         return await _dependency(health_probe, "db")
 
     @get("/storage", summary="File storage answers", responses=_DOWN)
-    async def storage(self, health_probe: HealthProbe) -> Success[CheckStatus]:
+    async def storage(self, health_probe: NamedDependency[HealthProbe]) -> Success[CheckStatus]:
         return await _dependency(health_probe, "storage")
 
     @get("/queue", summary="Job queue broker answers", responses=_DOWN)
-    async def queue(self, health_probe: HealthProbe) -> Success[CheckStatus]:
+    async def queue(self, health_probe: NamedDependency[HealthProbe]) -> Success[CheckStatus]:
         return await _dependency(health_probe, "queue")
 
 

@@ -38,6 +38,8 @@ def undeclared_routes(app: Litestar) -> list[str]:
         if not isinstance(route, HTTPRoute):
             continue
         for handler in route.route_handlers:
+            if set(handler.http_methods) == {"OPTIONS"}:
+                continue  # Litestar's automatic OPTIONS (CORS preflight) answer, not a business route
             if declared_permission(handler) is None and not is_public(handler):
                 methods: Any = sorted(handler.http_methods)
                 missing.extend(f"{method} {route.path}" for method in methods)
