@@ -48,6 +48,11 @@ def audit_log(audit_engine: Engine, signer: AuditSigner) -> PostgresAuditLog:
 
 
 @pytest.fixture
+def short_lock_audit_log(audit_engine: Engine, signer: AuditSigner) -> PostgresAuditLog:
+    return PostgresAuditLog(audit_engine, signer, independent_lock_timeout_ms=300)
+
+
+@pytest.fixture
 def new_organization(app_engine: Engine) -> Callable[[], uuid.UUID]:
     return lambda: create_tenant(app_engine).organization_id
 

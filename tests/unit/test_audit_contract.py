@@ -4,6 +4,7 @@ tests/integration/test_audit_postgres.py (class AuditLogContract is imported the
 A concrete test class provides three fixtures:
 - `audit_log`: the adapter under test (with `.signer`);
 - `new_organization`: a callable returning the id of a fresh organization;
+- `short_lock_audit_log`: the adapter with a lock timeout well under a second;
 - `new_user`: a callable `new_user(organization_id)` returning the id of a fresh user in it;
 - `unit_of_work`: a callable `unit_of_work(organization_id)` returning a context manager that yields
   a unit of work the adapter accepts; it commits when `uow.commit()` was called, else rolls back.
@@ -97,8 +98,21 @@ class AuditLogContract:
         org = new_organization()
         with unit_of_work(org) as uow:
             audit_log.record_independently(event(org, "auth.login.failed"))
-            del uow  # the request fails: nothing committed
+            audit_log.record(uow, event(org, "request.work"))
+            # the request fails: the unit of work is left without commit
         assert [r.event.action for r in audit_log.read_chain(org, 0, 10)] == ["auth.login.failed"]
+        assert audit_log.chain_head(org).last_sequence == 1
+
+    def test_an_independent_write_to_a_chain_held_by_a_unit_of_work_gives_up_instead_of_deadlocking(
+        self, short_lock_audit_log: Any, new_organization: Callable[[], uuid.UUID], unit_of_work: Callable[..., Any]
+    ) -> None:
+        org = new_organization()
+        with unit_of_work(org) as uow:
+            short_lock_audit_log.record(uow, event(org, "holds.the.chain"))
+            with pytest.raises(AuditWriteFailed):
+                short_lock_audit_log.record_independently(event(org, "waits"))
+            uow.commit()
+        assert [r.event.action for r in short_lock_audit_log.read_chain(org, 0, 10)] == ["holds.the.chain"]
 
     def test_a_unit_of_work_cannot_write_another_organizations_chain(
         self, audit_log: Any, new_organization: Callable[[], uuid.UUID], unit_of_work: Callable[..., Any]
@@ -234,6 +248,11 @@ class TestMemoryAuditLog(AuditLogContract):
     @pytest.fixture
     def new_organization(self) -> Callable[[], uuid.UUID]:
         return uuid.uuid4
+
+    @pytest.fixture
+    def short_lock_audit_log(self, audit_log: MemoryAuditLog) -> MemoryAuditLog:
+        audit_log._lock_timeout = 0.3
+        return audit_log
 
     @pytest.fixture
     def new_user(self) -> Callable[[uuid.UUID], uuid.UUID]:

@@ -41,7 +41,7 @@ from reckai.domain.audit.events import SYSTEM_CHAIN_KEY, AuditEvent, AuditRecord
 
 # How long record_independently waits for a chain held by another transaction before giving up
 # (it must never wait forever on a unit of work of the same request; see the port).
-INDEPENDENT_LOCK_TIMEOUT = "5s"
+INDEPENDENT_LOCK_TIMEOUT_MS = 5000
 
 _COLUMNS = (
     "id, organization_id, user_id, action, resource_type, resource_id, host(ip_address) AS ip_address,"
@@ -64,9 +64,12 @@ _SET_TENANT = text("SELECT set_config('app.current_org_id', :tenant, true)")
 
 
 class PostgresAuditLog:
-    def __init__(self, engine: Engine, signer: AuditSigner) -> None:
+    def __init__(
+        self, engine: Engine, signer: AuditSigner, independent_lock_timeout_ms: int = INDEPENDENT_LOCK_TIMEOUT_MS
+    ) -> None:
         self._engine = engine
         self.signer = signer
+        self._lock_timeout_ms = int(independent_lock_timeout_ms)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -83,7 +86,7 @@ class PostgresAuditLog:
     def record_independently(self, event: AuditEvent) -> AuditRecord:
         try:
             with self._engine.begin() as connection:
-                connection.execute(text(f"SET LOCAL lock_timeout = '{INDEPENDENT_LOCK_TIMEOUT}'"))
+                connection.execute(text(f"SET LOCAL lock_timeout = {self._lock_timeout_ms}"))
                 connection.execute(_SET_TENANT, {"tenant": _tenant_text(event.organization_id)})
                 return self._append(connection, event)
         except SQLAlchemyError as exc:
