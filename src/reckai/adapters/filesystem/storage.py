@@ -288,19 +288,23 @@ class _FrameWriter:
     def write(self, data: bytes) -> None:
         self._pending += data
         # Strictly more than one chunk: the remainder may be the end of the stream and must then
-        # go out as the final frame.
-        while len(self._pending) > self._chunk_bytes:
-            self._seal(bytes(self._pending[: self._chunk_bytes]), final=False)
-            del self._pending[: self._chunk_bytes]
+        # go out as the final frame. Sealed from a view, compacted once: no per-chunk copies.
+        consumed = 0
+        with memoryview(self._pending) as pending:
+            while len(pending) - consumed > self._chunk_bytes:
+                self._seal(pending[consumed : consumed + self._chunk_bytes], final=False)
+                consumed += self._chunk_bytes
+        del self._pending[:consumed]
 
     def finish(self) -> None:
         self._seal(bytes(self._pending), final=True)
         self._pending.clear()
 
-    def _seal(self, plaintext: bytes, *, final: bool) -> None:
+    def _seal(self, plaintext: bytes | memoryview, *, final: bool) -> None:
         nonce, aad_tail = _frame_nonce(self._index, final)
         sealed = self._aead.encrypt(nonce, plaintext, self._aad_base + aad_tail)
-        _write(self._handle, _FRAME_LENGTH.pack(len(sealed)) + sealed)
+        _write(self._handle, _FRAME_LENGTH.pack(len(sealed)))
+        _write(self._handle, sealed)
         self._index += 1
 
 
