@@ -90,6 +90,17 @@ class MailerSettings:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    # In-process worker threads per queue (embedded mode; `reckai worker` takes --threads).
+    # Every queue has its own threads, so low-priority work cannot starve critical (docs/jobs.md).
+    embedded_threads: tuple[tuple[str, int], ...] = (("critical", 2), ("high", 1), ("medium", 1), ("low", 1))
+    relay_interval_seconds: float = 0.5
+    stale_after_seconds: int = 1800  # a dispatched message with no outcome after this is re-sent
+    session_cleanup_interval_seconds: int = 600
+    redis_namespace: str = "reckai"  # prefix of every broker key in Redis
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -108,6 +119,7 @@ class Settings:
     scanner: ScannerSettings = field(default_factory=ScannerSettings)
     mailer: MailerSettings = field(default_factory=MailerSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
     log_level: str = "INFO"
 
     @classmethod
@@ -169,6 +181,13 @@ class Settings:
                 public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
                 trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()),
             ),
+            jobs=JobSettings(
+                embedded_threads=_queue_threads(env.get("JOBS_EMBEDDED_THREADS", "critical=2,high=1,medium=1,low=1")),
+                relay_interval_seconds=float(env.get("JOBS_RELAY_INTERVAL_SECONDS", "0.5")),
+                stale_after_seconds=int(env.get("JOBS_STALE_AFTER_SECONDS", "1800")),
+                session_cleanup_interval_seconds=int(env.get("SESSION_CLEANUP_INTERVAL_SECONDS", "600")),
+                redis_namespace=env.get("JOBS_REDIS_NAMESPACE", "reckai"),
+            ),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
         )
         settings.validate()
@@ -206,6 +225,17 @@ class Settings:
                 "virus scanning is off; set SCANNER_ENABLED=true with CLAMD_HOST/CLAMD_SOCKET, "
                 "or SCANNER_ALLOW_DISABLED=true to accept the risk explicitly"
             )
+
+
+def _queue_threads(text: str) -> tuple[tuple[str, int], ...]:
+    """`critical=2,high=1` -> (("critical", 2), ("high", 1)); SettingsError on anything else."""
+    pairs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, count = part.partition("=")
+        if not sep or name.strip() not in {"critical", "high", "medium", "low"} or not count.strip().isdigit():
+            raise SettingsError(f"JOBS_EMBEDDED_THREADS must look like 'critical=2,high=1,medium=1,low=1', not {text!r}")
+        pairs.append((name.strip(), int(count)))
+    return tuple(pairs)
 
 
 def _flag(text: str) -> bool:
