@@ -175,7 +175,10 @@ def _build_audit_log(container: Container) -> None:
 def _build_memory_audit_log(container: Container) -> None:
     from reckai.adapters.memory.audit import MemoryAuditLog
 
-    container.components["audit_log"] = MemoryAuditLog(_audit_signer(container))
+    # The container's memory database when there is one, so `record(uow, ...)` works on its units
+    # of work; otherwise a private one.
+    database = container.components.get("database")
+    container.components["audit_log"] = MemoryAuditLog(_audit_signer(container), database)
 
 
 _BUILDERS.append(_build_audit_log)

@@ -16,13 +16,13 @@ import dataclasses
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from reckai.adapters.memory.audit import MemoryAuditLog
+from reckai.adapters.memory.unit_of_work import MemoryDatabase
 from reckai.application.audit import purge_expired, verify_chains
 from reckai.application.audit import verify_chain as verify_stored_chain
 from reckai.application.ports.audit import AuditPurgeRefused, AuditQuery, AuditWriteFailed
@@ -221,55 +221,30 @@ class AuditLogContract:
 # --- the in-memory adapter ---------------------------------------------------------------------
 
 
-class MemoryUnitOfWork:
-    """The smallest unit of work the memory adapter understands: a tenant and end-of-work hooks."""
-
-    def __init__(self, organization_id: uuid.UUID | None) -> None:
-        self.organization_id = organization_id
-        self._on_commit: list[Callable[[], None]] = []
-        self._on_rollback: list[Callable[[], None]] = []
-        self.committed = False
-
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        self._on_commit.append(callback)
-
-    def on_rollback(self, callback: Callable[[], None]) -> None:
-        self._on_rollback.append(callback)
-
-    def commit(self) -> None:
-        self.committed = True
-
-
 class TestMemoryAuditLog(AuditLogContract):
     @pytest.fixture
-    def audit_log(self) -> MemoryAuditLog:
-        return MemoryAuditLog(AuditSigner("test-1", KEY))
+    def database(self) -> MemoryDatabase:
+        return MemoryDatabase()
+
+    @pytest.fixture
+    def audit_log(self, database: MemoryDatabase) -> MemoryAuditLog:
+        return MemoryAuditLog(AuditSigner("test-1", KEY), database)
+
+    @pytest.fixture
+    def short_lock_audit_log(self, database: MemoryDatabase) -> MemoryAuditLog:
+        return MemoryAuditLog(AuditSigner("test-1", KEY), database, lock_timeout_seconds=0.3)
 
     @pytest.fixture
     def new_organization(self) -> Callable[[], uuid.UUID]:
         return uuid.uuid4
 
     @pytest.fixture
-    def short_lock_audit_log(self, audit_log: MemoryAuditLog) -> MemoryAuditLog:
-        audit_log._lock_timeout = 0.3
-        return audit_log
-
-    @pytest.fixture
     def new_user(self) -> Callable[[uuid.UUID], uuid.UUID]:
         return lambda organization_id: uuid.uuid4()
 
     @pytest.fixture
-    def unit_of_work(self) -> Callable[..., Any]:
-        @contextmanager
-        def make(organization_id: uuid.UUID | None) -> Iterator[MemoryUnitOfWork]:
-            uow = MemoryUnitOfWork(organization_id)
-            try:
-                yield uow
-            finally:
-                for callback in uow._on_commit if uow.committed else uow._on_rollback:
-                    callback()
-
-        return make
+    def unit_of_work(self, database: MemoryDatabase) -> Callable[..., Any]:
+        return database.unit_of_work
 
 
 # Memory-only: tampering through the fake's back door, and purging with a controllable clock.

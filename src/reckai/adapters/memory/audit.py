@@ -1,19 +1,21 @@
-"""In-memory audit log for use-case tests; the same contract tests run over it and Postgres.
+"""In-memory audit log on the memory unit of work; the same contract tests run over it and Postgres.
 
-Like the real adapter, a record written inside a unit of work is discarded when that unit of work
-rolls back, if the unit of work says so: it must offer `on_rollback(callback)` (the memory unit of
-work does). The chain stays locked for that unit of work until it ends (`on_commit`/`on_rollback`),
-as the chain-head row lock does in PostgreSQL, so a rolled-back record never leaves a gap.
+Records and chain heads are rows of the `MemoryDatabase` store ("audit_logs" keyed by id,
+"audit_chain_heads" keyed by chain key), both system-nullable like their SQL tables. A write
+locks the chain's head row with `lock_row` (as `audit_chain_reserve` does with FOR UPDATE), so
+the chain stays locked until the unit of work commits or rolls back; staged records vanish on
+rollback. `record_independently` uses a unit of work of its own, like a second connection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
 from reckai.application.ports.audit import (
     READ_PAGE_MAX,
     AuditLog,
@@ -25,143 +27,102 @@ from reckai.application.ports.audit import (
 from reckai.domain.audit.chain import AuditSigner, ChainCheckpoint, ChainHead, retention_cutoff
 from reckai.domain.audit.events import GENESIS_HASH, SYSTEM_CHAIN_KEY, AuditEvent, AuditRecord
 
+RECORDS = "audit_logs"
+HEADS = "audit_chain_heads"
+MemoryUnitOfWork.nullable_tenant_tables.update({RECORDS, HEADS})
+
+
+@dataclasses.dataclass(frozen=True)
+class _HeadRow:
+    organization_id: uuid.UUID | None  # what the memory "row-level security" looks at
+    head: ChainHead
+    last_created_at: dt.datetime | None
+
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class MemoryAuditLog:
-    def __init__(self, signer: AuditSigner, clock: Callable[[], dt.datetime] = _utc_now,
-                 lock_timeout_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        signer: AuditSigner,
+        database: MemoryDatabase | None = None,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        lock_timeout_seconds: float = 5.0,
+    ) -> None:
         self.signer = signer
+        self._database = database or MemoryDatabase()
         self._clock = clock
         self._lock_timeout = lock_timeout_seconds
-        self._state = threading.Lock()
-        self._records: dict[uuid.UUID, list[AuditRecord]] = {}
-        self._heads: dict[uuid.UUID, ChainHead] = {}
-        self._last_created: dict[uuid.UUID, dt.datetime] = {}
-        self._chain_locks: dict[uuid.UUID, threading.Lock] = {}
-        self._open: dict[int, dict[uuid.UUID, list[AuditRecord]]] = {}  # id(uow) -> its chains' records
 
     # --- writing -------------------------------------------------------------------------
 
     def record(self, uow: Any, event: AuditEvent) -> AuditRecord:
-        tenant = getattr(uow, "organization_id", event.organization_id)
-        if tenant != event.organization_id:
+        if not isinstance(uow, MemoryUnitOfWork) or uow.store is not self._database.store:
+            raise TypeError("MemoryAuditLog.record needs a unit of work of the same MemoryDatabase")
+        if uow.organization_id != event.organization_id:
             raise AuditWriteFailed(event.action, "the event's organization is not the unit of work's tenant")
-        on_commit = getattr(uow, "on_commit", None)
-        on_rollback = getattr(uow, "on_rollback", None)
-        if on_commit is None or on_rollback is None:
-            # A unit of work that cannot tell us when it ends: write through.
-            return self.record_independently(event)
-        open_chains = self._open.get(id(uow))
-        if open_chains is None:
-            open_chains = self._open[id(uow)] = {}
-            on_commit(lambda: self._finish(uow, committed=True))
-            on_rollback(lambda: self._finish(uow, committed=False))
-        key = event.chain_key
-        if key not in open_chains:
-            self._acquire(key, event)
-            open_chains[key] = []
-        record = self._append(event)
-        open_chains[key].append(record)
-        return record
-
-    def _finish(self, uow: Any, committed: bool) -> None:
-        for key, records in self._open.pop(id(uow), {}).items():
-            if not committed:
-                for record in reversed(records):
-                    self._discard(record)
-            self._release(key)
+        return self._append(uow, event)
 
     def record_independently(self, event: AuditEvent) -> AuditRecord:
-        self._acquire(event.chain_key, event)
-        try:
-            return self._append(event)
-        finally:
-            self._release(event.chain_key)
+        with self._database.unit_of_work(event.organization_id) as uow:
+            record = self._append(uow, event)
+            uow.commit()
+        return record
 
-    def _acquire(self, key: uuid.UUID, event: AuditEvent) -> None:
-        with self._state:
-            lock = self._chain_locks.setdefault(key, threading.Lock())
-        if not lock.acquire(timeout=self._lock_timeout):
-            raise AuditWriteFailed(event.action, "the audit chain stayed locked past the lock timeout")
-
-    def _release(self, key: uuid.UUID) -> None:
-        self._chain_locks[key].release()
-
-    def _append(self, event: AuditEvent) -> AuditRecord:
+    def _append(self, uow: MemoryUnitOfWork, event: AuditEvent) -> AuditRecord:
         key = event.chain_key
-        with self._state:
-            head = self._heads.get(key) or ChainHead(key, 0, GENESIS_HASH)
-            created_at = max(self._clock(), self._last_created.get(key, dt.datetime.min))
-            record = self.signer.seal(
-                event,
-                record_id=uuid.uuid4(),
-                sequence_number=head.last_sequence + 1,
-                previous_hash=head.last_hash,
-                created_at=created_at,
-            )
-            self._records.setdefault(key, []).append(record)
-            self._heads[key] = ChainHead(key, record.sequence_number, record.hash, head.checkpoint)
-            self._last_created[key] = record.created_at
-            return record
-
-    def _discard(self, record: AuditRecord) -> None:
-        # Runs while the unit of work still holds the chain, so the record is the chain's last.
-        with self._state:
-            chain = self._records.get(record.chain_key, [])
-            if not chain or chain[-1].id != record.id:
-                return
-            chain.pop()
-            previous = chain[-1] if chain else None
-            head = self._heads[record.chain_key]
-            if previous is not None:
-                self._heads[record.chain_key] = ChainHead(
-                    record.chain_key, previous.sequence_number, previous.hash, head.checkpoint
-                )
-            elif head.checkpoint is not None:
-                checkpoint = head.checkpoint
-                self._heads[record.chain_key] = ChainHead(
-                    record.chain_key, checkpoint.through_sequence, checkpoint.through_hash, checkpoint
-                )
-            else:
-                self._heads[record.chain_key] = ChainHead(record.chain_key, 0, GENESIS_HASH)
+        try:
+            uow.lock_row(HEADS, key, timeout=self._lock_timeout)
+        except TimeoutError as exc:
+            raise AuditWriteFailed(event.action, "the audit chain stayed locked past the lock timeout") from exc
+        row = uow.get(HEADS, key) or _HeadRow(event.organization_id, ChainHead(key, 0, GENESIS_HASH), None)
+        now = self._clock()
+        created_at = max(now, row.last_created_at) if row.last_created_at else now
+        record = self.signer.seal(
+            event,
+            record_id=uuid.uuid4(),
+            sequence_number=row.head.last_sequence + 1,
+            previous_hash=row.head.last_hash,
+            created_at=created_at,
+        )
+        uow.put(RECORDS, record.id, record)
+        head = ChainHead(key, record.sequence_number, record.hash, row.head.checkpoint)
+        uow.put(HEADS, key, _HeadRow(event.organization_id, head, record.created_at))
+        return record
 
     # --- reading -------------------------------------------------------------------------
 
+    def _chain(self, chain_key: uuid.UUID) -> list[AuditRecord]:
+        with self._database.unit_of_work(_tenant_of(chain_key)) as uow:
+            records = [r for _, r in uow.rows(RECORDS) if r.chain_key == chain_key]
+        return sorted(records, key=lambda r: r.sequence_number)
+
     def chain_keys(self) -> list[uuid.UUID]:
-        with self._state:
-            return sorted(key for key, head in self._heads.items() if head.last_sequence > 0)
+        with self._database.unit_of_work(None) as uow:
+            return sorted(key for key, row in uow.all_rows(HEADS) if row.head.last_sequence > 0)
 
     def chain_head(self, chain_key: uuid.UUID) -> ChainHead | None:
-        with self._state:
-            return self._heads.get(chain_key)
+        with self._database.unit_of_work(_tenant_of(chain_key)) as uow:
+            row = uow.get(HEADS, chain_key)
+        return row.head if row is not None else None
 
     def read_chain(self, chain_key: uuid.UUID, after_sequence: int, limit: int) -> list[AuditRecord]:
         limit = max(0, min(limit, READ_PAGE_MAX))
-        with self._state:
-            chain = list(self._records.get(chain_key, []))
-        return [r for r in chain if r.sequence_number > after_sequence][:limit]
+        return [r for r in self._chain(chain_key) if r.sequence_number > after_sequence][:limit]
 
     def record_at(self, chain_key: uuid.UUID, sequence_number: int) -> AuditRecord | None:
-        with self._state:
-            for record in self._records.get(chain_key, []):
-                if record.sequence_number == sequence_number:
-                    return record
-        return None
+        return next((r for r in self._chain(chain_key) if r.sequence_number == sequence_number), None)
 
     def last_sequence_before(self, chain_key: uuid.UUID, cutoff: dt.datetime) -> int | None:
-        with self._state:
-            older = [r.sequence_number for r in self._records.get(chain_key, []) if r.created_at < cutoff]
+        older = [r.sequence_number for r in self._chain(chain_key) if r.created_at < _naive(cutoff)]
         return max(older) if older else None
 
     def list_records(self, organization_id: uuid.UUID, query: AuditQuery) -> AuditPage:
         if organization_id == SYSTEM_CHAIN_KEY:
             return AuditPage((), None)
-        with self._state:
-            chain = list(self._records.get(organization_id, []))
-        matching = [r for r in reversed(chain) if _matches(r, query)]
+        matching = [r for r in reversed(self._chain(organization_id)) if _matches(r, query)]
         page = matching[: query.limit]
         more = len(matching) > query.limit
         return AuditPage(tuple(page), page[-1].sequence_number if more and page else None)
@@ -170,40 +131,56 @@ class MemoryAuditLog:
 
     def purge_through(self, checkpoint: ChainCheckpoint) -> int:
         key = checkpoint.chain_key
-        with self._state:
-            head = self._heads.get(key)
-            if head is None:
+        with self._database.unit_of_work(_tenant_of(key)) as uow:
+            uow.lock_row(HEADS, key, timeout=self._lock_timeout)
+            row = uow.get(HEADS, key)
+            if row is None:
                 raise AuditPurgeRefused(key, "the chain does not exist")
+            head = row.head
             done = head.checkpoint.through_sequence if head.checkpoint else 0
             if not done < checkpoint.through_sequence <= head.last_sequence:
                 raise AuditPurgeRefused(key, f"sequence {checkpoint.through_sequence} is not purgeable")
-            chain = self._records.get(key, [])
+            chain = [r for _, r in uow.rows(RECORDS) if r.chain_key == key]
             target = next((r for r in chain if r.sequence_number == checkpoint.through_sequence), None)
-            if target is None or target.hash != checkpoint.through_hash or target.created_at != checkpoint.through_created_at:
+            if target is None or (target.hash, target.created_at) != (
+                checkpoint.through_hash,
+                checkpoint.through_created_at,
+            ):
                 raise AuditPurgeRefused(key, "the checkpoint does not describe the row")
             if target.created_at >= retention_cutoff(self._clock()):
                 raise AuditPurgeRefused(key, "the rows are within the seven-year retention period")
-            kept = [r for r in chain if r.sequence_number > checkpoint.through_sequence]
-            removed = len(chain) - len(kept)
-            self._records[key] = kept
-            self._heads[key] = ChainHead(key, head.last_sequence, head.last_hash, checkpoint)
-            return removed
+            removed = 0
+            for record in chain:
+                if record.sequence_number <= checkpoint.through_sequence:
+                    uow.remove(RECORDS, record.id)
+                    removed += 1
+            new_head = ChainHead(key, head.last_sequence, head.last_hash, checkpoint)
+            uow.put(HEADS, key, dataclasses.replace(row, head=new_head))
+            uow.commit()
+        return removed
 
     # --- test support: what a database owner could do behind the application's back ----------
 
-    def tamper(self, chain_key: uuid.UUID, sequence_number: int, replace: Callable[[AuditRecord], AuditRecord | None]) -> None:
+    def tamper(
+        self, chain_key: uuid.UUID, sequence_number: int, replace: Callable[[AuditRecord], AuditRecord | None]
+    ) -> None:
         """Replace (or, when `replace` returns None, delete) one stored record, bypassing every rule."""
-        with self._state:
-            chain = self._records[chain_key]
-            for index, record in enumerate(chain):
-                if record.sequence_number == sequence_number:
+        store = self._database.store
+        with store.lock:
+            records = store.tables.get(RECORDS, {})
+            for record_id, record in list(records.items()):
+                if record.chain_key == chain_key and record.sequence_number == sequence_number:
                     replacement = replace(record)
                     if replacement is None:
-                        del chain[index]
+                        del records[record_id]
                     else:
-                        chain[index] = replacement
+                        records[record_id] = replacement
                     return
         raise KeyError(sequence_number)
+
+
+def _tenant_of(chain_key: uuid.UUID) -> uuid.UUID | None:
+    return None if chain_key == SYSTEM_CHAIN_KEY else chain_key
 
 
 def _matches(record: AuditRecord, query: AuditQuery) -> bool:
