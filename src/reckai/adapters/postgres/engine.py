@@ -39,7 +39,7 @@ def create_engine(
         max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"options": "-c timezone=UTC", "application_name": application_name},
+        connect_args={"options": "-c timezone=UTC", "application_name": application_name, "connect_timeout": 5},
         **kwargs,
     )
     install_slow_query_log(engine, slow_query_seconds)

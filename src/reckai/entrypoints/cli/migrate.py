@@ -1,0 +1,60 @@
+"""`reckai migrate`: apply the Alembic history as the owner role.
+
+The URL is `--url`, else MIGRATION_DATABASE_URL. In embedded mode without either, the embedded
+server under var/pgdata is started (roles and database created) and migrated.
+Exit codes: 0 done, 2 configuration or database problem (one line on standard error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("migrate", help="apply database migrations (as the owner role)")
+    parser.add_argument("--url", help="owner-role database URL (default: MIGRATION_DATABASE_URL)")
+    parser.add_argument("--revision", default="head", help="target revision (default: head)")
+    parser.add_argument("--downgrade", action="store_true", help="downgrade to --revision instead (e.g. base)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reckai.adapters.postgres import migrations
+    from reckai.settings import Mode, Settings, SettingsError
+
+    try:
+        url = args.url or os.environ.get("MIGRATION_DATABASE_URL")
+        embedded = None
+        if not url:
+            mode = os.environ.get("RECKAI_MODE", Mode.EMBEDDED.value)
+            if mode != Mode.EMBEDDED.value:
+                print("reckai migrate: set MIGRATION_DATABASE_URL (the owner role) or pass --url", file=sys.stderr)
+                return EXIT_ERROR
+            from reckai.adapters.postgres.embedded import start_embedded
+
+            settings = Settings.from_env()
+            embedded = start_embedded(settings.database.embedded_data_dir)
+            url = embedded.urls.owner_url
+        try:
+            if args.downgrade:
+                migrations.downgrade(url, args.revision)
+            else:
+                migrations.upgrade(url, args.revision)
+            revision = migrations.current_revision(url)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+    except (SettingsError, ValueError) as exc:
+        print(f"reckai migrate: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # driver/alembic errors: one line, no traceback, no URL
+        print(f"reckai migrate: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"database at revision {revision or 'base'}")
+    return EXIT_OK
