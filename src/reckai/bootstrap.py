@@ -66,6 +66,30 @@ _BUILDERS: list[Callable[[Container], None]] = []
 _MEMORY_BUILDERS: list[Callable[[Container], None]] = []
 
 
+# --- database (issue 2 items 3-5; docs/schema.md, docs/tenancy.md). First: others use it. ---
+
+
+def _build_database(container: Container) -> None:
+    from reckai.adapters.postgres.database import database_health, open_database
+
+    database = open_database(container.settings)
+    container.components["database"] = database
+    container.on_close(database.close)
+    container.health_checks["db"] = lambda: database_health(database)
+
+
+def _build_memory_database(container: Container) -> None:
+    from reckai.adapters.memory.unit_of_work import MemoryDatabase
+    from reckai.application.ports.health import HealthReport
+
+    container.components["database"] = MemoryDatabase()
+    container.health_checks["db"] = lambda: HealthReport(ok=True, detail="in-memory database")
+
+
+_BUILDERS.append(_build_database)
+_MEMORY_BUILDERS.append(_build_memory_database)
+
+
 # --- storage and virus scanner (issue 4; docs/storage.md) ---
 
 
