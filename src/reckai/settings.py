@@ -67,6 +67,10 @@ class SecuritySettings:
     audit_hmac_key_id: str = "dev-1"
     data_encryption_key: str = DEV_DATA_ENCRYPTION_KEY  # base64, 32 bytes: AES-256-GCM
     data_encryption_key_id: str = "dev-1"
+    # Keys kept only to verify/decrypt during rotation: ((key id, secret), ...). Env
+    # JWT_RETIRED_KEYS / DATA_ENCRYPTION_RETIRED_KEYS as "kid=secret,kid=secret".
+    jwt_retired_keys: tuple[tuple[str, str], ...] = ()
+    data_encryption_retired_keys: tuple[tuple[str, str], ...] = ()
     password_hasher: str = "bcrypt"  # bcrypt | argon2id
     allow_public_signup: bool = True
 
@@ -86,6 +90,9 @@ class MailerSettings:
     outbox_dir: Path = Path("var/mail")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
+    smtp_starttls: bool = False  # when true, STARTTLS is required (never a plain-text fallback)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
     sender: str = "no-reply@reckai.local"
 
 
@@ -157,6 +164,10 @@ class Settings:
                 audit_hmac_key_id=env.get("AUDIT_HMAC_KEY_ID", "dev-1"),
                 data_encryption_key=env.get("DATA_ENCRYPTION_KEY", DEV_DATA_ENCRYPTION_KEY),
                 data_encryption_key_id=env.get("DATA_ENCRYPTION_KEY_ID", "dev-1"),
+                jwt_retired_keys=_key_list(env.get("JWT_RETIRED_KEYS", ""), "JWT_RETIRED_KEYS"),
+                data_encryption_retired_keys=_key_list(
+                    env.get("DATA_ENCRYPTION_RETIRED_KEYS", ""), "DATA_ENCRYPTION_RETIRED_KEYS"
+                ),
                 password_hasher=env.get("PASSWORD_HASHER", "bcrypt"),
                 allow_public_signup=_flag(env.get("ALLOW_PUBLIC_SIGNUP", "true")),
             ),
@@ -172,6 +183,9 @@ class Settings:
                 outbox_dir=Path(env.get("MAIL_OUTBOX_DIR", "var/mail")),
                 smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
                 smtp_port=int(env.get("SMTP_PORT", "25")),
+                smtp_starttls=_flag(env.get("SMTP_STARTTLS", "false")),
+                smtp_username=env.get("SMTP_USERNAME") or None,
+                smtp_password=env.get("SMTP_PASSWORD") or None,
                 sender=env.get("MAIL_SENDER", "no-reply@reckai.local"),
             ),
             http=HttpSettings(
@@ -240,3 +254,16 @@ def _queue_threads(text: str) -> tuple[tuple[str, int], ...]:
 
 def _flag(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _key_list(text: str, name: str) -> tuple[tuple[str, str], ...]:
+    """ "kid=secret,kid=secret" -> ((kid, secret), ...); base64 secrets may contain '='."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        kid, sep, secret = item.partition("=")
+        if not sep or not kid.strip() or not secret:
+            raise SettingsError(f"{name} entries must look like key_id=secret")
+        pairs.append((kid.strip(), secret))
+    return tuple(pairs)
