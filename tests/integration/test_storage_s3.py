@@ -100,10 +100,36 @@ def test_multipart_source_failure_leaves_nothing(s3_storage: S3FileStorage) -> N
     assert not s3_storage.exists(key)
 
 
+def test_adapter_requests_sse_itself_without_a_bucket_default(s3_server: S3Endpoint) -> None:
+    # The test bucket has no default encryption: only the adapter's own request can make the
+    # objects encrypted.
+    client = _client(s3_server)
+    plain_bucket = s3_server.bucket
+    assert client.get_bucket_encryption(plain_bucket) is None
+    storage = S3FileStorage(client, plain_bucket, part_bytes=PART)
+    small, large = _new_key(), _new_key()
+    assert storage.put(small, [b"amount\n1\n"]).encryption == "SSE-S3"
+    assert storage.put(large, _chunks(os.urandom(PART + 1), 1024 * 1024)).encryption == "SSE-S3"
+    for key in (small, large):
+        assert client.stat_object(plain_bucket, key).metadata["x-amz-server-side-encryption"] == "AES256"
+    moved = storage.move(small, _new_key())
+    assert client.stat_object(plain_bucket, moved.key).metadata["x-amz-server-side-encryption"] == "AES256"
+
+
 class _NoSseRequested(S3FileStorage):
     # Simulates a server, proxy or client that drops the SSE request: the object really is stored
     # unencrypted on the server, and the adapter's HEAD check has to catch it.
     _request_sse = False
+
+
+def test_ensure_bucket_creates_it_with_default_encryption(s3_server: S3Endpoint) -> None:
+    client = _client(s3_server)
+    bucket = f"reckai-new-{uuid.uuid4().hex[:8]}"
+    storage = S3FileStorage(client, bucket, part_bytes=PART)
+    storage.ensure_bucket()
+    storage.ensure_bucket()  # idempotent
+    config = client.get_bucket_encryption(bucket)
+    assert config is not None and config.rule.sse_algorithm == "AES256"
 
 
 def test_object_stored_unencrypted_is_refused_and_deleted(s3_server: S3Endpoint) -> None:
