@@ -148,7 +148,9 @@ class JsonLogFormatter(logging.Formatter):
         entry = {
             "timestamp": _utc_timestamp(record.created),
             "level": _LEVEL_NAMES.get(record.levelno, record.levelname),
-            "organization_id": _text_or_none(getattr(record, "organization_id", None) or context.organization_id),
+            "organization_id": _text_or_none(
+                getattr(record, "organization_id", None) or context.organization_id
+            ),
             "user_id": _text_or_none(getattr(record, "user_id", None) or context.user_id),
             "action": _text_or_none(getattr(record, "action", None)) or record.name,
             "resource_type": _text_or_none(getattr(record, "resource_type", None)),

@@ -61,7 +61,9 @@ def test_health_db_is_503_when_the_database_does_not_answer() -> None:
     from reckai.adapters.postgres.unit_of_work import PostgresDatabase
 
     # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-    database = PostgresDatabase(create_engine("postgresql://reckai_app@127.0.0.1:9/reckai", pool_size=1, max_overflow=0))
+    database = PostgresDatabase(
+        create_engine("postgresql://reckai_app@127.0.0.1:9/reckai", pool_size=1, max_overflow=0)
+    )
     container = bootstrap_in_memory()
     container.health_checks["db"] = lambda: database_health(database)
     try:
@@ -76,7 +78,9 @@ def test_health_db_is_503_when_the_database_does_not_answer() -> None:
     assert "127.0.0.1" not in response.text  # no connection string in a public answer
 
 
-def test_a_slow_query_during_a_request_is_logged_with_the_request_id(pg_database, log_lines: io.StringIO) -> None:  # type: ignore[no-untyped-def]
+def test_a_slow_query_during_a_request_is_logged_with_the_request_id(
+    pg_database, log_lines: io.StringIO
+) -> None:  # type: ignore[no-untyped-def]
     from reckai.adapters.postgres.engine import create_engine
 
     engine = create_engine(pg_database.app_url, pool_size=1, max_overflow=0, slow_query_seconds=0.0)

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar import Request, get, post
-from litestar.enums import RequestEncodingType
 from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
 from litestar.testing import TestClient
 
@@ -58,7 +58,9 @@ async def create_note(data: JSONBody[Note]) -> Success[Note]:
 @get("/test/notes", opt={"permission": "notes:read"})
 async def list_notes(pagination: NamedDependency[Pagination]) -> Success[list[Note]]:
     notes = [Note(title=f"n{i}", amount_minor=i) for i in range(45)]
-    return paginated(notes[pagination.offset : pagination.offset + pagination.limit], pagination, total=len(notes))
+    return paginated(
+        notes[pagination.offset : pagination.offset + pagination.limit], pagination, total=len(notes)
+    )
 
 
 _RAISED: dict[str, Exception] = {
@@ -181,19 +183,25 @@ def test_wrong_method_is_a_405_envelope_with_allow(client: TestClient) -> None:
 
 
 def test_body_validation_names_each_field(client: TestClient) -> None:
-    error = assert_error(client.post("/test/notes", json={"title": 5, "amount_minor": 1}), 400, "VALIDATION_ERROR")
+    error = assert_error(
+        client.post("/test/notes", json={"title": 5, "amount_minor": 1}), 400, "VALIDATION_ERROR"
+    )
     assert error["details"][0]["field"] == "title"
     error = assert_error(client.post("/test/notes", json={"title": "a"}), 400, "VALIDATION_ERROR")
     assert error["details"][0]["field"] == "amount_minor"
     error = assert_error(
-        client.post("/test/notes", json={"title": "a", "amount_minor": 1, "admin": True}), 400, "VALIDATION_ERROR"
+        client.post("/test/notes", json={"title": "a", "amount_minor": 1, "admin": True}),
+        400,
+        "VALIDATION_ERROR",
     )
     assert error["details"][0]["field"] == "admin"
     assert "unknown field" in error["details"][0]["message"]
 
 
 def test_malformed_json_is_a_400_envelope(client: TestClient) -> None:
-    response = client.post("/test/notes", content=b'{"title": "a",', headers={"content-type": "application/json"})
+    response = client.post(
+        "/test/notes", content=b'{"title": "a",', headers={"content-type": "application/json"}
+    )
     assert_error(response, 400, "MALFORMED_BODY")
 
 
@@ -211,7 +219,9 @@ def test_a_body_in_another_media_type_is_415(client: TestClient) -> None:
 
 def test_json_suffix_media_types_and_declared_multipart_are_accepted(client: TestClient) -> None:
     response = client.post(
-        "/test/notes", content=b'{"title":"a","amount_minor":1}', headers={"content-type": "application/merge-patch+json"}
+        "/test/notes",
+        content=b'{"title":"a","amount_minor":1}',
+        headers={"content-type": "application/merge-patch+json"},
     )
     assert response.status_code == 201
     response = client.post("/test/upload", files={"statement": ("s.csv", b"a,b\n1,2\n", "text/csv")})
@@ -232,7 +242,9 @@ def test_json_suffix_media_types_and_declared_multipart_are_accepted(client: Tes
         ("limited", 429, "RATE_LIMITED"),
     ],
 )
-def test_application_errors_map_to_status_and_code(client: TestClient, kind: str, status: int, code: str) -> None:
+def test_application_errors_map_to_status_and_code(
+    client: TestClient, kind: str, status: int, code: str
+) -> None:
     assert_error(client.get(f"/test/raise/{kind}"), status, code)
 
 
@@ -256,7 +268,11 @@ def test_unhandled_exception_is_500_without_leaking_and_logged_with_request_id(
     response = client.get("/test/raise/crash", headers={"X-Request-ID": "trace-crash-1"})
     error = assert_error(response, 500, "INTERNAL_ERROR")
     assert error["message"] == "An internal error occurred"
-    assert "hunter2" not in response.text and "SecretLeak" not in response.text and "Traceback" not in response.text
+    assert (
+        "hunter2" not in response.text
+        and "SecretLeak" not in response.text
+        and "Traceback" not in response.text
+    )
     (entry,) = logged(log_lines, "http.unhandled_exception")
     assert entry["level"] == "ERROR"
     assert entry["metadata"]["request_id"] == "trace-crash-1" == response.headers["x-request-id"]
@@ -290,13 +306,18 @@ def test_every_answer_is_an_envelope_with_a_request_id(
 def test_a_request_id_is_generated_when_missing_or_malformed(client: TestClient) -> None:
     generated = client.get("/health").headers["x-request-id"]
     assert uuid.UUID(generated)
-    assert client.get("/health", headers={"X-Request-ID": "abc-123_x.y:z"}).headers["x-request-id"] == "abc-123_x.y:z"
+    assert (
+        client.get("/health", headers={"X-Request-ID": "abc-123_x.y:z"}).headers["x-request-id"]
+        == "abc-123_x.y:z"
+    )
     for bad in ("has space", "x" * 129, "évil".encode(), "-leading-dash"):
         answered = client.get("/health", headers={"X-Request-ID": bad}).headers["x-request-id"]
         assert answered != bad and uuid.UUID(answered)
 
 
-@pytest.mark.parametrize("path", ["/health", "/api/nothing-here", "/test/raise/crash", "/schema/openapi.json"])
+@pytest.mark.parametrize(
+    "path", ["/health", "/api/nothing-here", "/test/raise/crash", "/schema/openapi.json"]
+)
 def test_security_headers_on_every_response(client: TestClient, path: str) -> None:
     headers = client.get(path).headers
     assert headers["content-security-policy"] == API_CONTENT_SECURITY_POLICY
@@ -338,15 +359,25 @@ def test_cors_follows_the_spec_for_allowed_origins() -> None:
         assert headers["access-control-allow-credentials"] == "true"
         assert headers["access-control-max-age"] == "86400"
         assert set(headers["access-control-allow-methods"].replace(" ", "").split(",")) == {
-            "GET", "POST", "PUT", "DELETE", "PATCH"}
+            "GET",
+            "POST",
+            "PUT",
+            "DELETE",
+            "PATCH",
+        }
         allowed = set(headers["access-control-allow-headers"].replace(" ", "").lower().split(","))
         # Litestar also lists the CORS-safelisted headers, which browsers allow anyway.
-        assert {"content-type", "authorization"} <= allowed <= {
-            "content-type", "authorization", "accept", "accept-language", "content-language"}
+        assert (
+            {"content-type", "authorization"}
+            <= allowed
+            <= {"content-type", "authorization", "accept", "accept-language", "content-language"}
+        )
         assert headers["x-request-id"]
 
         simple = client.get("/health", headers={"Origin": "https://app.reckai.test"})
-        exposed = {name.strip().lower() for name in simple.headers["access-control-expose-headers"].split(",")}
+        exposed = {
+            name.strip().lower() for name in simple.headers["access-control-expose-headers"].split(",")
+        }
         assert {"x-request-id", "retry-after"} <= exposed
 
         foreign = client.get("/health", headers={"Origin": "https://evil.test"})
@@ -378,9 +409,13 @@ def test_forwarded_for_is_honoured_only_from_trusted_proxies(log_lines: io.Strin
 # --- request log -------------------------------------------------------------------------------
 
 
-def test_every_request_is_logged_once_without_query_or_body(client: TestClient, log_lines: io.StringIO) -> None:
+def test_every_request_is_logged_once_without_query_or_body(
+    client: TestClient, log_lines: io.StringIO
+) -> None:
     response = client.post(
-        "/test/notes?token=abc123", json={"title": "password hunter2", "amount_minor": 1}, headers={"User-Agent": "probe/1"}
+        "/test/notes?token=abc123",
+        json={"title": "password hunter2", "amount_minor": 1},
+        headers={"User-Agent": "probe/1"},
     )
     (entry,) = logged(log_lines, "http.request")
     assert entry["level"] == "INFO"
@@ -419,7 +454,9 @@ def test_openapi_schema_is_served_locally_with_the_error_envelope(client: TestCl
     assert {"/health", "/health/db", "/health/storage", "/health/queue"} <= set(document["paths"])
     assert "ErrorEnvelope" in document["components"]["schemas"]
     create = document["paths"]["/test/notes"]["post"]["responses"]
-    assert create["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+    assert create["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorEnvelope"
+    }
     assert "/docs" not in document["paths"]
 
 

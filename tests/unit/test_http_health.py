@@ -72,7 +72,9 @@ def test_a_passing_check_answers_200(container: Container, client: TestClient, n
 
 
 @pytest.mark.parametrize("name", ["db", "storage", "queue"])
-def test_a_failing_check_answers_503_with_the_envelope(container: Container, client: TestClient, name: str) -> None:
+def test_a_failing_check_answers_503_with_the_envelope(
+    container: Container, client: TestClient, name: str
+) -> None:
     container.health_checks[name] = CountingCheck(HealthReport(ok=False, detail="connection refused"))
     assert assert_down(client.get(f"/health/{name}"), name) == "connection refused"
 
@@ -81,8 +83,12 @@ def test_a_missing_check_is_not_configured(client: TestClient) -> None:
     assert assert_down(client.get("/health/queue"), "queue") == "not configured"
 
 
-def test_a_check_that_raises_is_down_without_leaking_its_text(container: Container, client: TestClient) -> None:
-    container.health_checks["db"] = CountingCheck(error=RuntimeError("password authentication failed for user x"))
+def test_a_check_that_raises_is_down_without_leaking_its_text(
+    container: Container, client: TestClient
+) -> None:
+    container.health_checks["db"] = CountingCheck(
+        error=RuntimeError("password authentication failed for user x")
+    )
     response = client.get("/health/db")
     assert assert_down(response, "db") == "check failed (RuntimeError)"
     assert "password" not in response.text

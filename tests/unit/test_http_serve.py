@@ -145,5 +145,7 @@ def test_serve_answers_runs_the_worker_and_closes_on_sigterm(
     captured = capsys.readouterr()
     assert f"http://127.0.0.1:{port}/docs" in captured.err
     logged = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
-    assert any(entry["action"] == "http.request" and entry["metadata"]["path"] == "/health" for entry in logged)
+    assert any(
+        entry["action"] == "http.request" and entry["metadata"]["path"] == "/health" for entry in logged
+    )
     assert any(entry["action"] == "server.stopped" for entry in logged)

@@ -100,7 +100,9 @@ def test_levels_are_the_four_of_the_spec(log_lines: io.StringIO, level: int, nam
 
 
 def test_a_plain_record_is_rendered_with_its_extras_in_metadata(log_lines: io.StringIO) -> None:
-    logging.getLogger("reckai.adapters.x").warning("disk %s", "full", extra={"free_bytes": 12, "amount": Decimal("1.50")})
+    logging.getLogger("reckai.adapters.x").warning(
+        "disk %s", "full", extra={"free_bytes": 12, "amount": Decimal("1.50")}
+    )
     (entry,) = records(log_lines)
     assert entry["action"] == "reckai.adapters.x"
     assert entry["message"] == "disk full"
@@ -151,7 +153,11 @@ def test_secrets_in_metadata_are_redacted(log_lines: io.StringIO) -> None:
     log_event(
         logging.getLogger("reckai.test"),
         "auth.login.failed",
-        metadata={"email": "a@b.c", "password": "hunter2", "nested": {"refresh_token": "abc", "Authorization": "Bearer x"}},
+        metadata={
+            "email": "a@b.c",
+            "password": "hunter2",
+            "nested": {"refresh_token": "abc", "Authorization": "Bearer x"},
+        },
     )
     (entry,) = records(log_lines)
     assert entry["metadata"]["email"] == "a@b.c"
@@ -160,7 +166,9 @@ def test_secrets_in_metadata_are_redacted(log_lines: io.StringIO) -> None:
     assert "hunter2" not in log_lines.getvalue()
 
 
-_SECRET_KEYS = st.sampled_from(["password", "new_password", "token", "access_token", "api_key", "client_secret", "mfa_code"])
+_SECRET_KEYS = st.sampled_from(
+    ["password", "new_password", "token", "access_token", "api_key", "client_secret", "mfa_code"]
+)
 _PLAIN_KEYS = st.sampled_from(["email", "job_name", "count", "token_family_id", "path"])
 _LEAVES = st.text(alphabet="abcdefghij", min_size=6, max_size=12).map(lambda text: f"SECRET{text}")
 
@@ -174,7 +182,15 @@ _LEAVES = st.text(alphabet="abcdefghij", min_size=6, max_size=12).map(lambda tex
     )
 )
 def test_redaction_replaces_exactly_the_values_under_secret_keys(metadata: dict) -> None:
-    secret_keys = {"password", "new_password", "token", "access_token", "api_key", "client_secret", "mfa_code"}
+    secret_keys = {
+        "password",
+        "new_password",
+        "token",
+        "access_token",
+        "api_key",
+        "client_secret",
+        "mfa_code",
+    }
 
     def check(original: object, redacted: object) -> None:
         if isinstance(original, dict):

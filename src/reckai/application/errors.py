@@ -85,7 +85,9 @@ class Unauthenticated(ApplicationError):
 class PermissionDenied(ApplicationError):
     code = "PERMISSION_DENIED"
 
-    def __init__(self, permission: str | None = None, message: str = "You do not have permission to do this") -> None:
+    def __init__(
+        self, permission: str | None = None, message: str = "You do not have permission to do this"
+    ) -> None:
         super().__init__(message)
         self.permission = permission
 

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         container = bootstrap(settings)
     except SettingsError as exc:
         return _fail(str(exc), EXIT_CONFIGURATION)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any start failure becomes one line + a logged traceback
         log_event(logger, "server.start_failed", level=logging.ERROR, exc_info=True)
         return _fail(f"could not start: {type(exc).__name__}: {exc}", EXIT_START_FAILED)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
-from litestar.di import Provide
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from reckai.bootstrap import Container
@@ -57,7 +57,9 @@ def cors_config(http: HttpSettings) -> CORSConfig | None:
     if not http.allowed_origins:
         return None
     if "*" in http.allowed_origins:
-        raise SettingsError("ALLOWED_ORIGINS must list origins; '*' is refused because credentials are allowed")
+        raise SettingsError(
+            "ALLOWED_ORIGINS must list origins; '*' is refused because credentials are allowed"
+        )
     return CORSConfig(
         allow_origins=list(http.allowed_origins),
         allow_credentials=True,

@@ -97,7 +97,8 @@ def document_error_envelope(schema: dict[str, Any]) -> dict[str, Any]:
                 if status[:1] in ("4", "5"):
                     response["content"] = {"application/json": {"schema": reference}}
             responses.setdefault(
-                "500", {"description": "Internal error", "content": {"application/json": {"schema": reference}}}
+                "500",
+                {"description": "Internal error", "content": {"application/json": {"schema": reference}}},
             )
     return document
 

@@ -88,7 +88,9 @@ class ErrorAnswer:
     unexpected: bool = False
 
 
-def describe_error(exc: BaseException, extra_statuses: Mapping[type[BaseException], int] | None = None) -> ErrorAnswer:
+def describe_error(
+    exc: BaseException, extra_statuses: Mapping[type[BaseException], int] | None = None
+) -> ErrorAnswer:
     """Status, envelope and headers for `exc`. Never includes exception text the app did not
     write for the client."""
     statuses = {**APPLICATION_ERROR_STATUSES, **(extra_statuses or {})}
@@ -179,7 +181,12 @@ def _framework_error(exc: HTTPException) -> ErrorAnswer:
             headers=headers,
         )
     code, message = _FRAMEWORK_CODES.get(status, (_status_code_name(status), _status_phrase(status)))
-    if 400 <= status < 500 and status not in (400, 404, 405) and exc.detail and exc.detail != _status_phrase(status):
+    if (
+        400 <= status < 500
+        and status not in (400, 404, 405)
+        and exc.detail
+        and exc.detail != _status_phrase(status)
+    ):
         # Detail written by our own guards / hooks (e.g. "permission reconciliations:write required").
         message = exc.detail
     return ErrorAnswer(

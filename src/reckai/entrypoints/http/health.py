@@ -38,7 +38,11 @@ logger = logging.getLogger(__name__)
 
 DEPENDENCIES = ("db", "storage", "queue")
 DEFAULT_TIMEOUT_SECONDS = 3.0
-_DOWN = {503: ResponseSpec(data_container=ErrorEnvelope, description="The dependency is down (SERVICE_UNAVAILABLE)")}
+_DOWN = {
+    503: ResponseSpec(
+        data_container=ErrorEnvelope, description="The dependency is down (SERVICE_UNAVAILABLE)"
+    )
+}
 
 
 class CheckStatus(msgspec.Struct):
@@ -69,11 +73,13 @@ class HealthProbe:
             return HealthReport(ok=False, detail="not configured")
         future = self._start(name, check)
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.timeout_seconds)
+            outcome = await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(future)), self.timeout_seconds
+            )
         except TimeoutError:
             log_event(logger, "health.check_timeout", level=logging.WARNING, metadata={"check": name})
             return HealthReport(ok=False, detail=f"no answer within {self.timeout_seconds:g} s")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a check that raises is a check that failed
             log_event(
                 logger,
                 "health.check_failed",
@@ -104,7 +110,7 @@ class HealthProbe:
         def run() -> None:
             try:
                 future.set_result(check())
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
                 future.set_exception(exc)
 
         threading.Thread(target=run, name=f"health-{name}", daemon=True).start()
@@ -113,8 +119,8 @@ class HealthProbe:
 
 class HealthController(Controller):
     path = "/health"
-    tags = ["health"]
-    opt = {"public": True}
+    tags = ["health"]  # noqa: RUF012 - Litestar layer attributes
+    opt = {"public": True}  # noqa: RUF012
 
     @get("/", summary="Liveness and a summary of every dependency")
     async def summary(self, health_probe: NamedDependency[HealthProbe]) -> Success[HealthSummary]:

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
@@ -54,7 +54,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Inner = Callable[[Scope, Receive, Send], Awaitable[None]]
+Inner = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 def _networks(entries: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -84,7 +84,7 @@ class RequestEdge:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
-                response_headers = MutableScopeHeaders(message)
+                response_headers = MutableScopeHeaders(cast("Any", message))
                 response_headers[REQUEST_ID_HEADER] = request_id
                 if "content-security-policy" not in response_headers:
                     response_headers["content-security-policy"] = API_CONTENT_SECURITY_POLICY
@@ -183,7 +183,9 @@ def accepted_media_types(handler: BaseRouteHandler) -> tuple[str, ...]:
     return (JSON_MEDIA_TYPE,)
 
 
-def require_supported_media_type(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+def require_supported_media_type(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     """App-level guard: a request that carries a body must say it is a media type the handler reads
     (JSON unless declared otherwise), or it gets 415 before anything parses it."""
     if connection.scope["type"] != "http":
