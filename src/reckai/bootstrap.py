@@ -207,3 +207,150 @@ def _build_memory_audit_log(container: Container) -> None:
 
 _BUILDERS.append(_build_audit_log)
 _MEMORY_BUILDERS.append(_build_memory_audit_log)
+
+
+# --- identity and security (issue 3; docs/identity.md) ---
+
+
+def _build_security(container: Container) -> None:
+    """Hasher, common-password check, token service, secret box, TOTP: no I/O, same in every mode."""
+    from reckai.adapters.security.common_passwords import ZxcvbnPasswordChecker
+    from reckai.adapters.security.jwt_tokens import JwtKeyRing, JwtTokenService
+    from reckai.adapters.security.passwords import ConfiguredPasswordHasher
+    from reckai.adapters.security.secret_box import AesGcmSecretBox, decode_key
+    from reckai.adapters.security.totp import PyOtpTotp
+
+    security = container.settings.security
+    jwt_keys = {**dict(security.jwt_retired_keys), security.jwt_key_id: security.jwt_secret}
+    data_keys = {kid: decode_key(key) for kid, key in security.data_encryption_retired_keys}
+    data_keys[security.data_encryption_key_id] = decode_key(security.data_encryption_key)
+    container.components["password_hasher"] = ConfiguredPasswordHasher(security.password_hasher)
+    container.components["common_password_checker"] = ZxcvbnPasswordChecker()
+    container.components["token_service"] = JwtTokenService(JwtKeyRing(jwt_keys, security.jwt_key_id))
+    container.components["secret_box"] = AesGcmSecretBox(data_keys, security.data_encryption_key_id)
+    container.components["totp"] = PyOtpTotp()
+
+
+def _build_rate_limit_and_blacklist(container: Container) -> None:
+    url = container.settings.redis.url
+    if url is None:
+        _build_memory_rate_limit_and_blacklist(container)
+        return
+    from reckai.adapters.redis.rate_limit import RedisRateLimiter, connect
+    from reckai.adapters.redis.token_blacklist import RedisTokenBlacklist
+
+    client = connect(url)  # connects lazily, on first use
+    container.on_close(client.close)
+    container.components["rate_limiter"] = RedisRateLimiter(client)
+    container.components["token_blacklist"] = RedisTokenBlacklist(client)
+
+
+def _build_memory_rate_limit_and_blacklist(container: Container) -> None:
+    from reckai.adapters.memory.rate_limit import MemoryRateLimiter
+    from reckai.adapters.memory.token_blacklist import MemoryTokenBlacklist
+
+    container.components["rate_limiter"] = MemoryRateLimiter()
+    container.components["token_blacklist"] = MemoryTokenBlacklist()
+
+
+def _build_mailer(container: Container) -> None:
+    mail = container.settings.mailer
+    if mail.backend == "smtp":
+        from reckai.adapters.mail.smtp import SmtpMailer
+
+        mailer: Any = SmtpMailer(
+            mail.smtp_host,
+            mail.smtp_port,
+            mail.sender,
+            starttls=mail.smtp_starttls,
+            username=mail.smtp_username,
+            password=mail.smtp_password,
+        )
+    elif mail.backend == "file":
+        from reckai.adapters.mail.file import FileMailer
+
+        mailer = FileMailer(mail.outbox_dir, mail.sender)
+    else:
+        raise ValueError(f"MAILER_BACKEND must be 'smtp' or 'file', not {mail.backend!r}")
+    container.components["mailer"] = mailer
+
+
+def _build_memory_mailer(container: Container) -> None:
+    from reckai.adapters.memory.mail import MemoryMailer
+
+    container.components["mailer"] = MemoryMailer(container.settings.mailer.sender)
+
+
+def _build_memory_security(container: Container) -> None:
+    from reckai.adapters.security.passwords import ConfiguredPasswordHasher
+
+    _build_security(container)
+    # Test containers hash at bcrypt's minimum cost: the same code path, 250 times cheaper.
+    container.components["password_hasher"] = ConfiguredPasswordHasher(
+        container.settings.security.password_hasher, bcrypt_cost=4
+    )
+
+
+_BUILDERS.extend([_build_security, _build_rate_limit_and_blacklist, _build_mailer])
+_MEMORY_BUILDERS.extend([_build_memory_security, _build_memory_rate_limit_and_blacklist, _build_memory_mailer])
+
+
+# --- background jobs (issue 2 item 8; docs/jobs.md) ---
+
+
+def _build_jobs(container: Container) -> None:
+    from reckai.adapters.postgres.outbox import PostgresJobQueue, PostgresOutboxStore
+    from reckai.entrypoints.worker.actors import known_jobs
+
+    database = container.components["database"]
+    _wire_jobs(container, PostgresJobQueue(known_jobs()), PostgresOutboxStore(database))
+
+
+def _build_memory_jobs(container: Container) -> None:
+    from reckai.adapters.memory.jobs import InMemoryOutbox
+    from reckai.entrypoints.worker.actors import known_jobs
+
+    outbox = InMemoryOutbox(container.components["database"], known_jobs())
+    _wire_jobs(container, outbox, outbox)
+
+
+def _wire_jobs(container: Container, job_queue: Any, store: Any) -> None:
+    """Brokers on REDIS_URL when set, else in-process. Without Redis the worker_runner consumes
+    every queue in this process (embedded mode: `serve` starts it); with Redis, jobs run in
+    `reckai worker` processes and this process only enqueues and checks the broker."""
+    from reckai.adapters.dramatiq.runtime import redis_broker_factory, stub_broker_factory
+    from reckai.entrypoints.worker.runner import JobWorkerRunner, build_runtime, default_schedule, parse_queue_threads
+
+    settings = container.settings
+    redis_url = settings.redis.url
+    if redis_url:
+        from reckai.adapters.redis.connection import redis_client
+
+        broker_factory = redis_broker_factory(lambda: redis_client(redis_url), settings.jobs.redis_namespace)
+    else:
+        broker_factory = stub_broker_factory()
+    runtime = build_runtime(container, broker_factory, store)
+    container.on_close(runtime.close)
+    database = container.components["database"]
+    in_process = redis_url is None
+    runner = JobWorkerRunner(
+        runtime,
+        store,
+        job_queue,
+        threads=parse_queue_threads(settings.jobs.embedded_threads) if in_process else {},
+        relay=in_process,
+        schedule=default_schedule(settings.jobs.session_cleanup_interval_seconds) if in_process else None,
+        open_system_uow=lambda: database.unit_of_work(None),
+        relay_interval_seconds=settings.jobs.relay_interval_seconds,
+        stale_after_seconds=settings.jobs.stale_after_seconds,
+    )
+    container.on_close(runner.stop)
+    container.components["job_queue"] = job_queue
+    container.components["job_outbox"] = store
+    container.components["job_runtime"] = runtime
+    container.components["worker_runner"] = runner
+    container.health_checks["queue"] = runner.health
+
+
+_BUILDERS.append(_build_jobs)
+_MEMORY_BUILDERS.append(_build_memory_jobs)
