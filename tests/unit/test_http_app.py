@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -31,11 +32,13 @@ from reckai.application.errors import (
     ValidationFailed,
 )
 from reckai.bootstrap import bootstrap_in_memory
+from reckai.entrypoints.http import app as app_module
 from reckai.entrypoints.http.app import DEFAULT_MAX_BODY_BYTES, create_app
 from reckai.entrypoints.http.docs import DOCS_CONTENT_SECURITY_POLICY
 from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
 from reckai.entrypoints.http.middleware import API_CONTENT_SECURITY_POLICY
 from reckai.entrypoints.http.permissions import undeclared_routes
+from reckai.entrypoints.http.routes import collect_routes
 from reckai.logging_setup import configure_logging
 from reckai.settings import HttpSettings, Settings, SettingsError
 
@@ -472,3 +475,71 @@ def test_undeclared_routes_finds_a_route_that_forgot() -> None:
 
     app = create_app(bootstrap_in_memory(), extra_route_handlers=[forgot])
     assert undeclared_routes(app) == ["GET /test/forgot"]
+
+
+def test_every_documented_json_success_is_an_envelope(client: TestClient) -> None:
+    document = client.get("/schema/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                if schema is None or not status.startswith("2"):
+                    continue
+                assert schema.get("$ref", "").startswith("#/components/schemas/Success"), (
+                    method,
+                    path,
+                    status,
+                )
+
+
+# --- feature route modules ---------------------------------------------------------------------
+
+_ROUTE_MODULE = """
+from litestar import get
+
+from reckai.entrypoints.http.envelope import Success, ok
+
+
+class StatementRejected(Exception):
+    code = "statement_rejected"
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+@get("/api/sample", opt={"permission": "sample:read"})
+async def sample() -> Success[str]:
+    raise StatementRejected("the file is not a statement", header="missing column amount")
+
+
+ROUTE_HANDLERS = [sample]
+ERROR_STATUSES = {StatementRejected: 422}
+"""
+
+
+def test_route_modules_are_collected_with_their_error_statuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "sample_routes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "statements.py").write_text(_ROUTE_MODULE)
+    (package / "_private.py").write_text("raise RuntimeError('modules starting with _ are skipped')")
+    (package / "helpers.py").write_text("VALUE = 1  # no ROUTE_HANDLERS: ignored")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    collected = collect_routes("sample_routes")
+    assert collected.modules == ["sample_routes.statements"]
+    monkeypatch.setattr(app_module, "collect_routes", lambda: collected)
+
+    with TestClient(create_app(bootstrap_in_memory())) as client:
+        error = assert_error(client.get("/api/sample"), 422, "STATEMENT_REJECTED")
+    assert error["message"] == "the file is not a statement"
+    assert error["details"] == [{"field": "header", "message": "missing column amount"}]
+
+
+def test_the_real_routes_package_imports_cleanly() -> None:
+    collected = collect_routes()
+    assert all(module.startswith("reckai.entrypoints.http.routes.") for module in collected.modules)
