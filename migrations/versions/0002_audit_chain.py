@@ -230,9 +230,10 @@ $$;
 """,
 }
 
-# Callable by the runtime role (the trigger function is not called directly).
-APP_FUNCTIONS = ("audit_chain_reserve(uuid)", "audit_chain_keys()",
-                 "audit_purge_expired(uuid, bigint, text, timestamp, text, text)")
+# EXECUTE for the runtime role on every function reckai_system owns (docs/tenancy.md's rule).
+# The trigger function is included for that uniformity; PostgreSQL refuses to call a trigger
+# function directly, so the grant gives nothing beyond firing the trigger on INSERT.
+APP_FUNCTIONS = tuple(FUNCTIONS)
 
 
 def upgrade() -> None:

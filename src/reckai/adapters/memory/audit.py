@@ -101,7 +101,7 @@ class MemoryAuditLog:
 
     def chain_keys(self) -> list[uuid.UUID]:
         with self._database.unit_of_work(None) as uow:
-            return sorted(key for key, row in uow.all_rows(HEADS) if row.head.last_sequence > 0)
+            return sorted(row.head.chain_key for _, row in uow.all_rows(HEADS) if row.head.last_sequence > 0)
 
     def chain_head(self, chain_key: uuid.UUID) -> ChainHead | None:
         with self._database.unit_of_work(_tenant_of(chain_key)) as uow:
