@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from reckai.adapters.postgres.unit_of_work import PostgresDatabase
-from tests.contracts.identity_repositories import *  # noqa: F403 - the shared contract tests
+from tests.contracts.identity_repositories import *
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,10 @@ from reckai.domain.identity.entities import InvalidEntity, Organization, User, U
 
 
 def _user(**overrides: object) -> User:
-    values: dict[str, object] = dict(
-        id=uuid.uuid4(), organization_id=uuid.uuid4(), email="a@b.c", password_hash="h", name="A", role="admin"
-    )
+    values: dict[str, object] = {
+        "id": uuid.uuid4(), "organization_id": uuid.uuid4(), "email": "a@b.c", "password_hash": "h", "name": "A",
+        "role": "admin",
+    }
     values.update(overrides)
     return User(**values)  # type: ignore[arg-type]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reckai.adapters.memory.unit_of_work import MemoryDatabase
-from tests.contracts.identity_repositories import *  # noqa: F403 - the shared contract tests
+from tests.contracts.identity_repositories import *
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
 from reckai.application.ports.repositories import (
     DuplicateEntity,
     EntityNotFound,
@@ -18,7 +19,6 @@ from reckai.application.ports.repositories import (
     TenantIsolationViolation,
     UserRepository,
 )
-from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
 from reckai.domain.identity.entities import (
     LoginCandidate,
     NewOrganization,

@@ -65,7 +65,7 @@ def database_health(database: Any) -> HealthReport:
             conn.execute(text(f"SET LOCAL statement_timeout = {HEALTH_STATEMENT_TIMEOUT_MS}"))
             conn.execute(text("SELECT 1")).scalar_one()
             conn.rollback()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - health must report, never raise
         _log.warning('{"event": "db_health_failed", "error": "%s"}', type(exc).__name__)
         return HealthReport(ok=False, detail=f"database unreachable ({type(exc).__name__})")
     return HealthReport(ok=True, detail="database answered SELECT 1")

@@ -110,9 +110,8 @@ class _Repository:
     @contextmanager
     def _write(self) -> Iterator[None]:
         # A savepoint, so a refused write leaves the unit of work usable and nothing half-written.
-        with translate_errors(self.entity_name):
-            with self._conn.begin_nested():
-                yield
+        with translate_errors(self.entity_name), self._conn.begin_nested():
+            yield
 
 
 class PostgresOrganizationRepository(_Repository):

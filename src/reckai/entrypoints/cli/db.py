@@ -34,7 +34,13 @@ def register(subparsers: Any) -> None:
 
 
 def _run_setup_roles(args: argparse.Namespace) -> int:
-    from reckai.adapters.postgres.roles import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE, ensure_database, ensure_roles
+    from reckai.adapters.postgres.roles import (
+        APP_ROLE,
+        OWNER_ROLE,
+        SYSTEM_ROLE,
+        ensure_database,
+        ensure_roles,
+    )
 
     try:
         ensure_roles(
@@ -44,7 +50,7 @@ def _run_setup_roles(args: argparse.Namespace) -> int:
         )
         if args.database:
             ensure_database(args.admin_url, args.database)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one line on stderr, no traceback
         print(f"reckai db setup-roles: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})",
               file=sys.stderr)
         return EXIT_ERROR
@@ -68,7 +74,7 @@ def _run_check_role(args: argparse.Namespace) -> int:
     except UnsafeDatabaseRole as exc:
         print(f"reckai db check-role: {exc}", file=sys.stderr)
         return EXIT_UNSAFE
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one line on stderr, no traceback
         print(f"reckai db check-role: failed ({type(exc).__name__})", file=sys.stderr)
         return EXIT_ERROR
     finally:

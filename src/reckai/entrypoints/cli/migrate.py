@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"reckai migrate: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as exc:  # driver/alembic errors: one line, no traceback, no URL
+    except Exception as exc:  # noqa: BLE001 - driver/alembic errors: one line, no traceback, no URL
         print(f"reckai migrate: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})", file=sys.stderr)
         return EXIT_ERROR
     print(f"database at revision {revision or 'base'}")
