@@ -96,12 +96,16 @@ def test_unknown_role_and_permission_are_errors_not_denials() -> None:
         (A, "user_onboarding", True),
     ],
 )
-def test_approval_requests_open_to_who_can_write_the_subject(role: str, approval_type: str, allowed: bool) -> None:
+def test_approval_requests_open_to_who_can_write_the_subject(
+    role: str, approval_type: str, allowed: bool
+) -> None:
     assert may_request_approval(role, approval_type) is allowed
 
 
 def test_approvals_create_is_held_by_every_possible_maker() -> None:
-    makers = {role for role in (A, N, U, S) for t in APPROVAL_REQUEST_PERMISSION if may_request_approval(role, t)}
+    makers = {
+        role for role in (A, N, U, S) for t in APPROVAL_REQUEST_PERMISSION if may_request_approval(role, t)
+    }
     assert makers == EXPECTED["approvals:create"]
 
 
@@ -131,3 +135,26 @@ def test_approval_tables_name_known_permissions_and_every_spec_type() -> None:
     assert set().union(*APPROVAL_REVIEW_READS.values()) <= ALL_PERMISSIONS
     with pytest.raises(ValueError, match="unknown approval type"):
         may_request_approval(A, "coffee")
+
+
+def test_identity_domain_imports_only_the_standard_library() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    import reckai.domain.identity as package
+
+    mine = ("permissions.py", "password_policy.py", "mfa_rules.py", "tokens.py", "devices.py")
+    for name in mine:
+        tree = ast.parse((Path(package.__file__).parent / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots = [node.module.split(".")[0]]
+            else:
+                continue
+            for root in roots:
+                allowed = root in sys.stdlib_module_names or root == "__future__"
+                allowed = allowed or (getattr(node, "module", None) or "").startswith("reckai.domain")
+                assert allowed, f"{name} imports {root}"

@@ -44,7 +44,9 @@ def test_real_builders_pick_redis_and_smtp_from_settings(tmp_path: Path) -> None
         mailer=MailerSettings(backend="smtp", smtp_host="mail.internal", smtp_port=587, smtp_starttls=True),
         security=SecuritySettings(password_hasher="argon2id"),
     )
-    container = build(settings, root._build_security, root._build_rate_limit_and_blacklist, root._build_mailer)
+    container = build(
+        settings, root._build_security, root._build_rate_limit_and_blacklist, root._build_mailer
+    )
     assert isinstance(container.rate_limiter, RedisRateLimiter)
     assert isinstance(container.token_blacklist, RedisTokenBlacklist)
     assert isinstance(container.mailer, SmtpMailer)
@@ -54,7 +56,9 @@ def test_real_builders_pick_redis_and_smtp_from_settings(tmp_path: Path) -> None
 
 def test_embedded_builders_fall_back_to_memory_and_file(tmp_path: Path) -> None:
     settings = Settings(mailer=MailerSettings(backend="file", outbox_dir=tmp_path))
-    container = build(settings, root._build_security, root._build_rate_limit_and_blacklist, root._build_mailer)
+    container = build(
+        settings, root._build_security, root._build_rate_limit_and_blacklist, root._build_mailer
+    )
     assert isinstance(container.rate_limiter, MemoryRateLimiter)
     assert isinstance(container.mailer, FileMailer)
     assert container.password_hasher.hash("Kx7#pq2Lm9").startswith("$2b$12$")

@@ -13,7 +13,7 @@ import pytest
 
 from reckai.adapters.memory.rate_limit import MemoryRateLimiter
 from reckai.adapters.memory.token_blacklist import MemoryTokenBlacklist
-from reckai.application.ports.rate_limit import TIERS, RateLimiter, RateLimitTier
+from reckai.application.ports.rate_limit import TIERS, RateLimiter, RateLimitTier, auth_account_subject
 from reckai.application.ports.security import TokenBlacklist
 
 
@@ -28,6 +28,11 @@ def test_tier_table_is_the_spec() -> None:
     }
     with pytest.raises(ValueError):
         RateLimitTier("broken", limit=0, window_seconds=60, subject="x", fail_open=True)
+
+
+def test_account_subject_ignores_case_and_spaces() -> None:
+    assert auth_account_subject("BANK1", " Ada@Bank.COM ") == auth_account_subject("bank1", "ada@bank.com")
+    assert auth_account_subject("bank1", "ada@bank.com") != auth_account_subject("bank2", "ada@bank.com")
 
 
 def unique(prefix: str) -> str:

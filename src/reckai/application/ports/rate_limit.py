@@ -51,6 +51,11 @@ TIERS: Mapping[str, RateLimitTier] = {
 }
 
 
+def auth_account_subject(organization_code: str, email: str) -> str:
+    """The `auth_account` key subject: the same account however its e-mail or code is cased."""
+    return f"{organization_code.strip().casefold()}:{email.strip().casefold()}"
+
+
 @dataclass(frozen=True)
 class RateLimitDecision:
     allowed: bool
