@@ -319,7 +319,12 @@ def _wire_jobs(container: Container, job_queue: Any, store: Any) -> None:
     every queue in this process (embedded mode: `serve` starts it); with Redis, jobs run in
     `reckai worker` processes and this process only enqueues and checks the broker."""
     from reckai.adapters.dramatiq.runtime import redis_broker_factory, stub_broker_factory
-    from reckai.entrypoints.worker.runner import JobWorkerRunner, build_runtime, default_schedule, parse_queue_threads
+    from reckai.entrypoints.worker.runner import (
+        JobWorkerRunner,
+        build_runtime,
+        default_schedule,
+        parse_queue_threads,
+    )
 
     settings = container.settings
     redis_url = settings.redis.url
@@ -329,7 +334,8 @@ def _wire_jobs(container: Container, job_queue: Any, store: Any) -> None:
         broker_factory = redis_broker_factory(lambda: redis_client(redis_url), settings.jobs.redis_namespace)
     else:
         broker_factory = stub_broker_factory()
-    runtime = build_runtime(container, broker_factory, store)
+    # In-process queues are cheap to poll; a short idle timeout also makes stopping quick.
+    runtime = build_runtime(container, broker_factory, store, worker_timeout_ms=1000 if redis_url else 200)
     container.on_close(runtime.close)
     database = container.components["database"]
     in_process = redis_url is None

@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
 from reckai.adapters.memory.jobs import InMemoryOutbox
+from reckai.adapters.memory.unit_of_work import MemoryDatabase
 from reckai.application.ports.jobs import (
     BrokerUnavailable,
     InvalidJob,
@@ -241,45 +242,9 @@ class OutboxContract:
 # --- the in-memory adapter --------------------------------------------------------------------
 
 
-class MemoryTransaction:
-    """The part of a memory unit of work the outbox relies on: end-of-transaction hooks."""
-
-    def __init__(self, organization_id: uuid.UUID | None) -> None:
-        self.organization_id = organization_id
-        self._on_commit: list[Callable[[], None]] = []
-        self._on_rollback: list[Callable[[], None]] = []
-
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        self._on_commit.append(callback)
-
-    def on_rollback(self, callback: Callable[[], None]) -> None:
-        self._on_rollback.append(callback)
-
-    def commit(self) -> None:
-        callbacks, self._on_commit, self._on_rollback = self._on_commit, [], []
-        for callback in callbacks:
-            callback()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        callbacks, self._on_commit, self._on_rollback = self._on_rollback, [], []
-        for callback in callbacks:
-            callback()
-
-
 class TestInMemoryOutbox(OutboxContract):
     @pytest.fixture
     def env(self) -> Iterator[OutboxEnv]:
-        outbox = InMemoryOutbox(known_jobs=KNOWN_JOBS)
-        yield OutboxEnv(outbox, outbox, MemoryTransaction, uuid.uuid4(), uuid.uuid4())
-
-    def test_a_unit_of_work_without_end_hooks_is_refused(self) -> None:
-        outbox = InMemoryOutbox()
-
-        class Bare:
-            organization_id = None
-
-        with pytest.raises(TypeError):
-            outbox.enqueue(Bare(), SWEEP.request())
+        database = MemoryDatabase()
+        outbox = InMemoryOutbox(database, known_jobs=KNOWN_JOBS)
+        yield OutboxEnv(outbox, outbox, database.unit_of_work, uuid.uuid4(), uuid.uuid4())

@@ -15,11 +15,11 @@ import pytest
 
 from reckai.adapters.dramatiq.runtime import BrokerFactory, stub_broker_factory
 from reckai.adapters.memory.jobs import InMemoryOutbox
+from reckai.adapters.memory.unit_of_work import MemoryDatabase
 from reckai.application.outbox import run_delivered_job
 from reckai.application.ports.jobs import JobDelivery, JobType, OutboxStatus, Queue
 from reckai.entrypoints.worker.actors import Handler, known_jobs
 from reckai.entrypoints.worker.runner import JobWorkerRunner, build_runtime
-from tests.unit.test_jobs_outbox_contract import MemoryTransaction
 
 URGENT = JobType("test_urgent_reconcile", Queue.CRITICAL)
 SLOW_CLEANUP = JobType("test_slow_cleanup", Queue.LOW)
@@ -147,8 +147,9 @@ def machinery_factory() -> Iterator[Callable[..., Machinery]]:
     started: list[Machinery] = []
 
     def make(threads: dict[Queue, int], recorder: Recorder | None = None) -> Machinery:
-        outbox = InMemoryOutbox(known_jobs=known_jobs((recorder or Recorder()).handlers()))
-        machinery = start_machinery(stub_broker_factory(), outbox, MemoryTransaction, threads, recorder)
+        database = MemoryDatabase()
+        outbox = InMemoryOutbox(database, known_jobs=known_jobs((recorder or Recorder()).handlers()))
+        machinery = start_machinery(stub_broker_factory(), outbox, database.unit_of_work, threads, recorder)
         started.append(machinery)
         return machinery
 
@@ -202,10 +203,11 @@ def test_hung_job_is_interrupted_by_its_time_limit_and_recorded(machinery_factor
 
 
 def test_duplicate_and_superseded_deliveries_do_not_run_the_handler() -> None:
-    outbox = InMemoryOutbox()
+    database = MemoryDatabase()
+    outbox = InMemoryOutbox(database)
     runs: list[int] = []
     handlers = {SLOW_CLEANUP.name: lambda delivery: runs.append(delivery.attempt)}
-    with MemoryTransaction(None) as uow:
+    with database.unit_of_work(None) as uow:
         outbox_id = outbox.enqueue(uow, SLOW_CLEANUP.request())
         uow.commit()
     messages: list[Any] = []
@@ -217,7 +219,7 @@ def test_duplicate_and_superseded_deliveries_do_not_run_the_handler() -> None:
     assert runs == [1]
 
     # An older attempt arriving after a newer dispatch is dropped too.
-    with MemoryTransaction(None) as uow:
+    with database.unit_of_work(None) as uow:
         second_id = outbox.enqueue(uow, SLOW_CLEANUP.request())
         uow.commit()
     batch: list[Any] = []
@@ -251,7 +253,8 @@ def test_control_one_shared_worker_pool_would_starve_critical() -> None:
 
     shared = StubBroker(middleware=broker_middleware())
     recorder = Recorder(slow_seconds=1.0)
-    outbox = InMemoryOutbox(known_jobs=known_jobs(recorder.handlers()))
+    database = MemoryDatabase()
+    outbox = InMemoryOutbox(database, known_jobs=known_jobs(recorder.handlers()))
     runtime = build_runtime(None, lambda queue: shared, outbox, recorder.handlers(), worker_timeout_ms=100,
                             retry_delay=lambda attempt: 0)
     runner = JobWorkerRunner(runtime, outbox, outbox, threads={}, relay_interval_seconds=0.05)
@@ -260,7 +263,7 @@ def test_control_one_shared_worker_pool_would_starve_critical() -> None:
     worker.start()
     try:
         with pytest.raises(AssertionError, match="behind the low-priority flood"):
-            assert_critical_is_not_starved(Machinery(outbox, runner, recorder, MemoryTransaction), low_jobs=10)
+            assert_critical_is_not_starved(Machinery(outbox, runner, recorder, database.unit_of_work), low_jobs=10)
     finally:
         worker.stop(timeout=5000)
         runner.stop(timeout_seconds=5)

@@ -30,6 +30,7 @@ from dramatiq.middleware import Retries, ShutdownNotifications, TimeLimit
 
 from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import (
+    QUEUES_BY_PRIORITY,
     BrokerUnavailable,
     JobDelivery,
     JobDispatcher,
@@ -61,10 +62,26 @@ DeliverJob = Callable[[JobDelivery], None]
 BrokerFactory = Callable[[Queue], dramatiq.Broker]
 
 
+_time_limit: TimeLimit | None = None
+_time_limit_lock = threading.Lock()
+
+
+def _shared_time_limit() -> TimeLimit:
+    """One TimeLimit per process, shared by every broker: its watcher is a thread that never ends,
+    so it is started once (lazily, never at import) rather than once per broker. Its state is
+    keyed by worker-thread id, so sharing it is safe."""
+    global _time_limit
+    with _time_limit_lock:
+        if _time_limit is None:
+            _time_limit = TimeLimit(time_limit=DEFAULT_TIME_LIMIT_SECONDS * 1000, interval=250)
+            _time_limit.after_process_boot(None)  # starts the watcher thread
+        return _time_limit
+
+
 def broker_middleware() -> list[dramatiq.Middleware]:
-    """The middleware every ReckAI broker runs, fresh instances per broker."""
+    """The middleware every ReckAI broker runs (fresh instances, except the shared TimeLimit)."""
     return [
-        TimeLimit(time_limit=DEFAULT_TIME_LIMIT_SECONDS * 1000),
+        _shared_time_limit(),
         ShutdownNotifications(),
         Retries(
             max_retries=DRAMATIQ_MAX_RETRIES,
@@ -112,7 +129,8 @@ class DramatiqJobRuntime:
         self._workers: dict[Queue, dramatiq.Worker] = {}
         self._lock = threading.Lock()
         specs = list(actors)
-        for queue in {spec.queue for spec in specs}:
+        # Every priority queue exists (and can have workers) even before a handler uses it.
+        for queue in QUEUES_BY_PRIORITY:
             broker = broker_factory(queue)
             broker.declare_queue(queue.value)
             self._brokers[queue] = broker
@@ -178,11 +196,7 @@ class DramatiqJobRuntime:
             for queue, count in threads.items():
                 if queue in self._workers or count <= 0:
                     continue
-                broker = self._brokers.get(queue)
-                if broker is None:
-                    raise ValueError(f"no job handler is declared on queue {queue.value!r}")
-                # What the dramatiq CLI would emit in a worker process: starts the TimeLimit watcher.
-                broker.emit_after("process_boot")
+                broker = self._brokers[queue]
                 worker = dramatiq.Worker(
                     broker,
                     queues={queue.value},
@@ -195,11 +209,24 @@ class DramatiqJobRuntime:
                                                       "metadata": {"queue": queue.value, "threads": count}})
 
     def stop_workers(self, timeout_seconds: float = 30.0) -> None:
+        """Stop every Worker, in parallel (each lets its running jobs finish, up to the timeout)."""
         with self._lock:
             workers, self._workers = self._workers, {}
-        for queue, worker in workers.items():
+
+        def stop(queue: Queue, worker: dramatiq.Worker) -> None:
             worker.stop(timeout=int(timeout_seconds * 1000))
-            self._brokers[queue].emit_before("process_stop")
+            # The stopped Worker's hook stays on the broker otherwise; a restart would add a second.
+            broker = self._brokers[queue]
+            broker.middleware = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
+
+        stoppers = [
+            threading.Thread(target=stop, args=(queue, worker), name=f"reckai-stop-{queue.value}")
+            for queue, worker in workers.items()
+        ]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
 
     def close(self) -> None:
         self.stop_workers()

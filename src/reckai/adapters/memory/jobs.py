@@ -1,14 +1,15 @@
-"""In-memory job outbox (JobQueue + OutboxRelayStore) for unit tests and in-process apps.
+"""In-memory job outbox (JobQueue + OutboxRelayStore) on the memory database, for unit tests and
+in-memory containers.
 
-It keeps the real adapter's promises, and the same contract tests run over both
+Rows live in the `MemoryDatabase`'s table "outbox_messages" and are written through the caller's
+`MemoryUnitOfWork`, so they keep the real adapter's promises, checked by the same contract tests
 (tests/unit/test_jobs_outbox_contract.py, tests/integration/test_jobs_postgres.py):
 
-- a message written inside a unit of work becomes visible only when that unit of work commits and
-  vanishes if it rolls back. The unit of work must therefore offer `on_commit(callback)` and
-  `on_rollback(callback)` (the memory unit of work does); enqueueing on one that cannot say when it
-  ends is refused rather than silently made non-transactional;
-- a claim is all-or-nothing: if dispatching raises, the rows go back as they were;
-- rows being claimed by one relay are skipped by another.
+- a message enqueued in a unit of work is visible only after that unit of work commits and is
+  gone if it rolls back; a tenant sees only its rows, no tenant only the system rows;
+- a claim is all-or-nothing: if dispatching raises, the rows stay as they were;
+- rows one relay is claiming are skipped by another, and recording an outcome on such a row waits
+  for the claim to end (as the row lock makes it wait in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
 from reckai.application.ports.jobs import (
     ClaimOutcome,
     DispatchBatch,
@@ -33,7 +36,12 @@ from reckai.application.ports.jobs import (
     Queue,
 )
 
+TABLE = "outbox_messages"
+_PERIODIC_LOCKS = "outbox_periodic_locks"
 _MAX_ERROR_CHARS = 4000
+
+# System jobs have no organization: like the SQL policy, only a unit of work without tenant sees them.
+MemoryUnitOfWork.nullable_tenant_tables.add(TABLE)
 
 
 def _utc_now() -> dt.datetime:
@@ -43,52 +51,33 @@ def _utc_now() -> dt.datetime:
 class InMemoryOutbox:
     def __init__(
         self,
+        database: MemoryDatabase,
         known_jobs: dict[str, Queue] | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
-        # Job name -> queue. None accepts any job type (tests of the outbox alone).
+        self._database = database
+        # Job name -> queue (from the worker's handler registry). None accepts any job type.
         self._known_jobs = known_jobs
         self._clock = clock
-        self._lock = threading.RLock()
-        self._rows: dict[uuid.UUID, OutboxRecord] = {}
-        self._created: dict[uuid.UUID, dt.datetime] = {}
+        self._claims = threading.Condition()
         self._claiming: set[uuid.UUID] = set()
-        self._periodic_lock = threading.Lock()
 
     # --- JobQueue ------------------------------------------------------------------------
 
     def enqueue(self, uow: Any, job: JobRequest) -> uuid.UUID:
         record = self._new_record(uow, job)
-        self._stage(uow, record)
+        uow.put(TABLE, record.id, record)
         return record.id
 
     def enqueue_periodic(self, uow: Any, job: JobRequest, period_seconds: int) -> uuid.UUID | None:
         record = self._new_record(uow, job)
-        # Held until the unit of work ends, as the transaction-scoped advisory lock is in Postgres.
-        self._periodic_lock.acquire()
-        released = threading.Event()
-
-        def release() -> None:
-            if not released.is_set():
-                released.set()
-                self._periodic_lock.release()
-
-        try:
-            since = self._clock() - dt.timedelta(seconds=period_seconds)
-            with self._lock:
-                recent = any(
-                    row.actor_name == job.job_type.name
-                    and row.organization_id == job.organization_id
-                    and self._created[row.id] > since
-                    for row in self._rows.values()
-                )
-            if recent:
-                release()
+        # Held until the unit of work ends, like the transaction-scoped advisory lock in SQL.
+        uow.lock_row(_PERIODIC_LOCKS, job.job_type.name)
+        since = self._clock() - dt.timedelta(seconds=period_seconds)
+        for _, row in uow.rows(TABLE):
+            if row.actor_name == job.job_type.name and row.created_at and row.created_at > since:
                 return None
-            self._stage(uow, record, on_end=release)
-        except BaseException:
-            release()
-            raise
+        uow.put(TABLE, record.id, record)
         return record.id
 
     def _new_record(self, uow: Any, job: JobRequest) -> OutboxRecord:
@@ -100,8 +89,7 @@ class InMemoryOutbox:
                 raise InvalidJob(name, "no worker handles this job type")
             if queue is not job.job_type.queue:
                 raise InvalidJob(name, f"it runs on queue {queue.value!r}, not {job.job_type.queue.value!r}")
-        tenant = getattr(uow, "organization_id", job.organization_id)
-        if tenant != job.organization_id:
+        if uow.organization_id != job.organization_id:
             raise InvalidJob(name, "the job's organization is not the unit of work's tenant")
         now = self._clock()
         return OutboxRecord(
@@ -117,41 +105,31 @@ class InMemoryOutbox:
             dispatched_at=None,
             completed_at=None,
             last_error=None,
+            created_at=now,
         )
 
-    def _stage(self, uow: Any, record: OutboxRecord, on_end: Callable[[], None] | None = None) -> None:
-        on_commit = getattr(uow, "on_commit", None)
-        on_rollback = getattr(uow, "on_rollback", None)
-        if on_commit is None or on_rollback is None:
-            raise TypeError("the in-memory outbox needs a unit of work with on_commit/on_rollback")
-        created = self._clock()
-
-        def publish() -> None:
-            with self._lock:
-                self._rows[record.id] = record
-                self._created[record.id] = created
-            if on_end:
-                on_end()
-
-        on_commit(publish)
-        if on_end:
-            on_rollback(on_end)
-
     # --- OutboxRelayStore ----------------------------------------------------------------
+
+    @contextmanager
+    def _system(self) -> Iterator[MemoryUnitOfWork]:
+        with self._database.unit_of_work(None) as uow:
+            yield uow
+            uow.commit()
 
     def claim_and_dispatch(
         self, limit: int, stale_after_seconds: int | None, dispatch: DispatchBatch
     ) -> ClaimOutcome:
         now = self._clock()
-        with self._lock:
-            due = [
-                row
-                for row in self._rows.values()
-                if row.id not in self._claiming and row.attempts < row.max_attempts and self._is_due(
-                    row, now, stale_after_seconds
-                )
-            ]
-            due.sort(key=lambda row: (row.available_at, self._created[row.id]))
+        with self._claims:
+            with self._system() as uow:
+                due = [
+                    row
+                    for _, row in uow.all_rows(TABLE)
+                    if row.id not in self._claiming
+                    and row.attempts < row.max_attempts
+                    and _is_due(row, now, stale_after_seconds)
+                ]
+            due.sort(key=lambda row: (row.available_at, row.created_at))
             claimed = due[: max(limit, 0)]
             self._claiming.update(row.id for row in claimed)
         try:
@@ -167,65 +145,65 @@ class InMemoryOutbox:
                 )
                 for row in claimed
             ]
-            # Like the claim's transaction: the rows change only if dispatching returns.
+            # As in the claim's transaction: the rows change only if dispatching returns.
             rejected = dispatch(messages) if messages else {}
-            with self._lock:
+            with self._system() as uow:
                 for row in claimed:
-                    current = self._rows[row.id]
-                    self._rows[row.id] = replace(
-                        current, status=OutboxStatus.DISPATCHED, dispatched_at=now, attempts=current.attempts + 1
-                    )
+                    uow.put(TABLE, row.id, replace(
+                        row, status=OutboxStatus.DISPATCHED, dispatched_at=now, attempts=row.attempts + 1
+                    ), system=True)
                 for outbox_id, reason in rejected.items():
-                    self._fail_attempt(outbox_id, reason, 2)
+                    self._fail_attempt(uow, outbox_id, reason, 2)
         finally:
-            with self._lock:
+            with self._claims:
                 self._claiming.difference_update(row.id for row in claimed)
+                self._claims.notify_all()
         return ClaimOutcome(dispatched=len(claimed) - len(rejected), rejected=len(rejected))
 
-    @staticmethod
-    def _is_due(row: OutboxRecord, now: dt.datetime, stale_after_seconds: int | None) -> bool:
-        if row.status is OutboxStatus.PENDING:
-            return row.available_at <= now
-        if row.status is OutboxStatus.DISPATCHED and stale_after_seconds is not None:
-            return row.dispatched_at is not None and row.dispatched_at < now - dt.timedelta(
-                seconds=stale_after_seconds
-            )
-        return False
+    @contextmanager
+    def _row_unclaimed(self, outbox_id: uuid.UUID) -> Iterator[None]:
+        with self._claims:
+            while outbox_id in self._claiming:
+                self._claims.wait(10)
+            yield
 
     def fail_exhausted(self, stale_after_seconds: int) -> int:
         now = self._clock()
         failed = 0
-        with self._lock:
-            for row in list(self._rows.values()):
+        with self._claims, self._system() as uow:
+            for _, row in list(uow.all_rows(TABLE)):
                 if (
-                    row.status is OutboxStatus.DISPATCHED
+                    row.id not in self._claiming
+                    and row.status is OutboxStatus.DISPATCHED
                     and row.attempts >= row.max_attempts
                     and row.dispatched_at is not None
                     and row.dispatched_at < now - dt.timedelta(seconds=stale_after_seconds)
                 ):
-                    self._rows[row.id] = replace(
-                        row,
-                        status=OutboxStatus.FAILED,
-                        completed_at=now,
+                    uow.put(TABLE, row.id, replace(
+                        row, status=OutboxStatus.FAILED, completed_at=now,
                         last_error=_lost_error(row.attempts, row.last_error),
-                    )
+                    ), system=True)
                     failed += 1
         return failed
 
     def mark_done(self, outbox_id: uuid.UUID) -> bool:
-        with self._lock:
-            row = self._rows.get(outbox_id)
+        with self._row_unclaimed(outbox_id), self._system() as uow:
+            row = _find(uow, outbox_id)
             if row is None or row.status not in (OutboxStatus.PENDING, OutboxStatus.DISPATCHED):
                 return False
-            self._rows[outbox_id] = replace(row, status=OutboxStatus.DONE, completed_at=self._clock(), last_error=None)
+            uow.put(TABLE, outbox_id, replace(
+                row, status=OutboxStatus.DONE, completed_at=self._clock(), last_error=None
+            ), system=True)
             return True
 
     def mark_failed(self, outbox_id: uuid.UUID, error: str, retry_after_seconds: int) -> OutboxStatus | None:
-        with self._lock:
-            return self._fail_attempt(outbox_id, error, retry_after_seconds)
+        with self._row_unclaimed(outbox_id), self._system() as uow:
+            return self._fail_attempt(uow, outbox_id, error, retry_after_seconds)
 
-    def _fail_attempt(self, outbox_id: uuid.UUID, error: str, retry_after_seconds: int) -> OutboxStatus | None:
-        row = self._rows.get(outbox_id)
+    def _fail_attempt(
+        self, uow: MemoryUnitOfWork, outbox_id: uuid.UUID, error: str, retry_after_seconds: int
+    ) -> OutboxStatus | None:
+        row = _find(uow, outbox_id)
         if row is None or row.status not in (OutboxStatus.PENDING, OutboxStatus.DISPATCHED):
             return None
         now = self._clock()
@@ -238,21 +216,34 @@ class InMemoryOutbox:
                 available_at=now + dt.timedelta(seconds=max(retry_after_seconds, 0)),
                 last_error=error[:_MAX_ERROR_CHARS],
             )
-        self._rows[outbox_id] = updated
+        uow.put(TABLE, outbox_id, updated, system=True)
         return updated.status
 
     def get(self, outbox_id: uuid.UUID, organization_id: uuid.UUID | None) -> OutboxRecord | None:
-        with self._lock:
-            row = self._rows.get(outbox_id)
-        if row is None or row.organization_id != organization_id:
-            return None
-        return row
-
-    # --- for tests and operators -------------------------------------------------------------
+        with self._database.unit_of_work(organization_id) as uow:
+            row: OutboxRecord | None = uow.get(TABLE, outbox_id)
+            return row
 
     def records(self) -> list[OutboxRecord]:
-        with self._lock:
-            return sorted(self._rows.values(), key=lambda row: self._created[row.id])
+        """Every row of every tenant, oldest first (tests and operators)."""
+        with self._database.unit_of_work(None) as uow:
+            rows = [row for _, row in uow.all_rows(TABLE)]
+        return sorted(rows, key=lambda row: row.created_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+def _find(uow: MemoryUnitOfWork, outbox_id: uuid.UUID) -> OutboxRecord | None:
+    for key, row in uow.all_rows(TABLE):
+        if key == outbox_id:
+            return row  # type: ignore[no-any-return]
+    return None
+
+
+def _is_due(row: OutboxRecord, now: dt.datetime, stale_after_seconds: int | None) -> bool:
+    if row.status is OutboxStatus.PENDING:
+        return row.available_at <= now
+    if row.status is OutboxStatus.DISPATCHED and stale_after_seconds is not None:
+        return row.dispatched_at is not None and row.dispatched_at < now - dt.timedelta(seconds=stale_after_seconds)
+    return False
 
 
 def _lost_error(attempts: int, last_error: str | None) -> str:

@@ -57,7 +57,7 @@ _MARK_FAILED = text("SELECT outbox_mark_failed(:id, :error, :retry_after)")
 _FAIL_EXHAUSTED = text("SELECT outbox_fail_exhausted(:stale)")
 _GET = text(
     "SELECT id, organization_id, queue, actor_name, payload, status, attempts, max_attempts, available_at,"
-    " dispatched_at, completed_at, last_error FROM outbox_messages WHERE id = :id"
+    " dispatched_at, completed_at, last_error, created_at FROM outbox_messages WHERE id = :id"
 )
 
 
@@ -186,6 +186,7 @@ class PostgresOutboxStore:
             dispatched_at=_utc(row.dispatched_at) if row.dispatched_at else None,
             completed_at=_utc(row.completed_at) if row.completed_at else None,
             last_error=row.last_error,
+            created_at=_utc(row.created_at) if row.created_at else None,
         )
 
 

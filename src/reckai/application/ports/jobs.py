@@ -163,6 +163,7 @@ class OutboxRecord:
     dispatched_at: datetime | None
     completed_at: datetime | None
     last_error: str | None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
