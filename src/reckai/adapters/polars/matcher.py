@@ -607,7 +607,7 @@ def _classify_linked(rule: MatchingRule, pairs: pl.DataFrame, sides: dict[str, p
         kind.alias("type"), pl.col("l").alias("left_row"), pl.col("r").alias("right_row"), pl.col("currency"),
         pl.col("left_amount_minor"), pl.col("right_amount_minor"), pl.col("left_date"), pl.col("right_date"),
         pl.col("left_direction"), pl.col("right_direction"), pl.col("left_status"), pl.col("right_status"),
-        pl.coalesce(pl.col("rref"), pl.col("lref")).alias("reference"), pl.lit(rule.name).alias("rule"),
+        pl.coalesce(field_expr("rref"), field_expr("lref")).alias("reference"), pl.lit(rule.name).alias("rule"),
         pl.lit(None, pl.Int64).alias("original_row"),
         (~left_moved & ~right_moved).alias("__both_failed"))
 
