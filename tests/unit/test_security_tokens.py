@@ -9,6 +9,8 @@ import json
 import jwt
 import pyotp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reckai.adapters.security.jwt_tokens import JwtKeyRing, JwtTokenService
 from reckai.adapters.security.secret_box import AesGcmSecretBox, decode_key
@@ -243,3 +245,14 @@ def test_verify_window_and_replay() -> None:
         assert totp.verify(secret, two_back, last_used_step=None, at=AT) is None
     for garbage in ("", "12345", "1234567", "abcdef"):
         assert totp.verify(secret, garbage, last_used_step=None, at=AT) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(plaintext=st.binary(max_size=256), context=st.text(max_size=40), other=st.text(max_size=40))
+def test_secret_box_round_trip_and_context_binding(plaintext: bytes, context: str, other: str) -> None:
+    box = AesGcmSecretBox({"k1": K1}, active_kid="k1")
+    sealed = box.seal(plaintext, context)
+    assert box.open(sealed, context) == plaintext
+    if other != context:
+        with pytest.raises(SecretUndecryptable):
+            box.open(sealed, other)
