@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reckai.adapters.polars.normalize import amount_expressions
+from reckai.adapters.polars.normalize import ExpressionPlan, amount_expressions
 from reckai.domain.ingestion.amounts import AmountFormat, parse_amount
 from reckai.domain.ingestion.errors import InvalidAmount
 from reckai.domain.ingestion.mapping import AmountSpec
@@ -18,10 +18,10 @@ from reckai.domain.ingestion.mapping import AmountSpec
 def polars_parse(texts: list[str | None], fmt: AmountFormat) -> list[tuple[int | None, bool, str | None]]:
     spec = AmountSpec(column="a", decimal_separator=fmt.decimal_separator,
                       thousands_separator=fmt.thousands_separator, strip=fmt.strip, scale=fmt.scale)
-    frame = pl.DataFrame({"a": pl.Series(texts, dtype=pl.String)})
-    amount = amount_expressions(pl.col("a"), spec, pl.lit(fmt.exponent, dtype=pl.Int64))
-    out = frame.select(amount.minor.alias("m"), amount.negative.alias("n"), amount.error.alias("e"),
-                       amount.empty.alias("empty"))
+    plan = ExpressionPlan(pl.DataFrame({"a": pl.Series(texts, dtype=pl.String)}))
+    amount = amount_expressions(plan, pl.col("a"), spec, pl.lit(fmt.exponent, dtype=pl.Int64))
+    out = plan.lf.select(amount.minor.alias("m"), amount.negative.alias("n"), amount.error.alias("e"),
+                         amount.empty.alias("empty")).collect()
     return [(m, n, "empty amount" if empty else e) for m, n, e, empty in out.iter_rows()]
 
 
@@ -53,7 +53,7 @@ def test_european_separators_and_other_exponents() -> None:
 
 
 @pytest.mark.parametrize(("text", "reason"), [
-    ("12.345", "3 decimal places where the currency allows 2"), ("1,23.00", "misplaced thousands separator ','"),
+    ("12.345", "more than 2 decimal places for this currency (amounts are never rounded)"), ("1,23.00", "misplaced thousands separator ','"),
     ("(-5)", "conflicting sign marks"), ("+5-", "conflicting sign marks"), ("1.2.3", "not a number"),
     ("abc", "not a number"), (".", "not a number"), ("", "empty amount"), ("1e5", "not a number"),
     ("99999999999999999999", "amount too large"), ("１２", "not a number"),  # full-width digits

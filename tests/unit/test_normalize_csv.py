@@ -205,7 +205,7 @@ def test_unparseable_values_are_row_errors_with_the_value() -> None:
     result = normalize_file(text.encode(), simple_mapping(currency={"column": "currency"}))
     assert result.frame.select("row_number", "amount_minor", "currency").rows() == [(4, 1000, "KWD")]
     by_row = {e.row_number: e for e in result.errors}
-    assert by_row[1].value == "12.345" and by_row[1].reason == "3 decimal places where the currency allows 2"
+    assert by_row[1].value == "12.345" and by_row[1].reason == "more than 2 decimal places for this currency (amounts are never rounded)"
     assert by_row[2].column == "date" and by_row[2].value == "2025-13-01"
     assert by_row[3].reason == "not a number"
     assert by_row[5].reason == "amount missing"

@@ -18,9 +18,8 @@ import polars as pl
 
 from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable, read_table
 from reckai.domain.ingestion.amounts import (
-    SIGN_PATTERN,
     WHITESPACE_CLASS,
-    split_integer_fraction_pattern,
+    decimal_places_reason,
     thousands_group_pattern,
 )
 from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
@@ -151,16 +150,43 @@ def _check_polars_regex(pattern: str, path: str) -> None:
 # --- expressions --------------------------------------------------------------------------------
 
 
+class ExpressionPlan:
+    """A lazy frame grown one named intermediate column at a time.
+
+    Expressions that are reused (the cleaned amount text, a parsed date) are materialised once and
+    referenced by name; nesting them instead makes polars re-evaluate whole subtrees per use.
+    """
+
+    def __init__(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
+        self.lf = frame.lazy()
+        self._count = 0
+
+    def put(self, expr: pl.Expr, hint: str = "t") -> pl.Expr:
+        name = f"__{hint}_{self._count}"
+        self._count += 1
+        self.lf = self.lf.with_columns(expr.alias(name))
+        return pl.col(name)
+
+    def put_all(self, exprs: list[tuple[str, pl.Expr]]) -> list[pl.Expr]:
+        """Several independent columns in one step (evaluated in parallel)."""
+        named = []
+        for hint, expr in exprs:
+            named.append((f"__{hint}_{self._count}", expr))
+            self._count += 1
+        self.lf = self.lf.with_columns([expr.alias(name) for name, expr in named])
+        return [pl.col(name) for name, _ in named]
+
+
 def _nullify_empty(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr == "").then(None).otherwise(expr)
 
 
-def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str) -> pl.Expr:
+def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: ExpressionPlan) -> pl.Expr:
     """The cleaned string value of a ValueSpec (null when empty), value_map/default applied."""
     if spec.constant is not None:
         expr: pl.Expr = pl.lit(spec.constant, dtype=pl.String)
     elif spec.coalesce:
-        expr = pl.coalesce([_value_expr(part, cols, f"{path}.coalesce[{i}]")
+        expr = pl.coalesce([_value_expr(part, cols, f"{path}.coalesce[{i}]", plan)
                             for i, part in enumerate(spec.coalesce)])
     elif spec.column:
         expr = pl.col(cols[spec.column])
@@ -176,6 +202,7 @@ def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str) -> pl.Expr:
         expr = expr.str.to_uppercase()
     default = pl.lit(spec.default, dtype=pl.String)
     if spec.value_map:
+        expr = plan.put(expr, "v")
         keys = list(spec.value_map)
         otherwise = default if spec.default is not None else expr
         expr = (pl.when(expr.is_null()).then(default)
@@ -183,7 +210,7 @@ def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str) -> pl.Expr:
                 .otherwise(otherwise))
     elif spec.default is not None:
         expr = expr.fill_null(default)
-    return expr
+    return plan.put(expr, "v")
 
 
 @dataclass
@@ -194,55 +221,66 @@ class _Amount:
     error: pl.Expr  # String reason, null when valid or empty
 
 
-def amount_expressions(text: pl.Expr, spec: AmountSpec, exponent: pl.Expr) -> _Amount:
+def amount_expressions(plan: ExpressionPlan, text: pl.Expr, spec: AmountSpec, exponent: pl.Expr) -> _Amount:
     """Decimal text to minor units with string operations only; mirrors domain.amounts.parse_amount."""
     s = text.cast(pl.String)
     for token in spec.strip:
         s = s.str.replace_all(token, "", literal=True)
-    s = s.str.replace_all(WHITESPACE_CLASS, "")
-    empty = s.is_null() | (s == "")
-    paren = s.str.starts_with("(") & s.str.ends_with(")") & (s.str.len_chars() >= 2)
-    s = pl.when(paren).then(s.str.slice(1, s.str.len_chars() - 2)).otherwise(s)
-    sign = s.str.extract_groups("(?s)" + SIGN_PATTERN)
-    lead, body, trail = sign.struct.field("1"), sign.struct.field("2"), sign.struct.field("3")
-    marks = paren.cast(pl.Int32) + (lead == "-").cast(pl.Int32) + (trail == "-").cast(pl.Int32)
+    s = plan.put(s, "amt")
+    s = plan.put(s.str.replace_all(WHITESPACE_CLASS, ""), "amt")
+    empty = plan.put(s.is_null() | (s == ""), "empty")
+    paren = plan.put(s.str.starts_with("(") & s.str.ends_with(")") & (s.str.len_chars() >= 2), "paren")
+    s = plan.put(pl.when(paren).then(s.str.slice(1, s.str.len_chars() - 2)).otherwise(s), "amt")
+    # Same split as SIGN_PATTERN ^([+-]?)(.*?)(-?)$, without a capturing regex (slow on millions of rows).
+    has_lead = plan.put(s.str.starts_with("-") | s.str.starts_with("+"), "has_lead")
+    lead = plan.put(pl.when(has_lead).then(s.str.slice(0, 1)).otherwise(pl.lit("")), "lead")
+    rest = plan.put(pl.when(has_lead).then(s.str.slice(1)).otherwise(s), "rest")
+    has_trail = plan.put(rest.str.ends_with("-"), "trail")
+    body = plan.put(pl.when(has_trail).then(rest.str.slice(0, rest.str.len_chars() - 1)).otherwise(rest), "body")
+    marks = plan.put(paren.cast(pl.Int32) + (lead == "-").cast(pl.Int32) + has_trail.cast(pl.Int32), "marks")
     conflict = (marks > 1) | ((lead == "+") & (marks > 0))
-    parts = body.str.extract_groups("(?s)" + split_integer_fraction_pattern(spec.decimal_separator))
-    integer_part, fraction = parts.struct.field("1"), parts.struct.field("2")
+    parts = plan.put(body.str.splitn(spec.decimal_separator, 2), "parts")
+    integer_part, fraction = plan.put_all([("int", parts.struct.field("field_0")),
+                                           ("frac", parts.struct.field("field_1"))])
     sep = spec.thousands_separator
     if sep:
-        bad_group = integer_part.str.contains(sep, literal=True) & \
-            ~integer_part.str.contains(thousands_group_pattern(sep))
-        integer_part = integer_part.str.replace_all(sep, "", literal=True)
+        has_sep = plan.put(integer_part.str.contains(sep, literal=True), "has_sep")
+        bad_group = has_sep & ~integer_part.str.contains(thousands_group_pattern(sep))
+        integer_part = plan.put(pl.when(has_sep).then(integer_part.str.replace_all(sep, "", literal=True))
+                                .otherwise(integer_part), "int")
     else:
         bad_group = pl.lit(False)
     not_number = (~integer_part.str.contains("^[0-9]*$")
                   | (fraction.is_not_null() & ~fraction.str.contains("^[0-9]*$"))
                   | ((integer_part == "") & (fraction.fill_null("") == "")))
-    fraction = fraction.fill_null("")
+    not_number = plan.put(not_number, "nan")
+    fraction = plan.put(fraction.fill_null(""), "frac")
     if spec.scale == "minor":
         scale_error = pl.when(fraction.str.contains("[1-9]")).then(
             pl.lit("amount in minor units has a non-zero fraction"))
         digits = integer_part
     else:
-        scale_error = pl.when(fraction.str.len_chars() > exponent).then(pl.format(
-            "{} decimal places where the currency allows {}", fraction.str.len_chars(), exponent))
+        too_many = pl.lit(None, dtype=pl.String)
+        for exp in sorted(set(MINOR_UNIT_EXPONENTS.values()) | {2}):
+            too_many = pl.when(exponent == exp).then(pl.lit(decimal_places_reason(exp))).otherwise(too_many)
+        scale_error = pl.when(fraction.str.len_chars() > exponent).then(too_many)
         padded = pl.lit(None, dtype=pl.String)
         for exp in sorted(set(MINOR_UNIT_EXPONENTS.values()) | {2}):
             padded = pl.when(exponent == exp).then(fraction.str.pad_end(exp, "0")).otherwise(padded)
         digits = integer_part + padded
-    digits = digits.str.strip_chars_start("0")
-    digits = pl.when(digits == "").then(pl.lit("0")).otherwise(digits)
-    value = pl.when(digits.str.len_chars() <= 19).then(digits.cast(pl.Int64, strict=False))
+    digits = plan.put(digits.str.strip_chars_start("0"), "digits")
+    digits = plan.put(pl.when(digits == "").then(pl.lit("0")).otherwise(digits), "digits")
+    value = plan.put(pl.when(digits.str.len_chars() <= 19).then(digits.cast(pl.Int64, strict=False)), "value")
     error = (pl.when(empty).then(None)
              .when(conflict).then(pl.lit("conflicting sign marks"))
              .when(bad_group).then(pl.lit(f"misplaced thousands separator {sep!r}"))
              .when(not_number).then(pl.lit("not a number"))
              .otherwise(scale_error))
-    error = pl.when(error.is_null() & ~empty & value.is_null()).then(pl.lit("amount too large")) \
-        .otherwise(error)
-    minor = pl.when(error.is_null() & ~empty).then(value)
-    negative = ((marks > 0) & error.is_null() & ~empty).fill_null(False)
+    error = plan.put(error, "amt_error")
+    error = plan.put(pl.when(error.is_null() & ~empty & value.is_null()).then(pl.lit("amount too large"))
+                     .otherwise(error), "amt_error")
+    minor = plan.put(pl.when(error.is_null() & ~empty).then(value), "minor")
+    negative = plan.put(((marks > 0) & error.is_null() & ~empty).fill_null(False), "negative")
     return _Amount(minor=minor, negative=negative, empty=empty, error=error)
 
 
@@ -250,7 +288,7 @@ def _has_time(fmt: str) -> bool:
     return any(d in fmt for d in _TIME_DIRECTIVES)
 
 
-def _parse_datetime(s: pl.Expr, formats: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
+def _parse_datetime(s: pl.Expr, formats: tuple[str, ...], plan: ExpressionPlan) -> tuple[pl.Expr, pl.Expr]:
     """(Datetime, has_time) trying each format in order; the first that parses wins."""
     parsed: list[pl.Expr] = []
     has_time: pl.Expr = pl.lit(None, dtype=pl.Boolean)
@@ -260,32 +298,37 @@ def _parse_datetime(s: pl.Expr, formats: tuple[str, ...]) -> tuple[pl.Expr, pl.E
         else:
             p = s.str.strptime(pl.Date, fmt, strict=False).cast(pl.Datetime("us"))
         parsed.append(p)
-    value = pl.coalesce(parsed) if len(parsed) > 1 else parsed[0]
+    parsed = plan.put_all([("date", p) for p in parsed])
+    value = plan.put(pl.coalesce(parsed) if len(parsed) > 1 else parsed[0], "date")
     for fmt, p in reversed(list(zip(formats, parsed))):
         has_time = pl.when(p.is_not_null()).then(pl.lit(_has_time(fmt))).otherwise(has_time)
-    return value, has_time
+    return value, plan.put(has_time, "has_time")
 
 
-def _date_expressions(spec: ValueSpec, cols: dict[str, str],
-                      path: str) -> tuple[pl.Expr, pl.Expr, pl.Expr, str | None]:
+def _date_expressions(spec: ValueSpec, cols: dict[str, str], path: str,
+                      plan: ExpressionPlan) -> tuple[pl.Expr, pl.Expr, pl.Expr, str | None]:
     """(datetime, has_time, error reason, source column) for a date field."""
-    text = _value_expr(spec, cols, path)
+    text = _value_expr(spec, cols, path, plan)
     formats = spec.formats or DEFAULT_DATE_FORMATS
-    value, has_time = _parse_datetime(text, formats)
+    value, has_time = _parse_datetime(text, formats, plan)
     error = pl.when(text.is_not_null() & value.is_null()).then(
-        pl.format("not a date in the expected format(s) {}", pl.lit(", ".join(formats))))
+        pl.lit(f"not a date in the expected format(s) {', '.join(formats)}"))
     if spec.time_column:
-        time_text = _nullify_empty(pl.col(cols[spec.time_column]).str.strip_chars())
+        time_text = plan.put(_nullify_empty(pl.col(cols[spec.time_column]).str.strip_chars()), "time")
         time_formats = spec.time_formats or DEFAULT_TIME_FORMATS
-        times = [time_text.str.strptime(pl.Time, fmt, strict=False) for fmt in time_formats]
-        time_value = pl.coalesce(times) if len(times) > 1 else times[0]
+        times = plan.put_all([("time", time_text.str.strptime(pl.Time, fmt, strict=False))
+                              for fmt in time_formats])
+        time_value = plan.put(pl.coalesce(times) if len(times) > 1 else times[0], "time")
         combined = value.dt.date().dt.combine(time_value)
         error = (pl.when(error.is_not_null()).then(error)
-                 .when(time_text.is_not_null() & time_value.is_null()).then(pl.format(
-                     "time in column {} is not in the expected format(s) {}",
-                     pl.lit(repr(spec.time_column)), pl.lit(", ".join(time_formats)))))
-        value = pl.when(time_value.is_not_null()).then(combined).otherwise(value)
+                 .when(time_text.is_not_null() & time_value.is_null()).then(pl.lit(
+                     f"time in column {spec.time_column!r} is not in the expected format(s) "
+                     f"{', '.join(time_formats)}")))
+        error = plan.put(error, "date_error")
+        value = plan.put(pl.when(time_value.is_not_null()).then(combined).otherwise(value), "date")
         has_time = pl.when(time_value.is_not_null()).then(pl.lit(True)).otherwise(has_time)
+    else:
+        error = plan.put(error, "date_error")
     return value, has_time.fill_null(False), error, spec.column or spec.time_column
 
 
@@ -301,22 +344,22 @@ def _first_column(spec: ValueSpec) -> str | None:
 def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult:
     cols = _resolve_columns(mapping, table.columns)
     fields = mapping.fields
-    frame = table.frame
+    plan = ExpressionPlan(table.frame)
     checks: list[tuple[str, str | None, pl.Expr]] = []  # (error column, source column, reason expr)
     outputs: dict[str, pl.Expr] = {}
 
     # Currency first: the amount's exponent depends on it, row by row.
     currency_spec = fields["currency"]
-    currency = _value_expr(currency_spec, cols, "fields.currency").str.to_uppercase()
+    currency = plan.put(_value_expr(currency_spec, cols, "fields.currency", plan).str.to_uppercase(), "currency")
     outputs["currency"] = currency
     checks.append(("currency", _first_column(currency_spec), pl.when(currency.is_null()).then(
         pl.lit("currency missing")).when(~currency.str.contains("^[A-Z]{3}$")).then(
         pl.lit("not an ISO 4217 currency code"))))
-    exponent = currency.replace_strict(MINOR_UNIT_EXPONENTS, default=2, return_dtype=pl.Int64)
+    exponent = plan.put(currency.replace_strict(MINOR_UNIT_EXPONENTS, default=2, return_dtype=pl.Int64), "exp")
 
     amount_spec = mapping.amount
     if amount_spec.column:
-        amount = amount_expressions(pl.col(cols[amount_spec.column]), amount_spec, exponent)
+        amount = amount_expressions(plan, pl.col(cols[amount_spec.column]), amount_spec, exponent)
         outputs["amount_minor"] = amount.minor
         checks.append(("amount", amount_spec.column,
                        pl.when(amount.empty).then(pl.lit("amount missing")).otherwise(amount.error)))
@@ -326,18 +369,19 @@ def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult
             positive_to = direction_spec.from_sign.get("positive", "credit")
             direction = pl.when(amount.negative).then(pl.lit(negative_to)).otherwise(pl.lit(positive_to))
         else:
-            direction = _value_expr(direction_spec, cols, "fields.direction")
+            direction = _value_expr(direction_spec, cols, "fields.direction", plan)
+        direction = plan.put(direction, "direction")
         outputs["direction"] = direction
         checks.append(("direction", _first_column(direction_spec) or amount_spec.column,
                        pl.when(direction.is_null()).then(pl.lit("direction missing"))
-                       .when(~direction.is_in(_DIRECTIONS)).then(pl.format(
-                           "direction {} is not debit or credit; add it to value_map", direction))))
+                       .when(~direction.is_in(_DIRECTIONS)).then(pl.lit(
+                           "direction is not debit or credit; add the value to value_map"))))
     else:
         assert amount_spec.debit_column and amount_spec.credit_column
-        debit = amount_expressions(pl.col(cols[amount_spec.debit_column]), amount_spec, exponent)
-        credit = amount_expressions(pl.col(cols[amount_spec.credit_column]), amount_spec, exponent)
-        debit_set = ~debit.empty & (debit.minor.fill_null(1) != 0)
-        credit_set = ~credit.empty & (credit.minor.fill_null(1) != 0)
+        debit = amount_expressions(plan, pl.col(cols[amount_spec.debit_column]), amount_spec, exponent)
+        credit = amount_expressions(plan, pl.col(cols[amount_spec.credit_column]), amount_spec, exponent)
+        debit_set, credit_set = plan.put_all([("debit_set", ~debit.empty & (debit.minor.fill_null(1) != 0)),
+                                              ("credit_set", ~credit.empty & (credit.minor.fill_null(1) != 0))])
         outputs["amount_minor"] = pl.when(debit_set).then(debit.minor).otherwise(credit.minor)
         outputs["direction"] = pl.when(debit_set).then(pl.lit("debit")).otherwise(pl.lit("credit"))
         checks.append(("debit", amount_spec.debit_column, debit.error))
@@ -348,40 +392,44 @@ def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult
                                                                    "non-zero amount"))))
 
     tx_value, has_time, tx_error, tx_col = _date_expressions(fields["transaction_date"], cols,
-                                                             "fields.transaction_date")
+                                                             "fields.transaction_date", plan)
     outputs["transaction_date"] = tx_value
     outputs["has_time"] = has_time
     checks.append(("transaction_date", tx_col, pl.when(tx_error.is_not_null()).then(tx_error)
                    .when(tx_value.is_null()).then(pl.lit("transaction date missing"))))
     if "value_date" in fields:
-        vd_value, _, vd_error, vd_col = _date_expressions(fields["value_date"], cols, "fields.value_date")
+        vd_value, _, vd_error, vd_col = _date_expressions(fields["value_date"], cols, "fields.value_date",
+                                                     plan)
         outputs["value_date"] = vd_value.dt.date()
         checks.append(("value_date", vd_col, vd_error))
     else:
         outputs["value_date"] = pl.lit(None, dtype=pl.Date)
 
     for name in ("reference", "secondary_reference", "description", "channel", "account", "counterparty"):
-        outputs[name] = (_value_expr(fields[name], cols, f"fields.{name}") if name in fields
+        outputs[name] = (_value_expr(fields[name], cols, f"fields.{name}", plan) if name in fields
                          else pl.lit(None, dtype=pl.String))
     if "status" in fields:
-        status = _value_expr(fields["status"], cols, "fields.status").str.to_lowercase()
+        status = plan.put(_value_expr(fields["status"], cols, "fields.status", plan).str.to_lowercase(),
+                          "status")
         outputs["status"] = status.fill_null(pl.lit("unknown"))
         checks.append(("status", _first_column(fields["status"]), pl.when(
-            status.is_not_null() & ~status.is_in(_STATUSES)).then(pl.format(
-                "status {} is not success, failed, reversed or unknown; add it to value_map or set a "
-                "default", status))))
+            status.is_not_null() & ~status.is_in(_STATUSES)).then(pl.lit(
+                "status is not success, failed, reversed or unknown; add the value to value_map or set a "
+                "default"))))
     else:
         outputs["status"] = pl.lit("unknown")
     source_columns = table.columns
     outputs["raw"] = pl.struct([pl.col(c) for c in source_columns]).struct.json_encode()
 
     error_names = [f"__error_{i}" for i in range(len(checks))]
-    computed = frame.with_columns(
+    lazy = plan.lf.with_columns(
         *[expr.alias(f"__out_{name}") for name, expr in outputs.items()],
         *[check.alias(error_names[i]) for i, (_, _, check) in enumerate(checks)],
     )
     any_error = pl.any_horizontal([pl.col(n).is_not_null() for n in error_names])
-    computed = computed.with_columns(any_error.alias("__failed"))
+    keep = [ROW_NUMBER, LINE_NUMBER, *table.columns, *[f"__out_{name}" for name in outputs], *error_names]
+    # Only what is needed leaves the plan: the intermediates would be copied by every filter below.
+    computed = lazy.with_columns(any_error.alias("__failed")).select(*keep, "__failed").collect()
     errors = list(table.row_errors)
     failed = computed.filter(pl.col("__failed"))
     if failed.height:

@@ -8,6 +8,7 @@ record: ragged rows become `RowError`s, preamble/trailer/blank lines are listed 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from reckai.domain.ingestion.sniffing import (
     ContentInfo,
     decode_text,
     sniff_content,
+    sniff_decoded,
 )
 
 ROW_NUMBER = "__row_number"
@@ -78,7 +80,11 @@ def read_table(data: bytes, settings: ParseSettings | None = None, filename: str
         info = ContentInfo(format="csv" if settings.format != "txt" else "txt", kind="csv",
                            encoding=encoding, delimiter=settings.delimiter)
         return read_delimited_text(text, info, settings)
-    info = inspect_content(data, filename, max_inflated_bytes=max_inflated_bytes)
+    info, text = sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes)
+    if info.format == "xml":
+        from reckai.adapters.xml.safe_xml import parse_xml
+
+        parse_xml(data)
     wanted = settings.format
     if wanted in ("xlsx", "xls") and info.kind not in ("xlsx", "xls"):
         raise UnsupportedContent(f"the mapping expects an Excel workbook but the file is {info.kind}",
@@ -91,12 +97,13 @@ def read_table(data: bytes, settings: ParseSettings | None = None, filename: str
         from reckai.adapters.xml.statements import read_xml_table
 
         return read_xml_table(data, info, settings)
-    text, encoding = decode_text(data, settings.encoding)
+    if text is None:
+        text, _ = decode_text(data, settings.encoding)
     if info.kind == "mt940" or wanted == "mt940":
         from reckai.adapters.polars.readers_mt940 import read_mt940_table
 
         return read_mt940_table(text, info)
-    return read_delimited_text(text, info, settings)
+    return read_delimited_text(text, info, settings, region_bytes=data)
 
 
 def _normalise_newlines(text: str) -> str:
@@ -107,8 +114,12 @@ def _normalise_newlines(text: str) -> str:
     return text
 
 
-def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings) -> SourceTable:
-    text = _normalise_newlines(text)
+def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
+                        region_bytes: bytes | None = None) -> SourceTable:
+    """Delimited text to a SourceTable. `region_bytes`: the original bytes, when `text` decodes them."""
+    if "\r" in text:
+        text = _normalise_newlines(text)
+        region_bytes = None
     from reckai.domain.ingestion.delimited import detect_delimiter
 
     delimiter = settings.delimiter or info.delimiter or detect_delimiter(text)
@@ -128,27 +139,59 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings) -
         header_line, header_cells = find_header(records)
     columns = header_names(header_cells)
     skipped = [(line, "preamble") for line, _ in records if line < header_line]
-    lines = text.split("\n")
+    header_start = _offset_of_line(text, header_line)
     # The header may span lines when a quoted name holds a newline: find where its record ends.
     header_end = header_line
-    if '"' in lines[header_line - 1]:
-        reader = csv.reader(io.StringIO("\n".join(lines[header_line - 1:header_line + 20])),
-                            delimiter=delimiter)
+    header_text = text[header_start:_offset_of_line(text, header_line + 20, header_start, header_line)]
+    if '"' in header_text.split("\n", 1)[0]:
+        reader = csv.reader(io.StringIO(header_text), delimiter=delimiter)
         next(reader, None)
         header_end = header_line - 1 + reader.line_num
-    region = lines[header_end:]
+    region_start = _offset_of_line(text, header_end + 1, header_start, header_line)
+    region = text[region_start:]
     first_line = header_end + 1
     footer = footer_regex(settings.skip_footer_pattern)
-    if '"' in text[sum(len(x) + 1 for x in lines[:header_end]):]:
-        table = _quoted_records(region, first_line, delimiter, columns, footer)
+    if '"' in region:
+        table = _quoted_records(region.split("\n"), first_line, delimiter, columns, footer)
     else:
-        table = _plain_records(region, first_line, delimiter, columns, footer)
+        if region_bytes is not None and info.encoding in ("utf-8", "utf-8-sig"):
+            bom = 3 if region_bytes.startswith(codecs.BOM_UTF8) else 0
+            raw = region_bytes[bom + len(text[:region_start].encode("utf-8")):]
+        else:
+            raw = region.encode("utf-8")
+        table = _plain_records(_lines_series(raw, region), first_line, delimiter, columns, footer)
     frame, row_errors, more_skipped = table
     skipped.extend(more_skipped)
     if frame.height == 0 and not row_errors:
         raise NoDataRows("the file has a header but no data rows", header_line=header_line)
     return SourceTable(frame=frame, columns=columns, content=info, row_errors=row_errors,
                        skipped_lines=skipped, header_line=header_line)
+
+
+def _offset_of_line(text: str, line: int, start: int = 0, start_line: int = 1) -> int:
+    """Character offset where 1-based `line` begins (len(text) when the text is shorter)."""
+    offset = start
+    for _ in range(line - start_line):
+        found = text.find("\n", offset)
+        if found == -1:
+            return len(text)
+        offset = found + 1
+    return offset
+
+
+def _lines_series(raw: bytes, region: str) -> pl.Series:
+    """The region's lines as a String series, split by polars' multi-threaded reader when possible."""
+    separator = next((c for c in ("\x1f", "\x1e", "\x01") if c.encode() not in raw), None)
+    if separator is None or b"\r" in raw:
+        lines = region.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return pl.Series("text", lines, dtype=pl.String)
+    if not raw.strip(b"\n"):
+        return pl.Series("text", [""] * raw.count(b"\n"), dtype=pl.String)
+    frame = pl.read_csv(raw, has_header=False, separator=separator, quote_char=None,
+                        schema={"text": pl.String}, empty_string_is_null=False)
+    return frame.get_column("text")
 
 
 def _ragged_error(row_number: int, line: int, width: int, found: int, text: str) -> RowError:
@@ -174,15 +217,14 @@ def _trailer_indices(texts: list[str], footer, blank: list[bool]) -> set[int]:  
     return trailer
 
 
-def _plain_records(region: list[str], first_line: int, delimiter: str, columns: list[str],
+def _plain_records(region: pl.Series, first_line: int, delimiter: str, columns: list[str],
                    footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]:  # type: ignore[no-untyped-def]
     """No quote character in the data: one line is one record, so everything is vectorised."""
     width = len(columns)
-    lines = pl.DataFrame({"text": pl.Series(region, dtype=pl.String)}).with_row_index("idx")
-    stripped = pl.col("text").str.replace_all(f"[{_class_escape(delimiter)} \t]", "")
+    lines = pl.DataFrame({"text": region}).with_row_index("idx")
     lines = lines.with_columns(
         (pl.col("idx").cast(pl.Int64) + first_line).alias(LINE_NUMBER),
-        (stripped == "").alias("blank"))
+        pl.col("text").str.contains(f"^[{_class_escape(delimiter)} \t]*$").alias("blank"))
     tail = lines.tail(_TRAILER_LOOKBACK + 20)
     tail_trailer = _trailer_indices(tail["text"].to_list(), footer, tail["blank"].to_list())
     offset = lines.height - tail.height
@@ -193,9 +235,7 @@ def _plain_records(region: list[str], first_line: int, delimiter: str, columns: 
         keep = keep & ~pl.col("idx").is_in(trailer_idx)
     blank_lines = lines.filter(pl.col("blank") & (pl.col("idx") < (trailer_idx[0] if trailer_idx else
                                                                   lines.height)))
-    # A trailing newline at end of file is not a "blank line" worth reporting.
-    skipped.extend((int(n), "blank line") for n in blank_lines[LINE_NUMBER].to_list()
-                   if n != first_line + lines.height - 1)
+    skipped.extend((int(n), "blank line") for n in blank_lines[LINE_NUMBER].to_list())
     records = lines.filter(keep).with_columns(
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_NUMBER),
         (pl.col("text").str.count_matches(delimiter, literal=True) + 1).alias("width"))

@@ -41,6 +41,10 @@ class ParsedAmount:
     negative: bool
 
 
+def decimal_places_reason(exponent: int) -> str:
+    return f"more than {exponent} decimal places for this currency (amounts are never rounded)"
+
+
 def regex_escape(char: str) -> str:
     """Escape for both Python `re` and Rust `regex` (polars), which disagree on escaping plain chars."""
     return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in char)
@@ -99,8 +103,7 @@ def parse_amount(text: str | None, fmt: AmountFormat = AmountFormat()) -> Parsed
         digits = integer_part
     else:
         if len(fraction) > fmt.exponent:
-            raise InvalidAmount(
-                text, f"{len(fraction)} decimal places where the currency allows {fmt.exponent}")
+            raise InvalidAmount(text, decimal_places_reason(fmt.exponent))
         digits = integer_part + fraction.ljust(fmt.exponent, "0")
     digits = digits.lstrip("0") or "0"
     if len(digits) > 19 or int(digits) > INT64_MAX:

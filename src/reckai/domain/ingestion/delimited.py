@@ -22,7 +22,12 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 
 def sample_records(text: str, delimiter: str, limit: int = _SAMPLE_LINES) -> list[tuple[int, list[str]]]:
     """The first `limit` non-blank records as (1-based start line, cells), quotes respected."""
-    lines = text.split("\n", 4 * limit)[: 4 * limit]
+    end = -1
+    for _ in range(4 * limit):  # slice the head first: split(maxsplit) would copy the whole rest
+        end = text.find("\n", end + 1)
+        if end == -1:
+            break
+    lines = (text if end == -1 else text[:end]).split("\n")
     records: list[tuple[int, list[str]]] = []
     reader = csv.reader((line + "\n" for line in lines), delimiter=delimiter, quotechar='"', strict=False)
     start = 1

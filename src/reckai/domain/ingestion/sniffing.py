@@ -242,15 +242,21 @@ def sniff_content(data: bytes, filename: str | None = None, *,
     XML is recognised here but its well-formedness (with defusedxml) is checked by the adapter's
     `inspect_content`, which callers should use.
     """
+    return sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes)[0]
+
+
+def sniff_decoded(data: bytes, filename: str | None = None, *,
+                  max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> tuple[ContentInfo, str | None]:
+    """sniff_content, also returning the decoded text of text kinds (so it is decoded once)."""
     if not data:
         raise EmptyFile("the file is empty (0 bytes)")
     ext = _extension(filename)
     if data.startswith(ZIP_MAGIC):
         inflated = check_ooxml_workbook(data, max_inflated_bytes=max_inflated_bytes)
-        return ContentInfo(format="excel", kind="xlsx", inflated_bytes=inflated)
+        return ContentInfo(format="excel", kind="xlsx", inflated_bytes=inflated), None
     if data.startswith(OLE2_MAGIC):
         check_ole2_workbook(data)
-        return ContentInfo(format="excel", kind="xls")
+        return ContentInfo(format="excel", kind="xls"), None
     if ext in ("xlsx", "xlsm", "xls"):
         described = looks_binary(data[:_SNIFF_BYTES])
         raise ContentMismatch(f"the file is named .{ext} but is not an Excel workbook"
@@ -261,14 +267,14 @@ def sniff_content(data: bytes, filename: str | None = None, *,
         raise EmptyFile("the file contains only blank lines")
     kind = classify_text(text)
     if kind in ("xml", "camt053"):
-        return ContentInfo(format="xml", kind=kind, encoding=encoding)
+        return ContentInfo(format="xml", kind=kind, encoding=encoding), text
     if kind == "mt940":
-        return ContentInfo(format="txt", kind="mt940", encoding=encoding)
+        return ContentInfo(format="txt", kind="mt940", encoding=encoding), text
     from reckai.domain.ingestion.delimited import detect_delimiter
 
     delimiter = detect_delimiter(text)
     if delimiter is None:
-        return ContentInfo(format="txt", kind="txt", encoding=encoding)
+        return ContentInfo(format="txt", kind="txt", encoding=encoding), text
     kind = {",": "csv", ";": "semicolon", "|": "pipe", "\t": "tsv"}[delimiter]
     fmt = "csv" if ext == "csv" or kind in ("csv", "semicolon") else "txt"
-    return ContentInfo(format=fmt, kind=kind, encoding=encoding, delimiter=delimiter)
+    return ContentInfo(format=fmt, kind=kind, encoding=encoding, delimiter=delimiter), text
