@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reckai.adapters.polars.matcher import PolarsMatcher
 from reckai.adapters.polars.matcher_frames import frame_from_transactions
-from reckai.domain.ingestion.canonical import CanonicalTransaction
+from reckai.domain.ingestion.canonical import CanonicalTransaction, TransactionStatus
 from reckai.domain.reconciliation.profile import ReconciliationPeriod
 from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
 from tests.unit.matching_builders import profile, txn, view
@@ -74,7 +74,7 @@ def file_pair(draw: Any) -> tuple[list[CanonicalTransaction], list[CanonicalTran
             transaction_date=source.transaction_date - dt.timedelta(days=draw(st.sampled_from([0, 0, 1, 2, 5])),  # type: ignore[operator]
                                                                     hours=draw(st.sampled_from([0, 3]))),
             reference=reference,
-            status=draw(st.sampled_from(["success", "success", "success", "failed"])),
+            status=TransactionStatus(draw(st.sampled_from(["success", "success", "success", "failed"]))),
             channel=draw(st.sampled_from(["POS", "WEB", None])),
             counterparty=draw(st.sampled_from(DESCRIPTIONS)),
         )

@@ -1,0 +1,111 @@
+"""`reckai reconcile` end to end on the shipped sample (../shared/data/card-vs-bank-a)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reckai.entrypoints.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data" / "card-vs-bank-a"
+PROFILE = REPO / "examples" / "profiles" / "card-vs-bank-a.json"
+
+
+def score(out: Path, truth_path: Path) -> tuple[float, float, float]:
+    """The same scoring as ../shared/tools/score_recon.py: precision, recall, break-type accuracy."""
+    truth = json.loads(truth_path.read_text())
+    true_pairs = {(int(a), int(b)) for a, b in truth["matches"]}
+    with (out / "matches.csv").open(newline="") as handle:
+        predicted = {(int(r["left_row"]), int(r["right_row"])) for r in csv.DictReader(handle)}
+    hits = len(predicted & true_pairs)
+    got: dict[tuple[str, int], list[str]] = {}
+    with (out / "exceptions.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["left_row"]:
+                got.setdefault(("L", int(row["left_row"])), []).append(row["type"])
+            if row["right_row"]:
+                got.setdefault(("R", int(row["right_row"])), []).append(row["type"])
+    right = 0
+    for expected in truth["exceptions"]:
+        types = got.get(("L", expected["bank_row"]), []) + got.get(("R", expected["switch_row"]), [])
+        right += expected["type"] in types
+    return hits / len(predicted), hits / len(true_pairs), right / len(truth["exceptions"])
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    assert DATA.is_dir(), f"sample data missing at {DATA}"
+    out = tmp_path_factory.mktemp("reconcile") / "out"
+    code = main(["reconcile", "--left", str(DATA / "bank.csv"), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(PROFILE), "--out", str(out),
+                 "--period-start", "2025-12-01", "--period-end", "2025-12-31"])
+    assert code == 0
+    yield out
+
+
+def test_sample_meets_quality_targets(sample_run: Path) -> None:
+    precision, recall, type_accuracy = score(sample_run, DATA / "truth.json")
+    assert precision >= 0.995
+    assert recall >= 0.99
+    assert type_accuracy >= 0.95
+
+
+def test_output_files_have_the_specified_columns(sample_run: Path) -> None:
+    def header(name: str) -> list[str]:
+        with (sample_run / name).open(newline="") as handle:
+            return next(csv.reader(handle))
+
+    assert header("matches.csv") == ["left_row", "right_row", "group_id", "rule", "status", "confidence"]
+    assert header("suggestions.csv") == ["left_row", "right_row", "group_id", "rule", "status", "confidence"]
+    assert header("exceptions.csv") == ["type", "severity", "left_row", "right_row", "amount_minor", "currency",
+                                        "explanation"]
+    summary = json.loads((sample_run / "summary.json").read_text())
+    assert summary["rows"] == {"left": 2022, "right": 2000}
+    assert summary["matched_pairs"] == 1793
+    assert set(summary["exceptions_by_type"]) == {"amount_mismatch", "date_mismatch", "missing_entry", "duplicate",
+                                                  "timing_difference", "non_settlement"}
+    assert 0 < summary["match_rate"] <= 100
+    assert {"read_left", "read_right", "duplicates", "matching", "classification"} <= set(summary["seconds"])
+    assert not list(sample_run.glob(".*.partial"))
+
+
+def test_reference_engine_writes_the_same_files(sample_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reference"
+    assert main(["reconcile", "--engine", "reference", "--left", str(DATA / "bank.csv"),
+                 "--right", str(DATA / "switch.csv"), "--profile", str(PROFILE), "--out", str(out),
+                 "--period-start", "2025-12-01", "--period-end", "2025-12-31"]) == 0
+    for name in ("matches.csv", "suggestions.csv", "exceptions.csv"):
+        assert (out / name).read_text() == (sample_run / name).read_text()
+
+
+def test_bad_profile_is_one_line_error_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"left": {}, "right": {}, "rules": [{"name": "x", "rule_type": "exact"}]}))
+    out = tmp_path / "out"
+    code = main(["reconcile", "--left", str(DATA / "bank.csv"), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(bad), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1 and err.startswith("reckai reconcile: error: bad profile:")
+    assert not out.exists()
+
+
+def test_bad_file_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["reconcile", "--left", str(DATA / "switch.csv"), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(PROFILE), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1 and "bad file" in err and "trans_date" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_half_a_period_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["reconcile", "--left", str(DATA / "bank.csv"), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(PROFILE), "--out", str(tmp_path / "out"), "--period-start", "2025-12-01"])
+    assert code != 0
+    assert "period" in capsys.readouterr().err
