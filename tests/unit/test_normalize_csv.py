@@ -233,3 +233,17 @@ def test_parquet_round_trip_keeps_canonical_frame(shared_data: Path) -> None:
     data = write_parquet_bytes(result.frame)
     assert data[:4] == b"PAR1"
     assert read_parquet_bytes(data).equals(result.frame)
+
+
+def test_file_parser_port_adapter_round_trip() -> None:
+    from reckai.adapters.polars.normalize import PolarsFileParser
+
+    parser = PolarsFileParser()
+    data = b"date,amount,narration\n2025-12-01,-1.50,POS RRN:123456789012\n2025-12-02,x,bad\n"
+    assert parser.inspect(data, "a.csv").kind == "csv"
+    mapping = parser.parse_mapping(simple_mapping(reference={"column": "narration", "regex": "RRN:(\\d{12})"}))
+    outcome = parser.normalize(data, mapping, "a.csv")
+    frame = read_parquet_bytes(outcome.parquet)
+    assert frame.select("amount_minor", "direction", "reference").rows() == [(150, "debit", "123456789012")]
+    assert (outcome.row_count, outcome.source_rows) == (1, 2)
+    assert outcome.report["errors"][0]["row_number"] == 2 and outcome.report["failed_rows"] == 1

@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable, read_table
+from reckai.application.ports.files import FileParser, NormalizationOutcome
 from reckai.domain.ingestion.amounts import (
     WHITESPACE_CLASS,
     decimal_places_reason,
@@ -311,7 +312,7 @@ def _date_expressions(spec: ValueSpec, cols: dict[str, str], path: str,
     text = _value_expr(spec, cols, path, plan)
     formats = spec.formats or DEFAULT_DATE_FORMATS
     value, has_time = _parse_datetime(text, formats, plan)
-    error = pl.when(text.is_not_null() & value.is_null()).then(
+    error: pl.Expr = pl.when(text.is_not_null() & value.is_null()).then(
         pl.lit(f"not a date in the expected format(s) {', '.join(formats)}"))
     if spec.time_column:
         time_text = plan.put(_nullify_empty(pl.col(cols[spec.time_column]).str.strip_chars()), "time")
@@ -485,3 +486,36 @@ def raw_values(frame_row_raw: str | None) -> dict[str, str | None]:
     return json.loads(frame_row_raw) if frame_row_raw else {}
 
 
+
+
+# --- the FileParser port ---------------------------------------------------------------------
+
+
+class PolarsFileParser:
+    """`application.ports.files.FileParser` over this module: the parsing adapter for uploads."""
+
+    def __init__(self, max_inflated_bytes: int | None = None) -> None:
+        from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES
+
+        self.max_inflated_bytes = max_inflated_bytes or DEFAULT_MAX_INFLATED_BYTES
+
+    def inspect(self, data: bytes, filename: str | None) -> ContentInfo:
+        from reckai.adapters.polars.readers import inspect_content
+
+        return inspect_content(data, filename, max_inflated_bytes=self.max_inflated_bytes)
+
+    def propose(self, data: bytes, filename: str | None) -> MappingProposal:
+        return propose_file_mapping(data, filename)
+
+    def parse_mapping(self, rules: Any) -> Mapping:
+        return parse_mapping(rules)
+
+    def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
+        table = read_table(data, mapping.parse, filename, max_inflated_bytes=self.max_inflated_bytes)
+        result = normalize_table(table, mapping)
+        return NormalizationOutcome(parquet=write_parquet_bytes(result.frame), row_count=result.row_count,
+                                    source_rows=result.source_rows, errors=result.errors,
+                                    report=result.error_report())
+
+
+_check: FileParser = PolarsFileParser()

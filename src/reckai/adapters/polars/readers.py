@@ -80,7 +80,7 @@ def read_table(data: bytes, settings: ParseSettings | None = None, filename: str
         info = ContentInfo(format="csv" if settings.format != "txt" else "txt", kind="csv",
                            encoding=encoding, delimiter=settings.delimiter)
         return read_delimited_text(text, info, settings)
-    info, text = sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes)
+    info, decoded = sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes)
     if info.format == "xml":
         from reckai.adapters.xml.safe_xml import parse_xml
 
@@ -97,8 +97,7 @@ def read_table(data: bytes, settings: ParseSettings | None = None, filename: str
         from reckai.adapters.xml.statements import read_xml_table
 
         return read_xml_table(data, info, settings)
-    if text is None:
-        text, _ = decode_text(data, settings.encoding)
+    text = decoded if decoded is not None else decode_text(data, settings.encoding)[0]
     if info.kind == "mt940" or wanted == "mt940":
         from reckai.adapters.polars.readers_mt940 import read_mt940_table
 
