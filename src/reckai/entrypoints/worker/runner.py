@@ -78,6 +78,24 @@ def build_runtime(
     )
 
 
+def build_worker_runner(container: Any, threads: Mapping[Queue, int]) -> JobWorkerRunner:
+    """The runner of one `reckai worker` process: consumes `threads` (queue -> threads per queue),
+    relays the outbox and runs the scheduler, on the container's brokers and outbox."""
+    settings = container.settings
+    database = container.components["database"]
+    return JobWorkerRunner(
+        container.components["job_runtime"],
+        container.components["job_outbox"],
+        container.components["job_queue"],
+        threads=threads,
+        relay=True,
+        schedule=default_schedule(settings.jobs.session_cleanup_interval_seconds),
+        open_system_uow=lambda: database.unit_of_work(None),
+        relay_interval_seconds=settings.jobs.relay_interval_seconds,
+        stale_after_seconds=settings.jobs.stale_after_seconds,
+    )
+
+
 class JobWorkerRunner:
     def __init__(
         self,
