@@ -360,3 +360,24 @@ def _wire_jobs(container: Container, job_queue: Any, store: Any) -> None:
 
 _BUILDERS.append(_build_jobs)
 _MEMORY_BUILDERS.append(_build_memory_jobs)
+
+
+# --- files (issue 4; docs/files.md): the parser, and the file repositories on every unit of work ---
+
+
+def _build_files(container: Container) -> None:
+    import reckai.adapters.postgres.files  # noqa: F401  registers uow.files, uow.data_mappings, uow.normalized_files
+    from reckai.adapters.polars.file_processing import PolarsFileParser
+
+    container.components["file_parser"] = PolarsFileParser()
+
+
+def _build_memory_files(container: Container) -> None:
+    import reckai.adapters.memory.files  # noqa: F401  registers the in-memory twins
+    from reckai.adapters.polars.file_processing import PolarsFileParser
+
+    container.components["file_parser"] = PolarsFileParser()
+
+
+_BUILDERS.append(_build_files)
+_MEMORY_BUILDERS.append(_build_memory_files)

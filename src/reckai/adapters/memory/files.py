@@ -1,0 +1,157 @@
+"""In-memory repositories for files, data mappings and normalized files (same contract as
+`adapters.postgres.files`; tests/contracts/files_repositories.py runs over both)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
+from reckai.application.ports.files import (
+    DataMapping,
+    DataMappingRepository,
+    FileRepository,
+    NormalizedFile,
+    NormalizedFileRepository,
+    ReconciliationFile,
+)
+from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+
+FILES = "reconciliation_files"
+MAPPINGS = "data_mappings"
+NORMALIZED = "normalized_files"
+JOBS = "reconciliation_jobs"
+JOB_FILES = "reconciliation_job_files"
+
+
+def _field(row: Any, name: str) -> Any:
+    return row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+
+
+class _Repository:
+    entity_name = "row"
+
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def _check_tenant(self, organization_id: uuid.UUID) -> None:
+        if organization_id != self._uow.organization_id:
+            raise TenantIsolationViolation(self.entity_name, organization_id, self._uow.organization_id)
+
+
+class MemoryFileRepository(_Repository):
+    entity_name = "reconciliation_file"
+
+    def add(self, file: ReconciliationFile) -> ReconciliationFile:
+        self._check_tenant(file.organization_id)
+        stored = dataclasses.replace(file, uploaded_at=file.uploaded_at or self._uow.now())
+        self._uow.put(FILES, file.id, stored)
+        return stored
+
+    def get(self, file_id: uuid.UUID) -> ReconciliationFile | None:
+        found: ReconciliationFile | None = self._uow.get(FILES, file_id)
+        return found
+
+    def update(self, file: ReconciliationFile) -> None:
+        self._check_tenant(file.organization_id)
+        current = self.get(file.id)
+        if current is None:
+            raise EntityNotFound(self.entity_name, file.id)
+        self._uow.put(FILES, file.id, dataclasses.replace(
+            file, uploaded_by=current.uploaded_by, uploaded_at=current.uploaded_at))
+
+    def delete(self, file_id: uuid.UUID) -> bool:
+        if self.get(file_id) is None:
+            return False
+        for key, row in list(self._uow.rows(MAPPINGS)):
+            if row.file_id == file_id:
+                self._uow.remove(MAPPINGS, key)
+        for key, row in list(self._uow.rows(NORMALIZED)):
+            if row.file_id == file_id:
+                self._uow.remove(NORMALIZED, key)
+        self._uow.remove(FILES, file_id)
+        return True
+
+    def first_with_checksum(self, checksum: str, *, excluding: uuid.UUID | None = None) -> uuid.UUID | None:
+        matches = [row for _, row in self._uow.rows(FILES) if row.checksum == checksum and row.id != excluding]
+        if not matches:
+            return None
+        earliest: ReconciliationFile = min(matches, key=lambda f: (f.uploaded_at, str(f.id)))
+        return earliest.id
+
+    def total_size_bytes(self) -> int:
+        return sum(row.size_bytes for _, row in self._uow.rows(FILES))
+
+    def job_exists(self, job_id: uuid.UUID) -> bool:
+        return any(_field(row, "id") == job_id for _, row in self._uow.rows(JOBS))
+
+    def in_processing_job(self, file_id: uuid.UUID) -> bool:
+        file = self.get(file_id)
+        if file is None:
+            return False
+        job_ids = {file.job_id} if file.job_id else set()
+        job_ids |= {_field(row, "job_id") for _, row in self._uow.rows(JOB_FILES) if _field(row, "file_id") == file_id}
+        return any(_field(row, "id") in job_ids and _field(row, "status") == "processing"
+                   for _, row in self._uow.rows(JOBS))
+
+
+class MemoryDataMappingRepository(_Repository):
+    entity_name = "data_mapping"
+
+    def list_for_file(self, file_id: uuid.UUID) -> Sequence[DataMapping]:
+        rows = [row for _, row in self._uow.rows(MAPPINGS) if row.file_id == file_id]
+        return sorted(rows, key=lambda m: m.target_field)
+
+    def replace_for_file(self, file_id: uuid.UUID, mappings: Sequence[DataMapping]) -> None:
+        for mapping in mappings:
+            self._check_tenant(mapping.organization_id)
+            if mapping.file_id != file_id:
+                raise ValueError("every mapping row must belong to the file being mapped")
+        if self._uow.get(FILES, file_id) is None:
+            raise EntityNotFound("reconciliation_file", file_id)
+        for key, row in list(self._uow.rows(MAPPINGS)):
+            if row.file_id == file_id:
+                self._uow.remove(MAPPINGS, key)
+        for mapping in mappings:
+            self._uow.put(MAPPINGS, mapping.id,
+                          dataclasses.replace(mapping, created_at=mapping.created_at or self._uow.now()))
+
+
+class MemoryNormalizedFileRepository(_Repository):
+    entity_name = "normalized_file"
+
+    def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None:
+        for _, row in self._uow.rows(NORMALIZED):
+            if row.file_id == file_id and row.schema_version == schema_version:
+                return row  # type: ignore[no-any-return]
+        return None
+
+    def put(self, normalized: NormalizedFile) -> NormalizedFile:
+        self._check_tenant(normalized.organization_id)
+        if self._uow.get(FILES, normalized.file_id) is None:
+            raise EntityNotFound("reconciliation_file", normalized.file_id)
+        for key, row in list(self._uow.rows(NORMALIZED)):
+            if row.file_id == normalized.file_id and row.schema_version == normalized.schema_version:
+                self._uow.remove(NORMALIZED, key)
+        stored = dataclasses.replace(normalized, created_at=normalized.created_at or self._uow.now())
+        self._uow.put(NORMALIZED, normalized.id, stored)
+        return stored
+
+    def delete_for_file(self, file_id: uuid.UUID) -> int:
+        removed = 0
+        for key, row in list(self._uow.rows(NORMALIZED)):
+            if row.file_id == file_id:
+                self._uow.remove(NORMALIZED, key)
+                removed += 1
+        return removed
+
+
+MemoryUnitOfWork.register_repository("files", MemoryFileRepository)
+MemoryUnitOfWork.register_repository("data_mappings", MemoryDataMappingRepository)
+MemoryUnitOfWork.register_repository("normalized_files", MemoryNormalizedFileRepository)
+
+_check_files: type[FileRepository] = MemoryFileRepository
+_check_mappings: type[DataMappingRepository] = MemoryDataMappingRepository
+_check_normalized: type[NormalizedFileRepository] = MemoryNormalizedFileRepository

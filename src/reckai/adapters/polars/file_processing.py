@@ -1,0 +1,41 @@
+"""The `FileParser` port (application/ports/files.py) over the ingestion readers and normalizer.
+
+A thin adapter: content validation, auto-detection and normalization live in
+`adapters.polars.readers` / `normalize` and `domain.ingestion`; this module only gives the file use
+cases one object to call, and turns the normalized frame into Parquet bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping, write_parquet_bytes
+from reckai.adapters.polars.readers import inspect_content
+from reckai.application.ports.files import FileParser, NormalizationOutcome
+from reckai.domain.ingestion.detection import MappingProposal
+from reckai.domain.ingestion.mapping import Mapping, parse_mapping
+from reckai.domain.ingestion.sniffing import ContentInfo
+
+
+class PolarsFileParser:
+    def inspect(self, data: bytes, filename: str | None) -> ContentInfo:
+        return inspect_content(data, filename)
+
+    def propose(self, data: bytes, filename: str | None) -> MappingProposal:
+        return propose_file_mapping(data, filename)
+
+    def parse_mapping(self, rules: Any) -> Mapping:
+        return parse_mapping(rules)
+
+    def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
+        result = normalize_file(data, mapping, filename)
+        return NormalizationOutcome(
+            parquet=write_parquet_bytes(result.frame),
+            row_count=result.row_count,
+            source_rows=result.source_rows,
+            errors=list(result.errors),
+            report=result.error_report(),
+        )
+
+
+_check: type[FileParser] = PolarsFileParser

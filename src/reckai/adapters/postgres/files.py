@@ -1,0 +1,239 @@
+"""PostgreSQL repositories for files, data mappings and normalized files (SQLAlchemy Core).
+
+`tables.py` mirrors revision 0001; the columns added by 0005_files are declared here, on copies of
+the two tables in a metadata of this module, so the shared mirror stays what its test expects.
+Tenant reads rely on row-level security; writes check the organization first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import fields
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from reckai.adapters.postgres import tables as t
+from reckai.adapters.postgres.identity import _Repository, translate_errors
+from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
+from reckai.application.ports.files import (
+    DataMapping,
+    DataMappingRepository,
+    FileRepository,
+    NormalizedFile,
+    NormalizedFileRepository,
+    ReconciliationFile,
+)
+from reckai.application.ports.repositories import EntityNotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+
+_metadata = MetaData()
+
+files_table = Table(
+    "reconciliation_files",
+    _metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("organization_id", UUID(as_uuid=True), nullable=False),
+    Column("job_id", UUID(as_uuid=True)),
+    Column("name", String(255), nullable=False),
+    Column("original_filename", String(255), nullable=False),
+    Column("file_type", String(50), nullable=False),
+    Column("format", String(50), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("storage_path", Text, nullable=False),
+    Column("status", String(50), nullable=False),
+    Column("row_count", Integer),
+    Column("checksum", String(64)),
+    Column("uploaded_by", UUID(as_uuid=True), nullable=False),
+    Column("uploaded_at", t.UtcDateTime()),
+    Column("processed_at", t.UtcDateTime()),
+    # 0005_files
+    Column("kind", String(20)),
+    Column("duplicate_of", UUID(as_uuid=True)),
+    Column("scan_status", String(20), nullable=False),
+    Column("error_message", Text),
+    Column("error_report", JSONB),
+)
+
+mappings_table = Table(
+    "data_mappings",
+    _metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("organization_id", UUID(as_uuid=True), nullable=False),
+    Column("file_id", UUID(as_uuid=True), nullable=False),
+    Column("source_column", String(255), nullable=False),
+    Column("target_field", String(255), nullable=False),
+    Column("data_type", String(50), nullable=False),
+    Column("auto_detected", Boolean),
+    Column("transformation_rules", JSONB),
+    Column("created_at", t.UtcDateTime()),
+    Column("created_by", UUID(as_uuid=True)),
+    # 0005_files
+    Column("confidence", Numeric(3, 2)),
+)
+
+normalized_table = t.normalized_files
+jobs_table = t.reconciliation_jobs
+job_files_table = t.reconciliation_job_files
+
+_FILE_FIELDS = [f.name for f in fields(ReconciliationFile)]
+_MAPPING_FIELDS = [f.name for f in fields(DataMapping)]
+_NORMALIZED_FIELDS = [f.name for f in fields(NormalizedFile)]
+
+
+def _file(row: Row[Any]) -> ReconciliationFile:
+    return ReconciliationFile(**{name: row._mapping[name] for name in _FILE_FIELDS})
+
+
+def _mapping(row: Row[Any]) -> DataMapping:
+    values = {name: row._mapping[name] for name in _MAPPING_FIELDS}
+    values["auto_detected"] = bool(values["auto_detected"])
+    return DataMapping(**values)
+
+
+def _normalized(row: Row[Any]) -> NormalizedFile:
+    return NormalizedFile(**{name: row._mapping[name] for name in _NORMALIZED_FIELDS})
+
+
+class PostgresFileRepository(_Repository):
+    entity_name = "reconciliation_file"
+
+    def add(self, file: ReconciliationFile) -> ReconciliationFile:
+        self._check_tenant(file.organization_id)
+        values = {name: getattr(file, name) for name in _FILE_FIELDS}
+        if values["uploaded_at"] is None:
+            values.pop("uploaded_at")  # server default now()
+        with self._write():
+            row = self._conn.execute(insert(files_table).values(**values).returning(files_table)).one()
+        return _file(row)
+
+    def get(self, file_id: uuid.UUID) -> ReconciliationFile | None:
+        row = self._conn.execute(select(files_table).where(files_table.c.id == file_id)).first()
+        return _file(row) if row else None
+
+    def update(self, file: ReconciliationFile) -> None:
+        self._check_tenant(file.organization_id)
+        values = {name: getattr(file, name) for name in _FILE_FIELDS
+                  if name not in ("id", "organization_id", "uploaded_by", "uploaded_at")}
+        with self._write():
+            result = self._conn.execute(update(files_table).where(files_table.c.id == file.id).values(**values))
+        if result.rowcount == 0:
+            raise EntityNotFound(self.entity_name, file.id)
+
+    def delete(self, file_id: uuid.UUID) -> bool:
+        with self._write():
+            result = self._conn.execute(delete(files_table).where(files_table.c.id == file_id))
+        return bool(result.rowcount)
+
+    def first_with_checksum(self, checksum: str, *, excluding: uuid.UUID | None = None) -> uuid.UUID | None:
+        query = select(files_table.c.id).where(files_table.c.checksum == checksum)
+        if excluding is not None:
+            query = query.where(files_table.c.id != excluding)
+        query = query.order_by(files_table.c.uploaded_at, files_table.c.id).limit(1)
+        with translate_errors(self.entity_name):
+            found: uuid.UUID | None = self._conn.execute(query).scalar()
+        return found
+
+    def total_size_bytes(self) -> int:
+        with translate_errors(self.entity_name):
+            total = self._conn.execute(select(func.coalesce(func.sum(files_table.c.size_bytes), 0))).scalar_one()
+        return int(total)
+
+    def job_exists(self, job_id: uuid.UUID) -> bool:
+        with translate_errors(self.entity_name):
+            return self._conn.execute(select(jobs_table.c.id).where(jobs_table.c.id == job_id)).first() is not None
+
+    def in_processing_job(self, file_id: uuid.UUID) -> bool:
+        linked = select(job_files_table.c.job_id).where(job_files_table.c.file_id == file_id)
+        own = select(files_table.c.job_id).where(files_table.c.id == file_id)
+        query = select(exists().where(
+            jobs_table.c.status == "processing",
+            or_(jobs_table.c.id.in_(linked), jobs_table.c.id.in_(own)),
+        ))
+        with translate_errors(self.entity_name):
+            return bool(self._conn.execute(query).scalar_one())
+
+
+class PostgresDataMappingRepository(_Repository):
+    entity_name = "data_mapping"
+
+    def list_for_file(self, file_id: uuid.UUID) -> Sequence[DataMapping]:
+        query = (select(mappings_table).where(mappings_table.c.file_id == file_id)
+                 .order_by(mappings_table.c.target_field, mappings_table.c.id))
+        return [_mapping(row) for row in self._conn.execute(query)]
+
+    def replace_for_file(self, file_id: uuid.UUID, mappings: Sequence[DataMapping]) -> None:
+        for mapping in mappings:
+            self._check_tenant(mapping.organization_id)
+            if mapping.file_id != file_id:
+                raise ValueError("every mapping row must belong to the file being mapped")
+        if self._conn.execute(select(files_table.c.id).where(files_table.c.id == file_id)).first() is None:
+            raise EntityNotFound("reconciliation_file", file_id)
+        with self._write():
+            self._conn.execute(delete(mappings_table).where(mappings_table.c.file_id == file_id))
+            for mapping in mappings:
+                values = {name: getattr(mapping, name) for name in _MAPPING_FIELDS}
+                if values["created_at"] is None:
+                    values.pop("created_at")
+                if isinstance(values["confidence"], float):  # pragma: no cover - callers pass Decimal
+                    values["confidence"] = Decimal(str(values["confidence"]))
+                self._conn.execute(insert(mappings_table).values(**values))
+
+
+class PostgresNormalizedFileRepository(_Repository):
+    entity_name = "normalized_file"
+
+    def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None:
+        row = self._conn.execute(select(normalized_table).where(
+            normalized_table.c.file_id == file_id, normalized_table.c.schema_version == schema_version)).first()
+        return _normalized(row) if row else None
+
+    def put(self, normalized: NormalizedFile) -> NormalizedFile:
+        self._check_tenant(normalized.organization_id)
+        if self._conn.execute(select(files_table.c.id).where(files_table.c.id == normalized.file_id)).first() is None:
+            raise EntityNotFound("reconciliation_file", normalized.file_id)
+        values = {name: getattr(normalized, name) for name in _NORMALIZED_FIELDS}
+        if values["created_at"] is None:
+            values.pop("created_at")
+        with self._write():
+            self._conn.execute(delete(normalized_table).where(
+                normalized_table.c.file_id == normalized.file_id,
+                normalized_table.c.schema_version == normalized.schema_version))
+            row = self._conn.execute(insert(normalized_table).values(**values).returning(normalized_table)).one()
+        return _normalized(row)
+
+    def delete_for_file(self, file_id: uuid.UUID) -> int:
+        with self._write():
+            result = self._conn.execute(delete(normalized_table).where(normalized_table.c.file_id == file_id))
+        return int(result.rowcount)
+
+
+PostgresUnitOfWork.register_repository("files", PostgresFileRepository)
+PostgresUnitOfWork.register_repository("data_mappings", PostgresDataMappingRepository)
+PostgresUnitOfWork.register_repository("normalized_files", PostgresNormalizedFileRepository)
+
+_check_files: type[FileRepository] = PostgresFileRepository
+_check_mappings: type[DataMappingRepository] = PostgresDataMappingRepository
+_check_normalized: type[NormalizedFileRepository] = PostgresNormalizedFileRepository

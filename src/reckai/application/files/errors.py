@@ -1,0 +1,71 @@
+"""Errors of the file use cases (each a kind of `reckai.application.errors`, with its own code)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from reckai.application.errors import ApplicationError, Conflict, FieldError
+
+
+class FileTooLarge(ApplicationError):
+    """The upload went past the organization's max_file_size_mb (answered 413 by the route)."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+    def __init__(self, limit_bytes: int) -> None:
+        limit_mb = limit_bytes // (1024 * 1024)
+        super().__init__(f"the file is larger than this organization's limit of {limit_mb} MB",
+                         (FieldError("file", f"at most {limit_mb} MB"),))
+        self.limit_bytes = limit_bytes
+
+
+class FileRejected(ApplicationError):
+    """The file's content is not acceptable (empty, binary, a zip bomb, malformed XML ...).
+
+    `code` is the ingestion error's code upper-cased (EMPTY_FILE, BINARY_CONTENT ...)."""
+
+    code = "FILE_REJECTED"
+
+    def __init__(self, code: str, message: str, details: Iterable[FieldError] = ()) -> None:
+        super().__init__(message, details or (FieldError("file", message),))
+        self.code = code  # type: ignore[misc]  # per instance: the precise reason
+
+
+class FileInfected(ApplicationError):
+    code = "FILE_INFECTED"
+
+    def __init__(self, signature: str | None) -> None:
+        super().__init__("the file was refused: the virus scanner found malware in it",
+                         (FieldError("file", f"detected: {signature or 'unknown signature'}"),))
+        self.signature = signature
+
+
+class FileInProcessingJob(Conflict):
+    code = "FILE_IN_PROCESSING_JOB"
+
+    def __init__(self, file_id: uuid.UUID) -> None:
+        super().__init__("the file is part of a reconciliation job that is processing; try again when it ends")
+        self.file_id = file_id
+
+
+class FileStateConflict(Conflict):
+    code = "FILE_STATE_CONFLICT"
+
+    def __init__(self, file_id: uuid.UUID, status: str, action: str) -> None:
+        super().__init__(f"a file in status {status} cannot be {action}")
+        self.file_id = file_id
+        self.status = status
+
+
+class NormalizationFailed(ApplicationError):
+    """Normalization ended in status `error`; the file's error report lists every failed row."""
+
+    code = "NORMALIZATION_FAILED"
+
+    def __init__(self, file_id: uuid.UUID, message: str, report: dict[str, Any] | None = None,
+                 details: Iterable[FieldError] = ()) -> None:
+        super().__init__(message, details)
+        self.file_id = file_id
+        self.report = report

@@ -1,0 +1,74 @@
+"""get_file, download_file_url, delete_file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from reckai.application.errors import ServiceUnavailable
+from reckai.application.files.common import audit_event, load_file, logger
+from reckai.application.files.errors import FileInProcessingJob
+from reckai.application.files.services import Caller, FileServices
+from reckai.application.ports.files import DataMapping, NormalizedFile, ReconciliationFile
+from reckai.application.ports.storage import DOWNLOAD_URL_LIFETIME, StorageError
+
+
+@dataclass(frozen=True)
+class FileDetails:
+    file: ReconciliationFile
+    mappings: list[DataMapping]
+    normalized: NormalizedFile | None
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    url: str
+    expires_at: dt.datetime
+
+
+def get_file(services: FileServices, caller: Caller, file_id: uuid.UUID) -> FileDetails:
+    with services.database.unit_of_work(caller.organization_id) as uow:
+        file = load_file(uow, file_id)
+        return FileDetails(file=file, mappings=list(uow.data_mappings.list_for_file(file_id)),
+                           normalized=uow.normalized_files.get_for_file(file_id))
+
+
+def download_file_url(services: FileServices, caller: Caller, file_id: uuid.UUID) -> DownloadLink:
+    """A link to the original as uploaded, valid for one hour (spec §6.3); audited."""
+    with services.database.unit_of_work(caller.organization_id) as uow:
+        file = load_file(uow, file_id)
+        expires_at = services.now() + DOWNLOAD_URL_LIFETIME
+        try:
+            url = services.storage.download_url(file.storage_path, expires_in=DOWNLOAD_URL_LIFETIME,
+                                                download_name=file.original_filename)
+        except StorageError as exc:
+            raise ServiceUnavailable("storage", type(exc).__name__) from exc
+        services.audit_log.record(uow, audit_event(caller, "file.download_link_issued", file_id, status=200))
+        uow.commit()
+    return DownloadLink(url=url, expires_at=expires_at)
+
+
+def delete_file(services: FileServices, caller: Caller, file_id: uuid.UUID) -> None:
+    """Remove the row (mappings and normalized rows with it), then the objects.
+
+    Refused while the file is part of a job that is processing. The row goes first: if removing an
+    object then fails, what remains is an object nobody can reach (logged for cleanup), never a row
+    pointing at nothing.
+    """
+    with services.database.unit_of_work(caller.organization_id) as uow:
+        file = load_file(uow, file_id)
+        if uow.files.in_processing_job(file_id):
+            raise FileInProcessingJob(file_id)
+        normalized = uow.normalized_files.get_for_file(file_id)
+        keys = [file.storage_path] + ([normalized.storage_path] if normalized else [])
+        uow.files.delete(file_id)
+        services.audit_log.record(uow, audit_event(
+            caller, "file.deleted", file_id, status=200, original_filename=file.original_filename,
+            sha256=file.checksum, size_bytes=file.size_bytes))
+        uow.commit()
+    for key in keys:
+        try:
+            services.storage.delete(key)
+        except StorageError:
+            logger.error("file.delete.orphaned_object", extra={"object": key, "file_id": str(file_id)})

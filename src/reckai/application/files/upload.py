@@ -1,0 +1,233 @@
+"""upload_file: stream an upload into storage, scan it, validate it by content, reserve the
+storage quota under the quota row's lock, record it with its proposed mapping, audit it.
+
+Nothing half-written: until the database transaction that inserts the row commits, any failure
+removes the stored object (an infected one is moved to quarantine instead), so there is never a
+row without its object nor an object without its row.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from reckai.application.errors import (
+    FieldError,
+    QuotaExceeded,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from reckai.application.files.common import audit_event, logger, mapping_rows, read_object, rejected
+from reckai.application.files.errors import FileInfected, FileRejected, FileTooLarge
+from reckai.application.files.services import Caller, FileServices
+from reckai.application.ports.files import FILE_TYPES, ReconciliationFile
+from reckai.application.ports.rate_limit import TIERS
+from reckai.application.ports.scanner import ScanLimitExceeded, ScannerError, ScanVerdict
+from reckai.application.ports.storage import ObjectTooLarge, StorageError
+from reckai.domain.ingestion.detection import MappingProposal
+from reckai.domain.ingestion.errors import EmptyFile, IngestionError, NoDataRows
+from reckai.domain.ingestion.storage_keys import quarantine_key, upload_key
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+FILENAME_MAX = 255
+_SAFE_EXTENSION = re.compile(r"[a-z0-9]{1,10}")
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    original_filename: str
+    file_type: str
+    job_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Byte limits for one upload, from the organization's quota row."""
+
+    max_file_bytes: int
+    remaining_storage_bytes: int
+
+    @property
+    def max_bytes(self) -> int:
+        return max(0, min(self.max_file_bytes, self.remaining_storage_bytes))
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    file: ReconciliationFile
+    proposal: MappingProposal | None
+    proposal_error: str | None
+
+
+def clean_filename(raw: str | None) -> str:
+    """The last path segment of a client-given name, control characters removed, at most 255."""
+    name = (raw or "").replace("\\", "/")
+    name = posixpath.basename(name)
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:FILENAME_MAX]
+
+
+def validate_form(filename: str | None, file_type: str | None, job_id: str | uuid.UUID | None) -> UploadForm:
+    problems = []
+    name = clean_filename(filename)
+    if not name:
+        problems.append(FieldError("file", "a file with a file name is required"))
+    if file_type not in FILE_TYPES:
+        problems.append(FieldError("file_type", f"must be one of {', '.join(FILE_TYPES)}"))
+    parsed_job: uuid.UUID | None = None
+    if job_id not in (None, ""):
+        try:
+            parsed_job = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
+        except ValueError:
+            problems.append(FieldError("job_id", "must be a UUID"))
+    if problems:
+        raise ValidationFailed(problems)
+    return UploadForm(original_filename=name, file_type=str(file_type), job_id=parsed_job)
+
+
+def check_upload_allowed(services: FileServices, caller: Caller, form: UploadForm) -> UploadLimits:
+    """Before any byte is read: the rate limit (10 uploads/hour per user), the job, the quotas.
+
+    Returns the byte limits the body is streamed under."""
+    decision = services.rate_limiter.hit(TIERS["upload"], str(caller.user_id))
+    if not decision.allowed:
+        if decision.degraded:
+            raise ServiceUnavailable("rate_limiter", "upload rate limit cannot be checked")
+        raise RateLimited(decision.retry_after_seconds, "upload")
+    with services.database.unit_of_work(caller.organization_id) as uow:
+        if form.job_id is not None and not uow.files.job_exists(form.job_id):
+            raise ValidationFailed([FieldError("job_id", "no such reconciliation job")])
+        quota = uow.quotas.get(caller.organization_id)
+        if quota is None:
+            raise ServiceUnavailable("quota", "the organization has no quota row")
+        used = uow.files.total_size_bytes()
+    limits = UploadLimits(max_file_bytes=quota.max_file_size_mb * MIB,
+                          remaining_storage_bytes=quota.max_storage_gb * GIB - used)
+    if limits.remaining_storage_bytes <= 0:
+        raise QuotaExceeded("max_storage_gb", quota.max_storage_gb)
+    return limits
+
+
+def upload_file(services: FileServices, caller: Caller, form: UploadForm, body: Iterable[bytes],
+                limits: UploadLimits | None = None) -> UploadResult:
+    """Store, scan, validate and record one upload. `body` yields the file's bytes as they arrive."""
+    if limits is None:
+        limits = check_upload_allowed(services, caller, form)
+    file_id = uuid.uuid4()
+    now = services.now()
+    extension = form.original_filename.rsplit(".", 1)[-1].lower() if "." in form.original_filename else ""
+    key = upload_key(caller.organization_id, file_id, now.date(),
+                     extension if _SAFE_EXTENSION.fullmatch(extension) else "bin")
+    try:
+        stored = services.storage.put(key, body, max_bytes=limits.max_bytes)
+    except ObjectTooLarge as exc:
+        if limits.max_bytes < limits.max_file_bytes:
+            raise QuotaExceeded("max_storage_gb", limits.remaining_storage_bytes // GIB) from exc
+        raise FileTooLarge(limits.max_file_bytes) from exc
+    except StorageError as exc:
+        raise ServiceUnavailable("storage", type(exc).__name__) from exc
+    try:
+        return _accept(services, caller, form, file_id, key, stored.size_bytes, stored.sha256 or "", now)
+    except BaseException:
+        try:
+            services.storage.delete(key)  # no-op when the file was moved to quarantine
+        except StorageError:
+            logger.error("file.upload.cleanup_failed", extra={"file_id": str(file_id)})
+        raise
+
+
+def _accept(services: FileServices, caller: Caller, form: UploadForm, file_id: uuid.UUID, key: str,
+            size_bytes: int, sha256: str, now: Any) -> UploadResult:
+    facts = {"original_filename": form.original_filename, "file_type": form.file_type,
+             "size_bytes": size_bytes, "sha256": sha256}
+    scan_status = _scan(services, caller, file_id, key, now, extension=key.rsplit(".", 1)[-1], facts=facts)
+    data = read_object(services, key)
+    try:
+        info = services.parser.inspect(data, form.original_filename)
+    except IngestionError as exc:
+        _audit_refusal(services, caller, file_id, exc.code, exc.message, facts)
+        raise rejected(exc) from exc
+    proposal, proposal_error = _propose(services, caller, file_id, data, form, facts)
+    del data
+    with services.database.unit_of_work(caller.organization_id) as uow:
+        quota = uow.quotas.get_for_update(caller.organization_id)  # serialises concurrent uploads
+        if quota is None:
+            raise ServiceUnavailable("quota", "the organization has no quota row")
+        if uow.files.total_size_bytes() + size_bytes > quota.max_storage_gb * GIB:
+            raise QuotaExceeded("max_storage_gb", quota.max_storage_gb, requested=size_bytes)
+        duplicate_of = uow.files.first_with_checksum(sha256)
+        record = uow.files.add(ReconciliationFile(
+            id=file_id, organization_id=caller.organization_id, job_id=form.job_id,
+            name=form.original_filename, original_filename=form.original_filename, file_type=form.file_type,
+            format=info.format, kind=info.kind, size_bytes=size_bytes, storage_path=key, status="uploaded",
+            checksum=sha256, uploaded_by=caller.user_id, duplicate_of=duplicate_of, scan_status=scan_status,
+            error_report={"proposal_error": proposal_error} if proposal_error else None,
+        ))
+        if proposal is not None:
+            uow.data_mappings.replace_for_file(file_id, mapping_rows(
+                caller, file_id, proposal.mapping, auto_detected=True, proposal=proposal))
+        services.audit_log.record(uow, audit_event(
+            caller, "file.uploaded", file_id, status=201, **facts, format=info.format, kind=info.kind,
+            scan_status=scan_status, duplicate_of=str(duplicate_of) if duplicate_of else None))
+        uow.commit()
+    logger.info("file.uploaded", extra={"file_id": str(file_id), "size_bytes": size_bytes})
+    return UploadResult(file=record, proposal=proposal, proposal_error=proposal_error)
+
+
+def _scan(services: FileServices, caller: Caller, file_id: uuid.UUID, key: str, now: Any, *,
+          extension: str, facts: dict[str, Any]) -> str:
+    """Scan the stored object; fail closed. Infected: moved to quarantine, audited, refused."""
+    try:
+        with services.storage.open(key) as stream:
+            result = services.scanner.scan(stream)
+    except ScanLimitExceeded as exc:
+        _audit_refusal(services, caller, file_id, "scan_limit_exceeded", str(exc), facts)
+        raise FileRejected("SCAN_LIMIT_EXCEEDED", "the file is beyond what the virus scanner can inspect, "
+                           "so it was refused") from exc
+    except ScannerError as exc:
+        _audit_refusal(services, caller, file_id, "scanner_unavailable", type(exc).__name__, facts)
+        raise ServiceUnavailable("virus_scanner", "the file could not be scanned, so it was refused") from exc
+    except StorageError as exc:
+        raise ServiceUnavailable("storage", type(exc).__name__) from exc
+    if result.infected:
+        target = quarantine_key(caller.organization_id, file_id, now.date(), extension)
+        services.storage.move(key, target)
+        services.audit_log.record_independently(audit_event(
+            caller, "file.upload.infected", None, status=422, error=f"malware detected: {result.signature}",
+            **facts, signature=result.signature, quarantine_object=target, refused_file_id=str(file_id)))
+        logging.getLogger("reckai.security").warning(
+            "file.upload.infected", extra={"file_id": str(file_id), "signature": result.signature})
+        raise FileInfected(result.signature)
+    return "not_scanned" if result.verdict is ScanVerdict.NOT_SCANNED else "clean"
+
+
+def _propose(services: FileServices, caller: Caller, file_id: uuid.UUID, data: bytes, form: UploadForm,
+             facts: dict[str, Any]) -> tuple[MappingProposal | None, str | None]:
+    """Auto-detect a mapping. A file with no data rows is refused; a file the detector cannot read
+    on its own (say, the header row cannot be found) is kept without a proposal: the person
+    mapping it can give the parse settings."""
+    try:
+        return services.parser.propose(data, form.original_filename), None
+    except (EmptyFile, NoDataRows) as exc:
+        _audit_refusal(services, caller, file_id, exc.code, exc.message, facts)
+        raise rejected(exc) from exc
+    except IngestionError as exc:
+        return None, exc.message
+
+
+def _audit_refusal(services: FileServices, caller: Caller, file_id: uuid.UUID, reason: str, message: str,
+                   facts: dict[str, Any]) -> None:
+    """Refused uploads are audited too (in their own transaction: nothing else is committed)."""
+    try:
+        services.audit_log.record_independently(audit_event(
+            caller, "file.upload.refused", None, status=422, error=message[:500], **facts, reason=reason,
+            refused_file_id=str(file_id)))
+    except Exception:  # noqa: BLE001  the refusal stands either way; the failure is logged
+        logger.exception("file.upload.refusal_audit_failed", extra={"file_id": str(file_id)})

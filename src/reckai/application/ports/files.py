@@ -1,0 +1,200 @@
+"""Ports of the file feature: the records of uploaded files, their mappings and normalized forms,
+their repositories, and the parser the use cases call.
+
+Repository contract (PostgreSQL and in-memory adapters alike; tests/contracts/files_repositories.py
+runs the same tests over both):
+
+- Reads see only the bound organization's rows; another organization's file is absent (None),
+  never forbidden. Writing a row of another organization raises TenantIsolationViolation.
+- Records go in and come out as copies; datetimes are timezone-aware UTC.
+- Deleting a file deletes its mappings and normalized-file rows with it (ON DELETE CASCADE).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from reckai.domain.ingestion.detection import MappingProposal
+from reckai.domain.ingestion.errors import RowError
+from reckai.domain.ingestion.mapping import Mapping
+from reckai.domain.ingestion.sniffing import ContentInfo
+
+FILE_TYPES = ("bank", "settlement", "switch", "card", "gl")
+FILE_STATUSES = ("uploaded", "mapped", "normalized", "processed", "error")
+SCAN_STATUSES = ("clean", "not_scanned")  # infected files never get a row
+
+
+@dataclass(frozen=True)
+class ReconciliationFile:
+    """One uploaded file (spec §1 reconciliation_files, plus the columns of migration 0005_files)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    original_filename: str
+    file_type: str  # bank | settlement | switch | card | gl
+    format: str  # the spec's excel | csv | txt | xml
+    size_bytes: int
+    storage_path: str
+    status: str  # uploaded | mapped | normalized | processed | error
+    uploaded_by: uuid.UUID
+    job_id: uuid.UUID | None = None
+    row_count: int | None = None
+    checksum: str | None = None  # SHA-256, lowercase hex, of the bytes as uploaded
+    uploaded_at: dt.datetime | None = None
+    processed_at: dt.datetime | None = None
+    kind: str | None = None  # precise kind: csv, pipe, tsv, xlsx, xls, xml, mt940, camt053, ...
+    duplicate_of: uuid.UUID | None = None  # an earlier file of the organization with the same checksum
+    scan_status: str = "clean"  # clean | not_scanned (scanning explicitly disabled)
+    error_message: str | None = None  # why the file is in status error
+    error_report: dict[str, Any] | None = None  # rows that failed: row, column, value, reason
+
+
+@dataclass(frozen=True)
+class DataMapping:
+    """One canonical field of a file's mapping (spec §1 data_mappings, plus `confidence`).
+
+    `transformation_rules` is `{"parse": {...}, "field": {...}}`: the field's spec of docs/mapping.md
+    and the parse settings of the whole mapping (the same in every row of a file), so the full
+    mapping JSON can be rebuilt from the rows alone.
+    """
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    file_id: uuid.UUID
+    source_column: str  # column name(s) as shown to people; "" for a constant
+    target_field: str  # canonical field: amount, direction, currency, transaction_date, ...
+    data_type: str  # string | number | date | currency
+    auto_detected: bool
+    transformation_rules: dict[str, Any]
+    confidence: Decimal | None = None  # 0..1 for auto-detected fields; None when a person set it
+    created_by: uuid.UUID | None = None
+    created_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class NormalizedFile:
+    """Where the canonical rows of a file are (Parquet in storage)."""
+
+    id: uuid.UUID
+    file_id: uuid.UUID
+    organization_id: uuid.UUID
+    storage_path: str
+    row_count: int
+    checksum: str | None
+    schema_version: int = 1
+    created_at: dt.datetime | None = None
+
+
+class FileRepository(Protocol):
+    def add(self, file: ReconciliationFile) -> ReconciliationFile:
+        """Insert; returns the stored record (uploaded_at filled in)."""
+        ...
+
+    def get(self, file_id: uuid.UUID) -> ReconciliationFile | None: ...
+
+    def update(self, file: ReconciliationFile) -> None:
+        """Store every field except id, organization_id, uploaded_by and uploaded_at.
+        EntityNotFound if absent."""
+        ...
+
+    def delete(self, file_id: uuid.UUID) -> bool:
+        """Remove the row (its mappings and normalized-file rows go with it); False if absent."""
+        ...
+
+    def first_with_checksum(self, checksum: str, *, excluding: uuid.UUID | None = None) -> uuid.UUID | None:
+        """The id of the organization's earliest file with this checksum, if any."""
+        ...
+
+    def total_size_bytes(self) -> int:
+        """Bytes of every file of the organization (the storage quota counts these)."""
+        ...
+
+    def job_exists(self, job_id: uuid.UUID) -> bool:
+        """True when the organization has a reconciliation job with this id."""
+        ...
+
+    def in_processing_job(self, file_id: uuid.UUID) -> bool:
+        """True when the file belongs (job_id, or reconciliation_job_files) to a job whose status
+        is `processing`."""
+        ...
+
+
+class DataMappingRepository(Protocol):
+    def list_for_file(self, file_id: uuid.UUID) -> Sequence[DataMapping]:
+        """The file's mapping rows, ordered by target_field."""
+        ...
+
+    def replace_for_file(self, file_id: uuid.UUID, mappings: Sequence[DataMapping]) -> None:
+        """Delete the file's rows and insert these (all must belong to `file_id`)."""
+        ...
+
+
+class NormalizedFileRepository(Protocol):
+    def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None: ...
+
+    def put(self, normalized: NormalizedFile) -> NormalizedFile:
+        """Insert, replacing the row of the same (file_id, schema_version) if there is one."""
+        ...
+
+    def delete_for_file(self, file_id: uuid.UUID) -> int:
+        """Remove the file's rows; returns how many."""
+        ...
+
+
+class FilesUnitOfWork(Protocol):
+    """What the file use cases need of a unit of work (see ports.unit_of_work for the contract)."""
+
+    organization_id: uuid.UUID | None
+    files: FileRepository
+    data_mappings: DataMappingRepository
+    normalized_files: NormalizedFileRepository
+    quotas: Any  # ports.repositories.QuotaRepository
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+@dataclass
+class NormalizationOutcome:
+    parquet: bytes  # canonical rows (only the rows that passed), Parquet
+    row_count: int
+    source_rows: int
+    errors: list[RowError] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)  # errors and skipped lines, JSON-ready
+
+
+class FileParser(Protocol):
+    """Content validation, mapping auto-detection and normalization of one whole file.
+
+    Raises the ingestion domain's IngestionError subclasses (each with a stable code and a message
+    a person can act on) when the file as a whole is unusable; row problems are RowErrors.
+    """
+
+    def inspect(self, data: bytes, filename: str | None) -> ContentInfo:
+        """Identify the file by content (binary before text, zip bombs counted, XML with
+        defusedxml); raise IngestionError when it is not an acceptable file."""
+        ...
+
+    def propose(self, data: bytes, filename: str | None) -> MappingProposal:
+        """Auto-detect a mapping (docs/mapping.md JSON) with per-field data type and confidence."""
+        ...
+
+    def parse_mapping(self, rules: Any) -> Mapping:
+        """Validate mapping JSON; InvalidMapping (with the offending path) when it is not valid."""
+        ...
+
+    def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
+        """Read, map and normalize; rows that fail a transformation are in `errors`, never in
+        the Parquet."""
+        ...
