@@ -92,17 +92,21 @@ def validate_form(filename: str | None, file_type: str | None, job_id: str | uui
     return UploadForm(original_filename=name, file_type=str(file_type), job_id=parsed_job)
 
 
-def check_upload_allowed(services: FileServices, caller: Caller, form: UploadForm) -> UploadLimits:
+def check_upload_allowed(services: FileServices, caller: Caller, job_id: uuid.UUID | None = None, *,
+                         count_rate_limit: bool = True) -> UploadLimits:
     """Before any byte is read: the rate limit (10 uploads/hour per user), the job, the quotas.
 
-    Returns the byte limits the body is streamed under."""
-    decision = services.rate_limiter.hit(TIERS["upload"], str(caller.user_id))
-    if not decision.allowed:
-        if decision.degraded:
-            raise ServiceUnavailable("rate_limiter", "upload rate limit cannot be checked")
-        raise RateLimited(decision.retry_after_seconds, "upload")
+    `count_rate_limit=False` when the caller already counted the hit in the `upload` tier (the
+    HTTP guard does, for routes declaring `opt={"rate_limit": "upload"}`). Returns the byte limits
+    the body is streamed under."""
+    if count_rate_limit:
+        decision = services.rate_limiter.hit(TIERS["upload"], str(caller.user_id))
+        if not decision.allowed:
+            if decision.degraded:
+                raise ServiceUnavailable("rate_limiter", "upload rate limit cannot be checked")
+            raise RateLimited(decision.retry_after_seconds, "upload")
     with services.database.unit_of_work(caller.organization_id) as uow:
-        if form.job_id is not None and not uow.files.job_exists(form.job_id):
+        if job_id is not None and not uow.files.job_exists(job_id):
             raise ValidationFailed([FieldError("job_id", "no such reconciliation job")])
         quota = uow.quotas.get(caller.organization_id)
         if quota is None:
@@ -119,7 +123,7 @@ def upload_file(services: FileServices, caller: Caller, form: UploadForm, body: 
                 limits: UploadLimits | None = None) -> UploadResult:
     """Store, scan, validate and record one upload. `body` yields the file's bytes as they arrive."""
     if limits is None:
-        limits = check_upload_allowed(services, caller, form)
+        limits = check_upload_allowed(services, caller, form.job_id)
     file_id = uuid.uuid4()
     now = services.now()
     extension = form.original_filename.rsplit(".", 1)[-1].lower() if "." in form.original_filename else ""
