@@ -300,12 +300,12 @@ def assign(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """
     if pairs.height == 0:
         return pairs, pairs
-    pairs = pairs.with_columns(pl.struct(COST).rank("dense").cast(pl.Int64).alias("__rank"))
     # Pairs whose two rows have no other candidate are mutual unique bests at once.
     degrees = pairs.with_columns(pl.len().over("l").alias("__ld"), pl.len().over("r").alias("__rd"))
     isolated = (pl.col("__ld") == 1) & (pl.col("__rd") == 1)
-    accepted = [degrees.filter(isolated).drop("__ld", "__rd")]
+    accepted = [degrees.filter(isolated).drop("__ld", "__rd").with_columns(pl.lit(0, pl.Int64).alias("__rank"))]
     remaining = degrees.filter(~isolated).drop("__ld", "__rd")
+    remaining = remaining.with_columns(pl.struct(COST).rank("dense").cast(pl.Int64).alias("__rank"))
     while True:
         if remaining.height == 0:
             ties = remaining
@@ -335,6 +335,8 @@ def _duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     keys = ["reference", "amount_minor", "direction", "currency", "day"]
     candidates_ = frame.filter(pl.col("reference").is_not_null() & (pl.col("reference") != "")
                                & pl.col("day").is_not_null())
+    # Only rows whose reference repeats can be copies: a cheap one-column pre-filter.
+    candidates_ = candidates_.filter(pl.col("reference").is_duplicated())
     sets = candidates_.group_by(keys).agg(pl.col("row_number").min().alias("original_row"),
                                           pl.len().alias("__n")).filter(pl.col("__n") > 1)
     if sets.height == 0:
@@ -472,6 +474,13 @@ def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: di
     """One record per member pair (a plain pair is a group of one on each side)."""
     if pairs.height == 0:
         return pl.DataFrame(schema=_RECORD_SCHEMA)
+    if rule.group is None:  # plain pairs: the nodes are the rows
+        return pairs.select(
+            pl.col("l").alias("left_row"), pl.col("r").alias("right_row"), pl.lit(rule.name).alias("rule"),
+            pl.lit(rule.version, pl.Int64).alias("rule_version"), pl.col("status"), pl.col("confidence_bp"),
+            pl.lit(None, pl.String).alias("group_id"), *[pl.col(name) for name in EVIDENCE],
+            pl.lit(None, pl.Int64).alias("members"), pl.lit(None, pl.Int64).alias("fee_minor"),
+            pl.lit(pass_index, pl.Int64).alias("pass_index"))
     with_members = (pairs
                     .join(items["left"].select(pl.col("node").alias("l"), pl.col("members").alias("lm"),
                                                pl.col("fee").alias("lfee")), on="l", how="left")
