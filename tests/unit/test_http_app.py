@@ -53,12 +53,12 @@ class SecretLeak(Exception):
     pass
 
 
-@post("/test/notes", opt={"permission": "notes:write"})
+@post("/test/notes", opt={"public": True})  # envelope tests; authentication is tested in test_permissions_routes.py
 async def create_note(data: JSONBody[Note]) -> Success[Note]:
     return ok(data)
 
 
-@get("/test/notes", opt={"permission": "notes:read"})
+@get("/test/notes", opt={"public": True})
 async def list_notes(pagination: NamedDependency[Pagination]) -> Success[list[Note]]:
     notes = [Note(title=f"n{i}", amount_minor=i) for i in range(45)]
     return paginated(
@@ -90,7 +90,7 @@ async def set_actor(request: Request) -> Success[str]:
     return ok("bound")
 
 
-@post("/test/upload", opt={"permission": "files:write"})
+@post("/test/upload", opt={"public": True})
 async def upload(
     data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
 ) -> Success[list[str]]:
@@ -509,7 +509,7 @@ class StatementRejected(Exception):
         self.details = details
 
 
-@get("/api/sample", opt={"permission": "sample:read"})
+@get("/api/sample", opt={"public": True})
 async def sample() -> Success[str]:
     raise StatementRejected("the file is not a statement", header="missing column amount")
 

@@ -196,6 +196,10 @@ def _register_identity_repositories() -> None:
     MemoryUnitOfWork.register_repository("quotas", identity.MemoryQuotaRepository)
     MemoryUnitOfWork.register_repository("users", identity.MemoryUserRepository)
     MemoryUnitOfWork.register_repository("sessions", identity.MemorySessionRepository)
+    from reckai.adapters.memory import account_security
+
+    MemoryUnitOfWork.register_repository("user_tokens", account_security.MemoryUserTokenRepository)
+    MemoryUnitOfWork.register_repository("mfa", account_security.MemoryMfaRepository)
 
 
 _register_identity_repositories()

@@ -54,6 +54,7 @@ _UNIQUE_FIELDS = {
     "user_sessions_pkey": ("user_session", "id"),
     "users_pkey": ("user", "id"),
     "refresh_token_families_pkey": ("refresh_token_family", "id"),
+    "user_tokens_token_hash_key": ("user_token", "token_hash"),
 }
 
 

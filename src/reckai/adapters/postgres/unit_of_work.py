@@ -117,6 +117,10 @@ def _register_identity_repositories() -> None:
     PostgresUnitOfWork.register_repository("quotas", identity.PostgresQuotaRepository)
     PostgresUnitOfWork.register_repository("users", identity.PostgresUserRepository)
     PostgresUnitOfWork.register_repository("sessions", identity.PostgresSessionRepository)
+    from reckai.adapters.postgres import account_security
+
+    PostgresUnitOfWork.register_repository("user_tokens", account_security.PostgresUserTokenRepository)
+    PostgresUnitOfWork.register_repository("mfa", account_security.PostgresMfaRepository)
 
 
 _register_identity_repositories()

@@ -27,9 +27,11 @@ from reckai.domain.identity.entities import (
     NewOrganization,
     Organization,
     OrganizationQuota,
+    RecoveryCode,
     RefreshTokenFamily,
     User,
     UserSession,
+    UserToken,
 )
 
 
@@ -188,4 +190,51 @@ class SessionRepository(Protocol):
     def delete_expired(self) -> int:
         """*System* (sweeper): delete expired or long-revoked sessions of every organization;
         returns how many. Runs with or without a bound organization."""
+        ...
+
+
+class UserTokenRepository(Protocol):
+    """Single-use mailed tokens (`user_tokens`): invitations and password resets."""
+
+    def add(self, token: UserToken) -> UserToken:
+        """Insert; DuplicateEntity("user_token", "token_hash") if the hash exists."""
+        ...
+
+    def find_by_hash(self, purpose: str, token_hash: str) -> UserToken | None:
+        """*Pre-tenant* (accepting an invitation, resetting a password): the token with this purpose
+        and hash in any organization, used or not."""
+        ...
+
+    def mark_used(self, token_id: uuid.UUID, at: dt.datetime) -> bool:
+        """Mark a still-unused token of the bound organization used; False if it was already used
+        (or is not there): the caller refuses, so a token works once even under a race."""
+        ...
+
+    def invalidate_for_user(self, user_id: uuid.UUID, purpose: str, at: dt.datetime) -> int:
+        """Mark every unused token of this purpose of the user used (a newer one replaces them)."""
+        ...
+
+
+class MfaRepository(Protocol):
+    """TOTP replay state (`users.mfa_last_used_step`, migration 0004) and recovery codes."""
+
+    def last_totp_step(self, user_id: uuid.UUID) -> int | None: ...
+
+    def advance_totp_step(self, user_id: uuid.UUID, step: int) -> bool:
+        """Store `step` as the last used one only if it is later than the stored one (atomically);
+        False when it is not: the code was already used (a replay, maybe concurrent)."""
+        ...
+
+    def reset_totp_step(self, user_id: uuid.UUID) -> None:
+        """Forget the last used step (a new secret was enrolled)."""
+        ...
+
+    def replace_recovery_codes(self, user_id: uuid.UUID, code_hashes: Sequence[str], at: dt.datetime) -> None:
+        """Delete the user's recovery codes and store these (hashed) ones."""
+        ...
+
+    def unused_recovery_codes(self, user_id: uuid.UUID) -> Sequence[RecoveryCode]: ...
+
+    def use_recovery_code(self, code_id: uuid.UUID, at: dt.datetime) -> bool:
+        """Mark an unused code used; False if it was used already (by a concurrent request)."""
         ...

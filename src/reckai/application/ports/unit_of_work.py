@@ -19,10 +19,12 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from reckai.application.ports.repositories import (
+    MfaRepository,
     OrganizationRepository,
     QuotaRepository,
     SessionRepository,
     UserRepository,
+    UserTokenRepository,
 )
 
 
@@ -32,6 +34,8 @@ class UnitOfWork(Protocol):
     quotas: QuotaRepository
     users: UserRepository
     sessions: SessionRepository
+    user_tokens: UserTokenRepository
+    mfa: MfaRepository
 
     def __enter__(self) -> Self: ...
 

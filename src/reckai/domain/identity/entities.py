@@ -196,3 +196,38 @@ class NewOrganization:
 
     organization_id: uuid.UUID
     admin_user_id: uuid.UUID
+
+
+USER_TOKEN_PURPOSES = frozenset({"invitation", "password_reset", "email_verification"})
+
+
+@dataclass
+class UserToken:
+    """A single-use mailed token (invitation, password reset); only its SHA-256 is stored."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    user_id: uuid.UUID
+    purpose: str
+    token_hash: str
+    expires_at: dt.datetime
+    used_at: dt.datetime | None = None
+    created_by: uuid.UUID | None = None
+    created_at: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.purpose not in USER_TOKEN_PURPOSES:
+            raise InvalidEntity("user_token", "purpose", f"must be one of {', '.join(sorted(USER_TOKEN_PURPOSES))}")
+        _require_length("user_token", "token_hash", self.token_hash, 255)
+        _require_aware("user_token", expires_at=self.expires_at, used_at=self.used_at, created_at=self.created_at)
+
+    def usable(self, now: dt.datetime) -> bool:
+        return self.used_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True)
+class RecoveryCode:
+    """One unused MFA recovery code: its id and salted hash."""
+
+    id: uuid.UUID
+    code_hash: str

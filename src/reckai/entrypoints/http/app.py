@@ -18,6 +18,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from reckai.bootstrap import Container
+from reckai.entrypoints.http.auth import AUTH_DEPENDENCIES, authorize_request
 from reckai.entrypoints.http.docs import DOCS_ROUTE_HANDLERS, SCHEMA_PATH, EnvelopedJsonRenderPlugin
 from reckai.entrypoints.http.envelope import provide_pagination
 from reckai.entrypoints.http.errors import make_exception_handler
@@ -93,9 +94,11 @@ def create_app(
             "container": Provide(provide_container, sync_to_thread=False),
             "health_probe": Provide(provide_health_probe, sync_to_thread=False),
             "pagination": Provide(provide_pagination, sync_to_thread=False),
+            **AUTH_DEPENDENCIES,  # principal, uow_factory, identity, request_info (docs/identity.md)
         },
         exception_handlers={Exception: make_exception_handler(routes.error_statuses)},
-        guards=[require_supported_media_type],
+        # Authentication and the declared permission first (401/403 before anything reads the body).
+        guards=[authorize_request, require_supported_media_type],
         cors_config=cors_config(http),
         openapi_config=OpenAPIConfig(
             title="ReckAI API",

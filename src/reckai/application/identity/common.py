@@ -1,0 +1,246 @@
+"""What every identity use case shares: the ports it needs, the request facts it records, and
+small steps (rate limits, audit events, password checks, issuing a session).
+
+`IdentityServices` is built by the entrypoint from the composition root; the clock is injectable
+so lockout, expiry and token lifetimes can be tested without waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reckai.application.errors import FieldError, RateLimited, ServiceUnavailable
+from reckai.application.identity.errors import WeakPassword
+from reckai.application.ports.rate_limit import TIERS, RateLimitTier
+from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.domain.audit.events import AuditEvent
+from reckai.domain.identity.devices import device_fingerprint
+from reckai.domain.identity.entities import Organization, RefreshTokenFamily, User, UserSession
+from reckai.domain.identity.password_policy import (
+    DEFAULT_POLICY,
+    PasswordPolicy,
+    PolicyLoosened,
+    UserFacts,
+    check_password,
+    password_expired,
+)
+from reckai.domain.identity.tokens import (
+    ACCESS_TOKEN_LIFETIME,
+    SESSION_ABSOLUTE_LIFETIME,
+    hash_refresh_token,
+    new_refresh_token,
+    refresh_expiry,
+)
+
+logger = logging.getLogger("reckai.identity")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Facts about the HTTP request (or CLI call) for audit rows and device binding."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+    accept_language: str | None = None
+    device_id: str | None = None
+    method: str | None = None
+    path: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return device_fingerprint(self.user_agent, self.accept_language, self.device_id)
+
+
+@dataclass
+class IdentityServices:
+    database: Any  # Database port
+    audit_log: Any  # AuditLog port
+    password_hasher: Any
+    common_password_checker: Any
+    token_service: Any
+    token_blacklist: Any
+    secret_box: Any
+    totp: Any
+    rate_limiter: Any
+    mailer: Any
+    refresh_successor_key: bytes
+    clock: Callable[[], dt.datetime] = utc_now
+    allow_public_signup: bool = True
+    public_base_url: str = "http://127.0.0.1:8000"
+    totp_issuer: str = "ReckAI"
+    tiers: Mapping[str, RateLimitTier] = field(default_factory=lambda: dict(TIERS))
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    # --- rate limits --------------------------------------------------------------------------
+
+    def limit(self, tier_name: str, subject: str) -> None:
+        """Count one hit; RateLimited (429) when over, ServiceUnavailable (503) when the store is
+        down and the tier fails closed (docs/identity.md, "Rate limits")."""
+        tier = self.tiers[tier_name]
+        decision = self.rate_limiter.hit(tier, subject)
+        if decision.allowed:
+            return
+        if decision.degraded:
+            raise ServiceUnavailable("rate_limiter", "rate limit store unavailable; retry shortly")
+        raise RateLimited(decision.retry_after_seconds, limit_name=tier_name)
+
+    # --- audit ----------------------------------------------------------------------------------
+
+    def event(
+        self,
+        action: str,
+        request: RequestInfo,
+        *,
+        organization_id: uuid.UUID | None = None,
+        user_id: uuid.UUID | None = None,
+        resource_type: str | None = None,
+        resource_id: uuid.UUID | None = None,
+        status: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        return AuditEvent(
+            action=action,
+            organization_id=organization_id,
+            user_id=user_id,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            ip_address=request.ip_address,
+            user_agent=request.user_agent,
+            request_method=request.method,
+            request_path=request.path,
+            response_status=status,
+            metadata=dict(metadata or {}),
+        )
+
+    # --- passwords ------------------------------------------------------------------------------
+
+    def policy_for(self, organization: Organization | None) -> PasswordPolicy:
+        if organization is None:
+            return DEFAULT_POLICY
+        try:
+            return PasswordPolicy.from_organization_settings(organization.settings or {})
+        except PolicyLoosened:
+            # Stored settings are validated on write; a bad stored value falls back to the
+            # platform's floor, never to something weaker.
+            logger.warning("organization %s has an invalid stored password policy", organization.id)
+            return DEFAULT_POLICY
+
+    def require_acceptable_password(
+        self,
+        password: str,
+        policy: PasswordPolicy,
+        *,
+        email: str,
+        name: str,
+        history: Sequence[str] = (),
+        field_name: str = "password",
+    ) -> None:
+        violations = check_password(
+            password,
+            policy,
+            user=UserFacts(email=email, name=name),
+            max_bytes=self.password_hasher.max_password_bytes,
+            is_common=self.common_password_checker.is_common,
+            history=history,
+            verify=self.password_hasher.verify,
+            field=field_name,
+        )
+        if violations:
+            raise WeakPassword(FieldError(v.field, v.message) for v in violations)
+
+    def password_expired(self, user: User, organization: Organization | None) -> bool:
+        return password_expired(user.password_changed_at, self.now(), self.policy_for(organization))
+
+    # --- refresh tokens -------------------------------------------------------------------------
+
+    def successor_token(self, refresh_token: str) -> str:
+        """The token that replaces `refresh_token` at rotation: HMAC-SHA256 of it under a server
+        key. Deterministic, so a concurrent refresh inside the grace window can be answered with
+        the same successor without storing any plaintext (docs/identity.md, "Grace window")."""
+        digest = hmac.new(self.refresh_successor_key, refresh_token.encode("utf-8"), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    access_expires_at: dt.datetime
+    refresh_token: str
+    refresh_expires_at: dt.datetime
+    session_id: uuid.UUID
+    token_type: str = "Bearer"
+
+    @property
+    def expires_in(self) -> int:
+        return int(ACCESS_TOKEN_LIFETIME.total_seconds())
+
+
+def issue_access(services: IdentityServices, user: User) -> Any:
+    return services.token_service.issue_access_token(
+        user_id=str(user.id),
+        organization_id=str(user.organization_id),
+        role=user.role,
+        token_version=user.token_version,
+    )
+
+
+def start_session(services: IdentityServices, uow: UnitOfWork, user: User, request: RequestInfo) -> TokenPair:
+    """A new login: a token family with its absolute end, the first refresh token (only its hash
+    stored) bound to the device fingerprint, and an access token."""
+    now = services.now()
+    family = uow.sessions.add_family(
+        RefreshTokenFamily(
+            id=uuid.uuid4(),
+            organization_id=user.organization_id,
+            user_id=user.id,
+            absolute_expires_at=now + SESSION_ABSOLUTE_LIFETIME,
+            created_at=now,
+        )
+    )
+    refresh = new_refresh_token()
+    session = uow.sessions.add(
+        UserSession(
+            id=uuid.uuid4(),
+            organization_id=user.organization_id,
+            user_id=user.id,
+            token_hash=refresh.token_hash,
+            expires_at=refresh_expiry(now, now),
+            family_id=family.id,
+            ip_address=request.ip_address,
+            user_agent=(request.user_agent or "")[:1024] or None,
+            fingerprint_hash=request.fingerprint,
+            absolute_expires_at=family.absolute_expires_at,
+            created_at=now,
+            last_activity_at=now,
+        )
+    )
+    access = issue_access(services, user)
+    return TokenPair(
+        access_token=access.token,
+        access_expires_at=access.claims.expires_at,
+        refresh_token=refresh.token,
+        refresh_expires_at=session.expires_at,
+        session_id=family.id,
+    )
+
+
+def revoke_all_sessions(uow: UnitOfWork, user_id: uuid.UUID, at: dt.datetime, reason: str) -> int:
+    families = {s.family_id for s in uow.sessions.list_for_user(user_id) if s.family_id is not None}
+    return sum(uow.sessions.revoke_family(family_id, at, reason) for family_id in families)
+
+
+__all__ = ["hash_refresh_token", "IdentityServices", "RequestInfo", "TokenPair", "start_session"]

@@ -1,0 +1,169 @@
+"""Organizations: onboarding (public sign-up or `reckai org create`) and organization settings."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reckai.application.errors import FieldError, NotFound, ValidationFailed
+from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.errors import OrganizationCodeTaken, SignupDisabled
+from reckai.application.identity.users import USER_ONBOARDING_SETTING
+from reckai.application.ports.repositories import DuplicateEntity
+from reckai.domain.identity.entities import Organization, OrganizationQuota
+from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
+from reckai.domain.identity.principal import Principal
+
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,49}$")
+
+
+@dataclass(frozen=True)
+class TierDefaults:
+    max_users: int
+    max_storage_gb: int
+    max_jobs_per_month: int
+    max_file_size_mb: int
+    features: Mapping[str, bool]
+
+
+# subscription_tier -> default quotas and feature flags (spec §3.2). "standard" is the spec's
+# column defaults.
+SUBSCRIPTION_TIERS: Mapping[str, TierDefaults] = {
+    "standard": TierDefaults(10, 100, 1000, 100, {"mfa": True, "approvals": True, "api_access": True,
+                                                  "advanced_matching": False, "sso": False}),
+    "professional": TierDefaults(50, 500, 10_000, 250, {"mfa": True, "approvals": True, "api_access": True,
+                                                        "advanced_matching": True, "sso": False}),
+    "enterprise": TierDefaults(500, 2000, 100_000, 1000, {"mfa": True, "approvals": True, "api_access": True,
+                                                          "advanced_matching": True, "sso": True}),
+}
+
+
+@dataclass(frozen=True)
+class OnboardedOrganization:
+    organization_id: uuid.UUID
+    code: str
+    admin_user_id: uuid.UUID
+
+
+def onboard_organization(
+    services: IdentityServices, *, name: str, code: str, domain: str | None, subscription_tier: str,
+    admin_email: str, admin_name: str, admin_password: str, request: RequestInfo, public: bool,
+) -> OnboardedOrganization:
+    """Create the organization, its first admin, its quota row (from the tier) and its features.
+    `public` is a sign-up over HTTP: refused when the deployment switched public sign-up off."""
+    if public and not services.allow_public_signup:
+        raise SignupDisabled()
+    if public:
+        services.limit("auth_ip", request.ip_address or "unknown")
+    code = code.strip().lower()
+    problems = []
+    if not CODE_PATTERN.match(code):
+        problems.append(FieldError("code", "must be 2-50 characters: lower-case letters, digits and '-'"))
+    if subscription_tier not in SUBSCRIPTION_TIERS:
+        problems.append(FieldError("subscription_tier", f"must be one of {', '.join(SUBSCRIPTION_TIERS)}"))
+    if problems:
+        raise ValidationFailed(problems)
+    services.require_acceptable_password(admin_password, DEFAULT_POLICY, email=admin_email, name=admin_name,
+                                         field_name="admin_password")
+    with services.database.unit_of_work(None) as uow:
+        try:
+            created = uow.organizations.create_with_admin(
+                name=name.strip(), code=code, domain=domain, admin_email=admin_email.strip(),
+                admin_name=admin_name.strip(), admin_password_hash=services.password_hasher.hash(admin_password))
+        except DuplicateEntity:
+            raise OrganizationCodeTaken() from None
+        uow.commit()
+    tier = SUBSCRIPTION_TIERS[subscription_tier]
+    with services.database.unit_of_work(created.organization_id) as uow:
+        organization = uow.organizations.get(created.organization_id)
+        quota = uow.quotas.get(created.organization_id)
+        assert organization is not None and quota is not None
+        organization.subscription_tier = subscription_tier
+        organization.max_users, organization.max_storage_gb = tier.max_users, tier.max_storage_gb
+        uow.organizations.update(organization)
+        uow.quotas.update(OrganizationQuota(
+            organization_id=organization.id, max_users=tier.max_users, max_storage_gb=tier.max_storage_gb,
+            max_jobs_per_month=tier.max_jobs_per_month, max_file_size_mb=tier.max_file_size_mb,
+            features=dict(tier.features)))
+        common = dict(organization_id=organization.id, user_id=created.admin_user_id)
+        services.audit_log.record(uow, services.event(
+            "organization.created", request, resource_type="organization", resource_id=organization.id, status=201,
+            metadata={"organization": code, "subscription_tier": subscription_tier,
+                      "channel": "signup" if public else "operator"}, **common))
+        services.audit_log.record(uow, services.event(
+            "user.created", request, resource_type="user", resource_id=created.admin_user_id, status=201,
+            metadata={"role": "admin", "email": admin_email.strip()}, **common))
+        uow.commit()
+    return OnboardedOrganization(created.organization_id, code, created.admin_user_id)
+
+
+@dataclass(frozen=True)
+class OrganizationSettingsView:
+    organization: Organization
+    quota: OrganizationQuota
+    password_policy: PasswordPolicy
+    password_policy_overrides: Mapping[str, Any]
+    user_onboarding_requires_approval: bool
+
+
+def read_settings(services: IdentityServices, principal: Principal) -> OrganizationSettingsView:
+    with services.database.unit_of_work(principal.organization_id) as uow:
+        organization = uow.organizations.get(principal.organization_id)
+        quota = uow.quotas.get(principal.organization_id)
+    if organization is None or quota is None:
+        raise NotFound("organization", principal.organization_id)
+    stored = organization.settings or {}
+    return OrganizationSettingsView(
+        organization=organization,
+        quota=quota,
+        password_policy=services.policy_for(organization),
+        password_policy_overrides=dict(stored.get("password_policy") or {}),
+        user_onboarding_requires_approval=bool(stored.get(USER_ONBOARDING_SETTING, False)),
+    )
+
+
+def write_settings(
+    services: IdentityServices, principal: Principal, *, name: str | None = None, domain: str | None = None,
+    password_policy: Mapping[str, Any] | None = None, user_onboarding_requires_approval: bool | None = None,
+    request: RequestInfo,
+) -> OrganizationSettingsView:
+    """Password policy overrides replace the stored ones and may only tighten the platform's."""
+    with services.database.unit_of_work(principal.organization_id) as uow:
+        organization = uow.organizations.get(principal.organization_id)
+        if organization is None:
+            raise NotFound("organization", principal.organization_id)
+        stored = dict(organization.settings or {})
+        changed: list[str] = []
+        if password_policy is not None:
+            try:
+                DEFAULT_POLICY.tightened(**dict(password_policy))
+            except PolicyLoosened as exc:
+                raise ValidationFailed([FieldError(v.field, v.message) for v in exc.violations]) from None
+            except TypeError:
+                raise ValidationFailed([FieldError("password_policy", "has an invalid value")]) from None
+            stored["password_policy"] = dict(password_policy)
+            changed.append("password_policy")
+        if user_onboarding_requires_approval is not None:
+            stored[USER_ONBOARDING_SETTING] = user_onboarding_requires_approval
+            changed.append(USER_ONBOARDING_SETTING)
+        if name is not None:
+            organization.name = name.strip()
+            changed.append("name")
+        if domain is not None:
+            organization.domain = domain.strip() or None
+            changed.append("domain")
+        organization.settings = stored
+        try:
+            Organization(**{**organization.__dict__})  # the entity's own checks (lengths)
+        except ValueError as exc:
+            raise ValidationFailed([FieldError(getattr(exc, "field", ""), str(exc))]) from None
+        uow.organizations.update(organization)
+        services.audit_log.record(uow, services.event(
+            "organization.settings_changed", request, organization_id=organization.id, user_id=principal.user_id,
+            resource_type="organization", resource_id=organization.id, status=200,
+            metadata={"fields": changed, "policy": dict(password_policy) if password_policy is not None else None}))
+        uow.commit()
+    return read_settings(services, principal)

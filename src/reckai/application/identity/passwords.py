@@ -1,0 +1,153 @@
+"""Changing and resetting passwords (spec §2.1): policy, history, single-use reset links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from reckai.application.errors import NotFound
+from reckai.application.identity.common import (
+    IdentityServices,
+    RequestInfo,
+    TokenPair,
+    revoke_all_sessions,
+    start_session,
+)
+from reckai.application.identity.errors import InvalidLinkToken, ReauthenticationFailed
+from reckai.application.identity.login import _record_failure
+from reckai.application.ports.mail import OutgoingMail
+from reckai.application.ports.rate_limit import auth_account_subject
+from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.domain.identity.entities import Organization, User, UserToken
+from reckai.domain.identity.principal import Principal
+from reckai.domain.identity.tokens import hash_refresh_token
+
+RESET_TOKEN_LIFETIME = dt.timedelta(hours=1)
+
+
+def set_password(
+    services: IdentityServices, uow: UnitOfWork, user: User, organization: Organization | None, new_password: str,
+    *, field_name: str = "new_password", expired: bool = False,
+) -> None:
+    """Check the new password against the policy and the history, store it, remember it in the
+    history and bump the token version (every live access token of the user dies)."""
+    policy = services.policy_for(organization)
+    history = list(uow.users.recent_password_hashes(user.id, policy.history_size))
+    if user.password_hash not in history:
+        history.insert(0, user.password_hash)
+    services.require_acceptable_password(new_password, policy, email=user.email, name=user.name,
+                                         history=history[: policy.history_size], field_name=field_name)
+    now = services.now()
+    user.password_hash = services.password_hasher.hash(new_password)
+    # An administrator-set password is provisional: it counts as expired, so the user must change it.
+    user.password_changed_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) if expired else now
+    user.token_version += 1
+    user.failed_login_attempts = 0
+    user.locked_until = None
+    uow.users.update(user)
+    uow.users.add_password_history(user.id, user.password_hash, now)
+
+
+def change_password(
+    services: IdentityServices, principal: Principal, *, current_password: str, new_password: str,
+    request: RequestInfo,
+) -> TokenPair:
+    """Requires the current password; ends every session of the user (other devices included) and
+    returns a fresh session for the caller, since the token version bump ends its token too."""
+    with services.database.unit_of_work(principal.organization_id) as uow:
+        organization = uow.organizations.get(principal.organization_id)
+        user = uow.users.get(principal.user_id)
+        if user is None or organization is None:
+            raise NotFound("user", principal.user_id)
+        if not services.password_hasher.verify(current_password, user.password_hash):
+            _record_failure(services, uow, user, organization, request, "auth.password.change_failed",
+                            "bad_current_password")
+            raise ReauthenticationFailed()
+        set_password(services, uow, user, organization, new_password)
+        now = services.now()
+        ended = revoke_all_sessions(uow, user.id, now, "password_changed")
+        tokens = start_session(services, uow, user, request)
+        services.audit_log.record(uow, services.event(
+            "auth.password.changed", request, organization_id=user.organization_id, user_id=user.id,
+            resource_type="user", resource_id=user.id, status=200, metadata={"logins_ended": ended}))
+        uow.commit()
+    services.token_blacklist.revoke(principal.token_id, now + dt.timedelta(minutes=15))
+    return tokens
+
+
+@dataclass(frozen=True)
+class PendingMail:
+    """A message to send after the response (so its delivery time does not reveal whether the
+    account exists)."""
+
+    mail: OutgoingMail
+
+
+def request_password_reset(
+    services: IdentityServices, *, organization_code: str, email: str, request: RequestInfo,
+) -> PendingMail | None:
+    """Always "accepted" for the caller. When the account exists and is active, a single-use
+    token valid for one hour replaces any earlier one, and the mail to send is returned."""
+    code, address = organization_code.strip().lower(), email.strip()
+    services.limit("auth_ip", request.ip_address or "unknown")
+    services.limit("auth_account", auth_account_subject(code, address))
+    with services.database.unit_of_work(None) as uow:
+        candidate = uow.users.find_login_candidate(code, address)
+    if candidate is None or not candidate.organization_is_active or not candidate.user.is_active:
+        services.audit_log.record_independently(services.event(
+            "auth.password.reset_requested", request,
+            organization_id=candidate.user.organization_id if candidate else None,
+            metadata={"outcome": "no_active_account", "organization": code, "email": address.lower()}))
+        return None
+    user = candidate.user
+    token = secrets.token_urlsafe(32)
+    now = services.now()
+    with services.database.unit_of_work(user.organization_id) as uow:
+        uow.user_tokens.invalidate_for_user(user.id, "password_reset", now)
+        stored = uow.user_tokens.add(UserToken(
+            id=uuid.uuid4(), organization_id=user.organization_id, user_id=user.id, purpose="password_reset",
+            token_hash=hash_refresh_token(token), expires_at=now + RESET_TOKEN_LIFETIME, created_at=now))
+        services.audit_log.record(uow, services.event(
+            "auth.password.reset_requested", request, organization_id=user.organization_id, user_id=user.id,
+            resource_type="user", resource_id=user.id, status=202))
+        uow.commit()
+    link = f"{services.public_base_url.rstrip('/')}/reset-password#token={token}"
+    return PendingMail(OutgoingMail(
+        to=user.email,
+        subject="Reset your ReckAI password",
+        text_body=(f"Hello {user.name},\n\nA password reset was requested for your ReckAI account. "
+                   f"Open this link within one hour to choose a new password:\n\n{link}\n\n"
+                   "The link works once. If you did not ask for it, ignore this message."),
+    ))
+
+
+def _redeem(services: IdentityServices, purpose: str, token: str) -> UserToken:
+    with services.database.unit_of_work(None) as uow:
+        found = uow.user_tokens.find_by_hash(purpose, hash_refresh_token(token))
+    if found is None or not found.usable(services.now()):
+        raise InvalidLinkToken()
+    return found
+
+
+def confirm_password_reset(services: IdentityServices, *, token: str, new_password: str, request: RequestInfo) -> None:
+    services.limit("auth_ip", request.ip_address or "unknown")
+    found = _redeem(services, "password_reset", token)
+    with services.database.unit_of_work(found.organization_id) as uow:
+        organization = uow.organizations.get(found.organization_id)
+        user = uow.users.get(found.user_id)
+        if organization is None or user is None or not user.is_active or not organization.is_active:
+            raise InvalidLinkToken()
+        set_password(services, uow, user, organization, new_password)
+        if not uow.user_tokens.mark_used(found.id, services.now()):
+            raise InvalidLinkToken()
+        ended = revoke_all_sessions(uow, user.id, services.now(), "password_reset")
+        services.audit_log.record(uow, services.event(
+            "auth.password.reset", request, organization_id=user.organization_id, user_id=user.id,
+            resource_type="user", resource_id=user.id, status=200, metadata={"logins_ended": ended}))
+        uow.commit()
+
+
+def redeem_link_token(services: IdentityServices, purpose: str, token: str) -> UserToken:
+    return _redeem(services, purpose, token)

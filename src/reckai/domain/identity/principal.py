@@ -1,0 +1,25 @@
+"""The authenticated caller of a request, as the HTTP guard established it.
+
+Built on every request from a verified access token *and* the current state of the user and the
+organization (active, token version, role), so a deactivation or role change takes effect at once.
+Handlers read it as `request.state.principal` or through the `principal` dependency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    role: str
+    permissions: frozenset[str]
+    session_id: uuid.UUID | None  # None: access tokens carry no session id (docs/identity.md)
+    token_id: str  # the access token's jti
+    email: str
+
+    def holds(self, permission: str) -> bool:
+        return permission in self.permissions

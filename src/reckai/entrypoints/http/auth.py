@@ -1,0 +1,193 @@
+"""Authentication and authorization for every route (docs/identity.md, "HTTP guard").
+
+`authorize_request` is an app-level guard. For a route that declares `opt={"public": True}` it
+does nothing. For every other route it requires `Authorization: Bearer <access token>` and:
+
+1. verifies the token (signature by `kid`, algorithm, `aud`, `iss`, `typ`, `exp`, claims), that its
+   `jti` is not blacklisted, and that the user and the organization are active *now* and the
+   user's token version equals the token's: deactivation, role change and password change take
+   effect on the next request (401 UNAUTHENTICATED otherwise);
+2. puts the caller in `request.state.principal` (a `reckai.domain.identity.principal.Principal`)
+   and `scope["state"]["organization_id"]` / `["user_id"]` for the request log;
+3. refuses every route but those marked `opt={"allow_expired_password": True}` (password change,
+   logout, own profile) while the password has expired: 403 PASSWORD_CHANGE_REQUIRED;
+4. counts the request in the `api` rate-limit tier (100/min per user) and, when the route says
+   `opt={"rate_limit": "upload"}` (or "report"), in that tier too: 429 with Retry-After;
+5. checks the declared `opt={"permission": P}` against the permission matrix with the user's
+   *current* role: 403 PERMISSION_DENIED, audited as `authz.denied` in its own transaction.
+   A route that declares neither permission nor public is refused (deny by default).
+
+Handlers take the caller with `principal: NamedDependency[Principal]`, a unit-of-work factory
+bound to the caller's organization with `uow_factory: NamedDependency[TenantUnitOfWorkFactory]`
+(`with uow_factory() as uow: ...`: row-level security limits it to the caller's tenant), and the
+identity services with `identity: NamedDependency[IdentityServices]`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
+
+from reckai.application.errors import PermissionDenied, Unauthenticated
+from reckai.application.identity.authenticate import AuthenticatedCaller, authenticate_access_token
+from reckai.application.identity.common import IdentityServices, RequestInfo, utc_now
+from reckai.application.identity.errors import PasswordChangeRequired
+from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.domain.identity.devices import DEVICE_ID_HEADER
+from reckai.domain.identity.permissions import has_permission
+from reckai.domain.identity.principal import Principal
+from reckai.entrypoints.http.permissions import declared_permission, is_public
+from reckai.logging_setup import bind_actor
+
+logger = logging.getLogger("reckai.http.auth")
+
+ALLOW_EXPIRED_PASSWORD = "allow_expired_password"
+RATE_LIMIT = "rate_limit"
+STATE_PRINCIPAL = "principal"
+STATE_ACCESS_EXPIRES_AT = "access_expires_at"
+
+
+def identity_services(container: Any) -> IdentityServices:
+    """The identity use cases' ports, from the composition root. Cheap: built per request, so a
+    test may swap a component (the clock, say) at any time."""
+    components = container.components
+    settings = container.settings
+    cached = components.get("identity_services")
+    if isinstance(cached, IdentityServices):
+        return cached
+    clock = components.get("clock")
+    return IdentityServices(
+        database=components["database"],
+        audit_log=components["audit_log"],
+        password_hasher=components["password_hasher"],
+        common_password_checker=components["common_password_checker"],
+        token_service=components["token_service"],
+        token_blacklist=components["token_blacklist"],
+        secret_box=components["secret_box"],
+        totp=components["totp"],
+        rate_limiter=components["rate_limiter"],
+        mailer=components["mailer"],
+        refresh_successor_key=refresh_successor_key(settings.security.jwt_secret),
+        clock=clock if callable(clock) else utc_now,
+        allow_public_signup=settings.security.allow_public_signup,
+        public_base_url=settings.http.public_base_url,
+    )
+
+
+def refresh_successor_key(jwt_secret: str) -> bytes:
+    """A key of its own for deriving refresh-token successors, separated from the signing use."""
+    return hmac.new(jwt_secret.encode("utf-8"), b"reckai/refresh-token-successor/v1", hashlib.sha256).digest()
+
+
+def request_info(connection: ASGIConnection[Any, Any, Any, Any]) -> RequestInfo:
+    headers = connection.headers
+    state = connection.scope.get("state", {})
+    client = connection.scope.get("client")
+    return RequestInfo(
+        ip_address=state.get("client_ip") or (client[0] if client else None),
+        user_agent=headers.get("user-agent"),
+        accept_language=headers.get("accept-language"),
+        device_id=headers.get(DEVICE_ID_HEADER.lower()),
+        method=connection.scope.get("method"),
+        path=connection.scope.get("path"),
+    )
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authorize_request(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    if connection.scope["type"] != "http" or is_public(handler):
+        return
+    if set(handler.http_methods) == {"OPTIONS"}:
+        return  # Litestar's automatic OPTIONS answer (CORS preflight): no business data
+    permission = declared_permission(handler)
+    token = bearer_token(connection)
+    if token is None:
+        raise Unauthenticated("Authentication required: send Authorization: Bearer <access token>",
+                              reason="missing_token")
+    services = identity_services(connection.app.state["container"])
+    caller: AuthenticatedCaller = await anyio.to_thread.run_sync(authenticate_access_token, services, token)
+    principal = caller.principal
+    state = connection.scope.setdefault("state", {})
+    state[STATE_PRINCIPAL] = principal
+    state[STATE_ACCESS_EXPIRES_AT] = caller.access_expires_at
+    state["organization_id"] = str(principal.organization_id)
+    state["user_id"] = str(principal.user_id)
+    bind_actor(principal.organization_id, principal.user_id)
+    if caller.password_expired and not handler.opt.get(ALLOW_EXPIRED_PASSWORD):
+        raise PasswordChangeRequired()
+    await anyio.to_thread.run_sync(services.limit, "api", str(principal.user_id))
+    tier = handler.opt.get(RATE_LIMIT)
+    if tier:
+        await anyio.to_thread.run_sync(services.limit, str(tier), str(principal.user_id))
+    if permission is None or not has_permission(principal.role, permission):
+        await anyio.to_thread.run_sync(_audit_denied, services, request_info(connection), principal, permission)
+        raise PermissionDenied(permission)
+
+
+def _audit_denied(services: IdentityServices, request: RequestInfo, principal: Principal, permission: str | None) -> None:
+    services.audit_log.record_independently(services.event(
+        "authz.denied", request, organization_id=principal.organization_id, user_id=principal.user_id,
+        status=403, metadata={"permission": permission, "role": principal.role}))
+
+
+# --- dependencies -----------------------------------------------------------------------------
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = request.scope.get("state", {}).get(STATE_PRINCIPAL)
+    if not isinstance(principal, Principal):
+        # A public route asked for the caller: a programming error, not the client's.
+        raise Unauthenticated("Authentication required", reason="no_principal_on_public_route")
+    return principal
+
+
+@dataclass(frozen=True)
+class TenantUnitOfWorkFactory:
+    """`uow_factory()` opens a new unit of work bound to the caller's organization."""
+
+    database: Any
+    organization_id: Any
+
+    def __call__(self) -> UnitOfWork:
+        unit_of_work: UnitOfWork = self.database.unit_of_work(self.organization_id)
+        return unit_of_work
+
+
+def provide_uow_factory(request: Request[Any, Any, Any]) -> TenantUnitOfWorkFactory:
+    principal = provide_principal(request)
+    return TenantUnitOfWorkFactory(request.app.state["container"].components["database"], principal.organization_id)
+
+
+def provide_identity(request: Request[Any, Any, Any]) -> IdentityServices:
+    return identity_services(request.app.state["container"])
+
+
+def provide_request_info(request: Request[Any, Any, Any]) -> RequestInfo:
+    return request_info(request)
+
+
+AUTH_DEPENDENCIES: dict[str, Provide] = {
+    "principal": Provide(provide_principal, sync_to_thread=False),
+    "uow_factory": Provide(provide_uow_factory, sync_to_thread=False),
+    "identity": Provide(provide_identity, sync_to_thread=False),
+    "request_info": Provide(provide_request_info, sync_to_thread=False),
+}
+
+GUARDS: list[Callable[..., Any]] = [authorize_request]

@@ -1,0 +1,44 @@
+"""`POST /api/organizations`: public sign-up of an organization with its first admin (spec §3.2).
+Switched off with ALLOW_PUBLIC_SIGNUP=false; operators then use `reckai org create`."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from litestar import post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.organizations import onboard_organization
+from reckai.entrypoints.http.envelope import Success, ok
+
+
+class OrganizationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    code: str
+    admin_email: str
+    admin_name: str
+    admin_password: str
+    domain: str | None = None
+    subscription_tier: str = "standard"
+
+
+class OrganizationCreated(msgspec.Struct):
+    organization_id: uuid.UUID
+    code: str
+    admin_user_id: uuid.UUID
+
+
+@post("/api/organizations", opt={"public": True}, status_code=201, sync_to_thread=True)
+def create_organization(data: JSONBody[OrganizationCreate], identity: NamedDependency[IdentityServices],
+                        request_info: NamedDependency[RequestInfo]) -> Success[OrganizationCreated]:
+    created = onboard_organization(
+        identity, name=data.name, code=data.code, domain=data.domain, subscription_tier=data.subscription_tier,
+        admin_email=data.admin_email, admin_name=data.admin_name, admin_password=data.admin_password,
+        request=request_info, public=True)
+    return ok(OrganizationCreated(created.organization_id, created.code, created.admin_user_id))
+
+
+ROUTE_HANDLERS = [create_organization]

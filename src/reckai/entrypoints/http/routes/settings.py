@@ -1,0 +1,94 @@
+"""`/api/settings`: the caller's organization settings (settings:read admin+analyst,
+settings:write admin): name, domain, password policy (tighten only), user-onboarding approval."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgspec
+from litestar import Controller, get, put
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from reckai.application.identity import organizations as org_cases
+from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.domain.identity.principal import Principal
+from reckai.entrypoints.http.envelope import Success, ok
+
+
+class PasswordPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
+    min_length: int | None = None
+    require_uppercase: bool | None = None
+    require_lowercase: bool | None = None
+    require_digit: bool | None = None
+    require_special: bool | None = None
+    history_size: int | None = None
+    max_age_days: int | None = None
+    lockout_threshold: int | None = None
+    lockout_minutes: int | None = None
+
+
+class SettingsUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    domain: str | None = None
+    password_policy: PasswordPolicyBody | None = None
+    user_onboarding_requires_approval: bool | None = None
+
+
+class QuotaBody(msgspec.Struct):
+    max_users: int
+    max_storage_gb: int
+    max_jobs_per_month: int
+    max_file_size_mb: int
+    features: dict[str, Any]
+
+
+class SettingsBody(msgspec.Struct):
+    organization_id: str
+    name: str
+    code: str
+    domain: str | None
+    subscription_tier: str
+    is_active: bool
+    password_policy: dict[str, Any]
+    password_policy_overrides: dict[str, Any]
+    user_onboarding_requires_approval: bool
+    quotas: QuotaBody
+
+
+def settings_body(view: org_cases.OrganizationSettingsView) -> SettingsBody:
+    org, quota = view.organization, view.quota
+    return SettingsBody(
+        organization_id=str(org.id), name=org.name, code=org.code, domain=org.domain,
+        subscription_tier=org.subscription_tier, is_active=bool(org.is_active),
+        password_policy=dataclasses.asdict(view.password_policy),
+        password_policy_overrides=dict(view.password_policy_overrides),
+        user_onboarding_requires_approval=view.user_onboarding_requires_approval,
+        quotas=QuotaBody(quota.max_users, quota.max_storage_gb, quota.max_jobs_per_month, quota.max_file_size_mb,
+                         dict(quota.features or {})),
+    )
+
+
+class SettingsController(Controller):
+    path = "/api/settings"
+
+    @get("/", opt={"permission": "settings:read"}, sync_to_thread=True)
+    def read(self, principal: NamedDependency[Principal],
+             identity: NamedDependency[IdentityServices]) -> Success[SettingsBody]:
+        return ok(settings_body(org_cases.read_settings(identity, principal)))
+
+    @put("/", opt={"permission": "settings:write"}, sync_to_thread=True)
+    def write(self, data: JSONBody[SettingsUpdate], principal: NamedDependency[Principal],
+              identity: NamedDependency[IdentityServices],
+              request_info: NamedDependency[RequestInfo]) -> Success[SettingsBody]:
+        policy = None
+        if data.password_policy is not None:
+            policy = {k: v for k, v in msgspec.structs.asdict(data.password_policy).items() if v is not None}
+        view = org_cases.write_settings(
+            identity, principal, name=data.name, domain=data.domain, password_policy=policy,
+            user_onboarding_requires_approval=data.user_onboarding_requires_approval, request=request_info)
+        return ok(settings_body(view))
+
+
+ROUTE_HANDLERS = [SettingsController]

@@ -1,0 +1,104 @@
+"""`/api/users` (spec §5.1 Users): admins manage the users of their own organization."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import msgspec
+from litestar import Controller, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from reckai.application.identity import users as user_cases
+from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.domain.identity.entities import User
+from reckai.domain.identity.principal import Principal
+from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
+
+
+class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    name: str
+    role: str
+    # Optional provisional password (the user must change it at first sign-in); without one, send
+    # an invitation with POST /api/users/{id}/invite.
+    password: str | None = None
+
+
+class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    role: str | None = None
+    is_active: bool | None = None
+
+
+class UserBody(msgspec.Struct):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    is_active: bool
+    is_email_verified: bool
+    mfa_enabled: bool
+    last_login_at: dt.datetime | None
+    created_at: dt.datetime | None
+    created_by: uuid.UUID | None
+
+
+class InvitationBody(msgspec.Struct):
+    user_id: uuid.UUID
+    expires_at: dt.datetime
+
+
+def user_body(user: User) -> UserBody:
+    return UserBody(user.id, user.organization_id, user.email, user.name, user.role, bool(user.is_active),
+                    bool(user.is_email_verified), bool(user.mfa_enabled), user.last_login_at, user.created_at,
+                    user.created_by)
+
+
+class UserController(Controller):
+    path = "/api/users"
+
+    @get("/", opt={"permission": "users:read"}, sync_to_thread=True)
+    def list_users(self, principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
+                   pagination: NamedDependency[Pagination]) -> Success[list[UserBody]]:
+        users, total = user_cases.list_users(identity, principal, limit=pagination.limit, offset=pagination.offset)
+        return paginated([user_body(u) for u in users], pagination, total)
+
+    @post("/", opt={"permission": "users:write"}, status_code=201, sync_to_thread=True)
+    def create_user(self, data: JSONBody[UserCreate], principal: NamedDependency[Principal],
+                    identity: NamedDependency[IdentityServices],
+                    request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
+        user = user_cases.create_user(identity, principal, email=data.email, name=data.name, role=data.role,
+                                      password=data.password, request=request_info)
+        return ok(user_body(user))
+
+    @get("/{user_id:uuid}", opt={"permission": "users:read"}, sync_to_thread=True)
+    def get_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
+                 identity: NamedDependency[IdentityServices]) -> Success[UserBody]:
+        return ok(user_body(user_cases.get_user(identity, principal, user_id)))
+
+    @put("/{user_id:uuid}", opt={"permission": "users:write"}, sync_to_thread=True)
+    def update_user(self, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate],
+                    principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
+                    request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
+        user = user_cases.update_user(identity, principal, user_id, name=data.name, role=data.role,
+                                      is_active=data.is_active, request=request_info)
+        return ok(user_body(user))
+
+    @delete("/{user_id:uuid}", opt={"permission": "users:delete"}, status_code=200, sync_to_thread=True)
+    def delete_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
+                    identity: NamedDependency[IdentityServices],
+                    request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
+        return ok(user_body(user_cases.deactivate_user(identity, principal, user_id, request=request_info)))
+
+    @post("/{user_id:uuid}/invite", opt={"permission": "users:write"}, status_code=200, sync_to_thread=True)
+    def invite_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
+                    identity: NamedDependency[IdentityServices],
+                    request_info: NamedDependency[RequestInfo]) -> Success[InvitationBody]:
+        invitation = user_cases.invite_user(identity, principal, user_id, request=request_info)
+        return ok(InvitationBody(invitation.user_id, invitation.expires_at))
+
+
+ROUTE_HANDLERS = [UserController]
