@@ -1,0 +1,212 @@
+"""The `metadata` schema of each approval type: what a maker must state for a checker to decide.
+
+`validate_metadata(type, raw)` returns a normalised copy (ids as lower-case strings, amounts as
+integers in minor units) or raises InvalidApproval with every problem keyed by its field path
+(`metadata.entries.1.amount_minor`). Unknown keys are refused, so a misspelt field never turns
+into a silently ignored one. Keys the system adds after validation (the rule version, the preview,
+the export) are written by the use cases, never accepted from a client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from reckai.domain.approvals.workflow import ApprovalType, InvalidApproval
+from reckai.domain.breaks.errors import InvalidWorkflowSettings
+from reckai.domain.breaks.lifecycle import ResolutionCode
+from reckai.domain.breaks.policy import parse_workflow_settings
+from reckai.domain.identity.entities import USER_ROLES
+from reckai.domain.identity.password_policy import PasswordPolicy, PolicyLoosened
+
+REPORT_TYPES = ("daily", "aging", "channel_trend", "sla", "audit")  # spec §1 reports.type
+REPORT_FORMATS = ("pdf", "excel", "csv")
+RULE_ACTIONS = ("create", "update", "deactivate")
+SETTING_KEYS = ("workflow", "password_policy")
+MAX_ENTRIES = 500
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+Problems = dict[str, str]
+
+
+def _uuid(raw: Mapping[str, Any], key: str, problems: Problems, required: bool = True) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            problems[f"metadata.{key}"] = "is required"
+        return None
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        problems[f"metadata.{key}"] = "must be a UUID"
+        return None
+
+
+def _text(raw: Mapping[str, Any], key: str, problems: Problems, limit: int, required: bool = True,
+          path: str | None = None) -> str | None:
+    path = path or f"metadata.{key}"
+    value = raw.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            problems[path] = "is required"
+        return None
+    if not isinstance(value, str):
+        problems[path] = "must be a string"
+        return None
+    if len(value) > limit:
+        problems[path] = f"is longer than {limit} characters"
+        return None
+    return value.strip()
+
+
+def _choice(raw: Mapping[str, Any], key: str, choices: tuple[str, ...], problems: Problems,
+            required: bool = True) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            problems[f"metadata.{key}"] = "is required"
+        return None
+    if value not in choices:
+        problems[f"metadata.{key}"] = f"must be one of {list(choices)}"
+        return None
+    return str(value)
+
+
+def _rule_configuration(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    action = _choice(raw, "action", RULE_ACTIONS, problems)
+    out: dict[str, Any] = {"action": action}
+    out["rule_id"] = _uuid(raw, "rule_id", problems, required=action in ("update", "deactivate"))
+    if action == "create" and raw.get("rule_id") is not None:
+        problems["metadata.rule_id"] = "a new rule has no id yet"
+    definition = raw.get("definition")
+    if action in ("create", "update"):
+        if not isinstance(definition, Mapping):
+            problems["metadata.definition"] = "the rule definition (an object) is required"
+        else:
+            out["definition"] = dict(definition)
+    elif definition is not None:
+        problems["metadata.definition"] = "a deactivation carries no definition"
+    out["preview_job_id"] = _uuid(raw, "preview_job_id", problems, required=False)
+    return out
+
+
+def _ledger_posting(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    currency = raw.get("currency")
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        problems["metadata.currency"] = "must be an ISO 4217 code in capitals (NGN)"
+    value_date = raw.get("value_date")
+    if value_date is not None:
+        try:
+            dt.date.fromisoformat(str(value_date))
+        except ValueError:
+            problems["metadata.value_date"] = "must be a date YYYY-MM-DD"
+    entries_raw = raw.get("entries")
+    entries: list[dict[str, Any]] = []
+    if not isinstance(entries_raw, list) or not 2 <= len(entries_raw) <= MAX_ENTRIES:
+        problems["metadata.entries"] = f"must be a list of 2 to {MAX_ENTRIES} entries"
+        entries_raw = []
+    debit = credit = 0
+    for index, entry in enumerate(entries_raw):
+        path = f"metadata.entries.{index}"
+        if not isinstance(entry, Mapping):
+            problems[path] = "must be an object with account, direction, amount_minor"
+            continue
+        unknown = set(entry) - {"account", "direction", "amount_minor", "narration"}
+        if unknown:
+            problems[path] = f"unknown key(s) {sorted(unknown)}"
+        account = entry.get("account")
+        if not isinstance(account, str) or not _ACCOUNT.match(account):
+            problems[f"{path}.account"] = "must be an account code (letters, digits . _ : / -, at most 64)"
+        direction = entry.get("direction")
+        if direction not in ("debit", "credit"):
+            problems[f"{path}.direction"] = "must be debit or credit"
+        amount = entry.get("amount_minor")
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < 10**17:
+            problems[f"{path}.amount_minor"] = "must be a positive integer amount in minor units"
+            amount = 0
+        narration = _text(entry, "narration", problems, 255, required=False, path=f"{path}.narration")
+        if direction == "debit":
+            debit += amount
+        elif direction == "credit":
+            credit += amount
+        entries.append({"account": account, "direction": direction, "amount_minor": amount,
+                        "narration": narration})
+    if entries and not any(key.startswith("metadata.entries") for key in problems) and debit != credit:
+        problems["metadata.entries"] = f"debits ({debit}) and credits ({credit}) must balance"
+    return {"currency": currency, "value_date": value_date, "entries": entries,
+            "exception_id": _uuid(raw, "exception_id", problems, required=False),
+            "total_minor": debit}
+
+
+def _user_onboarding(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    email = _text(raw, "email", problems, 255)
+    if email is not None and not _EMAIL.match(email):
+        problems["metadata.email"] = "must be an e-mail address"
+    return {"email": email.lower() if email else None, "name": _text(raw, "name", problems, 255),
+            "role": _choice(raw, "role", tuple(sorted(USER_ROLES)), problems)}
+
+
+def _exception_resolution(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    return {"exception_id": _uuid(raw, "exception_id", problems),
+            "resolution_code": _choice(raw, "resolution_code", tuple(c.value for c in ResolutionCode), problems),
+            "resolution_note": _text(raw, "resolution_note", problems, 4000)}
+
+
+def _report_generation(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    parameters = raw.get("parameters", {})
+    if not isinstance(parameters, Mapping):
+        problems["metadata.parameters"] = "must be an object"
+        parameters = {}
+    return {"report_type": _choice(raw, "report_type", REPORT_TYPES, problems),
+            "format": _choice(raw, "format", REPORT_FORMATS, problems),
+            "job_id": _uuid(raw, "job_id", problems, required=False),
+            "parameters": dict(parameters)}
+
+
+def _system_setting(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    key = _choice(raw, "key", SETTING_KEYS, problems)
+    if "value" not in raw:
+        problems["metadata.value"] = "is required"
+    value = raw.get("value")
+    if key == "workflow":
+        try:
+            parse_workflow_settings({"workflow": value})
+        except InvalidWorkflowSettings as exc:
+            problems[f"metadata.value.{exc.field}".rstrip(".")] = exc.message
+    elif key == "password_policy":
+        try:
+            PasswordPolicy.from_organization_settings({"password_policy": value})
+        except (PolicyLoosened, TypeError, ValueError) as exc:
+            problems["metadata.value"] = str(exc) or "not a valid password policy"
+    return {"key": key, "value": value}
+
+
+_SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], Problems], dict[str, Any]]]] = {
+    ApprovalType.RULE_CONFIGURATION: (frozenset({"action", "rule_id", "definition", "preview_job_id"}),
+                                      _rule_configuration),
+    ApprovalType.LEDGER_POSTING: (frozenset({"currency", "value_date", "entries", "exception_id"}), _ledger_posting),
+    ApprovalType.USER_ONBOARDING: (frozenset({"email", "name", "role"}), _user_onboarding),
+    ApprovalType.EXCEPTION_RESOLUTION: (frozenset({"exception_id", "resolution_code", "resolution_note"}),
+                                        _exception_resolution),
+    ApprovalType.REPORT_GENERATION: (frozenset({"report_type", "format", "job_id", "parameters"}),
+                                     _report_generation),
+    ApprovalType.SYSTEM_SETTING: (frozenset({"key", "value"}), _system_setting),
+}
+
+
+def validate_metadata(approval_type: ApprovalType, raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise InvalidApproval("invalid metadata", {"metadata": "must be an object"})
+    allowed, check = _SCHEMAS[approval_type]
+    problems: Problems = {}
+    for key in sorted(set(raw) - allowed):
+        problems[f"metadata.{key}"] = f"unknown key for {approval_type.value}"
+    normalised = check(raw, problems)
+    if problems:
+        raise InvalidApproval(f"invalid metadata for {approval_type.value}", problems)
+    return {key: value for key, value in normalised.items() if value is not None}

@@ -1,0 +1,264 @@
+"""The lifecycle of a reconciliation exception (a "break"): statuses, the transitions between them,
+severity overrides, assignment, and the history every change leaves behind.
+
+    open --start--> in_progress --resolve--> resolved --reopen(reason)--> open
+                         |  \\--ignore(reason)--> ignored --reopen(reason)--> open
+                         \\--escalate--> escalated --start--> in_progress
+                                            \\--resolve--> resolved
+    open | in_progress --sla_escalate (the scheduled job only)--> escalated
+
+Invariants (checked by `check_invariants`, held by every method, tested with hypothesis):
+- a resolved exception has resolved_by, resolved_at and a resolution code and note; any other
+  status has none of them (reopening clears them; the history keeps them);
+- `due_at` is `created_at` plus the SLA hours of the *current* severity;
+- every change appends exactly one history entry naming the actor (None: the system).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from reckai.domain.breaks.errors import InvalidBreakValue, InvalidTransition, ReasonRequired
+from reckai.domain.breaks.policy import SEVERITIES, SlaPolicy
+
+EXCEPTION_TYPES = ("amount_mismatch", "date_mismatch", "missing_entry", "duplicate", "timing_difference",
+                   "non_settlement")
+MAX_REASON_LENGTH = 2000
+MAX_NOTE_LENGTH = 4000
+
+
+class ExceptionStatus(str, Enum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    IGNORED = "ignored"
+
+
+class BreakAction(str, Enum):
+    START = "start"
+    RESOLVE = "resolve"
+    ESCALATE = "escalate"
+    IGNORE = "ignore"
+    REOPEN = "reopen"
+    SLA_ESCALATE = "sla_escalate"  # the scheduled SLA job, never a person
+
+
+class ResolutionCode(str, Enum):
+    MATCHED_MANUALLY = "matched_manually"
+    CORRECTED_AT_SOURCE = "corrected_at_source"
+    ADJUSTMENT_POSTED = "adjustment_posted"
+    TIMING_CLEARED = "timing_cleared"
+    DUPLICATE_REVERSED = "duplicate_reversed"
+    WRITTEN_OFF = "written_off"
+    FALSE_POSITIVE = "false_positive"
+    OTHER = "other"
+
+
+S, A = ExceptionStatus, BreakAction
+TRANSITIONS: dict[tuple[ExceptionStatus, BreakAction], ExceptionStatus] = {
+    (S.OPEN, A.START): S.IN_PROGRESS,
+    (S.IN_PROGRESS, A.RESOLVE): S.RESOLVED,
+    (S.IN_PROGRESS, A.ESCALATE): S.ESCALATED,
+    (S.IN_PROGRESS, A.IGNORE): S.IGNORED,
+    (S.ESCALATED, A.START): S.IN_PROGRESS,
+    (S.ESCALATED, A.RESOLVE): S.RESOLVED,
+    (S.RESOLVED, A.REOPEN): S.OPEN,
+    (S.IGNORED, A.REOPEN): S.OPEN,
+    (S.OPEN, A.SLA_ESCALATE): S.ESCALATED,
+    (S.IN_PROGRESS, A.SLA_ESCALATE): S.ESCALATED,
+}
+PERSON_ACTIONS = frozenset(A) - {A.SLA_ESCALATE}
+ACTIVE_STATUSES = frozenset({S.OPEN, S.IN_PROGRESS, S.ESCALATED})  # still needs work; may be overdue
+SLA_ESCALATABLE = frozenset({S.OPEN, S.IN_PROGRESS})
+
+
+def action_to_reach(current: ExceptionStatus, target: ExceptionStatus) -> BreakAction:
+    """The person action that moves `current` to `target` (PATCH gives a target status)."""
+    for (source, action), destination in TRANSITIONS.items():
+        if source is current and destination is target and action in PERSON_ACTIONS:
+            return action
+    raise InvalidTransition(None, current.value, f"move to {target.value} from")
+
+
+def parse_status(value: str) -> ExceptionStatus:
+    try:
+        return ExceptionStatus(value)
+    except ValueError:
+        raise InvalidBreakValue("status", f"must be one of {[s.value for s in ExceptionStatus]}") from None
+
+
+def parse_severity(value: str) -> str:
+    if value not in SEVERITIES:
+        raise InvalidBreakValue("severity", f"must be one of {list(SEVERITIES)}")
+    return value
+
+
+def parse_resolution_code(value: str) -> ResolutionCode:
+    try:
+        return ResolutionCode(value)
+    except ValueError:
+        raise InvalidBreakValue("resolution_code", f"must be one of {[c.value for c in ResolutionCode]}") from None
+
+
+def _text(value: str | None, field_name: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    cleaned = value.strip()
+    if len(cleaned) > limit:
+        raise InvalidBreakValue(field_name, f"is longer than {limit} characters")
+    return cleaned or None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    code: ResolutionCode
+    note: str
+
+    @classmethod
+    def of(cls, code: str, note: str | None) -> Resolution:
+        parsed = parse_resolution_code(code)
+        cleaned = _text(note, "resolution_note", MAX_NOTE_LENGTH)
+        if cleaned is None:
+            raise InvalidBreakValue("resolution_note", "is required")
+        return cls(parsed, cleaned)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change of an exception, as it is stored in `exception_history`."""
+
+    exception_id: uuid.UUID
+    action: str  # a BreakAction value, or "assign", "severity_override", "comment", "approval_requested"
+    actor_id: uuid.UUID | None
+    at: dt.datetime
+    from_status: str | None = None
+    to_status: str | None = None
+    reason: str | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass
+class BreakException:
+    """An `exceptions` row (spec §1) plus the workflow columns of migration 0007."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    job_id: uuid.UUID
+    type: str
+    severity: str
+    status: ExceptionStatus
+    description: str
+    created_at: dt.datetime
+    due_at: dt.datetime
+    amount: Decimal | None = None  # spec DECIMAL(18,2), major units
+    currency: str | None = "NGN"
+    transaction_date: dt.date | None = None
+    ai_explanation: str | None = None
+    ai_confidence: Decimal | None = None
+    suggested_action: str | None = None
+    assigned_to: uuid.UUID | None = None
+    resolved_by: uuid.UUID | None = None
+    resolved_at: dt.datetime | None = None
+    resolution_code: str | None = None
+    resolution_note: str | None = None
+    severity_reason: str | None = None
+    escalated_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+    @classmethod
+    def new(cls, *, organization_id: uuid.UUID, job_id: uuid.UUID, type: str, severity: str, description: str,
+            created_at: dt.datetime, sla: SlaPolicy, id: uuid.UUID | None = None, **fields: Any) -> BreakException:
+        if type not in EXCEPTION_TYPES:
+            raise InvalidBreakValue("type", f"must be one of {list(EXCEPTION_TYPES)}")
+        parse_severity(severity)
+        return cls(id=id or uuid.uuid4(), organization_id=organization_id, job_id=job_id, type=type,
+                   severity=severity, status=ExceptionStatus.OPEN, description=description,
+                   created_at=created_at, due_at=sla.due_at(created_at, severity), updated_at=created_at,
+                   **fields)
+
+    # --- questions ---
+
+    def is_overdue(self, now: dt.datetime) -> bool:
+        return self.status in ACTIVE_STATUSES and now >= self.due_at
+
+    def allows(self, action: BreakAction) -> bool:
+        return (self.status, action) in TRANSITIONS
+
+    # --- changes; each returns the history entry it leaves ---
+
+    def apply(self, action: BreakAction, *, actor_id: uuid.UUID | None, at: dt.datetime,
+              reason: str | None = None, resolution: Resolution | None = None) -> HistoryEntry:
+        target = TRANSITIONS.get((self.status, action))
+        if target is None:
+            raise InvalidTransition(self.id, self.status.value, action.value)
+        if action is A.SLA_ESCALATE and actor_id is not None:
+            raise InvalidTransition(self.id, self.status.value, "sla_escalate (system only)")
+        reason = _text(reason, "reason", MAX_REASON_LENGTH)
+        if action in (A.REOPEN, A.IGNORE) and reason is None:
+            raise ReasonRequired(action.value)
+        if action is A.RESOLVE:
+            if resolution is None:
+                raise InvalidBreakValue("resolution_code", "is required to resolve")
+            if actor_id is None:
+                raise InvalidBreakValue("resolved_by", "a resolution is made by a person")
+        changes: dict[str, Any] = {}
+        previous = self.status
+        self.status = target
+        if action is A.RESOLVE:
+            assert resolution is not None and actor_id is not None
+            self.resolved_by, self.resolved_at = actor_id, at
+            self.resolution_code, self.resolution_note = resolution.code.value, resolution.note
+            changes = {"resolution_code": resolution.code.value, "resolution_note": resolution.note}
+        elif action is A.REOPEN:
+            changes = {"previous_resolution_code": self.resolution_code, "previous_resolved_by":
+                       str(self.resolved_by) if self.resolved_by else None}
+            self.resolved_by = self.resolved_at = None
+            self.resolution_code = self.resolution_note = None
+        if target is S.ESCALATED:
+            self.escalated_at = at
+        self.updated_at = at
+        return HistoryEntry(self.id, action.value, actor_id, at, previous.value, target.value, reason, changes)
+
+    def override_severity(self, severity: str, *, reason: str | None, actor_id: uuid.UUID, at: dt.datetime,
+                          sla: SlaPolicy) -> HistoryEntry:
+        parse_severity(severity)
+        cleaned = _text(reason, "reason", MAX_REASON_LENGTH)
+        if cleaned is None:
+            raise ReasonRequired("severity_override")
+        if self.status not in ACTIVE_STATUSES:
+            raise InvalidTransition(self.id, self.status.value, "change the severity of")
+        changes = {"severity": {"from": self.severity, "to": severity},
+                   "due_at": {"from": self.due_at.isoformat()}}
+        self.severity, self.severity_reason = severity, cleaned
+        self.due_at = sla.due_at(self.created_at, severity)
+        changes["due_at"]["to"] = self.due_at.isoformat()
+        self.updated_at = at
+        return HistoryEntry(self.id, "severity_override", actor_id, at, self.status.value, self.status.value,
+                            cleaned, changes)
+
+    def assign(self, assignee_id: uuid.UUID | None, *, actor_id: uuid.UUID, at: dt.datetime) -> HistoryEntry:
+        if self.status not in ACTIVE_STATUSES:
+            raise InvalidTransition(self.id, self.status.value, "assign")
+        changes = {"assigned_to": {"from": str(self.assigned_to) if self.assigned_to else None,
+                                   "to": str(assignee_id) if assignee_id else None}}
+        self.assigned_to = assignee_id
+        self.updated_at = at
+        return HistoryEntry(self.id, "assign", actor_id, at, self.status.value, self.status.value, None, changes)
+
+    def check_invariants(self, sla: SlaPolicy) -> None:
+        resolved_fields = (self.resolved_by, self.resolved_at, self.resolution_code, self.resolution_note)
+        if self.status is S.RESOLVED:
+            assert all(value is not None for value in resolved_fields), "a resolved exception names its resolution"
+        else:
+            assert all(value is None for value in resolved_fields), "only a resolved exception has a resolution"
+        assert self.due_at == sla.due_at(self.created_at, self.severity), "due_at follows the severity"
+        assert self.severity in SEVERITIES
+        if self.status is S.ESCALATED:
+            assert self.escalated_at is not None

@@ -1,0 +1,129 @@
+"""Per-organization workflow settings: SLA hours by severity, the resolution amount that needs a
+checker, and which requests the organization routes through maker-checker.
+
+Stored in `organizations.settings["workflow"]` (docs/workflow.md):
+
+    {"sla_hours": {"critical": 4, "high": 24, "medium": 72, "low": 168},
+     "resolution_approval_threshold": {"NGN": "1000000.00", "*": "5000.00"},
+     "approval_required_for": ["user_onboarding", "system_setting"]}
+
+Every key is optional; a missing key takes the default. A malformed value is refused, never
+clamped or ignored: a typo must not silently switch a control off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from reckai.domain.breaks.errors import InvalidWorkflowSettings
+
+SEVERITIES = ("low", "medium", "high", "critical")
+
+DEFAULT_SLA_HOURS: Mapping[str, int] = {"critical": 4, "high": 24, "medium": 72, "low": 168}
+MAX_SLA_HOURS = 24 * 366
+
+# Types whose effect is otherwise applied directly when the organization does not require a
+# checker for them (the other four always go through an approval).
+OPTIONAL_APPROVAL_TYPES = frozenset({"user_onboarding", "system_setting"})
+
+_KEYS = {"sla_hours", "resolution_approval_threshold", "approval_required_for"}
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    hours: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SLA_HOURS))
+
+    def due_at(self, created_at: dt.datetime, severity: str) -> dt.datetime:
+        return created_at + dt.timedelta(hours=self.hours[severity])
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    sla: SlaPolicy = field(default_factory=SlaPolicy)
+    # currency (or "*" for any other) -> amount in major units at or above which a resolution
+    # needs a checker. Empty: no resolution needs one.
+    resolution_thresholds: Mapping[str, Decimal] = field(default_factory=dict)
+    approval_required_for: frozenset[str] = frozenset()
+
+    def resolution_needs_approval(self, amount: Decimal | None, currency: str | None) -> bool:
+        if amount is None:
+            return False
+        threshold = self.resolution_thresholds.get((currency or "").upper(), self.resolution_thresholds.get("*"))
+        return threshold is not None and abs(amount) >= threshold
+
+    def requires_approval(self, approval_type: str) -> bool:
+        return approval_type in self.approval_required_for
+
+
+def parse_workflow_settings(organization_settings: Mapping[str, Any] | None) -> WorkflowSettings:
+    raw = (organization_settings or {}).get("workflow")
+    if raw is None:
+        return WorkflowSettings()
+    if not isinstance(raw, Mapping):
+        raise InvalidWorkflowSettings("", "must be an object")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise InvalidWorkflowSettings(min(unknown), "unknown key")
+    return WorkflowSettings(
+        sla=_parse_sla(raw.get("sla_hours")),
+        resolution_thresholds=_parse_thresholds(raw.get("resolution_approval_threshold")),
+        approval_required_for=_parse_required(raw.get("approval_required_for")),
+    )
+
+
+def _parse_sla(raw: Any) -> SlaPolicy:
+    if raw is None:
+        return SlaPolicy()
+    if not isinstance(raw, Mapping):
+        raise InvalidWorkflowSettings("sla_hours", "must be an object of severity -> hours")
+    hours = dict(DEFAULT_SLA_HOURS)
+    for severity, value in raw.items():
+        if severity not in SEVERITIES:
+            raise InvalidWorkflowSettings(f"sla_hours.{severity}", "unknown severity")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SLA_HOURS:
+            raise InvalidWorkflowSettings(f"sla_hours.{severity}", f"must be an integer from 1 to {MAX_SLA_HOURS}")
+        hours[severity] = value
+    return SlaPolicy(hours)
+
+
+def _parse_thresholds(raw: Any) -> dict[str, Decimal]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raw = {"*": raw}
+    thresholds = {}
+    for currency, value in raw.items():
+        if not isinstance(currency, str) or not (currency == "*" or (len(currency) == 3 and currency.isalpha())):
+            raise InvalidWorkflowSettings(f"resolution_approval_threshold.{currency}", "key must be a currency or *")
+        thresholds[currency.upper()] = parse_amount(value, f"resolution_approval_threshold.{currency}")
+    return thresholds
+
+
+def parse_amount(value: Any, path: str) -> Decimal:
+    """A non-negative money amount in major units with at most 2 decimals; floats go through
+    their shortest text form, never their binary value."""
+    if isinstance(value, bool) or not isinstance(value, int | str | float | Decimal):
+        raise InvalidWorkflowSettings(path, "must be a decimal string such as \"1000000.00\"")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidWorkflowSettings(path, f"not a number: {value!r}") from None
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise InvalidWorkflowSettings(path, "must be a non-negative amount with at most 2 decimals")
+    return amount
+
+
+def _parse_required(raw: Any) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise InvalidWorkflowSettings("approval_required_for", "must be a list of approval types")
+    unknown = set(raw) - OPTIONAL_APPROVAL_TYPES
+    if unknown:
+        raise InvalidWorkflowSettings(
+            "approval_required_for", f"only {sorted(OPTIONAL_APPROVAL_TYPES)} are optional; got {sorted(unknown)}")
+    return frozenset(raw)
