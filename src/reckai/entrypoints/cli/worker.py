@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_worker_process(settings: Settings, threads: dict[Queue, int]) -> int:
     """One worker process: bootstrap once, consume until SIGTERM/SIGINT, stop gracefully."""
+    from reckai.adapters.redis.connection import describe
     from reckai.bootstrap import bootstrap
     from reckai.entrypoints.worker.runner import build_worker_runner
     from reckai.logging_setup import configure_logging, log_event
@@ -144,7 +145,8 @@ def run_worker_process(settings: Settings, threads: dict[Queue, int]) -> int:
         runner.start()
         plan = {queue.value: count for queue, count in threads.items()}
         log_event(logger, "worker.started", metadata={"threads_per_queue": plan})
-        print(f"reckai worker: consuming {plan} (threads per queue)", file=sys.stderr)
+        print(f"reckai worker: consuming {plan} (threads per queue) from {describe(settings.redis.url or '')}",
+              file=sys.stderr)
         while not stop.wait(1.0):
             report = runner.health()
             if not report.ok and "threads stopped" in report.detail:
