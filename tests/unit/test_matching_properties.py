@@ -71,8 +71,8 @@ def file_pair(draw: Any) -> tuple[list[CanonicalTransaction], list[CanonicalTran
             source,
             row_number=len(right) + 1,
             amount_minor=source.amount_minor + draw(st.sampled_from([0, 0, 0, 25, -50, 100, 1000])),
-            transaction_date=source.transaction_date - dt.timedelta(days=draw(st.sampled_from([0, 0, 1, 2, 5])),  # type: ignore[operator]
-                                                                    hours=draw(st.sampled_from([0, 3]))),
+            transaction_date=source.transaction_date - dt.timedelta(  # type: ignore[operator,arg-type]
+                days=draw(st.sampled_from([0, 0, 1, 2, 5])), hours=draw(st.sampled_from([0, 3]))),
             reference=reference,
             status=TransactionStatus(draw(st.sampled_from(["success", "success", "success", "failed"]))),
             channel=draw(st.sampled_from(["POS", "WEB", None])),
@@ -164,15 +164,15 @@ def test_polars_matcher_equals_reference_matcher(files: Any, prof: Any, period: 
               + (" (group)" if record.group_id else "")
               + (" (suffix)" if record.evidence_dict()["left_key"] != record.evidence_dict()["right_key"] else ""))
     event(f"suggestions: {min(len(reference_result.suggestions), 3)}")
-    for record in reference_result.exceptions:
-        event(f"exception {record.type.value}")
+    for exception in reference_result.exceptions:
+        event(f"exception {exception.type.value}")
     got = view(PolarsMatcher().reconcile(frame_from_transactions(left), frame_from_transactions(right),
                                          prof, period))
     assert_same(got, expected)
 
 
 def assert_same(got: dict[str, Any], expected: dict[str, Any]) -> None:
-    for key in expected:
+    for key, value in expected.items():
         missing = [item for item in expected[key] if item not in got[key]]
         extra = [item for item in got[key] if item not in expected[key]]
         assert got[key] == expected[key], f"{key}: polars lacks {missing}, polars adds {extra}"

@@ -51,7 +51,7 @@ _RECORD_SCHEMA = {"left_row": pl.Int64, "right_row": pl.Int64, "rule": pl.String
                   "amount_diff": pl.Int64, "day_delta": pl.Int64, "similarity_bp": pl.Int64,
                   "left_key": pl.String, "right_key": pl.String, "members": pl.Int64, "fee_minor": pl.Int64,
                   "pass_index": pl.Int64}
-FACT_SCHEMA = {"type": pl.String, "left_row": pl.Int64, "right_row": pl.Int64, "currency": pl.String,
+FACT_SCHEMA: dict[str, Any] = {"type": pl.String, "left_row": pl.Int64, "right_row": pl.Int64, "currency": pl.String,
                "left_amount_minor": pl.Int64, "right_amount_minor": pl.Int64,
                "left_date": pl.Datetime("us"), "right_date": pl.Datetime("us"),
                "left_direction": pl.String, "right_direction": pl.String,
@@ -568,7 +568,7 @@ def _classify(profile: ReconciliationProfile, period: ReconciliationPeriod | Non
     for side in ("left", "right"):
         rows = leftover[side]
         status = pl.col("status")
-        kind = pl.when(status.is_in(NOT_MOVED)).then(pl.lit(None, pl.String))
+        kind: Any = pl.when(status.is_in(NOT_MOVED)).then(pl.lit(None, pl.String))
         if window is not None and side == profile.leading_side:
             kind = kind.when((status == "success") & (pl.col("transaction_date") >= window[0])
                              & (pl.col("transaction_date") < window[1])).then(

@@ -42,7 +42,6 @@ from reckai.domain.reconciliation.rules import (
     RuleType,
     extract_key,
     similarity_bp,
-    suffix_relation,
 )
 
 NOT_MOVED = ("failed", "reversed")

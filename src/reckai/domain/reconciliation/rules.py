@@ -260,7 +260,7 @@ def parse_rule(raw: Any, path: str, currency_exponent: int) -> MatchingRule:
         tolerance_amount_minor=_money_minor(raw.get("tolerance_amount"), f"{path}.tolerance_amount",
                                             currency_exponent),
         tolerance_percent_e4=_scaled(raw.get("tolerance_percentage"), f"{path}.tolerance_percentage", 4,
-                                     maximum=Decimal("100")),
+                                     maximum=Decimal(100)),
         date_tolerance_days=_int(raw.get("date_tolerance_days") or 0, f"{path}.date_tolerance_days"),
         left_conditions=_parse_conditions(conditions.get("left"), f"{path}.conditions.left"),
         right_conditions=_parse_conditions(conditions.get("right"), f"{path}.conditions.right"),
@@ -378,7 +378,7 @@ def _parse_group(raw: Any, path: str, currency_exponent: int) -> GroupSpec | Non
         if not isinstance(fee, dict) or set(fee) - {"percent", "cap", "flat"}:
             raise RuleError(f"{path}.fee_schedule", "must be an object with percent, cap, flat")
         schedule = FeeSchedule(
-            percent_e4=_scaled(fee.get("percent"), f"{path}.fee_schedule.percent", 4, maximum=Decimal("100")),
+            percent_e4=_scaled(fee.get("percent"), f"{path}.fee_schedule.percent", 4, maximum=Decimal(100)),
             cap_minor=(None if fee.get("cap") is None
                        else _money_minor(fee.get("cap"), f"{path}.fee_schedule.cap", currency_exponent)),
             flat_minor=_money_minor(fee.get("flat"), f"{path}.fee_schedule.flat", currency_exponent),

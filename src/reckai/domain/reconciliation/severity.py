@@ -29,7 +29,7 @@ def _rank(level: str) -> int:
 class SeverityPolicy:
     # (minimum amount in major units, level), highest first; the first band reached applies.
     amount_bands: tuple[tuple[Decimal, str], ...] = (
-        (Decimal("1000000"), "critical"), (Decimal("100000"), "high"), (Decimal("10000"), "medium"))
+        (Decimal(1000000), "critical"), (Decimal(100000), "high"), (Decimal(10000), "medium"))
     default: str = "low"
     type_floor: dict[str, str] = field(default_factory=lambda: {"non_settlement": "high", "duplicate": "medium"})
     type_cap: dict[str, str] = field(default_factory=lambda: {"timing_difference": "low"})
