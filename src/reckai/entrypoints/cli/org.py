@@ -1,0 +1,80 @@
+"""`reckai org create`: operators create an organization with its first admin (also when public
+sign-up is switched off).
+
+The admin's password is never taken from the command line (it would land in shell history and
+`ps`): it comes from the environment variable RECKAI_ADMIN_PASSWORD or is asked for on the
+terminal. Exit codes: 0 created, 2 refused (invalid input, code taken, weak password) or a
+configuration problem, with one line on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any, TextIO
+
+from reckai.application.errors import ApplicationError
+from reckai.application.identity.common import RequestInfo
+from reckai.application.identity.organizations import SUBSCRIPTION_TIERS, onboard_organization
+
+PASSWORD_ENV = "RECKAI_ADMIN_PASSWORD"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("org", help="manage organizations (operators)")
+    commands = parser.add_subparsers(dest="org_command", required=True)
+    create = commands.add_parser("create", help="create an organization and its first admin")
+    create.add_argument("--name", required=True)
+    create.add_argument("--code", required=True, help="unique sign-in code: lower-case letters, digits, '-'")
+    create.add_argument("--domain")
+    create.add_argument("--tier", default="standard", choices=sorted(SUBSCRIPTION_TIERS))
+    create.add_argument("--admin-email", required=True)
+    create.add_argument("--admin-name", required=True)
+    create.set_defaults(handler=_run_create)
+
+
+def create_command(container: Any, args: argparse.Namespace, password: str, out: TextIO, err: TextIO) -> int:
+    from reckai.entrypoints.http.auth import identity_services
+
+    services = identity_services(container)
+    try:
+        created = onboard_organization(
+            services, name=args.name, code=args.code, domain=args.domain, subscription_tier=args.tier,
+            admin_email=args.admin_email, admin_name=args.admin_name, admin_password=password,
+            request=RequestInfo(user_agent="reckai-cli", method="CLI", path="reckai org create"), public=False)
+    except ApplicationError as exc:
+        details = "; ".join(f"{d.field}: {d.message}" for d in exc.details)
+        print(f"reckai org create: {exc.message}" + (f" ({details})" if details else ""), file=err)
+        return 2
+    print(f"created organization {created.code} ({created.organization_id}); admin user {created.admin_user_id}",
+          file=out)
+    return 0
+
+
+def _run_create(args: argparse.Namespace) -> int:
+    from reckai.bootstrap import bootstrap
+    from reckai.logging_setup import configure_logging
+    from reckai.settings import Settings, SettingsError
+
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        if not sys.stdin.isatty():
+            print(f"reckai org create: set {PASSWORD_ENV} or run on a terminal to be asked", file=sys.stderr)
+            return 2
+        password = getpass.getpass("Admin password: ")
+        if password != getpass.getpass("Repeat: "):
+            print("reckai org create: the passwords differ", file=sys.stderr)
+            return 2
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        container = bootstrap(settings)
+    except SettingsError as exc:
+        print(f"reckai org create: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return create_command(container, args, password, sys.stdout, sys.stderr)
+    finally:
+        container.close()
