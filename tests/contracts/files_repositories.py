@@ -1,0 +1,170 @@
+"""The file repositories' contract (files, data_mappings, normalized_files), over every adapter.
+
+Not collected by itself: tests/unit/test_files_repositories_memory.py and
+tests/integration/test_files_repositories_postgres.py import these tests and provide the
+`database` fixture and an `add_job(database, organization_id, user_id, status)` fixture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from reckai.application.ports.files import DataMapping, NormalizedFile, ReconciliationFile
+from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from tests.contracts.identity_repositories import signup
+
+
+def new_file(organization_id: uuid.UUID, user_id: uuid.UUID, *, checksum: str | None = None,
+             size_bytes: int = 100, job_id: uuid.UUID | None = None) -> ReconciliationFile:
+    file_id = uuid.uuid4()
+    return ReconciliationFile(
+        id=file_id, organization_id=organization_id, name="bank.csv", original_filename="bank.csv",
+        file_type="bank", format="csv", kind="csv", size_bytes=size_bytes,
+        storage_path=f"organizations/{organization_id}/uploads/2026/01/{file_id}.csv", status="uploaded",
+        uploaded_by=user_id, checksum=checksum or uuid.uuid4().hex * 2, job_id=job_id,
+    )
+
+
+def new_mapping(file: ReconciliationFile, target: str, confidence: str | None = "0.95") -> DataMapping:
+    return DataMapping(
+        id=uuid.uuid4(), organization_id=file.organization_id, file_id=file.id, source_column=target,
+        target_field=target, data_type="string", auto_detected=confidence is not None,
+        transformation_rules={"parse": {"format": "csv"}, "field": {"column": target}},
+        confidence=Decimal(confidence) if confidence else None, created_by=file.uploaded_by,
+    )
+
+
+@pytest.fixture
+def tenant(database: Any) -> tuple[uuid.UUID, uuid.UUID]:
+    created, _ = signup(database)
+    return created.organization_id, created.admin_user_id
+
+
+def test_add_get_update_round_trip(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    file = new_file(org, user)
+    with database.unit_of_work(org) as uow:
+        stored = uow.files.add(file)
+        uow.commit()
+    assert stored.uploaded_at is not None and stored.uploaded_at.tzinfo is not None
+    with database.unit_of_work(org) as uow:
+        got = uow.files.get(file.id)
+        assert got == stored
+        changed = dataclasses.replace(got, status="error", error_message="bad", scan_status="not_scanned",
+                                      error_report={"errors": [{"row_number": 1, "reason": "x"}]}, row_count=3)
+        uow.files.update(changed)
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.files.get(file.id) == changed
+
+
+def test_other_tenant_sees_nothing_and_cannot_write(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    other, _ = signup(database)
+    file = new_file(org, user)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(file)
+        uow.commit()
+    with database.unit_of_work(other.organization_id) as uow:
+        assert uow.files.get(file.id) is None
+        assert uow.files.total_size_bytes() == 0
+        assert uow.files.first_with_checksum(file.checksum) is None
+        assert uow.files.delete(file.id) is False
+        with pytest.raises(TenantIsolationViolation):
+            uow.files.add(new_file(org, user))
+        with pytest.raises(EntityNotFound):
+            uow.files.update(dataclasses.replace(file, organization_id=other.organization_id))
+
+
+def test_rollback_discards(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    file = new_file(org, user)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(file)
+    with database.unit_of_work(org) as uow:
+        assert uow.files.get(file.id) is None
+
+
+def test_checksum_lookup_and_total_size(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    first = new_file(org, user, checksum="a" * 64, size_bytes=10)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(first)
+        uow.commit()
+    second = new_file(org, user, checksum="a" * 64, size_bytes=32)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(second)
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.files.first_with_checksum("a" * 64) == first.id
+        assert uow.files.first_with_checksum("a" * 64, excluding=first.id) == second.id
+        assert uow.files.first_with_checksum("b" * 64) is None
+        assert uow.files.total_size_bytes() == 42
+
+
+def test_mappings_replace_and_cascade_on_delete(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    file = new_file(org, user)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(file)
+        uow.data_mappings.replace_for_file(file.id, [new_mapping(file, "reference"), new_mapping(file, "amount")])
+        uow.normalized_files.put(NormalizedFile(id=uuid.uuid4(), file_id=file.id, organization_id=org,
+                                                storage_path="x/normalized.parquet", row_count=5, checksum="c" * 64))
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        rows = uow.data_mappings.list_for_file(file.id)
+        assert [m.target_field for m in rows] == ["amount", "reference"]
+        assert rows[0].confidence == Decimal("0.95") and rows[0].auto_detected is True
+        assert rows[0].transformation_rules == {"parse": {"format": "csv"}, "field": {"column": "amount"}}
+        uow.data_mappings.replace_for_file(file.id, [new_mapping(file, "currency", confidence=None)])
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        rows = uow.data_mappings.list_for_file(file.id)
+        assert [(m.target_field, m.auto_detected, m.confidence) for m in rows] == [("currency", False, None)]
+        assert uow.files.delete(file.id) is True
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.data_mappings.list_for_file(file.id) == []
+        assert uow.normalized_files.get_for_file(file.id) is None
+
+
+def test_normalized_file_put_replaces(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    file = new_file(org, user)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(file)
+        uow.normalized_files.put(NormalizedFile(id=uuid.uuid4(), file_id=file.id, organization_id=org,
+                                                storage_path="p", row_count=1, checksum=None))
+        second = uow.normalized_files.put(NormalizedFile(id=uuid.uuid4(), file_id=file.id, organization_id=org,
+                                                         storage_path="p", row_count=7, checksum="d" * 64))
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.normalized_files.get_for_file(file.id) == second
+        assert uow.normalized_files.delete_for_file(file.id) == 1
+        assert uow.normalized_files.get_for_file(file.id) is None
+        with pytest.raises(EntityNotFound):
+            uow.normalized_files.put(NormalizedFile(id=uuid.uuid4(), file_id=uuid.uuid4(), organization_id=org,
+                                                    storage_path="p", row_count=0, checksum=None))
+
+
+def test_in_processing_job(database: Any, tenant: tuple[uuid.UUID, uuid.UUID], add_job: Any) -> None:
+    org, user = tenant
+    processing = add_job(database, org, user, "processing")
+    done = add_job(database, org, user, "completed")
+    own = new_file(org, user, job_id=processing)
+    idle = new_file(org, user, job_id=done)
+    loose = new_file(org, user)
+    with database.unit_of_work(org) as uow:
+        for f in (own, idle, loose):
+            uow.files.add(f)
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.files.job_exists(processing) and not uow.files.job_exists(uuid.uuid4())
+        assert uow.files.in_processing_job(own.id) is True
+        assert uow.files.in_processing_job(idle.id) is False
+        assert uow.files.in_processing_job(loose.id) is False
