@@ -22,7 +22,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
 from reckai.application.errors import NotFound
@@ -175,25 +175,25 @@ class FileController(Controller):
         return ok(_file_body(details, UploadedFile, missing_required=missing))
 
     @get("/{file_id:uuid}", opt={"permission": "files:read"}, sync_to_thread=True)
-    def read(self, file_id: uuid.UUID, request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def read(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
              principal: NamedDependency[Principal]) -> Success[File]:
         details = get_file(FileServices.from_container(container), _caller(principal, request), file_id)
         return ok(_file_body(details))
 
     @delete("/{file_id:uuid}", opt={"permission": "files:delete"}, status_code=200, sync_to_thread=True)
-    def remove(self, file_id: uuid.UUID, request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def remove(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
                principal: NamedDependency[Principal]) -> Success[dict[str, Any]]:
         delete_file(FileServices.from_container(container), _caller(principal, request), file_id)
         return ok({"id": str(file_id), "deleted": True})
 
     @get("/{file_id:uuid}/download", opt={"permission": "files:read"}, sync_to_thread=True)
-    def download_link(self, file_id: uuid.UUID, request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def download_link(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
                       principal: NamedDependency[Principal]) -> Success[DownloadLinkBody]:
         link = download_file_url(FileServices.from_container(container), _caller(principal, request), file_id)
         return ok(DownloadLinkBody(url=link.url, expires_at=link.expires_at))
 
     @post("/{file_id:uuid}/map", opt={"permission": "files:write"}, status_code=200, sync_to_thread=True)
-    def map_file(self, file_id: uuid.UUID, data: JSONBody[FileMap], request: Request[Any, Any, Any],
+    def map_file(self, file_id: FromPath[uuid.UUID], data: JSONBody[FileMap], request: Request[Any, Any, Any],
                  container: NamedDependency[Any], principal: NamedDependency[Principal]) -> Success[File]:
         services = FileServices.from_container(container)
         caller = _caller(principal, request)
@@ -201,7 +201,7 @@ class FileController(Controller):
         return ok(_file_body(get_file(services, caller, file_id)))
 
     @get("/download/{token:str}", opt={"public": True}, sync_to_thread=True)
-    def download(self, token: str, container: NamedDependency[Any]) -> Stream:
+    def download(self, token: FromPath[str], container: NamedDependency[Any]) -> Stream:
         """The signed app URL of filesystem (and memory) storage: the token is the credential,
         valid one hour; the original is streamed and decrypted as it is read."""
         storage = container.components["storage"]
