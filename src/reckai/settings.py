@@ -108,6 +108,17 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class ReconciliationSettings:
+    # docs/reconciliation-jobs.md: a worker holds a job through a lease it renews every heartbeat;
+    # the sweeper takes back jobs whose lease expired (dead worker) up to max_attempts times.
+    lease_seconds: int = 60
+    heartbeat_seconds: float = 2.0  # also how often a running job notices a cancel
+    max_attempts: int = 3
+    sweep_interval_seconds: int = 30
+    pending_resend_seconds: int = 900  # a job pending this long gets its message sent again
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -127,6 +138,7 @@ class Settings:
     mailer: MailerSettings = field(default_factory=MailerSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
+    reconciliation: ReconciliationSettings = field(default_factory=ReconciliationSettings)
     log_level: str = "INFO"
 
     @classmethod
@@ -201,6 +213,13 @@ class Settings:
                 stale_after_seconds=int(env.get("JOBS_STALE_AFTER_SECONDS", "1800")),
                 session_cleanup_interval_seconds=int(env.get("SESSION_CLEANUP_INTERVAL_SECONDS", "600")),
                 redis_namespace=env.get("JOBS_REDIS_NAMESPACE", "reckai"),
+            ),
+            reconciliation=ReconciliationSettings(
+                lease_seconds=int(env.get("RECONCILIATION_LEASE_SECONDS", "60")),
+                heartbeat_seconds=float(env.get("RECONCILIATION_HEARTBEAT_SECONDS", "2")),
+                max_attempts=int(env.get("RECONCILIATION_MAX_ATTEMPTS", "3")),
+                sweep_interval_seconds=int(env.get("RECONCILIATION_SWEEP_INTERVAL_SECONDS", "30")),
+                pending_resend_seconds=int(env.get("RECONCILIATION_PENDING_RESEND_SECONDS", "900")),
             ),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
         )
