@@ -26,6 +26,7 @@ identity services with `identity: NamedDependency[IdentityServices]`.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import hmac
 import logging
 from collections.abc import Callable
@@ -94,13 +95,23 @@ def request_info(connection: ASGIConnection[Any, Any, Any, Any]) -> RequestInfo:
     state = connection.scope.get("state", {})
     client = connection.scope.get("client")
     return RequestInfo(
-        ip_address=state.get("client_ip") or (client[0] if client else None),
+        ip_address=_valid_ip(state.get("client_ip") or (client[0] if client else None)),
         user_agent=headers.get("user-agent"),
         accept_language=headers.get("accept-language"),
         device_id=headers.get(DEVICE_ID_HEADER.lower()),
         method=connection.scope.get("method"),
         path=connection.scope.get("path"),
     )
+
+
+def _valid_ip(text: str | None) -> str | None:
+    """Only an IP address is recorded (the column is INET); a test client's "testclient" is not."""
+    if not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

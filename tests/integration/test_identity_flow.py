@@ -1,0 +1,150 @@
+"""The whole identity flow over HTTP against real PostgreSQL (row-level security, SECURITY
+DEFINER look-ups), Redis (rate limits, blacklist) and SMTP (aiosmtpd): onboard -> invite ->
+accept -> login -> MFA enrol -> two-step login -> refresh rotation -> reuse detection -> logout ->
+lockout -> expiry -> reset. Plus the races that only a real database shows."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from reckai.adapters.security.jwt_tokens import JwtKeyRing, JwtTokenService
+from reckai.application.errors import QuotaExceeded
+from reckai.application.identity import users as user_cases
+from reckai.application.identity.common import RequestInfo
+from reckai.application.identity.login import refresh_session
+from reckai.application.ports.audit import AuditQuery
+from reckai.bootstrap import Container, bootstrap
+from reckai.domain.identity.permissions import permissions_for
+from reckai.domain.identity.principal import Principal
+from reckai.entrypoints.http.app import create_app
+from reckai.entrypoints.http.auth import identity_services
+from reckai.settings import DatabaseSettings, MailerSettings, Mode, RedisSettings, Settings, StorageSettings
+from tests.support.identity import bearer, login_tokens, onboard
+from tests.support.identity_flow import FakeClock, run_whole_flow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def container(pg_database: Any, redis_test_url: str, smtp_server: Any, tmp_path: Path,
+              clock: FakeClock) -> Iterator[Container]:
+    settings = Settings(
+        mode=Mode.EMBEDDED,
+        database=DatabaseSettings(url=pg_database.app_url, pool_size=4),
+        redis=RedisSettings(url=redis_test_url),
+        storage=StorageSettings(backend="filesystem", filesystem_root=tmp_path / "storage"),
+        mailer=MailerSettings(backend="smtp", smtp_host=smtp_server.host, smtp_port=smtp_server.port),
+    )
+    built = bootstrap(settings)
+    built.components["clock"] = clock
+    security = settings.security
+    ring = JwtKeyRing({security.jwt_key_id: security.jwt_secret}, security.jwt_key_id)
+    built.components["token_service"] = JwtTokenService(ring, clock=clock.timestamp)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def _body(message: Any) -> str:
+    return str(message.get_body(preferencelist=("plain",)).get_content())
+
+
+def test_whole_flow_against_postgres_redis_and_smtp(container: Container, smtp_server: Any, clock: FakeClock) -> None:
+    def last_mail_to(address: str) -> str:
+        matching = [m for m in smtp_server.messages if m["To"].lower() == address.lower()]
+        assert matching, [m["To"] for m in smtp_server.messages]
+        return _body(matching[-1])
+
+    def actions(org_id: Any) -> list[str]:
+        page = container.audit_log.list_records(org_id, AuditQuery(limit=500))
+        return [record.event.action for record in page.records]
+
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        run_whole_flow(client, clock, last_mail_to, actions)
+
+
+def test_max_users_is_reserved_under_a_row_lock(container: Container) -> None:
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        org_id, admin = onboard(client)
+    services = identity_services(container)
+    principal = Principal(admin.user_id, org_id, "admin", permissions_for("admin"), None, "jti", admin.email)
+    for i in range(8):  # 1 admin + 8 = 9 of 10
+        user_cases.create_user(services, principal, email=f"u{i}@example.com", name="Some One", role="analyst",
+                               password=None, request=RequestInfo())
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def create(n: int) -> None:
+        barrier.wait()
+        try:
+            user_cases.create_user(services, principal, email=f"race{n}@example.com", name="Racer", role="auditor",
+                                   password=None, request=RequestInfo())
+            outcomes.append("created")
+        except QuotaExceeded:
+            outcomes.append("quota")
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["created", "quota", "quota", "quota"]
+    with container.database.unit_of_work(org_id) as uow:
+        assert uow.users.count(is_active=True) == 10
+
+
+def test_concurrent_refreshes_of_one_token_get_the_same_successor(container: Container) -> None:
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        _, admin = onboard(client)
+        tokens = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
+    services = identity_services(container)
+    results: list[str] = []
+    barrier = threading.Barrier(3)
+
+    def refresh() -> None:
+        barrier.wait()
+        try:
+            results.append(refresh_session(services, refresh_token=tokens["refresh_token"],
+                                           request=RequestInfo(ip_address="10.0.0.1", user_agent="testclient")).refresh_token)
+        except Exception as exc:  # noqa: BLE001 - recorded and asserted below
+            results.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=refresh) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1 and len(results[0]) > 30, results
+
+
+def test_rate_limit_auth_per_ip_is_shared_through_redis(container: Container) -> None:
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        answers = [client.post("/api/auth/login", json={"organization_code": "nope", "email": f"x{i}@example.com",
+                                                        "password": "whatever"}) for i in range(6)]
+    assert [a.status_code for a in answers] == [401] * 5 + [429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert answers[-1].json()["error"]["code"] == "RATE_LIMITED"
+
+
+def test_blacklisted_token_is_refused_by_another_app_instance(container: Container) -> None:
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        _, admin = onboard(client)
+        tokens = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
+        assert client.post("/api/auth/logout", headers=bearer(tokens["access_token"])).status_code == 200
+    with TestClient(create_app(container), raise_server_exceptions=False) as other:
+        refused = other.get("/api/auth/me", headers=bearer(tokens["access_token"]))
+    assert refused.status_code == 401
+    assert str(uuid.UUID(admin.user_id.hex)) == str(admin.user_id)
