@@ -124,7 +124,7 @@ def test_a_malformed_or_foreign_token_is_401(world: Any) -> None:
 
 
 def test_tenant_isolation_ids_of_another_organization_are_not_found(fresh_world: Any) -> None:
-    container, client, tokens, org_a = fresh_world
+    _container, client, tokens, org_a = fresh_world
     _, admin_b = onboard(client)
     token_b = login(client, admin_b.org_code, admin_b.email, admin_b.password)
     users_a = client.get("/api/users", headers=bearer(tokens["admin"])).json()["data"]

@@ -243,4 +243,4 @@ def revoke_all_sessions(uow: UnitOfWork, user_id: uuid.UUID, at: dt.datetime, re
     return sum(uow.sessions.revoke_family(family_id, at, reason) for family_id in families)
 
 
-__all__ = ["hash_refresh_token", "IdentityServices", "RequestInfo", "TokenPair", "start_session"]
+__all__ = ["IdentityServices", "RequestInfo", "TokenPair", "hash_refresh_token", "start_session"]

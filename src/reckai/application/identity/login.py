@@ -12,6 +12,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from reckai.application.errors import ServiceUnavailable
 from reckai.application.identity.common import (
@@ -87,7 +88,8 @@ def _record_failure(
     outcome = record_failure(_lockout(user), now, services.policy_for(organization))
     _apply(user, outcome.state)
     uow.users.update(user)
-    common = dict(organization_id=user.organization_id, user_id=user.id, resource_type="user", resource_id=user.id)
+    common: dict[str, Any] = {"organization_id": user.organization_id, "user_id": user.id,
+                              "resource_type": "user", "resource_id": user.id}
     services.audit_log.record(
         uow,
         services.event(action, request, status=401, metadata={"reason": reason,
@@ -172,7 +174,7 @@ def _finish_login(
     uow.users.update(user)
     tokens = start_session(services, uow, user, request)
     expired = services.password_expired(user, organization)
-    common = dict(organization_id=user.organization_id, user_id=user.id)
+    common = {"organization_id": user.organization_id, "user_id": user.id}
     services.audit_log.record(
         uow, services.event("auth.login.succeeded", request, resource_type="user", resource_id=user.id, status=200,
                             metadata={"method": method, "change_required": expired}, **common))
@@ -307,8 +309,8 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
         state = _state(session, family_started, family.revoked_at is not None, successor)
         fingerprint_matches = session.fingerprint_hash == request.fingerprint
         decision = decide_refresh(state, now, fingerprint_matches=fingerprint_matches)
-        common = dict(organization_id=organization_id, user_id=session.user_id, resource_type="session",
-                      resource_id=family.id)
+        common = {"organization_id": organization_id, "user_id": session.user_id, "resource_type": "session",
+                      "resource_id": family.id}
         if decision is RefreshDecision.REVOKE_FAMILY:
             revoked = uow.sessions.revoke_family(family.id, now, "reuse_detected")
             services.audit_log.record(uow, services.event(

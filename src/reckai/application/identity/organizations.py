@@ -88,7 +88,7 @@ def onboard_organization(
             organization_id=organization.id, max_users=tier.max_users, max_storage_gb=tier.max_storage_gb,
             max_jobs_per_month=tier.max_jobs_per_month, max_file_size_mb=tier.max_file_size_mb,
             features=dict(tier.features)))
-        common = dict(organization_id=organization.id, user_id=created.admin_user_id)
+        common = {"organization_id": organization.id, "user_id": created.admin_user_id}
         services.audit_log.record(uow, services.event(
             "organization.created", request, resource_type="organization", resource_id=organization.id, status=201,
             metadata={"organization": code, "subscription_tier": subscription_tier,
@@ -157,7 +157,7 @@ def write_settings(
             changed.append("domain")
         organization.settings = stored
         try:
-            Organization(**{**organization.__dict__})  # the entity's own checks (lengths)
+            Organization(**organization.__dict__)  # the entity's own checks (lengths)
         except ValueError as exc:
             raise ValidationFailed([FieldError(getattr(exc, "field", ""), str(exc))]) from None
         uow.organizations.update(organization)

@@ -106,7 +106,7 @@ def request_password_reset(
     now = services.now()
     with services.database.unit_of_work(user.organization_id) as uow:
         uow.user_tokens.invalidate_for_user(user.id, "password_reset", now)
-        stored = uow.user_tokens.add(UserToken(
+        uow.user_tokens.add(UserToken(
             id=uuid.uuid4(), organization_id=user.organization_id, user_id=user.id, purpose="password_reset",
             token_hash=hash_refresh_token(token), expires_at=now + RESET_TOKEN_LIFETIME, created_at=now))
         services.audit_log.record(uow, services.event(

@@ -137,8 +137,8 @@ def update_user(
             user.token_version += 1  # live access tokens die now, not in 15 minutes
         uow.users.update(user)
         now = services.now()
-        common = dict(organization_id=principal.organization_id, user_id=principal.user_id, resource_type="user",
-                      resource_id=user.id, status=200)
+        common = {"organization_id": principal.organization_id, "user_id": principal.user_id, "resource_type": "user",
+                      "resource_id": user.id, "status": 200}
         if deactivating:
             revoke_all_sessions(uow, user.id, now, "deactivated")
             services.audit_log.record(uow, services.event("user.deactivated", request, **common))

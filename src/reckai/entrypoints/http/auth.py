@@ -26,8 +26,8 @@ identity services with `identity: NamedDependency[IdentityServices]`.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import hmac
+import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,8 +99,8 @@ def request_info(connection: ASGIConnection[Any, Any, Any, Any]) -> RequestInfo:
         user_agent=headers.get("user-agent"),
         accept_language=headers.get("accept-language"),
         device_id=headers.get(DEVICE_ID_HEADER.lower()),
-        method=connection.scope.get("method"),
-        path=connection.scope.get("path"),
+        method=str(connection.scope.get("method") or "") or None,
+        path=str(connection.scope.get("path") or "") or None,
     )
 
 
@@ -125,7 +125,7 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 async def authorize_request(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     if connection.scope["type"] != "http" or is_public(handler):
         return
-    if set(handler.http_methods) == {"OPTIONS"}:
+    if set(getattr(handler, "http_methods", ())) == {"OPTIONS"}:
         return  # Litestar's automatic OPTIONS answer (CORS preflight): no business data
     permission = declared_permission(handler)
     token = bearer_token(connection)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-
-import msgspec
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency

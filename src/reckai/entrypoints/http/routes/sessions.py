@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
-from typing import Annotated
 
 from reckai.application.identity import sessions as session_cases
 from reckai.application.identity.common import IdentityServices, RequestInfo
