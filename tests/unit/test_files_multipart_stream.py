@@ -3,6 +3,7 @@ byte for byte and the fields before it are read; limits hold while streaming."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import anyio
@@ -29,7 +30,7 @@ def encode(fields: dict[str, str], filename: str, content: bytes) -> bytes:
 
 def cut(body: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(body) + 1) for c in cuts} | {0, len(body)})
-    return [body[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    return [body[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 async def stream_of(chunks: list[bytes]) -> AsyncIterator[bytes]:
