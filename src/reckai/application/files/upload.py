@@ -149,7 +149,7 @@ def upload_file(services: FileServices, caller: Caller, form: UploadForm, body: 
 
 def _accept(services: FileServices, caller: Caller, form: UploadForm, file_id: uuid.UUID, key: str,
             size_bytes: int, sha256: str, now: Any) -> UploadResult:
-    facts = {"original_filename": form.original_filename, "file_type": form.file_type,
+    facts: dict[str, Any] = {"original_filename": form.original_filename, "file_type": form.file_type,
              "size_bytes": size_bytes, "sha256": sha256}
     scan_status = _scan(services, caller, file_id, key, now, extension=key.rsplit(".", 1)[-1], facts=facts)
     data = read_object(services, key)
