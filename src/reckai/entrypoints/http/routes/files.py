@@ -200,7 +200,7 @@ class FileController(Controller):
         confirm_mapping(services, caller, file_id, data.transformation_rules, allow_row_errors=data.allow_row_errors)
         return ok(_file_body(get_file(services, caller, file_id)))
 
-    @get("/download/{token:str}", opt={"public": True}, sync_to_thread=True)
+    @get("/download/{token:str}", opt={"public": True}, sync_to_thread=True, media_type="application/octet-stream")
     def download(self, token: FromPath[str], container: NamedDependency[Any]) -> Stream:
         """The signed app URL of filesystem (and memory) storage: the token is the credential,
         valid one hour; the original is streamed and decrypted as it is read."""
