@@ -1,0 +1,353 @@
+"""PostgreSQL repositories for reconciliation jobs, their bulk results and the rules they use.
+
+Bulk results go through psycopg 3's COPY: COPY FROM cannot target a table under row-level
+security, so each write COPYs the CSV chunks into a temporary table (dropped at commit) and moves
+them with one INSERT ... SELECT, which row-level security checks like any insert. Everything is in
+the caller's transaction: the earlier rows of the job are deleted first, the new ones appear at
+commit or not at all (docs/reconciliation-jobs.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from reckai.adapters.postgres.identity import translate_errors
+from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
+from reckai.application.ports.reconciliations import (
+    EXCEPTION_COLUMNS,
+    MATCH_COLUMNS,
+    JobFileLink,
+    JobFilter,
+    JobRepository,
+    ResultsRejected,
+    ResultsRepository,
+    RuleRepository,
+    RuleVersion,
+    StoredMatch,
+    StuckJob,
+)
+from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
+
+_JOB_COLUMNS = (
+    "id", "organization_id", "name", "status", "progress", "total_rows", "processed_rows", "matched_rows",
+    "exception_rows", "match_rate", "processing_time_seconds", "error_message", "created_by", "started_at",
+    "completed_at", "created_at", "updated_at", "attempt", "max_attempts", "lease_owner", "lease_expires_at",
+    "cancel_requested", "snapshot", "previous_job_id", "period_start", "period_end", "leading_side", "stage",
+    "stage_seconds", "summary",
+)
+_TIMESTAMPS = ("started_at", "completed_at", "created_at", "updated_at", "lease_expires_at")
+_JSON = ("snapshot", "stage_seconds", "summary")
+_UPDATABLE = tuple(c for c in _JOB_COLUMNS if c not in ("id", "organization_id", "created_by", "created_at"))
+_SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM reconciliation_jobs"
+
+
+def _to_db_time(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC timestamp column; use an aware datetime")
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _from_db_time(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def _job(row: Any) -> ReconciliationJob:
+    values = dict(row._mapping)
+    for name in _TIMESTAMPS:
+        values[name] = _from_db_time(values[name])
+    values["status"] = JobStatus(values["status"])
+    values["snapshot"] = values["snapshot"] or {}
+    values["stage_seconds"] = values["stage_seconds"] or {}
+    values["progress"] = values["progress"] or 0
+    for name in ("total_rows", "processed_rows", "matched_rows", "exception_rows"):
+        values[name] = values[name] or 0
+    return ReconciliationJob(**values)
+
+
+def _job_params(job: ReconciliationJob, columns: Sequence[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name in columns:
+        value = getattr(job, name)
+        if name in _TIMESTAMPS:
+            value = _to_db_time(value)
+        elif name in _JSON:
+            value = None if value is None else json.dumps(value)
+        elif name == "status":
+            value = value.value
+        params[name] = value
+    return params
+
+
+def _placeholder(name: str) -> str:
+    return f"CAST(:{name} AS jsonb)" if name in _JSON else f":{name}"
+
+
+class _Base:
+    entity_name = "reconciliation_job"
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _conn(self) -> Any:
+        return self._uow.connection
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        with translate_errors(self.entity_name), self._conn.begin_nested():
+            yield
+
+
+class PostgresJobRepository(_Base):
+    def add(self, job: ReconciliationJob) -> ReconciliationJob:
+        if self._uow.organization_id is None or job.organization_id != self._uow.organization_id:
+            raise TenantIsolationViolation(self.entity_name, job.organization_id, self._uow.organization_id)
+        columns = [c for c in _JOB_COLUMNS if not (c in ("created_at", "updated_at") and getattr(job, c) is None)]
+        sql = (f"INSERT INTO reconciliation_jobs ({', '.join(columns)}) VALUES "
+               f"({', '.join(_placeholder(c) for c in columns)}) RETURNING {', '.join(_JOB_COLUMNS)}")
+        with self._write():
+            row = self._conn.execute(text(sql), _job_params(job, columns)).one()
+        return _job(row)
+
+    def get(self, job_id: uuid.UUID) -> ReconciliationJob | None:
+        row = self._conn.execute(text(f"{_SELECT_JOB} WHERE id = :id"), {"id": job_id}).first()
+        return _job(row) if row else None
+
+    def get_for_update(self, job_id: uuid.UUID) -> ReconciliationJob | None:
+        row = self._conn.execute(text(f"{_SELECT_JOB} WHERE id = :id FOR UPDATE"), {"id": job_id}).first()
+        return _job(row) if row else None
+
+    def update(self, job: ReconciliationJob) -> None:
+        sets = ", ".join(f"{c} = {_placeholder(c)}" for c in _UPDATABLE)
+        params = _job_params(job, _UPDATABLE)
+        params["id"] = job.id
+        with self._write():
+            result = self._conn.execute(text(f"UPDATE reconciliation_jobs SET {sets} WHERE id = :id"), params)
+        if result.rowcount == 0:
+            raise EntityNotFound(self.entity_name, job.id)
+
+    def delete(self, job_id: uuid.UUID) -> bool:
+        with self._write():
+            # No foreign key on the bulk table (docs/reconciliation-jobs.md): its rows go explicitly.
+            self._conn.execute(text("DELETE FROM reconciliation_matches WHERE job_id = :id"), {"id": job_id})
+            self._conn.execute(text("UPDATE reconciliation_files SET job_id = NULL WHERE job_id = :id"),
+                               {"id": job_id})
+            result = self._conn.execute(text("DELETE FROM reconciliation_jobs WHERE id = :id"), {"id": job_id})
+        return bool(result.rowcount)
+
+    def list(self, job_filter: JobFilter, *, limit: int, offset: int) -> tuple[list[ReconciliationJob], int]:
+        where, params = ["TRUE"], {"limit": limit, "offset": offset}
+        if job_filter.status is not None:
+            where.append("status = :status")
+            params["status"] = job_filter.status.value
+        if job_filter.created_from is not None:
+            where.append("created_at >= :created_from")
+            params["created_from"] = _to_db_time(job_filter.created_from)
+        if job_filter.created_to is not None:
+            where.append("created_at < :created_to")
+            params["created_to"] = _to_db_time(job_filter.created_to)
+        condition = " AND ".join(where)
+        total = self._conn.execute(text(f"SELECT count(*) FROM reconciliation_jobs WHERE {condition}"),
+                                   params).scalar_one()
+        rows = self._conn.execute(text(f"{_SELECT_JOB} WHERE {condition} ORDER BY created_at DESC, id"
+                                       " LIMIT :limit OFFSET :offset"), params).all()
+        return [_job(row) for row in rows], int(total)
+
+    def count_created_since(self, since: dt.datetime) -> int:
+        return int(self._conn.execute(text("SELECT count(*) FROM reconciliation_jobs WHERE created_at >= :since"),
+                                      {"since": _to_db_time(since)}).scalar_one())
+
+    def link_files(self, job_id: uuid.UUID, links: Sequence[JobFileLink]) -> None:
+        with self._write():
+            for link in links:
+                self._conn.execute(text(
+                    "INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side)"
+                    " VALUES (:job, :file, :org, :side)"),
+                    {"job": job_id, "file": link.file_id, "org": self._uow.organization_id, "side": link.side})
+
+    def linked_files(self, job_id: uuid.UUID) -> list[JobFileLink]:
+        rows = self._conn.execute(text(
+            "SELECT file_id, side FROM reconciliation_job_files WHERE job_id = :job ORDER BY side"),
+            {"job": job_id}).all()
+        return [JobFileLink(row.file_id, row.side) for row in rows]
+
+    def latest_for_files(self, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> uuid.UUID | None:
+        row = self._conn.execute(text(
+            "SELECT j.id FROM reconciliation_jobs j"
+            " JOIN reconciliation_job_files l ON l.job_id = j.id AND l.side = 'left' AND l.file_id = :left"
+            " JOIN reconciliation_job_files r ON r.job_id = j.id AND r.side = 'right' AND r.file_id = :right"
+            " ORDER BY j.created_at DESC, j.id LIMIT 1"), {"left": left_file_id, "right": right_file_id}).first()
+        return row.id if row else None
+
+    def find_stuck(self, limit: int, pending_after_seconds: int) -> list[StuckJob]:
+        rows = self._conn.execute(text("SELECT * FROM reconciliation_find_stuck_jobs(:limit, :pending)"),
+                                  {"limit": limit, "pending": pending_after_seconds}).all()
+        return [StuckJob(row.job_id, row.organization_id, row.status, row.attempt) for row in rows]
+
+
+class PostgresResultsRepository(_Base):
+    entity_name = "reconciliation_results"
+
+    def replace_results(self, job_id: uuid.UUID, attempt: int, matches: Iterable[bytes],
+                        exceptions: Iterable[bytes]) -> tuple[int, int]:
+        organization_id = self._uow.organization_id
+        if organization_id is None:
+            raise TenantIsolationViolation(self.entity_name, None, None)
+        connection = self._conn  # opens the transaction and sets the tenant
+        raw: psycopg.Connection[Any] = connection.connection.driver_connection
+        try:
+            with connection.begin_nested():
+                connection.execute(text("DELETE FROM reconciliation_matches WHERE job_id = :job"), {"job": job_id})
+                connection.execute(text("DELETE FROM exceptions WHERE job_id = :job"), {"job": job_id})
+                with raw.cursor() as cursor:
+                    match_count = self._copy_matches(cursor, job_id, attempt, organization_id, matches)
+                    exception_count = self._copy_exceptions(cursor, job_id, organization_id, exceptions)
+        except DBAPIError as exc:
+            raise ResultsRejected(f"{type(exc.orig).__name__}: {_first_line(exc.orig)}") from exc
+        except psycopg.Error as exc:
+            raise ResultsRejected(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        return match_count, exception_count
+
+    @staticmethod
+    def _copy_matches(cursor: Any, job_id: uuid.UUID, attempt: int, organization_id: uuid.UUID,
+                      chunks: Iterable[bytes]) -> int:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS reckai_match_stage (status text, group_key text, left_row integer,"
+            " right_row integer, rule text, rule_version integer, confidence numeric, amount_diff_minor bigint,"
+            " day_delta integer, similarity_bp integer, left_key text, right_key text, members integer,"
+            " fee_minor bigint) ON COMMIT DROP")
+        cursor.execute("TRUNCATE reckai_match_stage")
+        columns = ", ".join(MATCH_COLUMNS)
+        with cursor.copy(f"COPY reckai_match_stage ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for chunk in chunks:
+                copy.write(chunk)
+        cursor.execute(
+            f"INSERT INTO reconciliation_matches (organization_id, job_id, attempt, {columns})"
+            f" SELECT %s, %s, %s, {columns} FROM reckai_match_stage", (organization_id, job_id, attempt))
+        count = int(cursor.rowcount)
+        cursor.execute("TRUNCATE reckai_match_stage")
+        return count
+
+    @staticmethod
+    def _copy_exceptions(cursor: Any, job_id: uuid.UUID, organization_id: uuid.UUID,
+                         chunks: Iterable[bytes]) -> int:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS reckai_exception_stage (type text, severity text, amount numeric,"
+            " currency text, transaction_date date, description text, ai_explanation text, ai_confidence numeric,"
+            " suggested_action text, left_row integer, right_row integer, left_file_id uuid, right_file_id uuid,"
+            " amount_minor bigint, evidence jsonb) ON COMMIT DROP")
+        cursor.execute("TRUNCATE reckai_exception_stage")
+        columns = ", ".join(EXCEPTION_COLUMNS)
+        with cursor.copy(f"COPY reckai_exception_stage ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for chunk in chunks:
+                copy.write(chunk)
+        cursor.execute(
+            f"INSERT INTO exceptions (organization_id, job_id, status, {columns})"
+            f" SELECT %s, %s, 'open', {columns} FROM reckai_exception_stage", (organization_id, job_id))
+        count = int(cursor.rowcount)
+        cursor.execute("TRUNCATE reckai_exception_stage")
+        return count
+
+    def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int,
+                     group_key: str | None = None) -> tuple[list[StoredMatch], int]:
+        params: dict[str, Any] = {"job": job_id, "status": status, "limit": limit, "offset": offset}
+        condition = "job_id = :job AND status = :status"
+        if group_key is not None:
+            condition += " AND group_key = :group"
+            params["group"] = group_key
+        total = self._conn.execute(text(f"SELECT count(*) FROM reconciliation_matches WHERE {condition}"),
+                                   params).scalar_one()
+        rows = self._conn.execute(text(
+            f"SELECT {', '.join(MATCH_COLUMNS)} FROM reconciliation_matches WHERE {condition}"
+            " ORDER BY left_row, right_row LIMIT :limit OFFSET :offset"), params).all()
+        return [_stored_match(row._mapping) for row in rows], int(total)
+
+    def exception_counts(self, job_id: uuid.UUID) -> dict[str, int]:
+        rows = self._conn.execute(text("SELECT type, count(*) AS n FROM exceptions WHERE job_id = :job GROUP BY type"),
+                                  {"job": job_id}).all()
+        return {row.type: int(row.n) for row in rows}
+
+    def exception_rows(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
+        rows = self._conn.execute(text(
+            "SELECT id, type, severity, left_row, right_row, amount_minor, currency, transaction_date, description"
+            " FROM exceptions WHERE job_id = :job ORDER BY left_row NULLS LAST, right_row NULLS LAST, type"),
+            {"job": job_id}).all()
+        return [dict(row._mapping) for row in rows]
+
+
+_EVIDENCE_FIELDS = ("amount_diff_minor", "day_delta", "similarity_bp", "left_key", "right_key", "members",
+                    "fee_minor")
+
+
+def _stored_match(values: Any) -> StoredMatch:
+    evidence = {name: values[name] for name in _EVIDENCE_FIELDS if values[name] is not None}
+    return StoredMatch(status=values["status"], group_key=values["group_key"], left_row=values["left_row"],
+                       right_row=values["right_row"], rule=values["rule"], rule_version=values["rule_version"],
+                       confidence=Decimal(values["confidence"]), evidence=evidence)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+class PostgresRuleRepository(_Base):
+    entity_name = "matching_rule"
+
+    def active_versions(self, rule_ids: Sequence[uuid.UUID] | None = None) -> list[RuleVersion]:
+        sql = ("SELECT r.id AS rule_id, v.version, r.name, v.definition FROM matching_rules r"
+               " JOIN matching_rule_versions v ON v.rule_id = r.id AND v.status = 'active'"
+               " WHERE r.is_active")
+        params: dict[str, Any] = {}
+        if rule_ids is not None:
+            sql += " AND r.id = ANY(:ids)"
+            params["ids"] = list(rule_ids)
+        rows = self._conn.execute(text(sql + " ORDER BY r.priority, r.name"), params).all()
+        versions = []
+        for row in rows:
+            definition = dict(row.definition)
+            applies = definition.pop("applies_to", None)
+            pair = (applies["left"], applies["right"]) if isinstance(applies, dict) else None
+            versions.append(RuleVersion(row.rule_id, row.version, row.name, definition, pair))
+        return versions
+
+    def add_version(self, rule: RuleVersion, *, created_by: uuid.UUID, priority: int = 0) -> None:
+        definition = dict(rule.definition)
+        if rule.applies_to is not None:
+            definition["applies_to"] = {"left": rule.applies_to[0], "right": rule.applies_to[1]}
+        with self._write():
+            self._conn.execute(text(
+                "INSERT INTO matching_rules (id, organization_id, name, rule_type, is_active, priority,"
+                " field_mappings, conditions, created_by, approved_at)"
+                " VALUES (:id, :org, :name, :type, true, :priority, CAST(:fields AS jsonb), CAST(:conditions AS jsonb),"
+                " :by, now())"),
+                {"id": rule.rule_id, "org": self._uow.organization_id, "name": rule.name,
+                 "type": definition.get("rule_type", "exact"), "priority": priority,
+                 "fields": json.dumps(definition.get("field_mappings", [])),
+                 "conditions": json.dumps(definition.get("conditions")), "by": created_by})
+            self._conn.execute(text(
+                "INSERT INTO matching_rule_versions (rule_id, organization_id, version, status, definition,"
+                " created_by, approved_at) VALUES (:id, :org, :version, 'active', CAST(:definition AS jsonb), :by, now())"),
+                {"id": rule.rule_id, "org": self._uow.organization_id, "version": rule.version,
+                 "definition": json.dumps(definition), "by": created_by})
+
+
+PostgresUnitOfWork.register_repository("reconciliation_jobs", PostgresJobRepository)
+PostgresUnitOfWork.register_repository("reconciliation_results", PostgresResultsRepository)
+PostgresUnitOfWork.register_repository("matching_rules", PostgresRuleRepository)
+
+_check_jobs: type[JobRepository] = PostgresJobRepository
+_check_results: type[ResultsRepository] = PostgresResultsRepository
+_check_rules: type[RuleRepository] = PostgresRuleRepository

@@ -1,0 +1,1 @@
+"""Reconciliation jobs: start, query, change and run them (docs/reconciliation-jobs.md)."""

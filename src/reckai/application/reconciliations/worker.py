@@ -1,0 +1,425 @@
+"""run_reconciliation_attempt (the worker step), sweep_stuck_jobs (the sweeper), notify_job_creator.
+
+One attempt, start to end (docs/reconciliation-jobs.md):
+
+1. claim: the job must be `pending` at exactly this attempt; anything else (a duplicate or stale
+   message) returns "ignored" having changed nothing. The worker takes a lease it renews from a
+   heartbeat thread, which also notices a requested cancel.
+2. normalize the files not normalized yet, load both normalized tables, run the matching engine,
+   write processed/{job_id}/results.csv|parquet, then in ONE transaction: replace the job's rows
+   (COPY), mark the files processed, and complete the job, fenced on attempt and lease. A worker
+   that lost its lease, or a cancelled job, rolls that transaction back: nothing is half-written.
+3. Between stages and between COPY chunks the worker checks the heartbeat's flags, so a cancel
+   stops it within about one heartbeat plus the stage in progress.
+4. Any failure ends the job `failed` with a message saying what to do; never a stuck `processing`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from reckai.application.errors import ApplicationError
+from reckai.application.files.common import rules_from_rows
+from reckai.application.ports.mail import InvalidMail, MailRejected, OutgoingMail
+from reckai.application.ports.matching import MatchingError, SourceFileError
+from reckai.application.ports.reconciliations import MatchRun, ResultsRejected
+from reckai.application.ports.storage import StorageError
+from reckai.application.reconciliations.job_types import NOTIFY_RECONCILIATION, RUN_RECONCILIATION
+from reckai.application.reconciliations.services import ReconciliationServices, system_event
+from reckai.domain.ingestion.storage_keys import processed_key
+from reckai.domain.reconciliation import jobs as job_rules
+from reckai.domain.reconciliation.jobs import (
+    CancelRequested,
+    JobCounts,
+    JobStatus,
+    ReconciliationJob,
+    Stage,
+    StaleAttempt,
+    SweepAction,
+)
+from reckai.domain.reconciliation.profile import ProfileError, ReconciliationPeriod, parse_profile
+
+_log = logging.getLogger("reckai.reconciliation")
+
+
+class FileStepFailed(Exception):
+    """A file of the job could not be normalized or read; the message names it and the fix."""
+
+
+class _Heartbeat:
+    """Renews the lease every `interval` seconds and reads the cancel flag at the same time."""
+
+    def __init__(self, services: ReconciliationServices, organization_id: uuid.UUID, job_id: uuid.UUID,
+                 attempt: int, worker: str) -> None:
+        self._services = services
+        self._key = (organization_id, job_id, attempt, worker)
+        self.cancel = threading.Event()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"reckai-lease-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def check(self) -> None:
+        _, job_id, attempt, _ = self._key
+        if self.lost.is_set():
+            raise StaleAttempt(job_id, f"attempt {attempt} lost its lease")
+        if self.cancel.is_set():
+            raise CancelRequested(job_id)
+
+    def _loop(self) -> None:
+        services = self._services
+        organization_id, job_id, attempt, worker = self._key
+        lease = dt.timedelta(seconds=services.settings.lease_seconds)
+        while not self._stop.wait(services.settings.heartbeat_seconds):
+            try:
+                with services.database.unit_of_work(organization_id) as uow:
+                    job = uow.reconciliation_jobs.get_for_update(job_id)
+                    if job is None:
+                        self.lost.set()
+                        return
+                    renewed = job_rules.renew_lease(job, attempt=attempt, worker=worker, now=services.now(),
+                                                    lease=lease)
+                    uow.reconciliation_jobs.update(renewed)
+                    uow.commit()
+                if renewed.cancel_requested:
+                    self.cancel.set()
+            except StaleAttempt:
+                self.lost.set()
+                return
+            except Exception as exc:  # noqa: BLE001 - keep beating; the lease covers short outages
+                _log.warning("reconciliation.heartbeat_failed",
+                             extra={"metadata": {"job_id": str(job_id), "error": type(exc).__name__}})
+
+
+def run_reconciliation_attempt(services: ReconciliationServices, organization_id: uuid.UUID, job_id: uuid.UUID,
+                               attempt: int, worker: str) -> str:
+    """Run one attempt; returns "completed", "failed", "cancelled", "ignored" or "superseded"."""
+    lease = dt.timedelta(seconds=services.settings.lease_seconds)
+    with services.database.unit_of_work(organization_id) as uow:
+        job = uow.reconciliation_jobs.get_for_update(job_id)
+        if job is None:
+            return "ignored"
+        try:
+            claimed = job_rules.claim(job, attempt=attempt, worker=worker, now=services.now(), lease=lease)
+        except (StaleAttempt, CancelRequested) as exc:
+            _log.info("reconciliation.message_ignored", extra={"metadata": {"job_id": str(job_id), "reason": str(exc)}})
+            return "ignored"
+        uow.reconciliation_jobs.update(claimed)
+        uow.commit()
+    heartbeat = _Heartbeat(services, organization_id, job_id, attempt, worker)
+    heartbeat.start()
+    attempt_run = _Attempt(services, claimed, worker, heartbeat)
+    try:
+        attempt_run.run()
+        return "completed"
+    except CancelRequested:
+        return attempt_run.finish_cancelled()
+    except StaleAttempt as exc:
+        _log.warning("reconciliation.attempt_superseded", extra={"metadata": {"job_id": str(job_id), "reason": str(exc)}})
+        return "superseded"
+    except Exception as exc:  # noqa: BLE001 - every failure must end the job `failed`, with a message
+        return attempt_run.finish_failed(exc)
+    finally:
+        heartbeat.stop()
+
+
+class _Attempt:
+    def __init__(self, services: ReconciliationServices, job: ReconciliationJob, worker: str,
+                 heartbeat: _Heartbeat) -> None:
+        self.services = services
+        self.job = job
+        self.worker = worker
+        self.heartbeat = heartbeat
+        self.seconds: dict[str, float] = {}
+        self.stage = Stage.NORMALIZING
+        self._started = time.perf_counter()
+
+    @property
+    def organization_id(self) -> uuid.UUID:
+        return self.job.organization_id
+
+    def _advance(self, stage: Stage, **counts: int) -> None:
+        self.heartbeat.check()
+        self.stage = stage
+        with self.services.database.unit_of_work(self.organization_id) as uow:
+            job = uow.reconciliation_jobs.get_for_update(self.job.id)
+            if job is None:
+                raise StaleAttempt(self.job.id, "the job was deleted")
+            uow.reconciliation_jobs.update(job_rules.advance(
+                job, attempt=self.job.attempt, worker=self.worker, stage=stage, now=self.services.now(),
+                stage_seconds=self.seconds, **counts))
+            uow.commit()
+
+    def _timed(self, name: str, action: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return action()
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 4)
+
+    def run(self) -> None:
+        services, job = self.services, self.job
+        snapshot = job.snapshot
+        try:
+            profile = parse_profile(snapshot["profile"])
+        except (ProfileError, KeyError) as exc:
+            raise ProfileError("snapshot", str(exc)) from exc
+        period = ReconciliationPeriod(job.period_start, job.period_end) if job.period_start and job.period_end else None
+        files = {side: snapshot["files"][side] for side in ("left", "right")}
+        normalized = {side: self._timed("normalize", lambda side=side: self._normalize(side, files[side]))
+                      for side in ("left", "right")}
+        self._advance(Stage.LOADING)
+        tables = {side: self._timed("load", lambda side=side: self._load(side, files[side], normalized[side]))
+                  for side in ("left", "right")}
+        total_rows = sum(int(getattr(table, "height", 0)) for table in tables.values())
+        self._advance(Stage.MATCHING, total_rows=total_rows)
+        outcome: MatchRun = self._timed("match", lambda: services.engine.run(tables.pop("left"), tables.pop("right"),
+                                                                            profile, period))
+        for name, seconds in outcome.stage_seconds.items():
+            self.seconds[f"match.{name}"] = round(seconds, 4)
+        self._advance(Stage.WRITING_OUTPUTS, processed_rows=total_rows)
+        outputs = self._timed("write_outputs", lambda: self._write_outputs(outcome))
+        self._advance(Stage.PERSISTING)
+        left_id, right_id = uuid.UUID(files["left"]["file_id"]), uuid.UUID(files["right"]["file_id"])
+        self._persist(outcome, outputs, left_id, right_id)
+
+    def _normalize(self, side: str, file: dict[str, Any]) -> Any:
+        services, file_id = self.services, uuid.UUID(file["file_id"])
+        with services.database.unit_of_work(self.organization_id) as uow:
+            current = uow.files.get(file_id)
+            mapping = rules_from_rows(uow.data_mappings.list_for_file(file_id)) if current else None
+            normalized = uow.normalized_files.get_for_file(file_id) if current else None
+        if current is None:
+            raise FileStepFailed(f"The {side} file '{file['name']}' was deleted after this reconciliation was "
+                                 "created. Upload it again and start a new reconciliation.")
+        if mapping != file["mapping"]:
+            raise FileStepFailed(f"The mapping of the {side} file '{file['name']}' changed after this reconciliation "
+                                 "was created. Start a new reconciliation to use the new mapping.")
+        if normalized is not None and current.status in ("normalized", "processed"):
+            self.heartbeat.check()
+            return normalized
+        if services.normalize_file is None:
+            raise FileStepFailed(f"The {side} file '{file['name']}' is not normalized and this worker cannot "
+                                 "normalize files.")
+        try:
+            result = services.normalize_file(self.organization_id, file_id)
+        except ApplicationError as exc:
+            raise FileStepFailed(f"The {side} file '{file['name']}' could not be normalized: {exc.message} "
+                                 "Fix the file or its mapping (POST /api/files/:id/map), then start the "
+                                 "reconciliation again.") from exc
+        self.heartbeat.check()
+        return result
+
+    def _load(self, side: str, file: dict[str, Any], normalized: Any) -> Any:
+        with self.services.storage.open(normalized.storage_path) as stream:
+            data = stream.read()
+        try:
+            table = self.services.engine.load(data)
+        except SourceFileError as exc:
+            raise FileStepFailed(f"The normalized form of the {side} file '{file['name']}' is unreadable "
+                                 f"({exc.reason}). Confirm its mapping again to normalize it anew, then start "
+                                 "the reconciliation again.") from exc
+        self.heartbeat.check()
+        return table
+
+    def _write_outputs(self, outcome: MatchRun) -> dict[str, str]:
+        storage, job = self.services.storage, self.job
+        keys = {"csv": processed_key(job.organization_id, job.id, "results", "csv"),
+                "parquet": processed_key(job.organization_id, job.id, "results", "parquet")}
+        storage.put(keys["csv"], [outcome.results_csv()], content_type="text/csv")
+        self.heartbeat.check()
+        storage.put(keys["parquet"], [outcome.results_parquet()], content_type="application/vnd.apache.parquet")
+        self.heartbeat.check()
+        return keys
+
+    def _persist(self, outcome: MatchRun, outputs: dict[str, str], left_id: uuid.UUID, right_id: uuid.UUID) -> None:
+        services, job = self.services, self.job
+        check = self.heartbeat.check
+        with services.database.unit_of_work(self.organization_id) as uow:
+            started = time.perf_counter()
+            match_rows, exception_rows = uow.reconciliation_results.replace_results(
+                job.id, job.attempt, outcome.match_chunks(check), outcome.exception_chunks(left_id, right_id, check))
+            self.seconds["persist"] = round(time.perf_counter() - started, 4)
+            current = uow.reconciliation_jobs.get_for_update(job.id)
+            if current is None:
+                raise StaleAttempt(job.id, "the job was deleted")
+            now = services.now()
+            for file_id in (left_id, right_id):
+                file = uow.files.get(file_id)
+                if file is not None:
+                    uow.files.update(dataclasses.replace(file, status="processed", processed_at=now))
+            self.seconds["total"] = round(time.perf_counter() - self._started, 4)
+            summary = {
+                "rows": {"left": outcome.left_rows, "right": outcome.right_rows},
+                "matched_pairs": outcome.matched_pairs, "suggested_pairs": outcome.suggested_pairs,
+                "exceptions": exception_rows, "exceptions_by_type": outcome.exceptions_by_type,
+                "stored_match_rows": match_rows, "outputs": outputs,
+            }
+            total_rows = outcome.left_rows + outcome.right_rows
+            completed = job_rules.complete(
+                current, attempt=job.attempt, worker=self.worker, now=now, stage_seconds=self.seconds,
+                summary=summary, counts=JobCounts(total_rows=total_rows, processed_rows=total_rows,
+                                                  matched_rows=outcome.matched_rows,
+                                                  exception_rows=outcome.exception_rows))
+            uow.reconciliation_jobs.update(completed)
+            services.audit_log.record(uow, system_event(
+                "reconciliation.job.completed", job.organization_id, job.id, attempt=job.attempt,
+                matched_rows=completed.matched_rows, exception_rows=completed.exception_rows,
+                match_rate=str(completed.match_rate), processing_time_seconds=completed.processing_time_seconds))
+            services.job_queue.enqueue(uow, NOTIFY_RECONCILIATION.request({"job_id": str(job.id)},
+                                                                          organization_id=job.organization_id))
+            uow.commit()
+
+    def finish_cancelled(self) -> str:
+        services, job = self.services, self.job
+        with services.database.unit_of_work(self.organization_id) as uow:
+            current = uow.reconciliation_jobs.get_for_update(job.id)
+            if current is None:
+                return "superseded"
+            try:
+                cancelled = job_rules.acknowledge_cancel(current, attempt=job.attempt, worker=self.worker,
+                                                         now=services.now(), stage_seconds=self.seconds)
+            except StaleAttempt:
+                return "superseded"
+            uow.reconciliation_jobs.update(cancelled)
+            services.audit_log.record(uow, system_event("reconciliation.job.cancelled", job.organization_id, job.id,
+                                                        attempt=job.attempt, stage=self.stage.value))
+            uow.commit()
+        from reckai.application.reconciliations.commands import delete_outputs
+
+        delete_outputs(services, job.organization_id, job.id)
+        return "cancelled"
+
+    def finish_failed(self, exc: BaseException) -> str:
+        services, job = self.services, self.job
+        message = describe_failure(exc, self.stage)
+        if not isinstance(exc, FileStepFailed | ProfileError | ResultsRejected):
+            _log.error("reconciliation.job.failed", exc_info=exc,
+                       extra={"metadata": {"job_id": str(job.id), "stage": self.stage.value}})
+        with services.database.unit_of_work(self.organization_id) as uow:
+            current = uow.reconciliation_jobs.get_for_update(job.id)
+            if current is None:
+                return "superseded"
+            try:
+                failed = job_rules.fail(current, attempt=job.attempt, worker=self.worker, message=message,
+                                        now=services.now(), stage_seconds=self.seconds)
+            except StaleAttempt:
+                return "superseded"
+            uow.reconciliation_jobs.update(failed)
+            services.audit_log.record(uow, system_event("reconciliation.job.failed", job.organization_id, job.id,
+                                                        attempt=job.attempt, stage=self.stage.value,
+                                                        error=failed.error_message))
+            services.job_queue.enqueue(uow, NOTIFY_RECONCILIATION.request({"job_id": str(job.id)},
+                                                                          organization_id=job.organization_id))
+            uow.commit()
+        return "failed"
+
+
+def describe_failure(exc: BaseException, stage: Stage) -> str:
+    """An error_message a person can act on (no stack traces, no internals)."""
+    if isinstance(exc, FileStepFailed):
+        return str(exc)
+    if isinstance(exc, ProfileError):
+        return (f"The rules or mappings saved with this reconciliation are not valid ({exc.path}: {exc.reason}). "
+                "Fix the rules or mappings and start a new reconciliation.")
+    if isinstance(exc, StorageError):
+        return (f"File storage could not be used during the '{stage.value}' stage ({type(exc).__name__}). "
+                "Nothing was saved. Check that the storage service is reachable, then start the reconciliation "
+                "again.")
+    if isinstance(exc, ResultsRejected):
+        return f"The results could not be saved ({exc.reason}). Nothing was saved; report this with the job id."
+    if isinstance(exc, MatchingError):
+        return f"The matching engine could not run: {exc}. Check the rules of this reconciliation."
+    if isinstance(exc, MemoryError):
+        return ("The worker ran out of memory while matching. Give the workers more memory or split the files "
+                "into smaller periods, then start the reconciliation again.")
+    if isinstance(exc, ApplicationError):
+        return f"{exc.message} (during the '{stage.value}' stage)."
+    return (f"An unexpected error ({type(exc).__name__}) stopped the reconciliation during the '{stage.value}' "
+            "stage. Nothing was saved. The worker log has the details under this job's id; start the "
+            "reconciliation again, and report it if it happens again.")
+
+
+# --- the sweeper -------------------------------------------------------------------------------
+
+def sweep_stuck_jobs(services: ReconciliationServices, limit: int = 100) -> dict[str, int]:
+    """Take back jobs whose worker died (lease expired): a new attempt while attempts remain, else
+    `failed` with a clear message; re-send the message of jobs pending too long. Idempotent."""
+    settings = services.settings
+    with services.database.unit_of_work(None) as uow:
+        stuck = uow.reconciliation_jobs.find_stuck(limit, settings.pending_resend_seconds)
+    done = {action.value: 0 for action in SweepAction}
+    for item in stuck:
+        with services.database.unit_of_work(item.organization_id) as uow:
+            job = uow.reconciliation_jobs.get_for_update(item.job_id)
+            if job is None:
+                continue
+            decision = job_rules.sweep(job, services.now(), dt.timedelta(seconds=settings.pending_resend_seconds))
+            if decision.action is SweepAction.NOTHING:
+                continue
+            updated = decision.job
+            uow.reconciliation_jobs.update(updated)
+            if decision.action in (SweepAction.REQUEUE, SweepAction.RESEND):
+                services.job_queue.enqueue(uow, RUN_RECONCILIATION.request(
+                    {"job_id": str(updated.id), "attempt": updated.attempt}, organization_id=updated.organization_id))
+            if decision.action is SweepAction.REQUEUE:
+                services.audit_log.record(uow, system_event("reconciliation.job.requeued", updated.organization_id,
+                                                            updated.id, attempt=updated.attempt))
+            elif decision.action is SweepAction.GIVE_UP:
+                services.audit_log.record(uow, system_event("reconciliation.job.failed", updated.organization_id,
+                                                            updated.id, attempt=updated.attempt,
+                                                            error=updated.error_message))
+                services.job_queue.enqueue(uow, NOTIFY_RECONCILIATION.request(
+                    {"job_id": str(updated.id)}, organization_id=updated.organization_id))
+            elif decision.action is SweepAction.CANCEL:
+                services.audit_log.record(uow, system_event("reconciliation.job.cancelled", updated.organization_id,
+                                                            updated.id, attempt=updated.attempt))
+            uow.commit()
+        done[decision.action.value] += 1
+        _log.info("reconciliation.sweep", extra={"metadata": {"job_id": str(item.job_id),
+                                                              "action": decision.action.value}})
+    return done
+
+
+# --- notification ------------------------------------------------------------------------------
+
+def notify_job_creator(services: ReconciliationServices, organization_id: uuid.UUID, job_id: uuid.UUID) -> bool:
+    """Mail the job's creator that it completed or failed. False when there is nothing to send
+    (job deleted, still running, creator gone or inactive). MailerUnavailable propagates (retried)."""
+    with services.database.unit_of_work(organization_id) as uow:
+        job = uow.reconciliation_jobs.get(job_id)
+        user = uow.users.get(job.created_by) if job is not None else None
+    if job is None or user is None or not user.is_active or services.mailer is None:
+        return False
+    if job.status is JobStatus.COMPLETED:
+        subject = f"Reconciliation '{job.name}' completed"
+        body = (f"Hello {user.name},\n\nThe reconciliation '{job.name}' completed.\n"
+                f"Rows: {job.total_rows}; matched rows: {job.matched_rows} ({job.match_rate}%); rows in exceptions: "
+                f"{job.exception_rows}.\nProcessing time: {job.processing_time_seconds} s.\n\n"
+                f"Results: /api/reconciliations/{job.id}/results\n")
+    elif job.status is JobStatus.FAILED:
+        subject = f"Reconciliation '{job.name}' failed"
+        body = (f"Hello {user.name},\n\nThe reconciliation '{job.name}' failed:\n\n{job.error_message}\n\n"
+                f"Details: /api/reconciliations/{job.id}\n")
+    else:
+        return False
+    try:
+        services.mailer.send(OutgoingMail(to=user.email, subject=subject, text_body=body))
+    except (InvalidMail, MailRejected) as exc:
+        _log.warning("reconciliation.notification_refused",
+                     extra={"metadata": {"job_id": str(job_id), "error": type(exc).__name__}})
+        return False
+    return True

@@ -1,0 +1,82 @@
+"""Shared set-up for reconciliation-job tests: the card-vs-bank-a files, profile, rules, and what
+`reckai reconcile` says about them (the reference the job's counts must agree with)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from reckai.application.ports.reconciliations import RuleVersion
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "card-vs-bank-a"
+PROFILE_PATH = ROOT / "examples" / "profiles" / "card-vs-bank-a.json"
+PERIOD = (dt.date(2025, 12, 1), dt.date(2025, 12, 31))
+
+
+def profile() -> dict[str, Any]:
+    return json.loads(PROFILE_PATH.read_text())  # type: ignore[no-any-return]
+
+
+def bank_bytes() -> bytes:
+    return (DATA / "bank.csv").read_bytes()
+
+
+def switch_bytes() -> bytes:
+    return (DATA / "switch.csv").read_bytes()
+
+
+def rule_versions() -> list[RuleVersion]:
+    """The profile's rules as approved rule versions for bank (left) against switch (right)."""
+    versions = []
+    for rule in profile()["rules"]:
+        definition = {k: v for k, v in rule.items() if k not in ("name", "version")}
+        versions.append(RuleVersion(rule_id=uuid.uuid4(), version=int(rule.get("version", 1)), name=rule["name"],
+                                    definition=definition, applies_to=("bank", "switch")))
+    return versions
+
+
+def seed_rules(database: Any, organization_id: uuid.UUID, user_id: uuid.UUID) -> list[RuleVersion]:
+    versions = rule_versions()
+    with database.unit_of_work(organization_id) as uow:
+        for rule, raw in zip(versions, profile()["rules"], strict=True):
+            uow.matching_rules.add_version(rule, created_by=user_id, priority=int(raw.get("priority", 0)))
+        uow.commit()
+    return versions
+
+
+def start_body(left_file_id: uuid.UUID, right_file_id: uuid.UUID, name: str = "December card vs bank") -> dict[str, Any]:
+    """The POST /api/reconciliations body equivalent to running the profile."""
+    raw = profile()
+    return {
+        "name": name, "left_file_id": str(left_file_id), "right_file_id": str(right_file_id),
+        "leading_side": raw.get("leading_side"),
+        "period_start": PERIOD[0].isoformat(), "period_end": PERIOD[1].isoformat(),
+        "options": {"currency": raw.get("currency", "NGN"), "reference_label": raw.get("reference_label", "reference"),
+                    "left_label": raw["left"]["label"], "right_label": raw["right"]["label"],
+                    "left_direction": raw["left"].get("direction"), "right_direction": raw["right"].get("direction"),
+                    **({"cutoff": raw["cutoff"]} if "cutoff" in raw else {}),
+                    **({"settlement_side": raw["settlement_side"]} if "settlement_side" in raw else {})},
+    }
+
+
+@cache
+def cli_summary() -> dict[str, Any]:
+    """`reckai reconcile` on the same files and profile (its code path, in process)."""
+    from reckai.adapters.polars.matcher import PolarsMatcher
+    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+    from reckai.application.reconcile import load_profile, reconcile_files
+    from reckai.domain.reconciliation.profile import ReconciliationPeriod
+
+    outcome = reconcile_files(str(DATA / "bank.csv"), str(DATA / "switch.csv"), load_profile(PROFILE_PATH),
+                              ReconciliationPeriod(*PERIOD), PolarsCanonicalSource(), PolarsMatcher())
+    summary = outcome.summary()
+    result = outcome.result
+    summary["match_pairs"] = sorted((m.left_row, m.right_row) for m in result.matches)
+    summary["exception_keys"] = sorted((e.type.value, e.facts.left_row or 0, e.facts.right_row or 0)
+                                       for e in result.exceptions)
+    return summary
