@@ -8,6 +8,7 @@ row without its object nor an object without its row.
 
 from __future__ import annotations
 
+import io
 import logging
 import posixpath
 import re
@@ -151,8 +152,10 @@ def _accept(services: FileServices, caller: Caller, form: UploadForm, file_id: u
             size_bytes: int, sha256: str, now: Any) -> UploadResult:
     facts: dict[str, Any] = {"original_filename": form.original_filename, "file_type": form.file_type,
              "size_bytes": size_bytes, "sha256": sha256}
-    scan_status = _scan(services, caller, file_id, key, now, extension=key.rsplit(".", 1)[-1], facts=facts)
+    # Read back once (integrity checked to the last byte), scanned from memory before any parser
+    # sees it; validation and detection need the whole file anyway (bounded by max_file_size_mb).
     data = read_object(services, key)
+    scan_status = _scan(services, caller, file_id, key, data, now, extension=key.rsplit(".", 1)[-1], facts=facts)
     try:
         info = services.parser.inspect(data, form.original_filename)
     except IngestionError as exc:
@@ -185,12 +188,11 @@ def _accept(services: FileServices, caller: Caller, form: UploadForm, file_id: u
     return UploadResult(file=record, proposal=proposal, proposal_error=proposal_error)
 
 
-def _scan(services: FileServices, caller: Caller, file_id: uuid.UUID, key: str, now: Any, *,
+def _scan(services: FileServices, caller: Caller, file_id: uuid.UUID, key: str, data: bytes, now: Any, *,
           extension: str, facts: dict[str, Any]) -> str:
     """Scan the stored object; fail closed. Infected: moved to quarantine, audited, refused."""
     try:
-        with services.storage.open(key) as stream:
-            result = services.scanner.scan(stream)
+        result = services.scanner.scan(io.BytesIO(data))
     except ScanLimitExceeded as exc:
         _audit_refusal(services, caller, file_id, "scan_limit_exceeded", str(exc), facts)
         raise FileRejected("SCAN_LIMIT_EXCEEDED", "the file is beyond what the virus scanner can inspect, "
@@ -198,8 +200,6 @@ def _scan(services: FileServices, caller: Caller, file_id: uuid.UUID, key: str, 
     except ScannerError as exc:
         _audit_refusal(services, caller, file_id, "scanner_unavailable", type(exc).__name__, facts)
         raise ServiceUnavailable("virus_scanner", "the file could not be scanned, so it was refused") from exc
-    except StorageError as exc:
-        raise ServiceUnavailable("storage", type(exc).__name__) from exc
     if result.infected:
         target = quarantine_key(caller.organization_id, file_id, now.date(), extension)
         services.storage.move(key, target)
