@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
 from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping
 from reckai.domain.ingestion.detection import date_formats
 from reckai.domain.ingestion.mapping import parse_mapping
+from tests.support.sample_data import CARD_VS_BANK_A
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "card-vs-bank-a"
+SHARED = CARD_VS_BANK_A
 
 
 def by_field(proposal) -> dict[str, tuple[str | None, str, float]]:  # type: ignore[no-untyped-def]
@@ -20,8 +20,6 @@ def by_field(proposal) -> dict[str, tuple[str | None, str, float]]:  # type: ign
 
 @pytest.mark.parametrize("name", ["bank.csv", "switch.csv"])
 def test_shared_fixture_proposals_normalize_without_errors(name: str) -> None:
-    if not (SHARED / name).exists():
-        pytest.skip(f"shared fixture data not present at {SHARED}")
     proposal = propose_file_mapping(SHARED / name)
     assert proposal.missing_required == []
     parse_mapping(proposal.mapping)  # valid per docs/mapping.md

@@ -17,8 +17,9 @@ from reckai.adapters.polars.normalize import (
 )
 from reckai.domain.ingestion.canonical import CANONICAL_FIELD_NAMES
 from reckai.domain.ingestion.errors import HeaderNotFound, InvalidMapping, NoDataRows
+from tests.support.sample_data import CARD_VS_BANK_A
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "card-vs-bank-a"
+SHARED = CARD_VS_BANK_A
 
 BANK_MAPPING = {
     "parse": {"format": "csv"},
@@ -63,8 +64,6 @@ def simple_mapping(**fields: object) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def shared_data() -> Path:
-    if not (SHARED / "bank.csv").exists():
-        pytest.skip(f"shared fixture data not present at {SHARED}")
     return SHARED
 
 

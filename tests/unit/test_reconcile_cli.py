@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from reckai.entrypoints.cli.main import main
+from tests.support.sample_data import CARD_VS_BANK_A
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data" / "card-vs-bank-a"
+DATA = CARD_VS_BANK_A
 PROFILE = REPO / "examples" / "profiles" / "card-vs-bank-a.json"
 
 
