@@ -13,7 +13,8 @@ from typing import Any
 from reckai.application.ports.reconciliations import RuleVersion
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "card-vs-bank-a"
+_SHIPPED = ROOT / "tests" / "data" / "card-vs-bank-a"
+DATA = _SHIPPED if _SHIPPED.is_dir() else ROOT.parent / "shared" / "data" / "card-vs-bank-a"
 PROFILE_PATH = ROOT / "examples" / "profiles" / "card-vs-bank-a.json"
 PERIOD = (dt.date(2025, 12, 1), dt.date(2025, 12, 31))
 

@@ -134,7 +134,7 @@ def test_worker_step_completes_with_the_counts_of_reckai_reconcile(world: World)
     assert all(f.status == "processed" and f.processed_at is not None for f in files)
     keys = list(world.services.storage.list_keys(processed_prefix(world.caller.organization_id, job.id)))
     assert sorted(k.rsplit("/", 1)[1] for k in keys) == ["results.csv", "results.parquet"]
-    with world.services.storage.open([k for k in keys if k.endswith(".parquet")][0]) as stream:
+    with world.services.storage.open(next(k for k in keys if k.endswith(".parquet"))) as stream:
         table = pl.read_parquet(stream.read())
     assert table.filter(pl.col("kind") == "match").height == cli["matched_pairs"]
     assert {"job_id": str(job.id)} in world.outbox("notify_reconciliation_job")

@@ -1,0 +1,228 @@
+"""Reconciliations (spec §5.1, issue 6). docs/reconciliation-jobs.md.
+
+    GET    /api/reconciliations               ?status= &created_from= &created_to= &page= &per_page=
+    POST   /api/reconciliations               create (pending) and enqueue on the critical queue
+    GET    /api/reconciliations/{id}
+    PUT    /api/reconciliations/{id}          rename
+    DELETE /api/reconciliations/{id}          admin: the job, its results and stored outputs
+    POST   /api/reconciliations/{id}/cancel
+    GET    /api/reconciliations/{id}/results  ?kind=matches|suggestions &group_id= &page= &per_page=
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+import msgspec
+from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from reckai.application.errors import FieldError, ValidationFailed
+from reckai.application.ports.reconciliations import JobFilter, StoredMatch
+from reckai.application.reconciliations.commands import (
+    StartRequest,
+    cancel_reconciliation,
+    delete_reconciliation,
+    rename_reconciliation,
+    start_reconciliation,
+)
+from reckai.application.reconciliations.queries import (
+    get_reconciliation,
+    get_results,
+    list_reconciliations,
+)
+from reckai.application.reconciliations.services import Caller, ReconciliationServices
+from reckai.domain.identity.principal import Principal
+from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
+from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
+
+
+class JobCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    left_file_id: uuid.UUID
+    right_file_id: uuid.UUID
+    rule_ids: list[uuid.UUID] | None = None
+    leading_side: Literal["left", "right"] | None = None
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class JobUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+class JobFile(msgspec.Struct):
+    file_id: uuid.UUID
+    side: str
+
+
+class Job(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    status: str
+    progress: int
+    stage: str | None
+    attempt: int
+    total_rows: int
+    processed_rows: int
+    matched_rows: int
+    exception_rows: int
+    match_rate: str | None
+    processing_time_seconds: int | None
+    error_message: str | None
+    cancel_requested: bool
+    created_by: uuid.UUID
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    previous_job_id: uuid.UUID | None
+    leading_side: str | None
+    period_start: dt.date | None
+    period_end: dt.date | None
+    rules: list[dict[str, Any]]
+    stage_seconds: dict[str, float]
+    summary: dict[str, Any] | None
+    files: list[JobFile] | None = None
+
+
+class MatchItem(msgspec.Struct):
+    left_row: int
+    right_row: int
+    group_id: str | None
+    rule: str
+    rule_version: int
+    status: str
+    confidence: str
+    evidence: dict[str, Any]
+
+
+class Results(msgspec.Struct):
+    job_id: uuid.UUID
+    kind: str
+    summary: dict[str, Any]
+    exceptions_by_type: dict[str, int]
+    links: dict[str, Any]
+    items: list[MatchItem]
+    page: int
+    per_page: int
+    total: int
+
+
+def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
+    state = request.scope.get("state", {})
+    client = request.scope.get("client")
+    return Caller(organization_id=principal.organization_id, user_id=principal.user_id,
+                  ip_address=state.get("client_ip") or (client[0] if client else None),
+                  user_agent=request.headers.get("user-agent"), request_method=request.method,
+                  request_path=request.url.path)
+
+
+def _job_body(job: ReconciliationJob, files: list[Any] | None = None) -> Job:
+    return Job(
+        id=job.id, name=job.name, status=job.status.value, progress=job.progress, stage=job.stage,
+        attempt=job.attempt, total_rows=job.total_rows, processed_rows=job.processed_rows,
+        matched_rows=job.matched_rows, exception_rows=job.exception_rows,
+        match_rate=f"{job.match_rate:.2f}" if job.match_rate is not None else None,
+        processing_time_seconds=job.processing_time_seconds, error_message=job.error_message,
+        cancel_requested=job.cancel_requested, created_by=job.created_by, created_at=job.created_at,
+        updated_at=job.updated_at, started_at=job.started_at, completed_at=job.completed_at,
+        previous_job_id=job.previous_job_id, leading_side=job.leading_side, period_start=job.period_start,
+        period_end=job.period_end, rules=list(job.snapshot.get("rules", [])),
+        stage_seconds=dict(job.stage_seconds), summary=job.summary,
+        files=[JobFile(file_id=f.file_id, side=f.side) for f in files] if files is not None else None,
+    )
+
+
+def _match_item(match: StoredMatch) -> MatchItem:
+    return MatchItem(left_row=match.left_row, right_row=match.right_row, group_id=match.group_key, rule=match.rule,
+                     rule_version=match.rule_version, status=match.status, confidence=f"{match.confidence:.4f}",
+                     evidence=match.evidence)
+
+
+def _moment(text: str | None, field: str) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed([FieldError(field, "must be an ISO date or date-time")]) from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class ReconciliationController(Controller):
+    path = "/api/reconciliations"
+
+    @get("/", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    def list_jobs(self, request: Request[Any, Any, Any], container: NamedDependency[Any],
+                  principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
+                  status: FromQuery[Literal["pending", "processing", "completed", "failed", "cancelled"] | None] = None,
+                  created_from: FromQuery[str | None] = None, created_to: FromQuery[str | None] = None) -> Success[list[Job]]:
+        job_filter = JobFilter(status=JobStatus(status) if status else None,
+                               created_from=_moment(created_from, "created_from"),
+                               created_to=_moment(created_to, "created_to"))
+        jobs, total = list_reconciliations(ReconciliationServices.from_container(container),
+                                           _caller(principal, request), job_filter, page=pagination.page,
+                                           per_page=pagination.per_page)
+        return paginated([_job_body(job) for job in jobs], pagination, total)
+
+    @post("/", opt={"permission": "reconciliations:write"}, status_code=201, sync_to_thread=True)
+    def create_job(self, data: JSONBody[JobCreate], request: Request[Any, Any, Any], container: NamedDependency[Any],
+                   principal: NamedDependency[Principal]) -> Success[Job]:
+        services = ReconciliationServices.from_container(container)
+        job = start_reconciliation(services, _caller(principal, request), StartRequest(
+            name=data.name, left_file_id=data.left_file_id, right_file_id=data.right_file_id,
+            rule_ids=data.rule_ids, leading_side=data.leading_side, period_start=data.period_start,
+            period_end=data.period_end, options=dict(data.options)))
+        return ok(_job_body(job))
+
+    @get("/{job_id:uuid}", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    def read_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
+                 principal: NamedDependency[Principal]) -> Success[Job]:
+        details = get_reconciliation(ReconciliationServices.from_container(container), _caller(principal, request),
+                                     job_id)
+        return ok(_job_body(details.job, details.files))
+
+    @put("/{job_id:uuid}", opt={"permission": "reconciliations:write"}, sync_to_thread=True)
+    def rename_job(self, job_id: FromPath[uuid.UUID], data: JSONBody[JobUpdate], request: Request[Any, Any, Any],
+                   container: NamedDependency[Any], principal: NamedDependency[Principal]) -> Success[Job]:
+        job = rename_reconciliation(ReconciliationServices.from_container(container), _caller(principal, request),
+                                    job_id, data.name)
+        return ok(_job_body(job))
+
+    @delete("/{job_id:uuid}", opt={"permission": "reconciliations:delete"}, status_code=200, sync_to_thread=True)
+    def delete_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
+                   container: NamedDependency[Any], principal: NamedDependency[Principal]) -> Success[dict[str, Any]]:
+        delete_reconciliation(ReconciliationServices.from_container(container), _caller(principal, request), job_id)
+        return ok({"id": str(job_id), "deleted": True})
+
+    @post("/{job_id:uuid}/cancel", opt={"permission": "reconciliations:write"}, status_code=200, sync_to_thread=True)
+    def cancel_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
+                   container: NamedDependency[Any], principal: NamedDependency[Principal]) -> Success[Job]:
+        job = cancel_reconciliation(ReconciliationServices.from_container(container), _caller(principal, request),
+                                    job_id)
+        return ok(_job_body(job))
+
+    @get("/{job_id:uuid}/results", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    def results(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
+                principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
+                kind: FromQuery[Literal["matches", "suggestions"]] = "matches",
+                group_id: FromQuery[str | None] = None) -> Success[Results]:
+        page = get_results(ReconciliationServices.from_container(container), _caller(principal, request), job_id,
+                           kind=kind, page=pagination.page, per_page=pagination.per_page, group_key=group_id)
+        exceptions = f"/api/exceptions?job_id={job_id}"
+        links = {"exceptions": exceptions,
+                 "exceptions_by_type": {t: f"{exceptions}&type={t}" for t in sorted(page.exceptions_by_type)},
+                 "suggestions": f"/api/reconciliations/{job_id}/results?kind=suggestions",
+                 "matches": f"/api/reconciliations/{job_id}/results?kind=matches"}
+        return ok(Results(job_id=job_id, kind=kind, summary=dict(page.job.summary or {}),
+                          exceptions_by_type=page.exceptions_by_type, links=links,
+                          items=[_match_item(m) for m in page.items], page=pagination.page,
+                          per_page=pagination.per_page, total=page.total))
+
+
+ROUTE_HANDLERS = [ReconciliationController]
