@@ -34,7 +34,8 @@ worker: $(STAMP)
 	$(BIN)/reckai worker
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python benchmarks/bench_ingestion.py
+	$(BIN)/python benchmarks/bench_matching.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
