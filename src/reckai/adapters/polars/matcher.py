@@ -9,7 +9,9 @@ without keys, and the mutual unique-best assignment as repeated group-wise minim
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,10 +44,10 @@ EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 COST = ["amount_gap", "day_gap", "key_cost", "text_cost"]
 EVIDENCE = ["amount_diff", "day_delta", "similarity_bp", "left_key", "right_key"]
 
-_PAIR_SCHEMA = {"l": pl.Int64, "r": pl.Int64, "amount_gap": pl.Int64, "day_gap": pl.Int64,
-                "key_cost": pl.Int64, "text_cost": pl.Int64, "confidence_bp": pl.Int64,
-                "amount_diff": pl.Int64, "day_delta": pl.Int64, "similarity_bp": pl.Int64,
-                "left_key": pl.String, "right_key": pl.String}
+# Candidate pairs: positions in the pass's node frames (lp, rp), nodes (l, r), cost, evidence.
+_PAIR_SCHEMA = {"lp": pl.UInt32, "rp": pl.UInt32, "l": pl.Int64, "r": pl.Int64, "amount_gap": pl.Int64,
+                "day_gap": pl.Int64, "key_cost": pl.Int64, "text_cost": pl.Int64, "confidence_bp": pl.Int64,
+                "amount_diff": pl.Int64, "day_delta": pl.Int64, "similarity_bp": pl.Int64}
 _RECORD_SCHEMA = {"left_row": pl.Int64, "right_row": pl.Int64, "rule": pl.String, "rule_version": pl.Int64,
                   "status": pl.String, "confidence_bp": pl.Int64, "group_id": pl.String,
                   "amount_diff": pl.Int64, "day_delta": pl.Int64, "similarity_bp": pl.Int64,
@@ -69,6 +71,8 @@ class FrameResult:
     left_row_count: int
     right_row_count: int
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # CPU seconds (user + system, all threads) per stage: wall time alone misleads on a shared machine.
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 # --- field expressions (mirror reference_matcher.field_text) -----------------------------------
@@ -89,17 +93,21 @@ def _raw_column(name: str) -> str:
     return f"__raw__{name}"
 
 
-def field_expr(name: str) -> pl.Expr:
+def _plain_text(name: str) -> pl.Expr:
+    """A field as text, empty text kept (field_expr turns it into null, as field_text does)."""
     if name.startswith("raw."):
-        expr = pl.col(_raw_column(name[4:]))
-    elif name == "amount_minor":
-        expr = pl.col("amount_minor").cast(pl.String)
-    elif name == "transaction_date":
-        expr = pl.col("transaction_date").dt.date().cast(pl.String)
-    elif name == "value_date":
-        expr = pl.col("value_date").cast(pl.String)
-    else:
-        expr = pl.col(name).cast(pl.String)
+        return pl.col(_raw_column(name[4:]))
+    if name == "amount_minor":
+        return pl.col("amount_minor").cast(pl.String)
+    if name == "transaction_date":
+        return pl.col("transaction_date").dt.date().cast(pl.String)
+    if name == "value_date":
+        return pl.col("value_date").cast(pl.String)
+    return pl.col(name).cast(pl.String)
+
+
+def field_expr(name: str) -> pl.Expr:
+    expr = _plain_text(name)
     return pl.when(expr == "").then(None).otherwise(expr)
 
 
@@ -133,62 +141,112 @@ def _prepare(frame: pl.DataFrame, raw_fields: set[str]) -> pl.DataFrame:
     return frame.select(columns)
 
 
-# --- candidates (mirror reference_matcher.candidates) ------------------------------------------
+def _gather(frame: pl.DataFrame, positions: pl.Series, names: dict[str, str]) -> list[pl.Series]:
+    """Columns of `frame` at `positions` (row indexes), renamed: cheaper than joining on a node id."""
+    return frame.select([pl.col(source).gather(positions).alias(target) for source, target in names.items()]
+                        ).get_columns()
 
-def _key_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
-    """Columns l, r, key_cost, left_key, right_key for pairs whose identity agrees."""
-    empty = pl.DataFrame(schema={"l": pl.Int64, "r": pl.Int64, "key_cost": pl.Int64,
-                                 "left_key": pl.String, "right_key": pl.String})
+
+# --- candidate nodes: a row, or (grouped rules) a group of rows standing in for one -------------
+
+def _rule_columns(rule: MatchingRule, side: str, columns: Collection[str]) -> list[pl.Expr]:
+    """What a rule compares, computed once per pass: the identity key `__key` (keyed rules; null or
+    empty = no key) or the texts `__text<i>` (fuzzy rules; absent text = "")."""
+
+    def text(name: str, *, keep_empty: bool) -> pl.Expr:
+        ready = f"__text__{name}"  # a group frame carries its key values ready-made
+        if ready in columns:
+            return pl.col(ready)
+        return _plain_text(name) if keep_empty else field_expr(name)
+
+    names = [mapping.left if side == "left" else mapping.right for mapping in rule.field_mappings]
     if rule.rule_type is RuleType.REGEX:
         mapping = rule.field_mappings[0]
-        left_keys = _regex_keys(lefts, mapping.left, mapping.left_pattern)
-        right_keys = _regex_keys(rights, mapping.right, mapping.right_pattern)
-        parts = [left_keys.join(right_keys, left_on="key", right_on="key", how="inner")
-                 .select(pl.col("node").alias("l"), pl.col("node_right").alias("r"),
-                         pl.lit(0, pl.Int64).alias("key_cost"), pl.col("key").alias("left_key"),
-                         pl.col("key").alias("right_key"))]
-        min_len = rule.min_suffix_length
-        left_keys = left_keys.with_columns(pl.col("key").str.len_chars().cast(pl.Int64).alias("n"))
-        right_keys = right_keys.with_columns(pl.col("key").str.len_chars().cast(pl.Int64).alias("n"))
-        for length in sorted(set(left_keys.filter(pl.col("n") >= min_len)["n"].to_list())):
-            shorter = left_keys.filter(pl.col("n") == length).select(pl.col("node").alias("l"),
-                                                                      pl.col("key").alias("left_key"))
-            longer = right_keys.filter(pl.col("n") > length).select(
-                pl.col("node").alias("r"), pl.col("key").alias("right_key"),
-                pl.col("key").str.slice(-length).alias("left_key"))
-            parts.append(shorter.join(longer, on="left_key", how="inner").select(
-                "l", "r", pl.lit(1, pl.Int64).alias("key_cost"), "left_key", "right_key"))
-        for length in sorted(set(right_keys.filter(pl.col("n") >= min_len)["n"].to_list())):
-            shorter = right_keys.filter(pl.col("n") == length).select(pl.col("node").alias("r"),
-                                                                       pl.col("key").alias("right_key"))
-            longer = left_keys.filter(pl.col("n") > length).select(
-                pl.col("node").alias("l"), pl.col("key").alias("left_key"),
-                pl.col("key").str.slice(-length).alias("right_key"))
-            parts.append(longer.join(shorter, on="right_key", how="inner").select(
-                "l", "r", pl.lit(1, pl.Int64).alias("key_cost"), "left_key", "right_key"))
-        return pl.concat([empty, *parts], how="vertical_relaxed")
-    left_key = pl.concat_str([_text_expr(lefts, m.left) for m in rule.field_mappings], separator="|")
-    right_key = pl.concat_str([_text_expr(rights, m.right) for m in rule.field_mappings], separator="|")
-    left_keys = lefts.select(pl.col("node"), left_key.alias("key")).drop_nulls("key")
-    right_keys = rights.select(pl.col("node"), right_key.alias("key")).drop_nulls("key")
-    joined = left_keys.join(right_keys, on="key", how="inner").select(
-        pl.col("node").alias("l"), pl.col("node_right").alias("r"), pl.lit(0, pl.Int64).alias("key_cost"),
-        pl.col("key").alias("left_key"), pl.col("key").alias("right_key"))
-    return pl.concat([empty, joined], how="vertical_relaxed")
+        pattern = mapping.left_pattern if side == "left" else mapping.right_pattern
+        value = text(names[0], keep_empty=True)
+        if pattern is not None:
+            value = value.str.extract(pattern, 1 if re.compile(pattern).groups else 0)
+        return [value.alias("__key")]
+    if rule.keyed:
+        if len(names) == 1:
+            return [text(names[0], keep_empty=True).alias("__key")]
+        return [pl.concat_str([text(name, keep_empty=False) for name in names], separator="|").alias("__key")]
+    if rule.rule_type is RuleType.FUZZY:
+        return [text(name, keep_empty=True).fill_null("").alias(f"__text{index}")
+                for index, name in enumerate(names)]
+    return []
 
 
-def _regex_keys(items: pl.DataFrame, name: str, pattern: str | None) -> pl.DataFrame:
-    value = field_expr(name)
-    if pattern is not None:
-        import re
+def _items(rule: MatchingRule, side: str, rows: pl.LazyFrame) -> pl.DataFrame:
+    """One node per row: node (= row number), amount, day, currency and the rule's columns."""
+    return rows.select(pl.col("row_number").alias("node"), pl.col("amount_minor").alias("amount"), pl.col("day"),
+                       pl.col("currency"), *_rule_columns(rule, side, ())).collect()
 
-        group = 1 if re.compile(pattern).groups else 0
-        value = value.str.extract(pattern, group)
-        value = pl.when(value == "").then(None).otherwise(value)
-    return items.select(pl.col("node"), value.alias("key")).drop_nulls("key")
+
+def _group_items(rule: MatchingRule, rows: pl.LazyFrame) -> pl.DataFrame:
+    assert rule.group is not None
+    by = rule.group.by
+    key_cols = [f"__g{index}" for index in range(len(by))]
+    keyed = rows.with_columns([field_expr(name).alias(key) for name, key in zip(by, key_cols, strict=True)])
+    keyed = keyed.drop_nulls(key_cols)
+    schedule = rule.group.fee_schedule
+    if schedule is not None:
+        variable = pl.col("amount_minor") * schedule.percent_e4 // 1_000_000
+        if schedule.cap_minor is not None:
+            variable = pl.min_horizontal(variable, pl.lit(schedule.cap_minor, pl.Int64))
+        keyed = keyed.with_columns((variable + schedule.flat_minor).alias("__fee"))
+    else:
+        keyed = keyed.with_columns(pl.lit(0, pl.Int64).alias("__fee"))
+    groups = keyed.group_by(["currency", *key_cols]).agg(
+        pl.col("row_number").min().alias("node"),
+        (pl.col("amount_minor").sum() - pl.col("__fee").sum()).alias("amount"),
+        pl.col("day").max().alias("day"),
+        pl.col("row_number").sort().alias("members"),
+        pl.col("__fee").sum().alias("fee"),
+    ).with_columns([pl.col(key).alias(f"__text__{name}") for name, key in zip(by, key_cols, strict=True)]).collect()
+    return groups.with_columns(_rule_columns(rule, rule.group.side, groups.columns))
+
+
+# --- candidates (mirror reference_matcher.candidates) ------------------------------------------
+
+def _keys(items: pl.DataFrame) -> pl.LazyFrame:
+    key = pl.col("key")
+    return (items.lazy().with_row_index("pos").select("pos", pl.col("__key").alias("key"))
+            .filter(key.is_not_null() & (key != "")))
+
+
+def _key_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
+    """Columns lp, rp (row positions in lefts / rights), key_cost for pairs whose identity agrees.
+
+    The keys themselves are not carried: each side's `__key` is the pair's left_key / right_key
+    (an equal key, or the shorter key that ends the longer one), gathered only for accepted pairs.
+    """
+    equal = _keys(lefts).join(_keys(rights), on="key", how="inner").select(
+        pl.col("pos").alias("lp"), pl.col("pos_right").alias("rp"), pl.lit(0, pl.Int64).alias("key_cost"))
+    if rule.rule_type is not RuleType.REGEX:
+        return equal.collect()
+    parts = [equal]
+    min_len = rule.min_suffix_length
+    left_keys, right_keys = (
+        keys.with_columns(pl.col("key").str.len_chars().cast(pl.Int64).alias("n")).collect()
+        for keys in (_keys(lefts), _keys(rights)))
+    for length in sorted(set(left_keys.filter(pl.col("n") >= min_len)["n"].to_list())):
+        shorter = left_keys.lazy().filter(pl.col("n") == length).select(pl.col("pos").alias("lp"), "key")
+        longer = right_keys.lazy().filter(pl.col("n") > length).select(
+            pl.col("pos").alias("rp"), pl.col("key").str.slice(-length).alias("key"))
+        parts.append(shorter.join(longer, on="key", how="inner").select(
+            "lp", "rp", pl.lit(1, pl.Int64).alias("key_cost")))
+    for length in sorted(set(right_keys.filter(pl.col("n") >= min_len)["n"].to_list())):
+        shorter = right_keys.lazy().filter(pl.col("n") == length).select(pl.col("pos").alias("rp"), "key")
+        longer = left_keys.lazy().filter(pl.col("n") > length).select(
+            pl.col("pos").alias("lp"), pl.col("key").str.slice(-length).alias("key"))
+        parts.append(longer.join(shorter, on="key", how="inner").select(
+            "lp", "rp", pl.lit(1, pl.Int64).alias("key_cost")))
+    return pl.concat(parts).collect()
 
 
 def _window_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
+    """Columns lp, rp (row positions): right amounts inside a window around each left amount."""
     pe4 = rule.tolerance_percent_e4
     tol = rule.tolerance_amount_minor
     amount = pl.col("amount")
@@ -200,11 +258,13 @@ def _window_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame)
         width = pl.lit(1 << 62, pl.Int64)
     else:
         width = pl.max_horizontal(pl.lit(tol, pl.Int64), amount * pe4 // (1_000_000 - pe4) + 1)
-    parts = [pl.DataFrame(schema={"l": pl.Int64, "r": pl.Int64})]
-    for currency in rights["currency"].unique().to_list():
-        sorted_right = rights.filter(pl.col("currency") == currency).select("node", "amount").sort("amount", "node")
-        left_part = lefts.filter(pl.col("currency") == currency).select(
-            "node", (amount - width).alias("low"), (amount + width).alias("high"))
+    parts = [pl.DataFrame(schema={"lp": pl.UInt32, "rp": pl.UInt32})]
+    left_positions = lefts.select("currency", "amount").with_row_index("lp")
+    right_positions = rights.select("currency", "amount").with_row_index("rp")
+    for currency in right_positions["currency"].unique().to_list():
+        sorted_right = right_positions.filter(pl.col("currency") == currency).sort("amount", "rp")
+        left_part = left_positions.filter(pl.col("currency") == currency).select(
+            "lp", (amount - width).alias("low"), (amount + width).alias("high"))
         if left_part.height == 0:
             continue
         amounts = sorted_right["amount"]
@@ -212,28 +272,25 @@ def _window_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame)
             amounts.search_sorted(left_part["low"], side="left").cast(pl.Int64).alias("lo_idx"),
             amounts.search_sorted(left_part["high"], side="right").cast(pl.Int64).alias("hi_idx"),
         ).filter(pl.col("hi_idx") > pl.col("lo_idx"))
-        exploded = left_part.select(pl.col("node").alias("l"),
-                                    pl.int_ranges("lo_idx", "hi_idx").alias("idx")).explode("idx")
-        right_nodes = sorted_right["node"]
-        parts.append(exploded.select("l", right_nodes.gather(exploded["idx"]).alias("r")))
+        exploded = left_part.select("lp", pl.int_ranges("lo_idx", "hi_idx").alias("idx")).explode("idx")
+        parts.append(exploded.select("lp", sorted_right["rp"].gather(exploded["idx"]).alias("rp")))
     return pl.concat(parts)
 
 
+def _attach_sides(pairs: pl.DataFrame, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
+    """Add l, r (nodes), la, ra (amounts), ld, rd (days) by position, keeping pairs of one currency."""
+    left_cols = _gather(lefts, pairs["lp"], {"node": "l", "amount": "la", "day": "ld", "currency": "lc"})
+    right_cols = _gather(rights, pairs["rp"], {"node": "r", "amount": "ra", "day": "rd", "currency": "rc"})
+    return pairs.with_columns(*left_cols, *right_cols).filter(pl.col("lc") == pl.col("rc")).drop("lc", "rc")
+
+
 def candidates(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
-    """Pairs with cost, confidence and evidence (columns of _PAIR_SCHEMA)."""
-    keyed = rule.rule_type in (RuleType.EXACT, RuleType.REGEX) or (
-        rule.rule_type is RuleType.RANGE and bool(rule.field_mappings))
-    if keyed:
+    """Pairs with positions (lp, rp), nodes (l, r), cost, confidence and evidence (but the keys)."""
+    if rule.keyed:
         pairs = _key_pairs(rule, lefts, rights)
     else:
-        pairs = _window_pairs(rule, lefts, rights).with_columns(
-            pl.lit(0, pl.Int64).alias("key_cost"), pl.lit(None, pl.String).alias("left_key"),
-            pl.lit(None, pl.String).alias("right_key"))
-    left_cols = lefts.select(pl.col("node").alias("l"), pl.col("amount").alias("la"), pl.col("day").alias("ld"),
-                             pl.col("currency").alias("lc"))
-    right_cols = rights.select(pl.col("node").alias("r"), pl.col("amount").alias("ra"),
-                               pl.col("day").alias("rd"), pl.col("currency").alias("rc"))
-    pairs = pairs.join(left_cols, on="l").join(right_cols, on="r").filter(pl.col("lc") == pl.col("rc"))
+        pairs = _window_pairs(rule, lefts, rights).with_columns(pl.lit(0, pl.Int64).alias("key_cost"))
+    pairs = _attach_sides(pairs, lefts, rights)
     diff = (pl.col("la") - pl.col("ra")).abs()
     base = pl.col("la") if rule.tolerance_of == "left" else pl.col("ra")
     pe4 = rule.tolerance_percent_e4
@@ -248,24 +305,22 @@ def candidates(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) ->
         date_ok = (delta <= 0) & (-delta <= tol_days)
     else:
         date_ok = delta.abs() <= tol_days
-    pairs = pairs.filter(within & date_ok).with_columns(
+    pairs = pairs.lazy().filter(within & date_ok).with_columns(
         diff.alias("amount_gap"), delta.abs().alias("day_gap"), (pl.col("la") - pl.col("ra")).alias("amount_diff"),
         delta.alias("day_delta"),
-        pl.max_horizontal(pl.lit(rule.tolerance_amount_minor, pl.Int64), base * pe4 // 1_000_000).alias("allowed"))
+        pl.max_horizontal(pl.lit(rule.tolerance_amount_minor, pl.Int64), base * pe4 // 1_000_000).alias("allowed"),
+    ).collect()
     if rule.rule_type is RuleType.FUZZY:
         similarity: pl.Series | None = None
-        for mapping in rule.field_mappings:
-            texts = (pairs.select(pl.col("l"), pl.col("r"))
-                     .join(lefts.select(pl.col("node").alias("l"), field_expr(mapping.left).alias("lt")),
-                           on="l", how="left", maintain_order="left")
-                     .join(rights.select(pl.col("node").alias("r"), field_expr(mapping.right).alias("rt")),
-                           on="r", how="left", maintain_order="left"))
-            values = [_similarity_bp(a, b) for a, b in zip(texts["lt"].to_list(), texts["rt"].to_list(), strict=True)]
-            series = pl.Series("similarity_bp", values, dtype=pl.Int64)
-            similarity = series if similarity is None else pl.Series(
-                "similarity_bp", [min(a, b) for a, b in zip(similarity.to_list(), values, strict=True)], pl.Int64)
+        for index in range(len(rule.field_mappings)):
+            column = f"__text{index}"
+            series = _similarities(_gather(lefts, pairs["lp"], {column: "lt"})[0],
+                                   _gather(rights, pairs["rp"], {column: "rt"})[0])
+            similarity = series if similarity is None else pl.select(
+                pl.min_horizontal(similarity, series)).to_series()
         assert similarity is not None
-        pairs = pairs.with_columns(similarity).filter(pl.col("similarity_bp") >= rule.similarity_threshold_bp)
+        pairs = pairs.with_columns(similarity.alias("similarity_bp")).filter(
+            pl.col("similarity_bp") >= rule.similarity_threshold_bp)
         sim_expr = pl.col("similarity_bp")
         text_cost = CONFIDENCE_SCALE - sim_expr
     else:
@@ -284,9 +339,18 @@ def candidates(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) ->
         [pl.col(name).cast(dtype) for name, dtype in _PAIR_SCHEMA.items()])
 
 
-def _similarity_bp(left: str | None, right: str | None) -> int:
-    a = (left or "").upper()
-    b = (right or "").upper()
+def _similarities(left: pl.Series, right: pl.Series) -> pl.Series:
+    """similarity_bp per pair, computed once per distinct pair of texts (texts repeat a lot)."""
+    texts = pl.DataFrame([left.alias("lt"), right.alias("rt")])
+    distinct = texts.unique()
+    scores = [_similarity_bp(a, b) for a, b in zip(distinct["lt"].to_list(), distinct["rt"].to_list(), strict=True)]
+    distinct = distinct.with_columns(pl.Series("similarity_bp", scores, dtype=pl.Int64))
+    return texts.join(distinct, on=["lt", "rt"], how="left", maintain_order="left")["similarity_bp"]
+
+
+def _similarity_bp(left: str, right: str) -> int:
+    a = left.upper()
+    b = right.upper()
     total = len(a) + len(b)
     if total == 0:
         return CONFIDENCE_SCALE
@@ -301,31 +365,28 @@ def assign(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     if pairs.height == 0:
         return pairs, pairs
     # Pairs whose two rows have no other candidate are mutual unique bests at once.
-    degrees = pairs.with_columns(pl.len().over("l").alias("__ld"), pl.len().over("r").alias("__rd"))
-    isolated = (pl.col("__ld") == 1) & (pl.col("__rd") == 1)
-    accepted = [degrees.filter(isolated).drop("__ld", "__rd").with_columns(pl.lit(0, pl.Int64).alias("__rank"))]
-    remaining = degrees.filter(~isolated).drop("__ld", "__rd")
+    isolated = pairs.select(pl.col("l").is_unique() & pl.col("r").is_unique()).to_series()
+    accepted = [pairs.filter(isolated)]
+    remaining = pairs.filter(~isolated)
+    # One integer per cost tuple (dense rank, lexicographic order), so each round compares one column.
     remaining = remaining.with_columns(pl.struct(COST).rank("dense").cast(pl.Int64).alias("__rank"))
+    rank = pl.col("__rank")
     while True:
         if remaining.height == 0:
             ties = remaining
             break
-        scored = remaining.with_columns(pl.col("__rank").min().over("l").alias("__lmin"),
-                                        pl.col("__rank").min().over("r").alias("__rmin"))
-        scored = scored.with_columns(
-            (pl.col("__rank") == pl.col("__lmin")).sum().over("l").alias("__lcount"),
-            (pl.col("__rank") == pl.col("__rmin")).sum().over("r").alias("__rcount"))
-        mutual = ((pl.col("__rank") == pl.col("__lmin")) & (pl.col("__rank") == pl.col("__rmin"))
+        scored = remaining.with_columns(rank.min().over("l").alias("__lmin"), rank.min().over("r").alias("__rmin"))
+        scored = scored.with_columns((rank == pl.col("__lmin")).sum().over("l").alias("__lcount"),
+                                     (rank == pl.col("__rmin")).sum().over("r").alias("__rcount"))
+        mutual = ((rank == pl.col("__lmin")) & (rank == pl.col("__rmin"))
                   & (pl.col("__lcount") == 1) & (pl.col("__rcount") == 1))
         new = scored.filter(mutual)
         if new.height == 0:
-            ties = scored.filter((pl.col("__rank") == pl.col("__lmin")) | (pl.col("__rank") == pl.col("__rmin")))
-            ties = ties.drop("__lmin", "__rmin", "__lcount", "__rcount")
+            ties = scored.filter((rank == pl.col("__lmin")) | (rank == pl.col("__rmin")))
             break
-        new = new.drop("__lmin", "__rmin", "__lcount", "__rcount")
-        accepted.append(new)
-        remaining = remaining.join(new.select("l"), on="l", how="anti").join(new.select("r"), on="r", how="anti")
-    return pl.concat(accepted).drop("__rank"), ties.drop("__rank")
+        accepted.append(new.select(pairs.columns))
+        remaining = remaining.filter(~pl.col("l").is_in(new["l"].implode()) & ~pl.col("r").is_in(new["r"].implode()))
+    return pl.concat(accepted), ties.select(pairs.columns)
 
 
 # --- the matcher ------------------------------------------------------------------------------
@@ -333,10 +394,11 @@ def assign(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 def _duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     """Columns row_number (the copy), original_row (the row that stays)."""
     keys = ["reference", "amount_minor", "direction", "currency", "day"]
-    candidates_ = frame.filter(pl.col("reference").is_not_null() & (pl.col("reference") != "")
-                               & pl.col("day").is_not_null())
-    # Only rows whose reference repeats can be copies: a cheap one-column pre-filter.
-    candidates_ = candidates_.filter(pl.col("reference").is_duplicated())
+    reference = pl.col("reference")
+    present = reference.is_not_null() & (reference != "") & pl.col("day").is_not_null()
+    # Only rows whose reference repeats can be copies. Hashes make that pre-filter cheap; a collision
+    # only lets an extra row through, and the exact grouping on the keys follows.
+    candidates_ = frame.select("row_number", *keys).filter(present & reference.hash().is_duplicated())
     sets = candidates_.group_by(keys).agg(pl.col("row_number").min().alias("original_row"),
                                           pl.len().alias("__n")).filter(pl.col("__n") > 1)
     if sets.height == 0:
@@ -346,40 +408,8 @@ def _duplicates(frame: pl.DataFrame) -> pl.DataFrame:
             .select("row_number", "original_row"))
 
 
-def _items(rows: pl.DataFrame) -> pl.DataFrame:
-    return rows.with_columns(pl.col("row_number").alias("node"), pl.col("amount_minor").alias("amount"),
-                             pl.concat_list(pl.col("row_number")).alias("members"),
-                             pl.lit(0, pl.Int64).alias("fee"))
-
-
-def _group_items(rule: MatchingRule, rows: pl.DataFrame) -> pl.DataFrame:
-    assert rule.group is not None
-    by = rule.group.by
-    keyed = rows.with_columns([field_expr(name).alias(f"__g{index}") for index, name in enumerate(by)])
-    key_cols = [f"__g{index}" for index in range(len(by))]
-    keyed = keyed.drop_nulls(key_cols)
-    schedule = rule.group.fee_schedule
-    if schedule is not None:
-        variable = pl.col("amount_minor") * schedule.percent_e4 // 1_000_000
-        if schedule.cap_minor is not None:
-            variable = pl.min_horizontal(variable, pl.lit(schedule.cap_minor, pl.Int64))
-        keyed = keyed.with_columns((variable + schedule.flat_minor).alias("__fee"))
-    else:
-        keyed = keyed.with_columns(pl.lit(0, pl.Int64).alias("__fee"))
-    groups = keyed.group_by(["currency", *key_cols]).agg(
-        pl.col("row_number").min().alias("node"),
-        (pl.col("amount_minor").sum() - pl.col("__fee").sum()).alias("amount"),
-        pl.col("day").max().alias("day"),
-        pl.col("row_number").sort().alias("members"),
-        pl.col("__fee").sum().alias("fee"))
-    # Expose the group's key values as the text of the fields the rule compares (see _text_expr).
-    return groups.with_columns([pl.col(f"__g{index}").alias(f"__text__{name}") for index, name in enumerate(by)])
-
-
-def _text_expr(frame: pl.DataFrame, name: str) -> pl.Expr:
-    """A field's text: a group frame carries it ready-made, a row frame derives it."""
-    ready = f"__text__{name}"
-    return pl.col(ready) if ready in frame.columns else field_expr(name)
+def _without(frame: pl.DataFrame, column: str, values: pl.Series) -> pl.DataFrame:
+    return frame.filter(~pl.col(column).is_in(values.implode())) if values.len() else frame
 
 
 class PolarsMatcher:
@@ -400,111 +430,114 @@ class PolarsMatcher:
 
     def _reconcile_frames(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
                           period: ReconciliationPeriod | None) -> FrameResult:
-        clock = time.perf_counter()
+        clock, cpu_clock = time.perf_counter(), time.process_time()
         stage_seconds: dict[str, float] = {}
+        stage_cpu_seconds: dict[str, float] = {}
 
         def lap(stage: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
+            nonlocal clock, cpu_clock
+            now, cpu_now = time.perf_counter(), time.process_time()
             stage_seconds[stage] = now - clock
-            clock = now
+            stage_cpu_seconds[stage] = cpu_now - cpu_clock
+            clock, cpu_clock = now, cpu_now
 
         raw_fields = _raw_fields(profile)
         sides = {"left": _prepare(left, raw_fields), "right": _prepare(right, raw_fields)}
         duplicates = {side: _duplicates(frame) for side, frame in sides.items()}
-        active = {side: frame.join(duplicates[side].select("row_number"), on="row_number", how="anti")
-                  for side, frame in sides.items()}
+        # Rows that can still take part in a pass, as one boolean per row: passes filter lazily
+        # and read only the columns they need, instead of copying whole frames after each pass.
+        available = {}
+        for side, frame in sides.items():
+            copies = duplicates[side]["row_number"]
+            keep = pl.col("day").is_not_null()
+            if copies.len():
+                keep = keep & ~pl.col("row_number").is_in(copies.implode())
+            available[side] = frame.select(keep.alias("__available")).to_series()
         lap("duplicates")
 
         auto_parts, low_parts, tie_parts = [], [], []
-        consumed: dict[str, list[pl.Series]] = {"left": [], "right": []}
-        pool = {side: frame.filter(pl.col("day").is_not_null()) for side, frame in active.items()}
         for pass_index, rule in enumerate(profile.passes):
-            eligible = {}
+            rows = {}
             for side, spec, conditions in (("left", profile.left, rule.left_conditions),
                                            ("right", profile.right, rule.right_conditions)):
-                predicate = pl.lit(True)
+                predicate = pl.col("__available")
                 if spec.direction is not None:
                     predicate = predicate & (pl.col("direction") == spec.direction)
                 for condition in conditions:
                     predicate = predicate & condition_expr(condition)
-                eligible[side] = pool[side].filter(predicate)
+                rows[side] = sides[side].with_columns(available[side]).lazy().filter(predicate)
             if rule.group is not None:
                 grouped = rule.group.side
                 other = "right" if grouped == "left" else "left"
-                items = {grouped: _group_items(rule, eligible[grouped]), other: _items(eligible[other])}
+                items = {grouped: _group_items(rule, rows[grouped]), other: _items(rule, other, rows[other])}
             else:
-                items = {side: _items(eligible[side]) for side in ("left", "right")}
+                items = {side: _items(rule, side, rows[side]) for side in ("left", "right")}
             found = candidates(rule, items["left"], items["right"])
             accepted, ties = assign(found)
-            accepted = accepted.with_columns(
-                pl.when(pl.col("confidence_bp") >= rule.auto_match_threshold_bp)
-                .then(pl.lit(MatchStatus.AUTO.value)).otherwise(pl.lit(MatchStatus.SUGGESTED.value)).alias("status"))
-            ties = ties.with_columns(pl.lit(MatchStatus.SUGGESTED.value).alias("status"))
-            accepted_records = _records(rule, pass_index, accepted, items)
-            auto_parts.append(accepted_records.filter(pl.col("status") == MatchStatus.AUTO.value))
-            low_parts.append(accepted_records.filter(pl.col("status") == MatchStatus.SUGGESTED.value))
-            tie_parts.append(_records(rule, pass_index, ties, items))
+            auto = pl.col("confidence_bp") >= rule.auto_match_threshold_bp
+            auto_parts.append(_records(rule, pass_index, accepted.filter(auto), items, MatchStatus.AUTO))
+            low_parts.append(_records(rule, pass_index, accepted.filter(~auto), items, MatchStatus.SUGGESTED))
+            tie_parts.append(_records(rule, pass_index, ties, items, MatchStatus.SUGGESTED))
             for side, column in (("left", "left_row"), ("right", "right_row")):
-                used = accepted_records[column].unique()
-                consumed[side].append(used)
-                pool[side] = pool[side].join(used.to_frame("row_number"), on="row_number", how="anti")
+                used = pl.concat([auto_parts[-1][column], low_parts[-1][column]])
+                if used.len():
+                    available[side] = sides[side].select(
+                        pl.lit(available[side]) & ~pl.col("row_number").is_in(used.implode())).to_series()
         lap("matching")
 
         empty = pl.DataFrame(schema=_RECORD_SCHEMA)
         matches = pl.concat([empty, *auto_parts])
         low = pl.concat([empty, *low_parts])
-        ties_all = pl.concat([empty, *tie_parts])
-        used_left = pl.concat([pl.Series("row_number", [], pl.Int64), *consumed["left"]]).to_frame("row_number")
-        used_right = pl.concat([pl.Series("row_number", [], pl.Int64), *consumed["right"]]).to_frame("row_number")
-        ties_all = (ties_all.join(used_left.rename({"row_number": "left_row"}), on="left_row", how="anti")
-                    .join(used_right.rename({"row_number": "right_row"}), on="right_row", how="anti"))
+        leftovers = {side: frame.filter(available[side]) for side, frame in sides.items()}
+        # A tie suggestion is dropped when a later pass consumed either of its rows.
+        ties_all = pl.concat([empty, *tie_parts]).filter(
+            pl.col("left_row").is_in(leftovers["left"]["row_number"].implode())
+            & pl.col("right_row").is_in(leftovers["right"]["row_number"].implode()))
         suggestions = (pl.concat([low, ties_all]).with_row_index("__order")
                        .unique(subset=["left_row", "right_row"], keep="first", maintain_order=True)
                        .drop("__order"))
 
-        facts = _classify(profile, period, sides, duplicates, pool, matches)
+        facts = _classify(profile, period, sides, duplicates, leftovers, matches)
         lap("classification")
         return FrameResult(matches=matches, suggestions=suggestions, facts=facts,
-                           left_row_count=left.height, right_row_count=right.height, stage_seconds=stage_seconds)
+                           left_row_count=left.height, right_row_count=right.height, stage_seconds=stage_seconds,
+                           stage_cpu_seconds=stage_cpu_seconds)
 
 
-def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: dict[str, pl.DataFrame]
-             ) -> pl.DataFrame:
+def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: dict[str, pl.DataFrame],
+             status: MatchStatus) -> pl.DataFrame:
     """One record per member pair (a plain pair is a group of one on each side)."""
     if pairs.height == 0:
         return pl.DataFrame(schema=_RECORD_SCHEMA)
+    if rule.keyed:  # each side's key is the pair's evidence (see _key_pairs)
+        keys = [*_gather(items["left"], pairs["lp"], {"__key": "left_key"}),
+                *_gather(items["right"], pairs["rp"], {"__key": "right_key"})]
+    else:
+        keys = [pl.Series("left_key", [None] * pairs.height, pl.String),
+                pl.Series("right_key", [None] * pairs.height, pl.String)]
+    pairs = pairs.with_columns(keys)
+    common = [pl.lit(rule.name).alias("rule"), pl.lit(rule.version, pl.Int64).alias("rule_version"),
+              pl.lit(status.value).alias("status"), pl.col("confidence_bp")]
     if rule.group is None:  # plain pairs: the nodes are the rows
         return pairs.select(
-            pl.col("l").alias("left_row"), pl.col("r").alias("right_row"), pl.lit(rule.name).alias("rule"),
-            pl.lit(rule.version, pl.Int64).alias("rule_version"), pl.col("status"), pl.col("confidence_bp"),
+            pl.col("l").alias("left_row"), pl.col("r").alias("right_row"), *common,
             pl.lit(None, pl.String).alias("group_id"), *[pl.col(name) for name in EVIDENCE],
             pl.lit(None, pl.Int64).alias("members"), pl.lit(None, pl.Int64).alias("fee_minor"),
             pl.lit(pass_index, pl.Int64).alias("pass_index"))
-    with_members = (pairs
-                    .join(items["left"].select(pl.col("node").alias("l"), pl.col("members").alias("lm"),
-                                               pl.col("fee").alias("lfee")), on="l", how="left")
-                    .join(items["right"].select(pl.col("node").alias("r"), pl.col("members").alias("rm"),
-                                                pl.col("fee").alias("rfee")), on="r", how="left"))
-    if rule.group is not None:
-        grouped_is_left = rule.group.side == "left"
-        single = "r" if grouped_is_left else "l"
-        letter = "R" if grouped_is_left else "L"
-        members_col, fee_col = ("lm", "lfee") if grouped_is_left else ("rm", "rfee")
-        with_members = with_members.with_columns(
-            pl.format(f"{rule.name}:{letter}{{}}", pl.col(single)).alias("group_id"),
-            pl.col(members_col).list.len().cast(pl.Int64).alias("members"),
-            pl.col(fee_col).cast(pl.Int64).alias("fee_minor"))
-    else:
-        with_members = with_members.with_columns(pl.lit(None, pl.String).alias("group_id"),
-                                                 pl.lit(None, pl.Int64).alias("members"),
-                                                 pl.lit(None, pl.Int64).alias("fee_minor"))
-    exploded = with_members.explode("lm").explode("rm")
-    return exploded.select(
-        pl.col("lm").cast(pl.Int64).alias("left_row"), pl.col("rm").cast(pl.Int64).alias("right_row"),
-        pl.lit(rule.name).alias("rule"), pl.lit(rule.version, pl.Int64).alias("rule_version"),
-        pl.col("status"), pl.col("confidence_bp"), pl.col("group_id"),
-        *[pl.col(name) for name in EVIDENCE], pl.col("members"), pl.col("fee_minor"),
+    grouped_is_left = rule.group.side == "left"
+    grouped_items, position = (items["left"], "lp") if grouped_is_left else (items["right"], "rp")
+    single = "r" if grouped_is_left else "l"
+    letter = "R" if grouped_is_left else "L"
+    with_members = pairs.with_columns(
+        *_gather(grouped_items, pairs[position], {"members": "__members", "fee": "fee_minor"}),
+        pl.format(f"{rule.name}:{letter}{{}}", pl.col(single)).alias("group_id"),
+    ).with_columns(pl.col("__members").list.len().cast(pl.Int64).alias("members"),
+                   pl.col("fee_minor").cast(pl.Int64)).explode("__members")
+    member = pl.col("__members").cast(pl.Int64)
+    return with_members.select(
+        (member if grouped_is_left else pl.col("l")).alias("left_row"),
+        (pl.col("r") if grouped_is_left else member).alias("right_row"),
+        *common, pl.col("group_id"), *[pl.col(name) for name in EVIDENCE], pl.col("members"), pl.col("fee_minor"),
         pl.lit(pass_index, pl.Int64).alias("pass_index"))
 
 
@@ -519,17 +552,18 @@ def _classify(profile: ReconciliationProfile, period: ReconciliationPeriod | Non
               leftovers: dict[str, pl.DataFrame], matches: pl.DataFrame) -> pl.DataFrame:
     facts = [pl.DataFrame(schema=FACT_SCHEMA)]
     # Duplicates: the other side's row is the original's clean-match partner, when it has one.
-    partners = {"left": matches.group_by("left_row").agg(pl.col("right_row").min().alias("partner"))
-                .rename({"left_row": "original_row"}),
-                "right": matches.group_by("right_row").agg(pl.col("left_row").min().alias("partner"))
-                .rename({"right_row": "original_row"})}
-    for side in ("left", "right"):
-        copies = duplicates[side].join(sides[side], on="row_number", how="left").join(
-            partners[side], on="original_row", how="left")
-        other = "right" if side == "left" else "left"
+    for side, column, other_column in (("left", "left_row", "right_row"), ("right", "right_row", "left_row")):
+        copies = duplicates[side]
+        if copies.height == 0:
+            continue
+        partners = (matches.filter(pl.col(column).is_in(copies["original_row"].implode()))
+                    .group_by(column).agg(pl.col(other_column).min().alias("partner"))
+                    .rename({column: "original_row"}))
+        rows = sides[side].filter(pl.col("row_number").is_in(copies["row_number"].implode()))
+        copies = copies.join(rows, on="row_number", how="left").join(partners, on="original_row", how="left")
         facts.append(copies.select(
             pl.lit(BreakType.DUPLICATE.value).alias("type"),
-            pl.col("row_number").alias(f"{side}_row"), pl.col("partner").alias(f"{other}_row"),
+            pl.col("row_number").alias(column), pl.col("partner").alias(other_column),
             pl.col("currency"), *_side_fact_columns(side), pl.col("reference"),
             pl.lit(None, pl.String).alias("rule"), pl.col("original_row")))
 
@@ -538,31 +572,27 @@ def _classify(profile: ReconciliationProfile, period: ReconciliationPeriod | Non
     for rule in profile.passes:
         if not rule.keyed or rule.group is not None:
             continue
-        items = {side: _items(leftover[side]) for side in ("left", "right")}
-        pairs = _key_pairs(rule, items["left"], items["right"])
-        l_info = leftover["left"].select(pl.col("row_number").alias("l"), pl.col("amount_minor").alias("la"),
-                                         pl.col("day").alias("ld"), pl.col("currency").alias("lc"))
-        r_info = leftover["right"].select(pl.col("row_number").alias("r"), pl.col("amount_minor").alias("ra"),
-                                          pl.col("day").alias("rd"), pl.col("currency").alias("rc"))
-        pairs = (pairs.join(l_info, on="l").join(r_info, on="r").filter(pl.col("lc") == pl.col("rc"))
-                 .with_columns((pl.col("la") - pl.col("ra")).abs().alias("amount_gap"),
-                               (pl.col("ld") - pl.col("rd")).abs().alias("day_gap"),
-                               pl.lit(0, pl.Int64).alias("text_cost")))
-        accepted, _ = assign(pairs.select("l", "r", *COST))
+        # Linking: same identity only (no conditions, any direction, any amount, any date).
+        items = {side: _items(rule, side, leftover[side].lazy()) for side in ("left", "right")}
+        pairs = _attach_sides(_key_pairs(rule, items["left"], items["right"]), items["left"], items["right"])
+        pairs = pairs.with_columns((pl.col("la") - pl.col("ra")).abs().alias("amount_gap"),
+                                   (pl.col("ld") - pl.col("rd")).abs().alias("day_gap"),
+                                   pl.lit(0, pl.Int64).alias("text_cost"))
+        accepted, _ = assign(pairs.select("l", "r", "lp", "rp", *COST))
         if accepted.height == 0:
             continue
-        linked_parts.append(_classify_linked(rule, accepted.select("l", "r"), sides))
-        leftover["left"] = leftover["left"].join(accepted.select(pl.col("l").alias("row_number")),
-                                                 on="row_number", how="anti")
-        leftover["right"] = leftover["right"].join(accepted.select(pl.col("r").alias("row_number")),
-                                                   on="row_number", how="anti")
-    for part in linked_parts:
+        # items are leftover's rows in leftover's order, so the positions index leftover too
+        left_rows = leftover["left"].select(pl.all().gather(accepted["lp"]))
+        right_rows = leftover["right"].select(pl.all().gather(accepted["rp"]))
+        linked_parts.append((_classify_linked(rule, left_rows, right_rows), left_rows, right_rows))
+        leftover["left"] = _without(leftover["left"], "row_number", accepted["l"])
+        leftover["right"] = _without(leftover["right"], "row_number", accepted["r"])
+    for part, left_rows, right_rows in linked_parts:
         facts.append(part.filter(pl.col("type").is_not_null()).select(list(FACT_SCHEMA)))
-        back = part.filter(pl.col("type").is_null() & ~pl.col("__both_failed"))
-        leftover["left"] = pl.concat([leftover["left"], sides["left"].join(
-            back.select(pl.col("left_row").alias("row_number")), on="row_number", how="semi")])
-        leftover["right"] = pl.concat([leftover["right"], sides["right"].join(
-            back.select(pl.col("right_row").alias("row_number")), on="row_number", how="semi")])
+        # a pair within every tolerance (kept out of matching by a condition): judged row by row
+        back = part.select(pl.col("type").is_null() & ~pl.col("__both_failed")).to_series()
+        leftover["left"] = pl.concat([leftover["left"], left_rows.filter(back)])
+        leftover["right"] = pl.concat([leftover["right"], right_rows.filter(back)])
 
     window = profile.cutoff.window(period.end) if period is not None else None
     for side in ("left", "right"):
@@ -577,21 +607,22 @@ def _classify(profile: ReconciliationProfile, period: ReconciliationPeriod | Non
             kind = kind.when(status == "success").then(pl.lit(BreakType.NON_SETTLEMENT.value))
         kind = kind.otherwise(pl.lit(BreakType.MISSING_ENTRY.value))
         other = "right" if side == "left" else "left"
-        facts.append(rows.select(
+        facts.append(rows.lazy().select(
             kind.alias("type"), pl.col("row_number").alias(f"{side}_row"),
             pl.lit(None, pl.Int64).alias(f"{other}_row"), pl.col("currency"), *_side_fact_columns(side),
             pl.col("reference"), pl.lit(None, pl.String).alias("rule"),
-            pl.lit(None, pl.Int64).alias("original_row")).filter(pl.col("type").is_not_null()))
+            pl.lit(None, pl.Int64).alias("original_row")).filter(pl.col("type").is_not_null()).collect())
     return pl.concat(facts, how="diagonal_relaxed").select(
         [pl.col(name).cast(dtype) for name, dtype in FACT_SCHEMA.items()])
 
 
-def _classify_linked(rule: MatchingRule, pairs: pl.DataFrame, sides: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    left = sides["left"].select(pl.col("row_number").alias("l"), pl.col("currency"), *_side_fact_columns("left"),
-                                pl.col("day").alias("ld"), pl.col("reference").alias("lref"))
-    right = sides["right"].select(pl.col("row_number").alias("r"), *_side_fact_columns("right"),
-                                  pl.col("day").alias("rd"), pl.col("reference").alias("rref"))
-    joined = pairs.join(left, on="l", how="left").join(right, on="r", how="left")
+def _classify_linked(rule: MatchingRule, left_rows: pl.DataFrame, right_rows: pl.DataFrame) -> pl.DataFrame:
+    """Break type (or null) per linked pair; left_rows[i] is linked with right_rows[i]."""
+    joined = pl.concat([
+        left_rows.select(pl.col("row_number").alias("l"), pl.col("currency"), *_side_fact_columns("left"),
+                         pl.col("day").alias("ld"), pl.col("reference").alias("lref")),
+        right_rows.select(pl.col("row_number").alias("r"), *_side_fact_columns("right"),
+                          pl.col("day").alias("rd"), pl.col("reference").alias("rref"))], how="horizontal")
     left_moved = ~pl.col("left_status").is_in(NOT_MOVED)
     right_moved = ~pl.col("right_status").is_in(NOT_MOVED)
     diff = (pl.col("left_amount_minor") - pl.col("right_amount_minor")).abs()
