@@ -345,7 +345,8 @@ def _wire_jobs(container: Container, job_queue: Any, store: Any) -> None:
         job_queue,
         threads=parse_queue_threads(settings.jobs.embedded_threads) if in_process else {},
         relay=in_process,
-        schedule=default_schedule(settings.jobs.session_cleanup_interval_seconds) if in_process else None,
+        schedule=default_schedule(settings.jobs.session_cleanup_interval_seconds,
+                                  settings.reconciliation.sweep_interval_seconds) if in_process else None,
         open_system_uow=lambda: database.unit_of_work(None),
         relay_interval_seconds=settings.jobs.relay_interval_seconds,
         stale_after_seconds=settings.jobs.stale_after_seconds,
@@ -381,3 +382,24 @@ def _build_memory_files(container: Container) -> None:
 
 _BUILDERS.append(_build_files)
 _MEMORY_BUILDERS.append(_build_memory_files)
+
+
+# --- reconciliation jobs (issue 6; docs/reconciliation-jobs.md) ---
+
+
+def _build_reconciliations(container: Container) -> None:
+    import reckai.adapters.postgres.reconciliations  # noqa: F401  registers uow.reconciliation_jobs, ...
+    from reckai.adapters.polars.job_results import PolarsJobMatchingEngine
+
+    container.components["job_matching_engine"] = PolarsJobMatchingEngine()
+
+
+def _build_memory_reconciliations(container: Container) -> None:
+    import reckai.adapters.memory.reconciliations  # noqa: F401  registers the in-memory twins
+    from reckai.adapters.polars.job_results import PolarsJobMatchingEngine
+
+    container.components["job_matching_engine"] = PolarsJobMatchingEngine()
+
+
+_BUILDERS.append(_build_reconciliations)
+_MEMORY_BUILDERS.append(_build_memory_reconciliations)

@@ -19,6 +19,7 @@ from reckai.adapters.dramatiq.runtime import DEFAULT_TIME_LIMIT_SECONDS, ActorSp
 from reckai.application import job_types, maintenance
 from reckai.application.outbox import JobHandler
 from reckai.application.ports.jobs import JobDelivery, JobType, Queue
+from reckai.entrypoints.worker import reconciliation
 
 _log = logging.getLogger("reckai.jobs")
 
@@ -44,6 +45,7 @@ class Handler:
 
 HANDLERS: tuple[Handler, ...] = (
     Handler(job_types.CLEANUP_EXPIRED_SESSIONS, cleanup_expired_sessions, time_limit_seconds=300),
+    *(Handler(job_type, run, time_limit_seconds=limit) for job_type, run, limit in reconciliation.HANDLER_SPECS),
 )
 
 

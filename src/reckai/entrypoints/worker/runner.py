@@ -48,8 +48,11 @@ EXHAUSTED_SWEEP_SECONDS = 60.0
 _ERROR_LOG_EVERY_SECONDS = 30.0
 
 
-def default_schedule(session_cleanup_interval_seconds: int) -> list[PeriodicJob]:
-    return [PeriodicJob(job_types.CLEANUP_EXPIRED_SESSIONS.request(), session_cleanup_interval_seconds)]
+def default_schedule(session_cleanup_interval_seconds: int, reconciliation_sweep_seconds: int = 30) -> list[PeriodicJob]:
+    from reckai.entrypoints.worker import reconciliation
+
+    return [PeriodicJob(job_types.CLEANUP_EXPIRED_SESSIONS.request(), session_cleanup_interval_seconds),
+            *reconciliation.periodic_jobs(reconciliation_sweep_seconds)]
 
 
 def parse_queue_threads(pairs: Any) -> dict[Queue, int]:
@@ -89,10 +92,12 @@ def build_worker_runner(container: Any, threads: Mapping[Queue, int]) -> JobWork
         container.components["job_queue"],
         threads=threads,
         relay=True,
-        schedule=default_schedule(settings.jobs.session_cleanup_interval_seconds),
+        schedule=default_schedule(settings.jobs.session_cleanup_interval_seconds,
+                                  settings.reconciliation.sweep_interval_seconds),
         open_system_uow=lambda: database.unit_of_work(None),
         relay_interval_seconds=settings.jobs.relay_interval_seconds,
         stale_after_seconds=settings.jobs.stale_after_seconds,
+        scheduler_tick_seconds=min(SCHEDULER_TICK_SECONDS, settings.reconciliation.sweep_interval_seconds),
     )
 
 
