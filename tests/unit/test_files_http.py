@@ -224,3 +224,29 @@ def test_eleventh_upload_in_an_hour_is_429(api: Api) -> None:
         assert api.upload(GOOD_CSV + str(i).encode() + b"\n").status_code == 201
     refused = api.upload(GOOD_CSV)
     assert refused.status_code == 429 and refused.headers.get("retry-after")
+
+
+def test_filesystem_mode_serves_the_signed_app_url_decrypting_as_it_streams(tmp_path: Any) -> None:
+    """Embedded mode: AES-256-GCM files on disk, scanning explicitly off (recorded as not_scanned)."""
+    import os
+
+    from reckai.adapters.filesystem.storage import FileSystemStorage
+
+    container = bootstrap_in_memory()
+    container.components["storage"] = FileSystemStorage(
+        tmp_path, keys={"k1": os.urandom(32)}, current_key_id="k1", public_base_url="http://127.0.0.1:8000",
+        chunk_bytes=4096)
+    assert container.scanner.enabled is False
+    with TestClient(create_app(container)) as client:
+        api = Api(client, container)
+        original = b"date,amount,currency,reference\n" + b"2024-01-02,1.00,NGN,123456789012\n" * 2000
+        uploaded = api.upload(original)
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["data"]["scan_status"] == "not_scanned"
+        assert len(api.org_keys()) == 1
+        on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".tmp" not in p.parts)
+        assert b"123456789012" not in on_disk  # encrypted at rest
+        link = client.get(f"/api/files/{uploaded.json()['data']['id']}/download", headers=api.auth).json()["data"]
+        downloaded = client.get(link["url"].split("127.0.0.1:8000", 1)[1])
+        assert downloaded.status_code == 200 and downloaded.content == original
+        assert downloaded.headers["content-type"] == "application/octet-stream"
