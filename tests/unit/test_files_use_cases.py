@@ -321,3 +321,13 @@ def test_form_validation_names_each_field() -> None:
         validate_form("../../etc/", "ledger", "not-a-uuid")
     assert {d.field for d in caught.value.details} == {"file", "file_type", "job_id"}
     assert validate_form("C:\\exports\\bank statement.csv", "bank", None).original_filename == "bank statement.csv"
+
+
+def test_file_the_detector_cannot_read_alone_is_kept_without_a_proposal(world: World) -> None:
+    file = world.upload(b"1,2,3\n4,5,6\n7,8,9\n", filename="no-header.csv").file
+    assert file.status == "uploaded" and "header_row" in file.error_report["proposal_error"]
+    assert get_file(world.services, world.caller, file.id).mappings == []
+    with pytest.raises(ValidationFailed) as caught:
+        confirm_mapping(world.services, world.caller, file.id, None)
+    assert caught.value.details[0].field == "transformation_rules"
+    assert world.org_keys() == [file.storage_path]
