@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reckai.adapters.memory.scanner import EICAR, InMemoryScanner
 from reckai.adapters.polars.normalize import read_parquet_bytes
@@ -331,3 +333,38 @@ def test_file_the_detector_cannot_read_alone_is_kept_without_a_proposal(world: W
         confirm_mapping(world.services, world.caller, file.id, None)
     assert caught.value.details[0].field == "transformation_rules"
     assert world.org_keys() == [file.storage_path]
+
+
+def _fresh_world() -> World:
+    container = bootstrap_in_memory()
+    container.components["scanner"] = InMemoryScanner()
+    created, _ = signup(container.database)
+    caller = Caller(organization_id=created.organization_id, user_id=created.admin_user_id)
+    return World(container, FileServices.from_container(container), caller)
+
+
+_PIECES = [b"date,amount,currency\n", b"2024-01-02,1.00,NGN\n", b"\x00", b"PK\x03\x04", b"<a>", b";", b"|",
+           b"\xff\xfe", b"\xef\xbb\xbf", b"\r\n", b"\"", b"12abc", EICAR]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(st.sampled_from(_PIECES) | st.binary(max_size=40), max_size=12),
+       name=st.sampled_from(["a.csv", "a.xlsx", "a.xml", "a.txt", "a"]),
+       chunk=st.integers(min_value=1, max_value=64))
+def test_any_upload_either_is_whole_or_leaves_nothing(pieces: list[bytes], name: str, chunk: int) -> None:
+    """Whatever the bytes, an upload ends with a row and its object, or with neither."""
+    world = _fresh_world()
+    data = b"".join(pieces)
+    from reckai.application.errors import ApplicationError
+    from reckai.application.files import check_upload_allowed
+
+    limits = check_upload_allowed(world.services, world.caller, count_rate_limit=False)
+    try:
+        result = upload_file(world.services, world.caller, validate_form(name, "card", None),
+                             [data[i:i + chunk] for i in range(0, len(data), chunk)], limits)
+    except ApplicationError:
+        assert world.org_keys() == [] and world.used_bytes() == 0
+    else:
+        assert world.org_keys() == [result.file.storage_path] and world.used_bytes() == len(data)
+        with world.services.storage.open(result.file.storage_path) as stored:
+            assert stored.read() == data
