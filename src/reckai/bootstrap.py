@@ -384,6 +384,44 @@ _BUILDERS.append(_build_files)
 _MEMORY_BUILDERS.append(_build_memory_files)
 
 
+# --- workflow: exceptions, approvals, matching rules (issue 7; docs/workflow.md) ---
+
+
+def _workflow_services(container: Container) -> Any:
+    from reckai.application.approvals.common import WorkflowServices
+
+    preview = None
+    try:
+        from reckai.application.rules.preview import JobRulePreview
+
+        preview = JobRulePreview(container)
+    except ImportError:  # the preview needs the reconciliation-job feature's ports
+        preview = None
+    return WorkflowServices(
+        database=container.components["database"],
+        audit_log=container.components["audit_log"],
+        job_queue=container.components["job_queue"],
+        password_hasher=container.components.get("password_hasher"),
+        rule_preview=preview,
+    )
+
+
+def _build_workflow(container: Container) -> None:
+    import reckai.adapters.postgres.workflow  # noqa: F401  registers uow.breaks, .approvals, .rules, .matches, .declined_pairs
+
+    container.components["workflow"] = _workflow_services(container)
+
+
+def _build_memory_workflow(container: Container) -> None:
+    import reckai.adapters.memory.workflow  # noqa: F401  registers the in-memory twins
+
+    container.components["workflow"] = _workflow_services(container)
+
+
+_BUILDERS.append(_build_workflow)
+_MEMORY_BUILDERS.append(_build_memory_workflow)
+
+
 # --- reconciliation jobs (issue 6; docs/reconciliation-jobs.md) ---
 
 

@@ -8,3 +8,9 @@ from reckai.application.ports.jobs import JobType, Queue
 
 # Low: data cleanup. Idempotent (deleting what is expired twice deletes nothing the second time).
 CLEANUP_EXPIRED_SESSIONS = JobType("cleanup_expired_sessions", Queue.LOW, max_attempts=3)
+
+# Workflow (docs/workflow.md). High: exception and approval notifications, SLA escalation.
+NOTIFY_WORKFLOW = JobType("notify_workflow", Queue.HIGH, max_attempts=4)
+ESCALATE_OVERDUE_EXCEPTIONS = JobType("escalate_overdue_exceptions", Queue.HIGH, max_attempts=3)
+# Medium: write an approved ledger posting's journal file for the ledger (idempotent per approval).
+EXPORT_LEDGER_POSTING = JobType("export_ledger_posting", Queue.MEDIUM, max_attempts=4)

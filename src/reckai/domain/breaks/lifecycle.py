@@ -144,6 +144,24 @@ class HistoryEntry:
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
+@dataclass(frozen=True)
+class Comment:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    exception_id: uuid.UUID
+    user_id: uuid.UUID
+    content: str
+    created_at: dt.datetime
+
+    @classmethod
+    def write(cls, *, organization_id: uuid.UUID, exception_id: uuid.UUID, user_id: uuid.UUID, content: str,
+              at: dt.datetime) -> Comment:
+        cleaned = _text(content, "content", MAX_NOTE_LENGTH)
+        if cleaned is None:
+            raise InvalidBreakValue("content", "is required")
+        return cls(uuid.uuid4(), organization_id, exception_id, user_id, cleaned, at)
+
+
 @dataclass
 class BreakException:
     """An `exceptions` row (spec §1) plus the workflow columns of migration 0007."""
@@ -171,6 +189,13 @@ class BreakException:
     severity_reason: str | None = None
     escalated_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    # the rows the break is about, as the reconciliation job recorded them (migration 0006)
+    left_file_id: uuid.UUID | None = None
+    left_row: int | None = None
+    right_file_id: uuid.UUID | None = None
+    right_row: int | None = None
+    amount_minor: int | None = None
+    evidence: dict[str, Any] | None = None
 
     @classmethod
     def new(cls, *, organization_id: uuid.UUID, job_id: uuid.UUID, type: str, severity: str, description: str,

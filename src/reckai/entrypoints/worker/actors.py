@@ -20,6 +20,7 @@ from reckai.application import job_types, maintenance
 from reckai.application.outbox import JobHandler
 from reckai.application.ports.jobs import JobDelivery, JobType, Queue
 from reckai.entrypoints.worker import reconciliation
+from reckai.entrypoints.worker import sla
 
 _log = logging.getLogger("reckai.jobs")
 
@@ -46,6 +47,9 @@ class Handler:
 HANDLERS: tuple[Handler, ...] = (
     Handler(job_types.CLEANUP_EXPIRED_SESSIONS, cleanup_expired_sessions, time_limit_seconds=300),
     *(Handler(job_type, run, time_limit_seconds=limit) for job_type, run, limit in reconciliation.HANDLER_SPECS),
+    Handler(job_types.ESCALATE_OVERDUE_EXCEPTIONS, sla.escalate_overdue_exceptions, time_limit_seconds=300),
+    Handler(job_types.NOTIFY_WORKFLOW, sla.notify_workflow, time_limit_seconds=60),
+    Handler(job_types.EXPORT_LEDGER_POSTING, sla.export_ledger_posting, time_limit_seconds=120),
 )
 
 

@@ -1,0 +1,318 @@
+"""In-memory twins of the workflow repositories (application/ports/workflow.py), on MemoryUnitOfWork."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
+from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
+from reckai.application.ports.workflow import (
+    COUNT_CAP,
+    ApprovalQuery,
+    ApprovalRepository,
+    DeclinedPairs,
+    ExceptionQuery,
+    ExceptionRepository,
+    MatchingRuleRow,
+    MatchRepository,
+    Page,
+    RuleRepository,
+)
+from reckai.domain.approvals.workflow import Approval, ApprovalStatus
+from reckai.domain.breaks.lifecycle import (
+    ACTIVE_STATUSES,
+    BreakException,
+    Comment,
+    ExceptionStatus,
+    HistoryEntry,
+)
+from reckai.domain.breaks.manual_matching import DeclinedPair, MatchGroup, RowRef
+from reckai.domain.breaks.policy import SEVERITIES
+from reckai.domain.reconciliation.rule_versions import RuleVersion
+
+
+def _page(items: list[Any], offset: int, limit: int) -> Page[Any]:
+    return Page(items[offset:offset + limit], min(len(items), COUNT_CAP), len(items) >= COUNT_CAP)
+
+
+class MemoryExceptionRepository:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self.uow = uow
+
+    def add(self, exception: BreakException) -> None:
+        self.uow.put("exceptions", exception.id, exception)
+
+    def get(self, exception_id: uuid.UUID) -> BreakException | None:
+        return self.uow.get("exceptions", exception_id)  # type: ignore[no-any-return]
+
+    def get_for_update(self, exception_id: uuid.UUID) -> BreakException | None:
+        if self.get(exception_id) is None:
+            return None
+        self.uow.lock_row("exceptions", exception_id)
+        return self.get(exception_id)
+
+    def update(self, exception: BreakException) -> None:
+        if self.get(exception.id) is None:
+            raise EntityNotFound("exception", exception.id)
+        self.uow.put("exceptions", exception.id, exception)
+
+    def list(self, query: ExceptionQuery) -> Page[BreakException]:
+        rows = [row for _, row in self.uow.rows("exceptions") if _matches(row, query)]
+        rows.sort(key=_sort_key(query.sort), reverse=query.descending)
+        if query.after is not None:
+            value, last_id = query.after
+            key = _sort_key(query.sort)
+            marker = (value, str(last_id))
+            rows = [r for r in rows if (key(r) < marker if query.descending else key(r) > marker)]
+        return _page(rows, query.offset, query.limit)
+
+    def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[BreakException]:
+        wanted = set(rows)
+        found = []
+        for _, r in self.uow.rows("exceptions"):
+            refs = {RowRef(f, n) for f, n in ((r.left_file_id, r.left_row), (r.right_file_id, r.right_row))
+                    if f is not None and n is not None}
+            if r.job_id == job_id and r.status in ACTIVE_STATUSES and refs & wanted:
+                found.append(r)
+        return sorted(found, key=lambda r: str(r.id))
+
+    def overdue_ids(self, now: dt.datetime, limit: int) -> Sequence[uuid.UUID]:
+        rows = [r for _, r in self.uow.rows("exceptions")
+                if r.status in (ExceptionStatus.OPEN, ExceptionStatus.IN_PROGRESS) and r.due_at <= now]
+        rows.sort(key=lambda r: (r.due_at, str(r.id)))
+        return [r.id for r in rows[:limit]]
+
+    def organizations_with_overdue(self, now: dt.datetime) -> Sequence[uuid.UUID]:
+        found = {r.organization_id for _, r in self.uow.all_rows("exceptions")
+                 if r.status in (ExceptionStatus.OPEN, ExceptionStatus.IN_PROGRESS) and r.due_at <= now}
+        return sorted(found, key=str)
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        self.uow.put("exception_history", entry.id, _Owned(self._org(), entry))
+
+    def history(self, exception_id: uuid.UUID) -> Sequence[HistoryEntry]:
+        entries = [row.value for _, row in self.uow.rows("exception_history") if row.value.exception_id == exception_id]
+        return sorted(entries, key=lambda e: e.at)
+
+    def add_comment(self, comment: Comment) -> None:
+        if self.get(comment.exception_id) is None:
+            raise EntityNotFound("exception", comment.exception_id)
+        self.uow.put("exception_comments", comment.id, comment)
+
+    def comments(self, exception_id: uuid.UUID) -> Sequence[Comment]:
+        found = [c for _, c in self.uow.rows("exception_comments") if c.exception_id == exception_id]
+        return sorted(found, key=lambda c: (c.created_at, str(c.id)))
+
+    def _org(self) -> uuid.UUID | None:
+        return self.uow.organization_id
+
+
+class _Owned:
+    """A row that is not an entity with organization_id of its own (history entries)."""
+
+    def __init__(self, organization_id: uuid.UUID | None, value: Any) -> None:
+        self.organization_id = organization_id
+        self.value = value
+
+
+def _matches(row: BreakException, q: ExceptionQuery) -> bool:
+    checks = [
+        not q.statuses or row.status.value in q.statuses,
+        not q.severities or row.severity in q.severities,
+        not q.types or row.type in q.types,
+        q.job_id is None or row.job_id == q.job_id,
+        q.assigned_to is None or row.assigned_to == q.assigned_to,
+        not q.unassigned or row.assigned_to is None,
+        q.amount_min is None or (row.amount is not None and abs(row.amount) >= q.amount_min),
+        q.amount_max is None or (row.amount is not None and abs(row.amount) <= q.amount_max),
+        q.date_from is None or (row.transaction_date is not None and row.transaction_date >= q.date_from),
+        q.date_to is None or (row.transaction_date is not None and row.transaction_date <= q.date_to),
+        q.created_from is None or row.created_at >= q.created_from,
+        q.created_to is None or row.created_at < q.created_to,
+        q.overdue_at is None or (row.status in ACTIVE_STATUSES and row.due_at <= q.overdue_at),
+    ]
+    return all(checks)
+
+
+def _sort_key(sort: str) -> Callable[[BreakException], tuple[Any, str]]:
+    def key(row: BreakException) -> tuple[Any, str]:
+        if sort == "severity":
+            value: Any = SEVERITIES.index(row.severity)
+        elif sort == "amount":
+            value = (row.amount is not None, abs(row.amount) if row.amount is not None else 0)
+        elif sort == "transaction_date":
+            value = (row.transaction_date is not None, row.transaction_date or dt.date.min)
+        else:
+            value = getattr(row, sort)
+        return value, str(row.id)
+
+    return key
+
+
+class MemoryApprovalRepository:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self.uow = uow
+
+    def add(self, approval: Approval) -> None:
+        self.uow.put("approvals", approval.id, approval)
+
+    def get(self, approval_id: uuid.UUID) -> Approval | None:
+        return self.uow.get("approvals", approval_id)  # type: ignore[no-any-return]
+
+    def get_for_update(self, approval_id: uuid.UUID) -> Approval | None:
+        if self.get(approval_id) is None:
+            return None
+        self.uow.lock_row("approvals", approval_id)
+        return self.get(approval_id)
+
+    def update(self, approval: Approval) -> None:
+        if self.get(approval.id) is None:
+            raise EntityNotFound("approval", approval.id)
+        self.uow.put("approvals", approval.id, approval)
+
+    def list(self, query: ApprovalQuery) -> Page[Approval]:
+        rows = [a for _, a in self.uow.rows("approvals")
+                if (not query.statuses or a.status.value in query.statuses)
+                and (not query.types or a.type.value in query.types)
+                and (query.requested_by is None or a.requested_by == query.requested_by)]
+        rows.sort(key=lambda a: (a.requested_at, str(a.id)), reverse=True)
+        rows.sort(key=lambda a: a.status is not ApprovalStatus.PENDING)
+        return _page(rows, query.offset, query.limit)
+
+    def pending_referring_to(self, key: str, value: str) -> Sequence[Approval]:
+        return [a for _, a in self.uow.rows("approvals")
+                if a.status is ApprovalStatus.PENDING and str(a.metadata.get(key)) == value]
+
+
+class MemoryRuleRepository:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self.uow = uow
+
+    def add(self, rule: MatchingRuleRow) -> None:
+        if any(r.name == rule.name for _, r in self.uow.rows("matching_rules")):
+            raise DuplicateEntity("matching_rule", "name", rule.name)
+        self.uow.put("matching_rules", rule.id, rule)
+
+    def get(self, rule_id: uuid.UUID) -> MatchingRuleRow | None:
+        return self.uow.get("matching_rules", rule_id)  # type: ignore[no-any-return]
+
+    def get_for_update(self, rule_id: uuid.UUID) -> MatchingRuleRow | None:
+        if self.get(rule_id) is None:
+            return None
+        self.uow.lock_row("matching_rules", rule_id)
+        return self.get(rule_id)
+
+    def update(self, rule: MatchingRuleRow) -> None:
+        if self.get(rule.id) is None:
+            raise EntityNotFound("matching_rule", rule.id)
+        self.uow.put("matching_rules", rule.id, rule)
+
+    def list(self, *, active_only: bool = False, limit: int = 100, offset: int = 0) -> Page[MatchingRuleRow]:
+        rows = [r for _, r in self.uow.rows("matching_rules") if r.is_active or not active_only]
+        rows.sort(key=lambda r: (r.priority, r.name))
+        return _page(rows, offset, limit)
+
+    def add_version(self, version: RuleVersion) -> None:
+        if any(v.rule_id == version.rule_id and v.version == version.version
+               for _, v in self.uow.rows("matching_rule_versions")):
+            raise DuplicateEntity("matching_rule_version", "version", version.version)
+        self.uow.put("matching_rule_versions", version.id, version)
+
+    def update_version(self, version: RuleVersion) -> None:
+        self.uow.put("matching_rule_versions", version.id, version)
+
+    def versions(self, rule_id: uuid.UUID) -> Sequence[RuleVersion]:
+        found = [v for _, v in self.uow.rows("matching_rule_versions") if v.rule_id == rule_id]
+        return sorted(found, key=lambda v: v.version)
+
+
+class MemoryMatchRepository:
+    """Suggestions and job files are seeded by tests (`seed_job_files`, `seed_suggestion`): in
+    PostgreSQL the reconciliation job writes them."""
+
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self.uow = uow
+
+    def seed_job_files(self, job_id: uuid.UUID, left: uuid.UUID, right: uuid.UUID) -> None:
+        self.uow.put("workflow_job_files", job_id, _Owned(self.uow.organization_id, {"left": left, "right": right}))
+
+    def seed_suggestion(self, group: MatchGroup) -> None:
+        lefts = [m.row.row_number for m in group.members if m.side == "left"]
+        rights = [m.row.row_number for m in group.members if m.side == "right"]
+        self.uow.put("workflow_suggestions", (group.job_id, lefts[0], rights[0]), group)
+
+    def job_files(self, job_id: uuid.UUID) -> dict[str, uuid.UUID]:
+        row = self.uow.get("workflow_job_files", job_id)
+        return dict(row.value) if row is not None else {}
+
+    def suggestion(self, job_id: uuid.UUID, left_row: int, right_row: int) -> MatchGroup | None:
+        return self.uow.get("workflow_suggestions", (job_id, left_row, right_row))  # type: ignore[no-any-return]
+
+    def get(self, group_id: uuid.UUID) -> MatchGroup | None:
+        return self.uow.get("match_groups", group_id)  # type: ignore[no-any-return]
+
+    def get_for_update(self, group_id: uuid.UUID) -> MatchGroup | None:
+        if self.get(group_id) is None:
+            return None
+        self.uow.lock_row("match_groups", group_id)
+        return self.get(group_id)
+
+    def update_status(self, group: MatchGroup) -> None:
+        stored = self.get(group.id)
+        if stored is None:
+            raise EntityNotFound("match_group", group.id)
+        stored.status, stored.evidence = group.status, dict(group.evidence)
+        self.uow.put("match_groups", group.id, stored)
+
+    def add(self, group: MatchGroup) -> None:
+        self.uow.put("match_groups", group.id, group)
+
+    def for_job(self, job_id: uuid.UUID, statuses: tuple[str, ...] = ()) -> Sequence[MatchGroup]:
+        found = [g for _, g in self.uow.rows("match_groups")
+                 if g.job_id == job_id and (not statuses or g.status in statuses)]
+        return sorted(found, key=lambda g: (g.created_at or dt.datetime.min.replace(tzinfo=dt.UTC), str(g.id)))
+
+    def matched_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> set[RowRef]:
+        wanted = set(rows)
+        return {m.row for g in self.for_job(job_id, ("auto", "manual"))
+                for m in g.members if m.row in wanted}
+
+    def groups_with_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[MatchGroup]:
+        wanted = set(rows)
+        return [g for g in self.for_job(job_id) if any(m.row in wanted for m in g.members)]
+
+
+class MemoryDeclinedPairs:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self.uow = uow
+
+    def add(self, pair: DeclinedPair) -> None:
+        key = (pair.organization_id, pair.left, pair.right)
+        if self.uow.get("declined_pairs", key) is None:
+            self.uow.put("declined_pairs", key, pair)
+
+    def declined_among(self, left_file_ids: Iterable[uuid.UUID],
+                       right_file_ids: Iterable[uuid.UUID]) -> set[tuple[RowRef, RowRef]]:
+        lefts, rights = set(left_file_ids), set(right_file_ids)
+        return {(p.left, p.right) for _, p in self.uow.rows("declined_pairs")
+                if p.left.file_id in lefts and p.right.file_id in rights}
+
+
+def register() -> None:
+    MemoryUnitOfWork.register_repository("breaks", MemoryExceptionRepository)
+    MemoryUnitOfWork.register_repository("approvals", MemoryApprovalRepository)
+    MemoryUnitOfWork.register_repository("rules", MemoryRuleRepository)
+    MemoryUnitOfWork.register_repository("matches", MemoryMatchRepository)
+    MemoryUnitOfWork.register_repository("declined_pairs", MemoryDeclinedPairs)
+
+
+register()
+
+_check_breaks: type[ExceptionRepository] = MemoryExceptionRepository
+_check_approvals: type[ApprovalRepository] = MemoryApprovalRepository
+_check_rules: type[RuleRepository] = MemoryRuleRepository
+_check_matches: type[MatchRepository] = MemoryMatchRepository
+_check_declined: type[DeclinedPairs] = MemoryDeclinedPairs

@@ -1,0 +1,73 @@
+"""Background work of the workflow: send queued notifications, export approved ledger postings.
+
+Both are idempotent (at-least-once delivery): a notification sent twice is a duplicate e-mail,
+never a lost one; an export rewrites the same object and marks the same approval.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from typing import Any
+
+from reckai.application.approvals.common import WorkflowServices
+from reckai.application.ports.mail import OutgoingMail
+from reckai.domain.approvals.workflow import ApprovalStatus, ApprovalType
+from reckai.domain.ingestion.storage_keys import organization_prefix
+
+_SUBJECTS = {
+    "approval.requested": "An approval is waiting for your decision",
+    "approval.approved": "Your approval request was approved",
+    "approval.declined": "Your approval request was declined",
+    "exception.assigned": "Exceptions were assigned to you",
+    "exception.sla_escalated": "Exceptions passed their SLA and were escalated",
+}
+
+
+def send_notification(services: WorkflowServices, mailer: Any, organization_id: uuid.UUID,
+                      payload: dict[str, Any], public_base_url: str = "") -> int:
+    """Mail each recipient who is still an active user of the organization; returns how many."""
+    event = str(payload.get("event"))
+    subject = payload.get("subject") or {}
+    lines = [f"{key}: {value}" for key, value in sorted(subject.items())]
+    sent = 0
+    with services.database.unit_of_work(organization_id) as uow:
+        users = [uow.users.get(uuid.UUID(user_id)) for user_id in payload.get("recipients", [])]
+    for user in users:
+        if user is None or not user.is_active:
+            continue
+        body = "\n".join([f"Hello {user.name},", "", _SUBJECTS.get(event, event), "", *lines, "",
+                          f"{public_base_url}".rstrip("/")])
+        mailer.send(OutgoingMail(to=user.email, subject=f"ReckAI: {_SUBJECTS.get(event, event)}", text_body=body))
+        sent += 1
+    return sent
+
+
+def ledger_export_key(organization_id: uuid.UUID, approval_id: uuid.UUID) -> str:
+    return f"{organization_prefix(organization_id)}ledger-postings/{approval_id}.csv"
+
+
+def export_ledger_posting(services: WorkflowServices, storage: Any, organization_id: uuid.UUID,
+                          approval_id: uuid.UUID) -> str | None:
+    """Write the approved posting's journal (CSV) to storage and mark the approval exported."""
+    with services.database.unit_of_work(organization_id) as uow:
+        approval = uow.approvals.get_for_update(approval_id)
+        if approval is None or approval.type is not ApprovalType.LEDGER_POSTING \
+                or approval.status is not ApprovalStatus.APPROVED:
+            return None
+        meta = approval.metadata
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["approval_id", "line", "account", "direction", "amount_minor", "currency", "value_date",
+                         "narration"])
+        for index, entry in enumerate(meta["entries"], start=1):
+            writer.writerow([approval.id, index, entry["account"], entry["direction"], entry["amount_minor"],
+                             meta["currency"], meta.get("value_date") or "", entry.get("narration") or ""])
+        key = ledger_export_key(organization_id, approval_id)
+        storage.put(key, [out.getvalue().encode("utf-8")], content_type="text/csv")
+        approval.metadata = {**meta, "export": {"status": "exported", "key": key,
+                                                "exported_at": services.now().isoformat()}}
+        uow.approvals.update(approval)
+        uow.commit()
+        return key

@@ -1,0 +1,194 @@
+"""Exception use cases over the in-memory adapters: state, history, audit and outbox are asserted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from reckai.application.breaks import exceptions as cases
+from reckai.application.breaks import matching
+from reckai.application.errors import PermissionDenied, ValidationFailed
+from reckai.application.ports.audit import AuditQuery
+from reckai.application.ports.workflow import ExceptionQuery
+from reckai.bootstrap import bootstrap_in_memory
+from reckai.domain.breaks.errors import InvalidTransition, ReasonRequired
+from reckai.domain.breaks.lifecycle import ExceptionStatus
+from reckai.domain.breaks.manual_matching import MatchGroup, MatchMember, MatchStateError, RowRef
+from tests.unit.workflow_builders import Org, memory_org
+
+
+@pytest.fixture
+def org() -> Org:
+    return memory_org(bootstrap_in_memory())
+
+
+def actions(org: Org) -> list[str]:
+    page = org.container.components["audit_log"].list_records(org.organization_id, AuditQuery(limit=500))
+    return [record.event.action for record in reversed(page.records)]
+
+
+def outbox(org: Org, actor: str = "notify_workflow") -> list[dict]:
+    return org.outbox(actor)
+
+
+def test_patch_walks_the_state_machine_and_records_history(org: Org) -> None:
+    item = org.add_exception(job_id=org.job)
+    analyst = org.p("analyst")
+    cases.change_exception(org.services, analyst, item.id, status="in_progress")
+    cases.change_exception(org.services, analyst, item.id, status="escalated", reason="needs the bank")
+    with pytest.raises(InvalidTransition):
+        cases.change_exception(org.services, analyst, item.id, status="ignored", reason="x")
+    cases.change_exception(org.services, analyst, item.id, status="resolved", resolution_code="corrected_at_source",
+                           resolution_note="bank reversed")
+    stored = org.get(item.id)
+    assert stored.status is ExceptionStatus.RESOLVED and stored.resolved_by == analyst.user_id
+    with pytest.raises(ReasonRequired):
+        cases.change_exception(org.services, analyst, item.id, status="open")
+    cases.change_exception(org.services, analyst, item.id, status="open", reason="reversal bounced")
+    detail = cases.exception_detail(org.services, analyst, item.id)
+    assert [(h.from_status, h.to_status) for h in detail.history] == [
+        ("open", "in_progress"), ("in_progress", "escalated"), ("escalated", "resolved"), ("resolved", "open")]
+    assert detail.exception.resolved_by is None
+    assert actions(org).count("exception.updated") == 3 and "exception.resolved" in actions(org)
+
+
+def test_severity_override_needs_reason_and_auditor_cannot_write(org: Org) -> None:
+    item = org.add_exception(job_id=org.job, severity="low")
+    with pytest.raises(ReasonRequired):
+        cases.change_exception(org.services, org.p("analyst"), item.id, severity="critical")
+    cases.change_exception(org.services, org.p("analyst"), item.id, severity="critical", reason="regulator")
+    stored = org.get(item.id)
+    assert stored.severity == "critical" and stored.severity_reason == "regulator"
+    assert stored.due_at == stored.created_at + dt.timedelta(hours=4)
+    with pytest.raises(PermissionDenied):
+        cases.change_exception(org.services, org.p("auditor"), item.id, status="in_progress")
+    assert cases.exception_detail(org.services, org.p("auditor"), item.id).exception.severity == "critical"
+    with pytest.raises(PermissionDenied):
+        cases.exception_detail(org.services, org.p("supervisor"), item.id)  # no pending approval refers to it
+
+
+def test_assign_only_to_active_users_who_may_work_exceptions_and_notifies(org: Org) -> None:
+    items = [org.add_exception(job_id=org.job) for _ in range(3)]
+    ids = [i.id for i in items]
+    org.add_user("gone", "analyst", active=False)
+    for name in ("auditor", "supervisor", "gone"):
+        with pytest.raises(ValidationFailed):
+            cases.assign_exceptions(org.services, org.p("admin"), ids, org.users[name].id)
+    with pytest.raises(ValidationFailed):
+        cases.assign_exceptions(org.services, org.p("admin"), ids, uuid.uuid4())
+    assert all(org.get(i).assigned_to is None for i in ids)
+    cases.assign_exceptions(org.services, org.p("admin"), ids, org.users["analyst"].id)
+    assert all(org.get(i).assigned_to == org.users["analyst"].id for i in ids)
+    assert outbox(org)[-1]["recipients"] == [str(org.users["analyst"].id)]
+
+
+def test_bulk_is_all_or_nothing(org: Org) -> None:
+    good = org.add_exception(job_id=org.job)
+    done = org.add_exception(job_id=org.job)
+    cases.change_exception(org.services, org.p("analyst"), done.id, status="in_progress")
+    cases.resolve_exception(org.services, org.p("analyst"), done.id, "other", "fixed")
+    cases.change_exception(org.services, org.p("analyst"), good.id, status="in_progress")
+    with pytest.raises(InvalidTransition):
+        cases.bulk_resolve(org.services, org.p("analyst"), [good.id, done.id], "written_off", "small")
+    assert org.get(good.id).status is ExceptionStatus.IN_PROGRESS
+
+
+def test_resolution_at_threshold_creates_an_approval_that_a_checker_applies(org: Org) -> None:
+    from reckai.application.approvals import requests
+
+    org.set_settings({"workflow": {"resolution_approval_threshold": {"NGN": "1000.00"}}})
+    small = org.add_exception(job_id=org.job, amount="999.99")
+    big = org.add_exception(job_id=org.job, amount="-1000.00")
+    analyst = org.p("analyst")
+    for item in (small, big):
+        cases.change_exception(org.services, analyst, item.id, status="in_progress")
+    outcomes = cases.bulk_resolve(org.services, analyst, [small.id, big.id], "written_off", "immaterial")
+    assert [o.pending_approval for o in outcomes] == [False, True]
+    assert org.get(small.id).status is ExceptionStatus.RESOLVED
+    assert org.get(big.id).status is ExceptionStatus.IN_PROGRESS
+    approval = outcomes[1].approval
+    assert approval.type.value == "exception_resolution"
+    # the supervisor (no exceptions:read) may read the exception while the approval is pending
+    assert cases.exception_detail(org.services, org.p("supervisor"), big.id).pending_approvals[0].id == approval.id
+    notified = outbox(org)[-1]
+    assert set(notified["recipients"]) == {str(org.users[n].id) for n in ("admin", "supervisor", "supervisor2")}
+    requests.approve_request(org.services, org.p("supervisor"), approval.id, "ok")
+    stored = org.get(big.id)
+    assert stored.status is ExceptionStatus.RESOLVED and stored.resolved_by == analyst.user_id
+    assert stored.resolution_code == "written_off"
+    history = cases.exception_detail(org.services, analyst, big.id).history
+    assert history[-1].changes["approval_id"] == str(approval.id)
+    assert "approval.approved" in actions(org)
+
+
+def test_sla_escalation_job_escalates_only_overdue_open_and_in_progress(org: Org) -> None:
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)
+    overdue_open = org.add_exception(job_id=org.job, severity="critical", created_at=old)
+    overdue_started = org.add_exception(job_id=org.job, severity="critical", created_at=old)
+    cases.change_exception(org.services, org.p("analyst"), overdue_started.id, status="in_progress")
+    fresh = org.add_exception(job_id=org.job, severity="low", created_at=old)
+    page = cases.list_exceptions(org.services, org.p("analyst"),
+                                 ExceptionQuery(overdue_at=dt.datetime.now(dt.UTC)))
+    assert {i.id for i in page.items} == {overdue_open.id, overdue_started.id}
+    assert cases.escalate_overdue_everywhere(org.services) == {str(org.organization_id): 2}
+    assert cases.escalate_overdue_everywhere(org.services) == {}  # idempotent
+    assert org.get(overdue_open.id).status is ExceptionStatus.ESCALATED
+    assert org.get(overdue_started.id).status is ExceptionStatus.ESCALATED
+    assert org.get(fresh.id).status is ExceptionStatus.OPEN
+    assert "exception.sla_escalated" in actions(org)
+
+
+def test_list_filters_sort_and_page(org: Org) -> None:
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    made = [org.add_exception(job_id=org.job if i % 2 else org.job_factory(), amount=str(100 * (i + 1)),
+                              severity=("low", "high")[i % 2], created_at=base + dt.timedelta(hours=i),
+                              transaction_date=dt.date(2026, 1, 1 + i)) for i in range(6)]
+    q = cases.list_exceptions
+    p = org.p("auditor")
+    assert q(org.services, p, ExceptionQuery(job_id=org.job)).total == 3
+    assert q(org.services, p, ExceptionQuery(severities=("high",), amount_min=Decimal(300))).total == 2
+    assert q(org.services, p, ExceptionQuery(date_from=dt.date(2026, 1, 2), date_to=dt.date(2026, 1, 3))).total == 2
+    by_amount = q(org.services, p, ExceptionQuery(sort="amount", descending=False, limit=2, offset=2))
+    assert [i.amount for i in by_amount.items] == [Decimal(300), Decimal(400)] and by_amount.total == 6
+    first = q(org.services, p, ExceptionQuery(limit=4))
+    after = first.items[-1]
+    rest = q(org.services, p, ExceptionQuery(limit=4, after=(after.created_at, after.id)))
+    assert [i.id for i in first.items] + [i.id for i in rest.items] == [m.id for m in reversed(made)]
+
+
+def test_manual_matching_confirm_decline_link(org: Org) -> None:
+    left_file, right_file = uuid.uuid4(), uuid.uuid4()
+    analyst = org.p("analyst")
+    broken = org.add_exception(job_id=org.job, left_file_id=left_file, left_row=7)
+    broken_right = org.add_exception(job_id=org.job, right_file_id=right_file, right_row=9, type="missing_entry")
+    with org.uow() as uow:
+        uow.matches.seed_job_files(org.job, left_file, right_file)
+        for left, right in ((1, 1), (2, 2)):
+            uow.matches.seed_suggestion(MatchGroup(uuid.uuid4(), org.organization_id, org.job, "suggested", [
+                MatchMember("left", RowRef(left_file, left), 100), MatchMember("right", RowRef(right_file, right), 100)],
+                rule_version=1, evidence={"rule": "fuzzy"}))
+        uow.commit()
+    confirmed = matching.confirm_suggestion(org.services, analyst, org.job, 1, 1)
+    assert confirmed.status == "manual" and confirmed.created_by == analyst.user_id
+    with pytest.raises(MatchStateError):
+        matching.decline_suggestion(org.services, analyst, org.job, 1, 1, "changed my mind")
+    matching.decline_suggestion(org.services, analyst, org.job, 2, 2, "different customer")
+    with org.uow() as uow:
+        assert uow.declined_pairs.declined_among([left_file], [right_file]) == {
+            (RowRef(left_file, 2), RowRef(right_file, 2))}
+        assert uow.declined_pairs.declined_among([uuid.uuid4()], [right_file]) == set()
+    linked = matching.link_rows(org.services, analyst, org.job, [matching.LinkRow("left", 7, 500),
+                                                             matching.LinkRow("right", 9, 450)], "fee deducted")
+    assert linked.evidence["difference_minor"] == 50
+    assert org.get(broken.id).status is ExceptionStatus.RESOLVED
+    assert org.get(broken.id).resolution_code == "matched_manually"
+    assert org.get(broken_right.id).status is ExceptionStatus.RESOLVED
+    with pytest.raises(MatchStateError):
+        matching.link_rows(org.services, analyst, org.job, [matching.LinkRow("left", 1), matching.LinkRow("right", 5)],
+                           None)
+    with pytest.raises(PermissionDenied):
+        matching.link_rows(org.services, org.p("auditor"), org.job, [matching.LinkRow("left", 3),
+                                                                 matching.LinkRow("right", 3)], None)

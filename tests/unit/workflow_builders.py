@@ -1,0 +1,117 @@
+"""Builders for workflow use-case tests: an organization with users of each role, exceptions,
+principals, over any container (in-memory or PostgreSQL-backed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from collections.abc import Callable
+from typing import Any
+
+from reckai.domain.breaks.lifecycle import BreakException
+from reckai.domain.breaks.policy import SlaPolicy, parse_workflow_settings
+from reckai.domain.identity.entities import User
+from reckai.domain.identity.permissions import permissions_for
+from reckai.domain.identity.principal import Principal
+
+
+def principal_of(user: User) -> Principal:
+    return Principal(user.id, user.organization_id, user.role, permissions_for(user.role), None, "jti", user.email)
+
+
+@dataclass
+class Org:
+    container: Any
+    organization_id: uuid.UUID
+    users: dict[str, User] = field(default_factory=dict)
+    # makes a reconciliation job id (PostgreSQL needs a real row; in memory any id will do)
+    job_factory: Callable[[], uuid.UUID] = uuid.uuid4
+    _job: uuid.UUID | None = None
+
+    @property
+    def job(self) -> uuid.UUID:
+        if self._job is None:
+            self._job = self.job_factory()
+        return self._job
+
+    def outbox(self, actor_name: str) -> list[dict[str, Any]]:
+        """Payloads of this organization's outbox messages for one job type, oldest first."""
+        store = self.container.components["job_outbox"]
+        if hasattr(store, "records"):
+            return [r.payload for r in store.records()
+                    if r.actor_name == actor_name and r.organization_id == self.organization_id]
+        from sqlalchemy import text
+
+        with self.uow() as uow:
+            rows = uow.connection.execute(text(
+                "SELECT payload FROM outbox_messages WHERE actor_name = :name ORDER BY created_at, id"),
+                {"name": actor_name}).all()
+        return [dict(r.payload) for r in rows]
+
+    @property
+    def services(self) -> Any:
+        return self.container.components["workflow"]
+
+    def uow(self) -> Any:
+        return self.container.components["database"].unit_of_work(self.organization_id)
+
+    def p(self, name: str) -> Principal:
+        return principal_of(self.users[name])
+
+    def add_user(self, name: str, role: str, active: bool = True) -> User:
+        now = dt.datetime.now(dt.UTC)
+        user = User(id=uuid.uuid4(), organization_id=self.organization_id, email=f"{name}.{uuid.uuid4().hex[:6]}@x.test",
+                    password_hash="$2b$04$not-a-real-hash", name=name.title(), role=role, is_active=active,
+                    created_at=now, updated_at=now, password_changed_at=now)
+        with self.uow() as uow:
+            stored = uow.users.add(user)
+            uow.commit()
+        self.users[name] = stored
+        return stored
+
+    def set_settings(self, settings: dict[str, Any]) -> None:
+        with self.uow() as uow:
+            organization = uow.organizations.get(self.organization_id)
+            organization.settings = {**(organization.settings or {}), **settings}
+            uow.organizations.update(organization)
+            uow.commit()
+
+    def settings(self) -> dict[str, Any]:
+        with self.uow() as uow:
+            return dict(uow.organizations.get(self.organization_id).settings or {})
+
+    def add_exception(self, *, job_id: uuid.UUID, amount: str | None = "250.00", severity: str = "medium",
+                      created_at: dt.datetime | None = None, type: str = "amount_mismatch",
+                      **fields: Any) -> BreakException:
+        sla = SlaPolicy()
+        with self.uow() as uow:
+            organization = uow.organizations.get(self.organization_id)
+            sla = parse_workflow_settings(organization.settings or {}).sla
+            item = BreakException.new(organization_id=self.organization_id, job_id=job_id, type=type,
+                                      severity=severity, description="a break",
+                                      created_at=created_at or dt.datetime.now(dt.UTC), sla=sla,
+                                      amount=Decimal(amount) if amount is not None else None, **fields)
+            uow.breaks.add(item)
+            uow.commit()
+        return item
+
+    def get(self, exception_id: uuid.UUID) -> BreakException:
+        with self.uow() as uow:
+            return uow.breaks.get(exception_id)
+
+
+def memory_org(container: Any) -> Org:
+    with container.components["database"].unit_of_work(None) as uow:
+        created = uow.organizations.create_with_admin(name="Acme", code=f"acme-{uuid.uuid4().hex[:6]}", domain=None,
+                                                      admin_email="admin@acme.test", admin_name="Admin",
+                                                      admin_password_hash="$2b$04$not-a-real-hash")
+        uow.commit()
+    org = Org(container, created.organization_id)
+    with org.uow() as uow:
+        org.users["admin"] = uow.users.get(created.admin_user_id)
+    for name, role in (("analyst", "analyst"), ("analyst2", "analyst"), ("auditor", "auditor"),
+                       ("supervisor", "supervisor"), ("supervisor2", "supervisor")):
+        org.add_user(name, role)
+    return org
