@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,7 +121,8 @@ def test_two_checkers_in_concurrent_transactions_one_wins(container: Container) 
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def decide(who: str, approve: bool, approval_id: uuid.UUID = approval.id) -> None:
+        def decide(who: str, approve: bool, approval_id: uuid.UUID = approval.id,
+                   barrier: threading.Barrier = barrier, outcomes: list[str] = outcomes) -> None:
             barrier.wait()
             try:
                 if approve:

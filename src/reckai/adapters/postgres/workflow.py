@@ -140,7 +140,8 @@ class PostgresExceptionRepository(_Base):
             raise EntityNotFound("exception", exception.id)
 
     def list(self, query: ExceptionQuery) -> Page[BreakException]:
-        where, params = ["organization_id = :org"], {"org": self._uow.organization_id}
+        where: list[str] = ["organization_id = :org"]
+        params: dict[str, Any] = {"org": self._uow.organization_id}
         if query.statuses:
             where.append("status = ANY(:statuses)")
             params["statuses"] = list(query.statuses)
@@ -289,7 +290,8 @@ class PostgresApprovalRepository(_Base):
             raise EntityNotFound("approval", approval.id)
 
     def list(self, query: ApprovalQuery) -> Page[Approval]:
-        where, params = ["organization_id = :org"], {"org": self._uow.organization_id}
+        where: list[str] = ["organization_id = :org"]
+        params: dict[str, Any] = {"org": self._uow.organization_id}
         if query.statuses:
             where.append("status = ANY(:statuses)")
             params["statuses"] = list(query.statuses)
