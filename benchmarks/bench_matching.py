@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -77,7 +78,7 @@ def child(folder: Path, step: str, repeat: int) -> None:
 
     bank = pl.read_parquet(folder / "bank.parquet")
     switch = pl.read_parquet(folder / "switch.parquet")
-    runs = []
+    runs: list[dict[str, Any]] = []
     if step == "join":
         for _ in range(repeat):
             wall, cpu = time.perf_counter(), _cpu()
@@ -105,7 +106,7 @@ def child(folder: Path, step: str, repeat: int) -> None:
     }))
 
 
-def _run_child(folder: Path, step: str, repeat: int) -> dict:  # type: ignore[type-arg]
+def _run_child(folder: Path, step: str, repeat: int) -> dict[str, Any]:
     output = subprocess.run([sys.executable, __file__, "--child", str(folder), "--step", step,
                              "--repeat", str(repeat)], check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -137,7 +138,7 @@ def _prepare_data(folder: Path, rows: int, skip_normalize: bool) -> None:
                   f"{time.perf_counter() - wall:.2f} s wall, {_cpu() - cpu:.2f} s CPU")
 
 
-def _report(join: dict, match: dict, load_start: str, load_end: str) -> None:  # type: ignore[type-arg]
+def _report(join: dict[str, Any], match: dict[str, Any], load_start: str, load_end: str) -> None:
     join_best = min(join["runs"], key=lambda run: run["seconds"])
     best = min(match["runs"], key=lambda run: run["seconds"])
     cores = os.cpu_count()

@@ -147,6 +147,20 @@ def _gather(frame: pl.DataFrame, positions: pl.Series, names: dict[str, str]) ->
                         ).get_columns()
 
 
+def _repeated(values: pl.Series) -> pl.Series:
+    """The values that occur more than once (each at least once; nulls ignored).
+
+    Sorting and comparing neighbours is about twice as fast as hashing every row (is_unique,
+    is_duplicated), and node columns often arrive sorted already.
+    """
+    ordered = values.sort()
+    return ordered.filter(ordered == ordered.shift(1))
+
+
+def _is_repeated(column: str, values: pl.Series) -> pl.Expr:
+    return pl.col(column).is_in(_repeated(values).implode())
+
+
 # --- candidate nodes: a row, or (grouped rules) a group of rows standing in for one -------------
 
 def _rule_columns(rule: MatchingRule, side: str, columns: Collection[str]) -> list[pl.Expr]:
@@ -279,9 +293,15 @@ def _window_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame)
 
 def _attach_sides(pairs: pl.DataFrame, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
     """Add l, r (nodes), la, ra (amounts), ld, rd (days) by position, keeping pairs of one currency."""
-    left_cols = _gather(lefts, pairs["lp"], {"node": "l", "amount": "la", "day": "ld", "currency": "lc"})
-    right_cols = _gather(rights, pairs["rp"], {"node": "r", "amount": "ra", "day": "rd", "currency": "rc"})
-    return pairs.with_columns(*left_cols, *right_cols).filter(pl.col("lc") == pl.col("rc")).drop("lc", "rc")
+    left_cols = _gather(lefts, pairs["lp"], {"node": "l", "amount": "la", "day": "ld"})
+    right_cols = _gather(rights, pairs["rp"], {"node": "r", "amount": "ra", "day": "rd"})
+    pairs = pairs.with_columns(*left_cols, *right_cols)
+    currencies = pl.concat([lefts["currency"], rights["currency"]]).unique()
+    if currencies.len() <= 1:  # one currency on both sides (the usual case): nothing to compare
+        return pairs
+    same_currency = (_gather(lefts, pairs["lp"], {"currency": "lc"})[0]
+                     == _gather(rights, pairs["rp"], {"currency": "rc"})[0])
+    return pairs.filter(same_currency)
 
 
 def candidates(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
@@ -365,7 +385,7 @@ def assign(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     if pairs.height == 0:
         return pairs, pairs
     # Pairs whose two rows have no other candidate are mutual unique bests at once.
-    isolated = pairs.select(pl.col("l").is_unique() & pl.col("r").is_unique()).to_series()
+    isolated = pairs.select(~_is_repeated("l", pairs["l"]) & ~_is_repeated("r", pairs["r"])).to_series()
     accepted = [pairs.filter(isolated)]
     remaining = pairs.filter(~isolated)
     # One integer per cost tuple (dense rank, lexicographic order), so each round compares one column.
@@ -398,7 +418,9 @@ def _duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     present = reference.is_not_null() & (reference != "") & pl.col("day").is_not_null()
     # Only rows whose reference repeats can be copies. Hashes make that pre-filter cheap; a collision
     # only lets an extra row through, and the exact grouping on the keys follows.
-    candidates_ = frame.select("row_number", *keys).filter(present & reference.hash().is_duplicated())
+    hashed = frame.select(reference.hash()).to_series()
+    candidates_ = frame.select("row_number", *keys).filter(
+        present & pl.lit(hashed).is_in(_repeated(hashed).implode()))
     sets = candidates_.group_by(keys).agg(pl.col("row_number").min().alias("original_row"),
                                           pl.len().alias("__n")).filter(pl.col("__n") > 1)
     if sets.height == 0:
@@ -510,8 +532,12 @@ def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: di
     if pairs.height == 0:
         return pl.DataFrame(schema=_RECORD_SCHEMA)
     if rule.keyed:  # each side's key is the pair's evidence (see _key_pairs)
-        keys = [*_gather(items["left"], pairs["lp"], {"__key": "left_key"}),
-                *_gather(items["right"], pairs["rp"], {"__key": "right_key"})]
+        left_key = _gather(items["left"], pairs["lp"], {"__key": "left_key"})[0]
+        if rule.rule_type is RuleType.REGEX:
+            right_key = _gather(items["right"], pairs["rp"], {"__key": "right_key"})[0]
+        else:  # equal keys
+            right_key = left_key.alias("right_key")
+        keys = [left_key, right_key]
     else:
         keys = [pl.Series("left_key", [None] * pairs.height, pl.String),
                 pl.Series("right_key", [None] * pairs.height, pl.String)]
