@@ -81,3 +81,37 @@ def cli_summary() -> dict[str, Any]:
     summary["exception_keys"] = sorted((e.type.value, e.facts.left_row or 0, e.facts.right_row or 0)
                                        for e in result.exceptions)
     return summary
+
+
+def write_synthetic_files(rows: int, folder: Path, seed: int = 7) -> tuple[Path, Path]:
+    """`rows` switch transactions and the matching bank statement (with the usual breaks), written
+    in the layouts of card-vs-bank-a (so its profile maps them): bank.csv and switch.csv."""
+    import sys
+
+    import polars as pl
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from generate_matching_data import generate  # benchmarks/generate_matching_data.py (matching engine)
+
+    bank, switch = generate(rows, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def amount(sign: str) -> pl.Expr:
+        return pl.format(sign + "{}.{}", pl.col("amount_minor") // 100,
+                         (pl.col("amount_minor") % 100).cast(pl.String).str.zfill(2))
+
+    bank_csv, switch_csv = folder / "bank.csv", folder / "switch.csv"
+    bank.select(pl.col("transaction_date").dt.strftime("%Y-%m-%d").alias("trans_date"),
+                pl.col("value_date").dt.strftime("%Y-%m-%d").alias("value_date"),
+                pl.col("reference").fill_null(""), pl.col("description").alias("narration"),
+                amount("-").alias("amount"), pl.col("currency")).write_csv(bank_csv)
+    switch.select(pl.col("transaction_date").dt.strftime("%Y-%m-%d %H:%M:%S").alias("tran_datetime"),
+                  pl.col("reference").alias("rrn"),
+                  (pl.col("row_number") % 1_000_000).cast(pl.String).str.zfill(6).alias("stan"),
+                  pl.format("539983******{}", (pl.col("row_number") % 10_000).cast(pl.String).str.zfill(4)).alias("pan"),
+                  amount("").alias("amount"), pl.col("currency"),
+                  pl.lit("20570464").alias("terminal_id"), pl.lit("MID101371").alias("merchant_id"),
+                  pl.col("counterparty").alias("merchant_name"), pl.col("channel"),
+                  pl.when(pl.col("status") == "success").then(pl.lit("00")).otherwise(pl.lit("05"))
+                  .alias("response_code")).write_csv(switch_csv)
+    return bank_csv, switch_csv
