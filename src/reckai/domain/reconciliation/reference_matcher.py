@@ -22,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from reckai.domain.ingestion.canonical import CanonicalTransaction
@@ -111,7 +112,7 @@ class _Item:
 def _row_item(txn: CanonicalTransaction) -> _Item:
     assert txn.transaction_date is not None
     return _Item(txn.row_number, txn.amount_minor, txn.transaction_date.toordinal(), txn.currency,
-                 lambda name, txn=txn: field_text(txn, name), (txn.row_number,))
+                 partial(field_text, txn), (txn.row_number,))
 
 
 @dataclass
@@ -203,15 +204,15 @@ def _amount_window_pairs(rule: MatchingRule, lefts: Sequence[_Item], rights: Seq
         sorted_amounts[currency] = [entry[0] for entry in entries]
     pe4 = rule.tolerance_percent_e4
     for item in lefts:
-        entries = by_currency.get(item.currency)
-        if not entries:
+        same_currency = by_currency.get(item.currency)
+        if not same_currency:
             continue
         width = _window_width(item.amount, rule.tolerance_amount_minor, pe4, rule.tolerance_of)
         amounts = sorted_amounts[item.currency]
         low = bisect.bisect_left(amounts, item.amount - width)
         high = bisect.bisect_right(amounts, item.amount + width)
         for index in range(low, high):
-            yield item.node, entries[index][2]
+            yield item.node, same_currency[index][2]
 
 
 def _window_width(amount: int, tolerance_minor: int, pe4: int, tolerance_of: str) -> int:
@@ -471,7 +472,7 @@ class ReferenceMatcher:
                 costs[(l_node, r_node)] = (abs(l_txn.amount_minor - r_txn.amount_minor), abs(day_delta), key_cost, 0)
             accepted, _ = assign(costs)
             for l_node, r_node in accepted:
-                linked.append((leftover_left.pop(l_node), leftover_right.pop(r_node), rule))  # type: ignore[arg-type]
+                linked.append((leftover_left.pop(l_node), leftover_right.pop(r_node), rule))  # type: ignore[call-overload]
 
         for l_txn, r_txn, rule in linked:
             break_type = _linked_break(rule, l_txn, r_txn)
@@ -556,7 +557,7 @@ def _group_items(rule: MatchingRule, rows: Sequence[CanonicalTransaction]) -> li
             amount=sum(t.amount_minor for t in members) - fee,
             day=max(t.transaction_date.toordinal() for t in members),  # type: ignore[union-attr]
             currency=key[0],
-            text=lambda name, values=values: values.get(name),
+            text=values.get,
             members=tuple(sorted(t.row_number for t in members)),
             fee=fee,
         ))
