@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,10 +191,18 @@ def _rule_columns(rule: MatchingRule, side: str, columns: Collection[str]) -> li
     return []
 
 
-def _items(rule: MatchingRule, side: str, rows: pl.LazyFrame) -> pl.DataFrame:
+def _items(rule: MatchingRule, side: str, rows: pl.LazyFrame, extra: Sequence[str] = ()) -> pl.DataFrame:
     """One node per row: node (= row number), amount, day, currency and the rule's columns."""
-    return rows.select(pl.col("row_number").alias("node"), pl.col("amount_minor").alias("amount"), pl.col("day"),
-                       pl.col("currency"), *_rule_columns(rule, side, ())).collect()
+    items = rows.select(pl.col("row_number").alias("node"), pl.col("amount_minor").alias("amount"), pl.col("day"),
+                        pl.col("currency"), *_rule_columns(rule, side, ()), *extra)
+    return _with_key(rule, items).collect()
+
+
+def _with_key(rule: MatchingRule, items: pl.LazyFrame) -> pl.LazyFrame:
+    """A keyed rule's nodes without a key can never be candidates: drop them at once."""
+    if not rule.keyed:
+        return items
+    return items.filter(pl.col("__key").is_not_null() & (pl.col("__key") != ""))
 
 
 def _group_items(rule: MatchingRule, rows: pl.LazyFrame) -> pl.DataFrame:
@@ -218,15 +226,13 @@ def _group_items(rule: MatchingRule, rows: pl.LazyFrame) -> pl.DataFrame:
         pl.col("row_number").sort().alias("members"),
         pl.col("__fee").sum().alias("fee"),
     ).with_columns([pl.col(key).alias(f"__text__{name}") for name, key in zip(by, key_cols, strict=True)]).collect()
-    return groups.with_columns(_rule_columns(rule, rule.group.side, groups.columns))
+    return _with_key(rule, groups.lazy().with_columns(_rule_columns(rule, rule.group.side, groups.columns))).collect()
 
 
 # --- candidates (mirror reference_matcher.candidates) ------------------------------------------
 
 def _keys(items: pl.DataFrame) -> pl.LazyFrame:
-    key = pl.col("key")
-    return (items.lazy().with_row_index("pos").select("pos", pl.col("__key").alias("key"))
-            .filter(key.is_not_null() & (key != "")))
+    return items.lazy().with_row_index("pos").select("pos", pl.col("__key").alias("key"))
 
 
 def _key_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
@@ -291,13 +297,22 @@ def _window_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame)
     return pl.concat(parts)
 
 
+def _one_currency(lefts: pl.DataFrame, rights: pl.DataFrame) -> bool:
+    if lefts.height == 0 or rights.height == 0:
+        return True
+    first = lefts["currency"][0]
+    if first is None:
+        return False
+    same = pl.col("currency").eq_missing(first).all()
+    return bool(lefts.select(same).item()) and bool(rights.select(same).item())
+
+
 def _attach_sides(pairs: pl.DataFrame, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
     """Add l, r (nodes), la, ra (amounts), ld, rd (days) by position, keeping pairs of one currency."""
     left_cols = _gather(lefts, pairs["lp"], {"node": "l", "amount": "la", "day": "ld"})
     right_cols = _gather(rights, pairs["rp"], {"node": "r", "amount": "ra", "day": "rd"})
     pairs = pairs.with_columns(*left_cols, *right_cols)
-    currencies = pl.concat([lefts["currency"], rights["currency"]]).unique()
-    if currencies.len() <= 1:  # one currency on both sides (the usual case): nothing to compare
+    if _one_currency(lefts, rights):  # the usual case: nothing to compare
         return pairs
     same_currency = (_gather(lefts, pairs["lp"], {"currency": "lc"})[0]
                      == _gather(rights, pairs["rp"], {"currency": "rc"})[0])
@@ -325,12 +340,12 @@ def candidates(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) ->
         date_ok = (delta <= 0) & (-delta <= tol_days)
     else:
         date_ok = delta.abs() <= tol_days
-    pairs = pairs.lazy().filter(within & date_ok).with_columns(
+    kept = pairs.lazy().filter(within & date_ok).with_columns(
         diff.alias("amount_gap"), delta.abs().alias("day_gap"), (pl.col("la") - pl.col("ra")).alias("amount_diff"),
         delta.alias("day_delta"),
-        pl.max_horizontal(pl.lit(rule.tolerance_amount_minor, pl.Int64), base * pe4 // 1_000_000).alias("allowed"),
-    ).collect()
+        pl.max_horizontal(pl.lit(rule.tolerance_amount_minor, pl.Int64), base * pe4 // 1_000_000).alias("allowed"))
     if rule.rule_type is RuleType.FUZZY:
+        pairs = kept.collect()  # similarity only for pairs within the amount and date tolerances
         similarity: pl.Series | None = None
         for index in range(len(rule.field_mappings)):
             column = f"__text{index}"
@@ -339,12 +354,12 @@ def candidates(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) ->
             similarity = series if similarity is None else pl.select(
                 pl.min_horizontal(similarity, series)).to_series()
         assert similarity is not None
-        pairs = pairs.with_columns(similarity.alias("similarity_bp")).filter(
+        kept = pairs.with_columns(similarity.alias("similarity_bp")).lazy().filter(
             pl.col("similarity_bp") >= rule.similarity_threshold_bp)
         sim_expr = pl.col("similarity_bp")
         text_cost = CONFIDENCE_SCALE - sim_expr
     else:
-        pairs = pairs.with_columns(pl.lit(None, pl.Int64).alias("similarity_bp"))
+        kept = kept.with_columns(pl.lit(None, pl.Int64).alias("similarity_bp"))
         sim_expr = pl.lit(CONFIDENCE_SCALE, pl.Int64)
         text_cost = pl.lit(0, pl.Int64)
     amount_factor = pl.when(pl.col("allowed") > 0).then(
@@ -355,8 +370,8 @@ def candidates(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) ->
     confidence = amount_factor * date_factor // CONFIDENCE_SCALE
     confidence = confidence * sim_expr // CONFIDENCE_SCALE
     confidence = confidence * key_factor // CONFIDENCE_SCALE
-    return pairs.with_columns(text_cost.alias("text_cost"), confidence.cast(pl.Int64).alias("confidence_bp")).select(
-        [pl.col(name).cast(dtype) for name, dtype in _PAIR_SCHEMA.items()])
+    return kept.with_columns(text_cost.alias("text_cost"), confidence.cast(pl.Int64).alias("confidence_bp")).select(
+        [pl.col(name).cast(dtype) for name, dtype in _PAIR_SCHEMA.items()]).collect()
 
 
 def _similarities(left: pl.Series, right: pl.Series) -> pl.Series:
@@ -599,7 +614,8 @@ def _classify(profile: ReconciliationProfile, period: ReconciliationPeriod | Non
         if not rule.keyed or rule.group is not None:
             continue
         # Linking: same identity only (no conditions, any direction, any amount, any date).
-        items = {side: _items(rule, side, leftover[side].lazy()) for side in ("left", "right")}
+        items = {side: _items(rule, side, leftover[side].lazy().with_row_index("__row"), ["__row"])
+                 for side in ("left", "right")}
         pairs = _attach_sides(_key_pairs(rule, items["left"], items["right"]), items["left"], items["right"])
         pairs = pairs.with_columns((pl.col("la") - pl.col("ra")).abs().alias("amount_gap"),
                                    (pl.col("ld") - pl.col("rd")).abs().alias("day_gap"),
@@ -607,9 +623,8 @@ def _classify(profile: ReconciliationProfile, period: ReconciliationPeriod | Non
         accepted, _ = assign(pairs.select("l", "r", "lp", "rp", *COST))
         if accepted.height == 0:
             continue
-        # items are leftover's rows in leftover's order, so the positions index leftover too
-        left_rows = leftover["left"].select(pl.all().gather(accepted["lp"]))
-        right_rows = leftover["right"].select(pl.all().gather(accepted["rp"]))
+        left_rows = leftover["left"].select(pl.all().gather(items["left"]["__row"].gather(accepted["lp"])))
+        right_rows = leftover["right"].select(pl.all().gather(items["right"]["__row"].gather(accepted["rp"])))
         linked_parts.append((_classify_linked(rule, left_rows, right_rows), left_rows, right_rows))
         leftover["left"] = _without(leftover["left"], "row_number", accepted["l"])
         leftover["right"] = _without(leftover["right"], "row_number", accepted["r"])
