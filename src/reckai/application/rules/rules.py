@@ -177,7 +177,7 @@ def _propose(services: WorkflowServices, uow: Any, principal: Principal, rule: M
     metadata: dict[str, Any] = {"action": action, "rule_id": str(rule.id), "rule_name": rule.name,
                                 "version": version.version, "version_id": str(version.id), "definition": definition}
     if preview_job_id is not None:
-        metadata["preview"] = preview_change(services, uow, principal, rule, definition, preview_job_id)
+        metadata["preview"] = preview_change(services, uow, rule.id, rule.name, definition, preview_job_id)
     approval = Approval.request(organization_id=principal.organization_id, type=ApprovalType.RULE_CONFIGURATION,
                                 title=f"{action.capitalize()} matching rule {rule.name} (version {version.version})",
                                 description=description, metadata=metadata, requested_by=principal.user_id, at=now)
@@ -188,13 +188,28 @@ def _propose(services: WorkflowServices, uow: Any, principal: Principal, rule: M
     return ProposedChange(rule, version, approval)
 
 
-def preview_change(services: WorkflowServices, uow: Any, principal: Principal, rule: MatchingRuleRow,
+def preview_change(services: WorkflowServices, uow: Any, rule_id: uuid.UUID | None, rule_name: str,
                    definition: dict[str, Any], job_id: uuid.UUID) -> dict[str, Any]:
-    """Dry run of the job's data with the proposed rule (RulePreview port); the counts go on the approval."""
+    """Dry run of the job's data with the proposed rule (application/rules/preview.py); the counts
+    go on the approval."""
     if services.rule_preview is None:
         raise ValidationFailed([FieldError("preview_job_id", "rule previews are not available in this deployment")])
-    return services.rule_preview.preview(uow, principal.organization_id, job_id, rule.id, rule.name,  # type: ignore[no-any-return]
-                                         definition)
+    return services.rule_preview.preview(  # type: ignore[no-any-return]
+        uow, uow.organization_id, job_id, rule_id, rule_name, definition)
+
+
+def preview_rule(services: WorkflowServices, principal: Principal, *, job_id: uuid.UUID, definition: Any,
+                 rule_id: uuid.UUID | None = None, name: str | None = None) -> dict[str, Any]:
+    """POST /api/rules/preview: the same dry run, without proposing anything."""
+    _require(principal, "settings:read")
+    with services.database.unit_of_work(principal.organization_id) as uow:
+        if rule_id is not None:
+            rule = uow.rules.get(rule_id)
+            if rule is None:
+                raise NotFound("matching_rule", rule_id)
+            name = rule.name
+        clean = validate_definition(name or "preview", definition)
+        return preview_change(services, uow, rule_id, name or "preview", clean, job_id)
 
 
 def _version_of(uow: Any, approval: Approval) -> tuple[MatchingRuleRow, RuleHistory, int]:

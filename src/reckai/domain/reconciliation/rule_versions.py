@@ -151,3 +151,52 @@ class RuleHistory:
                 assert version.approval_id is not None and version.approved_at is not None
             if version.approved_at is not None:
                 assert version.approval_id is not None
+
+
+# --- preview: what a proposed rule change would do to a completed job's matches ------------------
+
+PREVIEW_SAMPLES = 20
+
+
+def diff_results(before: Any, after: Any) -> dict[str, Any]:
+    """Compare two ReconciliationResults of the same data (current rules vs proposed rules).
+
+    A match is identified by its (left_row, right_row) pair. `added`: pairs only the proposal makes;
+    `removed`: pairs only the current rules make; `changed`: pairs both make but with another
+    status (auto/suggested), rule or confidence. Counted separately for clean matches and
+    suggestions, with a few examples of each, and the exception totals before and after.
+    """
+
+    def index(result: Any) -> dict[tuple[int, int], Any]:
+        return {(m.left_row, m.right_row): m for m in [*result.matches, *result.suggestions]}
+
+    old, new = index(before), index(after)
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    changed = sorted(pair for pair in set(old) & set(new)
+                     if (old[pair].status, old[pair].rule, old[pair].confidence_bp)
+                     != (new[pair].status, new[pair].rule, new[pair].confidence_bp))
+
+    def describe(pair: tuple[int, int], record: Any, previous: Any = None) -> dict[str, Any]:
+        item = {"left_row": pair[0], "right_row": pair[1], "status": record.status.value, "rule": record.rule,
+                "confidence": record.confidence_bp / 10_000}
+        if previous is not None:
+            item["was"] = {"status": previous.status.value, "rule": previous.rule,
+                           "confidence": previous.confidence_bp / 10_000}
+        return item
+
+    def count(pairs: list[tuple[int, int]], source: dict[tuple[int, int], Any], status: str) -> int:
+        return sum(1 for pair in pairs if source[pair].status.value == status)
+
+    return {
+        "matches": {"before": len(before.matches), "after": len(after.matches),
+                    "added": count(added, new, "auto"), "removed": count(removed, old, "auto"),
+                    "changed": sum(1 for p in changed if "auto" in (old[p].status.value, new[p].status.value))},
+        "suggestions": {"before": len(before.suggestions), "after": len(after.suggestions),
+                        "added": count(added, new, "suggested"), "removed": count(removed, old, "suggested")},
+        "exceptions": {"before": len(before.exceptions), "after": len(after.exceptions)},
+        "added": len(added), "removed": len(removed), "changed": len(changed),
+        "examples": {"added": [describe(p, new[p]) for p in added[:PREVIEW_SAMPLES]],
+                     "removed": [describe(p, old[p]) for p in removed[:PREVIEW_SAMPLES]],
+                     "changed": [describe(p, new[p], old[p]) for p in changed[:PREVIEW_SAMPLES]]},
+    }

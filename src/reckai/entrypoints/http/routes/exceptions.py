@@ -1,0 +1,436 @@
+"""`/api/exceptions` (spec §5.1 Exceptions): the break list and detail, status/severity changes,
+assignment, comments, resolution (directly or through an approval), bulk actions and manual
+matching. Thin: decode, call a use case in application/breaks, encode. docs/workflow.md."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from reckai.application.approvals.common import WorkflowServices
+from reckai.application.breaks import exceptions as cases
+from reckai.application.breaks import matching
+from reckai.application.errors import FieldError, ValidationFailed
+from reckai.application.identity.common import RequestInfo
+from reckai.application.ports.workflow import EXCEPTION_SORTS, MAX_OFFSET, ExceptionQuery
+from reckai.bootstrap import Container
+from reckai.domain.approvals.workflow import (
+    ApprovalAlreadyDecided,
+    ApprovalError,
+    InvalidApproval,
+    NotAChecker,
+    OnlyRequesterMayCancel,
+    SelfApprovalForbidden,
+)
+from reckai.domain.breaks.errors import (
+    BreakError,
+    InvalidBreakValue,
+    InvalidTransition,
+    InvalidWorkflowSettings,
+    ReasonRequired,
+)
+from reckai.domain.breaks.lifecycle import BreakException, Comment, HistoryEntry
+from reckai.domain.breaks.manual_matching import MatchGroup, MatchStateError
+from reckai.domain.identity.principal import Principal
+from reckai.domain.reconciliation.rule_versions import RuleVersionError
+from reckai.entrypoints.http.envelope import MAX_PER_PAGE, ErrorBody, Success, ok
+from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
+
+
+def services_of(container: Container) -> WorkflowServices:
+    return container.components["workflow"]  # type: ignore[no-any-return]
+
+
+# --- bodies ------------------------------------------------------------------------------------
+
+
+class ExceptionBody(msgspec.Struct):
+    id: uuid.UUID
+    job_id: uuid.UUID
+    type: str
+    severity: str
+    status: str
+    amount: Decimal | None
+    currency: str | None
+    transaction_date: dt.date | None
+    description: str
+    ai_explanation: str | None
+    ai_confidence: Decimal | None
+    suggested_action: str | None
+    assigned_to: uuid.UUID | None
+    resolved_by: uuid.UUID | None
+    resolved_at: dt.datetime | None
+    resolution_code: str | None
+    resolution_note: str | None
+    severity_reason: str | None
+    due_at: dt.datetime
+    overdue: bool
+    escalated_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime | None
+    left_file_id: uuid.UUID | None
+    left_row: int | None
+    right_file_id: uuid.UUID | None
+    right_row: int | None
+    evidence: dict[str, Any] | None
+
+
+def exception_body(item: BreakException, now: dt.datetime) -> ExceptionBody:
+    return ExceptionBody(
+        item.id, item.job_id, item.type, item.severity, item.status.value, item.amount, item.currency,
+        item.transaction_date, item.description, item.ai_explanation, item.ai_confidence, item.suggested_action,
+        item.assigned_to, item.resolved_by, item.resolved_at, item.resolution_code, item.resolution_note,
+        item.severity_reason, item.due_at, item.is_overdue(now), item.escalated_at, item.created_at, item.updated_at,
+        item.left_file_id, item.left_row, item.right_file_id, item.right_row, item.evidence)
+
+
+class CommentBody(msgspec.Struct):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    content: str
+    created_at: dt.datetime
+
+
+def comment_body(comment: Comment) -> CommentBody:
+    return CommentBody(comment.id, comment.user_id, comment.content, comment.created_at)
+
+
+class HistoryBody(msgspec.Struct):
+    id: uuid.UUID
+    action: str
+    actor_id: uuid.UUID | None
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+    changes: dict[str, Any]
+    at: dt.datetime
+
+
+def history_body(entry: HistoryEntry) -> HistoryBody:
+    return HistoryBody(entry.id, entry.action, entry.actor_id, entry.from_status, entry.to_status, entry.reason,
+                       entry.changes, entry.at)
+
+
+class MemberBody(msgspec.Struct):
+    side: str
+    file_id: uuid.UUID
+    row_number: int
+    amount_minor: int | None
+
+
+class MatchBody(msgspec.Struct):
+    id: uuid.UUID
+    job_id: uuid.UUID
+    status: str
+    rule_id: uuid.UUID | None
+    rule_version: int | None
+    confidence: Decimal | None
+    evidence: dict[str, Any]
+    members: list[MemberBody]
+    created_by: uuid.UUID | None
+    created_at: dt.datetime | None
+
+
+def match_body(group: MatchGroup) -> MatchBody:
+    confidence = Decimal(str(group.confidence)) if group.confidence is not None else None
+    return MatchBody(group.id, group.job_id, group.status, group.rule_id, group.rule_version, confidence,
+                     group.evidence, [MemberBody(m.side, m.row.file_id, m.row.row_number, m.amount_minor)
+                                      for m in group.members], group.created_by, group.created_at)
+
+
+class ExceptionDetailBody(msgspec.Struct):
+    exception: ExceptionBody
+    source_rows: dict[str, Any]
+    matches: list[MatchBody]
+    comments: list[CommentBody]
+    history: list[HistoryBody]
+    pending_approvals: list[ApprovalBody]
+
+
+class ExceptionPageMeta(msgspec.Struct):
+    page: int
+    per_page: int
+    total: int
+    total_is_lower_bound: bool  # true when there are at least `total` (counting stops at 10,000)
+    next_cursor: str | None  # pass as ?cursor= for the next page (keyset; created_at/due_at/updated_at sorts)
+
+
+class SuccessExceptionPage(msgspec.Struct, kw_only=True):
+    success: bool = True
+    data: list[ExceptionBody]
+    meta: ExceptionPageMeta
+    errors: list[ErrorBody] = msgspec.field(default_factory=list)
+
+
+class ResolveOutcomeBody(msgspec.Struct):
+    exception: ExceptionBody
+    pending_approval: ApprovalBody | None  # set: the resolution waits for a checker (answered 202)
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+class ExceptionUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    status: str | None = None
+    severity: str | None = None
+    reason: str | None = None  # required to reopen, ignore, or override the severity
+    resolution_code: str | None = None  # with status "resolved"
+    resolution_note: str | None = None
+
+
+class Resolve(msgspec.Struct, forbid_unknown_fields=True):
+    resolution_code: str
+    resolution_note: str
+
+
+class Assign(msgspec.Struct, forbid_unknown_fields=True):
+    assignee_id: uuid.UUID | None  # null unassigns
+
+
+class CommentCreate(msgspec.Struct, forbid_unknown_fields=True):
+    content: str
+
+
+class BulkAssign(msgspec.Struct, forbid_unknown_fields=True):
+    exception_ids: list[uuid.UUID]
+    assignee_id: uuid.UUID | None
+
+
+class BulkResolve(msgspec.Struct, forbid_unknown_fields=True):
+    exception_ids: list[uuid.UUID]
+    resolution_code: str
+    resolution_note: str
+
+
+class SuggestionDecision(msgspec.Struct, forbid_unknown_fields=True):
+    job_id: uuid.UUID
+    left_row: int
+    right_row: int
+    reason: str | None = None
+
+
+class LinkRowBody(msgspec.Struct, forbid_unknown_fields=True):
+    side: str
+    row_number: int
+    amount_minor: int | None = None
+
+
+class LinkRows(msgspec.Struct, forbid_unknown_fields=True):
+    job_id: uuid.UUID
+    rows: list[LinkRowBody]
+    note: str | None = None
+
+
+# --- query parsing -----------------------------------------------------------------------------
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
+
+
+def _amount(value: str | None, field: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValidationFailed([FieldError(field, "must be a decimal amount")]) from None
+    if not amount.is_finite():
+        raise ValidationFailed([FieldError(field, "must be a decimal amount")])
+    return amount
+
+
+def encode_cursor(value: dt.datetime, item_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{value.isoformat()}|{item_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value, item_id = raw.split("|")
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment, uuid.UUID(item_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed([FieldError("cursor", "is not a cursor this API issued")]) from None
+
+
+class ExceptionController(Controller):
+    path = "/api/exceptions"
+
+    @get("/", opt={"permission": "exceptions:read"}, sync_to_thread=True)
+    def list_exceptions(
+        self, principal: NamedDependency[Principal], container: NamedDependency[Container],
+        status: Annotated[str | None, QueryParameter(description="comma-separated statuses")] = None,
+        severity: Annotated[str | None, QueryParameter(description="comma-separated severities")] = None,
+        type: Annotated[str | None, QueryParameter(description="comma-separated exception types")] = None,
+        job_id: FromQuery[uuid.UUID | None] = None,
+        assigned_to: Annotated[str | None, QueryParameter(description="a user id, 'me' or 'none'")] = None,
+        amount_min: Annotated[str | None, QueryParameter(description="on the absolute amount")] = None,
+        amount_max: FromQuery[str | None] = None,
+        date_from: Annotated[dt.date | None, QueryParameter(description="transaction_date from (inclusive)")] = None,
+        date_to: FromQuery[dt.date | None] = None,
+        min_age_hours: Annotated[int | None, QueryParameter(ge=0)] = None,
+        max_age_hours: Annotated[int | None, QueryParameter(ge=0)] = None,
+        overdue: FromQuery[bool | None] = None,
+        sort: Annotated[str, QueryParameter(description=f"one of {EXCEPTION_SORTS}; '-' prefix for descending")]
+        = "-created_at",
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE)] = 20,
+        cursor: FromQuery[str | None] = None,
+    ) -> SuccessExceptionPage:
+        services = services_of(container)
+        now = services.now()
+        descending = sort.startswith("-")
+        sort_field = sort.lstrip("-+")
+        if sort_field not in EXCEPTION_SORTS:
+            raise ValidationFailed([FieldError("sort", f"must be one of {list(EXCEPTION_SORTS)}")])
+        offset = (page - 1) * per_page
+        if offset > MAX_OFFSET:
+            raise ValidationFailed([FieldError("page", f"pages past {MAX_OFFSET} rows are read with ?cursor=")])
+        after = decode_cursor(cursor) if cursor else None
+        if after is not None and sort_field not in ("created_at", "due_at", "updated_at"):
+            raise ValidationFailed([FieldError("cursor", "works with sort created_at, due_at or updated_at")])
+        assignee: uuid.UUID | None = None
+        if assigned_to == "me":
+            assignee = principal.user_id
+        elif assigned_to not in (None, "none"):
+            try:
+                assignee = uuid.UUID(str(assigned_to))
+            except ValueError:
+                raise ValidationFailed([FieldError("assigned_to", "a user id, 'me' or 'none'")]) from None
+        query = ExceptionQuery(
+            statuses=_csv(status), severities=_csv(severity), types=_csv(type), job_id=job_id,
+            assigned_to=assignee, unassigned=assigned_to == "none",
+            amount_min=_amount(amount_min, "amount_min"), amount_max=_amount(amount_max, "amount_max"),
+            date_from=date_from, date_to=date_to,
+            created_to=now - dt.timedelta(hours=min_age_hours) if min_age_hours is not None else None,
+            created_from=now - dt.timedelta(hours=max_age_hours) if max_age_hours is not None else None,
+            overdue_at=now if overdue else None, sort=sort_field, descending=descending,
+            limit=per_page, offset=0 if after else offset, after=after)
+        result = cases.list_exceptions(services, principal, query)
+        next_cursor = None
+        if result.items and len(result.items) == per_page and sort_field in ("created_at", "due_at", "updated_at"):
+            last = result.items[-1]
+            next_cursor = encode_cursor(getattr(last, sort_field), last.id)
+        return SuccessExceptionPage(data=[exception_body(i, now) for i in result.items],
+                             meta=ExceptionPageMeta(page, per_page, result.total, result.total_capped, next_cursor))
+
+    @get("/{exception_id:uuid}", opt={"permission": "exceptions:read"}, sync_to_thread=True)
+    def get_exception(self, exception_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
+                      container: NamedDependency[Container]) -> Success[ExceptionDetailBody]:
+        services = services_of(container)
+        detail = cases.exception_detail(services, principal, exception_id, container.components.get("source_rows"))
+        now = services.now()
+        return ok(ExceptionDetailBody(
+            exception_body(detail.exception, now), detail.source_rows, [match_body(m) for m in detail.matches],
+            [comment_body(c) for c in detail.comments], [history_body(h) for h in detail.history],
+            [approval_body(a) for a in detail.pending_approvals]))
+
+    @patch("/{exception_id:uuid}", opt={"permission": "exceptions:write"}, sync_to_thread=True)
+    def update_exception(self, exception_id: FromPath[uuid.UUID], data: JSONBody[ExceptionUpdate],
+                         principal: NamedDependency[Principal], container: NamedDependency[Container],
+                         request_info: NamedDependency[RequestInfo]) -> Response[Success[ResolveOutcomeBody]]:
+        services = services_of(container)
+        outcome = cases.change_exception(services, principal, exception_id, status=data.status,
+                                         severity=data.severity, reason=data.reason,
+                                         resolution_code=data.resolution_code, resolution_note=data.resolution_note,
+                                         request=request_info)
+        return _outcome(services, outcome)
+
+    @post("/{exception_id:uuid}/resolve", opt={"permission": "exceptions:resolve"}, status_code=200,
+          sync_to_thread=True)
+    def resolve(self, exception_id: FromPath[uuid.UUID], data: JSONBody[Resolve], principal: NamedDependency[Principal],
+                container: NamedDependency[Container],
+                request_info: NamedDependency[RequestInfo]) -> Response[Success[ResolveOutcomeBody]]:
+        services = services_of(container)
+        outcome = cases.resolve_exception(services, principal, exception_id, data.resolution_code,
+                                          data.resolution_note, request_info)
+        return _outcome(services, outcome)
+
+    @post("/{exception_id:uuid}/assign", opt={"permission": "exceptions:write"}, status_code=200, sync_to_thread=True)
+    def assign(self, exception_id: FromPath[uuid.UUID], data: JSONBody[Assign], principal: NamedDependency[Principal],
+               container: NamedDependency[Container],
+               request_info: NamedDependency[RequestInfo]) -> Success[ExceptionBody]:
+        services = services_of(container)
+        items = cases.assign_exceptions(services, principal, [exception_id], data.assignee_id, request_info)
+        return ok(exception_body(items[0], services.now()))
+
+    @post("/{exception_id:uuid}/comments", opt={"permission": "exceptions:write"}, status_code=201,
+          sync_to_thread=True)
+    def add_comment(self, exception_id: FromPath[uuid.UUID], data: JSONBody[CommentCreate],
+                    principal: NamedDependency[Principal], container: NamedDependency[Container],
+                    request_info: NamedDependency[RequestInfo]) -> Success[CommentBody]:
+        comment = cases.comment_on_exception(services_of(container), principal, exception_id, data.content,
+                                             request_info)
+        return ok(comment_body(comment))
+
+    @post("/bulk/assign", opt={"permission": "exceptions:write"}, status_code=200, sync_to_thread=True)
+    def bulk_assign(self, data: JSONBody[BulkAssign], principal: NamedDependency[Principal],
+                    container: NamedDependency[Container],
+                    request_info: NamedDependency[RequestInfo]) -> Success[list[ExceptionBody]]:
+        services = services_of(container)
+        items = cases.assign_exceptions(services, principal, data.exception_ids, data.assignee_id, request_info)
+        now = services.now()
+        return ok([exception_body(i, now) for i in items])
+
+    @post("/bulk/resolve", opt={"permission": "exceptions:resolve"}, status_code=200, sync_to_thread=True)
+    def bulk_resolve(self, data: JSONBody[BulkResolve], principal: NamedDependency[Principal],
+                     container: NamedDependency[Container],
+                     request_info: NamedDependency[RequestInfo]) -> Success[list[ResolveOutcomeBody]]:
+        services = services_of(container)
+        outcomes = cases.bulk_resolve(services, principal, data.exception_ids, data.resolution_code,
+                                      data.resolution_note, request_info)
+        now = services.now()
+        return ok([ResolveOutcomeBody(exception_body(o.exception, now),
+                                      approval_body(o.approval) if o.approval else None) for o in outcomes])
+
+    @post("/matching/confirm", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
+    def confirm_suggestion(self, data: JSONBody[SuggestionDecision], principal: NamedDependency[Principal],
+                           container: NamedDependency[Container],
+                           request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
+        group = matching.confirm_suggestion(services_of(container), principal, data.job_id, data.left_row,
+                                            data.right_row, request_info)
+        return ok(match_body(group))
+
+    @post("/matching/decline", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
+    def decline_suggestion(self, data: JSONBody[SuggestionDecision], principal: NamedDependency[Principal],
+                           container: NamedDependency[Container],
+                           request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
+        group = matching.decline_suggestion(services_of(container), principal, data.job_id, data.left_row,
+                                            data.right_row, data.reason, request_info)
+        return ok(match_body(group))
+
+    @post("/matching/link", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
+    def link_rows(self, data: JSONBody[LinkRows], principal: NamedDependency[Principal],
+                  container: NamedDependency[Container],
+                  request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
+        rows = [matching.LinkRow(r.side, r.row_number, r.amount_minor) for r in data.rows]
+        group = matching.link_rows(services_of(container), principal, data.job_id, rows, data.note, request_info)
+        return ok(match_body(group))
+
+
+def _outcome(services: WorkflowServices, outcome: cases.ResolveOutcome) -> Response[Success[ResolveOutcomeBody]]:
+    body = ResolveOutcomeBody(exception_body(outcome.exception, services.now()),
+                              approval_body(outcome.approval) if outcome.approval else None)
+    return Response(ok(body), status_code=202 if outcome.approval else 200)
+
+
+ROUTE_HANDLERS = [ExceptionController]
+# Domain errors of the workflow, for every workflow route module (the app merges these maps).
+ERROR_STATUSES: dict[type[BaseException], int] = {
+    InvalidTransition: 409, MatchStateError: 409, ReasonRequired: 400, InvalidBreakValue: 400,
+    InvalidWorkflowSettings: 422, BreakError: 422,
+    ApprovalAlreadyDecided: 409, SelfApprovalForbidden: 403, NotAChecker: 403, OnlyRequesterMayCancel: 403,
+    InvalidApproval: 400, ApprovalError: 422, RuleVersionError: 409,
+}

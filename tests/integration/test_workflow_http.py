@@ -1,0 +1,354 @@
+"""Every workflow endpoint over HTTP against PostgreSQL, for each role: /api/exceptions,
+/api/approvals, /api/rules. Real sign-in (tests/support/identity.py), real row-level security."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import text
+
+from reckai.bootstrap import Container, bootstrap
+from reckai.domain.breaks.lifecycle import BreakException
+from reckai.domain.breaks.policy import SlaPolicy
+from reckai.entrypoints.http.app import create_app
+from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
+from tests.support.identity import bearer, create_user_with_role, login, onboard
+
+pytestmark = pytest.mark.integration
+
+ROLES = ("admin", "analyst", "auditor", "supervisor")
+EXACT = {"rule_type": "exact", "priority": 1, "field_mappings": [{"left": "reference", "right": "reference"}]}
+
+
+@pytest.fixture(scope="module")
+def container(pg_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    root = tmp_path_factory.mktemp("workflow-http")
+    settings = Settings(mode=Mode.EMBEDDED, database=DatabaseSettings(url=pg_database.app_url, pool_size=4),
+                        storage=StorageSettings(backend="filesystem", filesystem_root=root / "storage"),
+                        mailer=MailerSettings(backend="file", outbox_dir=root / "mail"))
+    built = bootstrap(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture(scope="module")
+def client(container: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(container), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@dataclass
+class Tenant:
+    organization_id: uuid.UUID
+    tokens: dict[str, str]
+    ids: dict[str, uuid.UUID]
+    container: Container
+
+    def h(self, who: str) -> dict[str, str]:
+        return bearer(self.tokens[who])
+
+    def uow(self) -> Any:
+        return self.container.components["database"].unit_of_work(self.organization_id)
+
+    def job(self) -> uuid.UUID:
+        job_id = uuid.uuid4()
+        with self.uow() as uow:
+            uow.connection.execute(text("INSERT INTO reconciliation_jobs (id, organization_id, name, status, created_by)"
+                                        " VALUES (:id, :org, 'job', 'completed', :by)"),
+                                   {"id": job_id, "org": self.organization_id, "by": self.ids["admin"]})
+            uow.commit()
+        return job_id
+
+    def exception(self, amount: str = "100.00", **fields: Any) -> uuid.UUID:
+        item = BreakException.new(organization_id=self.organization_id, job_id=fields.pop("job_id", None) or self.job(),
+                                  type="amount_mismatch", severity=fields.pop("severity", "medium"),
+                                  description="amounts differ", created_at=dt.datetime.now(dt.UTC), sla=SlaPolicy(),
+                                  amount=Decimal(amount), **fields)
+        with self.uow() as uow:
+            uow.breaks.add(item)
+            uow.commit()
+        return item.id
+
+
+def make_tenant(client: TestClient, container: Container) -> Tenant:
+    organization_id, admin = onboard(client)
+    admin_token = login(client, admin.org_code, admin.email, admin.password)
+    tokens, ids = {"admin": admin_token}, {"admin": admin.user_id}
+    for name, role in (("analyst", "analyst"), ("auditor", "auditor"), ("supervisor", "supervisor"),
+                       ("supervisor2", "supervisor")):
+        ids[name], tokens[name] = create_user_with_role(client, admin_token, role)
+    return Tenant(organization_id, tokens, ids, container)
+
+
+@pytest.fixture(scope="module")
+def tenant(client: TestClient, container: Container) -> Tenant:
+    return make_tenant(client, container)
+
+
+def data(response: Any, status: int) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()["data"]
+
+
+def error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["success"] is False and body["error"]["code"] == code, body
+    return body["error"]  # type: ignore[no-any-return]
+
+
+# --- exceptions ------------------------------------------------------------------------------
+
+
+def test_exception_list_and_detail_by_role(client: TestClient, tenant: Tenant) -> None:
+    job = tenant.job()
+    ids = [tenant.exception(str(100 * (i + 1)), job_id=job, severity=("low", "high")[i % 2]) for i in range(5)]
+    for who in ("admin", "analyst", "auditor"):
+        page = client.get(f"/api/exceptions?job_id={job}&per_page=2", headers=tenant.h(who))
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["data"]) == 2 and body["meta"]["total"] == 5 and body["meta"]["next_cursor"]
+    error(client.get("/api/exceptions", headers=tenant.h("supervisor")), 403, "PERMISSION_DENIED")
+    nxt = client.get(f"/api/exceptions?job_id={job}&per_page=2&cursor={body['meta']['next_cursor']}",
+                     headers=tenant.h("auditor")).json()
+    assert len({*[i["id"] for i in body["data"]], *[i["id"] for i in nxt["data"]]}) == 4
+    filtered = data(client.get(f"/api/exceptions?job_id={job}&severity=high&amount_min=300&sort=amount",
+                               headers=tenant.h("analyst")), 200)
+    assert [Decimal(i["amount"]) for i in filtered] == [Decimal(400)]
+    error(client.get("/api/exceptions?sort=colour", headers=tenant.h("analyst")), 400, "VALIDATION_ERROR")
+    error(client.get("/api/exceptions?cursor=nonsense", headers=tenant.h("analyst")), 400, "VALIDATION_ERROR")
+    detail = data(client.get(f"/api/exceptions/{ids[0]}", headers=tenant.h("auditor")), 200)
+    assert detail["exception"]["id"] == str(ids[0]) and detail["history"] == [] and detail["comments"] == []
+    error(client.get(f"/api/exceptions/{uuid.uuid4()}", headers=tenant.h("analyst")), 404, "NOT_FOUND")
+
+
+def test_patch_resolve_assign_comment_and_invalid_transition_envelope(client: TestClient, tenant: Tenant) -> None:
+    item = tenant.exception()
+    error(client.patch(f"/api/exceptions/{item}", json={"status": "in_progress"}, headers=tenant.h("auditor")),
+          403, "PERMISSION_DENIED")
+    wrong = error(client.patch(f"/api/exceptions/{item}", json={"status": "ignored", "reason": "x"},
+                               headers=tenant.h("analyst")), 409, "INVALID_TRANSITION")
+    assert "open" in wrong["message"]
+    error(client.patch(f"/api/exceptions/{item}", json={"severity": "critical"}, headers=tenant.h("analyst")),
+          400, "REASON_REQUIRED")
+    error(client.patch(f"/api/exceptions/{item}", json={"colour": "red"}, headers=tenant.h("analyst")),
+          400, "VALIDATION_ERROR")
+    body = data(client.patch(f"/api/exceptions/{item}", json={"status": "in_progress", "severity": "high",
+                                                              "reason": "customer called"},
+                             headers=tenant.h("analyst")), 200)
+    assert body["exception"]["status"] == "in_progress" and body["exception"]["severity"] == "high"
+    error(client.post(f"/api/exceptions/{item}/assign", json={"assignee_id": str(tenant.ids["auditor"])},
+                      headers=tenant.h("admin")), 400, "VALIDATION_ERROR")
+    assigned = data(client.post(f"/api/exceptions/{item}/assign", json={"assignee_id": str(tenant.ids["analyst"])},
+                                headers=tenant.h("admin")), 200)
+    assert assigned["assigned_to"] == str(tenant.ids["analyst"])
+    mine = client.get("/api/exceptions?assigned_to=me", headers=tenant.h("analyst")).json()["data"]
+    assert [i["id"] for i in mine] == [str(item)]
+    comment = data(client.post(f"/api/exceptions/{item}/comments", json={"content": "called the bank"},
+                               headers=tenant.h("analyst")), 201)
+    error(client.post(f"/api/exceptions/{item}/comments", json={"content": "x"}, headers=tenant.h("auditor")),
+          403, "PERMISSION_DENIED")
+    error(client.post(f"/api/exceptions/{item}/resolve", json={"resolution_code": "other", "resolution_note": " "},
+                      headers=tenant.h("analyst")), 400, "VALIDATION_ERROR")
+    error(client.post(f"/api/exceptions/{item}/resolve", json={"resolution_code": "other", "resolution_note": "n"},
+                      headers=tenant.h("auditor")), 403, "PERMISSION_DENIED")
+    resolved = data(client.post(f"/api/exceptions/{item}/resolve",
+                                json={"resolution_code": "corrected_at_source", "resolution_note": "reversed"},
+                                headers=tenant.h("analyst")), 200)
+    assert resolved["exception"]["resolved_by"] == str(tenant.ids["analyst"]) and resolved["pending_approval"] is None
+    detail = data(client.get(f"/api/exceptions/{item}", headers=tenant.h("analyst")), 200)
+    assert detail["comments"][0]["id"] == comment["id"]
+    assert [h["action"] for h in detail["history"]] == ["severity_override", "start", "assign", "comment", "resolve"]
+    reopened = data(client.patch(f"/api/exceptions/{item}", json={"status": "open", "reason": "bounced"},
+                                 headers=tenant.h("analyst")), 200)
+    assert reopened["exception"]["status"] == "open" and reopened["exception"]["resolved_by"] is None
+
+
+def test_bulk_and_threshold_approval_over_http(client: TestClient, tenant: Tenant) -> None:
+    small, big = tenant.exception("10.00"), tenant.exception("5000000.00")
+    data(client.post("/api/exceptions/bulk/assign", json={"exception_ids": [str(small), str(big)],
+                                                          "assignee_id": str(tenant.ids["analyst"])},
+                     headers=tenant.h("analyst")), 200)
+    for item in (small, big):
+        client.patch(f"/api/exceptions/{item}", json={"status": "in_progress"}, headers=tenant.h("analyst"))
+    setting = data(client.post("/api/approvals", json={
+        "type": "system_setting", "title": "Resolution threshold", "description": "money at stake",
+        "metadata": {"key": "workflow", "value": {"resolution_approval_threshold": {"NGN": "1000000.00"}}}},
+        headers=tenant.h("admin")), 201)
+    data(client.post(f"/api/approvals/{setting['id']}/approve", json={}, headers=tenant.h("supervisor")), 200)
+    outcomes = data(client.post("/api/exceptions/bulk/resolve", json={
+        "exception_ids": [str(small), str(big)], "resolution_code": "written_off", "resolution_note": "small"},
+        headers=tenant.h("analyst")), 200)
+    assert outcomes[0]["pending_approval"] is None and outcomes[1]["pending_approval"]["type"] == "exception_resolution"
+    approval_id = outcomes[1]["pending_approval"]["id"]
+    # the supervisor cannot list exceptions but reads the one the approval is about, on the approval
+    view = data(client.get(f"/api/approvals/{approval_id}", headers=tenant.h("supervisor")), 200)
+    assert view["subject"]["exception"]["id"] == str(big)
+    single = client.post(f"/api/exceptions/{big}/resolve", json={"resolution_code": "other", "resolution_note": "n"},
+                         headers=tenant.h("analyst"))
+    error(single, 400, "VALIDATION_ERROR")  # one resolution of this exception is already waiting
+    data(client.post(f"/api/approvals/{approval_id}/approve", json={"comment": "ok"}, headers=tenant.h("supervisor")),
+         200)
+    assert data(client.get(f"/api/exceptions/{big}", headers=tenant.h("analyst")), 200)["exception"]["status"] \
+        == "resolved"
+
+
+def test_manual_matching_endpoints(client: TestClient, tenant: Tenant) -> None:
+    job = tenant.job()
+    with tenant.uow() as uow:
+        files = []
+        for side in ("left", "right"):
+            file_id = uuid.uuid4()
+            uow.connection.execute(text(
+                "INSERT INTO reconciliation_files (id, organization_id, name, original_filename, file_type, format,"
+                " size_bytes, storage_path, status, uploaded_by) VALUES (:id, :org, :n, :n, 'bank', 'csv', 1, 'x',"
+                " 'normalized', :by)"), {"id": file_id, "org": tenant.organization_id, "n": side,
+                                         "by": tenant.ids["admin"]})
+            uow.connection.execute(text("INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side)"
+                                        " VALUES (:job, :file, :org, :side)"),
+                                   {"job": job, "file": file_id, "org": tenant.organization_id, "side": side})
+            files.append(file_id)
+        uow.commit()
+    item = tenant.exception(job_id=job, left_file_id=files[0], left_row=3)
+    linked = data(client.post("/api/exceptions/matching/link", json={
+        "job_id": str(job), "rows": [{"side": "left", "row_number": 3, "amount_minor": 100},
+                                     {"side": "right", "row_number": 4, "amount_minor": 100}], "note": "same RRN"},
+        headers=tenant.h("analyst")), 201)
+    assert linked["status"] == "manual" and len(linked["members"]) == 2
+    assert data(client.get(f"/api/exceptions/{item}", headers=tenant.h("analyst")), 200)["exception"]["resolution_code"] \
+        == "matched_manually"
+    error(client.post("/api/exceptions/matching/link", json={
+        "job_id": str(job), "rows": [{"side": "left", "row_number": 3}, {"side": "right", "row_number": 9}]},
+        headers=tenant.h("analyst")), 409, "MATCH_STATE_CONFLICT")
+    error(client.post("/api/exceptions/matching/confirm", json={"job_id": str(job), "left_row": 1, "right_row": 1},
+                      headers=tenant.h("analyst")), 404, "NOT_FOUND")
+    error(client.post("/api/exceptions/matching/decline", json={"job_id": str(job), "left_row": 1, "right_row": 1},
+                      headers=tenant.h("auditor")), 403, "PERMISSION_DENIED")
+
+
+# --- approvals -------------------------------------------------------------------------------
+
+
+def test_approval_endpoints_by_role(client: TestClient, tenant: Tenant) -> None:
+    report = {"type": "report_generation", "title": "Aging report", "description": "month end",
+              "metadata": {"report_type": "aging", "format": "csv"}}
+    error(client.post("/api/approvals", json=report, headers=tenant.h("supervisor")), 403, "PERMISSION_DENIED")
+    error(client.post("/api/approvals", json=report, headers=tenant.h("auditor")), 403, "PERMISSION_DENIED")
+    error(client.post("/api/approvals", json={**report, "metadata": {"report_type": "weekly", "format": "csv"}},
+                      headers=tenant.h("analyst")), 400, "VALIDATION_ERROR")
+    created = data(client.post("/api/approvals", json=report, headers=tenant.h("analyst")), 201)
+    assert created["status"] == "pending"
+    error(client.get("/api/approvals", headers=tenant.h("auditor")), 403, "PERMISSION_DENIED")
+    listed = client.get("/api/approvals?status=pending&type=report_generation&requested_by=me",
+                        headers=tenant.h("analyst")).json()
+    assert [a["id"] for a in listed["data"]] == [created["id"]] and listed["meta"]["total"] == 1
+    everything = data(client.get("/api/approvals", headers=tenant.h("supervisor")), 200)
+    statuses = [a["status"] for a in everything]
+    assert statuses == sorted(statuses, key=lambda s: s != "pending")  # pending first
+    error(client.post(f"/api/approvals/{created['id']}/approve", json={}, headers=tenant.h("analyst")),
+          403, "PERMISSION_DENIED")
+    error(client.post(f"/api/approvals/{created['id']}/decline", json={}, headers=tenant.h("supervisor")),
+          400, "VALIDATION_ERROR")
+    error(client.post(f"/api/approvals/{created['id']}/cancel", json={}, headers=tenant.h("admin")),
+          403, "ONLY_REQUESTER_MAY_CANCEL")
+    declined = data(client.post(f"/api/approvals/{created['id']}/decline", json={"comment": "not this month"},
+                                headers=tenant.h("supervisor")), 200)
+    assert declined["approval"]["status"] == "declined"
+    error(client.post(f"/api/approvals/{created['id']}/approve", json={}, headers=tenant.h("supervisor2")),
+          409, "APPROVAL_ALREADY_DECIDED")
+    own = data(client.post("/api/approvals", json={**report, "title": "Mine"}, headers=tenant.h("admin")), 201)
+    error(client.post(f"/api/approvals/{own['id']}/approve", json={}, headers=tenant.h("admin")),
+          403, "SELF_APPROVAL_FORBIDDEN")
+    cancelled = data(client.post(f"/api/approvals/{own['id']}/cancel", headers=tenant.h("admin")), 200)
+    assert cancelled["approval"]["status"] == "cancelled"
+    error(client.get(f"/api/approvals/{uuid.uuid4()}", headers=tenant.h("admin")), 404, "NOT_FOUND")
+
+
+def test_user_onboarding_and_ledger_posting_over_http(client: TestClient, tenant: Tenant) -> None:
+    email = f"new.{uuid.uuid4().hex[:6]}@example.com"
+    onboarding = data(client.post("/api/approvals", json={
+        "type": "user_onboarding", "title": "New auditor", "description": "external audit",
+        "metadata": {"email": email, "name": "Nora Auditor", "role": "auditor"}}, headers=tenant.h("admin")), 201)
+    approved = data(client.post(f"/api/approvals/{onboarding['id']}/approve", json={},
+                                headers=tenant.h("supervisor")), 200)
+    assert approved["effect"]["kind"] == "user_created"
+    users = data(client.get("/api/users?per_page=100", headers=tenant.h("admin")), 200)
+    assert email in [u["email"] for u in users]
+    posting = data(client.post("/api/approvals", json={
+        "type": "ledger_posting", "title": "Suspense clearing", "description": "clear suspense",
+        "metadata": {"currency": "NGN", "entries": [{"account": "1001", "direction": "debit", "amount_minor": 5000},
+                                                     {"account": "2001", "direction": "credit", "amount_minor": 5000}]}},
+        headers=tenant.h("analyst")), 201)
+    done = data(client.post(f"/api/approvals/{posting['id']}/approve", json={}, headers=tenant.h("supervisor")), 200)
+    assert done["effect"]["kind"] == "ledger_export_queued"
+    assert done["approval"]["metadata"]["export"]["status"] == "queued"
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+def test_rule_endpoints_by_role_and_approval(client: TestClient, tenant: Tenant) -> None:
+    name = f"By reference {uuid.uuid4().hex[:6]}"
+    error(client.post("/api/rules", json={"name": name, "definition": EXACT}, headers=tenant.h("analyst")),
+          403, "PERMISSION_DENIED")
+    error(client.post("/api/rules", json={"name": name, "definition": {**EXACT, "rule_type": "magic"}},
+                      headers=tenant.h("admin")), 400, "VALIDATION_ERROR")
+    proposal = client.post("/api/rules", json={"name": name, "definition": EXACT}, headers=tenant.h("admin"))
+    created = data(proposal, 202)
+    rule_id = created["rule"]["id"]
+    assert created["rule"]["is_active"] is False and created["version"]["status"] == "pending"
+    assert created["approval"]["type"] == "rule_configuration"
+    error(client.post("/api/rules", json={"name": name, "definition": EXACT}, headers=tenant.h("admin")),
+          409, "RULE_NAME_TAKEN")
+    for who in ("auditor", "supervisor"):
+        error(client.get("/api/rules", headers=tenant.h(who)), 403, "PERMISSION_DENIED")
+    error(client.put(f"/api/rules/{rule_id}", json={"definition": EXACT}, headers=tenant.h("admin")),
+          409, "RULE_CHANGE_PENDING")
+    data(client.post(f"/api/approvals/{created['approval']['id']}/approve", json={}, headers=tenant.h("supervisor")),
+         200)
+    rule = data(client.get(f"/api/rules/{rule_id}", headers=tenant.h("analyst")), 200)
+    assert rule["rule"]["is_active"] and rule["rule"]["approval_id"] == created["approval"]["id"]
+    assert rule["rule"]["approved_at"] and rule["versions"][0]["status"] == "active"
+    changed = data(client.put(f"/api/rules/{rule_id}", json={"definition": {**EXACT, "date_tolerance_days": 2}},
+                              headers=tenant.h("admin")), 202)
+    assert changed["version"]["version"] == 2
+    data(client.post(f"/api/approvals/{changed['approval']['id']}/approve", json={}, headers=tenant.h("supervisor2")),
+         200)
+    assert data(client.get(f"/api/rules/{rule_id}", headers=tenant.h("admin")), 200)["rule"]["date_tolerance_days"] == 2
+    removal = data(client.delete(f"/api/rules/{rule_id}", headers=tenant.h("admin")), 202)
+    data(client.post(f"/api/approvals/{removal['approval']['id']}/approve", json={}, headers=tenant.h("supervisor")),
+         200)
+    listed = data(client.get("/api/rules?active=true", headers=tenant.h("analyst")), 200)
+    assert rule_id not in [r["id"] for r in listed]
+    error(client.post("/api/rules/preview", json={"job_id": str(uuid.uuid4()), "definition": EXACT},
+                      headers=tenant.h("analyst")), 404, "NOT_FOUND")
+    pending_job = tenant.job()
+    with tenant.uow() as uow:
+        uow.connection.execute(text("UPDATE reconciliation_jobs SET status = 'processing' WHERE id = :id"),
+                               {"id": pending_job})
+        uow.commit()
+    error(client.post("/api/rules/preview", json={"job_id": str(pending_job), "definition": EXACT},
+                      headers=tenant.h("analyst")), 409, "CONFLICT")
+
+
+def test_other_tenant_sees_nothing(client: TestClient, tenant: Tenant, container: Container) -> None:
+    item = tenant.exception()
+    approval = data(client.post("/api/approvals", json={
+        "type": "report_generation", "title": "t", "description": "d",
+        "metadata": {"report_type": "sla", "format": "pdf"}}, headers=tenant.h("analyst")), 201)
+    other = make_tenant(client, container)
+    error(client.get(f"/api/exceptions/{item}", headers=other.h("admin")), 404, "NOT_FOUND")
+    error(client.patch(f"/api/exceptions/{item}", json={"status": "in_progress"}, headers=other.h("analyst")),
+          404, "NOT_FOUND")
+    error(client.post(f"/api/approvals/{approval['id']}/approve", json={}, headers=other.h("supervisor")),
+          404, "NOT_FOUND")
+    assert client.get("/api/exceptions", headers=other.h("admin")).json()["meta"]["total"] == 0
