@@ -388,15 +388,13 @@ _MEMORY_BUILDERS.append(_build_memory_files)
 
 
 def _workflow_services(container: Container) -> Any:
+    from reckai.adapters.polars.matcher import PolarsMatcher
     from reckai.application.approvals.common import WorkflowServices
+    from reckai.application.rules.preview import JobRulePreview
 
-    preview = None
-    try:
-        from reckai.application.rules.preview import JobRulePreview
-
-        preview = JobRulePreview(container)
-    except ImportError:  # the preview needs the reconciliation-job feature's ports
-        preview = None
+    components = container.components
+    # The job feature's loader may be built after this builder: looked up when a preview runs.
+    preview = JobRulePreview(components["storage"], lambda: components.get("job_matching_engine"), PolarsMatcher())
     return WorkflowServices(
         database=container.components["database"],
         audit_log=container.components["audit_log"],
