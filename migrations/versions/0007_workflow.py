@@ -103,6 +103,7 @@ CREATE TABLE declined_pairs (
     UNIQUE (organization_id, left_file_id, left_row, right_file_id, right_row)
 );
 CREATE INDEX idx_declined_pairs_files ON declined_pairs(organization_id, left_file_id, right_file_id);
+CREATE INDEX idx_declined_pairs_left_file ON declined_pairs(left_file_id);
 CREATE INDEX idx_declined_pairs_right_file ON declined_pairs(right_file_id);
 CREATE INDEX idx_declined_pairs_job ON declined_pairs(job_id);
 CREATE INDEX idx_declined_pairs_declined_by ON declined_pairs(declined_by);
