@@ -406,14 +406,20 @@ def _workflow_services(container: Container) -> Any:
 
 def _build_workflow(container: Container) -> None:
     import reckai.adapters.postgres.workflow  # noqa: F401  registers uow.breaks, .approvals, .rules, .matches, .declined_pairs
+    from reckai.adapters.polars.source_rows import NormalizedSourceRows
 
     container.components["workflow"] = _workflow_services(container)
+    container.components["source_rows"] = NormalizedSourceRows(container.components["database"],
+                                                               container.components["storage"])
 
 
 def _build_memory_workflow(container: Container) -> None:
     import reckai.adapters.memory.workflow  # noqa: F401  registers the in-memory twins
+    from reckai.adapters.polars.source_rows import NormalizedSourceRows
 
     container.components["workflow"] = _workflow_services(container)
+    container.components["source_rows"] = NormalizedSourceRows(container.components["database"],
+                                                               container.components["storage"])
 
 
 _BUILDERS.append(_build_workflow)

@@ -192,3 +192,25 @@ def test_manual_matching_confirm_decline_link(org: Org) -> None:
     with pytest.raises(PermissionDenied):
         matching.link_rows(org.services, org.p("auditor"), org.job, [matching.LinkRow("left", 3),
                                                                  matching.LinkRow("right", 3)], None)
+
+
+def test_worker_handlers_escalate_and_mail_the_checkers(org: Org) -> None:
+    from reckai.application.ports.jobs import JobDelivery
+    from reckai.entrypoints.worker import sla
+    from reckai.entrypoints.worker.runner import default_schedule
+
+    assert "escalate_overdue_exceptions" in [p.job.job_type.name for p in default_schedule(600)]
+    org.add_user("gone", "supervisor", active=False)
+    item = org.add_exception(job_id=org.job, severity="critical",
+                             created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=5))
+    sla.escalate_overdue_exceptions(org.container, JobDelivery(uuid.uuid4(), 1, None, "escalate_overdue_exceptions", {}))
+    assert org.get(item.id).status is ExceptionStatus.ESCALATED
+    payload = outbox(org)[-1]
+    assert payload["event"] == "exception.sla_escalated" and payload["subject"]["exception_ids"] == [str(item.id)]
+    mailer = org.container.components["mailer"]
+    sla.notify_workflow(org.container, JobDelivery(uuid.uuid4(), 1, org.organization_id, "notify_workflow",
+                                                   {**payload, "recipients": [*payload["recipients"],
+                                                                              str(org.users["gone"].id)]}))
+    sent_to = sorted(m.to for m in mailer.sent)
+    assert sent_to == sorted(org.users[n].email for n in ("admin", "supervisor", "supervisor2"))
+    assert "escalated" in mailer.sent[0].subject

@@ -241,6 +241,15 @@ class DeclinedPairs(Protocol):
         ...
 
 
+class SourceRows(Protocol):
+    """The content of one source row, for an exception's detail screen."""
+
+    def row(self, organization_id: uuid.UUID, file_id: uuid.UUID, row_number: int) -> dict[str, object] | None:
+        """The canonical fields and raw columns of the file's data row `row_number` (1-based), as
+        JSON-ready values; None when the file (or its normalized form, or the row) is gone."""
+        ...
+
+
 class WorkflowUnitOfWork(Protocol):
     """The unit of work as the workflow use cases see it (UnitOfWork plus these repositories)."""
 

@@ -30,7 +30,7 @@ from reckai.domain.reconciliation.rules import RuleError, parse_rule
 
 FILE_TYPES = ("bank", "settlement", "switch", "card", "gl")  # spec §1 reconciliation_files.file_type
 DEFINITION_KEYS = {"rule_type", "priority", "tolerance_percentage", "tolerance_amount", "date_tolerance_days",
-                   "field_mappings", "conditions", "applies_to"}
+                   "field_mappings", "conditions", "applies_to", "is_active"}
 CURRENCY_EXPONENT = 2  # tolerances are validated in two-decimal currencies (NGN); docs/workflow.md
 
 
@@ -64,6 +64,8 @@ def validate_definition(name: str, definition: Any) -> dict[str, Any]:
     unknown = sorted(set(definition) - DEFINITION_KEYS)
     if unknown:
         raise ValidationFailed([FieldError(f"definition.{key}", "unknown key") for key in unknown])
+    if not isinstance(definition.get("is_active", True), bool):
+        raise ValidationFailed([FieldError("definition.is_active", "must be true or false")])
     applies = definition.get("applies_to")
     if applies is not None and (not isinstance(applies, dict) or set(applies) != {"left", "right"}
                                 or not all(applies[k] in FILE_TYPES for k in ("left", "right"))):

@@ -1,0 +1,51 @@
+"""Source rows for the exception detail screen, read from a file's normalized Parquet (SourceRows port).
+
+One row is picked with a predicate on `row_number`; the Parquet is read whole from storage (files
+are at most the upload limit). Values are made JSON-ready: dates and datetimes ISO-8601, integers
+(minor units) as they are, the raw source columns as they were read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+from typing import Any
+
+import polars as pl
+
+from reckai.application.ports.workflow import SourceRows
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class NormalizedSourceRows:
+    def __init__(self, database: Any, storage: Any) -> None:
+        self.database = database
+        self.storage = storage
+
+    def row(self, organization_id: uuid.UUID, file_id: uuid.UUID, row_number: int) -> dict[str, object] | None:
+        with self.database.unit_of_work(organization_id) as uow:
+            normalized = uow.normalized_files.get_for_file(file_id)
+        if normalized is None:
+            return None
+        with self.storage.open(normalized.storage_path) as stream:
+            data = stream.read()
+        try:
+            frame = pl.read_parquet(io.BytesIO(data)).filter(pl.col("row_number") == row_number)
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+        if frame.height == 0:
+            return None
+        return {"file_id": str(file_id), **{k: _plain(v) for k, v in frame.row(0, named=True).items()}}
+
+
+_check: type[SourceRows] = NormalizedSourceRows
