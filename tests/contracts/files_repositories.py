@@ -168,3 +168,19 @@ def test_in_processing_job(database: Any, tenant: tuple[uuid.UUID, uuid.UUID], a
         assert uow.files.in_processing_job(own.id) is True
         assert uow.files.in_processing_job(idle.id) is False
         assert uow.files.in_processing_job(loose.id) is False
+
+
+def test_claim_is_exclusive_per_file_until_the_transaction_ends(database: Any,
+                                                                tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, _ = tenant
+    first_id, second_id = uuid.uuid4(), uuid.uuid4()
+    with database.unit_of_work(org) as holder:
+        assert holder.files.try_claim(first_id)
+        with database.unit_of_work(org) as other:
+            assert not other.files.try_claim(first_id)  # held elsewhere: refused at once, no wait
+            assert other.files.try_claim(second_id)  # per file
+        with database.unit_of_work(org) as other:
+            assert other.files.try_claim(second_id)  # released with the unit of work that held it
+        holder.commit()  # ends the holder's transaction, and the claim with it
+        with database.unit_of_work(org) as other:
+            assert other.files.try_claim(first_id)

@@ -24,6 +24,7 @@ MAPPINGS = "data_mappings"
 NORMALIZED = "normalized_files"
 JOBS = "reconciliation_jobs"
 JOB_FILES = "reconciliation_job_files"
+CLAIMS = "file_claims"  # not a table: the key space of the per-file claims
 
 
 def _field(row: Any, name: str) -> Any:
@@ -95,6 +96,14 @@ class MemoryFileRepository(_Repository):
         job_ids |= {_field(row, "job_id") for _, row in self._uow.rows(JOB_FILES) if _field(row, "file_id") == file_id}
         return any(_field(row, "id") in job_ids and _field(row, "status") == "processing"
                    for _, row in self._uow.rows(JOBS))
+
+    def try_claim(self, file_id: uuid.UUID) -> bool:
+        # Held until the unit of work ends, like the transaction-scoped advisory lock in SQL.
+        try:
+            self._uow.lock_row(CLAIMS, file_id, timeout=0)
+        except TimeoutError:
+            return False
+        return True
 
 
 class MemoryDataMappingRepository(_Repository):

@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -174,6 +175,15 @@ class PostgresFileRepository(_Repository):
         ))
         with translate_errors(self.entity_name):
             return bool(self._conn.execute(query).scalar_one())
+
+    def try_claim(self, file_id: uuid.UUID) -> bool:
+        # A transaction-scoped advisory lock: released by commit, rollback or a dropped connection.
+        # 64-bit key from the id; a collision between two files only makes one wait for the other.
+        with translate_errors(self.entity_name):
+            return bool(self._conn.execute(_CLAIM, {"file_id": str(file_id)}).scalar_one())
+
+
+_CLAIM = text("SELECT pg_try_advisory_xact_lock(hashtextextended('reckai.files.claim:' || :file_id, 0))")
 
 
 class PostgresDataMappingRepository(_Repository):

@@ -4,12 +4,15 @@ reading a stored object whole, turning ingestion errors into application errors.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 from reckai.application.errors import FieldError, NotFound, ServiceUnavailable, ValidationFailed
-from reckai.application.files.errors import FileRejected
+from reckai.application.files.errors import FileBusy, FileRejected
 from reckai.application.files.services import Caller, FileServices
 from reckai.application.ports.files import DataMapping, ReconciliationFile
 from reckai.application.ports.storage import StorageError, StorageObjectMissing
@@ -28,6 +31,31 @@ def load_file(uow: Any, file_id: uuid.UUID) -> ReconciliationFile:
     if file is None:
         raise NotFound("file", file_id)
     return file
+
+
+@contextmanager
+def claimed(services: FileServices, organization_id: uuid.UUID, file_id: uuid.UUID, *,
+            wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the file's claim (FileRepository.try_claim) for the block: the writers of one file
+    (mapping, normalization, delete) run one at a time, so two racing requests never interleave
+    their transactions and storage writes.
+
+    Raises FileBusy (409) when another holder keeps it longer than `wait_seconds` (0: do not
+    wait; requests answer at once, jobs wait). Waiting polls: no pooled connection is held while
+    waiting, so waiters can never starve the holder of the connections it needs.
+    """
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.02
+    while True:
+        with services.database.unit_of_work(organization_id) as claim:
+            if claim.files.try_claim(file_id):
+                yield  # the claim's transaction stays open (idle) until the block ends
+                return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FileBusy(file_id)
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.5)
 
 
 def audit_event(caller: Caller, action: str, file_id: uuid.UUID | None, *, status: int | None = None,

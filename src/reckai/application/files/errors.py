@@ -50,6 +50,16 @@ class FileInProcessingJob(Conflict):
         self.file_id = file_id
 
 
+class FileBusy(Conflict):
+    """Another request (or job) holds the file's claim: it is being mapped, normalized or deleted."""
+
+    code = "FILE_BUSY"
+
+    def __init__(self, file_id: uuid.UUID) -> None:
+        super().__init__("the file is being mapped, normalized or deleted by another request; try again when it ends")
+        self.file_id = file_id
+
+
 class FileStateConflict(Conflict):
     code = "FILE_STATE_CONFLICT"
 

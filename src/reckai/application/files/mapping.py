@@ -5,6 +5,8 @@ mapping) -> normalized (Parquet in storage, normalized_files row) | error (messa
 A file that a job has `processed` is not re-mapped. Normalization never leaves half a result:
 the previous normalized row is removed (status mapped) before the new Parquet is written, and the
 new row is committed only after the Parquet is stored; if that commit fails the Parquet is removed.
+All of it runs under the file's claim (common.claimed), so two racing calls never interleave: the
+second request gets FileBusy (409), a job's normalize step waits for the claim.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from reckai.application.errors import FieldError, ServiceUnavailable, ValidationFailed
 from reckai.application.files.common import (
     audit_event,
+    claimed,
     invalid_mapping,
     load_file,
     logger,
@@ -34,6 +37,9 @@ from reckai.domain.ingestion.mapping import Mapping
 from reckai.domain.ingestion.storage_keys import normalized_file_key
 
 REPORT_DETAILS_SHOWN = 20
+# How long a job's normalize step waits for a request holding the file's claim (a 1M-row file
+# normalizes in a few seconds; a large workbook in under a minute).
+JOB_CLAIM_WAIT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -60,65 +66,67 @@ def confirm_mapping(services: FileServices, caller: Caller, file_id: uuid.UUID,
 
     Raises ValidationFailed (field-level, `transformation_rules.<path>`) for a mapping that is not
     valid, NormalizationFailed when the file ends in status `error` (the status, message and report
-    are committed first, so GET /api/files/:id shows them).
+    are committed first, so GET /api/files/:id shows them), FileBusy (409) while another request
+    or job holds the file's claim.
     """
-    with services.database.unit_of_work(caller.organization_id) as uow:
-        file = load_file(uow, file_id)
-        _check_mappable(uow, file)
-        existing = list(uow.data_mappings.list_for_file(file_id))
-    overriding = transformation_rules is not None
-    rules = transformation_rules if overriding else rules_from_rows(existing)
-    if rules is None:
-        raise ValidationFailed([FieldError("transformation_rules",
-                                           "no mapping was detected for this file; send transformation_rules")])
-    try:
-        mapping = services.parser.parse_mapping(rules)
-    except InvalidMapping as exc:
-        raise invalid_mapping(exc) from exc
-    with services.database.unit_of_work(caller.organization_id) as uow:
-        file = load_file(uow, file_id)
-        _check_mappable(uow, file)
-        if overriding:
-            uow.data_mappings.replace_for_file(file_id, mapping_rows(caller, file_id, rules, auto_detected=False))
-        old = uow.normalized_files.get_for_file(file_id)
-        uow.normalized_files.delete_for_file(file_id)
-        file = dataclasses.replace(file, status="mapped", error_message=None, error_report=None, row_count=None)
-        uow.files.update(file)
-        services.audit_log.record(uow, audit_event(caller, "file.mapping_confirmed", file_id, status=200,
-                                                   overridden=overriding, fields=sorted(rules.get("fields", {}))))
-        uow.commit()
-    if old is not None:  # its row is gone; so must its Parquet be, whatever happens next
-        _delete_quietly(services, old.storage_path)
-    normalized = _normalize(services, caller, file, mapping, allow_row_errors=allow_row_errors)
-    with services.database.unit_of_work(caller.organization_id) as uow:
-        return MappingOutcome(file=load_file(uow, file_id), mappings=list(uow.data_mappings.list_for_file(file_id)),
-                              normalized=normalized)
+    if transformation_rules is not None:  # refuse a bad override before taking anything
+        _parse(services, transformation_rules)
+    with claimed(services, caller.organization_id, file_id):
+        with services.database.unit_of_work(caller.organization_id) as uow:
+            file = load_file(uow, file_id)
+            _check_mappable(uow, file)
+            overriding = transformation_rules is not None
+            rules = transformation_rules if overriding else rules_from_rows(uow.data_mappings.list_for_file(file_id))
+            if rules is None:
+                raise ValidationFailed([FieldError(
+                    "transformation_rules", "no mapping was detected for this file; send transformation_rules")])
+            mapping = _parse(services, rules)
+            if overriding:
+                uow.data_mappings.replace_for_file(file_id, mapping_rows(caller, file_id, rules, auto_detected=False))
+            old = uow.normalized_files.get_for_file(file_id)
+            uow.normalized_files.delete_for_file(file_id)
+            file = dataclasses.replace(file, status="mapped", error_message=None, error_report=None, row_count=None)
+            uow.files.update(file)
+            services.audit_log.record(uow, audit_event(caller, "file.mapping_confirmed", file_id, status=200,
+                                                       overridden=overriding, fields=sorted(rules.get("fields", {}))))
+            uow.commit()
+        if old is not None:  # its row is gone; so must its Parquet be, whatever happens next
+            _delete_quietly(services, old.storage_path)
+        normalized = _normalize(services, caller, file, mapping, allow_row_errors=allow_row_errors)
+        with services.database.unit_of_work(caller.organization_id) as uow:
+            return MappingOutcome(file=load_file(uow, file_id), mappings=list(uow.data_mappings.list_for_file(file_id)),
+                                  normalized=normalized)
 
 
 def normalize_file_job(services: FileServices, organization_id: uuid.UUID, file_id: uuid.UUID, *,
-                       allow_row_errors: bool = False) -> NormalizedFile:
+                       allow_row_errors: bool = False, wait_seconds: float = JOB_CLAIM_WAIT_SECONDS) -> NormalizedFile:
     """The normalize step a reconciliation job calls for each of its files. Idempotent: a file
     already normalized returns its normalized_files row; a mapped (or failed) file is normalized
-    with its confirmed mapping. Raises NormalizationFailed, or FileStateConflict for a file whose
-    mapping was never confirmed."""
+    with its confirmed mapping. Waits up to `wait_seconds` for a request that holds the file's
+    claim (then usually finds the file normalized by it). Raises NormalizationFailed,
+    FileStateConflict for a file whose mapping was never confirmed, FileBusy after the wait."""
     caller = Caller(organization_id=organization_id, user_id=None)
-    with services.database.unit_of_work(organization_id) as uow:
-        file = load_file(uow, file_id)
-        existing = uow.normalized_files.get_for_file(file_id)
-        if file.status in ("normalized", "processed") and existing is not None:
-            return existing  # type: ignore[no-any-return]
-        if file.status == "uploaded":
-            raise FileStateConflict(file_id, file.status, "normalized before its mapping is confirmed")
-        rules = rules_from_rows(uow.data_mappings.list_for_file(file_id))
-    if rules is None:
-        raise FileStateConflict(file_id, file.status, "normalized without a mapping")
-    try:
-        mapping = services.parser.parse_mapping(rules)
-    except InvalidMapping as exc:
-        raise invalid_mapping(exc) from exc
-    normalized = _normalize(services, caller, file, mapping, allow_row_errors=allow_row_errors)
+    with claimed(services, organization_id, file_id, wait_seconds=wait_seconds):
+        with services.database.unit_of_work(organization_id) as uow:
+            file = load_file(uow, file_id)
+            existing = uow.normalized_files.get_for_file(file_id)
+            if file.status in ("normalized", "processed") and existing is not None:
+                return existing  # type: ignore[no-any-return]
+            if file.status == "uploaded":
+                raise FileStateConflict(file_id, file.status, "normalized before its mapping is confirmed")
+            rules = rules_from_rows(uow.data_mappings.list_for_file(file_id))
+        if rules is None:
+            raise FileStateConflict(file_id, file.status, "normalized without a mapping")
+        normalized = _normalize(services, caller, file, _parse(services, rules), allow_row_errors=allow_row_errors)
     assert normalized is not None  # _normalize raises rather than return None
     return normalized
+
+
+def _parse(services: FileServices, rules: Any) -> Mapping:
+    try:
+        return services.parser.parse_mapping(rules)
+    except InvalidMapping as exc:
+        raise invalid_mapping(exc) from exc
 
 
 def _check_mappable(uow: Any, file: ReconciliationFile) -> None:

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from reckai.application.errors import ServiceUnavailable
-from reckai.application.files.common import audit_event, load_file, logger
+from reckai.application.files.common import audit_event, claimed, load_file, logger
 from reckai.application.files.errors import FileInProcessingJob
 from reckai.application.files.services import Caller, FileServices
 from reckai.application.ports.files import DataMapping, NormalizedFile, ReconciliationFile
@@ -52,11 +52,13 @@ def download_file_url(services: FileServices, caller: Caller, file_id: uuid.UUID
 def delete_file(services: FileServices, caller: Caller, file_id: uuid.UUID) -> None:
     """Remove the row (mappings and normalized rows with it), then the objects.
 
-    Refused while the file is part of a job that is processing. The row goes first: if removing an
+    Refused while the file is part of a job that is processing, and (FileBusy) while a mapping or
+    normalization holds the file's claim. The row goes first: if removing an
     object then fails, what remains is an object nobody can reach (logged for cleanup), never a row
     pointing at nothing.
     """
-    with services.database.unit_of_work(caller.organization_id) as uow:
+    with claimed(services, caller.organization_id, file_id), \
+            services.database.unit_of_work(caller.organization_id) as uow:
         file = load_file(uow, file_id)
         if uow.files.in_processing_job(file_id):
             raise FileInProcessingJob(file_id)

@@ -124,6 +124,16 @@ class FileRepository(Protocol):
         is `processing`."""
         ...
 
+    def try_claim(self, file_id: uuid.UUID) -> bool:
+        """Take the file's claim for the rest of this unit of work's transaction, without waiting.
+
+        False when another unit of work holds it. The claim is what serialises the writers of one
+        file (mapping, normalization, delete: docs/files.md "Concurrency"); it is released when the
+        transaction ends (commit, rollback, or the connection dropping), so a crashed holder never
+        leaves it taken. It does not require the file to exist (callers load it afterwards).
+        """
+        ...
+
 
 class DataMappingRepository(Protocol):
     def list_for_file(self, file_id: uuid.UUID) -> Sequence[DataMapping]:
