@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -50,6 +51,9 @@ class SourceTable:
     row_errors: list[RowError] = field(default_factory=list)  # ragged rows, never in `frame`
     skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, why): preamble, trailer
     header_line: int | None = None
+    # True when no cell holds a character that JSON must escape (quote, backslash, control
+    # character) and no cell is null: the normalizer may then build `raw` by concatenation.
+    json_safe_cells: bool = False
 
     @property
     def total_rows(self) -> int:
@@ -147,24 +151,29 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
         next(reader, None)
         header_end = header_line - 1 + reader.line_num
     region_start = _offset_of_line(text, header_end + 1, header_start, header_line)
-    region = text[region_start:]
     first_line = header_end + 1
     footer = footer_regex(settings.skip_footer_pattern)
-    if '"' in region:
-        table = _quoted_records(region.split("\n"), first_line, delimiter, columns, footer)
+    json_safe = False
+    if text.find('"', region_start) != -1:  # find, not `in text[region_start:]`: no copy of the text
+        table = _quoted_records(text[region_start:].split("\n"), first_line, delimiter, columns, footer)
     else:
         if region_bytes is not None and info.encoding in ("utf-8", "utf-8-sig"):
             bom = 3 if region_bytes.startswith(codecs.BOM_UTF8) else 0
-            raw = region_bytes[bom + len(text[:region_start].encode("utf-8")):]
+            buffer, start = region_bytes, bom + len(text[:region_start].encode("utf-8"))
         else:
-            raw = region.encode("utf-8")
-        table = _plain_records(_lines_series(raw, region), first_line, delimiter, columns, footer)
+            buffer, start = text[region_start:].encode("utf-8"), 0
+        native = _native_records(buffer, start, first_line, delimiter, columns, footer)
+        if native is not None:
+            table, json_safe = native
+        else:
+            table = _plain_records(_lines_series(buffer[start:], text[region_start:]), first_line, delimiter,
+                                   columns, footer)
     frame, row_errors, more_skipped = table
     skipped.extend(more_skipped)
     if frame.height == 0 and not row_errors:
         raise NoDataRows("the file has a header but no data rows", header_line=header_line)
     return SourceTable(frame=frame, columns=columns, content=info, row_errors=row_errors,
-                       skipped_lines=skipped, header_line=header_line)
+                       skipped_lines=skipped, header_line=header_line, json_safe_cells=json_safe)
 
 
 def _offset_of_line(text: str, line: int, start: int = 0, start_line: int = 1) -> int:
@@ -191,6 +200,83 @@ def _lines_series(raw: bytes, region: str) -> pl.Series:
     frame = pl.read_csv(raw, has_header=False, separator=separator, quote_char=None,
                         schema={"text": pl.String}, empty_string_is_null=False)
     return frame.get_column("text")
+
+
+def _tail_lines(buffer: bytes, start: int, count: int) -> list[tuple[int, str]]:
+    """The last `count` lines of buffer[start:] as (byte offset, text); a final newline ends the last."""
+    end = len(buffer)
+    if end > start and buffer[end - 1] == 0x0A:
+        end -= 1
+    lines: list[tuple[int, str]] = []
+    while len(lines) < count:
+        newline = buffer.rfind(b"\n", start, end)
+        line_start = newline + 1 if newline != -1 else start
+        lines.append((line_start, buffer[line_start:end].decode("utf-8")))
+        if newline == -1:
+            break
+        end = newline
+    lines.reverse()
+    return lines
+
+
+def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, columns: list[str],
+                    footer) -> tuple[tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]], bool] | None:  # type: ignore[no-untyped-def]
+    """No quotes and every line exactly as wide as the header: polars' own CSV reader in string mode.
+
+    Returns None whenever that cannot be proven, and the caller takes the line-by-line path, which
+    reports ragged rows. The proof: polars refuses a line with more fields than the schema
+    (`truncate_ragged_lines=False`), and pads a short one; so the data has no short line exactly
+    when the delimiter count is (width - 1) per row, and no line was skipped or merged exactly when
+    the cell bytes, delimiters and newlines add up to the region's length. Also returns whether the
+    cells are JSON-safe (no backslash or control character; quotes are known absent).
+    """
+    width = len(columns)
+    delimiter_byte = delimiter.encode("utf-8")
+    if width < 2 or len(delimiter_byte) != 1 or start >= len(buffer):
+        return None
+    tail = _tail_lines(buffer, start, _TRAILER_LOOKBACK + 20)
+    blank_line = re.compile(f"[{_class_escape(delimiter)} \t]*")
+    tail_blank = [blank_line.fullmatch(text) is not None for _, text in tail]
+    trailer = sorted(_trailer_indices([text for _, text in tail], footer, tail_blank))
+    # Blank lines after the first trailer go with it (unlisted), as on the line path.
+    end = tail[trailer[0]][0] if trailer else len(buffer)
+    body = buffer[start:end]
+    if not body:
+        return None
+    names = [f"c{i}" for i in range(width)]
+    try:
+        frame = pl.read_csv(body, has_header=False, separator=delimiter, schema={name: pl.String for name in names},
+                            quote_char=None,
+                            empty_string_is_null=False, truncate_ragged_lines=False, raise_if_empty=True)
+    except pl.exceptions.PolarsError:
+        return None
+    # Delimiters, backslashes and control characters other than the newline, in one pass.
+    special = body.translate(None, _NOT_SPECIAL.replace(delimiter_byte, b""))
+    delimiters = special.count(delimiter_byte)
+    newlines = frame.height if body.endswith(b"\n") else frame.height - 1
+    cell_bytes = frame.select(pl.sum_horizontal(pl.col(n).str.len_bytes().sum() for n in names)).item()
+    if delimiters != (width - 1) * frame.height or cell_bytes + delimiters + newlines != len(body):
+        return None
+    # The body ends where the first trailer line starts, so that line's index is the row count.
+    skipped = [(first_line + frame.height + i - trailer[0], "trailer") for i in trailer]
+    frame = frame.rename(dict(zip(names, columns))).with_row_index("idx")
+    blank = pl.all_horizontal(pl.col(c).str.contains("^[ \t]*$") for c in columns)
+    if frame.select(pl.col(columns[0]).str.contains("^[ \t]*$").any()).item():
+        frame = frame.with_columns(blank.alias("blank"))
+    else:
+        frame = frame.with_columns(pl.lit(False).alias("blank"))
+    line_number = (pl.col("idx").cast(pl.Int64) + first_line).alias(LINE_NUMBER)
+    blank_lines = frame.filter(pl.col("blank")).select(line_number)
+    skipped.extend((int(n), "blank line") for n in blank_lines[LINE_NUMBER].to_list())
+    if blank_lines.height:
+        frame = frame.filter(~pl.col("blank"))
+    # One chunk per column: the reader's per-thread chunks made the normalizer hold ~0.5 GB more.
+    records = frame.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_NUMBER), line_number,
+                           *columns).rechunk()
+    return (records, [], skipped), len(special) == delimiters
+
+
+_NOT_SPECIAL = bytes(b for b in range(256) if b >= 0x20 and b != ord("\\") or b == 0x0A)
 
 
 def _ragged_error(row_number: int, line: int, width: int, found: int, text: str) -> RowError:
