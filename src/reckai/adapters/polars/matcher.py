@@ -392,6 +392,30 @@ def _similarity_bp(left: str, right: str) -> int:
     return CONFIDENCE_SCALE * (total - Indel.distance(a, b)) // total
 
 
+def _cost_rank(pairs: pl.DataFrame) -> pl.Expr:
+    """Dense rank of the COST tuples in lexicographic order.
+
+    Costs are small non-negative integers, so the tuple usually packs into one Int64 with the same
+    order (mixed radix), which ranks about five times faster than a struct; otherwise the struct.
+    """
+    if pairs.height == 0:
+        return pl.struct(COST).rank("dense")
+    lows = pairs.select(pl.col(COST).min()).row(0)
+    highs = pairs.select(pl.col(COST).max()).row(0)
+    if all(low is not None and low >= 0 for low in lows):
+        weights = []
+        span = 1
+        for high in reversed(highs):
+            weights.append(span)
+            span *= high + 1
+        if span < (1 << 62):
+            packed = pl.lit(0, pl.Int64)
+            for name, weight in zip(COST, reversed(weights), strict=True):
+                packed = packed + pl.col(name) * weight
+            return packed.rank("dense")
+    return pl.struct(COST).rank("dense")
+
+
 def assign(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Mutual unique-best assignment repeated until stable (mirror of reference_matcher.assign).
 
@@ -401,11 +425,13 @@ def assign(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         return pairs, pairs
     # Pairs whose two rows have no other candidate are mutual unique bests at once.
     isolated = pairs.select(~_is_repeated("l", pairs["l"]) & ~_is_repeated("r", pairs["r"])).to_series()
-    accepted = [pairs.filter(isolated)]
-    remaining = pairs.filter(~isolated)
-    # One integer per cost tuple (dense rank, lexicographic order), so each round compares one column.
-    remaining = remaining.with_columns(pl.struct(COST).rank("dense").cast(pl.Int64).alias("__rank"))
+    contested = pairs.filter(~isolated)
+    # The rounds work on a slim frame (row index, nodes, one rank per cost tuple in lexicographic
+    # order); the full rows are gathered once at the end.
+    remaining = contested.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i"), "l", "r",
+                                 _cost_rank(contested).cast(pl.Int64).alias("__rank"))
     rank = pl.col("__rank")
+    winners = [pl.Series("__i", [], pl.UInt32)]
     while True:
         if remaining.height == 0:
             ties = remaining
@@ -419,9 +445,10 @@ def assign(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         if new.height == 0:
             ties = scored.filter((rank == pl.col("__lmin")) | (rank == pl.col("__rmin")))
             break
-        accepted.append(new.select(pairs.columns))
+        winners.append(new["__i"])
         remaining = remaining.filter(~pl.col("l").is_in(new["l"].implode()) & ~pl.col("r").is_in(new["r"].implode()))
-    return pl.concat(accepted), ties.select(pairs.columns)
+    accepted = pl.concat([pairs.filter(isolated), contested.select(pl.all().gather(pl.concat(winners)))])
+    return accepted, contested.select(pl.all().gather(ties["__i"]))
 
 
 # --- the matcher ------------------------------------------------------------------------------
