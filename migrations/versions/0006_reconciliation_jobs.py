@@ -15,7 +15,8 @@ rows are removed with their job by the application (docs/reconciliation-jobs.md)
 
 `reconciliation_find_stuck_jobs(integer, integer)` (SECURITY DEFINER, owned by reckai_system) lists
 jobs of every organization whose lease expired, or that have waited too long in `pending`, for the
-sweeper; it returns ids only and changes nothing.
+sweeper; it returns ids only and changes nothing. `reconciliation_store_matches(uuid, integer)`
+moves the caller's COPYed match rows into reconciliation_matches for its own processing job.
 
 Revision ID: 0006_reconciliation_jobs
 Revises: 0005_files
@@ -34,6 +35,9 @@ APP = "reckai_app"
 SYSTEM = "reckai_system"
 CURRENT_ORG = "NULLIF(current_setting('app.current_org_id', true), '')::uuid"
 FIND_STUCK = "reconciliation_find_stuck_jobs(integer, integer)"
+STORE_MATCHES = "reconciliation_store_matches(uuid, integer)"
+MATCH_COLUMNS = ("status, group_key, left_row, right_row, rule, rule_version, confidence, amount_diff_minor, day_delta,"
+                 " similarity_bp, left_key, right_key, members, fee_minor")
 
 UPGRADE = """
 ALTER TABLE reconciliation_jobs
@@ -101,6 +105,33 @@ AS $$
 $$;
 """
 
+# Moves the rows the caller COPYed into its temporary table pg_temp.reckai_match_stage into
+# reconciliation_matches for the caller's tenant, without a row-level-security check per row (a
+# million checks cost seconds). It checks instead, once, that the job is the tenant's and is being
+# processed at this attempt; it can write nothing else.
+STORE_MATCHES_BODY = f"""
+CREATE FUNCTION reconciliation_store_matches(p_job_id uuid, p_attempt integer)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_org uuid := {CURRENT_ORG};
+    v_count bigint;
+BEGIN
+    IF v_org IS NULL OR NOT EXISTS (
+        SELECT 1 FROM public.reconciliation_jobs
+         WHERE id = p_job_id AND organization_id = v_org AND status = 'processing' AND attempt = p_attempt) THEN
+        RAISE EXCEPTION 'job % is not being processed at attempt % for this organization', p_job_id, p_attempt
+              USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO public.reconciliation_matches (organization_id, job_id, attempt, {MATCH_COLUMNS})
+    SELECT v_org, p_job_id, p_attempt, {MATCH_COLUMNS} FROM pg_temp.reckai_match_stage;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+"""
+
 
 def upgrade() -> None:
     op.execute(UPGRADE)
@@ -113,15 +144,18 @@ def upgrade() -> None:
     # Results are immutable once written: no UPDATE.
     op.execute(f"GRANT SELECT, INSERT, DELETE ON reconciliation_matches TO {APP}")
     op.execute(f"GRANT SELECT ON reconciliation_jobs TO {SYSTEM}")
+    op.execute(f"GRANT INSERT ON reconciliation_matches TO {SYSTEM}")
     op.execute(f"GRANT CREATE ON SCHEMA public TO {SYSTEM}")
-    op.execute(FIND_STUCK_BODY)
-    op.execute(f"ALTER FUNCTION {FIND_STUCK} OWNER TO {SYSTEM}")
-    op.execute(f"REVOKE ALL ON FUNCTION {FIND_STUCK} FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION {FIND_STUCK} TO {APP}")
+    for signature, body in ((FIND_STUCK, FIND_STUCK_BODY), (STORE_MATCHES, STORE_MATCHES_BODY)):
+        op.execute(body)
+        op.execute(f"ALTER FUNCTION {signature} OWNER TO {SYSTEM}")
+        op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {APP}")
     op.execute(f"REVOKE CREATE ON SCHEMA public FROM {SYSTEM}")
 
 
 def downgrade() -> None:
+    op.execute(f"DROP FUNCTION IF EXISTS {STORE_MATCHES}")
     op.execute(f"DROP FUNCTION IF EXISTS {FIND_STUCK}")
     op.execute(f"REVOKE SELECT ON reconciliation_jobs FROM {SYSTEM}")
     op.execute("DROP TABLE IF EXISTS reconciliation_matches")

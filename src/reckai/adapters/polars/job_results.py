@@ -63,7 +63,7 @@ class PolarsMatchRun:
             pl.col("rule"), pl.col("rule_version"), _confidence_text("confidence_bp").alias("confidence"),
             pl.col("amount_diff").alias("amount_diff_minor"), pl.col("day_delta"), pl.col("similarity_bp"),
             pl.col("left_key"), pl.col("right_key"), pl.col("members"), pl.col("fee_minor"),
-        )
+        ).sort(["status", "left_row", "right_row"])  # index order: the B-tree is filled left to right
 
     def match_chunks(self, check: Callable[[], None]) -> Iterator[bytes]:
         table = self._match_table()

@@ -136,6 +136,31 @@ def run_reconciliation_attempt(services: ReconciliationServices, organization_id
         heartbeat.stop()
 
 
+class _Background:
+    """Run `action` in a thread; `result()` waits and returns its value or raises its error."""
+
+    def __init__(self, action: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(action,), name="reckai-job-outputs", daemon=True)
+        self._thread.start()
+
+    def _run(self, action: Callable[[], Any]) -> None:
+        try:
+            self._value = action()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class _Attempt:
     def __init__(self, services: ReconciliationServices, job: ReconciliationJob, worker: str,
                  heartbeat: _Heartbeat) -> None:
@@ -190,11 +215,15 @@ class _Attempt:
                                                                             profile, period))
         for name, seconds in outcome.stage_seconds.items():
             self.seconds[f"match.{name}"] = round(seconds, 4)
-        self._advance(Stage.WRITING_OUTPUTS, processed_rows=total_rows)
-        outputs = self._timed("write_outputs", lambda: self._write_outputs(outcome))
-        self._advance(Stage.PERSISTING)
+        self._advance(Stage.PERSISTING, processed_rows=total_rows)
         left_id, right_id = uuid.UUID(files["left"]["file_id"]), uuid.UUID(files["right"]["file_id"])
-        self._persist(outcome, outputs, left_id, right_id)
+        # Storage and PostgreSQL are other processes: the outputs are written while the rows are
+        # COPYed, and the job completes only once both are done (_persist joins the writer).
+        writer = _Background(lambda: self._timed("write_outputs", lambda: self._write_outputs(outcome)))
+        try:
+            self._persist(outcome, writer, left_id, right_id)
+        finally:
+            writer.join()
 
     def _normalize(self, side: str, file: dict[str, Any]) -> Any:
         services, file_id = self.services, uuid.UUID(file["file_id"])
@@ -245,7 +274,7 @@ class _Attempt:
         self.heartbeat.check()
         return keys
 
-    def _persist(self, outcome: MatchRun, outputs: dict[str, str], left_id: uuid.UUID, right_id: uuid.UUID) -> None:
+    def _persist(self, outcome: MatchRun, writer: _Background, left_id: uuid.UUID, right_id: uuid.UUID) -> None:
         services, job = self.services, self.job
         check = self.heartbeat.check
         with services.database.unit_of_work(self.organization_id) as uow:
@@ -253,6 +282,8 @@ class _Attempt:
             match_rows, exception_rows = uow.reconciliation_results.replace_results(
                 job.id, job.attempt, outcome.match_chunks(check), outcome.exception_chunks(left_id, right_id, check))
             self.seconds["persist"] = round(time.perf_counter() - started, 4)
+            outputs = writer.result()  # raises what the writer raised: nothing is committed then
+            check()
             current = uow.reconciliation_jobs.get_for_update(job.id)
             if current is None:
                 raise StaleAttempt(job.id, "the job was deleted")
