@@ -64,7 +64,23 @@ def _cpu() -> float:
 
 
 def _peak_rss_mb() -> float:
+    # VmHWM, not ru_maxrss: Linux carries a parent's peak RSS into ru_maxrss across fork + exec, so a
+    # child started by a parent that generated the data would report the parent's peak.
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _load() -> str:
@@ -78,6 +94,7 @@ def child(folder: Path, step: str, repeat: int) -> None:
 
     bank = pl.read_parquet(folder / "bank.parquet")
     switch = pl.read_parquet(folder / "switch.parquet")
+    loaded_rss = _rss_mb()  # the two input frames, before any work
     runs: list[dict[str, Any]] = []
     if step == "join":
         for _ in range(repeat):
@@ -85,7 +102,7 @@ def child(folder: Path, step: str, repeat: int) -> None:
             joined = bank.join(switch, on="reference", how="inner")
             runs.append({"seconds": time.perf_counter() - wall, "cpu_seconds": _cpu() - cpu, "rows": joined.height})
             del joined
-        print(json.dumps({"runs": runs, "peak_rss_mb": _peak_rss_mb()}))
+        print(json.dumps({"runs": runs, "peak_rss_mb": _peak_rss_mb(), "loaded_rss_mb": loaded_rss}))
         return
 
     from reckai.adapters.polars.matcher import PolarsMatcher
@@ -99,7 +116,7 @@ def child(folder: Path, step: str, repeat: int) -> None:
         runs.append({"seconds": time.perf_counter() - wall, "cpu_seconds": _cpu() - cpu,
                      "stages": result.stage_seconds, "stage_cpu": result.stage_cpu_seconds})
     print(json.dumps({
-        "runs": runs, "peak_rss_mb": _peak_rss_mb(),
+        "runs": runs, "peak_rss_mb": _peak_rss_mb(), "loaded_rss_mb": loaded_rss,
         "matches": result.matches.height, "matches_by_rule": result.matches.group_by("rule").len().sort("rule").rows(),
         "suggestions": result.suggestions.height, "exceptions": result.facts.height,
         "exceptions_by_type": result.facts.group_by("type").len().sort("type").rows(),
@@ -144,13 +161,15 @@ def _report(join: dict[str, Any], match: dict[str, Any], load_start: str, load_e
     cores = os.cpu_count()
     print(f"load average at start: {load_start}; at end: {load_end} (on {cores} cores: other work inflates wall time)")
     print(f"bare polars equi-join on reference ({join_best['rows']:,} rows), best of {len(join['runs'])}: "
-          f"{join_best['seconds']:.3f} s wall, {join_best['cpu_seconds']:.3f} s CPU, peak RSS {join['peak_rss_mb']:,.0f} MB")
+          f"{join_best['seconds']:.3f} s wall, {join_best['cpu_seconds']:.3f} s CPU, peak RSS {join['peak_rss_mb']:,.0f} MB "
+          f"(input frames {join['loaded_rss_mb']:,.0f} MB)")
     print("matching stages (best run):")
     for stage, seconds in best["stages"].items():
         print(f"  {stage:<15} {seconds:6.2f} s wall  {best['stage_cpu'].get(stage, float('nan')):6.2f} s CPU")
     all_runs = ", ".join(f"{run['seconds']:.2f}/{run['cpu_seconds']:.2f}" for run in match["runs"])
     print(f"matching total (duplicates + 3 passes + classification): {best['seconds']:.2f} s wall, "
-          f"{best['cpu_seconds']:.2f} s CPU (runs wall/CPU: {all_runs}), peak RSS {match['peak_rss_mb']:,.0f} MB")
+          f"{best['cpu_seconds']:.2f} s CPU (runs wall/CPU: {all_runs}), peak RSS {match['peak_rss_mb']:,.0f} MB "
+          f"(input frames {match['loaded_rss_mb']:,.0f} MB)")
     print(f"ratio to the equi-join: {best['seconds'] / join_best['seconds']:.1f}x wall, "
           f"{best['cpu_seconds'] / join_best['cpu_seconds']:.1f}x CPU")
     print(f"matches {match['matches']:,} {match['matches_by_rule']}, suggestions {match['suggestions']:,}, "
