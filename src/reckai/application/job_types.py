@@ -8,6 +8,8 @@ from reckai.application.ports.jobs import JobType, Queue
 
 # Low: data cleanup. Idempotent (deleting what is expired twice deletes nothing the second time).
 CLEANUP_EXPIRED_SESSIONS = JobType("cleanup_expired_sessions", Queue.LOW, max_attempts=3)
+# Low: delete stored objects of deleted files (docs/files.md "Orphaned objects"). Idempotent.
+SWEEP_ORPHANED_FILE_OBJECTS = JobType("sweep_orphaned_file_objects", Queue.LOW, max_attempts=3)
 
 # Workflow (docs/workflow.md). High: exception and approval notifications, SLA escalation.
 NOTIFY_WORKFLOW = JobType("notify_workflow", Queue.HIGH, max_attempts=4)

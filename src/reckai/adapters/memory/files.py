@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from reckai.application.ports.files import (
     DataMapping,
     DataMappingRepository,
     FileRepository,
+    FileSweepRepository,
     NormalizedFile,
     NormalizedFileRepository,
     ReconciliationFile,
@@ -24,6 +26,7 @@ MAPPINGS = "data_mappings"
 NORMALIZED = "normalized_files"
 JOBS = "reconciliation_jobs"
 JOB_FILES = "reconciliation_job_files"
+SWEEP = "file_sweep_candidates"
 CLAIMS = "file_claims"  # not a table: the key space of the per-file claims
 
 
@@ -157,10 +160,57 @@ class MemoryNormalizedFileRepository(_Repository):
         return removed
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepCandidate:
+    object_key: str
+    file_id: uuid.UUID
+    first_seen_at: dt.datetime
+    last_seen_at: dt.datetime
+    organization_id: None = None  # system bookkeeping: no tenant
+
+
+class MemoryFileSweepRepository:
+    """Same contract as the SQL functions of 0008_file_sweeper: system rows, every organization's
+    files consulted (all_rows), only their existence revealed."""
+
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def observe(self, objects: Sequence[tuple[str, uuid.UUID]], grace_seconds: int) -> list[str]:
+        if grace_seconds < 0:
+            raise ValueError("grace_seconds must be >= 0")
+        existing = {key for key, _ in self._uow.all_rows(FILES)}
+        candidates = dict(self._uow.all_rows(SWEEP))
+        now = self._uow.now()
+        due = []
+        for key, file_id in dict(objects).items():
+            if file_id in existing:
+                if key in candidates:
+                    self._uow.remove(SWEEP, key)
+                continue
+            found = candidates.get(key)
+            first_seen = found.first_seen_at if found else now
+            self._uow.put(SWEEP, key, SweepCandidate(key, file_id, first_seen, now), system=True)
+            if first_seen <= now - dt.timedelta(seconds=grace_seconds):
+                due.append(key)
+        return sorted(due)
+
+    def forget(self, keys: Sequence[str], unseen_seconds: int | None = None) -> int:
+        cutoff = None if unseen_seconds is None else self._uow.now() - dt.timedelta(seconds=unseen_seconds)
+        dropped = 0
+        for key, row in list(self._uow.all_rows(SWEEP)):
+            if key in keys or (cutoff is not None and row.last_seen_at < cutoff):
+                self._uow.remove(SWEEP, key)
+                dropped += 1
+        return dropped
+
+
 MemoryUnitOfWork.register_repository("files", MemoryFileRepository)
 MemoryUnitOfWork.register_repository("data_mappings", MemoryDataMappingRepository)
 MemoryUnitOfWork.register_repository("normalized_files", MemoryNormalizedFileRepository)
+MemoryUnitOfWork.register_repository("file_sweep", MemoryFileSweepRepository)
 
 _check_files: type[FileRepository] = MemoryFileRepository
 _check_mappings: type[DataMappingRepository] = MemoryDataMappingRepository
 _check_normalized: type[NormalizedFileRepository] = MemoryNormalizedFileRepository
+_check_sweep: type[FileSweepRepository] = MemoryFileSweepRepository

@@ -41,6 +41,7 @@ from reckai.application.ports.files import (
     DataMapping,
     DataMappingRepository,
     FileRepository,
+    FileSweepRepository,
     NormalizedFile,
     NormalizedFileRepository,
     ReconciliationFile,
@@ -240,10 +241,36 @@ class PostgresNormalizedFileRepository(_Repository):
         return int(result.rowcount)
 
 
+class PostgresFileSweepRepository(_Repository):
+    """Through the SECURITY DEFINER functions of 0008_file_sweeper (the app role cannot read the
+    candidates table, nor other organizations' files)."""
+
+    entity_name = "file_sweep_candidate"
+
+    def observe(self, objects: Sequence[tuple[str, uuid.UUID]], grace_seconds: int) -> list[str]:
+        if not objects:
+            return []
+        with translate_errors(self.entity_name):
+            return list(self._conn.execute(_SWEEP_OBSERVE, {
+                "keys": [key for key, _ in objects], "ids": [file_id for _, file_id in objects],
+                "grace": int(grace_seconds)}).scalars())
+
+    def forget(self, keys: Sequence[str], unseen_seconds: int | None = None) -> int:
+        unseen = None if unseen_seconds is None else int(unseen_seconds)
+        with translate_errors(self.entity_name):
+            return int(self._conn.execute(_SWEEP_FORGET, {"keys": list(keys), "unseen": unseen}).scalar_one())
+
+
+_SWEEP_OBSERVE = text("SELECT files_sweep_orphans(CAST(:keys AS text[]), CAST(:ids AS uuid[]), :grace)")
+_SWEEP_FORGET = text("SELECT files_sweep_forget(CAST(:keys AS text[]), CAST(:unseen AS integer))")
+
+
 PostgresUnitOfWork.register_repository("files", PostgresFileRepository)
 PostgresUnitOfWork.register_repository("data_mappings", PostgresDataMappingRepository)
 PostgresUnitOfWork.register_repository("normalized_files", PostgresNormalizedFileRepository)
+PostgresUnitOfWork.register_repository("file_sweep", PostgresFileSweepRepository)
 
 _check_files: type[FileRepository] = PostgresFileRepository
 _check_mappings: type[DataMappingRepository] = PostgresDataMappingRepository
 _check_normalized: type[NormalizedFileRepository] = PostgresNormalizedFileRepository
+_check_sweep: type[FileSweepRepository] = PostgresFileSweepRepository

@@ -157,6 +157,27 @@ class NormalizedFileRepository(Protocol):
         ...
 
 
+class FileSweepRepository(Protocol):
+    """The orphaned-object sweeper's bookkeeping (docs/files.md "Orphaned objects"). A system
+    repository: it answers across organizations, but only "this file id has no row", and only
+    through the narrow functions of migration 0008_file_sweeper. Works without a tenant.
+    """
+
+    def observe(self, objects: Sequence[tuple[str, uuid.UUID]], grace_seconds: int) -> list[str]:
+        """For each (object key, file id): remember the key as a candidate when no
+        reconciliation_files row (of any organization) has that id, forget it when one does.
+        Returns the keys of this page that have been candidates, without a row, for at least
+        `grace_seconds` since they were first observed. Commit the unit of work to keep the
+        observations."""
+        ...
+
+    def forget(self, keys: Sequence[str], unseen_seconds: int | None = None) -> int:
+        """Drop these keys (deleted from storage) and, when `unseen_seconds` is given, every
+        candidate not observed for that long (its object went away by itself; only meaningful
+        right after a whole pass). Returns how many were dropped."""
+        ...
+
+
 class FilesUnitOfWork(Protocol):
     """What the file use cases need of a unit of work (see ports.unit_of_work for the contract)."""
 
@@ -164,6 +185,7 @@ class FilesUnitOfWork(Protocol):
     files: FileRepository
     data_mappings: DataMappingRepository
     normalized_files: NormalizedFileRepository
+    file_sweep: FileSweepRepository
     quotas: Any  # ports.repositories.QuotaRepository
 
     def __enter__(self) -> Any: ...

@@ -33,6 +33,18 @@ def cleanup_expired_sessions(container: Any, delivery: JobDelivery) -> None:
     )
 
 
+def sweep_orphaned_file_objects(container: Any, delivery: JobDelivery) -> None:
+    from reckai.application.files.sweeper import sweep_orphaned_objects
+
+    report = sweep_orphaned_objects(container.components["database"], container.components["storage"])
+    _log.info(
+        "orphaned file objects swept",
+        extra={"action": "file.sweep", "metadata": {"examined": report.examined, "deleted": len(report.deleted),
+                                                    "failed": len(report.failed),
+                                                    "outbox_id": str(delivery.outbox_id)}},
+    )
+
+
 @dataclass(frozen=True)
 class Handler:
     job_type: JobType
@@ -46,6 +58,7 @@ class Handler:
 
 HANDLERS: tuple[Handler, ...] = (
     Handler(job_types.CLEANUP_EXPIRED_SESSIONS, cleanup_expired_sessions, time_limit_seconds=300),
+    Handler(job_types.SWEEP_ORPHANED_FILE_OBJECTS, sweep_orphaned_file_objects, time_limit_seconds=600),
     *(Handler(job_type, run, time_limit_seconds=limit) for job_type, run, limit in reconciliation.HANDLER_SPECS),
     Handler(job_types.ESCALATE_OVERDUE_EXCEPTIONS, sla.escalate_overdue_exceptions, time_limit_seconds=300),
     Handler(job_types.NOTIFY_WORKFLOW, sla.notify_workflow, time_limit_seconds=60),

@@ -49,10 +49,12 @@ _ERROR_LOG_EVERY_SECONDS = 30.0
 
 
 def default_schedule(session_cleanup_interval_seconds: int, reconciliation_sweep_seconds: int = 30) -> list[PeriodicJob]:
+    from reckai.application.files.sweeper import SWEEP_PERIOD_SECONDS as FILE_SWEEP_PERIOD_SECONDS
     from reckai.entrypoints.worker import reconciliation
     from reckai.entrypoints.worker.sla import SLA_PERIOD_SECONDS
 
     return [PeriodicJob(job_types.CLEANUP_EXPIRED_SESSIONS.request(), session_cleanup_interval_seconds),
+            PeriodicJob(job_types.SWEEP_ORPHANED_FILE_OBJECTS.request(), FILE_SWEEP_PERIOD_SECONDS),
             PeriodicJob(job_types.ESCALATE_OVERDUE_EXCEPTIONS.request(), SLA_PERIOD_SECONDS),
             *reconciliation.periodic_jobs(reconciliation_sweep_seconds)]
 
