@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from reckai.application.ports.files import FileParser, NormalizationOutcome
 from reckai.domain.ingestion.amounts import (
     WHITESPACE_CLASS,
     decimal_places_reason,
+    regex_escape,
     thousands_group_pattern,
 )
 from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
@@ -182,15 +184,26 @@ def _nullify_empty(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr == "").then(None).otherwise(expr)
 
 
-def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: ExpressionPlan) -> pl.Expr:
-    """The cleaned string value of a ValueSpec (null when empty), value_map/default applied."""
+def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: ExpressionPlan,
+                only_where: pl.Expr | None = None) -> pl.Expr:
+    """The cleaned string value of a ValueSpec (null when empty), value_map/default applied.
+
+    `only_where`: the rows whose value is used; elsewhere the source is read as null, so that the
+    later sources of a coalesce (a regex over the narration, say) only work on the rows the earlier
+    ones left empty. The value of the other rows is then meaningless, and never used.
+    """
     if spec.constant is not None:
         expr: pl.Expr = pl.lit(spec.constant, dtype=pl.String)
     elif spec.coalesce:
-        expr = pl.coalesce([_value_expr(part, cols, f"{path}.coalesce[{i}]", plan)
-                            for i, part in enumerate(spec.coalesce)])
+        expr = _value_expr(spec.coalesce[0], cols, f"{path}.coalesce[0]", plan, only_where)
+        for i, part in enumerate(spec.coalesce[1:], start=1):
+            needed = expr.is_null() if only_where is None else only_where & expr.is_null()
+            later = _value_expr(part, cols, f"{path}.coalesce[{i}]", plan, needed)
+            expr = plan.put(pl.coalesce([expr, later]), "v")
     elif spec.column:
         expr = pl.col(cols[spec.column])
+        if only_where is not None:
+            expr = pl.when(only_where).then(expr)
         if spec.regex:
             _check_polars_regex(spec.regex, f"{path}.regex")
             expr = expr.str.extract(spec.regex, 1)
@@ -222,8 +235,75 @@ class _Amount:
     error: pl.Expr  # String reason, null when valid or empty
 
 
+_EXPONENTS = sorted(set(MINOR_UNIT_EXPONENTS.values()) | {2})
+# Integer digits a plain amount may have so that digits * 10**exponent cannot overflow int64.
+_PLAIN_INTEGER_DIGITS = 18 - max(_EXPONENTS)
+
+
+def _plain_amount_pattern(spec: AmountSpec) -> str | None:
+    """Regex of the amounts that need none of the general steps: `-?digits[<sep>digits]`.
+
+    None when a strip token or the decimal separator could change such a text (then every row
+    takes the general path). A strip token with a character outside digits, `-` and the decimal
+    separator cannot occur in a plain amount, so stripping leaves plain amounts as they are.
+    """
+    sep = spec.decimal_separator
+    if sep in "-+()" or sep.isspace() or re.search(WHITESPACE_CLASS, sep):
+        return None
+    alphabet = set("0123456789-") | {sep}
+    if any(not (set(token) - alphabet) for token in spec.strip):
+        return None
+    return rf"^-?[0-9]{{1,{_PLAIN_INTEGER_DIGITS}}}(?:{regex_escape(sep)}[0-9]{{1,{max(_EXPONENTS)}}})?$"
+
+
 def amount_expressions(plan: ExpressionPlan, text: pl.Expr, spec: AmountSpec, exponent: pl.Expr) -> _Amount:
-    """Decimal text to minor units with string operations only; mirrors domain.amounts.parse_amount."""
+    """Decimal text to minor units with string operations only; mirrors domain.amounts.parse_amount.
+
+    Plain amounts (`-1234.56`: the bulk of real exports) are computed with one split and integer
+    arithmetic; only the other rows go through the general string steps, which then see nulls for
+    the plain rows and cost little. Both give what parse_amount gives (property-tested).
+    """
+    pattern = _plain_amount_pattern(spec)
+    if pattern is None:
+        return _general_amount(plan, text, spec, exponent)
+    s = plan.put(text.cast(pl.String), "amt_src")
+    plain = plan.put((s.str.contains(pattern) & exponent.is_in(_EXPONENTS)).fill_null(False), "plain")
+    general = _general_amount(plan, pl.when(~plain).then(s), spec, exponent)
+    parts = plan.put(pl.when(plain).then(s).str.split_exact(spec.decimal_separator, 1), "plain_parts")
+    integer_value, fraction = plan.put_all([
+        ("plain_int", parts.struct.field("field_0").cast(pl.Int64, strict=False).abs()),
+        ("plain_frac", parts.struct.field("field_1").fill_null(""))])
+    fraction_digits = fraction.str.len_bytes().cast(pl.Int64)
+    error: pl.Expr
+    if spec.scale == "minor":
+        error = pl.when(fraction.str.contains("[1-9]")).then(pl.lit("amount in minor units has a non-zero fraction"))
+        value = integer_value
+    else:
+        error = pl.when(fraction_digits > exponent).then(_too_many_decimals(exponent))
+        powers = {k: 10**k for k in range(max(_EXPONENTS) + 1)}
+        scale = exponent.replace_strict(powers, default=None, return_dtype=pl.Int64)
+        fill = (exponent - fraction_digits).replace_strict(powers, default=None, return_dtype=pl.Int64)
+        value = integer_value * scale + fraction.cast(pl.Int64, strict=False).fill_null(0) * fill
+    plain_error = plan.put(error, "plain_error")
+    plain_negative = s.str.starts_with("-") & plain_error.is_null()
+    minor, negative, empty, reason = plan.put_all([
+        ("minor", pl.when(plain).then(pl.when(plain_error.is_null()).then(value)).otherwise(general.minor)),
+        ("negative", pl.when(plain).then(plain_negative).otherwise(general.negative)),
+        ("empty", pl.when(plain).then(pl.lit(False)).otherwise(general.empty)),
+        ("amt_error", pl.when(plain).then(plain_error).otherwise(general.error)),
+    ])
+    return _Amount(minor=minor, negative=negative, empty=empty, error=reason)
+
+
+def _too_many_decimals(exponent: pl.Expr) -> pl.Expr:
+    reason = pl.lit(None, dtype=pl.String)
+    for exp in _EXPONENTS:
+        reason = pl.when(exponent == exp).then(pl.lit(decimal_places_reason(exp))).otherwise(reason)
+    return reason
+
+
+def _general_amount(plan: ExpressionPlan, text: pl.Expr, spec: AmountSpec, exponent: pl.Expr) -> _Amount:
+    """Every step of parse_amount as string operations."""
     s = text.cast(pl.String)
     for token in spec.strip:
         s = s.str.replace_all(token, "", literal=True)
@@ -261,12 +341,9 @@ def amount_expressions(plan: ExpressionPlan, text: pl.Expr, spec: AmountSpec, ex
             pl.lit("amount in minor units has a non-zero fraction"))
         digits = integer_part
     else:
-        too_many = pl.lit(None, dtype=pl.String)
-        for exp in sorted(set(MINOR_UNIT_EXPONENTS.values()) | {2}):
-            too_many = pl.when(exponent == exp).then(pl.lit(decimal_places_reason(exp))).otherwise(too_many)
-        scale_error = pl.when(fraction.str.len_chars() > exponent).then(too_many)
+        scale_error = pl.when(fraction.str.len_chars() > exponent).then(_too_many_decimals(exponent))
         padded = pl.lit(None, dtype=pl.String)
-        for exp in sorted(set(MINOR_UNIT_EXPONENTS.values()) | {2}):
+        for exp in _EXPONENTS:
             padded = pl.when(exponent == exp).then(fraction.str.pad_end(exp, "0")).otherwise(padded)
         digits = integer_part + padded
     digits = plan.put(digits.str.strip_chars_start("0"), "digits")
@@ -293,13 +370,17 @@ def _parse_datetime(s: pl.Expr, formats: tuple[str, ...], plan: ExpressionPlan) 
     """(Datetime, has_time) trying each format in order; the first that parses wins."""
     parsed: list[pl.Expr] = []
     has_time: pl.Expr = pl.lit(None, dtype=pl.Boolean)
+    unparsed: pl.Expr | None = None  # rows no earlier format parsed: the only ones a later one tries
     for fmt in formats:
+        source = s if unparsed is None else pl.when(unparsed).then(s)
         if _has_time(fmt):
-            p = s.str.strptime(pl.Datetime("us"), fmt, strict=False)
+            p = source.str.strptime(pl.Datetime("us"), fmt, strict=False)
         else:
-            p = s.str.strptime(pl.Date, fmt, strict=False).cast(pl.Datetime("us"))
+            p = source.str.strptime(pl.Date, fmt, strict=False).cast(pl.Datetime("us"))
+        p = plan.put(p, "date")
         parsed.append(p)
-    parsed = plan.put_all([("date", p) for p in parsed])
+        if len(parsed) < len(formats):
+            unparsed = plan.put(p.is_null() if unparsed is None else unparsed & p.is_null(), "unparsed")
     value = plan.put(pl.coalesce(parsed) if len(parsed) > 1 else parsed[0], "date")
     for fmt, p in reversed(list(zip(formats, parsed))):
         has_time = pl.when(p.is_not_null()).then(pl.lit(_has_time(fmt))).otherwise(has_time)
@@ -331,6 +412,26 @@ def _date_expressions(spec: ValueSpec, cols: dict[str, str], path: str,
     else:
         error = plan.put(error, "date_error")
     return value, has_time.fill_null(False), error, spec.column or spec.time_column
+
+
+_JSON_SPECIAL = re.compile(r'["\\\x00-\x1f]')
+
+
+def _raw_json(table: SourceTable) -> pl.Expr:
+    """The source row as a JSON object text, exactly as polars' struct.json_encode writes it.
+
+    When the reader has checked that no cell needs escaping (and none is null), the text is
+    concatenated: `{"name":"value",...}`; that is about half the work of the encoder.
+    """
+    names = table.columns
+    plain = (table.json_safe_cells and not any(_JSON_SPECIAL.search(name) for name in names)
+             and not any(table.frame.get_column(name).null_count() for name in names))
+    if not plain:
+        return pl.struct([pl.col(c) for c in names]).struct.json_encode()
+    pieces: list[pl.Expr] = []
+    for i, name in enumerate(names):
+        pieces += [pl.lit(("{" if i == 0 else ",") + f'"{name}":"'), pl.col(name), pl.lit('"')]
+    return pl.concat_str([*pieces, pl.lit("}")])
 
 
 def _first_column(spec: ValueSpec) -> str | None:
@@ -419,8 +520,7 @@ def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult
                 "default"))))
     else:
         outputs["status"] = pl.lit("unknown")
-    source_columns = table.columns
-    outputs["raw"] = pl.struct([pl.col(c) for c in source_columns]).struct.json_encode()
+    outputs["raw"] = _raw_json(table)
 
     error_names = [f"__error_{i}" for i in range(len(checks))]
     lazy = plan.lf.with_columns(
@@ -432,7 +532,8 @@ def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult
     # Only what is needed leaves the plan: the intermediates would be copied by every filter below.
     computed = lazy.with_columns(any_error.alias("__failed")).select(*keep, "__failed").collect()
     errors = list(table.row_errors)
-    failed = computed.filter(pl.col("__failed"))
+    any_failed = bool(computed.get_column("__failed").any())
+    failed = computed.filter(pl.col("__failed")) if any_failed else computed.clear()
     if failed.height:
         for i, (field_name, column, _) in enumerate(checks):
             source_col = cols.get(column, column) if column else None
@@ -444,7 +545,7 @@ def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult
                 errors.append(RowError(row_number=row_number, line_number=line_number,
                                        column=column or field_name, value=value, reason=reason))
     errors.sort(key=lambda e: (e.row_number, e.column or ""))
-    good = computed.filter(~pl.col("__failed"))
+    good = computed.filter(~pl.col("__failed")) if any_failed else computed
     result = good.select(
         pl.col(ROW_NUMBER).alias("row_number"),
         *[pl.col(f"__out_{name}").cast(CANONICAL_SCHEMA[name]).alias(name)
