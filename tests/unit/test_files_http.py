@@ -250,3 +250,24 @@ def test_filesystem_mode_serves_the_signed_app_url_decrypting_as_it_streams(tmp_
         downloaded = client.get(link["url"].split("127.0.0.1:8000", 1)[1])
         assert downloaded.status_code == 200 and downloaded.content == original
         assert downloaded.headers["content-type"] == "application/octet-stream"
+
+
+def test_openapi_describes_the_upload_form(api: Api) -> None:
+    """The handler streams the body itself (no `data` parameter), so the form is declared by its
+    operation class; the document must show it, and uploading must still stream."""
+    document = api.client.get("/schema/openapi.json").json()
+    operation = document["paths"]["/api/files/upload"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True and list(body["content"]) == ["multipart/form-data"]
+    form = body["content"]["multipart/form-data"]["schema"]
+    assert form["type"] == "object" and sorted(form["required"]) == ["file", "file_type"]
+    assert list(form["properties"]) == ["file_type", "job_id", "file"]  # the order the parser needs
+    assert form["properties"]["file_type"]["enum"] == ["bank", "settlement", "switch", "card", "gl"]
+    assert form["properties"]["job_id"] == {**form["properties"]["job_id"], "type": "string", "format": "uuid"}
+    assert form["properties"]["file"] == {**form["properties"]["file"], "type": "string", "format": "binary"}
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+    for status in ("400", "401", "403", "413", "415", "422", "429", "503"):
+        assert operation["responses"][status]["content"] == envelope, status
+    assert "FileMap" in document["paths"]["/api/files/{file_id}/map"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["$ref"]
+    assert api.upload(GOOD_CSV).status_code == 201  # the streaming parser is untouched

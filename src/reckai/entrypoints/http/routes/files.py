@@ -16,12 +16,23 @@ import datetime as dt
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.spec import (
+    Encoding,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
@@ -40,6 +51,7 @@ from reckai.application.files import (
 from reckai.application.files.common import rules_from_rows
 from reckai.application.files.errors import FileTooLarge
 from reckai.application.files.queries import FileDetails
+from reckai.application.ports.files import FILE_TYPES
 from reckai.application.ports.storage import DownloadTokenInvalid, StorageObjectMissing
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.errors import IngestionError
@@ -106,6 +118,48 @@ class DownloadLinkBody(msgspec.Struct):
     expires_at: dt.datetime
 
 
+@dataclass
+class UploadOperation(Operation):
+    """The upload's OpenAPI operation: the handler reads its body itself (streamed, never through a
+    `data` parameter, which would make Litestar buffer it), so Litestar cannot see the form. This
+    declares it: the fields, their order (fields first, `file` last) and the refusals."""
+
+    def __post_init__(self) -> None:
+        form = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["file_type", "file"],
+            properties={
+                "file_type": Schema(type=OpenAPIType.STRING, enum=list(FILE_TYPES),
+                                    description="What the file is. Must come before `file`."),
+                "job_id": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID,
+                                 description="Optional: a reconciliation job of the organization the file "
+                                             "belongs to. Must come before `file`."),
+                "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY,
+                               description="The file (CSV/TXT, XLSX/XLS, XML, MT940, camt.053), last part of "
+                                           "the form; at most the organization's max_file_size_mb."),
+            },
+        )
+        self.request_body = RequestBody(
+            required=True,
+            description="multipart/form-data, streamed to storage: `file_type`, optional `job_id`, then `file`.",
+            content={MULTIPART: OpenAPIMediaType(schema=form, encoding={
+                "file": Encoding(content_type="application/octet-stream")})},
+        )
+        refusals = {
+            "400": "The form is not valid (VALIDATION_ERROR: missing or unknown field, a part after the file)",
+            "401": "Not authenticated",
+            "403": "Permission denied, or the organization's storage quota is used up (QUOTA_EXCEEDED)",
+            "413": "The file is larger than the organization's max_file_size_mb (PAYLOAD_TOO_LARGE)",
+            "415": "The body is not multipart/form-data",
+            "422": "The file was refused by content (EMPTY_FILE, BINARY_CONTENT, ARCHIVE_TOO_LARGE, ...) "
+                   "or by the virus scanner (FILE_INFECTED, SCAN_LIMIT_EXCEEDED)",
+            "429": "More than 10 uploads in an hour (RATE_LIMITED)",
+            "503": "Storage or the virus scanner is unavailable",
+        }
+        self.responses = {**(self.responses or {}),
+                          **{status: OpenAPIResponse(description=text) for status, text in refusals.items()}}
+
+
 def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
     state = request.scope.get("state", {})
     client = request.scope.get("client")
@@ -144,7 +198,7 @@ def _content_disposition(name: str | None) -> str:
 class FileController(Controller):
     path = "/api/files"
 
-    @post("/upload", status_code=201, request_max_body_size=None,
+    @post("/upload", status_code=201, request_max_body_size=None, operation_class=UploadOperation,
           opt={"permission": "files:write", "rate_limit": "upload", "media_types": [MULTIPART]})
     async def upload(self, request: Request[Any, Any, Any], container: NamedDependency[Any],
                      principal: NamedDependency[Principal]) -> Success[UploadedFile]:
