@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.support import reconciliation_jobs as rj  # noqa: E402  (the shared generator and profile)
+from tests.support import reconciliation_jobs as rj
 
 PASSWORD = "Q7v!kLm2#Zt9@wRx4"
 SECRET = "b" * 48
@@ -70,7 +70,13 @@ class Services:
     def start(self) -> dict[str, str]:
         from reckai.adapters.postgres import migrations
         from reckai.adapters.postgres.embedded import start_server
-        from reckai.adapters.postgres.roles import APP_ROLE, OWNER_ROLE, ensure_database, ensure_roles, role_url
+        from reckai.adapters.postgres.roles import (
+            APP_ROLE,
+            OWNER_ROLE,
+            ensure_database,
+            ensure_roles,
+            role_url,
+        )
         from reckai.adapters.s3.storage import make_client
 
         self.pg, admin_url = start_server(self.scratch / "pgdata", cleanup_mode="stop")
@@ -133,11 +139,10 @@ def _data(response: httpx.Response, status: int) -> Any:
 def _setup_organization(api: str, app_url: str) -> tuple[httpx.Client, uuid.UUID, uuid.UUID]:
     from sqlalchemy import text
 
+    import reckai.adapters.postgres.reconciliations  # noqa: F401  registers uow.matching_rules
     from reckai.adapters.postgres.database import PostgresDatabase  # noqa: F401  (unit-of-work wiring)
     from reckai.adapters.postgres.engine import create_engine
     from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
-
-    import reckai.adapters.postgres.reconciliations  # noqa: F401  registers uow.matching_rules
 
     client = httpx.Client(base_url=api, timeout=600)
     code = f"bench-{uuid.uuid4().hex[:8]}"
@@ -177,7 +182,7 @@ def run(rows: int, keep: bool) -> dict[str, Any]:
     services = Services(scratch)
     try:
         urls = services.start()
-        client, org_id, _ = _setup_organization(urls["api"], urls["app_url"])
+        client, _, _ = _setup_organization(urls["api"], urls["app_url"])
         profile = rj.profile()
         wall: dict[str, float] = {}
         t0 = time.perf_counter()

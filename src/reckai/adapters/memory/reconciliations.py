@@ -203,6 +203,10 @@ class MemoryResultsRepository(_Base):
         organization_id = self._uow.organization_id
         self._check_tenant(organization_id)
         assert organization_id is not None
+        job = self._uow.get(JOBS, job_id)
+        if job is None or job.status is not JobStatus.PROCESSING or job.attempt != attempt:
+            # As reconciliation_store_matches: only the tenant's job being processed at this attempt.
+            raise ResultsRejected(f"job {job_id} is not being processed at attempt {attempt} for this organization")
         staged: list[tuple[str, Any, Any]] = []
         for number, values in enumerate(_csv_rows(matches, len(MATCH_COLUMNS))):
             row = dict(zip(MATCH_COLUMNS, values, strict=True))

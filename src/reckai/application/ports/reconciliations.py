@@ -129,7 +129,8 @@ class ResultsRepository(Protocol):
     def replace_results(self, job_id: uuid.UUID, attempt: int, matches: Iterable[bytes],
                         exceptions: Iterable[bytes]) -> tuple[int, int]:
         """Delete the job's match rows and exceptions, then bulk-write these (CSV chunks, see the
-        module docstring); returns (match rows, exception rows) written. Raises ResultsRejected
+        module docstring); returns (match rows, exception rows) written. The job must be the bound
+        organization's and `processing` at `attempt`. Raises ResultsRejected when it is not, or
         when a chunk does not parse or breaks a constraint (nothing is written)."""
         ...
 

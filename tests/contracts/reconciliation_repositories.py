@@ -1,0 +1,147 @@
+"""Contract of the reconciliation repositories, run over the in-memory adapter
+(tests/unit/test_reconciliation_jobs_repositories.py) and PostgreSQL
+(tests/integration/test_reconciliation_jobs_repositories_postgres.py), so the fake cannot drift."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from reckai.application.ports.reconciliations import JobFileLink, JobFilter, ResultsRejected
+from reckai.application.ports.repositories import TenantIsolationViolation
+from reckai.domain.reconciliation import jobs as j
+from reckai.domain.reconciliation.jobs import JobStatus
+
+NOW = dt.datetime(2025, 12, 31, 12, 0, tzinfo=dt.UTC)
+# (database, organization id, user id) of two tenants
+Tenants = tuple[Any, tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, uuid.UUID]]
+
+MATCH = b"auto,,{l},{r},rrn-exact,1,0.9500,0,0,,K{l},K{r},,\n"
+EXCEPTION = (b'missing_entry,low,12.50,NGN,2025-12-01,Row {l} has no counterpart,"Bank debit",0.9000,'
+             b'Investigate,{l},,,,1250,"{""a"":1}"\n')
+
+
+def _job(organization_id: uuid.UUID, user_id: uuid.UUID, name: str = "job") -> j.ReconciliationJob:
+    return j.new_job(job_id=uuid.uuid4(), organization_id=organization_id, name=name, created_by=user_id,
+                     snapshot={"rules": [{"name": "r"}]}, now=dt.datetime.now(dt.UTC))
+
+
+def _processing(database: Any, organization_id: uuid.UUID, user_id: uuid.UUID) -> j.ReconciliationJob:
+    job = _job(organization_id, user_id)
+    with database.unit_of_work(organization_id) as uow:
+        job = uow.reconciliation_jobs.add(job)
+        job = j.claim(job, attempt=1, worker="w", now=dt.datetime.now(dt.UTC), lease=dt.timedelta(minutes=5))
+        uow.reconciliation_jobs.update(job)
+        uow.commit()
+    return job
+
+
+def _rows(template: bytes, lines: range) -> list[bytes]:
+    return [b"".join(template.replace(b"{l}", str(i).encode()).replace(b"{r}", str(i + 1).encode())
+                     for i in lines)]
+
+
+def check_job_round_trip_and_isolation(tenants: Tenants) -> None:
+    database, (org_a, user_a), (org_b, _) = tenants
+    job = _job(org_a, user_a, "round trip")
+    with database.unit_of_work(org_a) as uow:
+        stored = uow.reconciliation_jobs.add(job)
+        assert stored.created_at is not None and stored.created_at.tzinfo is not None
+        changed = dataclasses.replace(stored, progress=35, stage="matching", stage_seconds={"load": 1.5},
+                                      summary={"matched_pairs": 3}, cancel_requested=True)
+        uow.reconciliation_jobs.update(changed)
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        back = uow.reconciliation_jobs.get(job.id)
+    assert back is not None and (back.progress, back.stage, back.stage_seconds, back.summary, back.cancel_requested) == (
+        35, "matching", {"load": 1.5}, {"matched_pairs": 3}, True)
+    assert back.snapshot == {"rules": [{"name": "r"}]} and back.status is JobStatus.PENDING
+    with database.unit_of_work(org_b) as uow:
+        assert uow.reconciliation_jobs.get(job.id) is None
+        with pytest.raises(TenantIsolationViolation):
+            uow.reconciliation_jobs.add(_job(org_a, user_a))
+
+
+def check_list_filter_and_count(tenants: Tenants) -> None:
+    database, (org_a, user_a), _ = tenants
+    with database.unit_of_work(org_a) as uow:
+        before = uow.reconciliation_jobs.count_created_since(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        for name in ("l1", "l2", "l3"):
+            uow.reconciliation_jobs.add(_job(org_a, user_a, name))
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.reconciliation_jobs.count_created_since(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) == before + 3
+        page, total = uow.reconciliation_jobs.list(JobFilter(status=JobStatus.PENDING), limit=2, offset=0)
+        assert len(page) == 2 and total >= 3 and all(job.status is JobStatus.PENDING for job in page)
+        future = uow.reconciliation_jobs.list(JobFilter(created_from=dt.datetime(2999, 1, 1, tzinfo=dt.UTC)),
+                                              limit=10, offset=0)
+        assert future == ([], 0)
+
+
+def check_results_are_replaced_never_duplicated(tenants: Tenants) -> None:
+    database, (org_a, user_a), (org_b, _) = tenants
+    job = _processing(database, org_a, user_a)
+    for _ in range(2):  # a second write (another attempt's) replaces the first
+        with database.unit_of_work(org_a) as uow:
+            written = uow.reconciliation_results.replace_results(job.id, 1, _rows(MATCH, range(1, 6)),
+                                                                 _rows(EXCEPTION, range(10, 13)))
+            uow.commit()
+        assert written == (5, 3)
+    with database.unit_of_work(org_a) as uow:
+        page, total = uow.reconciliation_results.list_matches(job.id, status="auto", limit=2, offset=2)
+        assert total == 5 and [(m.left_row, m.right_row) for m in page] == [(3, 4), (4, 5)]
+        assert page[0].evidence["left_key"] == "K3" and str(page[0].confidence) in ("0.9500", "0.95")
+        assert uow.reconciliation_results.exception_counts(job.id) == {"missing_entry": 3}
+        rows = uow.reconciliation_results.exception_rows(job.id)
+        assert [r["left_row"] for r in rows] == [10, 11, 12] and rows[0]["transaction_date"] == dt.date(2025, 12, 1)
+    with database.unit_of_work(org_b) as uow:
+        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=10, offset=0)[1] == 0
+
+
+def check_results_refused_for_a_stale_attempt_or_bad_data(tenants: Tenants) -> None:
+    database, (org_a, user_a), _ = tenants
+    job = _processing(database, org_a, user_a)
+    with database.unit_of_work(org_a) as uow, pytest.raises(ResultsRejected):
+        uow.reconciliation_results.replace_results(job.id, 2, _rows(MATCH, range(1, 3)), [])
+    with database.unit_of_work(org_a) as uow, pytest.raises(ResultsRejected):
+        uow.reconciliation_results.replace_results(job.id, 1, [b"auto,,not-a-number,1,r,1,0.5,,,,,,,\n"], [])
+    with database.unit_of_work(org_a) as uow:
+        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=10, offset=0)[1] == 0
+
+
+def check_delete_links_and_stuck(tenants: Tenants, add_file: Callable[[uuid.UUID, uuid.UUID], uuid.UUID]) -> None:
+    database, (org_a, user_a), _ = tenants
+    left, right = add_file(org_a, user_a), add_file(org_a, user_a)
+    job = _processing(database, org_a, user_a)
+    with database.unit_of_work(org_a) as uow:
+        uow.reconciliation_jobs.link_files(job.id, [JobFileLink(left, "left"), JobFileLink(right, "right")])
+        uow.reconciliation_results.replace_results(job.id, 1, _rows(MATCH, range(1, 3)), _rows(EXCEPTION, range(1, 2)))
+        expired = dataclasses.replace(uow.reconciliation_jobs.get(job.id),
+                                      lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+        uow.reconciliation_jobs.update(expired)
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.reconciliation_jobs.latest_for_files(left, right) == job.id
+        assert uow.reconciliation_jobs.latest_for_files(right, left) is None
+    with database.unit_of_work(None) as uow:
+        stuck = uow.reconciliation_jobs.find_stuck(1000, 3600)
+    assert any(s.job_id == job.id and s.organization_id == org_a and s.status == "processing" for s in stuck)
+    with database.unit_of_work(org_a) as uow:
+        assert uow.reconciliation_jobs.delete(job.id)
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.reconciliation_jobs.get(job.id) is None
+        assert uow.reconciliation_jobs.linked_files(job.id) == []
+        assert uow.reconciliation_results.exception_counts(job.id) == {}
+        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=10, offset=0)[1] == 0
+        assert uow.files.get(left) is not None  # an upload outlives the job
+        assert not uow.reconciliation_jobs.delete(job.id)
+
+
+CHECKS = [check_job_round_trip_and_isolation, check_list_filter_and_count, check_results_are_replaced_never_duplicated,
+          check_results_refused_for_a_stale_attempt_or_bad_data]

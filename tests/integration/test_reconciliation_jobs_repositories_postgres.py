@@ -1,0 +1,33 @@
+"""The reconciliation repository contract over PostgreSQL (row-level security, COPY, the SECURITY
+DEFINER functions) as the runtime role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import reckai.adapters.postgres.files  # noqa: F401  registers uow.files
+import reckai.adapters.postgres.reconciliations  # noqa: F401  registers the repositories
+from reckai.adapters.postgres.unit_of_work import PostgresDatabase
+from tests.contracts import reconciliation_repositories as contract
+from tests.fixtures.postgres import create_tenant
+from tests.unit.test_reconciliation_jobs_repositories import file_adder
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tenants(app_engine: Any) -> contract.Tenants:
+    a, b = create_tenant(app_engine), create_tenant(app_engine)
+    return PostgresDatabase(app_engine), (a.organization_id, a.admin_user_id), (b.organization_id, b.admin_user_id)
+
+
+@pytest.mark.parametrize("check", contract.CHECKS, ids=lambda c: c.__name__)
+def test_contract(tenants: contract.Tenants, check: Callable[[contract.Tenants], None]) -> None:
+    check(tenants)
+
+
+def test_delete_links_and_stuck(tenants: contract.Tenants) -> None:
+    contract.check_delete_links_and_stuck(tenants, file_adder(tenants[0]))
