@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import reckai.adapters.postgres.files  # noqa: F401  registers uow.files
+import reckai.adapters.postgres.files
 import reckai.adapters.postgres.reconciliations  # noqa: F401  registers the repositories
 from reckai.adapters.postgres.unit_of_work import PostgresDatabase
 from tests.contracts import reconciliation_repositories as contract

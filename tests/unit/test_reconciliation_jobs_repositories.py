@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import reckai.adapters.memory.files  # noqa: F401  registers uow.files
+import reckai.adapters.memory.files
 import reckai.adapters.memory.reconciliations  # noqa: F401  registers the repositories
 from reckai.adapters.memory.unit_of_work import MemoryDatabase
 from reckai.application.ports.files import ReconciliationFile
