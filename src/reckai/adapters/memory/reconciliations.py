@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 import csv
 import dataclasses
 import datetime as dt
@@ -139,7 +140,7 @@ class MemoryJobRepository(_Base):
             self._uow.put(JOB_FILES, (job_id, link.file_id), JobFileRow(job_id, link.file_id, organization_id,
                                                                         link.side))
 
-    def linked_files(self, job_id: uuid.UUID) -> list[JobFileLink]:
+    def linked_files(self, job_id: uuid.UUID) -> builtins.list[JobFileLink]:
         rows = [row for _, row in self._uow.rows(JOB_FILES) if row.job_id == job_id]
         return [JobFileLink(row.file_id, row.side) for row in sorted(rows, key=lambda r: r.side)]
 
@@ -154,7 +155,7 @@ class MemoryJobRepository(_Base):
         newest = max(jobs, key=lambda j: (j.created_at or dt.datetime.min.replace(tzinfo=dt.UTC)))
         return newest.id
 
-    def find_stuck(self, limit: int, pending_after_seconds: int) -> list[StuckJob]:
+    def find_stuck(self, limit: int, pending_after_seconds: int) -> builtins.list[StuckJob]:
         now = dt.datetime.now(dt.UTC)
         stuck = []
         for _, job in self._uow.all_rows(JOBS):
@@ -222,18 +223,18 @@ class MemoryResultsRepository(_Base):
                                 row["rule"] or "", int(row["rule_version"] or 0), confidence, evidence)
             staged.append((MATCHES, (job_id, number), MatchRow(organization_id, job_id, attempt, match)))
         for values in _csv_rows(exceptions, len(EXCEPTION_COLUMNS)):
-            row = dict(zip(EXCEPTION_COLUMNS, values, strict=True))
-            if row["type"] not in _EXCEPTION_TYPES or row["severity"] not in _SEVERITIES or not row["description"]:
-                raise ResultsRejected(f"exception of type {row['type']!r} is not valid")
+            record: dict[str, Any] = dict(zip(EXCEPTION_COLUMNS, values, strict=True))
+            if record["type"] not in _EXCEPTION_TYPES or record["severity"] not in _SEVERITIES or not record["description"]:
+                raise ResultsRejected(f"exception of type {record['type']!r} is not valid")
             for name in ("left_row", "right_row", "amount_minor"):
-                row[name] = _int(row[name])
+                record[name] = _int(record[name])
             for name in ("left_file_id", "right_file_id"):
-                row[name] = uuid.UUID(row[name]) if row[name] else None
-            row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
-            row["transaction_date"] = dt.date.fromisoformat(row["transaction_date"]) if row["transaction_date"] else None
-            row["status"] = "open"
+                record[name] = uuid.UUID(record[name]) if record[name] else None
+            record["evidence"] = json.loads(record["evidence"]) if record["evidence"] else None
+            record["transaction_date"] = dt.date.fromisoformat(record["transaction_date"]) if record["transaction_date"] else None
+            record["status"] = "open"
             exception_id = uuid.uuid4()
-            staged.append((EXCEPTIONS, exception_id, ExceptionRow(exception_id, organization_id, job_id, row)))
+            staged.append((EXCEPTIONS, exception_id, ExceptionRow(exception_id, organization_id, job_id, record)))
         for table in (MATCHES, EXCEPTIONS):
             for key, existing in list(self._uow.rows(table)):
                 if existing.job_id == job_id:

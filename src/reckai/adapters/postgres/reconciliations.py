@@ -10,6 +10,7 @@ commit or not at all (docs/reconciliation-jobs.md).
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import uuid
@@ -150,7 +151,8 @@ class PostgresJobRepository(_Base):
         return bool(result.rowcount)
 
     def list(self, job_filter: JobFilter, *, limit: int, offset: int) -> tuple[list[ReconciliationJob], int]:
-        where, params = ["TRUE"], {"limit": limit, "offset": offset}
+        where: builtins.list[str] = ["TRUE"]
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
         if job_filter.status is not None:
             where.append("status = :status")
             params["status"] = job_filter.status.value
@@ -179,7 +181,7 @@ class PostgresJobRepository(_Base):
                     " VALUES (:job, :file, :org, :side)"),
                     {"job": job_id, "file": link.file_id, "org": self._uow.organization_id, "side": link.side})
 
-    def linked_files(self, job_id: uuid.UUID) -> list[JobFileLink]:
+    def linked_files(self, job_id: uuid.UUID) -> builtins.list[JobFileLink]:
         rows = self._conn.execute(text(
             "SELECT file_id, side FROM reconciliation_job_files WHERE job_id = :job ORDER BY side"),
             {"job": job_id}).all()
@@ -193,7 +195,7 @@ class PostgresJobRepository(_Base):
             " ORDER BY j.created_at DESC, j.id LIMIT 1"), {"left": left_file_id, "right": right_file_id}).first()
         return row.id if row else None
 
-    def find_stuck(self, limit: int, pending_after_seconds: int) -> list[StuckJob]:
+    def find_stuck(self, limit: int, pending_after_seconds: int) -> builtins.list[StuckJob]:
         rows = self._conn.execute(text("SELECT * FROM reconciliation_find_stuck_jobs(:limit, :pending)"),
                                   {"limit": limit, "pending": pending_after_seconds}).all()
         return [StuckJob(row.job_id, row.organization_id, row.status, row.attempt) for row in rows]
@@ -217,7 +219,7 @@ class PostgresResultsRepository(_Base):
                     match_count = self._copy_matches(cursor, job_id, attempt, organization_id, matches)
                     exception_count = self._copy_exceptions(cursor, job_id, organization_id, exceptions)
         except DBAPIError as exc:
-            raise ResultsRejected(f"{type(exc.orig).__name__}: {_first_line(exc.orig)}") from exc
+            raise ResultsRejected(f"{type(exc.orig).__name__}: {_first_line(exc.orig or exc)}") from exc
         except psycopg.Error as exc:
             raise ResultsRejected(f"{type(exc).__name__}: {_first_line(exc)}") from exc
         return match_count, exception_count

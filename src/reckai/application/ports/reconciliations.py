@@ -17,6 +17,7 @@ runs the same tests over both):
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -112,14 +113,14 @@ class JobRepository(Protocol):
         """Record which files the job reconciles (reconciliation_job_files)."""
         ...
 
-    def linked_files(self, job_id: uuid.UUID) -> list[JobFileLink]: ...
+    def linked_files(self, job_id: uuid.UUID) -> builtins.list[JobFileLink]: ...
 
     def latest_for_files(self, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> uuid.UUID | None:
         """The newest job that reconciled exactly these two files on these sides (a re-run links
         to it through previous_job_id)."""
         ...
 
-    def find_stuck(self, limit: int, pending_after_seconds: int) -> list[StuckJob]:
+    def find_stuck(self, limit: int, pending_after_seconds: int) -> builtins.list[StuckJob]:
         """*System* (any organization; `reconciliation_find_stuck_jobs`): jobs processing with an
         expired lease, and jobs pending for longer than `pending_after_seconds`."""
         ...

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from reckai.application.errors import ApplicationError
@@ -204,11 +205,13 @@ class _Attempt:
             raise ProfileError("snapshot", str(exc)) from exc
         period = ReconciliationPeriod(job.period_start, job.period_end) if job.period_start and job.period_end else None
         files = {side: snapshot["files"][side] for side in ("left", "right")}
-        normalized = {side: self._timed("normalize", lambda side=side: self._normalize(side, files[side]))
-                      for side in ("left", "right")}
+        normalized: dict[str, Any] = {}
+        for side in ("left", "right"):
+            normalized[side] = self._timed("normalize", partial(self._normalize, side, files[side]))
         self._advance(Stage.LOADING)
-        tables = {side: self._timed("load", lambda side=side: self._load(side, files[side], normalized[side]))
-                  for side in ("left", "right")}
+        tables: dict[str, Any] = {}
+        for side in ("left", "right"):
+            tables[side] = self._timed("load", partial(self._load, side, files[side], normalized[side]))
         total_rows = sum(int(getattr(table, "height", 0)) for table in tables.values())
         self._advance(Stage.MATCHING, total_rows=total_rows)
         outcome: MatchRun = self._timed("match", lambda: services.engine.run(tables.pop("left"), tables.pop("right"),
