@@ -266,7 +266,9 @@ def _key_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) ->
 
 
 def _window_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
-    """Columns lp, rp (row positions): right amounts inside a window around each left amount."""
+    """Columns lp, rp (row positions): right nodes inside an amount window around each left node
+    and, when the numbers allow it, inside the rule's date window too (a superset of the
+    tolerances: candidates() filters exactly)."""
     pe4 = rule.tolerance_percent_e4
     tol = rule.tolerance_amount_minor
     amount = pl.col("amount")
@@ -279,22 +281,64 @@ def _window_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame)
     else:
         width = pl.max_horizontal(pl.lit(tol, pl.Int64), amount * pe4 // (1_000_000 - pe4) + 1)
     parts = [pl.DataFrame(schema={"lp": pl.UInt32, "rp": pl.UInt32})]
-    left_positions = lefts.select("currency", "amount").with_row_index("lp")
-    right_positions = rights.select("currency", "amount").with_row_index("rp")
+    left_positions = lefts.select("currency", "amount", "day").with_row_index("lp")
+    right_positions = rights.select("currency", "amount", "day").with_row_index("rp")
     for currency in right_positions["currency"].unique().to_list():
-        sorted_right = right_positions.filter(pl.col("currency") == currency).sort("amount", "rp")
+        right_part = right_positions.filter(pl.col("currency") == currency)
         left_part = left_positions.filter(pl.col("currency") == currency).select(
-            "lp", (amount - width).alias("low"), (amount + width).alias("high"))
+            "lp", "day", (amount - width).alias("low"), (amount + width).alias("high"))
         if left_part.height == 0:
             continue
-        amounts = sorted_right["amount"]
-        left_part = left_part.with_columns(
-            amounts.search_sorted(left_part["low"], side="left").cast(pl.Int64).alias("lo_idx"),
-            amounts.search_sorted(left_part["high"], side="right").cast(pl.Int64).alias("hi_idx"),
+        day_blocked = None if pe4 >= 1_000_000 else _day_amount_windows(rule, left_part, right_part)
+        if day_blocked is None:  # amount window only
+            sorted_right = right_part.sort("amount", "rp")
+            blocked = left_part.select("lp", "low", "high")
+            keys = sorted_right["amount"]
+        else:
+            blocked, sorted_right = day_blocked
+            keys = sorted_right["__block"]
+        blocked = blocked.with_columns(
+            keys.search_sorted(blocked["low"], side="left").cast(pl.Int64).alias("lo_idx"),
+            keys.search_sorted(blocked["high"], side="right").cast(pl.Int64).alias("hi_idx"),
         ).filter(pl.col("hi_idx") > pl.col("lo_idx"))
-        exploded = left_part.select("lp", pl.int_ranges("lo_idx", "hi_idx").alias("idx")).explode("idx")
+        exploded = blocked.select("lp", pl.int_ranges("lo_idx", "hi_idx").alias("idx")).explode("idx")
         parts.append(exploded.select("lp", sorted_right["rp"].gather(exploded["idx"]).alias("rp")))
     return pl.concat(parts)
+
+
+def _day_amount_windows(rule: MatchingRule, left_part: pl.DataFrame, right_part: pl.DataFrame
+                        ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """Search windows over right nodes sorted by (day, amount), one per left node and allowed day.
+
+    (day, amount) packs into one Int64 block key, so each allowed day of a left node is one
+    contiguous run of the sorted keys. None when the packed key could overflow.
+    """
+    bounds = right_part.select(pl.col("amount").min().alias("a0"), pl.col("amount").max().alias("a1"),
+                               pl.col("day").min().alias("d0"), pl.col("day").max().alias("d1")).row(0)
+    a0, a1, d0, d1 = bounds
+    if a0 is None or d0 is None:
+        return None
+    span = a1 - a0 + 1
+    if span * (d1 - d0 + 1) >= (1 << 62):
+        return None
+    tol_days = rule.date_tolerance_days
+    if rule.date_direction is DateDirection.LEFT_ON_OR_AFTER_RIGHT:
+        offsets = list(range(-tol_days, 1))  # right day = left day + offset
+    elif rule.date_direction is DateDirection.RIGHT_ON_OR_AFTER_LEFT:
+        offsets = list(range(tol_days + 1))
+    else:
+        offsets = list(range(-tol_days, tol_days + 1))
+    sorted_right = right_part.with_columns(
+        ((pl.col("day") - d0) * span + (pl.col("amount") - a0)).alias("__block")).sort("__block", "rp")
+    right_day = pl.col("day") + pl.col("offset")
+    low = pl.max_horizontal(pl.col("low"), pl.lit(a0, pl.Int64))
+    high = pl.min_horizontal(pl.col("high"), pl.lit(a1, pl.Int64))
+    blocked = (left_part.with_columns(pl.lit(pl.Series(offsets, dtype=pl.Int64)).implode().alias("offset"))
+               .explode("offset")
+               .filter(right_day.is_between(d0, d1) & (low <= high))
+               .select("lp", ((right_day - d0) * span + (low - a0)).alias("low"),
+                       ((right_day - d0) * span + (high - a0)).alias("high")))
+    return blocked, sorted_right
 
 
 def _one_currency(lefts: pl.DataFrame, rights: pl.DataFrame) -> bool:
@@ -579,11 +623,9 @@ def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: di
             right_key = _gather(items["right"], pairs["rp"], {"__key": "right_key"})[0]
         else:  # equal keys
             right_key = left_key.alias("right_key")
-        keys = [left_key, right_key]
+        pairs = pairs.with_columns(left_key, right_key)
     else:
-        keys = [pl.Series("left_key", [None] * pairs.height, pl.String),
-                pl.Series("right_key", [None] * pairs.height, pl.String)]
-    pairs = pairs.with_columns(keys)
+        pairs = pairs.with_columns(pl.lit(None, pl.String).alias("left_key"), pl.lit(None, pl.String).alias("right_key"))
     common = [pl.lit(rule.name).alias("rule"), pl.lit(rule.version, pl.Int64).alias("rule_version"),
               pl.lit(status.value).alias("status"), pl.col("confidence_bp")]
     if rule.group is None:  # plain pairs: the nodes are the rows
