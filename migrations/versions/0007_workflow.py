@@ -83,9 +83,11 @@ CREATE TABLE exception_history (
     to_status VARCHAR(50),
     reason TEXT,
     changes JSONB NOT NULL DEFAULT '{}',
-    created_at TIMESTAMP NOT NULL DEFAULT NOW()
+    created_at TIMESTAMP NOT NULL DEFAULT NOW(),
+    -- several changes in one transaction share created_at; this keeps their order
+    seq BIGINT GENERATED ALWAYS AS IDENTITY
 );
-CREATE INDEX idx_exception_history_exception ON exception_history(exception_id, created_at);
+CREATE INDEX idx_exception_history_exception ON exception_history(exception_id, created_at, seq);
 CREATE INDEX idx_exception_history_org ON exception_history(organization_id);
 CREATE INDEX idx_exception_history_actor ON exception_history(actor_id);
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -32,6 +33,8 @@ from reckai.domain.breaks.lifecycle import (
 from reckai.domain.breaks.manual_matching import DeclinedPair, MatchGroup, RowRef
 from reckai.domain.breaks.policy import SEVERITIES
 from reckai.domain.reconciliation.rule_versions import RuleVersion
+
+_HISTORY_SEQUENCE = itertools.count(1)
 
 
 def _page(items: list[Any], offset: int, limit: int) -> Page[Any]:
@@ -91,11 +94,12 @@ class MemoryExceptionRepository:
         return sorted(found, key=str)
 
     def add_history(self, entry: HistoryEntry) -> None:
-        self.uow.put("exception_history", entry.id, _Owned(self._org(), entry))
+        sequence = next(_HISTORY_SEQUENCE)  # several entries of one transaction share `at`
+        self.uow.put("exception_history", entry.id, _Owned(self._org(), (sequence, entry)))
 
     def history(self, exception_id: uuid.UUID) -> Sequence[HistoryEntry]:
-        entries = [row.value for _, row in self.uow.rows("exception_history") if row.value.exception_id == exception_id]
-        return sorted(entries, key=lambda e: e.at)
+        rows = [row.value for _, row in self.uow.rows("exception_history") if row.value[1].exception_id == exception_id]
+        return [entry for _, entry in sorted(rows, key=lambda r: (r[1].at, r[0]))]
 
     def add_comment(self, comment: Comment) -> None:
         if self.get(comment.exception_id) is None:

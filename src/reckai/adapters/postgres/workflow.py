@@ -217,7 +217,7 @@ class PostgresExceptionRepository(_Base):
 
     def history(self, exception_id: uuid.UUID) -> Sequence[HistoryEntry]:
         rows = self._conn.execute(text(
-            "SELECT * FROM exception_history WHERE exception_id = :id ORDER BY created_at, id"),
+            "SELECT * FROM exception_history WHERE exception_id = :id ORDER BY created_at, seq"),
             {"id": exception_id}).all()
         return [HistoryEntry(r.exception_id, r.action, r.actor_id, _aware(r.created_at), r.from_status,  # type: ignore[arg-type]
                              r.to_status, r.reason, dict(r.changes or {}), r.id) for r in rows]
