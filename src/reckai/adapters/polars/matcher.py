@@ -112,21 +112,26 @@ def field_expr(name: str) -> pl.Expr:
 
 
 def condition_expr(condition: Condition) -> pl.Expr:
-    value = field_expr(condition.field)
+    # An absent value (null or empty text) fails eq/in/regex and passes ne/not_in. Applying that
+    # rule beside the raw comparison avoids building a cleaned copy of the column (field_expr).
+    text = _plain_text(condition.field)
+    present = text.is_not_null() & (text != "")
     op = condition.op
     if op is ConditionOp.PRESENT:
-        return value.is_not_null()
+        return present
     if op is ConditionOp.ABSENT:
-        return value.is_null()
-    if op is ConditionOp.EQ:
-        return (value == condition.value).fill_null(False)
+        return ~present
     if op is ConditionOp.NE:
-        return (value != condition.value).fill_null(True)
-    if op is ConditionOp.IN:
-        return value.is_in(list(condition.value)).fill_null(False)
+        return (~present | (text != condition.value)).fill_null(True)
     if op is ConditionOp.NOT_IN:
-        return (~value.is_in(list(condition.value))).fill_null(True)
-    return value.str.contains(condition.value).fill_null(False)
+        return (~present | ~text.is_in(list(condition.value))).fill_null(True)
+    if op is ConditionOp.EQ:
+        matched = text == condition.value
+    elif op is ConditionOp.IN:
+        matched = text.is_in(list(condition.value))
+    else:
+        matched = text.str.contains(condition.value)
+    return (present & matched).fill_null(False)
 
 
 def _prepare(frame: pl.DataFrame, raw_fields: set[str]) -> pl.DataFrame:
