@@ -207,8 +207,9 @@ def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: Expressi
         if spec.regex:
             _check_polars_regex(spec.regex, f"{path}.regex")
             expr = expr.str.extract(spec.regex, 1)
-        if spec.trim:
-            expr = expr.str.strip_chars()
+        if spec.trim or spec.regex or only_where is not None:
+            # Materialised first: `_nullify_empty` uses its input twice, which would compute it twice.
+            expr = plan.put(expr.str.strip_chars() if spec.trim else expr, "v")
         expr = _nullify_empty(expr)
     else:
         expr = pl.lit(None, dtype=pl.String)
@@ -269,21 +270,24 @@ def amount_expressions(plan: ExpressionPlan, text: pl.Expr, spec: AmountSpec, ex
     s = plan.put(text.cast(pl.String), "amt_src")
     plain = plan.put((s.str.contains(pattern) & exponent.is_in(_EXPONENTS)).fill_null(False), "plain")
     general = _general_amount(plan, pl.when(~plain).then(s), spec, exponent)
-    parts = plan.put(pl.when(plain).then(s).str.split_exact(spec.decimal_separator, 1), "plain_parts")
-    integer_value, fraction = plan.put_all([
-        ("plain_int", parts.struct.field("field_0").cast(pl.Int64, strict=False).abs()),
-        ("plain_frac", parts.struct.field("field_1").fill_null(""))])
-    fraction_digits = fraction.str.len_bytes().cast(pl.Int64)
+    # All the digits as one integer, and how many of them are the fraction: `-1234.5` is 12345 and 1.
+    # Non-plain rows give garbage (or null) here, never used.
+    separator_at = s.str.find(spec.decimal_separator, literal=True)
+    fraction_digits, digits = plan.put_all([
+        ("plain_frac", pl.when(separator_at.is_null()).then(pl.lit(0, dtype=pl.Int64))
+         .otherwise(s.str.len_bytes().cast(pl.Int64) - separator_at.cast(pl.Int64) - 1)),
+        ("plain_digits", s.str.replace(spec.decimal_separator, "", literal=True)
+         .cast(pl.Int64, strict=False).abs()),
+    ])
     error: pl.Expr
     if spec.scale == "minor":
-        error = pl.when(fraction.str.contains("[1-9]")).then(pl.lit("amount in minor units has a non-zero fraction"))
-        value = integer_value
+        # Already in minor units: the fraction must be zeros, i.e. the digits a multiple of 10**fraction.
+        divisor = plan.put(_power_of_ten(fraction_digits), "plain_div")
+        error = pl.when(digits % divisor != 0).then(pl.lit("amount in minor units has a non-zero fraction"))
+        value = digits // divisor
     else:
         error = pl.when(fraction_digits > exponent).then(_too_many_decimals(exponent))
-        powers = {k: 10**k for k in range(max(_EXPONENTS) + 1)}
-        scale = exponent.replace_strict(powers, default=None, return_dtype=pl.Int64)
-        fill = (exponent - fraction_digits).replace_strict(powers, default=None, return_dtype=pl.Int64)
-        value = integer_value * scale + fraction.cast(pl.Int64, strict=False).fill_null(0) * fill
+        value = digits * _power_of_ten(exponent - fraction_digits)
     plain_error = plan.put(error, "plain_error")
     plain_negative = s.str.starts_with("-") & plain_error.is_null()
     minor, negative, empty, reason = plan.put_all([
@@ -293,6 +297,14 @@ def amount_expressions(plan: ExpressionPlan, text: pl.Expr, spec: AmountSpec, ex
         ("amt_error", pl.when(plain).then(plain_error).otherwise(general.error)),
     ])
     return _Amount(minor=minor, negative=negative, empty=empty, error=reason)
+
+
+def _power_of_ten(k: pl.Expr) -> pl.Expr:
+    """10**k for 0 <= k <= the largest exponent (null otherwise), as Int64."""
+    power = pl.lit(None, dtype=pl.Int64)
+    for i in range(max(_EXPONENTS), -1, -1):
+        power = pl.when(k == i).then(pl.lit(10**i, dtype=pl.Int64)).otherwise(power)
+    return power
 
 
 def _too_many_decimals(exponent: pl.Expr) -> pl.Expr:
