@@ -63,7 +63,7 @@ ALTER TABLE exceptions
     ADD COLUMN escalated_at TIMESTAMP;
 
 CREATE TRIGGER exceptions_set_due_at BEFORE INSERT ON exceptions
-    FOR EACH ROW EXECUTE FUNCTION exceptions_set_due_at();
+    FOR EACH ROW WHEN (NEW.due_at IS NULL) EXECUTE FUNCTION exceptions_set_due_at();
 
 CREATE INDEX idx_exceptions_org_created ON exceptions(organization_id, created_at DESC, id DESC);
 CREATE INDEX idx_exceptions_org_status_created ON exceptions(organization_id, status, created_at DESC, id DESC);

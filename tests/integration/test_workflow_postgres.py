@@ -174,20 +174,22 @@ def test_rls_hides_other_tenants_workflow_rows(org: Org, container: Container) -
 
 
 def test_list_uses_indexes_on_a_large_table(container: Container, owner_engine: Any) -> None:
-    """300k exceptions in one organization (plus noise in another): a filtered, sorted first page and a
-    deep keyset page each answer in milliseconds, from an index."""
+    """200k exceptions in one organization (plus noise in another): a filtered, sorted first page and a
+    deep keyset page each answer in milliseconds, from an index. (due_at is given, so the insert skips
+    the trigger's look-up; the trigger itself is tested above.)"""
     org = pg_org(container)
     noise = pg_org(container)
-    for target, count in ((org, 300_000), (noise, 50_000)):
+    for target, count in ((org, 200_000), (noise, 30_000)):
         job = new_job(container, target)
         with target.uow() as uow:
             uow.connection.execute(text(
                 "INSERT INTO exceptions (organization_id, job_id, type, severity, status, description, amount,"
-                " created_at, assigned_to)"
+                " created_at, assigned_to, due_at)"
                 " SELECT :org, :job, (ARRAY['amount_mismatch','duplicate','missing_entry'])[1 + i % 3],"
                 " (ARRAY['low','medium','high','critical'])[1 + i % 4],"
                 " (ARRAY['open','in_progress','resolved','escalated','ignored'])[1 + i % 5], 'bulk', i % 100000,"
-                " TIMESTAMP '2025-01-01' + make_interval(secs => i * 60), CASE WHEN i % 7 = 0 THEN :user END"
+                " TIMESTAMP '2025-01-01' + make_interval(secs => i * 60), CASE WHEN i % 7 = 0 THEN :user END,"
+                " TIMESTAMP '2025-01-01' + make_interval(secs => i * 60) + make_interval(hours => 24)"
                 " FROM generate_series(1, :n) AS i"),
                 {"org": target.organization_id, "job": job, "n": count, "user": target.users["analyst"].id})
             uow.commit()
