@@ -1,0 +1,144 @@
+"""The fast paths of the delimited reader and the normalizer give what the general paths give.
+
+- `_native_records` (polars' CSV reader) against the line-by-line reader `_plain_records`: same
+  rows, line numbers, skipped lines; and it is taken whenever every line is exactly as wide as the
+  header (it must decline otherwise, so that ragged rows are reported).
+- `raw` built by concatenation against polars' struct JSON encoder.
+- coalesce sources and date formats that only look at the rows still empty.
+(The plain-amount path is property-tested against the reference parser in test_ingestion_amounts.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reckai.adapters.polars.normalize import normalize_file
+from reckai.adapters.polars.readers import _lines_series, _native_records, _plain_records
+from reckai.domain.ingestion.delimited import footer_regex
+
+CELL_CHARS = st.sampled_from(list("abcXYZ019 .-:/") + ["\t", "\\", "\x01", "é", "₦", "\u2028"])
+CELLS = st.lists(CELL_CHARS, max_size=6).map("".join)
+
+
+@st.composite
+def regions(draw: st.DrawFn) -> tuple[str, str, int]:
+    """(delimiter, the text after the header, width): clean, ragged, blank and trailer lines."""
+    delimiter = draw(st.sampled_from([",", ";", "|", "\t"]))
+    width = draw(st.integers(min_value=2, max_value=5))
+    lines = []
+    for _ in range(draw(st.integers(min_value=1, max_value=12))):
+        kind = draw(st.sampled_from(["row"] * 6 + ["short", "wide", "blank", "spaces", "empty"]))
+        cells = [c.replace(delimiter, "") for c in draw(st.lists(CELLS, min_size=width, max_size=width))]
+        if kind == "short":
+            cells = cells[:-1]
+        elif kind == "wide":
+            cells = [*cells, "x"]
+        elif kind == "blank":
+            cells = [""] * width
+        elif kind == "spaces":
+            cells = [" "] * width
+        lines.append("" if kind == "empty" else delimiter.join(cells))
+    lines += draw(st.lists(st.sampled_from(["TOTAL" + delimiter * (width - 1), "END OF REPORT", ""]),
+                           max_size=3))
+    text = "\n".join(lines) + draw(st.sampled_from(["", "\n"]))
+    return delimiter, text, width
+
+
+def _native_is_possible(text: str, delimiter: str, width: int) -> bool:
+    """Every line before the trailer block holds exactly width - 1 delimiters.
+
+    The trailer block: walking back from the end over blank lines, the lines the footer pattern
+    matches; the data part ends where its first line starts.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    end = len(lines)
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].replace(delimiter, "").strip(" \t") == "":
+            continue
+        if footer_regex(None).search(lines[i].strip()):
+            end = i
+            continue
+        break
+    body = lines[:end]
+    return bool(body) and all(line.count(delimiter) == width - 1 for line in body)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=regions())
+def test_native_reader_agrees_with_the_line_reader(case: tuple[str, str, int]) -> None:
+    delimiter, text, width = case
+    columns = [f"col{i}" for i in range(width)]
+    raw = text.encode("utf-8")
+    footer = footer_regex(None)
+    line_frame, line_errors, line_skipped = _plain_records(_lines_series(raw, text), 7, delimiter, columns,
+                                                           footer)
+    native = _native_records(raw, 0, 7, delimiter, columns, footer)
+    if native is None:
+        assert not _native_is_possible(text, delimiter, width)
+        return
+    (frame, errors, skipped), json_safe = native
+    assert errors == line_errors == []
+    assert frame.equals(line_frame) and frame.schema == line_frame.schema
+    assert skipped == line_skipped
+    cells = [v for row in frame.select(columns).iter_rows() for v in row]
+    assert json_safe == (not any(c in v for v in cells for c in ("\\", "\t", "\x01")))
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(CELLS, CELLS), min_size=1, max_size=20))
+def test_raw_is_the_json_of_the_source_row_on_either_path(rows: list[tuple[str, str]]) -> None:
+    lines = ["date,amount,note,other"]
+    lines += [f"2025-01-02,1.00,{note.replace(',', '')},{other.replace(',', '')}" for note, other in rows]
+    mapping = {"parse": {"delimiter": ","}, "fields": {
+        "amount": {"column": "amount"}, "direction": {"constant": "debit"}, "currency": {"constant": "NGN"},
+        "transaction_date": {"column": "date", "formats": ["%Y-%m-%d"]}}}
+    result = normalize_file(("\n".join(lines) + "\n").encode("utf-8"), mapping, "x.csv")
+    source = pl.DataFrame([line.split(",") for line in lines[1:]], schema=lines[0].split(","), orient="row")
+    expected = source.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
+    assert result.frame["raw"].to_list() == expected
+    assert [json.loads(r)["note"] for r in expected] == source["note"].to_list()
+
+
+REFERENCE_CELLS = st.sampled_from(["", " ", "111111111111", " 222222222222 "])
+NARRATIONS = st.sampled_from(["POS RRN:333333333333 X", "no rrn here", "", "RRN:44444444444 short"])
+DATES = st.sampled_from(["2025-01-02 03:04:05", "02/01/2025", "2025-01-02", "bad", ""])
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(REFERENCE_CELLS, NARRATIONS, DATES), min_size=1, max_size=25))
+def test_coalesce_and_date_formats_take_the_first_source_that_has_a_value(
+        rows: list[tuple[str, str, str]]) -> None:
+    lines = ["reference,narration,date,amount"] + [f"{r},{n},{d},1.00" for r, n, d in rows]
+    formats = ["%Y-%m-%d %H:%M:%S", "%d/%m/%Y"]
+    mapping = {"parse": {"delimiter": ","}, "fields": {
+        "amount": {"column": "amount"}, "direction": {"constant": "credit"}, "currency": {"constant": "NGN"},
+        "transaction_date": {"column": "date", "formats": formats},
+        "reference": {"coalesce": [{"column": "reference"},
+                                   {"column": "narration", "regex": "RRN:(\\d{12})"},
+                                   {"column": "narration", "regex": "(rrn)", "default": "none"}]}}}
+    result = normalize_file(("\n".join(lines) + "\n").encode("utf-8"), mapping, "x.csv")
+    expected_refs: dict[int, str] = {}
+    expected_dates: dict[int, tuple[dt.datetime, bool]] = {}
+    for number, (reference, narration, date) in enumerate(rows, start=1):
+        regex_hit = narration.split("RRN:")[1][:12] if "RRN:3" in narration else None
+        expected_refs[number] = reference.strip() or regex_hit or ("rrn" if "rrn" in narration else "none")
+        for fmt in formats:
+            try:
+                expected_dates[number] = (dt.datetime.strptime(date, fmt), "%H" in fmt)
+                break
+            except ValueError:
+                continue
+    got = {r["row_number"]: r for r in result.frame.iter_rows(named=True)}
+    assert set(got) == set(expected_dates)  # rows without a parseable date are errors, not output
+    for number, row in got.items():
+        assert row["reference"] == expected_refs[number]
+        assert (row["transaction_date"], row["has_time"]) == expected_dates[number]
+    failed = {e.row_number for e in result.errors}
+    assert failed == set(range(1, len(rows) + 1)) - set(expected_dates)
