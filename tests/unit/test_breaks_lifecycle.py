@@ -203,3 +203,21 @@ class BreakLifecycleMachine(RuleBasedStateMachine):
 
 BreakLifecycleMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
 TestBreakLifecycle = BreakLifecycleMachine.TestCase
+
+
+def test_workflow_domain_imports_only_the_standard_library() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "src" / "reckai" / "domain"
+    files = [*(root / "breaks").glob("*.py"), *(root / "approvals").glob("*.py"),
+             root / "reconciliation" / "rule_versions.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or name.startswith("reckai.domain") or top == "__future__", \
+                    (path.name, name)

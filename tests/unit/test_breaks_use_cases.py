@@ -180,6 +180,8 @@ def test_manual_matching_confirm_decline_link(org: Org) -> None:
         assert uow.declined_pairs.declined_among([left_file], [right_file]) == {
             (RowRef(left_file, 2), RowRef(right_file, 2))}
         assert uow.declined_pairs.declined_among([uuid.uuid4()], [right_file]) == set()
+        assert matching.declined_row_pairs(uow, left_file, right_file) == {(2, 2)}  # what a later job skips
+        assert matching.declined_row_pairs(uow, right_file, left_file) == set()
     linked = matching.link_rows(org.services, analyst, org.job, [matching.LinkRow("left", 7, 500),
                                                              matching.LinkRow("right", 9, 450)], "fee deducted")
     assert linked.evidence["difference_minor"] == 50

@@ -110,6 +110,14 @@ def link_rows(services: WorkflowServices, principal: Principal, job_id: uuid.UUI
         return group
 
 
+def declined_row_pairs(uow: Any, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> set[tuple[int, int]]:
+    """For a reconciliation job about to suggest matches between these two files: the (left_row,
+    right_row) pairs a person declined before. The job drops them from its suggestions."""
+    return {(left.row_number, right.row_number)
+            for left, right in uow.declined_pairs.declined_among([left_file_id], [right_file_id])
+            if left.file_id == left_file_id and right.file_id == right_file_id}
+
+
 def _resolve_matched_exceptions(uow: Any, principal: Principal, job_id: uuid.UUID, rows: list[RowRef],
                                 now: Any) -> list[str]:
     """Exceptions of the job about exactly these rows are settled by the manual match."""
