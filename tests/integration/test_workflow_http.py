@@ -231,6 +231,30 @@ def test_manual_matching_endpoints(client: TestClient, tenant: Tenant) -> None:
         headers=tenant.h("analyst")), 409, "MATCH_STATE_CONFLICT")
     error(client.post("/api/exceptions/matching/confirm", json={"job_id": str(job), "left_row": 1, "right_row": 1},
                       headers=tenant.h("analyst")), 404, "NOT_FOUND")
+    with tenant.uow() as uow:  # the engine's output, as the reconciliation job writes it
+        for status, left, right in (("suggested", 10, 10), ("suggested", 11, 11), ("auto", 12, 12)):
+            uow.connection.execute(text(
+                "INSERT INTO reconciliation_matches (organization_id, job_id, attempt, status, left_row, right_row,"
+                " rule, rule_version, confidence) VALUES (:org, :job, 1, :status, :l, :r, 'fuzzy name', 2, 0.7)"),
+                {"org": tenant.organization_id, "job": job, "status": status, "l": left, "r": right})
+        uow.commit()
+    confirmed = data(client.post("/api/exceptions/matching/confirm",
+                                 json={"job_id": str(job), "left_row": 10, "right_row": 10},
+                                 headers=tenant.h("analyst")), 201)
+    assert confirmed["status"] == "manual" and confirmed["rule_version"] == 2
+    assert confirmed["evidence"]["confirmed_by"] == str(tenant.ids["analyst"])
+    error(client.post("/api/exceptions/matching/decline", json={"job_id": str(job), "left_row": 10, "right_row": 10},
+                      headers=tenant.h("analyst")), 409, "MATCH_STATE_CONFLICT")
+    data(client.post("/api/exceptions/matching/decline",
+                     json={"job_id": str(job), "left_row": 11, "right_row": 11, "reason": "other customer"},
+                     headers=tenant.h("analyst")), 201)
+    with tenant.uow() as uow:
+        from reckai.application.breaks.matching import declined_row_pairs
+
+        assert declined_row_pairs(uow, files[0], files[1]) == {(11, 11)}
+    error(client.post("/api/exceptions/matching/link", json={  # row 12 is in an engine auto match
+        "job_id": str(job), "rows": [{"side": "left", "row_number": 12}, {"side": "right", "row_number": 20}]},
+        headers=tenant.h("analyst")), 409, "MATCH_STATE_CONFLICT")
     error(client.post("/api/exceptions/matching/decline", json={"job_id": str(job), "left_row": 1, "right_row": 1},
                       headers=tenant.h("auditor")), 403, "PERMISSION_DENIED")
 
