@@ -218,3 +218,26 @@ def test_list_uses_indexes_on_a_large_table(container: Container, owner_engine: 
     assert "idx_exceptions_org_status_created" in plan, plan
     print("list timings (s):", {k: round(v, 4) for k, v in timings.items()})
     assert max(timings.values()) < 1.0, timings
+
+
+def test_concurrent_bulk_requests_in_opposite_orders_do_not_deadlock(org: Org) -> None:
+    ids = [org.add_exception(job_id=org.job).id for _ in range(30)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def assign(order: list[uuid.UUID], who: str) -> None:
+        barrier.wait()
+        try:
+            cases.assign_exceptions(org.services, org.p("admin"), order, org.users[who].id)
+        except BaseException as exc:  # a deadlock would surface here as a database error
+            errors.append(exc)
+
+    threads = [threading.Thread(target=assign, args=(ids, "analyst")),
+               threading.Thread(target=assign, args=(list(reversed(ids)), "analyst2"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    owners = {org.get(i).assigned_to for i in ids}
+    assert len(owners) == 1  # one request ran wholly after the other

@@ -71,6 +71,12 @@ def _load(uow: Any, exception_id: uuid.UUID, *, lock: bool) -> BreakException:
     return found  # type: ignore[no-any-return]
 
 
+def _lock_all(uow: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, BreakException]:
+    """Lock every row in one fixed (sorted) order, so two bulk requests over overlapping ids wait
+    for each other instead of deadlocking."""
+    return {exception_id: _load(uow, exception_id, lock=True) for exception_id in sorted(ids, key=str)}
+
+
 def _save(uow: Any, item: BreakException, entry: HistoryEntry) -> None:
     uow.breaks.update(item)
     uow.breaks.add_history(entry)
@@ -157,8 +163,9 @@ def assign_exceptions(services: WorkflowServices, principal: Principal, exceptio
                 raise ValidationFailed([FieldError("assignee_id", f"a {assignee.role} cannot work exceptions")])
         now = services.now()
         items = []
+        locked = _lock_all(uow, ids)
         for exception_id in ids:
-            item = _load(uow, exception_id, lock=True)
+            item = locked[exception_id]
             _save(uow, item, item.assign(assignee_id, actor_id=principal.user_id, at=now))
             items.append(item)
         services.record(uow, principal, "exception.assigned", request, organization_id=principal.organization_id,
@@ -208,8 +215,9 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
         settings = workflow_settings(uow, principal.organization_id)
         now = services.now()
         outcomes = []
+        locked = _lock_all(uow, ids)
         for exception_id in ids:
-            item = _load(uow, exception_id, lock=True)
+            item = locked[exception_id]
             if force_approval or settings.resolution_needs_approval(item.amount, item.currency):
                 outcomes.append(ResolveOutcome(item, _request_resolution_approval(
                     services, uow, principal, item, resolution, now, request)))
