@@ -266,7 +266,8 @@ def escalate_overdue(services: WorkflowServices, organization_id: uuid.UUID, now
     with services.database.unit_of_work(organization_id) as uow:
         while True:
             done = []
-            for exception_id in uow.breaks.overdue_ids(now, SLA_BATCH):
+            # locked in id order, as bulk requests lock: the job and a bulk request never deadlock
+            for exception_id in sorted(uow.breaks.overdue_ids(now, SLA_BATCH), key=str):
                 item = uow.breaks.get_for_update(exception_id)
                 if item is None or not item.allows(BreakAction.SLA_ESCALATE) or not item.is_overdue(now):
                     continue
