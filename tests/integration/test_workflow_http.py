@@ -125,6 +125,7 @@ def test_exception_list_and_detail_by_role(client: TestClient, tenant: Tenant) -
                                headers=tenant.h("analyst")), 200)
     assert [Decimal(i["amount"]) for i in filtered] == [Decimal(400)]
     error(client.get("/api/exceptions?sort=colour", headers=tenant.h("analyst")), 400, "VALIDATION_ERROR")
+    error(client.get("/api/exceptions?status=open,closed", headers=tenant.h("analyst")), 400, "VALIDATION_ERROR")
     error(client.get("/api/exceptions?cursor=nonsense", headers=tenant.h("analyst")), 400, "VALIDATION_ERROR")
     detail = data(client.get(f"/api/exceptions/{ids[0]}", headers=tenant.h("auditor")), 200)
     assert detail["exception"]["id"] == str(ids[0]) and detail["history"] == [] and detail["comments"] == []

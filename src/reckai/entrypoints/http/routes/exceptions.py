@@ -38,8 +38,15 @@ from reckai.domain.breaks.errors import (
     InvalidWorkflowSettings,
     ReasonRequired,
 )
-from reckai.domain.breaks.lifecycle import BreakException, Comment, HistoryEntry
+from reckai.domain.breaks.lifecycle import (
+    EXCEPTION_TYPES,
+    BreakException,
+    Comment,
+    ExceptionStatus,
+    HistoryEntry,
+)
 from reckai.domain.breaks.manual_matching import MatchGroup, MatchStateError
+from reckai.domain.breaks.policy import SEVERITIES
 from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.rule_versions import RuleVersionError
 from reckai.entrypoints.http.envelope import MAX_PER_PAGE, ErrorBody, Success, ok
@@ -309,6 +316,11 @@ class ExceptionController(Controller):
                 assignee = uuid.UUID(str(assigned_to))
             except ValueError:
                 raise ValidationFailed([FieldError("assigned_to", "a user id, 'me' or 'none'")]) from None
+        for field, given, allowed in (("status", _csv(status), [s.value for s in ExceptionStatus]),
+                                      ("severity", _csv(severity), list(SEVERITIES)),
+                                      ("type", _csv(type), list(EXCEPTION_TYPES))):
+            if set(given) - set(allowed):
+                raise ValidationFailed([FieldError(field, f"each must be one of {allowed}")])
         query = ExceptionQuery(
             statuses=_csv(status), severities=_csv(severity), types=_csv(type), job_id=job_id,
             assigned_to=assignee, unassigned=assigned_to == "none",
