@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio.from_thread
+from litestar.exceptions import InternalServerException
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from reckai.application.errors import FieldError, ValidationFailed
@@ -27,6 +28,25 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 FIELD_MAX_BYTES = 1024
 MAX_PARTS_BEFORE_FILE = 10
 FILE_FIELD = "file"
+
+
+# What Litestar's Request.stream raises (as a 500 InternalServerException) on `http.disconnect`.
+CLIENT_DISCONNECTED = "client disconnected prematurely"
+
+
+class RequestInterrupted(ValidationFailed):
+    """The client went away (or the connection broke) before the body was complete: 400, never a
+    500; the answer rarely reaches anyone, but the request log and the error log stay truthful."""
+
+    code = "REQUEST_INTERRUPTED"
+
+    def __init__(self) -> None:
+        super().__init__([FieldError("body", "the connection ended before the request body was complete")],
+                         message="The request was interrupted")
+
+
+def is_client_disconnect(exc: BaseException) -> bool:
+    return isinstance(exc, InternalServerException) and exc.detail == CLIENT_DISCONNECTED
 
 
 def malformed(message: str) -> ValidationFailed:
@@ -57,6 +77,12 @@ class MultipartUpload:
                 chunk = await self._stream.__anext__()
             except StopAsyncIteration:
                 chunk = b""
+            except InternalServerException as exc:
+                if not is_client_disconnect(exc):
+                    raise
+                # The client's doing, not a server error; nothing is stored (the storage write
+                # fails with this exception and leaves nothing behind).
+                raise RequestInterrupted() from exc
             self._received += len(chunk)
             if self._received > self._max_request_bytes:
                 raise FileTooLarge(self._max_file_bytes)
