@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -525,6 +525,10 @@ def _without(frame: pl.DataFrame, column: str, values: pl.Series) -> pl.DataFram
     return frame.filter(~pl.col(column).is_in(values.implode())) if values.len() else frame
 
 
+def _keep_going() -> None:
+    return None
+
+
 class PolarsMatcher:
     """MatchingEngine over normalized polars frames (CANONICAL_COLUMNS)."""
 
@@ -534,15 +538,18 @@ class PolarsMatcher:
         return materialize(frames, profile, period)
 
     def reconcile_frames(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
-                         period: ReconciliationPeriod | None = None) -> FrameResult:
+                         period: ReconciliationPeriod | None = None,
+                         should_stop: Callable[[], None] | None = None) -> FrameResult:
+        """`should_stop`, when given, is called between stages and passes; it raises to abandon the
+        run (a cancelled reconciliation job), and its exception propagates unchanged."""
         try:
-            return self._reconcile_frames(left, right, profile, period)
+            return self._reconcile_frames(left, right, profile, period, should_stop or _keep_going)
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError,
                 pl.exceptions.InvalidOperationError) as exc:
             raise MatchingError(f"cannot match these frames: {exc}") from exc
 
     def _reconcile_frames(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
-                          period: ReconciliationPeriod | None) -> FrameResult:
+                          period: ReconciliationPeriod | None, should_stop: Callable[[], None]) -> FrameResult:
         clock, cpu_clock = time.perf_counter(), time.process_time()
         stage_seconds: dict[str, float] = {}
         stage_cpu_seconds: dict[str, float] = {}
@@ -570,6 +577,7 @@ class PolarsMatcher:
 
         auto_parts, low_parts, tie_parts = [], [], []
         for pass_index, rule in enumerate(profile.passes):
+            should_stop()
             rows = {}
             for side, spec, conditions in (("left", profile.left, rule.left_conditions),
                                            ("right", profile.right, rule.right_conditions)):
@@ -597,6 +605,7 @@ class PolarsMatcher:
                     available[side] = sides[side].select(
                         pl.lit(available[side]) & ~pl.col("row_number").is_in(used.implode())).to_series()
         lap("matching")
+        should_stop()
 
         empty = pl.DataFrame(schema=_RECORD_SCHEMA)
         matches = pl.concat([empty, *auto_parts])
