@@ -24,7 +24,12 @@ from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    InternalServerException,
+    SerializationException,
+    ValidationException,
+)
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from reckai.application.errors import (
@@ -97,6 +102,16 @@ def describe_error(
     status = _status_by_class(exc, statuses)
     if status is not None:
         return _declared_error(exc, status)
+    if is_client_disconnect(exc):
+        return ErrorAnswer(
+            status=400,
+            envelope=error_envelope(
+                "REQUEST_INTERRUPTED",
+                "The request was interrupted",
+                [("body", "the connection ended before the request body was complete")],
+            ),
+            unexpected=False,
+        )
     if isinstance(exc, HTTPException):
         return _framework_error(exc)
     return ErrorAnswer(
@@ -104,6 +119,15 @@ def describe_error(
         envelope=error_envelope("INTERNAL_ERROR", INTERNAL_ERROR_MESSAGE),
         unexpected=True,
     )
+
+
+# Litestar raises InternalServerException with this detail when the client hangs up mid-body. That is
+# the client's doing, not a server fault: 400 on every route (rarely read, but the logs stay truthful).
+CLIENT_DISCONNECTED = "client disconnected prematurely"
+
+
+def is_client_disconnect(exc: BaseException) -> bool:
+    return isinstance(exc, InternalServerException) and exc.detail == CLIENT_DISCONNECTED
 
 
 def make_exception_handler(extra_statuses: Mapping[type[BaseException], int] | None = None) -> Any:

@@ -23,15 +23,12 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from reckai.application.errors import FieldError, ValidationFailed
 from reckai.application.files.errors import FileTooLarge
+from reckai.entrypoints.http.errors import is_client_disconnect
 
 FORM_OVERHEAD_BYTES = 64 * 1024
 FIELD_MAX_BYTES = 1024
 MAX_PARTS_BEFORE_FILE = 10
 FILE_FIELD = "file"
-
-
-# What Litestar's Request.stream raises (as a 500 InternalServerException) on `http.disconnect`.
-CLIENT_DISCONNECTED = "client disconnected prematurely"
 
 
 class RequestInterrupted(ValidationFailed):
@@ -43,10 +40,6 @@ class RequestInterrupted(ValidationFailed):
     def __init__(self) -> None:
         super().__init__([FieldError("body", "the connection ended before the request body was complete")],
                          message="The request was interrupted")
-
-
-def is_client_disconnect(exc: BaseException) -> bool:
-    return isinstance(exc, InternalServerException) and exc.detail == CLIENT_DISCONNECTED
 
 
 def malformed(message: str) -> ValidationFailed:

@@ -21,9 +21,8 @@ from typing import Any
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import InternalServerException
 from litestar.openapi.spec import (
     Encoding,
     OpenAPIFormat,
@@ -58,11 +57,8 @@ from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.errors import IngestionError
 from reckai.domain.ingestion.storage_keys import ORGANIZATIONS_ROOT, validate_key
 from reckai.entrypoints.http.envelope import Success, ok
-from reckai.entrypoints.http.errors import make_exception_handler
 from reckai.entrypoints.http.routes._multipart_stream import (
     MultipartUpload,
-    RequestInterrupted,
-    is_client_disconnect,
     malformed,
 )
 
@@ -202,18 +198,8 @@ def _content_disposition(name: str | None) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 
-_default_exception_handler = make_exception_handler()
-
-
-def _client_disconnect_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Litestar answers a body cut short by the client (`http.disconnect`, e.g. /map's JSON body)
-    with a 500 InternalServerException; for these routes it is the client's doing: 400."""
-    return _default_exception_handler(request, RequestInterrupted() if is_client_disconnect(exc) else exc)  # type: ignore[no-any-return]
-
-
 class FileController(Controller):
     path = "/api/files"
-    exception_handlers = {InternalServerException: _client_disconnect_handler}  # noqa: RUF012
 
     @post("/upload", status_code=201, request_max_body_size=None, operation_class=UploadOperation,
           opt={"permission": "files:write", "rate_limit": "upload", "media_types": [MULTIPART]})
