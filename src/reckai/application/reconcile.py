@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reckai.application.ports.matching import CanonicalSource, MatchingEngine
+from reckai.application.ports.matching import CanonicalSource, MatchingEngine, SourceFileError
 from reckai.domain.reconciliation.profile import (
     ProfileError,
     ReconciliationPeriod,
     ReconciliationProfile,
+    SideSpec,
     parse_profile,
 )
 from reckai.domain.reconciliation.results import ReconciliationResult
@@ -27,10 +28,14 @@ class ReconcileOutcome:
     left_row_errors: list[Any] = field(default_factory=list)
     right_row_errors: list[Any] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # per side whose profile mapping is "auto": the detected proposal (mapping used, field confidences)
+    auto_mappings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         summary = self.result.summary()
         summary["rejected_rows"] = {"left": len(self.left_row_errors), "right": len(self.right_row_errors)}
+        if self.auto_mappings:
+            summary["auto_mappings"] = self.auto_mappings
         summary["seconds"] = {stage: round(seconds, 4) for stage, seconds in self.stage_seconds.items()}
         return summary
 
@@ -54,12 +59,14 @@ def reconcile_files(left_path: str, right_path: str, profile: ReconciliationProf
     report = progress or (lambda stage, step, total: None)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
+    auto_mappings: dict[str, dict[str, Any]] = {}
     report("reading left file", 1, 3)
-    left, left_errors = source.read(left_path, profile.left.mapping)
+    left, left_errors = source.read(left_path, _side_mapping(profile.left, left_path, source, "left", auto_mappings))
     seconds["read_left"] = time.perf_counter() - started
     started = time.perf_counter()
     report("reading right file", 2, 3)
-    right, right_errors = source.read(right_path, profile.right.mapping)
+    right, right_errors = source.read(right_path,
+                                      _side_mapping(profile.right, right_path, source, "right", auto_mappings))
     seconds["read_right"] = time.perf_counter() - started
     report("matching and classifying", 3, 3)
     started = time.perf_counter()
@@ -67,4 +74,27 @@ def reconcile_files(left_path: str, right_path: str, profile: ReconciliationProf
     total_engine = time.perf_counter() - started
     seconds.update(result.stage_seconds)
     seconds["explanations"] = max(0.0, total_engine - sum(result.stage_seconds.values()))
-    return ReconcileOutcome(result, left_errors, right_errors, seconds)
+    return ReconcileOutcome(result, left_errors, right_errors, seconds, auto_mappings)
+
+
+_GUESS = 0.5  # detection confidence below this is "a guess: confirm" (docs/mapping.md)
+
+
+def _side_mapping(side: SideSpec, path: str, source: CanonicalSource, name: str,
+                  auto_mappings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The side's mapping; for "auto", the detected one (docs/profile.md, auto-mapped sides)."""
+    if side.mapping is not None:
+        return side.mapping
+    proposal = source.propose(path)
+    if proposal.missing_required:
+        raise SourceFileError(path, f"auto-detection found no column for {', '.join(proposal.missing_required)}; "
+                                    f"give the {name} side an explicit mapping in the profile")
+    mapping = json.loads(json.dumps(proposal.mapping))
+    fields = mapping["fields"]
+    # Unsigned amounts without a debit/credit marker say nothing about direction: the side's
+    # declared direction is then the better statement (a switch file lists purchases, unsigned).
+    guessed = any(f.target_field == "direction" and f.confidence < _GUESS for f in proposal.fields)
+    if side.direction is not None and guessed and "direction" in fields:
+        fields["direction"] = {"constant": side.direction}
+    auto_mappings[name] = {"mapping": mapping, "fields": [f.to_dict() for f in proposal.fields]}
+    return mapping

@@ -7,8 +7,9 @@ from typing import Any
 
 import polars as pl
 
-from reckai.adapters.polars.normalize import normalize_file
+from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping
 from reckai.application.ports.matching import CanonicalSource, SourceFileError
+from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.errors import IngestionError
 
 
@@ -25,6 +26,16 @@ class PolarsCanonicalSource:
         except OSError as exc:
             raise SourceFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc
         return result.frame, list(result.errors)
+
+    def propose(self, path: str) -> MappingProposal:
+        if not Path(path).is_file():
+            raise SourceFileError(path, "no such file")
+        try:
+            return propose_file_mapping(path)
+        except IngestionError as exc:
+            raise SourceFileError(path, exc.message) from exc
+        except OSError as exc:
+            raise SourceFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc
 
 
 _check: CanonicalSource = PolarsCanonicalSource()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, TypeVar
 
+from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 from reckai.domain.reconciliation.results import ReconciliationResult
 
@@ -40,6 +41,11 @@ class CanonicalSource(Protocol):
     def read(self, path: str, mapping: dict[str, Any]) -> tuple[Any, list[Any]]:
         """Return (table of canonical rows, row errors). Raises SourceFileError when the file
         cannot be used at all (unreadable, wrong format, bad mapping)."""
+        ...
+
+    def propose(self, path: str) -> MappingProposal:
+        """Detect the file's layout and propose a mapping (docs/mapping.md, auto-detection) with a
+        confidence per field. Raises SourceFileError when the file cannot be read at all."""
         ...
 
 

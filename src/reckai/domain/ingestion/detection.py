@@ -59,6 +59,8 @@ _NOT_AMOUNT = re.compile(r"balance|bal\b|fee|charge|commission|vat|rate", re.IGN
 _MINOR_HINT = re.compile(r"kobo|minor|cents?\b|in_?k\b", re.IGNORECASE)
 _RRN = re.compile(r"^\d{12}$")
 _RRN_IN_TEXT = re.compile(r"RRN[:\s#.-]*(\d{12})", re.IGNORECASE)
+# narrations often carry only the last 8-10 digits of the RRN, after RRN or REF ("POS/...RRN 12345678")
+_KEY_IN_TEXT = re.compile(r"(?:RRN|REF)[:\s#./-]*(\d{8,12})\b", re.IGNORECASE)
 _MASKED_PAN = re.compile(r"^\d{4,6}[*Xx#]{2,9}\d{4}$")
 _TIME_ONLY = re.compile(r"^\d{1,2}:\d{2}(:\d{2})?$|^\d{6}$")
 _DRCR = {"DR", "CR", "D", "C", "DEBIT", "CREDIT", "DBIT", "CRDT"}
@@ -384,8 +386,10 @@ def propose_mapping(columns: list[str], samples: dict[str, list[str | None]], *,
     narration_col, narration_score = best("description", lambda c: _share(values[c], lambda v: len(v) > 15
                                                                            and " " in v), minimum=0.5)
     narration_rrn = narration_col and _share(values[narration_col],
-                                             lambda v: bool(_RRN_IN_TEXT.search(v))) >= 0.2
+                                             lambda v: bool(_KEY_IN_TEXT.search(v))) >= 0.2
     rrn_pattern = "RRN[:\\s#.-]*(\\d{12})"
+    if narration_col and any(_KEY_IN_TEXT.search(v) and not _RRN_IN_TEXT.search(v) for v in values[narration_col]):
+        rrn_pattern = "(?i)(?:RRN|REF)[:\\s#./-]*(\\d{8,12})\\b"  # truncated keys or REF markers too
     if ref_col:
         blanks = 1 - len(values[ref_col]) / counts[ref_col] if counts[ref_col] else 0
         if narration_rrn and blanks > 0:

@@ -23,7 +23,12 @@ ProfileError = RuleError
 class SideSpec:
     label: str  # "Bank", "Switch": used in explanations
     direction: str | None  # only rows with this direction take part in matching; None = any
-    mapping: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # the file's mapping (docs/mapping.md); None = detect it from the file when reconciling
+    mapping: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+
+    @property
+    def auto_mapping(self) -> bool:
+        return self.mapping is None
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class ReconciliationProfile:
     settlement_side: str | None = None  # "left" | "right": that side is the settlement of the other
     cutoff: CutOff = CutOff()
     reference_label: str = "reference"  # how explanations name the reference ("RRN")
-    severity: SeverityPolicy = SeverityPolicy()
+    severity: SeverityPolicy = field(default_factory=SeverityPolicy)
 
     @property
     def passes(self) -> tuple[MatchingRule, ...]:
@@ -125,13 +130,16 @@ def _parse_side(raw: Any, path: str, default_label: str) -> SideSpec:
     direction = raw.get("direction")
     if direction not in (None, "debit", "credit"):
         raise ProfileError(f"{path}.direction", "must be debit, credit or null")
-    mapping = raw.get("mapping")
-    if not isinstance(mapping, dict):
-        raise ProfileError(f"{path}.mapping", "the file's mapping JSON (docs/mapping.md) is required")
-    try:
-        parse_mapping(mapping)
-    except InvalidMapping as exc:
-        raise ProfileError(f"{path}.mapping", exc.message) from exc
+    mapping = raw.get("mapping", "auto")
+    if mapping == "auto":
+        mapping = None
+    elif not isinstance(mapping, dict):
+        raise ProfileError(f"{path}.mapping", 'must be the file\'s mapping JSON (docs/mapping.md) or "auto"')
+    else:
+        try:
+            parse_mapping(mapping)
+        except InvalidMapping as exc:
+            raise ProfileError(f"{path}.mapping", exc.message) from exc
     label = raw.get("label", default_label)
     if not isinstance(label, str) or not label:
         raise ProfileError(f"{path}.label", "must be a non-empty string")

@@ -292,9 +292,8 @@ def _parse_field_mappings(raw: Any, path: str, rule_type: RuleType) -> tuple[Fie
         unknown = set(item) - {"left", "right", "left_pattern", "right_pattern"}
         if unknown:
             raise RuleError(item_path, f"unknown key(s) {sorted(unknown)}")
-        left, right = item.get("left"), item.get("right")
-        for side, name in (("left", left), ("right", right)):
-            validate_field_name(name, f"{item_path}.{side}")
+        left = validate_field_name(item.get("left"), f"{item_path}.left")
+        right = validate_field_name(item.get("right"), f"{item_path}.right")
         patterns = {}
         for key in ("left_pattern", "right_pattern"):
             pattern = item.get(key)
@@ -317,13 +316,13 @@ def _parse_field_mappings(raw: Any, path: str, rule_type: RuleType) -> tuple[Fie
     return tuple(mappings)
 
 
-def validate_field_name(name: Any, path: str) -> None:
+def validate_field_name(name: Any, path: str) -> str:
     if not isinstance(name, str):
         raise RuleError(path, "a field name is required")
     if name in TEXT_FIELDS or name in DERIVED_FIELDS:
-        return
+        return name
     if name.startswith("raw.") and len(name) > 4:
-        return
+        return name
     raise RuleError(path, f"unknown field {name!r}: use a canonical field or raw.<source column>")
 
 
