@@ -55,6 +55,7 @@ class Mix:
     declined_clean: float = 0.02
     reversed_debited: float = 0.0
     reversed_clean: float = 0.0
+    declined_retried: float = 0.02  # declined, then approved on a retry minutes later (new RRN)
     late_last_day: int = 10  # timing differences
     bank_only: float = 0.02  # bank rows with no card transaction, per switch transaction
 
@@ -242,7 +243,7 @@ def generate(scenario: Scenario) -> Generated:
     fates = [("missing", mix.missing_in_bank), ("amount", mix.amount_mismatch), ("date", mix.date_mismatch),
              ("duplicate", mix.duplicate), ("declined_debited", mix.declined_debited),
              ("declined_clean", mix.declined_clean), ("reversed_debited", mix.reversed_debited),
-             ("reversed_clean", mix.reversed_clean)]
+             ("reversed_clean", mix.reversed_clean), ("retried", mix.declined_retried)]
     for _ in range(scenario.transactions):
         roll, total, fate = rng.random(), 0.0, "clean"
         for name, rate in fates:
@@ -251,7 +252,9 @@ def generate(scenario: Scenario) -> Generated:
                 fate = name
                 break
         if fate == "missing":
-            sw = switch_row(random_when(last_day=False))
+            # any day, the last one too: an early approval on the last day that never reaches the bank
+            # is indistinguishable from a late one still in transit (the sample's truth has both)
+            sw = switch_row(random_when())
             truth.exceptions.append(("non_settlement" if settlement else "missing_entry", None, sw.key))
         elif fate == "date":
             gap = rng.randint(scenario.max_lag + 3, scenario.max_lag + 10)
@@ -263,6 +266,15 @@ def generate(scenario: Scenario) -> Generated:
                 posted = sw.when.date() - dt.timedelta(days=gap)
             b = bank_row(sw, posted)
             truth.exceptions.append(("date_mismatch", b.key, sw.key))
+        elif fate == "retried":
+            declined = switch_row(random_when(), "failed")
+            retry = switch_row(declined.when + dt.timedelta(seconds=rng.randint(20, 600)))
+            retry.pan, retry.merchant, retry.amount = declined.pan, declined.merchant, declined.amount
+            retry.terminal, retry.channel, retry.merchant_id = declined.terminal, declined.channel, declined.merchant_id
+            if retry.when.date() > end:  # the retry must stay in the period
+                retry.when = declined.when
+            b = bank_row(retry, retry.when.date() + dt.timedelta(days=lag_for(retry.when)))
+            truth.matches.append((b.key, retry.key))
         elif fate in ("declined_debited", "declined_clean", "reversed_debited", "reversed_clean"):
             sw = switch_row(random_when(), "failed" if fate.startswith("declined") else "reversed")
             if fate.endswith("debited"):
