@@ -3,6 +3,7 @@ DEFINER functions) as the runtime role."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -31,3 +32,37 @@ def test_contract(tenants: contract.Tenants, check: Callable[[contract.Tenants],
 
 def test_delete_links_and_stuck(tenants: contract.Tenants) -> None:
     contract.check_delete_links_and_stuck(tenants, file_adder(tenants[0]))
+
+
+def test_bulk_exceptions_get_the_due_at_the_trigger_would_give_and_ordered_ids(tenants: contract.Tenants) -> None:
+    """The bulk insert computes due_at itself (the trigger then does not fire: 0009_bulk_persist);
+    the SLA is exactly the one a single insert gets from exceptions_set_due_at."""
+    import uuid
+
+    from sqlalchemy import text
+
+    database, (org, user), _ = tenants
+    sla = {"critical": 2, "high": 10, "medium": 30, "low": 100}
+    with database.unit_of_work(org) as uow:
+        uow.connection.execute(text(
+            "UPDATE organizations SET settings = jsonb_set(coalesce(settings, '{}'), '{workflow}',"
+            " CAST(:w AS jsonb)) WHERE id = :org"), {"w": '{"sla_hours": {"critical": 2, "high": 10, "medium": 30,'
+                                                          ' "low": 100}}', "org": org})
+        uow.commit()
+    job = contract._processing(database, org, user)
+    rows = b"".join(contract.EXCEPTION.replace(b"low", severity.encode()).replace(b"{l}", str(n).encode())
+                    for n, severity in enumerate(("low", "medium", "high", "critical"), start=1))
+    with database.unit_of_work(org) as uow:
+        assert uow.reconciliation_results.replace_results(job.id, 1, [], [rows]) == (0, 4)
+        # one row the ordinary way: the trigger fills due_at
+        uow.connection.execute(text(
+            "INSERT INTO exceptions (organization_id, job_id, type, severity, status, description)"
+            " VALUES (:org, :job, 'duplicate', 'high', 'open', 'single')"), {"org": org, "job": job.id})
+        stored = uow.connection.execute(text(
+            "SELECT id, severity, description, created_at, due_at FROM exceptions WHERE job_id = :job"
+            " ORDER BY left_row NULLS LAST"), {"job": job.id}).all()
+        uow.commit()
+    for row in stored:
+        assert row.due_at - row.created_at == dt.timedelta(hours=sla[row.severity]), row
+    bulk = [uuid.UUID(str(row.id)) for row in stored if row.description != "single"]
+    assert [u.version for u in bulk] == [7, 7, 7, 7] and bulk == sorted(bulk)

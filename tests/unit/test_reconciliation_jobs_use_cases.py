@@ -280,3 +280,66 @@ def test_list_rename_delete_and_notification(world: World) -> None:
     with world.services.database.unit_of_work(world.caller.organization_id) as uow:
         assert uow.files.get(world.left_id) is not None  # uploads stay
         assert uow.reconciliation_results.exception_counts(job.id) == {}
+
+
+def test_cancel_interrupts_the_matching_engine_between_its_passes(world: World) -> None:
+    from reckai.adapters.polars.job_results import PolarsJobMatchingEngine
+    from reckai.adapters.polars.matcher import PolarsMatcher
+
+    job = start_reconciliation(world.services, world.caller, world.request())
+    calls: list[str] = []
+
+    class CancelledWhileMatching(PolarsMatcher):
+        """The real engine; the cancel arrives once its first pass is about to start."""
+
+        def reconcile_frames(self, *args: Any, should_stop: Any = None) -> Any:
+            def between_passes() -> None:
+                calls.append("check")
+                if len(calls) == 1:
+                    cancel_reconciliation(world.services, world.caller, job.id)
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline:  # until the heartbeat has seen the cancel
+                        should_stop()
+                        time.sleep(0.01)
+                should_stop()
+
+            return super().reconcile_frames(*args, should_stop=between_passes)
+
+    services = dataclasses.replace(world.services, engine=PolarsJobMatchingEngine(CancelledWhileMatching()))
+    outcome = run_reconciliation_attempt(services, world.caller.organization_id, job.id, 1, "w1")
+    assert outcome == "cancelled"
+    assert calls == ["check"]  # no pass ran after the cancel was seen
+    cancelled = world.job(job.id)
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.stage == "matching"
+    with world.services.database.unit_of_work(world.caller.organization_id) as uow:
+        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=1, offset=0)[1] == 0
+
+
+def test_the_matcher_calls_should_stop_before_each_pass_and_stops_when_it_raises() -> None:
+    from reckai.adapters.polars.matcher import PolarsMatcher
+    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+    from reckai.application.reconcile import load_profile
+    from reckai.domain.reconciliation.profile import ReconciliationPeriod
+
+    profile = load_profile(rj.PROFILE_PATH)
+    source = PolarsCanonicalSource()
+    raw = rj.profile()
+    left, _ = source.read(str(rj.DATA / "bank.csv"), raw["left"]["mapping"])
+    right, _ = source.read(str(rj.DATA / "switch.csv"), raw["right"]["mapping"])
+    seen: list[int] = []
+    PolarsMatcher().reconcile_frames(left, right, profile, ReconciliationPeriod(*rj.PERIOD),
+                                     should_stop=lambda: seen.append(1))
+    assert len(seen) == len(profile.passes) + 1  # before each pass, and before classification
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_second() -> None:
+        seen.append(2)
+        if seen.count(2) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        PolarsMatcher().reconcile_frames(left, right, profile, ReconciliationPeriod(*rj.PERIOD),
+                                         should_stop=stop_at_second)
+    assert seen.count(2) == 2

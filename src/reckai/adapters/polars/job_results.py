@@ -154,8 +154,10 @@ class PolarsJobMatchingEngine:
             raise SourceFileError("normalized file", exc.message) from exc
 
     def run(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
-            period: ReconciliationPeriod | None) -> MatchRun:
-        frames = self._matcher.reconcile_frames(left, right, profile, period)
+            period: ReconciliationPeriod | None, check: Callable[[], None] | None = None) -> MatchRun:
+        frames = self._matcher.reconcile_frames(left, right, profile, period, should_stop=check)
+        if check is not None:
+            check()  # before materializing the breaks' wording (the last long step)
         empty = frames.matches.clear()
         breaks = materialize(FrameResult(matches=empty, suggestions=empty, facts=frames.facts,
                                          left_row_count=frames.left_row_count,

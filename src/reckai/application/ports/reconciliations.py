@@ -210,6 +210,8 @@ class JobMatchingEngine(Protocol):
         ...
 
     def run(self, left: Any, right: Any, profile: ReconciliationProfile,
-            period: ReconciliationPeriod | None) -> MatchRun:
-        """Match and classify; raises MatchingError when the engine cannot run."""
+            period: ReconciliationPeriod | None, check: Callable[[], None] | None = None) -> MatchRun:
+        """Match and classify; raises MatchingError when the engine cannot run. `check()`, when
+        given, is called between the engine's passes and stages; whatever it raises (a cancelled
+        job) stops the run and propagates unchanged."""
         ...
