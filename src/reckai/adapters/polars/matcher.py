@@ -529,27 +529,58 @@ def _keep_going() -> None:
     return None
 
 
+def _without_excluded(rule: MatchingRule, pairs: pl.DataFrame, items: dict[str, pl.DataFrame],
+                      excluded: pl.DataFrame) -> pl.DataFrame:
+    """Candidate pairs minus those that pair a declined (left_row, right_row): for a grouped rule,
+    any member of the group with the other row (mirror of reference_matcher's `excluded`)."""
+    if pairs.height == 0:
+        return pairs
+    if rule.group is None:  # plain pairs: the nodes are the rows
+        return pairs.join(excluded, left_on=["l", "r"], right_on=["left_row", "right_row"], how="anti",
+                          maintain_order="left")
+    grouped_is_left = rule.group.side == "left"
+    position, single = ("lp", "r") if grouped_is_left else ("rp", "l")
+    members = _gather(items["left" if grouped_is_left else "right"], pairs[position], {"members": "__member"})[0]
+    exploded = pairs.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i"), pl.col(single),
+                            members).explode("__member").with_columns(pl.col("__member").cast(pl.Int64))
+    on = ["__member", single] if grouped_is_left else [single, "__member"]
+    hit = exploded.join(excluded, left_on=on, right_on=["left_row", "right_row"], how="semi")["__i"]
+    if hit.len() == 0:
+        return pairs
+    return pairs.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(hit.unique().implode()))
+
+
 class PolarsMatcher:
     """MatchingEngine over normalized polars frames (CANONICAL_COLUMNS)."""
 
     def reconcile(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
-                  period: ReconciliationPeriod | None = None) -> ReconciliationResult:
-        frames = self.reconcile_frames(left, right, profile, period)
+                  period: ReconciliationPeriod | None = None,
+                  excluded_pairs: Collection[tuple[int, int]] = ()) -> ReconciliationResult:
+        frames = self.reconcile_frames(left, right, profile, period, excluded_pairs=excluded_pairs)
         return materialize(frames, profile, period)
 
     def reconcile_frames(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
                          period: ReconciliationPeriod | None = None,
-                         should_stop: Callable[[], None] | None = None) -> FrameResult:
+                         should_stop: Callable[[], None] | None = None,
+                         excluded_pairs: Collection[tuple[int, int]] = ()) -> FrameResult:
         """`should_stop`, when given, is called between stages and passes; it raises to abandon the
-        run (a cancelled reconciliation job), and its exception propagates unchanged."""
+        run (a cancelled reconciliation job), and its exception propagates unchanged.
+        `excluded_pairs` ((left_row, right_row) a person declined) are never candidates in any pass
+        (reference_matcher: same rule)."""
+        excluded = None
+        if excluded_pairs:
+            pairs = sorted(set(excluded_pairs))
+            excluded = pl.DataFrame({"left_row": [p[0] for p in pairs], "right_row": [p[1] for p in pairs]},
+                                    schema={"left_row": pl.Int64, "right_row": pl.Int64})
         try:
-            return self._reconcile_frames(left, right, profile, period, should_stop or _keep_going)
+            return self._reconcile_frames(left, right, profile, period, should_stop or _keep_going, excluded)
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError,
                 pl.exceptions.InvalidOperationError) as exc:
             raise MatchingError(f"cannot match these frames: {exc}") from exc
 
     def _reconcile_frames(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
-                          period: ReconciliationPeriod | None, should_stop: Callable[[], None]) -> FrameResult:
+                          period: ReconciliationPeriod | None, should_stop: Callable[[], None],
+                          excluded: pl.DataFrame | None = None) -> FrameResult:
         clock, cpu_clock = time.perf_counter(), time.process_time()
         stage_seconds: dict[str, float] = {}
         stage_cpu_seconds: dict[str, float] = {}
@@ -594,6 +625,8 @@ class PolarsMatcher:
             else:
                 items = {side: _items(rule, side, rows[side]) for side in ("left", "right")}
             found = candidates(rule, items["left"], items["right"])
+            if excluded is not None:
+                found = _without_excluded(rule, found, items, excluded)
             accepted, ties = assign(found)
             auto = pl.col("confidence_bp") >= rule.auto_match_threshold_bp
             auto_parts.append(_records(rule, pass_index, accepted.filter(auto), items, MatchStatus.AUTO))

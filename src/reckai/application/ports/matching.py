@@ -8,6 +8,7 @@ normalized frames with the CANONICAL_COLUMNS). Property tests hold them to the s
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol, TypeVar
 
 from reckai.domain.ingestion.detection import MappingProposal
@@ -23,8 +24,13 @@ class MatchingError(Exception):
 
 class MatchingEngine(Protocol[TableT_contra]):
     def reconcile(self, left: TableT_contra, right: TableT_contra, profile: ReconciliationProfile,
-                  period: ReconciliationPeriod | None = None) -> ReconciliationResult:
+                  period: ReconciliationPeriod | None = None,
+                  excluded_pairs: Collection[tuple[int, int]] = ()) -> ReconciliationResult:
         """Match `left` against `right` with the profile's active rules, then classify the rest.
+
+        `excluded_pairs`: (left_row, right_row) pairs a person declined. No pass may match or
+        suggest them (nor a group containing one of them with the other row); their rows stay
+        free for other candidates and otherwise reach classification like any unmatched row.
 
         Contract: deterministic and independent of row order (row identity is `row_number`, the
         1-based data row of the source file); every row of either table ends in exactly one of:

@@ -7,7 +7,10 @@ tests hold the two together. docs/matching.md states the same semantics in prose
 Stages:
 1. duplicate pre-pass per file;
 2. one pass per active rule, in priority order, over rows no earlier pass consumed;
-3. within a pass, mutual unique-best assignment repeated until stable; ties become suggestions;
+3. within a pass, mutual unique-best assignment repeated until stable; ties become suggestions.
+   Pairs a person declined (`excluded_pairs`, (left_row, right_row)) are never candidates, in any
+   pass: a candidate whose rows include a declined pair (a group's member with the other row) is
+   dropped before the assignment, so those rows may still match others or end in classification;
 4. leftover rows are linked by identity (the keyed rules' keys, any amount, any date) and every
    linked pair / unlinked row is classified.
 """
@@ -20,7 +23,7 @@ import json
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -328,8 +331,8 @@ class ReferenceMatcher:
     """MatchingEngine over sequences of CanonicalTransaction (see application/ports/matching.py)."""
 
     def reconcile(self, left: Sequence[CanonicalTransaction], right: Sequence[CanonicalTransaction],
-                  profile: ReconciliationProfile, period: ReconciliationPeriod | None = None
-                  ) -> ReconciliationResult:
+                  profile: ReconciliationProfile, period: ReconciliationPeriod | None = None,
+                  excluded_pairs: Collection[tuple[int, int]] = ()) -> ReconciliationResult:
         clock = time.perf_counter()
         stage_seconds: dict[str, float] = {}
 
@@ -348,8 +351,9 @@ class ReferenceMatcher:
         matches: list[MatchRecord] = []
         low_confidence: list[MatchRecord] = []
         tie_records: list[MatchRecord] = []
+        excluded = frozenset(excluded_pairs)
         for rule in profile.passes:
-            self._run_pass(rule, profile, state, matches, low_confidence, tie_records)
+            self._run_pass(rule, profile, state, matches, low_confidence, tie_records, excluded)
         lap("matching")
 
         suggestions = list(low_confidence)
@@ -385,7 +389,7 @@ class ReferenceMatcher:
 
     def _run_pass(self, rule: MatchingRule, profile: ReconciliationProfile, state: _State,
                   matches: list[MatchRecord], low_confidence: list[MatchRecord],
-                  tie_records: list[MatchRecord]) -> None:
+                  tie_records: list[MatchRecord], excluded: frozenset[tuple[int, int]] = frozenset()) -> None:
         left_rows = self._eligible(state.left, state.consumed_left, profile.left.direction, rule.left_conditions)
         right_rows = self._eligible(state.right, state.consumed_right, profile.right.direction,
                                     rule.right_conditions)
@@ -398,9 +402,14 @@ class ReferenceMatcher:
             lefts = [_row_item(t) for t in left_rows]
             rights = [_row_item(t) for t in right_rows]
         found = candidates(rule, lefts, rights)
-        accepted, ties = assign({pair: candidate.cost for pair, candidate in found.items()})
         left_members = {item.node: item for item in lefts}
         right_members = {item.node: item for item in rights}
+        if excluded:
+            found = {pair: candidate for pair, candidate in found.items()
+                     if not any((left_row, right_row) in excluded
+                                for left_row in left_members[pair[0]].members
+                                for right_row in right_members[pair[1]].members)}
+        accepted, ties = assign({pair: candidate.cost for pair, candidate in found.items()})
 
         def records(pair: tuple[Hashable, Hashable], status: MatchStatus) -> list[MatchRecord]:
             candidate = found[pair]
