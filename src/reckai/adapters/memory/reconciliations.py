@@ -29,13 +29,20 @@ from reckai.application.ports.reconciliations import (
     StuckJob,
 )
 from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from reckai.application.ports.workflow import MatchingRuleRow
+from reckai.domain.breaks.errors import InvalidWorkflowSettings
+from reckai.domain.breaks.lifecycle import BreakException
+from reckai.domain.breaks.policy import WorkflowSettings, parse_workflow_settings
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
+from reckai.domain.reconciliation.rule_versions import RuleVersion as DomainRuleVersion
+from reckai.domain.reconciliation.rule_versions import VersionStatus
 
 JOBS = "reconciliation_jobs"
 JOB_FILES = "reconciliation_job_files"
 MATCHES = "reconciliation_matches"
 EXCEPTIONS = "exceptions"
-RULES = "matching_rule_versions"
+RULES = "matching_rules"
+RULE_VERSIONS = "matching_rule_versions"
 FILES = "reconciliation_files"
 
 _EXCEPTION_TYPES = {"amount_mismatch", "date_mismatch", "missing_entry", "duplicate", "timing_difference",
@@ -57,21 +64,6 @@ class MatchRow:
     job_id: uuid.UUID
     attempt: int
     match: StoredMatch
-
-
-@dataclasses.dataclass(frozen=True)
-class ExceptionRow:
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    job_id: uuid.UUID
-    values: dict[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class RuleRow:
-    organization_id: uuid.UUID
-    priority: int
-    version: RuleVersion
 
 
 class _Base:
@@ -209,6 +201,8 @@ class MemoryResultsRepository(_Base):
             # As reconciliation_store_matches: only the tenant's job being processed at this attempt.
             raise ResultsRejected(f"job {job_id} is not being processed at attempt {attempt} for this organization")
         staged: list[tuple[str, Any, Any]] = []
+        now = self._uow.now()
+        sla = self._workflow_settings(organization_id).sla
         for number, values in enumerate(_csv_rows(matches, len(MATCH_COLUMNS))):
             row = dict(zip(MATCH_COLUMNS, values, strict=True))
             if row["status"] not in ("auto", "suggested") or _int(row["left_row"]) is None:
@@ -232,9 +226,13 @@ class MemoryResultsRepository(_Base):
                 record[name] = uuid.UUID(record[name]) if record[name] else None
             record["evidence"] = json.loads(record["evidence"]) if record["evidence"] else None
             record["transaction_date"] = dt.date.fromisoformat(record["transaction_date"]) if record["transaction_date"] else None
-            record["status"] = "open"
-            exception_id = uuid.uuid4()
-            staged.append((EXCEPTIONS, exception_id, ExceptionRow(exception_id, organization_id, job_id, record)))
+            for name in ("amount", "ai_confidence"):
+                record[name] = Decimal(record[name]) if record[name] else None
+            # The row the exception workflow reads (one `exceptions` table, as in PostgreSQL): open,
+            # due by the organization's SLA from now.
+            exception = BreakException.new(organization_id=organization_id, job_id=job_id, created_at=now, sla=sla,
+                                           **record)
+            staged.append((EXCEPTIONS, exception.id, exception))
         for table in (MATCHES, EXCEPTIONS):
             for key, existing in list(self._uow.rows(table)):
                 if existing.job_id == job_id:
@@ -242,6 +240,13 @@ class MemoryResultsRepository(_Base):
         for table, key, value in staged:
             self._uow.put(table, key, value)
         return (sum(1 for t, _, _ in staged if t == MATCHES), sum(1 for t, _, _ in staged if t == EXCEPTIONS))
+
+    def _workflow_settings(self, organization_id: uuid.UUID) -> WorkflowSettings:
+        organization = self._uow.get("organizations", organization_id)
+        try:
+            return parse_workflow_settings(getattr(organization, "settings", None))
+        except InvalidWorkflowSettings:
+            return WorkflowSettings()
 
     def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int,
                      group_key: str | None = None) -> tuple[list[StoredMatch], int]:
@@ -255,14 +260,14 @@ class MemoryResultsRepository(_Base):
         counts: dict[str, int] = {}
         for _, row in self._uow.rows(EXCEPTIONS):
             if row.job_id == job_id:
-                counts[row.values["type"]] = counts.get(row.values["type"], 0) + 1
+                counts[row.type] = counts.get(row.type, 0) + 1
         return counts
 
     def exception_rows(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
         big = 1 << 62
-        rows = [{"id": row.id, **{k: row.values[k] for k in ("type", "severity", "left_row", "right_row",
-                                                              "amount_minor", "currency", "transaction_date",
-                                                              "description")}}
+        rows = [{"id": row.id, **{k: getattr(row, k) for k in ("type", "severity", "left_row", "right_row",
+                                                                "amount_minor", "currency", "transaction_date",
+                                                                "description")}}
                 for _, row in self._uow.rows(EXCEPTIONS) if row.job_id == job_id]
         rows.sort(key=lambda r: (r["left_row"] if r["left_row"] is not None else big,
                                  r["right_row"] if r["right_row"] is not None else big, r["type"]))
@@ -270,19 +275,46 @@ class MemoryResultsRepository(_Base):
 
 
 class MemoryRuleRepository(_Base):
+    """Reads and writes the tables of the workflow's rule repository (`adapters.memory.workflow`):
+    `matching_rules` (MatchingRuleRow) and `matching_rule_versions` (the domain's RuleVersion), as
+    in PostgreSQL, so rules approved through /api/rules are the ones a job runs, and rules seeded
+    here are listed and changed by /api/rules."""
+
     entity_name = "matching_rule"
 
     def active_versions(self, rule_ids: Sequence[uuid.UUID] | None = None) -> list[RuleVersion]:
-        rows = [row for _, row in self._uow.rows(RULES)
-                if rule_ids is None or row.version.rule_id in set(rule_ids)]
-        rows.sort(key=lambda r: (r.priority, r.version.name))
-        return [row.version for row in rows]
+        wanted = set(rule_ids) if rule_ids is not None else None
+        rules = {rule.id: rule for _, rule in self._uow.rows(RULES) if rule.is_active
+                 and (wanted is None or rule.id in wanted)}
+        found = []
+        for _, version in self._uow.rows(RULE_VERSIONS):
+            rule = rules.get(version.rule_id)
+            if rule is None or version.status is not VersionStatus.ACTIVE:
+                continue
+            definition = dict(version.definition)
+            applies = definition.pop("applies_to", None)
+            pair = (applies["left"], applies["right"]) if isinstance(applies, dict) else None
+            found.append((rule.priority, rule.name, RuleVersion(rule.id, version.version, rule.name, definition, pair)))
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [version for _, _, version in found]
 
     def add_version(self, rule: RuleVersion, *, created_by: uuid.UUID, priority: int = 0) -> None:
         organization_id = self._uow.organization_id
         self._check_tenant(organization_id)
         assert organization_id is not None
-        self._uow.put(RULES, rule.rule_id, RuleRow(organization_id, priority, rule))
+        definition = dict(rule.definition)
+        if rule.applies_to is not None:
+            definition["applies_to"] = {"left": rule.applies_to[0], "right": rule.applies_to[1]}
+        now = self._uow.now()
+        self._uow.put(RULES, rule.rule_id, MatchingRuleRow(
+            id=rule.rule_id, organization_id=organization_id, name=rule.name,
+            rule_type=str(definition.get("rule_type", "exact")), field_mappings=list(definition.get("field_mappings", [])),
+            created_by=created_by, created_at=now, updated_at=now, is_active=True, priority=priority,
+            conditions=definition.get("conditions"), approved_at=now))
+        version = DomainRuleVersion(id=uuid.uuid4(), rule_id=rule.rule_id, organization_id=organization_id,
+                                    version=rule.version, definition=definition, created_by=created_by, created_at=now,
+                                    status=VersionStatus.ACTIVE, approved_at=now)
+        self._uow.put(RULE_VERSIONS, version.id, version)
 
 
 MemoryUnitOfWork.register_repository("reconciliation_jobs", MemoryJobRepository)

@@ -19,11 +19,17 @@ from litestar.openapi import OpenAPIConfig
 
 from reckai.bootstrap import Container
 from reckai.entrypoints.http.auth import AUTH_DEPENDENCIES, authorize_request
-from reckai.entrypoints.http.docs import DOCS_ROUTE_HANDLERS, SCHEMA_PATH, EnvelopedJsonRenderPlugin
+from reckai.entrypoints.http.docs import (
+    DOCS_ROUTE_HANDLERS,
+    SCHEMA_PATH,
+    EnvelopedJsonRenderPlugin,
+    schema_errors_as_envelope,
+)
 from reckai.entrypoints.http.envelope import provide_pagination
 from reckai.entrypoints.http.errors import make_exception_handler
 from reckai.entrypoints.http.health import DEFAULT_TIMEOUT_SECONDS, HealthController, HealthProbe
 from reckai.entrypoints.http.middleware import RequestEdge, require_supported_media_type
+from reckai.entrypoints.http.request import ReckaiRequest
 from reckai.entrypoints.http.routes import collect_routes
 from reckai.settings import HttpSettings, SettingsError
 
@@ -105,9 +111,12 @@ def create_app(
             version="0.1.0",
             description="Multi-tenant reconciliation backend. Every answer uses the success or error envelope.",
             render_plugins=[EnvelopedJsonRenderPlugin()],
-            openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], opt={"public": True}),
+            openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], opt={"public": True},
+                                  after_request=schema_errors_as_envelope),
         ),
         request_max_body_size=DEFAULT_MAX_BODY_BYTES,
+        # JSON bodies nested too deeply are refused before any code walks them (request.py).
+        request_class=ReckaiRequest,
         # Logging is configured by the entrypoint (reckai.logging_setup); Litestar must not add its own.
         logging_config=None,
         state=State({"container": container}),

@@ -17,7 +17,7 @@ import msgspec
 from litestar import MediaType, Request, Response, get
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from reckai.entrypoints.http.envelope import ErrorEnvelope
+from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
 
 SCHEMA_PATH = "/schema"
 OPENAPI_JSON_PATH = f"{SCHEMA_PATH}/openapi.json"
@@ -101,6 +101,17 @@ def document_error_envelope(schema: dict[str, Any]) -> dict[str, Any]:
                 {"description": "Internal error", "content": {"application/json": {"schema": reference}}},
             )
     return document
+
+
+def schema_errors_as_envelope(response: Response[Any]) -> Response[Any]:
+    """`after_request` of the schema router: Litestar answers an unknown `/schema/...` path with
+    its own HTML 404 page; the API answers every error with the envelope."""
+    status = response.status_code or 200
+    if status >= 400:
+        return Response(error_envelope("NOT_FOUND", "Resource not found") if status == 404
+                        else error_envelope("HTTP_ERROR", "The request could not be served"),
+                        status_code=status, media_type=MediaType.JSON)
+    return response
 
 
 class EnvelopedJsonRenderPlugin(JsonRenderPlugin):

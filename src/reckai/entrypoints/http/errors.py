@@ -45,6 +45,7 @@ from reckai.application.errors import (
     ValidationFailed,
 )
 from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
+from reckai.entrypoints.http.request import JsonTooDeep
 from reckai.logging_setup import log_event
 
 logger = logging.getLogger(__name__)
@@ -199,11 +200,13 @@ def _framework_error(exc: HTTPException) -> ErrorAnswer:
             headers=headers,
         )
     if status == 400 and isinstance(exc.__cause__, SerializationException):
-        return ErrorAnswer(
-            status=status,
-            envelope=error_envelope("MALFORMED_BODY", "The request body is not valid JSON"),
-            headers=headers,
-        )
+        # JsonTooDeep: valid JSON refused for its nesting depth (request.py); say so.
+        if isinstance(exc.__cause__, JsonTooDeep):
+            envelope = error_envelope("MALFORMED_BODY", "The request body is nested too deeply",
+                                      [("body", str(exc.__cause__))])
+        else:
+            envelope = error_envelope("MALFORMED_BODY", "The request body is not valid JSON")
+        return ErrorAnswer(status=status, envelope=envelope, headers=headers)
     code, message = _FRAMEWORK_CODES.get(status, (_status_code_name(status), _status_phrase(status)))
     if (
         400 <= status < 500

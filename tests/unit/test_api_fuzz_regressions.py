@@ -1,0 +1,164 @@
+"""Focused regressions for what the API fuzzer (tests/unit/test_api_fuzz.py) found.
+
+1. A JSON body nested about a thousand levels deep answered 500 (msgspec's RecursionError) on
+   every JSON route; now 400 MALFORMED_BODY past 64 levels, before any code walks the value.
+2. An unknown `/schema/...` path answered Litestar's HTML 404 page; now the error envelope.
+3. In-memory container: the reconciliation job and the exception workflow stored different row
+   types in the one `exceptions` table (GET /api/exceptions answered 500 once a job had run), and
+   likewise for matching rules (POST /api/rules answered 500 once rules had been seeded through the
+   job's rule repository). Both memory repositories now share the workflow's row types, as the
+   PostgreSQL tables are shared.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from litestar.testing import TestClient
+
+from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.bootstrap import Container, bootstrap_in_memory
+from reckai.entrypoints.http.app import create_app
+from reckai.entrypoints.http.request import MAX_JSON_DEPTH, json_depth
+from tests.support import reconciliation_jobs as rj
+from tests.support.identity import bearer, login, onboard
+
+
+class Api:
+    def __init__(self, client: TestClient[Any], container: Container) -> None:
+        self.client, self.container = client, container
+        self.org_id, self.admin = onboard(client)
+        self.token = login(client, self.admin.org_code, self.admin.email, self.admin.password)
+
+    def call(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        return self.client.request(method, path, headers={**bearer(self.token), **(headers or {})}, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[Api]:
+    container = bootstrap_in_memory()
+    container.components["scanner"] = InMemoryScanner()
+    container.worker_runner.start()
+    try:
+        with TestClient(create_app(container), raise_server_exceptions=False) as client:
+            yield Api(client, container)
+    finally:
+        container.worker_runner.stop()
+
+
+def _nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+# --- 1. nesting depth -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/rules/preview", "/api/approvals", "/api/rules", "/api/reconciliations",
+                                  "/api/settings", "/api/auth/login"])
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 999, 1000, 5000])
+def test_a_body_nested_too_deeply_is_400_malformed_body(api: Api, path: str, depth: int) -> None:
+    method = "PUT" if path == "/api/settings" else "POST"
+    body = '{"name": "x", "definition": ' + _nested(depth) + ', "metadata": {}}'
+    response = api.call(method, path, content=body.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "MALFORMED_BODY"
+    assert error["details"] == [{"field": "body", "message": f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep"}]
+
+
+def test_a_body_at_the_depth_limit_reaches_validation(api: Api) -> None:
+    body = '{"job_id": "nope", "definition": ' + _nested(MAX_JSON_DEPTH - 2) + "}"  # 64 levels in all
+    response = api.call("POST", "/api/rules/preview", content=body.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def _recursive_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_recursive_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_recursive_depth(v) for v in value), default=0)
+    return 0
+
+
+_JSON = st.recursive(st.one_of(st.none(), st.integers(), st.text(max_size=3)),
+                     lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=3), c, max_size=3)),
+                     max_leaves=40)
+
+
+@given(value=_JSON, limit=st.integers(1, 8))
+def test_json_depth_agrees_with_the_recursive_definition(value: Any, limit: int) -> None:
+    assert json_depth(value, limit) == min(_recursive_depth(value), limit + 1)
+
+
+def test_json_depth_of_a_very_deep_value_needs_no_recursion() -> None:
+    deep: Any = []
+    for _ in range(50_000):
+        deep = [deep]
+    assert json_depth(deep) == MAX_JSON_DEPTH + 1
+    assert json_depth(deep, limit=10**6) == 50_001
+
+
+# --- 2. schema paths --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/schema/nope", "/schema/openapi.yaml", "/schema/%00", "/schema/swagger"])
+def test_an_unknown_schema_path_is_the_404_envelope(api: Api, path: str) -> None:
+    response = api.client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"success": False, "error": {"code": "NOT_FOUND", "message": "Resource not found",
+                                                           "details": []}}
+    assert api.client.get("/schema/openapi.json").status_code == 200
+
+
+# --- 3. in-memory tables shared by the job and the workflow ---------------------------------------
+
+def test_a_completed_jobs_exceptions_are_served_by_the_exception_routes(api: Api) -> None:
+    profile = rj.profile()
+    files = []
+    for data, name, kind, side in ((rj.bank_bytes(), "bank.csv", "bank", "left"),
+                                   (rj.switch_bytes(), "switch.csv", "switch", "right")):
+        uploaded = api.client.post("/api/files/upload", data={"file_type": kind},
+                                   files={"file": (name, data, "text/csv")}, headers=bearer(api.token))
+        assert uploaded.status_code == 201, uploaded.text
+        file_id = uploaded.json()["data"]["id"]
+        mapped = api.call("POST", f"/api/files/{file_id}/map", json={"transformation_rules": profile[side]["mapping"]})
+        assert mapped.status_code == 200, mapped.text
+        files.append(file_id)
+    rj.seed_rules(api.container.database, api.org_id, api.admin.user_id)
+    job = api.call("POST", "/api/reconciliations", json=rj.start_body(*files)).json()["data"]
+    api.container.worker_runner.wake_relay()
+    deadline = time.monotonic() + 120
+    while (done := api.call("GET", f"/api/reconciliations/{job['id']}").json()["data"])["status"] != "completed":
+        assert done["status"] not in ("failed", "cancelled") and time.monotonic() < deadline, done
+        time.sleep(0.1)
+
+    listed = api.call("GET", "/api/exceptions", params={"job_id": job["id"], "per_page": 100})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["meta"]["total"] == rj.cli_summary()["exceptions"]
+    first = listed.json()["data"][0]
+    assert first["status"] == "open" and first["job_id"] == job["id"]
+    detail = api.call("GET", f"/api/exceptions/{first['id']}")
+    assert detail.status_code == 200, detail.text
+    for sort in ("created_at", "-due_at", "amount", "severity", "transaction_date"):
+        assert api.call("GET", "/api/exceptions", params={"sort": sort}).status_code == 200
+
+    # the rules seeded for the job are the organization's rules: listed, and a new one can be proposed
+    rules = api.call("GET", "/api/rules", params={"per_page": 100})
+    assert rules.status_code == 200, rules.text
+    assert {r["name"] for r in rules.json()["data"]} == {r["name"] for r in profile["rules"]}
+    seeded = rules.json()["data"][0]
+    assert api.call("GET", f"/api/rules/{seeded['id']}").json()["data"]["versions"][0]["status"] == "active"
+    definition = {k: v for k, v in profile["rules"][0].items() if k not in ("name", "version")}
+    proposed = api.call("POST", "/api/rules", json={"name": f"extra-{uuid.uuid4().hex[:6]}", "definition": definition})
+    assert proposed.status_code == 202, proposed.text
+    # ... and a proposal is not active until approved: the job's rule repository does not see it
+    with api.container.database.unit_of_work(api.org_id) as uow:
+        active = [v.name for v in uow.matching_rules.active_versions()]
+    assert proposed.json()["data"]["rule"]["name"] not in active
+    assert sorted(active) == sorted(r["name"] for r in profile["rules"])
