@@ -14,7 +14,7 @@ import datetime as dt
 import json
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reckai.adapters.polars.normalize import normalize_file
@@ -72,6 +72,7 @@ def _native_is_possible(text: str, delimiter: str, width: int) -> bool:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=regions())
+@example(case=(",", ",\t", 2))  # found in CI: a tab trimmed off a cell made json_safe conservative
 def test_native_reader_agrees_with_the_line_reader(case: tuple[str, str, int]) -> None:
     delimiter, text, width = case
     columns = [f"col{i}" for i in range(width)]
@@ -88,7 +89,10 @@ def test_native_reader_agrees_with_the_line_reader(case: tuple[str, str, int]) -
     assert frame.equals(line_frame) and frame.schema == line_frame.schema
     assert skipped == line_skipped
     cells = [v for row in frame.select(columns).iter_rows() for v in row]
-    assert json_safe == (not any(c in v for v in cells for c in ("\\", "\t", "\x01")))
+    # json_safe vouches that no cell needs JSON escaping (then `raw` is built by concatenation); it may
+    # be conservative (a tab trimmed off a cell still counts), never optimistic.
+    if json_safe:
+        assert not any(c in v for v in cells for c in ("\\", "\t", "\x01"))
 
 
 @settings(max_examples=100, deadline=None)
