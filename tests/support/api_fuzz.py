@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import string
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +33,17 @@ from typing import Any
 from hypothesis import strategies as st
 
 from reckai.application.ports.rate_limit import TIERS, auth_account_subject
-from tests.support.identity import DEFAULT_PASSWORD, SECOND_PASSWORD, bearer, login_tokens, relax_auth_limits
+from tests.support import reconciliation_jobs as rj
+from tests.support.identity import (
+    DEFAULT_PASSWORD,
+    SECOND_PASSWORD,
+    bearer,
+    create_user_with_role,
+    login,
+    login_tokens,
+    onboard,
+    relax_auth_limits,
+)
 
 ROLES = ("admin", "analyst", "auditor", "supervisor")
 METHODS = ("get", "post", "put", "patch", "delete", "options")
@@ -466,6 +477,119 @@ def _multipart(draw: st.DrawFn, operation: Operation, generator: Generator) -> t
     return files, data
 
 
+# --- the edges, one by one: NUL in every string, numbers past every integer type ------------------
+
+NUL = "nul\x00byte"
+OVERFLOWS = ["9223372036854775808", "-9223372036854775809", "2147483648", "99999999999999999999999", "-1", "0",
+             "1e400", "NaN", "\x00", "1\x00"]
+
+
+def minimal_body(schema: Mapping[str, Any] | None, generator: Generator, name: str = "", depth: int = 0) -> Any:
+    """A body with every property of `schema` given a plain valid-looking value (free-form objects
+    from the pools' examples), so that each string in it can be replaced in turn."""
+    schema = _resolve(schema, generator.components)
+    if name in generator.pools.examples and depth > 0:
+        return _copy(generator.pools.examples[name][0])
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            options = [s for s in schema[key] if _resolve(s, generator.components).get("type") != "null"]
+            return minimal_body(options[0] if options else schema[key][0], generator, name, depth)
+    if "enum" in schema:
+        return next((v for v in schema["enum"] if v is not None), None)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "string":
+        fmt = schema.get("format")
+        if fmt == "uuid":
+            ids = generator.pools.ids.get(name) or generator.pools.all_ids()
+            return ids[0] if ids else str(uuid.uuid4())
+        return {"date": "2025-12-01", "date-time": "2025-12-01T00:00:00Z"}.get(fmt or "", "plain text")
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return 1
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    if kind == "array":
+        return [minimal_body(schema.get("items"), generator, name, depth + 1)] if depth < 4 else []
+    if kind == "object" or "properties" in schema:
+        return {k: minimal_body(v, generator, k, depth + 1) for k, v in schema.get("properties", {}).items()}
+    return "plain text"
+
+
+def _string_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterable[tuple[Any, ...]]:
+    if isinstance(value, str):
+        yield path
+    elif isinstance(value, dict):
+        yield (*path, KEY)  # a new key with a NUL byte in this object
+        for key, item in value.items():
+            yield from _string_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _string_paths(item, (*path, index))
+
+
+KEY = object()
+
+
+def _with_nul(value: Any, path: tuple[Any, ...]) -> Any:
+    value = _copy(value)
+    if not path:
+        return NUL
+    target = value
+    for step in path[:-1]:
+        target = target[step]
+    if path[-1] is KEY:
+        target["k\x00"] = "v"
+    else:
+        target[path[-1]] = NUL
+    return value
+
+
+def edge_requests(operation: Operation, generator: Generator, tenant: FuzzTenant, caller: str = "admin") -> list[FuzzRequest]:
+    """For one operation: each string of a full body in turn (and a new key of each object) made to
+    carry a NUL byte; each query parameter in turn given a NUL byte or a number past every integer
+    type; each path parameter given a NUL byte. All as `caller`, so they pass authorization."""
+    path = operation.path
+    for param in operation.params:
+        if param.location == "path":
+            known = generator.pools.ids.get(param.name) or generator.pools.read_only_ids.get(param.name) or []
+            path = path.replace("{" + param.name + "}", known[0] if known else str(uuid.uuid4()))
+    headers = {**bearer(tenant.token(caller)), "Content-Type": "application/json"}
+    found: list[FuzzRequest] = []
+    if operation.body_media == "application/json":
+        body = minimal_body(operation.body_schema, generator)
+        for string_path in _string_paths(body):
+            content = json.dumps(_with_nul(body, string_path)).encode()
+            found.append(FuzzRequest(operation.method, path, [], dict(headers), content, None, None, caller))
+    elif operation.body_media == "multipart/form-data":
+        schema = _resolve(operation.body_schema, generator.components)
+        fields = {k: str(minimal_body(v, generator, k, 1)) for k, v in schema.get("properties", {}).items()
+                  if k != "file"}
+        file = ("a.csv", b"date,amount,currency\n2025-12-01,1.00,NGN\n", "text/csv")
+        for name in [*fields, "filename"]:
+            data = {k: (NUL if k == name else v) for k, v in fields.items()}
+            named = ("nul\x00.csv", file[1], file[2]) if name == "filename" else file
+            found.append(FuzzRequest(operation.method, path, [], bearer(tenant.token(caller)), None, {"file": named},
+                                     data, caller))
+    for param in operation.params:
+        if param.location == "query":
+            for value in OVERFLOWS + [NUL]:
+                found.append(FuzzRequest(operation.method, path, [(param.name, value)], bearer(tenant.token(caller)),
+                                         b"{}" if operation.body_media == "application/json" else None, None, None,
+                                         caller))
+        elif param.location == "path":
+            bad = operation.path.replace("{" + param.name + "}", urllib.parse.quote(NUL, safe=""))
+            for other in operation.params:
+                if other.location == "path" and other.name != param.name:
+                    bad = bad.replace("{" + other.name + "}", str(uuid.uuid4()))
+            found.append(FuzzRequest(operation.method, bad, [], bearer(tenant.token(caller)), None, None, None, caller))
+    return found
+
+
 # --- the tenant the fuzzer works in ---------------------------------------------------------------
 
 @dataclass
@@ -573,3 +697,100 @@ def run_operation_examples(tenant: FuzzTenant, request: FuzzRequest,
     if after:
         after(request, response)
     return response
+
+
+# --- setting up the fuzzed organization ------------------------------------------------------------
+
+def fetch_document(app: Any) -> dict[str, Any]:
+    """The app's own /schema/openapi.json."""
+    from litestar.testing import TestClient
+
+    with TestClient(app) as client:
+        answer = client.get("/schema/openapi.json")
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+
+def _ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, f"{response.status_code}: {response.text[:500]}"
+    return response.json()["data"]
+
+
+def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> tuple[FuzzTenant, Generator]:
+    """The organization the fuzzer works in, with something behind each kind of id."""
+    org_id, admin = onboard(client)
+    token = login(client, admin.org_code, admin.email, admin.password)
+    emails, passwords, user_ids = {"admin": admin.email}, {"admin": admin.password}, {"admin": admin.user_id}
+    for role in ROLES[1:]:
+        email = f"{role}.{uuid.uuid4().hex[:8]}@example.com"
+        user_ids[role], _ = create_user_with_role(client, token, role, email=email)
+        emails[role], passwords[role] = email, SECOND_PASSWORD
+    tenant = FuzzTenant(client, container, admin.org_code, emails, passwords, user_ids)
+    for role in ROLES:
+        tenant.sign_in(role)
+    h = bearer(tenant.token("admin"))
+    tenant.fresh_limits()
+    profile = rj.profile()
+    files = []
+    for data, name, kind, side in ((rj.bank_bytes(), "bank.csv", "bank", "left"),
+                                   (rj.switch_bytes(), "switch.csv", "switch", "right")):
+        uploaded = _ok(client.post("/api/files/upload", data={"file_type": kind},
+                                   files={"file": (name, data, "text/csv")}, headers=h), 201)
+        _ok(client.post(f"/api/files/{uploaded['id']}/map", json={"transformation_rules": profile[side]["mapping"]},
+                        headers=h))
+        files.append(uploaded["id"])
+    rj.seed_rules(container.database, org_id, admin.user_id)
+    job = _ok(client.post("/api/reconciliations", json=rj.start_body(uuid.UUID(files[0]), uuid.UUID(files[1])),
+                          headers=h), 201)
+    container.worker_runner.wake_relay()
+    deadline = time.monotonic() + 120
+    while _ok(client.get(f"/api/reconciliations/{job['id']}", headers=h))["status"] not in ("completed", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    exceptions = _ok(client.get("/api/exceptions?per_page=10", headers=h))
+    proposal = _ok(client.post("/api/rules", json={"name": "fuzz-rule", "definition": _rule_definition()},
+                               headers=h), 202)
+    report = _ok(client.post("/api/approvals", json=_approval_examples()[0], headers=h), 201)
+    victims = [_ok(client.post("/api/users", json={"email": f"victim.{uuid.uuid4().hex[:6]}@example.com",
+                                                   "name": "Vic Tim", "role": "analyst", "password": DEFAULT_PASSWORD},
+                               headers=h), 201)["id"] for _ in range(2)]
+    sessions = [s["id"] for s in _ok(client.get("/api/sessions", headers=h))]
+    ids = {"file_id": files, "job_id": [job["id"]], "exception_id": [e["id"] for e in exceptions],
+           "rule_id": [proposal["rule"]["id"]], "approval_id": [proposal["approval"]["id"], report["id"]],
+           "user_id": victims}
+    read_only = {"user_id": [str(u) for u in user_ids.values()], "session_id": sessions}
+    pools = seed_pools(document, ids, read_only, _examples(profile, files))
+    return tenant, Generator(document, pools)
+
+
+def _rule_definition() -> dict[str, Any]:
+    rule = rj.profile()["rules"][0]
+    return {k: v for k, v in rule.items() if k not in ("name", "version")}
+
+
+def _approval_examples() -> list[dict[str, Any]]:
+    return [
+        {"type": "report_generation", "title": "Aging", "description": "month end",
+         "metadata": {"report_type": "aging", "format": "csv"}},
+        {"type": "ledger_posting", "title": "Suspense", "description": "clear",
+         "metadata": {"currency": "NGN", "entries": [{"account": "1001", "direction": "debit", "amount_minor": 5000},
+                                                      {"account": "2001", "direction": "credit", "amount_minor": 5000}]}},
+        {"type": "system_setting", "title": "Threshold", "description": "money at stake",
+         "metadata": {"key": "workflow", "value": {"resolution_approval_threshold": {"NGN": "1000000.00"}}}},
+        {"type": "user_onboarding", "title": "New", "description": "audit",
+         "metadata": {"email": "new.user@example.com", "name": "Nora New", "role": "auditor"}},
+    ]
+
+
+def _examples(profile: dict[str, Any], files: list[str]) -> dict[str, list[Any]]:
+    """Plausible values for free-form fields (objects the schema cannot describe), so damaged
+    variants reach the parsers behind them (rules, mappings, approval metadata, job options)."""
+    start = rj.start_body(uuid.UUID(files[0]), uuid.UUID(files[1]))
+    return {
+        "definition": [_rule_definition(), {**_rule_definition(), "rule_type": "fuzzy"}],
+        "transformation_rules": [profile["left"]["mapping"], profile["right"]["mapping"]],
+        "options": [start["options"]],
+        "metadata": [a["metadata"] for a in _approval_examples()],
+        "rule_ids": [[]],
+        "password_policy": [{"min_length": 12, "history_size": 6}],
+    }

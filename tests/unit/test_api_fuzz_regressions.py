@@ -8,10 +8,16 @@
    likewise for matching rules (POST /api/rules answered 500 once rules had been seeded through the
    job's rule repository). Both memory repositories now share the workflow's row types, as the
    PostgreSQL tables are shared.
+4. GET /api/exceptions?min_age_hours=9223372036854775808 answered 500 (timedelta overflow); ages
+   are now bounded (at most 100 years), 400 beyond.
+5. A NUL character in a JSON string, a query or a path parameter reached the repositories (stored
+   by the memory adapter, a 500 from PostgreSQL, which refuses NUL in text); now 400
+   VALIDATION_ERROR naming the field, on every route, before any handler runs.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +31,7 @@ from litestar.testing import TestClient
 from reckai.adapters.memory.scanner import InMemoryScanner
 from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.entrypoints.http.app import create_app
-from reckai.entrypoints.http.request import MAX_JSON_DEPTH, json_depth
+from reckai.entrypoints.http.request import MAX_JSON_DEPTH, NUL_MESSAGE, json_depth, nul_path
 from tests.support import reconciliation_jobs as rj
 from tests.support.identity import bearer, login, onboard
 
@@ -106,7 +112,7 @@ def test_json_depth_of_a_very_deep_value_needs_no_recursion() -> None:
 
 # --- 2. schema paths --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/schema/nope", "/schema/openapi.yaml", "/schema/%00", "/schema/swagger"])
+@pytest.mark.parametrize("path", ["/schema/nope", "/schema/openapi.yaml", "/schema/swagger", "/schema/a%20b"])
 def test_an_unknown_schema_path_is_the_404_envelope(api: Api, path: str) -> None:
     response = api.client.get(path)
     assert response.status_code == 404
@@ -162,3 +168,69 @@ def test_a_completed_jobs_exceptions_are_served_by_the_exception_routes(api: Api
         active = [v.name for v in uow.matching_rules.active_versions()]
     assert proposed.json()["data"]["rule"]["name"] not in active
     assert sorted(active) == sorted(r["name"] for r in profile["rules"])
+
+
+# --- 4. ages past datetime's range ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["min_age_hours", "max_age_hours"])
+def test_an_age_filter_past_100_years_is_a_validation_error(api: Api, name: str) -> None:
+    for value in ("876001", "9223372036854775808", "99999999999999999999"):
+        response = api.call("GET", "/api/exceptions", params={name: value})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert api.call("GET", "/api/exceptions", params={name: "876000"}).status_code == 200
+
+
+# --- 5. NUL characters ---------------------------------------------------------------------------------
+
+def _error(response: Any) -> dict[str, Any]:
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    return error
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"type": "ledger_posting", "title": "t", "description": "d",
+      "metadata": {"currency": "NGN", "entries": [{"account": "10\x0001", "direction": "debit", "amount_minor": 5}]}},
+     "metadata.entries.0.account"),
+    ({"type": "report_generation", "title": "t\x00", "description": "d", "metadata": {}}, "title"),
+    ({"type": "report_generation", "title": "t", "description": "d", "metadata": {"k\x00": 1}}, "metadata.k\\u0000"),
+])
+def test_a_nul_in_any_json_string_is_a_validation_error_naming_the_field(api: Api, body: dict[str, Any],
+                                                                        field: str) -> None:
+    before = api.call("GET", "/api/approvals").json()["meta"]["total"]
+    error = _error(api.call("POST", "/api/approvals", json=body))
+    assert error["details"] == [{"field": field, "message": NUL_MESSAGE}]
+    assert api.call("GET", "/api/approvals").json()["meta"]["total"] == before  # nothing written
+
+
+def test_a_nul_in_a_json_body_that_is_a_bare_string_or_on_a_public_route(api: Api) -> None:
+    error = _error(api.client.post("/api/auth/login", json={"organization_code": "x", "email": "a\x00@b.c",
+                                                             "password": "p"}))
+    assert error["details"] == [{"field": "email", "message": NUL_MESSAGE}]
+    error = _error(api.call("POST", "/api/rules/preview", json="\x00"))
+    assert error["details"] == [{"field": "body", "message": NUL_MESSAGE}]
+
+
+def test_a_nul_in_a_query_or_path_parameter_is_a_validation_error(api: Api) -> None:
+    error = _error(api.call("GET", "/api/exceptions", params={"status": "open\x00"}))
+    assert error["details"] == [{"field": "status", "message": NUL_MESSAGE}]
+    error = _error(api.call("GET", "/api/users", params={"x\x00": "1"}))
+    assert error["details"] == [{"field": "x\\u0000", "message": NUL_MESSAGE}]
+    error = _error(api.client.get("/api/files/download/abc%00def"))
+    assert error["details"] == [{"field": "token", "message": NUL_MESSAGE}]
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul(api: Api) -> None:
+    response = api.call("POST", "/api/approvals", json={"type": "report_generation", "title": "a\\u0000b",
+                                                        "description": "d",
+                                                        "metadata": {"report_type": "aging", "format": "csv"}})
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["title"] == "a\\u0000b"
+
+
+@given(value=_JSON)
+def test_nul_path_finds_a_nul_exactly_when_there_is_one(value: Any) -> None:
+    text = json.dumps(value)
+    assert (nul_path(value) is not None) == ("\\u0000" in text)

@@ -1,11 +1,16 @@
-"""The app's request class: JSON bodies are refused (400 MALFORMED_BODY) when nested deeper than
-`MAX_JSON_DEPTH` levels.
+"""Input every route refuses before a handler sees it (found by tests/unit/test_api_fuzz.py;
+docs/http.md lists the decisions):
 
-msgspec decodes recursively and raises RecursionError past about a thousand levels, and code that
-walks a decoded value (validation, audit metadata, JSON columns) can hit Python's recursion limit
-on values shallower than that; either answered 500. No body of this API nests deeper than a few
-levels (a mapping or rule definition: about six), so 64 leaves ample room and keeps every walker
-safe. Found by tests/unit/test_api_fuzz.py; docs/http.md lists the decision.
+- JSON bodies nested deeper than `MAX_JSON_DEPTH` levels: 400 MALFORMED_BODY. msgspec decodes
+  recursively and raises RecursionError past about a thousand levels, and code that walks a
+  decoded value (validation, audit metadata, JSON columns) can hit Python's recursion limit on
+  shallower values; either answered 500. No body of this API nests deeper than a few levels (a
+  mapping or rule definition: about six), so 64 leaves ample room and keeps every walker safe.
+- A NUL character (U+0000) in any string of a JSON body (keys included), in a query parameter or
+  in a path parameter: 400 VALIDATION_ERROR naming the field. PostgreSQL refuses NUL in text and
+  jsonb, so it would fail deep in a repository (500) or, worse, be stored by one adapter and not
+  by the other; no field of this API has a use for it. (`ReckaiRequest.json` checks bodies,
+  `refuse_nul_characters` is the app-level guard for query and path.)
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.exceptions import SerializationException
+from litestar.handlers import BaseRouteHandler
 from litestar.serialization import decode_json
 from litestar.types import Empty
 
+from reckai.application.errors import FieldError, ValidationFailed
+
 MAX_JSON_DEPTH = 64
+NUL_MESSAGE = "must not contain a NUL character (U+0000)"
 
 
 class JsonTooDeep(SerializationException):
@@ -48,6 +58,36 @@ def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
+def nul_path(value: Any) -> str | None:
+    """The dotted path (`metadata.entries.1.account`) of the first string of `value`, key or value,
+    that contains U+0000; None when there is none. "" is the value itself."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    return child_path.replace("\x00", "\\u0000")
+                stack.append((child, child_path))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}.{index}" if path else str(index)) for index, child in enumerate(item))
+    return None
+
+
+def refuse_nul_characters(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """App-level guard: no NUL character in a query or path parameter."""
+    problems = [FieldError(name, NUL_MESSAGE) for name, value in connection.query_params.multi_items()
+                if "\x00" in name or "\x00" in value]
+    problems += [FieldError(name, NUL_MESSAGE) for name, value in connection.path_params.items()
+                 if isinstance(value, str) and "\x00" in value]
+    if problems:
+        raise ValidationFailed([FieldError(p.field.replace("\x00", "\\u0000"), p.message) for p in problems])
+
+
 class ReckaiRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         if self._json is Empty and self._connection_state.json is Empty:
@@ -60,5 +100,8 @@ class ReckaiRequest(Request[Any, Any, Any]):
             if (body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
                     and json_depth(value) > MAX_JSON_DEPTH):
                 raise JsonTooDeep()
+            # A NUL can only be written as an escape in JSON: most bodies need no walk either.
+            if b"\\u0000" in body and (path := nul_path(value)) is not None:
+                raise ValidationFailed([FieldError(path or "body", NUL_MESSAGE)])
             self._json = self._connection_state.json = value
         return await super().json()

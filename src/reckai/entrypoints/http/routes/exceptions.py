@@ -287,8 +287,9 @@ class ExceptionController(Controller):
         amount_max: FromQuery[str | None] = None,
         date_from: Annotated[dt.date | None, QueryParameter(description="transaction_date from (inclusive)")] = None,
         date_to: FromQuery[dt.date | None] = None,
-        min_age_hours: Annotated[int | None, QueryParameter(ge=0)] = None,
-        max_age_hours: Annotated[int | None, QueryParameter(ge=0)] = None,
+        # at most 100 years: a larger age is no filter, and past datetime's range it overflowed (500)
+        min_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
+        max_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
         overdue: FromQuery[bool | None] = None,
         sort: Annotated[str, QueryParameter(description=f"one of {EXCEPTION_SORTS}; '-' prefix for descending")]
         = "-created_at",
