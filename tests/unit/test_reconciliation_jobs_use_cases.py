@@ -169,9 +169,9 @@ def test_cancel_stops_a_running_attempt_cooperatively(world: World) -> None:
         def load(self, data: bytes) -> Any:
             return engine.load(data)
 
-        def run(self, *args: Any) -> Any:
+        def run(self, *args: Any, **kwargs: Any) -> Any:
             release.wait(10)
-            return engine.run(*args)
+            return engine.run(*args, **kwargs)
 
     services = dataclasses.replace(world.services, engine=SlowEngine())
     outcome: list[str] = []
@@ -292,7 +292,7 @@ def test_cancel_interrupts_the_matching_engine_between_its_passes(world: World) 
     class CancelledWhileMatching(PolarsMatcher):
         """The real engine; the cancel arrives once its first pass is about to start."""
 
-        def reconcile_frames(self, *args: Any, should_stop: Any = None) -> Any:
+        def reconcile_frames(self, *args: Any, should_stop: Any = None, **kwargs: Any) -> Any:
             def between_passes() -> None:
                 calls.append("check")
                 if len(calls) == 1:
@@ -303,7 +303,7 @@ def test_cancel_interrupts_the_matching_engine_between_its_passes(world: World) 
                         time.sleep(0.01)
                 should_stop()
 
-            return super().reconcile_frames(*args, should_stop=between_passes)
+            return super().reconcile_frames(*args, should_stop=between_passes, **kwargs)
 
     services = dataclasses.replace(world.services, engine=PolarsJobMatchingEngine(CancelledWhileMatching()))
     outcome = run_reconciliation_attempt(services, world.caller.organization_id, job.id, 1, "w1")

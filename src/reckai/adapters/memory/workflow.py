@@ -30,7 +30,7 @@ from reckai.domain.breaks.lifecycle import (
     ExceptionStatus,
     HistoryEntry,
 )
-from reckai.domain.breaks.manual_matching import DeclinedPair, MatchGroup, RowRef
+from reckai.domain.breaks.manual_matching import DeclinedPair, MatchGroup, MatchMember, RowRef
 from reckai.domain.breaks.policy import SEVERITIES
 from reckai.domain.reconciliation.rule_versions import RuleVersion
 
@@ -234,8 +234,8 @@ class MemoryRuleRepository:
 
 
 class MemoryMatchRepository:
-    """Suggestions and job files are seeded by tests (`seed_job_files`, `seed_suggestion`): in
-    PostgreSQL the reconciliation job writes them."""
+    """Job files and suggestions come from the in-memory reconciliation job's own rows (as in
+    PostgreSQL), or are seeded by tests (`seed_job_files`, `seed_suggestion`)."""
 
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self.uow = uow
@@ -250,10 +250,32 @@ class MemoryMatchRepository:
 
     def job_files(self, job_id: uuid.UUID) -> dict[str, uuid.UUID]:
         row = self.uow.get("workflow_job_files", job_id)
-        return dict(row.value) if row is not None else {}
+        if row is not None:
+            return dict(row.value)
+        jobs = getattr(self.uow, "reconciliation_jobs", None)
+        files: dict[str, uuid.UUID] = {}
+        for link in jobs.linked_files(job_id) if jobs is not None else ():
+            files.setdefault(link.side, link.file_id)
+        return files
 
     def suggestion(self, job_id: uuid.UUID, left_row: int, right_row: int) -> MatchGroup | None:
-        return self.uow.get("workflow_suggestions", (job_id, left_row, right_row))  # type: ignore[no-any-return]
+        seeded = self.uow.get("workflow_suggestions", (job_id, left_row, right_row))
+        if seeded is not None:
+            return seeded  # type: ignore[no-any-return]
+        results = getattr(self.uow, "reconciliation_results", None)
+        files = self.job_files(job_id)
+        if results is None or self.uow.organization_id is None or set(files) != {"left", "right"}:
+            return None
+        stored, _ = results.list_matches(job_id, status="suggested", limit=10_000_000, offset=0)
+        found = next((m for m in stored if (m.left_row, m.right_row) == (left_row, right_row)), None)
+        if found is None:
+            return None
+        return MatchGroup(id=uuid.uuid4(), organization_id=self.uow.organization_id, job_id=job_id, status="suggested",
+                          members=[MatchMember("left", RowRef(files["left"], left_row)),
+                                   MatchMember("right", RowRef(files["right"], right_row))],
+                          rule_id=None, rule_version=found.rule_version, confidence=found.confidence,
+                          evidence={"rule": found.rule, "rule_version": found.rule_version, **found.evidence,
+                                    "suggested_confidence": str(found.confidence)})
 
     def get(self, group_id: uuid.UUID) -> MatchGroup | None:
         return self.uow.get("match_groups", group_id)  # type: ignore[no-any-return]

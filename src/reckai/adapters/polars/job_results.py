@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -154,8 +154,10 @@ class PolarsJobMatchingEngine:
             raise SourceFileError("normalized file", exc.message) from exc
 
     def run(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
-            period: ReconciliationPeriod | None, check: Callable[[], None] | None = None) -> MatchRun:
-        frames = self._matcher.reconcile_frames(left, right, profile, period, should_stop=check)
+            period: ReconciliationPeriod | None, check: Callable[[], None] | None = None,
+            excluded_pairs: Collection[tuple[int, int]] = ()) -> MatchRun:
+        frames = self._matcher.reconcile_frames(left, right, profile, period, should_stop=check,
+                                                excluded_pairs=excluded_pairs)
         if check is not None:
             check()  # before materializing the breaks' wording (the last long step)
         empty = frames.matches.clear()

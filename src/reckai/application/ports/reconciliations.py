@@ -20,7 +20,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -210,8 +210,10 @@ class JobMatchingEngine(Protocol):
         ...
 
     def run(self, left: Any, right: Any, profile: ReconciliationProfile,
-            period: ReconciliationPeriod | None, check: Callable[[], None] | None = None) -> MatchRun:
+            period: ReconciliationPeriod | None, check: Callable[[], None] | None = None,
+            excluded_pairs: Collection[tuple[int, int]] = ()) -> MatchRun:
         """Match and classify; raises MatchingError when the engine cannot run. `check()`, when
         given, is called between the engine's passes and stages; whatever it raises (a cancelled
-        job) stops the run and propagates unchanged."""
+        job) stops the run and propagates unchanged. `excluded_pairs` ((left_row, right_row) a
+        person declined) are never matched nor suggested (ports.matching.MatchingEngine)."""
         ...

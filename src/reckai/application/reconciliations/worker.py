@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
+from reckai.application.breaks.matching import declined_row_pairs
 from reckai.application.errors import ApplicationError
 from reckai.application.files.common import rules_from_rows
 from reckai.application.ports.mail import InvalidMail, MailRejected, OutgoingMail
@@ -172,6 +173,7 @@ class _Attempt:
         self.seconds: dict[str, float] = {}
         self.stage = Stage.NORMALIZING
         self._started = time.perf_counter()
+        self.declined: set[tuple[int, int]] = set()
 
     @property
     def organization_id(self) -> uuid.UUID:
@@ -214,12 +216,14 @@ class _Attempt:
             tables[side] = self._timed("load", partial(self._load, side, files[side], normalized[side]))
         total_rows = sum(int(getattr(table, "height", 0)) for table in tables.values())
         self._advance(Stage.MATCHING, total_rows=total_rows)
+        left_id, right_id = uuid.UUID(files["left"]["file_id"]), uuid.UUID(files["right"]["file_id"])
+        self.declined = self._declined_pairs(left_id, right_id)
         outcome: MatchRun = self._timed("match", lambda: services.engine.run(
-            tables.pop("left"), tables.pop("right"), profile, period, self.heartbeat.check))
+            tables.pop("left"), tables.pop("right"), profile, period, self.heartbeat.check,
+            excluded_pairs=self.declined))
         for name, seconds in outcome.stage_seconds.items():
             self.seconds[f"match.{name}"] = round(seconds, 4)
         self._advance(Stage.PERSISTING, processed_rows=total_rows)
-        left_id, right_id = uuid.UUID(files["left"]["file_id"]), uuid.UUID(files["right"]["file_id"])
         # Storage and PostgreSQL are other processes: the outputs are written while the rows are
         # COPYed, and the job completes only once both are done (_persist joins the writer).
         writer = _Background(lambda: self._timed("write_outputs", lambda: self._write_outputs(outcome)))
@@ -227,6 +231,12 @@ class _Attempt:
             self._persist(outcome, writer, left_id, right_id)
         finally:
             writer.join()
+
+    def _declined_pairs(self, left_id: uuid.UUID, right_id: uuid.UUID) -> set[tuple[int, int]]:
+        """(left_row, right_row) pairs of these two files a person declined (issue 7, manual
+        matching): the engine never matches nor suggests them again (docs/workflow.md)."""
+        with self.services.database.unit_of_work(self.organization_id) as uow:
+            return declined_row_pairs(uow, left_id, right_id)
 
     def _normalize(self, side: str, file: dict[str, Any]) -> Any:
         services, file_id = self.services, uuid.UUID(file["file_id"])
@@ -307,6 +317,7 @@ class _Attempt:
                 "matched_pairs": outcome.matched_pairs, "suggested_pairs": outcome.suggested_pairs,
                 "exceptions": exception_rows, "exceptions_by_type": outcome.exceptions_by_type,
                 "stored_match_rows": match_rows, "outputs": outputs,
+                "declined_pairs_excluded": len(self.declined),
             }
             total_rows = outcome.left_rows + outcome.right_rows
             completed = job_rules.complete(
