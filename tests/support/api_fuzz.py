@@ -751,15 +751,18 @@ def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> t
     proposal = _ok(client.post("/api/rules", json={"name": "fuzz-rule", "definition": _rule_definition()},
                                headers=h), 202)
     report = _ok(client.post("/api/approvals", json=_approval_examples()[0], headers=h), 201)
-    victims = [_ok(client.post("/api/users", json={"email": f"victim.{uuid.uuid4().hex[:6]}@example.com",
-                                                   "name": "Vic Tim", "role": "analyst", "password": DEFAULT_PASSWORD},
-                               headers=h), 201)["id"] for _ in range(2)]
+    victim_emails = [f"victim.{uuid.uuid4().hex[:6]}@example.com" for _ in range(2)]
+    victims = [_ok(client.post("/api/users", json={"email": email, "name": "Vic Tim", "role": "analyst",
+                                                   "password": DEFAULT_PASSWORD}, headers=h), 201)["id"]
+               for email in victim_emails]
     sessions = [s["id"] for s in _ok(client.get("/api/sessions", headers=h))]
     ids = {"file_id": files, "job_id": [job["id"]], "exception_id": [e["id"] for e in exceptions],
            "rule_id": [proposal["rule"]["id"]], "approval_id": [proposal["approval"]["id"], report["id"]],
            "user_id": victims}
     read_only = {"user_id": [str(u) for u in user_ids.values()], "session_id": sessions}
-    pools = seed_pools(document, ids, read_only, _examples(profile, files))
+    examples = {**_examples(profile, files), "email": victim_emails, "admin_email": victim_emails,
+                "organization_code": [admin.org_code]}  # sign-ins that reach real accounts (never the role users)
+    pools = seed_pools(document, ids, read_only, examples)
     return tenant, Generator(document, pools)
 
 
@@ -792,5 +795,6 @@ def _examples(profile: dict[str, Any], files: list[str]) -> dict[str, list[Any]]
         "options": [start["options"]],
         "metadata": [a["metadata"] for a in _approval_examples()],
         "rule_ids": [[]],
-        "password_policy": [{"min_length": 12, "history_size": 6}],
+        "password_policy": [{"min_length": 12, "history_size": 6}, {"lockout_minutes": 525_600, "history_size": 100},
+                            {"lockout_minutes": 10**12}, {"max_age_days": 1}],
     }

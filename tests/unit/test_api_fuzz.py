@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from reckai.adapters.memory.scanner import InMemoryScanner
@@ -75,6 +76,17 @@ def test_operation_never_answers_5xx_and_always_an_envelope(
         fz.run_operation_examples(tenant, request)
 
     run()
+
+
+@settings(FUZZ, max_examples=EXAMPLES * 10)
+@given(data=st.data())
+def test_requests_to_operations_in_random_order_never_5xx(fuzz: tuple[fz.FuzzTenant, fz.Generator],
+                                                          data: st.DataObject) -> None:
+    """One request per example to any operation: the state one leaves (a tightened policy, a
+    locked account, a resolved exception, a decided approval) meets every other route."""
+    tenant, generator = fuzz
+    operation = data.draw(st.sampled_from(OPERATIONS), label="operation")
+    fz.run_operation_examples(tenant, data.draw(fz.requests_for(operation, generator, tenant), label="request"))
 
 
 def test_every_list_route_answers_a_success_envelope_to_the_admin(fuzz: tuple[fz.FuzzTenant, fz.Generator]) -> None:

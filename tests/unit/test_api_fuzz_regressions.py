@@ -13,6 +13,8 @@
 5. A NUL character in a JSON string, a query or a path parameter reached the repositories (stored
    by the memory adapter, a 500 from PostgreSQL, which refuses NUL in text); now 400
    VALIDATION_ERROR naming the field, on every route, before any handler runs.
+6. PUT /api/settings accepted any `lockout_minutes`; past datetime's range the failed sign-in that
+   locks an account answered 500. `lockout_minutes` (a year) and `history_size` (100) are bounded.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.entrypoints.http.app import create_app
 from reckai.entrypoints.http.request import MAX_JSON_DEPTH, NUL_MESSAGE, json_depth, nul_path
 from tests.support import reconciliation_jobs as rj
-from tests.support.identity import bearer, login, onboard
+from tests.support.identity import bearer, login, onboard, relax_auth_limits
 
 
 class Api:
@@ -234,3 +236,31 @@ def test_an_escaped_backslash_before_u0000_is_not_a_nul(api: Api) -> None:
 def test_nul_path_finds_a_nul_exactly_when_there_is_one(value: Any) -> None:
     text = json.dumps(value)
     assert (nul_path(value) is not None) == ("\\u0000" in text)
+
+
+# --- 6. password policy bounds -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "value"), [("lockout_minutes", 525_601), ("lockout_minutes", 10**12),
+                                             ("history_size", 101)])
+def test_a_password_policy_past_its_bounds_is_refused(api: Api, name: str, value: int) -> None:
+    error = _error(api.call("PUT", "/api/settings", json={"password_policy": {name: value}}))
+    assert [d["field"] for d in error["details"]] == [f"password_policy.{name}"]
+
+
+def test_the_longest_lockout_allowed_locks_an_account_without_an_error(api: Api) -> None:
+    _, admin = onboard(api.client)
+    token = login(api.client, admin.org_code, admin.email, admin.password)
+    changed = api.client.put("/api/settings", json={"password_policy": {"lockout_minutes": 525_600}},
+                             headers=bearer(token))
+    assert changed.status_code == 200, changed.text
+    statuses = []
+    for _ in range(6):
+        relax_auth_limits(api.client, admin.org_code, admin.email)
+        statuses.append(api.client.post("/api/auth/login", json={"organization_code": admin.org_code,
+                                                                  "email": admin.email, "password": "Wrong!Pass-1"}
+                                        ).status_code)
+    assert statuses == [401] * 6
+    relax_auth_limits(api.client, admin.org_code, admin.email)
+    locked = api.client.post("/api/auth/login", json={"organization_code": admin.org_code, "email": admin.email,
+                                                      "password": admin.password})
+    assert locked.status_code == 401, locked.text  # the right password does not open a locked account

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 # Beyond this many characters a password is refused whatever the hasher (ASVS 2.1.2: allow at
 # least 64, refuse more than 128), so argon2id cannot be fed megabytes.
 ABSOLUTE_MAX_LENGTH = 128
+MAX_HISTORY_SIZE = 100
+MAX_LOCKOUT_MINUTES = 525_600  # a year; longer is no different from disabling the account
 # A name or e-mail fragment shorter than this is not looked for inside the password: "Al" or
 # "jo@bank.com" would otherwise forbid half the dictionary.
 MIN_PERSONAL_FRAGMENT = 3
@@ -99,10 +101,13 @@ def _type_problems(policy: PasswordPolicy) -> list[PasswordViolation]:
     for name in _BOOL_FIELDS:
         if not isinstance(getattr(policy, name), bool):
             problems.append(PasswordViolation(f"password_policy.{name}", "must be true or false"))
-    if not problems and policy.min_length > ABSOLUTE_MAX_LENGTH:
-        problems.append(
-            PasswordViolation("password_policy.min_length", f"must be at most {ABSOLUTE_MAX_LENGTH}")
-        )
+    if not problems:
+        # Upper bounds: a lock of `lockout_minutes` must stay a date (an unbounded value made the
+        # failed login that locks an account a 500), and a history is read back in full.
+        for name, maximum in (("min_length", ABSOLUTE_MAX_LENGTH), ("history_size", MAX_HISTORY_SIZE),
+                              ("lockout_minutes", MAX_LOCKOUT_MINUTES)):
+            if getattr(policy, name) > maximum:
+                problems.append(PasswordViolation(f"password_policy.{name}", f"must be at most {maximum}"))
     return problems
 
 
