@@ -80,6 +80,7 @@ class Services:
         from reckai.adapters.s3.storage import make_client
 
         self.pg, admin_url = start_server(self.scratch / "pgdata", cleanup_mode="stop")
+        self.postmaster = int((self.scratch / "pgdata" / "postmaster.pid").read_text().split()[0])
         ensure_roles(admin_url)
         ensure_database(admin_url, "reckai_bench")
         owner_url = role_url(admin_url, OWNER_ROLE, "reckai_bench")
@@ -110,7 +111,23 @@ class Services:
         self._spawn([sys.executable, "-m", "reckai.entrypoints.cli.main", "worker", "--processes", "1",
                      "--threads", "critical=1,high=1,medium=1,low=1"], "worker", env)
         _wait_http(f"http://127.0.0.1:{api_port}/health")
+        self.s3 = client
         return {"api": f"http://127.0.0.1:{api_port}", "app_url": app_url, "owner_url": owner_url}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by each service (process trees)."""
+        names = ["redis", "moto", "api", "worker"]
+        used = {name: _tree_cpu_seconds(process.pid) for name, process in zip(names, self.processes, strict=True)}
+        used["postgres"] = _tree_cpu_seconds(self.postmaster)
+        return used
+
+    def moto_put_seconds(self, path: Path) -> float:
+        """The S3 server alone: one PUT of the file straight to moto (no API in between)."""
+        started = time.perf_counter()
+        with path.open("rb") as handle:
+            self.s3.put_object("reckai-bench", "bench/direct-put", handle, path.stat().st_size,
+                               part_size=16 * 1024 * 1024)
+        return time.perf_counter() - started
 
     def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
         log = open(self.scratch / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
@@ -127,6 +144,32 @@ class Services:
                 process.kill()
         if self.pg is not None:
             self.pg.cleanup()
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """CPU (user + system) of a process and all its live descendants, plus what its reaped children
+    used (cutime/cstime): PostgreSQL backends, worker processes and threads included."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    stats[int(entry)] = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        fields = stats.get(pid)
+        if fields is None:
+            continue
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        todo.extend(children.get(pid, []))
+    return total / tick
 
 
 def _data(response: httpx.Response, status: int) -> Any:
@@ -185,6 +228,8 @@ def run(rows: int, keep: bool) -> dict[str, Any]:
         client, _, _ = _setup_organization(urls["api"], urls["app_url"])
         profile = rj.profile()
         wall: dict[str, float] = {}
+        cpu_before, process_before = services.cpu_seconds(), time.process_time()
+        load: dict[str, list[float]] = {"start": [round(x, 2) for x in os.getloadavg()]}
         t0 = time.perf_counter()
         clock = t0
         left = _upload(client, bank_csv, "bank")
@@ -192,10 +237,12 @@ def run(rows: int, keep: bool) -> dict[str, Any]:
         clock = time.perf_counter()
         right = _upload(client, switch_csv, "switch")
         wall["upload_switch"] = time.perf_counter() - clock
+        load["after_upload"] = [round(x, 2) for x in os.getloadavg()]
         for name, file_id, side in (("map_bank", left, "left"), ("map_switch", right, "right")):
             clock = time.perf_counter()
             _data(client.post(f"/api/files/{file_id}/map", json={"transformation_rules": profile[side]["mapping"]}), 200)
             wall[f"{name} (normalize)"] = time.perf_counter() - clock
+        load["after_normalize"] = [round(x, 2) for x in os.getloadavg()]
         clock = time.perf_counter()
         job = _data(client.post("/api/reconciliations", json=rj.start_body(uuid.UUID(left), uuid.UUID(right),
                                                                            "bench")), 201)
@@ -210,6 +257,13 @@ def run(rows: int, keep: bool) -> dict[str, Any]:
             time.sleep(1.0)  # the api rate limit is 100 requests/minute per user
         wall["job (queue + worker, polled)"] = time.perf_counter() - clock
         total = time.perf_counter() - t0
+        load["end"] = [round(x, 2) for x in os.getloadavg()]
+        cpu_after = services.cpu_seconds()
+        cpu = {name: round(cpu_after[name] - cpu_before[name], 1) for name in cpu_after}
+        cpu["benchmark client"] = round(time.process_time() - process_before, 1)
+        cpu["all"] = round(sum(cpu.values()), 1)
+        moto_put = {name: round(services.moto_put_seconds(path), 2) for name, path in (("bank", bank_csv),
+                                                                                     ("switch", switch_csv))}
         created = dt.datetime.fromisoformat(job["created_at"])
         completed = dt.datetime.fromisoformat(job["completed_at"])
         wall["job created -> completed (server clock)"] = (completed - created).total_seconds()
@@ -225,6 +279,9 @@ def run(rows: int, keep: bool) -> dict[str, Any]:
             "summary": {k: job["summary"][k] for k in ("matched_pairs", "suggested_pairs", "exceptions",
                                                        "stored_match_rows")},
             "total_seconds": round(total, 2),
+            "cpu_seconds (upload start -> job completed)": cpu,
+            "load_average (1, 5, 15 min)": load,
+            "moto alone: direct PUT of the same file, seconds": moto_put,
         }
         if keep:
             print(f"kept services' logs in {scratch}", file=sys.stderr)

@@ -203,6 +203,10 @@ class DramatiqJobRuntime:
                     worker_threads=count,
                     worker_timeout=self._worker_timeout_ms,
                 )
+                # Take no more messages than there are threads (Dramatiq prefetches 2 per thread):
+                # a prefetched message waits for this process's busy thread while another process
+                # sits idle, so two long jobs would run one after the other (docs/jobs.md).
+                worker.queue_prefetch = count
                 worker.start()
                 self._workers[queue] = worker
                 _log.info("job worker started", extra={"action": "jobs.worker_started",
