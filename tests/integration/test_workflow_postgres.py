@@ -216,8 +216,9 @@ def test_list_uses_indexes_on_a_large_table(container: Container, owner_engine: 
             "EXPLAIN SELECT id FROM exceptions WHERE organization_id = :org AND status = 'open'"
             " ORDER BY created_at DESC, id DESC LIMIT 50"), {"org": org.organization_id}))
     assert "idx_exceptions_org_status_created" in plan, plan
+    # Speed is a benchmark figure, not a test verdict (a loaded CI machine would make it flaky); the
+    # deterministic check is the plan above: the page is served from the composite index.
     print("list timings (s):", {k: round(v, 4) for k, v in timings.items()})
-    assert max(timings.values()) < 1.0, timings
 
 
 def test_concurrent_bulk_requests_in_opposite_orders_do_not_deadlock(org: Org) -> None:

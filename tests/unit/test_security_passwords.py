@@ -102,10 +102,13 @@ def test_dummy_verify_takes_about_as_long_as_a_real_one() -> None:
     bcrypt12.verify_dummy("warm-up")  # builds the dummy hash once
 
     def timed(call: object) -> float:
-        start = time.perf_counter()
-        for _ in range(3):
+        # The fastest of several runs: other load on the machine only ever adds time.
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
             call()  # type: ignore[operator]
-        return (time.perf_counter() - start) / 3
+            best = min(best, time.perf_counter() - start)
+        return best
 
     real = timed(lambda: bcrypt12.verify("wrong password", stored))
     dummy = timed(lambda: bcrypt12.verify_dummy("wrong password"))
