@@ -520,6 +520,31 @@ def minimal_body(schema: Mapping[str, Any] | None, generator: Generator, name: s
     return "plain text"
 
 
+BIG_INTS = [2**31, 2**63, 10**30, -(2**63) - 1]
+
+
+def _int_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterable[tuple[Any, ...]]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _int_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _int_paths(item, (*path, index))
+
+
+def _with_value(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    value = _copy(value)
+    if not path:
+        return new
+    target = value
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = new
+    return value
+
+
 def _string_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterable[tuple[Any, ...]]:
     if isinstance(value, str):
         yield path
@@ -551,7 +576,7 @@ def _with_nul(value: Any, path: tuple[Any, ...]) -> Any:
 
 def edge_requests(operation: Operation, generator: Generator, tenant: FuzzTenant, caller: str = "admin") -> list[FuzzRequest]:
     """For one operation: each string of a full body in turn (and a new key of each object) made to
-    carry a NUL byte; each query parameter in turn given a NUL byte or a number past every integer
+    carry a NUL byte, each integer of it made one past int32, int64 or far beyond; each query parameter in turn given a NUL byte or a number past every integer
     type; each path parameter given a NUL byte. All as `caller`, so they pass authorization."""
     path = operation.path
     for param in operation.params:
@@ -565,6 +590,10 @@ def edge_requests(operation: Operation, generator: Generator, tenant: FuzzTenant
         for string_path in _string_paths(body):
             content = json.dumps(_with_nul(body, string_path)).encode()
             found.append(FuzzRequest(operation.method, path, [], dict(headers), content, None, None, caller))
+        for int_path in _int_paths(body):
+            for big in BIG_INTS:
+                content = json.dumps(_with_value(body, int_path, big)).encode()
+                found.append(FuzzRequest(operation.method, path, [], dict(headers), content, None, None, caller))
     elif operation.body_media == "multipart/form-data":
         schema = _resolve(operation.body_schema, generator.components)
         fields = {k: str(minimal_body(v, generator, k, 1)) for k, v in schema.get("properties", {}).items()

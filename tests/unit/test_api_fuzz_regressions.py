@@ -15,6 +15,11 @@
    VALIDATION_ERROR naming the field, on every route, before any handler runs.
 6. PUT /api/settings accepted any `lockout_minutes`; past datetime's range the failed sign-in that
    locks an account answered 500. `lockout_minutes` (a year) and `history_size` (100) are bounded.
+7. Integers past the columns that store them (PostgreSQL, found by the NUL/overflow sweep of
+   tests/integration/test_api_fuzz_postgres.py): a rule's `priority` of 2**31 (INTEGER) and a
+   manual link's `row_number` of 2**31 answered 500. Rule integers are now at most 2**31 - 1
+   (`date_tolerance_days` and a job's `cutoff.days` at most 3660: day counts stay dates), link rows
+   are bounded by their columns.
 """
 
 from __future__ import annotations
@@ -264,3 +269,38 @@ def test_the_longest_lockout_allowed_locks_an_account_without_an_error(api: Api)
     locked = api.client.post("/api/auth/login", json={"organization_code": admin.org_code, "email": admin.email,
                                                       "password": admin.password})
     assert locked.status_code == 401, locked.text  # the right password does not open a locked account
+
+
+# --- 7. integers past their columns ------------------------------------------------------------------------
+
+def _rule(**changes: Any) -> dict[str, Any]:
+    rule = {k: v for k, v in rj.profile()["rules"][0].items() if k not in ("name", "version")}
+    return {"name": f"big-{uuid.uuid4().hex[:6]}", "definition": {**rule, **changes}}
+
+
+@pytest.mark.parametrize(("key", "value"), [("priority", 2**31), ("priority", 10**30),
+                                            ("date_tolerance_days", 3661), ("date_tolerance_days", 2**31)])
+def test_a_rule_integer_past_its_column_is_refused(api: Api, key: str, value: int) -> None:
+    response = api.call("POST", "/api/rules", json=_rule(**{key: value}))
+    assert response.status_code in (400, 422), response.text
+    assert any(key in d["field"] for d in response.json()["error"]["details"]), response.text
+    assert api.call("POST", "/api/rules", json=_rule(**{key: {"priority": 2**31 - 1}.get(key, 3660)})).status_code == 202
+
+
+@pytest.mark.parametrize(("key", "value"), [("row_number", 2**31), ("row_number", 0), ("amount_minor", 2**63)])
+def test_a_link_row_past_its_column_is_a_validation_error(api: Api, key: str, value: int) -> None:
+    row = {"side": "left", "row_number": 1, "amount_minor": 100, key: value}
+    error = _error(api.call("POST", "/api/exceptions/matching/link",
+                            json={"job_id": str(uuid.uuid4()), "rows": [row, {"side": "right", "row_number": 2}]}))
+    assert [d["field"] for d in error["details"]] == [f"rows[0].{key}"], error
+
+
+def test_a_cutoff_of_more_than_ten_years_is_refused() -> None:
+    from reckai.domain.reconciliation.profile import MAX_CUTOFF_DAYS, ProfileError, parse_profile
+
+    profile = rj.profile()
+    for days in (MAX_CUTOFF_DAYS + 1, 2**31, 10**12):
+        with pytest.raises(ProfileError) as refused:
+            parse_profile({**profile, "cutoff": {"days": days, "time": None}})
+        assert refused.value.path == "cutoff.days"
+    assert parse_profile({**profile, "cutoff": {"days": MAX_CUTOFF_DAYS, "time": None}}).cutoff.days == MAX_CUTOFF_DAYS

@@ -31,6 +31,9 @@ class SideSpec:
         return self.mapping is None
 
 
+MAX_CUTOFF_DAYS = 3660  # ten years
+
+
 @dataclass(frozen=True)
 class CutOff:
     """The window at the end of the period where a leading-side row may still be in transit."""
@@ -152,8 +155,9 @@ def _parse_cutoff(raw: Any) -> CutOff:
     if not isinstance(raw, dict) or set(raw) - {"days", "time"}:
         raise ProfileError("cutoff", "must be an object with days and/or time")
     days = raw.get("days", 1)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ProfileError("cutoff.days", "must be an integer >= 1")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_CUTOFF_DAYS:
+        # bounded: the window is a date range, and a day count past a date's range overflowed
+        raise ProfileError("cutoff.days", f"must be an integer from 1 to {MAX_CUTOFF_DAYS}")
     time_text = raw.get("time")
     cut_time = dt.time(0, 0)
     if time_text is not None:

@@ -261,7 +261,8 @@ def parse_rule(raw: Any, path: str, currency_exponent: int) -> MatchingRule:
                                             currency_exponent),
         tolerance_percent_e4=_scaled(raw.get("tolerance_percentage"), f"{path}.tolerance_percentage", 4,
                                      maximum=Decimal(100)),
-        date_tolerance_days=_int(raw.get("date_tolerance_days") or 0, f"{path}.date_tolerance_days"),
+        date_tolerance_days=_int(raw.get("date_tolerance_days") or 0, f"{path}.date_tolerance_days",
+                                 maximum=MAX_DATE_TOLERANCE_DAYS),
         left_conditions=_parse_conditions(conditions.get("left"), f"{path}.conditions.left"),
         right_conditions=_parse_conditions(conditions.get("right"), f"{path}.conditions.right"),
         auto_match_threshold_bp=_fraction_bp(conditions.get("auto_match_threshold"),
@@ -423,7 +424,13 @@ def _fraction_bp(value: Any, path: str, default: int) -> int:
     return int((number * CONFIDENCE_SCALE).to_integral_value(rounding="ROUND_CEILING"))
 
 
-def _int(value: Any, path: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise RuleError(path, f"must be an integer >= {minimum}")
+# Rule integers are stored in 32-bit columns (matching_rules.priority, date_tolerance_days ...);
+# a larger value was a database error (500) instead of a refusal.
+MAX_RULE_INT = 2**31 - 1
+MAX_DATE_TOLERANCE_DAYS = 3660  # ten years; a day count must also stay within a date's range
+
+
+def _int(value: Any, path: str, minimum: int = 0, maximum: int = MAX_RULE_INT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise RuleError(path, f"must be an integer from {minimum} to {maximum}")
     return value

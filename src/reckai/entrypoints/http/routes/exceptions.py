@@ -227,8 +227,9 @@ class SuggestionDecision(msgspec.Struct, forbid_unknown_fields=True):
 
 class LinkRowBody(msgspec.Struct, forbid_unknown_fields=True):
     side: str
-    row_number: int
-    amount_minor: int | None = None
+    # the columns are INTEGER and BIGINT: a larger number is refused here, not by the database (500)
+    row_number: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+    amount_minor: Annotated[int, msgspec.Meta(ge=-(2**63) + 1, le=2**63 - 1)] | None = None
 
 
 class LinkRows(msgspec.Struct, forbid_unknown_fields=True):
