@@ -403,12 +403,16 @@ def test_settings_may_only_tighten_the_password_policy(client: TestClient) -> No
     assert created.status_code == 400 and "14 characters" in created.text
 
 
-def test_user_onboarding_approval_flag_blocks_direct_creation(client: TestClient) -> None:
+def test_user_onboarding_approval_flag_turns_creation_into_a_request(client: TestClient) -> None:
+    # The whole flow (checker, self-approval, max_users): tests/unit/test_approvals_optional_routes.py
     _, _, token = admin_session(client)
     client.put("/api/settings", json={"user_onboarding_requires_approval": True}, headers=bearer(token))
-    refused = client.post("/api/users", json={"email": "x@example.com", "name": "X Y", "role": "analyst"},
-                          headers=bearer(token))
-    assert refused.status_code == 422 and error_of(refused)["code"] == "APPROVAL_REQUIRED"
+    requested = client.post("/api/users", json={"email": "x@example.com", "name": "X Y", "role": "analyst"},
+                            headers=bearer(token))
+    assert requested.status_code == 202, requested.text
+    assert requested.json()["data"]["pending_approval"]["type"] == "user_onboarding"
+    users = client.get("/api/users", headers=bearer(token)).json()["data"]
+    assert "x@example.com" not in [u["email"] for u in users]
 
 
 def test_max_users_is_enforced_and_concurrent_creations_cannot_exceed_it(container: Container) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reckai.application import job_types
-from reckai.application.approvals.common import WorkflowServices, eligible_checkers, workflow_settings
+from reckai.application.approvals.common import WorkflowServices, eligible_checkers
 from reckai.application.errors import (
     Conflict,
     NotFound,
@@ -36,12 +36,12 @@ from reckai.domain.approvals.workflow import (
     parse_type,
 )
 from reckai.domain.breaks.lifecycle import BreakAction, HistoryEntry, Resolution
-from reckai.domain.breaks.policy import parse_workflow_settings
+from reckai.domain.breaks.policy import USER_ONBOARDING_FLAG, approval_required, parse_workflow_settings
 from reckai.domain.identity.entities import User
 from reckai.domain.identity.permissions import has_permission, may_read_for_review, may_request_approval
 from reckai.domain.identity.principal import Principal
 
-USER_ONBOARDING_SETTING = "user_onboarding_requires_approval"  # the identity feature's flag
+USER_ONBOARDING_SETTING = USER_ONBOARDING_FLAG  # the identity feature's flag
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,16 @@ def _subject(uow: Any, principal: Principal, approval: Approval) -> dict[str, An
             subject["versions"] = list(uow.rules.versions(rule.id))
     if approval.type is ApprovalType.SYSTEM_SETTING and may("settings:read"):
         organization = uow.organizations.get(approval.organization_id)
-        subject["current_value"] = (organization.settings or {}).get(meta.get("key")) if organization else None
+        subject["current_value"] = _current_setting(organization, meta) if organization else None
     return subject
+
+
+def _current_setting(organization: Any, meta: dict[str, Any]) -> Any:
+    stored = organization.settings or {}
+    if meta.get("key") == "organization":  # PUT /api/settings: the current value of each field it changes
+        columns = {"name": organization.name, "domain": organization.domain}
+        return {field: columns[field] if field in columns else stored.get(field) for field in meta.get("value") or {}}
+    return stored.get(meta.get("key"))
 
 
 def _checker(principal: Principal) -> Checker:
@@ -231,8 +239,18 @@ def _apply_effect(services: WorkflowServices, uow: Any, checker: Principal, appr
         organization = uow.organizations.get(approval.organization_id)
         if organization is None:
             raise NotFound("organization", approval.organization_id)
-        previous = (organization.settings or {}).get(meta["key"])
-        organization.settings = {**(organization.settings or {}), meta["key"]: meta["value"]}
+        previous = _current_setting(organization, meta)
+        if meta["key"] == "organization":
+            from reckai.application.identity.organizations import apply_settings_changes
+
+            fields = apply_settings_changes(organization, meta["value"])  # re-validated against today's policy
+            services.record(uow, checker, "organization.settings_changed", request,
+                            organization_id=organization.id, resource_type="organization",
+                            resource_id=organization.id,
+                            metadata={"fields": fields, "policy": meta["value"].get("password_policy"),
+                                      "approval_id": str(approval.id), "requested_by": str(approval.requested_by)})
+        else:
+            organization.settings = {**(organization.settings or {}), meta["key"]: meta["value"]}
         if meta["key"] == "workflow":
             parse_workflow_settings(organization.settings)  # validated at request time; re-checked here
         uow.organizations.update(organization)
@@ -240,6 +258,10 @@ def _apply_effect(services: WorkflowServices, uow: Any, checker: Principal, appr
                               {"key": meta["key"], "previous_value": previous})
     if approval.type is ApprovalType.USER_ONBOARDING:
         user = _create_user(services, uow, approval)
+        services.record(uow, checker, "user.created", request, organization_id=approval.organization_id,
+                        resource_type="user", resource_id=user.id, status=201,
+                        metadata={"role": user.role, "email": user.email, "approval_id": str(approval.id),
+                                  "requested_by": str(approval.requested_by)})
         return ApprovalEffect("user_created", "user", user.id, {"role": user.role})
     if approval.type is ApprovalType.LEDGER_POSTING:
         services.job_queue.enqueue(uow, job_types.EXPORT_LEDGER_POSTING.request(
@@ -285,10 +307,8 @@ def _withdraw(uow: Any, principal: Principal, approval: Approval, action: str, s
 
 def setting_needs_approval(uow: Any, organization_id: uuid.UUID, approval_type: str) -> bool:
     """Whether the organization routes this optional type through a checker (docs/workflow.md)."""
-    settings = workflow_settings(uow, organization_id)
-    if approval_type == ApprovalType.USER_ONBOARDING.value:
-        organization = uow.organizations.get(organization_id)
-        if organization is not None and (organization.settings or {}).get(USER_ONBOARDING_SETTING):
-            return True
-    return settings.requires_approval(approval_type)
+    organization = uow.organizations.get(organization_id)
+    if organization is None:
+        raise NotFound("organization", organization_id)
+    return approval_required(organization.settings, approval_type)
 

@@ -107,12 +107,16 @@ class MfaStateConflict(Conflict):
 
 
 class ApprovalRequired(ApplicationError):
-    """The organization requires a `user_onboarding` approval before a user is created."""
+    """The organization requires a checker's approval (`user_onboarding` before a user is created,
+    `system_setting` before its settings change). The HTTP routes turn this into a request for
+    one (application/approvals/optional.py); other callers see it as an error."""
 
     code = "APPROVAL_REQUIRED"
 
-    def __init__(self) -> None:
+    def __init__(self, approval_type: str = "user_onboarding") -> None:
+        self.approval_type = approval_type
+        what = "a user is created" if approval_type == "user_onboarding" else "its settings change"
         super().__init__(
-            "This organization requires a user_onboarding approval before a user is created; "
+            f"This organization requires a {approval_type} approval before {what}; "
             "request one at POST /api/approvals"
         )

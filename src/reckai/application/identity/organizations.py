@@ -10,9 +10,10 @@ from typing import Any
 
 from reckai.application.errors import FieldError, NotFound, ValidationFailed
 from reckai.application.identity.common import IdentityServices, RequestInfo
-from reckai.application.identity.errors import OrganizationCodeTaken, SignupDisabled
+from reckai.application.identity.errors import ApprovalRequired, OrganizationCodeTaken, SignupDisabled
 from reckai.application.identity.users import USER_ONBOARDING_SETTING
 from reckai.application.ports.repositories import DuplicateEntity
+from reckai.domain.breaks.policy import approval_required
 from reckai.domain.identity.entities import Organization, OrganizationQuota
 from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
 from reckai.domain.identity.principal import Principal
@@ -125,41 +126,68 @@ def read_settings(services: IdentityServices, principal: Principal) -> Organizat
     )
 
 
+def settings_changes(*, name: str | None = None, domain: str | None = None,
+                     password_policy: Mapping[str, Any] | None = None,
+                     user_onboarding_requires_approval: bool | None = None) -> dict[str, Any]:
+    """The fields of PUT /api/settings that were given (None means unchanged), as one mapping: what
+    `apply_settings_changes` applies, directly or when a `system_setting` approval is approved."""
+    given = {"name": name, "domain": domain,
+             "password_policy": dict(password_policy) if password_policy is not None else None,
+             USER_ONBOARDING_SETTING: user_onboarding_requires_approval}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def apply_settings_changes(organization: Organization, changes: Mapping[str, Any]) -> list[str]:
+    """Validate `changes` and apply them to `organization` in place; returns the changed fields.
+
+    Password policy overrides replace the stored ones and may only tighten the platform's. An
+    invalid change raises ValidationFailed and leaves the organization as it was."""
+    stored = dict(organization.settings or {})
+    name, domain = organization.name, organization.domain
+    changed: list[str] = []
+    if "password_policy" in changes:
+        try:
+            DEFAULT_POLICY.tightened(**dict(changes["password_policy"]))
+        except PolicyLoosened as exc:
+            raise ValidationFailed([FieldError(v.field, v.message) for v in exc.violations]) from None
+        except TypeError:
+            raise ValidationFailed([FieldError("password_policy", "has an invalid value")]) from None
+        stored["password_policy"] = dict(changes["password_policy"])
+        changed.append("password_policy")
+    if USER_ONBOARDING_SETTING in changes:
+        stored[USER_ONBOARDING_SETTING] = bool(changes[USER_ONBOARDING_SETTING])
+        changed.append(USER_ONBOARDING_SETTING)
+    if "name" in changes:
+        name = str(changes["name"]).strip()
+        changed.append("name")
+    if "domain" in changes:
+        domain = str(changes["domain"] or "").strip() or None
+        changed.append("domain")
+    try:
+        Organization(**{**organization.__dict__, "name": name, "domain": domain})  # the entity's own checks
+    except ValueError as exc:
+        raise ValidationFailed([FieldError(getattr(exc, "field", ""), str(exc))]) from None
+    organization.name, organization.domain, organization.settings = name, domain, stored
+    return changed
+
+
 def write_settings(
     services: IdentityServices, principal: Principal, *, name: str | None = None, domain: str | None = None,
     password_policy: Mapping[str, Any] | None = None, user_onboarding_requires_approval: bool | None = None,
     request: RequestInfo,
 ) -> OrganizationSettingsView:
-    """Password policy overrides replace the stored ones and may only tighten the platform's."""
+    """Change the settings at once, unless the organization requires a `system_setting` approval:
+    then, once the changes are validated, ApprovalRequired (PUT /api/settings requests one)."""
+    changes = settings_changes(name=name, domain=domain, password_policy=password_policy,
+                               user_onboarding_requires_approval=user_onboarding_requires_approval)
     with services.database.unit_of_work(principal.organization_id) as uow:
         organization = uow.organizations.get(principal.organization_id)
         if organization is None:
             raise NotFound("organization", principal.organization_id)
-        stored = dict(organization.settings or {})
-        changed: list[str] = []
-        if password_policy is not None:
-            try:
-                DEFAULT_POLICY.tightened(**dict(password_policy))
-            except PolicyLoosened as exc:
-                raise ValidationFailed([FieldError(v.field, v.message) for v in exc.violations]) from None
-            except TypeError:
-                raise ValidationFailed([FieldError("password_policy", "has an invalid value")]) from None
-            stored["password_policy"] = dict(password_policy)
-            changed.append("password_policy")
-        if user_onboarding_requires_approval is not None:
-            stored[USER_ONBOARDING_SETTING] = user_onboarding_requires_approval
-            changed.append(USER_ONBOARDING_SETTING)
-        if name is not None:
-            organization.name = name.strip()
-            changed.append("name")
-        if domain is not None:
-            organization.domain = domain.strip() or None
-            changed.append("domain")
-        organization.settings = stored
-        try:
-            Organization(**organization.__dict__)  # the entity's own checks (lengths)
-        except ValueError as exc:
-            raise ValidationFailed([FieldError(getattr(exc, "field", ""), str(exc))]) from None
+        needs_checker = approval_required(organization.settings, "system_setting")
+        changed = apply_settings_changes(organization, changes)
+        if changed and needs_checker:
+            raise ApprovalRequired("system_setting")
         uow.organizations.update(organization)
         services.audit_log.record(uow, services.event(
             "organization.settings_changed", request, organization_id=organization.id, user_id=principal.user_id,

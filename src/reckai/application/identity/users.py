@@ -16,12 +16,13 @@ from reckai.application.identity.passwords import redeem_link_token, set_passwor
 from reckai.application.ports.mail import OutgoingMail
 from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.domain.breaks.policy import USER_ONBOARDING_FLAG, approval_required
 from reckai.domain.identity.entities import USER_ROLES, User, UserToken
 from reckai.domain.identity.principal import Principal
 from reckai.domain.identity.tokens import hash_refresh_token
 
 INVITATION_LIFETIME = dt.timedelta(hours=72)
-USER_ONBOARDING_SETTING = "user_onboarding_requires_approval"
+USER_ONBOARDING_SETTING = USER_ONBOARDING_FLAG
 
 
 def _require_role(role: str) -> None:
@@ -64,15 +65,16 @@ def create_user(
 ) -> User:
     """Without a password the account waits for an invitation; with one, the password is
     provisional (the user must change it at first sign-in). When the organization requires a
-    `user_onboarding` approval, `approval_id` must name the approved request (the approvals
-    feature calls this use case once the checker approved)."""
+    `user_onboarding` approval (its flag, or `workflow.approval_required_for`), this raises
+    ApprovalRequired unless `approval_id` names the approved request; POST /api/users then
+    requests one instead (application/approvals/optional.py)."""
     _require_role(role)
     with services.database.unit_of_work(principal.organization_id) as uow:
         organization = uow.organizations.get(principal.organization_id)
         if organization is None:
             raise NotFound("organization", principal.organization_id)
-        if (organization.settings or {}).get(USER_ONBOARDING_SETTING) and approval_id is None:
-            raise ApprovalRequired()
+        if approval_id is None and approval_required(organization.settings, "user_onboarding"):
+            raise ApprovalRequired("user_onboarding")
         if password is not None:
             services.require_acceptable_password(password, services.policy_for(organization), email=email, name=name)
         _reserve_user_slot(uow, principal.organization_id)

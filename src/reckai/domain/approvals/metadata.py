@@ -25,7 +25,10 @@ from reckai.domain.identity.password_policy import PasswordPolicy, PolicyLoosene
 REPORT_TYPES = ("daily", "aging", "channel_trend", "sla", "audit")  # spec §1 reports.type
 REPORT_FORMATS = ("pdf", "excel", "csv")
 RULE_ACTIONS = ("create", "update", "deactivate")
-SETTING_KEYS = ("workflow", "password_policy")
+SETTING_KEYS = ("workflow", "password_policy", "organization")
+# key "organization": what PUT /api/settings changes (name and domain are columns, the rest
+# organizations.settings keys), for organizations that require a system_setting approval.
+ORGANIZATION_SETTING_FIELDS = ("name", "domain", "password_policy", "user_onboarding_requires_approval")
 MAX_ENTRIES = 500
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
@@ -183,7 +186,36 @@ def _system_setting(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any
             PasswordPolicy.from_organization_settings({"password_policy": value})
         except (PolicyLoosened, TypeError, ValueError) as exc:
             problems["metadata.value"] = str(exc) or "not a valid password policy"
+    elif key == "organization":
+        value = _organization_settings(value, problems)
     return {"key": key, "value": value}
+
+
+def _organization_settings(value: Any, problems: Problems) -> dict[str, Any] | None:
+    if not isinstance(value, Mapping) or not value:
+        problems["metadata.value"] = "must be an object with at least one of " + ", ".join(ORGANIZATION_SETTING_FIELDS)
+        return None
+    for unknown in sorted(set(value) - set(ORGANIZATION_SETTING_FIELDS)):
+        problems[f"metadata.value.{unknown}"] = "unknown key"
+    clean: dict[str, Any] = {}
+    if "name" in value:
+        clean["name"] = _text(value, "name", problems, 255, path="metadata.value.name")
+    if "domain" in value:
+        domain = value["domain"]
+        if domain is not None and (not isinstance(domain, str) or len(domain.strip()) > 255):
+            problems["metadata.value.domain"] = "must be a string of at most 255 characters, or null"
+        clean["domain"] = (domain.strip() or None) if isinstance(domain, str) else None
+    if "password_policy" in value:
+        try:
+            PasswordPolicy.from_organization_settings({"password_policy": value["password_policy"]})
+        except (PolicyLoosened, TypeError, ValueError) as exc:
+            problems["metadata.value.password_policy"] = str(exc) or "not a valid password policy"
+        clean["password_policy"] = value["password_policy"]
+    if "user_onboarding_requires_approval" in value:
+        if not isinstance(value["user_onboarding_requires_approval"], bool):
+            problems["metadata.value.user_onboarding_requires_approval"] = "must be true or false"
+        clean["user_onboarding_requires_approval"] = value["user_onboarding_requires_approval"]
+    return clean
 
 
 _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], Problems], dict[str, Any]]]] = {

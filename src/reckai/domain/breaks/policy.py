@@ -29,6 +29,8 @@ MAX_SLA_HOURS = 24 * 366
 # Types whose effect is otherwise applied directly when the organization does not require a
 # checker for them (the other four always go through an approval).
 OPTIONAL_APPROVAL_TYPES = frozenset({"user_onboarding", "system_setting"})
+# The identity feature's own switch for user_onboarding (organizations.settings, PUT /api/settings).
+USER_ONBOARDING_FLAG = "user_onboarding_requires_approval"
 
 _KEYS = {"sla_hours", "resolution_approval_threshold", "approval_required_for"}
 
@@ -57,6 +59,15 @@ class WorkflowSettings:
 
     def requires_approval(self, approval_type: str) -> bool:
         return approval_type in self.approval_required_for
+
+
+def approval_required(organization_settings: Mapping[str, Any] | None, approval_type: str) -> bool:
+    """Whether the organization routes this optional request type through a checker: listed in
+    `workflow.approval_required_for`, or (user_onboarding) the identity flag is on. A malformed
+    workflow setting raises InvalidWorkflowSettings rather than switching the control off."""
+    if approval_type == "user_onboarding" and (organization_settings or {}).get(USER_ONBOARDING_FLAG):
+        return True
+    return parse_workflow_settings(organization_settings).requires_approval(approval_type)
 
 
 def parse_workflow_settings(organization_settings: Mapping[str, Any] | None) -> WorkflowSettings:

@@ -1,5 +1,7 @@
 """`/api/settings`: the caller's organization settings (settings:read admin+analyst,
-settings:write admin): name, domain, password policy (tighten only), user-onboarding approval."""
+settings:write admin): name, domain, password policy (tighten only), user-onboarding approval.
+When the organization requires a `system_setting` approval, PUT answers 202 with the request and
+the unchanged settings; they change when a checker approves (docs/identity.md)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,18 @@ import dataclasses
 from typing import Any
 
 import msgspec
-from litestar import Controller, get, put
+from litestar import Controller, Response, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
+from reckai.application.approvals.optional import change_settings_or_request_approval
 from reckai.application.identity import organizations as org_cases
 from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.bootstrap import Container
+from reckai.domain.approvals.workflow import Approval
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.envelope import Success, ok
+from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
 
 
 class PasswordPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,9 +61,11 @@ class SettingsBody(msgspec.Struct):
     password_policy_overrides: dict[str, Any]
     user_onboarding_requires_approval: bool
     quotas: QuotaBody
+    # Set only on a 202 from PUT: the change waits for this system_setting approval.
+    pending_approval: ApprovalBody | None = None
 
 
-def settings_body(view: org_cases.OrganizationSettingsView) -> SettingsBody:
+def settings_body(view: org_cases.OrganizationSettingsView, pending: Approval | None = None) -> SettingsBody:
     org, quota = view.organization, view.quota
     return SettingsBody(
         organization_id=str(org.id), name=org.name, code=org.code, domain=org.domain,
@@ -67,6 +75,7 @@ def settings_body(view: org_cases.OrganizationSettingsView) -> SettingsBody:
         user_onboarding_requires_approval=view.user_onboarding_requires_approval,
         quotas=QuotaBody(quota.max_users, quota.max_storage_gb, quota.max_jobs_per_month, quota.max_file_size_mb,
                          dict(quota.features or {})),
+        pending_approval=approval_body(pending) if pending is not None else None,
     )
 
 
@@ -80,15 +89,17 @@ class SettingsController(Controller):
 
     @put("/", opt={"permission": "settings:write"}, sync_to_thread=True)
     def write(self, data: JSONBody[SettingsUpdate], principal: NamedDependency[Principal],
-              identity: NamedDependency[IdentityServices],
-              request_info: NamedDependency[RequestInfo]) -> Success[SettingsBody]:
+              identity: NamedDependency[IdentityServices], container: NamedDependency[Container],
+              request_info: NamedDependency[RequestInfo]) -> Response[Success[SettingsBody]]:
         policy = None
         if data.password_policy is not None:
             policy = {k: v for k, v in msgspec.structs.asdict(data.password_policy).items() if v is not None}
-        view = org_cases.write_settings(
-            identity, principal, name=data.name, domain=data.domain, password_policy=policy,
-            user_onboarding_requires_approval=data.user_onboarding_requires_approval, request=request_info)
-        return ok(settings_body(view))
+        outcome = change_settings_or_request_approval(
+            identity, container.components["workflow"], principal, name=data.name, domain=data.domain,
+            password_policy=policy, user_onboarding_requires_approval=data.user_onboarding_requires_approval,
+            request=request_info)
+        return Response(ok(settings_body(outcome.settings, outcome.approval)),
+                        status_code=202 if outcome.approval is not None else 200)
 
 
 ROUTE_HANDLERS = [SettingsController]

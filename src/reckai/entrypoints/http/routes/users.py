@@ -1,4 +1,6 @@
-"""`/api/users` (spec §5.1 Users): admins manage the users of their own organization."""
+"""`/api/users` (spec §5.1 Users): admins manage the users of their own organization. When the
+organization requires a `user_onboarding` approval, POST answers 202 with the request instead
+(the user is created when a checker approves; docs/identity.md)."""
 
 from __future__ import annotations
 
@@ -6,15 +8,18 @@ import datetime as dt
 import uuid
 
 import msgspec
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from reckai.application.approvals.optional import create_user_or_request_approval
 from reckai.application.identity import users as user_cases
 from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.bootstrap import Container
 from reckai.domain.identity.entities import User
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
+from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
 
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -46,6 +51,12 @@ class UserBody(msgspec.Struct):
     created_by: uuid.UUID | None
 
 
+class PendingUserBody(msgspec.Struct):
+    """202: the organization requires a user_onboarding approval; the user exists once approved."""
+
+    pending_approval: ApprovalBody
+
+
 class InvitationBody(msgspec.Struct):
     user_id: uuid.UUID
     expires_at: dt.datetime
@@ -68,11 +79,15 @@ class UserController(Controller):
 
     @post("/", opt={"permission": "users:write"}, status_code=201, sync_to_thread=True)
     def create_user(self, data: JSONBody[UserCreate], principal: NamedDependency[Principal],
-                    identity: NamedDependency[IdentityServices],
-                    request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
-        user = user_cases.create_user(identity, principal, email=data.email, name=data.name, role=data.role,
-                                      password=data.password, request=request_info)
-        return ok(user_body(user))
+                    identity: NamedDependency[IdentityServices], container: NamedDependency[Container],
+                    request_info: NamedDependency[RequestInfo]) -> Response[Success[UserBody | PendingUserBody]]:
+        outcome = create_user_or_request_approval(
+            identity, container.components["workflow"], principal, email=data.email, name=data.name,
+            role=data.role, password=data.password, request=request_info)
+        if outcome.approval is not None:
+            return Response(ok(PendingUserBody(approval_body(outcome.approval))), status_code=202)
+        assert outcome.user is not None
+        return Response(ok(user_body(outcome.user)), status_code=201)
 
     @get("/{user_id:uuid}", opt={"permission": "users:read"}, sync_to_thread=True)
     def get_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
