@@ -133,3 +133,18 @@ def test_declining_the_same_suggestion_twice_is_refused_and_other_files_are_unaf
         assert uow.declined_pairs.declined_among([world.left_id], [world.right_id]) == {
             (RowRef(world.left_id, pair[0]), RowRef(world.right_id, pair[1]))}
         assert uow.declined_pairs.declined_among([world.right_id], [world.left_id]) == set()
+
+
+def test_the_memory_match_repository_reads_the_jobs_own_results_like_postgresql(world: World) -> None:
+    """Linking rows the engine already auto-matched is refused, as on PostgreSQL."""
+    from reckai.application.breaks.matching import LinkRow, link_rows
+    from reckai.domain.breaks.manual_matching import MatchStateError
+
+    job_id = world.run_job("first")
+    left_row, right_row = min(world.pairs(job_id, "auto"))
+    workflow: Any = world.container.components["workflow"]
+    with pytest.raises(MatchStateError):
+        link_rows(workflow, world.principal, job_id, [LinkRow("left", left_row), LinkRow("right", right_row)], None)
+    with world.container.database.unit_of_work(world.caller.organization_id) as uow:
+        assert uow.matches.job_files(job_id) == {"left": world.left_id, "right": world.right_id}
+        assert uow.matches.matched_rows(job_id, [RowRef(world.left_id, left_row)]) == {RowRef(world.left_id, left_row)}

@@ -303,8 +303,16 @@ class MemoryMatchRepository:
 
     def matched_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> set[RowRef]:
         wanted = set(rows)
-        return {m.row for g in self.for_job(job_id, ("auto", "manual"))
-                for m in g.members if m.row in wanted}
+        taken = {m.row for g in self.for_job(job_id, ("auto", "manual")) for m in g.members if m.row in wanted}
+        results = getattr(self.uow, "reconciliation_results", None)
+        files = self.job_files(job_id)
+        if results is not None and wanted and files:  # the engine's auto matches, as in PostgreSQL
+            auto, _ = results.list_matches(job_id, status="auto", limit=10_000_000, offset=0)
+            for match in auto:
+                for side, number in (("left", match.left_row), ("right", match.right_row)):
+                    if side in files and RowRef(files[side], number) in wanted:
+                        taken.add(RowRef(files[side], number))
+        return taken
 
     def groups_with_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[MatchGroup]:
         wanted = set(rows)
