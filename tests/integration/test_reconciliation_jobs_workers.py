@@ -48,6 +48,9 @@ def admin(stack: Stack) -> Iterator[tuple[Tenant, str]]:
         yield Tenant(stack, client, org_id, credentials.user_id, token), credentials.email
 
 
+WORKER_BOOT_SECONDS = 8
+
+
 def _worker(stack: Stack, **env: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "reckai.entrypoints.cli.main", "worker", "--processes", "1",
@@ -80,23 +83,18 @@ def test_two_jobs_run_in_parallel_on_two_workers(stack: Stack, admin: tuple[Tena
     left = tenant.file(bank_csv.read_bytes(), "bank-150k.csv", "bank", profile["left"]["mapping"])
     right = tenant.file(switch_csv.read_bytes(), "switch-150k.csv", "switch", profile["right"]["mapping"])
     stack.stop_workers()
-    _worker(stack), _worker(stack)
+    workers = [_worker(stack), _worker(stack)]
+    # Both processes must be up before the jobs exist, or the first one could run both in turn.
+    time.sleep(WORKER_BOOT_SECONDS)
+    assert all(w.poll() is None for w in workers), "a worker exited at start"
     try:
         jobs = [tenant.start(left, right, f"parallel {n}")["id"] for n in (1, 2)]
-        overlapping = False
-        deadline = time.monotonic() + 180
-        while not overlapping and time.monotonic() < deadline:
-            states = [tenant.job(job_id)["status"] for job_id in jobs]
-            overlapping = states == ["processing", "processing"]
-            if all(s in ("completed", "failed", "cancelled") for s in states):
-                break
-            time.sleep(0.05)
         done = [tenant.wait(job_id, timeout=180) for job_id in jobs]
     finally:
         stack.stop_workers()
     assert [job["status"] for job in done] == ["completed", "completed"], done
-    assert overlapping, "the two jobs were never processing at the same time"
-    # The server's own clock says the same: each started before the other completed.
+    # The server's clock decides (polling over HTTP can miss a short overlap on a loaded machine):
+    # each job started before the other completed, so they ran at the same time on the two workers.
     (a, b) = done
     assert _parse(a["started_at"]) < _parse(b["completed_at"]) and _parse(b["started_at"]) < _parse(a["completed_at"])
     assert a["matched_rows"] == b["matched_rows"] and a["exception_rows"] == b["exception_rows"]
