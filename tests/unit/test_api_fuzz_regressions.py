@@ -20,6 +20,9 @@
    manual link's `row_number` of 2**31 answered 500. Rule integers are now at most 2**31 - 1
    (`date_tolerance_days` and a job's `cutoff.days` at most 3660: day counts stay dates), link rows
    are bounded by their columns.
+8. POST /api/organizations with an empty (or blank) admin name answered 500: the identity entity
+   refused it (InvalidEntity) after the use case's checks. InvalidEntity is now 400
+   VALIDATION_ERROR on every route, naming the field; nothing is created.
 """
 
 from __future__ import annotations
@@ -304,3 +307,19 @@ def test_a_cutoff_of_more_than_ten_years_is_refused() -> None:
             parse_profile({**profile, "cutoff": {"days": days, "time": None}})
         assert refused.value.path == "cutoff.days"
     assert parse_profile({**profile, "cutoff": {"days": MAX_CUTOFF_DAYS, "time": None}}).cutoff.days == MAX_CUTOFF_DAYS
+
+
+# --- 8. entity refusals are validation errors ---------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "admin_name"), [("Acme", ""), ("Acme", "   "), ("   ", "Ada Admin")])
+def test_sign_up_with_a_blank_name_is_a_validation_error_and_creates_nothing(api: Api, name: str,
+                                                                              admin_name: str) -> None:
+    code = f"blank-{uuid.uuid4().hex[:8]}"
+    body = {"name": name, "code": code, "admin_email": f"{code}@example.com", "admin_name": admin_name,
+            "admin_password": "Quartz!Ledger-7291"}
+    relax_auth_limits(api.client)
+    error = _error(api.client.post("/api/organizations", json=body))
+    assert error["details"] == [{"field": "name", "message": "must not be empty"}]
+    relax_auth_limits(api.client)
+    created = api.client.post("/api/organizations", json={**body, "name": "Acme", "admin_name": "Ada Admin"})
+    assert created.status_code == 201, created.text  # the code was not taken by a half-made organization

@@ -17,12 +17,18 @@ USER_ROLES = frozenset({"admin", "analyst", "auditor", "supervisor"})  # spec §
 
 
 class InvalidEntity(ValueError):
-    """A value the schema would refuse; `field` names it."""
+    """A value the schema would refuse; `field` names it. Over HTTP it is a 400 VALIDATION_ERROR
+    (`code`, `message`, `details` below; routes/organizations.py declares the status): one that
+    gets past a use case's checks is bad input, not a crash."""
+
+    code = "VALIDATION_ERROR"
 
     def __init__(self, entity: str, field_name: str, message: str) -> None:
         super().__init__(f"{entity}.{field_name}: {message}")
         self.entity = entity
         self.field = field_name
+        self.message = "Invalid input"
+        self.details = {field_name: message}
 
 
 def _require_aware(entity: str, **values: dt.datetime | None) -> None:
