@@ -153,21 +153,24 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
     region_start = _offset_of_line(text, header_end + 1, header_start, header_line)
     first_line = header_end + 1
     footer = footer_regex(settings.skip_footer_pattern)
-    json_safe = False
-    if text.find('"', region_start) != -1:  # find, not `in text[region_start:]`: no copy of the text
-        table = _quoted_records(text[region_start:].split("\n"), first_line, delimiter, columns, footer)
+    if region_bytes is not None and info.encoding in ("utf-8", "utf-8-sig"):
+        bom = 3 if region_bytes.startswith(codecs.BOM_UTF8) else 0
+        buffer, start = region_bytes, bom + len(text[:region_start].encode("utf-8"))
     else:
-        if region_bytes is not None and info.encoding in ("utf-8", "utf-8-sig"):
-            bom = 3 if region_bytes.startswith(codecs.BOM_UTF8) else 0
-            buffer, start = region_bytes, bom + len(text[:region_start].encode("utf-8"))
+        buffer, start = text[region_start:].encode("utf-8"), 0
+    # find, not `in text[region_start:]`: no copy of the text
+    quoted = text.find('"', region_start) != -1
+    native = None if quoted else _native_records(buffer, start, first_line, delimiter, columns, footer)
+    if native is not None:
+        table, json_safe = native
+    else:
+        lines = _lines_series(buffer[start:], text[region_start:])
+        by_line = _plain_records(lines, first_line, delimiter, columns, footer)
+        if by_line is None:  # a quoted field holds a newline: only the csv module follows records
+            table = _quoted_records(text[region_start:].split("\n"), first_line, delimiter, columns, footer)
+            json_safe = False
         else:
-            buffer, start = text[region_start:].encode("utf-8"), 0
-        native = _native_records(buffer, start, first_line, delimiter, columns, footer)
-        if native is not None:
-            table, json_safe = native
-        else:
-            table = _plain_records(_lines_series(buffer[start:], text[region_start:]), first_line, delimiter,
-                                   columns, footer)
+            table, json_safe = by_line, _json_safe(by_line[0], columns)
     frame, row_errors, more_skipped = table
     skipped.extend(more_skipped)
     if frame.height == 0 and not row_errors:
@@ -303,13 +306,33 @@ def _trailer_indices(texts: list[str], footer, blank: list[bool]) -> set[int]:  
 
 
 def _plain_records(region: pl.Series, first_line: int, delimiter: str, columns: list[str],
-                   footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]:  # type: ignore[no-untyped-def]
-    """No quote character in the data: one line is one record, so everything is vectorised."""
+                   footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]] | None:  # type: ignore[no-untyped-def]
+    """One line is one record: everything is vectorised but the lines holding a quote character,
+    which the csv module reads one by one (a few per cent of a bank statement's lines, say those
+    with an empty quoted reference). Returns None when a quoted field spans lines (or a quote is
+    unbalanced): only the record-following reader `_quoted_records` can read that file.
+
+    The result is what `_quoted_records` gives for the same lines: a line that is a whole record
+    on its own is read the same way alone or in the stream, and by induction every line is."""
     width = len(columns)
     lines = pl.DataFrame({"text": region}).with_row_index("idx")
     lines = lines.with_columns(
         (pl.col("idx").cast(pl.Int64) + first_line).alias(LINE_NUMBER),
-        pl.col("text").str.contains(f"^[{_class_escape(delimiter)} \t]*$").alias("blank"))
+        pl.col("text").str.contains(f"^[{_class_escape(delimiter)} \t]*$").alias("blank"),
+        (pl.col("text").str.count_matches(delimiter, literal=True) + 1).alias("width"))
+    quoted = lines.filter(pl.col("text").str.contains('"', literal=True)).select("idx", "text")
+    parsed = _one_line_records(quoted["text"].to_list(), delimiter) if quoted.height else []
+    if parsed is None:
+        return None
+    if parsed:
+        read = pl.DataFrame({
+            "idx": quoted["idx"],
+            "q_blank": pl.Series([not any(cell.strip() for cell in row) for row in parsed], dtype=pl.Boolean),
+            "q_width": pl.Series([len(row) for row in parsed], dtype=pl.UInt32),
+        })
+        lines = lines.join(read, on="idx", how="left", maintain_order="left").with_columns(
+            pl.coalesce("q_blank", "blank").alias("blank"),
+            pl.coalesce("q_width", "width").alias("width")).drop("q_blank", "q_width")
     tail = lines.tail(_TRAILER_LOOKBACK + 20)
     tail_trailer = _trailer_indices(tail["text"].to_list(), footer, tail["blank"].to_list())
     offset = lines.height - tail.height
@@ -321,19 +344,52 @@ def _plain_records(region: pl.Series, first_line: int, delimiter: str, columns: 
     blank_lines = lines.filter(pl.col("blank") & (pl.col("idx") < (trailer_idx[0] if trailer_idx else
                                                                   lines.height)))
     skipped.extend((int(n), "blank line") for n in blank_lines[LINE_NUMBER].to_list())
-    records = lines.filter(keep).with_columns(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_NUMBER),
-        (pl.col("text").str.count_matches(delimiter, literal=True) + 1).alias("width"))
+    records = lines.filter(keep).with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_NUMBER))
+    cells_of = dict(zip(quoted["idx"].to_list(), parsed, strict=True))
     ragged = records.filter(pl.col("width") != width)
-    row_errors = [_ragged_error(r, ln, width, w, t) for r, ln, w, t in
-                  ragged.select(ROW_NUMBER, LINE_NUMBER, "width", "text").iter_rows()]
+    row_errors = [_ragged_error(r, ln, width, w, delimiter.join(cells_of[i]) if i in cells_of else t)
+                  for i, r, ln, w, t in ragged.select("idx", ROW_NUMBER, LINE_NUMBER, "width", "text").iter_rows()]
     good = records.filter(pl.col("width") == width)
-    split = good.select(
+    if cells_of:
+        is_quoted = pl.col("idx").is_in(quoted["idx"].implode())
+        plain, quoted_good = good.filter(~is_quoted), good.filter(is_quoted)
+    else:
+        plain, quoted_good = good, good.clear()
+    split = plain.select(
         ROW_NUMBER, LINE_NUMBER,
         pl.col("text").str.split_exact(delimiter, width - 1).struct.rename_fields(columns).alias("cells"),
-    ).unnest("cells") if width > 1 else good.select(ROW_NUMBER, LINE_NUMBER,
-                                                   pl.col("text").alias(columns[0]))
-    return split, row_errors, skipped
+    ).unnest("cells") if width > 1 else plain.select(ROW_NUMBER, LINE_NUMBER, pl.col("text").alias(columns[0]))
+    if quoted_good.height:
+        rows = [cells_of[i] for i in quoted_good["idx"].to_list()]
+        from_csv = pl.DataFrame(
+            {ROW_NUMBER: quoted_good[ROW_NUMBER], LINE_NUMBER: quoted_good[LINE_NUMBER],
+             **{name: pl.Series(name, list(values), dtype=pl.String)
+                for name, values in zip(columns, zip(*rows, strict=True), strict=True)}})
+        split = pl.concat([split, from_csv]).sort(ROW_NUMBER)
+    return split.rechunk(), row_errors, skipped
+
+
+def _one_line_records(texts: list[str], delimiter: str) -> list[list[str]] | None:
+    """Each text read by the csv module as one whole record, or None when one is not (its quoted
+    field goes on past the line end, or the quoting is malformed)."""
+    reader = csv.reader((text + "\n" for text in texts), delimiter=delimiter, quotechar='"', strict=True)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if reader.line_num != len(rows) + 1:
+                return None
+            rows.append(row)
+    except csv.Error:
+        return None
+    return rows if len(rows) == len(texts) else None
+
+
+def _json_safe(frame: pl.DataFrame, columns: list[str]) -> bool:
+    """No cell holds a character JSON must escape (quote, backslash, control character)."""
+    if frame.height == 0:
+        return False
+    special = pl.any_horizontal(pl.col(c).str.contains(r'["\\\x00-\x1f]').any() for c in columns)
+    return not frame.select(special).item()
 
 
 def _class_escape(char: str) -> str:
@@ -363,8 +419,9 @@ def _quoted_records(region: list[str], first_line: int, delimiter: str, columns:
     trailer = {offset + i for i in _trailer_indices(texts, footer, blank[offset:])}
     skipped: list[tuple[int, str]] = [(starts[i], "trailer") for i in sorted(trailer)]
     last_data = min(trailer) if trailer else len(rows)
-    skipped.extend((starts[i], "blank line") for i in range(last_data) if blank[i]
-                   and i != len(rows) - 1)
+    # The empty string after a final newline is no line of the file.
+    artefact = len(rows) - 1 if region and region[-1] == "" else -1
+    skipped.extend((starts[i], "blank line") for i in range(last_data) if blank[i] and i != artefact)
     row_errors: list[RowError] = []
     good_rows: list[list[str]] = []
     good_lines: list[int] = []
