@@ -26,16 +26,13 @@ from reckai.adapters.postgres.engine import create_engine
 from reckai.application.reconciliations.commands import StartRequest, start_reconciliation
 from reckai.application.reconciliations.services import Caller, ReconciliationServices
 from reckai.application.reconciliations.worker import sweep_stuck_jobs
-from tests.integration.test_reconciliation_jobs_services import (  # noqa: F401  (stack: the fixture)
-    PROJECT_ROOT,
-    Stack,
-    Tenant,
-    stack,
-)
+from tests.integration import test_reconciliation_jobs_services as _services
+from tests.integration.test_reconciliation_jobs_services import PROJECT_ROOT, Stack, Tenant
 from tests.support import reconciliation_jobs as rj
 from tests.support.identity import login, onboard
 
 pytestmark = pytest.mark.integration
+stack = _services.stack  # the module-scoped fixture: the API, PostgreSQL, Redis, S3 and SMTP of those tests
 
 
 @pytest.fixture(scope="module")

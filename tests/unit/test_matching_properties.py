@@ -173,9 +173,9 @@ def test_polars_matcher_equals_reference_matcher(files: Any, prof: Any, period: 
 
 def assert_same(got: dict[str, Any], expected: dict[str, Any]) -> None:
     for key, value in expected.items():
-        missing = [item for item in expected[key] if item not in got[key]]
-        extra = [item for item in got[key] if item not in expected[key]]
-        assert got[key] == expected[key], f"{key}: polars lacks {missing}, polars adds {extra}"
+        missing = [item for item in value if item not in got[key]]
+        extra = [item for item in got[key] if item not in value]
+        assert got[key] == value, f"{key}: polars lacks {missing}, polars adds {extra}"
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

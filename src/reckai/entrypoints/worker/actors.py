@@ -19,8 +19,7 @@ from reckai.adapters.dramatiq.runtime import DEFAULT_TIME_LIMIT_SECONDS, ActorSp
 from reckai.application import job_types, maintenance
 from reckai.application.outbox import JobHandler
 from reckai.application.ports.jobs import JobDelivery, JobType, Queue
-from reckai.entrypoints.worker import reconciliation
-from reckai.entrypoints.worker import sla
+from reckai.entrypoints.worker import reconciliation, sla
 
 _log = logging.getLogger("reckai.jobs")
 
