@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration venv migrate worker bench lint clean
+.PHONY: run test unit integration venv migrate worker bench bench-e2e lint clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ worker: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingestion.py
 	$(BIN)/python benchmarks/bench_matching.py
+
+# Issue 6's target: 1M x 1M rows over HTTP in the production configuration (about a minute).
+bench-e2e: $(STAMP)
+	$(BIN)/python benchmarks/bench_end_to_end.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
