@@ -214,6 +214,38 @@ def _upload(client: httpx.Client, path: Path, file_type: str) -> str:
     return str(data["id"])
 
 
+def _time_lists(client: httpx.Client, job: dict[str, Any]) -> dict[str, float]:
+    """Client-side seconds of the list endpoints a reviewer opens on this job (median of three)."""
+    job_id = job["id"]
+    per_page = 100
+    last_page = max(1, -(-int(job["summary"]["matched_pairs"]) // per_page))
+    calls = {
+        "GET /api/reconciliations": "/api/reconciliations",
+        "GET /api/reconciliations/:id": f"/api/reconciliations/{job_id}",
+        "GET results page 1": f"/api/reconciliations/{job_id}/results?per_page={per_page}",
+        f"GET results page {last_page // 2} (middle)": f"/api/reconciliations/{job_id}/results?per_page={per_page}"
+                                                      f"&page={last_page // 2}",
+        f"GET results page {last_page} (last)": f"/api/reconciliations/{job_id}/results?per_page={per_page}"
+                                                f"&page={last_page}",
+        "GET results ?kind=suggestions": f"/api/reconciliations/{job_id}/results?kind=suggestions&per_page={per_page}",
+        "GET /api/exceptions?job_id": f"/api/exceptions?job_id={job_id}&per_page={per_page}",
+        "GET /api/exceptions?job_id&type=missing_entry&sort=-amount":
+            f"/api/exceptions?job_id={job_id}&type=missing_entry&sort=-amount&per_page={per_page}",
+    }
+    middle = _data(client.get(f"/api/reconciliations/{job_id}/results?per_page={per_page}&page={last_page // 2}"), 200)
+    calls[f"GET results ?cursor= after page {last_page // 2} (keyset)"] = (
+        f"/api/reconciliations/{job_id}/results?per_page={per_page}&cursor={middle['next_cursor']}")
+    timings: dict[str, float] = {}
+    for name, path in calls.items():
+        seconds = []
+        for _ in range(3):
+            started = time.perf_counter()
+            _data(client.get(path), 200)
+            seconds.append(time.perf_counter() - started)
+        timings[name] = round(sorted(seconds)[1], 3)
+    return timings
+
+
 def run(rows: int, keep: bool) -> dict[str, Any]:
     folder = ROOT / "benchmarks" / "data" / f"e2e_{rows}"
     if not (folder / "bank.csv").exists():
@@ -269,6 +301,7 @@ def run(rows: int, keep: bool) -> dict[str, Any]:
         wall["job created -> completed (server clock)"] = (completed - created).total_seconds()
         if job["status"] != "completed":
             raise RuntimeError(f"job ended {job['status']}: {job['error_message']}")
+        lists = _time_lists(client, job)
         report = {
             "rows": {"bank_file": sum(1 for _ in bank_csv.open("rb")) - 1, "switch_file": rows},
             "file_mb": {"bank": round(bank_csv.stat().st_size / 1e6, 1), "switch": round(switch_csv.stat().st_size / 1e6, 1)},
@@ -282,6 +315,7 @@ def run(rows: int, keep: bool) -> dict[str, Any]:
             "cpu_seconds (upload start -> job completed)": cpu,
             "load_average (1, 5, 15 min)": load,
             "moto alone: direct PUT of the same file, seconds": moto_put,
+            "list endpoints on this job, seconds (median of 3)": lists,
         }
         if keep:
             print(f"kept services' logs in {scratch}", file=sys.stderr)

@@ -93,14 +93,40 @@ def check_results_are_replaced_never_duplicated(tenants: Tenants) -> None:
             uow.commit()
         assert written == (5, 3)
     with database.unit_of_work(org_a) as uow:
-        page, total = uow.reconciliation_results.list_matches(job.id, status="auto", limit=2, offset=2)
-        assert total == 5 and [(m.left_row, m.right_row) for m in page] == [(3, 4), (4, 5)]
+        page = uow.reconciliation_results.list_matches(job.id, status="auto", limit=2, offset=2)
+        assert uow.reconciliation_results.count_matches(job.id, status="auto") == 5
+        assert [(m.left_row, m.right_row) for m in page] == [(3, 4), (4, 5)]
+        after = uow.reconciliation_results.list_matches(job.id, status="auto", limit=2, after=(2, 3))
+        assert after == page  # keyset: the pairs after (2, 3), the same as offset 2
+        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=2, after=(3, 3))[0] == page[0]
+        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=9, after=(5, 6)) == []
         assert page[0].evidence["left_key"] == "K3" and str(page[0].confidence) in ("0.9500", "0.95")
         assert uow.reconciliation_results.exception_counts(job.id) == {"missing_entry": 3}
         rows = uow.reconciliation_results.exception_rows(job.id)
         assert [r["left_row"] for r in rows] == [10, 11, 12] and rows[0]["transaction_date"] == dt.date(2025, 12, 1)
     with database.unit_of_work(org_b) as uow:
-        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=10, offset=0)[1] == 0
+        assert uow.reconciliation_results.count_matches(job.id, status="auto") == 0
+
+
+def check_match_pages_by_group_and_status(tenants: Tenants) -> None:
+    database, (org_a, user_a), _ = tenants
+    job = _processing(database, org_a, user_a)
+    grouped = b"auto,G7,{l},9,sum-group,1,0.9000,0,0,,,,2,\n"  # one right row, two left rows: a 1:n group
+    suggested = b"suggested,,{l},{r},fuzzy,2,0.6000,100,1,8000,,,,\n"
+    with database.unit_of_work(org_a) as uow:
+        uow.reconciliation_results.replace_results(
+            job.id, 1, [*_rows(MATCH, range(1, 4)), *_rows(grouped, range(7, 9)), *_rows(suggested, range(20, 22))], [])
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        results = uow.reconciliation_results
+        assert results.count_matches(job.id, status="auto") == 5
+        assert results.count_matches(job.id, status="suggested") == 2
+        assert results.count_matches(job.id, status="auto", group_key="G7") == 2
+        members = results.list_matches(job.id, status="auto", limit=10, group_key="G7")
+        assert [(m.left_row, m.right_row, m.group_key) for m in members] == [(7, 9, "G7"), (8, 9, "G7")]
+        assert results.list_matches(job.id, status="auto", limit=10, group_key="G7", after=(7, 9)) == members[1:]
+        assert [m.left_row for m in results.list_matches(job.id, status="suggested", limit=10)] == [20, 21]
+        assert results.list_matches(job.id, status="auto", limit=2, offset=1, after=(1, 2))[0].left_row == 3
 
 
 def check_results_refused_for_a_stale_attempt_or_bad_data(tenants: Tenants) -> None:
@@ -111,7 +137,7 @@ def check_results_refused_for_a_stale_attempt_or_bad_data(tenants: Tenants) -> N
     with database.unit_of_work(org_a) as uow, pytest.raises(ResultsRejected):
         uow.reconciliation_results.replace_results(job.id, 1, [b"auto,,not-a-number,1,r,1,0.5,,,,,,,\n"], [])
     with database.unit_of_work(org_a) as uow:
-        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=10, offset=0)[1] == 0
+        assert uow.reconciliation_results.count_matches(job.id, status="auto") == 0
 
 
 def check_delete_links_and_stuck(tenants: Tenants, add_file: Callable[[uuid.UUID, uuid.UUID], uuid.UUID]) -> None:
@@ -138,10 +164,10 @@ def check_delete_links_and_stuck(tenants: Tenants, add_file: Callable[[uuid.UUID
         assert uow.reconciliation_jobs.get(job.id) is None
         assert uow.reconciliation_jobs.linked_files(job.id) == []
         assert uow.reconciliation_results.exception_counts(job.id) == {}
-        assert uow.reconciliation_results.list_matches(job.id, status="auto", limit=10, offset=0)[1] == 0
+        assert uow.reconciliation_results.count_matches(job.id, status="auto") == 0
         assert uow.files.get(left) is not None  # an upload outlives the job
         assert not uow.reconciliation_jobs.delete(job.id)
 
 
 CHECKS = [check_job_round_trip_and_isolation, check_list_filter_and_count, check_results_are_replaced_never_duplicated,
-          check_results_refused_for_a_stale_attempt_or_bad_data]
+          check_match_pages_by_group_and_status, check_results_refused_for_a_stale_attempt_or_bad_data]

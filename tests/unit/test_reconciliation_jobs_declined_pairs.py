@@ -56,7 +56,7 @@ class World:
 
     def pairs(self, job_id: uuid.UUID, status: str) -> set[tuple[int, int]]:
         with self.container.database.unit_of_work(self.caller.organization_id) as uow:
-            found, _ = uow.reconciliation_results.list_matches(job_id, status=status, limit=100_000, offset=0)
+            found = uow.reconciliation_results.list_matches(job_id, status=status, limit=100_000)
         return {(m.left_row, m.right_row) for m in found}
 
 

@@ -92,6 +92,27 @@ def test_job_runs_in_the_background_and_agrees_with_reckai_reconcile(api: Api) -
     suggestions = api.call("GET", f"/api/reconciliations/{job['id']}/results?kind=suggestions").json()["data"]
     assert suggestions["total"] == cli["suggested_pairs"]
 
+    # Keyset paging: following next_cursor from page 1 reads what page 2, 3 read by offset.
+    by_offset = [api.call("GET", f"/api/reconciliations/{job['id']}/results?per_page=50&page={n}").json()["data"]
+                 for n in (1, 2, 3)]
+    cursor = by_offset[0]["next_cursor"]
+    for expected in by_offset[1:]:
+        keyset = api.call("GET", f"/api/reconciliations/{job['id']}/results?per_page=50&cursor={cursor}").json()["data"]
+        assert keyset["items"] == expected["items"] and keyset["total"] == expected["total"]
+        cursor = keyset["next_cursor"]
+    with api.container.database.unit_of_work(api.org_id) as uow:  # the recorded totals are the stored rows
+        assert uow.reconciliation_results.count_matches(uuid.UUID(job["id"]), status="auto") == cli["matched_pairs"]
+        assert uow.reconciliation_results.count_matches(uuid.UUID(job["id"]), status="suggested") == cli["suggested_pairs"]
+    for bad in ("not-a-cursor", "MXwy", "LTF8Mg"):  # garbage, "1|2" without padding is fine, "-1|2"
+        refused = api.call("GET", f"/api/reconciliations/{job['id']}/results?cursor={bad}")
+        if bad == "MXwy":
+            assert refused.status_code == 200
+            continue
+        assert refused.status_code == 400 and refused.json()["error"]["details"][0]["field"] == "cursor"
+    last_page = -(-cli["matched_pairs"] // 100)
+    tail = api.call("GET", f"/api/reconciliations/{job['id']}/results?per_page=100&page={last_page}").json()["data"]
+    assert 0 < len(tail["items"]) <= 100 and (len(tail["items"]) == 100) == (tail["next_cursor"] is not None)
+
 
 def test_list_filters_and_meta_rename_cancel_and_delete(api: Api) -> None:
     made = [api.call("POST", "/api/reconciliations", json=rj.start_body(api.left, api.right, f"job {i}"))  # type: ignore[attr-defined]

@@ -248,13 +248,21 @@ class MemoryResultsRepository(_Base):
         except InvalidWorkflowSettings:
             return WorkflowSettings()
 
-    def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int,
-                     group_key: str | None = None) -> tuple[list[StoredMatch], int]:
+    def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int = 0,
+                     group_key: str | None = None, after: tuple[int, int] | None = None) -> list[StoredMatch]:
+        found = [m for m in self._matches(job_id, status, group_key)
+                 if after is None or (m.left_row, m.right_row) > after]
+        return found[offset:offset + limit]
+
+    def count_matches(self, job_id: uuid.UUID, *, status: str, group_key: str | None = None) -> int:
+        return len(self._matches(job_id, status, group_key))
+
+    def _matches(self, job_id: uuid.UUID, status: str, group_key: str | None) -> list[StoredMatch]:
         found = [row.match for _, row in self._uow.rows(MATCHES)
                  if row.job_id == job_id and row.match.status == status
                  and (group_key is None or row.match.group_key == group_key)]
         found.sort(key=lambda m: (m.left_row, m.right_row))
-        return found[offset:offset + limit], len(found)
+        return found
 
     def exception_counts(self, job_id: uuid.UUID) -> dict[str, int]:
         counts: dict[str, int] = {}

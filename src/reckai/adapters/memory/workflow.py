@@ -266,7 +266,7 @@ class MemoryMatchRepository:
         files = self.job_files(job_id)
         if results is None or self.uow.organization_id is None or set(files) != {"left", "right"}:
             return None
-        stored, _ = results.list_matches(job_id, status="suggested", limit=10_000_000, offset=0)
+        stored = results.list_matches(job_id, status="suggested", limit=10_000_000)
         found = next((m for m in stored if (m.left_row, m.right_row) == (left_row, right_row)), None)
         if found is None:
             return None
@@ -307,7 +307,7 @@ class MemoryMatchRepository:
         results = getattr(self.uow, "reconciliation_results", None)
         files = self.job_files(job_id)
         if results is not None and wanted and files:  # the engine's auto matches, as in PostgreSQL
-            auto, _ = results.list_matches(job_id, status="auto", limit=10_000_000, offset=0)
+            auto = results.list_matches(job_id, status="auto", limit=10_000_000)
             for match in auto:
                 for side, number in (("left", match.left_row), ("right", match.right_row)):
                     if side in files and RowRef(files[side], number) in wanted:

@@ -135,9 +135,16 @@ class ResultsRepository(Protocol):
         when a chunk does not parse or breaks a constraint (nothing is written)."""
         ...
 
-    def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int,
-                     group_key: str | None = None) -> tuple[list[StoredMatch], int]:
-        """Ordered by (left_row, right_row); returns (page, total)."""
+    def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int = 0,
+                     group_key: str | None = None, after: tuple[int, int] | None = None) -> list[StoredMatch]:
+        """One page of the job's pairs with this status (and group), ordered by (left_row,
+        right_row). `after` (keyset paging): only the pairs that sort after that (left_row,
+        right_row); `offset` then counts from there. Keyset pages cost the same at any depth."""
+        ...
+
+    def count_matches(self, job_id: uuid.UUID, *, status: str, group_key: str | None = None) -> int:
+        """How many pairs `list_matches` can list with these filters (it reads them all: for a
+        whole job, prefer the counts its summary recorded at completion)."""
         ...
 
     def exception_counts(self, job_id: uuid.UUID) -> dict[str, int]:

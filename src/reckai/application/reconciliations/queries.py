@@ -41,20 +41,40 @@ class ResultsPage:
     exceptions_by_type: dict[str, int]
 
 
+_STATUS_OF_KIND = {"matches": "auto", "suggestions": "suggested"}
+_SUMMARY_COUNT_OF_KIND = {"matches": "matched_pairs", "suggestions": "suggested_pairs"}
+
+
 def get_results(services: ReconciliationServices, caller: Caller, job_id: uuid.UUID, *, kind: str,
-                page: int, per_page: int, group_key: str | None = None) -> ResultsPage:
+                page: int, per_page: int, group_key: str | None = None,
+                after: tuple[int, int] | None = None) -> ResultsPage:
     """A completed job's summary with one page of its clean matches (kind=matches) or of its
-    suggestions (kind=suggestions), ordered by left row; groups share a group key."""
-    status = {"matches": "auto", "suggestions": "suggested"}[kind]
+    suggestions (kind=suggestions), ordered by (left row, right row); groups share a group key.
+    `after` (a keyset cursor: the last pair of the previous page) reads the page after it instead
+    of page `page`: the same cost at any depth of a million pairs.
+
+    A completed job's pairs never change, so the totals are the counts its summary recorded at
+    completion (counting a million rows per page view would cost more than the page itself); only
+    a page of one group counts."""
+    status = _STATUS_OF_KIND[kind]
     with services.database.unit_of_work(caller.organization_id) as uow:
         job = uow.reconciliation_jobs.get(job_id)
         if job is None:
             raise JobNotFound(job_id)
         if job.status is not JobStatus.COMPLETED:
             raise JobNotCompleted(job_id, job.status.value)
-        items, total = uow.reconciliation_results.list_matches(
-            job_id, status=status, limit=per_page, offset=(page - 1) * per_page, group_key=group_key)
-        counts = uow.reconciliation_results.exception_counts(job_id)
+        results = uow.reconciliation_results
+        items = results.list_matches(job_id, status=status, limit=per_page,
+                                     offset=0 if after is not None else (page - 1) * per_page,
+                                     group_key=group_key, after=after)
+        summary = job.summary or {}
+        recorded = summary.get(_SUMMARY_COUNT_OF_KIND[kind])
+        if group_key is None and isinstance(recorded, int):
+            total = recorded
+        else:
+            total = results.count_matches(job_id, status=status, group_key=group_key)
+        by_type = summary.get("exceptions_by_type")
+        counts = dict(by_type) if isinstance(by_type, dict) else results.exception_counts(job_id)
     return ResultsPage(job, kind, items, total, counts)
 
 

@@ -6,11 +6,13 @@
     PUT    /api/reconciliations/{id}          rename
     DELETE /api/reconciliations/{id}          admin: the job, its results and stored outputs
     POST   /api/reconciliations/{id}/cancel
-    GET    /api/reconciliations/{id}/results  ?kind=matches|suggestions &group_id= &page= &per_page=
+    GET    /api/reconciliations/{id}/results  ?kind=matches|suggestions &group_id= &page= &per_page= &cursor=
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import uuid
 from typing import Any, Literal
@@ -111,6 +113,25 @@ class Results(msgspec.Struct):
     page: int
     per_page: int
     total: int
+    next_cursor: str | None  # pass as ?cursor= for the page after this one (keyset: fast at any depth)
+
+
+_MAX_ROW = 2**31 - 1
+
+
+def encode_cursor(left_row: int, right_row: int) -> str:
+    return base64.urlsafe_b64encode(f"{left_row}|{right_row}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        left, right = (int(part) for part in raw.split("|"))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed([FieldError("cursor", "is not a cursor this API issued")]) from None
+    if not (0 <= left <= _MAX_ROW and 0 <= right <= _MAX_ROW):
+        raise ValidationFailed([FieldError("cursor", "is not a cursor this API issued")])
+    return left, right
 
 
 def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
@@ -211,9 +232,12 @@ class ReconciliationController(Controller):
     def results(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
                 principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
                 kind: FromQuery[Literal["matches", "suggestions"]] = "matches",
-                group_id: FromQuery[str | None] = None) -> Success[Results]:
+                group_id: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None) -> Success[Results]:
+        after = decode_cursor(cursor) if cursor else None
         page = get_results(ReconciliationServices.from_container(container), _caller(principal, request), job_id,
-                           kind=kind, page=pagination.page, per_page=pagination.per_page, group_key=group_id)
+                           kind=kind, page=pagination.page, per_page=pagination.per_page, group_key=group_id,
+                           after=after)
+        last = page.items[-1] if len(page.items) == pagination.per_page else None
         exceptions = f"/api/exceptions?job_id={job_id}"
         links = {"exceptions": exceptions,
                  "exceptions_by_type": {t: f"{exceptions}&type={t}" for t in sorted(page.exceptions_by_type)},
@@ -222,7 +246,8 @@ class ReconciliationController(Controller):
         return ok(Results(job_id=job_id, kind=kind, summary=dict(page.job.summary or {}),
                           exceptions_by_type=page.exceptions_by_type, links=links,
                           items=[_match_item(m) for m in page.items], page=pagination.page,
-                          per_page=pagination.per_page, total=page.total))
+                          per_page=pagination.per_page, total=page.total,
+                          next_cursor=encode_cursor(last.left_row, last.right_row) if last else None))
 
 
 ROUTE_HANDLERS = [ReconciliationController]
