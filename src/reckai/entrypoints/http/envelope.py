@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 T = TypeVar("T")
 
@@ -71,9 +71,9 @@ class Pagination(msgspec.Struct, frozen=True):
 
 
 def provide_pagination(
-    page: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description=f"1-based page number (at most {MAX_PAGE})")] = 1,
+    page: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description=f"1-based page number (at most {MAX_PAGE})")] = 1,
     per_page: Annotated[
-        int, Parameter(ge=1, le=MAX_PER_PAGE, description=f"items per page (at most {MAX_PER_PAGE})")
+        int, QueryParameter(ge=1, le=MAX_PER_PAGE, description=f"items per page (at most {MAX_PER_PAGE})")
     ] = DEFAULT_PER_PAGE,
 ) -> Pagination:
     """App-level dependency `pagination`: a list handler declares `pagination: Pagination`."""

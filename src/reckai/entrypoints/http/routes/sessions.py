@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 
 from reckai.application.identity import sessions as session_cases
 from reckai.application.identity.common import IdentityServices, RequestInfo
@@ -42,7 +42,7 @@ class SessionController(Controller):
     @get("/", opt=SELF, sync_to_thread=True)
     def list_sessions(
         self, principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
-        user_id: Annotated[uuid.UUID | None, Parameter(query="user_id", description="admins: another user")] = None,
+        user_id: Annotated[uuid.UUID | None, QueryParameter(description="admins: another user")] = None,
     ) -> Success[list[SessionBody]]:
         views = session_cases.list_sessions(identity, principal, user_id)
         return ok([SessionBody(v.id, v.user_id, v.ip_address, v.user_agent, v.created_at, v.last_activity_at,
