@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, delete, insert, select, text, update
 
 from reckai.adapters.postgres import tables as t
-from reckai.adapters.postgres.identity import _Repository, _to_entity, _values, translate_errors
+from reckai.adapters.postgres.identity import _to_entity, _values
+from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
 from reckai.application.ports.repositories import (
     EntityNotFound,
     MfaRepository,
@@ -27,7 +28,7 @@ from reckai.domain.identity.entities import RecoveryCode, UserToken
 if TYPE_CHECKING:
     from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
 
-class PostgresUserTokenRepository(_Repository):
+class PostgresUserTokenRepository(PostgresRepository):
     entity_name = "user_token"
 
     def add(self, token: UserToken) -> UserToken:
@@ -71,7 +72,7 @@ class PostgresUserTokenRepository(_Repository):
         return int(result.rowcount)
 
 
-class PostgresMfaRepository(_Repository):
+class PostgresMfaRepository(PostgresRepository):
     entity_name = "mfa"
 
     def _require_user(self, user_id: uuid.UUID) -> Any:

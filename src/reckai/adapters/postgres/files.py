@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from reckai.adapters.postgres import tables as t
-from reckai.adapters.postgres.identity import _Repository, translate_errors
+from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
 from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
 from reckai.application.ports.files import (
     DataMapping,
@@ -119,7 +119,7 @@ def _normalized(row: Row[Any]) -> NormalizedFile:
     return NormalizedFile(**{name: row._mapping[name] for name in _NORMALIZED_FIELDS})
 
 
-class PostgresFileRepository(_Repository):
+class PostgresFileRepository(PostgresRepository):
     entity_name = "reconciliation_file"
 
     def add(self, file: ReconciliationFile) -> ReconciliationFile:
@@ -187,7 +187,7 @@ class PostgresFileRepository(_Repository):
 _CLAIM = text("SELECT pg_try_advisory_xact_lock(hashtextextended('reckai.files.claim:' || :file_id, 0))")
 
 
-class PostgresDataMappingRepository(_Repository):
+class PostgresDataMappingRepository(PostgresRepository):
     entity_name = "data_mapping"
 
     def list_for_file(self, file_id: uuid.UUID) -> Sequence[DataMapping]:
@@ -213,7 +213,7 @@ class PostgresDataMappingRepository(_Repository):
                 self._conn.execute(insert(mappings_table).values(**values))
 
 
-class PostgresNormalizedFileRepository(_Repository):
+class PostgresNormalizedFileRepository(PostgresRepository):
     entity_name = "normalized_file"
 
     def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None:
@@ -241,7 +241,7 @@ class PostgresNormalizedFileRepository(_Repository):
         return int(result.rowcount)
 
 
-class PostgresFileSweepRepository(_Repository):
+class PostgresFileSweepRepository(PostgresRepository):
     """Through the SECURITY DEFINER functions of 0008_file_sweeper (the app role cannot read the
     candidates table, nor other organizations' files)."""
 

@@ -10,24 +10,19 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-import psycopg
 from sqlalchemy import Table, delete, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError
 
 from reckai.adapters.postgres import tables as t
+from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
 from reckai.application.ports.repositories import (
-    DuplicateEntity,
     EntityNotFound,
     OrganizationRepository,
     QuotaRepository,
-    RepositoryError,
     SessionRepository,
-    TenantIsolationViolation,
     UserRepository,
 )
 from reckai.domain.identity.entities import (
@@ -40,39 +35,7 @@ from reckai.domain.identity.entities import (
     UserSession,
 )
 
-if TYPE_CHECKING:
-    from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
-
 E = TypeVar("E")
-
-# Unique constraint / index name -> (entity, field) for DuplicateEntity.
-_UNIQUE_FIELDS = {
-    "organizations_code_key": ("organization", "code"),
-    "users_organization_id_email_key": ("user", "email"),
-    "uq_users_org_lower_email": ("user", "email"),
-    "user_sessions_token_hash_key": ("user_session", "token_hash"),
-    "user_sessions_pkey": ("user_session", "id"),
-    "users_pkey": ("user", "id"),
-    "refresh_token_families_pkey": ("refresh_token_family", "id"),
-    "user_tokens_token_hash_key": ("user_token", "token_hash"),
-}
-
-
-@contextmanager
-def translate_errors(entity: str) -> Iterator[None]:
-    """Driver errors become port errors (the cause chained)."""
-    try:
-        yield
-    except DBAPIError as exc:
-        orig = exc.orig
-        if isinstance(orig, psycopg.errors.UniqueViolation):
-            constraint = orig.diag.constraint_name or ""
-            dup_entity, field = _UNIQUE_FIELDS.get(constraint, (entity, constraint or "key"))
-            raise DuplicateEntity(dup_entity, field) from exc
-        if isinstance(orig, psycopg.errors.InsufficientPrivilege) and "row-level security" in str(orig):
-            raise TenantIsolationViolation(entity, None, None) from exc
-        raise RepositoryError(f"{entity}: database error ({type(orig).__name__})") from exc
-
 
 def _to_entity(cls: type[E], row: Any) -> E:
     mapping = row._mapping
@@ -94,28 +57,7 @@ def _values(entity: Any, table: Table, exclude: tuple[str, ...] = ()) -> dict[st
     return values
 
 
-class _Repository:
-    entity_name = "entity"
-
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _conn(self) -> Any:
-        return self._uow.connection
-
-    def _check_tenant(self, organization_id: uuid.UUID) -> None:
-        if self._uow.organization_id is None or organization_id != self._uow.organization_id:
-            raise TenantIsolationViolation(self.entity_name, organization_id, self._uow.organization_id)
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        # A savepoint, so a refused write leaves the unit of work usable and nothing half-written.
-        with translate_errors(self.entity_name), self._conn.begin_nested():
-            yield
-
-
-class PostgresOrganizationRepository(_Repository):
+class PostgresOrganizationRepository(PostgresRepository):
     entity_name = "organization"
 
     def get(self, organization_id: uuid.UUID) -> Organization | None:
@@ -164,7 +106,7 @@ class PostgresOrganizationRepository(_Repository):
         return NewOrganization(organization_id=row.organization_id, admin_user_id=row.user_id)
 
 
-class PostgresQuotaRepository(_Repository):
+class PostgresQuotaRepository(PostgresRepository):
     entity_name = "organization_quota"
 
     def get(self, organization_id: uuid.UUID) -> OrganizationQuota | None:
@@ -195,7 +137,7 @@ class PostgresQuotaRepository(_Repository):
             raise EntityNotFound("organization_quota", quota.organization_id)
 
 
-class PostgresUserRepository(_Repository):
+class PostgresUserRepository(PostgresRepository):
     entity_name = "user"
 
     def get(self, user_id: uuid.UUID) -> User | None:
@@ -280,7 +222,7 @@ _SESSION_MUTABLE = (
 )
 
 
-class PostgresSessionRepository(_Repository):
+class PostgresSessionRepository(PostgresRepository):
     entity_name = "user_session"
 
     def add(self, session: UserSession) -> UserSession:

@@ -14,8 +14,7 @@ import builtins
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +23,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from reckai.adapters.postgres.identity import translate_errors
+from reckai.adapters.postgres.repository import PostgresRepository
 from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
 from reckai.application.ports.reconciliations import (
     EXCEPTION_COLUMNS,
@@ -98,26 +97,11 @@ def _placeholder(name: str) -> str:
     return f"CAST(:{name} AS jsonb)" if name in _JSON else f":{name}"
 
 
-class _Base:
+class PostgresJobRepository(PostgresRepository):
     entity_name = "reconciliation_job"
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _conn(self) -> Any:
-        return self._uow.connection
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        with translate_errors(self.entity_name), self._conn.begin_nested():
-            yield
-
-
-class PostgresJobRepository(_Base):
     def add(self, job: ReconciliationJob) -> ReconciliationJob:
-        if self._uow.organization_id is None or job.organization_id != self._uow.organization_id:
-            raise TenantIsolationViolation(self.entity_name, job.organization_id, self._uow.organization_id)
+        self._check_tenant(job.organization_id)
         columns = [c for c in _JOB_COLUMNS if not (c in ("created_at", "updated_at") and getattr(job, c) is None)]
         sql = (f"INSERT INTO reconciliation_jobs ({', '.join(columns)}) VALUES "
                f"({', '.join(_placeholder(c) for c in columns)}) RETURNING {', '.join(_JOB_COLUMNS)}")
@@ -202,7 +186,7 @@ class PostgresJobRepository(_Base):
         return [StuckJob(row.job_id, row.organization_id, row.status, row.attempt) for row in rows]
 
 
-class PostgresResultsRepository(_Base):
+class PostgresResultsRepository(PostgresRepository):
     entity_name = "reconciliation_results"
 
     def replace_results(self, job_id: uuid.UUID, attempt: int, matches: Iterable[bytes],
@@ -340,7 +324,7 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
-class PostgresRuleRepository(_Base):
+class PostgresRuleRepository(PostgresRepository):
     entity_name = "matching_rule"
 
     def active_versions(self, rule_ids: Sequence[uuid.UUID] | None = None) -> list[RuleVersion]:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import text
 
-from reckai.adapters.postgres.identity import translate_errors
+from reckai.adapters.postgres.repository import PostgresRepository
 from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
-from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound, TenantIsolationViolation
+from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
 from reckai.application.ports.workflow import (
     COUNT_CAP,
     ApprovalQuery,
@@ -49,24 +48,8 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str)
 
 
-class _Base:
+class _Base(PostgresRepository):
     entity_name = "workflow"
-
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _conn(self) -> Any:
-        return self._uow.connection
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        with translate_errors(self.entity_name), self._conn.begin_nested():
-            yield
-
-    def _own(self, organization_id: uuid.UUID) -> None:
-        if self._uow.organization_id is None or organization_id != self._uow.organization_id:
-            raise TenantIsolationViolation(self.entity_name, organization_id, self._uow.organization_id)
 
     def _page(self, sql: str, params: dict[str, Any], order: str, limit: int, offset: int) -> tuple[list[Any], int, bool]:
         rows = self._conn.execute(text(f"{sql} ORDER BY {order} LIMIT :limit OFFSET :offset"),
@@ -116,7 +99,7 @@ class PostgresExceptionRepository(_Base):
     entity_name = "exception"
 
     def add(self, exception: BreakException) -> None:
-        self._own(exception.organization_id)
+        self._check_tenant(exception.organization_id)
         columns = [c for c in _EXC_COLUMNS if getattr(exception, c) is not None]
         values = ", ".join("CAST(:evidence AS jsonb)" if c == "evidence" else f":{c}" for c in columns)
         with self._write():
@@ -223,7 +206,7 @@ class PostgresExceptionRepository(_Base):
                              r.to_status, r.reason, dict(r.changes or {}), r.id) for r in rows]
 
     def add_comment(self, comment: Comment) -> None:
-        self._own(comment.organization_id)
+        self._check_tenant(comment.organization_id)
         with self._write():
             self._conn.execute(text(
                 "INSERT INTO exception_comments (id, organization_id, exception_id, user_id, content, created_at)"
@@ -266,7 +249,7 @@ class PostgresApprovalRepository(_Base):
     entity_name = "approval"
 
     def add(self, approval: Approval) -> None:
-        self._own(approval.organization_id)
+        self._check_tenant(approval.organization_id)
         values = ", ".join("CAST(:metadata AS jsonb)" if c == "metadata" else f":{c}" for c in _APPROVAL_COLUMNS)
         with self._write():
             self._conn.execute(text(f"INSERT INTO approvals ({', '.join(_APPROVAL_COLUMNS)}) VALUES ({values})"),
@@ -350,7 +333,7 @@ class PostgresRuleRepository(_Base):
     entity_name = "matching_rule"
 
     def add(self, rule: MatchingRuleRow) -> None:
-        self._own(rule.organization_id)
+        self._check_tenant(rule.organization_id)
         values = ", ".join(f"CAST(:{c} AS jsonb)" if c in _RULE_JSON else f":{c}" for c in _RULE_COLUMNS)
         try:
             with self._write():
@@ -382,7 +365,7 @@ class PostgresRuleRepository(_Base):
         return Page([_rule(r) for r in rows], total, capped)
 
     def add_version(self, version: RuleVersion) -> None:
-        self._own(version.organization_id)
+        self._check_tenant(version.organization_id)
         with self._write():
             self._conn.execute(text(
                 "INSERT INTO matching_rule_versions (id, rule_id, organization_id, version, status, definition,"
@@ -475,7 +458,7 @@ class PostgresMatchRepository(_Base):
                                {"id": group.id, "status": group.status, "evidence": _json(group.evidence)})
 
     def add(self, group: MatchGroup) -> None:
-        self._own(group.organization_id)
+        self._check_tenant(group.organization_id)
         with self._write():
             self._conn.execute(text(
                 "INSERT INTO match_groups (id, organization_id, job_id, rule_id, rule_version, status, confidence,"
@@ -540,7 +523,7 @@ class PostgresDeclinedPairs(_Base):
     entity_name = "declined_pair"
 
     def add(self, pair: DeclinedPair) -> None:
-        self._own(pair.organization_id)
+        self._check_tenant(pair.organization_id)
         with self._write():
             self._conn.execute(text(
                 "INSERT INTO declined_pairs (organization_id, left_file_id, left_row, right_file_id, right_row,"
