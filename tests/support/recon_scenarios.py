@@ -56,6 +56,10 @@ class Mix:
     reversed_debited: float = 0.0
     reversed_clean: float = 0.0
     declined_retried: float = 0.02  # declined, then approved on a retry minutes later (new RRN)
+    # approved, then reversed by a row of its own (same RRN and amount, minutes to a day later):
+    # never posted (no break at all), or debited by the bank anyway (non_settlement on the approval)
+    reversal_row_clean: float = 0.0
+    reversal_row_debited: float = 0.0
     late_last_day: int = 10  # timing differences
     bank_only: float = 0.02  # bank rows with no card transaction, per switch transaction
 
@@ -95,7 +99,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              dt.date(2026, 2, 1), transactions=1500, max_lag=1, shuffle_left=True, seed=22,
              mix=Mix(missing_in_bank=0.02, amount_mismatch=0.04, date_mismatch=0.03, duplicate=0.04,
                      declined_debited=0.01, declined_clean=0.02, reversed_debited=0.01, reversed_clean=0.015,
-                     late_last_day=6, bank_only=0.015)),
+                     reversal_row_clean=0.015, reversal_row_debited=0.01, late_last_day=6, bank_only=0.015)),
     # Tab-separated statement with dd-Mon-yyyy dates and bracketed debits, full references; the
     # switch in the sample's layout. A heavier break mix, same-day posting most of the time.
     Scenario("tsv-brackets", "bank-vs-switch", "bank_tsv_brackets", "switch_csv_a",
@@ -145,6 +149,7 @@ class Truth:
     matches: list[tuple[int, int]] = field(default_factory=list)  # (bank key, switch key)
     exceptions: list[tuple[str, int | None, int | None]] = field(default_factory=list)
     duplicates: list[tuple[int, int, int]] = field(default_factory=list)  # (bank key, copy key, switch key)
+    quiet_switch: list[int] = field(default_factory=list)  # switch keys no exception may name (nothing moved)
 
 
 @dataclass
@@ -243,7 +248,8 @@ def generate(scenario: Scenario) -> Generated:
     fates = [("missing", mix.missing_in_bank), ("amount", mix.amount_mismatch), ("date", mix.date_mismatch),
              ("duplicate", mix.duplicate), ("declined_debited", mix.declined_debited),
              ("declined_clean", mix.declined_clean), ("reversed_debited", mix.reversed_debited),
-             ("reversed_clean", mix.reversed_clean), ("retried", mix.declined_retried)]
+             ("reversed_clean", mix.reversed_clean), ("retried", mix.declined_retried),
+             ("reversal_row_clean", mix.reversal_row_clean), ("reversal_row_debited", mix.reversal_row_debited)]
     for _ in range(scenario.transactions):
         roll, total, fate = rng.random(), 0.0, "clean"
         for name, rate in fates:
@@ -275,6 +281,19 @@ def generate(scenario: Scenario) -> Generated:
                 retry.when = declined.when
             b = bank_row(retry, retry.when.date() + dt.timedelta(days=lag_for(retry.when)))
             truth.matches.append((b.key, retry.key))
+        elif fate in ("reversal_row_clean", "reversal_row_debited"):
+            approval = switch_row(random_when(last_day=False))
+            reversal = replace(approval, key=len(switch) + 1, code="00", status="reversed",
+                               stan=f"{rng.randrange(10**6):06d}",
+                               when=min(approval.when + dt.timedelta(seconds=rng.randint(60, 86_400)),
+                                        dt.datetime.combine(end, dt.time(23, 59))))
+            switch.append(reversal)
+            truth.quiet_switch.append(reversal.key)
+            if fate == "reversal_row_debited":
+                b = bank_row(approval, approval.when.date() + dt.timedelta(days=lag_for(approval.when)))
+                truth.exceptions.append(("non_settlement", b.key, approval.key))
+            else:
+                truth.quiet_switch.append(approval.key)
         elif fate in ("declined_debited", "declined_clean", "reversed_debited", "reversed_clean"):
             sw = switch_row(random_when(), "failed" if fate.startswith("declined") else "reversed")
             if fate.endswith("debited"):
@@ -584,7 +603,9 @@ def write(scenario: Scenario, out: Path) -> dict[str, Path]:
                   "matches": sorted(matches),
                   "exceptions": sorted(exceptions, key=lambda e: (e["bank_row"] or 0, e["switch_row"] or 0)),
                   "counts": {"switch_rows": len(switch), "bank_rows": len(bank), "matches": len(matches),
-                             "exceptions": len(exceptions)}}
+                             "exceptions": len(exceptions)},
+                  # rows where nothing moved (an approval and its reversal row): no exception may name them
+                  "no_break_switch_rows": sorted(switch_row[s] for s in truth.quiet_switch)}
     paths["truth"].write_text(json.dumps(truth_json) + "\n", encoding="utf-8")
     paths["profile"].write_text(json.dumps(profile(scenario), indent=2, ensure_ascii=False) + "\n",
                                 encoding="utf-8")

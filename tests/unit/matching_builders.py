@@ -51,4 +51,5 @@ def view(result: ReconciliationResult) -> dict[str, Any]:
         "exceptions": sorted((e.type.value, e.facts.left_row or 0, e.facts.right_row or 0, e.facts.amount_minor,
                               e.facts.currency, e.severity, e.description, e.explanation, e.ai_confidence_bp,
                               e.suggested_action) for e in result.exceptions),
+        "reversals": sorted(result.reversals),
     }

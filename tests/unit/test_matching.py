@@ -151,6 +151,41 @@ def test_unlinked_failed_row_is_not_an_exception() -> None:
     assert result.exceptions == []
 
 
+def test_approval_and_its_reversal_in_one_switch_file_net_to_nothing() -> None:
+    # Switch rows 1 (approved) and 2 (its reversal, same RRN, amount and day): nothing moved, so no
+    # duplicate and no missing entry; row 3 is an unrelated approval the bank did not post.
+    switch = [txn(1, 500_000, "2025-12-10 09:00", "111111111111"),
+              txn(2, 500_000, "2025-12-10 09:05", "111111111111", status="reversed"),
+              txn(3, 700_000, "2025-12-10 09:00", "222222222222")]
+    result = run_both([], switch, profile([RRN_EXACT]), DECEMBER)
+    assert breaks(result) == {("missing_entry", None, 3)}
+    assert result.reversals == [("right", 2, 1)]
+    assert result.summary()["reversals_netted"] == {"left": 0, "right": 1}
+
+
+def test_bank_debit_of_an_approval_reversed_in_the_switch_file_is_non_settlement() -> None:
+    bank = [txn(1, 500_000, "2025-12-11", "111111111111")]
+    switch = [txn(1, 500_000, "2025-12-10 09:00", "111111111111"),
+              txn(2, 500_000, "2025-12-11 08:00", "111111111111", status="reversed", direction="credit")]
+    result = run_both(bank, switch, profile([RRN_EXACT]), DECEMBER)
+    assert pairs(result) == set() and breaks(result) == {("non_settlement", 1, 1)}
+
+
+def test_reversals_pair_one_to_one_in_row_order_and_never_across_amounts() -> None:
+    # Two approvals, one reversal of the same RRN and amount: the first approval is reversed, the
+    # second still matches the bank debit. A reversal of another amount reverses nothing.
+    bank = [txn(1, 500_000, "2025-12-11", "111111111111")]
+    switch = [txn(1, 500_000, "2025-12-10 09:00", "111111111111"),
+              txn(2, 500_000, "2025-12-10 09:10", "111111111111"),
+              txn(3, 500_000, "2025-12-10 09:20", "111111111111", status="reversed"),
+              txn(4, 900_000, "2025-12-10 09:30", "333333333333"),
+              txn(5, 100_000, "2025-12-10 09:40", "333333333333", status="reversed")]
+    result = run_both(bank, switch, profile([RRN_EXACT]), DECEMBER)
+    assert result.reversals == [("right", 3, 1)]
+    assert pairs(result) == {(1, 2)}
+    assert breaks(result) == {("missing_entry", None, 4)}
+
+
 def test_date_mismatch_beyond_tolerance() -> None:
     result = run_both([txn(1, 5_000, "2025-12-09", "R1")], [txn(1, 5_000, "2025-12-02", "R1")],
                       profile([RRN_EXACT]), DECEMBER)

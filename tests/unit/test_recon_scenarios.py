@@ -52,6 +52,14 @@ def exceptions_on_matched_rows(out: Path, truth_path: Path) -> int:
     return wrong
 
 
+def exceptions_on_quiet_rows(out: Path, truth_path: Path) -> list[tuple[str, str]]:
+    """Breaks that name a switch row where nothing moved (an approval and its own reversal row)."""
+    quiet = set(json.loads(truth_path.read_text()).get("no_break_switch_rows", []))
+    with (out / "exceptions.csv").open(newline="") as handle:
+        return [(row["type"], row["right_row"]) for row in csv.DictReader(handle)
+                if row["right_row"] and int(row["right_row"]) in quiet]
+
+
 @pytest.mark.parametrize("profile_key", ["profile", "profile_auto"])
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario_meets_quality_targets(scenario_files: dict[str, dict[str, Path]], tmp_path: Path, name: str,
@@ -64,6 +72,7 @@ def test_scenario_meets_quality_targets(scenario_files: dict[str, dict[str, Path
     assert recall >= RECALL, f"{name}/{profile_key}: recall {recall}"
     assert type_accuracy >= TYPE_ACCURACY, f"{name}/{profile_key}: break-type accuracy {type_accuracy}"
     assert exceptions_on_matched_rows(out, paths["truth"]) == 0
+    assert exceptions_on_quiet_rows(out, paths["truth"]) == []
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rejected_rows"] == {"left": 0, "right": 0}
     if profile_key == "profile_auto":

@@ -55,6 +55,9 @@ class PolarsMatchRun:
         for record in exceptions:
             by_type[record.type.value] = by_type.get(record.type.value, 0) + 1
         self.exceptions_by_type = by_type
+        reversals = frames.reversals
+        self.reversals_netted = {side: int(reversals.filter(pl.col("side") == side).height) if reversals is not None else 0
+                                 for side in ("left", "right")}
         self.stage_seconds = dict(frames.stage_seconds)
 
     def _match_table(self) -> pl.DataFrame:

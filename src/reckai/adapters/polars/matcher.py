@@ -73,6 +73,11 @@ class FrameResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # CPU seconds (user + system, all threads) per stage: wall time alone misleads on a shared machine.
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # side, row_number (the reversal row), original_row (the approval it reverses): REVERSAL_SCHEMA
+    reversals: pl.DataFrame | None = None
+
+
+REVERSAL_SCHEMA = {"side": pl.String, "row_number": pl.Int64, "original_row": pl.Int64}
 
 
 # --- field expressions (mirror reference_matcher.field_text) -----------------------------------
@@ -502,6 +507,35 @@ def assign(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 # --- the matcher ------------------------------------------------------------------------------
 
+def _reversals(frame: pl.DataFrame) -> pl.DataFrame:
+    """Columns row_number (a reversal row), original_row (the approval it reverses): within each
+    (reference, amount, currency), the k-th reversed row reverses the k-th success row
+    (reference_matcher.reversal_pairs)."""
+    keys = ["reference", "amount_minor", "currency"]
+    reference, status = pl.col("reference"), pl.col("status")
+    eligible = frame.lazy().select("row_number", *keys, "status").filter(
+        reference.is_not_null() & (reference != "") & status.is_in(["success", "reversed"]))
+    if frame.select((status == "reversed").any()).item() is not True:
+        return pl.DataFrame(schema={"row_number": pl.Int64, "original_row": pl.Int64})
+
+    def ranked(kind: str) -> pl.LazyFrame:
+        rows = eligible.filter(status == kind).sort("row_number")
+        return rows.with_columns(pl.int_range(pl.len()).over(keys).alias("__k"))
+
+    pairs = ranked("reversed").join(ranked("success"), on=[*keys, "__k"], how="inner", suffix="_original",
+                                    nulls_equal=True)
+    return pairs.select("row_number", pl.col("row_number_original").alias("original_row")).collect()
+
+
+def _netted(frame: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The side without its reversal rows, the approvals they reverse marked reversed."""
+    if pairs.height == 0:
+        return frame
+    reversed_original = pl.col("row_number").is_in(pairs["original_row"].implode())
+    return frame.filter(~pl.col("row_number").is_in(pairs["row_number"].implode())).with_columns(
+        pl.when(reversed_original).then(pl.lit("reversed")).otherwise(pl.col("status")).alias("status"))
+
+
 def _duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     """Columns row_number (the copy), original_row (the row that stays)."""
     keys = ["reference", "amount_minor", "direction", "currency", "day"]
@@ -594,7 +628,11 @@ class PolarsMatcher:
 
         raw_fields = _raw_fields(profile)
         sides = {"left": _prepare(left, raw_fields), "right": _prepare(right, raw_fields)}
-        duplicates = {side: _duplicates(frame) for side, frame in sides.items()}
+        reversals = {side: _reversals(frame) for side, frame in sides.items()}
+        sides = {side: _netted(frame, reversals[side]) for side, frame in sides.items()}
+        # A reversed approval is no copy of the rows that share its key (reference_matcher: same rule).
+        duplicates = {side: _duplicates(_without(frame, "row_number", reversals[side]["original_row"]))
+                      for side, frame in sides.items()}
         # Rows that can still take part in a pass, as one boolean per row: passes filter lazily
         # and read only the columns they need, instead of copying whole frames after each pass.
         available = {}
@@ -654,9 +692,12 @@ class PolarsMatcher:
 
         facts = _classify(profile, period, sides, duplicates, leftovers, matches)
         lap("classification")
+        netted = pl.concat([pl.DataFrame(schema=REVERSAL_SCHEMA),
+                            *(pairs.select(pl.lit(side).alias("side"), "row_number", "original_row")
+                              for side, pairs in reversals.items())])
         return FrameResult(matches=matches, suggestions=suggestions, facts=facts,
                            left_row_count=left.height, right_row_count=right.height, stage_seconds=stage_seconds,
-                           stage_cpu_seconds=stage_cpu_seconds)
+                           stage_cpu_seconds=stage_cpu_seconds, reversals=netted)
 
 
 def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: dict[str, pl.DataFrame],
@@ -842,6 +883,7 @@ def materialize(frames: FrameResult, profile: ReconciliationProfile,
         left_row_count=frames.left_row_count,
         right_row_count=frames.right_row_count,
         stage_seconds=dict(frames.stage_seconds),
+        reversals=sorted(frames.reversals.iter_rows()) if frames.reversals is not None else [],
     )
 
 

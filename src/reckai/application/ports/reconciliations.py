@@ -187,6 +187,7 @@ class MatchRun(Protocol):
     matched_rows: int  # distinct rows, both sides, in clean matches
     exception_rows: int  # distinct rows, both sides, that exceptions are about
     exceptions_by_type: dict[str, int]
+    reversals_netted: dict[str, int]  # per side: reversal rows netted against their approval
     stage_seconds: dict[str, float]
 
     def match_chunks(self, check: Callable[[], None]) -> Iterator[bytes]:

@@ -317,7 +317,7 @@ class _Attempt:
                 "matched_pairs": outcome.matched_pairs, "suggested_pairs": outcome.suggested_pairs,
                 "exceptions": exception_rows, "exceptions_by_type": outcome.exceptions_by_type,
                 "stored_match_rows": match_rows, "outputs": outputs,
-                "declined_pairs_excluded": len(self.declined),
+                "declined_pairs_excluded": len(self.declined), "reversals_netted": outcome.reversals_netted,
             }
             total_rows = outcome.left_rows + outcome.right_rows
             completed = job_rules.complete(

@@ -5,6 +5,9 @@ The polars matcher (adapters/polars/matcher.py) must return exactly what this re
 tests hold the two together. docs/matching.md states the same semantics in prose.
 
 Stages:
+0. reversal netting per file: a `reversed` row with the reference, amount and currency of a
+   `success` row of the same file is that approval's reversal; it leaves the run, and the approval
+   counts as reversed (nothing moved) and is no duplicate copy;
 1. duplicate pre-pass per file;
 2. one pass per active rule, in priority order, over rows no earlier pass consumed;
 3. within a pass, mutual unique-best assignment repeated until stable; ties become suggestions.
@@ -24,11 +27,11 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from reckai.domain.ingestion.canonical import CanonicalTransaction
+from reckai.domain.ingestion.canonical import CanonicalTransaction, TransactionStatus
 from reckai.domain.reconciliation.explanations import describe_break
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 from reckai.domain.reconciliation.results import (
@@ -312,6 +315,38 @@ class _State:
     consumed_right: set[int] = field(default_factory=set)
 
 
+def reversal_pairs(rows: Iterable[CanonicalTransaction]) -> dict[int, int]:
+    """Reversal row -> the approval it reverses, within one file.
+
+    A switch extract may list an approval and, as a row of its own, its reversal: same reference,
+    amount and currency, status `reversed`. Within each (reference, amount, currency), the k-th
+    reversed row (by row number) reverses the k-th success row; extra rows of either kind stay
+    as they are. Dates and directions do not count (a reversal may be dated later, and signed
+    either way)."""
+    successes: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    reversals: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for txn in rows:
+        status = _status(txn)
+        if txn.reference and status in ("success", "reversed"):
+            key = (txn.reference, txn.amount_minor, txn.currency)
+            (successes if status == "success" else reversals)[key].append(txn.row_number)
+    pairs = {}
+    for key, reversed_rows in reversals.items():
+        originals = sorted(successes.get(key, ()))
+        for reversal, original in zip(sorted(reversed_rows), originals, strict=False):
+            pairs[reversal] = original
+    return pairs
+
+
+def _netted(rows: Sequence[CanonicalTransaction], pairs: dict[int, int]) -> list[CanonicalTransaction]:
+    """The file without its reversal rows, the approvals they reverse marked reversed."""
+    if not pairs:
+        return list(rows)
+    reversed_originals = set(pairs.values())
+    return [replace(txn, status=TransactionStatus.REVERSED) if txn.row_number in reversed_originals else txn
+            for txn in rows if txn.row_number not in pairs]
+
+
 def duplicate_copies(rows: Iterable[CanonicalTransaction]) -> dict[int, int]:
     """Copy row -> the row that stays (the lowest row number of its set)."""
     sets: dict[tuple[Any, ...], list[int]] = defaultdict(list)
@@ -342,8 +377,13 @@ class ReferenceMatcher:
             stage_seconds[stage] = now - clock
             clock = now
 
-        left_dups = duplicate_copies(left)
-        right_dups = duplicate_copies(right)
+        left_count, right_count = len(left), len(right)
+        left_reversals, right_reversals = reversal_pairs(left), reversal_pairs(right)
+        left, right = _netted(left, left_reversals), _netted(right, right_reversals)
+        # A reversed approval is no copy of the rows that share its key (a retry under the same RRN).
+        left_reversed, right_reversed = set(left_reversals.values()), set(right_reversals.values())
+        left_dups = duplicate_copies(t for t in left if t.row_number not in left_reversed)
+        right_dups = duplicate_copies(t for t in right if t.row_number not in right_reversed)
         state = _State({t.row_number: t for t in left if t.row_number not in left_dups},
                        {t.row_number: t for t in right if t.row_number not in right_dups})
         lap("duplicates")
@@ -373,9 +413,11 @@ class ReferenceMatcher:
             matches=sorted(matches, key=_match_order),
             suggestions=sorted(suggestions, key=_match_order),
             exceptions=sorted(exceptions, key=lambda e: _break_order(e.facts)),
-            left_row_count=len(left),
-            right_row_count=len(right),
+            left_row_count=left_count,
+            right_row_count=right_count,
             stage_seconds=stage_seconds,
+            reversals=sorted([("left", r, o) for r, o in left_reversals.items()]
+                             + [("right", r, o) for r, o in right_reversals.items()]),
         )
 
     # -- passes --

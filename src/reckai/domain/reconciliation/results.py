@@ -111,6 +111,9 @@ class ReconciliationResult:
     left_row_count: int = 0
     right_row_count: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # (side, reversal row, approval row): reversal rows netted against the approval they reverse;
+    # they take part in nothing else, and the approval counts as reversed (docs/matching.md).
+    reversals: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def matched_left_rows(self) -> set[int]:
@@ -133,6 +136,7 @@ class ReconciliationResult:
             "suggested_pairs": len(self.suggestions),
             "exceptions": len(self.exceptions),
             "exceptions_by_type": by_type,
+            "reversals_netted": {side: sum(1 for s, _, _ in self.reversals if s == side) for side in ("left", "right")},
             # share of all rows (both files) that ended in a clean match, in percent (spec DECIMAL(5,2))
             "match_rate": round(100 * matched_rows / total_rows, 2) if total_rows else 0.0,
             "seconds": {stage: round(seconds, 4) for stage, seconds in self.stage_seconds.items()},
