@@ -221,6 +221,38 @@ def test_list_uses_indexes_on_a_large_table(container: Container, owner_engine: 
     print("list timings (s):", {k: round(v, 4) for k, v in timings.items()})
 
 
+def test_exceptions_of_an_older_job_come_from_the_job_index(container: Container, owner_engine: Any) -> None:
+    """An organization with many jobs: the first page of an OLD job's exceptions is read from
+    (job_id, created_at DESC, id DESC), not by walking the organization's newest exceptions (all the
+    newer jobs' rows) until the old job's appear (0010_exceptions_by_job)."""
+    org = pg_org(container)
+    jobs = [new_job(container, org) for _ in range(6)]
+    with org.uow() as uow:
+        for index, job in enumerate(jobs):  # job 0 is the oldest: its rows come before all the others
+            uow.connection.execute(text(
+                "INSERT INTO exceptions (organization_id, job_id, type, severity, status, description, amount,"
+                " created_at, due_at)"
+                " SELECT :org, :job, 'missing_entry', 'low', 'open', 'bulk', i,"
+                " TIMESTAMP '2025-01-01' + make_interval(days => :index) + make_interval(secs => i),"
+                " TIMESTAMP '2026-01-01' FROM generate_series(1, 20000) AS i"),
+                {"org": org.organization_id, "job": job, "index": index})
+        uow.commit()
+    with owner_engine.begin() as conn:
+        conn.execute(text("ANALYZE exceptions"))
+    analyst = org.p("analyst")
+    started = time.perf_counter()
+    page = cases.list_exceptions(org.services, analyst, ExceptionQuery(job_id=jobs[0], limit=50))
+    elapsed = time.perf_counter() - started
+    assert len(page.items) == 50 and {item.job_id for item in page.items} == {jobs[0]}
+    assert [item.amount for item in page.items][:2] == [20000, 19999]  # newest first within the job
+    with org.uow() as uow:
+        plan = "\n".join(r[0] for r in uow.connection.execute(text(
+            "EXPLAIN SELECT id FROM exceptions WHERE organization_id = :org AND job_id = :job"
+            " ORDER BY created_at DESC, id DESC LIMIT 50"), {"org": org.organization_id, "job": jobs[0]}))
+    assert "idx_exceptions_job_created" in plan, plan
+    print(f"older job's first page: {elapsed:.4f} s")
+
+
 def test_concurrent_bulk_requests_in_opposite_orders_do_not_deadlock(org: Org) -> None:
     ids = [org.add_exception(job_id=org.job).id for _ in range(30)]
     barrier = threading.Barrier(2)
