@@ -186,6 +186,25 @@ def test_reversals_pair_one_to_one_in_row_order_and_never_across_amounts() -> No
     assert breaks(result) == {("missing_entry", None, 4)}
 
 
+def test_a_job_lists_each_netted_reversal_with_its_explanation() -> None:
+    import io as _io
+
+    import polars as pl
+
+    from reckai.adapters.polars.job_results import PolarsJobMatchingEngine
+
+    switch = [txn(1, 500_000, "2025-12-10 09:00", "111111111111"),
+              txn(2, 500_000, "2025-12-10 09:05", "111111111111", status="reversed")]
+    prof = profile([RRN_EXACT])
+    run = PolarsJobMatchingEngine().run(frame_from_transactions([]), frame_from_transactions(switch), prof, DECEMBER)
+    assert run.reversals_netted == {"left": 0, "right": 1} and run.exceptions_by_type == {}
+    table = pl.read_parquet(_io.BytesIO(run.results_parquet()))
+    [reversal] = table.filter(pl.col("kind") == "reversal").iter_rows(named=True)
+    assert (reversal["left_row"], reversal["right_row"]) == (None, 2)
+    assert reversal["explanation"].startswith("Switch row 2 reverses Switch row 1 (same RRN, amount")
+    assert b"reversal" in run.results_csv()
+
+
 def test_date_mismatch_beyond_tolerance() -> None:
     result = run_both([txn(1, 5_000, "2025-12-09", "R1")], [txn(1, 5_000, "2025-12-02", "R1")],
                       profile([RRN_EXACT]), DECEMBER)

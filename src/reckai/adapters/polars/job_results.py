@@ -24,6 +24,7 @@ from reckai.application.ports.matching import SourceFileError
 from reckai.application.ports.reconciliations import JobMatchingEngine, MatchRun
 from reckai.domain.ingestion.canonical import minor_unit_exponent
 from reckai.domain.ingestion.errors import IngestionError
+from reckai.domain.reconciliation.explanations import describe_reversal
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 from reckai.domain.reconciliation.results import ExceptionRecord
 
@@ -39,9 +40,11 @@ def _confidence_text(column: str) -> pl.Expr:
 
 
 class PolarsMatchRun:
-    def __init__(self, frames: FrameResult, exceptions: list[ExceptionRecord]) -> None:
+    def __init__(self, frames: FrameResult, exceptions: list[ExceptionRecord],
+                 reversal_explanations: list[tuple[str, int, str]] | None = None) -> None:
         self._frames = frames
         self._exceptions = exceptions
+        self._reversal_explanations = reversal_explanations or []  # (side, reversal row, explanation)
         self.left_rows = frames.left_row_count
         self.right_rows = frames.right_row_count
         matches = frames.matches
@@ -102,8 +105,15 @@ class PolarsMatchRun:
              "explanation": [e.explanation for e in self._exceptions]},
             schema={"kind": pl.String, "left_row": pl.Int64, "right_row": pl.Int64, "type": pl.String,
                     "severity": pl.String, "amount_minor": pl.Int64, "currency": pl.String, "explanation": pl.String})
+        explained = self._reversal_explanations
+        reversals = pl.DataFrame(
+            {"kind": ["reversal"] * len(explained),
+             "left_row": [row if side == "left" else None for side, row, _ in explained],
+             "right_row": [row if side == "right" else None for side, row, _ in explained],
+             "explanation": [text for _, _, text in explained]},
+            schema={"kind": pl.String, "left_row": pl.Int64, "right_row": pl.Int64, "explanation": pl.String})
         table = pl.concat([matches(self._frames.matches, "match"), matches(self._frames.suggestions, "suggestion"),
-                           exceptions], how="diagonal_relaxed")
+                           exceptions, reversals], how="diagonal_relaxed")
         return table.select(RESULT_COLUMNS).sort(["kind", "left_row", "right_row"], nulls_last=True)
 
     def results_csv(self) -> bytes:
@@ -167,7 +177,10 @@ class PolarsJobMatchingEngine:
         breaks = materialize(FrameResult(matches=empty, suggestions=empty, facts=frames.facts,
                                          left_row_count=frames.left_row_count,
                                          right_row_count=frames.right_row_count), profile, period)
-        return PolarsMatchRun(frames, breaks.exceptions)
+        netted = frames.reversals.iter_rows() if frames.reversals is not None else ()
+        explained = [(side, reversal, describe_reversal(profile, side, reversal, original))
+                     for side, reversal, original in netted]
+        return PolarsMatchRun(frames, breaks.exceptions, explained)
 
 
 _check: JobMatchingEngine = PolarsJobMatchingEngine()

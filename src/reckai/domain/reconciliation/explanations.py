@@ -120,3 +120,11 @@ def describe_break(facts: BreakFacts, profile: ReconciliationProfile,
         ai_confidence_bp=TYPE_CONFIDENCE_BP[t],
         suggested_action=action,
     )
+
+
+def describe_reversal(profile: ReconciliationProfile, side: str, reversal_row: int, original_row: int) -> str:
+    """Why a reversal row appears in no match and no exception (docs/matching.md, step 0)."""
+    label = profile.label(side)
+    return (f"{label} row {reversal_row} reverses {label} row {original_row} (same {profile.reference_label}, "
+            f"amount and currency): the two net to nothing, so neither is matched on its own; a posting of "
+            f"row {original_row} on the other side is a non-settlement.")
