@@ -182,7 +182,37 @@ def run_whole_flow(client: Any, clock: FakeClock, last_mail_to: Callable[[str], 
     new = post("/api/auth/login", json=login_body(admin.org_code, email, RESET_PASSWORD))
     assert new.status_code == 200 and new.json()["data"]["status"] == "mfa_required"
 
+    # MFA reset by an administrator (lost authenticator and recovery codes): re-authenticated, never
+    # one's own; the user's sessions and live tokens die; they sign in with the password alone and
+    # enrol again
+    user_tokens = post("/api/auth/mfa/login", json={"mfa_token": new.json()["data"]["mfa_token"],
+                                                     "code": recovery_codes[1]}).json()["data"]["tokens"]
+    assert client.get("/api/auth/me", headers=bearer(user_tokens["access_token"])).status_code == 200
+    admin_now = changed.json()["data"]["access_token"]
+    own = post(f"/api/users/{admin.user_id}/mfa/reset", json={"password": NEW_PASSWORD}, headers=bearer(admin_now))
+    assert own.status_code == 403 and own.json()["error"]["code"] == "PERMISSION_DENIED"
+    by_user = post(f"/api/users/{user_id}/mfa/reset", json={"password": RESET_PASSWORD},
+                   headers=bearer(user_tokens["access_token"]))
+    assert by_user.status_code == 403  # analysts may not
+    relax_auth_limits(client, admin.org_code, admin.email)
+    bad = post(f"/api/users/{user_id}/mfa/reset", json={"password": WRONG_PASSWORD}, headers=bearer(admin_now))
+    assert bad.status_code == 401 and bad.json()["error"]["code"] == "REAUTHENTICATION_FAILED"
+    reset_mfa = post(f"/api/users/{user_id}/mfa/reset", json={"password": NEW_PASSWORD}, headers=bearer(admin_now))
+    assert reset_mfa.status_code == 200, reset_mfa.text
+    assert reset_mfa.json()["data"]["mfa_enabled"] is False
+    assert client.get("/api/auth/me", headers=bearer(user_tokens["access_token"])).status_code == 401
+    assert post("/api/auth/refresh", json={"refresh_token": user_tokens["refresh_token"]}).status_code == 401
+    again_reset = post(f"/api/users/{user_id}/mfa/reset", json={"password": NEW_PASSWORD}, headers=bearer(admin_now))
+    assert again_reset.status_code == 409 and again_reset.json()["error"]["code"] == "MFA_STATE_CONFLICT"
+    relax_auth_limits(client, admin.org_code, email)
+    plain = post("/api/auth/login", json=login_body(admin.org_code, email, RESET_PASSWORD))
+    assert plain.status_code == 200 and plain.json()["data"]["status"] == "authenticated", plain.text
+    re_enrol = post("/api/auth/mfa/enable", json={"password": RESET_PASSWORD},
+                    headers=bearer(plain.json()["data"]["tokens"]["access_token"]))
+    assert re_enrol.status_code == 200 and re_enrol.json()["data"]["secret"] != secret
+
     actions = audit_actions(org_id)
+    assert "auth.mfa.reset" in actions and "auth.mfa.reset_failed" in actions
     for expected in ("organization.created", "user.created", "user.invited", "user.invitation_accepted",
                      "auth.login.succeeded", "auth.login.failed", "auth.account.locked", "auth.mfa.enrolled",
                      "auth.mfa.used", "auth.token.issued", "auth.token.revoked", "auth.refresh.reuse_detected",

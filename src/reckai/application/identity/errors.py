@@ -120,3 +120,11 @@ class ApprovalRequired(ApplicationError):
             f"This organization requires a {approval_type} approval before {what}; "
             "request one at POST /api/approvals"
         )
+
+
+class SelfMfaReset(PermissionDenied):
+    """An administrator cannot reset their own MFA: another administrator must (a stolen admin
+    password alone must not be enough to remove the second factor)."""
+
+    def __init__(self) -> None:
+        super().__init__("users:write", "An administrator cannot reset their own MFA; ask another administrator")

@@ -1,14 +1,22 @@
 """MFA enrolment (TOTP): enable (re-authentication required) then verify (activates, gives the
-one-time recovery codes)."""
+one-time recovery codes); and an administrator's reset for a user who lost both the authenticator
+and the recovery codes."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from reckai.application.errors import NotFound
-from reckai.application.identity.common import IdentityServices, RequestInfo
-from reckai.application.identity.errors import InvalidMfaCode, MfaStateConflict, ReauthenticationFailed
+from reckai.application.identity.common import IdentityServices, RequestInfo, revoke_all_sessions
+from reckai.application.identity.errors import (
+    InvalidMfaCode,
+    MfaStateConflict,
+    ReauthenticationFailed,
+    SelfMfaReset,
+)
 from reckai.application.identity.login import _record_failure
+from reckai.domain.identity.entities import User
 from reckai.domain.identity.mfa_rules import generate_recovery_codes, hash_recovery_code
 from reckai.domain.identity.principal import Principal
 
@@ -77,3 +85,41 @@ def verify_mfa(services: IdentityServices, principal: Principal, *, code: str, r
             resource_type="user", resource_id=user.id, status=200, metadata={"count": len(codes)}))
         uow.commit()
     return codes
+
+
+def reset_mfa(services: IdentityServices, principal: Principal, user_id: uuid.UUID, *, password: str,
+              request: RequestInfo) -> User:
+    """POST /api/users/:id/mfa/reset (administrators): turn MFA off for another user of the
+    organization so they can enrol again. The administrator re-authenticates with their password;
+    nobody resets their own MFA. The secret, the replay state and every recovery code go, the
+    user's sessions are revoked and live access tokens refused at once (token version), and the
+    reset is audited with both users."""
+    if user_id == principal.user_id:
+        raise SelfMfaReset()
+    with services.database.unit_of_work(principal.organization_id) as uow:
+        organization = uow.organizations.get(principal.organization_id)
+        admin = uow.users.get(principal.user_id)
+        user = uow.users.get(user_id)
+        if organization is None or admin is None:
+            raise NotFound("user", principal.user_id)
+        if not services.password_hasher.verify(password, admin.password_hash):
+            _record_failure(services, uow, admin, organization, request, "auth.mfa.reset_failed",
+                            "bad_current_password")
+            raise ReauthenticationFailed()
+        if user is None:
+            raise NotFound("user", user_id)
+        if not user.mfa_enabled and not user.mfa_secret:
+            raise MfaStateConflict("MFA is not enabled for this user")
+        now = services.now()
+        user.mfa_enabled = False
+        user.mfa_secret = None
+        user.token_version += 1
+        uow.users.update(user)
+        uow.mfa.reset_totp_step(user.id)
+        uow.mfa.replace_recovery_codes(user.id, [], now)
+        revoked = revoke_all_sessions(uow, user.id, now, "mfa_reset")
+        services.audit_log.record(uow, services.event(
+            "auth.mfa.reset", request, organization_id=principal.organization_id, user_id=principal.user_id,
+            resource_type="user", resource_id=user.id, status=200, metadata={"sessions_revoked": revoked}))
+        uow.commit()
+        return user

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from reckai.application.approvals.optional import create_user_or_request_approval
+from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import users as user_cases
 from reckai.application.identity.common import IdentityServices, RequestInfo
 from reckai.bootstrap import Container
@@ -55,6 +56,10 @@ class PendingUserBody(msgspec.Struct):
     """202: the organization requires a user_onboarding approval; the user exists once approved."""
 
     pending_approval: ApprovalBody
+
+
+class MfaResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    password: str  # the administrator's own, to re-authenticate
 
 
 class InvitationBody(msgspec.Struct):
@@ -114,6 +119,15 @@ class UserController(Controller):
                     request_info: NamedDependency[RequestInfo]) -> Success[InvitationBody]:
         invitation = user_cases.invite_user(identity, principal, user_id, request=request_info)
         return ok(InvitationBody(invitation.user_id, invitation.expires_at))
+
+    @post("/{user_id:uuid}/mfa/reset", opt={"permission": "users:write"}, status_code=200, sync_to_thread=True)
+    def reset_mfa(self, user_id: FromPath[uuid.UUID], data: JSONBody[MfaResetRequest],
+                  principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
+                  request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
+        """Another user lost their authenticator and recovery codes: MFA off, sessions revoked,
+        audited; they enrol again (POST /api/auth/mfa/enable). `password` is the administrator's."""
+        return ok(user_body(mfa_cases.reset_mfa(identity, principal, user_id, password=data.password,
+                                                request=request_info)))
 
 
 ROUTE_HANDLERS = [UserController]
