@@ -392,6 +392,42 @@ def test_cli_org_create(clock: FakeClock) -> None:
         login(client, "bank-1", "ops@bank.example", DEFAULT_PASSWORD)
 
 
+def test_cli_org_reset_mfa_for_a_sole_admin_who_lost_both_factors(clock: FakeClock) -> None:
+    import argparse
+    import io
+
+    import pyotp
+
+    from reckai.entrypoints.cli.org import reset_mfa_command
+
+    container = make_container(clock)
+    with TestClient(create_app(container)) as client:
+        org_id, admin = onboard(client)
+        token = login(client, admin.org_code, admin.email, admin.password)
+        enrol = client.post("/api/auth/mfa/enable", json={"password": admin.password}, headers=bearer(token))
+        code = pyotp.TOTP(enrol.json()["data"]["secret"]).at(clock())
+        assert client.post("/api/auth/mfa/verify", json={"code": code}, headers=bearer(token)).status_code == 200
+        relax_auth_limits(client)
+        step = client.post("/api/auth/login", json=login_body(admin.org_code, admin.email, admin.password))
+        assert step.json()["data"]["status"] == "mfa_required"
+        own = client.post(f"/api/users/{admin.user_id}/mfa/reset", json={"password": admin.password},
+                          headers=bearer(token))
+        assert own.status_code == 403  # the only admin cannot do it over the API
+        out, err = io.StringIO(), io.StringIO()
+        args = argparse.Namespace(code=admin.org_code.upper(), email=admin.email)
+        assert reset_mfa_command(container, args, out, err) == 0, err.getvalue()
+        assert "MFA turned off" in out.getvalue()
+        assert client.get("/api/auth/me", headers=bearer(token)).status_code == 401  # sessions end
+        relax_auth_limits(client)
+        plain = client.post("/api/auth/login", json=login_body(admin.org_code, admin.email, admin.password))
+        assert plain.json()["data"]["status"] == "authenticated"
+        assert reset_mfa_command(container, args, out, err) == 2 and "not enabled" in err.getvalue()
+        unknown = argparse.Namespace(code="no-such-org", email=admin.email)
+        assert reset_mfa_command(container, unknown, out, err) == 2
+        [reset] = [r.event for r in audit_records(container, org_id) if r.event.action == "auth.mfa.reset"]
+        assert reset.user_id is None and str(reset.resource_id) == str(admin.user_id)  # a system event
+
+
 def test_settings_may_only_tighten_the_password_policy(client: TestClient) -> None:
     _, _, token = admin_session(client)
     loose = client.put("/api/settings", json={"password_policy": {"min_length": 6}}, headers=bearer(token))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from reckai.application.errors import NotFound
 from reckai.application.identity.common import IdentityServices, RequestInfo, revoke_all_sessions
@@ -91,9 +92,7 @@ def reset_mfa(services: IdentityServices, principal: Principal, user_id: uuid.UU
               request: RequestInfo) -> User:
     """POST /api/users/:id/mfa/reset (administrators): turn MFA off for another user of the
     organization so they can enrol again. The administrator re-authenticates with their password;
-    nobody resets their own MFA. The secret, the replay state and every recovery code go, the
-    user's sessions are revoked and live access tokens refused at once (token version), and the
-    reset is audited with both users."""
+    nobody resets their own MFA. See `_clear_mfa` for what goes."""
     if user_id == principal.user_id:
         raise SelfMfaReset()
     with services.database.unit_of_work(principal.organization_id) as uow:
@@ -108,18 +107,45 @@ def reset_mfa(services: IdentityServices, principal: Principal, user_id: uuid.UU
             raise ReauthenticationFailed()
         if user is None:
             raise NotFound("user", user_id)
-        if not user.mfa_enabled and not user.mfa_secret:
-            raise MfaStateConflict("MFA is not enabled for this user")
-        now = services.now()
-        user.mfa_enabled = False
-        user.mfa_secret = None
-        user.token_version += 1
-        uow.users.update(user)
-        uow.mfa.reset_totp_step(user.id)
-        uow.mfa.replace_recovery_codes(user.id, [], now)
-        revoked = revoke_all_sessions(uow, user.id, now, "mfa_reset")
-        services.audit_log.record(uow, services.event(
-            "auth.mfa.reset", request, organization_id=principal.organization_id, user_id=principal.user_id,
-            resource_type="user", resource_id=user.id, status=200, metadata={"sessions_revoked": revoked}))
+        _clear_mfa(services, uow, user, request, actor_id=principal.user_id)
         uow.commit()
         return user
+
+
+def operator_reset_mfa(services: IdentityServices, *, organization_code: str, email: str,
+                       request: RequestInfo) -> tuple[User, int]:
+    """`reckai org reset-mfa`: the same reset, by an operator with access to the deployment, for an
+    organization whose only administrator lost both factors (the API refuses a self-reset).
+    Audited with no acting user (a system event). Returns the user and the sessions revoked."""
+    with services.database.unit_of_work(None) as uow:
+        organization_id = uow.organizations.find_id_by_code(organization_code.strip().lower())
+    if organization_id is None:
+        raise NotFound("organization", organization_code)
+    with services.database.unit_of_work(organization_id) as uow:
+        user = uow.users.get_by_email(email)
+        if user is None:
+            raise NotFound("user", email)
+        revoked = _clear_mfa(services, uow, user, request, actor_id=None)
+        uow.commit()
+        return user, revoked
+
+
+def _clear_mfa(services: IdentityServices, uow: Any, user: User, request: RequestInfo, *,
+               actor_id: uuid.UUID | None) -> int:
+    """MFA off: the secret, the replay state and every recovery code go; the user's sessions are
+    revoked and live access tokens refused at once (token version); audited with both users."""
+    if not user.mfa_enabled and not user.mfa_secret:
+        raise MfaStateConflict("MFA is not enabled for this user")
+    now = services.now()
+    user.mfa_enabled = False
+    user.mfa_secret = None
+    user.token_version += 1
+    uow.users.update(user)
+    uow.mfa.reset_totp_step(user.id)
+    uow.mfa.replace_recovery_codes(user.id, [], now)
+    revoked = revoke_all_sessions(uow, user.id, now, "mfa_reset")
+    services.audit_log.record(uow, services.event(
+        "auth.mfa.reset", request, organization_id=user.organization_id, user_id=actor_id,
+        resource_type="user", resource_id=user.id, status=200,
+        metadata={"sessions_revoked": revoked, "by": "administrator" if actor_id else "operator"}))
+    return revoked

@@ -1,5 +1,6 @@
 """`reckai org create`: operators create an organization with its first admin (also when public
-sign-up is switched off).
+sign-up is switched off). `reckai org reset-mfa`: operators turn MFA off for a user who lost both
+factors when no other administrator can (the API refuses a self-reset).
 
 The admin's password is never taken from the command line (it would land in shell history and
 `ps`): it comes from the environment variable RECKAI_ADMIN_PASSWORD or is asked for on the
@@ -33,6 +34,50 @@ def register(subparsers: Any) -> None:
     create.add_argument("--admin-email", required=True)
     create.add_argument("--admin-name", required=True)
     create.set_defaults(handler=_run_create)
+    reset = commands.add_parser("reset-mfa", help="turn MFA off for a user who lost both factors (operators)")
+    reset.add_argument("--code", required=True, help="the organization's sign-in code")
+    reset.add_argument("--email", required=True, help="the user's e-mail address")
+    reset.set_defaults(handler=_run_reset_mfa)
+
+
+def reset_mfa_command(container: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """For an organization whose only administrator lost the authenticator and the recovery codes
+    (the API never lets anyone reset their own MFA). Audited as a system event."""
+    from reckai.application.identity.mfa import operator_reset_mfa
+    from reckai.entrypoints.http.auth import identity_services
+
+    try:
+        user, revoked = operator_reset_mfa(
+            identity_services(container), organization_code=args.code, email=args.email,
+            request=RequestInfo(user_agent="reckai-cli", method="CLI", path="reckai org reset-mfa"))
+    except ApplicationError as exc:
+        print(f"reckai org reset-mfa: {exc.message}", file=err)
+        return 2
+    print(f"MFA turned off for user {user.id} ({user.email}); {revoked} session(s) revoked; they can sign in "
+          "with their password and enrol again", file=out)
+    return 0
+
+
+def _run_reset_mfa(args: argparse.Namespace) -> int:
+    return _with_container("reset-mfa", lambda container: reset_mfa_command(container, args, sys.stdout, sys.stderr))
+
+
+def _with_container(name: str, action: Any) -> int:
+    from reckai.bootstrap import bootstrap
+    from reckai.logging_setup import configure_logging
+    from reckai.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        container = bootstrap(settings)
+    except SettingsError as exc:
+        print(f"reckai org {name}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(action(container))
+    finally:
+        container.close()
 
 
 def create_command(container: Any, args: argparse.Namespace, password: str, out: TextIO, err: TextIO) -> int:
@@ -54,10 +99,6 @@ def create_command(container: Any, args: argparse.Namespace, password: str, out:
 
 
 def _run_create(args: argparse.Namespace) -> int:
-    from reckai.bootstrap import bootstrap
-    from reckai.logging_setup import configure_logging
-    from reckai.settings import Settings, SettingsError
-
     password = os.environ.get(PASSWORD_ENV)
     if not password:
         if not sys.stdin.isatty():
@@ -67,14 +108,5 @@ def _run_create(args: argparse.Namespace) -> int:
         if password != getpass.getpass("Repeat: "):
             print("reckai org create: the passwords differ", file=sys.stderr)
             return 2
-    try:
-        settings = Settings.from_env()
-        configure_logging(settings.log_level)
-        container = bootstrap(settings)
-    except SettingsError as exc:
-        print(f"reckai org create: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return create_command(container, args, password, sys.stdout, sys.stderr)
-    finally:
-        container.close()
+    return _with_container("create", lambda container: create_command(container, args, password, sys.stdout,
+                                                                       sys.stderr))
