@@ -513,10 +513,10 @@ def _reversals(frame: pl.DataFrame) -> pl.DataFrame:
     (reference_matcher.reversal_pairs)."""
     keys = ["reference", "amount_minor", "currency"]
     reference, status = pl.col("reference"), pl.col("status")
-    eligible = frame.lazy().select("row_number", *keys, "status").filter(
-        reference.is_not_null() & (reference != "") & status.is_in(["success", "reversed"]))
     if frame.select((status == "reversed").any()).item() is not True:
         return pl.DataFrame(schema={"row_number": pl.Int64, "original_row": pl.Int64})
+    eligible = frame.lazy().select("row_number", *keys, "status").filter(
+        reference.is_not_null() & (reference != "") & status.is_in(["success", "reversed"]))
 
     def ranked(kind: str) -> pl.LazyFrame:
         rows = eligible.filter(status == kind).sort("row_number")

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from reckai.application.errors import ServiceUnavailable
+from reckai.application.errors import NotFound, ServiceUnavailable
 from reckai.application.identity.common import (
     IdentityServices,
     RequestInfo,
@@ -26,6 +26,7 @@ from reckai.application.identity.errors import (
     InvalidCredentials,
     InvalidMfaCode,
     InvalidRefreshToken,
+    ReauthenticationFailed,
 )
 from reckai.application.ports.rate_limit import auth_account_subject
 from reckai.application.ports.repositories import DuplicateEntity
@@ -104,6 +105,21 @@ def _record_failure(
                 "failed_attempts": outcome.state.failed_attempts}, **common),
         )
     uow.commit()
+
+
+def reauthenticate(services: IdentityServices, uow: UnitOfWork, principal: Principal, password: str,
+                   request: RequestInfo, failed_action: str) -> tuple[User, Organization]:
+    """The caller confirms a sensitive change with their current password (password change, MFA
+    enrolment, MFA reset of another user). A wrong one counts towards the caller's lockout and is
+    audited as `failed_action`. Returns the caller's user and organization."""
+    organization = uow.organizations.get(principal.organization_id)
+    user = uow.users.get(principal.user_id)
+    if user is None or organization is None:
+        raise NotFound("user", principal.user_id)
+    if not services.password_hasher.verify(password, user.password_hash):
+        _record_failure(services, uow, user, organization, request, failed_action, "bad_current_password")
+        raise ReauthenticationFailed()
+    return user, organization
 
 
 def login(

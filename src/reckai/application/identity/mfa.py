@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from reckai.application.errors import NotFound
 from reckai.application.identity.common import IdentityServices, RequestInfo, revoke_all_sessions
 from reckai.application.identity.errors import (
     InvalidMfaCode,
     MfaStateConflict,
-    ReauthenticationFailed,
     SelfMfaReset,
 )
-from reckai.application.identity.login import _record_failure
+from reckai.application.identity.login import reauthenticate
+from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.identity.entities import User
 from reckai.domain.identity.mfa_rules import generate_recovery_codes, hash_recovery_code
 from reckai.domain.identity.principal import Principal
@@ -33,14 +32,7 @@ def enable_mfa(services: IdentityServices, principal: Principal, *, password: st
     """A new secret, stored sealed, pending until verified. Refused while MFA is on (turning it
     off or re-enrolling is an administrator's reset, not in this flow)."""
     with services.database.unit_of_work(principal.organization_id) as uow:
-        organization = uow.organizations.get(principal.organization_id)
-        user = uow.users.get(principal.user_id)
-        if user is None or organization is None:
-            raise NotFound("user", principal.user_id)
-        if not services.password_hasher.verify(password, user.password_hash):
-            _record_failure(services, uow, user, organization, request, "auth.mfa.enable_failed",
-                            "bad_current_password")
-            raise ReauthenticationFailed()
+        user, organization = reauthenticate(services, uow, principal, password, request, "auth.mfa.enable_failed")
         if user.mfa_enabled:
             raise MfaStateConflict("MFA is already enabled for this account")
         enrollment = services.totp.new_enrollment(account_name=f"{organization.code}:{user.email}",
@@ -96,15 +88,8 @@ def reset_mfa(services: IdentityServices, principal: Principal, user_id: uuid.UU
     if user_id == principal.user_id:
         raise SelfMfaReset()
     with services.database.unit_of_work(principal.organization_id) as uow:
-        organization = uow.organizations.get(principal.organization_id)
-        admin = uow.users.get(principal.user_id)
+        reauthenticate(services, uow, principal, password, request, "auth.mfa.reset_failed")
         user = uow.users.get(user_id)
-        if organization is None or admin is None:
-            raise NotFound("user", principal.user_id)
-        if not services.password_hasher.verify(password, admin.password_hash):
-            _record_failure(services, uow, admin, organization, request, "auth.mfa.reset_failed",
-                            "bad_current_password")
-            raise ReauthenticationFailed()
         if user is None:
             raise NotFound("user", user_id)
         _clear_mfa(services, uow, user, request, actor_id=principal.user_id)
@@ -130,7 +115,7 @@ def operator_reset_mfa(services: IdentityServices, *, organization_code: str, em
         return user, revoked
 
 
-def _clear_mfa(services: IdentityServices, uow: Any, user: User, request: RequestInfo, *,
+def _clear_mfa(services: IdentityServices, uow: UnitOfWork, user: User, request: RequestInfo, *,
                actor_id: uuid.UUID | None) -> int:
     """MFA off: the secret, the replay state and every recovery code go; the user's sessions are
     revoked and live access tokens refused at once (token version); audited with both users."""

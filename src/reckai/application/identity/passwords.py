@@ -7,7 +7,6 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from reckai.application.errors import NotFound
 from reckai.application.identity.common import (
     IdentityServices,
     RequestInfo,
@@ -15,8 +14,8 @@ from reckai.application.identity.common import (
     revoke_all_sessions,
     start_session,
 )
-from reckai.application.identity.errors import InvalidLinkToken, ReauthenticationFailed
-from reckai.application.identity.login import _record_failure
+from reckai.application.identity.errors import InvalidLinkToken
+from reckai.application.identity.login import reauthenticate
 from reckai.application.ports.mail import OutgoingMail
 from reckai.application.ports.rate_limit import auth_account_subject
 from reckai.application.ports.unit_of_work import UnitOfWork
@@ -57,14 +56,8 @@ def change_password(
     """Requires the current password; ends every session of the user (other devices included) and
     returns a fresh session for the caller, since the token version bump ends its token too."""
     with services.database.unit_of_work(principal.organization_id) as uow:
-        organization = uow.organizations.get(principal.organization_id)
-        user = uow.users.get(principal.user_id)
-        if user is None or organization is None:
-            raise NotFound("user", principal.user_id)
-        if not services.password_hasher.verify(current_password, user.password_hash):
-            _record_failure(services, uow, user, organization, request, "auth.password.change_failed",
-                            "bad_current_password")
-            raise ReauthenticationFailed()
+        user, organization = reauthenticate(services, uow, principal, current_password, request,
+                                            "auth.password.change_failed")
         set_password(services, uow, user, organization, new_password)
         now = services.now()
         ended = revoke_all_sessions(uow, user.id, now, "password_changed")

@@ -11,6 +11,8 @@ bodies themselves (raise an application error; `errors.error_response` answers i
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from typing import Annotated, Generic, TypeVar
 
@@ -99,3 +101,21 @@ def error_envelope(code: str, message: str, details: Sequence[tuple[str, str]] =
             details=[FieldErrorBody(field=field, message=text) for field, text in details],
         )
     )
+
+
+def encode_cursor(*parts: object) -> str:
+    """An opaque keyset cursor (`?cursor=`, `meta.next_cursor`): the last item's sort values."""
+    return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode().rstrip("=")
+
+
+def cursor_parts(cursor: str, count: int) -> list[str]:
+    """The `count` values `encode_cursor` packed, as text; ValueError when it is no such cursor
+    (the route converts the values and answers 400 on `cursor` for anything that does not parse)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("not a cursor") from None
+    parts = raw.split("|")
+    if len(parts) != count:
+        raise ValueError("not a cursor")
+    return parts

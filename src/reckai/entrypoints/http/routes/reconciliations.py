@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import uuid
 from typing import Any, Literal
@@ -39,7 +37,7 @@ from reckai.application.reconciliations.queries import (
 from reckai.application.reconciliations.services import Caller, ReconciliationServices
 from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
-from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
+from reckai.entrypoints.http.envelope import Pagination, Success, cursor_parts, encode_cursor, ok, paginated
 
 
 class JobCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -119,15 +117,10 @@ class Results(msgspec.Struct):
 _MAX_ROW = 2**31 - 1
 
 
-def encode_cursor(left_row: int, right_row: int) -> str:
-    return base64.urlsafe_b64encode(f"{left_row}|{right_row}".encode()).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        left, right = (int(part) for part in raw.split("|"))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        left, right = (int(part) for part in cursor_parts(cursor, 2))
+    except ValueError:
         raise ValidationFailed([FieldError("cursor", "is not a cursor this API issued")]) from None
     if not (0 <= left <= _MAX_ROW and 0 <= right <= _MAX_ROW):
         raise ValidationFailed([FieldError("cursor", "is not a cursor this API issued")])
