@@ -1,36 +1,122 @@
 """The one composition root.
 
-`bootstrap(settings)` builds engines, clients and pools inside a function (never at import time)
-and picks adapters from the settings. `bootstrap_in_memory()` builds the same container from the
-in-memory adapters for domain and use-case tests.
+`bootstrap(settings)` builds engines, clients and pools inside a function (never at import time),
+picks adapters from the settings and returns a typed, frozen `Container`. `bootstrap_in_memory()`
+builds the same container from the in-memory adapters for domain and use-case tests. Both take
+replacements by keyword (`bootstrap_in_memory(clock=test_clock, scanner=InMemoryScanner())`),
+the way cosmicpython's `bootstrap` injects dependencies; nothing reaches into a built container.
 
-Each concern has its own builder below; the Container is what entrypoints (HTTP, worker, CLI) use.
+Reading order: the ports the container holds, then one section per concern (database, storage,
+audit, identity, jobs, files, workflow, reconciliations), then the feature service bundles and
+the registries the features plug into (job handlers, approval effects). docs/architecture.md
+shows where a new feature adds its line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, TypedDict, Unpack
 
+from reckai.adapters.clock import utc_now
+from reckai.adapters.dramatiq.runner import (
+    SCHEDULER_TICK_SECONDS,
+    JobWorkerRunner,
+    build_runtime,
+    parse_queue_threads,
+)
+from reckai.adapters.dramatiq.runtime import DramatiqJobRuntime
+from reckai.application import job_types, maintenance
+from reckai.application.approvals import jobs as approval_jobs
+from reckai.application.approvals.common import WorkflowServices
+from reckai.application.exceptions import exceptions as exception_cases
+from reckai.application.files import sweeper
+from reckai.application.files.mapping import normalize_file_job
+from reckai.application.files.services import FileServices
+from reckai.application.identity.common import IdentityServices
+from reckai.application.identity.onboarding import user_onboarding_handler
+from reckai.application.job_handlers import JobHandlers
+from reckai.application.ports.audit import AuditLog
+from reckai.application.ports.clock import Clock
+from reckai.application.ports.files import FileParser
+from reckai.application.ports.health import HealthReport
+from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
+from reckai.application.ports.mail import Mailer
+from reckai.application.ports.matching import CanonicalSource, MatchingEngine
+from reckai.application.ports.rate_limit import RateLimiter
+from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
+from reckai.application.ports.scanner import VirusScanner
+from reckai.application.ports.security import (
+    CommonPasswordChecker,
+    PasswordHasher,
+    SecretBox,
+    TokenBlacklist,
+    TokenService,
+    Totp,
+)
+from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.unit_of_work import Database
+from reckai.application.ports.workflow import SourceRows, WorkflowUnitOfWork
+from reckai.application.reconciliations import jobs as reconciliation_jobs
+from reckai.application.reconciliations.job_types import (
+    NOTIFY_RECONCILIATION,
+    RUN_RECONCILIATION,
+    SWEEP_RECONCILIATIONS,
+)
+from reckai.application.reconciliations.services import ReconciliationServices
+from reckai.application.reports import report_generation_handler
+from reckai.application.rules.rules import rule_configuration_handler
+from reckai.application.settings_changes import system_setting_handler
+from reckai.domain.approvals.workflow import ApprovalType
+from reckai.domain.audit.chain import AuditSigner
 from reckai.settings import Mode, Settings
 
 
-@dataclass
+class AppUnitOfWork(JobsUnitOfWork, WorkflowUnitOfWork, Protocol):
+    """The unit of work of this application: every feature's repositories (each adapter's unit of
+    work carries them all). Use cases ask for a narrower protocol; entrypoints get this one."""
+
+
+HealthChecks = Mapping[str, Callable[[], HealthReport]]
+
+
+@dataclass(frozen=True)
 class Container:
     settings: Settings
-    # Concern name -> built component. Keys used so far: "database" (unit-of-work factory owner),
-    # "storage", "job_queue", "audit_log", "clock", "scanner", "mailer", "rate_limiter".
-    components: dict[str, Any] = field(default_factory=dict)
-    # name -> zero-argument callable returning a HealthReport; keys "db", "storage", "queue".
-    health_checks: dict[str, Callable[[], Any]] = field(default_factory=dict)
-    _closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def __getattr__(self, name: str) -> Any:
-        components = self.__dict__.get("components", {})
-        if name in components:
-            return components[name]
-        raise AttributeError(name)
+    # --- infrastructure ports ---
+    database: Database[AppUnitOfWork]
+    storage: FileStorage
+    scanner: VirusScanner
+    audit_signer: AuditSigner
+    audit_log: AuditLog
+    clock: Clock
+    password_hasher: PasswordHasher
+    common_password_checker: CommonPasswordChecker
+    token_service: TokenService
+    token_blacklist: TokenBlacklist
+    secret_box: SecretBox
+    totp: Totp
+    rate_limiter: RateLimiter
+    mailer: Mailer
+    file_parser: FileParser
+    job_matching_engine: JobMatchingEngine
+    source_rows: SourceRows
+    # --- background jobs ---
+    job_queue: JobQueue
+    job_outbox: OutboxRelayStore
+    job_handlers: JobHandlers
+    job_runtime: DramatiqJobRuntime
+    worker_runner: JobWorkerRunner
+    # --- feature service bundles, built once here ---
+    identity: IdentityServices
+    files: FileServices
+    reconciliations: ReconciliationServices
+    workflow: WorkflowServices
+    # name -> zero-argument check: "db", "storage", "queue" (/health/*)
+    health_checks: HealthChecks
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def on_close(self, closer: Callable[[], None]) -> None:
         self._closers.append(closer)
@@ -40,61 +126,153 @@ class Container:
             self._closers.pop()()
 
 
-def bootstrap(settings: Settings) -> Container:
+class Overrides(TypedDict, total=False):
+    """What a caller (a test, mostly) may replace when bootstrapping; anything not given is built
+    from the settings."""
+
+    database: Database[AppUnitOfWork]
+    storage: FileStorage
+    scanner: VirusScanner
+    clock: Clock
+    password_hasher: PasswordHasher
+    token_service: TokenService
+    token_blacklist: TokenBlacklist
+    rate_limiter: RateLimiter
+    mailer: Mailer
+    file_parser: FileParser
+    job_matching_engine: JobMatchingEngine
+
+
+def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
+    """The production and embedded container: PostgreSQL, S3 or the filesystem, Redis when
+    configured, clamd when enabled, SMTP or the file mailer."""
     settings.validate()
-    container = Container(settings=settings)
+    closers: list[Callable[[], None]] = []
     try:
-        for build in _BUILDERS:
-            build(container)
+        return _assemble(settings, _Parts(closers, in_memory=False), overrides)
     except BaseException:
-        container.close()
+        while closers:
+            with contextlib.suppress(Exception):
+                closers.pop()()
         raise
-    return container
 
 
-def bootstrap_in_memory(settings: Settings | None = None) -> Container:
+def bootstrap_in_memory(settings: Settings | None = None, **overrides: Unpack[Overrides]) -> Container:
+    """The same container on the in-memory adapters (use-case and HTTP tests)."""
     settings = settings or Settings(mode=Mode.EMBEDDED)
-    container = Container(settings=settings)
-    for build in _MEMORY_BUILDERS:
-        build(container)
-    return container
+    return _assemble(settings, _Parts([], in_memory=True), overrides)
 
 
-# --- builders, one per concern; each adds to container.components / health_checks / on_close ---
-
-_BUILDERS: list[Callable[[Container], None]] = []
-_MEMORY_BUILDERS: list[Callable[[Container], None]] = []
-
-
-# --- database (issue 2 items 3-5; docs/schema.md, docs/tenancy.md). First: others use it. ---
+@dataclass
+class _Parts:
+    closers: list[Callable[[], None]]
+    in_memory: bool
+    health: dict[str, Callable[[], HealthReport]] = field(default_factory=dict)
 
 
-def _build_database(container: Container) -> None:
+def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Container:
+    clock = overrides.get("clock") or utc_now
+    database = overrides.get("database") or _database(settings, parts)
+    storage = overrides.get("storage") or _storage(settings, parts)
+    scanner = overrides.get("scanner") or _scanner(settings, parts)
+    parts.health["storage"] = lambda: storage_health(storage, scanner)
+    signer = AuditSigner(settings.security.audit_hmac_key_id, settings.security.audit_hmac_key)
+    audit_log = _audit_log(database, signer, parts)
+    security = _security(settings, parts, overrides)
+    rate_limiter, token_blacklist = _rate_limit_and_blacklist(settings, parts)
+    rate_limiter = overrides.get("rate_limiter") or rate_limiter
+    token_blacklist = overrides.get("token_blacklist") or token_blacklist
+    mailer = overrides.get("mailer") or _mailer(settings, parts)
+    file_parser = overrides.get("file_parser") or _file_parser()
+    job_matching_engine = overrides.get("job_matching_engine") or _job_matching_engine()
+    source_rows = _source_rows(database, storage)
+
+    handlers = JobHandlers()
+    job_queue, job_outbox = _job_queue(database, handlers, parts)
+
+    identity = IdentityServices(
+        database=database, audit_log=audit_log, password_hasher=security.password_hasher,
+        common_password_checker=security.common_password_checker, token_service=security.token_service,
+        token_blacklist=token_blacklist, secret_box=security.secret_box, totp=security.totp,
+        rate_limiter=rate_limiter, mailer=mailer,
+        refresh_successor_key=refresh_successor_key(settings.security.jwt_secret), clock=clock,
+        allow_public_signup=settings.security.allow_public_signup,
+        public_base_url=settings.http.public_base_url,
+    )
+    files = FileServices(database=database, storage=storage, scanner=scanner, parser=file_parser,
+                         audit_log=audit_log, rate_limiter=rate_limiter, now=clock)
+    reconciliations = ReconciliationServices(
+        database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
+        engine=job_matching_engine, settings=settings.reconciliation,
+        normalize_file=partial(normalize_file_job, files), mailer=mailer, now=clock)
+    workflow = WorkflowServices(database=database, audit_log=audit_log, job_queue=job_queue,
+                                password_hasher=security.password_hasher,
+                                rule_preview=_rule_preview(storage, job_matching_engine), clock=clock)
+
+    _register_approval_types(workflow)
+    _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
+                   reconciliations=reconciliations, workflow=workflow)
+    runtime, runner = _worker(settings, database, job_queue, job_outbox, handlers, parts)
+
+    return Container(
+        settings=settings, database=database, storage=storage, scanner=scanner, audit_signer=signer,
+        audit_log=audit_log, clock=clock, password_hasher=security.password_hasher,
+        common_password_checker=security.common_password_checker, token_service=security.token_service,
+        token_blacklist=token_blacklist, secret_box=security.secret_box, totp=security.totp,
+        rate_limiter=rate_limiter, mailer=mailer, file_parser=file_parser,
+        job_matching_engine=job_matching_engine, source_rows=source_rows, job_queue=job_queue,
+        job_outbox=job_outbox, job_handlers=handlers, job_runtime=runtime, worker_runner=runner,
+        identity=identity, files=files, reconciliations=reconciliations, workflow=workflow,
+        health_checks=dict(parts.health), _closers=parts.closers,
+    )
+
+
+# --- single concerns, for tests of one builder (the container is always built whole) ---
+
+
+def build_storage(settings: Settings) -> tuple[FileStorage, VirusScanner]:
+    """The storage and the scanner `bootstrap(settings)` would build (embedded/production)."""
+    parts = _Parts([], in_memory=False)
+    return _storage(settings, parts), _scanner(settings, parts)
+
+
+def build_security(settings: Settings) -> SecurityComponents:
+    return _security(settings, _Parts([], in_memory=False), Overrides())
+
+
+def build_rate_limit_and_blacklist(settings: Settings) -> tuple[RateLimiter, TokenBlacklist]:
+    return _rate_limit_and_blacklist(settings, _Parts([], in_memory=False))
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    return _mailer(settings, _Parts([], in_memory=False))
+
+
+# --- database (issue 2 items 3-5; docs/schema.md, docs/tenancy.md) ---
+
+
+def _database(settings: Settings, parts: _Parts) -> Database[AppUnitOfWork]:
+    if parts.in_memory:
+        from reckai.adapters.memory.unit_of_work import MemoryDatabase
+
+        parts.health["db"] = lambda: HealthReport(ok=True, detail="in-memory database")
+        return MemoryDatabase()
     from reckai.adapters.postgres.database import database_health, open_database
 
-    database = open_database(container.settings)
-    container.components["database"] = database
-    container.on_close(database.close)
-    container.health_checks["db"] = lambda: database_health(database)
-
-
-def _build_memory_database(container: Container) -> None:
-    from reckai.adapters.memory.unit_of_work import MemoryDatabase
-    from reckai.application.ports.health import HealthReport
-
-    container.components["database"] = MemoryDatabase()
-    container.health_checks["db"] = lambda: HealthReport(ok=True, detail="in-memory database")
-
-
-_BUILDERS.append(_build_database)
-_MEMORY_BUILDERS.append(_build_memory_database)
+    database = open_database(settings)
+    parts.closers.append(database.close)
+    parts.health["db"] = lambda: database_health(database)
+    return database
 
 
 # --- storage and virus scanner (issue 4; docs/storage.md) ---
 
 
-def _build_storage(container: Container) -> None:
-    settings = container.settings
+def _storage(settings: Settings, parts: _Parts) -> FileStorage:
+    if parts.in_memory:
+        from reckai.adapters.memory.storage import InMemoryFileStorage
+
+        return InMemoryFileStorage(public_base_url=settings.http.public_base_url)
     if settings.storage.backend == "s3":
         from reckai.adapters.s3.storage import S3FileStorage, make_client
 
@@ -103,116 +281,82 @@ def _build_storage(container: Container) -> None:
             raise ValueError("STORAGE_BACKEND=s3 requires S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY")
         client = make_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key,
                              secure=s3.s3_secure, region=s3.s3_region)
-        storage: Any = S3FileStorage(client, s3.s3_bucket)
+        s3_storage = S3FileStorage(client, s3.s3_bucket)
         if settings.mode is Mode.EMBEDDED:
-            storage.ensure_bucket()  # production buckets are provisioned (policy, lifecycle), not created
-    elif settings.storage.backend == "filesystem":
+            s3_storage.ensure_bucket()  # production buckets are provisioned (policy, lifecycle), not created
+        return s3_storage
+    if settings.storage.backend == "filesystem":
         from reckai.adapters.filesystem.storage import FileSystemStorage, decode_data_key
 
         security = settings.security
-        storage = FileSystemStorage(
+        return FileSystemStorage(
             settings.storage.filesystem_root,
             keys={security.data_encryption_key_id: decode_data_key(security.data_encryption_key)},
             current_key_id=security.data_encryption_key_id,
             public_base_url=settings.http.public_base_url,
         )
-    else:
-        raise ValueError(f"STORAGE_BACKEND must be 's3' or 'filesystem', not {settings.storage.backend!r}")
-    container.components["storage"] = storage
-    _register_scanner(container)
+    raise ValueError(f"STORAGE_BACKEND must be 's3' or 'filesystem', not {settings.storage.backend!r}")
 
 
-def _register_scanner(container: Container) -> None:
-    scanner_settings = container.settings.scanner
-    if scanner_settings.enabled:
-        from reckai.adapters.clamav.scanner import ClamdScanner
-
-        if scanner_settings.clamd_socket:
-            scanner: Any = ClamdScanner(socket_path=scanner_settings.clamd_socket)
-        elif scanner_settings.clamd_host:
-            scanner = ClamdScanner(host=scanner_settings.clamd_host, port=scanner_settings.clamd_port)
-        else:
-            raise ValueError("SCANNER_ENABLED=true requires CLAMD_HOST or CLAMD_SOCKET")
-    else:
+def _scanner(settings: Settings, parts: _Parts) -> VirusScanner:
+    scanner_settings = settings.scanner
+    if not scanner_settings.enabled:
         from reckai.adapters.clamav.disabled import DisabledScanner
 
-        scanner = DisabledScanner()
-    container.components["scanner"] = scanner
-    container.health_checks["storage"] = lambda: storage_health(container.storage, container.scanner)
+        return DisabledScanner()
+    if parts.in_memory:
+        from reckai.adapters.memory.scanner import InMemoryScanner
+
+        return InMemoryScanner()  # flags EICAR; tests can add signatures or set it down
+    from reckai.adapters.clamav.scanner import ClamdScanner
+
+    if scanner_settings.clamd_socket:
+        return ClamdScanner(socket_path=scanner_settings.clamd_socket)
+    if scanner_settings.clamd_host:
+        return ClamdScanner(host=scanner_settings.clamd_host, port=scanner_settings.clamd_port)
+    raise ValueError("SCANNER_ENABLED=true requires CLAMD_HOST or CLAMD_SOCKET")
 
 
-def storage_health(storage: Any, scanner: Any) -> Any:
+def storage_health(storage: FileStorage, scanner: VirusScanner) -> HealthReport:
     """`/health/storage`: the storage probe, plus the scanner's state (a disabled scanner is ok
     but said out loud; a configured scanner that is down makes the check fail, since uploads
     would all be refused)."""
-    from reckai.application.ports.health import HealthReport
-
     stored, scanned = storage.health(), scanner.health()
     return HealthReport(ok=stored.ok and scanned.ok, detail=f"{stored.detail}; {scanned.detail}")
-
-
-def _build_memory_storage(container: Container) -> None:
-    from reckai.adapters.memory.storage import InMemoryFileStorage
-
-    container.components["storage"] = InMemoryFileStorage(
-        public_base_url=container.settings.http.public_base_url
-    )
-    if container.settings.scanner.enabled:
-        from reckai.adapters.memory.scanner import InMemoryScanner
-
-        scanner: Any = InMemoryScanner()  # flags EICAR; tests can add signatures or set it down
-    else:
-        from reckai.adapters.clamav.disabled import DisabledScanner
-
-        scanner = DisabledScanner()
-    container.components["scanner"] = scanner
-    container.health_checks["storage"] = lambda: storage_health(container.storage, container.scanner)
-
-
-_BUILDERS.append(_build_storage)
-_MEMORY_BUILDERS.append(_build_memory_storage)
 
 
 # --- audit log (issue 2 item 7; docs/audit.md) ---
 
 
-def _audit_signer(container: Container) -> Any:
-    from reckai.domain.audit.chain import AuditSigner
+def _audit_log(database: Database[AppUnitOfWork], signer: AuditSigner, parts: _Parts) -> AuditLog:
+    from reckai.adapters.memory.unit_of_work import MemoryDatabase
 
-    security = container.settings.security
-    signer = AuditSigner(security.audit_hmac_key_id, security.audit_hmac_key)
-    container.components["audit_signer"] = signer
-    return signer
+    if isinstance(database, MemoryDatabase):
+        from reckai.adapters.memory.audit import MemoryAuditLog
 
-
-def _build_audit_log(container: Container) -> None:
-    # Needs the "database" component; when no builder provided one there is no audit log (and
-    # whatever needs it fails loudly on `container.audit_log`) rather than a silent in-memory one.
-    database = container.components.get("database")
-    if database is None:
-        return
+        # On the container's memory database, so `record(uow, ...)` works on its units of work.
+        return MemoryAuditLog(signer, database)
     from reckai.adapters.postgres.audit import PostgresAuditLog
+    from reckai.adapters.postgres.unit_of_work import PostgresDatabase
 
-    container.components["audit_log"] = PostgresAuditLog(database.engine, _audit_signer(container))
-
-
-def _build_memory_audit_log(container: Container) -> None:
-    from reckai.adapters.memory.audit import MemoryAuditLog
-
-    # The container's memory database when there is one, so `record(uow, ...)` works on its units
-    # of work; otherwise a private one.
-    database = container.components.get("database")
-    container.components["audit_log"] = MemoryAuditLog(_audit_signer(container), database)
-
-
-_BUILDERS.append(_build_audit_log)
-_MEMORY_BUILDERS.append(_build_memory_audit_log)
+    if not isinstance(database, PostgresDatabase):
+        raise TypeError(f"no audit log for a database of type {type(database).__name__}")
+    return PostgresAuditLog(database.engine, signer)
 
 
 # --- identity and security (issue 3; docs/identity.md) ---
 
 
-def _build_security(container: Container) -> None:
+@dataclass(frozen=True)
+class SecurityComponents:
+    password_hasher: PasswordHasher
+    common_password_checker: CommonPasswordChecker
+    token_service: TokenService
+    secret_box: SecretBox
+    totp: Totp
+
+
+def _security(settings: Settings, parts: _Parts, overrides: Overrides) -> SecurityComponents:
     """Hasher, common-password check, token service, secret box, TOTP: no I/O, same in every mode."""
     from reckai.adapters.security.common_passwords import ZxcvbnPasswordChecker
     from reckai.adapters.security.jwt_tokens import JwtKeyRing, JwtTokenService
@@ -220,113 +364,119 @@ def _build_security(container: Container) -> None:
     from reckai.adapters.security.secret_box import AesGcmSecretBox, decode_key
     from reckai.adapters.security.totp import PyOtpTotp
 
-    security = container.settings.security
+    security = settings.security
     jwt_keys = {**dict(security.jwt_retired_keys), security.jwt_key_id: security.jwt_secret}
     data_keys = {kid: decode_key(key) for kid, key in security.data_encryption_retired_keys}
     data_keys[security.data_encryption_key_id] = decode_key(security.data_encryption_key)
-    container.components["password_hasher"] = ConfiguredPasswordHasher(security.password_hasher)
-    container.components["common_password_checker"] = ZxcvbnPasswordChecker()
-    container.components["token_service"] = JwtTokenService(JwtKeyRing(jwt_keys, security.jwt_key_id))
-    container.components["secret_box"] = AesGcmSecretBox(data_keys, security.data_encryption_key_id)
-    container.components["totp"] = PyOtpTotp()
+    # Test containers hash at bcrypt's minimum cost: the same code path, 250 times cheaper.
+    hasher = ConfiguredPasswordHasher(security.password_hasher, bcrypt_cost=4) if parts.in_memory \
+        else ConfiguredPasswordHasher(security.password_hasher)
+    return SecurityComponents(
+        password_hasher=overrides.get("password_hasher") or hasher,
+        common_password_checker=ZxcvbnPasswordChecker(),
+        token_service=overrides.get("token_service") or JwtTokenService(JwtKeyRing(jwt_keys, security.jwt_key_id)),
+        secret_box=AesGcmSecretBox(data_keys, security.data_encryption_key_id),
+        totp=PyOtpTotp(),
+    )
 
 
-def _build_rate_limit_and_blacklist(container: Container) -> None:
-    url = container.settings.redis.url
-    if url is None:
-        _build_memory_rate_limit_and_blacklist(container)
-        return
+def refresh_successor_key(jwt_secret: str) -> bytes:
+    """A key of its own for deriving refresh-token successors, separated from the signing use."""
+    import hashlib
+    import hmac
+
+    return hmac.new(jwt_secret.encode("utf-8"), b"reckai/refresh-token-successor/v1", hashlib.sha256).digest()
+
+
+def _rate_limit_and_blacklist(settings: Settings, parts: _Parts) -> tuple[RateLimiter, TokenBlacklist]:
+    url = settings.redis.url
+    if url is None or parts.in_memory:
+        from reckai.adapters.memory.rate_limit import MemoryRateLimiter
+        from reckai.adapters.memory.token_blacklist import MemoryTokenBlacklist
+
+        return MemoryRateLimiter(), MemoryTokenBlacklist()
     from reckai.adapters.redis.rate_limit import RedisRateLimiter, connect
     from reckai.adapters.redis.token_blacklist import RedisTokenBlacklist
 
     client = connect(url)  # connects lazily, on first use
-    container.on_close(client.close)
-    container.components["rate_limiter"] = RedisRateLimiter(client)
-    container.components["token_blacklist"] = RedisTokenBlacklist(client)
+    parts.closers.append(client.close)
+    return RedisRateLimiter(client), RedisTokenBlacklist(client)
 
 
-def _build_memory_rate_limit_and_blacklist(container: Container) -> None:
-    from reckai.adapters.memory.rate_limit import MemoryRateLimiter
-    from reckai.adapters.memory.token_blacklist import MemoryTokenBlacklist
+def _mailer(settings: Settings, parts: _Parts) -> Mailer:
+    mail = settings.mailer
+    if parts.in_memory:
+        from reckai.adapters.memory.mail import MemoryMailer
 
-    container.components["rate_limiter"] = MemoryRateLimiter()
-    container.components["token_blacklist"] = MemoryTokenBlacklist()
-
-
-def _build_mailer(container: Container) -> None:
-    mail = container.settings.mailer
+        return MemoryMailer(mail.sender)
     if mail.backend == "smtp":
         from reckai.adapters.mail.smtp import SmtpMailer
 
-        mailer: Any = SmtpMailer(
-            mail.smtp_host,
-            mail.smtp_port,
-            mail.sender,
-            starttls=mail.smtp_starttls,
-            username=mail.smtp_username,
-            password=mail.smtp_password,
-        )
-    elif mail.backend == "file":
+        return SmtpMailer(mail.smtp_host, mail.smtp_port, mail.sender, starttls=mail.smtp_starttls,
+                          username=mail.smtp_username, password=mail.smtp_password)
+    if mail.backend == "file":
         from reckai.adapters.mail.file import FileMailer
 
-        mailer = FileMailer(mail.outbox_dir, mail.sender)
-    else:
-        raise ValueError(f"MAILER_BACKEND must be 'smtp' or 'file', not {mail.backend!r}")
-    container.components["mailer"] = mailer
-
-
-def _build_memory_mailer(container: Container) -> None:
-    from reckai.adapters.memory.mail import MemoryMailer
-
-    container.components["mailer"] = MemoryMailer(container.settings.mailer.sender)
-
-
-def _build_memory_security(container: Container) -> None:
-    from reckai.adapters.security.passwords import ConfiguredPasswordHasher
-
-    _build_security(container)
-    # Test containers hash at bcrypt's minimum cost: the same code path, 250 times cheaper.
-    container.components["password_hasher"] = ConfiguredPasswordHasher(
-        container.settings.security.password_hasher, bcrypt_cost=4
-    )
-
-
-_BUILDERS.extend([_build_security, _build_rate_limit_and_blacklist, _build_mailer])
-_MEMORY_BUILDERS.extend([_build_memory_security, _build_memory_rate_limit_and_blacklist, _build_memory_mailer])
+        return FileMailer(mail.outbox_dir, mail.sender)
+    raise ValueError(f"MAILER_BACKEND must be 'smtp' or 'file', not {mail.backend!r}")
 
 
 # --- background jobs (issue 2 item 8; docs/jobs.md) ---
 
 
-def _build_jobs(container: Container) -> None:
+def _job_queue(database: Database[AppUnitOfWork], handlers: JobHandlers,
+               parts: _Parts) -> tuple[JobQueue, OutboxRelayStore]:
+    """The queue refuses job types the registry does not list (a live view: features register
+    their jobs further down)."""
+    from reckai.adapters.memory.unit_of_work import MemoryDatabase
+
+    if isinstance(database, MemoryDatabase):
+        from reckai.adapters.memory.jobs import InMemoryOutbox
+
+        outbox = InMemoryOutbox(database, handlers.queues)
+        return outbox, outbox
     from reckai.adapters.postgres.outbox import PostgresJobQueue, PostgresOutboxStore
-    from reckai.entrypoints.worker.actors import known_jobs
 
-    database = container.components["database"]
-    _wire_jobs(container, PostgresJobQueue(known_jobs()), PostgresOutboxStore(database))
+    return PostgresJobQueue(handlers.queues), PostgresOutboxStore(database)
 
 
-def _build_memory_jobs(container: Container) -> None:
-    from reckai.adapters.memory.jobs import InMemoryOutbox
-    from reckai.entrypoints.worker.actors import known_jobs
+def _register_jobs(handlers: JobHandlers, settings: Settings, *, database: Database[AppUnitOfWork],
+                   storage: FileStorage, mailer: Mailer, files: FileServices,
+                   reconciliations: ReconciliationServices, workflow: WorkflowServices) -> None:
+    """Every feature's background jobs: type -> handler (with its time limit), and the periodic ones."""
+    # identity: expired sessions
+    handlers.register(job_types.CLEANUP_EXPIRED_SESSIONS, partial(maintenance.cleanup_expired_sessions_job, database),
+                      time_limit_seconds=300)
+    handlers.every(job_types.CLEANUP_EXPIRED_SESSIONS, settings.jobs.session_cleanup_interval_seconds)
+    # files: orphaned objects
+    handlers.register(job_types.SWEEP_ORPHANED_FILE_OBJECTS,
+                      partial(sweeper.sweep_orphaned_file_objects_job, database, storage), time_limit_seconds=600)
+    handlers.every(job_types.SWEEP_ORPHANED_FILE_OBJECTS, sweeper.SWEEP_PERIOD_SECONDS)
+    # reconciliation jobs
+    handlers.register(RUN_RECONCILIATION, partial(reconciliation_jobs.run_reconciliation_job, reconciliations),
+                      time_limit_seconds=reconciliation_jobs.RUN_TIME_LIMIT_SECONDS)
+    handlers.register(NOTIFY_RECONCILIATION, partial(reconciliation_jobs.notify_reconciliation_job, reconciliations),
+                      time_limit_seconds=reconciliation_jobs.NOTIFY_TIME_LIMIT_SECONDS)
+    handlers.register(SWEEP_RECONCILIATIONS, partial(reconciliation_jobs.sweep_reconciliation_jobs, reconciliations),
+                      time_limit_seconds=reconciliation_jobs.SWEEP_TIME_LIMIT_SECONDS)
+    # workflow: SLA escalation, notifications, ledger export
+    handlers.register(job_types.ESCALATE_OVERDUE_EXCEPTIONS, partial(exception_cases.escalate_overdue_job, workflow),
+                      time_limit_seconds=300)
+    handlers.register(job_types.NOTIFY_WORKFLOW, partial(approval_jobs.notify_workflow_job, workflow, mailer,
+                                                         settings.http.public_base_url), time_limit_seconds=60)
+    handlers.register(job_types.EXPORT_LEDGER_POSTING,
+                      partial(approval_jobs.export_ledger_posting_job, workflow, storage), time_limit_seconds=120)
+    handlers.every(job_types.ESCALATE_OVERDUE_EXCEPTIONS, exception_cases.SLA_PERIOD_SECONDS)
+    handlers.every(SWEEP_RECONCILIATIONS, settings.reconciliation.sweep_interval_seconds)
 
-    outbox = InMemoryOutbox(container.components["database"], known_jobs())
-    _wire_jobs(container, outbox, outbox)
 
-
-def _wire_jobs(container: Container, job_queue: Any, store: Any) -> None:
+def _worker(settings: Settings, database: Database[AppUnitOfWork], job_queue: JobQueue, store: OutboxRelayStore,
+            handlers: JobHandlers, parts: _Parts) -> tuple[DramatiqJobRuntime, JobWorkerRunner]:
     """Brokers on REDIS_URL when set, else in-process. Without Redis the worker_runner consumes
     every queue in this process (embedded mode: `serve` starts it); with Redis, jobs run in
     `reckai worker` processes and this process only enqueues and checks the broker."""
     from reckai.adapters.dramatiq.runtime import redis_broker_factory, stub_broker_factory
-    from reckai.entrypoints.worker.runner import (
-        JobWorkerRunner,
-        build_runtime,
-        default_schedule,
-        parse_queue_threads,
-    )
 
-    settings = container.settings
     redis_url = settings.redis.url
     if redis_url:
         from reckai.adapters.redis.connection import redis_client
@@ -335,113 +485,108 @@ def _wire_jobs(container: Container, job_queue: Any, store: Any) -> None:
     else:
         broker_factory = stub_broker_factory()
     # In-process queues are cheap to poll; a short idle timeout also makes stopping quick.
-    runtime = build_runtime(container, broker_factory, store, worker_timeout_ms=1000 if redis_url else 200)
-    container.on_close(runtime.close)
-    database = container.components["database"]
+    runtime = build_runtime(handlers, broker_factory, store, worker_timeout_ms=1000 if redis_url else 200)
+    parts.closers.append(runtime.close)
     in_process = redis_url is None
     runner = JobWorkerRunner(
-        runtime,
-        store,
-        job_queue,
+        runtime, store, job_queue,
         threads=parse_queue_threads(settings.jobs.embedded_threads) if in_process else {},
         relay=in_process,
-        schedule=default_schedule(settings.jobs.session_cleanup_interval_seconds,
-                                  settings.reconciliation.sweep_interval_seconds) if in_process else None,
+        schedule=handlers.schedule if in_process else None,
         open_system_uow=lambda: database.unit_of_work(None),
         relay_interval_seconds=settings.jobs.relay_interval_seconds,
         stale_after_seconds=settings.jobs.stale_after_seconds,
     )
-    container.on_close(runner.stop)
-    container.components["job_queue"] = job_queue
-    container.components["job_outbox"] = store
-    container.components["job_runtime"] = runtime
-    container.components["worker_runner"] = runner
-    container.health_checks["queue"] = runner.health
+    parts.closers.append(runner.stop)
+    parts.health["queue"] = runner.health
+    return runtime, runner
 
 
-_BUILDERS.append(_build_jobs)
-_MEMORY_BUILDERS.append(_build_memory_jobs)
+def build_worker_runner(container: Container, threads: Mapping[Queue, int]) -> JobWorkerRunner:
+    """The runner of one `reckai worker` process: consumes `threads` (queue -> threads per queue),
+    relays the outbox and runs the scheduler, on the container's brokers and outbox."""
+    settings = container.settings
+    database = container.database
+    return JobWorkerRunner(
+        container.job_runtime, container.job_outbox, container.job_queue,
+        threads=threads,
+        relay=True,
+        schedule=container.job_handlers.schedule,
+        open_system_uow=lambda: database.unit_of_work(None),
+        relay_interval_seconds=settings.jobs.relay_interval_seconds,
+        stale_after_seconds=settings.jobs.stale_after_seconds,
+        scheduler_tick_seconds=min(SCHEDULER_TICK_SECONDS, settings.reconciliation.sweep_interval_seconds),
+    )
 
 
-# --- files (issue 4; docs/files.md): the parser, and the file repositories on every unit of work ---
+# --- files (issue 4; docs/files.md) ---
 
 
-def _build_files(container: Container) -> None:
-    import reckai.adapters.postgres.files  # noqa: F401  registers uow.files, uow.data_mappings, uow.normalized_files
+def _file_parser() -> FileParser:
     from reckai.adapters.polars.file_processing import PolarsFileParser
 
-    container.components["file_parser"] = PolarsFileParser()
-
-
-def _build_memory_files(container: Container) -> None:
-    import reckai.adapters.memory.files  # noqa: F401  registers the in-memory twins
-    from reckai.adapters.polars.file_processing import PolarsFileParser
-
-    container.components["file_parser"] = PolarsFileParser()
-
-
-_BUILDERS.append(_build_files)
-_MEMORY_BUILDERS.append(_build_memory_files)
+    return PolarsFileParser()
 
 
 # --- workflow: exceptions, approvals, matching rules (issue 7; docs/workflow.md) ---
 
 
-def _workflow_services(container: Container) -> Any:
+def _register_approval_types(workflow: WorkflowServices) -> None:
+    """Each approval type's effect, registered by the feature that owns it (docs/architecture.md,
+    "Adding an approval type"); bootstrap fails when a type has none."""
+    approvals = workflow.approval_handlers
+    approvals.register(ApprovalType.RULE_CONFIGURATION, rule_configuration_handler(workflow))
+    approvals.register(ApprovalType.EXCEPTION_RESOLUTION, exception_cases.exception_resolution_handler(workflow))
+    approvals.register(ApprovalType.LEDGER_POSTING, approval_jobs.ledger_posting_handler(workflow))
+    approvals.register(ApprovalType.USER_ONBOARDING, user_onboarding_handler(workflow))
+    approvals.register(ApprovalType.SYSTEM_SETTING, system_setting_handler(workflow))
+    approvals.register(ApprovalType.REPORT_GENERATION, report_generation_handler())
+    approvals.require_all()
+
+
+
+def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> object:
     from reckai.adapters.polars.matcher import PolarsMatcher
-    from reckai.application.approvals.common import WorkflowServices
     from reckai.application.rules.preview import JobRulePreview
 
-    components = container.components
-    # The job feature's loader may be built after this builder: looked up when a preview runs.
-    preview = JobRulePreview(components["storage"], lambda: components.get("job_matching_engine"), PolarsMatcher())
-    return WorkflowServices(
-        database=container.components["database"],
-        audit_log=container.components["audit_log"],
-        job_queue=container.components["job_queue"],
-        password_hasher=container.components.get("password_hasher"),
-        rule_preview=preview,
-    )
+    return JobRulePreview(storage, lambda: engine, PolarsMatcher())
 
 
-def _build_workflow(container: Container) -> None:
-    import reckai.adapters.postgres.workflow  # noqa: F401  registers uow.breaks, .approvals, .rules, .matches, .declined_pairs
+def _source_rows(database: Database[AppUnitOfWork], storage: FileStorage) -> SourceRows:
     from reckai.adapters.polars.source_rows import NormalizedSourceRows
 
-    container.components["workflow"] = _workflow_services(container)
-    container.components["source_rows"] = NormalizedSourceRows(container.components["database"],
-                                                               container.components["storage"])
-
-
-def _build_memory_workflow(container: Container) -> None:
-    import reckai.adapters.memory.workflow  # noqa: F401  registers the in-memory twins
-    from reckai.adapters.polars.source_rows import NormalizedSourceRows
-
-    container.components["workflow"] = _workflow_services(container)
-    container.components["source_rows"] = NormalizedSourceRows(container.components["database"],
-                                                               container.components["storage"])
-
-
-_BUILDERS.append(_build_workflow)
-_MEMORY_BUILDERS.append(_build_memory_workflow)
+    return NormalizedSourceRows(database, storage)
 
 
 # --- reconciliation jobs (issue 6; docs/reconciliation-jobs.md) ---
 
 
-def _build_reconciliations(container: Container) -> None:
-    import reckai.adapters.postgres.reconciliations  # noqa: F401  registers uow.reconciliation_jobs, ...
+@dataclass(frozen=True)
+class FileMatching:
+    """What `reckai reconcile` needs (no database, no container): a reader of canonical rows and a
+    matching engine over what it reads."""
+
+    source: CanonicalSource
+    engine: MatchingEngine[Any]
+
+
+def build_file_matching(engine_name: str = "polars") -> FileMatching:
+    """`polars`: the production engine; `reference`: the pure-Python definition (slower), over the
+    same polars reader."""
+    from reckai.adapters.polars.matcher import PolarsMatcher
+    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+
+    source = PolarsCanonicalSource()
+    if engine_name == "polars":
+        return FileMatching(source, PolarsMatcher())
+    if engine_name == "reference":
+        from reckai.adapters.polars.matcher_frames import ReferenceFrameMatcher
+
+        return FileMatching(source, ReferenceFrameMatcher())
+    raise ValueError(f"unknown matching engine {engine_name!r} (polars or reference)")
+
+
+def _job_matching_engine() -> JobMatchingEngine:
     from reckai.adapters.polars.job_results import PolarsJobMatchingEngine
 
-    container.components["job_matching_engine"] = PolarsJobMatchingEngine()
-
-
-def _build_memory_reconciliations(container: Container) -> None:
-    import reckai.adapters.memory.reconciliations  # noqa: F401  registers the in-memory twins
-    from reckai.adapters.polars.job_results import PolarsJobMatchingEngine
-
-    container.components["job_matching_engine"] = PolarsJobMatchingEngine()
-
-
-_BUILDERS.append(_build_reconciliations)
-_MEMORY_BUILDERS.append(_build_memory_reconciliations)
+    return PolarsJobMatchingEngine()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from reckai.application.reconciliations.policy import ReconciliationSettings
+
 
 class Mode(str, Enum):
     EMBEDDED = "embedded"
@@ -105,17 +107,6 @@ class JobSettings:
     stale_after_seconds: int = 1800  # a dispatched message with no outcome after this is re-sent
     session_cleanup_interval_seconds: int = 600
     redis_namespace: str = "reckai"  # prefix of every broker key in Redis
-
-
-@dataclass(frozen=True)
-class ReconciliationSettings:
-    # docs/reconciliation-jobs.md: a worker holds a job through a lease it renews every heartbeat;
-    # the sweeper takes back jobs whose lease expired (dead worker) up to max_attempts times.
-    lease_seconds: int = 60
-    heartbeat_seconds: float = 2.0  # also how often a running job notices a cancel
-    max_attempts: int = 3
-    sweep_interval_seconds: int = 30
-    pending_resend_seconds: int = 900  # a job pending this long gets its message sent again
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,7 @@ def container(pg_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     settings = Settings(mode=Mode.EMBEDDED, database=DatabaseSettings(url=pg_database.app_url, pool_size=4),
                         storage=StorageSettings(backend="filesystem", filesystem_root=root / "storage"),
                         mailer=MailerSettings(backend="file", outbox_dir=root / "mail"))
-    built = bootstrap(settings)
-    built.components["scanner"] = InMemoryScanner()
+    built = bootstrap(settings, scanner=InMemoryScanner())
     built.worker_runner.start()
     try:
         yield built

@@ -3,6 +3,7 @@ append-only triggers and grants, tampering by the owner or a superuser, tenancy,
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
@@ -372,12 +373,18 @@ def test_cli_verify_on_postgres_says_ok_then_names_the_tampered_row(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_database: PgDatabase,
     audit_log: PostgresAuditLog, signer: AuditSigner, org_with_chain: uuid.UUID,
 ) -> None:
-    from reckai.bootstrap import Container
     from reckai.entrypoints.cli import audit as audit_cli
     from reckai.entrypoints.cli.main import main
-    from reckai.settings import Settings
 
-    container = Container(settings=Settings(), components={"audit_log": audit_log, "audit_signer": signer})
+    @dataclasses.dataclass
+    class Tools:  # what the audit commands use of the container, on the test database
+        audit_log: PostgresAuditLog
+        audit_signer: AuditSigner
+
+        def close(self) -> None:
+            pass
+
+    container = Tools(audit_log, signer)
     monkeypatch.setattr(audit_cli, "container_factory", lambda: container)
     assert main(["audit", "verify", "--organization", str(org_with_chain)]) == 0
     assert f"OK organization {org_with_chain}: 5 records" in capsys.readouterr().out

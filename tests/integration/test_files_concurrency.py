@@ -24,7 +24,6 @@ from sqlalchemy import text
 
 from reckai.adapters.polars.normalize import read_parquet_bytes
 from reckai.application.files import normalize_file_job
-from reckai.application.files.services import FileServices
 from reckai.application.ports.rate_limit import TIERS
 from reckai.bootstrap import Container, bootstrap
 from reckai.domain.ingestion.storage_keys import normalized_file_key, organization_prefix
@@ -246,7 +245,7 @@ def test_job_normalization_waits_for_a_mapping_in_progress(tenant: Tenant, conta
     while _status(tenant, file_id) != "mapped":  # the request holds the claim and is normalizing
         assert time.monotonic() < deadline and request.is_alive(), "the re-mapping was never seen in progress"
         time.sleep(0.002)
-    result = normalize_file_job(FileServices.from_container(container), tenant.org_id, file_id)
+    result = normalize_file_job(container.files, tenant.org_id, file_id)
     request.join(120)
     assert answers and answers[0].status_code == 200, answers
     shown = _assert_consistent(tenant, file_id)

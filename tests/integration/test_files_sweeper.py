@@ -56,12 +56,12 @@ def container(request: pytest.FixtureRequest, pg_database: Any,
 class World:
     def __init__(self, container: Container) -> None:
         self.container = container
-        self.storage = FailingDeletes(container.components["storage"])
+        self.storage = FailingDeletes(container.storage)
         created, _ = signup(container.database)
         self.caller = Caller(organization_id=created.organization_id, user_id=created.admin_user_id)
         self.services = FileServices(
-            database=container.database, storage=self.storage, scanner=container.components["scanner"],
-            parser=container.components["file_parser"], audit_log=container.audit_log,
+            database=container.database, storage=self.storage, scanner=container.scanner,
+            parser=container.file_parser, audit_log=container.audit_log,
             rate_limiter=container.rate_limiter)
 
     def upload(self) -> uuid.UUID:

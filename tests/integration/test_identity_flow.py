@@ -24,7 +24,6 @@ from reckai.bootstrap import Container, bootstrap
 from reckai.domain.identity.permissions import permissions_for
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.app import create_app
-from reckai.entrypoints.http.auth import identity_services
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, RedisSettings, Settings, StorageSettings
 from tests.support.identity import bearer, login_tokens, onboard
 from tests.support.identity_flow import FakeClock, run_whole_flow
@@ -47,11 +46,9 @@ def container(pg_database: Any, redis_test_url: str, smtp_server: Any, tmp_path:
         storage=StorageSettings(backend="filesystem", filesystem_root=tmp_path / "storage"),
         mailer=MailerSettings(backend="smtp", smtp_host=smtp_server.host, smtp_port=smtp_server.port),
     )
-    built = bootstrap(settings)
-    built.components["clock"] = clock
     security = settings.security
     ring = JwtKeyRing({security.jwt_key_id: security.jwt_secret}, security.jwt_key_id)
-    built.components["token_service"] = JwtTokenService(ring, clock=clock.timestamp)
+    built = bootstrap(settings, clock=clock, token_service=JwtTokenService(ring, clock=clock.timestamp))
     try:
         yield built
     finally:
@@ -79,7 +76,7 @@ def test_whole_flow_against_postgres_redis_and_smtp(container: Container, smtp_s
 def test_max_users_is_reserved_under_a_row_lock(container: Container) -> None:
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         org_id, admin = onboard(client)
-    services = identity_services(container)
+    services = container.identity
     principal = Principal(admin.user_id, org_id, "admin", permissions_for("admin"), None, "jti", admin.email)
     for i in range(8):  # 1 admin + 8 = 9 of 10
         user_cases.create_user(services, principal, email=f"u{i}@example.com", name="Some One", role="analyst",
@@ -110,7 +107,7 @@ def test_concurrent_refreshes_of_one_token_get_the_same_successor(container: Con
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         _, admin = onboard(client)
         tokens = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
-    services = identity_services(container)
+    services = container.identity
     results: list[str] = []
     barrier = threading.Barrier(3)
 

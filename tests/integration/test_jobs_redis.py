@@ -27,10 +27,8 @@ from reckai.adapters.redis.connection import redis_client
 from reckai.application.job_types import CLEANUP_EXPIRED_SESSIONS
 from reckai.application.outbox import relay_until_drained
 from reckai.application.ports.jobs import OutboxStatus, Queue
-from reckai.bootstrap import Container, bootstrap
+from reckai.bootstrap import Container, bootstrap, build_worker_runner
 from reckai.domain.identity.entities import UserSession
-from reckai.entrypoints.worker.actors import known_jobs
-from reckai.entrypoints.worker.runner import build_worker_runner
 from reckai.settings import (
     DatabaseSettings,
     JobSettings,
@@ -41,7 +39,7 @@ from reckai.settings import (
     StorageSettings,
 )
 from tests.fixtures.postgres import PgDatabase, Tenant, _new_database, create_tenant
-from tests.unit.test_jobs_runtime import Recorder, assert_critical_is_not_starved, start_machinery
+from tests.unit.test_jobs_runtime import Recorder, assert_critical_is_not_starved, known_jobs, start_machinery
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from reckai.adapters.postgres.engine import create_engine
 from reckai.application.reconciliations.commands import StartRequest, start_reconciliation
-from reckai.application.reconciliations.services import Caller, ReconciliationServices
+from reckai.application.reconciliations.services import Caller
 from reckai.application.reconciliations.worker import sweep_stuck_jobs
 from tests.integration import test_reconciliation_jobs_services as _services
 from tests.integration.test_reconciliation_jobs_services import PROJECT_ROOT, Stack, Tenant
@@ -148,7 +148,7 @@ def test_a_job_pending_too_long_is_sent_again_by_the_sweeper_and_runs_once(
     profile = rj.profile()
     left = tenant.file(rj.bank_bytes(), "bank-resend.csv", "bank", profile["left"]["mapping"])
     right = tenant.file(rj.switch_bytes(), "switch-resend.csv", "switch", profile["right"]["mapping"])
-    services = ReconciliationServices.from_container(stack.container)
+    services = stack.container.reconciliations
     body = rj.start_body(left, right, "resent")
     caller = Caller(tenant.org_id, tenant.user_id, ip_address="10.0.0.9")
     job = start_reconciliation(services, caller, StartRequest(

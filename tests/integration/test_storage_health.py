@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reckai.adapters.s3.storage import S3FileStorage
-from reckai.bootstrap import Container, _build_storage
+from reckai.bootstrap import build_storage, storage_health
 from reckai.settings import Mode, ScannerSettings, Settings, StorageSettings
 from tests.fixtures.clamd import ClamdEndpoint
 from tests.fixtures.s3 import S3Endpoint
@@ -21,11 +21,10 @@ def test_s3_storage_with_clamd_is_healthy(s3_server: S3Endpoint, clamd_server: C
                                 s3_region=s3_server.region, s3_secure=s3_server.secure),
         scanner=ScannerSettings(enabled=True, clamd_socket=clamd_server.socket_path),
     )
-    container = Container(settings=settings)
-    _build_storage(container)
-    assert isinstance(container.storage, S3FileStorage)
-    report = container.health_checks["storage"]()
+    storage, scanner = build_storage(settings)
+    assert isinstance(storage, S3FileStorage)
+    report = storage_health(storage, scanner)
     assert report.ok, report.detail
     assert "SSE-S3 verified" in report.detail
     assert "clamd" in report.detail
-    assert list(container.storage.list_keys("health/")) == []
+    assert list(storage.list_keys("health/")) == []

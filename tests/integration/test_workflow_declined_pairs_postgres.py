@@ -15,10 +15,9 @@ import pytest
 from litestar.testing import TestClient
 
 from reckai.application.ports.rate_limit import TIERS
-from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.application.reconciliations.worker import run_reconciliation_attempt
 from reckai.bootstrap import Container, bootstrap
-from reckai.domain.breaks.manual_matching import DeclinedPair, RowRef
+from reckai.domain.exceptions.manual_matching import DeclinedPair, RowRef
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
 from tests.support import reconciliation_jobs as rj
@@ -68,7 +67,7 @@ class Tenant:
     def run_job(self, left: str, right: str, rule_id: str, name: str) -> str:
         body = {**rj.start_body(uuid.UUID(left), uuid.UUID(right), name), "rule_ids": [rule_id]}
         job = self.call("POST", "/api/reconciliations", json=body, status=201)
-        services = ReconciliationServices.from_container(self.container)
+        services = self.container.reconciliations
         outcome = run_reconciliation_attempt(services, self.organization_id, uuid.UUID(job["id"]), 1, "pytest")
         assert outcome == "completed", self.call("GET", f"/api/reconciliations/{job['id']}")
         return str(job["id"])

@@ -15,8 +15,8 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 
 from reckai.bootstrap import Container, bootstrap
-from reckai.domain.breaks.lifecycle import BreakException
-from reckai.domain.breaks.policy import SlaPolicy
+from reckai.domain.exceptions.lifecycle import ExceptionItem
+from reckai.domain.exceptions.policy import SlaPolicy
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
 from tests.support.identity import bearer, create_user_with_role, login, onboard
@@ -57,7 +57,7 @@ class Tenant:
         return bearer(self.tokens[who])
 
     def uow(self) -> Any:
-        return self.container.components["database"].unit_of_work(self.organization_id)
+        return self.container.database.unit_of_work(self.organization_id)
 
     def job(self) -> uuid.UUID:
         job_id = uuid.uuid4()
@@ -69,12 +69,12 @@ class Tenant:
         return job_id
 
     def exception(self, amount: str = "100.00", **fields: Any) -> uuid.UUID:
-        item = BreakException.new(organization_id=self.organization_id, job_id=fields.pop("job_id", None) or self.job(),
+        item = ExceptionItem.new(organization_id=self.organization_id, job_id=fields.pop("job_id", None) or self.job(),
                                   type="amount_mismatch", severity=fields.pop("severity", "medium"),
                                   description="amounts differ", created_at=dt.datetime.now(dt.UTC), sla=SlaPolicy(),
                                   amount=Decimal(amount), **fields)
         with self.uow() as uow:
-            uow.breaks.add(item)
+            uow.exceptions.add(item)
             uow.commit()
         return item.id
 
@@ -250,7 +250,7 @@ def test_manual_matching_endpoints(client: TestClient, tenant: Tenant) -> None:
                      json={"job_id": str(job), "left_row": 11, "right_row": 11, "reason": "other customer"},
                      headers=tenant.h("analyst")), 201)
     with tenant.uow() as uow:
-        from reckai.application.breaks.matching import declined_row_pairs
+        from reckai.application.exceptions.matching import declined_row_pairs
 
         assert declined_row_pairs(uow, files[0], files[1]) == {(11, 11)}
     error(client.post("/api/exceptions/matching/link", json={  # row 12 is in an engine auto match

@@ -16,15 +16,15 @@ import pytest
 from sqlalchemy import text
 
 from reckai.application.approvals import requests
-from reckai.application.breaks import exceptions as cases
+from reckai.application.exceptions import exceptions as cases
 from reckai.application.ports.workflow import ExceptionQuery
 from reckai.bootstrap import Container, bootstrap
 from reckai.domain.approvals.workflow import ApprovalAlreadyDecided, ApprovalStatus
-from reckai.domain.breaks.lifecycle import ExceptionStatus
+from reckai.domain.exceptions.lifecycle import ExceptionStatus
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
 from tests.fixtures.postgres import create_tenant
 from tests.unit import test_approvals_use_cases as approval_flows
-from tests.unit import test_breaks_use_cases as break_flows
+from tests.unit import test_exceptions_use_cases as break_flows
 from tests.unit.workflow_builders import Org
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def new_job(container: Container, org: Org) -> uuid.UUID:
 
 
 def pg_org(container: Container) -> Org:
-    tenant = create_tenant(container.components["database"].engine)
+    tenant = create_tenant(container.database.engine)
     org = Org(container, tenant.organization_id)
     org.job_factory = lambda: new_job(container, org)  # exceptions reference a real job row here
     with org.uow() as uow:
@@ -168,7 +168,7 @@ def test_rls_hides_other_tenants_workflow_rows(org: Org, container: Container) -
     other = pg_org(container)
     item = org.add_exception(job_id=new_job(container, org))
     with other.uow() as uow:
-        assert uow.breaks.get(item.id) is None
+        assert uow.exceptions.get(item.id) is None
         count = uow.connection.execute(text("SELECT count(*) FROM exception_history")).scalar_one()
     assert count == 0
 

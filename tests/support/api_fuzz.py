@@ -661,14 +661,14 @@ class FuzzTenant:
         import dataclasses
 
         self.unlocks += 1
-        with self.container.components["database"].unit_of_work(self.organization_id) as uow:
+        with self.container.database.unit_of_work(self.organization_id) as uow:
             user = uow.users.get(self.user_ids[role])
             uow.users.update(dataclasses.replace(user, failed_login_attempts=0, locked_until=None))
             uow.commit()
         relax_auth_limits(self.client, self.org_code, self.emails[role])
 
     def fresh_limits(self) -> None:
-        limiter = self.container.components["rate_limiter"]
+        limiter = self.container.rate_limiter
         for user_id in self.user_ids.values():
             for tier in ("api", "upload", "report"):
                 limiter.reset(TIERS[tier], str(user_id))

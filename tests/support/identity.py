@@ -51,7 +51,7 @@ def relax_auth_limits(client: Any, org_code: str | None = None, email: str | Non
     container = state.get("container") if state is not None else None
     if container is None:
         return
-    limiter = container.components["rate_limiter"]
+    limiter = container.rate_limiter
     for address in ("testclient", "unknown"):  # an in-process client has no IP address
         limiter.reset(TIERS["auth_ip"], address)
     if org_code and email:

@@ -26,7 +26,7 @@ WRONG_PASSWORD = "Wrong!Password-0000"
 
 @dataclass
 class FakeClock:
-    """Injectable clock: `container.components["clock"] = clock`."""
+    """Injectable clock: `container.clock = clock`."""
 
     current: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 

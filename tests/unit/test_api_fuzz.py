@@ -47,8 +47,7 @@ OPERATIONS = _document_and_operations()[1]
 
 @pytest.fixture(scope="module")
 def fuzz() -> Iterator[tuple[fz.FuzzTenant, fz.Generator]]:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
+    container = bootstrap_in_memory(scanner=InMemoryScanner())
     container.worker_runner.start()
     try:
         with TestClient(create_app(container), raise_server_exceptions=False) as client:

@@ -12,8 +12,8 @@ import pytest
 from reckai.adapters.memory.files import NORMALIZED
 from reckai.adapters.polars.matcher_frames import frame_from_transactions
 from reckai.adapters.polars.normalize import write_parquet_bytes
-from reckai.application.breaks import exceptions as cases
 from reckai.application.errors import Conflict
+from reckai.application.exceptions import exceptions as cases
 from reckai.application.ports.files import NormalizedFile
 from reckai.application.rules import rules as rule_cases
 from reckai.bootstrap import bootstrap_in_memory
@@ -34,7 +34,7 @@ def org() -> Org:
 def store_file(org: Org, rows: list[Any]) -> uuid.UUID:
     file_id = uuid.uuid4()
     key = f"organizations/{org.organization_id}/processed/files/{file_id}/normalized.parquet"
-    org.container.components["storage"].put(key, [write_parquet_bytes(frame_from_transactions(rows))])
+    org.container.storage.put(key, [write_parquet_bytes(frame_from_transactions(rows))])
     with org.uow() as uow:
         uow.put(NORMALIZED, uuid.uuid4(), NormalizedFile(uuid.uuid4(), file_id, org.organization_id, key, len(rows),
                                                          None))
@@ -97,7 +97,7 @@ def test_detail_shows_both_source_rows(org: Org) -> None:
     left = store_file(org, [txn(1, 10_000, day, "REF1"), txn(2, 25_000, day, "REF2", description="POS purchase")])
     right = store_file(org, [txn(1, 24_000, day, "REF2")])
     item = org.add_exception(job_id=org.job, left_file_id=left, left_row=2, right_file_id=right, right_row=1)
-    detail = cases.exception_detail(org.services, org.p("analyst"), item.id, org.container.components["source_rows"])
+    detail = cases.exception_detail(org.services, org.p("analyst"), item.id, org.container.source_rows)
     assert detail.source_rows["left"]["reference"] == "REF2" and detail.source_rows["left"]["amount_minor"] == 25_000
     assert detail.source_rows["left"]["description"] == "POS purchase"
     assert detail.source_rows["right"]["amount_minor"] == 24_000

@@ -11,6 +11,7 @@ import pytest
 from reckai.application.approvals import jobs as workflow_jobs
 from reckai.application.approvals import requests
 from reckai.application.errors import PermissionDenied, ValidationFailed
+from reckai.application.identity.errors import EmailAlreadyRegistered
 from reckai.application.ports.audit import AuditQuery
 from reckai.application.rules import rules as rule_cases
 from reckai.bootstrap import bootstrap_in_memory
@@ -35,7 +36,7 @@ def org() -> Org:
 
 
 def audit_actions(org: Org) -> list[str]:
-    page = org.container.components["audit_log"].list_records(org.organization_id, AuditQuery(limit=500))
+    page = org.container.audit_log.list_records(org.organization_id, AuditQuery(limit=500))
     return [r.event.action for r in reversed(page.records)]
 
 
@@ -95,7 +96,7 @@ def test_user_onboarding_creates_the_user_on_approval(org: Org) -> None:
     with org.uow() as uow:
         created = uow.users.get(view.effect.resource_id)
     assert created.email == "new@x.test" and created.role == "auditor" and created.created_by == org.p("admin").user_id
-    with pytest.raises(requests.EmailAlreadyRegistered):
+    with pytest.raises(EmailAlreadyRegistered):
         ask(org, "admin", "user_onboarding", {"email": "NEW@x.test", "name": "Twin", "role": "analyst"})
     again = ask(org, "admin", "user_onboarding", {"email": "other@x.test", "name": "O", "role": "analyst"})
     org.add_user("other", "analyst")  # the address gets taken meanwhile ...
@@ -104,7 +105,7 @@ def test_user_onboarding_creates_the_user_on_approval(org: Org) -> None:
         user.email = "other@x.test"
         uow.users.update(user)
         uow.commit()
-    with pytest.raises(requests.EmailAlreadyRegistered):  # ... so approving fails, and changes nothing
+    with pytest.raises(EmailAlreadyRegistered):  # ... so approving fails, and changes nothing
         requests.approve_request(org.services, org.p("supervisor"), again.id)
     assert requests.get_approval(org.services, org.p("admin"), again.id).approval.status is ApprovalStatus.PENDING
 
@@ -116,7 +117,7 @@ def test_ledger_posting_is_exported_when_approved(org: Org) -> None:
     view = requests.approve_request(org.services, org.p("supervisor"), approval.id)
     assert view.effect.kind == "ledger_export_queued"
     assert org.outbox("export_ledger_posting") == [{"approval_id": str(approval.id)}]
-    storage = org.container.components["storage"]
+    storage = org.container.storage
     key = workflow_jobs.export_ledger_posting(org.services, storage, org.organization_id, approval.id)
     with storage.open(key) as stream:
         text = stream.read().decode()

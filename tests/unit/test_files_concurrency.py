@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.adapters.polars.file_processing import PolarsFileParser
 from reckai.application.errors import ValidationFailed
 from reckai.application.files import (
     Caller,
@@ -70,13 +71,11 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
-    parser = PausingParser(container.components["file_parser"])
-    container.components["file_parser"] = parser
+    parser = PausingParser(PolarsFileParser())
+    container = bootstrap_in_memory(scanner=InMemoryScanner(), file_parser=parser)
     created, _ = signup(container.database)
     caller = Caller(organization_id=created.organization_id, user_id=created.admin_user_id)
-    return World(FileServices.from_container(container), caller, parser)
+    return World(container.files, caller, parser)
 
 
 def _in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:

@@ -66,8 +66,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
+    container = bootstrap_in_memory(scanner=InMemoryScanner())
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         _, admin = onboard(client)
         token = login(client, admin.org_code, admin.email, admin.password)

@@ -69,8 +69,7 @@ class Api:
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
+    container = bootstrap_in_memory(scanner=InMemoryScanner())
     with TestClient(create_app(container)) as client:
         yield Api(client, container)
 
@@ -232,10 +231,9 @@ def test_filesystem_mode_serves_the_signed_app_url_decrypting_as_it_streams(tmp_
 
     from reckai.adapters.filesystem.storage import FileSystemStorage
 
-    container = bootstrap_in_memory()
-    container.components["storage"] = FileSystemStorage(
+    container = bootstrap_in_memory(storage=FileSystemStorage(
         tmp_path, keys={"k1": os.urandom(32)}, current_key_id="k1", public_base_url="http://127.0.0.1:8000",
-        chunk_bytes=4096)
+        chunk_bytes=4096))
     assert container.scanner.enabled is False
     with TestClient(create_app(container)) as client:
         api = Api(client, container)

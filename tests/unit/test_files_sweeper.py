@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.adapters.memory.storage import InMemoryFileStorage
 from reckai.application import job_types
 from reckai.application.files import (
     Caller,
@@ -31,8 +32,6 @@ from reckai.domain.ingestion.storage_keys import (
     report_key,
     upload_key,
 )
-from reckai.entrypoints.worker.actors import HANDLERS, sweep_orphaned_file_objects
-from reckai.entrypoints.worker.runner import default_schedule
 from tests.contracts.identity_repositories import signup
 from tests.support.files_corpus import GOOD_CSV
 
@@ -74,13 +73,11 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
-    storage = FailingDeletes(container.components["storage"])
-    container.components["storage"] = storage
+    storage = FailingDeletes(InMemoryFileStorage(public_base_url="http://127.0.0.1:8000"))
+    container = bootstrap_in_memory(scanner=InMemoryScanner(), storage=storage)
     created, _ = signup(container.database)
     caller = Caller(organization_id=created.organization_id, user_id=created.admin_user_id)
-    return World(container, FileServices.from_container(container), caller, storage)
+    return World(container, container.files, caller, storage)
 
 
 def test_objects_left_by_a_failed_delete_are_swept_once_the_grace_period_has_passed(world: World) -> None:
@@ -153,15 +150,16 @@ def test_candidates_whose_object_went_away_are_forgotten_after_a_pass(world: Wor
 
 def test_the_sweeper_is_a_scheduled_low_priority_job(world: World) -> None:
     assert job_types.SWEEP_ORPHANED_FILE_OBJECTS.queue.value == "low"
-    assert job_types.SWEEP_ORPHANED_FILE_OBJECTS.name in {h.job_type.name for h in HANDLERS}
-    assert job_types.SWEEP_ORPHANED_FILE_OBJECTS.name in [p.job.job_type.name for p in default_schedule(600)]
+    registry = world.container.job_handlers
+    assert registry.get(job_types.SWEEP_ORPHANED_FILE_OBJECTS.name) is not None
+    assert job_types.SWEEP_ORPHANED_FILE_OBJECTS.name in [p.job.job_type.name for p in registry.schedule]
     file_id = world.upload()
     world.storage.failing = True
     delete_file(world.services, world.caller, file_id)
     world.storage.failing = False
     delivery = JobDelivery(outbox_id=uuid.uuid4(), attempt=1, organization_id=None,
                            actor_name=job_types.SWEEP_ORPHANED_FILE_OBJECTS.name, payload={})
-    sweep_orphaned_file_objects(world.container, delivery)
+    registry.get(job_types.SWEEP_ORPHANED_FILE_OBJECTS.name).run(delivery)  # type: ignore[union-attr]
     assert world.stored_keys() != []  # the job keeps the real grace period: a fresh orphan stays ...
     with world.container.database.unit_of_work(None) as uow:  # ... and is now a candidate
         assert [key for key, _ in uow.all_rows("file_sweep_candidates")] == world.stored_keys()

@@ -83,11 +83,10 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()  # scanning on: EICAR is flagged
+    container = bootstrap_in_memory(scanner=InMemoryScanner())  # scanning on: EICAR is flagged
     created, _ = signup(container.database)
     caller = Caller(organization_id=created.organization_id, user_id=created.admin_user_id, ip_address="10.1.2.3")
-    return World(container, FileServices.from_container(container), caller)
+    return World(container, container.files, caller)
 
 
 def test_upload_records_the_file_its_proposal_and_an_audit_event(world: World) -> None:
@@ -138,7 +137,7 @@ def test_infected_upload_is_quarantined_refused_and_audited(world: World) -> Non
 
 
 def test_scanner_down_or_limit_refuses_the_file(world: World) -> None:
-    scanner = world.container.components["scanner"]
+    scanner = world.container.scanner
     scanner.available = False
     with pytest.raises(ServiceUnavailable):
         world.upload(GOOD_CSV)
@@ -336,11 +335,10 @@ def test_file_the_detector_cannot_read_alone_is_kept_without_a_proposal(world: W
 
 
 def _fresh_world() -> World:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
+    container = bootstrap_in_memory(scanner=InMemoryScanner())
     created, _ = signup(container.database)
     caller = Caller(organization_id=created.organization_id, user_id=created.admin_user_id)
-    return World(container, FileServices.from_container(container), caller)
+    return World(container, container.files, caller)
 
 
 _PIECES = [b"date,amount,currency\n", b"2024-01-02,1.00,NGN\n", b"\x00", b"PK\x03\x04", b"<a>", b";", b"|",

@@ -3,6 +3,7 @@ closes the container on SIGTERM."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -107,8 +108,7 @@ def test_serve_answers_runs_the_worker_and_closes_on_sigterm(
     built: list[Container] = []
 
     def in_memory_bootstrap(settings):  # type: ignore[no-untyped-def]
-        container = bootstrap_in_memory(settings)
-        container.components["worker_runner"] = worker
+        container = dataclasses.replace(bootstrap_in_memory(settings), worker_runner=worker)
         container.on_close(lambda: closed.append(True))
         built.append(container)
         return container

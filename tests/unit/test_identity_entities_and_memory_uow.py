@@ -52,7 +52,7 @@ def test_in_memory_container_has_a_database_and_a_db_health_check() -> None:
     container = bootstrap_in_memory()
     try:
         assert container.health_checks["db"]().ok
-        with container.components["database"].unit_of_work() as uow:
+        with container.database.unit_of_work() as uow:
             assert uow.users.count() == 0
     finally:
         container.close()

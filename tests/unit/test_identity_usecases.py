@@ -1,6 +1,6 @@
 """Identity over HTTP with the in-memory adapters: the whole flow, and the state rules one by one
 (lockout, expiry, rotation, reuse, fingerprint, MFA replay, quotas, settings, tenant isolation,
-rate limits, instant revocation). The clock is injected (`container.components["clock"]`)."""
+rate limits, instant revocation). The clock is injected (`container.clock`)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from reckai.adapters.security.passwords import ConfiguredPasswordHasher
 from reckai.application.ports.audit import AuditQuery
 from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.entrypoints.http.app import create_app
-from reckai.entrypoints.http.auth import identity_services
-from reckai.settings import SecuritySettings, Settings
+from reckai.settings import Mode, SecuritySettings, Settings
 from tests.support.identity import (
     DEFAULT_PASSWORD,
     SECOND_PASSWORD,
@@ -35,12 +34,10 @@ from tests.support.identity_flow import FakeClock, login_body, run_whole_flow
 
 
 def make_container(clock: FakeClock, settings: Settings | None = None) -> Container:
-    container = bootstrap_in_memory(settings)
-    container.components["clock"] = clock
-    security = container.settings.security
+    security = (settings or Settings(mode=Mode.EMBEDDED)).security
     ring = JwtKeyRing({security.jwt_key_id: security.jwt_secret}, security.jwt_key_id)
-    container.components["token_service"] = JwtTokenService(ring, clock=clock.timestamp)
-    container.components["token_blacklist"] = MemoryTokenBlacklist(clock)
+    container = bootstrap_in_memory(settings, clock=clock, token_service=JwtTokenService(ring, clock=clock.timestamp),
+                                    token_blacklist=MemoryTokenBlacklist(clock))
     return container
 
 
@@ -163,7 +160,7 @@ def test_auth_rate_limit_per_ip_answers_429_with_retry_after(client: TestClient)
 
 
 def test_auth_rate_limit_per_account_whatever_the_address(client: TestClient, container: Container) -> None:
-    services = identity_services(container)
+    services = container.identity
     from reckai.application.errors import RateLimited
     from reckai.application.identity.common import RequestInfo
     from reckai.application.identity.errors import InvalidCredentials
@@ -235,7 +232,7 @@ def test_refresh_from_another_device_is_refused_and_audited_an_ip_change_only_au
     other = client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]},
                         headers={"User-Agent": "curl/8.0"})
     assert other.status_code == 401
-    services = identity_services(container)
+    services = container.identity
     moved = refresh_session(services, refresh_token=tokens["refresh_token"],
                             request=RequestInfo(ip_address="203.0.113.9", user_agent="testclient"))
     assert moved.refresh_token != tokens["refresh_token"]
@@ -302,7 +299,7 @@ def test_history_remembers_five_passwords(client: TestClient) -> None:
     _, token = create_user_with_role(client, admin_token, "analyst")
     passwords = [SECOND_PASSWORD, "Orchid#Lantern-1111", "Walnut#Compass-2222", "Tundra#Beacon-3333",
                  "Saffron#Pillar-4444", "Glacier#Meadow-5555"]
-    clock = client.app.state["container"].components["clock"]
+    clock = client.app.state["container"].clock
     for current, new in itertools.pairwise(passwords):
         clock.advance(dt.timedelta(seconds=1))
         answer = client.post("/api/auth/password/change", json={"current_password": current, "new_password": new},
@@ -460,7 +457,7 @@ def test_max_users_is_enforced_and_concurrent_creations_cannot_exceed_it(contain
 
     with TestClient(create_app(container)) as client:
         org_id, admin = onboard(client)
-    services = identity_services(container)
+    services = container.identity
     principal = Principal(admin.user_id, org_id, "admin", permissions_for("admin"), None, "jti", admin.email)
     for i in range(8):
         user_cases.create_user(services, principal, email=f"u{i}@example.com", name="U", role="analyst",

@@ -88,12 +88,12 @@ def test_scheduler_enqueues_the_sweeper_once_per_period_through_the_outbox(conta
 
 
 def replace_runner(container: Container) -> object:
-    from reckai.entrypoints.worker.runner import JobWorkerRunner, default_schedule
+    from reckai.adapters.dramatiq.runner import JobWorkerRunner
 
     runner: JobWorkerRunner = container.worker_runner
     return JobWorkerRunner(
         runner.runtime, runner.store, runner.job_queue, threads={}, relay=False,
-        schedule=default_schedule(600), open_system_uow=lambda: container.database.unit_of_work(None),
+        schedule=container.job_handlers.schedule, open_system_uow=lambda: container.database.unit_of_work(None),
     )
 
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from reckai.adapters.dramatiq.runner import JobWorkerRunner, build_runtime
 from reckai.adapters.dramatiq.runtime import BrokerFactory, stub_broker_factory
 from reckai.adapters.memory.jobs import InMemoryOutbox
 from reckai.adapters.memory.unit_of_work import MemoryDatabase
+from reckai.application.job_handlers import RegisteredJob
 from reckai.application.outbox import run_delivered_job
 from reckai.application.ports.jobs import JobDelivery, JobType, OutboxStatus, Queue
-from reckai.entrypoints.worker.actors import Handler, known_jobs
-from reckai.entrypoints.worker.runner import JobWorkerRunner, build_runtime
 
 URGENT = JobType("test_urgent_reconcile", Queue.CRITICAL)
 SLOW_CLEANUP = JobType("test_slow_cleanup", Queue.LOW)
@@ -46,35 +46,35 @@ class Recorder:
         with self.lock:
             return len(book.get(name, []))
 
-    def handlers(self) -> tuple[Handler, ...]:
-        def urgent(container: Any, delivery: JobDelivery) -> None:
+    def handlers(self) -> tuple[RegisteredJob, ...]:
+        def urgent(delivery: JobDelivery) -> None:
             self._mark(self.started, URGENT.name)
             with self.lock:
                 self.payloads.append(delivery.payload)
             self._mark(self.finished, URGENT.name)
 
-        def slow(container: Any, delivery: JobDelivery) -> None:
+        def slow(delivery: JobDelivery) -> None:
             self._mark(self.started, SLOW_CLEANUP.name)
             time.sleep(self.slow_seconds)
             self._mark(self.finished, SLOW_CLEANUP.name)
 
-        def flaky(container: Any, delivery: JobDelivery) -> None:
+        def flaky(delivery: JobDelivery) -> None:
             self._mark(self.started, FLAKY.name)
             if self.count(self.started, FLAKY.name) <= self.flaky_failures:
                 raise ConnectionError(f"smtp refused (attempt {delivery.attempt})")
             self._mark(self.finished, FLAKY.name)
 
-        def hangs(container: Any, delivery: JobDelivery) -> None:
+        def hangs(delivery: JobDelivery) -> None:
             self._mark(self.started, HANGS.name)
             for _ in range(100):
                 time.sleep(0.05)  # interruptible: Dramatiq raises into the thread between sleeps
             self._mark(self.finished, HANGS.name)
 
         return (
-            Handler(URGENT, urgent),
-            Handler(SLOW_CLEANUP, slow),
-            Handler(FLAKY, flaky),
-            Handler(HANGS, hangs, time_limit_seconds=1),
+            RegisteredJob(URGENT, urgent),
+            RegisteredJob(SLOW_CLEANUP, slow),
+            RegisteredJob(FLAKY, flaky),
+            RegisteredJob(HANGS, hangs, time_limit_seconds=1),
         )
 
 
@@ -112,7 +112,7 @@ def start_machinery(
 ) -> Machinery:
     recorder = recorder or Recorder()
     handlers = recorder.handlers()
-    runtime = build_runtime(None, broker_factory, outbox, handlers, worker_timeout_ms=100, retry_delay=lambda attempt: 0)
+    runtime = build_runtime(handlers, broker_factory, outbox, worker_timeout_ms=100, retry_delay=lambda attempt: 0)
     runner = JobWorkerRunner(runtime, outbox, outbox, threads=threads, relay_interval_seconds=0.05,
                              stale_after_seconds=3600)
     runner.start()
@@ -255,7 +255,7 @@ def test_control_one_shared_worker_pool_would_starve_critical() -> None:
     recorder = Recorder(slow_seconds=1.0)
     database = MemoryDatabase()
     outbox = InMemoryOutbox(database, known_jobs=known_jobs(recorder.handlers()))
-    runtime = build_runtime(None, lambda queue: shared, outbox, recorder.handlers(), worker_timeout_ms=100,
+    runtime = build_runtime(recorder.handlers(), lambda queue: shared, outbox, worker_timeout_ms=100,
                             retry_delay=lambda attempt: 0)
     runner = JobWorkerRunner(runtime, outbox, outbox, threads={}, relay_interval_seconds=0.05)
     runner.start()
@@ -267,3 +267,8 @@ def test_control_one_shared_worker_pool_would_starve_critical() -> None:
     finally:
         worker.stop(timeout=5000)
         runner.stop(timeout_seconds=5)
+
+
+def known_jobs(jobs: tuple[RegisteredJob, ...]) -> dict[str, Queue]:
+    """Job name -> queue, as the registry gives the job queue for its enqueue-time check."""
+    return {job.job_type.name: job.job_type.queue for job in jobs}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from reckai.adapters.memory.scanner import InMemoryScanner
-from reckai.application.breaks.matching import decline_suggestion
+from reckai.application.exceptions.matching import decline_suggestion
 from reckai.application.files import Caller as FileCaller
 from reckai.application.ports.reconciliations import RuleVersion
 from reckai.application.reconciliations.commands import StartRequest, start_reconciliation
@@ -19,7 +19,7 @@ from reckai.application.reconciliations.queries import get_reconciliation
 from reckai.application.reconciliations.services import Caller, ReconciliationServices
 from reckai.application.reconciliations.worker import run_reconciliation_attempt
 from reckai.bootstrap import Container, bootstrap_in_memory
-from reckai.domain.breaks.manual_matching import DeclinedPair, RowRef
+from reckai.domain.exceptions.manual_matching import DeclinedPair, RowRef
 from reckai.domain.identity.permissions import permissions_for
 from reckai.domain.identity.principal import Principal
 from reckai.settings import ReconciliationSettings
@@ -62,8 +62,7 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
+    container = bootstrap_in_memory(scanner=InMemoryScanner())
     created, _ = signup(container.database)
     file_caller = FileCaller(organization_id=created.organization_id, user_id=created.admin_user_id)
     profile = rj.profile()
@@ -74,7 +73,7 @@ def world() -> World:
     with container.database.unit_of_work(created.organization_id) as uow:
         uow.matching_rules.add_version(rule, created_by=created.admin_user_id, priority=10)
         uow.commit()
-    services = dataclasses.replace(ReconciliationServices.from_container(container),
+    services = dataclasses.replace(container.reconciliations,
                                    settings=ReconciliationSettings(lease_seconds=30, heartbeat_seconds=0.05))
     principal = Principal(created.admin_user_id, created.organization_id, "admin", permissions_for("admin"), None,
                           "jti", "admin@example.com")
@@ -87,7 +86,7 @@ def test_a_declined_suggestion_and_a_declined_pair_are_not_matched_by_the_next_j
     suggested, auto = world.pairs(first, "suggested"), world.pairs(first, "auto")
     assert suggested and auto
     declined_suggestion = min(suggested)
-    workflow: Any = world.container.components["workflow"]
+    workflow: Any = world.container.workflow
     group = decline_suggestion(workflow, world.principal, first, *declined_suggestion, "different cardholders")
     assert group.status == "declined"
     # A pair declined earlier (e.g. when another job suggested it) must not be auto-matched either.
@@ -122,9 +121,9 @@ def test_a_declined_suggestion_and_a_declined_pair_are_not_matched_by_the_next_j
 def test_declining_the_same_suggestion_twice_is_refused_and_other_files_are_unaffected(world: World) -> None:
     first = world.run_job("first")
     pair = min(world.pairs(first, "suggested"))
-    workflow: Any = world.container.components["workflow"]
+    workflow: Any = world.container.workflow
     decline_suggestion(workflow, world.principal, first, *pair, None)
-    from reckai.domain.breaks.manual_matching import MatchStateError
+    from reckai.domain.exceptions.manual_matching import MatchStateError
 
     with pytest.raises(MatchStateError):
         decline_suggestion(workflow, world.principal, first, *pair, None)
@@ -137,12 +136,12 @@ def test_declining_the_same_suggestion_twice_is_refused_and_other_files_are_unaf
 
 def test_the_memory_match_repository_reads_the_jobs_own_results_like_postgresql(world: World) -> None:
     """Linking rows the engine already auto-matched is refused, as on PostgreSQL."""
-    from reckai.application.breaks.matching import LinkRow, link_rows
-    from reckai.domain.breaks.manual_matching import MatchStateError
+    from reckai.application.exceptions.matching import LinkRow, link_rows
+    from reckai.domain.exceptions.manual_matching import MatchStateError
 
     job_id = world.run_job("first")
     left_row, right_row = min(world.pairs(job_id, "auto"))
-    workflow: Any = world.container.components["workflow"]
+    workflow: Any = world.container.workflow
     with pytest.raises(MatchStateError):
         link_rows(workflow, world.principal, job_id, [LinkRow("left", left_row), LinkRow("right", right_row)], None)
     with world.container.database.unit_of_work(world.caller.organization_id) as uow:

@@ -51,8 +51,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
+    container = bootstrap_in_memory(scanner=InMemoryScanner())
     container.worker_runner.start()
     try:
         with TestClient(create_app(container)) as client:

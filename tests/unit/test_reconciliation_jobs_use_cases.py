@@ -15,7 +15,7 @@ import pytest
 from reckai.adapters.memory.scanner import InMemoryScanner
 from reckai.application.errors import QuotaExceeded, ValidationFailed
 from reckai.application.files import Caller as FileCaller
-from reckai.application.files import FileServices, confirm_mapping, upload_file, validate_form
+from reckai.application.files import confirm_mapping, upload_file, validate_form
 from reckai.application.ports.reconciliations import JobFilter
 from reckai.application.reconciliations.commands import (
     StartRequest,
@@ -73,7 +73,7 @@ class World:
 
 
 def _upload(container: Container, caller: FileCaller, data: bytes, name: str, file_type: str, mapping: Any) -> uuid.UUID:
-    services = FileServices.from_container(container)
+    services = container.files
     file = upload_file(services, caller, validate_form(name, file_type, None), [data]).file
     confirm_mapping(services, caller, file.id, mapping)
     return file.id  # type: ignore[no-any-return]
@@ -81,8 +81,7 @@ def _upload(container: Container, caller: FileCaller, data: bytes, name: str, fi
 
 @pytest.fixture(scope="module")
 def base() -> tuple[Container, Caller, uuid.UUID, uuid.UUID]:
-    container = bootstrap_in_memory()
-    container.components["scanner"] = InMemoryScanner()
+    container = bootstrap_in_memory(scanner=InMemoryScanner())
     created, _ = signup(container.database)
     file_caller = FileCaller(organization_id=created.organization_id, user_id=created.admin_user_id)
     profile = rj.profile()
@@ -95,7 +94,7 @@ def base() -> tuple[Container, Caller, uuid.UUID, uuid.UUID]:
 @pytest.fixture
 def world(base: tuple[Container, Caller, uuid.UUID, uuid.UUID]) -> World:
     container, caller, left, right = base
-    services = dataclasses.replace(ReconciliationServices.from_container(container),
+    services = dataclasses.replace(container.reconciliations,
                                    settings=ReconciliationSettings(lease_seconds=30, heartbeat_seconds=0.05))
     return World(container, services, caller, left, right)
 

@@ -18,13 +18,6 @@ from reckai.adapters.redis.token_blacklist import RedisTokenBlacklist
 from reckai.settings import MailerSettings, RedisSettings, SecuritySettings, Settings
 
 
-def build(settings: Settings, *builders: object) -> root.Container:
-    container = root.Container(settings=settings)
-    for builder in builders:
-        builder(container)  # type: ignore[operator]
-    return container
-
-
 def test_in_memory_container_has_every_security_component() -> None:
     container = root.bootstrap_in_memory()
     assert isinstance(container.rate_limiter, MemoryRateLimiter)
@@ -44,29 +37,25 @@ def test_real_builders_pick_redis_and_smtp_from_settings(tmp_path: Path) -> None
         mailer=MailerSettings(backend="smtp", smtp_host="mail.internal", smtp_port=587, smtp_starttls=True),
         security=SecuritySettings(password_hasher="argon2id"),
     )
-    container = build(
-        settings, root._build_security, root._build_rate_limit_and_blacklist, root._build_mailer
-    )
-    assert isinstance(container.rate_limiter, RedisRateLimiter)
-    assert isinstance(container.token_blacklist, RedisTokenBlacklist)
-    assert isinstance(container.mailer, SmtpMailer)
-    assert container.password_hasher.scheme == "argon2id"
-    container.close()
+    security = root.build_security(settings)
+    rate_limiter, token_blacklist = root.build_rate_limit_and_blacklist(settings)
+    assert isinstance(rate_limiter, RedisRateLimiter)
+    assert isinstance(token_blacklist, RedisTokenBlacklist)
+    assert isinstance(root.build_mailer(settings), SmtpMailer)
+    assert security.password_hasher.scheme == "argon2id"  # type: ignore[attr-defined]
 
 
 def test_embedded_builders_fall_back_to_memory_and_file(tmp_path: Path) -> None:
     settings = Settings(mailer=MailerSettings(backend="file", outbox_dir=tmp_path))
-    container = build(
-        settings, root._build_security, root._build_rate_limit_and_blacklist, root._build_mailer
-    )
-    assert isinstance(container.rate_limiter, MemoryRateLimiter)
-    assert isinstance(container.mailer, FileMailer)
-    assert container.password_hasher.hash("Kx7#pq2Lm9").startswith("$2b$12$")
+    rate_limiter, _ = root.build_rate_limit_and_blacklist(settings)
+    assert isinstance(rate_limiter, MemoryRateLimiter)
+    assert isinstance(root.build_mailer(settings), FileMailer)
+    assert root.build_security(settings).password_hasher.hash("Kx7#pq2Lm9").startswith("$2b$12$")
 
 
 def test_retired_keys_still_verify_and_decrypt() -> None:
     old = Settings(security=SecuritySettings(jwt_secret="o" * 32, jwt_key_id="old"))
-    old_container = build(old, root._build_security)
+    old_container = root.build_security(old)
     token = old_container.token_service.issue_access_token(
         user_id="u", organization_id="o", role="analyst", token_version=1
     ).token
@@ -80,13 +69,13 @@ def test_retired_keys_still_verify_and_decrypt() -> None:
         data_encryption_key_id="new",
         data_encryption_retired_keys=(("dev-1", old.security.data_encryption_key),),
     )
-    new_container = build(dataclasses.replace(old, security=new_security), root._build_security)
+    new_container = root.build_security(dataclasses.replace(old, security=new_security))
     assert new_container.token_service.decode_access_token(token).sub == "u"
     assert new_container.secret_box.open(sealed) == b"mfa" and new_container.secret_box.needs_reseal(sealed)
 
 
 def test_unknown_backends_are_refused() -> None:
     with pytest.raises(ValueError, match="MAILER_BACKEND"):
-        build(Settings(mailer=MailerSettings(backend="pigeon")), root._build_mailer)
+        root.build_mailer(Settings(mailer=MailerSettings(backend="pigeon")))
     with pytest.raises(ValueError, match="password hasher"):
-        build(Settings(security=SecuritySettings(password_hasher="md5")), root._build_security)
+        root.build_security(Settings(security=SecuritySettings(password_hasher="md5")))

@@ -12,7 +12,7 @@ from reckai.adapters.clamav.scanner import ClamdScanner
 from reckai.adapters.filesystem.storage import FileSystemStorage
 from reckai.adapters.memory.scanner import InMemoryScanner
 from reckai.adapters.memory.storage import InMemoryFileStorage
-from reckai.bootstrap import Container, _build_storage, bootstrap_in_memory
+from reckai.bootstrap import bootstrap_in_memory, build_storage, storage_health
 from reckai.settings import Mode, ScannerSettings, Settings, StorageSettings
 
 
@@ -42,10 +42,9 @@ def test_in_memory_scanner_down_fails_the_storage_health() -> None:
 
 
 def test_filesystem_storage_is_built_and_really_probed(tmp_path: Path) -> None:
-    container = Container(settings=Settings(storage=StorageSettings(filesystem_root=tmp_path / "files")))
-    _build_storage(container)
-    assert isinstance(container.storage, FileSystemStorage)
-    report = container.health_checks["storage"]()
+    storage, scanner = build_storage(Settings(storage=StorageSettings(filesystem_root=tmp_path / "files")))
+    assert isinstance(storage, FileSystemStorage)
+    report = storage_health(storage, scanner)
     assert report.ok, report.detail
     assert "AES-256-GCM" in report.detail and "virus scanning disabled" in report.detail
     assert (tmp_path / "files" / "health").is_dir()  # the probe really went to disk
@@ -54,9 +53,7 @@ def test_filesystem_storage_is_built_and_really_probed(tmp_path: Path) -> None:
 def test_unwritable_storage_root_fails_the_health_check(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the storage root should be")
-    container = Container(settings=Settings(storage=StorageSettings(filesystem_root=blocker)))
-    _build_storage(container)
-    report = container.health_checks["storage"]()
+    report = storage_health(*build_storage(Settings(storage=StorageSettings(filesystem_root=blocker))))
     assert not report.ok
     assert "StorageUnavailable" in report.detail
 
@@ -66,10 +63,9 @@ def test_enabled_scanner_that_is_down_fails_the_health_check(tmp_path: Path) -> 
         storage=StorageSettings(filesystem_root=tmp_path),
         scanner=ScannerSettings(enabled=True, clamd_host="127.0.0.1", clamd_port=_closed_port()),
     )
-    container = Container(settings=settings)
-    _build_storage(container)
-    assert isinstance(container.scanner, ClamdScanner)
-    report = container.health_checks["storage"]()
+    storage, scanner = build_storage(settings)
+    assert isinstance(scanner, ClamdScanner)
+    report = storage_health(storage, scanner)
     assert not report.ok
     assert "virus scanner down" in report.detail
 
@@ -85,6 +81,5 @@ def test_enabled_scanner_that_is_down_fails_the_health_check(tmp_path: Path) -> 
 def test_incomplete_configuration_is_refused(
     tmp_path: Path, storage: StorageSettings, scanner: ScannerSettings, message: str
 ) -> None:
-    container = Container(settings=Settings(mode=Mode.EMBEDDED, storage=storage, scanner=scanner))
     with pytest.raises(ValueError, match=message):
-        _build_storage(container)
+        build_storage(Settings(mode=Mode.EMBEDDED, storage=storage, scanner=scanner))

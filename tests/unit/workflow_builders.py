@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from reckai.domain.breaks.lifecycle import BreakException
-from reckai.domain.breaks.policy import SlaPolicy, parse_workflow_settings
+from reckai.domain.exceptions.lifecycle import ExceptionItem
+from reckai.domain.exceptions.policy import SlaPolicy, parse_workflow_settings
 from reckai.domain.identity.entities import User
 from reckai.domain.identity.permissions import permissions_for
 from reckai.domain.identity.principal import Principal
@@ -38,7 +38,7 @@ class Org:
 
     def outbox(self, actor_name: str) -> list[dict[str, Any]]:
         """Payloads of this organization's outbox messages for one job type, oldest first."""
-        store = self.container.components["job_outbox"]
+        store = self.container.job_outbox
         if hasattr(store, "records"):
             return [r.payload for r in store.records()
                     if r.actor_name == actor_name and r.organization_id == self.organization_id]
@@ -52,10 +52,10 @@ class Org:
 
     @property
     def services(self) -> Any:
-        return self.container.components["workflow"]
+        return self.container.workflow
 
     def uow(self) -> Any:
-        return self.container.components["database"].unit_of_work(self.organization_id)
+        return self.container.database.unit_of_work(self.organization_id)
 
     def p(self, name: str) -> Principal:
         return principal_of(self.users[name])
@@ -84,26 +84,26 @@ class Org:
 
     def add_exception(self, *, job_id: uuid.UUID, amount: str | None = "250.00", severity: str = "medium",
                       created_at: dt.datetime | None = None, type: str = "amount_mismatch",
-                      **fields: Any) -> BreakException:
+                      **fields: Any) -> ExceptionItem:
         sla = SlaPolicy()
         with self.uow() as uow:
             organization = uow.organizations.get(self.organization_id)
             sla = parse_workflow_settings(organization.settings or {}).sla
-            item = BreakException.new(organization_id=self.organization_id, job_id=job_id, type=type,
+            item = ExceptionItem.new(organization_id=self.organization_id, job_id=job_id, type=type,
                                       severity=severity, description="a break",
                                       created_at=created_at or dt.datetime.now(dt.UTC), sla=sla,
                                       amount=Decimal(amount) if amount is not None else None, **fields)
-            uow.breaks.add(item)
+            uow.exceptions.add(item)
             uow.commit()
         return item
 
-    def get(self, exception_id: uuid.UUID) -> BreakException:
+    def get(self, exception_id: uuid.UUID) -> ExceptionItem:
         with self.uow() as uow:
-            return uow.breaks.get(exception_id)
+            return uow.exceptions.get(exception_id)
 
 
 def memory_org(container: Any) -> Org:
-    with container.components["database"].unit_of_work(None) as uow:
+    with container.database.unit_of_work(None) as uow:
         created = uow.organizations.create_with_admin(name="Acme", code=f"acme-{uuid.uuid4().hex[:6]}", domain=None,
                                                       admin_email="admin@acme.test", admin_name="Admin",
                                                       admin_password_hash="$2b$04$not-a-real-hash")

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
+from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.repositories import (
     DuplicateEntity,
     EntityNotFound,
@@ -38,7 +38,7 @@ class TotpStepRow:
 
 
 class MemoryUserTokenRepository:
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self._uow = uow
 
     def add(self, token: UserToken) -> UserToken:
@@ -80,7 +80,7 @@ class MemoryUserTokenRepository:
 
 
 class MemoryMfaRepository:
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self._uow = uow
 
     def _user_org(self, user_id: uuid.UUID) -> uuid.UUID:

@@ -29,7 +29,6 @@ from reckai.domain.audit.events import GENESIS_HASH, SYSTEM_CHAIN_KEY, AuditEven
 
 RECORDS = "audit_logs"
 HEADS = "audit_chain_heads"
-MemoryUnitOfWork.nullable_tenant_tables.update({RECORDS, HEADS})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
+from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.files import (
     DataMapping,
     DataMappingRepository,
@@ -37,7 +37,7 @@ def _field(row: Any, name: str) -> Any:
 class _Repository:
     entity_name = "row"
 
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self._uow = uow
 
     def _check_tenant(self, organization_id: uuid.UUID) -> None:
@@ -173,7 +173,7 @@ class MemoryFileSweepRepository:
     """Same contract as the SQL functions of 0008_file_sweeper: system rows, every organization's
     files consulted (all_rows), only their existence revealed."""
 
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self._uow = uow
 
     def observe(self, objects: Sequence[tuple[str, uuid.UUID]], grace_seconds: int) -> list[str]:
@@ -205,10 +205,6 @@ class MemoryFileSweepRepository:
         return dropped
 
 
-MemoryUnitOfWork.register_repository("files", MemoryFileRepository)
-MemoryUnitOfWork.register_repository("data_mappings", MemoryDataMappingRepository)
-MemoryUnitOfWork.register_repository("normalized_files", MemoryNormalizedFileRepository)
-MemoryUnitOfWork.register_repository("file_sweep", MemoryFileSweepRepository)
 
 _check_files: type[FileRepository] = MemoryFileRepository
 _check_mappings: type[DataMappingRepository] = MemoryDataMappingRepository

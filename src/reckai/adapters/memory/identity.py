@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
+from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.repositories import (
     DuplicateEntity,
     EntityNotFound,
@@ -44,7 +44,7 @@ class PasswordHistoryEntry:
 class _Repository:
     entity_name = "entity"
 
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self._uow = uow
 
     def _check_tenant(self, organization_id: uuid.UUID) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,6 @@ _PERIODIC_LOCKS = "outbox_periodic_locks"
 _MAX_ERROR_CHARS = 4000
 
 # System jobs have no organization: like the SQL policy, only a unit of work without tenant sees them.
-MemoryUnitOfWork.nullable_tenant_tables.add(TABLE)
 
 
 def _utc_now() -> dt.datetime:
@@ -52,7 +51,7 @@ class InMemoryOutbox:
     def __init__(
         self,
         database: MemoryDatabase,
-        known_jobs: dict[str, Queue] | None = None,
+        known_jobs: Mapping[str, Queue] | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self._database = database

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
+from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.reconciliations import (
     EXCEPTION_COLUMNS,
     MATCH_COLUMNS,
@@ -30,9 +30,9 @@ from reckai.application.ports.reconciliations import (
 )
 from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
 from reckai.application.ports.workflow import MatchingRuleRow
-from reckai.domain.breaks.errors import InvalidWorkflowSettings
-from reckai.domain.breaks.lifecycle import BreakException
-from reckai.domain.breaks.policy import WorkflowSettings, parse_workflow_settings
+from reckai.domain.exceptions.errors import InvalidWorkflowSettings
+from reckai.domain.exceptions.lifecycle import ExceptionItem
+from reckai.domain.exceptions.policy import WorkflowSettings, parse_workflow_settings
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.domain.reconciliation.rule_versions import RuleVersion as DomainRuleVersion
 from reckai.domain.reconciliation.rule_versions import VersionStatus
@@ -69,7 +69,7 @@ class MatchRow:
 class _Base:
     entity_name = "reconciliation_job"
 
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self._uow = uow
 
     def _check_tenant(self, organization_id: uuid.UUID | None) -> None:
@@ -230,7 +230,7 @@ class MemoryResultsRepository(_Base):
                 record[name] = Decimal(record[name]) if record[name] else None
             # The row the exception workflow reads (one `exceptions` table, as in PostgreSQL): open,
             # due by the organization's SLA from now.
-            exception = BreakException.new(organization_id=organization_id, job_id=job_id, created_at=now, sla=sla,
+            exception = ExceptionItem.new(organization_id=organization_id, job_id=job_id, created_at=now, sla=sla,
                                            **record)
             staged.append((EXCEPTIONS, exception.id, exception))
         for table in (MATCHES, EXCEPTIONS):
@@ -325,9 +325,6 @@ class MemoryRuleRepository(_Base):
         self._uow.put(RULE_VERSIONS, version.id, version)
 
 
-MemoryUnitOfWork.register_repository("reconciliation_jobs", MemoryJobRepository)
-MemoryUnitOfWork.register_repository("reconciliation_results", MemoryResultsRepository)
-MemoryUnitOfWork.register_repository("matching_rules", MemoryRuleRepository)
 
 _check_jobs: type[JobRepository] = MemoryJobRepository
 _check_results: type[ResultsRepository] = MemoryResultsRepository

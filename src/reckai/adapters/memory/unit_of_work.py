@@ -1,183 +1,98 @@
-"""In-memory unit of work with the same contract as the PostgreSQL one.
-
-Rows live in a `MemoryStore` shared by every unit of work of one `MemoryDatabase`. A unit of work
-stages its writes and applies them on commit (so leaving without commit discards them), and it
-behaves like row-level security: `rows(table)` yields only the bound organization's rows, and
-`put` refuses a row of another organization. Pre-tenant and system methods use `all_rows`.
-Rows are copied in and out so callers never alias stored state.
-"""
+"""The in-memory unit of work: a transaction over a shared store (adapters/memory/store.py) and
+every repository that works inside it, each a typed attribute built on first use. The same
+attributes as `adapters/postgres/unit_of_work.py`; the contract tests run on both."""
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
-import threading
 import uuid
-from collections.abc import Callable, Hashable, Iterator
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from functools import cached_property
 
-from reckai.application.ports.repositories import TenantIsolationViolation
-from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.adapters.memory import account_security, files, identity, reconciliations, workflow
+from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 
-_DELETED = object()
+__all__ = ["MemoryDatabase", "MemoryStore", "MemoryUnitOfWork"]
 
 
-class MemoryStore:
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[Hashable, Any]] = {}
-        self.lock = threading.RLock()
-        # Row locks taken by get_for_update-style reads: (table, key) -> owning unit of work.
-        self.row_locks: dict[tuple[str, Hashable], object] = {}
-        self.row_lock_released = threading.Condition(self.lock)
+class MemoryUnitOfWork(MemoryTransaction):
+    # --- identity (issue 3) ---
+    @cached_property
+    def organizations(self) -> identity.MemoryOrganizationRepository:
+        return identity.MemoryOrganizationRepository(self)
 
+    @cached_property
+    def quotas(self) -> identity.MemoryQuotaRepository:
+        return identity.MemoryQuotaRepository(self)
 
-def _organization_of(table: str, row: Any) -> Any:
-    if table == "organizations":
-        return row.id
-    return getattr(row, "organization_id", None)
+    @cached_property
+    def users(self) -> identity.MemoryUserRepository:
+        return identity.MemoryUserRepository(self)
 
+    @cached_property
+    def sessions(self) -> identity.MemorySessionRepository:
+        return identity.MemorySessionRepository(self)
 
-class MemoryUnitOfWork:
-    repository_factories: ClassVar[dict[str, Callable[[MemoryUnitOfWork], Any]]] = {}
-    # Tables whose organization_id may be None for system rows (as audit_logs/outbox in SQL).
-    nullable_tenant_tables: ClassVar[set[str]] = set()
+    @cached_property
+    def user_tokens(self) -> account_security.MemoryUserTokenRepository:
+        return account_security.MemoryUserTokenRepository(self)
 
-    def __init__(self, store: MemoryStore, organization_id: uuid.UUID | None = None) -> None:
-        self.store = store
-        self.organization_id = organization_id
-        self._staged: dict[str, dict[Hashable, Any]] = {}
-        self._entered = False
-        self._repositories: dict[str, Any] = {}
-        self._transaction_now: dt.datetime | None = None
+    @cached_property
+    def mfa(self) -> account_security.MemoryMfaRepository:
+        return account_security.MemoryMfaRepository(self)
 
-    @classmethod
-    def register_repository(cls, name: str, factory: Callable[[MemoryUnitOfWork], Any]) -> None:
-        cls.repository_factories[name] = factory
+    # --- files (issue 4) ---
+    @cached_property
+    def files(self) -> files.MemoryFileRepository:
+        return files.MemoryFileRepository(self)
 
-    def __getattr__(self, name: str) -> Any:
-        factories = type(self).repository_factories
-        if name in factories:
-            repositories = self.__dict__["_repositories"]
-            if name not in repositories:
-                repositories[name] = factories[name](self)
-            return repositories[name]
-        raise AttributeError(name)
+    @cached_property
+    def data_mappings(self) -> files.MemoryDataMappingRepository:
+        return files.MemoryDataMappingRepository(self)
 
-    def __enter__(self) -> Self:
-        if self._entered:
-            raise RuntimeError("a unit of work cannot be entered twice")
-        self._entered = True
-        return self
+    @cached_property
+    def normalized_files(self) -> files.MemoryNormalizedFileRepository:
+        return files.MemoryNormalizedFileRepository(self)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.rollback()
-        self._entered = False
+    @cached_property
+    def file_sweep(self) -> files.MemoryFileSweepRepository:
+        return files.MemoryFileSweepRepository(self)
 
-    def now(self) -> dt.datetime:
-        """The transaction's timestamp, like PostgreSQL's now(): fixed until commit or rollback."""
-        if self._transaction_now is None:
-            self._transaction_now = dt.datetime.now(dt.UTC)
-        return self._transaction_now
+    # --- reconciliation jobs (issue 6) ---
+    @cached_property
+    def reconciliation_jobs(self) -> reconciliations.MemoryJobRepository:
+        return reconciliations.MemoryJobRepository(self)
 
-    def commit(self) -> None:
-        self._require_entered()
-        self._transaction_now = None
-        with self.store.lock:
-            for table, rows in self._staged.items():
-                stored = self.store.tables.setdefault(table, {})
-                for key, row in rows.items():
-                    if row is _DELETED:
-                        stored.pop(key, None)
-                    else:
-                        stored[key] = row
-            self._release_locks()
-        self._staged = {}
+    @cached_property
+    def reconciliation_results(self) -> reconciliations.MemoryResultsRepository:
+        return reconciliations.MemoryResultsRepository(self)
 
-    def rollback(self) -> None:
-        self._staged = {}
-        self._transaction_now = None
-        with self.store.lock:
-            self._release_locks()
+    @cached_property
+    def matching_rules(self) -> reconciliations.MemoryRuleRepository:
+        return reconciliations.MemoryRuleRepository(self)
 
-    # --- for repository adapters -------------------------------------------------------------
+    # --- workflow: exceptions, approvals, rules (issue 7) ---
+    @cached_property
+    def exceptions(self) -> workflow.MemoryExceptionRepository:
+        return workflow.MemoryExceptionRepository(self)
 
-    def _require_entered(self) -> None:
-        if not self._entered:
-            raise RuntimeError("use the unit of work inside its `with` block")
+    @cached_property
+    def approvals(self) -> workflow.MemoryApprovalRepository:
+        return workflow.MemoryApprovalRepository(self)
 
-    def _visible(self, table: str, row: Any) -> bool:
-        owner = _organization_of(table, row)
-        if owner is None and table in self.nullable_tenant_tables:
-            return self.organization_id is None
-        return self.organization_id is not None and owner == self.organization_id
+    @cached_property
+    def rules(self) -> workflow.MemoryRuleRepository:
+        return workflow.MemoryRuleRepository(self)
 
-    def all_rows(self, table: str) -> Iterator[tuple[Hashable, Any]]:
-        """Every row of every tenant, staged writes included (pre-tenant/system use only)."""
-        self._require_entered()
-        with self.store.lock:
-            merged = dict(self.store.tables.get(table, {}))
-        merged.update(self._staged.get(table, {}))
-        for key, row in merged.items():
-            if row is not _DELETED:
-                yield key, copy.deepcopy(row)
+    @cached_property
+    def matches(self) -> workflow.MemoryMatchRepository:
+        return workflow.MemoryMatchRepository(self)
 
-    def rows(self, table: str) -> Iterator[tuple[Hashable, Any]]:
-        """The bound organization's rows (what row-level security would show)."""
-        for key, row in self.all_rows(table):
-            if self._visible(table, row):
-                yield key, row
-
-    def get(self, table: str, key: Hashable) -> Any | None:
-        self._require_entered()
-        staged = self._staged.get(table, {})
-        if key in staged:
-            row = staged[key]
-        else:
-            with self.store.lock:
-                row = self.store.tables.get(table, {}).get(key, _DELETED)
-        if row is _DELETED or not self._visible(table, row):
-            return None
-        return copy.deepcopy(row)
-
-    def put(self, table: str, key: Hashable, row: Any, *, system: bool = False) -> None:
-        """Stage a row; refuses one the bound organization could not write (unless `system`)."""
-        self._require_entered()
-        if not system and not self._visible(table, row):
-            raise TenantIsolationViolation(table, _organization_of(table, row), self.organization_id)
-        self._staged.setdefault(table, {})[key] = copy.deepcopy(row)
-
-    def remove(self, table: str, key: Hashable) -> None:
-        self._require_entered()
-        self._staged.setdefault(table, {})[key] = _DELETED
-
-    def lock_row(self, table: str, key: Hashable, timeout: float = 10.0) -> None:
-        """Block until no other unit of work holds the row (SELECT ... FOR UPDATE)."""
-        with self.store.row_lock_released:
-            holder = self.store.row_locks.get((table, key))
-            while holder is not None and holder is not self:
-                if not self.store.row_lock_released.wait(timeout):
-                    raise TimeoutError(f"row {table}/{key} stayed locked for {timeout}s")
-                holder = self.store.row_locks.get((table, key))
-            self.store.row_locks[(table, key)] = self
-
-    def _release_locks(self) -> None:
-        mine = [k for k, holder in self.store.row_locks.items() if holder is self]
-        for k in mine:
-            del self.store.row_locks[k]
-        if mine:
-            self.store.row_lock_released.notify_all()
+    @cached_property
+    def declined_pairs(self) -> workflow.MemoryDeclinedPairs:
+        return workflow.MemoryDeclinedPairs(self)
 
 
 class MemoryDatabase:
-    """`container.components["database"]` for in-memory containers."""
-
-    engine = None  # no SQL engine; kept for the shape shared with PostgresDatabase
+    """The container's `database` in in-memory containers."""
 
     def __init__(self, store: MemoryStore | None = None) -> None:
         self.store = store or MemoryStore()
@@ -187,21 +102,3 @@ class MemoryDatabase:
 
     def close(self) -> None:
         pass
-
-
-def _register_identity_repositories() -> None:
-    from reckai.adapters.memory import identity
-
-    MemoryUnitOfWork.register_repository("organizations", identity.MemoryOrganizationRepository)
-    MemoryUnitOfWork.register_repository("quotas", identity.MemoryQuotaRepository)
-    MemoryUnitOfWork.register_repository("users", identity.MemoryUserRepository)
-    MemoryUnitOfWork.register_repository("sessions", identity.MemorySessionRepository)
-    from reckai.adapters.memory import account_security
-
-    MemoryUnitOfWork.register_repository("user_tokens", account_security.MemoryUserTokenRepository)
-    MemoryUnitOfWork.register_repository("mfa", account_security.MemoryMfaRepository)
-
-
-_register_identity_repositories()
-
-_check: type[UnitOfWork] = MemoryUnitOfWork

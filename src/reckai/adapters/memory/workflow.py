@@ -1,4 +1,4 @@
-"""In-memory twins of the workflow repositories (application/ports/workflow.py), on MemoryUnitOfWork."""
+"""In-memory twins of the workflow repositories (application/ports/workflow.py), on MemoryTransaction (adapters/memory/store.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from reckai.adapters.memory.unit_of_work import MemoryUnitOfWork
+from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
 from reckai.application.ports.workflow import (
     COUNT_CAP,
@@ -23,15 +23,15 @@ from reckai.application.ports.workflow import (
     RuleRepository,
 )
 from reckai.domain.approvals.workflow import Approval, ApprovalStatus
-from reckai.domain.breaks.lifecycle import (
+from reckai.domain.exceptions.lifecycle import (
     ACTIVE_STATUSES,
-    BreakException,
     Comment,
+    ExceptionItem,
     ExceptionStatus,
     HistoryEntry,
 )
-from reckai.domain.breaks.manual_matching import DeclinedPair, MatchGroup, MatchMember, RowRef
-from reckai.domain.breaks.policy import SEVERITIES
+from reckai.domain.exceptions.manual_matching import DeclinedPair, MatchGroup, MatchMember, RowRef
+from reckai.domain.exceptions.policy import SEVERITIES
 from reckai.domain.reconciliation.rule_versions import RuleVersion
 
 _HISTORY_SEQUENCE = itertools.count(1)
@@ -42,27 +42,27 @@ def _page(items: list[Any], offset: int, limit: int) -> Page[Any]:
 
 
 class MemoryExceptionRepository:
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self.uow = uow
 
-    def add(self, exception: BreakException) -> None:
+    def add(self, exception: ExceptionItem) -> None:
         self.uow.put("exceptions", exception.id, exception)
 
-    def get(self, exception_id: uuid.UUID) -> BreakException | None:
+    def get(self, exception_id: uuid.UUID) -> ExceptionItem | None:
         return self.uow.get("exceptions", exception_id)  # type: ignore[no-any-return]
 
-    def get_for_update(self, exception_id: uuid.UUID) -> BreakException | None:
+    def get_for_update(self, exception_id: uuid.UUID) -> ExceptionItem | None:
         if self.get(exception_id) is None:
             return None
         self.uow.lock_row("exceptions", exception_id)
         return self.get(exception_id)
 
-    def update(self, exception: BreakException) -> None:
+    def update(self, exception: ExceptionItem) -> None:
         if self.get(exception.id) is None:
             raise EntityNotFound("exception", exception.id)
         self.uow.put("exceptions", exception.id, exception)
 
-    def list(self, query: ExceptionQuery) -> Page[BreakException]:
+    def list(self, query: ExceptionQuery) -> Page[ExceptionItem]:
         rows = [row for _, row in self.uow.rows("exceptions") if _matches(row, query)]
         rows.sort(key=_sort_key(query.sort), reverse=query.descending)
         if query.after is not None:
@@ -72,7 +72,7 @@ class MemoryExceptionRepository:
             rows = [r for r in rows if (key(r) < marker if query.descending else key(r) > marker)]
         return _page(rows, query.offset, query.limit)
 
-    def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[BreakException]:
+    def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         wanted = set(rows)
         found = []
         for _, r in self.uow.rows("exceptions"):
@@ -122,7 +122,7 @@ class _Owned:
         self.value = value
 
 
-def _matches(row: BreakException, q: ExceptionQuery) -> bool:
+def _matches(row: ExceptionItem, q: ExceptionQuery) -> bool:
     checks = [
         not q.statuses or row.status.value in q.statuses,
         not q.severities or row.severity in q.severities,
@@ -141,8 +141,8 @@ def _matches(row: BreakException, q: ExceptionQuery) -> bool:
     return all(checks)
 
 
-def _sort_key(sort: str) -> Callable[[BreakException], tuple[Any, str]]:
-    def key(row: BreakException) -> tuple[Any, str]:
+def _sort_key(sort: str) -> Callable[[ExceptionItem], tuple[Any, str]]:
+    def key(row: ExceptionItem) -> tuple[Any, str]:
         if sort == "severity":
             value: Any = SEVERITIES.index(row.severity)
         elif sort == "amount":
@@ -157,7 +157,7 @@ def _sort_key(sort: str) -> Callable[[BreakException], tuple[Any, str]]:
 
 
 class MemoryApprovalRepository:
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self.uow = uow
 
     def add(self, approval: Approval) -> None:
@@ -192,7 +192,7 @@ class MemoryApprovalRepository:
 
 
 class MemoryRuleRepository:
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self.uow = uow
 
     def add(self, rule: MatchingRuleRow) -> None:
@@ -237,7 +237,7 @@ class MemoryMatchRepository:
     """Job files and suggestions come from the in-memory reconciliation job's own rows (as in
     PostgreSQL), or are seeded by tests (`seed_job_files`, `seed_suggestion`)."""
 
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self.uow = uow
 
     def seed_job_files(self, job_id: uuid.UUID, left: uuid.UUID, right: uuid.UUID) -> None:
@@ -320,7 +320,7 @@ class MemoryMatchRepository:
 
 
 class MemoryDeclinedPairs:
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(self, uow: MemoryTransaction) -> None:
         self.uow = uow
 
     def add(self, pair: DeclinedPair) -> None:
@@ -335,15 +335,6 @@ class MemoryDeclinedPairs:
                 if p.left.file_id in lefts and p.right.file_id in rights}
 
 
-def register() -> None:
-    MemoryUnitOfWork.register_repository("breaks", MemoryExceptionRepository)
-    MemoryUnitOfWork.register_repository("approvals", MemoryApprovalRepository)
-    MemoryUnitOfWork.register_repository("rules", MemoryRuleRepository)
-    MemoryUnitOfWork.register_repository("matches", MemoryMatchRepository)
-    MemoryUnitOfWork.register_repository("declined_pairs", MemoryDeclinedPairs)
-
-
-register()
 
 _check_breaks: type[ExceptionRepository] = MemoryExceptionRepository
 _check_approvals: type[ApprovalRepository] = MemoryApprovalRepository

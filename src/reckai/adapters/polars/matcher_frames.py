@@ -13,6 +13,9 @@ from reckai.domain.ingestion.canonical import (
     Direction,
     TransactionStatus,
 )
+from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
+from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
+from reckai.domain.reconciliation.results import ReconciliationResult
 
 _DTYPES: dict[str, pl.DataType] = {
     "Int64": pl.Int64(), "String": pl.String(), "Datetime": pl.Datetime("us"), "Boolean": pl.Boolean(),
@@ -49,3 +52,13 @@ def transactions_from_frame(frame: pl.DataFrame) -> list[CanonicalTransaction]:
             status=TransactionStatus(row["status"] or "unknown"), counterparty=row["counterparty"],
             raw={str(k): (None if v is None else str(v)) for k, v in raw.items()}))
     return transactions
+
+
+class ReferenceFrameMatcher:
+    """The reference matcher (domain/reconciliation/reference_matcher.py) over normalized frames:
+    `reckai reconcile --engine reference`, and the engine-agreement tests."""
+
+    def reconcile(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
+                  period: ReconciliationPeriod | None) -> ReconciliationResult:
+        return ReferenceMatcher().reconcile(transactions_from_frame(left), transactions_from_frame(right),
+                                            profile, period)

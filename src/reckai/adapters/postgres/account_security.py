@@ -26,7 +26,7 @@ from reckai.application.ports.repositories import (
 from reckai.domain.identity.entities import RecoveryCode, UserToken
 
 if TYPE_CHECKING:
-    from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
+    from reckai.adapters.postgres.transaction import PostgresTransaction
 
 class PostgresUserTokenRepository(PostgresRepository):
     entity_name = "user_token"
@@ -136,6 +136,6 @@ class PostgresMfaRepository(PostgresRepository):
         return bool(result.rowcount)
 
 
-def _factory_check(uow: PostgresUnitOfWork) -> None:  # pragma: no cover - typing only
+def _factory_check(uow: PostgresTransaction) -> None:  # pragma: no cover - typing only
     _: UserTokenRepository = PostgresUserTokenRepository(uow)
     __: MfaRepository = PostgresMfaRepository(uow)

@@ -36,7 +36,6 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from reckai.adapters.postgres import tables as t
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
-from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
 from reckai.application.ports.files import (
     DataMapping,
     DataMappingRepository,
@@ -265,10 +264,6 @@ _SWEEP_OBSERVE = text("SELECT files_sweep_orphans(CAST(:keys AS text[]), CAST(:i
 _SWEEP_FORGET = text("SELECT files_sweep_forget(CAST(:keys AS text[]), CAST(:unseen AS integer))")
 
 
-PostgresUnitOfWork.register_repository("files", PostgresFileRepository)
-PostgresUnitOfWork.register_repository("data_mappings", PostgresDataMappingRepository)
-PostgresUnitOfWork.register_repository("normalized_files", PostgresNormalizedFileRepository)
-PostgresUnitOfWork.register_repository("file_sweep", PostgresFileSweepRepository)
 
 _check_files: type[FileRepository] = PostgresFileRepository
 _check_mappings: type[DataMappingRepository] = PostgresDataMappingRepository

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,7 @@ class OutboxStoreError(JobError):
 
 
 class PostgresJobQueue:
-    def __init__(self, known_jobs: dict[str, Queue] | None = None) -> None:
+    def __init__(self, known_jobs: Mapping[str, Queue] | None = None) -> None:
         # Job name -> queue, from the worker's handler registry. None accepts any job type.
         self._known_jobs = known_jobs
 

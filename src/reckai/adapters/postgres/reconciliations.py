@@ -24,7 +24,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from reckai.adapters.postgres.repository import PostgresRepository
-from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
 from reckai.application.ports.reconciliations import (
     EXCEPTION_COLUMNS,
     MATCH_COLUMNS,
@@ -365,9 +364,6 @@ class PostgresRuleRepository(PostgresRepository):
                  "definition": json.dumps(definition), "by": created_by})
 
 
-PostgresUnitOfWork.register_repository("reconciliation_jobs", PostgresJobRepository)
-PostgresUnitOfWork.register_repository("reconciliation_results", PostgresResultsRepository)
-PostgresUnitOfWork.register_repository("matching_rules", PostgresRuleRepository)
 
 _check_jobs: type[JobRepository] = PostgresJobRepository
 _check_results: type[ResultsRepository] = PostgresResultsRepository

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from reckai.application.ports.repositories import DuplicateEntity, RepositoryError, TenantIsolationViolation
 
 if TYPE_CHECKING:
-    from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
+    from reckai.adapters.postgres.transaction import PostgresTransaction
 
 # Unique constraint / index name -> (entity, field) for DuplicateEntity.
 _UNIQUE_FIELDS = {
@@ -48,7 +48,7 @@ def translate_errors(entity: str) -> Iterator[None]:
 class PostgresRepository:
     entity_name = "entity"
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: PostgresTransaction) -> None:
         self._uow = uow
 
     @property

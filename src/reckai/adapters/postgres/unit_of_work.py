@@ -1,100 +1,105 @@
-"""PostgreSQL unit of work: one connection, one transaction at a time, the tenant set in each.
+"""The PostgreSQL unit of work: a transaction (adapters/postgres/transaction.py) and every
+repository that works inside it, each a typed attribute built on first use.
 
-The tenant goes in with `SELECT set_config('app.current_org_id', :org, true)` as the first
-statement of every transaction: transaction-local, so it cannot outlive the transaction and leak
-to the next user of the pooled connection (a session-level SET would).
+A feature adds its repositories here, one `cached_property` each, and lists them in its port's
+unit-of-work protocol (e.g. `application/ports/files.py:FilesUnitOfWork`); the in-memory twin
+(`adapters/memory/unit_of_work.py`) gets the same attributes, and the contract tests run on both.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from functools import cached_property
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.adapters.postgres import account_security, files, identity, reconciliations, workflow
+from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 
-_SET_TENANT = text("SELECT set_config('app.current_org_id', :org, true)")
-
-
-class UnitOfWorkClosed(RuntimeError):
-    """The unit of work was used outside its `with` block."""
+__all__ = ["PostgresDatabase", "PostgresUnitOfWork", "UnitOfWorkClosed"]
 
 
-class PostgresUnitOfWork:
-    # name -> factory(uow) for repositories that hang off every unit of work. Identity registers
-    # its own below; features call `PostgresUnitOfWork.register_repository("jobs", JobRepo)`.
-    repository_factories: ClassVar[dict[str, Callable[[PostgresUnitOfWork], Any]]] = {}
+class PostgresUnitOfWork(PostgresTransaction):
+    # --- identity (issue 3) ---
+    @cached_property
+    def organizations(self) -> identity.PostgresOrganizationRepository:
+        return identity.PostgresOrganizationRepository(self)
 
-    def __init__(self, engine: Engine, organization_id: uuid.UUID | None = None) -> None:
-        self.engine = engine
-        self.organization_id = organization_id
-        self._connection: Connection | None = None
-        self._repositories: dict[str, Any] = {}
+    @cached_property
+    def quotas(self) -> identity.PostgresQuotaRepository:
+        return identity.PostgresQuotaRepository(self)
 
-    @classmethod
-    def register_repository(cls, name: str, factory: Callable[[PostgresUnitOfWork], Any]) -> None:
-        cls.repository_factories[name] = factory
+    @cached_property
+    def users(self) -> identity.PostgresUserRepository:
+        return identity.PostgresUserRepository(self)
 
-    def __getattr__(self, name: str) -> Any:
-        factories = type(self).repository_factories
-        if name in factories:
-            repositories = self.__dict__["_repositories"]
-            if name not in repositories:
-                repositories[name] = factories[name](self)
-            return repositories[name]
-        raise AttributeError(name)
+    @cached_property
+    def sessions(self) -> identity.PostgresSessionRepository:
+        return identity.PostgresSessionRepository(self)
 
-    def __enter__(self) -> Self:
-        if self._connection is not None:
-            raise RuntimeError("a unit of work cannot be entered twice")
-        self._connection = self.engine.connect()
-        return self
+    @cached_property
+    def user_tokens(self) -> account_security.PostgresUserTokenRepository:
+        return account_security.PostgresUserTokenRepository(self)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:
-            if connection.in_transaction():
-                connection.rollback()
-        finally:
-            connection.close()
+    @cached_property
+    def mfa(self) -> account_security.PostgresMfaRepository:
+        return account_security.PostgresMfaRepository(self)
 
-    @property
-    def connection(self) -> Connection:
-        """The connection inside a transaction whose tenant is set; for repository adapters only."""
-        connection = self._connection
-        if connection is None:
-            raise UnitOfWorkClosed("use the unit of work inside its `with` block")
-        if not connection.in_transaction():
-            connection.begin()
-            connection.execute(_SET_TENANT, {"org": str(self.organization_id) if self.organization_id else ""})
-        return connection
+    # --- files (issue 4) ---
+    @cached_property
+    def files(self) -> files.PostgresFileRepository:
+        return files.PostgresFileRepository(self)
 
-    def commit(self) -> None:
-        connection = self._connection
-        if connection is None:
-            raise UnitOfWorkClosed("use the unit of work inside its `with` block")
-        if connection.in_transaction():
-            connection.commit()
+    @cached_property
+    def data_mappings(self) -> files.PostgresDataMappingRepository:
+        return files.PostgresDataMappingRepository(self)
 
-    def rollback(self) -> None:
-        connection = self._connection
-        if connection is not None and connection.in_transaction():
-            connection.rollback()
+    @cached_property
+    def normalized_files(self) -> files.PostgresNormalizedFileRepository:
+        return files.PostgresNormalizedFileRepository(self)
+
+    @cached_property
+    def file_sweep(self) -> files.PostgresFileSweepRepository:
+        return files.PostgresFileSweepRepository(self)
+
+    # --- reconciliation jobs (issue 6) ---
+    @cached_property
+    def reconciliation_jobs(self) -> reconciliations.PostgresJobRepository:
+        return reconciliations.PostgresJobRepository(self)
+
+    @cached_property
+    def reconciliation_results(self) -> reconciliations.PostgresResultsRepository:
+        return reconciliations.PostgresResultsRepository(self)
+
+    @cached_property
+    def matching_rules(self) -> reconciliations.PostgresRuleRepository:
+        return reconciliations.PostgresRuleRepository(self)
+
+    # --- workflow: exceptions, approvals, rules (issue 7) ---
+    @cached_property
+    def exceptions(self) -> workflow.PostgresExceptionRepository:
+        return workflow.PostgresExceptionRepository(self)
+
+    @cached_property
+    def approvals(self) -> workflow.PostgresApprovalRepository:
+        return workflow.PostgresApprovalRepository(self)
+
+    @cached_property
+    def rules(self) -> workflow.PostgresRuleRepository:
+        return workflow.PostgresRuleRepository(self)
+
+    @cached_property
+    def matches(self) -> workflow.PostgresMatchRepository:
+        return workflow.PostgresMatchRepository(self)
+
+    @cached_property
+    def declined_pairs(self) -> workflow.PostgresDeclinedPairs:
+        return workflow.PostgresDeclinedPairs(self)
 
 
 class PostgresDatabase:
-    """`container.components["database"]` in embedded and production mode."""
+    """The container's `database` in embedded and production mode."""
 
     def __init__(self, engine: Engine, on_close: Callable[[], None] | None = None) -> None:
         self.engine = engine
@@ -108,21 +113,3 @@ class PostgresDatabase:
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             on_close()
-
-
-def _register_identity_repositories() -> None:
-    from reckai.adapters.postgres import identity
-
-    PostgresUnitOfWork.register_repository("organizations", identity.PostgresOrganizationRepository)
-    PostgresUnitOfWork.register_repository("quotas", identity.PostgresQuotaRepository)
-    PostgresUnitOfWork.register_repository("users", identity.PostgresUserRepository)
-    PostgresUnitOfWork.register_repository("sessions", identity.PostgresSessionRepository)
-    from reckai.adapters.postgres import account_security
-
-    PostgresUnitOfWork.register_repository("user_tokens", account_security.PostgresUserTokenRepository)
-    PostgresUnitOfWork.register_repository("mfa", account_security.PostgresMfaRepository)
-
-
-_register_identity_repositories()
-
-_check: type[UnitOfWork] = PostgresUnitOfWork  # mypy: the adapter fits the port

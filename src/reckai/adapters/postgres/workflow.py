@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import text
 
 from reckai.adapters.postgres.repository import PostgresRepository
-from reckai.adapters.postgres.unit_of_work import PostgresUnitOfWork
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
 from reckai.application.ports.workflow import (
     COUNT_CAP,
@@ -33,8 +32,8 @@ from reckai.application.ports.workflow import (
     RuleRepository,
 )
 from reckai.domain.approvals.workflow import Approval, ApprovalStatus, ApprovalType
-from reckai.domain.breaks.lifecycle import BreakException, Comment, ExceptionStatus, HistoryEntry
-from reckai.domain.breaks.manual_matching import DeclinedPair, MatchGroup, MatchMember, RowRef
+from reckai.domain.exceptions.lifecycle import Comment, ExceptionItem, ExceptionStatus, HistoryEntry
+from reckai.domain.exceptions.manual_matching import DeclinedPair, MatchGroup, MatchMember, RowRef
 from reckai.domain.reconciliation.rule_versions import RuleVersion, VersionStatus
 
 
@@ -75,15 +74,15 @@ _SORTS = {"created_at": "created_at", "due_at": "due_at", "updated_at": "updated
 _KEYSET_SORTS = ("created_at", "due_at", "updated_at")
 
 
-def _exception(row: Any) -> BreakException:
+def _exception(row: Any) -> ExceptionItem:
     m = dict(row._mapping)
     m["status"] = ExceptionStatus(m["status"])
     for key in ("resolved_at", "created_at", "updated_at", "due_at", "escalated_at"):
         m[key] = _aware(m[key])
-    return BreakException(**m)
+    return ExceptionItem(**m)
 
 
-def _exception_params(item: BreakException, columns: Iterable[str]) -> dict[str, Any]:
+def _exception_params(item: ExceptionItem, columns: Iterable[str]) -> dict[str, Any]:
     params = {}
     for column in columns:
         value = getattr(item, column)
@@ -98,7 +97,7 @@ def _exception_params(item: BreakException, columns: Iterable[str]) -> dict[str,
 class PostgresExceptionRepository(_Base):
     entity_name = "exception"
 
-    def add(self, exception: BreakException) -> None:
+    def add(self, exception: ExceptionItem) -> None:
         self._check_tenant(exception.organization_id)
         columns = [c for c in _EXC_COLUMNS if getattr(exception, c) is not None]
         values = ", ".join("CAST(:evidence AS jsonb)" if c == "evidence" else f":{c}" for c in columns)
@@ -106,15 +105,15 @@ class PostgresExceptionRepository(_Base):
             self._conn.execute(text(f"INSERT INTO exceptions ({', '.join(columns)}) VALUES ({values})"),
                                _exception_params(exception, columns))
 
-    def get(self, exception_id: uuid.UUID) -> BreakException | None:
+    def get(self, exception_id: uuid.UUID) -> ExceptionItem | None:
         row = self._conn.execute(text(f"{_SELECT_EXC} WHERE id = :id"), {"id": exception_id}).first()
         return _exception(row) if row else None
 
-    def get_for_update(self, exception_id: uuid.UUID) -> BreakException | None:
+    def get_for_update(self, exception_id: uuid.UUID) -> ExceptionItem | None:
         row = self._conn.execute(text(f"{_SELECT_EXC} WHERE id = :id FOR UPDATE"), {"id": exception_id}).first()
         return _exception(row) if row else None
 
-    def update(self, exception: BreakException) -> None:
+    def update(self, exception: ExceptionItem) -> None:
         sets = ", ".join(f"{c} = :{c}" for c in _EXC_UPDATABLE)
         with self._write():
             result = self._conn.execute(text(f"UPDATE exceptions SET {sets} WHERE id = :id"),
@@ -122,7 +121,7 @@ class PostgresExceptionRepository(_Base):
         if result.rowcount == 0:
             raise EntityNotFound("exception", exception.id)
 
-    def list(self, query: ExceptionQuery) -> Page[BreakException]:
+    def list(self, query: ExceptionQuery) -> Page[ExceptionItem]:
         where: list[str] = ["organization_id = :org"]
         params: dict[str, Any] = {"org": self._uow.organization_id}
         if query.statuses:
@@ -164,7 +163,7 @@ class PostgresExceptionRepository(_Base):
                                         f" LIMIT {COUNT_CAP}) AS bounded"), params).scalar_one()
         return Page([_exception(r) for r in rows], int(total), int(total) >= COUNT_CAP)
 
-    def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[BreakException]:
+    def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         refs = list(rows)
         if not refs:
             return []
@@ -542,15 +541,6 @@ class PostgresDeclinedPairs(_Base):
         return {(RowRef(r.left_file_id, r.left_row), RowRef(r.right_file_id, r.right_row)) for r in rows}
 
 
-def register() -> None:
-    PostgresUnitOfWork.register_repository("breaks", PostgresExceptionRepository)
-    PostgresUnitOfWork.register_repository("approvals", PostgresApprovalRepository)
-    PostgresUnitOfWork.register_repository("rules", PostgresRuleRepository)
-    PostgresUnitOfWork.register_repository("matches", PostgresMatchRepository)
-    PostgresUnitOfWork.register_repository("declined_pairs", PostgresDeclinedPairs)
-
-
-register()
 
 _check_breaks: type[ExceptionRepository] = PostgresExceptionRepository
 _check_approvals: type[ApprovalRepository] = PostgresApprovalRepository

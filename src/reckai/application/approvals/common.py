@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reckai.application import job_types
+from reckai.application.approvals.handlers import ApprovalHandlers
 from reckai.application.errors import NotFound
 from reckai.application.identity.common import RequestInfo
 from reckai.domain.audit.events import AuditEvent
-from reckai.domain.breaks.policy import WorkflowSettings, parse_workflow_settings
+from reckai.domain.exceptions.policy import WorkflowSettings, parse_workflow_settings
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
 
@@ -30,7 +31,8 @@ class WorkflowServices:
     password_hasher: Any = None  # user_onboarding: the new account's unusable password
     rule_preview: Any = None  # RulePreview port (application/rules/preview.py) or None
     clock: Callable[[], dt.datetime] = utc_now
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Approval type -> its feature's handler (application/approvals/handlers.py), filled by bootstrap.
+    approval_handlers: ApprovalHandlers = field(default_factory=ApprovalHandlers)
 
     def now(self) -> dt.datetime:
         return self.clock()

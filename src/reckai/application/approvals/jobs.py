@@ -11,9 +11,18 @@ import io
 import uuid
 from typing import Any
 
+from reckai.application import job_types
 from reckai.application.approvals.common import WorkflowServices
-from reckai.application.ports.mail import OutgoingMail
-from reckai.domain.approvals.workflow import ApprovalStatus, ApprovalType
+from reckai.application.approvals.handlers import ApprovalHandler
+from reckai.application.errors import NotFound
+from reckai.application.exceptions.exceptions import exception_subject
+from reckai.application.identity.common import RequestInfo
+from reckai.application.ports.jobs import JobDelivery
+from reckai.application.ports.mail import Mailer, OutgoingMail
+from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.workflow import WorkflowUnitOfWork
+from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalStatus, ApprovalType
+from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.storage_keys import organization_prefix
 
 _SUBJECTS = {
@@ -71,3 +80,42 @@ def export_ledger_posting(services: WorkflowServices, storage: Any, organization
         uow.approvals.update(approval)
         uow.commit()
         return key
+
+
+# --- the jobs as bootstrap registers them (payload decoding only) ---
+
+
+def notify_workflow_job(services: WorkflowServices, mailer: Mailer, public_base_url: str,
+                        delivery: JobDelivery) -> None:
+    """The `notify_workflow` job (high queue)."""
+    if delivery.organization_id is None:
+        return
+    send_notification(services, mailer, delivery.organization_id, dict(delivery.payload), public_base_url)
+
+
+def export_ledger_posting_job(services: WorkflowServices, storage: FileStorage, delivery: JobDelivery) -> None:
+    """The `export_ledger_posting` job (medium queue)."""
+    if delivery.organization_id is None:
+        return
+    export_ledger_posting(services, storage, delivery.organization_id, uuid.UUID(delivery.payload["approval_id"]))
+
+
+# --- the `ledger_posting` approval type (registered in bootstrap) ---
+
+
+def ledger_posting_handler(services: WorkflowServices) -> ApprovalHandler:
+    def check(uow: WorkflowUnitOfWork, metadata: dict[str, Any]) -> None:
+        if "exception_id" in metadata and uow.exceptions.get(uuid.UUID(metadata["exception_id"])) is None:
+            raise NotFound("exception", metadata["exception_id"])
+
+    def apply(uow: WorkflowUnitOfWork, checker: Principal, approval: Approval,
+              request: RequestInfo | None) -> ApprovalEffect:
+        now = approval.reviewed_at
+        assert now is not None
+        services.job_queue.enqueue(uow, job_types.EXPORT_LEDGER_POSTING.request(
+            {"approval_id": str(approval.id)}, organization_id=approval.organization_id))
+        approval.metadata = {**approval.metadata, "export": {"status": "queued", "queued_at": now.isoformat()}}
+        return ApprovalEffect("ledger_export_queued", "approval", approval.id,
+                              {"entries": len(approval.metadata["entries"])})
+
+    return ApprovalHandler(apply=apply, check=check, subject=exception_subject)

@@ -27,12 +27,6 @@ class FileServices:
     rate_limiter: RateLimiter
     now: Callable[[], dt.datetime] = field(default=_utc_now)
 
-    @classmethod
-    def from_container(cls, container: Any) -> FileServices:
-        components = container.components
-        return cls(database=components["database"], storage=components["storage"],
-                   scanner=components["scanner"], parser=components["file_parser"],
-                   audit_log=components["audit_log"], rate_limiter=components["rate_limiter"])
 
 
 @dataclass(frozen=True)

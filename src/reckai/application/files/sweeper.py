@@ -22,10 +22,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 from reckai.application.files.common import logger
+from reckai.application.ports.files import FilesUnitOfWork
+from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.storage import FileStorage, StorageError
+from reckai.application.ports.unit_of_work import Database
 from reckai.domain.ingestion.storage_keys import NORMALIZED_FILES_SEGMENT, ORGANIZATIONS_ROOT
 
 # Far longer than any upload takes to stream, scan, check and commit (the largest allowed file
@@ -59,7 +61,7 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)  # due, but storage refused to delete them
 
 
-def sweep_orphaned_objects(database: Any, storage: FileStorage, *, grace: dt.timedelta = ORPHAN_GRACE,
+def sweep_orphaned_objects(database: Database[FilesUnitOfWork], storage: FileStorage, *, grace: dt.timedelta = ORPHAN_GRACE,
                            page_size: int = PAGE_SIZE) -> SweepReport:
     """One pass over every organization's file objects. Idempotent; a failed delete is retried
     by the next pass (the candidate stays). Raises StorageError when listing fails (the job is
@@ -110,3 +112,15 @@ def _file_objects(keys: Iterable[str]) -> Iterator[tuple[str, uuid.UUID]]:
 def _pages(items: Iterator[tuple[str, uuid.UUID]], size: int) -> Iterator[list[tuple[str, uuid.UUID]]]:
     while page := list(islice(items, size)):
         yield page
+
+
+def sweep_orphaned_file_objects_job(database: Database[FilesUnitOfWork], storage: FileStorage,
+                                    delivery: JobDelivery) -> None:
+    """The `sweep_orphaned_file_objects` job (low queue, periodic)."""
+    report = sweep_orphaned_objects(database, storage)
+    logger.info(
+        "orphaned file objects swept",
+        extra={"action": "file.sweep", "metadata": {"examined": report.examined, "deleted": len(report.deleted),
+                                                    "failed": len(report.failed),
+                                                    "outbox_id": str(delivery.outbox_id)}},
+    )

@@ -95,6 +95,12 @@ class EmailTaken(Conflict):
         super().__init__("A user with this email already exists", (FieldError("email", "is already taken"),))
 
 
+class EmailAlreadyRegistered(Conflict):
+    """A `user_onboarding` approval names an e-mail that an account already has (at request or approval)."""
+
+    code = "EMAIL_TAKEN"
+
+
 class LastAdmin(Conflict):
     code = "LAST_ADMIN"
 

@@ -13,7 +13,7 @@ from reckai.application.identity.common import IdentityServices, RequestInfo
 from reckai.application.identity.errors import ApprovalRequired, OrganizationCodeTaken, SignupDisabled
 from reckai.application.identity.users import USER_ONBOARDING_SETTING
 from reckai.application.ports.repositories import DuplicateEntity
-from reckai.domain.breaks.policy import approval_required
+from reckai.domain.exceptions.policy import approval_required
 from reckai.domain.identity.entities import Organization, OrganizationQuota
 from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
 from reckai.domain.identity.principal import Principal

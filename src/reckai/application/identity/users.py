@@ -16,7 +16,7 @@ from reckai.application.identity.passwords import redeem_link_token, set_passwor
 from reckai.application.ports.mail import OutgoingMail
 from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.ports.unit_of_work import UnitOfWork
-from reckai.domain.breaks.policy import USER_ONBOARDING_FLAG, approval_required
+from reckai.domain.exceptions.policy import USER_ONBOARDING_FLAG, approval_required
 from reckai.domain.identity.entities import USER_ROLES, User, UserToken
 from reckai.domain.identity.principal import Principal
 from reckai.domain.identity.tokens import hash_refresh_token

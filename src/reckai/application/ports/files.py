@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.errors import RowError
 from reckai.domain.ingestion.mapping import Mapping
@@ -178,23 +179,20 @@ class FileSweepRepository(Protocol):
         ...
 
 
-class FilesUnitOfWork(Protocol):
+class FilesUnitOfWork(UnitOfWork, Protocol):
     """What the file use cases need of a unit of work (see ports.unit_of_work for the contract)."""
 
-    organization_id: uuid.UUID | None
-    files: FileRepository
-    data_mappings: DataMappingRepository
-    normalized_files: NormalizedFileRepository
-    file_sweep: FileSweepRepository
-    quotas: Any  # ports.repositories.QuotaRepository
+    @property
+    def files(self) -> FileRepository: ...
 
-    def __enter__(self) -> Any: ...
+    @property
+    def data_mappings(self) -> DataMappingRepository: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    @property
+    def normalized_files(self) -> NormalizedFileRepository: ...
 
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
+    @property
+    def file_sweep(self) -> FileSweepRepository: ...
 
 
 @dataclass

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from reckai.application.ports.files import FilesUnitOfWork
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 
@@ -225,3 +226,17 @@ class JobMatchingEngine(Protocol):
         job) stops the run and propagates unchanged. `excluded_pairs` ((left_row, right_row) a
         person declined) are never matched nor suggested (ports.matching.MatchingEngine)."""
         ...
+
+
+class JobsUnitOfWork(FilesUnitOfWork, Protocol):
+    """The unit of work as the reconciliation-job use cases see it: the files they match, plus the
+    jobs, their results and the matching rules."""
+
+    @property
+    def reconciliation_jobs(self) -> JobRepository: ...
+
+    @property
+    def reconciliation_results(self) -> ResultsRepository: ...
+
+    @property
+    def matching_rules(self) -> RuleRepository: ...

@@ -7,16 +7,18 @@ Contract (PostgreSQL and in-memory adapters alike):
 - Bound at construction to one organization id, or to None for pre-tenant and system work. The
   binding holds for the whole unit of work, across commits: after `commit()` the next statement
   opens a new transaction bound to the same organization.
-- Repositories are attributes (`uow.users`, `uow.sessions` ...). Features add their own through
-  the adapter's registry (`register_repository`), so this protocol lists only the identity ones;
-  a feature port extends it: `class JobsUnitOfWork(UnitOfWork, Protocol): jobs: JobRepository`.
+- Repositories are read-only attributes (`uow.users`, `uow.sessions` ...). This protocol lists
+  the identity ones, which every feature may read (the organization, its users); a feature's port
+  extends it with its own (`FilesUnitOfWork`, `JobsUnitOfWork`, `WorkflowUnitOfWork`), and each
+  use case asks for the narrowest one it needs. Each adapter's unit of work declares every
+  repository as a typed attribute (adapters/postgres/unit_of_work.py, adapters/memory/...).
 """
 
 from __future__ import annotations
 
 import uuid
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 from reckai.application.ports.repositories import (
     MfaRepository,
@@ -30,12 +32,24 @@ from reckai.application.ports.repositories import (
 
 class UnitOfWork(Protocol):
     organization_id: uuid.UUID | None
-    organizations: OrganizationRepository
-    quotas: QuotaRepository
-    users: UserRepository
-    sessions: SessionRepository
-    user_tokens: UserTokenRepository
-    mfa: MfaRepository
+
+    @property
+    def organizations(self) -> OrganizationRepository: ...
+
+    @property
+    def quotas(self) -> QuotaRepository: ...
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def user_tokens(self) -> UserTokenRepository: ...
+
+    @property
+    def mfa(self) -> MfaRepository: ...
 
     def __enter__(self) -> Self: ...
 
@@ -57,10 +71,15 @@ class UnitOfWork(Protocol):
         ...
 
 
-class Database(Protocol):
-    """`container.components["database"]`: where units of work come from."""
+U_co = TypeVar("U_co", bound=UnitOfWork, covariant=True)
 
-    def unit_of_work(self, organization_id: uuid.UUID | None = None) -> UnitOfWork:
+
+class Database(Protocol[U_co]):
+    """Where units of work come from (the container's `database`). Generic in the unit of work it
+    gives: a feature's services hold a `Database[FilesUnitOfWork]`, say, and the adapters' databases
+    fit every such type because their unit of work carries every repository."""
+
+    def unit_of_work(self, organization_id: uuid.UUID | None = None) -> U_co:
         """A new, not yet entered, unit of work bound to `organization_id` (None: no tenant)."""
         ...
 

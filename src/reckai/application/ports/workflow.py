@@ -1,7 +1,7 @@
 """Repository ports of the workflow: exceptions (with comments and history), approvals, matching
 rules and their versions, match groups for manual matching, and declined pairs.
 
-They hang off the unit of work (`uow.breaks`, `uow.approvals`, `uow.rules`, `uow.matches`,
+They hang off the unit of work (`uow.exceptions`, `uow.approvals`, `uow.rules`, `uow.matches`,
 `uow.declined_pairs`) and share the identity repositories' contract (repositories.py): reads see
 only the bound organization's rows (another tenant's id is simply absent), writes for another
 organization raise TenantIsolationViolation, entities go in and come out as copies, datetimes are
@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar
 
+from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.approvals.workflow import Approval
-from reckai.domain.breaks.lifecycle import BreakException, Comment, HistoryEntry
-from reckai.domain.breaks.manual_matching import DeclinedPair, MatchGroup, RowRef
+from reckai.domain.exceptions.lifecycle import Comment, ExceptionItem, HistoryEntry
+from reckai.domain.exceptions.manual_matching import DeclinedPair, MatchGroup, RowRef
 from reckai.domain.reconciliation.rule_versions import RuleVersion
 
 T = TypeVar("T")
@@ -99,26 +100,26 @@ class MatchingRuleRow:
 
 
 class ExceptionRepository(Protocol):
-    def add(self, exception: BreakException) -> None:
+    def add(self, exception: ExceptionItem) -> None:
         """Insert a new exception (the reconciliation job and tests)."""
         ...
 
-    def get(self, exception_id: uuid.UUID) -> BreakException | None: ...
+    def get(self, exception_id: uuid.UUID) -> ExceptionItem | None: ...
 
-    def get_for_update(self, exception_id: uuid.UUID) -> BreakException | None:
+    def get_for_update(self, exception_id: uuid.UUID) -> ExceptionItem | None:
         """As get, and lock the row until the unit of work ends: concurrent transitions of one
         exception serialise, so the second sees the first's result."""
         ...
 
-    def update(self, exception: BreakException) -> None:
+    def update(self, exception: ExceptionItem) -> None:
         """Store status, severity, assignment, resolution, SLA fields and updated_at."""
         ...
 
-    def list(self, query: ExceptionQuery) -> Page[BreakException]:
+    def list(self, query: ExceptionQuery) -> Page[ExceptionItem]:
         """Filtered, sorted (ties broken by id), bounded page; total counted up to COUNT_CAP."""
         ...
 
-    def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[BreakException]:
+    def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         """Open, in-progress or escalated exceptions of the job whose left or right row is one of `rows`."""
         ...
 
@@ -250,16 +251,20 @@ class SourceRows(Protocol):
         ...
 
 
-class WorkflowUnitOfWork(Protocol):
+class WorkflowUnitOfWork(UnitOfWork, Protocol):
     """The unit of work as the workflow use cases see it (UnitOfWork plus these repositories)."""
 
-    organization_id: uuid.UUID | None
-    breaks: ExceptionRepository
-    approvals: ApprovalRepository
-    rules: RuleRepository
-    matches: MatchRepository
-    declined_pairs: DeclinedPairs
+    @property
+    def exceptions(self) -> ExceptionRepository: ...
 
-    def commit(self) -> None: ...
+    @property
+    def approvals(self) -> ApprovalRepository: ...
 
-    def rollback(self) -> None: ...
+    @property
+    def rules(self) -> RuleRepository: ...
+
+    @property
+    def matches(self) -> MatchRepository: ...
+
+    @property
+    def declined_pairs(self) -> DeclinedPairs: ...

@@ -10,8 +10,8 @@ from typing import Any
 
 from reckai.application.ports.reconciliations import JobMatchingEngine
 from reckai.application.ports.storage import FileStorage
+from reckai.application.reconciliations.policy import ReconciliationSettings
 from reckai.domain.audit.events import AuditEvent
-from reckai.settings import ReconciliationSettings
 
 
 def _utc_now() -> dt.datetime:
@@ -30,23 +30,6 @@ class ReconciliationServices:
     mailer: Any = None  # ports.mail.Mailer
     now: Callable[[], dt.datetime] = field(default=_utc_now)
 
-    @classmethod
-    def from_container(cls, container: Any) -> ReconciliationServices:
-        components = container.components
-        normalize = None
-        if "file_parser" in components:
-            from reckai.application.files.mapping import normalize_file_job
-            from reckai.application.files.services import FileServices
-
-            file_services = FileServices.from_container(container)
-
-            def normalize(organization_id: uuid.UUID, file_id: uuid.UUID) -> Any:
-                return normalize_file_job(file_services, organization_id, file_id)
-
-        return cls(database=components["database"], storage=components["storage"],
-                   audit_log=components["audit_log"], job_queue=components["job_queue"],
-                   engine=components["job_matching_engine"], settings=container.settings.reconciliation,
-                   normalize_file=normalize, mailer=components.get("mailer"))
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
-from reckai.application.breaks.matching import declined_row_pairs
 from reckai.application.errors import ApplicationError
+from reckai.application.exceptions.matching import declined_row_pairs
 from reckai.application.files.common import rules_from_rows
 from reckai.application.ports.mail import InvalidMail, MailRejected, OutgoingMail
 from reckai.application.ports.matching import MatchingError, SourceFileError

@@ -12,16 +12,18 @@ version row's), plus optional `applies_to: {"left": file type, "right": file typ
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from reckai.application.approvals.common import WorkflowServices
+from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.approvals.requests import announce_request
 from reckai.application.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from reckai.application.identity.common import RequestInfo
 from reckai.application.ports.repositories import DuplicateEntity
-from reckai.application.ports.workflow import MatchingRuleRow, Page
+from reckai.application.ports.workflow import MatchingRuleRow, Page, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
@@ -250,6 +252,33 @@ def activate_version(uow: Any, approval: Approval) -> ApprovalEffect:
 def withdraw_version(uow: Any, approval: Approval) -> None:
     _rule, history, number = _version_of(uow, approval)
     uow.rules.update_version(history.withdraw(number))
+
+
+def rule_configuration_handler(services: WorkflowServices) -> ApprovalHandler:
+    """The `rule_configuration` approval type (registered in bootstrap): a proposed rule version
+    becomes active when approved, and is withdrawn when declined or cancelled."""
+
+    def propose(principal: Principal, metadata: dict[str, Any], title: str, description: str,
+                request: RequestInfo | None) -> Approval:
+        return propose_from_metadata(services, principal, metadata, title=title, description=description,
+                                     request=request)
+
+    def apply(uow: WorkflowUnitOfWork, checker: Principal, approval: Approval,
+              request: RequestInfo | None) -> ApprovalEffect:
+        return activate_version(uow, approval)
+
+    def withdraw(uow: WorkflowUnitOfWork, principal: Principal, approval: Approval, action: str) -> None:
+        withdraw_version(uow, approval)
+
+    def subject(uow: WorkflowUnitOfWork, may: Callable[[str], bool], approval: Approval) -> dict[str, Any]:
+        if "rule_id" not in approval.metadata or not may("rules:read"):
+            return {}
+        rule = uow.rules.get(uuid.UUID(approval.metadata["rule_id"]))
+        if rule is None:
+            return {}
+        return {"rule": rule, "versions": list(uow.rules.versions(rule.id))}
+
+    return ApprovalHandler(apply=apply, propose=propose, withdraw=withdraw, subject=subject)
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reckai.domain.approvals.workflow import ApprovalType, InvalidApproval
-from reckai.domain.breaks.errors import InvalidWorkflowSettings
-from reckai.domain.breaks.lifecycle import ResolutionCode
-from reckai.domain.breaks.policy import parse_workflow_settings
+from reckai.domain.exceptions.errors import InvalidWorkflowSettings
+from reckai.domain.exceptions.lifecycle import ResolutionCode
+from reckai.domain.exceptions.policy import parse_workflow_settings
 from reckai.domain.identity.entities import USER_ROLES
 from reckai.domain.identity.password_policy import PasswordPolicy, PolicyLoosened
 

@@ -44,11 +44,10 @@ def reset_mfa_command(container: Any, args: argparse.Namespace, out: TextIO, err
     """For an organization whose only administrator lost the authenticator and the recovery codes
     (the API never lets anyone reset their own MFA). Audited as a system event."""
     from reckai.application.identity.mfa import operator_reset_mfa
-    from reckai.entrypoints.http.auth import identity_services
 
     try:
         user, revoked = operator_reset_mfa(
-            identity_services(container), organization_code=args.code, email=args.email,
+            container.identity, organization_code=args.code, email=args.email,
             request=RequestInfo(user_agent="reckai-cli", method="CLI", path="reckai org reset-mfa"))
     except ApplicationError as exc:
         print(f"reckai org reset-mfa: {exc.message}", file=err)
@@ -81,9 +80,8 @@ def _with_container(name: str, action: Any) -> int:
 
 
 def create_command(container: Any, args: argparse.Namespace, password: str, out: TextIO, err: TextIO) -> int:
-    from reckai.entrypoints.http.auth import identity_services
 
-    services = identity_services(container)
+    services = container.identity
     try:
         created = onboard_organization(
             services, name=args.name, code=args.code, domain=args.domain, subscription_tier=args.tier,

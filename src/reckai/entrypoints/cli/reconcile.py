@@ -18,6 +18,7 @@ from typing import Any
 
 from reckai.application.ports.matching import MatchingError, SourceFileError
 from reckai.application.reconcile import ReconcileOutcome, load_profile, reconcile_files
+from reckai.bootstrap import build_file_matching
 from reckai.domain.reconciliation.profile import ProfileError, ReconciliationPeriod
 from reckai.domain.reconciliation.results import MatchRecord
 
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             raise ProfileError("period", "give both --period-start and --period-end, or neither")
         period = ReconciliationPeriod(args.period_start, args.period_end) if args.period_start else None
         profile = load_profile(args.profile)
-        source, engine = _components(args.engine)
+        matching = build_file_matching(args.engine)
+        source, engine = matching.source, matching.engine
         progress = _Progress()
         outcome = reconcile_files(args.left, args.right, profile, period, source, engine, progress)
         progress.done()
@@ -92,24 +94,6 @@ def run(args: argparse.Namespace) -> int:
 def _fail(message: str) -> int:
     sys.stderr.write(f"reckai reconcile: error: {' '.join(message.split())}\n")
     return 2
-
-
-def _components(engine_name: str) -> tuple[Any, Any]:
-    from reckai.adapters.polars.matcher import PolarsMatcher
-    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
-
-    source = PolarsCanonicalSource()
-    if engine_name == "polars":
-        return source, PolarsMatcher()
-    from reckai.adapters.polars.matcher_frames import transactions_from_frame
-    from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
-
-    class _ReferenceEngine:
-        def reconcile(self, left: Any, right: Any, profile: Any, period: Any) -> Any:
-            return ReferenceMatcher().reconcile(transactions_from_frame(left), transactions_from_frame(right),
-                                                profile, period)
-
-    return source, _ReferenceEngine()
 
 
 def _match_rows(records: Iterable[MatchRecord]) -> Iterable[list[Any]]:

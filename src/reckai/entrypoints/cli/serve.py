@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 server_header=False,
             )
         )
-        worker = container.components.get("worker_runner") if settings.mode is Mode.EMBEDDED else None
+        worker = container.worker_runner if settings.mode is Mode.EMBEDDED else None
         if worker is not None:
             worker.start()
         previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)

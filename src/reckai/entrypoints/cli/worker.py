@@ -121,8 +121,7 @@ def run(args: argparse.Namespace) -> int:
 def run_worker_process(settings: Settings, threads: dict[Queue, int]) -> int:
     """One worker process: bootstrap once, consume until SIGTERM/SIGINT, stop gracefully."""
     from reckai.adapters.redis.connection import describe
-    from reckai.bootstrap import bootstrap
-    from reckai.entrypoints.worker.runner import build_worker_runner
+    from reckai.bootstrap import bootstrap, build_worker_runner
     from reckai.logging_setup import configure_logging, log_event
 
     configure_logging(settings.log_level)

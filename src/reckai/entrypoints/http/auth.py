@@ -25,8 +25,6 @@ identity services with `identity: NamedDependency[IdentityServices]`.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -41,9 +39,10 @@ from litestar.handlers import BaseRouteHandler
 
 from reckai.application.errors import PermissionDenied, Unauthenticated
 from reckai.application.identity.authenticate import AuthenticatedCaller, authenticate_access_token
-from reckai.application.identity.common import IdentityServices, RequestInfo, utc_now
+from reckai.application.identity.common import IdentityServices, RequestInfo
 from reckai.application.identity.errors import PasswordChangeRequired
 from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.bootstrap import Container
 from reckai.domain.identity.devices import DEVICE_ID_HEADER
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
@@ -58,36 +57,12 @@ STATE_PRINCIPAL = "principal"
 STATE_ACCESS_EXPIRES_AT = "access_expires_at"
 
 
-def identity_services(container: Any) -> IdentityServices:
-    """The identity use cases' ports, from the composition root. Cheap: built per request, so a
-    test may swap a component (the clock, say) at any time."""
-    components = container.components
-    settings = container.settings
-    cached = components.get("identity_services")
-    if isinstance(cached, IdentityServices):
-        return cached
-    clock = components.get("clock")
-    return IdentityServices(
-        database=components["database"],
-        audit_log=components["audit_log"],
-        password_hasher=components["password_hasher"],
-        common_password_checker=components["common_password_checker"],
-        token_service=components["token_service"],
-        token_blacklist=components["token_blacklist"],
-        secret_box=components["secret_box"],
-        totp=components["totp"],
-        rate_limiter=components["rate_limiter"],
-        mailer=components["mailer"],
-        refresh_successor_key=refresh_successor_key(settings.security.jwt_secret),
-        clock=clock if callable(clock) else utc_now,
-        allow_public_signup=settings.security.allow_public_signup,
-        public_base_url=settings.http.public_base_url,
-    )
-
-
-def refresh_successor_key(jwt_secret: str) -> bytes:
-    """A key of its own for deriving refresh-token successors, separated from the signing use."""
-    return hmac.new(jwt_secret.encode("utf-8"), b"reckai/refresh-token-successor/v1", hashlib.sha256).digest()
+def app_container(connection: ASGIConnection[Any, Any, Any, Any]) -> Container:
+    """The composition root this app was built with (`create_app(container)`)."""
+    container = connection.app.state["container"]
+    if not isinstance(container, Container):
+        raise TypeError("the application state holds no Container")
+    return container
 
 
 def request_info(connection: ASGIConnection[Any, Any, Any, Any]) -> RequestInfo:
@@ -132,7 +107,7 @@ async def authorize_request(connection: ASGIConnection[Any, Any, Any, Any], hand
     if token is None:
         raise Unauthenticated("Authentication required: send Authorization: Bearer <access token>",
                               reason="missing_token")
-    services = identity_services(connection.app.state["container"])
+    services = app_container(connection).identity
     caller: AuthenticatedCaller = await anyio.to_thread.run_sync(authenticate_access_token, services, token)
     principal = caller.principal
     state = connection.scope.setdefault("state", {})
@@ -183,11 +158,11 @@ class TenantUnitOfWorkFactory:
 
 def provide_uow_factory(request: Request[Any, Any, Any]) -> TenantUnitOfWorkFactory:
     principal = provide_principal(request)
-    return TenantUnitOfWorkFactory(request.app.state["container"].components["database"], principal.organization_id)
+    return TenantUnitOfWorkFactory(app_container(request).database, principal.organization_id)
 
 
 def provide_identity(request: Request[Any, Any, Any]) -> IdentityServices:
-    return identity_services(request.app.state["container"])
+    return app_container(request).identity
 
 
 def provide_request_info(request: Request[Any, Any, Any]) -> RequestInfo:

@@ -15,17 +15,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from reckai.application.approvals import requests
-from reckai.application.approvals.common import WorkflowServices
 from reckai.application.errors import FieldError, ValidationFailed
 from reckai.application.identity.common import RequestInfo
 from reckai.bootstrap import Container
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
-
-
-def _services(container: Container) -> WorkflowServices:
-    return container.components["workflow"]  # type: ignore[no-any-return]
 
 
 class ApprovalBody(msgspec.Struct):
@@ -114,7 +109,7 @@ class ApprovalController(Controller):
             except ValueError:
                 raise ValidationFailed([FieldError("requested_by", "a user id or 'me'")]) from None
         split = (lambda v: tuple(p.strip() for p in v.split(",") if p.strip()) if v else ())
-        page = requests.list_approvals(_services(container), principal, statuses=split(status), types=split(type),
+        page = requests.list_approvals(container.workflow, principal, statuses=split(status), types=split(type),
                                        requested_by=requester, limit=pagination.limit, offset=pagination.offset)
         return paginated([approval_body(a) for a in page.items], pagination, page.total)
 
@@ -122,7 +117,7 @@ class ApprovalController(Controller):
     def create_approval(self, data: JSONBody[ApprovalCreate], principal: NamedDependency[Principal],
                         container: NamedDependency[Container],
                         request_info: NamedDependency[RequestInfo]) -> Success[ApprovalBody]:
-        approval = requests.request_approval(_services(container), principal, type=data.type, title=data.title,
+        approval = requests.request_approval(container.workflow, principal, type=data.type, title=data.title,
                                              description=data.description, metadata=data.metadata,
                                              request=request_info)
         return ok(approval_body(approval))
@@ -130,14 +125,14 @@ class ApprovalController(Controller):
     @get("/{approval_id:uuid}", opt={"permission": "approvals:read"}, sync_to_thread=True)
     def get_approval(self, approval_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                      container: NamedDependency[Container]) -> Success[ApprovalDetailBody]:
-        return ok(detail_body(requests.get_approval(_services(container), principal, approval_id)))
+        return ok(detail_body(requests.get_approval(container.workflow, principal, approval_id)))
 
     @post("/{approval_id:uuid}/approve", opt={"permission": "approvals:approve"}, status_code=200,
           sync_to_thread=True)
     def approve(self, approval_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                 container: NamedDependency[Container], request_info: NamedDependency[RequestInfo],
                 data: JSONBody[Decision | None] = None) -> Success[ApprovalDetailBody]:
-        view = requests.approve_request(_services(container), principal, approval_id,
+        view = requests.approve_request(container.workflow, principal, approval_id,
                                         data.comment if data else None, request_info)
         return ok(detail_body(view))
 
@@ -146,7 +141,7 @@ class ApprovalController(Controller):
     def decline(self, approval_id: FromPath[uuid.UUID], data: JSONBody[Decision],
                 principal: NamedDependency[Principal], container: NamedDependency[Container],
                 request_info: NamedDependency[RequestInfo]) -> Success[ApprovalDetailBody]:
-        view = requests.decline_request(_services(container), principal, approval_id, data.comment, request_info)
+        view = requests.decline_request(container.workflow, principal, approval_id, data.comment, request_info)
         return ok(detail_body(view))
 
     @post("/{approval_id:uuid}/cancel", opt={"permission": "approvals:create"}, status_code=200,
@@ -154,7 +149,7 @@ class ApprovalController(Controller):
     def cancel(self, approval_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                container: NamedDependency[Container], request_info: NamedDependency[RequestInfo],
                data: JSONBody[Decision | None] = None) -> Success[ApprovalDetailBody]:
-        view = requests.cancel_request(_services(container), principal, approval_id,
+        view = requests.cancel_request(container.workflow, principal, approval_id,
                                        data.comment if data else None, request_info)
         return ok(detail_body(view))
 

@@ -1,6 +1,6 @@
 """`/api/exceptions` (spec §5.1 Exceptions): the break list and detail, status/severity changes,
 assignment, comments, resolution (directly or through an approval), bulk actions and manual
-matching. Thin: decode, call a use case in application/breaks, encode. docs/workflow.md."""
+matching. Thin: decode, call a use case in application/exceptions, encode. docs/workflow.md."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from reckai.application.approvals.common import WorkflowServices
-from reckai.application.breaks import exceptions as cases
-from reckai.application.breaks import matching
 from reckai.application.errors import FieldError, ValidationFailed
+from reckai.application.exceptions import exceptions as cases
+from reckai.application.exceptions import matching
 from reckai.application.identity.common import RequestInfo
 from reckai.application.ports.workflow import EXCEPTION_SORTS, MAX_OFFSET, ExceptionQuery
 from reckai.bootstrap import Container
@@ -29,31 +29,26 @@ from reckai.domain.approvals.workflow import (
     OnlyRequesterMayCancel,
     SelfApprovalForbidden,
 )
-from reckai.domain.breaks.errors import (
+from reckai.domain.exceptions.errors import (
     BreakError,
     InvalidBreakValue,
     InvalidTransition,
     InvalidWorkflowSettings,
     ReasonRequired,
 )
-from reckai.domain.breaks.lifecycle import (
+from reckai.domain.exceptions.lifecycle import (
     EXCEPTION_TYPES,
-    BreakException,
     Comment,
+    ExceptionItem,
     ExceptionStatus,
     HistoryEntry,
 )
-from reckai.domain.breaks.manual_matching import MatchGroup, MatchStateError
-from reckai.domain.breaks.policy import SEVERITIES
+from reckai.domain.exceptions.manual_matching import MatchGroup, MatchStateError
+from reckai.domain.exceptions.policy import SEVERITIES
 from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.rule_versions import RuleVersionError
 from reckai.entrypoints.http.envelope import MAX_PER_PAGE, ErrorBody, Success, cursor_parts, encode_cursor, ok
 from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
-
-
-def services_of(container: Container) -> WorkflowServices:
-    return container.components["workflow"]  # type: ignore[no-any-return]
-
 
 # --- bodies ------------------------------------------------------------------------------------
 
@@ -89,7 +84,7 @@ class ExceptionBody(msgspec.Struct):
     evidence: dict[str, Any] | None
 
 
-def exception_body(item: BreakException, now: dt.datetime) -> ExceptionBody:
+def exception_body(item: ExceptionItem, now: dt.datetime) -> ExceptionBody:
     return ExceptionBody(
         item.id, item.job_id, item.type, item.severity, item.status.value, item.amount, item.currency,
         item.transaction_date, item.description, item.ai_explanation, item.ai_confidence, item.suggested_action,
@@ -291,7 +286,7 @@ class ExceptionController(Controller):
         per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE)] = 20,
         cursor: FromQuery[str | None] = None,
     ) -> SuccessExceptionPage:
-        services = services_of(container)
+        services = container.workflow
         now = services.now()
         descending = sort.startswith("-")
         sort_field = sort.lstrip("-+")
@@ -336,8 +331,8 @@ class ExceptionController(Controller):
     @get("/{exception_id:uuid}", opt={"permission": "exceptions:read"}, sync_to_thread=True)
     def get_exception(self, exception_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                       container: NamedDependency[Container]) -> Success[ExceptionDetailBody]:
-        services = services_of(container)
-        detail = cases.exception_detail(services, principal, exception_id, container.components.get("source_rows"))
+        services = container.workflow
+        detail = cases.exception_detail(services, principal, exception_id, container.source_rows)
         now = services.now()
         return ok(ExceptionDetailBody(
             exception_body(detail.exception, now), detail.source_rows, [match_body(m) for m in detail.matches],
@@ -348,7 +343,7 @@ class ExceptionController(Controller):
     def update_exception(self, exception_id: FromPath[uuid.UUID], data: JSONBody[ExceptionUpdate],
                          principal: NamedDependency[Principal], container: NamedDependency[Container],
                          request_info: NamedDependency[RequestInfo]) -> Response[Success[ResolveOutcomeBody]]:
-        services = services_of(container)
+        services = container.workflow
         outcome = cases.change_exception(services, principal, exception_id, status=data.status,
                                          severity=data.severity, reason=data.reason,
                                          resolution_code=data.resolution_code, resolution_note=data.resolution_note,
@@ -360,7 +355,7 @@ class ExceptionController(Controller):
     def resolve(self, exception_id: FromPath[uuid.UUID], data: JSONBody[Resolve], principal: NamedDependency[Principal],
                 container: NamedDependency[Container],
                 request_info: NamedDependency[RequestInfo]) -> Response[Success[ResolveOutcomeBody]]:
-        services = services_of(container)
+        services = container.workflow
         outcome = cases.resolve_exception(services, principal, exception_id, data.resolution_code,
                                           data.resolution_note, request_info)
         return _outcome(services, outcome)
@@ -369,7 +364,7 @@ class ExceptionController(Controller):
     def assign(self, exception_id: FromPath[uuid.UUID], data: JSONBody[Assign], principal: NamedDependency[Principal],
                container: NamedDependency[Container],
                request_info: NamedDependency[RequestInfo]) -> Success[ExceptionBody]:
-        services = services_of(container)
+        services = container.workflow
         items = cases.assign_exceptions(services, principal, [exception_id], data.assignee_id, request_info)
         return ok(exception_body(items[0], services.now()))
 
@@ -378,7 +373,7 @@ class ExceptionController(Controller):
     def add_comment(self, exception_id: FromPath[uuid.UUID], data: JSONBody[CommentCreate],
                     principal: NamedDependency[Principal], container: NamedDependency[Container],
                     request_info: NamedDependency[RequestInfo]) -> Success[CommentBody]:
-        comment = cases.comment_on_exception(services_of(container), principal, exception_id, data.content,
+        comment = cases.comment_on_exception(container.workflow, principal, exception_id, data.content,
                                              request_info)
         return ok(comment_body(comment))
 
@@ -386,7 +381,7 @@ class ExceptionController(Controller):
     def bulk_assign(self, data: JSONBody[BulkAssign], principal: NamedDependency[Principal],
                     container: NamedDependency[Container],
                     request_info: NamedDependency[RequestInfo]) -> Success[list[ExceptionBody]]:
-        services = services_of(container)
+        services = container.workflow
         items = cases.assign_exceptions(services, principal, data.exception_ids, data.assignee_id, request_info)
         now = services.now()
         return ok([exception_body(i, now) for i in items])
@@ -395,7 +390,7 @@ class ExceptionController(Controller):
     def bulk_resolve(self, data: JSONBody[BulkResolve], principal: NamedDependency[Principal],
                      container: NamedDependency[Container],
                      request_info: NamedDependency[RequestInfo]) -> Success[list[ResolveOutcomeBody]]:
-        services = services_of(container)
+        services = container.workflow
         outcomes = cases.bulk_resolve(services, principal, data.exception_ids, data.resolution_code,
                                       data.resolution_note, request_info)
         now = services.now()
@@ -406,7 +401,7 @@ class ExceptionController(Controller):
     def confirm_suggestion(self, data: JSONBody[SuggestionDecision], principal: NamedDependency[Principal],
                            container: NamedDependency[Container],
                            request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
-        group = matching.confirm_suggestion(services_of(container), principal, data.job_id, data.left_row,
+        group = matching.confirm_suggestion(container.workflow, principal, data.job_id, data.left_row,
                                             data.right_row, request_info)
         return ok(match_body(group))
 
@@ -414,7 +409,7 @@ class ExceptionController(Controller):
     def decline_suggestion(self, data: JSONBody[SuggestionDecision], principal: NamedDependency[Principal],
                            container: NamedDependency[Container],
                            request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
-        group = matching.decline_suggestion(services_of(container), principal, data.job_id, data.left_row,
+        group = matching.decline_suggestion(container.workflow, principal, data.job_id, data.left_row,
                                             data.right_row, data.reason, request_info)
         return ok(match_body(group))
 
@@ -423,7 +418,7 @@ class ExceptionController(Controller):
                   container: NamedDependency[Container],
                   request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
         rows = [matching.LinkRow(r.side, r.row_number, r.amount_minor) for r in data.rows]
-        group = matching.link_rows(services_of(container), principal, data.job_id, rows, data.note, request_info)
+        group = matching.link_rows(container.workflow, principal, data.job_id, rows, data.note, request_info)
         return ok(match_body(group))
 
 

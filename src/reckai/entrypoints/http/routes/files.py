@@ -39,7 +39,6 @@ from litestar.response import Stream
 from reckai.application.errors import NotFound
 from reckai.application.files import (
     Caller,
-    FileServices,
     check_upload_allowed,
     confirm_mapping,
     delete_file,
@@ -53,6 +52,7 @@ from reckai.application.files.errors import FileTooLarge
 from reckai.application.files.queries import FileDetails
 from reckai.application.ports.files import FILE_TYPES
 from reckai.application.ports.storage import DownloadTokenInvalid, StorageObjectMissing
+from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.errors import IngestionError
 from reckai.domain.ingestion.storage_keys import ORGANIZATIONS_ROOT, validate_key
@@ -203,12 +203,12 @@ class FileController(Controller):
 
     @post("/upload", status_code=201, request_max_body_size=None, operation_class=UploadOperation,
           opt={"permission": "files:write", "rate_limit": "upload", "media_types": [MULTIPART]})
-    async def upload(self, request: Request[Any, Any, Any], container: NamedDependency[Any],
+    async def upload(self, request: Request[Any, Any, Any], container: NamedDependency[Container],
                      principal: NamedDependency[Principal]) -> Success[UploadedFile]:
         """Multipart form: `file_type` (bank|settlement|switch|card|gl) and optional `job_id` first,
         then `file`. The body is streamed to storage; its limit is the organization's
         max_file_size_mb (413 PAYLOAD_TOO_LARGE), not the app's JSON limit."""
-        services = FileServices.from_container(container)
+        services = container.files
         caller = _caller(principal, request)
         _, options = request.content_type
         boundary = options.get("boundary")
@@ -232,36 +232,36 @@ class FileController(Controller):
         return ok(_file_body(details, UploadedFile, missing_required=missing))
 
     @get("/{file_id:uuid}", opt={"permission": "files:read"}, sync_to_thread=True)
-    def read(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def read(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
              principal: NamedDependency[Principal]) -> Success[File]:
-        details = get_file(FileServices.from_container(container), _caller(principal, request), file_id)
+        details = get_file(container.files, _caller(principal, request), file_id)
         return ok(_file_body(details))
 
     @delete("/{file_id:uuid}", opt={"permission": "files:delete"}, status_code=200, sync_to_thread=True)
-    def remove(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def remove(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                principal: NamedDependency[Principal]) -> Success[dict[str, Any]]:
-        delete_file(FileServices.from_container(container), _caller(principal, request), file_id)
+        delete_file(container.files, _caller(principal, request), file_id)
         return ok({"id": str(file_id), "deleted": True})
 
     @get("/{file_id:uuid}/download", opt={"permission": "files:read"}, sync_to_thread=True)
-    def download_link(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def download_link(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                       principal: NamedDependency[Principal]) -> Success[DownloadLinkBody]:
-        link = download_file_url(FileServices.from_container(container), _caller(principal, request), file_id)
+        link = download_file_url(container.files, _caller(principal, request), file_id)
         return ok(DownloadLinkBody(url=link.url, expires_at=link.expires_at))
 
     @post("/{file_id:uuid}/map", opt={"permission": "files:write"}, status_code=200, sync_to_thread=True)
     def map_file(self, file_id: FromPath[uuid.UUID], data: JSONBody[FileMap], request: Request[Any, Any, Any],
-                 container: NamedDependency[Any], principal: NamedDependency[Principal]) -> Success[File]:
-        services = FileServices.from_container(container)
+                 container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[File]:
+        services = container.files
         caller = _caller(principal, request)
         confirm_mapping(services, caller, file_id, data.transformation_rules, allow_row_errors=data.allow_row_errors)
         return ok(_file_body(get_file(services, caller, file_id)))
 
     @get("/download/{token:str}", opt={"public": True}, sync_to_thread=True, media_type="application/octet-stream")
-    def download(self, token: FromPath[str], container: NamedDependency[Any]) -> Stream:
+    def download(self, token: FromPath[str], container: NamedDependency[Container]) -> Stream:
         """The signed app URL of filesystem (and memory) storage: the token is the credential,
         valid one hour; the original is streamed and decrypted as it is read."""
-        storage = container.components["storage"]
+        storage = container.storage
         verify = getattr(storage, "verify_download_token", None)
         if verify is None:  # S3 mode hands out pre-signed S3 URLs; this route serves nothing
             raise DownloadTokenInvalid("malformed")

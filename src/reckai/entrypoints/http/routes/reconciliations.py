@@ -34,7 +34,8 @@ from reckai.application.reconciliations.queries import (
     get_results,
     list_reconciliations,
 )
-from reckai.application.reconciliations.services import Caller, ReconciliationServices
+from reckai.application.reconciliations.services import Caller
+from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.entrypoints.http.envelope import Pagination, Success, cursor_parts, encode_cursor, ok, paginated
@@ -172,22 +173,22 @@ class ReconciliationController(Controller):
     path = "/api/reconciliations"
 
     @get("/", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
-    def list_jobs(self, request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def list_jobs(self, request: Request[Any, Any, Any], container: NamedDependency[Container],
                   principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
                   status: FromQuery[Literal["pending", "processing", "completed", "failed", "cancelled"] | None] = None,
                   created_from: FromQuery[str | None] = None, created_to: FromQuery[str | None] = None) -> Success[list[Job]]:
         job_filter = JobFilter(status=JobStatus(status) if status else None,
                                created_from=_moment(created_from, "created_from"),
                                created_to=_moment(created_to, "created_to"))
-        jobs, total = list_reconciliations(ReconciliationServices.from_container(container),
+        jobs, total = list_reconciliations(container.reconciliations,
                                            _caller(principal, request), job_filter, page=pagination.page,
                                            per_page=pagination.per_page)
         return paginated([_job_body(job) for job in jobs], pagination, total)
 
     @post("/", opt={"permission": "reconciliations:write"}, status_code=201, sync_to_thread=True)
-    def create_job(self, data: JSONBody[JobCreate], request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def create_job(self, data: JSONBody[JobCreate], request: Request[Any, Any, Any], container: NamedDependency[Container],
                    principal: NamedDependency[Principal]) -> Success[Job]:
-        services = ReconciliationServices.from_container(container)
+        services = container.reconciliations
         job = start_reconciliation(services, _caller(principal, request), StartRequest(
             name=data.name, left_file_id=data.left_file_id, right_file_id=data.right_file_id,
             rule_ids=data.rule_ids, leading_side=data.leading_side, period_start=data.period_start,
@@ -195,39 +196,39 @@ class ReconciliationController(Controller):
         return ok(_job_body(job))
 
     @get("/{job_id:uuid}", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
-    def read_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def read_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                  principal: NamedDependency[Principal]) -> Success[Job]:
-        details = get_reconciliation(ReconciliationServices.from_container(container), _caller(principal, request),
+        details = get_reconciliation(container.reconciliations, _caller(principal, request),
                                      job_id)
         return ok(_job_body(details.job, details.files))
 
     @put("/{job_id:uuid}", opt={"permission": "reconciliations:write"}, sync_to_thread=True)
     def rename_job(self, job_id: FromPath[uuid.UUID], data: JSONBody[JobUpdate], request: Request[Any, Any, Any],
-                   container: NamedDependency[Any], principal: NamedDependency[Principal]) -> Success[Job]:
-        job = rename_reconciliation(ReconciliationServices.from_container(container), _caller(principal, request),
+                   container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[Job]:
+        job = rename_reconciliation(container.reconciliations, _caller(principal, request),
                                     job_id, data.name)
         return ok(_job_body(job))
 
     @delete("/{job_id:uuid}", opt={"permission": "reconciliations:delete"}, status_code=200, sync_to_thread=True)
     def delete_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
-                   container: NamedDependency[Any], principal: NamedDependency[Principal]) -> Success[dict[str, Any]]:
-        delete_reconciliation(ReconciliationServices.from_container(container), _caller(principal, request), job_id)
+                   container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[dict[str, Any]]:
+        delete_reconciliation(container.reconciliations, _caller(principal, request), job_id)
         return ok({"id": str(job_id), "deleted": True})
 
     @post("/{job_id:uuid}/cancel", opt={"permission": "reconciliations:write"}, status_code=200, sync_to_thread=True)
     def cancel_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
-                   container: NamedDependency[Any], principal: NamedDependency[Principal]) -> Success[Job]:
-        job = cancel_reconciliation(ReconciliationServices.from_container(container), _caller(principal, request),
+                   container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[Job]:
+        job = cancel_reconciliation(container.reconciliations, _caller(principal, request),
                                     job_id)
         return ok(_job_body(job))
 
     @get("/{job_id:uuid}/results", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
-    def results(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Any],
+    def results(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                 principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
                 kind: FromQuery[Literal["matches", "suggestions"]] = "matches",
                 group_id: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None) -> Success[Results]:
         after = decode_cursor(cursor) if cursor else None
-        page = get_results(ReconciliationServices.from_container(container), _caller(principal, request), job_id,
+        page = get_results(container.reconciliations, _caller(principal, request), job_id,
                            kind=kind, page=pagination.page, per_page=pagination.per_page, group_key=group_id,
                            after=after)
         last = page.items[-1] if len(page.items) == pagination.per_page else None

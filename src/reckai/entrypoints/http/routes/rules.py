@@ -14,7 +14,6 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from reckai.application.approvals.common import WorkflowServices
 from reckai.application.ports.workflow import MatchingRuleRow
 from reckai.application.rules import rules as rule_cases
 from reckai.bootstrap import Container
@@ -22,10 +21,6 @@ from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.rule_versions import RuleVersion
 from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
 from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
-
-
-def _services(container: Container) -> WorkflowServices:
-    return container.components["workflow"]  # type: ignore[no-any-return]
 
 
 class RuleBody(msgspec.Struct):
@@ -113,21 +108,21 @@ class RuleController(Controller):
                    pagination: NamedDependency[Pagination],
                    active: Annotated[bool | None, QueryParameter(description="only active rules")] = None,
                    ) -> Success[list[RuleBody]]:
-        page = rule_cases.list_rules(_services(container), principal, active_only=bool(active),
+        page = rule_cases.list_rules(container.workflow, principal, active_only=bool(active),
                                      limit=pagination.limit, offset=pagination.offset)
         return paginated([rule_body(r) for r in page.items], pagination, page.total)
 
     @post("/", opt={"permission": "settings:write"}, status_code=202, sync_to_thread=True)
     def create_rule(self, data: JSONBody[RuleCreate], principal: NamedDependency[Principal],
                     container: NamedDependency[Container]) -> Response[Success[ProposalBody]]:
-        return _proposal(rule_cases.create_rule(_services(container), principal, name=data.name,
+        return _proposal(rule_cases.create_rule(container.workflow, principal, name=data.name,
                                                 definition=data.definition, description=data.description,
                                                 preview_job_id=data.preview_job_id))
 
     @get("/{rule_id:uuid}", opt={"permission": "settings:read"}, sync_to_thread=True)
     def get_rule(self, rule_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                  container: NamedDependency[Container]) -> Success[RuleDetailBody]:
-        view = rule_cases.get_rule(_services(container), principal, rule_id)
+        view = rule_cases.get_rule(container.workflow, principal, rule_id)
         return ok(RuleDetailBody(rule_body(view.rule), [version_body(v) for v in view.versions],
                                  view.pending_approval_id))
 
@@ -135,18 +130,18 @@ class RuleController(Controller):
     def update_rule(self, rule_id: FromPath[uuid.UUID], data: JSONBody[RuleUpdate],
                     principal: NamedDependency[Principal],
                     container: NamedDependency[Container]) -> Response[Success[ProposalBody]]:
-        return _proposal(rule_cases.update_rule(_services(container), principal, rule_id, definition=data.definition,
+        return _proposal(rule_cases.update_rule(container.workflow, principal, rule_id, definition=data.definition,
                                                 description=data.description, preview_job_id=data.preview_job_id))
 
     @delete("/{rule_id:uuid}", opt={"permission": "settings:write"}, status_code=202, sync_to_thread=True)
     def deactivate_rule(self, rule_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                         container: NamedDependency[Container]) -> Response[Success[ProposalBody]]:
-        return _proposal(rule_cases.deactivate_rule(_services(container), principal, rule_id))
+        return _proposal(rule_cases.deactivate_rule(container.workflow, principal, rule_id))
 
     @post("/preview", opt={"permission": "settings:read"}, status_code=200, sync_to_thread=True)
     def preview(self, data: JSONBody[RulePreviewRequest], principal: NamedDependency[Principal],
                 container: NamedDependency[Container]) -> Success[dict[str, Any]]:
-        return ok(rule_cases.preview_rule(_services(container), principal, job_id=data.job_id,
+        return ok(rule_cases.preview_rule(container.workflow, principal, job_id=data.job_id,
                                           definition=data.definition, rule_id=data.rule_id, name=data.name))
 
 

@@ -95,7 +95,7 @@ class SettingsController(Controller):
         if data.password_policy is not None:
             policy = {k: v for k, v in msgspec.structs.asdict(data.password_policy).items() if v is not None}
         outcome = change_settings_or_request_approval(
-            identity, container.components["workflow"], principal, name=data.name, domain=data.domain,
+            identity, container.workflow, principal, name=data.name, domain=data.domain,
             password_policy=policy, user_onboarding_requires_approval=data.user_onboarding_requires_approval,
             request=request_info)
         return Response(ok(settings_body(outcome.settings, outcome.approval)),

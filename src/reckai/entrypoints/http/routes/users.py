@@ -87,7 +87,7 @@ class UserController(Controller):
                     identity: NamedDependency[IdentityServices], container: NamedDependency[Container],
                     request_info: NamedDependency[RequestInfo]) -> Response[Success[UserBody | PendingUserBody]]:
         outcome = create_user_or_request_approval(
-            identity, container.components["workflow"], principal, email=data.email, name=data.name,
+            identity, container.workflow, principal, email=data.email, name=data.name,
             role=data.role, password=data.password, request=request_info)
         if outcome.approval is not None:
             return Response(ok(PendingUserBody(approval_body(outcome.approval))), status_code=202)

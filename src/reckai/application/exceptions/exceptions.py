@@ -9,28 +9,31 @@ let the domain decide, store the change and its history entry, audit, commit.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reckai.application.approvals.common import WorkflowServices, eligible_checkers, workflow_settings
+from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from reckai.application.identity.common import RequestInfo
-from reckai.application.ports.workflow import ExceptionQuery, Page
-from reckai.domain.approvals.workflow import Approval, ApprovalType
-from reckai.domain.breaks.errors import InvalidBreakValue
-from reckai.domain.breaks.lifecycle import (
+from reckai.application.ports.jobs import JobDelivery
+from reckai.application.ports.workflow import ExceptionQuery, Page, WorkflowUnitOfWork
+from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
+from reckai.domain.exceptions.errors import InvalidBreakValue
+from reckai.domain.exceptions.lifecycle import (
     BreakAction,
-    BreakException,
     Comment,
+    ExceptionItem,
     ExceptionStatus,
     HistoryEntry,
     Resolution,
     action_to_reach,
     parse_status,
 )
-from reckai.domain.breaks.manual_matching import MatchGroup, RowRef
+from reckai.domain.exceptions.manual_matching import MatchGroup, RowRef
 from reckai.domain.identity.permissions import has_permission, may_read_for_review
 from reckai.domain.identity.principal import Principal
 
@@ -40,7 +43,7 @@ SLA_BATCH = 500
 
 @dataclass(frozen=True)
 class ExceptionDetail:
-    exception: BreakException
+    exception: ExceptionItem
     comments: Sequence[Comment]
     history: Sequence[HistoryEntry]
     matches: Sequence[MatchGroup]  # people's decisions and suggestions touching the break's rows
@@ -51,7 +54,7 @@ class ExceptionDetail:
 
 @dataclass(frozen=True)
 class ResolveOutcome:
-    exception: BreakException
+    exception: ExceptionItem
     approval: Approval | None = None  # set when the resolution waits for a checker
 
     @property
@@ -64,28 +67,28 @@ def _require(principal: Principal, permission: str) -> None:
         raise PermissionDenied(permission)
 
 
-def _load(uow: Any, exception_id: uuid.UUID, *, lock: bool) -> BreakException:
-    found = uow.breaks.get_for_update(exception_id) if lock else uow.breaks.get(exception_id)
+def _load(uow: Any, exception_id: uuid.UUID, *, lock: bool) -> ExceptionItem:
+    found = uow.exceptions.get_for_update(exception_id) if lock else uow.exceptions.get(exception_id)
     if found is None:
         raise NotFound("exception", exception_id)
     return found  # type: ignore[no-any-return]
 
 
-def _lock_all(uow: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, BreakException]:
+def _lock_all(uow: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ExceptionItem]:
     """Lock every row in one fixed (sorted) order, so two bulk requests over overlapping ids wait
     for each other instead of deadlocking."""
     return {exception_id: _load(uow, exception_id, lock=True) for exception_id in sorted(ids, key=str)}
 
 
-def _save(uow: Any, item: BreakException, entry: HistoryEntry) -> None:
-    uow.breaks.update(item)
-    uow.breaks.add_history(entry)
+def _save(uow: Any, item: ExceptionItem, entry: HistoryEntry) -> None:
+    uow.exceptions.update(item)
+    uow.exceptions.add_history(entry)
 
 
-def list_exceptions(services: WorkflowServices, principal: Principal, query: ExceptionQuery) -> Page[BreakException]:
+def list_exceptions(services: WorkflowServices, principal: Principal, query: ExceptionQuery) -> Page[ExceptionItem]:
     _require(principal, "exceptions:read")
     with services.database.unit_of_work(principal.organization_id) as uow:
-        return uow.breaks.list(query)  # type: ignore[no-any-return]
+        return uow.exceptions.list(query)  # type: ignore[no-any-return]
 
 
 def exception_detail(services: WorkflowServices, principal: Principal, exception_id: uuid.UUID,
@@ -100,7 +103,7 @@ def exception_detail(services: WorkflowServices, principal: Principal, exception
         refs = [RowRef(f, r) for f, r in ((item.left_file_id, item.left_row), (item.right_file_id, item.right_row))
                 if f is not None and r is not None]
         matches = list(uow.matches.groups_with_rows(item.job_id, refs)) if refs else []
-        detail = ExceptionDetail(item, list(uow.breaks.comments(exception_id)), list(uow.breaks.history(exception_id)),
+        detail = ExceptionDetail(item, list(uow.exceptions.comments(exception_id)), list(uow.exceptions.history(exception_id)),
                                  matches, pending, overdue=item.is_overdue(services.now()))
     if source_rows is not None:
         rows = {side: source_rows.row(principal.organization_id, file_id, row)
@@ -150,7 +153,7 @@ def change_exception(services: WorkflowServices, principal: Principal, exception
 
 
 def assign_exceptions(services: WorkflowServices, principal: Principal, exception_ids: Sequence[uuid.UUID],
-                      assignee_id: uuid.UUID | None, request: RequestInfo | None = None) -> list[BreakException]:
+                      assignee_id: uuid.UUID | None, request: RequestInfo | None = None) -> list[ExceptionItem]:
     """Assign (or unassign with None) one or many exceptions, all or nothing."""
     _require(principal, "exceptions:write")
     ids = _distinct(exception_ids)
@@ -187,8 +190,8 @@ def comment_on_exception(services: WorkflowServices, principal: Principal, excep
         now = services.now()
         comment = Comment.write(organization_id=principal.organization_id, exception_id=item.id,
                                 user_id=principal.user_id, content=content, at=now)
-        uow.breaks.add_comment(comment)
-        uow.breaks.add_history(HistoryEntry(item.id, "comment", principal.user_id, now, item.status.value,
+        uow.exceptions.add_comment(comment)
+        uow.exceptions.add_history(HistoryEntry(item.id, "comment", principal.user_id, now, item.status.value,
                                             item.status.value, None, {"comment_id": str(comment.id)}))
         services.record(uow, principal, "exception.commented", request, organization_id=principal.organization_id,
                         resource_type="exception", resource_id=item.id, metadata={"comment_id": str(comment.id)})
@@ -232,7 +235,7 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
         return outcomes
 
 
-def _request_resolution_approval(services: WorkflowServices, uow: Any, principal: Principal, item: BreakException,
+def _request_resolution_approval(services: WorkflowServices, uow: Any, principal: Principal, item: ExceptionItem,
                                  resolution: Resolution, now: dt.datetime, request: RequestInfo | None) -> Approval:
     if not item.allows(BreakAction.RESOLVE):
         # Refuse now, not when the checker approves: the maker learns at once.
@@ -247,7 +250,7 @@ def _request_resolution_approval(services: WorkflowServices, uow: Any, principal
                   "resolution_note": resolution.note, "amount": str(item.amount), "currency": item.currency},
         requested_by=principal.user_id, at=now)
     uow.approvals.add(approval)
-    uow.breaks.add_history(HistoryEntry(item.id, "approval_requested", principal.user_id, now, item.status.value,
+    uow.exceptions.add_history(HistoryEntry(item.id, "approval_requested", principal.user_id, now, item.status.value,
                                         item.status.value, None, {"approval_id": str(approval.id),
                                                                   "resolution_code": resolution.code.value}))
     services.record(uow, principal, "approval.requested", request, organization_id=principal.organization_id,
@@ -267,8 +270,8 @@ def escalate_overdue(services: WorkflowServices, organization_id: uuid.UUID, now
         while True:
             done = []
             # locked in id order, as bulk requests lock: the job and a bulk request never deadlock
-            for exception_id in sorted(uow.breaks.overdue_ids(now, SLA_BATCH), key=str):
-                item = uow.breaks.get_for_update(exception_id)
+            for exception_id in sorted(uow.exceptions.overdue_ids(now, SLA_BATCH), key=str):
+                item = uow.exceptions.get_for_update(exception_id)
                 if item is None or not item.allows(BreakAction.SLA_ESCALATE) or not item.is_overdue(now):
                     continue
                 _save(uow, item, item.apply(BreakAction.SLA_ESCALATE, actor_id=None, at=now,
@@ -289,8 +292,64 @@ def escalate_overdue(services: WorkflowServices, organization_id: uuid.UUID, now
 def escalate_overdue_everywhere(services: WorkflowServices, now: dt.datetime | None = None) -> dict[str, int]:
     now = now or services.now()
     with services.database.unit_of_work(None) as uow:
-        organizations = list(uow.breaks.organizations_with_overdue(now))
+        organizations = list(uow.exceptions.organizations_with_overdue(now))
     return {str(org): escalate_overdue(services, org, now) for org in organizations}
+
+
+# --- the `exception_resolution` approval type (registered in bootstrap) ---
+
+
+def exception_resolution_handler(services: WorkflowServices) -> ApprovalHandler:
+    def propose(principal: Principal, metadata: dict[str, Any], title: str, description: str,
+                request: RequestInfo | None) -> Approval:
+        # POST /api/approvals with this type: the same as resolving with a checker asked for.
+        outcome = bulk_resolve(services, principal, [uuid.UUID(metadata["exception_id"])], metadata["resolution_code"],
+                               metadata["resolution_note"], request, force_approval=True)[0]
+        assert outcome.approval is not None
+        return outcome.approval
+
+    def apply(uow: WorkflowUnitOfWork, checker: Principal, approval: Approval,
+              request: RequestInfo | None) -> ApprovalEffect:
+        meta = approval.metadata
+        now = approval.reviewed_at
+        assert now is not None
+        item = uow.exceptions.get_for_update(uuid.UUID(meta["exception_id"]))
+        if item is None:
+            raise NotFound("exception", meta["exception_id"])
+        entry = item.apply(BreakAction.RESOLVE, actor_id=approval.requested_by, at=now,
+                           resolution=Resolution.of(meta["resolution_code"], meta["resolution_note"]))
+        entry.changes.update({"approval_id": str(approval.id), "approved_by": str(checker.user_id)})
+        uow.exceptions.update(item)
+        uow.exceptions.add_history(entry)
+        return ApprovalEffect("exception_resolved", "exception", item.id,
+                              {"resolution_code": meta["resolution_code"]})
+
+    def withdraw(uow: WorkflowUnitOfWork, principal: Principal, approval: Approval, action: str) -> None:
+        item = uow.exceptions.get(uuid.UUID(approval.metadata["exception_id"]))
+        if item is not None:
+            uow.exceptions.add_history(HistoryEntry(item.id, action, principal.user_id, services.now(),
+                                                    item.status.value, item.status.value, approval.review_comments,
+                                                    {"approval_id": str(approval.id)}))
+
+    return ApprovalHandler(apply=apply, propose=propose, withdraw=withdraw, subject=exception_subject)
+
+
+def exception_subject(uow: WorkflowUnitOfWork, may: Callable[[str], bool], approval: Approval) -> dict[str, Any]:
+    """The exception an approval names (`exception_id`), for a reader who may see exceptions."""
+    if "exception_id" not in approval.metadata or not may("exceptions:read"):
+        return {}
+    item = uow.exceptions.get(uuid.UUID(approval.metadata["exception_id"]))
+    return {"exception": item} if item is not None else {}
+
+
+# How often the SLA escalation runs (the `escalate_overdue_exceptions` job, high queue, periodic).
+SLA_PERIOD_SECONDS = 300
+
+
+def escalate_overdue_job(services: WorkflowServices, delivery: JobDelivery) -> None:
+    escalated = escalate_overdue_everywhere(services)
+    logging.getLogger("reckai.jobs").info("overdue exceptions escalated", extra={
+        "action": "exceptions.sla_escalation", "metadata": {"organizations": escalated}})
 
 
 def _distinct(ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

@@ -17,8 +17,8 @@ from typing import Any
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from reckai.application.identity.common import RequestInfo
-from reckai.domain.breaks.lifecycle import BreakAction, Resolution
-from reckai.domain.breaks.manual_matching import MatchGroup, MatchMember, RowRef, manual_group
+from reckai.domain.exceptions.lifecycle import BreakAction, Resolution
+from reckai.domain.exceptions.manual_matching import MatchGroup, MatchMember, RowRef, manual_group
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
 
@@ -124,16 +124,16 @@ def _resolve_matched_exceptions(uow: Any, principal: Principal, job_id: uuid.UUI
     wanted = set(rows)
     resolved = []
     resolution = Resolution.of("matched_manually", "matched by hand")
-    for item in uow.breaks.about_rows(job_id, rows):
+    for item in uow.exceptions.about_rows(job_id, rows):
         about = {RowRef(f, r) for f, r in ((item.left_file_id, item.left_row), (item.right_file_id, item.right_row))
                  if f is not None and r is not None}
         if not about or not about <= wanted:
             continue
-        locked = uow.breaks.get_for_update(item.id)
+        locked = uow.exceptions.get_for_update(item.id)
         if locked.allows(BreakAction.START) and not locked.allows(BreakAction.RESOLVE):
-            uow.breaks.add_history(locked.apply(BreakAction.START, actor_id=principal.user_id, at=now))
-        uow.breaks.add_history(locked.apply(BreakAction.RESOLVE, actor_id=principal.user_id, at=now,
+            uow.exceptions.add_history(locked.apply(BreakAction.START, actor_id=principal.user_id, at=now))
+        uow.exceptions.add_history(locked.apply(BreakAction.RESOLVE, actor_id=principal.user_id, at=now,
                                             resolution=resolution))
-        uow.breaks.update(locked)
+        uow.exceptions.update(locked)
         resolved.append(str(locked.id))
     return resolved

@@ -8,15 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from reckai.application.breaks import exceptions as cases
-from reckai.application.breaks import matching
 from reckai.application.errors import PermissionDenied, ValidationFailed
+from reckai.application.exceptions import exceptions as cases
+from reckai.application.exceptions import matching
 from reckai.application.ports.audit import AuditQuery
 from reckai.application.ports.workflow import ExceptionQuery
 from reckai.bootstrap import bootstrap_in_memory
-from reckai.domain.breaks.errors import InvalidTransition, ReasonRequired
-from reckai.domain.breaks.lifecycle import ExceptionStatus
-from reckai.domain.breaks.manual_matching import MatchGroup, MatchMember, MatchStateError, RowRef
+from reckai.domain.exceptions.errors import InvalidTransition, ReasonRequired
+from reckai.domain.exceptions.lifecycle import ExceptionStatus
+from reckai.domain.exceptions.manual_matching import MatchGroup, MatchMember, MatchStateError, RowRef
 from tests.unit.workflow_builders import Org, memory_org
 
 
@@ -26,7 +26,7 @@ def org() -> Org:
 
 
 def actions(org: Org) -> list[str]:
-    page = org.container.components["audit_log"].list_records(org.organization_id, AuditQuery(limit=500))
+    page = org.container.audit_log.list_records(org.organization_id, AuditQuery(limit=500))
     return [record.event.action for record in reversed(page.records)]
 
 
@@ -198,19 +198,18 @@ def test_manual_matching_confirm_decline_link(org: Org) -> None:
 
 def test_worker_handlers_escalate_and_mail_the_checkers(org: Org) -> None:
     from reckai.application.ports.jobs import JobDelivery
-    from reckai.entrypoints.worker import sla
-    from reckai.entrypoints.worker.runner import default_schedule
 
-    assert "escalate_overdue_exceptions" in [p.job.job_type.name for p in default_schedule(600)]
+    registry = org.container.job_handlers
+    assert "escalate_overdue_exceptions" in [p.job.job_type.name for p in registry.schedule]
     org.add_user("gone", "supervisor", active=False)
     item = org.add_exception(job_id=org.job, severity="critical",
                              created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=5))
-    sla.escalate_overdue_exceptions(org.container, JobDelivery(uuid.uuid4(), 1, None, "escalate_overdue_exceptions", {}))
+    registry.get("escalate_overdue_exceptions").run(JobDelivery(uuid.uuid4(), 1, None, "escalate_overdue_exceptions", {}))
     assert org.get(item.id).status is ExceptionStatus.ESCALATED
     payload = outbox(org)[-1]
     assert payload["event"] == "exception.sla_escalated" and payload["subject"]["exception_ids"] == [str(item.id)]
-    mailer = org.container.components["mailer"]
-    sla.notify_workflow(org.container, JobDelivery(uuid.uuid4(), 1, org.organization_id, "notify_workflow",
+    mailer = org.container.mailer
+    registry.get("notify_workflow").run(JobDelivery(uuid.uuid4(), 1, org.organization_id, "notify_workflow",
                                                    {**payload, "recipients": [*payload["recipients"],
                                                                               str(org.users["gone"].id)]}))
     sent_to = sorted(m.to for m in mailer.sent)

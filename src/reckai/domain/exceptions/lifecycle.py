@@ -23,8 +23,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from reckai.domain.breaks.errors import InvalidBreakValue, InvalidTransition, ReasonRequired
-from reckai.domain.breaks.policy import SEVERITIES, SlaPolicy
+from reckai.domain.exceptions.errors import InvalidBreakValue, InvalidTransition, ReasonRequired
+from reckai.domain.exceptions.policy import SEVERITIES, SlaPolicy
 
 EXCEPTION_TYPES = ("amount_mismatch", "date_mismatch", "missing_entry", "duplicate", "timing_difference",
                    "non_settlement")
@@ -163,7 +163,7 @@ class Comment:
 
 
 @dataclass
-class BreakException:
+class ExceptionItem:
     """An `exceptions` row (spec §1) plus the workflow columns of migration 0007."""
 
     id: uuid.UUID
@@ -199,7 +199,7 @@ class BreakException:
 
     @classmethod
     def new(cls, *, organization_id: uuid.UUID, job_id: uuid.UUID, type: str, severity: str, description: str,
-            created_at: dt.datetime, sla: SlaPolicy, id: uuid.UUID | None = None, **fields: Any) -> BreakException:
+            created_at: dt.datetime, sla: SlaPolicy, id: uuid.UUID | None = None, **fields: Any) -> ExceptionItem:
         if type not in EXCEPTION_TYPES:
             raise InvalidBreakValue("type", f"must be one of {list(EXCEPTION_TYPES)}")
         parse_severity(severity)

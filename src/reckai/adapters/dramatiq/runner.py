@@ -1,14 +1,15 @@
 """The job machinery of one process: per-queue Dramatiq workers, the outbox relay, the scheduler.
 
-`JobWorkerRunner` is `container.components["worker_runner"]`. In embedded mode `reckai serve`
-starts it (everything in the API process, in-process brokers); `reckai worker` builds one per
-worker process with the queues and threads asked for. Three kinds of background thread:
+`JobWorkerRunner` is the container's `worker_runner`. In embedded mode `reckai serve` starts it
+(everything in the API process, in-process brokers); `reckai worker` builds one per worker process
+with the queues and threads asked for (`reckai.bootstrap.build_worker_runner`). Three kinds of
+background thread:
 
 - Dramatiq workers: one Worker with its own threads per queue (adapters/dramatiq/runtime.py);
 - the relay: every `relay_interval_seconds`, moves committed outbox rows to the broker until none
   is due, and now and then fails messages whose worker died on their last attempt;
-- the scheduler: enqueues the periodic sweepers (through the outbox, de-duplicated across
-  processes) when their period has elapsed.
+- the scheduler: enqueues the periodic jobs of the registry (through the outbox, de-duplicated
+  across processes) when their period has elapsed.
 
 Each loop survives errors (database or Redis down): it logs, waits and tries again.
 """
@@ -18,12 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from reckai.adapters.dramatiq.runtime import DramatiqJobRuntime
-from reckai.application import job_types
+from dramatiq.middleware import TimeLimitExceeded
+
+from reckai.adapters.dramatiq.runtime import ActorSpec, BrokerFactory, DramatiqJobRuntime
+from reckai.application.job_handlers import RegisteredJob
 from reckai.application.outbox import (
+    JobHandler,
     PeriodicJob,
     enqueue_periodic_jobs,
     relay_until_drained,
@@ -39,7 +43,7 @@ from reckai.application.ports.jobs import (
     Queue,
     WorkerRunner,
 )
-from reckai.entrypoints.worker.actors import HANDLERS, Handler, bind_handlers
+from reckai.application.ports.unit_of_work import UnitOfWork
 
 _log = logging.getLogger("reckai.jobs")
 
@@ -48,61 +52,57 @@ EXHAUSTED_SWEEP_SECONDS = 60.0
 _ERROR_LOG_EVERY_SECONDS = 30.0
 
 
-def default_schedule(session_cleanup_interval_seconds: int, reconciliation_sweep_seconds: int = 30) -> list[PeriodicJob]:
-    from reckai.application.files.sweeper import SWEEP_PERIOD_SECONDS as FILE_SWEEP_PERIOD_SECONDS
-    from reckai.entrypoints.worker import reconciliation
-    from reckai.entrypoints.worker.sla import SLA_PERIOD_SECONDS
-
-    return [PeriodicJob(job_types.CLEANUP_EXPIRED_SESSIONS.request(), session_cleanup_interval_seconds),
-            PeriodicJob(job_types.SWEEP_ORPHANED_FILE_OBJECTS.request(), FILE_SWEEP_PERIOD_SECONDS),
-            PeriodicJob(job_types.ESCALATE_OVERDUE_EXCEPTIONS.request(), SLA_PERIOD_SECONDS),
-            *reconciliation.periodic_jobs(reconciliation_sweep_seconds)]
-
-
-def parse_queue_threads(pairs: Any) -> dict[Queue, int]:
+def parse_queue_threads(pairs: Iterable[tuple[str, int]] | Mapping[str, int]) -> dict[Queue, int]:
     """(("critical", 2), ...) or {"critical": 2} -> {Queue.CRITICAL: 2}, in priority order."""
     given = dict(pairs)
     return {queue: int(given[queue.value]) for queue in QUEUES_BY_PRIORITY if queue.value in given}
 
 
+class JobTimedOut(Exception):
+    def __init__(self, job_name: str, limit_seconds: int) -> None:
+        super().__init__(f"job {job_name!r} exceeded its time limit of {limit_seconds} s")
+        self.job_name = job_name
+        self.limit_seconds = limit_seconds
+
+
+def actor_spec(job: RegisteredJob) -> ActorSpec:
+    return ActorSpec(job.job_type.name, job.job_type.queue, job.time_limit_seconds)
+
+
+def bind_handlers(jobs: Iterable[RegisteredJob]) -> dict[str, JobHandler]:
+    """Job name -> callable(delivery); a Dramatiq time-limit interrupt becomes an ordinary error."""
+
+    def bound(job: RegisteredJob) -> JobHandler:
+        def run(delivery: JobDelivery) -> None:
+            try:
+                job.run(delivery)
+            except TimeLimitExceeded as exc:
+                # Dramatiq interrupts a hung job with a BaseException; make it an ordinary,
+                # recorded failure so the outbox row says why.
+                raise JobTimedOut(job.job_type.name, job.time_limit_seconds) from exc
+
+        return run
+
+    return {job.job_type.name: bound(job) for job in jobs}
+
+
 def build_runtime(
-    container: Any,
-    broker_factory: Any,
+    jobs: Iterable[RegisteredJob],
+    broker_factory: BrokerFactory,
     store: OutboxRelayStore,
-    handlers: tuple[Handler, ...] = HANDLERS,
     *,
     worker_timeout_ms: int = 1000,
     retry_delay: Callable[[int], int] = retry_delay_seconds,
 ) -> DramatiqJobRuntime:
-    """Declare every handler on the brokers; deliveries run through the outbox bookkeeping."""
-    bound = bind_handlers(container, handlers)
+    """Declare every registered job on the brokers; deliveries run through the outbox bookkeeping."""
+    jobs = list(jobs)
+    bound = bind_handlers(jobs)
 
     def deliver(delivery: JobDelivery) -> None:
         run_delivered_job(delivery, store, bound, retry_delay)
 
-    return DramatiqJobRuntime(
-        broker_factory, [handler.actor for handler in handlers], deliver, worker_timeout_ms=worker_timeout_ms
-    )
-
-
-def build_worker_runner(container: Any, threads: Mapping[Queue, int]) -> JobWorkerRunner:
-    """The runner of one `reckai worker` process: consumes `threads` (queue -> threads per queue),
-    relays the outbox and runs the scheduler, on the container's brokers and outbox."""
-    settings = container.settings
-    database = container.components["database"]
-    return JobWorkerRunner(
-        container.components["job_runtime"],
-        container.components["job_outbox"],
-        container.components["job_queue"],
-        threads=threads,
-        relay=True,
-        schedule=default_schedule(settings.jobs.session_cleanup_interval_seconds,
-                                  settings.reconciliation.sweep_interval_seconds),
-        open_system_uow=lambda: database.unit_of_work(None),
-        relay_interval_seconds=settings.jobs.relay_interval_seconds,
-        stale_after_seconds=settings.jobs.stale_after_seconds,
-        scheduler_tick_seconds=min(SCHEDULER_TICK_SECONDS, settings.reconciliation.sweep_interval_seconds),
-    )
+    return DramatiqJobRuntime(broker_factory, [actor_spec(job) for job in jobs], deliver,
+                              worker_timeout_ms=worker_timeout_ms)
 
 
 class JobWorkerRunner:
@@ -115,7 +115,7 @@ class JobWorkerRunner:
         threads: Mapping[Queue, int],
         relay: bool = True,
         schedule: list[PeriodicJob] | None = None,
-        open_system_uow: Callable[[], Any] | None = None,
+        open_system_uow: Callable[[], UnitOfWork] | None = None,
         relay_interval_seconds: float = 0.5,
         stale_after_seconds: int = 1800,
         scheduler_tick_seconds: float = SCHEDULER_TICK_SECONDS,

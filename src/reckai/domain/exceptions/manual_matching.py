@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reckai.domain.breaks.errors import BreakError, InvalidBreakValue
+from reckai.domain.exceptions.errors import BreakError, InvalidBreakValue
 
 MAX_LINK_ROWS = 200
 

@@ -12,29 +12,29 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from reckai.domain.breaks.errors import (
+from reckai.domain.exceptions.errors import (
     InvalidBreakValue,
     InvalidTransition,
     InvalidWorkflowSettings,
     ReasonRequired,
 )
-from reckai.domain.breaks.lifecycle import (
+from reckai.domain.exceptions.lifecycle import (
     TRANSITIONS,
     BreakAction,
-    BreakException,
+    ExceptionItem,
     ExceptionStatus,
     Resolution,
     action_to_reach,
 )
-from reckai.domain.breaks.policy import SlaPolicy, parse_workflow_settings
+from reckai.domain.exceptions.policy import SlaPolicy, parse_workflow_settings
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 SLA = SlaPolicy()
 ORG, JOB, ANA = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
-def new_break(severity: str = "medium", amount: str | None = "150.00") -> BreakException:
-    return BreakException.new(organization_id=ORG, job_id=JOB, type="amount_mismatch", severity=severity,
+def new_break(severity: str = "medium", amount: str | None = "150.00") -> ExceptionItem:
+    return ExceptionItem.new(organization_id=ORG, job_id=JOB, type="amount_mismatch", severity=severity,
                               description="amounts differ", created_at=T0, sla=SLA,
                               amount=Decimal(amount) if amount else None)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reckai.domain.breaks.errors import InvalidWorkflowSettings
+from reckai.domain.exceptions.errors import InvalidWorkflowSettings
 
 SEVERITIES = ("low", "medium", "high", "critical")
 
