@@ -200,11 +200,11 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         public_base_url=settings.http.public_base_url,
     )
     files = FileServices(database=database, storage=storage, scanner=scanner, parser=file_parser,
-                         audit_log=audit_log, rate_limiter=rate_limiter, now=clock)
+                         audit_log=audit_log, rate_limiter=rate_limiter, clock=clock)
     reconciliations = ReconciliationServices(
         database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
         engine=job_matching_engine, settings=settings.reconciliation,
-        normalize_file=partial(normalize_file_job, files), mailer=mailer, now=clock)
+        normalize_file=partial(normalize_file_job, files), mailer=mailer, clock=clock)
     workflow = WorkflowServices(database=database, audit_log=audit_log, job_queue=job_queue,
                                 password_hasher=security.password_hasher,
                                 rule_preview=_rule_preview(storage, job_matching_engine), clock=clock)

@@ -4,6 +4,7 @@ functions of 0008_file_sweeper) with the real storage adapters: encrypted filesy
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ from sqlalchemy.exc import ProgrammingError
 from reckai.adapters.postgres.engine import create_engine
 from reckai.application.files import (
     Caller,
-    FileServices,
     confirm_mapping,
     delete_file,
     upload_file,
@@ -59,10 +59,7 @@ class World:
         self.storage = FailingDeletes(container.storage)
         created, _ = signup(container.database)
         self.caller = Caller(organization_id=created.organization_id, user_id=created.admin_user_id)
-        self.services = FileServices(
-            database=container.database, storage=self.storage, scanner=container.scanner,
-            parser=container.file_parser, audit_log=container.audit_log,
-            rate_limiter=container.rate_limiter)
+        self.services = dataclasses.replace(container.files, storage=self.storage)
 
     def upload(self) -> uuid.UUID:
         self.container.rate_limiter.reset(TIERS["upload"], str(self.caller.user_id))

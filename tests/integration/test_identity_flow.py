@@ -15,9 +15,9 @@ import pytest
 from litestar.testing import TestClient
 
 from reckai.adapters.security.jwt_tokens import JwtKeyRing, JwtTokenService
+from reckai.application.context import RequestInfo
 from reckai.application.errors import QuotaExceeded
 from reckai.application.identity import users as user_cases
-from reckai.application.identity.common import RequestInfo
 from reckai.application.identity.login import refresh_session
 from reckai.application.ports.audit import AuditQuery
 from reckai.bootstrap import Container, bootstrap

@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import text
 
 from reckai.adapters.postgres.engine import create_engine
+from reckai.application.context import Caller
 from reckai.application.reconciliations.commands import StartRequest, start_reconciliation
-from reckai.application.reconciliations.services import Caller
 from reckai.application.reconciliations.worker import sweep_stuck_jobs
 from tests.integration import test_reconciliation_jobs_services as _services
 from tests.integration.test_reconciliation_jobs_services import PROJECT_ROOT, Stack, Tenant

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.application.context import Caller
+from reckai.application.context import Caller as FileCaller
 from reckai.application.exceptions.matching import decline_suggestion
-from reckai.application.files import Caller as FileCaller
 from reckai.application.ports.reconciliations import RuleVersion
 from reckai.application.reconciliations.commands import StartRequest, start_reconciliation
 from reckai.application.reconciliations.queries import get_reconciliation
-from reckai.application.reconciliations.services import Caller, ReconciliationServices
+from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.application.reconciliations.worker import run_reconciliation_attempt
 from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.domain.exceptions.manual_matching import DeclinedPair, RowRef

@@ -13,8 +13,9 @@ import polars as pl
 import pytest
 
 from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.application.context import Caller
+from reckai.application.context import Caller as FileCaller
 from reckai.application.errors import QuotaExceeded, ValidationFailed
-from reckai.application.files import Caller as FileCaller
 from reckai.application.files import confirm_mapping, upload_file, validate_form
 from reckai.application.ports.reconciliations import JobFilter
 from reckai.application.reconciliations.commands import (
@@ -31,7 +32,7 @@ from reckai.application.reconciliations.errors import (
     NoRules,
 )
 from reckai.application.reconciliations.queries import get_reconciliation, get_results, list_reconciliations
-from reckai.application.reconciliations.services import Caller, ReconciliationServices
+from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.application.reconciliations.worker import (
     notify_job_creator,
     run_reconciliation_attempt,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reckai.application.approvals.handlers import ApprovalHandler
-from reckai.application.identity.common import RequestInfo
+from reckai.application.context import RequestInfo
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect
 from reckai.domain.identity.principal import Principal

@@ -11,8 +11,8 @@ from typing import Any
 
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.approvals.handlers import ApprovalHandler
+from reckai.application.context import RequestInfo
 from reckai.application.errors import NotFound
-from reckai.application.identity.common import RequestInfo
 from reckai.application.identity.organizations import apply_settings_changes
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect

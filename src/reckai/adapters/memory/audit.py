@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from reckai.adapters.clock import utc_now
 from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
 from reckai.application.ports.audit import (
     READ_PAGE_MAX,
@@ -47,7 +48,7 @@ class MemoryAuditLog:
         self,
         signer: AuditSigner,
         database: MemoryDatabase | None = None,
-        clock: Callable[[], dt.datetime] = _utc_now,
+        clock: Callable[[], dt.datetime] = lambda: utc_now().replace(tzinfo=None),  # as the SQL column: naive UTC
         lock_timeout_seconds: float = 5.0,
     ) -> None:
         self.signer = signer

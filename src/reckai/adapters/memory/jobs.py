@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from reckai.adapters.clock import utc_now
 from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
 from reckai.application.ports.jobs import (
     ClaimOutcome,
@@ -43,16 +44,12 @@ _MAX_ERROR_CHARS = 4000
 # System jobs have no organization: like the SQL policy, only a unit of work without tenant sees them.
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class InMemoryOutbox:
     def __init__(
         self,
         database: MemoryDatabase,
         known_jobs: Mapping[str, Queue] | None = None,
-        clock: Callable[[], dt.datetime] = _utc_now,
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._database = database
         # Job name -> queue (from the worker's handler registry). None accepts any job type.

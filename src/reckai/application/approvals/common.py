@@ -5,32 +5,39 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from reckai.application import job_types
 from reckai.application.approvals.handlers import ApprovalHandlers
+from reckai.application.context import Outcome, RequestInfo, audit_event
 from reckai.application.errors import NotFound
-from reckai.application.identity.common import RequestInfo
-from reckai.domain.audit.events import AuditEvent
+from reckai.application.ports.audit import AuditLog
+from reckai.application.ports.clock import Clock
+from reckai.application.ports.jobs import JobQueue
+from reckai.application.ports.reconciliations import JobsUnitOfWork
+from reckai.application.ports.security import PasswordHasher
+from reckai.application.ports.unit_of_work import Database
+from reckai.application.ports.workflow import WorkflowUnitOfWork
+from reckai.application.rules.preview import JobRulePreview
 from reckai.domain.exceptions.policy import WorkflowSettings, parse_workflow_settings
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+class WorkflowJobsUnitOfWork(WorkflowUnitOfWork, JobsUnitOfWork, Protocol):
+    """The workflow reads the jobs its exceptions came from (rule previews, manual links)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class WorkflowServices:
-    database: Any  # Database port; its units of work carry the workflow repositories
-    audit_log: Any  # AuditLog port
-    job_queue: Any  # JobQueue port (notifications, ledger export)
-    password_hasher: Any = None  # user_onboarding: the new account's unusable password
-    rule_preview: Any = None  # RulePreview port (application/rules/preview.py) or None
-    clock: Callable[[], dt.datetime] = utc_now
+    database: Database[WorkflowJobsUnitOfWork]
+    audit_log: AuditLog
+    job_queue: JobQueue  # notifications, ledger export
+    password_hasher: PasswordHasher  # user_onboarding: the new account's unusable password
+    clock: Clock
+    rule_preview: JobRulePreview | None = None  # the impact of a rule change on a completed job
     # Approval type -> its feature's handler (application/approvals/handlers.py), filled by bootstrap.
     approval_handlers: ApprovalHandlers = field(default_factory=ApprovalHandlers)
 
@@ -39,13 +46,11 @@ class WorkflowServices:
 
     def record(self, uow: Any, principal: Principal | None, action: str, request: RequestInfo | None, *,
                organization_id: uuid.UUID, resource_type: str, resource_id: uuid.UUID | None,
-               metadata: Mapping[str, Any] | None = None, status: int | None = None) -> None:
-        request = request or RequestInfo()
-        self.audit_log.record(uow, AuditEvent(
-            action=action, organization_id=organization_id, user_id=principal.user_id if principal else None,
-            resource_type=resource_type, resource_id=resource_id, ip_address=request.ip_address,
-            user_agent=request.user_agent, request_method=request.method, request_path=request.path,
-            response_status=status, metadata=dict(metadata or {})))
+               metadata: Mapping[str, Any] | None = None, outcome: Outcome | None = None) -> None:
+        """Audit a workflow action in the caller's transaction (the one builder, application/context.py)."""
+        self.audit_log.record(uow, audit_event(
+            action, request, organization_id=organization_id, user_id=principal.user_id if principal else None,
+            resource_type=resource_type, resource_id=resource_id, outcome=outcome, metadata=dict(metadata or {})))
 
     def notify(self, uow: Any, organization_id: uuid.UUID, event: str, recipients: Iterable[uuid.UUID],
                subject: Mapping[str, Any]) -> None:

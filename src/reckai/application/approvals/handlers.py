@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reckai.application.identity.common import RequestInfo
+from reckai.application.context import RequestInfo
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
 from reckai.domain.identity.principal import Principal

@@ -14,9 +14,9 @@ from typing import Any
 from reckai.application import job_types
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.approvals.handlers import ApprovalHandler
+from reckai.application.context import RequestInfo
 from reckai.application.errors import NotFound
 from reckai.application.exceptions.exceptions import exception_subject
-from reckai.application.identity.common import RequestInfo
 from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.mail import Mailer, OutgoingMail
 from reckai.application.ports.storage import FileStorage

@@ -16,10 +16,11 @@ from typing import Any
 
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.approvals.requests import request_approval
+from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, QuotaExceeded, ValidationFailed
 from reckai.application.identity import organizations as org_cases
 from reckai.application.identity import users as user_cases
-from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.errors import ApprovalRequired
 from reckai.domain.approvals.workflow import MAX_TITLE_LENGTH, Approval, InvalidApproval
 from reckai.domain.identity.entities import User

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reckai.application.approvals.common import WorkflowServices, eligible_checkers
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import (
     NotFound,
     PermissionDenied,
 )
-from reckai.application.identity.common import RequestInfo
 from reckai.application.ports.workflow import ApprovalQuery, Page, WorkflowUnitOfWork
 from reckai.domain.approvals.metadata import validate_metadata
 from reckai.domain.approvals.workflow import (
@@ -67,7 +67,7 @@ def request_approval(services: WorkflowServices, principal: Principal, *, type: 
 def announce_request(services: WorkflowServices, uow: Any, principal: Principal, approval: Approval,
                      request: RequestInfo | None) -> None:
     services.record(uow, principal, "approval.requested", request, organization_id=approval.organization_id,
-                    resource_type="approval", resource_id=approval.id, status=201,
+                    resource_type="approval", resource_id=approval.id, outcome=Outcome.CREATED,
                     metadata={"type": approval.type.value, "title": approval.title})
     services.notify(uow, approval.organization_id, "approval.requested",
                     eligible_checkers(uow, exclude=principal.user_id),

@@ -17,8 +17,8 @@ from typing import Any
 
 from reckai.application.approvals.common import WorkflowServices, eligible_checkers, workflow_settings
 from reckai.application.approvals.handlers import ApprovalHandler
+from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
-from reckai.application.identity.common import RequestInfo
 from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.workflow import ExceptionQuery, Page, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reckai.application.approvals.common import WorkflowServices
+from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
-from reckai.application.identity.common import RequestInfo
 from reckai.domain.exceptions.lifecycle import BreakAction, Resolution
 from reckai.domain.exceptions.manual_matching import MatchGroup, MatchMember, RowRef, manual_group
 from reckai.domain.identity.permissions import has_permission

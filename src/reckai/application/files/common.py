@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+from reckai.application.context import Caller, Outcome
+from reckai.application.context import audit_event as build_audit_event
 from reckai.application.errors import FieldError, NotFound, ServiceUnavailable, ValidationFailed
 from reckai.application.files.errors import FileBusy, FileRejected
-from reckai.application.files.services import Caller, FileServices
+from reckai.application.files.services import FileServices
 from reckai.application.ports.files import DataMapping, ReconciliationFile
 from reckai.application.ports.storage import StorageError, StorageObjectMissing
 from reckai.domain.audit.events import AuditEvent
@@ -58,14 +60,12 @@ def claimed(services: FileServices, organization_id: uuid.UUID, file_id: uuid.UU
         pause = min(pause * 2, 0.5)
 
 
-def audit_event(caller: Caller, action: str, file_id: uuid.UUID | None, *, status: int | None = None,
+def audit_event(caller: Caller, action: str, file_id: uuid.UUID | None, *, outcome: Outcome | None = None,
                 error: str | None = None, **metadata: Any) -> AuditEvent:
-    return AuditEvent(
-        action=action, organization_id=caller.organization_id, user_id=caller.user_id,
-        resource_type=RESOURCE_TYPE, resource_id=file_id, ip_address=caller.ip_address,
-        user_agent=caller.user_agent, request_method=caller.request_method, request_path=caller.request_path,
-        response_status=status, error_message=error, metadata=metadata or None,
-    )
+    """An audited action on a file (the one builder, application/context.py)."""
+    return build_audit_event(action, caller.request, organization_id=caller.organization_id,
+                             user_id=caller.user_id, resource_type=RESOURCE_TYPE, resource_id=file_id,
+                             outcome=outcome, error=error, metadata=metadata or None)
 
 
 def read_object(services: FileServices, key: str) -> bytes:

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from reckai.application.context import Caller, Outcome
 from reckai.application.errors import FieldError, ServiceUnavailable, ValidationFailed
 from reckai.application.files.common import (
     audit_event,
@@ -28,7 +29,7 @@ from reckai.application.files.common import (
     rules_from_rows,
 )
 from reckai.application.files.errors import FileInProcessingJob, FileStateConflict, NormalizationFailed
-from reckai.application.files.services import Caller, FileServices
+from reckai.application.files.services import FileServices
 from reckai.application.ports.files import DataMapping, NormalizedFile, ReconciliationFile
 from reckai.application.ports.storage import StorageError
 from reckai.domain.ingestion.detection import MappingProposal
@@ -87,7 +88,7 @@ def confirm_mapping(services: FileServices, caller: Caller, file_id: uuid.UUID,
             uow.normalized_files.delete_for_file(file_id)
             file = dataclasses.replace(file, status="mapped", error_message=None, error_report=None, row_count=None)
             uow.files.update(file)
-            services.audit_log.record(uow, audit_event(caller, "file.mapping_confirmed", file_id, status=200,
+            services.audit_log.record(uow, audit_event(caller, "file.mapping_confirmed", file_id, outcome=Outcome.DONE,
                                                        overridden=overriding, fields=sorted(rules.get("fields", {}))))
             uow.commit()
         if old is not None:  # its row is gone; so must its Parquet be, whatever happens next
@@ -173,7 +174,7 @@ def _normalize(services: FileServices, caller: Caller, file: ReconciliationFile,
                 current, status="normalized", row_count=outcome.row_count, error_message=None,
                 error_report=outcome.report, processed_at=services.now()))
             services.audit_log.record(uow, audit_event(
-                caller, "file.normalized", file.id, status=200, row_count=outcome.row_count,
+                caller, "file.normalized", file.id, outcome=Outcome.DONE, row_count=outcome.row_count,
                 failed_rows=len({e.row_number for e in outcome.errors}), source_rows=outcome.source_rows))
             uow.commit()
     except BaseException:
@@ -188,7 +189,7 @@ def _fail(services: FileServices, caller: Caller, file: ReconciliationFile, mess
         current = load_file(uow, file.id)
         uow.files.update(dataclasses.replace(current, status="error", error_message=message[:4000],
                                              error_report=report, row_count=None))
-        services.audit_log.record(uow, audit_event(caller, "file.normalization_failed", file.id, status=422,
+        services.audit_log.record(uow, audit_event(caller, "file.normalization_failed", file.id, outcome=Outcome.REFUSED,
                                                    error=message[:500]))
         uow.commit()
 

@@ -6,10 +6,11 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from reckai.application.context import Caller, Outcome
 from reckai.application.errors import ServiceUnavailable
 from reckai.application.files.common import audit_event, claimed, load_file, logger
 from reckai.application.files.errors import FileInProcessingJob
-from reckai.application.files.services import Caller, FileServices
+from reckai.application.files.services import FileServices
 from reckai.application.ports.files import DataMapping, NormalizedFile, ReconciliationFile
 from reckai.application.ports.storage import DOWNLOAD_URL_LIFETIME, StorageError
 
@@ -44,7 +45,7 @@ def download_file_url(services: FileServices, caller: Caller, file_id: uuid.UUID
                                                 download_name=file.original_filename)
         except StorageError as exc:
             raise ServiceUnavailable("storage", type(exc).__name__) from exc
-        services.audit_log.record(uow, audit_event(caller, "file.download_link_issued", file_id, status=200))
+        services.audit_log.record(uow, audit_event(caller, "file.download_link_issued", file_id, outcome=Outcome.DONE))
         uow.commit()
     return DownloadLink(url=url, expires_at=expires_at)
 
@@ -66,7 +67,7 @@ def delete_file(services: FileServices, caller: Caller, file_id: uuid.UUID) -> N
         keys = [file.storage_path] + ([normalized.storage_path] if normalized else [])
         uow.files.delete(file_id)
         services.audit_log.record(uow, audit_event(
-            caller, "file.deleted", file_id, status=200, original_filename=file.original_filename,
+            caller, "file.deleted", file_id, outcome=Outcome.DONE, original_filename=file.original_filename,
             sha256=file.checksum, size_bytes=file.size_bytes))
         uow.commit()
     for key in keys:

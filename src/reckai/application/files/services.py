@@ -1,41 +1,28 @@
-"""What the file use cases need, gathered from the composition root once per call."""
+"""What the file use cases need: their ports, built once by the composition root (`container.files`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from reckai.application.ports.files import FileParser
+from reckai.application.ports.audit import AuditLog
+from reckai.application.ports.clock import Clock
+from reckai.application.ports.files import FileParser, FilesUnitOfWork
 from reckai.application.ports.rate_limit import RateLimiter
 from reckai.application.ports.scanner import VirusScanner
 from reckai.application.ports.storage import FileStorage
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+from reckai.application.ports.unit_of_work import Database
 
 
 @dataclass(frozen=True)
 class FileServices:
-    database: Any  # ports.unit_of_work.Database whose units of work carry the file repositories
+    database: Database[FilesUnitOfWork]
     storage: FileStorage
     scanner: VirusScanner
     parser: FileParser
-    audit_log: Any  # ports.audit.AuditLog
+    audit_log: AuditLog
     rate_limiter: RateLimiter
-    now: Callable[[], dt.datetime] = field(default=_utc_now)
+    clock: Clock
 
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking: the authenticated user of the request, and where the request came from."""
-
-    organization_id: Any  # uuid.UUID
-    user_id: Any  # uuid.UUID
-    ip_address: str | None = None
-    user_agent: str | None = None
-    request_method: str | None = None
-    request_path: str | None = None
+    def now(self) -> dt.datetime:
+        return self.clock()

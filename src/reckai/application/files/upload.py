@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from reckai.application.context import Caller, Outcome
 from reckai.application.errors import (
     FieldError,
     QuotaExceeded,
@@ -26,7 +27,7 @@ from reckai.application.errors import (
 )
 from reckai.application.files.common import audit_event, logger, mapping_rows, read_object, rejected
 from reckai.application.files.errors import FileInfected, FileRejected, FileTooLarge
-from reckai.application.files.services import Caller, FileServices
+from reckai.application.files.services import FileServices
 from reckai.application.ports.files import FILE_TYPES, ReconciliationFile
 from reckai.application.ports.rate_limit import TIERS
 from reckai.application.ports.scanner import ScanLimitExceeded, ScannerError, ScanVerdict
@@ -181,7 +182,7 @@ def _accept(services: FileServices, caller: Caller, form: UploadForm, file_id: u
             uow.data_mappings.replace_for_file(file_id, mapping_rows(
                 caller, file_id, proposal.mapping, auto_detected=True, proposal=proposal))
         services.audit_log.record(uow, audit_event(
-            caller, "file.uploaded", file_id, status=201, **facts, format=info.format, kind=info.kind,
+            caller, "file.uploaded", file_id, outcome=Outcome.CREATED, **facts, format=info.format, kind=info.kind,
             scan_status=scan_status, duplicate_of=str(duplicate_of) if duplicate_of else None))
         uow.commit()
     logger.info("file.uploaded", extra={"file_id": str(file_id), "size_bytes": size_bytes})
@@ -204,7 +205,7 @@ def _scan(services: FileServices, caller: Caller, file_id: uuid.UUID, key: str, 
         target = quarantine_key(caller.organization_id, file_id, now.date(), extension)
         services.storage.move(key, target)
         services.audit_log.record_independently(audit_event(
-            caller, "file.upload.infected", None, status=422, error=f"malware detected: {result.signature}",
+            caller, "file.upload.infected", None, outcome=Outcome.REFUSED, error=f"malware detected: {result.signature}",
             **facts, signature=result.signature, quarantine_object=target, refused_file_id=str(file_id)))
         logging.getLogger("reckai.security").warning(
             "file.upload.infected", extra={"file_id": str(file_id), "signature": result.signature})
@@ -231,7 +232,7 @@ def _audit_refusal(services: FileServices, caller: Caller, file_id: uuid.UUID, r
     """Refused uploads are audited too (in their own transaction: nothing else is committed)."""
     try:
         services.audit_log.record_independently(audit_event(
-            caller, "file.upload.refused", None, status=422, error=message[:500], **facts, reason=reason,
+            caller, "file.upload.refused", None, outcome=Outcome.REFUSED, error=message[:500], **facts, reason=reason,
             refused_file_id=str(file_id)))
     except Exception:  # noqa: BLE001  the refusal stands either way; the failure is logged
         logger.exception("file.upload.refusal_audit_failed", extra={"file_id": str(file_id)})

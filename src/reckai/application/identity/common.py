@@ -13,16 +13,27 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reckai.application.context import Outcome, RequestInfo, audit_event
 from reckai.application.errors import FieldError, RateLimited, ServiceUnavailable
 from reckai.application.identity.errors import WeakPassword
-from reckai.application.ports.rate_limit import TIERS, RateLimitTier
-from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.application.ports.audit import AuditLog
+from reckai.application.ports.clock import Clock
+from reckai.application.ports.mail import Mailer
+from reckai.application.ports.rate_limit import TIERS, RateLimiter, RateLimitTier
+from reckai.application.ports.security import (
+    CommonPasswordChecker,
+    PasswordHasher,
+    SecretBox,
+    TokenBlacklist,
+    TokenService,
+    Totp,
+)
+from reckai.application.ports.unit_of_work import Database, UnitOfWork
 from reckai.domain.audit.events import AuditEvent
-from reckai.domain.identity.devices import device_fingerprint
 from reckai.domain.identity.entities import Organization, RefreshTokenFamily, User, UserSession
 from reckai.domain.identity.password_policy import (
     DEFAULT_POLICY,
@@ -43,40 +54,20 @@ from reckai.domain.identity.tokens import (
 logger = logging.getLogger("reckai.identity")
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @dataclass(frozen=True)
-class RequestInfo:
-    """Facts about the HTTP request (or CLI call) for audit rows and device binding."""
-
-    ip_address: str | None = None
-    user_agent: str | None = None
-    accept_language: str | None = None
-    device_id: str | None = None
-    method: str | None = None
-    path: str | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        return device_fingerprint(self.user_agent, self.accept_language, self.device_id)
-
-
-@dataclass
 class IdentityServices:
-    database: Any  # Database port
-    audit_log: Any  # AuditLog port
-    password_hasher: Any
-    common_password_checker: Any
-    token_service: Any
-    token_blacklist: Any
-    secret_box: Any
-    totp: Any
-    rate_limiter: Any
-    mailer: Any
+    database: Database[UnitOfWork]
+    audit_log: AuditLog
+    password_hasher: PasswordHasher
+    common_password_checker: CommonPasswordChecker
+    token_service: TokenService
+    token_blacklist: TokenBlacklist
+    secret_box: SecretBox
+    totp: Totp
+    rate_limiter: RateLimiter
+    mailer: Mailer
     refresh_successor_key: bytes
-    clock: Callable[[], dt.datetime] = utc_now
+    clock: Clock
     allow_public_signup: bool = True
     public_base_url: str = "http://127.0.0.1:8000"
     totp_issuer: str = "ReckAI"
@@ -109,22 +100,13 @@ class IdentityServices:
         user_id: uuid.UUID | None = None,
         resource_type: str | None = None,
         resource_id: uuid.UUID | None = None,
-        status: int | None = None,
+        outcome: Outcome | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> AuditEvent:
-        return AuditEvent(
-            action=action,
-            organization_id=organization_id,
-            user_id=user_id,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            ip_address=request.ip_address,
-            user_agent=request.user_agent,
-            request_method=request.method,
-            request_path=request.path,
-            response_status=status,
-            metadata=dict(metadata or {}),
-        )
+        """An identity audit event (the one builder, application/context.py); metadata is never null."""
+        return audit_event(action, request, organization_id=organization_id, user_id=user_id,
+                           resource_type=resource_type, resource_id=resource_id, outcome=outcome,
+                           metadata=dict(metadata or {}))
 
     # --- passwords ------------------------------------------------------------------------------
 

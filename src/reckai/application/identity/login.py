@@ -14,10 +14,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import NotFound, ServiceUnavailable
 from reckai.application.identity.common import (
     IdentityServices,
-    RequestInfo,
     TokenPair,
     issue_access,
     start_session,
@@ -93,14 +93,14 @@ def _record_failure(
                               "resource_type": "user", "resource_id": user.id}
     services.audit_log.record(
         uow,
-        services.event(action, request, status=401, metadata={"reason": reason,
+        services.event(action, request, outcome=Outcome.UNAUTHENTICATED, metadata={"reason": reason,
                                                              "failed_attempts": outcome.state.failed_attempts},
                        **common),
     )
     if outcome.locked_now:
         services.audit_log.record(
             uow,
-            services.event("auth.account.locked", request, status=401, metadata={
+            services.event("auth.account.locked", request, outcome=Outcome.UNAUTHENTICATED, metadata={
                 "locked_until": outcome.state.locked_until.isoformat() if outcome.state.locked_until else None,
                 "failed_attempts": outcome.state.failed_attempts}, **common),
         )
@@ -136,7 +136,7 @@ def login(
         organization_id = candidate.user.organization_id if candidate else None
         services.audit_log.record_independently(
             services.event("auth.login.failed", request, organization_id=organization_id,
-                           user_id=candidate.user.id if candidate else None, status=401,
+                           user_id=candidate.user.id if candidate else None, outcome=Outcome.UNAUTHENTICATED,
                            metadata={"reason": reason, "organization": code, "email": address.lower()})
         )
         raise InvalidCredentials(reason)
@@ -154,7 +154,7 @@ def login(
             reason = "user_inactive" if not user.is_active else "locked"
             services.audit_log.record(
                 uow, services.event("auth.login.failed", request, organization_id=organization_id, user_id=user.id,
-                                    resource_type="user", resource_id=user.id, status=401,
+                                    resource_type="user", resource_id=user.id, outcome=Outcome.UNAUTHENTICATED,
                                     metadata={"reason": reason}))
             uow.commit()
             raise InvalidCredentials(reason)
@@ -169,7 +169,7 @@ def login(
             uow.users.update(user)
             services.audit_log.record(
                 uow, services.event("auth.login.mfa_required", request, organization_id=organization_id,
-                                    user_id=user.id, resource_type="user", resource_id=user.id, status=200))
+                                    user_id=user.id, resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
             uow.commit()
             token, expires_at = _mfa_challenge(services, user)
             return LoginResult(status=MFA_REQUIRED, mfa_token=token, mfa_expires_at=expires_at)
@@ -192,11 +192,11 @@ def _finish_login(
     expired = services.password_expired(user, organization)
     common = {"organization_id": user.organization_id, "user_id": user.id}
     services.audit_log.record(
-        uow, services.event("auth.login.succeeded", request, resource_type="user", resource_id=user.id, status=200,
+        uow, services.event("auth.login.succeeded", request, resource_type="user", resource_id=user.id, outcome=Outcome.DONE,
                             metadata={"method": method, "change_required": expired}, **common))
     services.audit_log.record(
         uow, services.event("auth.token.issued", request, resource_type="session", resource_id=tokens.session_id,
-                            status=200, metadata={"grant": "login"}, **common))
+                            outcome=Outcome.DONE, metadata={"grant": "login"}, **common))
     uow.commit()
     return LoginResult(status=PASSWORD_CHANGE_REQUIRED if expired else AUTHENTICATED, tokens=tokens)
 
@@ -273,7 +273,7 @@ def verify_mfa_login(services: IdentityServices, *, mfa_token: str, code: str, r
         _apply(user, record_success(gate.state))
         services.audit_log.record(
             uow, services.event("auth.mfa.used", request, organization_id=organization_id, user_id=user.id,
-                                resource_type="user", resource_id=user.id, status=200, metadata={"method": method}))
+                                resource_type="user", resource_id=user.id, outcome=Outcome.DONE, metadata={"method": method}))
         result = _finish_login(services, uow, user, organization, request, method=f"password+{method}")
     services.token_blacklist.revoke(f"mfa:{jti}", expires_at)  # the challenge works once
     return result
@@ -330,15 +330,15 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
         if decision is RefreshDecision.REVOKE_FAMILY:
             revoked = uow.sessions.revoke_family(family.id, now, "reuse_detected")
             services.audit_log.record(uow, services.event(
-                "auth.refresh.reuse_detected", request, status=401, metadata={"revoked_count": revoked}, **common))
+                "auth.refresh.reuse_detected", request, outcome=Outcome.UNAUTHENTICATED, metadata={"revoked_count": revoked}, **common))
             services.audit_log.record(uow, services.event(
-                "auth.token.revoked", request, status=401, metadata={"reason": "reuse_detected"}, **common))
+                "auth.token.revoked", request, outcome=Outcome.UNAUTHENTICATED, metadata={"reason": "reuse_detected"}, **common))
             uow.commit()
             raise InvalidRefreshToken("reuse_detected")
         if decision is RefreshDecision.REJECT:
             if not fingerprint_matches and state.status is not RefreshTokenStatus.REVOKED:
                 services.audit_log.record(uow, services.event(
-                    "auth.refresh.fingerprint_mismatch", request, status=401,
+                    "auth.refresh.fingerprint_mismatch", request, outcome=Outcome.UNAUTHENTICATED,
                     metadata={"previous_ip": session.ip_address}, **common))
                 uow.commit()
                 raise InvalidRefreshToken("fingerprint_mismatch")
@@ -368,10 +368,10 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
                                                 last_activity_at=now))
         if session.ip_address != request.ip_address:
             services.audit_log.record(uow, services.event(
-                "auth.session.ip_changed", request, status=200,
+                "auth.session.ip_changed", request, outcome=Outcome.DONE,
                 metadata={"previous_ip": session.ip_address, "new_ip": request.ip_address}, **common))
         services.audit_log.record(uow, services.event(
-            "auth.token.issued", request, status=200, metadata={"grant": "refresh"}, **common))
+            "auth.token.issued", request, outcome=Outcome.DONE, metadata={"grant": "refresh"}, **common))
         uow.commit()
     access = issue_access(services, user)
     return TokenPair(access_token=access.token, access_expires_at=access.claims.expires_at,
@@ -404,7 +404,7 @@ def logout(
                 revoked = uow.sessions.revoke_family(family_id, services.now(), "logout") > 0
         services.audit_log.record(uow, services.event(
             "auth.token.revoked", request, organization_id=principal.organization_id, user_id=principal.user_id,
-            resource_type="session", resource_id=family_id, status=200,
+            resource_type="session", resource_id=family_id, outcome=Outcome.DONE,
             metadata={"reason": "logout", "jti": principal.token_id, "logged_out": revoked}))
         uow.commit()
     return revoked

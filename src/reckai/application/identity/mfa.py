@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import NotFound
-from reckai.application.identity.common import IdentityServices, RequestInfo, revoke_all_sessions
+from reckai.application.identity.common import IdentityServices, revoke_all_sessions
 from reckai.application.identity.errors import (
     InvalidMfaCode,
     MfaStateConflict,
@@ -42,7 +43,7 @@ def enable_mfa(services: IdentityServices, principal: Principal, *, password: st
         uow.mfa.reset_totp_step(user.id)
         services.audit_log.record(uow, services.event(
             "auth.mfa.enrollment_started", request, organization_id=user.organization_id, user_id=user.id,
-            resource_type="user", resource_id=user.id, status=200))
+            resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
         uow.commit()
     return MfaEnrollment(enrollment.secret, enrollment.provisioning_uri, enrollment.qr_svg)
 
@@ -66,7 +67,7 @@ def verify_mfa(services: IdentityServices, principal: Principal, *, code: str, r
             uow.rollback()
             services.audit_log.record(uow, services.event(
                 "auth.mfa.verify_failed", request, organization_id=user.organization_id, user_id=user.id,
-                resource_type="user", resource_id=user.id, status=401))
+                resource_type="user", resource_id=user.id, outcome=Outcome.UNAUTHENTICATED))
             uow.commit()
             raise InvalidMfaCode()
         codes = generate_recovery_codes()
@@ -75,7 +76,7 @@ def verify_mfa(services: IdentityServices, principal: Principal, *, code: str, r
         uow.users.update(user)
         services.audit_log.record(uow, services.event(
             "auth.mfa.enrolled", request, organization_id=user.organization_id, user_id=user.id,
-            resource_type="user", resource_id=user.id, status=200, metadata={"count": len(codes)}))
+            resource_type="user", resource_id=user.id, outcome=Outcome.DONE, metadata={"count": len(codes)}))
         uow.commit()
     return codes
 
@@ -131,6 +132,6 @@ def _clear_mfa(services: IdentityServices, uow: UnitOfWork, user: User, request:
     revoked = revoke_all_sessions(uow, user.id, now, "mfa_reset")
     services.audit_log.record(uow, services.event(
         "auth.mfa.reset", request, organization_id=user.organization_id, user_id=actor_id,
-        resource_type="user", resource_id=user.id, status=200,
+        resource_type="user", resource_id=user.id, outcome=Outcome.DONE,
         metadata={"sessions_revoked": revoked, "by": "administrator" if actor_id else "operator"}))
     return revoked

@@ -12,8 +12,8 @@ from uuid import uuid4
 
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.approvals.handlers import ApprovalHandler
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import QuotaExceeded
-from reckai.application.identity.common import RequestInfo
 from reckai.application.identity.errors import EmailAlreadyRegistered
 from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.ports.workflow import WorkflowUnitOfWork
@@ -31,7 +31,7 @@ def user_onboarding_handler(services: WorkflowServices) -> ApprovalHandler:
               request: RequestInfo | None) -> ApprovalEffect:
         user = _create_user(services, uow, approval)
         services.record(uow, checker, "user.created", request, organization_id=approval.organization_id,
-                        resource_type="user", resource_id=user.id, status=201,
+                        resource_type="user", resource_id=user.id, outcome=Outcome.CREATED,
                         metadata={"role": user.role, "email": user.email, "approval_id": str(approval.id),
                                   "requested_by": str(approval.requested_by)})
         return ApprovalEffect("user_created", "user", user.id, {"role": user.role})

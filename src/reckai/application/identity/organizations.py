@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import FieldError, NotFound, ValidationFailed
-from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.errors import ApprovalRequired, OrganizationCodeTaken, SignupDisabled
 from reckai.application.identity.users import USER_ONBOARDING_SETTING
 from reckai.application.ports.repositories import DuplicateEntity
@@ -91,11 +92,11 @@ def onboard_organization(
             features=dict(tier.features)))
         common = {"organization_id": organization.id, "user_id": created.admin_user_id}
         services.audit_log.record(uow, services.event(
-            "organization.created", request, resource_type="organization", resource_id=organization.id, status=201,
+            "organization.created", request, resource_type="organization", resource_id=organization.id, outcome=Outcome.CREATED,
             metadata={"organization": code, "subscription_tier": subscription_tier,
                       "channel": "signup" if public else "operator"}, **common))
         services.audit_log.record(uow, services.event(
-            "user.created", request, resource_type="user", resource_id=created.admin_user_id, status=201,
+            "user.created", request, resource_type="user", resource_id=created.admin_user_id, outcome=Outcome.CREATED,
             metadata={"role": "admin", "email": admin_email.strip()}, **common))
         uow.commit()
     return OnboardedOrganization(created.organization_id, code, created.admin_user_id)
@@ -191,7 +192,7 @@ def write_settings(
         uow.organizations.update(organization)
         services.audit_log.record(uow, services.event(
             "organization.settings_changed", request, organization_id=organization.id, user_id=principal.user_id,
-            resource_type="organization", resource_id=organization.id, status=200,
+            resource_type="organization", resource_id=organization.id, outcome=Outcome.DONE,
             metadata={"fields": changed, "policy": dict(password_policy) if password_policy is not None else None}))
         uow.commit()
     return read_settings(services, principal)

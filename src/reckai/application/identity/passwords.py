@@ -7,9 +7,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.identity.common import (
     IdentityServices,
-    RequestInfo,
     TokenPair,
     revoke_all_sessions,
     start_session,
@@ -64,7 +64,7 @@ def change_password(
         tokens = start_session(services, uow, user, request)
         services.audit_log.record(uow, services.event(
             "auth.password.changed", request, organization_id=user.organization_id, user_id=user.id,
-            resource_type="user", resource_id=user.id, status=200, metadata={"logins_ended": ended}))
+            resource_type="user", resource_id=user.id, outcome=Outcome.DONE, metadata={"logins_ended": ended}))
         uow.commit()
     services.token_blacklist.revoke(principal.token_id, now + dt.timedelta(minutes=15))
     return tokens
@@ -104,7 +104,7 @@ def request_password_reset(
             token_hash=hash_refresh_token(token), expires_at=now + RESET_TOKEN_LIFETIME, created_at=now))
         services.audit_log.record(uow, services.event(
             "auth.password.reset_requested", request, organization_id=user.organization_id, user_id=user.id,
-            resource_type="user", resource_id=user.id, status=202))
+            resource_type="user", resource_id=user.id, outcome=Outcome.ACCEPTED))
         uow.commit()
     link = f"{services.public_base_url.rstrip('/')}/reset-password#token={token}"
     return PendingMail(OutgoingMail(
@@ -138,7 +138,7 @@ def confirm_password_reset(services: IdentityServices, *, token: str, new_passwo
         ended = revoke_all_sessions(uow, user.id, services.now(), "password_reset")
         services.audit_log.record(uow, services.event(
             "auth.password.reset", request, organization_id=user.organization_id, user_id=user.id,
-            resource_type="user", resource_id=user.id, status=200, metadata={"logins_ended": ended}))
+            resource_type="user", resource_id=user.id, outcome=Outcome.DONE, metadata={"logins_ended": ended}))
         uow.commit()
 
 

@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import NotFound
-from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.common import IdentityServices
 from reckai.domain.identity.principal import Principal
 
 MANAGE_OTHERS = "users:write"
@@ -59,6 +60,6 @@ def end_session(services: IdentityServices, principal: Principal, session_id: uu
                                              if family.user_id == principal.user_id else "ended_by_admin")
         services.audit_log.record(uow, services.event(
             "auth.session.ended", request, organization_id=principal.organization_id, user_id=principal.user_id,
-            resource_type="session", resource_id=family.id, status=200,
+            resource_type="session", resource_id=family.id, outcome=Outcome.DONE,
             metadata={"owner": str(family.user_id), "revoked_count": revoked}))
         uow.commit()

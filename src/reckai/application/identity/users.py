@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import FieldError, NotFound, QuotaExceeded, ValidationFailed
-from reckai.application.identity.common import IdentityServices, RequestInfo, revoke_all_sessions
+from reckai.application.identity.common import IdentityServices, revoke_all_sessions
 from reckai.application.identity.errors import ApprovalRequired, EmailTaken, InvalidLinkToken, LastAdmin
 from reckai.application.identity.passwords import redeem_link_token, set_password
 from reckai.application.ports.mail import OutgoingMail
@@ -93,7 +94,7 @@ def create_user(
             set_password(services, uow, user, organization, password, field_name="password", expired=True)
         services.audit_log.record(uow, services.event(
             "user.created", request, organization_id=principal.organization_id, user_id=principal.user_id,
-            resource_type="user", resource_id=user.id, status=201,
+            resource_type="user", resource_id=user.id, outcome=Outcome.CREATED,
             metadata={"role": role, "email": user.email, "approval_id": str(approval_id) if approval_id else None}))
         uow.commit()
         return uow_user(services, principal.organization_id, user.id)
@@ -140,7 +141,7 @@ def update_user(
         uow.users.update(user)
         now = services.now()
         common = {"organization_id": principal.organization_id, "user_id": principal.user_id, "resource_type": "user",
-                      "resource_id": user.id, "status": 200}
+                      "resource_id": user.id, "outcome": Outcome.DONE}
         if deactivating:
             revoke_all_sessions(uow, user.id, now, "deactivated")
             services.audit_log.record(uow, services.event("user.deactivated", request, **common))
@@ -172,7 +173,7 @@ def deactivate_user(services: IdentityServices, principal: Principal, user_id: u
             revoke_all_sessions(uow, user.id, services.now(), "deactivated")
             services.audit_log.record(uow, services.event(
                 "user.deleted", request, organization_id=principal.organization_id, user_id=principal.user_id,
-                resource_type="user", resource_id=user.id, status=200, metadata={"mode": "deactivated"}))
+                resource_type="user", resource_id=user.id, outcome=Outcome.DONE, metadata={"mode": "deactivated"}))
             uow.commit()
     return uow_user(services, principal.organization_id, user_id)
 
@@ -204,7 +205,7 @@ def invite_user(services: IdentityServices, principal: Principal, user_id: uuid.
             created_at=now))
         services.audit_log.record(uow, services.event(
             "user.invited", request, organization_id=principal.organization_id, user_id=principal.user_id,
-            resource_type="user", resource_id=user.id, status=200))
+            resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
         link = f"{services.public_base_url.rstrip('/')}/accept-invitation#token={token}"
         services.mailer.send(OutgoingMail(
             to=user.email,
@@ -232,6 +233,6 @@ def accept_invite(services: IdentityServices, *, token: str, password: str, requ
             raise InvalidLinkToken()
         services.audit_log.record(uow, services.event(
             "user.invitation_accepted", request, organization_id=user.organization_id, user_id=user.id,
-            resource_type="user", resource_id=user.id, status=200))
+            resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
         uow.commit()
     return found.user_id

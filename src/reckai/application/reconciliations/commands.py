@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from reckai.application.context import Caller, Outcome
 from reckai.application.errors import FieldError, QuotaExceeded, ValidationFailed
 from reckai.application.files.common import rules_from_rows
 from reckai.application.ports.reconciliations import JobFileLink, RuleVersion
@@ -21,7 +22,7 @@ from reckai.application.reconciliations.errors import (
     NoRules,
 )
 from reckai.application.reconciliations.job_types import RUN_RECONCILIATION
-from reckai.application.reconciliations.services import Caller, ReconciliationServices
+from reckai.application.reconciliations.services import ReconciliationServices, job_event
 from reckai.domain.ingestion.storage_keys import processed_prefix
 from reckai.domain.reconciliation import jobs as job_rules
 from reckai.domain.reconciliation.jobs import ReconciliationJob
@@ -88,8 +89,8 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
                                                     JobFileLink(request.right_file_id, "right")])
         services.job_queue.enqueue(uow, RUN_RECONCILIATION.request(
             {"job_id": str(job.id), "attempt": job.attempt}, organization_id=caller.organization_id))
-        services.audit_log.record(uow, caller.event(
-            "reconciliation.job.created", job.id, status=201, name=job.name,
+        services.audit_log.record(uow, job_event(caller,
+            "reconciliation.job.created", job.id, outcome=Outcome.CREATED, name=job.name,
             left_file_id=str(request.left_file_id), right_file_id=str(request.right_file_id),
             rules=snapshot["rules"], previous_job_id=str(job.previous_job_id) if job.previous_job_id else None))
         uow.commit()
@@ -178,7 +179,7 @@ def rename_reconciliation(services: ReconciliationServices, caller: Caller, job_
         except job_rules.InvalidJobName as exc:
             raise ValidationFailed([FieldError("name", exc.reason)]) from exc
         uow.reconciliation_jobs.update(renamed)
-        services.audit_log.record(uow, caller.event("reconciliation.job.renamed", job_id, status=200,
+        services.audit_log.record(uow, job_event(caller, "reconciliation.job.renamed", job_id, outcome=Outcome.DONE,
                                                     old_name=job.name, name=renamed.name))
         uow.commit()
     return renamed
@@ -194,7 +195,7 @@ def cancel_reconciliation(services: ReconciliationServices, caller: Caller, job_
             raise JobAlreadyFinishedError(job_id, exc.status.value) from exc
         uow.reconciliation_jobs.update(cancelled)
         action = "reconciliation.job.cancelled" if cancelled.is_finished else "reconciliation.job.cancel_requested"
-        services.audit_log.record(uow, caller.event(action, job_id, status=200, previous_status=job.status.value))
+        services.audit_log.record(uow, job_event(caller, action, job_id, outcome=Outcome.DONE, previous_status=job.status.value))
         uow.commit()
     return cancelled
 
@@ -209,7 +210,7 @@ def delete_reconciliation(services: ReconciliationServices, caller: Caller, job_
         except job_rules.JobIsRunning as exc:
             raise JobRunningError(job_id) from exc
         uow.reconciliation_jobs.delete(job_id)
-        services.audit_log.record(uow, caller.event("reconciliation.job.deleted", job_id, status=200,
+        services.audit_log.record(uow, job_event(caller, "reconciliation.job.deleted", job_id, outcome=Outcome.DONE,
                                                     name=job.name, job_status=job.status.value))
         uow.commit()
     delete_outputs(services, caller.organization_id, job_id)

@@ -6,9 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from reckai.application.context import Caller
 from reckai.application.ports.reconciliations import JobFileLink, JobFilter, StoredMatch
 from reckai.application.reconciliations.errors import JobNotCompleted, JobNotFound
-from reckai.application.reconciliations.services import Caller, ReconciliationServices
+from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 
 

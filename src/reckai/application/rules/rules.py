@@ -20,8 +20,8 @@ from typing import Any
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.approvals.requests import announce_request
+from reckai.application.context import RequestInfo
 from reckai.application.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
-from reckai.application.identity.common import RequestInfo
 from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.ports.workflow import MatchingRuleRow, Page, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType

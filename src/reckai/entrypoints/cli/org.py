@@ -16,8 +16,8 @@ import os
 import sys
 from typing import Any, TextIO
 
+from reckai.application.context import RequestInfo
 from reckai.application.errors import ApplicationError
-from reckai.application.identity.common import RequestInfo
 from reckai.application.identity.organizations import SUBSCRIPTION_TIERS, onboard_organization
 
 PASSWORD_ENV = "RECKAI_ADMIN_PASSWORD"

@@ -37,15 +37,17 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 
+from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import PermissionDenied, Unauthenticated
 from reckai.application.identity.authenticate import AuthenticatedCaller, authenticate_access_token
-from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.errors import PasswordChangeRequired
 from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.bootstrap import Container
 from reckai.domain.identity.devices import DEVICE_ID_HEADER
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
+from reckai.entrypoints.http.audit_status import audit_status
 from reckai.entrypoints.http.permissions import declared_permission, is_public
 from reckai.logging_setup import bind_actor
 
@@ -76,6 +78,8 @@ def request_info(connection: ASGIConnection[Any, Any, Any, Any]) -> RequestInfo:
         device_id=headers.get(DEVICE_ID_HEADER.lower()),
         method=str(connection.scope.get("method") or "") or None,
         path=str(connection.scope.get("path") or "") or None,
+        request_id=state.get("request_id"),
+        statuses=audit_status,
     )
 
 
@@ -130,7 +134,7 @@ async def authorize_request(connection: ASGIConnection[Any, Any, Any, Any], hand
 def _audit_denied(services: IdentityServices, request: RequestInfo, principal: Principal, permission: str | None) -> None:
     services.audit_log.record_independently(services.event(
         "authz.denied", request, organization_id=principal.organization_id, user_id=principal.user_id,
-        status=403, metadata={"permission": permission, "role": principal.role}))
+        outcome=Outcome.DENIED, metadata={"permission": permission, "role": principal.role}))
 
 
 # --- dependencies -----------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from reckai.application.approvals import requests
+from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, ValidationFailed
-from reckai.application.identity.common import RequestInfo
 from reckai.bootstrap import Container
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect
 from reckai.domain.identity.principal import Principal

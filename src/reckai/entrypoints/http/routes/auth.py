@@ -14,11 +14,12 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Response
 
+from reckai.application.context import RequestInfo
 from reckai.application.identity import login as login_cases
 from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import passwords as password_cases
 from reckai.application.identity import users as user_cases
-from reckai.application.identity.common import IdentityServices, RequestInfo, TokenPair
+from reckai.application.identity.common import IdentityServices, TokenPair
 from reckai.application.ports.mail import MailError
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.auth import ALLOW_EXPIRED_PASSWORD, STATE_ACCESS_EXPIRES_AT

@@ -15,10 +15,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from reckai.application.approvals.common import WorkflowServices
+from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, ValidationFailed
 from reckai.application.exceptions import exceptions as cases
 from reckai.application.exceptions import matching
-from reckai.application.identity.common import RequestInfo
 from reckai.application.ports.workflow import EXCEPTION_SORTS, MAX_OFFSET, ExceptionQuery
 from reckai.bootstrap import Container
 from reckai.domain.approvals.workflow import (

@@ -56,6 +56,7 @@ from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.errors import IngestionError
 from reckai.domain.ingestion.storage_keys import ORGANIZATIONS_ROOT, validate_key
+from reckai.entrypoints.http.auth import request_info
 from reckai.entrypoints.http.envelope import Success, ok
 from reckai.entrypoints.http.routes._multipart_stream import (
     MultipartUpload,
@@ -164,12 +165,7 @@ class UploadOperation(Operation):
 
 
 def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
-    state = request.scope.get("state", {})
-    client = request.scope.get("client")
-    return Caller(organization_id=principal.organization_id, user_id=principal.user_id,
-                  ip_address=state.get("client_ip") or (client[0] if client else None),
-                  user_agent=request.headers.get("user-agent"), request_method=request.method,
-                  request_path=request.url.path)
+    return Caller.of(principal, request_info(request))
 
 
 def _file_body(details: FileDetails, cls: type[File] = File, **extra: Any) -> Any:

@@ -10,7 +10,8 @@ from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.context import RequestInfo
+from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.organizations import onboard_organization
 from reckai.domain.identity.entities import InvalidEntity
 from reckai.entrypoints.http.envelope import Success, ok

@@ -20,6 +20,7 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from reckai.application.context import Caller
 from reckai.application.errors import FieldError, ValidationFailed
 from reckai.application.ports.reconciliations import JobFilter, StoredMatch
 from reckai.application.reconciliations.commands import (
@@ -34,10 +35,10 @@ from reckai.application.reconciliations.queries import (
     get_results,
     list_reconciliations,
 )
-from reckai.application.reconciliations.services import Caller
 from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
+from reckai.entrypoints.http.auth import request_info
 from reckai.entrypoints.http.envelope import Pagination, Success, cursor_parts, encode_cursor, ok, paginated
 
 
@@ -129,12 +130,7 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
 
 
 def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
-    state = request.scope.get("state", {})
-    client = request.scope.get("client")
-    return Caller(organization_id=principal.organization_id, user_id=principal.user_id,
-                  ip_address=state.get("client_ip") or (client[0] if client else None),
-                  user_agent=request.headers.get("user-agent"), request_method=request.method,
-                  request_path=request.url.path)
+    return Caller.of(principal, request_info(request))
 
 
 def _job_body(job: ReconciliationJob, files: list[Any] | None = None) -> Job:

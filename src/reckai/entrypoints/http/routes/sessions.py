@@ -12,8 +12,9 @@ from litestar import Controller, delete, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from reckai.application.context import RequestInfo
 from reckai.application.identity import sessions as session_cases
-from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.common import IdentityServices
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.envelope import Success, ok
 

@@ -14,8 +14,9 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from reckai.application.approvals.optional import change_settings_or_request_approval
+from reckai.application.context import RequestInfo
 from reckai.application.identity import organizations as org_cases
-from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.common import IdentityServices
 from reckai.bootstrap import Container
 from reckai.domain.approvals.workflow import Approval
 from reckai.domain.identity.principal import Principal

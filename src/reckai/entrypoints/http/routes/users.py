@@ -13,9 +13,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from reckai.application.approvals.optional import create_user_or_request_approval
+from reckai.application.context import RequestInfo
 from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import users as user_cases
-from reckai.application.identity.common import IdentityServices, RequestInfo
+from reckai.application.identity.common import IdentityServices
 from reckai.bootstrap import Container
 from reckai.domain.identity.entities import User
 from reckai.domain.identity.principal import Principal
