@@ -67,6 +67,7 @@ from reckai.application.reconciliations.job_types import (
 )
 from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.application.reports import report_generation_handler
+from reckai.application.rules.preview import JobRulePreview
 from reckai.application.rules.rules import rule_configuration_handler
 from reckai.application.settings_changes import system_setting_handler
 from reckai.domain.approvals.workflow import ApprovalType
@@ -545,9 +546,8 @@ def _register_approval_types(workflow: WorkflowServices) -> None:
 
 
 
-def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> object:
+def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> JobRulePreview:
     from reckai.adapters.polars.matcher import PolarsMatcher
-    from reckai.application.rules.preview import JobRulePreview
 
     return JobRulePreview(storage, lambda: engine, PolarsMatcher())
 

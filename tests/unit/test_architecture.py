@@ -192,3 +192,36 @@ def test_the_rule_is_checked_on_real_modules() -> None:
     assert len(modules_under("application")) > 10
     assert len(modules_under("adapters")) > 20
     assert "reckai.bootstrap" in import_graph()
+
+
+SEAM_PARAMETERS = {"uow", "database", "container", "services", "caller"}
+
+
+def _mentions_any(annotation: ast.expr | None) -> bool:
+    return annotation is not None and any(
+        (isinstance(node, ast.Name) and node.id == "Any") or (isinstance(node, ast.Attribute) and node.attr == "Any")
+        or (isinstance(node, ast.Constant) and isinstance(node.value, str) and "Any" in node.value)
+        for node in ast.walk(annotation))
+
+
+def untyped_seams(source: str, label: str) -> list[str]:
+    """Parameters named like a seam (uow, database, container, services, caller) annotated with Any."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            arguments = node.args
+            for argument in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+                if argument.arg in SEAM_PARAMETERS and _mentions_any(argument.annotation):
+                    found.append(f"{label}:{argument.lineno} {argument.arg}")
+    return found
+
+
+def test_no_seam_parameter_is_typed_any() -> None:
+    offending = [seam for package in ("application", "entrypoints") for path in modules_under(package)
+                 for seam in untyped_seams(path.read_text(), _ids(path))]
+    assert offending == [], "parameters typed Any where a port or the container belongs:\n" + "\n".join(offending)
+
+
+def test_the_seam_check_sees_an_any_parameter() -> None:
+    source = "from typing import Any\ndef f(uow: Any, services: 'Any', other: Any, caller: 'Caller') -> None: ...\n"
+    assert untyped_seams(source, "sample") == ["sample:2 uow", "sample:2 services"]

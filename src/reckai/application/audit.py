@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from reckai.application.ports.audit import READ_PAGE_MAX, AuditLog, AuditPurgeRefused
+from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.audit.chain import (
     AuditSigner,
     ChainVerification,
@@ -17,7 +17,7 @@ from reckai.domain.audit.chain import (
 from reckai.domain.audit.events import AuditEvent, AuditRecord
 
 
-def record_event(audit_log: AuditLog, event: AuditEvent, uow: Any | None = None) -> AuditRecord:
+def record_event(audit_log: AuditLog, event: AuditEvent, uow: UnitOfWork | None = None) -> AuditRecord:
     """Record within `uow` when given (commits with it), else in a transaction of its own."""
     if uow is None:
         return audit_log.record_independently(event)

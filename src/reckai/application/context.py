@@ -95,6 +95,13 @@ class Caller:
         return cls(organization_id=organization_id, user_id=None)
 
     @property
+    def acting_user(self) -> uuid.UUID:
+        """The user who acts (uploads a file, creates a job); a system caller has none."""
+        if self.user_id is None:
+            raise RuntimeError("this action needs a user; a system caller has none")
+        return self.user_id
+
+    @property
     def request(self) -> RequestInfo:
         return RequestInfo(ip_address=self.ip_address, user_agent=self.user_agent, method=self.request_method,
                            path=self.request_path, request_id=self.request_id, statuses=self.statuses)

@@ -19,6 +19,7 @@ from reckai.application.ports.jobs import (
     OutboxStatus,
     UnknownActor,
 )
+from reckai.application.ports.unit_of_work import UnitOfWork
 
 _log = logging.getLogger("reckai.jobs")
 
@@ -159,7 +160,7 @@ class PeriodicJob:
 
 
 def enqueue_periodic_jobs(
-    open_uow: Callable[[], object], job_queue: JobQueue, schedule: list[PeriodicJob]
+    open_uow: Callable[[], UnitOfWork], job_queue: JobQueue, schedule: list[PeriodicJob]
 ) -> list[uuid.UUID]:
     """Enqueue every periodic job whose period has elapsed; one transaction per job.
 
@@ -168,7 +169,7 @@ def enqueue_periodic_jobs(
     """
     enqueued = []
     for entry in schedule:
-        with open_uow() as uow:  # type: ignore[attr-defined]
+        with open_uow() as uow:
             outbox_id = job_queue.enqueue_periodic(uow, entry.job, entry.period_seconds)
             uow.commit()
         if outbox_id is not None:

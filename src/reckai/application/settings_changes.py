@@ -58,4 +58,4 @@ def current_setting(organization: Organization, meta: dict[str, Any]) -> Any:
     if meta.get("key") == "organization":  # PUT /api/settings: the current value of each field it changes
         columns = {"name": organization.name, "domain": organization.domain}
         return {field: columns[field] if field in columns else stored.get(field) for field in meta.get("value") or {}}
-    return stored.get(meta.get("key"))
+    return stored.get(str(meta.get("key")))

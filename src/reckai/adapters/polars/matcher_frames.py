@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import polars as pl
 
@@ -59,6 +59,7 @@ class ReferenceFrameMatcher:
     `reckai reconcile --engine reference`, and the engine-agreement tests."""
 
     def reconcile(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
-                  period: ReconciliationPeriod | None) -> ReconciliationResult:
+                  period: ReconciliationPeriod | None = None,
+                  excluded_pairs: Collection[tuple[int, int]] = ()) -> ReconciliationResult:
         return ReferenceMatcher().reconcile(transactions_from_frame(left), transactions_from_frame(right),
-                                            profile, period)
+                                            profile, period, excluded_pairs)

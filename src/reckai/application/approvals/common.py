@@ -44,7 +44,7 @@ class WorkflowServices:
     def now(self) -> dt.datetime:
         return self.clock()
 
-    def record(self, uow: Any, principal: Principal | None, action: str, request: RequestInfo | None, *,
+    def record(self, uow: WorkflowUnitOfWork, principal: Principal | None, action: str, request: RequestInfo | None, *,
                organization_id: uuid.UUID, resource_type: str, resource_id: uuid.UUID | None,
                metadata: Mapping[str, Any] | None = None, outcome: Outcome | None = None) -> None:
         """Audit a workflow action in the caller's transaction (the one builder, application/context.py)."""
@@ -52,7 +52,7 @@ class WorkflowServices:
             action, request, organization_id=organization_id, user_id=principal.user_id if principal else None,
             resource_type=resource_type, resource_id=resource_id, outcome=outcome, metadata=dict(metadata or {})))
 
-    def notify(self, uow: Any, organization_id: uuid.UUID, event: str, recipients: Iterable[uuid.UUID],
+    def notify(self, uow: WorkflowUnitOfWork, organization_id: uuid.UUID, event: str, recipients: Iterable[uuid.UUID],
                subject: Mapping[str, Any]) -> None:
         """Queue a notification in the caller's transaction: it is sent only if that commits."""
         users = sorted({str(user) for user in recipients})
@@ -62,14 +62,14 @@ class WorkflowServices:
             {"event": event, "recipients": users, "subject": dict(subject)}, organization_id=organization_id))
 
 
-def workflow_settings(uow: Any, organization_id: uuid.UUID) -> WorkflowSettings:
+def workflow_settings(uow: WorkflowUnitOfWork, organization_id: uuid.UUID) -> WorkflowSettings:
     organization = uow.organizations.get(organization_id)
     if organization is None:
         raise NotFound("organization", organization_id)
     return parse_workflow_settings(organization.settings or {})
 
 
-def eligible_checkers(uow: Any, exclude: uuid.UUID | None = None) -> list[uuid.UUID]:
+def eligible_checkers(uow: WorkflowUnitOfWork, exclude: uuid.UUID | None = None) -> list[uuid.UUID]:
     """Active users of the organization whose role may decide approvals (never the requester)."""
     return [user.id for user in uow.users.list(is_active=True, limit=10_000)
             if has_permission(user.role, "approvals:approve") and user.id != exclude]

@@ -64,7 +64,7 @@ def request_approval(services: WorkflowServices, principal: Principal, *, type: 
         return approval
 
 
-def announce_request(services: WorkflowServices, uow: Any, principal: Principal, approval: Approval,
+def announce_request(services: WorkflowServices, uow: WorkflowUnitOfWork, principal: Principal, approval: Approval,
                      request: RequestInfo | None) -> None:
     services.record(uow, principal, "approval.requested", request, organization_id=approval.organization_id,
                     resource_type="approval", resource_id=approval.id, outcome=Outcome.CREATED,
@@ -82,7 +82,7 @@ def list_approvals(services: WorkflowServices, principal: Principal, *, statuses
     for kind in types:
         parse_type(kind)
     with services.database.unit_of_work(principal.organization_id) as uow:
-        return uow.approvals.list(  # type: ignore[no-any-return]
+        return uow.approvals.list(
             ApprovalQuery(statuses=statuses, types=types, requested_by=requested_by, limit=limit, offset=offset))
 
 
@@ -176,7 +176,7 @@ def _withdraw(services: WorkflowServices, uow: WorkflowUnitOfWork, principal: Pr
         handler.withdraw(uow, principal, approval, action)
 
 
-def setting_needs_approval(uow: Any, organization_id: uuid.UUID, approval_type: str) -> bool:
+def setting_needs_approval(uow: WorkflowUnitOfWork, organization_id: uuid.UUID, approval_type: str) -> bool:
     """Whether the organization routes this optional type through a checker (docs/workflow.md)."""
     organization = uow.organizations.get(organization_id)
     if organization is None:

@@ -67,20 +67,20 @@ def _require(principal: Principal, permission: str) -> None:
         raise PermissionDenied(permission)
 
 
-def _load(uow: Any, exception_id: uuid.UUID, *, lock: bool) -> ExceptionItem:
+def _load(uow: WorkflowUnitOfWork, exception_id: uuid.UUID, *, lock: bool) -> ExceptionItem:
     found = uow.exceptions.get_for_update(exception_id) if lock else uow.exceptions.get(exception_id)
     if found is None:
         raise NotFound("exception", exception_id)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
-def _lock_all(uow: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ExceptionItem]:
+def _lock_all(uow: WorkflowUnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ExceptionItem]:
     """Lock every row in one fixed (sorted) order, so two bulk requests over overlapping ids wait
     for each other instead of deadlocking."""
     return {exception_id: _load(uow, exception_id, lock=True) for exception_id in sorted(ids, key=str)}
 
 
-def _save(uow: Any, item: ExceptionItem, entry: HistoryEntry) -> None:
+def _save(uow: WorkflowUnitOfWork, item: ExceptionItem, entry: HistoryEntry) -> None:
     uow.exceptions.update(item)
     uow.exceptions.add_history(entry)
 
@@ -88,7 +88,7 @@ def _save(uow: Any, item: ExceptionItem, entry: HistoryEntry) -> None:
 def list_exceptions(services: WorkflowServices, principal: Principal, query: ExceptionQuery) -> Page[ExceptionItem]:
     _require(principal, "exceptions:read")
     with services.database.unit_of_work(principal.organization_id) as uow:
-        return uow.exceptions.list(query)  # type: ignore[no-any-return]
+        return uow.exceptions.list(query)
 
 
 def exception_detail(services: WorkflowServices, principal: Principal, exception_id: uuid.UUID,
@@ -235,7 +235,7 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
         return outcomes
 
 
-def _request_resolution_approval(services: WorkflowServices, uow: Any, principal: Principal, item: ExceptionItem,
+def _request_resolution_approval(services: WorkflowServices, uow: WorkflowUnitOfWork, principal: Principal, item: ExceptionItem,
                                  resolution: Resolution, now: dt.datetime, request: RequestInfo | None) -> Approval:
     if not item.allows(BreakAction.RESOLVE):
         # Refuse now, not when the checker approves: the maker learns at once.

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reckai.application.approvals.common import WorkflowServices
+from reckai.application.approvals.common import WorkflowJobsUnitOfWork, WorkflowServices
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from reckai.application.ports.reconciliations import JobsUnitOfWork
+from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.domain.exceptions.lifecycle import BreakAction, Resolution
 from reckai.domain.exceptions.manual_matching import MatchGroup, MatchMember, RowRef, manual_group
 from reckai.domain.identity.permissions import has_permission
@@ -35,7 +37,7 @@ def _require_writer(principal: Principal) -> None:
         raise PermissionDenied("exceptions:write")
 
 
-def _suggestion(uow: Any, job_id: uuid.UUID, left_row: int, right_row: int) -> MatchGroup:
+def _suggestion(uow: WorkflowJobsUnitOfWork, job_id: uuid.UUID, left_row: int, right_row: int) -> MatchGroup:
     found = uow.matches.suggestion(job_id, left_row, right_row)
     if found is None:
         raise NotFound("suggested_match", f"{job_id}:{left_row}:{right_row}")
@@ -43,7 +45,7 @@ def _suggestion(uow: Any, job_id: uuid.UUID, left_row: int, right_row: int) -> M
                if g.status in ("manual", "declined") and {m.row for m in g.members} == {m.row for m in found.members}]
     if decided:
         found.status = decided[0].status  # already decided by someone: the domain refuses a second decision
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def confirm_suggestion(services: WorkflowServices, principal: Principal, job_id: uuid.UUID, left_row: int,
@@ -110,7 +112,7 @@ def link_rows(services: WorkflowServices, principal: Principal, job_id: uuid.UUI
         return group
 
 
-def declined_row_pairs(uow: Any, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> set[tuple[int, int]]:
+def declined_row_pairs(uow: WorkflowUnitOfWork | JobsUnitOfWork, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> set[tuple[int, int]]:
     """For a reconciliation job about to suggest matches between these two files: the (left_row,
     right_row) pairs a person declined before. The job drops them from its suggestions."""
     return {(left.row_number, right.row_number)
@@ -118,7 +120,7 @@ def declined_row_pairs(uow: Any, left_file_id: uuid.UUID, right_file_id: uuid.UU
             if left.file_id == left_file_id and right.file_id == right_file_id}
 
 
-def _resolve_matched_exceptions(uow: Any, principal: Principal, job_id: uuid.UUID, rows: list[RowRef],
+def _resolve_matched_exceptions(uow: WorkflowJobsUnitOfWork, principal: Principal, job_id: uuid.UUID, rows: list[RowRef],
                                 now: Any) -> list[str]:
     """Exceptions of the job about exactly these rows are settled by the manual match."""
     wanted = set(rows)
@@ -130,6 +132,8 @@ def _resolve_matched_exceptions(uow: Any, principal: Principal, job_id: uuid.UUI
         if not about or not about <= wanted:
             continue
         locked = uow.exceptions.get_for_update(item.id)
+        if locked is None:  # deleted since it was listed (its job was deleted): nothing to resolve
+            continue
         if locked.allows(BreakAction.START) and not locked.allows(BreakAction.RESOLVE):
             uow.exceptions.add_history(locked.apply(BreakAction.START, actor_id=principal.user_id, at=now))
         uow.exceptions.add_history(locked.apply(BreakAction.RESOLVE, actor_id=principal.user_id, at=now,

@@ -16,7 +16,7 @@ from reckai.application.context import audit_event as build_audit_event
 from reckai.application.errors import FieldError, NotFound, ServiceUnavailable, ValidationFailed
 from reckai.application.files.errors import FileBusy, FileRejected
 from reckai.application.files.services import FileServices
-from reckai.application.ports.files import DataMapping, ReconciliationFile
+from reckai.application.ports.files import DataMapping, FilesUnitOfWork, ReconciliationFile
 from reckai.application.ports.storage import StorageError, StorageObjectMissing
 from reckai.domain.audit.events import AuditEvent
 from reckai.domain.ingestion.detection import MappingProposal
@@ -28,7 +28,7 @@ RESOURCE_TYPE = "reconciliation_file"
 SOURCE_COLUMN_MAX = 255
 
 
-def load_file(uow: Any, file_id: uuid.UUID) -> ReconciliationFile:
+def load_file(uow: FilesUnitOfWork, file_id: uuid.UUID) -> ReconciliationFile:
     file: ReconciliationFile | None = uow.files.get(file_id)
     if file is None:
         raise NotFound("file", file_id)

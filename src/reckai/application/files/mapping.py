@@ -30,7 +30,7 @@ from reckai.application.files.common import (
 )
 from reckai.application.files.errors import FileInProcessingJob, FileStateConflict, NormalizationFailed
 from reckai.application.files.services import FileServices
-from reckai.application.ports.files import DataMapping, NormalizedFile, ReconciliationFile
+from reckai.application.ports.files import DataMapping, FilesUnitOfWork, NormalizedFile, ReconciliationFile
 from reckai.application.ports.storage import StorageError
 from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.errors import IngestionError, InvalidMapping
@@ -112,7 +112,7 @@ def normalize_file_job(services: FileServices, organization_id: uuid.UUID, file_
             file = load_file(uow, file_id)
             existing = uow.normalized_files.get_for_file(file_id)
             if file.status in ("normalized", "processed") and existing is not None:
-                return existing  # type: ignore[no-any-return]
+                return existing
             if file.status == "uploaded":
                 raise FileStateConflict(file_id, file.status, "normalized before its mapping is confirmed")
             rules = rules_from_rows(uow.data_mappings.list_for_file(file_id))
@@ -130,7 +130,7 @@ def _parse(services: FileServices, rules: Any) -> Mapping:
         raise invalid_mapping(exc) from exc
 
 
-def _check_mappable(uow: Any, file: ReconciliationFile) -> None:
+def _check_mappable(uow: FilesUnitOfWork, file: ReconciliationFile) -> None:
     if file.status == "processed":
         raise FileStateConflict(file.id, file.status, "mapped again")
     if uow.files.in_processing_job(file.id):
@@ -180,7 +180,7 @@ def _normalize(services: FileServices, caller: Caller, file: ReconciliationFile,
     except BaseException:
         _delete_quietly(services, key)
         raise
-    return normalized  # type: ignore[no-any-return]
+    return normalized
 
 
 def _fail(services: FileServices, caller: Caller, file: ReconciliationFile, message: str,

@@ -175,7 +175,7 @@ def _accept(services: FileServices, caller: Caller, form: UploadForm, file_id: u
             id=file_id, organization_id=caller.organization_id, job_id=form.job_id,
             name=form.original_filename, original_filename=form.original_filename, file_type=form.file_type,
             format=info.format, kind=info.kind, size_bytes=size_bytes, storage_path=key, status="uploaded",
-            checksum=sha256, uploaded_by=caller.user_id, duplicate_of=duplicate_of, scan_status=scan_status,
+            checksum=sha256, uploaded_by=caller.acting_user, duplicate_of=duplicate_of, scan_status=scan_status,
             error_report={"proposal_error": proposal_error} if proposal_error else None,
         ))
         if proposal is not None:

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from reckai.application.context import Outcome, RequestInfo, audit_event
 from reckai.application.errors import FieldError, RateLimited, ServiceUnavailable
@@ -52,6 +52,15 @@ from reckai.domain.identity.tokens import (
 )
 
 logger = logging.getLogger("reckai.identity")
+
+
+class EventSubject(TypedDict, total=False):
+    """The keyword arguments several events of one use case share (`services.event(..., **subject)`)."""
+
+    organization_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    resource_type: str | None
+    resource_id: uuid.UUID | None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import NotFound, ServiceUnavailable
 from reckai.application.identity.common import (
+    EventSubject,
     IdentityServices,
     TokenPair,
     issue_access,
@@ -325,8 +326,8 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
         state = _state(session, family_started, family.revoked_at is not None, successor)
         fingerprint_matches = session.fingerprint_hash == request.fingerprint
         decision = decide_refresh(state, now, fingerprint_matches=fingerprint_matches)
-        common = {"organization_id": organization_id, "user_id": session.user_id, "resource_type": "session",
-                      "resource_id": family.id}
+        common = EventSubject(organization_id=organization_id, user_id=session.user_id, resource_type="session",
+                              resource_id=family.id)
         if decision is RefreshDecision.REVOKE_FAMILY:
             revoked = uow.sessions.revoke_family(family.id, now, "reuse_detected")
             services.audit_log.record(uow, services.event(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import FieldError, NotFound, QuotaExceeded, ValidationFailed
-from reckai.application.identity.common import IdentityServices, revoke_all_sessions
+from reckai.application.identity.common import EventSubject, IdentityServices, revoke_all_sessions
 from reckai.application.identity.errors import ApprovalRequired, EmailTaken, InvalidLinkToken, LastAdmin
 from reckai.application.identity.passwords import redeem_link_token, set_password
 from reckai.application.ports.mail import OutgoingMail
@@ -140,19 +140,20 @@ def update_user(
             user.token_version += 1  # live access tokens die now, not in 15 minutes
         uow.users.update(user)
         now = services.now()
-        common = {"organization_id": principal.organization_id, "user_id": principal.user_id, "resource_type": "user",
-                      "resource_id": user.id, "outcome": Outcome.DONE}
+        common = EventSubject(organization_id=principal.organization_id, user_id=principal.user_id,
+                              resource_type="user", resource_id=user.id)
         if deactivating:
             revoke_all_sessions(uow, user.id, now, "deactivated")
-            services.audit_log.record(uow, services.event("user.deactivated", request, **common))
+            services.audit_log.record(uow, services.event("user.deactivated", request, outcome=Outcome.DONE, **common))
         if is_active is True and not was_active:
-            services.audit_log.record(uow, services.event("user.reactivated", request, **common))
+            services.audit_log.record(uow, services.event("user.reactivated", request, outcome=Outcome.DONE, **common))
         if changed_role:
             services.audit_log.record(uow, services.event(
-                "user.role_changed", request, metadata={"from": previous_role, "to": role}, **common))
+                "user.role_changed", request, outcome=Outcome.DONE, metadata={"from": previous_role, "to": role},
+                **common))
         if name is not None:
-            services.audit_log.record(uow, services.event("user.updated", request, metadata={"fields": ["name"]},
-                                                          **common))
+            services.audit_log.record(uow, services.event("user.updated", request, outcome=Outcome.DONE,
+                                                          metadata={"fields": ["name"]}, **common))
         uow.commit()
     return uow_user(services, principal.organization_id, user_id)
 
@@ -205,7 +206,7 @@ def invite_user(services: IdentityServices, principal: Principal, user_id: uuid.
             created_at=now))
         services.audit_log.record(uow, services.event(
             "user.invited", request, organization_id=principal.organization_id, user_id=principal.user_id,
-            resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
+            resource_type="user", resource_id=user.id))
         link = f"{services.public_base_url.rstrip('/')}/accept-invitation#token={token}"
         services.mailer.send(OutgoingMail(
             to=user.email,
@@ -233,6 +234,6 @@ def accept_invite(services: IdentityServices, *, token: str, password: str, requ
             raise InvalidLinkToken()
         services.audit_log.record(uow, services.event(
             "user.invitation_accepted", request, organization_id=user.organization_id, user_id=user.id,
-            resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
+            resource_type="user", resource_id=user.id))
         uow.commit()
     return found.user_id

@@ -16,8 +16,9 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.audit.chain import ChainCheckpoint, ChainHead
 from reckai.domain.audit.events import AuditEvent, AuditRecord
 
@@ -82,7 +83,7 @@ class AuditPage:
 
 
 class AuditLog(Protocol):
-    def record(self, uow: Any, event: AuditEvent) -> AuditRecord:
+    def record(self, uow: UnitOfWork, event: AuditEvent) -> AuditRecord:
         """Append `event` inside the caller's unit of work; it commits or rolls back with it.
 
         The chain of the event's organization stays locked until that transaction ends, so record

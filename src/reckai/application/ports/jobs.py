@@ -29,6 +29,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from reckai.application.ports.health import HealthReport
+from reckai.application.ports.unit_of_work import UnitOfWork
 
 
 class Queue(str, Enum):
@@ -184,7 +185,7 @@ class JobDelivery:
 class JobQueue(Protocol):
     """What use cases call to start background work."""
 
-    def enqueue(self, uow: Any, job: JobRequest) -> uuid.UUID:
+    def enqueue(self, uow: UnitOfWork, job: JobRequest) -> uuid.UUID:
         """Write `job` into the outbox inside `uow`'s transaction and return the outbox id.
 
         Nothing reaches a worker before `uow` commits; if it rolls back, the job never existed.
@@ -193,7 +194,7 @@ class JobQueue(Protocol):
         """
         ...
 
-    def enqueue_periodic(self, uow: Any, job: JobRequest, period_seconds: int) -> uuid.UUID | None:
+    def enqueue_periodic(self, uow: UnitOfWork, job: JobRequest, period_seconds: int) -> uuid.UUID | None:
         """Like `enqueue`, unless a job of the same type and organization was enqueued less than
         `period_seconds` ago; then write nothing and return None.
 

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from reckai.application.ports.files import FilesUnitOfWork
+from reckai.application.ports.workflow import DeclinedPairs
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 
@@ -240,3 +241,8 @@ class JobsUnitOfWork(FilesUnitOfWork, Protocol):
 
     @property
     def matching_rules(self) -> RuleRepository: ...
+
+    @property
+    def declined_pairs(self) -> DeclinedPairs:
+        """The pairs people declined (issue 7): a job never matches nor suggests them again."""
+        ...

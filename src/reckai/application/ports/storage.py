@@ -186,7 +186,7 @@ def iter_chunks(source: ByteSource, chunk_bytes: int = STREAM_CHUNK_BYTES) -> It
                 return
             yield bytes(chunk)
     else:
-        for chunk in source:  # type: ignore[union-attr]
+        for chunk in source:
             if not isinstance(chunk, (bytes, bytearray, memoryview)):
                 raise TypeError(f"a byte source yielded {type(chunk).__name__}, not bytes")
             if chunk:

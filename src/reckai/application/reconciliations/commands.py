@@ -11,7 +11,7 @@ from typing import Any
 from reckai.application.context import Caller, Outcome
 from reckai.application.errors import FieldError, QuotaExceeded, ValidationFailed
 from reckai.application.files.common import rules_from_rows
-from reckai.application.ports.reconciliations import JobFileLink, RuleVersion
+from reckai.application.ports.reconciliations import JobFileLink, JobsUnitOfWork, RuleVersion
 from reckai.application.ports.storage import StorageError
 from reckai.application.reconciliations.errors import (
     FileNotReady,
@@ -77,7 +77,7 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
         try:
             job = job_rules.new_job(
                 job_id=uuid.uuid4(), organization_id=caller.organization_id, name=request.name,
-                created_by=caller.user_id, snapshot=snapshot, now=now,
+                created_by=caller.acting_user, snapshot=snapshot, now=now,
                 previous_job_id=uow.reconciliation_jobs.latest_for_files(request.left_file_id, request.right_file_id),
                 period=period, leading_side=request.leading_side, max_attempts=services.settings.max_attempts)
         except job_rules.InvalidJobName as exc:
@@ -94,7 +94,7 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
             left_file_id=str(request.left_file_id), right_file_id=str(request.right_file_id),
             rules=snapshot["rules"], previous_job_id=str(job.previous_job_id) if job.previous_job_id else None))
         uow.commit()
-    return job  # type: ignore[no-any-return]
+    return job
 
 
 def _check_request(request: StartRequest) -> None:
@@ -116,7 +116,7 @@ def _check_request(request: StartRequest) -> None:
         raise ValidationFailed(problems)
 
 
-def _ready_file(uow: Any, side: str, file_id: uuid.UUID) -> dict[str, Any]:
+def _ready_file(uow: JobsUnitOfWork, side: str, file_id: uuid.UUID) -> dict[str, Any]:
     file = uow.files.get(file_id)
     if file is None:
         raise FileNotReady(side, file_id, "no such file")
@@ -130,7 +130,7 @@ def _ready_file(uow: Any, side: str, file_id: uuid.UUID) -> dict[str, Any]:
             "checksum": file.checksum, "mapping": mapping}
 
 
-def _rules(uow: Any, rule_ids: list[uuid.UUID] | None, pair: tuple[str, str]) -> list[RuleVersion]:
+def _rules(uow: JobsUnitOfWork, rule_ids: list[uuid.UUID] | None, pair: tuple[str, str]) -> list[RuleVersion]:
     if rule_ids is not None:
         found = {r.rule_id: r for r in uow.matching_rules.active_versions(rule_ids)}
         missing = [str(i) for i in rule_ids if i not in found]
@@ -162,12 +162,12 @@ def _profile_json(request: StartRequest, left: dict[str, Any], right: dict[str, 
     return profile
 
 
-def _load(uow: Any, job_id: uuid.UUID, *, lock: bool = False) -> ReconciliationJob:
+def _load(uow: JobsUnitOfWork, job_id: uuid.UUID, *, lock: bool = False) -> ReconciliationJob:
     repository = uow.reconciliation_jobs
     job = repository.get_for_update(job_id) if lock else repository.get(job_id)
     if job is None:
         raise JobNotFound(job_id)
-    return job  # type: ignore[no-any-return]
+    return job
 
 
 def rename_reconciliation(services: ReconciliationServices, caller: Caller, job_id: uuid.UUID,

@@ -22,7 +22,7 @@ class JobDetails:
 def list_reconciliations(services: ReconciliationServices, caller: Caller, job_filter: JobFilter, *,
                          page: int, per_page: int) -> tuple[list[ReconciliationJob], int]:
     with services.database.unit_of_work(caller.organization_id) as uow:
-        return uow.reconciliation_jobs.list(job_filter, limit=per_page, offset=(page - 1) * per_page)  # type: ignore[no-any-return]
+        return uow.reconciliation_jobs.list(job_filter, limit=per_page, offset=(page - 1) * per_page)
 
 
 def get_reconciliation(services: ReconciliationServices, caller: Caller, job_id: uuid.UUID) -> JobDetails:

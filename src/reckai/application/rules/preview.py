@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reckai.application.errors import Conflict, FieldError, NotFound, ValidationFailed
+from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.domain.reconciliation.profile import ProfileError, ReconciliationPeriod, parse_profile
 from reckai.domain.reconciliation.rule_versions import diff_results
 
@@ -33,7 +34,7 @@ class JobRulePreview:
         self.loader = loader
         self.engine = engine
 
-    def preview(self, uow: Any, organization_id: uuid.UUID, job_id: uuid.UUID, rule_id: uuid.UUID | None,
+    def preview(self, uow: JobsUnitOfWork, organization_id: uuid.UUID, job_id: uuid.UUID, rule_id: uuid.UUID | None,
                 rule_name: str, definition: dict[str, Any]) -> dict[str, Any]:
         job = uow.reconciliation_jobs.get(job_id)
         if job is None:
@@ -65,7 +66,7 @@ class JobRulePreview:
             with self.storage.open(normalized.storage_path) as stream:
                 tables[side] = loader.load(stream.read())
         period = (ReconciliationPeriod(job.period_start, job.period_end)
-                  if getattr(job, "period_start", None) and getattr(job, "period_end", None) else None)
+                  if job.period_start is not None and job.period_end is not None else None)
         before = self.engine.reconcile(tables["left"], tables["right"], current, period)
         if proposed is None:  # deactivating the only rule: nothing would match
             after = type(before)(matches=[], suggestions=[], exceptions=before.exceptions)

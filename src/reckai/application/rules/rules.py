@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from reckai.application.approvals.common import WorkflowServices
+from reckai.application.approvals.common import WorkflowJobsUnitOfWork, WorkflowServices
 from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.approvals.requests import announce_request
 from reckai.application.context import RequestInfo
@@ -89,7 +89,7 @@ def list_rules(services: WorkflowServices, principal: Principal, *, active_only:
                offset: int = 0) -> Page[MatchingRuleRow]:
     _require(principal, "settings:read")
     with services.database.unit_of_work(principal.organization_id) as uow:
-        return uow.rules.list(active_only=active_only, limit=limit, offset=offset)  # type: ignore[no-any-return]
+        return uow.rules.list(active_only=active_only, limit=limit, offset=offset)
 
 
 def get_rule(services: WorkflowServices, principal: Principal, rule_id: uuid.UUID) -> RuleView:
@@ -166,14 +166,14 @@ def propose_from_metadata(services: WorkflowServices, principal: Principal, meta
     return deactivate_rule(services, principal, rule_id, description=description, request=request).approval
 
 
-def _load(uow: Any, rule_id: uuid.UUID) -> tuple[MatchingRuleRow, RuleHistory]:
+def _load(uow: WorkflowUnitOfWork, rule_id: uuid.UUID) -> tuple[MatchingRuleRow, RuleHistory]:
     rule = uow.rules.get_for_update(rule_id)
     if rule is None:
         raise NotFound("matching_rule", rule_id)
     return rule, RuleHistory(rule.id, rule.organization_id, list(uow.rules.versions(rule_id)))
 
 
-def _propose(services: WorkflowServices, uow: Any, principal: Principal, rule: MatchingRuleRow, history: RuleHistory,
+def _propose(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, principal: Principal, rule: MatchingRuleRow, history: RuleHistory,
              definition: dict[str, Any], action: str, description: str, preview_job_id: uuid.UUID | None,
              request: RequestInfo | None) -> ProposedChange:
     now = services.now()
@@ -192,14 +192,15 @@ def _propose(services: WorkflowServices, uow: Any, principal: Principal, rule: M
     return ProposedChange(rule, version, approval)
 
 
-def preview_change(services: WorkflowServices, uow: Any, rule_id: uuid.UUID | None, rule_name: str,
+def preview_change(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, rule_id: uuid.UUID | None, rule_name: str,
                    definition: dict[str, Any], job_id: uuid.UUID) -> dict[str, Any]:
     """Dry run of the job's data with the proposed rule (application/rules/preview.py); the counts
     go on the approval."""
     if services.rule_preview is None:
         raise ValidationFailed([FieldError("preview_job_id", "rule previews are not available in this deployment")])
-    return services.rule_preview.preview(  # type: ignore[no-any-return]
-        uow, uow.organization_id, job_id, rule_id, rule_name, definition)
+    if uow.organization_id is None:
+        raise RuntimeError("a rule preview runs inside an organization's unit of work")
+    return services.rule_preview.preview(uow, uow.organization_id, job_id, rule_id, rule_name, definition)
 
 
 def preview_rule(services: WorkflowServices, principal: Principal, *, job_id: uuid.UUID, definition: Any,
@@ -216,14 +217,14 @@ def preview_rule(services: WorkflowServices, principal: Principal, *, job_id: uu
         return preview_change(services, uow, rule_id, name or "preview", clean, job_id)
 
 
-def _version_of(uow: Any, approval: Approval) -> tuple[MatchingRuleRow, RuleHistory, int]:
+def _version_of(uow: WorkflowUnitOfWork, approval: Approval) -> tuple[MatchingRuleRow, RuleHistory, int]:
     rule_id = uuid.UUID(approval.metadata["rule_id"])
     rule, history = _load(uow, rule_id)
     number = int(approval.metadata["version"])
     return rule, history, number
 
 
-def activate_version(uow: Any, approval: Approval) -> ApprovalEffect:
+def activate_version(uow: WorkflowUnitOfWork, approval: Approval) -> ApprovalEffect:
     rule, history, number = _version_of(uow, approval)
     at = approval.reviewed_at
     assert at is not None
@@ -249,7 +250,7 @@ def activate_version(uow: Any, approval: Approval) -> ApprovalEffect:
                           {"version": number, "is_active": rule.is_active})
 
 
-def withdraw_version(uow: Any, approval: Approval) -> None:
+def withdraw_version(uow: WorkflowUnitOfWork, approval: Approval) -> None:
     _rule, history, number = _version_of(uow, approval)
     uow.rules.update_version(history.withdraw(number))
 

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from reckai.application.context import RequestInfo
 from reckai.application.errors import ApplicationError
 from reckai.application.identity.organizations import SUBSCRIPTION_TIERS, onboard_organization
+from reckai.bootstrap import Container
 
 PASSWORD_ENV = "RECKAI_ADMIN_PASSWORD"
 
@@ -40,7 +41,7 @@ def register(subparsers: Any) -> None:
     reset.set_defaults(handler=_run_reset_mfa)
 
 
-def reset_mfa_command(container: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def reset_mfa_command(container: Container, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """For an organization whose only administrator lost the authenticator and the recovery codes
     (the API never lets anyone reset their own MFA). Audited as a system event."""
     from reckai.application.identity.mfa import operator_reset_mfa
@@ -79,7 +80,7 @@ def _with_container(name: str, action: Any) -> int:
         container.close()
 
 
-def create_command(container: Any, args: argparse.Namespace, password: str, out: TextIO, err: TextIO) -> int:
+def create_command(container: Container, args: argparse.Namespace, password: str, out: TextIO, err: TextIO) -> int:
 
     services = container.identity
     try:

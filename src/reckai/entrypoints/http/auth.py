@@ -35,6 +35,7 @@ import anyio.to_thread
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.handlers import BaseRouteHandler
 
 from reckai.application.context import Outcome, RequestInfo
@@ -102,7 +103,7 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 async def authorize_request(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    if connection.scope["type"] != "http" or is_public(handler):
+    if connection.scope["type"] != ScopeType.HTTP or is_public(handler):
         return
     if set(getattr(handler, "http_methods", ())) == {"OPTIONS"}:
         return  # Litestar's automatic OPTIONS answer (CORS preflight): no business data

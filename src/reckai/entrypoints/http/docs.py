@@ -84,7 +84,7 @@ def _envelope_components() -> dict[str, Any]:
 
 def document_error_envelope(schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of the OpenAPI document whose error responses all reference `ErrorEnvelope`."""
-    document = msgspec.json.decode(msgspec.json.encode(schema))
+    document: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(schema))
     components = document.setdefault("components", {}).setdefault("schemas", {})
     components.update(_envelope_components())
     reference = {"$ref": "#/components/schemas/ErrorEnvelope"}

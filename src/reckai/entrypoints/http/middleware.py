@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import BodyKwarg
@@ -188,7 +189,7 @@ def require_supported_media_type(
 ) -> None:
     """App-level guard: a request that carries a body must say it is a media type the handler reads
     (JSON unless declared otherwise), or it gets 415 before anything parses it."""
-    if connection.scope["type"] != "http":
+    if connection.scope["type"] != ScopeType.HTTP:
         return
     content_length = connection.headers.get("content-length")
     has_body = bool(connection.headers.get("transfer-encoding")) or (

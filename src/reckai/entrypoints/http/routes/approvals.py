@@ -89,6 +89,11 @@ class Decision(msgspec.Struct, forbid_unknown_fields=True):
     comment: str | None = None
 
 
+def _split(value: str | None) -> tuple[str, ...]:
+    """A comma-separated filter (`?status=pending,approved`) as its non-empty parts."""
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
+
+
 class ApprovalController(Controller):
     path = "/api/approvals"
 
@@ -108,8 +113,7 @@ class ApprovalController(Controller):
                 requester = uuid.UUID(requested_by)
             except ValueError:
                 raise ValidationFailed([FieldError("requested_by", "a user id or 'me'")]) from None
-        split = (lambda v: tuple(p.strip() for p in v.split(",") if p.strip()) if v else ())
-        page = requests.list_approvals(container.workflow, principal, statuses=split(status), types=split(type),
+        page = requests.list_approvals(container.workflow, principal, statuses=_split(status), types=_split(type),
                                        requested_by=requester, limit=pagination.limit, offset=pagination.offset)
         return paginated([approval_body(a) for a in page.items], pagination, page.total)
 

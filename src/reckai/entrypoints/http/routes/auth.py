@@ -20,7 +20,7 @@ from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import passwords as password_cases
 from reckai.application.identity import users as user_cases
 from reckai.application.identity.common import IdentityServices, TokenPair
-from reckai.application.ports.mail import MailError
+from reckai.application.ports.mail import Mailer, MailError, OutgoingMail
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.auth import ALLOW_EXPIRED_PASSWORD, STATE_ACCESS_EXPIRES_AT
 from reckai.entrypoints.http.envelope import Success, ok
@@ -138,9 +138,9 @@ def _outcome(result: login_cases.LoginResult) -> LoginOutcome:
                         mfa_token=result.mfa_token, mfa_expires_at=result.mfa_expires_at)
 
 
-def _send_quietly(mailer: object, mail: object) -> None:
+def _send_quietly(mailer: Mailer, mail: OutgoingMail) -> None:
     try:
-        mailer.send(mail)  # type: ignore[attr-defined]
+        mailer.send(mail)
     except MailError:
         import logging
 
