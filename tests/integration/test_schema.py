@@ -207,3 +207,16 @@ def test_tables_module_mirrors_revision_0001(pg_database_factory) -> None:  # ty
                 assert (column.server_default is None) == (db_column["default"] is None), (table.name, name)
     finally:
         engine.dispose()
+
+
+def test_the_approvals_type_check_admits_every_approval_type(owner_engine: Engine) -> None:
+    # A new approval type (docs/architecture.md's checklist) needs a migration revising this CHECK.
+    from reckai.domain.approvals.workflow import ApprovalType
+
+    with owner_engine.connect() as conn:
+        definitions = conn.execute(text(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'"
+            " AND conrelid = 'approvals'::regclass AND pg_get_constraintdef(oid) LIKE '%(type)%'")).scalars().all()
+    assert len(definitions) == 1, definitions
+    missing = [kind.value for kind in ApprovalType if f"'{kind.value}'" not in definitions[0]]
+    assert missing == [], f"the approvals.type CHECK does not admit {missing}"
