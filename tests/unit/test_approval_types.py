@@ -31,13 +31,14 @@ def test_each_approval_type_has_a_validator_permissions_and_a_handler(kind: Appr
 
 def test_bootstrap_refuses_an_approval_type_without_a_handler() -> None:
     handlers = ApprovalHandlers()
-    for kind in list(ApprovalType)[1:]:
+    first, *others = list(ApprovalType)
+    for kind in others:
         handlers.register(kind, ApprovalHandler(apply=lambda uow, checker, approval, request: ApprovalEffect(
             "none", "approval", approval.id, {})))
-    with pytest.raises(MissingApprovalHandler, match=list(ApprovalType)[0].value):
+    with pytest.raises(MissingApprovalHandler, match=first.value):
         handlers.require_all()
     with pytest.raises(MissingApprovalHandler):
-        handlers.get(list(ApprovalType)[0])
+        handlers.get(first)
 
 
 def test_a_type_cannot_be_registered_twice() -> None:
