@@ -58,3 +58,74 @@ def test_the_rule_is_checked_on_real_modules() -> None:
     # Guards against the globs silently matching nothing after a move.
     assert len(modules_under("domain")) > 20
     assert len(modules_under("application")) > 10
+
+
+# --- import cycles: every import counts, function-local ones too, except under `if TYPE_CHECKING:` ---
+
+ACYCLIC_PACKAGES = ("reckai.adapters.polars", "reckai.domain.ingestion")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def reckai_imports(path: Path, modules: set[str]) -> set[str]:
+    """The reckai modules `path` imports anywhere but in an `if TYPE_CHECKING:` block."""
+
+    def owning_module(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    found: set[str] = set()
+    pending: list[ast.AST] = [ast.parse(path.read_text(), filename=str(path))]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            pending.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            found.update(filter(None, (owning_module(alias.name) for alias in node.names)))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(filter(None, (owning_module(f"{node.module}.{alias.name}") for alias in node.names)))
+        pending.extend(ast.iter_child_nodes(node))
+    return found - {module_name(path)}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[set[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = {stack.pop()}
+            while module not in component:
+                component.add(stack.pop())
+            if len(component) > 1:
+                cycles.append(component)
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_ingestion_and_polars_modules_are_in_no_import_cycle() -> None:
+    paths = {module_name(path): path for path in modules_under("")}
+    graph = {name: reckai_imports(path, set(paths)) for name, path in paths.items()}
+    assert "reckai.domain.ingestion.errors" in graph["reckai.adapters.polars.readers_excel"]
+    offending = [sorted(cycle) for cycle in import_cycles(graph)
+                 if any(module.startswith(ACYCLIC_PACKAGES) for module in cycle)]
+    assert offending == []

@@ -17,7 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable, read_table
+from reckai.adapters.polars.readers import read_table
+from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.amounts import (
     WHITESPACE_CLASS,
     decimal_places_reason,
