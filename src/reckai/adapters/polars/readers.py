@@ -44,6 +44,8 @@ from reckai.domain.ingestion.sniffing import (
 )
 
 _TRAILER_LOOKBACK = 50
+# A reader's records: the table, its ragged rows, and the (line, why) of the lines it skipped.
+_Records = tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]
 
 
 def inspect_content(data: bytes, filename: str | None = None, *,
@@ -197,7 +199,7 @@ def _tail_lines(buffer: bytes, start: int, count: int) -> list[tuple[int, str]]:
 
 
 def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, columns: list[str],
-                    footer) -> tuple[tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]], bool] | None:  # type: ignore[no-untyped-def]
+                    footer: re.Pattern[str]) -> tuple[_Records, bool] | None:
     """No quotes and every line exactly as wide as the header: polars' own CSV reader in string mode.
 
     Returns None whenever that cannot be proven, and the caller takes the line-by-line path, which
@@ -261,7 +263,7 @@ def _ragged_error(row_number: int, line: int, width: int, found: int, text: str)
                     reason=f"expected {width} fields, found {found}")
 
 
-def _trailer_indices(texts: list[str], footer, blank: list[bool]) -> set[int]:  # type: ignore[no-untyped-def]
+def _trailer_indices(texts: list[str], footer: re.Pattern[str], blank: list[bool]) -> set[int]:
     """Indices (into texts) of the trailing block of trailer lines, walking back from the end."""
     trailer: set[int] = set()
     checked = 0
@@ -280,7 +282,7 @@ def _trailer_indices(texts: list[str], footer, blank: list[bool]) -> set[int]:  
 
 
 def _plain_records(region: pl.Series, first_line: int, delimiter: str, columns: list[str],
-                   footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]] | None:  # type: ignore[no-untyped-def]
+                   footer: re.Pattern[str]) -> _Records | None:
     """One line is one record: everything is vectorised but the lines holding a quote character,
     which the csv module reads one by one (a few per cent of a bank statement's lines, say those
     with an empty quoted reference). Returns None when a quoted field spans lines (or a quote is
@@ -371,7 +373,7 @@ def _class_escape(char: str) -> str:
 
 
 def _quoted_records(region: list[str], first_line: int, delimiter: str, columns: list[str],
-                    footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]:  # type: ignore[no-untyped-def]
+                    footer: re.Pattern[str]) -> _Records:
     """Quoted fields (embedded delimiters, quotes, newlines): the csv module tracks record lines."""
     width = len(columns)
     reader = csv.reader((line + "\n" for line in region), delimiter=delimiter, quotechar='"',
