@@ -1,4 +1,7 @@
-"""Use case: reconcile two files with a profile (the CLI and the API's reconciliation job call this)."""
+"""Use case: reconcile two files with a profile, for `reckai reconcile` (entrypoints/cli/reconcile.py).
+
+The API's reconciliation jobs do not come here: they run in `application.reconciliations.worker`.
+"""
 
 from __future__ import annotations
 
@@ -89,7 +92,7 @@ def _side_mapping(side: SideSpec, path: str, source: CanonicalSource, name: str,
     if proposal.missing_required:
         raise SourceFileError(path, f"auto-detection found no column for {', '.join(proposal.missing_required)}; "
                                     f"give the {name} side an explicit mapping in the profile")
-    mapping = json.loads(json.dumps(proposal.mapping))
+    mapping: dict[str, Any] = json.loads(json.dumps(proposal.mapping))
     fields = mapping["fields"]
     # Unsigned amounts without a debit/credit marker say nothing about direction: the side's
     # declared direction is then the better statement (a switch file lists purchases, unsigned).
