@@ -9,6 +9,7 @@ import pytest
 
 from reckai.adapters.polars.normalize import normalize_file
 from reckai.adapters.polars.readers import inspect_content, read_table
+from reckai.bootstrap import bootstrap_in_memory
 from reckai.domain.ingestion.errors import (
     ArchiveTooLarge,
     BinaryContent,
@@ -23,7 +24,7 @@ from reckai.domain.ingestion.errors import (
     UndecodableText,
 )
 from reckai.domain.ingestion.mapping import ParseSettings, parse_mapping
-from reckai.domain.ingestion.sniffing import check_ooxml_workbook, decode_text
+from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, check_ooxml_workbook, decode_text
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
@@ -84,6 +85,27 @@ def test_zip_bomb_renamed_xlsx_is_refused_by_counting_inflated_bytes() -> None:
     # an absolute cap applies too, whatever the ratio
     with pytest.raises(ArchiveTooLarge):
         check_ooxml_workbook(zip_bomb(3), max_inflated_bytes=2 * 1024 * 1024)
+
+
+def test_the_file_parser_bootstrap_builds_honours_its_inflated_bytes_limit() -> None:
+    container = bootstrap_in_memory()
+    try:
+        built = container.components["file_parser"]
+    finally:
+        container.close()
+    bomb = zip_bomb(3)  # 3 MiB inflated: under the ratio floor, so only the absolute cap refuses it
+    assert built.max_inflated_bytes == DEFAULT_MAX_INFLATED_BYTES
+    assert built.inspect(bomb, "statement.xlsx").kind == "xlsx"
+    limited = type(built)(max_inflated_bytes=2 * 1024 * 1024)
+    mapping = limited.parse_mapping({"fields": {
+        "amount": {"column": "amount"}, "direction": {"constant": "debit"},
+        "currency": {"constant": "NGN"}, "transaction_date": {"column": "date"}}})
+    with pytest.raises(ArchiveTooLarge):
+        limited.inspect(bomb, "statement.xlsx")
+    with pytest.raises(ArchiveTooLarge):
+        limited.propose(bomb, "statement.xlsx")
+    with pytest.raises(ArchiveTooLarge):
+        limited.normalize(bomb, mapping, "statement.xlsx")
 
 
 def test_zip_whose_header_lies_about_sizes_is_refused() -> None:

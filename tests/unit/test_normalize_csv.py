@@ -235,7 +235,7 @@ def test_parquet_round_trip_keeps_canonical_frame(shared_data: Path) -> None:
 
 
 def test_file_parser_port_adapter_round_trip() -> None:
-    from reckai.adapters.polars.normalize import PolarsFileParser
+    from reckai.adapters.polars.file_processing import PolarsFileParser
 
     parser = PolarsFileParser()
     data = b"date,amount,narration\n2025-12-01,-1.50,POS RRN:123456789012\n2025-12-02,x,bad\n"

@@ -1,15 +1,15 @@
 """Errors that use cases raise; each kind carries data, none knows about HTTP.
 
 The HTTP layer maps every kind to a status code and the error envelope in one function
-(`reckai.entrypoints.http.errors.error_response`). A feature refines a kind by subclassing it
-with its own stable `code`, e.g.::
+(`reckai.entrypoints.http.errors.describe_error`). A feature refines a kind by subclassing it
+with its own stable `code`, e.g. (`reckai.application.files.errors`)::
 
-    class ApprovalAlreadyDecided(Conflict):
-        code = "APPROVAL_ALREADY_DECIDED"
+    class FileStateConflict(Conflict):
+        code = "FILE_STATE_CONFLICT"
 
-        def __init__(self, approval_id: UUID, status: str) -> None:
-            super().__init__(f"approval {approval_id} is already {status}")
-            self.approval_id = approval_id
+        def __init__(self, file_id: uuid.UUID, status: str, action: str) -> None:
+            super().__init__(f"a file in status {status} cannot be {action}")
+            self.file_id = file_id
             self.status = status
 
 `code` is stable: API clients switch on it. `message` is shown to a person and must not carry a
@@ -25,8 +25,8 @@ from typing import ClassVar
 
 @dataclass(frozen=True)
 class FieldError:
-    """One problem with one input field. `field` is a dotted path (`lines.0.amount_minor`), or ""
-    when the problem concerns the request as a whole."""
+    """One problem with one input field. `field` is the field's path in the request
+    (`rows[0].amount_minor`), or "" when the problem concerns the request as a whole."""
 
     field: str
     message: str

@@ -1,4 +1,7 @@
-"""Use case: reconcile two files with a profile (the CLI and the API's reconciliation job call this)."""
+"""Use case: reconcile two files with a profile, for `reckai reconcile` (entrypoints/cli/reconcile.py).
+
+The API's reconciliation jobs do not come here: they run in `application.reconciliations.worker`.
+"""
 
 from __future__ import annotations
 

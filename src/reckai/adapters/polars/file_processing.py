@@ -2,7 +2,8 @@
 
 A thin adapter: content validation, auto-detection and normalization live in
 `adapters.polars.readers` / `normalize` and `domain.ingestion`; this module only gives the file use
-cases one object to call, and turns the normalized frame into Parquet bytes.
+cases one object to call, with one zip-bomb limit for every read, and turns the normalized frame
+into Parquet bytes.
 """
 
 from __future__ import annotations
@@ -14,21 +15,25 @@ from reckai.adapters.polars.readers import inspect_content
 from reckai.application.ports.files import FileParser, NormalizationOutcome
 from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.mapping import Mapping, parse_mapping
-from reckai.domain.ingestion.sniffing import ContentInfo
+from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
 
 
 class PolarsFileParser:
+    def __init__(self, max_inflated_bytes: int | None = None) -> None:
+        # The bytes an .xlsx may inflate to before it is refused as a zip bomb (None: the default).
+        self.max_inflated_bytes = max_inflated_bytes or DEFAULT_MAX_INFLATED_BYTES
+
     def inspect(self, data: bytes, filename: str | None) -> ContentInfo:
-        return inspect_content(data, filename)
+        return inspect_content(data, filename, max_inflated_bytes=self.max_inflated_bytes)
 
     def propose(self, data: bytes, filename: str | None) -> MappingProposal:
-        return propose_file_mapping(data, filename)
+        return propose_file_mapping(data, filename, max_inflated_bytes=self.max_inflated_bytes)
 
     def parse_mapping(self, rules: Any) -> Mapping:
         return parse_mapping(rules)
 
     def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
-        result = normalize_file(data, mapping, filename)
+        result = normalize_file(data, mapping, filename, max_inflated_bytes=self.max_inflated_bytes)
         return NormalizationOutcome(
             parquet=write_parquet_bytes(result.frame),
             row_count=result.row_count,

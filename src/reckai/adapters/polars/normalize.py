@@ -17,8 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable, read_table
-from reckai.application.ports.files import FileParser, NormalizationOutcome
+from reckai.adapters.polars.readers import read_table
+from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.amounts import (
     WHITESPACE_CLASS,
     decimal_places_reason,
@@ -29,7 +29,7 @@ from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPO
 from reckai.domain.ingestion.detection import MappingProposal, propose_mapping
 from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError
 from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ParseSettings, ValueSpec, parse_mapping
-from reckai.domain.ingestion.sniffing import ContentInfo
+from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
 
 DEFAULT_DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f",
@@ -67,12 +67,13 @@ class NormalizationResult:
 
 
 def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any],
-                   filename: str | None = None) -> NormalizationResult:
+                   filename: str | None = None, *,
+                   max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> NormalizationResult:
     """Read, map and normalize one file; raise IngestionError when the file as a whole is unusable."""
     if not isinstance(mapping, Mapping):
         mapping = parse_mapping(mapping)
     data, filename = _read_source(source, filename)
-    table = read_table(data, mapping.parse, filename)
+    table = read_table(data, mapping.parse, filename, max_inflated_bytes=max_inflated_bytes)
     return normalize_table(table, mapping)
 
 
@@ -88,11 +89,12 @@ _PARSE_FORMAT_OF_KIND = {"xlsx": "xlsx", "xls": "xls", "xml": "xml", "camt053": 
 
 
 def propose_file_mapping(source: bytes | str | Path, filename: str | None = None,
-                         parse: dict[str, Any] | None = None) -> MappingProposal:
+                         parse: dict[str, Any] | None = None, *,
+                         max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> MappingProposal:
     """Read a file and propose a mapping (docs/mapping.md shape) with per-field type and confidence."""
     data, filename = _read_source(source, filename)
     settings = parse_mapping({"parse": parse or {}, "fields": _PLACEHOLDER_FIELDS}).parse
-    table = read_table(data, settings, filename)
+    table = read_table(data, settings, filename, max_inflated_bytes=max_inflated_bytes)
     return propose_table_mapping(table, settings)
 
 
@@ -598,37 +600,3 @@ def raw_values(frame_row_raw: str | None) -> dict[str, str | None]:
     """The `raw` column of one row back to the source values by column name."""
     return json.loads(frame_row_raw) if frame_row_raw else {}
 
-
-
-
-# --- the FileParser port ---------------------------------------------------------------------
-
-
-class PolarsFileParser:
-    """`application.ports.files.FileParser` over this module: the parsing adapter for uploads."""
-
-    def __init__(self, max_inflated_bytes: int | None = None) -> None:
-        from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES
-
-        self.max_inflated_bytes = max_inflated_bytes or DEFAULT_MAX_INFLATED_BYTES
-
-    def inspect(self, data: bytes, filename: str | None) -> ContentInfo:
-        from reckai.adapters.polars.readers import inspect_content
-
-        return inspect_content(data, filename, max_inflated_bytes=self.max_inflated_bytes)
-
-    def propose(self, data: bytes, filename: str | None) -> MappingProposal:
-        return propose_file_mapping(data, filename)
-
-    def parse_mapping(self, rules: Any) -> Mapping:
-        return parse_mapping(rules)
-
-    def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
-        table = read_table(data, mapping.parse, filename, max_inflated_bytes=self.max_inflated_bytes)
-        result = normalize_table(table, mapping)
-        return NormalizationOutcome(parquet=write_parquet_bytes(result.frame), row_count=result.row_count,
-                                    source_rows=result.source_rows, errors=result.errors,
-                                    report=result.error_report())
-
-
-_check: FileParser = PolarsFileParser()

@@ -1,9 +1,9 @@
 """Readers: any accepted source file into a table of string cells with source line numbers.
 
-Every kind (delimited text, xlsx/xls, xml, MT940, camt.053) becomes a `SourceTable`: a polars frame
-whose columns are the source columns (all `String`), plus `__row_number` (1-based data row) and
-`__line_number` (1-based physical line, or sheet row) in front. Nothing is dropped without a
-record: ragged rows become `RowError`s, preamble/trailer/blank lines are listed in `skipped_lines`.
+Every kind (delimited text, xlsx/xls, xml, MT940, camt.053) becomes a `SourceTable`
+(`source_table.py`): delimited text is read here, the other kinds by the format readers this module
+dispatches to. Nothing is dropped without a record: ragged rows become `RowError`s, preamble,
+trailer and blank lines are listed in `skipped_lines`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ import codecs
 import csv
 import io
 import re
-from dataclasses import dataclass, field
 
 import polars as pl
 
+from reckai.adapters.polars.readers_excel import read_workbook
+from reckai.adapters.polars.readers_mt940 import read_mt940_table
+from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
+from reckai.adapters.xml.safe_xml import parse_xml
+from reckai.adapters.xml.statements import read_xml_table
 from reckai.domain.ingestion.delimited import (
+    detect_delimiter,
     find_header,
     footer_regex,
     header_names,
@@ -38,26 +43,9 @@ from reckai.domain.ingestion.sniffing import (
     sniff_decoded,
 )
 
-ROW_NUMBER = "__row_number"
-LINE_NUMBER = "__line_number"
 _TRAILER_LOOKBACK = 50
-
-
-@dataclass
-class SourceTable:
-    frame: pl.DataFrame  # __row_number, __line_number, then one String column per source column
-    columns: list[str]
-    content: ContentInfo
-    row_errors: list[RowError] = field(default_factory=list)  # ragged rows, never in `frame`
-    skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, why): preamble, trailer
-    header_line: int | None = None
-    # True when no cell holds a character that JSON must escape (quote, backslash, control
-    # character) and no cell is null: the normalizer may then build `raw` by concatenation.
-    json_safe_cells: bool = False
-
-    @property
-    def total_rows(self) -> int:
-        return self.frame.height + len(self.row_errors)
+# A reader's records: the table, its ragged rows, and the (line, why) of the lines it skipped.
+_Records = tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]
 
 
 def inspect_content(data: bytes, filename: str | None = None, *,
@@ -69,8 +57,6 @@ def inspect_content(data: bytes, filename: str | None = None, *,
     """
     info = sniff_content(data, filename, max_inflated_bytes=max_inflated_bytes)
     if info.format == "xml":
-        from reckai.adapters.xml.safe_xml import parse_xml
-
         parse_xml(data)
     return info
 
@@ -86,25 +72,17 @@ def read_table(data: bytes, settings: ParseSettings | None = None, filename: str
         return read_delimited_text(text, info, settings)
     info, decoded = sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes)
     if info.format == "xml":
-        from reckai.adapters.xml.safe_xml import parse_xml
-
         parse_xml(data)
     wanted = settings.format
     if wanted in ("xlsx", "xls") and info.kind not in ("xlsx", "xls"):
         raise UnsupportedContent(f"the mapping expects an Excel workbook but the file is {info.kind}",
                                  expected=wanted, found=info.kind)
     if info.kind in ("xlsx", "xls"):
-        from reckai.adapters.polars.readers_excel import read_workbook
-
         return read_workbook(data, info, settings)
     if info.kind in ("xml", "camt053") or wanted in ("xml", "camt053"):
-        from reckai.adapters.xml.statements import read_xml_table
-
         return read_xml_table(data, info, settings)
     text = decoded if decoded is not None else decode_text(data, settings.encoding)[0]
     if info.kind == "mt940" or wanted == "mt940":
-        from reckai.adapters.polars.readers_mt940 import read_mt940_table
-
         return read_mt940_table(text, info)
     return read_delimited_text(text, info, settings, region_bytes=data)
 
@@ -123,8 +101,6 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
     if "\r" in text:
         text = _normalise_newlines(text)
         region_bytes = None
-    from reckai.domain.ingestion.delimited import detect_delimiter
-
     delimiter = settings.delimiter or info.delimiter or detect_delimiter(text)
     if delimiter is None:
         raise HeaderNotFound("no column delimiter found (tried , ; | and tab); give parse.delimiter")
@@ -223,7 +199,7 @@ def _tail_lines(buffer: bytes, start: int, count: int) -> list[tuple[int, str]]:
 
 
 def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, columns: list[str],
-                    footer) -> tuple[tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]], bool] | None:  # type: ignore[no-untyped-def]
+                    footer: re.Pattern[str]) -> tuple[_Records, bool] | None:
     """No quotes and every line exactly as wide as the header: polars' own CSV reader in string mode.
 
     Returns None whenever that cannot be proven, and the caller takes the line-by-line path, which
@@ -287,7 +263,7 @@ def _ragged_error(row_number: int, line: int, width: int, found: int, text: str)
                     reason=f"expected {width} fields, found {found}")
 
 
-def _trailer_indices(texts: list[str], footer, blank: list[bool]) -> set[int]:  # type: ignore[no-untyped-def]
+def _trailer_indices(texts: list[str], footer: re.Pattern[str], blank: list[bool]) -> set[int]:
     """Indices (into texts) of the trailing block of trailer lines, walking back from the end."""
     trailer: set[int] = set()
     checked = 0
@@ -306,7 +282,7 @@ def _trailer_indices(texts: list[str], footer, blank: list[bool]) -> set[int]:  
 
 
 def _plain_records(region: pl.Series, first_line: int, delimiter: str, columns: list[str],
-                   footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]] | None:  # type: ignore[no-untyped-def]
+                   footer: re.Pattern[str]) -> _Records | None:
     """One line is one record: everything is vectorised but the lines holding a quote character,
     which the csv module reads one by one (a few per cent of a bank statement's lines, say those
     with an empty quoted reference). Returns None when a quoted field spans lines (or a quote is
@@ -397,7 +373,7 @@ def _class_escape(char: str) -> str:
 
 
 def _quoted_records(region: list[str], first_line: int, delimiter: str, columns: list[str],
-                    footer) -> tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]:  # type: ignore[no-untyped-def]
+                    footer: re.Pattern[str]) -> _Records:
     """Quoted fields (embedded delimiters, quotes, newlines): the csv module tracks record lines."""
     width = len(columns)
     reader = csv.reader((line + "\n" for line in region), delimiter=delimiter, quotechar='"',

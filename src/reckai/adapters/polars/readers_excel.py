@@ -16,7 +16,7 @@ from decimal import Decimal
 import fastexcel
 import polars as pl
 
-from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable
+from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.delimited import find_header, footer_regex, header_names
 from reckai.domain.ingestion.errors import HeaderNotFound, InvalidWorkbook, NoDataRows, RowError
 from reckai.domain.ingestion.mapping import ParseSettings

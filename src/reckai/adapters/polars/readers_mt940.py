@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable
+from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.mt940 import MT940_COLUMNS, parse_mt940
 from reckai.domain.ingestion.sniffing import ContentInfo
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 import polars as pl
 
-from reckai.adapters.polars.readers import LINE_NUMBER, ROW_NUMBER, SourceTable
+from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.adapters.xml.safe_xml import XmlDocument, local_name, parse_xml
 from reckai.domain.ingestion.errors import HeaderNotFound, NoDataRows
 from reckai.domain.ingestion.mapping import ParseSettings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,30 +260,35 @@ def _kind_proposal(kind: str) -> MappingProposal:
     return MappingProposal(mapping=mapping, fields=proposals)
 
 
-def propose_mapping(columns: list[str], samples: dict[str, list[str | None]], *, kind: str | None = None,
-                    parse: dict[str, Any] | None = None) -> MappingProposal:
-    """Propose a mapping for a table with these columns and sample values (a few hundred rows)."""
-    if kind in _KIND_MAPPINGS:
-        return _kind_proposal(kind)
-    values = {c: _clean(samples.get(c, [])) for c in columns}
-    counts = {c: len(samples.get(c, [])) for c in columns}
-    fields: dict[str, dict[str, Any]] = {}
-    proposals: list[FieldProposal] = []
-    used: set[str] = set()
+@dataclass
+class _Draft:
+    """The mapping being proposed: the fields chosen so far, and the columns they already use.
 
-    def take(target: str, column: str | None, spec: dict[str, Any], confidence: float, note: str,
+    Each field role below takes its column in turn; the order matters, since a column one role
+    took is no candidate for the later ones.
+    """
+
+    columns: list[str]
+    values: dict[str, list[str]]  # the non-blank sample values of each column, stripped
+    counts: dict[str, int]  # sampled rows of each column, blanks included
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    proposals: list[FieldProposal] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+
+    def take(self, target: str, column: str | None, spec: dict[str, Any], confidence: float, note: str,
              data_type: str | None = None) -> None:
-        fields[target] = spec
+        self.fields[target] = spec
         if column:
-            used.add(column)
-        proposals.append(FieldProposal(target, column, data_type or DATA_TYPES.get(target, "string"),
-                                       max(0.0, min(1.0, confidence)), note))
+            self.used.add(column)
+        self.proposals.append(FieldProposal(target, column, data_type or DATA_TYPES.get(target, "string"),
+                                            max(0.0, min(1.0, confidence)), note))
 
-    def best(target: str, value_score: Any, minimum: float = 0.5,
+    def best(self, target: str, value_score: Callable[[str], float] | None, minimum: float = 0.5,
              exclude: set[str] | None = None) -> tuple[str | None, float]:
+        """The unused column scoring highest for `target` by header and values, if it reaches `minimum`."""
         top, top_score = None, 0.0
-        for c in columns:
-            if c in used or (exclude and c in exclude):
+        for c in self.columns:
+            if c in self.used or (exclude and c in exclude):
                 continue
             h = header_score(target, c)
             v = value_score(c) if value_score else 0.0
@@ -291,153 +297,233 @@ def propose_mapping(columns: list[str], samples: dict[str, list[str | None]], *,
                 top, top_score = c, score
         return (top, top_score) if top_score >= minimum else (None, 0.0)
 
-    # --- amount: one signed column, or a debit/credit pair -----------------------------------------
-    profiles = {c: amount_profile(values[c], counts[c]) for c in columns}
-    debit_col, debit_score = best("debit", lambda c: profiles[c].share, minimum=0.6)
-    credit_col, credit_score = best("credit", lambda c: profiles[c].share, minimum=0.6,
-                                    exclude={debit_col} if debit_col else None)
-    debit_ok = debit_col and header_score("debit", debit_col) >= 0.6
-    credit_ok = credit_col and header_score("credit", credit_col) >= 0.6
-    if debit_ok and credit_ok and debit_col and credit_col:
-        p = profiles[debit_col] if profiles[debit_col].share else profiles[credit_col]
-        spec: dict[str, Any] = {"debit_column": debit_col, "credit_column": credit_col,
-                                "decimal_separator": p.decimal_separator,
-                                "thousands_separator": p.thousands_separator, "strip": list(p.strip) or ["₦"]}
-        used.update({debit_col, credit_col})
-        fields["amount"] = spec
-        proposals.append(FieldProposal("amount", f"{debit_col}/{credit_col}", "currency",
-                                       min(debit_score, credit_score),
-                                       "separate debit and credit columns; direction from which holds the value"))
-        amount_col = None
+    def share(self, column: str, predicate: Callable[[str], bool]) -> float:
+        return _share(self.values[column], predicate)
+
+
+def propose_mapping(columns: list[str], samples: dict[str, list[str | None]], *, kind: str | None = None,
+                    parse: dict[str, Any] | None = None) -> MappingProposal:
+    """Propose a mapping for a table with these columns and sample values (a few hundred rows)."""
+    if kind in _KIND_MAPPINGS:
+        return _kind_proposal(kind)
+    draft = _Draft(columns=columns, values={c: _clean(samples.get(c, [])) for c in columns},
+                   counts={c: len(samples.get(c, [])) for c in columns})
+    profiles = {c: amount_profile(draft.values[c], draft.counts[c]) for c in columns}
+    if not _propose_debit_credit_pair(draft, profiles):
+        amount_column = _propose_amount_column(draft, profiles)
+        if amount_column:
+            _propose_direction(draft, amount_column, profiles[amount_column])
+    _propose_currency(draft)
+    date_columns = _date_columns(draft)
+    _propose_date(draft, "transaction_date", date_columns, _time_column(draft))
+    _propose_date(draft, "value_date", date_columns, None)
+    # The narration is picked before the reference takes a column: the reference may fall back on it.
+    narration_col, narration_score = _narration_column(draft)
+    _propose_reference(draft, narration_col)
+    _propose_description(draft, narration_col, narration_score)
+    _propose_secondary_reference(draft)
+    _propose_account(draft)
+    _propose_status(draft)
+    _propose_by_header(draft, "channel", upper=True)
+    _propose_by_header(draft, "counterparty")
+    required = ("amount", "direction", "currency", "transaction_date")
+    fields = draft.fields
+    missing = [f for f in required if f not in fields and not (f == "direction" and "debit_column" in
+                                                               fields.get("amount", {}))]
+    return MappingProposal(mapping={"parse": dict(parse or {}), "fields": fields}, fields=draft.proposals,
+                           missing_required=missing)
+
+
+def _propose_debit_credit_pair(draft: _Draft, profiles: dict[str, _AmountProfile]) -> bool:
+    """Separate debit and credit amount columns, both named so: the amount, and the direction too."""
+    debit_col, debit_score = draft.best("debit", lambda c: profiles[c].share, minimum=0.6)
+    credit_col, credit_score = draft.best("credit", lambda c: profiles[c].share, minimum=0.6,
+                                          exclude={debit_col} if debit_col else None)
+    if not (debit_col and credit_col and header_score("debit", debit_col) >= 0.6
+            and header_score("credit", credit_col) >= 0.6):
+        return False
+    p = profiles[debit_col] if profiles[debit_col].share else profiles[credit_col]
+    spec: dict[str, Any] = {"debit_column": debit_col, "credit_column": credit_col,
+                            "decimal_separator": p.decimal_separator,
+                            "thousands_separator": p.thousands_separator, "strip": list(p.strip) or ["₦"]}
+    # Not `take`: the proposal names the pair, while both columns are used.
+    draft.used.update({debit_col, credit_col})
+    draft.fields["amount"] = spec
+    draft.proposals.append(FieldProposal("amount", f"{debit_col}/{credit_col}", "currency",
+                                         min(debit_score, credit_score),
+                                         "separate debit and credit columns; direction from which holds the value"))
+    return True
+
+
+def _propose_amount_column(draft: _Draft, profiles: dict[str, _AmountProfile]) -> str | None:
+    """One signed amount column (balances, fees and rates are never it); the column, or None."""
+    amount_col, score = draft.best("amount", lambda c: 0.0 if _NOT_AMOUNT.search(c) else profiles[c].share,
+                                   minimum=0.4)
+    if not amount_col:
+        return None
+    p = profiles[amount_col]
+    minor = bool(_MINOR_HINT.search(amount_col)) or p.zero_padded
+    spec = {"column": amount_col, "decimal_separator": p.decimal_separator,
+            "thousands_separator": p.thousands_separator, "strip": list(p.strip),
+            "scale": "minor" if minor else "major"}
+    note = "amount in minor units (kobo)" if minor else "decimal amount"
+    if p.integers_only and not minor:
+        note += "; whole numbers only: check they are not already in kobo"
+        score -= 0.15
+    draft.take("amount", amount_col, spec, score, note)
+    return amount_col
+
+
+def _propose_direction(draft: _Draft, amount_col: str, amount: _AmountProfile) -> None:
+    """A DR/CR indicator column, else the sign of the amount."""
+    drcr_col, drcr_score = draft.best("direction", lambda c: draft.share(c, lambda v: v.upper() in _DRCR))
+    if drcr_col and draft.share(drcr_col, lambda v: v.upper() in _DRCR) >= 0.9:
+        present = {v.upper() for v in draft.values[drcr_col]}
+        value_map = {v: ("debit" if v.startswith("D") else "credit") for v in sorted(present)}
+        value_map.update({v.lower(): d for v, d in list(value_map.items())})
+        draft.take("direction", drcr_col, {"column": drcr_col, "value_map": value_map}, drcr_score,
+                   "debit/credit indicator column")
+    elif amount.negatives:
+        draft.take("direction", amount_col, {"from_sign": {"negative": "debit", "positive": "credit"}}, 0.85,
+                   "negative amounts are debits")
     else:
-        amount_col, score = best("amount", lambda c: 0.0 if _NOT_AMOUNT.search(c) else profiles[c].share,
-                                 minimum=0.4)
-        if amount_col:
-            p = profiles[amount_col]
-            minor = bool(_MINOR_HINT.search(amount_col)) or p.zero_padded
-            spec = {"column": amount_col, "decimal_separator": p.decimal_separator,
-                    "thousands_separator": p.thousands_separator, "strip": list(p.strip),
-                    "scale": "minor" if minor else "major"}
-            note = "amount in minor units (kobo)" if minor else "decimal amount"
-            if p.integers_only and not minor:
-                note += "; whole numbers only: check they are not already in kobo"
-                score -= 0.15
-            take("amount", amount_col, spec, score, note)
+        draft.take("direction", amount_col, {"from_sign": {"negative": "debit", "positive": "credit"}}, 0.3,
+                   "all sampled amounts are positive: direction is a guess, confirm it (often a constant)")
 
-    # --- direction --------------------------------------------------------------------------------
-    if amount_col:
-        drcr_col, drcr_score = best("direction", lambda c: _share(values[c], lambda v: v.upper() in _DRCR))
-        if drcr_col and _share(values[drcr_col], lambda v: v.upper() in _DRCR) >= 0.9:
-            present = {v.upper() for v in values[drcr_col]}
-            value_map = {v: ("debit" if v.startswith("D") else "credit") for v in sorted(present)}
-            value_map.update({v.lower(): d for v, d in list(value_map.items())})
-            take("direction", drcr_col, {"column": drcr_col, "value_map": value_map}, drcr_score,
-                 "debit/credit indicator column")
-        elif profiles[amount_col].negatives:
-            take("direction", amount_col, {"from_sign": {"negative": "debit", "positive": "credit"}}, 0.85,
-                 "negative amounts are debits")
-        else:
-            take("direction", amount_col, {"from_sign": {"negative": "debit", "positive": "credit"}}, 0.3,
-                 "all sampled amounts are positive: direction is a guess, confirm it (often a constant)")
 
-    # --- currency ---------------------------------------------------------------------------------
-    cur_col, cur_score = best("currency", lambda c: _share(values[c], lambda v: v.upper() in ISO_CURRENCIES))
-    if cur_col and _share(values[cur_col], lambda v: v.upper() in ISO_CURRENCIES) >= 0.9:
-        take("currency", cur_col, {"column": cur_col}, cur_score, "ISO 4217 codes")
+def _propose_currency(draft: _Draft) -> None:
+    """A column of ISO 4217 codes, else NGN as a constant."""
+    cur_col, cur_score = draft.best("currency", lambda c: draft.share(c, lambda v: v.upper() in ISO_CURRENCIES))
+    if cur_col and draft.share(cur_col, lambda v: v.upper() in ISO_CURRENCIES) >= 0.9:
+        draft.take("currency", cur_col, {"column": cur_col}, cur_score, "ISO 4217 codes")
     else:
-        symbol = any("₦" in v or "NGN" in v for c in columns for v in values[c][:50])
-        take("currency", None, {"constant": "NGN"}, 0.6 if symbol else 0.4,
-             "no currency column; NGN assumed" + (" (₦ seen in amounts)" if symbol else ""))
+        symbol = any("₦" in v or "NGN" in v for c in draft.columns for v in draft.values[c][:50])
+        draft.take("currency", None, {"constant": "NGN"}, 0.6 if symbol else 0.4,
+                   "no currency column; NGN assumed" + (" (₦ seen in amounts)" if symbol else ""))
 
-    # --- dates ------------------------------------------------------------------------------------
-    date_info = {}
-    for c in columns:
-        if c in used or not values[c]:
+
+# Column -> (date formats, share of the sample they parse, day first: True, False or None if unknown).
+_DateColumns = dict[str, tuple[list[str], float, bool | None]]
+
+
+def _date_columns(draft: _Draft) -> _DateColumns:
+    """The unused columns whose values are dates."""
+    date_info: _DateColumns = {}
+    for c in draft.columns:
+        if c in draft.used or not draft.values[c]:
             continue
-        formats, coverage = date_formats(values[c][:200])
+        formats, coverage = date_formats(draft.values[c][:200])
         if coverage >= 0.9:
-            day_first = _day_first_evidence(values[c])
+            day_first = _day_first_evidence(draft.values[c])
             if day_first is False:
                 formats = [f.replace("%d/%m", "%m/%d") if f.startswith("%d/%m") else f for f in formats]
             date_info[c] = (formats, coverage, day_first)
-    time_cols = [c for c in columns if c not in used and values[c]
-                 and _share(values[c], lambda v: bool(_TIME_ONLY.match(v))) >= 0.9
-                 and header_score("time", c) >= 0.6]
-    for target in ("transaction_date", "value_date"):
-        col, score = best(target, lambda c: date_info[c][1] if c in date_info else 0.0)
-        if col is None or col not in date_info:
-            continue
-        formats, _, day_first = date_info[col]
-        spec = {"column": col, "formats": formats}
-        note = f"dates like {values[col][0]!r}"
-        if any("%d/%m" in f or "%m/%d" in f for f in formats) and day_first is None:
-            note += "; day/month order ambiguous in the sample: day first assumed"
-            score -= 0.1
-        if target == "transaction_date" and time_cols and not any("%H" in f for f in formats):
-            spec["time_column"] = time_cols[0]
-            time_formats, _ = date_formats(values[time_cols[0]], TIME_CANDIDATES)
-            spec["time_formats"] = time_formats
-            used.add(time_cols[0])
-            note += f"; time from column {time_cols[0]!r}"
-        take(target, col, spec, score, note)
+    return date_info
 
-    # --- references, account, status, text fields --------------------------------------------------
-    ref_col, ref_score = best("reference", lambda c: _share(values[c], lambda v: bool(_RRN.match(v))))
-    narration_col, narration_score = best("description", lambda c: _share(values[c], lambda v: len(v) > 15
-                                                                           and " " in v), minimum=0.5)
-    narration_rrn = narration_col and _share(values[narration_col],
-                                             lambda v: bool(_KEY_IN_TEXT.search(v))) >= 0.2
+
+def _time_column(draft: _Draft) -> str | None:
+    """The first unused column named like a time whose values are times of day."""
+    return next((c for c in draft.columns if c not in draft.used and draft.values[c]
+                 and draft.share(c, lambda v: bool(_TIME_ONLY.match(v))) >= 0.9
+                 and header_score("time", c) >= 0.6), None)
+
+
+def _propose_date(draft: _Draft, target: str, date_columns: _DateColumns, time_column: str | None) -> None:
+    """The date column for `target`; a date without a time takes `time_column`'s time, if given."""
+    col, score = draft.best(target, lambda c: date_columns[c][1] if c in date_columns else 0.0)
+    if col is None or col not in date_columns:
+        return
+    formats, _, day_first = date_columns[col]
+    spec: dict[str, Any] = {"column": col, "formats": formats}
+    note = f"dates like {draft.values[col][0]!r}"
+    if any("%d/%m" in f or "%m/%d" in f for f in formats) and day_first is None:
+        note += "; day/month order ambiguous in the sample: day first assumed"
+        score -= 0.1
+    if time_column and not any("%H" in f for f in formats):
+        spec["time_column"] = time_column
+        time_formats, _ = date_formats(draft.values[time_column], TIME_CANDIDATES)
+        spec["time_formats"] = time_formats
+        draft.used.add(time_column)
+        note += f"; time from column {time_column!r}"
+    draft.take(target, col, spec, score, note)
+
+
+def _narration_column(draft: _Draft) -> tuple[str | None, float]:
+    """The free-text column (long values with spaces): the description, and where RRNs may hide."""
+    return draft.best("description", lambda c: draft.share(c, lambda v: len(v) > 15 and " " in v), minimum=0.5)
+
+
+def _propose_reference(draft: _Draft, narration_col: str | None) -> None:
+    """A column of references (12-digit RRNs score highest), filled from the narration's RRN where
+    it is empty; else the RRN in the narration."""
+    ref_col, ref_score = draft.best("reference", lambda c: draft.share(c, lambda v: bool(_RRN.match(v))))
+    narration_rrn = narration_col and draft.share(narration_col,
+                                                  lambda v: bool(_KEY_IN_TEXT.search(v))) >= 0.2
     rrn_pattern = "RRN[:\\s#.-]*(\\d{12})"
-    if narration_col and any(_KEY_IN_TEXT.search(v) and not _RRN_IN_TEXT.search(v) for v in values[narration_col]):
+    if narration_col and any(_KEY_IN_TEXT.search(v) and not _RRN_IN_TEXT.search(v)
+                             for v in draft.values[narration_col]):
         rrn_pattern = "(?i)(?:RRN|REF)[:\\s#./-]*(\\d{8,12})\\b"  # truncated keys or REF markers too
     if ref_col:
-        blanks = 1 - len(values[ref_col]) / counts[ref_col] if counts[ref_col] else 0
+        counts = draft.counts[ref_col]
+        blanks = 1 - len(draft.values[ref_col]) / counts if counts else 0
         if narration_rrn and blanks > 0:
-            take("reference", ref_col, {"coalesce": [{"column": ref_col},
-                                                     {"column": narration_col, "regex": rrn_pattern}]},
-                 ref_score, f"{ref_col!r} is sometimes empty: then the RRN is taken from {narration_col!r}")
+            draft.take("reference", ref_col, {"coalesce": [{"column": ref_col},
+                                                           {"column": narration_col, "regex": rrn_pattern}]},
+                       ref_score, f"{ref_col!r} is sometimes empty: then the RRN is taken from {narration_col!r}")
         else:
-            is_rrn = _share(values[ref_col], lambda v: bool(_RRN.match(v))) >= 0.9
-            take("reference", ref_col, {"column": ref_col}, ref_score,
-                 "12-digit RRNs" if is_rrn else "reference column")
+            is_rrn = draft.share(ref_col, lambda v: bool(_RRN.match(v))) >= 0.9
+            draft.take("reference", ref_col, {"column": ref_col}, ref_score,
+                       "12-digit RRNs" if is_rrn else "reference column")
     elif narration_rrn:
-        take("reference", narration_col, {"column": narration_col, "regex": rrn_pattern}, 0.75,
-             "RRN extracted from the narration")
+        draft.take("reference", narration_col, {"column": narration_col, "regex": rrn_pattern}, 0.75,
+                   "RRN extracted from the narration")
+
+
+def _propose_description(draft: _Draft, narration_col: str | None, narration_score: float) -> None:
     if narration_col:
-        take("description", narration_col, {"column": narration_col}, narration_score, "free text")
-    sec_col, sec_score = best("secondary_reference", None, minimum=0.6)
+        draft.take("description", narration_col, {"column": narration_col}, narration_score, "free text")
+
+
+def _propose_secondary_reference(draft: _Draft) -> None:
+    sec_col, sec_score = draft.best("secondary_reference", None, minimum=0.6)
     if sec_col:
-        take("secondary_reference", sec_col, {"column": sec_col}, sec_score, "secondary reference by header")
-    acct_col, acct_score = best("account", lambda c: _share(values[c], lambda v: bool(_MASKED_PAN.match(v))))
+        draft.take("secondary_reference", sec_col, {"column": sec_col}, sec_score, "secondary reference by header")
+
+
+def _propose_account(draft: _Draft) -> None:
+    acct_col, acct_score = draft.best("account", lambda c: draft.share(c, lambda v: bool(_MASKED_PAN.match(v))))
     if acct_col:
-        pan = _share(values[acct_col], lambda v: bool(_MASKED_PAN.match(v))) >= 0.9
-        take("account", acct_col, {"column": acct_col}, acct_score, "masked PANs" if pan else "account")
+        pan = draft.share(acct_col, lambda v: bool(_MASKED_PAN.match(v))) >= 0.9
+        draft.take("account", acct_col, {"column": acct_col}, acct_score, "masked PANs" if pan else "account")
 
-    def status_value_score(c: str) -> float:
-        codes = _share(values[c], lambda v: bool(re.fullmatch(r"[0-9A-Z]{2}", v)))
-        words = _share(values[c], lambda v: v.upper() in _STATUS_WORDS)
-        has_00 = any(v == "00" for v in values[c])
-        return max(codes * (1.0 if has_00 else 0.4) * (1.0 if header_score("status", c) else 0.5), words)
 
-    status_col, status_score = best("status", status_value_score, minimum=0.55)
-    if status_col:
-        if _share(values[status_col], lambda v: v.upper() in _STATUS_WORDS) >= 0.9:
-            present = {v for v in values[status_col]}
-            spec = {"column": status_col, "value_map": {v: _STATUS_WORDS[v.upper()] for v in sorted(present)},
-                    "default": "unknown"}
-            note = "status words"
-        else:
-            spec = {"column": status_col, "value_map": {"00": "success"}, "default": "failed"}
-            note = "ISO 8583 response codes: 00 is success, anything else failed"
-        take("status", status_col, spec, status_score, note)
-    for target in ("channel", "counterparty"):
-        col, score = best(target, None, minimum=0.6)
-        if col:
-            spec = {"column": col, "upper": True} if target == "channel" else {"column": col}
-            take(target, col, spec, score, f"{target} by header")
+def _status_score(values: list[str], column: str) -> float:
+    """Two-character response codes (most when "00" is among them) or status words."""
+    codes = _share(values, lambda v: bool(re.fullmatch(r"[0-9A-Z]{2}", v)))
+    words = _share(values, lambda v: v.upper() in _STATUS_WORDS)
+    has_00 = any(v == "00" for v in values)
+    return max(codes * (1.0 if has_00 else 0.4) * (1.0 if header_score("status", column) else 0.5), words)
 
-    required = ("amount", "direction", "currency", "transaction_date")
-    missing = [f for f in required if f not in fields and not (f == "direction" and "debit_column" in
-                                                               fields.get("amount", {}))]
-    return MappingProposal(mapping={"parse": dict(parse or {}), "fields": fields}, fields=proposals,
-                           missing_required=missing)
+
+def _propose_status(draft: _Draft) -> None:
+    status_col, status_score = draft.best("status", lambda c: _status_score(draft.values[c], c), minimum=0.55)
+    if not status_col:
+        return
+    spec: dict[str, Any]
+    if draft.share(status_col, lambda v: v.upper() in _STATUS_WORDS) >= 0.9:
+        present = {v for v in draft.values[status_col]}
+        spec = {"column": status_col, "value_map": {v: _STATUS_WORDS[v.upper()] for v in sorted(present)},
+                "default": "unknown"}
+        note = "status words"
+    else:
+        spec = {"column": status_col, "value_map": {"00": "success"}, "default": "failed"}
+        note = "ISO 8583 response codes: 00 is success, anything else failed"
+    draft.take("status", status_col, spec, status_score, note)
+
+
+def _propose_by_header(draft: _Draft, target: str, *, upper: bool = False) -> None:
+    """A field recognised by its header alone (channel, counterparty)."""
+    col, score = draft.best(target, None, minimum=0.6)
+    if col:
+        spec: dict[str, Any] = {"column": col, "upper": True} if upper else {"column": col}
+        draft.take(target, col, spec, score, f"{target} by header")
