@@ -90,7 +90,7 @@ def test_zip_bomb_renamed_xlsx_is_refused_by_counting_inflated_bytes() -> None:
 def test_the_file_parser_bootstrap_builds_honours_its_inflated_bytes_limit() -> None:
     container = bootstrap_in_memory()
     try:
-        built = container.components["file_parser"]
+        built = container.file_parser
     finally:
         container.close()
     bomb = zip_bomb(3)  # 3 MiB inflated: under the ratio floor, so only the absolute cap refuses it

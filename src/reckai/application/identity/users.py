@@ -206,7 +206,7 @@ def invite_user(services: IdentityServices, principal: Principal, user_id: uuid.
             created_at=now))
         services.audit_log.record(uow, services.event(
             "user.invited", request, organization_id=principal.organization_id, user_id=principal.user_id,
-            resource_type="user", resource_id=user.id))
+            resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
         link = f"{services.public_base_url.rstrip('/')}/accept-invitation#token={token}"
         services.mailer.send(OutgoingMail(
             to=user.email,
@@ -234,6 +234,6 @@ def accept_invite(services: IdentityServices, *, token: str, password: str, requ
             raise InvalidLinkToken()
         services.audit_log.record(uow, services.event(
             "user.invitation_accepted", request, organization_id=user.organization_id, user_id=user.id,
-            resource_type="user", resource_id=user.id))
+            resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
         uow.commit()
     return found.user_id

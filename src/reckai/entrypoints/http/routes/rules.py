@@ -14,6 +14,7 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from reckai.application.context import RequestInfo
 from reckai.application.ports.workflow import MatchingRuleRow
 from reckai.application.rules import rules as rule_cases
 from reckai.bootstrap import Container
@@ -114,10 +115,11 @@ class RuleController(Controller):
 
     @post("/", opt={"permission": "settings:write"}, status_code=202, sync_to_thread=True)
     def create_rule(self, data: JSONBody[RuleCreate], principal: NamedDependency[Principal],
-                    container: NamedDependency[Container]) -> Response[Success[ProposalBody]]:
+                    container: NamedDependency[Container],
+                    request_info: NamedDependency[RequestInfo]) -> Response[Success[ProposalBody]]:
         return _proposal(rule_cases.create_rule(container.workflow, principal, name=data.name,
                                                 definition=data.definition, description=data.description,
-                                                preview_job_id=data.preview_job_id))
+                                                preview_job_id=data.preview_job_id, request=request_info))
 
     @get("/{rule_id:uuid}", opt={"permission": "settings:read"}, sync_to_thread=True)
     def get_rule(self, rule_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
@@ -128,15 +130,17 @@ class RuleController(Controller):
 
     @put("/{rule_id:uuid}", opt={"permission": "settings:write"}, status_code=202, sync_to_thread=True)
     def update_rule(self, rule_id: FromPath[uuid.UUID], data: JSONBody[RuleUpdate],
-                    principal: NamedDependency[Principal],
-                    container: NamedDependency[Container]) -> Response[Success[ProposalBody]]:
+                    principal: NamedDependency[Principal], container: NamedDependency[Container],
+                    request_info: NamedDependency[RequestInfo]) -> Response[Success[ProposalBody]]:
         return _proposal(rule_cases.update_rule(container.workflow, principal, rule_id, definition=data.definition,
-                                                description=data.description, preview_job_id=data.preview_job_id))
+                                                description=data.description, preview_job_id=data.preview_job_id,
+                                                request=request_info))
 
     @delete("/{rule_id:uuid}", opt={"permission": "settings:write"}, status_code=202, sync_to_thread=True)
     def deactivate_rule(self, rule_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
-                        container: NamedDependency[Container]) -> Response[Success[ProposalBody]]:
-        return _proposal(rule_cases.deactivate_rule(container.workflow, principal, rule_id))
+                        container: NamedDependency[Container],
+                        request_info: NamedDependency[RequestInfo]) -> Response[Success[ProposalBody]]:
+        return _proposal(rule_cases.deactivate_rule(container.workflow, principal, rule_id, request=request_info))
 
     @post("/preview", opt={"permission": "settings:read"}, status_code=200, sync_to_thread=True)
     def preview(self, data: JSONBody[RulePreviewRequest], principal: NamedDependency[Principal],
