@@ -158,7 +158,7 @@ class FileSystemStorage:
         except BaseException:
             handle.close()
             raise
-        return io.BufferedReader(raw, buffer_size=DEFAULT_CHUNK_BYTES)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=DEFAULT_CHUNK_BYTES)
 
     def head(self, key: str) -> StoredObject:
         path = self._path(key)

@@ -70,7 +70,8 @@ class MemoryOrganizationRepository(_Repository):
         self._uow.put("organizations", organization.id, updated)
 
     def find_id_by_code(self, code: str) -> uuid.UUID | None:
-        for key, organization in self._uow.all_rows("organizations"):
+        for _, row in self._uow.all_rows("organizations"):
+            organization: Organization = row
             if organization.code == code:
                 return organization.id
         return None

@@ -162,10 +162,11 @@ class PostgresAuditLog:
 
     def last_sequence_before(self, chain_key: uuid.UUID, cutoff: dt.datetime) -> int | None:
         with self._reading(_tenant_of(chain_key)) as connection:
-            return connection.execute(
+            sequence: int | None = connection.execute(
                 text("SELECT max(sequence_number) FROM audit_logs WHERE chain_key = :key AND created_at < :cutoff"),
                 {"key": chain_key, "cutoff": _naive_utc(cutoff)},
             ).scalar_one()
+            return sequence
 
     def list_records(self, organization_id: uuid.UUID, query: AuditQuery) -> AuditPage:
         if organization_id == SYSTEM_CHAIN_KEY:
@@ -206,7 +207,7 @@ class PostgresAuditLog:
         try:
             with self._engine.begin() as connection:
                 connection.execute(_SET_TENANT, {"tenant": _tenant_text(_tenant_of(checkpoint.chain_key))})
-                return connection.execute(
+                removed: int = connection.execute(
                     text(
                         "SELECT audit_purge_expired(:key, :seq, :hash, :created_at, :key_id, :signature)"
                     ),
@@ -219,6 +220,7 @@ class PostgresAuditLog:
                         "signature": checkpoint.signature,
                     },
                 ).scalar_one()
+                return removed
         except DBAPIError as exc:
             if _sqlstate(exc) in {"42501", "22023", "P0002"}:
                 raise AuditPurgeRefused(checkpoint.chain_key, _reason(exc)) from exc

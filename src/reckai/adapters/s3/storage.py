@@ -135,7 +135,7 @@ class S3FileStorage:
         response = self._call(key, lambda: self._client.get_object(self._bucket, key))
         expected = response.headers.get(_SHA256_META)
         raw = _VerifyingReader(key, response, expected)
-        return io.BufferedReader(raw, buffer_size=1024 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=1024 * 1024)
 
     def head(self, key: str) -> StoredObject:
         validate_key(key)
@@ -251,7 +251,7 @@ class _ChunkReader(io.RawIOBase):
     def push_back(self, data: bytes) -> None:
         self._buffer[:0] = data
 
-    def read(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1) -> bytes:
         want = size if size is not None and size >= 0 else None
         while want is None or len(self._buffer) < want:
             try:
