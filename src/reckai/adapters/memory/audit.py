@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
 from reckai.application.ports.audit import (
@@ -57,7 +56,7 @@ class MemoryAuditLog:
 
     # --- writing -------------------------------------------------------------------------
 
-    def record(self, uow: Any, event: AuditEvent) -> AuditRecord:
+    def record(self, uow: MemoryUnitOfWork, event: AuditEvent) -> AuditRecord:
         if not isinstance(uow, MemoryUnitOfWork) or uow.store is not self._database.store:
             raise TypeError("MemoryAuditLog.record needs a unit of work of the same MemoryDatabase")
         if uow.organization_id != event.organization_id:

@@ -20,8 +20,9 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from reckai.adapters.memory.store import MemoryTransaction
 from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
 from reckai.application.ports.jobs import (
     ClaimOutcome,
@@ -63,12 +64,13 @@ class InMemoryOutbox:
 
     # --- JobQueue ------------------------------------------------------------------------
 
-    def enqueue(self, uow: Any, job: JobRequest) -> uuid.UUID:
+    def enqueue(self, uow: MemoryTransaction, job: JobRequest) -> uuid.UUID:
         record = self._new_record(uow, job)
         uow.put(TABLE, record.id, record)
         return record.id
 
-    def enqueue_periodic(self, uow: Any, job: JobRequest, period_seconds: int) -> uuid.UUID | None:
+    def enqueue_periodic(self, uow: MemoryTransaction, job: JobRequest,
+                         period_seconds: int) -> uuid.UUID | None:
         record = self._new_record(uow, job)
         # Held until the unit of work ends, like the transaction-scoped advisory lock in SQL.
         uow.lock_row(_PERIODIC_LOCKS, job.job_type.name)
@@ -79,7 +81,7 @@ class InMemoryOutbox:
         uow.put(TABLE, record.id, record)
         return record.id
 
-    def _new_record(self, uow: Any, job: JobRequest) -> OutboxRecord:
+    def _new_record(self, uow: MemoryTransaction, job: JobRequest) -> OutboxRecord:
         job.validate()
         name = job.job_type.name
         if self._known_jobs is not None:

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from reckai.adapters.postgres.transaction import PostgresTransaction
 from reckai.application.ports.audit import (
     READ_PAGE_MAX,
     AuditLog,
@@ -73,7 +74,7 @@ class PostgresAuditLog:
 
     # --- writing -------------------------------------------------------------------------
 
-    def record(self, uow: Any, event: AuditEvent) -> AuditRecord:
+    def record(self, uow: PostgresTransaction | Connection, event: AuditEvent) -> AuditRecord:
         connection = _connection_of(uow)
         try:
             # A savepoint, so a refused write (wrong tenant) does not poison the caller's
@@ -227,7 +228,7 @@ class PostgresAuditLog:
             raise AuditReadFailed(_reason(exc)) from exc
 
 
-def _connection_of(uow: Any) -> Connection:
+def _connection_of(uow: PostgresTransaction | Connection) -> Connection:
     """The unit of work's connection (its transaction, its tenant); a bare Connection also works."""
     if isinstance(uow, Connection):
         return uow
