@@ -235,7 +235,8 @@ class InMemoryOutbox:
 def _find(uow: MemoryUnitOfWork, outbox_id: uuid.UUID) -> OutboxRecord | None:
     for key, row in uow.all_rows(TABLE):
         if key == outbox_id:
-            return row  # type: ignore[no-any-return]
+            record: OutboxRecord = row
+            return record
     return None
 
 

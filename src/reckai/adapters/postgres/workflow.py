@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
@@ -38,6 +38,10 @@ from reckai.domain.exceptions.manual_matching import DeclinedPair, MatchGroup, M
 from reckai.domain.reconciliation.rule_versions import RuleVersion, VersionStatus
 
 
+@overload
+def _aware(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _aware(value: None) -> None: ...
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -203,7 +207,7 @@ class PostgresExceptionRepository(_Base):
         rows = self._conn.execute(text(
             "SELECT * FROM exception_history WHERE exception_id = :id ORDER BY created_at, seq"),
             {"id": exception_id}).all()
-        return [HistoryEntry(r.exception_id, r.action, r.actor_id, _aware(r.created_at), r.from_status,  # type: ignore[arg-type]
+        return [HistoryEntry(r.exception_id, r.action, r.actor_id, _aware(r.created_at), r.from_status,
                              r.to_status, r.reason, dict(r.changes or {}), r.id) for r in rows]
 
     def add_comment(self, comment: Comment) -> None:
@@ -219,7 +223,7 @@ class PostgresExceptionRepository(_Base):
         rows = self._conn.execute(text(
             "SELECT * FROM exception_comments WHERE exception_id = :id ORDER BY created_at, id"),
             {"id": exception_id}).all()
-        return [Comment(r.id, r.organization_id, r.exception_id, r.user_id, r.content, _aware(r.created_at))  # type: ignore[arg-type]
+        return [Comment(r.id, r.organization_id, r.exception_id, r.user_id, r.content, _aware(r.created_at))
                 for r in rows]
 
 
@@ -325,7 +329,7 @@ def _rule_params(rule: MatchingRuleRow) -> dict[str, Any]:
 def _version(row: Row[Any]) -> RuleVersion:
     return RuleVersion(id=row.id, rule_id=row.rule_id, organization_id=row.organization_id, version=row.version,
                        definition=dict(row.definition), created_by=row.created_by,
-                       created_at=_aware(row.created_at),  # type: ignore[arg-type]
+                       created_at=_aware(row.created_at),
                        status=VersionStatus(row.status), approval_id=row.approval_id,
                        approved_at=_aware(row.approved_at))
 
