@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +122,7 @@ def header_score(target: str, header: str) -> float:
     return min(best, 0.9)
 
 
-def _share(values: list[str], predicate: Any) -> float:
+def _share(values: list[str], predicate: Callable[[str], bool]) -> float:
     return sum(1 for v in values if predicate(v)) / len(values) if values else 0.0
 
 
@@ -278,7 +279,7 @@ def propose_mapping(columns: list[str], samples: dict[str, list[str | None]], *,
         proposals.append(FieldProposal(target, column, data_type or DATA_TYPES.get(target, "string"),
                                        max(0.0, min(1.0, confidence)), note))
 
-    def best(target: str, value_score: Any, minimum: float = 0.5,
+    def best(target: str, value_score: Callable[[str], float] | None, minimum: float = 0.5,
              exclude: set[str] | None = None) -> tuple[str | None, float]:
         top, top_score = None, 0.0
         for c in columns:
