@@ -74,7 +74,8 @@ def _shared_time_limit() -> TimeLimit:
     with _time_limit_lock:
         if _time_limit is None:
             _time_limit = TimeLimit(time_limit=DEFAULT_TIME_LIMIT_SECONDS * 1000, interval=250)
-            _time_limit.after_process_boot(None)  # starts the watcher thread
+            # dramatiq leaves TimeLimit.after_process_boot unannotated.
+            _time_limit.after_process_boot(None)  # type: ignore[no-untyped-call]  # starts the watcher thread
         return _time_limit
 
 
@@ -106,7 +107,10 @@ def redis_broker_factory(client_factory: Callable[[], redis.Redis], namespace: s
     from dramatiq.brokers.redis import RedisBroker
 
     def build(queue: Queue) -> dramatiq.Broker:
-        return RedisBroker(client=client_factory(), namespace=namespace, middleware=broker_middleware())
+        # dramatiq leaves RedisBroker.__init__ unannotated.
+        return RedisBroker(  # type: ignore[no-untyped-call]
+            client=client_factory(), namespace=namespace, middleware=broker_middleware()
+        )
 
     return build
 

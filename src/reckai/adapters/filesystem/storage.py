@@ -52,6 +52,9 @@ from reckai.application.ports.storage import (
 )
 from reckai.domain.ingestion.storage_keys import validate_key, validate_prefix
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 MAGIC = b"RKAIENC"
 FORMAT_VERSION = 1
 ENCRYPTION = "AES-256-GCM"
@@ -158,7 +161,7 @@ class FileSystemStorage:
         except BaseException:
             handle.close()
             raise
-        return io.BufferedReader(raw, buffer_size=DEFAULT_CHUNK_BYTES)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=DEFAULT_CHUNK_BYTES)
 
     def head(self, key: str) -> StoredObject:
         path = self._path(key)
@@ -326,13 +329,14 @@ class _DecryptingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, target: WriteableBuffer) -> int:
         while self._offset >= len(self._buffer):
             if self._finished:
                 return 0
             self._next_frame()
-        count = min(len(target), len(self._buffer) - self._offset)
-        target[:count] = self._buffer[self._offset : self._offset + count]
+        with memoryview(target) as view:  # released on the way out, so the caller may resize its buffer
+            count = min(len(view), len(self._buffer) - self._offset)
+            view[:count] = self._buffer[self._offset : self._offset + count]
         self._offset += count
         return count
 

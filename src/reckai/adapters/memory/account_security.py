@@ -17,7 +17,7 @@ from reckai.application.ports.repositories import (
     TenantIsolationViolation,
     UserTokenRepository,
 )
-from reckai.domain.identity.entities import RecoveryCode, UserToken
+from reckai.domain.identity.entities import RecoveryCode, User, UserToken
 
 
 @dataclass
@@ -54,9 +54,10 @@ class MemoryUserTokenRepository:
         return dataclasses.replace(stored)
 
     def find_by_hash(self, purpose: str, token_hash: str) -> UserToken | None:
-        for _, token in self._uow.all_rows("user_tokens"):
+        for _, row in self._uow.all_rows("user_tokens"):
+            token: UserToken = row
             if token.purpose == purpose and token.token_hash == token_hash:
-                return token  # type: ignore[no-any-return]
+                return token
         return None
 
     def mark_used(self, token_id: uuid.UUID, at: dt.datetime) -> bool:
@@ -84,10 +85,10 @@ class MemoryMfaRepository:
         self._uow = uow
 
     def _user_org(self, user_id: uuid.UUID) -> uuid.UUID:
-        user = self._uow.get("users", user_id)
+        user: User | None = self._uow.get("users", user_id)
         if user is None:
             raise EntityNotFound("user", user_id)
-        return user.organization_id  # type: ignore[no-any-return]
+        return user.organization_id
 
     def last_totp_step(self, user_id: uuid.UUID) -> int | None:
         row: TotpStepRow | None = self._uow.get("mfa_totp_steps", user_id)

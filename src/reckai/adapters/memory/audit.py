@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from reckai.adapters.clock import utc_now
 from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
@@ -25,6 +24,7 @@ from reckai.application.ports.audit import (
     AuditQuery,
     AuditWriteFailed,
 )
+from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.audit.chain import AuditSigner, ChainCheckpoint, ChainHead, retention_cutoff
 from reckai.domain.audit.events import GENESIS_HASH, SYSTEM_CHAIN_KEY, AuditEvent, AuditRecord
 
@@ -58,7 +58,7 @@ class MemoryAuditLog:
 
     # --- writing -------------------------------------------------------------------------
 
-    def record(self, uow: Any, event: AuditEvent) -> AuditRecord:
+    def record(self, uow: UnitOfWork, event: AuditEvent) -> AuditRecord:
         if not isinstance(uow, MemoryUnitOfWork) or uow.store is not self._database.store:
             raise TypeError("MemoryAuditLog.record needs a unit of work of the same MemoryDatabase")
         if uow.organization_id != event.organization_id:

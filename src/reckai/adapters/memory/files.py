@@ -136,8 +136,9 @@ class MemoryNormalizedFileRepository(_Repository):
 
     def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None:
         for _, row in self._uow.rows(NORMALIZED):
-            if row.file_id == file_id and row.schema_version == schema_version:
-                return row  # type: ignore[no-any-return]
+            normalized: NormalizedFile = row
+            if normalized.file_id == file_id and normalized.schema_version == schema_version:
+                return normalized
         return None
 
     def put(self, normalized: NormalizedFile) -> NormalizedFile:

@@ -70,7 +70,8 @@ class MemoryOrganizationRepository(_Repository):
         self._uow.put("organizations", organization.id, updated)
 
     def find_id_by_code(self, code: str) -> uuid.UUID | None:
-        for key, organization in self._uow.all_rows("organizations"):
+        for _, row in self._uow.all_rows("organizations"):
+            organization: Organization = row
             if organization.code == code:
                 return organization.id
         return None
@@ -134,9 +135,10 @@ class MemoryUserRepository(_Repository):
         return found
 
     def get_by_email(self, email: str) -> User | None:
-        for _, user in self._uow.rows("users"):
+        for _, row in self._uow.rows("users"):
+            user: User = row
             if user.email.lower() == email.lower():
-                return user  # type: ignore[no-any-return]
+                return user
         return None
 
     def add(self, user: User) -> User:
@@ -254,9 +256,10 @@ class MemorySessionRepository(_Repository):
         return sessions
 
     def find_by_token_hash(self, token_hash: str) -> UserSession | None:
-        for _, session in self._uow.all_rows("user_sessions"):
+        for _, row in self._uow.all_rows("user_sessions"):
+            session: UserSession = row
             if session.token_hash == token_hash:
-                return session  # type: ignore[no-any-return]
+                return session
         return None
 
     def add_family(self, family: RefreshTokenFamily) -> RefreshTokenFamily:

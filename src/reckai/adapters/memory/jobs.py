@@ -20,9 +20,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reckai.adapters.clock import utc_now
+from reckai.adapters.memory.store import MemoryTransaction
 from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
 from reckai.application.ports.jobs import (
     ClaimOutcome,
@@ -36,12 +37,19 @@ from reckai.application.ports.jobs import (
     OutboxStatus,
     Queue,
 )
+from reckai.application.ports.unit_of_work import UnitOfWork
 
 TABLE = "outbox_messages"
 _PERIODIC_LOCKS = "outbox_periodic_locks"
 _MAX_ERROR_CHARS = 4000
 
 # System jobs have no organization: like the SQL policy, only a unit of work without tenant sees them.
+
+
+def _transaction_of(uow: UnitOfWork) -> MemoryTransaction:
+    if not isinstance(uow, MemoryTransaction):
+        raise TypeError("InMemoryOutbox needs an in-memory unit of work")
+    return uow
 
 
 class InMemoryOutbox:
@@ -60,23 +68,26 @@ class InMemoryOutbox:
 
     # --- JobQueue ------------------------------------------------------------------------
 
-    def enqueue(self, uow: Any, job: JobRequest) -> uuid.UUID:
-        record = self._new_record(uow, job)
-        uow.put(TABLE, record.id, record)
+    def enqueue(self, uow: UnitOfWork, job: JobRequest) -> uuid.UUID:
+        transaction = _transaction_of(uow)
+        record = self._new_record(transaction, job)
+        transaction.put(TABLE, record.id, record)
         return record.id
 
-    def enqueue_periodic(self, uow: Any, job: JobRequest, period_seconds: int) -> uuid.UUID | None:
-        record = self._new_record(uow, job)
+    def enqueue_periodic(self, uow: UnitOfWork, job: JobRequest,
+                         period_seconds: int) -> uuid.UUID | None:
+        transaction = _transaction_of(uow)
+        record = self._new_record(transaction, job)
         # Held until the unit of work ends, like the transaction-scoped advisory lock in SQL.
-        uow.lock_row(_PERIODIC_LOCKS, job.job_type.name)
+        transaction.lock_row(_PERIODIC_LOCKS, job.job_type.name)
         since = self._clock() - dt.timedelta(seconds=period_seconds)
-        for _, row in uow.rows(TABLE):
+        for _, row in transaction.rows(TABLE):
             if row.actor_name == job.job_type.name and row.created_at and row.created_at > since:
                 return None
-        uow.put(TABLE, record.id, record)
+        transaction.put(TABLE, record.id, record)
         return record.id
 
-    def _new_record(self, uow: Any, job: JobRequest) -> OutboxRecord:
+    def _new_record(self, uow: MemoryTransaction, job: JobRequest) -> OutboxRecord:
         job.validate()
         name = job.job_type.name
         if self._known_jobs is not None:
@@ -230,7 +241,8 @@ class InMemoryOutbox:
 def _find(uow: MemoryUnitOfWork, outbox_id: uuid.UUID) -> OutboxRecord | None:
     for key, row in uow.all_rows(TABLE):
         if key == outbox_id:
-            return row  # type: ignore[no-any-return]
+            record: OutboxRecord = row
+            return record
     return None
 
 

@@ -141,7 +141,9 @@ class MemoryJobRepository(_Base):
         for _, row in self._uow.rows(JOB_FILES):
             sides.setdefault(row.job_id, set()).add((row.side, row.file_id))
         wanted = {("left", left_file_id), ("right", right_file_id)}
-        jobs = [job for _, job in self._uow.rows(JOBS) if wanted <= sides.get(job.id, set())]
+        jobs: builtins.list[ReconciliationJob] = [
+            job for _, job in self._uow.rows(JOBS) if wanted <= sides.get(job.id, set())
+        ]
         if not jobs:
             return None
         newest = max(jobs, key=lambda j: (j.created_at or dt.datetime.min.replace(tzinfo=dt.UTC)))

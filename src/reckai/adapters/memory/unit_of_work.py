@@ -7,7 +7,8 @@ from __future__ import annotations
 import uuid
 from functools import cached_property
 
-from reckai.adapters.memory import account_security, files, identity, reconciliations, workflow
+from reckai.adapters.memory import account_security, identity, reconciliations, workflow
+from reckai.adapters.memory import files as file_repositories
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 
 __all__ = ["MemoryDatabase", "MemoryStore", "MemoryUnitOfWork"]
@@ -41,20 +42,20 @@ class MemoryUnitOfWork(MemoryTransaction):
 
     # --- files (issue 4) ---
     @cached_property
-    def files(self) -> files.MemoryFileRepository:
-        return files.MemoryFileRepository(self)
+    def files(self) -> file_repositories.MemoryFileRepository:
+        return file_repositories.MemoryFileRepository(self)
 
     @cached_property
-    def data_mappings(self) -> files.MemoryDataMappingRepository:
-        return files.MemoryDataMappingRepository(self)
+    def data_mappings(self) -> file_repositories.MemoryDataMappingRepository:
+        return file_repositories.MemoryDataMappingRepository(self)
 
     @cached_property
-    def normalized_files(self) -> files.MemoryNormalizedFileRepository:
-        return files.MemoryNormalizedFileRepository(self)
+    def normalized_files(self) -> file_repositories.MemoryNormalizedFileRepository:
+        return file_repositories.MemoryNormalizedFileRepository(self)
 
     @cached_property
-    def file_sweep(self) -> files.MemoryFileSweepRepository:
-        return files.MemoryFileSweepRepository(self)
+    def file_sweep(self) -> file_repositories.MemoryFileSweepRepository:
+        return file_repositories.MemoryFileSweepRepository(self)
 
     # --- reconciliation jobs (issue 6) ---
     @cached_property

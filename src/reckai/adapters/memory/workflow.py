@@ -49,7 +49,8 @@ class MemoryExceptionRepository:
         self.uow.put("exceptions", exception.id, exception)
 
     def get(self, exception_id: uuid.UUID) -> ExceptionItem | None:
-        return self.uow.get("exceptions", exception_id)  # type: ignore[no-any-return]
+        found: ExceptionItem | None = self.uow.get("exceptions", exception_id)
+        return found
 
     def get_for_update(self, exception_id: uuid.UUID) -> ExceptionItem | None:
         if self.get(exception_id) is None:
@@ -164,7 +165,8 @@ class MemoryApprovalRepository:
         self.uow.put("approvals", approval.id, approval)
 
     def get(self, approval_id: uuid.UUID) -> Approval | None:
-        return self.uow.get("approvals", approval_id)  # type: ignore[no-any-return]
+        found: Approval | None = self.uow.get("approvals", approval_id)
+        return found
 
     def get_for_update(self, approval_id: uuid.UUID) -> Approval | None:
         if self.get(approval_id) is None:
@@ -201,7 +203,8 @@ class MemoryRuleRepository:
         self.uow.put("matching_rules", rule.id, rule)
 
     def get(self, rule_id: uuid.UUID) -> MatchingRuleRow | None:
-        return self.uow.get("matching_rules", rule_id)  # type: ignore[no-any-return]
+        found: MatchingRuleRow | None = self.uow.get("matching_rules", rule_id)
+        return found
 
     def get_for_update(self, rule_id: uuid.UUID) -> MatchingRuleRow | None:
         if self.get(rule_id) is None:
@@ -259,9 +262,9 @@ class MemoryMatchRepository:
         return files
 
     def suggestion(self, job_id: uuid.UUID, left_row: int, right_row: int) -> MatchGroup | None:
-        seeded = self.uow.get("workflow_suggestions", (job_id, left_row, right_row))
+        seeded: MatchGroup | None = self.uow.get("workflow_suggestions", (job_id, left_row, right_row))
         if seeded is not None:
-            return seeded  # type: ignore[no-any-return]
+            return seeded
         results = getattr(self.uow, "reconciliation_results", None)
         files = self.job_files(job_id)
         if results is None or self.uow.organization_id is None or set(files) != {"left", "right"}:
@@ -278,7 +281,8 @@ class MemoryMatchRepository:
                                     "suggested_confidence": str(found.confidence)})
 
     def get(self, group_id: uuid.UUID) -> MatchGroup | None:
-        return self.uow.get("match_groups", group_id)  # type: ignore[no-any-return]
+        found: MatchGroup | None = self.uow.get("match_groups", group_id)
+        return found
 
     def get_for_update(self, group_id: uuid.UUID) -> MatchGroup | None:
         if self.get(group_id) is None:

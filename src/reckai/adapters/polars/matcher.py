@@ -127,9 +127,11 @@ def condition_expr(condition: Condition) -> pl.Expr:
     if op is ConditionOp.ABSENT:
         return ~present
     if op is ConditionOp.NE:
-        return (~present | (text != condition.value)).fill_null(True)
+        differs: pl.Expr = text != condition.value
+        return (~present | differs).fill_null(True)
     if op is ConditionOp.NOT_IN:
         return (~present | ~text.is_in(list(condition.value))).fill_null(True)
+    matched: pl.Expr
     if op is ConditionOp.EQ:
         matched = text == condition.value
     elif op is ConditionOp.IN:

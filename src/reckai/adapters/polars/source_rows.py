@@ -10,14 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import io
 import uuid
-from typing import Any
 
 import polars as pl
 
+from reckai.application.ports.files import FilesUnitOfWork
+from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.unit_of_work import Database
 from reckai.application.ports.workflow import SourceRows
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, dict):
@@ -28,7 +30,7 @@ def _plain(value: Any) -> Any:
 
 
 class NormalizedSourceRows:
-    def __init__(self, database: Any, storage: Any) -> None:
+    def __init__(self, database: Database[FilesUnitOfWork], storage: FileStorage) -> None:
         self.database = database
         self.storage = storage
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, insert, select, text, update
+from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres import tables as t
 from reckai.adapters.postgres.identity import _to_entity, _values
@@ -75,7 +76,7 @@ class PostgresUserTokenRepository(PostgresRepository):
 class PostgresMfaRepository(PostgresRepository):
     entity_name = "mfa"
 
-    def _require_user(self, user_id: uuid.UUID) -> Any:
+    def _require_user(self, user_id: uuid.UUID) -> Row[Any]:
         row = self._conn.execute(
             text("SELECT organization_id, mfa_last_used_step FROM users WHERE id = :id"), {"id": user_id}
         ).first()

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from reckai.adapters.postgres.transaction import PostgresTransaction
 from reckai.application.ports.audit import (
     READ_PAGE_MAX,
     AuditLog,
@@ -35,6 +36,7 @@ from reckai.application.ports.audit import (
     AuditReadFailed,
     AuditWriteFailed,
 )
+from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.audit.canonical import canonical_json
 from reckai.domain.audit.chain import AuditSigner, ChainCheckpoint, ChainHead
 from reckai.domain.audit.events import SYSTEM_CHAIN_KEY, AuditEvent, AuditRecord, restore_event
@@ -73,7 +75,7 @@ class PostgresAuditLog:
 
     # --- writing -------------------------------------------------------------------------
 
-    def record(self, uow: Any, event: AuditEvent) -> AuditRecord:
+    def record(self, uow: UnitOfWork | Connection, event: AuditEvent) -> AuditRecord:
         connection = _connection_of(uow)
         try:
             # A savepoint, so a refused write (wrong tenant) does not poison the caller's
@@ -162,10 +164,11 @@ class PostgresAuditLog:
 
     def last_sequence_before(self, chain_key: uuid.UUID, cutoff: dt.datetime) -> int | None:
         with self._reading(_tenant_of(chain_key)) as connection:
-            return connection.execute(
+            sequence: int | None = connection.execute(
                 text("SELECT max(sequence_number) FROM audit_logs WHERE chain_key = :key AND created_at < :cutoff"),
                 {"key": chain_key, "cutoff": _naive_utc(cutoff)},
             ).scalar_one()
+            return sequence
 
     def list_records(self, organization_id: uuid.UUID, query: AuditQuery) -> AuditPage:
         if organization_id == SYSTEM_CHAIN_KEY:
@@ -206,7 +209,7 @@ class PostgresAuditLog:
         try:
             with self._engine.begin() as connection:
                 connection.execute(_SET_TENANT, {"tenant": _tenant_text(_tenant_of(checkpoint.chain_key))})
-                return connection.execute(
+                removed: int = connection.execute(
                     text(
                         "SELECT audit_purge_expired(:key, :seq, :hash, :created_at, :key_id, :signature)"
                     ),
@@ -219,22 +222,20 @@ class PostgresAuditLog:
                         "signature": checkpoint.signature,
                     },
                 ).scalar_one()
+                return removed
         except DBAPIError as exc:
             if _sqlstate(exc) in {"42501", "22023", "P0002"}:
                 raise AuditPurgeRefused(checkpoint.chain_key, _reason(exc)) from exc
             raise AuditReadFailed(_reason(exc)) from exc
 
 
-def _connection_of(uow: Any) -> Connection:
+def _connection_of(uow: UnitOfWork | Connection) -> Connection:
     """The unit of work's connection (its transaction, its tenant); a bare Connection also works."""
     if isinstance(uow, Connection):
         return uow
-    connection = getattr(uow, "connection", None)
-    if callable(connection) and not isinstance(connection, Connection):
-        connection = connection()
-    if not isinstance(connection, Connection):
+    if not isinstance(uow, PostgresTransaction):
         raise TypeError("PostgresAuditLog.record needs a PostgreSQL unit of work (with .connection)")
-    return connection
+    return uow.connection
 
 
 def _tenant_of(chain_key: uuid.UUID) -> uuid.UUID | None:

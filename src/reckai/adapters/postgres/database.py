@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import text
 
@@ -58,7 +57,7 @@ def open_database(settings: Settings) -> PostgresDatabase:
     return PostgresDatabase(engine, on_close=on_close)
 
 
-def database_health(database: Any) -> HealthReport:
+def database_health(database: PostgresDatabase) -> HealthReport:
     """`/health/db`: a real round trip (SELECT 1) with a short statement timeout."""
     try:
         with database.engine.connect() as conn:

@@ -12,7 +12,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reckai.adapters.postgres.roles import (
     APP_ROLE,
@@ -22,6 +22,9 @@ from reckai.adapters.postgres.roles import (
     role_url,
     sqlalchemy_url,
 )
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 DEFAULT_DATABASE = "reckai"
 
@@ -45,7 +48,7 @@ class DatabaseUrls:
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
-    server: Any  # pgserver.PostgresServer
+    server: PostgresServer
     urls: DatabaseUrls
 
     def stop(self) -> None:
@@ -77,19 +80,19 @@ def start_embedded(
     return EmbeddedPostgres(data_dir=Path(server.pgdata), server=server, urls=urls)
 
 
-def start_server(data_dir: Path | str, *, cleanup_mode: str | None = "stop") -> tuple[Any, str]:
+def start_server(data_dir: Path | str, *, cleanup_mode: str | None = "stop") -> tuple[PostgresServer, str]:
     """Start (or join) the bare server; returns the pgserver handle and the superuser URL."""
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); it falls back to /tmp.
             warnings.simplefilter("ignore")
-            import pgserver
+            from pgserver.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - pgserver is a declared dependency
         raise EmbeddedPostgresError("the pgserver package is not installed") from exc
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
+        server = get_server(data_dir, cleanup_mode=cleanup_mode)
     except Exception as exc:
         raise EmbeddedPostgresError(f"could not start embedded PostgreSQL in {data_dir}: {exc}") from exc
     return server, sqlalchemy_url(server.get_uri())

@@ -9,7 +9,8 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.interfaces import DBAPICursor, ExceptionContext, ExecutionContext
 
 from reckai.adapters.postgres.roles import sqlalchemy_url
 
@@ -48,11 +49,13 @@ def create_engine(
 
 def install_slow_query_log(engine: Engine, threshold_seconds: float) -> None:
     @event.listens_for(engine, "before_cursor_execute")
-    def _start(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def _start(conn: Connection, cursor: DBAPICursor, statement: str, parameters: object,
+               context: ExecutionContext | None, executemany: bool) -> None:
         conn.info.setdefault("reckai_query_started", []).append(time.perf_counter())
 
     @event.listens_for(engine, "after_cursor_execute")
-    def _finish(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def _finish(conn: Connection, cursor: DBAPICursor, statement: str, parameters: object,
+                context: ExecutionContext | None, executemany: bool) -> None:
         started = conn.info.get("reckai_query_started")
         if not started:
             return
@@ -61,7 +64,7 @@ def install_slow_query_log(engine: Engine, threshold_seconds: float) -> None:
             _log_slow(statement, duration)
 
     @event.listens_for(engine, "handle_error")
-    def _failed(context):  # type: ignore[no-untyped-def]
+    def _failed(context: ExceptionContext) -> None:
         started = context.connection.info.get("reckai_query_started") if context.connection is not None else None
         if started:
             started.pop()

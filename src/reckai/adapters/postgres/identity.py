@@ -12,9 +12,10 @@ import ipaddress
 import uuid
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres import tables as t
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
@@ -35,11 +36,14 @@ from reckai.domain.identity.entities import (
     UserSession,
 )
 
-E = TypeVar("E")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-def _to_entity(cls: type[E], row: Any) -> E:
+E = TypeVar("E", bound="DataclassInstance")
+
+def _to_entity(cls: type[E], row: Row[Any]) -> E:
     mapping = row._mapping
-    values = {f.name: mapping[f.name] for f in fields(cls) if f.name in mapping}  # type: ignore[arg-type]
+    values = {f.name: mapping[f.name] for f in fields(cls) if f.name in mapping}
     if "ip_address" in values and isinstance(values["ip_address"], ipaddress.IPv4Address | ipaddress.IPv6Address):
         values["ip_address"] = str(values["ip_address"])
     return cls(**values)

@@ -20,8 +20,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from reckai.adapters.postgres.transaction import PostgresTransaction
 from reckai.application.ports.jobs import (
     ClaimOutcome,
     DispatchBatch,
@@ -35,6 +37,7 @@ from reckai.application.ports.jobs import (
     OutboxStatus,
     Queue,
 )
+from reckai.application.ports.unit_of_work import Database, UnitOfWork
 
 _INSERT = text(
     "INSERT INTO outbox_messages (id, organization_id, queue, actor_name, payload, max_attempts, available_at)"
@@ -65,18 +68,27 @@ class OutboxStoreError(JobError):
     """The outbox table could not be read or written (database down, permissions)."""
 
 
+def _transaction_of(uow: UnitOfWork) -> PostgresTransaction:
+    if not isinstance(uow, PostgresTransaction):
+        raise TypeError("PostgresJobQueue needs a PostgreSQL unit of work")
+    return uow
+
+
 class PostgresJobQueue:
     def __init__(self, known_jobs: Mapping[str, Queue] | None = None) -> None:
         # Job name -> queue, from the worker's handler registry. None accepts any job type.
         self._known_jobs = known_jobs
 
-    def enqueue(self, uow: Any, job: JobRequest) -> uuid.UUID:
-        payload = self._validate(uow, job)
-        return self._insert(uow.connection, job, payload)
+    def enqueue(self, uow: UnitOfWork, job: JobRequest) -> uuid.UUID:
+        transaction = _transaction_of(uow)
+        payload = self._validate(transaction, job)
+        return self._insert(transaction.connection, job, payload)
 
-    def enqueue_periodic(self, uow: Any, job: JobRequest, period_seconds: int) -> uuid.UUID | None:
-        payload = self._validate(uow, job)
-        connection = uow.connection
+    def enqueue_periodic(self, uow: UnitOfWork, job: JobRequest,
+                         period_seconds: int) -> uuid.UUID | None:
+        transaction = _transaction_of(uow)
+        payload = self._validate(transaction, job)
+        connection = transaction.connection
         connection.execute(_PERIODIC_LOCK, {"name": job.job_type.name})
         recent = connection.execute(
             _RECENT,
@@ -86,7 +98,7 @@ class PostgresJobQueue:
             return None
         return self._insert(connection, job, payload)
 
-    def _validate(self, uow: Any, job: JobRequest) -> str:
+    def _validate(self, uow: PostgresTransaction, job: JobRequest) -> str:
         payload = job.validate()
         name = job.job_type.name
         if self._known_jobs is not None:
@@ -100,7 +112,7 @@ class PostgresJobQueue:
         return payload
 
     @staticmethod
-    def _insert(connection: Any, job: JobRequest, payload: str) -> uuid.UUID:
+    def _insert(connection: Connection, job: JobRequest, payload: str) -> uuid.UUID:
         outbox_id = uuid.uuid4()
         connection.execute(
             _INSERT,
@@ -118,14 +130,14 @@ class PostgresJobQueue:
 
 
 class PostgresOutboxStore:
-    def __init__(self, database: Any) -> None:
+    def __init__(self, database: Database[UnitOfWork]) -> None:
         self._database = database  # PostgresDatabase: units of work bound to a tenant or none
 
     @contextmanager
-    def _transaction(self, organization_id: uuid.UUID | None = None) -> Iterator[Any]:
+    def _transaction(self, organization_id: uuid.UUID | None = None) -> Iterator[Connection]:
         try:
             with self._database.unit_of_work(organization_id) as uow:
-                yield uow.connection
+                yield _connection_of(uow)
                 uow.commit()
         except (DBAPIError, SQLAlchemyError) as exc:
             raise OutboxStoreError(f"outbox unavailable: {type(exc).__name__}") from exc
@@ -188,6 +200,12 @@ class PostgresOutboxStore:
             last_error=row.last_error,
             created_at=_utc(row.created_at) if row.created_at else None,
         )
+
+
+def _connection_of(uow: UnitOfWork) -> Connection:
+    if not isinstance(uow, PostgresTransaction):
+        raise TypeError("PostgresOutboxStore needs a PostgreSQL database (units of work with .connection)")
+    return uow.connection
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.exc import DBAPIError
 
 from reckai.adapters.postgres.repository import PostgresRepository
@@ -65,7 +66,7 @@ def _from_db_time(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
-def _job(row: Any) -> ReconciliationJob:
+def _job(row: Row[Any]) -> ReconciliationJob:
     values = dict(row._mapping)
     for name in _TIMESTAMPS:
         values[name] = _from_db_time(values[name])
@@ -194,7 +195,8 @@ class PostgresResultsRepository(PostgresRepository):
         if organization_id is None:
             raise TenantIsolationViolation(self.entity_name, None, None)
         connection = self._conn  # opens the transaction and sets the tenant
-        raw: psycopg.Connection[Any] = connection.connection.driver_connection
+        raw = connection.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)  # the engine's driver is psycopg 3
         try:
             with connection.begin_nested():
                 connection.execute(text("DELETE FROM reconciliation_matches WHERE job_id = :job"), {"job": job_id})
@@ -209,8 +211,8 @@ class PostgresResultsRepository(PostgresRepository):
         return match_count, exception_count
 
     @staticmethod
-    def _copy_matches(cursor: Any, job_id: uuid.UUID, attempt: int, organization_id: uuid.UUID,
-                      chunks: Iterable[bytes]) -> int:
+    def _copy_matches(cursor: psycopg.Cursor[Any], job_id: uuid.UUID, attempt: int,
+                      organization_id: uuid.UUID, chunks: Iterable[bytes]) -> int:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS reckai_match_stage (status text, group_key text, left_row integer,"
             " right_row integer, rule text, rule_version integer, confidence numeric, amount_diff_minor bigint,"
@@ -229,7 +231,7 @@ class PostgresResultsRepository(PostgresRepository):
         return count
 
     @staticmethod
-    def _copy_exceptions(cursor: Any, job_id: uuid.UUID, organization_id: uuid.UUID,
+    def _copy_exceptions(cursor: psycopg.Cursor[Any], job_id: uuid.UUID, organization_id: uuid.UUID,
                          chunks: Iterable[bytes]) -> int:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS reckai_exception_stage (type text, severity text, amount numeric,"
@@ -300,7 +302,7 @@ class PostgresResultsRepository(PostgresRepository):
         return [dict(row._mapping) for row in rows]
 
 
-def _copy(cursor: Any, statement: str, chunks: Iterable[bytes]) -> None:
+def _copy(cursor: psycopg.Cursor[Any], statement: str, chunks: Iterable[bytes]) -> None:
     # A writer thread sends each chunk while the next one is produced (polars releases the GIL),
     # so the server is not idle while the worker builds CSV text.
     with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
@@ -312,7 +314,7 @@ _EVIDENCE_FIELDS = ("amount_diff_minor", "day_delta", "similarity_bp", "left_key
                     "fee_minor")
 
 
-def _stored_match(values: Any) -> StoredMatch:
+def _stored_match(values: RowMapping) -> StoredMatch:
     evidence = {name: values[name] for name in _EVIDENCE_FIELDS if values[name] is not None}
     return StoredMatch(status=values["status"], group_key=values["group_key"], left_row=values["left_row"],
                        right_row=values["right_row"], rule=values["rule"], rule_version=values["rule_version"],

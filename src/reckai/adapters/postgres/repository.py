@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from reckai.application.ports.repositories import DuplicateEntity, RepositoryError, TenantIsolationViolation
@@ -52,7 +53,7 @@ class PostgresRepository:
         self._uow = uow
 
     @property
-    def _conn(self) -> Any:
+    def _conn(self) -> Connection:
         return self._uow.connection
 
     def _check_tenant(self, organization_id: uuid.UUID) -> None:

@@ -14,7 +14,8 @@ from functools import cached_property
 
 from sqlalchemy.engine import Engine
 
-from reckai.adapters.postgres import account_security, files, identity, reconciliations, workflow
+from reckai.adapters.postgres import account_security, identity, reconciliations, workflow
+from reckai.adapters.postgres import files as file_repositories
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 
 __all__ = ["PostgresDatabase", "PostgresUnitOfWork", "UnitOfWorkClosed"]
@@ -48,20 +49,20 @@ class PostgresUnitOfWork(PostgresTransaction):
 
     # --- files (issue 4) ---
     @cached_property
-    def files(self) -> files.PostgresFileRepository:
-        return files.PostgresFileRepository(self)
+    def files(self) -> file_repositories.PostgresFileRepository:
+        return file_repositories.PostgresFileRepository(self)
 
     @cached_property
-    def data_mappings(self) -> files.PostgresDataMappingRepository:
-        return files.PostgresDataMappingRepository(self)
+    def data_mappings(self) -> file_repositories.PostgresDataMappingRepository:
+        return file_repositories.PostgresDataMappingRepository(self)
 
     @cached_property
-    def normalized_files(self) -> files.PostgresNormalizedFileRepository:
-        return files.PostgresNormalizedFileRepository(self)
+    def normalized_files(self) -> file_repositories.PostgresNormalizedFileRepository:
+        return file_repositories.PostgresNormalizedFileRepository(self)
 
     @cached_property
-    def file_sweep(self) -> files.PostgresFileSweepRepository:
-        return files.PostgresFileSweepRepository(self)
+    def file_sweep(self) -> file_repositories.PostgresFileSweepRepository:
+        return file_repositories.PostgresFileSweepRepository(self)
 
     # --- reconciliation jobs (issue 6) ---
     @cached_property

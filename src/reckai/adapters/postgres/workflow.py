@@ -13,9 +13,10 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import text
+from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres.repository import PostgresRepository
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
@@ -37,6 +38,10 @@ from reckai.domain.exceptions.manual_matching import DeclinedPair, MatchGroup, M
 from reckai.domain.reconciliation.rule_versions import RuleVersion, VersionStatus
 
 
+@overload
+def _aware(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _aware(value: None) -> None: ...
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -50,7 +55,8 @@ def _json(value: Any) -> str | None:
 class _Base(PostgresRepository):
     entity_name = "workflow"
 
-    def _page(self, sql: str, params: dict[str, Any], order: str, limit: int, offset: int) -> tuple[list[Any], int, bool]:
+    def _page(self, sql: str, params: dict[str, Any], order: str, limit: int,
+              offset: int) -> tuple[Sequence[Row[Any]], int, bool]:
         rows = self._conn.execute(text(f"{sql} ORDER BY {order} LIMIT :limit OFFSET :offset"),
                                   {**params, "limit": limit, "offset": offset}).all()
         total = self._conn.execute(text(f"SELECT count(*) FROM ({sql} LIMIT {COUNT_CAP}) AS bounded"),
@@ -74,7 +80,7 @@ _SORTS = {"created_at": "created_at", "due_at": "due_at", "updated_at": "updated
 _KEYSET_SORTS = ("created_at", "due_at", "updated_at")
 
 
-def _exception(row: Any) -> ExceptionItem:
+def _exception(row: Row[Any]) -> ExceptionItem:
     m = dict(row._mapping)
     m["status"] = ExceptionStatus(m["status"])
     for key in ("resolved_at", "created_at", "updated_at", "due_at", "escalated_at"):
@@ -201,7 +207,7 @@ class PostgresExceptionRepository(_Base):
         rows = self._conn.execute(text(
             "SELECT * FROM exception_history WHERE exception_id = :id ORDER BY created_at, seq"),
             {"id": exception_id}).all()
-        return [HistoryEntry(r.exception_id, r.action, r.actor_id, _aware(r.created_at), r.from_status,  # type: ignore[arg-type]
+        return [HistoryEntry(r.exception_id, r.action, r.actor_id, _aware(r.created_at), r.from_status,
                              r.to_status, r.reason, dict(r.changes or {}), r.id) for r in rows]
 
     def add_comment(self, comment: Comment) -> None:
@@ -217,7 +223,7 @@ class PostgresExceptionRepository(_Base):
         rows = self._conn.execute(text(
             "SELECT * FROM exception_comments WHERE exception_id = :id ORDER BY created_at, id"),
             {"id": exception_id}).all()
-        return [Comment(r.id, r.organization_id, r.exception_id, r.user_id, r.content, _aware(r.created_at))  # type: ignore[arg-type]
+        return [Comment(r.id, r.organization_id, r.exception_id, r.user_id, r.content, _aware(r.created_at))
                 for r in rows]
 
 
@@ -228,7 +234,7 @@ _APPROVAL_COLUMNS = ("id", "organization_id", "type", "status", "title", "descri
 _SELECT_APPROVAL = f"SELECT {', '.join(_APPROVAL_COLUMNS)} FROM approvals"
 
 
-def _approval(row: Any) -> Approval:
+def _approval(row: Row[Any]) -> Approval:
     m = dict(row._mapping)
     m["type"], m["status"] = ApprovalType(m["type"]), ApprovalStatus(m["status"])
     m["metadata"] = dict(m["metadata"] or {})
@@ -304,7 +310,7 @@ _SELECT_RULE = f"SELECT {', '.join(_RULE_COLUMNS)} FROM matching_rules"
 _RULE_JSON = ("field_mappings", "conditions")
 
 
-def _rule(row: Any) -> MatchingRuleRow:
+def _rule(row: Row[Any]) -> MatchingRuleRow:
     m = dict(row._mapping)
     for key in ("created_at", "updated_at", "approved_at"):
         m[key] = _aware(m[key])
@@ -320,10 +326,10 @@ def _rule_params(rule: MatchingRuleRow) -> dict[str, Any]:
     return params
 
 
-def _version(row: Any) -> RuleVersion:
+def _version(row: Row[Any]) -> RuleVersion:
     return RuleVersion(id=row.id, rule_id=row.rule_id, organization_id=row.organization_id, version=row.version,
                        definition=dict(row.definition), created_by=row.created_by,
-                       created_at=_aware(row.created_at),  # type: ignore[arg-type]
+                       created_at=_aware(row.created_at),
                        status=VersionStatus(row.status), approval_id=row.approval_id,
                        approved_at=_aware(row.approved_at))
 
@@ -435,7 +441,7 @@ class PostgresMatchRepository(_Base):
             members[r.group_id].append(MatchMember(r.side, RowRef(r.file_id, r.row_number), r.amount_minor))
         return members
 
-    def _groups(self, rows: Sequence[Any]) -> list[MatchGroup]:
+    def _groups(self, rows: Sequence[Row[Any]]) -> list[MatchGroup]:
         members = self._members([r.id for r in rows])
         return [MatchGroup(id=r.id, organization_id=r.organization_id, job_id=r.job_id, status=r.status,
                            members=members[r.id], rule_id=r.rule_id, rule_version=r.rule_version,

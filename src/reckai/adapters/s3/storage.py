@@ -21,7 +21,7 @@ import hashlib
 import io
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 from urllib.parse import quote
 
 import urllib3
@@ -42,6 +42,9 @@ from reckai.application.ports.storage import (
     StoredObject,
 )
 from reckai.domain.ingestion.storage_keys import validate_key, validate_prefix
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 DEFAULT_PART_BYTES = 16 * 1024 * 1024
 _MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
@@ -135,7 +138,7 @@ class S3FileStorage:
         response = self._call(key, lambda: self._client.get_object(self._bucket, key))
         expected = response.headers.get(_SHA256_META)
         raw = _VerifyingReader(key, response, expected)
-        return io.BufferedReader(raw, buffer_size=1024 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=1024 * 1024)
 
     def head(self, key: str) -> StoredObject:
         validate_key(key)
@@ -251,7 +254,7 @@ class _ChunkReader(io.RawIOBase):
     def push_back(self, data: bytes) -> None:
         self._buffer[:0] = data
 
-    def read(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1) -> bytes:
         want = size if size is not None and size >= 0 else None
         while want is None or len(self._buffer) < want:
             try:
@@ -273,7 +276,7 @@ class _ChunkReader(io.RawIOBase):
 
 
 class _VerifyingReader(io.RawIOBase):
-    def __init__(self, key: str, response: Any, expected_sha256: str | None) -> None:
+    def __init__(self, key: str, response: urllib3.BaseHTTPResponse, expected_sha256: str | None) -> None:
         self._key = key
         self._response = response
         self._expected = expected_sha256
@@ -283,20 +286,22 @@ class _VerifyingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, target: WriteableBuffer) -> int:
         if self._done:
             return 0
-        try:
-            data = self._response.read(len(target))
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageUnavailable(f"reading {self._key!r} from S3 failed: {type(exc).__name__}") from exc
-        if not data:
-            self._done = True
-            if self._expected is not None and self._sha256.hexdigest() != self._expected:
-                raise StorageIntegrityError(self._key, "content does not match its recorded SHA-256")
-            return 0
-        self._sha256.update(data)
-        target[: len(data)] = data
+        with memoryview(target) as view:  # released on the way out, so the caller may resize its buffer
+            try:
+                data = self._response.read(len(view))
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                reason = type(exc).__name__
+                raise StorageUnavailable(f"reading {self._key!r} from S3 failed: {reason}") from exc
+            if not data:
+                self._done = True
+                if self._expected is not None and self._sha256.hexdigest() != self._expected:
+                    raise StorageIntegrityError(self._key, "content does not match its recorded SHA-256")
+                return 0
+            self._sha256.update(data)
+            view[: len(data)] = data
         return len(data)
 
     def close(self) -> None:

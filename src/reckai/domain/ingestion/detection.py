@@ -122,7 +122,7 @@ def header_score(target: str, header: str) -> float:
     return min(best, 0.9)
 
 
-def _share(values: list[str], predicate: Any) -> float:
+def _share(values: list[str], predicate: Callable[[str], bool]) -> float:
     return sum(1 for v in values if predicate(v)) / len(values) if values else 0.0
 
 

@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeGuard
 
 from reckai.domain.ingestion.canonical import CanonicalTransaction, TransactionStatus
 from reckai.domain.reconciliation.explanations import describe_break
@@ -133,9 +133,13 @@ def _keys(items: Iterable[_Item], fields: Sequence[str]) -> dict[Hashable, str]:
     keys = {}
     for item in items:
         parts = [item.text(name) for name in fields]
-        if all(part is not None for part in parts):
-            keys[item.node] = "|".join(parts)  # type: ignore[arg-type]
+        if _all_present(parts):
+            keys[item.node] = "|".join(parts)
     return keys
+
+
+def _all_present(parts: list[str | None]) -> TypeGuard[list[str]]:
+    return all(part is not None for part in parts)
 
 
 def _regex_keys(items: Iterable[_Item], name: str, pattern: str | None) -> dict[Hashable, str]:
@@ -503,10 +507,13 @@ class ReferenceMatcher:
                                     right_direction=_direction(txn), right_status=_status(txn),
                                     reference=txn.reference, original_row=original))
 
-        leftover_left = {n: t for n, t in state.left.items()
-                         if n not in state.consumed_left and t.transaction_date is not None}
-        leftover_right = {n: t for n, t in state.right.items()
-                          if n not in state.consumed_right and t.transaction_date is not None}
+        # Keyed by node (a row item's node is its row number), as _key_pairs and assign hand them back.
+        leftover_left: dict[Hashable, CanonicalTransaction] = {
+            n: t for n, t in state.left.items()
+            if n not in state.consumed_left and t.transaction_date is not None}
+        leftover_right: dict[Hashable, CanonicalTransaction] = {
+            n: t for n, t in state.right.items()
+            if n not in state.consumed_right and t.transaction_date is not None}
         linked: list[tuple[CanonicalTransaction, CanonicalTransaction, MatchingRule]] = []
         for rule in profile.passes:
             if not rule.keyed or rule.group is not None:
@@ -516,14 +523,16 @@ class ReferenceMatcher:
             keyed = _key_pairs(rule, lefts, rights)
             costs = {}
             for (l_node, r_node), (key_cost, _, _) in keyed.items():
-                l_txn, r_txn = leftover_left[l_node], leftover_right[r_node]  # type: ignore[index]
+                l_txn, r_txn = leftover_left[l_node], leftover_right[r_node]
                 if l_txn.currency != r_txn.currency:
                     continue
-                day_delta = l_txn.transaction_date.toordinal() - r_txn.transaction_date.toordinal()  # type: ignore[union-attr]
+                # Leftovers were kept only with a date.
+                assert l_txn.transaction_date is not None and r_txn.transaction_date is not None
+                day_delta = l_txn.transaction_date.toordinal() - r_txn.transaction_date.toordinal()
                 costs[(l_node, r_node)] = (abs(l_txn.amount_minor - r_txn.amount_minor), abs(day_delta), key_cost, 0)
             accepted, _ = assign(costs)
             for l_node, r_node in accepted:
-                linked.append((leftover_left.pop(l_node), leftover_right.pop(r_node), rule))  # type: ignore[call-overload]
+                linked.append((leftover_left.pop(l_node), leftover_right.pop(r_node), rule))
 
         for l_txn, r_txn, rule in linked:
             break_type = _linked_break(rule, l_txn, r_txn)
@@ -591,13 +600,18 @@ def _unlinked_break(profile: ReconciliationProfile, side: str, txn: CanonicalTra
     return BreakType.MISSING_ENTRY
 
 
+def _day(txn: CanonicalTransaction) -> int:
+    assert txn.transaction_date is not None  # grouped rows are eligible rows: they have a date
+    return txn.transaction_date.toordinal()
+
+
 def _group_items(rule: MatchingRule, rows: Sequence[CanonicalTransaction]) -> list[_Item]:
     assert rule.group is not None
     by_key: dict[tuple[str, ...], list[CanonicalTransaction]] = defaultdict(list)
     for txn in rows:
         parts = [field_text(txn, name) for name in rule.group.by]
-        if all(part is not None for part in parts):
-            by_key[(txn.currency, *parts)].append(txn)  # type: ignore[arg-type]
+        if _all_present(parts):
+            by_key[(txn.currency, *parts)].append(txn)
     schedule = rule.group.fee_schedule
     items = []
     for key, members in by_key.items():
@@ -606,7 +620,7 @@ def _group_items(rule: MatchingRule, rows: Sequence[CanonicalTransaction]) -> li
         items.append(_Item(
             node=("G", min(t.row_number for t in members)),
             amount=sum(t.amount_minor for t in members) - fee,
-            day=max(t.transaction_date.toordinal() for t in members),  # type: ignore[union-attr]
+            day=max(_day(t) for t in members),
             currency=key[0],
             text=values.get,
             members=tuple(sorted(t.row_number for t in members)),

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from reckai.domain.reconciliation.results import MatchRecord, ReconciliationResult
+
 
 class VersionStatus(str, Enum):
     PENDING = "pending"
@@ -158,7 +160,7 @@ class RuleHistory:
 PREVIEW_SAMPLES = 20
 
 
-def diff_results(before: Any, after: Any) -> dict[str, Any]:
+def diff_results(before: ReconciliationResult, after: ReconciliationResult) -> dict[str, Any]:
     """Compare two ReconciliationResults of the same data (current rules vs proposed rules).
 
     A match is identified by its (left_row, right_row) pair. `added`: pairs only the proposal makes;
@@ -167,7 +169,7 @@ def diff_results(before: Any, after: Any) -> dict[str, Any]:
     suggestions, with a few examples of each, and the exception totals before and after.
     """
 
-    def index(result: Any) -> dict[tuple[int, int], Any]:
+    def index(result: ReconciliationResult) -> dict[tuple[int, int], MatchRecord]:
         return {(m.left_row, m.right_row): m for m in [*result.matches, *result.suggestions]}
 
     old, new = index(before), index(after)
@@ -177,15 +179,16 @@ def diff_results(before: Any, after: Any) -> dict[str, Any]:
                      if (old[pair].status, old[pair].rule, old[pair].confidence_bp)
                      != (new[pair].status, new[pair].rule, new[pair].confidence_bp))
 
-    def describe(pair: tuple[int, int], record: Any, previous: Any = None) -> dict[str, Any]:
-        item = {"left_row": pair[0], "right_row": pair[1], "status": record.status.value, "rule": record.rule,
-                "confidence": record.confidence_bp / 10_000}
+    def describe(pair: tuple[int, int], record: MatchRecord,
+                 previous: MatchRecord | None = None) -> dict[str, Any]:
+        item: dict[str, object] = {"left_row": pair[0], "right_row": pair[1], "status": record.status.value,
+                                   "rule": record.rule, "confidence": record.confidence_bp / 10_000}
         if previous is not None:
             item["was"] = {"status": previous.status.value, "rule": previous.rule,
                            "confidence": previous.confidence_bp / 10_000}
         return item
 
-    def count(pairs: list[tuple[int, int]], source: dict[tuple[int, int], Any], status: str) -> int:
+    def count(pairs: list[tuple[int, int]], source: dict[tuple[int, int], MatchRecord], status: str) -> int:
         return sum(1 for pair in pairs if source[pair].status.value == status)
 
     return {
