@@ -156,7 +156,8 @@ def check_delete_links_and_stuck(tenants: Tenants, add_file: Callable[[uuid.UUID
         assert uow.reconciliation_jobs.latest_for_files(right, left) is None
     with database.unit_of_work(None) as uow:
         stuck = uow.reconciliation_jobs.find_stuck(1000, 3600)
-    assert any(s.job_id == job.id and s.organization_id == org_a and s.status == "processing" for s in stuck)
+    # Every tenant's stuck jobs: the store must hold no one else's (PostgreSQL: a database of its own).
+    assert [(s.job_id, s.organization_id, s.status) for s in stuck] == [(job.id, org_a, "processing")]
     with database.unit_of_work(org_a) as uow:
         assert uow.reconciliation_jobs.delete(job.id)
         uow.commit()

@@ -36,9 +36,31 @@ def signer() -> AuditSigner:
 
 
 @pytest.fixture(scope="module")
-def audit_engine(pg_database: PgDatabase) -> Iterator[Engine]:
+def shared_audit_engine(pg_database: PgDatabase) -> Iterator[Engine]:
     # Its own pool: the concurrency test needs one connection per writer thread.
     engine = create_engine(pg_database.app_url, pool_size=8, max_overflow=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, pg_database: PgDatabase) -> PgDatabase:
+    """The session's database; a fresh one for a test marked `global_state`. Such a test asserts
+    on the system chain, which every other test writes to as well (a sign-in to an unknown
+    organization through an app seals a system row with that app's key, e.g. `dev-1`), so on the
+    shared database its verdict would depend on which tests ran before it, with which examples."""
+    if request.node.get_closest_marker("global_state") is not None:
+        fresh: PgDatabase = request.getfixturevalue("pg_fresh_database")
+        return fresh
+    return pg_database
+
+
+@pytest.fixture
+def audit_engine(database: PgDatabase, pg_database: PgDatabase, shared_audit_engine: Engine) -> Iterator[Engine]:
+    if database is pg_database:
+        yield shared_audit_engine
+        return
+    engine = create_engine(database.app_url, pool_size=8, max_overflow=2)
     yield engine
     engine.dispose()
 
@@ -54,14 +76,14 @@ def short_lock_audit_log(audit_engine: Engine, signer: AuditSigner) -> PostgresA
 
 
 @pytest.fixture
-def new_organization(app_engine: Engine) -> Callable[[], uuid.UUID]:
-    return lambda: create_tenant(app_engine).organization_id
+def new_organization(audit_engine: Engine) -> Callable[[], uuid.UUID]:
+    return lambda: create_tenant(audit_engine).organization_id
 
 
 @pytest.fixture
-def new_user(app_engine: Engine) -> Callable[[uuid.UUID], uuid.UUID]:
+def new_user(audit_engine: Engine) -> Callable[[uuid.UUID], uuid.UUID]:
     def make(organization_id: uuid.UUID) -> uuid.UUID:
-        with app_engine.begin() as conn:
+        with audit_engine.begin() as conn:
             conn.execute(text("SELECT set_config('app.current_org_id', :org, true)"), {"org": str(organization_id)})
             return conn.execute(
                 text("INSERT INTO users (organization_id, email, password_hash, name, role)"
@@ -129,10 +151,10 @@ def test_the_app_role_has_no_privilege_to_change_history(
     ],
 )
 def test_even_a_superuser_is_refused_by_the_triggers(
-    pg_database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, statement: str
+    database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, statement: str
 ) -> None:
     with (
-        psycopg.connect(libpq_url(pg_database.admin_url)) as conn,
+        psycopg.connect(libpq_url(database.admin_url)) as conn,
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
     ):
         conn.execute(statement.replace(":org", "%(org)s"), {"org": org_with_chain})
@@ -173,10 +195,10 @@ def test_the_trigger_refuses_a_row_that_does_not_continue_the_chain(
 
 
 @contextmanager
-def _superuser(pg_database: PgDatabase) -> Iterator[psycopg.Connection]:
+def _superuser(database: PgDatabase) -> Iterator[psycopg.Connection]:
     """A superuser session with the audit triggers switched off, as an attacker with the keys to
     the database (but not to the application's HMAC key) would do."""
-    with psycopg.connect(libpq_url(pg_database.admin_url)) as conn:
+    with psycopg.connect(libpq_url(database.admin_url)) as conn:
         conn.execute("SET session_replication_role = replica")  # no triggers fire
         yield conn
 
@@ -187,11 +209,11 @@ def _first_break(audit_log: PostgresAuditLog, signer: AuditSigner, org: uuid.UUI
 
 
 def test_a_field_changed_by_the_superuser_is_named(
-    pg_database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, signer: AuditSigner
+    database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, signer: AuditSigner
 ) -> None:
     victim = audit_log.record_at(org_with_chain, 3)
     assert victim is not None
-    with _superuser(pg_database) as conn:
+    with _superuser(database) as conn:
         conn.execute("UPDATE audit_logs SET metadata = '{\"index\": 2, \"rate\": 0.25}' WHERE id = %s", (victim.id,))
     brk = _first_break(audit_log, signer, org_with_chain)
     assert brk is not None
@@ -199,7 +221,7 @@ def test_a_field_changed_by_the_superuser_is_named(
 
 
 def test_a_field_changed_by_the_owner_with_the_trigger_disabled_is_named(
-    pg_database: PgDatabase, owner_engine: Engine, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID,
+    database: PgDatabase, owner_engine: Engine, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID,
     signer: AuditSigner,
 ) -> None:
     victim = audit_log.record_at(org_with_chain, 2)
@@ -217,9 +239,9 @@ def test_a_field_changed_by_the_owner_with_the_trigger_disabled_is_named(
 
 
 def test_a_deleted_middle_row_is_a_gap(
-    pg_database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, signer: AuditSigner
+    database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, signer: AuditSigner
 ) -> None:
-    with _superuser(pg_database) as conn:
+    with _superuser(database) as conn:
         conn.execute("DELETE FROM audit_logs WHERE chain_key = %s AND sequence_number = 3", (org_with_chain,))
     after_gap = audit_log.record_at(org_with_chain, 4)
     brk = _first_break(audit_log, signer, org_with_chain)
@@ -228,23 +250,23 @@ def test_a_deleted_middle_row_is_a_gap(
 
 
 def test_rows_deleted_from_the_end_are_caught_by_the_chain_head(
-    pg_database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, signer: AuditSigner
+    database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, signer: AuditSigner
 ) -> None:
-    with _superuser(pg_database) as conn:
+    with _superuser(database) as conn:
         conn.execute("DELETE FROM audit_logs WHERE chain_key = %s AND sequence_number >= 4", (org_with_chain,))
     brk = _first_break(audit_log, signer, org_with_chain)
     assert brk is not None and brk.reason is BreakReason.MISSING_TAIL and brk.sequence_number == 4
 
 
 def test_a_chain_rewritten_whole_without_the_key_is_caught_at_its_first_row(
-    pg_database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, signer: AuditSigner
+    database: PgDatabase, audit_log: PostgresAuditLog, org_with_chain: uuid.UUID, signer: AuditSigner
 ) -> None:
     # The owner rewrites every row (a different action) and recomputes every hash and link, with
     # a key of its own, consistently: sequence and links are perfect, only the HMAC key is wrong.
     forger = AuditSigner(signer.key_id, "owner-made-up-key-000000000000000000000")
     original = audit_log.read_chain(org_with_chain, 0, 100)
     previous = GENESIS_HASH
-    with _superuser(pg_database) as conn:
+    with _superuser(database) as conn:
         for record in original:
             forged = forger.seal(
                 AuditEvent(action="nothing.to.see", organization_id=org_with_chain),
@@ -289,11 +311,11 @@ def test_the_app_role_sees_only_its_own_organizations_audit_rows(
 # --- retention -----------------------------------------------------------------------------
 
 
-def _plant_old_chain(pg_database: PgDatabase, signer: AuditSigner, org: uuid.UUID, ages: list[dt.timedelta]) -> None:
+def _plant_old_chain(database: PgDatabase, signer: AuditSigner, org: uuid.UUID, ages: list[dt.timedelta]) -> None:
     """Rows sealed with the real key but dated in the past (only possible with triggers off)."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     previous = GENESIS_HASH
-    with _superuser(pg_database) as conn:
+    with _superuser(database) as conn:
         for index, age in enumerate(ages, start=1):
             record = signer.seal(
                 AuditEvent(action=f"old.{index}", organization_id=org),
@@ -313,11 +335,11 @@ def _plant_old_chain(pg_database: PgDatabase, signer: AuditSigner, org: uuid.UUI
 
 
 def test_purge_removes_only_rows_past_seven_years_and_the_chain_still_verifies(
-    pg_database: PgDatabase, audit_log: PostgresAuditLog, signer: AuditSigner, new_organization: Callable[[], uuid.UUID]
+    database: PgDatabase, audit_log: PostgresAuditLog, signer: AuditSigner, new_organization: Callable[[], uuid.UUID]
 ) -> None:
     org = new_organization()
     year = dt.timedelta(days=365)
-    _plant_old_chain(pg_database, signer, org, [9 * year, 8 * year, 7 * year + dt.timedelta(days=30), 2 * year])
+    _plant_old_chain(database, signer, org, [9 * year, 8 * year, 7 * year + dt.timedelta(days=30), 2 * year])
     audit_log.record_independently(event(org, "today"))
     now = dt.datetime.now(dt.UTC)
 
@@ -341,11 +363,11 @@ def test_the_purge_function_refuses_rows_inside_retention(
 
 
 def test_a_forged_checkpoint_is_caught(
-    pg_database: PgDatabase, audit_log: PostgresAuditLog, signer: AuditSigner, new_organization: Callable[[], uuid.UUID]
+    database: PgDatabase, audit_log: PostgresAuditLog, signer: AuditSigner, new_organization: Callable[[], uuid.UUID]
 ) -> None:
     org = new_organization()
     year = dt.timedelta(days=365)
-    _plant_old_chain(pg_database, signer, org, [9 * year, 8 * year, 1 * year])
+    _plant_old_chain(database, signer, org, [9 * year, 8 * year, 1 * year])
     forger = AuditSigner(signer.key_id, "owner-made-up-key-000000000000000000000")
     second = audit_log.record_at(org, 2)
     assert second is not None
@@ -355,6 +377,7 @@ def test_a_forged_checkpoint_is_caught(
     assert result.first_break is not None and result.first_break.reason is BreakReason.INVALID_CHECKPOINT
 
 
+@pytest.mark.global_state
 def test_system_chain_rows_are_invisible_to_tenants_and_verify(
     audit_engine: Engine, audit_log: PostgresAuditLog, signer: AuditSigner, org_with_chain: uuid.UUID
 ) -> None:
@@ -370,7 +393,7 @@ def test_system_chain_rows_are_invisible_to_tenants_and_verify(
 
 
 def test_cli_verify_on_postgres_says_ok_then_names_the_tampered_row(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_database: PgDatabase,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database: PgDatabase,
     audit_log: PostgresAuditLog, signer: AuditSigner, org_with_chain: uuid.UUID,
 ) -> None:
     from reckai.entrypoints.cli import audit as audit_cli
@@ -391,7 +414,7 @@ def test_cli_verify_on_postgres_says_ok_then_names_the_tampered_row(
 
     victim = audit_log.record_at(org_with_chain, 4)
     assert victim is not None
-    with _superuser(pg_database) as conn:
+    with _superuser(database) as conn:
         conn.execute("UPDATE audit_logs SET response_status = 200 WHERE id = %s", (victim.id,))
     assert main(["audit", "verify", "--organization", str(org_with_chain)]) == 1
     out = capsys.readouterr().out

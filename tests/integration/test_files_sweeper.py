@@ -40,9 +40,12 @@ def container(request: pytest.FixtureRequest, pg_database: Any,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
     if request.param == "s3":
         s3 = request.getfixturevalue("s3_server")
+        # A bucket of its own (embedded mode creates it): the sweeper lists every organization's
+        # objects, and the session's bucket holds other tests' upload-shaped objects that have no
+        # file row (test_storage_s3's), which a sweep with no grace would rightly delete.
         storage = StorageSettings(backend="s3", s3_endpoint=s3.endpoint, s3_access_key=s3.access_key,
-                                  s3_secret_key=s3.secret_key, s3_bucket=s3.bucket, s3_region=s3.region,
-                                  s3_secure=s3.secure)
+                                  s3_secret_key=s3.secret_key, s3_bucket=f"reckai-sweeper-{uuid.uuid4().hex[:8]}",
+                                  s3_region=s3.region, s3_secure=s3.secure)
     else:
         storage = StorageSettings(backend="filesystem", filesystem_root=tmp_path_factory.mktemp("sweeper"))
     built = bootstrap(Settings(mode=Mode.EMBEDDED, database=DatabaseSettings(url=pg_database.app_url, pool_size=4),

@@ -4,25 +4,41 @@ DEFINER functions) as the runtime role."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import reckai.adapters.postgres.files
 import reckai.adapters.postgres.reconciliations  # noqa: F401  registers the repositories
+from reckai.adapters.postgres.engine import create_engine
 from reckai.adapters.postgres.unit_of_work import PostgresDatabase
 from tests.contracts import reconciliation_repositories as contract
-from tests.fixtures.postgres import create_tenant
+from tests.fixtures.postgres import PgDatabase, create_tenant
 from tests.unit.test_reconciliation_jobs_repositories import file_adder
 
 pytestmark = pytest.mark.integration
 
 
+def _tenants(engine: Any) -> contract.Tenants:
+    a, b = create_tenant(engine), create_tenant(engine)
+    return PostgresDatabase(engine), (a.organization_id, a.admin_user_id), (b.organization_id, b.admin_user_id)
+
+
 @pytest.fixture
 def tenants(app_engine: Any) -> contract.Tenants:
-    a, b = create_tenant(app_engine), create_tenant(app_engine)
-    return PostgresDatabase(app_engine), (a.organization_id, a.admin_user_id), (b.organization_id, b.admin_user_id)
+    return _tenants(app_engine)
+
+
+@pytest.fixture
+def own_tenants(pg_fresh_database: PgDatabase) -> Iterator[contract.Tenants]:
+    """`tenants` on a database of the test's own: find_stuck lists the stuck jobs of every tenant
+    (oldest first, up to a limit), so on the shared database other tests' jobs would be in it."""
+    engine = create_engine(pg_fresh_database.app_url, pool_size=2, max_overflow=2)
+    try:
+        yield _tenants(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("check", contract.CHECKS, ids=lambda c: c.__name__)
@@ -30,8 +46,8 @@ def test_contract(tenants: contract.Tenants, check: Callable[[contract.Tenants],
     check(tenants)
 
 
-def test_delete_links_and_stuck(tenants: contract.Tenants) -> None:
-    contract.check_delete_links_and_stuck(tenants, file_adder(tenants[0]))
+def test_delete_links_and_stuck(own_tenants: contract.Tenants) -> None:
+    contract.check_delete_links_and_stuck(own_tenants, file_adder(own_tenants[0]))
 
 
 def test_bulk_exceptions_get_the_due_at_the_trigger_would_give_and_ordered_ids(tenants: contract.Tenants) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -292,22 +293,31 @@ def test_signup_and_login_lookup_functions(app_engine: Engine) -> None:
     assert isinstance(caught.value.orig, psycopg.errors.UniqueViolation)
 
 
-def test_session_lookup_and_sweeper_functions(app_engine: Engine) -> None:
-    a, b = create_tenant(app_engine), create_tenant(app_engine)
+@pytest.fixture
+def own_app_engine(pg_fresh_database: PgDatabase) -> Iterator[Engine]:
+    """reckai_app on a database of the test's own: the session sweeper and the outbox relay act for
+    every tenant, so on the shared database they would meet (and change) what other tests left."""
+    engine = create_engine(pg_fresh_database.app_url, pool_size=2, max_overflow=2)
+    yield engine
+    engine.dispose()
+
+
+def test_session_lookup_and_sweeper_functions(own_app_engine: Engine) -> None:
+    a, b = create_tenant(own_app_engine), create_tenant(own_app_engine)
     for tenant, suffix in ((a, "a"), (b, "b")):
-        with app_engine.begin() as conn:
+        with own_app_engine.begin() as conn:
             _as_tenant(conn, tenant.organization_id)
             conn.execute(text(
                 "INSERT INTO user_sessions (organization_id, user_id, token_hash, expires_at) VALUES"
                 " (:org, :user, :live, now() + interval '1 day'), (:org, :user, :dead, now() - interval '1 minute')"),
                 {"org": tenant.organization_id, "user": tenant.admin_user_id,
                  "live": f"live-{suffix}-{tenant.code}", "dead": f"dead-{suffix}-{tenant.code}"})
-    with app_engine.begin() as conn:
+    with own_app_engine.begin() as conn:
         session = conn.execute(text("SELECT * FROM auth_find_session_by_token_hash(:h)"),
                                {"h": f"live-b-{b.code}"}).one()
         assert (session.organization_id, session.user_id) == (b.organization_id, b.admin_user_id)
         swept = conn.execute(text("SELECT sweep_expired_sessions()")).scalar_one()
-        assert swept >= 2
+        assert swept == 2  # the two expired sessions above, nothing else exists
         for tenant, suffix in ((a, "a"), (b, "b")):
             assert conn.execute(text("SELECT count(*) FROM auth_find_session_by_token_hash(:h)"),
                                 {"h": f"dead-{suffix}-{tenant.code}"}).scalar_one() == 0
@@ -331,33 +341,32 @@ def test_user_token_lookup_function(app_engine: Engine) -> None:
                             {"h": token_hash}).scalar_one() == 0
 
 
-def test_outbox_functions_claim_and_finish_messages(app_engine: Engine) -> None:
-    tenant = create_tenant(app_engine)
-    with app_engine.begin() as conn:
+def test_outbox_functions_claim_and_finish_messages(own_app_engine: Engine) -> None:
+    tenant = create_tenant(own_app_engine)
+    with own_app_engine.begin() as conn:
         _as_tenant(conn, tenant.organization_id)
         ids = conn.execute(text(
             "INSERT INTO outbox_messages (organization_id, queue, actor_name, payload, max_attempts) VALUES"
             " (:org, 'critical', 'test_actor', '{\"n\": 1}', 2), (:org, 'low', 'test_actor', '{\"n\": 2}', 2)"
             " RETURNING id"), {"org": tenant.organization_id}).scalars().all()
-    with app_engine.begin() as conn:
+    with own_app_engine.begin() as conn:
         # The relay runs without a tenant: it cannot see the rows directly...
         assert conn.execute(text("SELECT count(*) FROM outbox_messages WHERE id = ANY(:ids)"),
                             {"ids": ids}).scalar_one() == 0
         # ...only through the function, which claims them once.
         claimed = conn.execute(text("SELECT * FROM outbox_claim_due(1000)")).all()
-        mine = [m for m in claimed if m.id in ids]
-        assert {m.id for m in mine} == set(ids)
-        assert all(m.status == "dispatched" and m.attempts == 1 for m in mine)
+        assert sorted(m.id for m in claimed) == sorted(ids)  # and nothing else: the database is the test's own
+        assert all(m.status == "dispatched" and m.attempts == 1 for m in claimed)
         again = conn.execute(text("SELECT id FROM outbox_claim_due(1000)")).scalars().all()
-        assert not set(again) & set(ids)
+        assert again == []
         assert conn.execute(text("SELECT outbox_mark_done(:id)"), {"id": ids[0]}).scalar_one() is True
         assert conn.execute(text("SELECT outbox_mark_done(:id)"), {"id": ids[0]}).scalar_one() is False
         assert conn.execute(text("SELECT outbox_mark_failed(:id, 'boom', 0)"), {"id": ids[1]}).scalar_one() == "pending"
         retried = conn.execute(text("SELECT * FROM outbox_claim_due(1000)")).all()
-        assert [m.attempts for m in retried if m.id == ids[1]] == [2]
+        assert [(m.id, m.attempts) for m in retried] == [(ids[1], 2)]
         assert conn.execute(text("SELECT outbox_mark_failed(:id, 'boom again', 0)"), {"id": ids[1]}).scalar_one() == (
             "failed")
-    with app_engine.begin() as conn:
+    with own_app_engine.begin() as conn:
         _as_tenant(conn, tenant.organization_id)
         rows = dict(conn.execute(text("SELECT id, status FROM outbox_messages WHERE id = ANY(:ids)"),
                                  {"ids": ids}).all())

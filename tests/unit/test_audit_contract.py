@@ -122,6 +122,7 @@ class AuditLogContract:
             audit_log.record(uow, event(theirs, "sneaky"))
         assert audit_log.read_chain(theirs, 0, 10) == []
 
+    @pytest.mark.global_state  # verifies the whole system chain: a shared store gives it a fresh one
     def test_events_without_an_organization_go_to_the_system_chain(
         self, audit_log: Any, new_organization: Callable[[], uuid.UUID]
     ) -> None:
