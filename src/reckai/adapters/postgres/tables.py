@@ -114,6 +114,8 @@ users = Table(
     _ts("updated_at", default=True),
     _user_fk("created_by"),
     Column("token_version", Integer, nullable=False, server_default=text("0")),
+    _user_fk("last_changed_by"),  # migration 0011
+    _ts("last_changed_at"),
     UniqueConstraint("organization_id", "email"),
     CheckConstraint("role IN ('admin', 'analyst', 'auditor', 'supervisor')"),
 )
