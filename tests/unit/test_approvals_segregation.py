@@ -332,3 +332,26 @@ def test_a_new_organization_starts_with_a_resolution_threshold(org: Org) -> None
         organization = uow.organizations.get(org.organization_id)
     assert organization is not None
     assert organization.settings["workflow"]["resolution_approval_threshold"] == {"NGN": "100000.00", "*": "100.00"}
+
+
+def test_an_operator_adds_the_first_checker_of_a_lone_admin(client: TestClient, container: Container) -> None:
+    import argparse
+    import io
+
+    from reckai.entrypoints.cli.org import add_user_command
+
+    _, admin = onboard(client)
+    token = login(client, admin.org_code, admin.email, admin.password)
+    refused = client.post("/api/rules", json={"name": "Alone", "definition": EXACT}, headers=bearer(token))
+    assert refused.status_code == 409
+    out, err = io.StringIO(), io.StringIO()
+    args = argparse.Namespace(code=admin.org_code.upper(), email="first.checker@example.com", name="First Checker",
+                              role="supervisor")
+    assert add_user_command(container, args, DEFAULT_PASSWORD, out, err) == 0, err.getvalue()
+    assert add_user_command(container, args, DEFAULT_PASSWORD, out, err) == 2  # the e-mail is taken
+    relax_auth_limits(client)
+    first = client.post("/api/auth/login", json={"organization_code": admin.org_code,
+                                                 "email": "first.checker@example.com", "password": DEFAULT_PASSWORD})
+    assert first.json()["data"]["status"] == "password_change_required"  # provisional
+    proposed = client.post("/api/rules", json={"name": "Now checked", "definition": EXACT}, headers=bearer(token))
+    assert proposed.status_code == 202, proposed.text
