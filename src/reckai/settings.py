@@ -74,6 +74,8 @@ class SecuritySettings:
     jwt_retired_keys: tuple[tuple[str, str], ...] = ()
     data_encryption_retired_keys: tuple[tuple[str, str], ...] = ()
     password_hasher: str = "bcrypt"  # bcrypt | argon2id
+    # POST /api/organizations. From the environment: off by default in production, on in embedded
+    # mode (ALLOW_PUBLIC_SIGNUP overrides either way); a sign-up always lands on the standard tier.
     allow_public_signup: bool = True
 
 
@@ -172,7 +174,8 @@ class Settings:
                     env.get("DATA_ENCRYPTION_RETIRED_KEYS", ""), "DATA_ENCRYPTION_RETIRED_KEYS"
                 ),
                 password_hasher=env.get("PASSWORD_HASHER", "bcrypt"),
-                allow_public_signup=_flag(env.get("ALLOW_PUBLIC_SIGNUP", "true")),
+                allow_public_signup=_flag(env.get("ALLOW_PUBLIC_SIGNUP",
+                                                  "false" if mode is Mode.PRODUCTION else "true")),
             ),
             scanner=ScannerSettings(
                 enabled=_flag(env.get("SCANNER_ENABLED", "false")),

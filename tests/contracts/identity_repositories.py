@@ -208,6 +208,7 @@ def test_user_add_get_update_and_copies(database: Any) -> None:
         loaded.locked_until = dt.datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
         loaded.mfa_enabled = True
         loaded.token_version = 2
+        loaded.changed_by(a.admin_user_id, dt.datetime(2029, 6, 1, 8, 30, tzinfo=UTC))  # segregation of duties
         loaded.name = "not saved yet"
         assert uow.users.get(user.id).name == "Some One"
         uow.users.update(loaded)
@@ -216,6 +217,8 @@ def test_user_add_get_update_and_copies(database: Any) -> None:
         again = uow.users.get(user.id)
         assert (again.role, again.failed_login_attempts, again.locked_until, again.mfa_enabled, again.token_version) == (
             "supervisor", 3, dt.datetime(2030, 1, 1, 12, 0, tzinfo=UTC), True, 2)
+        assert (again.last_changed_by, again.last_changed_at) == (a.admin_user_id,
+                                                                  dt.datetime(2029, 6, 1, 8, 30, tzinfo=UTC))
         missing = new_user(a.organization_id)
         with pytest.raises(EntityNotFound):
             uow.users.update(missing)

@@ -220,3 +220,18 @@ def test_the_approvals_type_check_admits_every_approval_type(owner_engine: Engin
     assert len(definitions) == 1, definitions
     missing = [kind.value for kind in ApprovalType if f"'{kind.value}'" not in definitions[0]]
     assert missing == [], f"the approvals.type CHECK does not admit {missing}"
+
+
+def test_the_current_users_table_mirrors_the_migrated_users(owner_engine: Engine) -> None:
+    # tables.users_current = 0001's users + the columns later revisions add and the repositories
+    # use (0011: last_changed_by, last_changed_at); mfa_last_used_step is read by raw SQL.
+    from reckai.adapters.postgres.tables import users_current
+
+    reflected = {c["name"]: c for c in inspect(owner_engine).get_columns("users")}
+    declared = {c.name: c for c in users_current.columns}
+    assert set(reflected) - set(declared) == {"mfa_last_used_step"}
+    assert set(declared) <= set(reflected)
+    for name in ("last_changed_by", "last_changed_at"):
+        assert declared[name].nullable and reflected[name]["nullable"]
+        assert declared[name].type.compile(dialect=owner_engine.dialect) == \
+            reflected[name]["type"].compile(dialect=owner_engine.dialect)

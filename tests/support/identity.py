@@ -105,12 +105,27 @@ def create_user_with_role(
     password: str = SECOND_PASSWORD,
 ) -> tuple[uuid.UUID, str]:
     """Create a user of `role` in the admin's organization and sign them in: the admin sets a
-    provisional password, the user signs in and changes it (as the policy requires)."""
+    provisional password, the user signs in and changes it (as the policy requires).
+
+    A role that may approve (supervisor, admin) needs another checker's approval over the API
+    (segregation of duties), so those are added as an operator adds them (`reckai org add-user`,
+    through the in-process app's container): independent of the admin, as a test's second checker
+    should be."""
     email = email or f"{role}.{uuid.uuid4().hex[:8]}@example.com"
-    created = _data(client.post("/api/users", json={"email": email, "name": name, "role": role,
-                                                    "password": DEFAULT_PASSWORD}, headers=bearer(admin_token)), 201)
     me = _data(client.get("/api/auth/me", headers=bearer(admin_token)), 200)
     org_code = _org_code(client, admin_token, me)
+    if role in ("supervisor", "admin"):
+        from reckai.application.context import RequestInfo
+        from reckai.application.identity.users import operator_add_user
+
+        container = client.app.state["container"]
+        user = operator_add_user(container.identity, organization_code=org_code, email=email, name=name, role=role,
+                                 password=DEFAULT_PASSWORD, request=RequestInfo(user_agent="tests"))
+        created = {"id": str(user.id)}
+    else:
+        created = _data(client.post("/api/users", json={"email": email, "name": name, "role": role,
+                                                        "password": DEFAULT_PASSWORD}, headers=bearer(admin_token)),
+                        201)
     first = login_tokens(client, org_code, email, DEFAULT_PASSWORD)
     assert first["status"] == "password_change_required", first
     changed = _data(client.post("/api/auth/password/change",

@@ -43,7 +43,7 @@ from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.entrypoints.http.app import create_app
 from reckai.entrypoints.http.request import MAX_JSON_DEPTH, NUL_MESSAGE, json_depth, nul_path
 from tests.support import reconciliation_jobs as rj
-from tests.support.identity import bearer, login, onboard, relax_auth_limits
+from tests.support.identity import bearer, create_user_with_role, login, onboard, relax_auth_limits
 
 
 class Api:
@@ -51,6 +51,8 @@ class Api:
         self.client, self.container = client, container
         self.org_id, self.admin = onboard(client)
         self.token = login(client, self.admin.org_code, self.admin.email, self.admin.password)
+        # Someone who may approve: without one, every request is refused (409 NO_ELIGIBLE_CHECKER).
+        create_user_with_role(client, self.token, "supervisor")
 
     def call(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
         return self.client.request(method, path, headers={**bearer(self.token), **(headers or {})}, **kwargs)

@@ -364,11 +364,14 @@ def test_signup_validates_and_refuses_a_taken_code(client: TestClient) -> None:
     assert bad.status_code == 400  # unknown field refused
 
 
-def test_subscription_tier_sets_quotas_and_features(client: TestClient) -> None:
+def test_a_public_signup_asking_for_enterprise_lands_on_standard(client: TestClient) -> None:
+    # Issue 12 item 3: an anonymous body never chooses its quotas; only an operator changes a tier.
     _, admin = onboard(client, subscription_tier="enterprise")
     token = login(client, admin.org_code, admin.email, admin.password)
-    quotas = client.get("/api/settings", headers=bearer(token)).json()["data"]["quotas"]
-    assert quotas["max_users"] == 500 and quotas["features"]["sso"] is True
+    settings = client.get("/api/settings", headers=bearer(token)).json()["data"]
+    assert settings["subscription_tier"] == "standard"
+    assert settings["quotas"]["max_users"] == 10 and settings["quotas"]["max_storage_gb"] == 100
+    assert settings["quotas"]["max_jobs_per_month"] == 1000 and settings["quotas"]["features"]["sso"] is False
 
 
 def test_cli_org_create(clock: FakeClock) -> None:
@@ -439,6 +442,7 @@ def test_settings_may_only_tighten_the_password_policy(client: TestClient) -> No
 def test_user_onboarding_approval_flag_turns_creation_into_a_request(client: TestClient) -> None:
     # The whole flow (checker, self-approval, max_users): tests/unit/test_approvals_optional_routes.py
     _, _, token = admin_session(client)
+    create_user_with_role(client, token, "supervisor")  # someone who may approve (else 409 NO_ELIGIBLE_CHECKER)
     client.put("/api/settings", json={"user_onboarding_requires_approval": True}, headers=bearer(token))
     requested = client.post("/api/users", json={"email": "x@example.com", "name": "X Y", "role": "analyst"},
                             headers=bearer(token))
@@ -492,10 +496,10 @@ def test_the_last_admin_cannot_be_demoted_or_deactivated(client: TestClient) -> 
 def test_user_events_are_audited_with_ip_and_user_agent(client: TestClient, container: Container) -> None:
     org_id, _, token = admin_session(client)
     user_id, _ = create_user_with_role(client, token, "analyst")
-    client.put(f"/api/users/{user_id}", json={"role": "supervisor"}, headers=bearer(token))
+    client.put(f"/api/users/{user_id}", json={"role": "auditor"}, headers=bearer(token))  # no raise: direct
     client.delete(f"/api/users/{user_id}", headers=bearer(token))
     records = {r.event.action: r.event for r in audit_records(container, org_id)}
     for action in ("user.created", "user.role_changed", "user.deleted", "auth.login.succeeded"):
         assert records[action].user_agent == "testclient", action
-    assert records["user.role_changed"].metadata == {"from": "analyst", "to": "supervisor"}
+    assert records["user.role_changed"].metadata == {"from": "analyst", "to": "auditor"}
     assert str(records["user.deleted"].resource_id) == str(user_id)

@@ -466,3 +466,14 @@ outbox_messages = Table(
 TENANT_TABLE_NAMES = frozenset(t.name for t in metadata.sorted_tables if "organization_id" in t.c) | {
     "organizations"
 }
+
+# Columns later revisions add to the tables above, for the repositories that use them. `metadata`
+# mirrors 0001_schema only (tests/integration/test_schema.py); these live in their own MetaData.
+later_metadata = MetaData()
+users_current = Table(
+    "users",
+    later_metadata,
+    *(column._copy() for column in users.columns),
+    Column("last_changed_by", UUID(as_uuid=True)),  # 0011_account_changes (references users.id)
+    _ts("last_changed_at"),
+)

@@ -10,6 +10,7 @@ before, and never by the requester's own decision.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,12 @@ from reckai.domain.identity.principal import Principal
 class UserCreation:
     user: User | None = None  # created at once (201)
     approval: Approval | None = None  # or requested: the user is created when a checker approves (202)
+
+
+@dataclass(frozen=True)
+class UserChange:
+    user: User  # after the change, or unchanged while a role raise waits
+    approval: Approval | None = None  # set: the raise waits for a checker (202)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,29 @@ def create_user_or_request_approval(identity: IdentityServices, workflow: Workfl
     except InvalidApproval as exc:
         raise _validation(exc, "metadata.") from None
     return UserCreation(approval=approval)
+
+
+def update_user_or_request_approval(identity: IdentityServices, workflow: WorkflowServices, principal: Principal,
+                                    user_id: uuid.UUID, *, name: str | None = None, role: str | None = None,
+                                    is_active: bool | None = None, request: RequestInfo) -> UserChange:
+    """PUT /api/users/:id. A raise to a role that may decide approvals (or admin) always needs a
+    checker (segregation of duties): a `user_onboarding` approval with action change_role."""
+    try:
+        return UserChange(user_cases.update_user(identity, principal, user_id, name=name, role=role,
+                                                 is_active=is_active, request=request))
+    except ApprovalRequired:
+        pass
+    assert role is not None
+    user = user_cases.get_user(identity, principal, user_id)
+    try:
+        approval = request_approval(workflow, principal, type="user_onboarding",
+                                    title=f"Raise {user.name} to {role}"[:MAX_TITLE_LENGTH],
+                                    description=f"Change the role of {user.email} from {user.role} to {role}.",
+                                    metadata={"action": "change_role", "user_id": str(user.id), "role": role},
+                                    request=request)
+    except InvalidApproval as exc:
+        raise _validation(exc, "metadata.") from None
+    return UserChange(user, approval)
 
 
 def change_settings_or_request_approval(identity: IdentityServices, workflow: WorkflowServices,

@@ -13,7 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from reckai.application.approvals.common import WorkflowServices, eligible_checkers
+from reckai.application.approvals.common import WorkflowServices
+from reckai.application.approvals.separation import independent_checkers, require_independent_checker
 from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import (
     NotFound,
@@ -69,8 +70,9 @@ def announce_request(services: WorkflowServices, uow: WorkflowUnitOfWork, princi
     services.record(uow, principal, "approval.requested", request, organization_id=approval.organization_id,
                     resource_type="approval", resource_id=approval.id, outcome=Outcome.CREATED,
                     metadata={"type": approval.type.value, "title": approval.title})
+    # NO_ELIGIBLE_CHECKER (nothing stored) when nobody could approve it (segregation of duties)
     services.notify(uow, approval.organization_id, "approval.requested",
-                    eligible_checkers(uow, exclude=principal.user_id),
+                    independent_checkers(uow, approval, services.now()),
                     {"approval_id": str(approval.id), "type": approval.type.value})
 
 
@@ -120,6 +122,7 @@ def approve_request(services: WorkflowServices, principal: Principal, approval_i
         if approval is None:
             raise NotFound("approval", approval_id)
         now = services.now()
+        require_independent_checker(uow, approval, principal.user_id, now)  # segregation of duties
         approval.approve(_checker(principal), now, comment)
         effect = services.approval_handlers.get(approval.type).apply(uow, principal, approval, request)
         uow.approvals.update(approval)

@@ -17,6 +17,7 @@ from typing import Any
 
 from reckai.application.approvals.common import WorkflowServices, eligible_checkers, workflow_settings
 from reckai.application.approvals.handlers import ApprovalHandler
+from reckai.application.approvals.separation import independent_checkers
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from reckai.application.ports.jobs import JobDelivery
@@ -257,7 +258,7 @@ def _request_resolution_approval(services: WorkflowServices, uow: WorkflowUnitOf
                     resource_type="approval", resource_id=approval.id,
                     metadata={"type": approval.type.value, "exception_id": str(item.id), "amount": str(item.amount)})
     services.notify(uow, principal.organization_id, "approval.requested",
-                    eligible_checkers(uow, exclude=principal.user_id), {"approval_id": str(approval.id)})
+                    independent_checkers(uow, approval, now), {"approval_id": str(approval.id)})
     return approval
 
 

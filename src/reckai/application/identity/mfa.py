@@ -126,6 +126,8 @@ def _clear_mfa(services: IdentityServices, uow: UnitOfWork, user: User, request:
     user.mfa_enabled = False
     user.mfa_secret = None
     user.token_version += 1
+    if actor_id is not None:  # an administrator's reset: segregation of duties (docs/workflow.md)
+        user.changed_by(actor_id, now)
     uow.users.update(user)
     uow.mfa.reset_totp_step(user.id)
     uow.mfa.replace_recovery_codes(user.id, [], now)

@@ -14,7 +14,7 @@ from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.errors import ApprovalRequired, OrganizationCodeTaken, SignupDisabled
 from reckai.application.identity.users import USER_ONBOARDING_SETTING
 from reckai.application.ports.repositories import DuplicateEntity
-from reckai.domain.exceptions.policy import approval_required
+from reckai.domain.exceptions.policy import DEFAULT_RESOLUTION_APPROVAL_THRESHOLD, approval_required
 from reckai.domain.identity.entities import Organization, OrganizationQuota
 from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
 from reckai.domain.identity.principal import Principal
@@ -43,6 +43,11 @@ SUBSCRIPTION_TIERS: Mapping[str, TierDefaults] = {
 }
 
 
+# Where every public sign-up lands, whatever its body asks: only an operator changes a tier
+# (`reckai org tier`, application/identity/tiers.py).
+SIGNUP_TIER = "standard"
+
+
 @dataclass(frozen=True)
 class OnboardedOrganization:
     organization_id: uuid.UUID
@@ -55,11 +60,13 @@ def onboard_organization(
     admin_email: str, admin_name: str, admin_password: str, request: RequestInfo, public: bool,
 ) -> OnboardedOrganization:
     """Create the organization, its first admin, its quota row (from the tier) and its features.
-    `public` is a sign-up over HTTP: refused when the deployment switched public sign-up off."""
+    `public` is a sign-up over HTTP: refused when the deployment switched public sign-up off, and
+    always on the standard tier (an anonymous body never chooses its quotas)."""
     if public and not services.allow_public_signup:
         raise SignupDisabled()
     if public:
         services.limit("auth_ip", request.ip_address or "unknown")
+        subscription_tier = SIGNUP_TIER
     code = code.strip().lower()
     problems = []
     if not CODE_PATTERN.match(code):
@@ -85,6 +92,10 @@ def onboard_organization(
         assert organization is not None and quota is not None
         organization.subscription_tier = subscription_tier
         organization.max_users, organization.max_storage_gb = tier.max_users, tier.max_storage_gb
+        # A new organization's resolutions above this need a checker from day one (docs/workflow.md);
+        # changed later only through a system_setting approval.
+        organization.settings = {**(organization.settings or {}), "workflow": {
+            "resolution_approval_threshold": dict(DEFAULT_RESOLUTION_APPROVAL_THRESHOLD)}}
         uow.organizations.update(organization)
         uow.quotas.update(OrganizationQuota(
             organization_id=organization.id, max_users=tier.max_users, max_storage_gb=tier.max_storage_gb,

@@ -17,6 +17,7 @@ from reckai.application.identity.passwords import redeem_link_token, set_passwor
 from reckai.application.ports.mail import OutgoingMail
 from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.domain.approvals.separation import is_checker_role, is_raise_to_checker_role
 from reckai.domain.exceptions.policy import USER_ONBOARDING_FLAG, approval_required
 from reckai.domain.identity.entities import USER_ROLES, User, UserToken
 from reckai.domain.identity.principal import Principal
@@ -66,15 +67,17 @@ def create_user(
 ) -> User:
     """Without a password the account waits for an invitation; with one, the password is
     provisional (the user must change it at first sign-in). When the organization requires a
-    `user_onboarding` approval (its flag, or `workflow.approval_required_for`), this raises
-    ApprovalRequired unless `approval_id` names the approved request; POST /api/users then
+    `user_onboarding` approval (its flag, or `workflow.approval_required_for`), and always for a
+    role that may decide approvals or is admin (segregation of duties, docs/workflow.md), this
+    raises ApprovalRequired unless `approval_id` names the approved request; POST /api/users then
     requests one instead (application/approvals/optional.py)."""
     _require_role(role)
     with services.database.unit_of_work(principal.organization_id) as uow:
         organization = uow.organizations.get(principal.organization_id)
         if organization is None:
             raise NotFound("organization", principal.organization_id)
-        if approval_id is None and approval_required(organization.settings, "user_onboarding"):
+        if approval_id is None and (is_checker_role(role)
+                                    or approval_required(organization.settings, "user_onboarding")):
             raise ApprovalRequired("user_onboarding")
         if password is not None:
             services.require_acceptable_password(password, services.policy_for(organization), email=email, name=name)
@@ -100,6 +103,40 @@ def create_user(
         return uow_user(services, principal.organization_id, user.id)
 
 
+def operator_add_user(services: IdentityServices, *, organization_code: str, email: str, name: str, role: str,
+                      password: str, request: RequestInfo) -> User:
+    """`reckai org add-user`: an operator adds a user with a provisional password (changed at first
+    sign-in). The way an organization gets its first checker besides its admin: over the API a
+    checker's account needs another checker's approval (segregation of duties). Nobody of the
+    organization made it (created_by stays empty), so no cooling-off applies; audited as a system
+    event (`user.created`, metadata.by = operator)."""
+    _require_role(role)
+    with services.database.unit_of_work(None) as uow:
+        organization_id = uow.organizations.find_id_by_code(organization_code.strip().lower())
+    if organization_id is None:
+        raise NotFound("organization", organization_code)
+    with services.database.unit_of_work(organization_id) as uow:
+        organization = uow.organizations.get(organization_id)
+        if organization is None:
+            raise NotFound("organization", organization_code)
+        services.require_acceptable_password(password, services.policy_for(organization), email=email, name=name)
+        _reserve_user_slot(uow, organization_id)
+        now = services.now()
+        try:
+            user = uow.users.add(User(
+                id=uuid.uuid4(), organization_id=organization_id, email=email.strip(), name=name.strip(), role=role,
+                password_hash=_unusable_password_hash(services),
+                password_changed_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC), created_at=now, updated_at=now))
+        except DuplicateEntity:
+            raise EmailTaken() from None
+        set_password(services, uow, user, organization, password, field_name="password", expired=True)
+        services.audit_log.record(uow, services.event(
+            "user.created", request, organization_id=organization_id, user_id=None, resource_type="user",
+            resource_id=user.id, outcome=Outcome.CREATED, metadata={"role": role, "email": user.email, "by": "operator"}))
+        uow.commit()
+    return uow_user(services, organization_id, user.id)
+
+
 def uow_user(services: IdentityServices, organization_id: uuid.UUID, user_id: uuid.UUID) -> User:
     with services.database.unit_of_work(organization_id) as uow:
         user = uow.users.get(user_id)
@@ -116,12 +153,20 @@ def update_user(
     services: IdentityServices, principal: Principal, user_id: uuid.UUID, *, name: str | None = None,
     role: str | None = None, is_active: bool | None = None, request: RequestInfo,
 ) -> User:
+    """A raise to a role that may decide approvals (or admin) is never applied here: it raises
+    ApprovalRequired, and PUT /api/users/:id requests a `user_onboarding` approval with
+    action change_role instead (application/approvals/optional.py)."""
     if role is not None:
         _require_role(role)
     with services.database.unit_of_work(principal.organization_id) as uow:
         user = uow.users.get(user_id)
         if user is None:
             raise NotFound("user", user_id)
+        if role is not None and is_raise_to_checker_role(user.role, role):
+            if name is not None or is_active is not None:
+                raise ValidationFailed([FieldError("role", "a raise to a role that may approve needs a checker's "
+                                                   "approval: send the role change alone")])
+            raise ApprovalRequired("user_onboarding")
         previous_role, was_active = user.role, bool(user.is_active)
         demoting = role is not None and role != "admin" and user.role == "admin"
         deactivating = is_active is False and was_active
@@ -138,8 +183,10 @@ def update_user(
             user.is_active = is_active
         if changed_role or deactivating:
             user.token_version += 1  # live access tokens die now, not in 15 minutes
-        uow.users.update(user)
         now = services.now()
+        if changed_role or (is_active is not None and is_active != was_active):
+            user.changed_by(principal.user_id, now)  # segregation of duties: a cooling-off starts
+        uow.users.update(user)
         common = EventSubject(organization_id=principal.organization_id, user_id=principal.user_id,
                               resource_type="user", resource_id=user.id)
         if deactivating:
@@ -170,6 +217,7 @@ def deactivate_user(services: IdentityServices, principal: Principal, user_id: u
                 raise LastAdmin()
             user.is_active = False
             user.token_version += 1
+            user.changed_by(principal.user_id, services.now())
             uow.users.update(user)
             revoke_all_sessions(uow, user.id, services.now(), "deactivated")
             services.audit_log.record(uow, services.event(

@@ -25,6 +25,7 @@ from reckai.domain.identity.password_policy import PasswordPolicy, PolicyLoosene
 REPORT_TYPES = ("daily", "aging", "channel_trend", "sla", "audit")  # spec §1 reports.type
 REPORT_FORMATS = ("pdf", "excel", "csv")
 RULE_ACTIONS = ("create", "update", "deactivate")
+USER_ONBOARDING_ACTIONS = ("create", "change_role")
 SETTING_KEYS = ("workflow", "password_policy", "organization")
 # key "organization": what PUT /api/settings changes (name and domain are columns, the rest
 # organizations.settings keys), for organizations that require a system_setting approval.
@@ -147,11 +148,21 @@ def _ledger_posting(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any
 
 
 def _user_onboarding(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    """`action` create (the default: a new user, from email, name, role) or change_role (an
+    existing user, `user_id`, raised to `role`; the rest comes from the stored user)."""
+    action = _choice(raw, "action", USER_ONBOARDING_ACTIONS, problems, required=False) or "create"
+    role = _choice(raw, "role", tuple(sorted(USER_ROLES)), problems)
+    if action == "change_role":
+        for key in ("email", "name"):
+            if key in raw:
+                problems[f"metadata.{key}"] = "a role change names the user by user_id only"
+        return {"action": action, "user_id": _uuid(raw, "user_id", problems), "role": role}
+    if "user_id" in raw:
+        problems["metadata.user_id"] = "a new user has no id yet"
     email = _text(raw, "email", problems, 255)
     if email is not None and not _EMAIL.match(email):
         problems["metadata.email"] = "must be an e-mail address"
-    return {"email": email.lower() if email else None, "name": _text(raw, "name", problems, 255),
-            "role": _choice(raw, "role", tuple(sorted(USER_ROLES)), problems)}
+    return {"email": email.lower() if email else None, "name": _text(raw, "name", problems, 255), "role": role}
 
 
 def _exception_resolution(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
@@ -222,7 +233,7 @@ _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], 
     ApprovalType.RULE_CONFIGURATION: (frozenset({"action", "rule_id", "definition", "preview_job_id"}),
                                       _rule_configuration),
     ApprovalType.LEDGER_POSTING: (frozenset({"currency", "value_date", "entries", "exception_id"}), _ledger_posting),
-    ApprovalType.USER_ONBOARDING: (frozenset({"email", "name", "role"}), _user_onboarding),
+    ApprovalType.USER_ONBOARDING: (frozenset({"action", "email", "name", "role", "user_id"}), _user_onboarding),
     ApprovalType.EXCEPTION_RESOLUTION: (frozenset({"exception_id", "resolution_code", "resolution_note"}),
                                         _exception_resolution),
     ApprovalType.REPORT_GENERATION: (frozenset({"report_type", "format", "job_id", "parameters"}),

@@ -5,7 +5,8 @@ Stored in `organizations.settings["workflow"]` (docs/workflow.md):
 
     {"sla_hours": {"critical": 4, "high": 24, "medium": 72, "low": 168},
      "resolution_approval_threshold": {"NGN": "1000000.00", "*": "5000.00"},
-     "approval_required_for": ["user_onboarding", "system_setting"]}
+     "approval_required_for": ["user_onboarding", "system_setting"],
+     "checker_cooling_off_days": 7}
 
 Every key is optional; a missing key takes the default. A malformed value is refused, never
 clamped or ignored: a typo must not silently switch a control off.
@@ -19,6 +20,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from reckai.domain.approvals.separation import (
+    DEFAULT_COOLING_OFF_DAYS,
+    MAX_COOLING_OFF_DAYS,
+    MIN_COOLING_OFF_DAYS,
+)
 from reckai.domain.exceptions.errors import InvalidWorkflowSettings
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -32,7 +38,12 @@ OPTIONAL_APPROVAL_TYPES = frozenset({"user_onboarding", "system_setting"})
 # The identity feature's own switch for user_onboarding (organizations.settings, PUT /api/settings).
 USER_ONBOARDING_FLAG = "user_onboarding_requires_approval"
 
-_KEYS = {"sla_hours", "resolution_approval_threshold", "approval_required_for"}
+_KEYS = {"sla_hours", "resolution_approval_threshold", "approval_required_for", "checker_cooling_off_days"}
+
+# What a new organization starts with (onboarding): a resolution of a break of this amount or
+# more needs a checker. NGN is the platform's home currency; "*" covers any other currency
+# (about the same value in USD, EUR or GBP). docs/workflow.md explains the choice.
+DEFAULT_RESOLUTION_APPROVAL_THRESHOLD: Mapping[str, str] = {"NGN": "100000.00", "*": "100.00"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,9 @@ class WorkflowSettings:
     # needs a checker. Empty: no resolution needs one.
     resolution_thresholds: Mapping[str, Decimal] = field(default_factory=dict)
     approval_required_for: frozenset[str] = frozenset()
+    # A user the requester created or last changed may not check their requests for this long
+    # (domain/approvals/separation.py).
+    checker_cooling_off: dt.timedelta = dt.timedelta(days=DEFAULT_COOLING_OFF_DAYS)
 
     def resolution_needs_approval(self, amount: Decimal | None, currency: str | None) -> bool:
         if amount is None:
@@ -83,7 +97,18 @@ def parse_workflow_settings(organization_settings: Mapping[str, Any] | None) -> 
         sla=_parse_sla(raw.get("sla_hours")),
         resolution_thresholds=_parse_thresholds(raw.get("resolution_approval_threshold")),
         approval_required_for=_parse_required(raw.get("approval_required_for")),
+        checker_cooling_off=_parse_cooling_off(raw.get("checker_cooling_off_days")),
     )
+
+
+def _parse_cooling_off(raw: Any) -> dt.timedelta:
+    if raw is None:
+        return dt.timedelta(days=DEFAULT_COOLING_OFF_DAYS)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_COOLING_OFF_DAYS <= raw <= MAX_COOLING_OFF_DAYS:
+        raise InvalidWorkflowSettings("checker_cooling_off_days",
+                                      f"must be a whole number of days from {MIN_COOLING_OFF_DAYS} "
+                                      f"to {MAX_COOLING_OFF_DAYS}")
+    return dt.timedelta(days=raw)
 
 
 def _parse_sla(raw: Any) -> SlaPolicy:

@@ -110,6 +110,14 @@ class User:
     updated_at: dt.datetime | None = None
     created_by: uuid.UUID | None = None
     token_version: int = 0
+    # Who last changed the account's role, activation or e-mail, or reset its password or MFA as an
+    # administrator, and when: a user may not check that person's requests for a while
+    # (domain/approvals/separation.py).
+    last_changed_by: uuid.UUID | None = None
+    last_changed_at: dt.datetime | None = None
+
+    def changed_by(self, actor: uuid.UUID | None, at: dt.datetime) -> None:
+        self.last_changed_by, self.last_changed_at = actor, at
 
     def __post_init__(self) -> None:
         _require_length("user", "email", self.email, 255)
@@ -127,6 +135,7 @@ class User:
             locked_until=self.locked_until,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            last_changed_at=self.last_changed_at,
         )
 
 

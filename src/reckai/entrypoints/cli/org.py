@@ -1,5 +1,6 @@
 """`reckai org create`: operators create an organization with its first admin (also when public
-sign-up is switched off). `reckai org reset-mfa`: operators turn MFA off for a user who lost both
+sign-up is switched off). `reckai org tier`: operators move an organization to another
+subscription tier (nobody chooses one over the API; a downgrade below current usage is refused). `reckai org reset-mfa`: operators turn MFA off for a user who lost both
 factors when no other administrator can (the API refuses a self-reset).
 
 The admin's password is never taken from the command line (it would land in shell history and
@@ -39,6 +40,83 @@ def register(subparsers: Any) -> None:
     reset.add_argument("--code", required=True, help="the organization's sign-in code")
     reset.add_argument("--email", required=True, help="the user's e-mail address")
     reset.set_defaults(handler=_run_reset_mfa)
+    add_user = commands.add_parser("add-user", help="add a user with a provisional password, e.g. an "
+                                   "organization's first checker (operators)")
+    add_user.add_argument("--code", required=True, help="the organization's sign-in code")
+    add_user.add_argument("--email", required=True)
+    add_user.add_argument("--name", required=True)
+    add_user.add_argument("--role", required=True, choices=["admin", "analyst", "auditor", "supervisor"])
+    add_user.set_defaults(handler=_run_add_user)
+    tier = commands.add_parser("tier", help="change an organization's subscription tier and quotas (operators)")
+    tier.add_argument("--code", required=True, help="the organization's sign-in code")
+    tier.add_argument("--tier", required=True, choices=sorted(SUBSCRIPTION_TIERS))
+    tier.set_defaults(handler=_run_tier)
+
+
+def tier_command(container: Container, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Quotas and features change at once; audited as a system event (`organization.tier_changed`,
+    metadata.by = operator). Exit 2 when refused, naming every quota the usage exceeds."""
+    from reckai.application.identity.tiers import change_subscription_tier
+
+    try:
+        change = change_subscription_tier(
+            container.database, container.audit_log, container.clock(), organization_code=args.code,
+            tier=args.tier, request=RequestInfo(user_agent="reckai-cli", method="CLI", path="reckai org tier"))
+    except ApplicationError as exc:
+        details = "; ".join(f"{d.field}: {d.message}" for d in exc.details)
+        print(f"reckai org tier: {exc.message}" + (f" ({details})" if details else ""), file=err)
+        return 2
+    quota = change.quota
+    print(f"organization {args.code.strip().lower()}: {change.previous_tier} -> {change.tier} "
+          f"(max_users {quota.max_users}, max_storage_gb {quota.max_storage_gb}, "
+          f"max_jobs_per_month {quota.max_jobs_per_month}, max_file_size_mb {quota.max_file_size_mb})", file=out)
+    return 0
+
+
+def add_user_command(container: Container, args: argparse.Namespace, password: str, out: TextIO,
+                     err: TextIO) -> int:
+    """Over the API, an account that may approve needs another checker's approval; an organization
+    whose admin is its only checker gets its first supervisor (or second admin) here. The password
+    is provisional: the user changes it at first sign-in."""
+    from reckai.application.identity.users import operator_add_user
+
+    try:
+        user = operator_add_user(
+            container.identity, organization_code=args.code, email=args.email, name=args.name, role=args.role,
+            password=password, request=RequestInfo(user_agent="reckai-cli", method="CLI", path="reckai org add-user"))
+    except ApplicationError as exc:
+        details = "; ".join(f"{d.field}: {d.message}" for d in exc.details)
+        print(f"reckai org add-user: {exc.message}" + (f" ({details})" if details else ""), file=err)
+        return 2
+    print(f"added {user.role} {user.id} ({user.email}); the password must be changed at first sign-in", file=out)
+    return 0
+
+
+def _run_add_user(args: argparse.Namespace) -> int:
+    password = _password("add-user", "Provisional password: ")
+    if password is None:
+        return 2
+    return _with_container("add-user", lambda container: add_user_command(container, args, password, sys.stdout,
+                                                                          sys.stderr))
+
+
+def _password(command: str, prompt: str) -> str | None:
+    """From RECKAI_ADMIN_PASSWORD, or asked twice on a terminal (never argv)."""
+    password = os.environ.get(PASSWORD_ENV)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        print(f"reckai org {command}: set {PASSWORD_ENV} or run on a terminal to be asked", file=sys.stderr)
+        return None
+    password = getpass.getpass(prompt)
+    if password != getpass.getpass("Repeat: "):
+        print(f"reckai org {command}: the passwords differ", file=sys.stderr)
+        return None
+    return password
+
+
+def _run_tier(args: argparse.Namespace) -> int:
+    return _with_container("tier", lambda container: tier_command(container, args, sys.stdout, sys.stderr))
 
 
 def reset_mfa_command(container: Container, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -1,5 +1,6 @@
 """`POST /api/organizations`: public sign-up of an organization with its first admin (spec §3.2).
-Switched off with ALLOW_PUBLIC_SIGNUP=false; operators then use `reckai org create`."""
+Off by default in production (ALLOW_PUBLIC_SIGNUP); operators then use `reckai org create`. A
+sign-up is always on the standard tier: only an operator changes a tier (`reckai org tier`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class OrganizationCreate(msgspec.Struct, forbid_unknown_fields=True):
     admin_name: str
     admin_password: str
     domain: str | None = None
+    # Accepted for compatibility and ignored: a sign-up always lands on the standard tier; an
+    # operator changes it (`reckai org tier`).
     subscription_tier: str = "standard"
 
 

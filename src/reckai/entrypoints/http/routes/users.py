@@ -12,7 +12,10 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from reckai.application.approvals.optional import create_user_or_request_approval
+from reckai.application.approvals.optional import (
+    create_user_or_request_approval,
+    update_user_or_request_approval,
+)
 from reckai.application.context import RequestInfo
 from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import users as user_cases
@@ -54,7 +57,8 @@ class UserBody(msgspec.Struct):
 
 
 class PendingUserBody(msgspec.Struct):
-    """202: the organization requires a user_onboarding approval; the user exists once approved."""
+    """202: a user_onboarding approval was requested; the user exists (or has the raised role)
+    once another checker approves."""
 
     pending_approval: ApprovalBody
 
@@ -103,10 +107,15 @@ class UserController(Controller):
     @put("/{user_id:uuid}", opt={"permission": "users:write"}, sync_to_thread=True)
     def update_user(self, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate],
                     principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
-                    request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
-        user = user_cases.update_user(identity, principal, user_id, name=data.name, role=data.role,
-                                      is_active=data.is_active, request=request_info)
-        return ok(user_body(user))
+                    container: NamedDependency[Container],
+                    request_info: NamedDependency[RequestInfo]) -> Response[Success[UserBody | PendingUserBody]]:
+        """A raise to supervisor or admin answers 202 with a user_onboarding approval (change_role):
+        the role changes when another checker approves (docs/workflow.md, segregation of duties)."""
+        outcome = update_user_or_request_approval(identity, container.workflow, principal, user_id, name=data.name,
+                                                  role=data.role, is_active=data.is_active, request=request_info)
+        if outcome.approval is not None:
+            return Response(ok(PendingUserBody(approval_body(outcome.approval))), status_code=202)
+        return Response(ok(user_body(outcome.user)), status_code=200)
 
     @delete("/{user_id:uuid}", opt={"permission": "users:delete"}, status_code=200, sync_to_thread=True)
     def delete_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
