@@ -66,6 +66,8 @@ import pyotp
 import uvicorn
 
 from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.application.context import RequestInfo
+from reckai.application.identity.users import operator_add_user
 from reckai.application.ports.jobs import OutboxStatus
 from reckai.application.ports.rate_limit import TIERS, auth_account_subject
 from reckai.bootstrap import Container, bootstrap_in_memory
@@ -190,9 +192,18 @@ class Client:
         return str(data["tokens"]["access_token"])
 
     def new_user(self, admin: str, email: str, name: str, role: str, password: str) -> tuple[str, str]:
-        """Created with a provisional password, signed in, password changed: (id, access token)."""
-        created = self.call("POST", "/api/users", admin, 201,
-                            json={"email": email, "name": name, "role": role, "password": PASSWORD})
+        """Created with a provisional password, signed in, password changed: (id, access token).
+        A checker (supervisor, admin) is added as an operator adds one (`reckai org add-user`):
+        over the API a checker's account needs another checker's approval (segregation of duties)."""
+        if role in ("supervisor", "admin"):
+            user = operator_add_user(self.served.container.identity, organization_code=ORG_CODE, email=email,
+                                     name=name, role=role, password=PASSWORD,
+                                     request=RequestInfo(user_agent="reckai-cli", method="CLI",
+                                                         path="reckai org add-user"))
+            created = {"id": str(user.id)}
+        else:
+            created = self.call("POST", "/api/users", admin, 201,
+                                json={"email": email, "name": name, "role": role, "password": PASSWORD})
         first = self.login(email, PASSWORD)
         assert first["status"] == "password_change_required", first
         changed = self.call("POST", "/api/auth/password/change", first["tokens"]["access_token"], 200,
