@@ -17,7 +17,7 @@ from reckai.bootstrap import bootstrap_in_memory
 from reckai.domain.exceptions.errors import InvalidTransition, ReasonRequired
 from reckai.domain.exceptions.lifecycle import ExceptionStatus
 from reckai.domain.exceptions.manual_matching import MatchGroup, MatchMember, MatchStateError, RowRef
-from tests.unit.workflow_builders import Org, memory_org
+from tests.unit.workflow_builders import Org, memory_org, seed_stored_rows
 
 
 @pytest.fixture
@@ -161,6 +161,11 @@ def test_list_filters_sort_and_page(org: Org) -> None:
 
 def test_manual_matching_confirm_decline_link(org: Org) -> None:
     left_file, right_file = uuid.uuid4(), uuid.uuid4()
+    seed_stored_rows(org.container, org.organization_id, left_file, {1: (100, "NGN"), 7: (500, "NGN"),
+                                                                     3: (10, "NGN")}, org.users["admin"].id)
+    seed_stored_rows(org.container, org.organization_id, right_file, {1: (100, "NGN"), 9: (450, "NGN"),
+                                                                      3: (10, "NGN"), 5: (1, "NGN")},
+                     org.users["admin"].id)
     analyst = org.p("analyst")
     broken = org.add_exception(job_id=org.job, left_file_id=left_file, left_row=7)
     broken_right = org.add_exception(job_id=org.job, right_file_id=right_file, right_row=9, type="missing_entry")
@@ -171,7 +176,7 @@ def test_manual_matching_confirm_decline_link(org: Org) -> None:
                 MatchMember("left", RowRef(left_file, left), 100), MatchMember("right", RowRef(right_file, right), 100)],
                 rule_version=1, evidence={"rule": "fuzzy"}))
         uow.commit()
-    confirmed = matching.confirm_suggestion(org.services, analyst, org.job, 1, 1)
+    confirmed = matching.confirm_suggestion(org.services, analyst, org.job, 1, 1).group
     assert confirmed.status == "manual" and confirmed.created_by == analyst.user_id
     with pytest.raises(MatchStateError):
         matching.decline_suggestion(org.services, analyst, org.job, 1, 1, "changed my mind")
@@ -182,15 +187,26 @@ def test_manual_matching_confirm_decline_link(org: Org) -> None:
         assert uow.declined_pairs.declined_among([uuid.uuid4()], [right_file]) == set()
         assert matching.declined_row_pairs(uow, left_file, right_file) == {(2, 2)}  # what a later job skips
         assert matching.declined_row_pairs(uow, right_file, left_file) == set()
-    linked = matching.link_rows(org.services, analyst, org.job, [matching.LinkRow("left", 7, 500),
-                                                             matching.LinkRow("right", 9, 450)], "fee deducted")
-    assert linked.evidence["difference_minor"] == 50
+    rows = [matching.LinkRow("left", 7), matching.LinkRow("right", 9)]
+    with pytest.raises(ReasonRequired):  # 500 vs 450 stored: linking them needs a reason
+        matching.link_rows(org.services, analyst, org.job, rows, "fee deducted")
+    with pytest.raises(ValidationFailed) as refused:  # a client's amount is never taken
+        matching.link_rows(org.services, analyst, org.job, [matching.LinkRow("left", 7, 450), rows[1]],
+                           "fee deducted", reason="bank fee")
+    assert [e.field for e in refused.value.details] == ["rows.0.amount_minor"]
+    linked = matching.link_rows(org.services, analyst, org.job, rows, "fee deducted", reason="bank fee of 0.50").group
+    assert linked.evidence["difference_minor"] == 50 and linked.evidence["note"] == "fee deducted"
+    assert linked.evidence["reason"] == "bank fee of 0.50"
     assert org.get(broken.id).status is ExceptionStatus.RESOLVED
     assert org.get(broken.id).resolution_code == "matched_manually"
+    assert org.get(broken.id).resolution_note == "fee deducted"  # the analyst's note, not a stock text
     assert org.get(broken_right.id).status is ExceptionStatus.RESOLVED
     with pytest.raises(MatchStateError):
         matching.link_rows(org.services, analyst, org.job, [matching.LinkRow("left", 1), matching.LinkRow("right", 5)],
-                           None)
+                           None, reason="r")
+    with pytest.raises(ValidationFailed):  # a row the job's file does not have
+        matching.link_rows(org.services, analyst, org.job, [matching.LinkRow("left", 3),
+                                                             matching.LinkRow("right", 404)], None)
     with pytest.raises(PermissionDenied):
         matching.link_rows(org.services, org.p("auditor"), org.job, [matching.LinkRow("left", 3),
                                                                  matching.LinkRow("right", 3)], None)

@@ -115,3 +115,30 @@ def memory_org(container: Any) -> Org:
                        ("supervisor", "supervisor"), ("supervisor2", "supervisor")):
         org.add_user(name, role)
     return org
+
+
+def seed_stored_rows(container: Any, organization_id: uuid.UUID, file_id: uuid.UUID,
+                     rows: dict[int, tuple[int, str]], uploaded_by: uuid.UUID | None = None) -> None:
+    """A file's normalized form with these rows ({row_number: (amount_minor, currency)}): what the
+    closing rule and manual matching read the rows' amounts from. The file's row is made when
+    `uploaded_by` is given (else it must exist)."""
+    import io
+
+    import polars as pl
+
+    from reckai.application.ports.files import NormalizedFile, ReconciliationFile
+    from reckai.domain.ingestion.storage_keys import organization_prefix
+
+    frame = pl.DataFrame({"row_number": list(rows), "amount_minor": [a for a, _ in rows.values()],
+                          "currency": [c for _, c in rows.values()]},
+                         schema={"row_number": pl.Int64, "amount_minor": pl.Int64, "currency": pl.String})
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    key = f"{organization_prefix(organization_id)}normalized/{file_id}.parquet"
+    container.storage.put(key, [buffer.getvalue()])
+    with container.database.unit_of_work(organization_id) as uow:
+        if uploaded_by is not None:
+            uow.files.add(ReconciliationFile(file_id, organization_id, "rows.csv", "rows.csv", "bank", "csv", 1, key,
+                                             "normalized", uploaded_by))
+        uow.normalized_files.put(NormalizedFile(uuid.uuid4(), file_id, organization_id, key, len(rows), None))
+        uow.commit()

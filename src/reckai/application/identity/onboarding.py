@@ -39,7 +39,13 @@ def user_onboarding_handler(services: WorkflowServices) -> ApprovalHandler:
     def subject(uow: WorkflowUnitOfWork, may: Callable[[str], bool], approval: Approval) -> dict[str, Any]:
         return {}
 
-    return ApprovalHandler(apply=apply, check=check, subject=subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        """The user being onboarded. (An address taken meanwhile is refused when approving, as
+        EMAIL_ALREADY_REGISTERED, not as a changed subject.)"""
+        meta = approval.metadata
+        return {"email": meta.get("email"), "name": meta.get("name"), "role": meta.get("role")}
+
+    return ApprovalHandler(apply=apply, check=check, subject=subject, snapshot=snapshot)
 
 
 def _create_user(services: WorkflowServices, uow: WorkflowUnitOfWork, approval: Approval) -> User:
