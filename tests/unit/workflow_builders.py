@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from reckai.domain.exceptions.lifecycle import ExceptionItem
+from reckai.domain.exceptions.manual_matching import MatchGroup, MatchMember, RowRef
 from reckai.domain.exceptions.policy import SlaPolicy, parse_workflow_settings
 from reckai.domain.identity.entities import User
 from reckai.domain.identity.permissions import permissions_for
@@ -142,3 +143,37 @@ def seed_stored_rows(container: Any, organization_id: uuid.UUID, file_id: uuid.U
                                              "normalized", uploaded_by))
         uow.normalized_files.put(NormalizedFile(uuid.uuid4(), file_id, organization_id, key, len(rows), None))
         uow.commit()
+
+
+def job_with_files(org: Org, rows: dict[str, dict[int, tuple[int, str]]],
+                   suggestions: tuple[tuple[int, int], ...] = ()) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
+    """A reconciliation job of `org` over a left and a right file whose stored rows are `rows[side]`
+    ({row_number: (amount_minor, currency)}), with the engine's suggested pairs `suggestions`;
+    in memory or on PostgreSQL."""
+    job_id = org.job_factory()
+    files = {side: uuid.uuid4() for side in ("left", "right")}
+    admin = org.users["admin"].id
+    for side, file_id in files.items():
+        seed_stored_rows(org.container, org.organization_id, file_id, rows[side], uploaded_by=admin)
+    with org.uow() as uow:
+        if hasattr(uow.matches, "seed_job_files"):
+            uow.matches.seed_job_files(job_id, files["left"], files["right"])
+            for left, right in suggestions:
+                uow.matches.seed_suggestion(MatchGroup(uuid.uuid4(), org.organization_id, job_id, "suggested", [
+                    MatchMember("left", RowRef(files["left"], left)), MatchMember("right", RowRef(files["right"], right))],
+                    rule_version=1, evidence={"rule": "fuzzy"}))
+        else:
+            from sqlalchemy import text
+
+            for side, file_id in files.items():
+                uow.connection.execute(text(
+                    "INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side)"
+                    " VALUES (:job, :file, :org, :side)"),
+                    {"job": job_id, "file": file_id, "org": org.organization_id, "side": side})
+            for left, right in suggestions:
+                uow.connection.execute(text(
+                    "INSERT INTO reconciliation_matches (organization_id, job_id, attempt, status, left_row, right_row,"
+                    " rule, rule_version, confidence) VALUES (:org, :job, 1, 'suggested', :l, :r, 'fuzzy', 1, 0.7)"),
+                    {"org": org.organization_id, "job": job_id, "l": left, "r": right})
+        uow.commit()
+    return job_id, files
