@@ -542,7 +542,7 @@ def test_http_manual_link_takes_amounts_from_the_stored_rows(client: TestClient,
         data(client.post(f"/api/approvals/{waiting['pending_approval']['id']}/approve", json={},
                          headers=strict.h("supervisor")), 200)
         assert _status(client, strict, breaks[pair - 1]) == "resolved"
-    tiny, tiny_files = rows_job(strict, {"left": {1: (50, "NGN")}, "right": {1: (50, "NGN")}})
+    tiny, _ = rows_job(strict, {"left": {1: (50, "NGN")}, "right": {1: (50, "NGN")}})
     linked = data(client.post("/api/exceptions/matching/link", json={
         "job_id": str(tiny), "rows": [{"side": "left", "row_number": 1}, {"side": "right", "row_number": 1,
                                                                          "amount_minor": 50}]},

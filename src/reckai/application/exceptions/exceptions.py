@@ -36,7 +36,7 @@ from reckai.application.exceptions.closing import (
 from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.workflow import ExceptionQuery, Page, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
-from reckai.domain.exceptions.errors import InvalidBreakValue, ReasonRequired
+from reckai.domain.exceptions.errors import InvalidBreakValue, InvalidTransition, ReasonRequired
 from reckai.domain.exceptions.lifecycle import (
     BreakAction,
     Comment,
@@ -170,7 +170,8 @@ def change_exception(services: WorkflowServices, principal: Principal, exception
                     request=request)
             else:
                 changes.append(close(uow, item, action, actor_id=principal.user_id, at=now, reason=reason))
-        elif action is not None:
+        elif action is not None:  # start, escalate, reopen: not a closing (resolved goes to resolve_exception)
+            assert action is not BreakAction.RESOLVE
             changes.append(item.apply(action, actor_id=principal.user_id, at=now, reason=reason))
             _save(uow, item, changes[-1])
         _audit_changes(services, uow, principal, item, changes, request)
@@ -258,7 +259,7 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
             item = locked[exception_id]
             if not item.allows(BreakAction.RESOLVE):
                 # Refuse now, not when a checker approves: the maker learns at once.
-                item.apply(BreakAction.RESOLVE, actor_id=principal.user_id, at=now, resolution=resolution)
+                raise InvalidTransition(item.id, item.status.value, BreakAction.RESOLVE.value)
             decision = closing_decision(uow, principal.organization_id, item.staked_amounts(), settings)
             if force_approval or decision.needs_checker:
                 outcomes.append(ResolveOutcome(item, request_closing_approval(
