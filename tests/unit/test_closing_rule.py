@@ -56,3 +56,14 @@ def test_amount_bands() -> None:
     assert amount_band(Decimal("-250050.00"), "NGN") == "NGN 100,000 to 1,000,000"
     assert amount_band(Decimal(100000000), "NGN") == "NGN 100,000,000 or more"
     assert amount_band(None, None) == "no amount"
+
+
+def test_every_approval_type_snapshots_its_subject_and_every_request_is_stamped() -> None:
+    from reckai.bootstrap import bootstrap_in_memory
+    from reckai.domain.approvals.workflow import ApprovalType
+
+    handlers = bootstrap_in_memory().workflow.approval_handlers
+    assert [t.value for t in ApprovalType if handlers.get(t).snapshot is None] == []
+    unstamped = [p.relative_to(SRC).as_posix() for p in _sources()
+                 if "Approval.request(" in p.read_text() and "stamp_snapshot(" not in p.read_text()]
+    assert unstamped == []
