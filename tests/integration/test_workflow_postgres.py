@@ -299,3 +299,7 @@ def test_approving_a_changed_subject_is_refused(org: Org) -> None:
 
 def test_approval_mail_has_no_account_data(org: Org) -> None:
     break_flows.test_the_approval_mail_carries_type_band_requester_and_link_only(org)
+
+
+def test_pending_referring_to_a_list(org: Org) -> None:
+    break_flows.test_pending_referring_to_matches_a_value_or_a_list_holding_it(org)

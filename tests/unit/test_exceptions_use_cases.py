@@ -386,3 +386,22 @@ def test_the_approval_mail_carries_type_band_requester_and_link_only(org: Org) -
     assert f"https://reck.example/api/approvals/{approval.id}" in body
     for secret in ("0123456789", "2500000", "2,500,000", "refunded", str(item.id)):
         assert secret not in body and secret not in mails[0].subject
+
+
+def test_pending_referring_to_matches_a_value_or_a_list_holding_it(org: Org) -> None:
+    """The repository contract both adapters keep: a link's approval names all its exceptions."""
+    from reckai.domain.approvals.workflow import Approval, ApprovalType
+
+    first, second, other = (str(uuid.uuid4()) for _ in range(3))
+    approval = Approval.request(organization_id=org.organization_id, type=ApprovalType.EXCEPTION_RESOLUTION,
+                                title="t", description="d", requested_by=org.users["analyst"].id,
+                                at=dt.datetime.now(dt.UTC),
+                                metadata={"exception_id": first, "exception_ids": [first, second]})
+    with org.uow() as uow:
+        uow.approvals.add(approval)
+        uow.commit()
+    with org.uow() as uow:
+        assert [a.id for a in uow.approvals.pending_referring_to("exception_id", first)] == [approval.id]
+        assert [a.id for a in uow.approvals.pending_referring_to("exception_ids", second)] == [approval.id]
+        assert uow.approvals.pending_referring_to("exception_id", second) == []
+        assert uow.approvals.pending_referring_to("exception_ids", other) == []
