@@ -261,6 +261,13 @@ def test_ignoring_at_the_threshold_waits_for_a_checker(org: Org) -> None:
     assert stored.status is ExceptionStatus.IGNORED
     assert cases.exception_detail(org.services, analyst, big.id).history[-1].changes["approval_id"] == \
         str(outcome.approval.id)
+    # below the threshold, but a checker was asked for (POST /api/approvals): no direct closing meanwhile
+    asked = cases.bulk_resolve(org.services, analyst, [small.id], "other", "please check", force_approval=True)[0]
+    with pytest.raises(InvalidBreakValue):
+        cases.change_exception(org.services, analyst, small.id, status="ignored", reason="noise")
+    from reckai.application.approvals import requests
+
+    requests.cancel_request(org.services, analyst, asked.approval.id)
     assert not cases.change_exception(org.services, analyst, small.id, status="ignored", reason="noise").pending_approval
     assert org.get(small.id).status is ExceptionStatus.IGNORED
 

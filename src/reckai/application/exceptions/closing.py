@@ -56,13 +56,20 @@ def pending_closings(uow: WorkflowUnitOfWork, exception_id: Any) -> list[Approva
     return list(found.values())
 
 
+def _refuse_if_waiting(uow: WorkflowUnitOfWork, item: ExceptionItem, approving: str | None = None) -> None:
+    if any(str(a.id) != approving for a in pending_closings(uow, item.id)):
+        raise InvalidBreakValue("exception_id", f"a closing of exception {item.id} is already waiting for approval")
+
+
 def close(uow: WorkflowUnitOfWork, item: ExceptionItem, action: BreakAction, *, actor_id: Any, at: dt.datetime,
           reason: str | None = None, resolution: Resolution | None = None,
           changes: Mapping[str, Any] | None = None) -> HistoryEntry:
-    """Resolve or ignore `item`, once the rule let it close (or a checker approved): the one place
-    in the application that moves an exception out of the open set."""
+    """Resolve or ignore `item`, once the rule let it close (or a checker approved: `changes`
+    names the approval): the one place in the application that moves an exception out of the
+    open set. Refused while another closing of it waits for a checker."""
     if action not in (BreakAction.RESOLVE, BreakAction.IGNORE):
         raise ValueError(f"{action.value} is not a closing")
+    _refuse_if_waiting(uow, item, (changes or {}).get("approval_id"))
     entry = item.apply(action, actor_id=actor_id, at=at, reason=reason, resolution=resolution)
     entry.changes.update(changes or {})
     uow.exceptions.update(item)
@@ -82,8 +89,7 @@ def request_closing_approval(services: WorkflowServices, uow: WorkflowUnitOfWork
     which closing), an `approval_requested` history entry on each exception, audit and mail."""
     assert action in CLOSING_ACTIONS
     for item in items:
-        if pending_closings(uow, item.id):
-            raise InvalidBreakValue("exception_id", f"a closing of exception {item.id} is already waiting for approval")
+        _refuse_if_waiting(uow, item)
     metadata: dict[str, Any] = {"action": action, "exception_ids": [str(item.id) for item in items],
                                 "amount": None if decision.amount is None else str(decision.amount),
                                 "currency": decision.currency, **details}

@@ -36,7 +36,7 @@ from reckai.application.exceptions.closing import (
 from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.workflow import ExceptionQuery, Page, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
-from reckai.domain.exceptions.errors import InvalidBreakValue, InvalidTransition, ReasonRequired
+from reckai.domain.exceptions.errors import InvalidTransition, ReasonRequired
 from reckai.domain.exceptions.lifecycle import (
     BreakAction,
     Comment,
@@ -269,9 +269,6 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
                     details={"resolution_code": resolution.code.value, "resolution_note": resolution.note},
                     now=now, request=request)))
                 continue
-            if pending_closings(uow, item.id):
-                raise InvalidBreakValue("exception_id", f"a closing of exception {item.id} is already waiting for "
-                                                        "approval")
             close(uow, item, BreakAction.RESOLVE, actor_id=principal.user_id, at=now, resolution=resolution)
             services.record(uow, principal, "exception.resolved", request, organization_id=principal.organization_id,
                             resource_type="exception", resource_id=item.id,
