@@ -44,7 +44,8 @@ def describe(services: WorkflowServices, uow: WorkflowUnitOfWork, approval: Appr
     handler = services.approval_handlers.get(approval.type)
     if handler.snapshot is None:
         return {}
-    return plain(handler.snapshot(uow, approval))  # type: ignore[no-any-return]
+    described: dict[str, Any] = plain(handler.snapshot(uow, approval))
+    return described
 
 
 def stamp_snapshot(services: WorkflowServices, uow: WorkflowUnitOfWork, approval: Approval) -> None:

@@ -11,6 +11,7 @@ domain's `closing_needs_checker` (domain/exceptions/policy.py).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ from reckai.domain.identity.principal import Principal
 CLOSING_ACTIONS = ("resolve", "ignore", "link", "confirm")  # metadata.action of an exception_resolution
 
 
-def closing_decision(uow: WorkflowUnitOfWork, organization_id: Any, amounts: Iterable[StakedAmount],
+def closing_decision(uow: WorkflowUnitOfWork, organization_id: uuid.UUID, amounts: Iterable[StakedAmount],
                      settings: WorkflowSettings | None = None) -> ClosingDecision:
     """Whether closing what these stored amounts belong to needs a checker (the organization's
     `resolution_approval_threshold`). `settings` spares a bulk request re-reading them per item."""
@@ -48,7 +49,7 @@ def exception_ids_of(metadata: Mapping[str, Any]) -> list[str]:
     return [str(metadata["exception_id"])] if metadata.get("exception_id") else []
 
 
-def pending_closings(uow: WorkflowUnitOfWork, exception_id: Any) -> list[Approval]:
+def pending_closings(uow: WorkflowUnitOfWork, exception_id: uuid.UUID) -> list[Approval]:
     """Closings of this exception waiting for a checker (one at a time)."""
     found = {a.id: a for key in ("exception_id", "exception_ids")
              for a in uow.approvals.pending_referring_to(key, str(exception_id))
@@ -61,7 +62,7 @@ def _refuse_if_waiting(uow: WorkflowUnitOfWork, item: ExceptionItem, approving: 
         raise InvalidBreakValue("exception_id", f"a closing of exception {item.id} is already waiting for approval")
 
 
-def close(uow: WorkflowUnitOfWork, item: ExceptionItem, action: BreakAction, *, actor_id: Any, at: dt.datetime,
+def close(uow: WorkflowUnitOfWork, item: ExceptionItem, action: BreakAction, *, actor_id: uuid.UUID, at: dt.datetime,
           reason: str | None = None, resolution: Resolution | None = None,
           changes: Mapping[str, Any] | None = None) -> HistoryEntry:
     """Resolve or ignore `item`, once the rule let it close (or a checker approved: `changes`
