@@ -516,6 +516,10 @@ def test_http_resolve_and_bulk_resolve_compare_the_larger_stored_amount(client: 
         "resolution_code": "written_off", "resolution_note": "fee"}, headers=strict.h("analyst")), 202)
     assert single["pending_approval"]["metadata"]["amount"] == "250050.00"
     data(client.post(f"/api/approvals/{single['pending_approval']['id']}/cancel", headers=strict.h("analyst")), 200)
+    patched = data(client.patch(f"/api/exceptions/{mismatch}", json={
+        "status": "resolved", "resolution_code": "written_off", "resolution_note": "fee"},
+        headers=strict.h("analyst")), 202)  # PATCH to resolved: the same rule
+    data(client.post(f"/api/approvals/{patched['pending_approval']['id']}/cancel", headers=strict.h("analyst")), 200)
     bulk = data(client.post("/api/exceptions/bulk/resolve", json={
         "exception_ids": [str(small), str(mismatch)], "resolution_code": "written_off", "resolution_note": "n"},
         headers=strict.h("analyst")), 200)
