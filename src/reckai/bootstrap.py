@@ -58,7 +58,7 @@ from reckai.application.ports.security import (
 )
 from reckai.application.ports.storage import FileStorage
 from reckai.application.ports.unit_of_work import Database
-from reckai.application.ports.workflow import SourceRows, WorkflowUnitOfWork
+from reckai.application.ports.workflow import RowAmounts, SourceRows, WorkflowUnitOfWork
 from reckai.application.reconciliations import jobs as reconciliation_jobs
 from reckai.application.reconciliations.job_types import (
     NOTIFY_RECONCILIATION,
@@ -208,7 +208,9 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         normalize_file=partial(normalize_file_job, files), mailer=mailer, clock=clock)
     workflow = WorkflowServices(database=database, audit_log=audit_log, job_queue=job_queue,
                                 password_hasher=security.password_hasher,
-                                rule_preview=_rule_preview(storage, job_matching_engine), clock=clock)
+                                rule_preview=_rule_preview(storage, job_matching_engine),
+                                row_amounts=_row_amounts(database, storage),
+                                clock=clock)
 
     _register_approval_types(workflow)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
@@ -550,6 +552,12 @@ def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> JobRulePre
     from reckai.adapters.polars.matcher import PolarsMatcher
 
     return JobRulePreview(storage, lambda: engine, PolarsMatcher())
+
+
+def _row_amounts(database: Database[AppUnitOfWork], storage: FileStorage) -> RowAmounts:
+    from reckai.adapters.polars.source_rows import NormalizedSourceRows
+
+    return NormalizedSourceRows(database, storage)
 
 
 def _source_rows(database: Database[AppUnitOfWork], storage: FileStorage) -> SourceRows:

@@ -20,6 +20,7 @@ from reckai.domain.exceptions.policy import SlaPolicy
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
 from tests.support.identity import bearer, create_user_with_role, login, onboard
+from tests.unit.workflow_builders import seed_stored_rows
 
 pytestmark = pytest.mark.integration
 
@@ -219,6 +220,10 @@ def test_manual_matching_endpoints(client: TestClient, tenant: Tenant) -> None:
                                    {"job": job, "file": file_id, "org": tenant.organization_id, "side": side})
             files.append(file_id)
         uow.commit()
+    seed_stored_rows(tenant.container, tenant.organization_id, files[0], {3: (100, "NGN"), 10: (7, "NGN"),
+                                                                          12: (5, "NGN")})
+    seed_stored_rows(tenant.container, tenant.organization_id, files[1], {4: (100, "NGN"), 9: (1, "NGN"),
+                                                                          10: (7, "NGN"), 20: (5, "NGN")})
     item = tenant.exception(job_id=job, left_file_id=files[0], left_row=3)
     linked = data(client.post("/api/exceptions/matching/link", json={
         "job_id": str(job), "rows": [{"side": "left", "row_number": 3, "amount_minor": 100},
@@ -433,3 +438,224 @@ def test_every_endpoint_for_every_role(client: TestClient, tenant: Tenant) -> No
                 assert response.json()["error"]["code"] == "PERMISSION_DENIED"
             checked += 1
     assert checked == len(ENDPOINTS) * len(ROLES)
+
+
+# --- issue 12, item 1: every way out of the open set obeys the threshold ---------------------
+
+
+def _approve_setting(client: TestClient, tenant: Tenant, value: dict[str, Any]) -> None:
+    setting = data(client.post("/api/approvals", json={
+        "type": "system_setting", "title": "Workflow controls", "description": "threshold",
+        "metadata": {"key": "workflow", "value": value}}, headers=tenant.h("admin")), 201)
+    data(client.post(f"/api/approvals/{setting['id']}/approve", json={}, headers=tenant.h("supervisor")), 200)
+
+
+@pytest.fixture(scope="module")
+def strict(client: TestClient, container: Container) -> Tenant:
+    """A tenant whose supervisor approved a NGN 100 threshold (the security review's setting)."""
+    tenant = make_tenant(client, container)
+    _approve_setting(client, tenant, {"resolution_approval_threshold": {"NGN": "100.00"}})
+    return tenant
+
+
+def rows_job(tenant: Tenant, rows: dict[str, dict[int, tuple[int, str]]],
+             suggestions: tuple[tuple[int, int], ...] = ()) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
+    """A job over a left and a right file whose normalized rows are `rows[side]` (stored amounts)."""
+    job = tenant.job()
+    files = {}
+    with tenant.uow() as uow:
+        for side in ("left", "right"):
+            file_id = uuid.uuid4()
+            uow.connection.execute(text(
+                "INSERT INTO reconciliation_files (id, organization_id, name, original_filename, file_type, format,"
+                " size_bytes, storage_path, status, uploaded_by) VALUES (:id, :org, :n, :n, 'bank', 'csv', 1, 'x',"
+                " 'normalized', :by)"), {"id": file_id, "org": tenant.organization_id, "n": side,
+                                         "by": tenant.ids["admin"]})
+            uow.connection.execute(text("INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side)"
+                                        " VALUES (:job, :file, :org, :side)"),
+                                   {"job": job, "file": file_id, "org": tenant.organization_id, "side": side})
+            files[side] = file_id
+        for left, right in suggestions:
+            uow.connection.execute(text(
+                "INSERT INTO reconciliation_matches (organization_id, job_id, attempt, status, left_row, right_row,"
+                " rule, rule_version, confidence) VALUES (:org, :job, 1, 'suggested', :l, :r, 'fuzzy', 1, 0.7)"),
+                {"org": tenant.organization_id, "job": job, "l": left, "r": right})
+        uow.commit()
+    for side, file_id in files.items():
+        seed_stored_rows(tenant.container, tenant.organization_id, file_id, rows[side])
+    return job, files
+
+
+def _status(client: TestClient, tenant: Tenant, exception_id: Any) -> str:
+    return data(client.get(f"/api/exceptions/{exception_id}", headers=tenant.h("analyst")), 200)["exception"]["status"]  # type: ignore[no-any-return]
+
+
+def test_http_ignoring_after_in_progress_needs_a_checker(client: TestClient, strict: Tenant) -> None:
+    item = strict.exception("4671.22")
+    data(client.patch(f"/api/exceptions/{item}", json={"status": "in_progress"}, headers=strict.h("analyst")), 200)
+    waiting = data(client.patch(f"/api/exceptions/{item}", json={"status": "ignored", "reason": "noise"},
+                                headers=strict.h("analyst")), 202)
+    assert waiting["pending_approval"]["type"] == "exception_resolution"
+    assert waiting["pending_approval"]["metadata"]["action"] == "ignore"
+    assert _status(client, strict, item) == "in_progress"  # not closed until approved
+    error(client.post(f"/api/approvals/{waiting['pending_approval']['id']}/approve", json={},
+                      headers=strict.h("analyst")), 403, "PERMISSION_DENIED")
+    data(client.post(f"/api/approvals/{waiting['pending_approval']['id']}/approve", json={},
+                     headers=strict.h("supervisor")), 200)
+    assert _status(client, strict, item) == "ignored"
+
+
+def test_http_resolve_and_bulk_resolve_compare_the_larger_stored_amount(client: TestClient, strict: Tenant) -> None:
+    # 250,050 vs 250,000: the stored break amount is the 50 of difference; its rows are at stake
+    mismatch = strict.exception("50.00", amount_minor=5000, evidence={"left": {"amount_minor": 25_005_000},
+                                                                      "right": {"amount_minor": 25_000_000}})
+    small = strict.exception("10.00")
+    for item in (mismatch, small):
+        data(client.patch(f"/api/exceptions/{item}", json={"status": "in_progress"}, headers=strict.h("analyst")), 200)
+    single = data(client.post(f"/api/exceptions/{mismatch}/resolve", json={
+        "resolution_code": "written_off", "resolution_note": "fee"}, headers=strict.h("analyst")), 202)
+    assert single["pending_approval"]["metadata"]["amount"] == "250050.00"
+    data(client.post(f"/api/approvals/{single['pending_approval']['id']}/cancel", headers=strict.h("analyst")), 200)
+    patched = data(client.patch(f"/api/exceptions/{mismatch}", json={
+        "status": "resolved", "resolution_code": "written_off", "resolution_note": "fee"},
+        headers=strict.h("analyst")), 202)  # PATCH to resolved: the same rule
+    data(client.post(f"/api/approvals/{patched['pending_approval']['id']}/cancel", headers=strict.h("analyst")), 200)
+    bulk = data(client.post("/api/exceptions/bulk/resolve", json={
+        "exception_ids": [str(small), str(mismatch)], "resolution_code": "written_off", "resolution_note": "n"},
+        headers=strict.h("analyst")), 200)
+    assert [o["pending_approval"] is None for o in bulk] == [True, False]
+    assert _status(client, strict, small) == "resolved" and _status(client, strict, mismatch) == "in_progress"
+
+
+def test_http_manual_link_takes_amounts_from_the_stored_rows(client: TestClient, strict: Tenant) -> None:
+    job, files = rows_job(strict, {"left": {1: (500_000_000, "NGN"), 2: (239_974, "NGN")},
+                                   "right": {1: (500_000_000, "NGN"), 2: (239_974, "NGN")}})
+    breaks = [strict.exception("5000000.00", job_id=job, left_file_id=files["left"], left_row=1),
+              strict.exception("2399.74", job_id=job, right_file_id=files["right"], right_row=2)]
+    for pair in (1, 2):  # the security review's body: amount_minor 100 for both rows
+        rows = [{"side": "left", "row_number": pair, "amount_minor": 100},
+                {"side": "right", "row_number": pair, "amount_minor": 100}]
+        refused = error(client.post("/api/exceptions/matching/link", json={"job_id": str(job), "rows": rows},
+                                    headers=strict.h("analyst")), 400, "VALIDATION_ERROR")
+        assert {d["field"] for d in refused["details"]} == {"rows.0.amount_minor", "rows.1.amount_minor"}
+        waiting = data(client.post("/api/exceptions/matching/link", json={
+            "job_id": str(job), "rows": [{k: v for k, v in r.items() if k != "amount_minor"} for r in rows],
+            "note": "same RRN"}, headers=strict.h("analyst")), 202)
+        assert waiting["status"] == "pending_approval" and waiting["pending_approval"]["metadata"]["action"] == "link"
+        assert _status(client, strict, breaks[pair - 1]) == "open"
+        data(client.post(f"/api/approvals/{waiting['pending_approval']['id']}/approve", json={},
+                         headers=strict.h("supervisor")), 200)
+        assert _status(client, strict, breaks[pair - 1]) == "resolved"
+    tiny, _ = rows_job(strict, {"left": {1: (50, "NGN")}, "right": {1: (50, "NGN")}})
+    linked = data(client.post("/api/exceptions/matching/link", json={
+        "job_id": str(tiny), "rows": [{"side": "left", "row_number": 1}, {"side": "right", "row_number": 1,
+                                                                         "amount_minor": 50}]},
+        headers=strict.h("analyst")), 201)  # NGN 0.50: below the threshold; a correct amount is tolerated
+    assert linked["status"] == "manual" and linked["pending_approval"] is None
+    error(client.post("/api/exceptions/matching/link", json={
+        "job_id": str(tiny), "rows": [{"side": "left", "row_number": 7}, {"side": "right", "row_number": 1}]},
+        headers=strict.h("analyst")), 400, "VALIDATION_ERROR")  # no stored row 7
+
+
+def test_http_link_of_a_mismatch_keeps_the_note_records_the_difference_and_needs_a_reason(
+        client: TestClient, strict: Tenant) -> None:
+    job, files = rows_job(strict, {"left": {3: (25_005_000, "NGN")}, "right": {4: (25_000_000, "NGN")}})
+    item = strict.exception("50.00", job_id=job, left_file_id=files["left"], left_row=3,
+                            right_file_id=files["right"], right_row=4)
+    rows = [{"side": "left", "row_number": 3}, {"side": "right", "row_number": 4}]
+    note = "customer paid the NGN 50 fee separately"
+    missing = error(client.post("/api/exceptions/matching/link", json={"job_id": str(job), "rows": rows, "note": note},
+                                headers=strict.h("analyst")), 400, "REASON_REQUIRED")
+    assert [d["field"] for d in missing["details"]] == ["reason"]
+    waiting = data(client.post("/api/exceptions/matching/link", json={
+        "job_id": str(job), "rows": rows, "note": note, "reason": "fee paid by transfer 2211"},
+        headers=strict.h("analyst")), 202)
+    assert waiting["evidence"]["difference_minor"] == 5000
+    view = data(client.get(f"/api/approvals/{waiting['pending_approval']['id']}", headers=strict.h("supervisor")), 200)
+    assert view["snapshot"]["subject"]["rows"][0]["amount_minor"] == 25_005_000
+    assert view["snapshot"]["subject"]["exceptions"][0]["id"] == str(item) and view["changes_since_request"] == []
+    assert "snapshot" not in view["approval"]["metadata"]
+    data(client.post(f"/api/approvals/{waiting['pending_approval']['id']}/approve", json={},
+                     headers=strict.h("supervisor")), 200)
+    detail = data(client.get(f"/api/exceptions/{item}", headers=strict.h("analyst")), 200)
+    assert detail["exception"]["status"] == "resolved" and detail["exception"]["resolution_note"] == note
+    assert detail["exception"]["resolved_by"] == str(strict.ids["analyst"])
+    match = next(m for m in detail["matches"] if m["status"] == "manual")
+    assert match["evidence"]["difference_minor"] == 5000 and match["evidence"]["note"] == note
+    assert match["evidence"]["reason"] == "fee paid by transfer 2211"
+
+
+def test_http_confirming_a_suggestion_needs_a_checker_at_the_threshold(client: TestClient, strict: Tenant) -> None:
+    job, files = rows_job(strict, {"left": {5: (100_000, "NGN")}, "right": {5: (100_000, "NGN")}}, suggestions=((5, 5),))
+    item = strict.exception("1000.00", job_id=job, left_file_id=files["left"], left_row=5)
+    waiting = data(client.post("/api/exceptions/matching/confirm", json={"job_id": str(job), "left_row": 5,
+                                                                         "right_row": 5}, headers=strict.h("analyst")), 202)
+    assert waiting["pending_approval"]["metadata"]["action"] == "confirm" and _status(client, strict, item) == "open"
+    approved = data(client.post(f"/api/approvals/{waiting['pending_approval']['id']}/approve", json={},
+                                headers=strict.h("supervisor")), 200)
+    assert approved["effect"]["kind"] == "exceptions_matched" and _status(client, strict, item) == "resolved"
+
+
+# --- issue 12, item 2: a checker sees what they approve, as it was asked ---------------------
+
+
+def test_http_approving_a_changed_exception_is_refused_with_what_changed(client: TestClient, strict: Tenant) -> None:
+    item = strict.exception("9000.00", ai_explanation="bank shows 9,000; GL has nothing")
+    data(client.patch(f"/api/exceptions/{item}", json={"status": "in_progress"}, headers=strict.h("analyst")), 200)
+    approval = data(client.post(f"/api/exceptions/{item}/resolve", json={
+        "resolution_code": "written_off", "resolution_note": "n"}, headers=strict.h("analyst")), 202)["pending_approval"]
+    view = data(client.get(f"/api/approvals/{approval['id']}", headers=strict.h("supervisor")), 200)
+    snapshot = view["snapshot"]["subject"]["exceptions"][0]
+    assert snapshot["amount"] == "9000.00" and snapshot["ai_explanation"] == "bank shows 9,000; GL has nothing"
+    with strict.uow() as uow:
+        uow.connection.execute(text("UPDATE exceptions SET ai_explanation = 'bank shows 90,000' WHERE id = :id"),
+                               {"id": item})
+        uow.commit()
+    view = data(client.get(f"/api/approvals/{approval['id']}", headers=strict.h("supervisor")), 200)
+    assert view["changes_since_request"] == [{"field": "exceptions.0.ai_explanation",
+                                              "then": "bank shows 9,000; GL has nothing", "now": "bank shows 90,000"}]
+    refused = error(client.post(f"/api/approvals/{approval['id']}/approve", json={}, headers=strict.h("supervisor")),
+                    409, "APPROVAL_SUBJECT_CHANGED")
+    assert [d["field"] for d in refused["details"]] == ["exceptions.0.ai_explanation"]
+    assert _status(client, strict, item) == "in_progress"
+
+
+def test_http_settings_rule_and_onboarding_snapshots(client: TestClient, strict: Tenant) -> None:
+    current = {"resolution_approval_threshold": {"NGN": "100.00"}}
+    asks = [data(client.post("/api/approvals", json={
+        "type": "system_setting", "title": f"Threshold {n}", "description": "d",
+        "metadata": {"key": "workflow", "value": {"resolution_approval_threshold": {"NGN": n}}}},
+        headers=strict.h("admin")), 201) for n in ("200.00", "300.00")]
+    view = data(client.get(f"/api/approvals/{asks[1]['id']}", headers=strict.h("supervisor")), 200)
+    assert view["snapshot"]["subject"] == {"key": "workflow", "from": current,
+                                           "to": {"resolution_approval_threshold": {"NGN": "300.00"}}}
+    data(client.post(f"/api/approvals/{asks[0]['id']}/approve", json={}, headers=strict.h("supervisor")), 200)
+    stale = error(client.post(f"/api/approvals/{asks[1]['id']}/approve", json={}, headers=strict.h("supervisor")),
+                  409, "APPROVAL_SUBJECT_CHANGED")  # the "from" it was asked against is gone
+    assert [d["field"] for d in stale["details"]] == ["from.resolution_approval_threshold.NGN"]
+    rule = data(client.post("/api/rules", json={"name": f"Snap {uuid.uuid4().hex[:6]}", "definition": EXACT},
+                            headers=strict.h("admin")), 202)
+    diff = data(client.get(f"/api/approvals/{rule['approval']['id']}", headers=strict.h("supervisor")), 200)
+    assert diff["snapshot"]["subject"]["from"] is None and diff["snapshot"]["subject"]["to"]["rule_type"] == "exact"
+    assert "rule_type" in diff["snapshot"]["subject"]["changed_keys"]
+    email = f"snap.{uuid.uuid4().hex[:6]}@example.com"
+    onboarding = data(client.post("/api/approvals", json={
+        "type": "user_onboarding", "title": "New analyst", "description": "d",
+        "metadata": {"email": email, "name": "Sam", "role": "analyst"}}, headers=strict.h("admin")), 201)
+    seen = data(client.get(f"/api/approvals/{onboarding['id']}", headers=strict.h("supervisor")), 200)
+    assert seen["snapshot"]["subject"] == {"email": email, "name": "Sam", "role": "analyst"}
+
+
+def test_http_approval_mail_payload_has_type_band_and_requester_only(client: TestClient, strict: Tenant) -> None:
+    item = strict.exception("2500000.00")
+    data(client.patch(f"/api/exceptions/{item}", json={"status": "in_progress"}, headers=strict.h("analyst")), 200)
+    approval = data(client.post(f"/api/exceptions/{item}/resolve", json={
+        "resolution_code": "written_off", "resolution_note": "customer 0123456789"},
+        headers=strict.h("analyst")), 202)["pending_approval"]
+    with strict.uow() as uow:
+        payloads = [dict(r.payload) for r in uow.connection.execute(text(
+            "SELECT payload FROM outbox_messages WHERE actor_name = 'notify_workflow'")).all()]
+    sent = next(p for p in payloads if p["subject"].get("approval_id") == approval["id"])
+    assert sent["subject"] == {"approval_id": approval["id"], "type": "exception_resolution",
+                               "amount_band": "NGN 1,000,000 to 10,000,000",
+                               "requested_by": str(strict.ids["analyst"])}

@@ -272,3 +272,34 @@ def test_concurrent_bulk_requests_in_opposite_orders_do_not_deadlock(org: Org) -
     assert sorted(finished) == ["analyst", "analyst2"]
     owners = {org.get(i).assigned_to for i in ids}
     assert len(owners) == 1  # one request ran wholly after the other
+
+
+# --- issue 12: the closing rule and approval snapshots on PostgreSQL (the unit flows, real rows) ---
+
+
+def test_ignore_waits_for_a_checker_at_the_threshold(org: Org) -> None:
+    break_flows.test_ignoring_at_the_threshold_waits_for_a_checker(org)
+
+
+def test_threshold_compares_the_larger_stored_row_amount(org: Org) -> None:
+    break_flows.test_the_threshold_compares_the_larger_stored_row_amount(org)
+
+
+def test_manual_link_at_the_threshold_reads_stored_rows_and_waits(org: Org) -> None:
+    break_flows.test_a_manual_link_at_the_threshold_waits_and_then_keeps_the_note_and_true_difference(org)
+
+
+def test_confirming_a_suggestion_at_the_threshold_waits(org: Org) -> None:
+    break_flows.test_confirming_a_suggestion_at_the_threshold_waits_for_a_checker(org)
+
+
+def test_approving_a_changed_subject_is_refused(org: Org) -> None:
+    break_flows.test_approving_a_subject_that_changed_after_the_request_is_refused(org)
+
+
+def test_approval_mail_has_no_account_data(org: Org) -> None:
+    break_flows.test_the_approval_mail_carries_type_band_requester_and_link_only(org)
+
+
+def test_pending_referring_to_a_list(org: Org) -> None:
+    break_flows.test_pending_referring_to_matches_a_value_or_a_list_holding_it(org)

@@ -26,7 +26,12 @@ from reckai.domain.exceptions.lifecycle import (
     Resolution,
     action_to_reach,
 )
-from reckai.domain.exceptions.policy import SlaPolicy, parse_workflow_settings
+from reckai.domain.exceptions.policy import (
+    SlaPolicy,
+    StakedAmount,
+    closing_needs_checker,
+    parse_workflow_settings,
+)
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 SLA = SlaPolicy()
@@ -130,10 +135,10 @@ def test_workflow_settings_parse_and_refuse() -> None:
                                                    "resolution_approval_threshold": {"NGN": "1000000.00", "*": 500},
                                                    "approval_required_for": ["system_setting"]}})
     assert parsed.sla.hours["critical"] == 2 and parsed.sla.hours["low"] == 168
-    assert parsed.resolution_needs_approval(Decimal("-1000000.00"), "NGN")
-    assert not parsed.resolution_needs_approval(Decimal("999999.99"), "NGN")
-    assert parsed.resolution_needs_approval(Decimal(500), "USD")
-    assert not parsed.resolution_needs_approval(None, "USD")
+    assert closing_needs_checker(parsed, [StakedAmount(Decimal("-1000000.00"), "NGN")]).needs_checker
+    assert not closing_needs_checker(parsed, [StakedAmount(Decimal("999999.99"), "NGN")]).needs_checker
+    assert closing_needs_checker(parsed, [StakedAmount(Decimal(500), "USD")]).needs_checker
+    assert not closing_needs_checker(parsed, []).needs_checker
     assert parsed.requires_approval("system_setting") and not parsed.requires_approval("user_onboarding")
     for bad in ({"sla_hours": {"critical": 0}}, {"sla_hours": {"urgent": 3}}, {"typo": 1},
                 {"resolution_approval_threshold": "1.001"}, {"resolution_approval_threshold": True}, {"resolution_approval_threshold": "-5"},

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from reckai.domain.exceptions.lifecycle import ExceptionItem
+from reckai.domain.exceptions.manual_matching import MatchGroup, MatchMember, RowRef
 from reckai.domain.exceptions.policy import SlaPolicy, parse_workflow_settings
 from reckai.domain.identity.entities import User
 from reckai.domain.identity.permissions import permissions_for
@@ -115,3 +116,64 @@ def memory_org(container: Any) -> Org:
                        ("supervisor", "supervisor"), ("supervisor2", "supervisor")):
         org.add_user(name, role)
     return org
+
+
+def seed_stored_rows(container: Any, organization_id: uuid.UUID, file_id: uuid.UUID,
+                     rows: dict[int, tuple[int, str]], uploaded_by: uuid.UUID | None = None) -> None:
+    """A file's normalized form with these rows ({row_number: (amount_minor, currency)}): what the
+    closing rule and manual matching read the rows' amounts from. The file's row is made when
+    `uploaded_by` is given (else it must exist)."""
+    import io
+
+    import polars as pl
+
+    from reckai.application.ports.files import NormalizedFile, ReconciliationFile
+    from reckai.domain.ingestion.storage_keys import organization_prefix
+
+    frame = pl.DataFrame({"row_number": list(rows), "amount_minor": [a for a, _ in rows.values()],
+                          "currency": [c for _, c in rows.values()]},
+                         schema={"row_number": pl.Int64, "amount_minor": pl.Int64, "currency": pl.String})
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    key = f"{organization_prefix(organization_id)}normalized/{file_id}.parquet"
+    container.storage.put(key, [buffer.getvalue()])
+    with container.database.unit_of_work(organization_id) as uow:
+        if uploaded_by is not None:
+            uow.files.add(ReconciliationFile(file_id, organization_id, "rows.csv", "rows.csv", "bank", "csv", 1, key,
+                                             "normalized", uploaded_by))
+        uow.normalized_files.put(NormalizedFile(uuid.uuid4(), file_id, organization_id, key, len(rows), None))
+        uow.commit()
+
+
+def job_with_files(org: Org, rows: dict[str, dict[int, tuple[int, str]]],
+                   suggestions: tuple[tuple[int, int], ...] = ()) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
+    """A reconciliation job of `org` over a left and a right file whose stored rows are `rows[side]`
+    ({row_number: (amount_minor, currency)}), with the engine's suggested pairs `suggestions`;
+    in memory or on PostgreSQL."""
+    job_id = org.job_factory()
+    files = {side: uuid.uuid4() for side in ("left", "right")}
+    admin = org.users["admin"].id
+    for side, file_id in files.items():
+        seed_stored_rows(org.container, org.organization_id, file_id, rows[side], uploaded_by=admin)
+    with org.uow() as uow:
+        if hasattr(uow.matches, "seed_job_files"):
+            uow.matches.seed_job_files(job_id, files["left"], files["right"])
+            for left, right in suggestions:
+                uow.matches.seed_suggestion(MatchGroup(uuid.uuid4(), org.organization_id, job_id, "suggested", [
+                    MatchMember("left", RowRef(files["left"], left)), MatchMember("right", RowRef(files["right"], right))],
+                    rule_version=1, evidence={"rule": "fuzzy"}))
+        else:
+            from sqlalchemy import text
+
+            for side, file_id in files.items():
+                uow.connection.execute(text(
+                    "INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side)"
+                    " VALUES (:job, :file, :org, :side)"),
+                    {"job": job_id, "file": file_id, "org": org.organization_id, "side": side})
+            for left, right in suggestions:
+                uow.connection.execute(text(
+                    "INSERT INTO reconciliation_matches (organization_id, job_id, attempt, status, left_row, right_row,"
+                    " rule, rule_version, confidence) VALUES (:org, :job, 1, 'suggested', :l, :r, 'fuzzy', 1, 0.7)"),
+                    {"org": org.organization_id, "job": job_id, "l": left, "r": right})
+        uow.commit()
+    return job_id, files

@@ -28,4 +28,7 @@ def report_generation_handler() -> ApprovalHandler:
     def subject(uow: WorkflowUnitOfWork, may: Callable[[str], bool], approval: Approval) -> dict[str, Any]:
         return {}
 
-    return ApprovalHandler(apply=apply, subject=subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        return {key: approval.metadata.get(key) for key in ("report_type", "format", "job_id", "parameters")}
+
+    return ApprovalHandler(apply=apply, subject=subject, snapshot=snapshot)

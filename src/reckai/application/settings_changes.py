@@ -50,7 +50,14 @@ def system_setting_handler(services: WorkflowServices) -> ApprovalHandler:
         organization = uow.organizations.get(approval.organization_id)
         return {"current_value": current_setting(organization, approval.metadata) if organization else None}
 
-    return ApprovalHandler(apply=apply, subject=subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        """The settings diff: the value now (from) and the value asked for (to)."""
+        organization = uow.organizations.get(approval.organization_id)
+        return {"key": approval.metadata.get("key"),
+                "from": current_setting(organization, approval.metadata) if organization else None,
+                "to": approval.metadata.get("value")}
+
+    return ApprovalHandler(apply=apply, subject=subject, snapshot=snapshot)
 
 
 def current_setting(organization: Organization, meta: dict[str, Any]) -> Any:

@@ -190,7 +190,13 @@ class MemoryApprovalRepository:
 
     def pending_referring_to(self, key: str, value: str) -> Sequence[Approval]:
         return [a for _, a in self.uow.rows("approvals")
-                if a.status is ApprovalStatus.PENDING and str(a.metadata.get(key)) == value]
+                if a.status is ApprovalStatus.PENDING and _refers(a.metadata.get(key), value)]
+
+
+def _refers(stored: Any, value: str) -> bool:
+    if isinstance(stored, list):
+        return value in [str(item) for item in stored]
+    return stored is not None and str(stored) == value
 
 
 class MemoryRuleRepository:

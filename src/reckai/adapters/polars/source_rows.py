@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import uuid
+from collections.abc import Iterable
 
 import polars as pl
 
 from reckai.application.ports.files import FilesUnitOfWork
-from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.storage import FileStorage, StorageObjectMissing
 from reckai.application.ports.unit_of_work import Database
-from reckai.application.ports.workflow import SourceRows
+from reckai.application.ports.workflow import RowAmounts, SourceRows, StoredRowAmount
 
 
 def _plain(value: object) -> object:
@@ -49,5 +50,19 @@ class NormalizedSourceRows:
             return None
         return {"file_id": str(file_id), **{k: _plain(v) for k, v in frame.row(0, named=True).items()}}
 
+    def amounts(self, storage_path: str, row_numbers: Iterable[int]) -> dict[int, StoredRowAmount]:
+        wanted = sorted(set(row_numbers))
+        try:
+            with self.storage.open(storage_path) as stream:
+                data = stream.read()
+            frame = (pl.read_parquet(io.BytesIO(data), columns=["row_number", "amount_minor", "currency"])
+                     .filter(pl.col("row_number").is_in(wanted)))
+        except (StorageObjectMissing, pl.exceptions.PolarsError, OSError):
+            return {}  # the normalized form is gone: no row has a stored amount
+        return {int(number): StoredRowAmount(int(amount), str(currency))
+                for number, amount, currency in frame.iter_rows()
+                if number is not None and amount is not None and currency is not None}
+
 
 _check: type[SourceRows] = NormalizedSourceRows
+_check_amounts: type[RowAmounts] = NormalizedSourceRows

@@ -296,7 +296,8 @@ class PostgresApprovalRepository(_Base):
 
     def pending_referring_to(self, key: str, value: str) -> Sequence[Approval]:
         rows = self._conn.execute(text(
-            f"{_SELECT_APPROVAL} WHERE status = 'pending' AND organization_id = :org AND metadata ->> :key = :value"),
+            f"{_SELECT_APPROVAL} WHERE status = 'pending' AND organization_id = :org"
+            " AND metadata -> :key @> to_jsonb(CAST(:value AS text))"),
             {"org": self._uow.organization_id, "key": key, "value": value}).all()
         return [_approval(r) for r in rows]
 

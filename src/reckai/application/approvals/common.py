@@ -19,7 +19,7 @@ from reckai.application.ports.jobs import JobQueue
 from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.application.ports.security import PasswordHasher
 from reckai.application.ports.unit_of_work import Database
-from reckai.application.ports.workflow import WorkflowUnitOfWork
+from reckai.application.ports.workflow import RowAmounts, WorkflowUnitOfWork
 from reckai.application.rules.preview import JobRulePreview
 from reckai.domain.exceptions.policy import WorkflowSettings, parse_workflow_settings
 from reckai.domain.identity.permissions import has_permission
@@ -38,6 +38,7 @@ class WorkflowServices:
     password_hasher: PasswordHasher  # user_onboarding: the new account's unusable password
     clock: Clock
     rule_preview: JobRulePreview | None = None  # the impact of a rule change on a completed job
+    row_amounts: RowAmounts | None = None  # stored amounts of source rows (manual matching, closing rule)
     # Approval type -> its feature's handler (application/approvals/handlers.py), filled by bootstrap.
     approval_handlers: ApprovalHandlers = field(default_factory=ApprovalHandlers)
 

@@ -30,6 +30,9 @@ CheckRequest = Callable[[WorkflowUnitOfWork, dict[str, Any]], None]
 Withdraw = Callable[[WorkflowUnitOfWork, Principal, Approval, str], None]
 # (uow, may(permission), approval) -> what the approval refers to, for GET /api/approvals/:id.
 Subject = Callable[[WorkflowUnitOfWork, Callable[[str], bool], Approval], dict[str, Any]]
+# (uow, approval) -> what the checker is asked to approve, as it stands now: stored in the approval
+# when it is requested (metadata.snapshot) and compared again before it is approved (snapshots.py).
+Snapshot = Callable[[WorkflowUnitOfWork, Approval], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class ApprovalHandler:
     check: CheckRequest | None = None
     withdraw: Withdraw | None = None
     subject: Subject | None = None
+    snapshot: Snapshot | None = None
 
 
 class MissingApprovalHandler(RuntimeError):

@@ -39,18 +39,36 @@ def send_notification(services: WorkflowServices, mailer: Any, organization_id: 
     """Mail each recipient who is still an active user of the organization; returns how many."""
     event = str(payload.get("event"))
     subject = payload.get("subject") or {}
-    lines = [f"{key}: {value}" for key, value in sorted(subject.items())]
+    base = f"{public_base_url}".rstrip("/")
     sent = 0
     with services.database.unit_of_work(organization_id) as uow:
         users = [uow.users.get(uuid.UUID(user_id)) for user_id in payload.get("recipients", [])]
+        if event.startswith("approval."):
+            lines, base = _approval_lines(uow, subject, base)
+        else:
+            lines = [f"{key}: {value}" for key, value in sorted(subject.items())]
     for user in users:
         if user is None or not user.is_active:
             continue
-        body = "\n".join([f"Hello {user.name},", "", _SUBJECTS.get(event, event), "", *lines, "",
-                          f"{public_base_url}".rstrip("/")])
+        body = "\n".join([f"Hello {user.name},", "", _SUBJECTS.get(event, event), "", *lines, "", base])
         mailer.send(OutgoingMail(to=user.email, subject=f"ReckAI: {_SUBJECTS.get(event, event)}", text_body=body))
         sent += 1
     return sent
+
+
+def _approval_lines(uow: WorkflowUnitOfWork, subject: dict[str, Any], base: str) -> tuple[list[str], str]:
+    """An approval mail says what kind of request it is, how much is at stake (a band), who asked,
+    and where to decide it; never the subject's data (accounts, narrations, names of customers):
+    the checker reads those signed in, on GET /api/approvals/:id."""
+    lines = [f"Type: {str(subject.get('type', '')).replace('_', ' ')}"]
+    if subject.get("amount_band"):
+        lines.append(f"Amount: {subject['amount_band']}")
+    requester = None
+    if subject.get("requested_by"):
+        requester = uow.users.get(uuid.UUID(str(subject["requested_by"])))
+    if requester is not None:
+        lines.append(f"Requested by: {requester.name}")
+    return lines, f"{base}/api/approvals/{subject.get('approval_id', '')}"
 
 
 def ledger_export_key(organization_id: uuid.UUID, approval_id: uuid.UUID) -> str:
@@ -118,4 +136,12 @@ def ledger_posting_handler(services: WorkflowServices) -> ApprovalHandler:
         return ApprovalEffect("ledger_export_queued", "approval", approval.id,
                               {"entries": len(approval.metadata["entries"])})
 
-    return ApprovalHandler(apply=apply, check=check, subject=exception_subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        """The posting's lines and, when it names one, the exception it clears as it stands."""
+        meta = approval.metadata
+        item = uow.exceptions.get(uuid.UUID(meta["exception_id"])) if meta.get("exception_id") else None
+        return {"currency": meta.get("currency"), "value_date": meta.get("value_date"),
+                "entries": meta.get("entries"), "total_minor": meta.get("total_minor"),
+                "exception": item.material() if item is not None else None}
+
+    return ApprovalHandler(apply=apply, check=check, subject=exception_subject, snapshot=snapshot)

@@ -10,9 +10,11 @@ two checkers deciding at once serialise, and the second finds it decided (409).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reckai.application.approvals import snapshots
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.approvals.separation import independent_checkers, require_independent_checker
 from reckai.application.context import Outcome, RequestInfo
@@ -30,7 +32,7 @@ from reckai.domain.approvals.workflow import (
     parse_status,
     parse_type,
 )
-from reckai.domain.exceptions.policy import USER_ONBOARDING_FLAG, approval_required
+from reckai.domain.exceptions.policy import USER_ONBOARDING_FLAG, amount_band, approval_required
 from reckai.domain.identity.permissions import has_permission, may_read_for_review, may_request_approval
 from reckai.domain.identity.principal import Principal
 
@@ -40,8 +42,10 @@ USER_ONBOARDING_SETTING = USER_ONBOARDING_FLAG  # the identity feature's flag
 @dataclass(frozen=True)
 class ApprovalView:
     approval: Approval
-    subject: dict[str, Any] = field(default_factory=dict)  # what it refers to, for the checker
+    subject: dict[str, Any] = field(default_factory=dict)  # what it refers to now, for the checker
     effect: ApprovalEffect | None = None
+    snapshot: dict[str, Any] | None = None  # the subject when it was requested (snapshots.py)
+    changes: list[dict[str, Any]] | None = None  # what changed since (pending requests only)
 
 
 def request_approval(services: WorkflowServices, principal: Principal, *, type: str, title: str, description: str,
@@ -59,6 +63,7 @@ def request_approval(services: WorkflowServices, principal: Principal, *, type: 
             handler.check(uow, clean)
         approval = Approval.request(organization_id=principal.organization_id, type=kind, title=title,
                                     description=description, metadata=clean, requested_by=principal.user_id, at=now)
+        snapshots.stamp_snapshot(services, uow, approval)
         uow.approvals.add(approval)
         announce_request(services, uow, principal, approval, request)
         uow.commit()
@@ -66,14 +71,18 @@ def request_approval(services: WorkflowServices, principal: Principal, *, type: 
 
 
 def announce_request(services: WorkflowServices, uow: WorkflowUnitOfWork, principal: Principal, approval: Approval,
-                     request: RequestInfo | None) -> None:
+                     request: RequestInfo | None, details: Mapping[str, Any] | None = None) -> None:
+    """Audit a new request and tell the checkers: the mail carries the type, an amount band, the
+    requester and a link, never the subject's data (application/approvals/jobs.py)."""
     services.record(uow, principal, "approval.requested", request, organization_id=approval.organization_id,
                     resource_type="approval", resource_id=approval.id, outcome=Outcome.CREATED,
-                    metadata={"type": approval.type.value, "title": approval.title})
+                    metadata={"type": approval.type.value, "title": approval.title, **(details or {})})
     # NO_ELIGIBLE_CHECKER (nothing stored) when nobody could approve it (segregation of duties)
     services.notify(uow, approval.organization_id, "approval.requested",
                     independent_checkers(uow, approval, services.now()),
-                    {"approval_id": str(approval.id), "type": approval.type.value})
+                    {"approval_id": str(approval.id), "type": approval.type.value,
+                     "amount_band": amount_band(*snapshots.approval_stake(approval)),
+                     "requested_by": str(approval.requested_by)})
 
 
 def list_approvals(services: WorkflowServices, principal: Principal, *, statuses: tuple[str, ...] = (),
@@ -93,7 +102,9 @@ def get_approval(services: WorkflowServices, principal: Principal, approval_id: 
         approval = uow.approvals.get(approval_id)
         if approval is None:
             raise NotFound("approval", approval_id)
-        return ApprovalView(approval, _subject(services, uow, principal, approval))
+        return ApprovalView(approval, _subject(services, uow, principal, approval),
+                            snapshot=snapshots.stored_snapshot(approval),
+                            changes=snapshots.changes_since_request(services, uow, approval))
 
 
 def _subject(services: WorkflowServices, uow: WorkflowUnitOfWork, principal: Principal,
@@ -124,6 +135,7 @@ def approve_request(services: WorkflowServices, principal: Principal, approval_i
         now = services.now()
         require_independent_checker(uow, approval, principal.user_id, now)  # segregation of duties
         approval.approve(_checker(principal), now, comment)
+        snapshots.refuse_if_changed(services, uow, approval)  # approve what was asked, or nothing
         effect = services.approval_handlers.get(approval.type).apply(uow, principal, approval, request)
         uow.approvals.update(approval)
         services.record(uow, principal, "approval.approved", request, organization_id=approval.organization_id,

@@ -13,17 +13,30 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from reckai.application.approvals.common import WorkflowServices, eligible_checkers, workflow_settings
+from reckai.application.approvals.common import (
+    WorkflowJobsUnitOfWork,
+    WorkflowServices,
+    eligible_checkers,
+    workflow_settings,
+)
 from reckai.application.approvals.handlers import ApprovalHandler
-from reckai.application.approvals.separation import independent_checkers
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from reckai.application.exceptions import matching
+from reckai.application.exceptions.closing import (
+    close,
+    closing_decision,
+    exception_ids_of,
+    pending_closings,
+    request_closing_approval,
+    stake_text,
+)
 from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.workflow import ExceptionQuery, Page, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
-from reckai.domain.exceptions.errors import InvalidBreakValue
+from reckai.domain.exceptions.errors import InvalidTransition, ReasonRequired
 from reckai.domain.exceptions.lifecycle import (
     BreakAction,
     Comment,
@@ -97,7 +110,9 @@ def exception_detail(services: WorkflowServices, principal: Principal, exception
     """Readers of exceptions, and checkers of a pending approval that refers to this exception."""
     with services.database.unit_of_work(principal.organization_id) as uow:
         item = _load(uow, exception_id, lock=False)
-        pending = list(uow.approvals.pending_referring_to("exception_id", str(exception_id)))
+        pending = pending_closings(uow, exception_id) + [
+            a for a in uow.approvals.pending_referring_to("exception_id", str(exception_id))
+            if a.type is not ApprovalType.EXCEPTION_RESOLUTION]  # a ledger posting about it
         if not has_permission(principal.role, "exceptions:read") and not any(
                 may_read_for_review(principal.role, a.type.value, "exceptions:read") for a in pending):
             raise PermissionDenied("exceptions:read")
@@ -139,18 +154,38 @@ def change_exception(services: WorkflowServices, principal: Principal, exception
         if severity is not None and severity != item.severity:
             changes.append(item.override_severity(severity, reason=reason, actor_id=principal.user_id, at=now,
                                                   sla=settings.sla))
-        if target is not None and target is not item.status:
-            action = action_to_reach(item.status, target)
-            changes.append(item.apply(action, actor_id=principal.user_id, at=now, reason=reason))
-        for entry in changes:
+        for entry in changes:  # the severity override, before the status change
             _save(uow, item, entry)
-        if changes:
-            services.record(uow, principal, "exception.updated", request, organization_id=principal.organization_id,
-                            resource_type="exception", resource_id=item.id,
-                            metadata={"changes": [{"action": e.action, "from": e.from_status, "to": e.to_status,
-                                                   "reason": e.reason, **e.changes} for e in changes]})
+        action = action_to_reach(item.status, target) if target is not None and target is not item.status else None
+        approval = None
+        if action is BreakAction.IGNORE:  # ignoring closes the break: the same rule as resolving
+            if not (reason or "").strip():
+                raise ReasonRequired("ignore")
+            decision = closing_decision(uow, principal.organization_id, item.staked_amounts(), settings)
+            if decision.needs_checker:
+                approval = request_closing_approval(
+                    services, uow, principal, action="ignore", items=[item], decision=decision,
+                    title=f"Ignore {item.type.replace('_', ' ')}{stake_text(decision)}",
+                    description=(reason or "").strip(), details={"reason": (reason or "").strip()}, now=now,
+                    request=request)
+            else:
+                changes.append(close(uow, item, action, actor_id=principal.user_id, at=now, reason=reason))
+        elif action is not None:  # start, escalate, reopen: not a closing (resolved goes to resolve_exception)
+            assert action is not BreakAction.RESOLVE
+            changes.append(item.apply(action, actor_id=principal.user_id, at=now, reason=reason))
+            _save(uow, item, changes[-1])
+        _audit_changes(services, uow, principal, item, changes, request)
         uow.commit()
-        return ResolveOutcome(item)
+        return ResolveOutcome(item, approval)
+
+
+def _audit_changes(services: WorkflowServices, uow: WorkflowUnitOfWork, principal: Principal, item: ExceptionItem,
+                   changes: Sequence[HistoryEntry], request: RequestInfo | None) -> None:
+    if changes:
+        services.record(uow, principal, "exception.updated", request, organization_id=principal.organization_id,
+                        resource_type="exception", resource_id=item.id,
+                        metadata={"changes": [{"action": e.action, "from": e.from_status, "to": e.to_status,
+                                               "reason": e.reason, **e.changes} for e in changes]})
 
 
 def assign_exceptions(services: WorkflowServices, principal: Principal, exception_ids: Sequence[uuid.UUID],
@@ -222,44 +257,25 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
         locked = _lock_all(uow, ids)
         for exception_id in ids:
             item = locked[exception_id]
-            if force_approval or settings.resolution_needs_approval(item.amount, item.currency):
-                outcomes.append(ResolveOutcome(item, _request_resolution_approval(
-                    services, uow, principal, item, resolution, now, request)))
+            if not item.allows(BreakAction.RESOLVE):
+                # Refuse now, not when a checker approves: the maker learns at once.
+                raise InvalidTransition(item.id, item.status.value, BreakAction.RESOLVE.value)
+            decision = closing_decision(uow, principal.organization_id, item.staked_amounts(), settings)
+            if force_approval or decision.needs_checker:
+                outcomes.append(ResolveOutcome(item, request_closing_approval(
+                    services, uow, principal, action="resolve", items=[item], decision=decision,
+                    title=f"Resolve {item.type.replace('_', ' ')}{stake_text(decision)}",
+                    description=resolution.note,
+                    details={"resolution_code": resolution.code.value, "resolution_note": resolution.note},
+                    now=now, request=request)))
                 continue
-            _save(uow, item, item.apply(BreakAction.RESOLVE, actor_id=principal.user_id, at=now,
-                                        resolution=resolution))
+            close(uow, item, BreakAction.RESOLVE, actor_id=principal.user_id, at=now, resolution=resolution)
             services.record(uow, principal, "exception.resolved", request, organization_id=principal.organization_id,
                             resource_type="exception", resource_id=item.id,
                             metadata={"resolution_code": resolution.code.value, "amount": str(item.amount)})
             outcomes.append(ResolveOutcome(item))
         uow.commit()
         return outcomes
-
-
-def _request_resolution_approval(services: WorkflowServices, uow: WorkflowUnitOfWork, principal: Principal, item: ExceptionItem,
-                                 resolution: Resolution, now: dt.datetime, request: RequestInfo | None) -> Approval:
-    if not item.allows(BreakAction.RESOLVE):
-        # Refuse now, not when the checker approves: the maker learns at once.
-        item.apply(BreakAction.RESOLVE, actor_id=principal.user_id, at=now, resolution=resolution)
-    if uow.approvals.pending_referring_to("exception_id", str(item.id)):
-        raise InvalidBreakValue("exception_id", "a resolution of this exception is already waiting for approval")
-    approval = Approval.request(
-        organization_id=principal.organization_id, type=ApprovalType.EXCEPTION_RESOLUTION,
-        title=f"Resolve {item.type.replace('_', ' ')} of {item.amount} {item.currency}",
-        description=resolution.note,
-        metadata={"exception_id": str(item.id), "resolution_code": resolution.code.value,
-                  "resolution_note": resolution.note, "amount": str(item.amount), "currency": item.currency},
-        requested_by=principal.user_id, at=now)
-    uow.approvals.add(approval)
-    uow.exceptions.add_history(HistoryEntry(item.id, "approval_requested", principal.user_id, now, item.status.value,
-                                        item.status.value, None, {"approval_id": str(approval.id),
-                                                                  "resolution_code": resolution.code.value}))
-    services.record(uow, principal, "approval.requested", request, organization_id=principal.organization_id,
-                    resource_type="approval", resource_id=approval.id,
-                    metadata={"type": approval.type.value, "exception_id": str(item.id), "amount": str(item.amount)})
-    services.notify(uow, principal.organization_id, "approval.requested",
-                    independent_checkers(uow, approval, now), {"approval_id": str(approval.id)})
-    return approval
 
 
 def escalate_overdue(services: WorkflowServices, organization_id: uuid.UUID, now: dt.datetime | None = None) -> int:
@@ -301,6 +317,10 @@ def escalate_overdue_everywhere(services: WorkflowServices, now: dt.datetime | N
 
 
 def exception_resolution_handler(services: WorkflowServices) -> ApprovalHandler:
+    """A closing that waited for a checker (closing.py): `metadata.action` says which one — resolve,
+    ignore, link or confirm; approving applies it as the maker would have, in the decision's
+    transaction (still refused by the lifecycle if the exception moved on meanwhile)."""
+
     def propose(principal: Principal, metadata: dict[str, Any], title: str, description: str,
                 request: RequestInfo | None) -> Approval:
         # POST /api/approvals with this type: the same as resolving with a checker asked for.
@@ -314,33 +334,61 @@ def exception_resolution_handler(services: WorkflowServices) -> ApprovalHandler:
         meta = approval.metadata
         now = approval.reviewed_at
         assert now is not None
+        approved = {"approval_id": str(approval.id), "approved_by": str(checker.user_id)}
+        action = meta.get("action", "resolve")
+        if action in ("link", "confirm"):
+            # the workflow's units of work are WorkflowJobsUnitOfWork (services.database); the
+            # handler signature names the narrower protocol every approval type shares
+            jobs_uow = cast(WorkflowJobsUnitOfWork, uow)
+            apply_match = matching.apply_link if action == "link" else matching.apply_confirmation
+            group, resolved = apply_match(services, jobs_uow, approval, checker)
+            return ApprovalEffect("exceptions_matched", "match_group", group.id,
+                                  {"resolved_exceptions": resolved, "action": action})
         item = uow.exceptions.get_for_update(uuid.UUID(meta["exception_id"]))
         if item is None:
             raise NotFound("exception", meta["exception_id"])
-        entry = item.apply(BreakAction.RESOLVE, actor_id=approval.requested_by, at=now,
-                           resolution=Resolution.of(meta["resolution_code"], meta["resolution_note"]))
-        entry.changes.update({"approval_id": str(approval.id), "approved_by": str(checker.user_id)})
-        uow.exceptions.update(item)
-        uow.exceptions.add_history(entry)
+        if action == "ignore":
+            close(uow, item, BreakAction.IGNORE, actor_id=approval.requested_by, at=now, reason=meta["reason"],
+                  changes=approved)
+            return ApprovalEffect("exception_ignored", "exception", item.id, {"reason": meta["reason"]})
+        close(uow, item, BreakAction.RESOLVE, actor_id=approval.requested_by, at=now,
+              resolution=Resolution.of(meta["resolution_code"], meta["resolution_note"]), changes=approved)
         return ApprovalEffect("exception_resolved", "exception", item.id,
                               {"resolution_code": meta["resolution_code"]})
 
     def withdraw(uow: WorkflowUnitOfWork, principal: Principal, approval: Approval, action: str) -> None:
-        item = uow.exceptions.get(uuid.UUID(approval.metadata["exception_id"]))
-        if item is not None:
-            uow.exceptions.add_history(HistoryEntry(item.id, action, principal.user_id, services.now(),
-                                                    item.status.value, item.status.value, approval.review_comments,
-                                                    {"approval_id": str(approval.id)}))
+        for exception_id in exception_ids_of(approval.metadata):
+            item = uow.exceptions.get(uuid.UUID(exception_id))
+            if item is not None:
+                uow.exceptions.add_history(HistoryEntry(item.id, action, principal.user_id, services.now(),
+                                                        item.status.value, item.status.value,
+                                                        approval.review_comments, {"approval_id": str(approval.id)}))
 
-    return ApprovalHandler(apply=apply, propose=propose, withdraw=withdraw, subject=exception_subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        """The exceptions with their rows, amounts and explanation; for a link or confirmation
+        also the rows with their stored amounts."""
+        meta = approval.metadata
+        described: dict[str, Any] = {"action": meta.get("action", "resolve"), "exceptions": [
+            item.material() if item is not None else None
+            for item in (uow.exceptions.get(uuid.UUID(i)) for i in exception_ids_of(meta))]}
+        if meta.get("action") in ("link", "confirm"):
+            described["rows"] = matching.rows_as_stored(services, cast(WorkflowJobsUnitOfWork, uow), meta)
+        return described
+
+    return ApprovalHandler(apply=apply, propose=propose, withdraw=withdraw, subject=exception_subject,
+                           snapshot=snapshot)
 
 
 def exception_subject(uow: WorkflowUnitOfWork, may: Callable[[str], bool], approval: Approval) -> dict[str, Any]:
-    """The exception an approval names (`exception_id`), for a reader who may see exceptions."""
-    if "exception_id" not in approval.metadata or not may("exceptions:read"):
+    """The exception(s) an approval names (`exception_id`, `exception_ids`) as they are now, for a
+    reader who may see exceptions (a checker reviewing the request may)."""
+    ids = exception_ids_of(approval.metadata)
+    if not ids or not may("exceptions:read"):
         return {}
-    item = uow.exceptions.get(uuid.UUID(approval.metadata["exception_id"]))
-    return {"exception": item} if item is not None else {}
+    items = [item for item in (uow.exceptions.get(uuid.UUID(i)) for i in ids) if item is not None]
+    if not items:
+        return {}
+    return {"exception": items[0], **({"exceptions": items} if len(ids) > 1 else {})}
 
 
 # How often the SLA escalation runs (the `escalate_overdue_exceptions` job, high queue, periodic).

@@ -45,7 +45,19 @@ def user_onboarding_handler(services: WorkflowServices) -> ApprovalHandler:
     def subject(uow: WorkflowUnitOfWork, may: Callable[[str], bool], approval: Approval) -> dict[str, Any]:
         return {}
 
-    return ApprovalHandler(apply=apply, check=check, subject=subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        """The user being onboarded. (An address taken meanwhile is refused when approving, as
+        EMAIL_ALREADY_REGISTERED, not as a changed subject.)"""
+        meta = approval.metadata
+        if meta.get("action") == "change_role":  # the stored user being raised, and to what
+            user = uow.users.get(UUID(meta["user_id"]))
+            if user is None:
+                return {"action": "change_role", "user_id": meta["user_id"], "user": None, "role": meta.get("role")}
+            return {"action": "change_role", "user_id": str(user.id), "email": user.email, "name": user.name,
+                    "from_role": user.role, "role": meta.get("role"), "is_active": bool(user.is_active)}
+        return {"email": meta.get("email"), "name": meta.get("name"), "role": meta.get("role")}
+
+    return ApprovalHandler(apply=apply, check=check, subject=subject, snapshot=snapshot)
 
 
 def _raisable(uow: WorkflowUnitOfWork, metadata: dict[str, Any]) -> User:

@@ -164,7 +164,8 @@ class ApprovalRepository(Protocol):
         ...
 
     def pending_referring_to(self, key: str, value: str) -> Sequence[Approval]:
-        """Pending approvals whose metadata[key] == value (what a checker may read)."""
+        """Pending approvals whose metadata[key] == value, or is a list holding value (what a
+        checker may read; `exception_ids` of a closing that settles several exceptions)."""
         ...
 
 
@@ -248,6 +249,22 @@ class SourceRows(Protocol):
     def row(self, organization_id: uuid.UUID, file_id: uuid.UUID, row_number: int) -> dict[str, object] | None:
         """The canonical fields and raw columns of the file's data row `row_number` (1-based), as
         JSON-ready values; None when the file (or its normalized form, or the row) is gone."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredRowAmount:
+    amount_minor: int
+    currency: str
+
+
+class RowAmounts(Protocol):
+    """The stored amounts of source rows (the file's normalized form), for the closing rule and the
+    difference of a manual link: never an amount a client sent."""
+
+    def amounts(self, storage_path: str, row_numbers: Iterable[int]) -> dict[int, StoredRowAmount]:
+        """Amount (minor units) and currency of each of `row_numbers` found in the normalized Parquet
+        at `storage_path`; rows (or a file) that are not there are simply absent."""
         ...
 
 

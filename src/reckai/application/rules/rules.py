@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from reckai.application.approvals import snapshots
 from reckai.application.approvals.common import WorkflowJobsUnitOfWork, WorkflowServices
 from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.approvals.requests import announce_request
@@ -185,6 +186,7 @@ def _propose(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, principal:
     approval = Approval.request(organization_id=principal.organization_id, type=ApprovalType.RULE_CONFIGURATION,
                                 title=f"{action.capitalize()} matching rule {rule.name} (version {version.version})",
                                 description=description, metadata=metadata, requested_by=principal.user_id, at=now)
+    snapshots.stamp_snapshot(services, uow, approval)
     uow.approvals.add(approval)
     version.approval_id = approval.id
     uow.rules.add_version(version)
@@ -279,7 +281,25 @@ def rule_configuration_handler(services: WorkflowServices) -> ApprovalHandler:
             return {}
         return {"rule": rule, "versions": list(uow.rules.versions(rule.id))}
 
-    return ApprovalHandler(apply=apply, propose=propose, withdraw=withdraw, subject=subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        return rule_diff(uow, approval)
+
+    return ApprovalHandler(apply=apply, propose=propose, withdraw=withdraw, subject=subject, snapshot=snapshot)
+
+
+def rule_diff(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+    """The rule change a checker approves: the active definition (from) and the proposed one (to)."""
+    meta = approval.metadata
+    active = None
+    if meta.get("rule_id"):
+        active = next((v for v in uow.rules.versions(uuid.UUID(meta["rule_id"]))
+                       if v.status is VersionStatus.ACTIVE), None)
+    before = active.definition if active else None
+    after = meta.get("definition")
+    keys = sorted(set(before or {}) | set(after or {}))
+    return {"rule_id": meta.get("rule_id"), "rule_name": meta.get("rule_name"), "action": meta.get("action"),
+            "active_version": active.version if active else None, "from": before, "to": after,
+            "changed_keys": [k for k in keys if (before or {}).get(k) != (after or {}).get(k)]}
 
 
 def _decimal(value: Any) -> Decimal | None:

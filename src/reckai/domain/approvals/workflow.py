@@ -81,6 +81,19 @@ class OnlyRequesterMayCancel(ApprovalError):
         self.approval_id = approval_id
 
 
+class ApprovalSubjectChanged(ApprovalError):
+    """The subject changed after the request (its snapshot no longer matches): the checker would
+    approve something other than what was asked. `details` maps each changed field to then/now."""
+
+    code = "APPROVAL_SUBJECT_CHANGED"
+
+    def __init__(self, approval_id: uuid.UUID, changes: list[dict[str, Any]]) -> None:
+        super().__init__("the subject of this approval changed after it was requested; the maker must ask again",
+                         {change["field"]: f"was {change['then']!r}, now {change['now']!r}" for change in changes})
+        self.approval_id = approval_id
+        self.changes = changes
+
+
 class InvalidApproval(ApprovalError):
     """A request or decision with a bad field: `details` maps field -> message."""
 

@@ -24,7 +24,8 @@ from enum import Enum
 from typing import Any
 
 from reckai.domain.exceptions.errors import InvalidBreakValue, InvalidTransition, ReasonRequired
-from reckai.domain.exceptions.policy import SEVERITIES, SlaPolicy
+from reckai.domain.exceptions.policy import SEVERITIES, SlaPolicy, StakedAmount
+from reckai.domain.ingestion.canonical import minor_unit_exponent
 
 EXCEPTION_TYPES = ("amount_mismatch", "date_mismatch", "missing_entry", "duplicate", "timing_difference",
                    "non_settlement")
@@ -215,6 +216,28 @@ class ExceptionItem:
 
     def allows(self, action: BreakAction) -> bool:
         return (self.status, action) in TRANSITIONS
+
+    def staked_amounts(self) -> list[StakedAmount]:
+        """The stored amounts closing this exception settles: its own amount and those of its rows
+        as the reconciliation job recorded them (`evidence.left/right.amount_minor`). For an amount
+        mismatch of 250,050 vs 250,000 that is 250,050, not the 50 of difference."""
+        staked = [StakedAmount(self.amount, self.currency)] if self.amount is not None else []
+        exponent = minor_unit_exponent(self.currency or "")
+        minors = [self.amount_minor] + [
+            side.get("amount_minor") for side in ((self.evidence or {}).get(key) for key in ("left", "right"))
+            if isinstance(side, dict)]
+        staked += [StakedAmount.of_minor(value, self.currency, exponent) for value in minors
+                   if isinstance(value, int) and not isinstance(value, bool)]
+        return staked
+
+    def material(self) -> dict[str, Any]:
+        """What a checker approves about this exception (compared with the request's snapshot)."""
+        return {"id": str(self.id), "type": self.type, "amount": None if self.amount is None else str(self.amount),
+                "currency": self.currency, "amount_minor": self.amount_minor, "description": self.description,
+                "ai_explanation": self.ai_explanation,
+                "left": {"file_id": str(self.left_file_id) if self.left_file_id else None, "row": self.left_row},
+                "right": {"file_id": str(self.right_file_id) if self.right_file_id else None, "row": self.right_row},
+                "evidence": self.evidence}
 
     # --- changes; each returns the history entry it leaves ---
 

@@ -15,7 +15,7 @@ clamped or ignored: a typo must not silently switch a control off.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -65,14 +65,76 @@ class WorkflowSettings:
     # (domain/approvals/separation.py).
     checker_cooling_off: dt.timedelta = dt.timedelta(days=DEFAULT_COOLING_OFF_DAYS)
 
-    def resolution_needs_approval(self, amount: Decimal | None, currency: str | None) -> bool:
-        if amount is None:
-            return False
-        threshold = self.resolution_thresholds.get((currency or "").upper(), self.resolution_thresholds.get("*"))
-        return threshold is not None and abs(amount) >= threshold
+    def threshold_for(self, currency: str | None) -> Decimal | None:
+        return self.resolution_thresholds.get((currency or "").upper(), self.resolution_thresholds.get("*"))
 
     def requires_approval(self, approval_type: str) -> bool:
         return approval_type in self.approval_required_for
+
+
+@dataclass(frozen=True)
+class StakedAmount:
+    """One stored amount a closing settles (a row's, or an exception's), in major units of its currency."""
+
+    amount: Decimal
+    currency: str | None
+
+    @classmethod
+    def of_minor(cls, amount_minor: int, currency: str | None, exponent: int) -> StakedAmount:
+        return cls(Decimal(amount_minor).scaleb(-exponent), currency)
+
+
+@dataclass(frozen=True)
+class ClosingDecision:
+    """What `closing_needs_checker` decided, with the amount that decided it (for the request's title,
+    audit and amount band)."""
+
+    needs_checker: bool
+    amount: Decimal | None = None  # the larger absolute stored amount, in `currency`
+    currency: str | None = None
+    threshold: Decimal | None = None
+
+
+def closing_needs_checker(settings: WorkflowSettings, amounts: Iterable[StakedAmount]) -> ClosingDecision:
+    """THE rule for every way out of the open set (resolve, ignore, bulk resolve, manual link,
+    confirming a suggestion; docs/workflow.md "Closing an exception"): a closing needs a checker when
+    the larger absolute stored amount of the rows and exceptions it settles reaches the threshold of
+    their currency (falling back to "*"). Amounts are the stored ones, never a client's.
+
+    With several currencies each is compared with its own threshold; any reaching it decides."""
+    largest: dict[str | None, Decimal] = {}
+    for staked in amounts:
+        currency = (staked.currency or "").upper() or None
+        largest[currency] = max(largest.get(currency, Decimal(0)), abs(staked.amount))
+    if not largest:
+        return ClosingDecision(False)
+    deciding: ClosingDecision | None = None
+    for currency, amount in sorted(largest.items(), key=lambda kv: (kv[0] or "", kv[1])):
+        threshold = settings.threshold_for(currency)
+        reaches = threshold is not None and amount >= threshold
+        if reaches and (deciding is None or amount > (deciding.amount or 0)):
+            deciding = ClosingDecision(True, amount, currency, threshold)
+    if deciding is not None:
+        return deciding
+    currency, amount = max(largest.items(), key=lambda kv: kv[1])
+    return ClosingDecision(False, amount, currency, settings.threshold_for(currency))
+
+
+# Bands for the approval mail (docs/workflow.md "Amount bands"): the checker learns the order of
+# magnitude, not the amount, from a message that may be forwarded or read on a phone.
+AMOUNT_BANDS = (Decimal(10_000), Decimal(100_000), Decimal(1_000_000), Decimal(10_000_000), Decimal(100_000_000))
+
+
+def amount_band(amount: Decimal | None, currency: str | None) -> str:
+    if amount is None:
+        return "no amount"
+    value, prefix = abs(amount), f"{currency} " if currency else ""
+    lower = None
+    for bound in AMOUNT_BANDS:
+        if value < bound:
+            return f"{prefix}under {bound:,.0f}" if lower is None else f"{prefix}{lower:,.0f} to {bound:,.0f}"
+        lower = bound
+    return f"{prefix}{AMOUNT_BANDS[-1]:,.0f} or more"
 
 
 def approval_required(organization_settings: Mapping[str, Any] | None, approval_type: str) -> bool:

@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from reckai.application.approvals import requests
+from reckai.application.approvals.snapshots import SNAPSHOT_KEY
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, ValidationFailed
 from reckai.bootstrap import Container
@@ -38,8 +39,10 @@ class ApprovalBody(msgspec.Struct):
 
 
 def approval_body(approval: Approval) -> ApprovalBody:
+    # the snapshot is shown once, as `snapshot` of GET /api/approvals/:id, not in every list row
+    metadata = {key: value for key, value in approval.metadata.items() if key != SNAPSHOT_KEY}
     return ApprovalBody(approval.id, approval.type.value, approval.status.value, approval.title, approval.description,
-                        approval.metadata, approval.requested_by, approval.requested_at, approval.reviewed_by,
+                        metadata, approval.requested_by, approval.requested_at, approval.reviewed_by,
                         approval.reviewed_at, approval.review_comments)
 
 
@@ -52,8 +55,12 @@ class EffectBody(msgspec.Struct):
 
 class ApprovalDetailBody(msgspec.Struct):
     approval: ApprovalBody
-    subject: dict[str, Any]  # what the approval refers to (exception, rule and versions, current setting)
+    subject: dict[str, Any]  # what the approval refers to now (exception, rule and versions, current setting)
     effect: EffectBody | None = None
+    # the subject as it was when requested ({"taken_at", "subject"}); null for requests older than snapshots
+    snapshot: dict[str, Any] | None = None
+    # while pending: what differs now from the snapshot ([{"field", "then", "now"}]); approving refuses if any
+    changes_since_request: list[dict[str, Any]] | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -75,7 +82,8 @@ def detail_body(view: requests.ApprovalView) -> ApprovalDetailBody:
     effect: ApprovalEffect | None = view.effect
     return ApprovalDetailBody(
         approval_body(view.approval), _plain(view.subject),
-        EffectBody(effect.kind, effect.resource_type, effect.resource_id, _plain(effect.details)) if effect else None)
+        EffectBody(effect.kind, effect.resource_type, effect.resource_id, _plain(effect.details)) if effect else None,
+        view.snapshot, view.changes)
 
 
 class ApprovalCreate(msgspec.Struct, forbid_unknown_fields=True):

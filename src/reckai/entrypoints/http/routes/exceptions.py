@@ -22,8 +22,10 @@ from reckai.application.exceptions import matching
 from reckai.application.ports.workflow import EXCEPTION_SORTS, MAX_OFFSET, ExceptionQuery
 from reckai.bootstrap import Container
 from reckai.domain.approvals.workflow import (
+    Approval,
     ApprovalAlreadyDecided,
     ApprovalError,
+    ApprovalSubjectChanged,
     InvalidApproval,
     NotAChecker,
     OnlyRequesterMayCancel,
@@ -138,13 +140,20 @@ class MatchBody(msgspec.Struct):
     members: list[MemberBody]
     created_by: uuid.UUID | None
     created_at: dt.datetime | None
+    # set when the match waits for a checker (answered 202; status "pending_approval", not stored yet)
+    pending_approval: ApprovalBody | None = None
 
 
-def match_body(group: MatchGroup) -> MatchBody:
+def match_body(group: MatchGroup, approval: Approval | None = None) -> MatchBody:
     confidence = Decimal(str(group.confidence)) if group.confidence is not None else None
     return MatchBody(group.id, group.job_id, group.status, group.rule_id, group.rule_version, confidence,
                      group.evidence, [MemberBody(m.side, m.row.file_id, m.row.row_number, m.amount_minor)
-                                      for m in group.members], group.created_by, group.created_at)
+                                      for m in group.members], group.created_by, group.created_at,
+                     approval_body(approval) if approval else None)
+
+
+def _match_outcome(outcome: matching.MatchOutcome) -> Response[Success[MatchBody]]:
+    return Response(ok(match_body(outcome.group, outcome.approval)), status_code=202 if outcome.approval else 201)
 
 
 class ExceptionDetailBody(msgspec.Struct):
@@ -222,13 +231,16 @@ class LinkRowBody(msgspec.Struct, forbid_unknown_fields=True):
     side: str
     # the columns are INTEGER and BIGINT: a larger number is refused here, not by the database (500)
     row_number: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+    # Never used: amounts come from the stored rows. Kept for old clients; a value that differs
+    # from the stored row's amount is refused (400 naming rows.N.amount_minor).
     amount_minor: Annotated[int, msgspec.Meta(ge=-(2**63) + 1, le=2**63 - 1)] | None = None
 
 
 class LinkRows(msgspec.Struct, forbid_unknown_fields=True):
     job_id: uuid.UUID
     rows: list[LinkRowBody]
-    note: str | None = None
+    note: str | None = None  # the analyst's note, kept on the match and as the resolution note
+    reason: str | None = None  # required when the stored amounts of the two sides differ
 
 
 # --- query parsing -----------------------------------------------------------------------------
@@ -400,10 +412,9 @@ class ExceptionController(Controller):
     @post("/matching/confirm", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
     def confirm_suggestion(self, data: JSONBody[SuggestionDecision], principal: NamedDependency[Principal],
                            container: NamedDependency[Container],
-                           request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
-        group = matching.confirm_suggestion(container.workflow, principal, data.job_id, data.left_row,
-                                            data.right_row, request_info)
-        return ok(match_body(group))
+                           request_info: NamedDependency[RequestInfo]) -> Response[Success[MatchBody]]:
+        return _match_outcome(matching.confirm_suggestion(container.workflow, principal, data.job_id, data.left_row,
+                                                          data.right_row, request_info))
 
     @post("/matching/decline", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
     def decline_suggestion(self, data: JSONBody[SuggestionDecision], principal: NamedDependency[Principal],
@@ -416,10 +427,10 @@ class ExceptionController(Controller):
     @post("/matching/link", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
     def link_rows(self, data: JSONBody[LinkRows], principal: NamedDependency[Principal],
                   container: NamedDependency[Container],
-                  request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
+                  request_info: NamedDependency[RequestInfo]) -> Response[Success[MatchBody]]:
         rows = [matching.LinkRow(r.side, r.row_number, r.amount_minor) for r in data.rows]
-        group = matching.link_rows(container.workflow, principal, data.job_id, rows, data.note, request_info)
-        return ok(match_body(group))
+        return _match_outcome(matching.link_rows(container.workflow, principal, data.job_id, rows, data.note,
+                                                 request_info, reason=data.reason))
 
 
 def _outcome(services: WorkflowServices, outcome: cases.ResolveOutcome) -> Response[Success[ResolveOutcomeBody]]:
@@ -433,6 +444,6 @@ ROUTE_HANDLERS = [ExceptionController]
 ERROR_STATUSES: dict[type[BaseException], int] = {
     InvalidTransition: 409, MatchStateError: 409, ReasonRequired: 400, InvalidBreakValue: 400,
     InvalidWorkflowSettings: 422, BreakError: 422,
-    ApprovalAlreadyDecided: 409, SelfApprovalForbidden: 403, NotAChecker: 403, OnlyRequesterMayCancel: 403,
+    ApprovalAlreadyDecided: 409, ApprovalSubjectChanged: 409, SelfApprovalForbidden: 403, NotAChecker: 403, OnlyRequesterMayCancel: 403,
     InvalidApproval: 400, ApprovalError: 422, RuleVersionError: 409,
 }
