@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reckai.application.ports.matching import CanonicalSource, MatchingEngine, SourceFileError
+from reckai.application.ports.matching import (
+    CanonicalSource,
+    ReconciliationTables,
+    SourceFileError,
+    TabularMatchingEngine,
+)
 from reckai.domain.reconciliation.profile import (
     ProfileError,
     ReconciliationPeriod,
@@ -17,14 +22,13 @@ from reckai.domain.reconciliation.profile import (
     SideSpec,
     parse_profile,
 )
-from reckai.domain.reconciliation.results import ReconciliationResult
 
 Progress = Callable[[str, int, int], None]  # (stage, step, total steps)
 
 
 @dataclass
 class ReconcileOutcome:
-    result: ReconciliationResult
+    result: ReconciliationTables
     left_row_errors: list[Any] = field(default_factory=list)
     right_row_errors: list[Any] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -55,7 +59,7 @@ def load_profile(path: str | Path) -> ReconciliationProfile:
 
 def reconcile_files(left_path: str, right_path: str, profile: ReconciliationProfile,
                     period: ReconciliationPeriod | None, source: CanonicalSource,
-                    engine: MatchingEngine[Any], progress: Progress | None = None) -> ReconcileOutcome:
+                    engine: TabularMatchingEngine[Any], progress: Progress | None = None) -> ReconcileOutcome:
     report = progress or (lambda stage, step, total: None)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -70,10 +74,11 @@ def reconcile_files(left_path: str, right_path: str, profile: ReconciliationProf
     seconds["read_right"] = time.perf_counter() - started
     report("matching and classifying", 3, 3)
     started = time.perf_counter()
-    result = engine.reconcile(left, right, profile, period)
+    result = engine.reconcile_tables(left, right, profile, period)
     total_engine = time.perf_counter() - started
     seconds.update(result.stage_seconds)
-    seconds["explanations"] = max(0.0, total_engine - sum(result.stage_seconds.values()))
+    if "explanations" not in seconds:  # an engine that does not time its wording: the remainder
+        seconds["explanations"] = max(0.0, total_engine - sum(result.stage_seconds.values()))
     return ReconcileOutcome(result, left_errors, right_errors, seconds, auto_mappings)
 
 

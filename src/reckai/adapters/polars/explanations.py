@@ -41,18 +41,30 @@ def _thousands(units: pl.Expr) -> pl.Expr:
             .str.reverse())
 
 
-def format_money(amount_minor: pl.Expr, currency: pl.Expr) -> pl.Expr:
-    """explanations.format_money over columns: sign, symbol, grouped units, minor digits."""
+def _money_parts(amount_minor: pl.Expr, currency: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(sign, units, fraction with its point, currency code) of integer minor units."""
     code = currency.str.to_uppercase()
     divisor = code.replace_strict({c: 10 ** e for c, e in MINOR_UNIT_EXPONENTS.items()}, default=100,
                                   return_dtype=pl.Int64)
-    symbol = code.replace_strict(CURRENCY_SYMBOLS, default=code + pl.lit(" "), return_dtype=pl.String)
     size = amount_minor.abs()
     # minor digits with their leading zeros: 5 of a 100 divisor -> "105" -> "05"
     minor = (size % divisor + divisor).cast(pl.String).str.slice(1)
     fraction = pl.when(divisor > 1).then(pl.lit(".") + minor).otherwise(pl.lit(""))
     sign = pl.when(amount_minor < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.concat_str([sign, symbol, _thousands(size // divisor), fraction])
+    return sign, size // divisor, fraction, code
+
+
+def format_money(amount_minor: pl.Expr, currency: pl.Expr) -> pl.Expr:
+    """explanations.format_money over columns: sign, symbol, grouped units, minor digits."""
+    sign, units, fraction, code = _money_parts(amount_minor, currency)
+    symbol = code.replace_strict(CURRENCY_SYMBOLS, default=code + pl.lit(" "), return_dtype=pl.String)
+    return pl.concat_str([sign, symbol, _thousands(units), fraction])
+
+
+def format_amount(amount_minor: pl.Expr, currency: pl.Expr) -> pl.Expr:
+    """The exact decimal text of an amount in major units ("-1234.50" for -123450 NGN): no float."""
+    sign, units, fraction, _ = _money_parts(amount_minor, currency)
+    return pl.concat_str([sign, units.cast(pl.String), fraction])
 
 
 def format_percent(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
@@ -126,7 +138,8 @@ def _wording_key() -> pl.Expr:
             .when(both).then(pl.lit("non_settlement_pair")).otherwise(pl.lit("non_settlement_single")))
 
 
-def _filled(template: str, slots: dict[str, pl.Expr]) -> pl.Expr:
+def fill_template(template: str, slots: dict[str, pl.Expr]) -> pl.Expr:
+    """A domain template as one string expression (literal parts and slot expressions)."""
     parts: list[pl.Expr] = []
     for literal, name in template_slots(template):
         if literal:
@@ -179,6 +192,6 @@ def describe_breaks(facts: pl.DataFrame, profile: ReconciliationProfile,
                                          for name in ("description", "explanation", "suggested_action")])]
     for (key,), rows in keyed.partition_by("__wording", as_dict=True, maintain_order=True).items():
         wording = WORDINGS[str(key)]
-        parts.append(rows.with_columns([_filled(template, slots).alias(name) for name, template in wording.fields()]))
+        parts.append(rows.with_columns([fill_template(template, slots).alias(name) for name, template in wording.fields()]))
     described = pl.concat(parts, how="vertical").drop("__wording")
     return described.sort(["left_row", "right_row", "type"], nulls_last=True, maintain_order=True)

@@ -48,7 +48,7 @@ EVIDENCE = ["amount_diff", "day_delta", "similarity_bp", "left_key", "right_key"
 _PAIR_SCHEMA = {"lp": pl.UInt32, "rp": pl.UInt32, "l": pl.Int64, "r": pl.Int64, "amount_gap": pl.Int64,
                 "day_gap": pl.Int64, "key_cost": pl.Int64, "text_cost": pl.Int64, "confidence_bp": pl.Int64,
                 "amount_diff": pl.Int64, "day_delta": pl.Int64, "similarity_bp": pl.Int64}
-_RECORD_SCHEMA = {"left_row": pl.Int64, "right_row": pl.Int64, "rule": pl.String, "rule_version": pl.Int64,
+RECORD_SCHEMA = {"left_row": pl.Int64, "right_row": pl.Int64, "rule": pl.String, "rule_version": pl.Int64,
                   "status": pl.String, "confidence_bp": pl.Int64, "group_id": pl.String,
                   "amount_diff": pl.Int64, "day_delta": pl.Int64, "similarity_bp": pl.Int64,
                   "left_key": pl.String, "right_key": pl.String, "members": pl.Int64, "fee_minor": pl.Int64,
@@ -678,7 +678,7 @@ class PolarsMatcher:
         lap("matching")
         should_stop()
 
-        empty = pl.DataFrame(schema=_RECORD_SCHEMA)
+        empty = pl.DataFrame(schema=RECORD_SCHEMA)
         matches = pl.concat([empty, *auto_parts])
         low = pl.concat([empty, *low_parts])
         leftovers = {side: frame.filter(available[side]) for side, frame in sides.items()}
@@ -704,7 +704,7 @@ def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: di
              status: MatchStatus) -> pl.DataFrame:
     """One record per member pair (a plain pair is a group of one on each side)."""
     if pairs.height == 0:
-        return pl.DataFrame(schema=_RECORD_SCHEMA)
+        return pl.DataFrame(schema=RECORD_SCHEMA)
     if rule.keyed:  # each side's key is the pair's evidence (see _key_pairs)
         left_key = _gather(items["left"], pairs["lp"], {"__key": "left_key"})[0]
         if rule.rule_type is RuleType.REGEX:

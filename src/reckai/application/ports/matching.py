@@ -9,6 +9,7 @@ normalized frames with the CANONICAL_COLUMNS). Property tests hold them to the s
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from reckai.domain.ingestion.detection import MappingProposal
@@ -38,6 +39,32 @@ class MatchingEngine(Protocol[TableT_contra]):
         nothing (a failed/reversed row with no counterpart). Tie suggestions may additionally list
         rows that are also exceptions. Raises MatchingError when the tables cannot be read.
         """
+        ...
+
+
+class ReconciliationTables(Protocol):
+    """A reconciliation's results kept in the engine's own tables: matches, suggestions and
+    exceptions stay columns from the engine to the files (no Python object per row)."""
+
+    stage_seconds: dict[str, float]  # the engine's stages (duplicates, matching, ..., explanations)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts (rows, matched pairs and rows, suggestions, exceptions by type, reversals netted),
+        match_rate and the stage seconds: the keys of ReconciliationResult.summary()."""
+        ...
+
+    def write_csv(self, table: str, path: Path) -> None:
+        """Write `matches`, `suggestions` or `exceptions` as CSV with a header (docs/cli.md columns;
+        empty field = absent). Raises OSError when the file cannot be written."""
+        ...
+
+
+class TabularMatchingEngine(Protocol[TableT_contra]):
+    """The matching engine returning its results as tables (what `reckai reconcile` writes)."""
+
+    def reconcile_tables(self, left: TableT_contra, right: TableT_contra, profile: ReconciliationProfile,
+                         period: ReconciliationPeriod | None = None) -> ReconciliationTables:
+        """MatchingEngine.reconcile's meaning and contract, results as ReconciliationTables."""
         ...
 
 

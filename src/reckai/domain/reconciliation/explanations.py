@@ -217,9 +217,13 @@ def describe_break(facts: BreakFacts, profile: ReconciliationProfile,
     )
 
 
+# Why a reversal row appears in no match and no exception (docs/matching.md, step 0). Slots: the
+# side's `label`, `reversal_row`, `original_row`, the profile's `reference_label`.
+REVERSAL_EXPLANATION = ("{label} row {reversal_row} reverses {label} row {original_row} (same {reference_label}, "
+                        "amount and currency): the two net to nothing, so neither is matched on its own; a posting "
+                        "of row {original_row} on the other side is a non-settlement.")
+
+
 def describe_reversal(profile: ReconciliationProfile, side: str, reversal_row: int, original_row: int) -> str:
-    """Why a reversal row appears in no match and no exception (docs/matching.md, step 0)."""
-    label = profile.label(side)
-    return (f"{label} row {reversal_row} reverses {label} row {original_row} (same {profile.reference_label}, "
-            f"amount and currency): the two net to nothing, so neither is matched on its own; a posting of "
-            f"row {original_row} on the other side is a non-settlement.")
+    return REVERSAL_EXPLANATION.format(label=profile.label(side), reversal_row=reversal_row,
+                                       original_row=original_row, reference_label=profile.reference_label)
