@@ -8,8 +8,12 @@ suggested action, severity, confidence and the break's amount.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
+import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reckai.adapters.polars.explanations import describe_breaks, format_money
-from reckai.adapters.polars.matcher import FACT_SCHEMA
+from reckai.adapters.polars.matcher import FACT_SCHEMA, RECORD_SCHEMA, FrameResult
+from reckai.adapters.polars.result_tables import tables_from_frames
+from reckai.application.ports.reconciliations import EXCEPTION_COLUMNS
+from reckai.domain.ingestion.canonical import minor_unit_exponent
 from reckai.domain.reconciliation import explanations
 from reckai.domain.reconciliation.explanations import describe_break
 from reckai.domain.reconciliation.profile import ReconciliationPeriod
@@ -145,3 +152,45 @@ def test_severity_at_band_and_age_boundaries(policy: SeverityPolicy, data: st.Da
                                 left_amount_minor=amount, right_amount_minor=right_amount, left_date=moment))
     got = describe_breaks(_frame(facts), profile, period)["severity"].to_list()
     assert got == [describe_break(fact, profile, period).severity for fact in facts]
+
+
+def _expected_copy_row(fact: BreakFacts) -> dict[str, Any]:
+    """What the exceptions table receives for one break: its amount as exact decimal text, the
+    date it is filed under, and the evidence object (absent keys left out)."""
+    def side(amount: int | None, moment: dt.datetime | None, direction: str | None,
+             status: str | None) -> dict[str, Any] | None:
+        if amount is None and moment is None:
+            return None
+        return {"amount_minor": amount, "date": moment.isoformat() if moment else None, "direction": direction,
+                "status": status}
+
+    evidence = {"amount_difference_minor": fact.amount_difference_minor, "day_delta": fact.day_delta,
+                "reference": fact.reference, "rule": fact.rule, "original_row": fact.original_row,
+                "left": side(fact.left_amount_minor, fact.left_date, fact.left_direction, fact.left_status),
+                "right": side(fact.right_amount_minor, fact.right_date, fact.right_direction, fact.right_status)}
+    moment = fact.left_date if fact.left_date is not None else fact.right_date
+    exponent = minor_unit_exponent(fact.currency)
+    return {"amount": Decimal(fact.amount_minor).scaleb(-exponent),
+            "transaction_date": moment.date() if moment else None,
+            "evidence": {k: v for k, v in evidence.items() if v is not None}}
+
+
+@settings(max_examples=100, deadline=None)
+@given(facts=st.lists(facts_strategy, min_size=1, max_size=20))
+def test_the_exception_copy_rows_carry_the_amount_date_and_evidence_of_each_break(facts: list[BreakFacts]) -> None:
+    profile = build_profile([RULE])
+    tables = tables_from_frames(FrameResult(matches=pl.DataFrame(schema=RECORD_SCHEMA),
+                                            suggestions=pl.DataFrame(schema=RECORD_SCHEMA), facts=_frame(facts),
+                                            left_row_count=0, right_row_count=0), profile, None)
+    left_file, right_file = uuid.uuid4(), uuid.uuid4()
+    table = tables.exception_copy_table(left_file, right_file)
+    assert table.columns == list(EXCEPTION_COLUMNS)
+    text = b"".join(tables.copy_chunks(table, lambda: None)).decode()
+    got = [{"amount": Decimal(row[2]), "transaction_date": dt.date.fromisoformat(row[4]) if row[4] else None,
+            "evidence": json.loads(row[14])} for row in csv.reader(io.StringIO(text))]
+    by_key = sorted(facts, key=lambda f: _key({"left_row": f.left_row, "right_row": f.right_row,
+                                               "type": f.type.value}))
+    assert sorted(map(repr, got)) == sorted(repr(_expected_copy_row(f)) for f in by_key)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert all((row[11] == str(left_file)) == bool(row[9]) and (row[12] == str(right_file)) == bool(row[10])
+               for row in rows)
