@@ -82,18 +82,6 @@ REVERSAL_SCHEMA = {"side": pl.String, "row_number": pl.Int64, "original_row": pl
 
 # --- field expressions (mirror reference_matcher.field_text) -----------------------------------
 
-def _raw_fields(profile: ReconciliationProfile) -> set[str]:
-    names: set[str] = set()
-    for rule in profile.rules:
-        for mapping in rule.field_mappings:
-            names.update((mapping.left, mapping.right))
-        for condition in (*rule.left_conditions, *rule.right_conditions):
-            names.add(condition.field)
-        if rule.group is not None:
-            names.update(rule.group.by)
-    return {name[4:] for name in names if name.startswith("raw.")}
-
-
 def _raw_column(name: str) -> str:
     return f"__raw__{name}"
 
@@ -626,7 +614,7 @@ class PolarsMatcher:
             stage_cpu_seconds[stage] = cpu_now - cpu_clock
             clock, cpu_clock = now, cpu_now
 
-        raw_fields = _raw_fields(profile)
+        raw_fields = profile.raw_fields()
         sides = {"left": _prepare(left, raw_fields), "right": _prepare(right, raw_fields)}
         reversals = {side: _reversals(frame) for side, frame in sides.items()}
         sides = {side: _netted(frame, reversals[side]) for side, frame in sides.items()}

@@ -210,7 +210,8 @@ def _reversal_table(reversals: pl.DataFrame | None, profile: ReconciliationProfi
 
 
 def _match_order(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.sort(["left_row", "right_row", "rule"], maintain_order=True)
+    # A pair appears once among matches and once among suggestions: (left_row, right_row) orders them.
+    return frame.sort(["left_row", "right_row"], maintain_order=True)
 
 
 def tables_from_frames(frames: FrameResult, profile: ReconciliationProfile,

@@ -71,9 +71,10 @@ class TabularMatchingEngine(Protocol[TableT_contra]):
 class CanonicalSource(Protocol):
     """Reads one source file into the engine's table type using a mapping (docs/mapping.md)."""
 
-    def read(self, path: str, mapping: dict[str, Any]) -> tuple[Any, list[Any]]:
+    def read(self, path: str, mapping: dict[str, Any], *, keep_raw: bool = True) -> tuple[Any, list[Any]]:
         """Return (table of canonical rows, row errors). Raises SourceFileError when the file
-        cannot be used at all (unreadable, wrong format, bad mapping)."""
+        cannot be used at all (unreadable, wrong format, bad mapping). `keep_raw=False`: the rows'
+        `raw` is left empty (for a profile whose rules read no `raw.` field)."""
         ...
 
     def propose(self, path: str) -> MappingProposal:
