@@ -307,8 +307,11 @@ def _without_empty_quoted_fields(region: bytes, delimiter: str) -> bytes | None:
     for before in (separator, b"\n"):
         for after in (separator, b"\n"):
             token = before + b'""' + after
-            while token in body:  # twice or more when empty fields are adjacent
-                body = body.replace(token, before + after)
+            while True:  # twice or more when empty fields are adjacent
+                replaced = body.replace(token, before + after)
+                if len(replaced) == len(body):
+                    break
+                body = replaced
     if body.startswith(b'""') and body[2:3] in (b"", separator, b"\n"):
         body = body[2:]
     if body.endswith(b'""') and body[-3:-2] in (b"", separator, b"\n"):
