@@ -63,7 +63,7 @@ FACT_SCHEMA: dict[str, Any] = {"type": pl.String, "left_row": pl.Int64, "right_r
 
 @dataclass
 class FrameResult:
-    """The matcher's output as frames (what the CLI writes and the benchmark times)."""
+    """The matcher's output as frames (result_tables.tables_from_frames turns them into every output)."""
 
     matches: pl.DataFrame
     suggestions: pl.DataFrame
@@ -857,6 +857,8 @@ def _match_records(frame: pl.DataFrame) -> list[MatchRecord]:
 
 def materialize(frames: FrameResult, profile: ReconciliationProfile,
                 period: ReconciliationPeriod | None) -> ReconciliationResult:
+    """The frames as domain objects (PolarsMatcher.reconcile: the MatchingEngine port, for small
+    results and tests). `reckai reconcile` and jobs never call it: they stay columnar."""
     exceptions = []
     for row in frames.facts.iter_rows(named=True):
         facts = BreakFacts(type=BreakType(row["type"]), **{k: row[k] for k in FACT_SCHEMA if k != "type"})
