@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration venv migrate worker bench bench-e2e lint clean
+.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli lint clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ worker: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingestion.py
 	$(BIN)/python benchmarks/bench_matching.py
+
+# Issue 13's target: `reckai reconcile` on 1M x 1M rows vs a VLOOKUP-style polars script, 3 runs each.
+bench-cli: $(STAMP)
+	$(BIN)/python benchmarks/bench_cli.py
 
 # Issue 6's target: 1M x 1M rows over HTTP in the production configuration (about a minute).
 bench-e2e: $(STAMP)

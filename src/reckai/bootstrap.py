@@ -44,7 +44,7 @@ from reckai.application.ports.files import FileParser
 from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
-from reckai.application.ports.matching import CanonicalSource, MatchingEngine
+from reckai.application.ports.matching import CanonicalSource, TabularMatchingEngine
 from reckai.application.ports.rate_limit import RateLimiter
 from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
 from reckai.application.ports.scanner import VirusScanner
@@ -572,25 +572,22 @@ def _source_rows(database: Database[AppUnitOfWork], storage: FileStorage) -> Sou
 @dataclass(frozen=True)
 class FileMatching:
     """What `reckai reconcile` needs (no database, no container): a reader of canonical rows and a
-    matching engine over what it reads."""
+    matching engine that keeps its results as tables from the engine to the output files."""
 
     source: CanonicalSource
-    engine: MatchingEngine[Any]
+    engine: TabularMatchingEngine[Any]
 
 
 def build_file_matching(engine_name: str = "polars") -> FileMatching:
     """`polars`: the production engine; `reference`: the pure-Python definition (slower), over the
-    same polars reader."""
-    from reckai.adapters.polars.matcher import PolarsMatcher
+    same polars reader and turned into the same tables (so both write the same bytes)."""
     from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+    from reckai.adapters.polars.result_tables import PolarsTablesEngine, ReferenceTablesEngine
 
-    source = PolarsCanonicalSource()
     if engine_name == "polars":
-        return FileMatching(source, PolarsMatcher())
+        return FileMatching(PolarsCanonicalSource(), PolarsTablesEngine())
     if engine_name == "reference":
-        from reckai.adapters.polars.matcher_frames import ReferenceFrameMatcher
-
-        return FileMatching(source, ReferenceFrameMatcher())
+        return FileMatching(PolarsCanonicalSource(), ReferenceTablesEngine())
     raise ValueError(f"unknown matching engine {engine_name!r} (polars or reference)")
 
 

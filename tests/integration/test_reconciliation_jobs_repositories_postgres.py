@@ -82,3 +82,23 @@ def test_bulk_exceptions_get_the_due_at_the_trigger_would_give_and_ordered_ids(t
         assert row.due_at - row.created_at == dt.timedelta(hours=sla[row.severity]), row
     bulk = [uuid.UUID(str(row.id)) for row in stored if row.description != "single"]
     assert [u.version for u in bulk] == [7, 7, 7, 7] and bulk == sorted(bulk)
+
+
+def test_unassigned_unresolved_exceptions_stay_out_of_the_assignee_indexes(owner_engine: Any) -> None:
+    """0011: a job's exceptions (no assignee, no resolver) add no entry to these two indexes, and a
+    lookup by a value still uses them."""
+    import uuid
+
+    from sqlalchemy import text
+
+    with owner_engine.connect() as conn:
+        definitions = dict(conn.execute(text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN"
+            " ('idx_exceptions_assigned', 'idx_exceptions_resolved_by')")).all())
+        assert definitions["idx_exceptions_assigned"].endswith("WHERE (assigned_to IS NOT NULL)")
+        assert definitions["idx_exceptions_resolved_by"].endswith("WHERE (resolved_by IS NOT NULL)")
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        for column, index in (("assigned_to", "idx_exceptions_assigned"), ("resolved_by", "idx_exceptions_resolved_by")):
+            plan = "\n".join(conn.execute(text(f"EXPLAIN SELECT id FROM exceptions WHERE {column} = :user"),
+                                          {"user": uuid.uuid4()}).scalars())
+            assert index in plan, plan

@@ -68,18 +68,19 @@ def start_body(left_file_id: uuid.UUID, right_file_id: uuid.UUID, name: str = "D
 @cache
 def cli_summary() -> dict[str, Any]:
     """`reckai reconcile` on the same files and profile (its code path, in process)."""
-    from reckai.adapters.polars.matcher import PolarsMatcher
     from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+    from reckai.adapters.polars.result_tables import PolarsTablesEngine, ResultTables
     from reckai.application.reconcile import load_profile, reconcile_files
     from reckai.domain.reconciliation.profile import ReconciliationPeriod
 
     outcome = reconcile_files(str(DATA / "bank.csv"), str(DATA / "switch.csv"), load_profile(PROFILE_PATH),
-                              ReconciliationPeriod(*PERIOD), PolarsCanonicalSource(), PolarsMatcher())
+                              ReconciliationPeriod(*PERIOD), PolarsCanonicalSource(), PolarsTablesEngine())
     summary = outcome.summary()
-    result = outcome.result
-    summary["match_pairs"] = sorted((m.left_row, m.right_row) for m in result.matches)
-    summary["exception_keys"] = sorted((e.type.value, e.facts.left_row or 0, e.facts.right_row or 0)
-                                       for e in result.exceptions)
+    assert isinstance(outcome.result, ResultTables)
+    matches, exceptions = outcome.result.matches, outcome.result.exceptions
+    summary["match_pairs"] = sorted(matches.select("left_row", "right_row").iter_rows())
+    summary["exception_keys"] = sorted((kind, left or 0, right or 0) for kind, left, right
+                                       in exceptions.select("type", "left_row", "right_row").iter_rows())
     return summary
 
 

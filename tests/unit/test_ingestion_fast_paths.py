@@ -226,3 +226,49 @@ def test_coalesce_and_date_formats_take_the_first_source_that_has_a_value(
         assert (row["transaction_date"], row["has_time"]) == expected_dates[number]
     failed = {e.row_number for e in result.errors}
     assert failed == set(range(1, len(rows) + 1)) - set(expected_dates)
+
+
+@st.composite
+def empty_quoted_regions(draw: st.DrawFn) -> tuple[str, str, int]:
+    """Regions whose only quotes write empty fields (`""`), now and then a quote inside a field."""
+    delimiter = draw(st.sampled_from([",", ";", "|", "\t"]))
+    width = draw(st.integers(min_value=2, max_value=4))
+    cell = st.one_of(st.just('""'), st.just(""), st.text(alphabet="ab 1-", max_size=3),
+                     st.sampled_from(['x""y', '"a""b"', '"', '"""']) if draw(st.booleans()) else st.just('""'))
+    lines = []
+    for _ in range(draw(st.integers(min_value=1, max_value=10))):
+        count = draw(st.sampled_from([width] * 6 + [width - 1, width + 1]))
+        lines.append(delimiter.join(draw(st.lists(cell, min_size=count, max_size=count))))
+    lines += draw(st.lists(st.sampled_from(["", '""', "TOTAL" + delimiter * (width - 1)]), max_size=2))
+    return delimiter, "\n".join(lines) + draw(st.sampled_from(["", "\n"])), width
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=empty_quoted_regions())
+@example(case=(",", 'a,""\n"",""\n"",b\n', 2))
+@example(case=(",", 'a,"",""\nb,c,d\n', 3))
+@example(case=(",", ',\n\n,\n,\n,1,', 2))  # a wide last line without its newline
+def test_empty_quoted_fields_take_the_native_reader_and_read_as_the_record_reader(
+        case: tuple[str, str, int]) -> None:
+    from reckai.adapters.polars.readers import _without_empty_quoted_fields
+
+    delimiter, text, width = case
+    columns = [f"col{i}" for i in range(width)]
+    footer = footer_regex(None)
+    unquoted = _without_empty_quoted_fields(text.encode("utf-8"), delimiter)
+    if unquoted is None:  # another quote, or a last line of just "" (no final newline) that would vanish
+        other_quote = any(field != '""' and '"' in field for line in text.split("\n") for field in line.split(delimiter))
+        assert other_quote or text.split("\n")[-1] == '""'
+        return
+    assert len(unquoted) == len(text.encode("utf-8")) - 2 * text.count('""')
+    native = _native_records(unquoted, 0, 7, delimiter, columns, footer)
+    try:
+        by_record = _quoted_records(text.split("\n"), 7, delimiter, columns, footer)
+    except IngestionError:
+        raise AssertionError("only empty quoted fields, yet the record reader refused the text") from None
+    if native is None:  # ragged, blank or trailer lines: the line path runs, as before
+        return
+    (frame, errors, skipped), _ = native
+    assert frame.equals(by_record[0]) and frame.schema == by_record[0].schema
+    assert errors == by_record[1]
+    assert skipped == by_record[2]

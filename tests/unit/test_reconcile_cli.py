@@ -110,3 +110,23 @@ def test_half_a_period_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
                  "--profile", str(PROFILE), "--out", str(tmp_path / "out"), "--period-start", "2025-12-01"])
     assert code != 0
     assert "period" in capsys.readouterr().err
+
+
+def test_a_rule_on_a_raw_column_reads_it_from_the_files(tmp_path: Path) -> None:
+    """The reader keeps the source rows only when a rule reads `raw.<column>`; this one does."""
+    mapping = {"fields": {"amount": {"column": "amount"}, "direction": {"constant": "debit"},
+                          "currency": {"constant": "NGN"},
+                          "transaction_date": {"column": "date", "formats": ["%Y-%m-%d"]}}}
+    profile = {"name": "raw", "left": {"label": "Bank", "mapping": mapping},
+               "right": {"label": "Switch", "mapping": mapping},
+               "rules": [{"name": "ticket", "version": 1, "rule_type": "exact",
+                          "field_mappings": [{"left": "raw.ticket", "right": "raw.ticket"}]}]}
+    (tmp_path / "profile.json").write_text(json.dumps(profile))
+    (tmp_path / "left.csv").write_text("date,amount,ticket\n2025-12-01,10.00,T-1\n2025-12-02,20.00,T-2\n")
+    (tmp_path / "right.csv").write_text("date,amount,ticket\n2025-12-02,20.00,T-2\n2025-12-01,10.00,T-1\n")
+    out = tmp_path / "out"
+    assert main(["reconcile", "--left", str(tmp_path / "left.csv"), "--right", str(tmp_path / "right.csv"),
+                 "--profile", str(tmp_path / "profile.json"), "--out", str(out)]) == 0
+    with (out / "matches.csv").open(newline="") as handle:
+        pairs = {(row["left_row"], row["right_row"], row["rule"]) for row in csv.DictReader(handle)}
+    assert pairs == {("1", "2", "ticket"), ("2", "1", "ticket")}

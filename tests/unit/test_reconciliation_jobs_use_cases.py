@@ -142,6 +142,29 @@ def test_worker_step_completes_with_the_counts_of_reckai_reconcile(world: World)
     assert done.stage_seconds["persist"] >= 0 and "match.matching" in done.stage_seconds
 
 
+def test_the_job_writes_the_same_rows_as_reckai_reconcile(world: World, tmp_path: Any) -> None:
+    """One result path: the CLI's exceptions.csv and matches.csv are, byte for byte, the job's
+    results.csv rows of kind exception and match in the CLI's columns."""
+    from reckai.entrypoints.cli.main import main
+
+    out = tmp_path / "cli"
+    assert main(["reconcile", "--left", str(rj.DATA / "bank.csv"), "--right", str(rj.DATA / "switch.csv"),
+                 "--profile", str(rj.PROFILE_PATH), "--out", str(out), "--period-start", rj.PERIOD[0].isoformat(),
+                 "--period-end", rj.PERIOD[1].isoformat()]) == 0
+    job = start_reconciliation(world.services, world.caller, world.request())
+    assert run_reconciliation_attempt(world.services, world.caller.organization_id, job.id, 1, "w1") == "completed"
+    keys = list(world.services.storage.list_keys(processed_prefix(world.caller.organization_id, job.id)))
+    with world.services.storage.open(next(k for k in keys if k.endswith(".csv"))) as stream:
+        results = pl.read_csv(stream.read(), infer_schema=False)
+    for kind, name, columns in (
+            ("exception", "exceptions.csv", ["type", "severity", "left_row", "right_row", "amount_minor", "currency",
+                                             "explanation"]),
+            ("match", "matches.csv", ["left_row", "right_row", "group_id", "rule", "status", "confidence"])):
+        rows = results.filter(pl.col("kind") == kind).select(columns)
+        assert rows.height > 100
+        assert rows.write_csv(null_value="") == (out / name).read_text(encoding="utf-8")
+
+
 def test_duplicate_and_stale_messages_do_nothing(world: World) -> None:
     job = start_reconciliation(world.services, world.caller, world.request())
     org = world.caller.organization_id

@@ -48,7 +48,7 @@ EVIDENCE = ["amount_diff", "day_delta", "similarity_bp", "left_key", "right_key"
 _PAIR_SCHEMA = {"lp": pl.UInt32, "rp": pl.UInt32, "l": pl.Int64, "r": pl.Int64, "amount_gap": pl.Int64,
                 "day_gap": pl.Int64, "key_cost": pl.Int64, "text_cost": pl.Int64, "confidence_bp": pl.Int64,
                 "amount_diff": pl.Int64, "day_delta": pl.Int64, "similarity_bp": pl.Int64}
-_RECORD_SCHEMA = {"left_row": pl.Int64, "right_row": pl.Int64, "rule": pl.String, "rule_version": pl.Int64,
+RECORD_SCHEMA = {"left_row": pl.Int64, "right_row": pl.Int64, "rule": pl.String, "rule_version": pl.Int64,
                   "status": pl.String, "confidence_bp": pl.Int64, "group_id": pl.String,
                   "amount_diff": pl.Int64, "day_delta": pl.Int64, "similarity_bp": pl.Int64,
                   "left_key": pl.String, "right_key": pl.String, "members": pl.Int64, "fee_minor": pl.Int64,
@@ -63,7 +63,7 @@ FACT_SCHEMA: dict[str, Any] = {"type": pl.String, "left_row": pl.Int64, "right_r
 
 @dataclass
 class FrameResult:
-    """The matcher's output as frames (what the CLI writes and the benchmark times)."""
+    """The matcher's output as frames (result_tables.tables_from_frames turns them into every output)."""
 
     matches: pl.DataFrame
     suggestions: pl.DataFrame
@@ -81,18 +81,6 @@ REVERSAL_SCHEMA = {"side": pl.String, "row_number": pl.Int64, "original_row": pl
 
 
 # --- field expressions (mirror reference_matcher.field_text) -----------------------------------
-
-def _raw_fields(profile: ReconciliationProfile) -> set[str]:
-    names: set[str] = set()
-    for rule in profile.rules:
-        for mapping in rule.field_mappings:
-            names.update((mapping.left, mapping.right))
-        for condition in (*rule.left_conditions, *rule.right_conditions):
-            names.add(condition.field)
-        if rule.group is not None:
-            names.update(rule.group.by)
-    return {name[4:] for name in names if name.startswith("raw.")}
-
 
 def _raw_column(name: str) -> str:
     return f"__raw__{name}"
@@ -628,7 +616,7 @@ class PolarsMatcher:
             stage_cpu_seconds[stage] = cpu_now - cpu_clock
             clock, cpu_clock = now, cpu_now
 
-        raw_fields = _raw_fields(profile)
+        raw_fields = profile.raw_fields()
         sides = {"left": _prepare(left, raw_fields), "right": _prepare(right, raw_fields)}
         reversals = {side: _reversals(frame) for side, frame in sides.items()}
         sides = {side: _netted(frame, reversals[side]) for side, frame in sides.items()}
@@ -680,7 +668,7 @@ class PolarsMatcher:
         lap("matching")
         should_stop()
 
-        empty = pl.DataFrame(schema=_RECORD_SCHEMA)
+        empty = pl.DataFrame(schema=RECORD_SCHEMA)
         matches = pl.concat([empty, *auto_parts])
         low = pl.concat([empty, *low_parts])
         leftovers = {side: frame.filter(available[side]) for side, frame in sides.items()}
@@ -706,7 +694,7 @@ def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: di
              status: MatchStatus) -> pl.DataFrame:
     """One record per member pair (a plain pair is a group of one on each side)."""
     if pairs.height == 0:
-        return pl.DataFrame(schema=_RECORD_SCHEMA)
+        return pl.DataFrame(schema=RECORD_SCHEMA)
     if rule.keyed:  # each side's key is the pair's evidence (see _key_pairs)
         left_key = _gather(items["left"], pairs["lp"], {"__key": "left_key"})[0]
         if rule.rule_type is RuleType.REGEX:
@@ -871,6 +859,8 @@ def _match_records(frame: pl.DataFrame) -> list[MatchRecord]:
 
 def materialize(frames: FrameResult, profile: ReconciliationProfile,
                 period: ReconciliationPeriod | None) -> ReconciliationResult:
+    """The frames as domain objects (PolarsMatcher.reconcile: the MatchingEngine port, for small
+    results and tests). `reckai reconcile` and jobs never call it: they stay columnar."""
     exceptions = []
     for row in frames.facts.iter_rows(named=True):
         facts = BreakFacts(type=BreakType(row["type"]), **{k: row[k] for k in FACT_SCHEMA if k != "type"})

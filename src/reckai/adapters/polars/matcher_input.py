@@ -16,11 +16,11 @@ from reckai.domain.ingestion.errors import IngestionError
 class PolarsCanonicalSource:
     """CanonicalSource port over files on disk (docs/mapping.md mappings)."""
 
-    def read(self, path: str, mapping: dict[str, Any]) -> tuple[pl.DataFrame, list[Any]]:
+    def read(self, path: str, mapping: dict[str, Any], *, keep_raw: bool = True) -> tuple[pl.DataFrame, list[Any]]:
         if not Path(path).is_file():
             raise SourceFileError(path, "no such file")
         try:
-            result = normalize_file(path, mapping)
+            result = normalize_file(path, mapping, keep_raw=keep_raw)
         except IngestionError as exc:
             raise SourceFileError(path, exc.message) from exc
         except OSError as exc:

@@ -136,7 +136,11 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
         buffer, start = text[region_start:].encode("utf-8"), 0
     # find, not `in text[region_start:]`: no copy of the text
     quoted = text.find('"', region_start) != -1
-    native = None if quoted else _native_records(buffer, start, first_line, delimiter, columns, footer)
+    if not quoted:
+        native = _native_records(buffer, start, first_line, delimiter, columns, footer)
+    else:  # quotes that only write empty fields ("") need no csv module either
+        unquoted = _without_empty_quoted_fields(buffer[start:], delimiter)
+        native = None if unquoted is None else _native_records(unquoted, 0, first_line, delimiter, columns, footer)
     if native is not None:
         table, json_safe = native
     else:
@@ -222,6 +226,10 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
     body = buffer[start:end]
     if not body:
         return None
+    if not body.endswith(b"\n"):
+        # polars refuses a line wider than the schema, except a last one without its newline that
+        # ends in a delimiter (",1," read as two fields): with the newline it refuses that one too.
+        body += b"\n"
     names = [f"c{i}" for i in range(width)]
     try:
         frame = pl.read_csv(body, has_header=False, separator=delimiter, schema={name: pl.String for name in names},
@@ -256,6 +264,39 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
 
 
 _NOT_SPECIAL = bytes(b for b in range(256) if b >= 0x20 and b != ord("\\") or b == 0x0A)
+
+
+def _without_empty_quoted_fields(region: bytes, delimiter: str) -> bytes | None:
+    """The region with every whole-field `""` (an empty quoted field, as polars and many exporters
+    write an empty string) made a bare empty field; None when any other quote remains.
+
+    An empty quoted field reads as an empty cell, exactly as an empty bare field does, and no
+    newline or delimiter moves, so the result reads as the region does (line numbers included).
+    A bank statement with empty references written `""` then takes polars' reader instead of the
+    csv module's line by line. Only `""` between delimiters or line ends is touched: a quote inside
+    a field (`x""y`, `"a""b"`) is left, and the caller keeps the slower path for that file.
+    """
+    separator = delimiter.encode("utf-8")
+    if len(separator) != 1:
+        return None
+    body = region
+    for before in (separator, b"\n"):
+        for after in (separator, b"\n"):
+            token = before + b'""' + after
+            while True:  # twice or more when empty fields are adjacent
+                replaced = body.replace(token, before + after)
+                if len(replaced) == len(body):
+                    break
+                body = replaced
+                if b'"' not in body:  # the usual case: one pattern, one pass (a scan for a byte is cheap)
+                    return body
+    if body.startswith(b'""') and body[2:3] in (b"", separator, b"\n"):
+        body = body[2:]
+    if body.endswith(b'""') and body[-3:-2] in (b"", separator, b"\n"):
+        if body[-3:-2] != separator:  # a last line of just `""`, no final newline: it would vanish
+            return None
+        body = body[:-2]
+    return None if b'"' in body else body
 
 
 def _ragged_error(row_number: int, line: int, width: int, found: int, text: str) -> RowError:

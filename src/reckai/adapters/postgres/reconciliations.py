@@ -234,33 +234,34 @@ class PostgresResultsRepository(PostgresRepository):
     def _copy_exceptions(cursor: psycopg.Cursor[Any], job_id: uuid.UUID, organization_id: uuid.UUID,
                          chunks: Iterable[bytes]) -> int:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS reckai_exception_stage (type text, severity text, amount numeric,"
+            "CREATE TEMP TABLE IF NOT EXISTS reckai_exception_stage (n bigint GENERATED ALWAYS AS IDENTITY,"
+            " type text, severity text, amount numeric,"
             " currency text, transaction_date date, description text, ai_explanation text, ai_confidence numeric,"
             " suggested_action text, left_row integer, right_row integer, left_file_id uuid, right_file_id uuid,"
             " amount_minor bigint, evidence jsonb) ON COMMIT DROP")
-        cursor.execute("TRUNCATE reckai_exception_stage")
+        cursor.execute("TRUNCATE reckai_exception_stage RESTART IDENTITY")
         columns = ", ".join(EXCEPTION_COLUMNS)
         _copy(cursor, f"COPY reckai_exception_stage ({columns}) FROM STDIN WITH (FORMAT csv)", chunks)
         staged = ", ".join(f"s.{name}" for name in EXCEPTION_COLUMNS)
         # created_at and due_at are set here, for every row at once, with the formula of the trigger
         # exceptions_set_due_at (which then does not fire: 0009_bulk_persist); the organization's
         # settings are read once. Ids are time-ordered (UUID version 7: milliseconds, 40 random bits
-        # drawn once per write, then a counter in row order), so the primary key and the indexes
-        # ordered by id take the new rows side by side instead of at random places.
+        # drawn once per write, then the staged row's number `n`, in the order the chunks list the
+        # rows: left row, right row), so the primary key and the indexes ordered by id take the new
+        # rows side by side instead of at random places. No sort: the rows are moved as staged.
         cursor.execute(
             f"INSERT INTO exceptions (id, organization_id, job_id, status, created_at, due_at, {columns})"
             " SELECT (v.id_prefix || lpad(to_hex(s.n), 8, '0'))::uuid, %(org)s, %(job)s, 'open', v.now,"
             " v.now + make_interval(hours => exceptions_sla_hours(v.settings, s.severity)), " + staged +
-            " FROM (SELECT row_number() OVER (ORDER BY left_row NULLS LAST, right_row NULLS LAST) AS n, *"
-            "       FROM reckai_exception_stage) s"
+            " FROM reckai_exception_stage s"
             " CROSS JOIN (SELECT now() AT TIME ZONE 'UTC' AS now,"
             "                    (SELECT o.settings FROM organizations o WHERE o.id = %(org)s) AS settings,"
             "                    lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')"
             "                    || '7' || substr(r.hex, 1, 3) || '8' || substr(r.hex, 4, 7) AS id_prefix"
-            "               FROM (SELECT replace(gen_random_uuid()::text, '-', '') AS hex) r) v"
-            " ORDER BY s.n", {"org": organization_id, "job": job_id})
+            "               FROM (SELECT replace(gen_random_uuid()::text, '-', '') AS hex) r) v",
+            {"org": organization_id, "job": job_id})
         count = int(cursor.rowcount)
-        cursor.execute("TRUNCATE reckai_exception_stage")
+        cursor.execute("TRUNCATE reckai_exception_stage RESTART IDENTITY")
         return count
 
     def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int = 0,

@@ -9,6 +9,7 @@ normalized frames with the CANONICAL_COLUMNS). Property tests hold them to the s
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from reckai.domain.ingestion.detection import MappingProposal
@@ -41,12 +42,39 @@ class MatchingEngine(Protocol[TableT_contra]):
         ...
 
 
+class ReconciliationTables(Protocol):
+    """A reconciliation's results kept in the engine's own tables: matches, suggestions and
+    exceptions stay columns from the engine to the files (no Python object per row)."""
+
+    stage_seconds: dict[str, float]  # the engine's stages (duplicates, matching, ..., explanations)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts (rows, matched pairs and rows, suggestions, exceptions by type, reversals netted),
+        match_rate and the stage seconds: the keys of ReconciliationResult.summary()."""
+        ...
+
+    def write_csv(self, table: str, path: Path) -> None:
+        """Write `matches`, `suggestions` or `exceptions` as CSV with a header (docs/cli.md columns;
+        empty field = absent). Raises OSError when the file cannot be written."""
+        ...
+
+
+class TabularMatchingEngine(Protocol[TableT_contra]):
+    """The matching engine returning its results as tables (what `reckai reconcile` writes)."""
+
+    def reconcile_tables(self, left: TableT_contra, right: TableT_contra, profile: ReconciliationProfile,
+                         period: ReconciliationPeriod | None = None) -> ReconciliationTables:
+        """MatchingEngine.reconcile's meaning and contract, results as ReconciliationTables."""
+        ...
+
+
 class CanonicalSource(Protocol):
     """Reads one source file into the engine's table type using a mapping (docs/mapping.md)."""
 
-    def read(self, path: str, mapping: dict[str, Any]) -> tuple[Any, list[Any]]:
+    def read(self, path: str, mapping: dict[str, Any], *, keep_raw: bool = True) -> tuple[Any, list[Any]]:
         """Return (table of canonical rows, row errors). Raises SourceFileError when the file
-        cannot be used at all (unreadable, wrong format, bad mapping)."""
+        cannot be used at all (unreadable, wrong format, bad mapping). `keep_raw=False`: the rows'
+        `raw` is left empty (for a profile whose rules read no `raw.` field)."""
         ...
 
     def propose(self, path: str) -> MappingProposal:

@@ -78,6 +78,19 @@ class ReconciliationProfile:
     def label(self, side: str) -> str:
         return self.left.label if side == "left" else self.right.label
 
+    def raw_fields(self) -> set[str]:
+        """Source columns the rules read through `raw.<column>` (matching, conditions, grouping):
+        when there are none, a reader need not keep the source row beside the canonical fields."""
+        names: set[str] = set()
+        for rule in self.rules:
+            for mapping in rule.field_mappings:
+                names.update((mapping.left, mapping.right))
+            for condition in (*rule.left_conditions, *rule.right_conditions):
+                names.add(condition.field)
+            if rule.group is not None:
+                names.update(rule.group.by)
+        return {name[4:] for name in names if name.startswith("raw.")}
+
 
 _PROFILE_KEYS = {"name", "currency", "left", "right", "leading_side", "settlement_side", "cutoff",
                  "reference_label", "rules", "severity"}

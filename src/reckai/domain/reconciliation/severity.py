@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 from reckai.domain.reconciliation.rules import RuleError
@@ -35,6 +35,12 @@ class SeverityPolicy:
     type_cap: dict[str, str] = field(default_factory=lambda: {"timing_difference": "low"})
     age_escalation_days: int | None = 60
     currency_exponent: int = 2
+
+    def amount_bands_minor(self) -> tuple[tuple[int, str], ...]:
+        """`amount_bands` in minor units: |amount_minor| >= the integer exactly when the major amount
+        reaches the band (for evaluating the bands over a column of integer amounts)."""
+        return tuple((int(minimum.scaleb(self.currency_exponent).to_integral_value(rounding=ROUND_CEILING)), level)
+                     for minimum, level in self.amount_bands)
 
     def severity(self, break_type: str, amount_minor: int, age_days: int | None) -> str:
         major = Decimal(abs(amount_minor)).scaleb(-self.currency_exponent)

@@ -7,12 +7,11 @@ written under temporary names and renamed at the end, so a failed run leaves not
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterable
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,6 @@ from reckai.application.ports.matching import MatchingError, SourceFileError
 from reckai.application.reconcile import ReconcileOutcome, load_profile, reconcile_files
 from reckai.bootstrap import build_file_matching
 from reckai.domain.reconciliation.profile import ProfileError, ReconciliationPeriod
-from reckai.domain.reconciliation.results import MatchRecord
-
-MATCH_COLUMNS = ["left_row", "right_row", "group_id", "rule", "status", "confidence"]
-EXCEPTION_COLUMNS = ["type", "severity", "left_row", "right_row", "amount_minor", "currency", "explanation"]
 
 
 def register(subparsers: Any) -> None:
@@ -96,41 +91,26 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _match_rows(records: Iterable[MatchRecord]) -> Iterable[list[Any]]:
-    for record in records:
-        yield [record.left_row, record.right_row, record.group_id or "", record.rule, record.status.value,
-               f"{record.confidence_bp / 10_000:.4f}"]
 
 
 def write_outputs(outcome: ReconcileOutcome, out: Path) -> None:
+    """The three tables (written by the engine's own writer, column-wise), then summary.json with
+    the time that took."""
     out.mkdir(parents=True, exist_ok=True)
-    result = outcome.result
-    exception_rows = ([e.type.value, e.severity, _cell(e.facts.left_row), _cell(e.facts.right_row),
-                       e.facts.amount_minor, e.facts.currency, e.explanation] for e in result.exceptions)
-    files = {
-        "matches.csv": (MATCH_COLUMNS, _match_rows(result.matches)),
-        "suggestions.csv": (MATCH_COLUMNS, _match_rows(result.suggestions)),
-        "exceptions.csv": (EXCEPTION_COLUMNS, exception_rows),
-    }
-    written = []
+    written: list[tuple[Path, Path]] = []
+    started = time.perf_counter()
     try:
-        for name, (header, rows) in files.items():
-            temporary = out / f".{name}.partial"
-            with temporary.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(header)
-                writer.writerows(rows)
-            written.append((temporary, out / name))
+        for table in ("matches", "suggestions", "exceptions"):
+            temporary = out / f".{table}.csv.partial"
+            written.append((temporary, out / f"{table}.csv"))
+            outcome.result.write_csv(table, temporary)
+        outcome.stage_seconds["write_outputs"] = time.perf_counter() - started
         temporary = out / ".summary.json.partial"
-        temporary.write_text(json.dumps(outcome.summary(), indent=2) + "\n", encoding="utf-8")
         written.append((temporary, out / "summary.json"))
+        temporary.write_text(json.dumps(outcome.summary(), indent=2) + "\n", encoding="utf-8")
     except BaseException:
         for temporary, _ in written:
             temporary.unlink(missing_ok=True)
         raise
     for temporary, final in written:
         os.replace(temporary, final)
-
-
-def _cell(value: int | None) -> str | int:
-    return "" if value is None else value

@@ -1,0 +1,289 @@
+"""A reconciliation's results as polars frames, from the engine to every output.
+
+`reckai reconcile` and a reconciliation job share this path: the matcher's frames
+(`PolarsMatcher.reconcile_frames`), the breaks worded column-wise (`explanations.describe_breaks`),
+summaries as aggregations, and outputs (the CLI's CSV files, a job's results.csv/.parquet and the
+COPY text of its matches and exceptions) written by polars. No row becomes a Python object here.
+
+The reference engine's result (small inputs, tests) is turned into the same frames
+(`tables_from_result`), so both engines write the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from reckai.adapters.polars.explanations import WORDING_COLUMNS, describe_breaks, fill_template, format_amount
+from reckai.adapters.polars.matcher import (
+    FACT_SCHEMA,
+    RECORD_SCHEMA,
+    REVERSAL_SCHEMA,
+    FrameResult,
+    PolarsMatcher,
+)
+from reckai.adapters.polars.matcher_frames import transactions_from_frame
+from reckai.application.ports.matching import ReconciliationTables, TabularMatchingEngine
+from reckai.application.ports.reconciliations import EXCEPTION_COLUMNS, MATCH_COLUMNS
+from reckai.domain.reconciliation.explanations import REVERSAL_EXPLANATION
+from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
+from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
+from reckai.domain.reconciliation.results import BreakType, MatchRecord, ReconciliationResult
+
+# The CLI's files (docs/cli.md) and a job's results table (docs/reconciliation-jobs.md).
+CLI_MATCH_COLUMNS = ["left_row", "right_row", "group_id", "rule", "status", "confidence"]
+CLI_EXCEPTION_COLUMNS = ["type", "severity", "left_row", "right_row", "amount_minor", "currency", "explanation"]
+RESULT_COLUMNS = ["kind", "left_row", "right_row", "group_id", "rule", "rule_version", "status", "confidence",
+                  "type", "severity", "amount_minor", "currency", "explanation"]
+EXCEPTION_SCHEMA: dict[str, Any] = {**FACT_SCHEMA, **WORDING_COLUMNS}
+REVERSAL_TABLE_SCHEMA: dict[str, Any] = {**REVERSAL_SCHEMA, "explanation": pl.String}
+COPY_CHUNK_ROWS = 250_000
+
+
+def confidence_text(bp: pl.Expr) -> pl.Expr:
+    """Exact decimal text from basis points (never through a float): 9500 -> "0.9500"."""
+    bp = bp.cast(pl.Int64)
+    return (bp // 10_000).cast(pl.String) + pl.lit(".") + (bp % 10_000).cast(pl.String).str.zfill(4)
+
+
+@dataclass
+class ResultTables:
+    """Matches and suggestions (RECORD_SCHEMA, in the engine's order: each output selects its
+    columns, then orders the rows by left row, right row), exceptions (EXCEPTION_SCHEMA, by left
+    row, right row, type; absent rows last) and netted reversals."""
+
+    matches: pl.DataFrame
+    suggestions: pl.DataFrame
+    exceptions: pl.DataFrame
+    reversals: pl.DataFrame
+    left_row_count: int
+    right_row_count: int
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    # --- summaries: aggregations over the frames -------------------------------------------------
+
+    def matched_rows(self) -> dict[str, int]:
+        return {side: int(self.matches[f"{side}_row"].n_unique()) if self.matches.height else 0
+                for side in ("left", "right")}
+
+    def exception_rows(self) -> int:
+        """Distinct rows (both sides) that exceptions are about."""
+        return sum(int(self.exceptions[column].drop_nulls().n_unique())
+                   for column in ("left_row", "right_row")) if self.exceptions.height else 0
+
+    def exceptions_by_type(self) -> dict[str, int]:
+        counts = self.exceptions.group_by("type").len()
+        found = dict(zip(counts["type"].to_list(), counts["len"].to_list(), strict=True))
+        return {t.value: int(found.get(t.value, 0)) for t in BreakType}
+
+    def reversals_netted(self) -> dict[str, int]:
+        counts = self.reversals.group_by("side").len()
+        found = dict(zip(counts["side"].to_list(), counts["len"].to_list(), strict=True))
+        return {side: int(found.get(side, 0)) for side in ("left", "right")}
+
+    def summary(self) -> dict[str, Any]:
+        matched = self.matched_rows()
+        matched_rows = matched["left"] + matched["right"]
+        total_rows = self.left_row_count + self.right_row_count
+        return {
+            "rows": {"left": self.left_row_count, "right": self.right_row_count},
+            "matched_pairs": self.matches.height,
+            "matched_rows": matched,
+            "suggested_pairs": self.suggestions.height,
+            "exceptions": self.exceptions.height,
+            "exceptions_by_type": self.exceptions_by_type(),
+            "reversals_netted": self.reversals_netted(),
+            # share of all rows (both files) that ended in a clean match, in percent (spec DECIMAL(5,2))
+            "match_rate": round(100 * matched_rows / total_rows, 2) if total_rows else 0.0,
+            "seconds": {stage: round(seconds, 4) for stage, seconds in self.stage_seconds.items()},
+        }
+
+    # --- the CLI's files ---------------------------------------------------------------------------
+
+    def cli_table(self, table: str) -> pl.DataFrame:
+        if table in ("matches", "suggestions"):
+            frame = self.matches if table == "matches" else self.suggestions
+            return _match_order(frame.select("left_row", "right_row", "group_id", "rule", "status",
+                                             confidence_text(pl.col("confidence_bp")).alias("confidence")))
+        if table == "exceptions":
+            return self.exceptions.select(CLI_EXCEPTION_COLUMNS)
+        raise ValueError(f"no table {table!r}")
+
+    def write_csv(self, table: str, path: Path) -> None:
+        self.cli_table(table).write_csv(path, null_value="")
+
+    # --- a job's outputs ---------------------------------------------------------------------------
+
+    def results_table(self) -> pl.DataFrame:
+        """Every match, suggestion, exception and netted reversal in one table, by kind then rows."""
+        def pairs(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+            return _match_order(frame.select(
+                pl.lit(kind).alias("kind"), "left_row", "right_row", "group_id", "rule", "rule_version", "status",
+                confidence_text(pl.col("confidence_bp")).alias("confidence")))
+
+        exceptions = self.exceptions.select(pl.lit("exception").alias("kind"), *CLI_EXCEPTION_COLUMNS)
+        reversals = self.reversals.select(
+            pl.lit("reversal").alias("kind"),
+            pl.when(pl.col("side") == "left").then(pl.col("row_number")).alias("left_row"),
+            pl.when(pl.col("side") == "right").then(pl.col("row_number")).alias("right_row"), "explanation")
+        table = pl.concat([pairs(self.matches, "match"), pairs(self.suggestions, "suggestion"), exceptions,
+                           reversals], how="diagonal_relaxed")
+        # each part is in its own order already: a stable sort on kind keeps it
+        return table.select(RESULT_COLUMNS).sort("kind", maintain_order=True)
+
+    def match_copy_table(self) -> pl.DataFrame:
+        """MATCH_COLUMNS, in the paging index's order (the B-tree is filled left to right)."""
+        return pl.concat([self.matches, self.suggestions]).select(
+            pl.col("status"), pl.col("group_id").alias("group_key"), pl.col("left_row"), pl.col("right_row"),
+            pl.col("rule"), pl.col("rule_version"), confidence_text(pl.col("confidence_bp")).alias("confidence"),
+            pl.col("amount_diff").alias("amount_diff_minor"), pl.col("day_delta"), pl.col("similarity_bp"),
+            pl.col("left_key"), pl.col("right_key"), pl.col("members"), pl.col("fee_minor"),
+        ).sort(["status", "left_row", "right_row"]).select(list(MATCH_COLUMNS))
+
+    def exception_copy_table(self, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> pl.DataFrame:
+        """EXCEPTION_COLUMNS, with transaction_date (the left row's date, else the right's) and evidence."""
+        has_left, has_right = pl.col("left_row").is_not_null(), pl.col("right_row").is_not_null()
+        table = self.exceptions.select(
+            pl.col("type"), pl.col("severity"), format_amount(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
+            pl.col("currency"),
+            pl.coalesce(pl.col("left_date"), pl.col("right_date")).dt.date().alias("transaction_date"),
+            pl.col("description"), pl.col("explanation").alias("ai_explanation"),
+            confidence_text(pl.col("ai_confidence_bp")).alias("ai_confidence"), pl.col("suggested_action"),
+            pl.col("left_row"), pl.col("right_row"),
+            pl.when(has_left).then(pl.lit(str(left_file_id))).alias("left_file_id"),
+            pl.when(has_right).then(pl.lit(str(right_file_id))).alias("right_file_id"),
+            pl.col("amount_minor"), _evidence_json().alias("evidence"))
+        return table.select(list(EXCEPTION_COLUMNS))
+
+    def copy_chunks(self, table: pl.DataFrame, check: Callable[[], None]) -> Iterator[bytes]:
+        for offset in range(0, table.height, COPY_CHUNK_ROWS):
+            check()
+            buffer = io.BytesIO()
+            table.slice(offset, COPY_CHUNK_ROWS).write_csv(buffer, include_header=False, null_value="")
+            yield buffer.getvalue()
+
+
+def _json_member(name: str, value: pl.Expr) -> pl.Expr:
+    """'"name":<value as JSON>' (null when the value is): polars encodes and escapes the value."""
+    return pl.struct(value.alias(name)).struct.json_encode().str.strip_prefix("{").str.strip_suffix("}")
+
+
+def _iso_moment(moment: pl.Expr) -> pl.Expr:
+    """datetime.isoformat(): seconds, and microseconds only when there are any."""
+    micro = moment.dt.microsecond()
+    return moment.dt.strftime("%Y-%m-%dT%H:%M:%S") + pl.when(micro != 0).then(
+        pl.lit(".") + micro.cast(pl.String).str.zfill(6)).otherwise(pl.lit(""))
+
+
+def _evidence_json() -> pl.Expr:
+    """The exception's evidence object: the facts beyond its columns, absent keys left out."""
+    left_amount, right_amount = pl.col("left_amount_minor"), pl.col("right_amount_minor")
+    day_delta = (pl.col("left_date").dt.date() - pl.col("right_date").dt.date()).dt.total_days()
+    members = [_json_member("amount_difference_minor", left_amount - right_amount),
+               _json_member("day_delta", day_delta)]
+    for name in ("reference", "rule", "original_row"):
+        members.append(pl.when(pl.col(name).is_not_null()).then(_json_member(name, pl.col(name))))
+    for side in ("left", "right"):
+        amount, moment = pl.col(f"{side}_amount_minor"), pl.col(f"{side}_date")
+        detail = pl.struct(amount.alias("amount_minor"), _iso_moment(moment).alias("date"),
+                           pl.col(f"{side}_direction").alias("direction"), pl.col(f"{side}_status").alias("status"))
+        members.append(pl.when(amount.is_not_null() | moment.is_not_null()).then(
+            pl.lit(f'"{side}":') + detail.struct.json_encode()))
+    present = [pl.when(~member.str.ends_with(":null")).then(member) for member in members[:2]] + members[2:]
+    return pl.lit("{") + pl.concat_str(present, separator=",", ignore_nulls=True) + pl.lit("}")
+
+
+def _reversal_table(reversals: pl.DataFrame | None, profile: ReconciliationProfile) -> pl.DataFrame:
+    if reversals is None or reversals.height == 0:
+        return pl.DataFrame(schema=REVERSAL_TABLE_SCHEMA)
+    slots = {"label": pl.when(pl.col("side") == "left").then(pl.lit(profile.left.label))
+             .otherwise(pl.lit(profile.right.label)),
+             "reversal_row": pl.col("row_number").cast(pl.String), "original_row": pl.col("original_row").cast(pl.String),
+             "reference_label": pl.lit(profile.reference_label)}
+    return reversals.select(*REVERSAL_SCHEMA, fill_template(REVERSAL_EXPLANATION, slots).alias("explanation")
+                            ).sort("side", "row_number")
+
+
+def _match_order(frame: pl.DataFrame) -> pl.DataFrame:
+    # A pair appears once among matches and once among suggestions: (left_row, right_row) orders them.
+    # Sorted after the output's columns are selected: gathering all fifteen cost more than the sort.
+    return frame.sort(["left_row", "right_row"], maintain_order=True)
+
+
+def tables_from_frames(frames: FrameResult, profile: ReconciliationProfile,
+                       period: ReconciliationPeriod | None) -> ResultTables:
+    started = time.perf_counter()
+    exceptions = describe_breaks(frames.facts, profile, period).select(list(EXCEPTION_SCHEMA))
+    tables = ResultTables(
+        matches=frames.matches, suggestions=frames.suggestions, exceptions=exceptions,
+        reversals=_reversal_table(frames.reversals, profile), left_row_count=frames.left_row_count,
+        right_row_count=frames.right_row_count, stage_seconds=dict(frames.stage_seconds))
+    tables.stage_seconds["explanations"] = time.perf_counter() - started
+    return tables
+
+
+def _record_frame(records: list[MatchRecord]) -> pl.DataFrame:
+    rows = []
+    for record in records:
+        evidence = record.evidence_dict()
+        rows.append({"left_row": record.left_row, "right_row": record.right_row, "rule": record.rule,
+                     "rule_version": record.rule_version, "status": record.status.value,
+                     "confidence_bp": record.confidence_bp, "group_id": record.group_id,
+                     "amount_diff": evidence.get("amount_diff"), "day_delta": evidence.get("day_delta"),
+                     "similarity_bp": evidence.get("similarity_bp"), "left_key": evidence.get("left_key"),
+                     "right_key": evidence.get("right_key"), "members": evidence.get("members"),
+                     "fee_minor": evidence.get("fee_minor"), "pass_index": None})
+    return pl.DataFrame(rows, schema=RECORD_SCHEMA)
+
+
+def tables_from_result(result: ReconciliationResult, profile: ReconciliationProfile) -> ResultTables:
+    """The reference engine's objects as the same frames (small results: a Python row each is fine)."""
+    rows = []
+    for record in result.exceptions:
+        facts = record.facts
+        row = {name: getattr(facts, name) for name in FACT_SCHEMA if name != "type"}
+        row.update(type=facts.type.value, description=record.description, explanation=record.explanation,
+                   suggested_action=record.suggested_action, severity=record.severity,
+                   ai_confidence_bp=record.ai_confidence_bp, amount_minor=facts.amount_minor)
+        rows.append(row)
+    exceptions = pl.DataFrame(rows, schema=EXCEPTION_SCHEMA).sort(["left_row", "right_row", "type"],
+                                                                    nulls_last=True, maintain_order=True)
+    reversals = pl.DataFrame([{"side": s, "row_number": r, "original_row": o} for s, r, o in result.reversals],
+                             schema=REVERSAL_SCHEMA)
+    return ResultTables(
+        matches=_record_frame(result.matches), suggestions=_record_frame(result.suggestions), exceptions=exceptions,
+        reversals=_reversal_table(reversals, profile), left_row_count=result.left_row_count,
+        right_row_count=result.right_row_count, stage_seconds=dict(result.stage_seconds))
+
+
+class PolarsTablesEngine:
+    """The polars matcher, results kept as frames (what `reckai reconcile` runs)."""
+
+    def __init__(self, matcher: PolarsMatcher | None = None) -> None:
+        self._matcher = matcher or PolarsMatcher()
+
+    def reconcile_tables(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
+                         period: ReconciliationPeriod | None = None) -> ResultTables:
+        return tables_from_frames(self._matcher.reconcile_frames(left, right, profile, period), profile, period)
+
+
+class ReferenceTablesEngine:
+    """The pure-Python reference matcher over the same frames (slow: for small files and checks)."""
+
+    def reconcile_tables(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
+                         period: ReconciliationPeriod | None = None) -> ResultTables:
+        result = ReferenceMatcher().reconcile(transactions_from_frame(left), transactions_from_frame(right),
+                                              profile, period)
+        return tables_from_result(result, profile)
+
+
+_check_tables: type[ReconciliationTables] = ResultTables
+_check_polars: TabularMatchingEngine[pl.DataFrame] = PolarsTablesEngine()
+_check_reference: TabularMatchingEngine[pl.DataFrame] = ReferenceTablesEngine()
