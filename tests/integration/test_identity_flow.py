@@ -145,3 +145,25 @@ def test_blacklisted_token_is_refused_by_another_app_instance(container: Contain
         refused = other.get("/api/auth/me", headers=bearer(tokens["access_token"]))
     assert refused.status_code == 401
     assert str(uuid.UUID(admin.user_id.hex)) == str(admin.user_id)
+
+
+def test_ending_a_session_or_reusing_its_refresh_token_ends_its_access_tokens_on_postgres(
+        container: Container, clock: FakeClock) -> None:
+    """Issue 12 item 6: the guard reads the token's session (refresh-token family) in PostgreSQL, so
+    a revocation is seen by every app instance at once."""
+    from datetime import timedelta
+
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        _, admin = onboard(client)
+        ended = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
+        stolen = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
+        kept = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
+        rotated = client.post("/api/auth/refresh", json={"refresh_token": stolen["refresh_token"]}).json()["data"]
+        deleted = client.delete(f"/api/sessions/{ended['session_id']}", headers=bearer(kept["access_token"]))
+        assert deleted.status_code == 200, deleted.text
+        clock.advance(timedelta(seconds=16))
+        assert client.post("/api/auth/refresh", json={"refresh_token": stolen["refresh_token"]}).status_code == 401
+    with TestClient(create_app(container), raise_server_exceptions=False) as other:
+        statuses = {name: other.get("/api/auth/me", headers=bearer(tokens["access_token"])).status_code
+                    for name, tokens in (("ended", ended), ("stolen", stolen), ("rotated", rotated), ("kept", kept))}
+    assert statuses == {"ended": 401, "stolen": 401, "rotated": 401, "kept": 200}

@@ -267,7 +267,8 @@ def test_sessions_listed_and_ended_by_owner_and_by_admin(client: TestClient) -> 
     theirs = client.get(f"/api/sessions?user_id={user_id}", headers=bearer(admin_token)).json()["data"]
     assert [s["id"] for s in theirs] == [mine[0]["id"]]
     assert client.delete(f"/api/sessions/{mine[0]['id']}", headers=bearer(admin_token)).status_code == 200
-    assert client.get("/api/sessions", headers=bearer(token)).json()["data"] == []
+    assert client.get("/api/sessions", headers=bearer(token)).status_code == 401  # its access token ended too
+    assert client.get(f"/api/sessions?user_id={user_id}", headers=bearer(admin_token)).json()["data"] == []
 
 
 # --- passwords ----------------------------------------------------------------------------------

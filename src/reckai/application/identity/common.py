@@ -180,12 +180,15 @@ class TokenPair:
         return int(ACCESS_TOKEN_LIFETIME.total_seconds())
 
 
-def issue_access(services: IdentityServices, user: User) -> Any:
+def issue_access(services: IdentityServices, user: User, session_id: uuid.UUID) -> Any:
+    """An access token of `user` for the session (token family) `session_id`: revoking the session
+    ends it at once (authenticate.py)."""
     return services.token_service.issue_access_token(
         user_id=str(user.id),
         organization_id=str(user.organization_id),
         role=user.role,
         token_version=user.token_version,
+        session_id=str(session_id),
     )
 
 
@@ -219,7 +222,7 @@ def start_session(services: IdentityServices, uow: UnitOfWork, user: User, reque
             last_activity_at=now,
         )
     )
-    access = issue_access(services, user)
+    access = issue_access(services, user, family.id)
     return TokenPair(
         access_token=access.token,
         access_expires_at=access.claims.expires_at,

@@ -354,7 +354,7 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
         if decision is RefreshDecision.RETURN_SAME_SUCCESSOR:
             if successor is None or successor.token_hash != hash_refresh_token(next_token):
                 raise InvalidRefreshToken("successor_mismatch")
-            access = issue_access(services, user)
+            access = issue_access(services, user, family.id)
             return TokenPair(access_token=access.token, access_expires_at=access.claims.expires_at,
                              refresh_token=next_token, refresh_expires_at=successor.expires_at, session_id=family.id)
         # ROTATE
@@ -374,7 +374,7 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
         services.audit_log.record(uow, services.event(
             "auth.token.issued", request, outcome=Outcome.DONE, metadata={"grant": "refresh"}, **common))
         uow.commit()
-    access = issue_access(services, user)
+    access = issue_access(services, user, family.id)
     return TokenPair(access_token=access.token, access_expires_at=access.claims.expires_at,
                      refresh_token=next_token, refresh_expires_at=new_session.expires_at, session_id=family.id)
 
