@@ -177,7 +177,8 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     storage = overrides.get("storage") or _storage(settings, parts)
     scanner = overrides.get("scanner") or _scanner(settings, parts)
     parts.health["storage"] = lambda: storage_health(storage, scanner)
-    signer = AuditSigner(settings.security.audit_hmac_key_id, settings.security.audit_hmac_key)
+    signer = AuditSigner(settings.security.audit_hmac_key_id, settings.security.audit_hmac_key,
+                         previous_keys=dict(settings.security.audit_hmac_retired_keys))
     audit_log = _audit_log(database, signer, parts)
     security = _security(settings, parts, overrides)
     rate_limiter, token_blacklist = _rate_limit_and_blacklist(settings, parts)
@@ -290,9 +291,11 @@ def _storage(settings: Settings, parts: _Parts) -> FileStorage:
         from reckai.adapters.filesystem.storage import FileSystemStorage, decode_data_key
 
         security = settings.security
+        keys = {kid: decode_data_key(key) for kid, key in security.data_encryption_retired_keys}
+        keys[security.data_encryption_key_id] = decode_data_key(security.data_encryption_key)
         return FileSystemStorage(
             settings.storage.filesystem_root,
-            keys={security.data_encryption_key_id: decode_data_key(security.data_encryption_key)},
+            keys=keys,
             current_key_id=security.data_encryption_key_id,
             public_base_url=settings.http.public_base_url,
         )
