@@ -88,6 +88,8 @@ class SecuritySettings:
     data_encryption_retired_keys: tuple[tuple[str, str], ...] = ()
     password_hasher: str = "bcrypt"  # bcrypt | argon2id
     allow_public_signup: bool = True
+    # Sign-in attempts per minute from one client address (the `auth_ip` tier; docs/identity.md).
+    auth_ip_limit_per_minute: int = 30
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,8 @@ class Settings:
                 data_encryption_retired_keys=data_retired,
                 password_hasher=env.get("PASSWORD_HASHER", "bcrypt"),
                 allow_public_signup=_flag(env.get("ALLOW_PUBLIC_SIGNUP", "true")),
+                auth_ip_limit_per_minute=_positive(env.get("AUTH_IP_LIMIT_PER_MINUTE", "30"),
+                                                   "AUTH_IP_LIMIT_PER_MINUTE"),
             ),
             scanner=ScannerSettings(
                 enabled=_flag(env.get("SCANNER_ENABLED", "false")),
@@ -294,6 +298,16 @@ def _queue_threads(text: str) -> tuple[tuple[str, int], ...]:
             raise SettingsError(f"JOBS_EMBEDDED_THREADS must look like 'critical=2,high=1,medium=1,low=1', not {text!r}")
         pairs.append((name.strip(), int(count)))
     return tuple(pairs)
+
+
+def _positive(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def _flag(text: str) -> bool:

@@ -5,16 +5,26 @@ delay; names that reach mail headers or log lines refuse line breaks."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
+from reckai.application.outbox import retry_delay_seconds
+from reckai.application.ports.mail import MailerUnavailable
 from reckai.bootstrap import Container
+from reckai.domain.identity.entities import LINE_BREAK_MESSAGE
 from reckai.domain.identity.tokens import hash_refresh_token
 from reckai.entrypoints.http.app import create_app
-from tests.support.identity import bearer, login_tokens, onboard
+from reckai.settings import Settings, SettingsError
+from tests.support.identity import DEFAULT_PASSWORD, bearer, login_tokens, onboard, relax_auth_limits
+from tests.support.jobs import run_queued_jobs
 from tests.support.identity_flow import FakeClock
 from tests.unit.test_identity_usecases import make_container
 
@@ -112,3 +122,182 @@ def test_an_access_token_past_its_sessions_absolute_end_is_refused(client: TestC
     assert _me(client, access_token) == 200
     clock.advance(dt.timedelta(minutes=1))  # the token has 14 minutes left, its session none
     assert _me(client, access_token) == 401
+
+
+# --- item 7: password reset does the same work for every address ------------------------------------
+
+
+class CountingHasher:
+    """The container's hasher, counting every call (hash, verify, verify_dummy, needs_rehash)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+def _stored_reset_tokens(container: Container) -> int:
+    return len(container.database.store.tables.get("user_tokens", {}))  # type: ignore[attr-defined]
+
+
+def _reset_work(container: Container, client: TestClient, hasher: CountingHasher, org_code: str,
+                email: str) -> dict[str, Any]:
+    """What one POST /api/auth/password/reset did, in the request itself."""
+    outbox_before = len(container.job_outbox.records())  # type: ignore[attr-defined]
+    mails_before = len(container.mailer.sent)  # type: ignore[attr-defined]
+    calls_before = hasher.calls
+    tokens_before = _stored_reset_tokens(container)
+    relax_auth_limits(client, org_code, email)
+    response = client.post("/api/auth/password/reset", json={"organization_code": org_code, "email": email})
+    records = container.job_outbox.records()  # type: ignore[attr-defined]
+    tokens_after = _stored_reset_tokens(container)
+    return {"status": response.status_code, "body": response.json(),
+            "outbox": [(r.actor_name, r.queue.value) for r in records[outbox_before:]],
+            "hasher_calls": hasher.calls - calls_before, "mails": len(container.mailer.sent) - mails_before,  # type: ignore[attr-defined]
+            "tokens": tokens_after - tokens_before}
+
+
+def test_password_reset_does_the_same_work_for_known_and_unknown_addresses(clock: FakeClock) -> None:
+    base = make_container(clock)
+    hasher = CountingHasher(base.password_hasher)
+    container = dataclasses.replace(base, identity=dataclasses.replace(base.identity, password_hasher=hasher))
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        _, admin = onboard(client)
+        known = _reset_work(container, client, hasher, admin.org_code, admin.email)
+        unknown = _reset_work(container, client, hasher, admin.org_code, "nobody@example.com")
+        other_org = _reset_work(container, client, hasher, "no-such-org", admin.email)
+        assert known == unknown == other_org == {
+            "status": 202, "body": known["body"], "outbox": [("send_password_reset", "high")],
+            "hasher_calls": 0, "mails": 0, "tokens": 0}
+
+        # the worker sends the one mail, to the known address only, and audits both
+        done = run_queued_jobs(container)
+        assert [(actor, result.status.value if result.status else None) for actor, result in done] == [
+            ("send_password_reset", "done")] * 3
+        mails = [m for m in container.mailer.sent if "Reset your ReckAI password" in m.subject]  # type: ignore[attr-defined]
+        assert [m.to for m in mails] == [admin.email]
+        assert "#token=" in mails[0].text_body
+
+
+def test_a_reset_mail_that_fails_is_retried_by_the_outbox_and_leaves_no_token(clock: FakeClock) -> None:
+    class DownMailer:
+        def __init__(self) -> None:
+            self.down, self.sent = True, []  # type: ignore[var-annotated]
+
+        def send(self, mail: Any) -> None:
+            if self.down:
+                raise MailerUnavailable("smtp down")
+            self.sent.append(mail)
+
+    mailer = DownMailer()
+    container = make_container(clock)
+    container = dataclasses.replace(container, identity=dataclasses.replace(container.identity, mailer=mailer))
+    handlers = container.job_handlers
+    # the registered job took the container's identity services at bootstrap: rebuild it over ours
+    from reckai.application.identity.passwords import send_password_reset_job
+    from reckai.application.job_handlers import JobHandlers
+
+    replaced = JobHandlers()
+    for job in handlers:
+        run = (functools.partial(send_password_reset_job, container.identity)
+               if job.job_type.name == "send_password_reset" else job.run)
+        replaced.register(job.job_type, run, time_limit_seconds=job.time_limit_seconds)
+    container = dataclasses.replace(container, job_handlers=replaced)
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        _, admin = onboard(client)
+        relax_auth_limits(client, admin.org_code, admin.email)
+        assert client.post("/api/auth/password/reset", json={"organization_code": admin.org_code,
+                                                              "email": admin.email}).status_code == 202
+        [(_, failed)] = run_queued_jobs(container)
+        assert failed.status is not None and failed.status.value == "pending"  # retried after a backoff
+        assert _stored_reset_tokens(container) == 0
+        mailer.down = False
+        time.sleep(retry_delay_seconds(1) + 0.2)  # the outbox's backoff runs on the store's own clock
+        retried = run_queued_jobs(container)
+        assert [r.status.value for _, r in retried if r.status] == ["done"]
+        assert [m.to for m in mailer.sent] == [admin.email]
+
+
+# --- item 7: the per-IP sign-in limit is a setting ----------------------------------------------------
+
+
+def test_six_people_behind_one_address_sign_in_within_a_minute(client: TestClient) -> None:
+    _, admin = onboard(client)
+    admin_token = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]["access_token"]
+    people = [admin.email]
+    for n in range(5):
+        email = f"colleague{n}@example.com"
+        created = client.post("/api/users", json={"email": email, "name": "A Colleague", "role": "auditor",
+                                                  "password": DEFAULT_PASSWORD}, headers=bearer(admin_token))
+        assert created.status_code == 201, created.text
+        people.append(email)
+    relax_auth_limits(client)
+    answers = [client.post("/api/auth/login", json={"organization_code": admin.org_code, "email": email,
+                                                    "password": DEFAULT_PASSWORD}) for email in people]
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers if a.status_code != 200]
+
+
+def test_the_per_ip_limit_comes_from_the_settings(clock: FakeClock, tmp_path: Any) -> None:
+    settings = Settings.from_env({"RECKAI_MODE": "embedded", "RECKAI_VAR_DIR": str(tmp_path),
+                                  "AUTH_IP_LIMIT_PER_MINUTE": "7"})
+    container = make_container(clock, settings)
+    assert container.identity.tiers["auth_ip"].limit == 7
+    assert container.identity.tiers["auth_account"].limit == 5  # the spec's, per account
+    assert Settings().security.auth_ip_limit_per_minute == 30
+    with pytest.raises(SettingsError, match="AUTH_IP_LIMIT_PER_MINUTE"):
+        Settings.from_env({"RECKAI_MODE": "embedded", "RECKAI_VAR_DIR": str(tmp_path),
+                           "AUTH_IP_LIMIT_PER_MINUTE": "0"})
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        answers = [client.post("/api/auth/login", json={"organization_code": "x", "email": f"u{i}@example.com",
+                                                        "password": "pw"}) for i in range(8)]
+    assert [a.status_code for a in answers] == [401] * 7 + [429]
+
+
+# --- item 7: names that reach mail headers or log lines are one line -----------------------------------
+
+BROKEN_NAMES = ["Ada\r\nBcc: victim@example.com", "Ada\nAdmin", "Ada\rAdmin", "Ada\u2028Admin"]
+
+
+def _line_break_error(response: Any, field: str) -> None:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert {"field": field, "message": LINE_BREAK_MESSAGE} in error["details"], error
+
+
+@pytest.mark.parametrize("name", BROKEN_NAMES)
+def test_sign_up_refuses_a_line_break_in_either_name(client: TestClient, name: str) -> None:
+    for field, body in (("name", {"name": name, "admin_name": "Ada Admin"}),
+                        ("admin_name", {"name": "Acme", "admin_name": name})):
+        code = f"crlf-{uuid.uuid4().hex[:8]}"
+        relax_auth_limits(client)
+        _line_break_error(client.post("/api/organizations", json={
+            **body, "code": code, "admin_email": f"{code}@example.com", "admin_password": DEFAULT_PASSWORD}), field)
+
+
+@pytest.mark.parametrize("name", BROKEN_NAMES)
+def test_user_create_update_and_settings_refuse_a_line_break_in_a_name(client: TestClient, name: str) -> None:
+    _, admin = onboard(client)
+    token = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]["access_token"]
+    _line_break_error(client.post("/api/users", json={"email": f"u{uuid.uuid4().hex[:6]}@example.com",
+                                                      "name": name, "role": "auditor"}, headers=bearer(token)), "name")
+    _line_break_error(client.put(f"/api/users/{admin.user_id}", json={"name": name}, headers=bearer(token)), "name")
+    _line_break_error(client.put("/api/settings", json={"name": name}, headers=bearer(token)), "name")
+    _line_break_error(client.post("/api/approvals", json={
+        "type": "user_onboarding", "title": "t", "description": "d",
+        "metadata": {"email": "new@example.com", "name": name, "role": "auditor"}}, headers=bearer(token)),
+        "metadata.name")
+    users = client.get("/api/users", headers=bearer(token)).json()["data"]
+    assert [u["name"] for u in users] == ["Ada Admin"]  # nothing created or changed
+    assert client.put(f"/api/users/{admin.user_id}", json={"name": "Ada Lovelace"},
+                      headers=bearer(token)).status_code == 200
