@@ -24,8 +24,8 @@ from reckai.domain.identity.tokens import hash_refresh_token
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import Settings, SettingsError
 from tests.support.identity import DEFAULT_PASSWORD, bearer, login_tokens, onboard, relax_auth_limits
-from tests.support.jobs import run_queued_jobs
 from tests.support.identity_flow import FakeClock
+from tests.support.jobs import run_queued_jobs
 from tests.unit.test_identity_usecases import make_container
 
 
