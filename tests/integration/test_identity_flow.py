@@ -168,3 +168,23 @@ def test_ending_a_session_or_reusing_its_refresh_token_ends_its_access_tokens_on
         statuses = {name: other.get("/api/auth/me", headers=bearer(tokens["access_token"])).status_code
                     for name, tokens in (("ended", ended), ("stolen", stolen), ("rotated", rotated), ("kept", kept))}
     assert statuses == {"ended": 401, "stolen": 401, "rotated": 401, "kept": 200}
+
+
+def test_lockout_is_per_source_and_the_sources_are_stored_on_postgres(container: Container, clock: FakeClock) -> None:
+    """Issue 12 item 7: users.login_sources (migration 0011) round-trips through PostgreSQL."""
+    from datetime import timedelta
+
+    from tests.unit.test_identity_controls import _failures, _sign_in
+
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        org_id, admin = onboard(client)
+    attacker, owner = "203.0.113.9", "198.51.100.4"
+    assert [_sign_in(container, admin.org_code, admin.email, "Wrong!Pass-1", attacker)
+            for _ in range(5)] == ["bad_password"] * 5
+    count, sources = _failures(container, org_id, admin.user_id)
+    assert count == 5 and sources[attacker]["failed_attempts"] == 5 and sources[attacker]["locked_until"]
+    clock.advance(timedelta(seconds=2))
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, attacker) == "locked"
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, owner) == "ok"
+    count, sources = _failures(container, org_id, admin.user_id)
+    assert count == 0 and list(sources) == [attacker]

@@ -46,6 +46,7 @@ from litestar.testing import TestClient
 
 from reckai.adapters.memory.scanner import InMemoryScanner
 from reckai.application.errors import ValidationFailed
+from reckai.application.ports.rate_limit import TIERS
 from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.entrypoints.http.app import create_app
 from reckai.entrypoints.http.request import (
@@ -340,17 +341,24 @@ def test_sign_up_with_a_blank_name_is_a_validation_error_and_creates_nothing(api
 
 # --- 9. decimals out of range, bodies that are not UTF-8 ---------------------------------------------
 
+
+@pytest.fixture
+def fresh_api(api: Api) -> Api:
+    """The module's client with its `api` allowance (100/min) restored: these cases are many."""
+    api.container.rate_limiter.reset(TIERS["api"], str(api.admin.user_id))
+    return api
+
 @pytest.mark.parametrize("name", ["amount_min", "amount_max"])
 @pytest.mark.parametrize("value", ["1E+999999", "1E-999999", "1E+16", "99999999999999999", "0.0000001", "NaN",
                                    "-Infinity", "abc", ""])
-def test_a_decimal_query_parameter_out_of_range_is_a_validation_error(api: Api, name: str, value: str) -> None:
-    error = _error(api.call("GET", "/api/exceptions", params={name: value}))
+def test_a_decimal_query_parameter_out_of_range_is_a_validation_error(fresh_api: Api, name: str, value: str) -> None:
+    error = _error(fresh_api.call("GET", "/api/exceptions", params={name: value}))
     assert [d["field"] for d in error["details"]] == [name]
 
 
 @pytest.mark.parametrize("value", ["0", "1500.50", "-2", "9999999999999999.99", "1E+3", "0.000001", "1.10000000"])
-def test_a_decimal_query_parameter_in_range_is_accepted(api: Api, value: str) -> None:
-    assert api.call("GET", "/api/exceptions", params={"amount_min": value}).status_code == 200
+def test_a_decimal_query_parameter_in_range_is_accepted(fresh_api: Api, value: str) -> None:
+    assert fresh_api.call("GET", "/api/exceptions", params={"amount_min": value}).status_code == 200
 
 
 def test_decimal_query_bounds() -> None:
@@ -370,7 +378,7 @@ _NOT_UTF8 = [b"\xff\xfe", b"\xff\xfe{\x00}\x00", b'{"name": "\xff\xfe"}', b'"\xf
                                               ("POST", "/api/auth/login"), ("PUT", "/api/settings"),
                                               ("POST", "/api/organizations"), ("POST", "/api/rules/preview"),
                                               ("POST", "/api/exceptions/matching/link")])
-def test_a_body_that_is_not_utf8_is_a_validation_error_naming_body(api: Api, method: str, path: str,
+def test_a_body_that_is_not_utf8_is_a_validation_error_naming_body(fresh_api: Api, method: str, path: str,
                                                                    body: bytes) -> None:
-    error = _error(api.call(method, path, content=body, headers={"Content-Type": "application/json"}))
+    error = _error(fresh_api.call(method, path, content=body, headers={"Content-Type": "application/json"}))
     assert error["details"] == [{"field": "body", "message": NOT_UTF8_MESSAGE}]

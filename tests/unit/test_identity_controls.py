@@ -16,10 +16,24 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from reckai.application.context import RequestInfo
+from reckai.application.identity.errors import InvalidCredentials
+from reckai.application.identity.login import login as login_case
 from reckai.application.outbox import retry_delay_seconds
+from reckai.application.ports.audit import AuditQuery
 from reckai.application.ports.mail import MailerUnavailable
+from reckai.application.ports.rate_limit import TIERS, auth_account_subject
 from reckai.bootstrap import Container
 from reckai.domain.identity.entities import LINE_BREAK_MESSAGE
+from reckai.domain.identity.password_policy import (
+    ACCOUNT_DELAY_CAP,
+    MAX_TRACKED_SOURCES,
+    SignInState,
+    account_delay,
+    record_sign_in_failure,
+    sources_from_json,
+    sources_to_json,
+)
 from reckai.domain.identity.tokens import hash_refresh_token
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import Settings, SettingsError
@@ -301,3 +315,89 @@ def test_user_create_update_and_settings_refuse_a_line_break_in_a_name(client: T
     assert [u["name"] for u in users] == ["Ada Admin"]  # nothing created or changed
     assert client.put(f"/api/users/{admin.user_id}", json={"name": "Ada Lovelace"},
                       headers=bearer(token)).status_code == 200
+
+
+# --- item 7: lockout per account and source, account-wide progressive delay ---------------------------
+
+
+def _sign_in(container: Container, org_code: str, email: str, password: str, ip: str) -> str:
+    """One sign-in from `ip` through the use case (the test client has no address): "ok" or the
+    failure's audit reason. The per-minute rate limits are not what is tested here."""
+    container.rate_limiter.reset(TIERS["auth_ip"], ip)
+    container.rate_limiter.reset(TIERS["auth_account"], auth_account_subject(org_code, email))
+    try:
+        login_case(container.identity, organization_code=org_code, email=email, password=password,
+                   request=RequestInfo(ip_address=ip, user_agent="pytest"))
+    except InvalidCredentials as refused:
+        assert str(refused) == InvalidCredentials("x").args[0]  # one generic answer whatever the reason
+        return str(refused.reason)
+    return "ok"
+
+
+def test_five_failures_lock_out_that_source_only(client: TestClient, container: Container,
+                                                 clock: FakeClock) -> None:
+    org_id, admin = onboard(client)
+    attacker, owner = "203.0.113.9", "198.51.100.4"
+    tries = [_sign_in(container, admin.org_code, admin.email, "Wrong!Pass-1", attacker) for _ in range(5)]
+    assert tries == ["bad_password"] * 5
+    clock.advance(dt.timedelta(seconds=2))  # past the account-wide delay the fifth failure started
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, attacker) == "locked"
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, owner) == "ok"  # not locked out
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, attacker) == "locked"  # still
+    clock.advance(dt.timedelta(minutes=30))
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, attacker) == "ok"
+
+    locked = [r for r in container.audit_log.list_records(org_id, AuditQuery(limit=500)).records
+              if r.event.action == "auth.account.locked"]
+    assert len(locked) == 1 and locked[0].event.metadata["source"] == attacker
+    assert locked[0].event.ip_address == attacker
+
+
+def _failures(container: Container, org_id: uuid.UUID, user_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
+    with container.database.unit_of_work(org_id) as uow:
+        user = uow.users.get(user_id)
+    assert user is not None
+    return user.failed_login_attempts, user.login_sources
+
+
+def test_failures_from_many_sources_slow_the_account_down_without_locking_it(
+        client: TestClient, container: Container, clock: FakeClock) -> None:
+    org_id, admin = onboard(client)
+    owner = "198.51.100.4"
+    spray = iter(f"192.0.2.{n}" for n in range(1, 100))  # a new address for every guess
+
+    def guess() -> str:
+        return _sign_in(container, admin.org_code, admin.email, "Wrong!Pass-1", next(spray))
+
+    assert [guess() for _ in range(4)] == ["bad_password"] * 4
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, owner) == "ok"  # no delay below 5
+    assert _failures(container, org_id, admin.user_id)[0] == 0  # a success ends the series
+
+    assert [guess() for _ in range(5)] == ["bad_password"] * 5  # the 5th consecutive failure: 1 s
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, owner) == "delayed"
+    for expected in (1, 2, 4, 8):  # each failure after the 5th doubles the wait
+        waited = dt.timedelta(0)
+        while (answer := guess()) == "delayed":  # refused unchecked: neither counted nor extending it
+            clock.advance(dt.timedelta(milliseconds=250))
+            waited += dt.timedelta(milliseconds=250)
+        assert answer == "bad_password" and waited == dt.timedelta(seconds=expected)
+    assert _failures(container, org_id, admin.user_id)[0] == 9
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, owner) == "delayed"
+    clock.advance(dt.timedelta(seconds=16))
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, owner) == "ok"
+    count, sources = _failures(container, org_id, admin.user_id)
+    assert count == 0 and all(entry["locked_until"] is None for entry in sources.values())  # no source locked
+    assert account_delay(5) == dt.timedelta(seconds=1) and account_delay(7) == dt.timedelta(seconds=4)
+    assert account_delay(4) is None and account_delay(5 + 30) == ACCOUNT_DELAY_CAP == dt.timedelta(seconds=60)
+
+
+def test_the_sources_a_user_row_tracks_are_bounded_and_forgotten_after_the_window() -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    state = SignInState()
+    for n in range(MAX_TRACKED_SOURCES + 50):
+        state = record_sign_in_failure(state, f"10.0.{n // 256}.{n % 256}", now + dt.timedelta(seconds=n)).state
+    assert len(state.sources) == MAX_TRACKED_SOURCES
+    assert "10.0.0.0" not in state.sources  # the oldest went first
+    later = record_sign_in_failure(state, "10.9.9.9", now + dt.timedelta(minutes=40)).state
+    assert list(later.sources) == ["10.9.9.9"]  # failures older than the 30-minute window are forgotten
+    assert sources_from_json(sources_to_json(later.sources)) == later.sources

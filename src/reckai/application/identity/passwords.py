@@ -46,6 +46,7 @@ def set_password(
     user.token_version += 1
     user.failed_login_attempts = 0
     user.locked_until = None
+    user.login_sources = {}
     uow.users.update(user)
     uow.users.add_password_history(user.id, user.password_hash, now)
 

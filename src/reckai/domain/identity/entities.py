@@ -120,6 +120,8 @@ class User:
     updated_at: dt.datetime | None = None
     created_by: uuid.UUID | None = None
     token_version: int = 0
+    # Sign-in failures per source (client address), as password_policy.sources_to_json writes them.
+    login_sources: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require_length("user", "email", self.email, 255)
