@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import Column, MetaData, Table, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 from reckai.adapters.postgres import tables as t
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
@@ -36,6 +37,11 @@ from reckai.domain.identity.entities import (
 )
 
 E = TypeVar("E")
+
+# `users` as later revisions extend it (tables.py mirrors revision 0001): 0011 adds the sign-in
+# failures per source (docs/identity.md, "Lockout per account and source").
+_users = t.users.to_metadata(MetaData())
+_users.append_column(Column("login_sources", JSONB, nullable=False, server_default=text("'{}'::jsonb")))
 
 def _to_entity(cls: type[E], row: Any) -> E:
     mapping = row._mapping
@@ -141,40 +147,40 @@ class PostgresUserRepository(PostgresRepository):
     entity_name = "user"
 
     def get(self, user_id: uuid.UUID) -> User | None:
-        row = self._conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        row = self._conn.execute(select(_users).where(_users.c.id == user_id)).first()
         return _to_entity(User, row) if row else None
 
     def get_by_email(self, email: str) -> User | None:
-        query = select(t.users).where(func.lower(t.users.c.email) == email.lower())
+        query = select(_users).where(func.lower(_users.c.email) == email.lower())
         row = self._conn.execute(query).first()
         return _to_entity(User, row) if row else None
 
     def add(self, user: User) -> User:
         self._check_tenant(user.organization_id)
         with self._write():
-            row = self._conn.execute(insert(t.users).values(**_values(user, t.users)).returning(t.users)).one()
+            row = self._conn.execute(insert(_users).values(**_values(user, _users)).returning(_users)).one()
         return _to_entity(User, row)
 
     def update(self, user: User) -> None:
         self._check_tenant(user.organization_id)
-        values = _values(user, t.users, exclude=("id", "organization_id", "created_at", "updated_at"))
+        values = _values(user, _users, exclude=("id", "organization_id", "created_at", "updated_at"))
         with self._write():
             result = self._conn.execute(
-                update(t.users).where(t.users.c.id == user.id).values(**values, updated_at=func.now())
+                update(_users).where(_users.c.id == user.id).values(**values, updated_at=func.now())
             )
         if result.rowcount == 0:
             raise EntityNotFound("user", user.id)
 
     def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0) -> Sequence[User]:
-        query = select(t.users).order_by(t.users.c.created_at, t.users.c.id).limit(limit).offset(offset)
+        query = select(_users).order_by(_users.c.created_at, _users.c.id).limit(limit).offset(offset)
         if is_active is not None:
-            query = query.where(t.users.c.is_active.is_(is_active))
+            query = query.where(_users.c.is_active.is_(is_active))
         return [_to_entity(User, row) for row in self._conn.execute(query)]
 
     def count(self, *, is_active: bool | None = None) -> int:
-        query = select(func.count()).select_from(t.users)
+        query = select(func.count()).select_from(_users)
         if is_active is not None:
-            query = query.where(t.users.c.is_active.is_(is_active))
+            query = query.where(_users.c.is_active.is_(is_active))
         return int(self._conn.execute(query).scalar_one())
 
     def find_login_candidate(self, organization_code: str, email: str) -> LoginCandidate | None:

@@ -114,7 +114,6 @@ users = Table(
     _ts("updated_at", default=True),
     _user_fk("created_by"),
     Column("token_version", Integer, nullable=False, server_default=text("0")),
-    Column("login_sources", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     UniqueConstraint("organization_id", "email"),
     CheckConstraint("role IN ('admin', 'analyst', 'auditor', 'supervisor')"),
 )
