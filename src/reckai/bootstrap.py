@@ -35,6 +35,7 @@ from reckai.application.exceptions import exceptions as exception_cases
 from reckai.application.files import sweeper
 from reckai.application.files.mapping import normalize_file_job
 from reckai.application.files.services import FileServices
+from reckai.application.identity import passwords as password_cases
 from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.onboarding import user_onboarding_handler
 from reckai.application.job_handlers import JobHandlers
@@ -45,7 +46,7 @@ from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
 from reckai.application.ports.matching import CanonicalSource, TabularMatchingEngine
-from reckai.application.ports.rate_limit import RateLimiter
+from reckai.application.ports.rate_limit import RateLimiter, tiers_with
 from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
 from reckai.application.ports.scanner import VirusScanner
 from reckai.application.ports.security import (
@@ -177,7 +178,8 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     storage = overrides.get("storage") or _storage(settings, parts)
     scanner = overrides.get("scanner") or _scanner(settings, parts)
     parts.health["storage"] = lambda: storage_health(storage, scanner)
-    signer = AuditSigner(settings.security.audit_hmac_key_id, settings.security.audit_hmac_key)
+    signer = AuditSigner(settings.security.audit_hmac_key_id, settings.security.audit_hmac_key,
+                         previous_keys=dict(settings.security.audit_hmac_retired_keys))
     audit_log = _audit_log(database, signer, parts)
     security = _security(settings, parts, overrides)
     rate_limiter, token_blacklist = _rate_limit_and_blacklist(settings, parts)
@@ -196,9 +198,10 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         common_password_checker=security.common_password_checker, token_service=security.token_service,
         token_blacklist=token_blacklist, secret_box=security.secret_box, totp=security.totp,
         rate_limiter=rate_limiter, mailer=mailer,
-        refresh_successor_key=refresh_successor_key(settings.security.jwt_secret), clock=clock,
+        refresh_successor_key=refresh_successor_key(settings.security.jwt_secret), clock=clock, job_queue=job_queue,
         allow_public_signup=settings.security.allow_public_signup,
         public_base_url=settings.http.public_base_url,
+        tiers=tiers_with(auth_ip_per_minute=settings.security.auth_ip_limit_per_minute),
     )
     files = FileServices(database=database, storage=storage, scanner=scanner, parser=file_parser,
                          audit_log=audit_log, rate_limiter=rate_limiter, clock=clock)
@@ -214,7 +217,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
 
     _register_approval_types(workflow)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
-                   reconciliations=reconciliations, workflow=workflow)
+                   reconciliations=reconciliations, workflow=workflow, identity=identity)
     runtime, runner = _worker(settings, database, job_queue, job_outbox, handlers, parts)
 
     return Container(
@@ -292,9 +295,11 @@ def _storage(settings: Settings, parts: _Parts) -> FileStorage:
         from reckai.adapters.filesystem.storage import FileSystemStorage, decode_data_key
 
         security = settings.security
+        keys = {kid: decode_data_key(key) for kid, key in security.data_encryption_retired_keys}
+        keys[security.data_encryption_key_id] = decode_data_key(security.data_encryption_key)
         return FileSystemStorage(
             settings.storage.filesystem_root,
-            keys={security.data_encryption_key_id: decode_data_key(security.data_encryption_key)},
+            keys=keys,
             current_key_id=security.data_encryption_key_id,
             public_base_url=settings.http.public_base_url,
         )
@@ -445,9 +450,12 @@ def _job_queue(database: Database[AppUnitOfWork], handlers: JobHandlers,
 
 def _register_jobs(handlers: JobHandlers, settings: Settings, *, database: Database[AppUnitOfWork],
                    storage: FileStorage, mailer: Mailer, files: FileServices,
-                   reconciliations: ReconciliationServices, workflow: WorkflowServices) -> None:
+                   reconciliations: ReconciliationServices, workflow: WorkflowServices,
+                   identity: IdentityServices) -> None:
     """Every feature's background jobs: type -> handler (with its time limit), and the periodic ones."""
-    # identity: expired sessions
+    # identity: the password-reset mail, expired sessions
+    handlers.register(job_types.SEND_PASSWORD_RESET, partial(password_cases.send_password_reset_job, identity),
+                      time_limit_seconds=60)
     handlers.register(job_types.CLEANUP_EXPIRED_SESSIONS, partial(maintenance.cleanup_expired_sessions_job, database),
                       time_limit_seconds=300)
     handlers.every(job_types.CLEANUP_EXPIRED_SESSIONS, settings.jobs.session_cleanup_interval_seconds)

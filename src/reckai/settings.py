@@ -2,11 +2,20 @@
 
 `Settings.from_env()` is called by the entrypoints, never at import. Development defaults are
 marked `DEV_` and `Settings.validate()` refuses them when `RECKAI_MODE=production`.
+
+The `DEV_` secrets are public (they are in this file), so only settings built in code (tests:
+`Settings()`) use them. In embedded mode (`make run`) `Settings.from_env` takes each secret the
+environment does not give from `<RECKAI_VAR_DIR>/secrets.json` (mode 0600), generated at random on
+the first start and reused afterwards (`local_secrets`). docs/identity.md, "Secrets of an embedded
+instance", has the rule for a `var/` written before that file existed.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -29,6 +38,8 @@ DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0000000000000000"
 DEV_AUDIT_HMAC_KEY = "dev-only-audit-hmac-key-do-not-use-in-production-000000000000"
 DEV_DATA_ENCRYPTION_KEY = "ZGV2LW9ubHktMzItYnl0ZS1rZXktZG8tbm90LXVzZSE="  # base64 of 32 bytes
 DEV_SECRETS = frozenset({DEV_JWT_SECRET, DEV_AUDIT_HMAC_KEY, DEV_DATA_ENCRYPTION_KEY})
+DEV_KEY_ID = "dev-1"
+LOCAL_SECRETS_FILE = "secrets.json"
 
 
 @dataclass(frozen=True)
@@ -70,13 +81,17 @@ class SecuritySettings:
     data_encryption_key: str = DEV_DATA_ENCRYPTION_KEY  # base64, 32 bytes: AES-256-GCM
     data_encryption_key_id: str = "dev-1"
     # Keys kept only to verify/decrypt during rotation: ((key id, secret), ...). Env
-    # JWT_RETIRED_KEYS / DATA_ENCRYPTION_RETIRED_KEYS as "kid=secret,kid=secret".
+    # JWT_RETIRED_KEYS / AUDIT_HMAC_RETIRED_KEYS / DATA_ENCRYPTION_RETIRED_KEYS as "kid=secret,kid=secret".
+    # A retired key never signs, seals or encrypts anything new.
     jwt_retired_keys: tuple[tuple[str, str], ...] = ()
+    audit_hmac_retired_keys: tuple[tuple[str, str], ...] = ()
     data_encryption_retired_keys: tuple[tuple[str, str], ...] = ()
     password_hasher: str = "bcrypt"  # bcrypt | argon2id
     # POST /api/organizations. From the environment: off by default in production, on in embedded
     # mode (ALLOW_PUBLIC_SIGNUP overrides either way); a sign-up always lands on the standard tier.
     allow_public_signup: bool = True
+    # Sign-in attempts per minute from one client address (the `auth_ip` tier; docs/identity.md).
+    auth_ip_limit_per_minute: int = 30
 
 
 @dataclass(frozen=True)
@@ -142,19 +157,36 @@ class Settings:
             mode = Mode(mode_text)
         except ValueError:
             raise SettingsError(f"RECKAI_MODE must be 'embedded' or 'production', not {mode_text!r}") from None
+        var_dir = Path(env.get("RECKAI_VAR_DIR", "var"))
+        embedded_data_dir = Path(env.get("RECKAI_EMBEDDED_PGDATA", str(var_dir / "pgdata")))
+        storage_root = Path(env.get("STORAGE_ROOT", str(var_dir / "storage")))
+        local = (local_secrets(var_dir, written_before=(embedded_data_dir, storage_root))
+                 if mode is Mode.EMBEDDED and not all(env.get(name) for name in _SECRET_NAMES) else None)
+        jwt_secret, jwt_key_id = _secret(env, local, "JWT_SECRET", "jwt")
+        audit_key, audit_key_id = _secret(env, local, "AUDIT_HMAC_KEY", "audit_hmac")
+        data_key, data_key_id = _secret(env, local, "DATA_ENCRYPTION_KEY", "data_encryption")
+        audit_retired = _key_list(env.get("AUDIT_HMAC_RETIRED_KEYS", ""), "AUDIT_HMAC_RETIRED_KEYS")
+        data_retired = _key_list(env.get("DATA_ENCRYPTION_RETIRED_KEYS", ""), "DATA_ENCRYPTION_RETIRED_KEYS")
+        if local is not None and local.retire_development_keys:
+            # Audit rows and stored objects written under the development keys stay verifiable and
+            # readable; the development JWT key is not kept (its tokens would be forgeable).
+            if not env.get("AUDIT_HMAC_KEY"):
+                audit_retired += ((DEV_KEY_ID, DEV_AUDIT_HMAC_KEY),)
+            if not env.get("DATA_ENCRYPTION_KEY"):
+                data_retired += ((DEV_KEY_ID, DEV_DATA_ENCRYPTION_KEY),)
         settings = cls(
             mode=mode,
             database=DatabaseSettings(
                 url=env.get("DATABASE_URL") or None,
                 migration_url=env.get("MIGRATION_DATABASE_URL") or None,
-                embedded_data_dir=Path(env.get("RECKAI_EMBEDDED_PGDATA", "var/pgdata")),
+                embedded_data_dir=embedded_data_dir,
                 pool_size=int(env.get("DATABASE_POOL_SIZE", "10")),
                 slow_query_seconds=float(env.get("SLOW_QUERY_SECONDS", "1.0")),
             ),
             redis=RedisSettings(url=env.get("REDIS_URL") or None),
             storage=StorageSettings(
                 backend=env.get("STORAGE_BACKEND", "s3" if env.get("S3_ENDPOINT") else "filesystem"),
-                filesystem_root=Path(env.get("STORAGE_ROOT", "var/storage")),
+                filesystem_root=storage_root,
                 s3_endpoint=env.get("S3_ENDPOINT") or None,
                 s3_access_key=env.get("S3_ACCESS_KEY") or None,
                 s3_secret_key=env.get("S3_SECRET_KEY") or None,
@@ -163,19 +195,20 @@ class Settings:
                 s3_secure=_flag(env.get("S3_SECURE", "true")),
             ),
             security=SecuritySettings(
-                jwt_secret=env.get("JWT_SECRET", DEV_JWT_SECRET),
-                jwt_key_id=env.get("JWT_KEY_ID", "dev-1"),
-                audit_hmac_key=env.get("AUDIT_HMAC_KEY", DEV_AUDIT_HMAC_KEY),
-                audit_hmac_key_id=env.get("AUDIT_HMAC_KEY_ID", "dev-1"),
-                data_encryption_key=env.get("DATA_ENCRYPTION_KEY", DEV_DATA_ENCRYPTION_KEY),
-                data_encryption_key_id=env.get("DATA_ENCRYPTION_KEY_ID", "dev-1"),
+                jwt_secret=jwt_secret,
+                jwt_key_id=jwt_key_id,
+                audit_hmac_key=audit_key,
+                audit_hmac_key_id=audit_key_id,
+                data_encryption_key=data_key,
+                data_encryption_key_id=data_key_id,
                 jwt_retired_keys=_key_list(env.get("JWT_RETIRED_KEYS", ""), "JWT_RETIRED_KEYS"),
-                data_encryption_retired_keys=_key_list(
-                    env.get("DATA_ENCRYPTION_RETIRED_KEYS", ""), "DATA_ENCRYPTION_RETIRED_KEYS"
-                ),
+                audit_hmac_retired_keys=audit_retired,
+                data_encryption_retired_keys=data_retired,
                 password_hasher=env.get("PASSWORD_HASHER", "bcrypt"),
                 allow_public_signup=_flag(env.get("ALLOW_PUBLIC_SIGNUP",
                                                   "false" if mode is Mode.PRODUCTION else "true")),
+                auth_ip_limit_per_minute=_positive(env.get("AUTH_IP_LIMIT_PER_MINUTE", "30"),
+                                                   "AUTH_IP_LIMIT_PER_MINUTE"),
             ),
             scanner=ScannerSettings(
                 enabled=_flag(env.get("SCANNER_ENABLED", "false")),
@@ -186,7 +219,7 @@ class Settings:
             ),
             mailer=MailerSettings(
                 backend=env.get("MAILER_BACKEND", "file"),
-                outbox_dir=Path(env.get("MAIL_OUTBOX_DIR", "var/mail")),
+                outbox_dir=Path(env.get("MAIL_OUTBOX_DIR", str(var_dir / "mail"))),
                 smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
                 smtp_port=int(env.get("SMTP_PORT", "25")),
                 smtp_starttls=_flag(env.get("SMTP_STARTTLS", "false")),
@@ -247,6 +280,11 @@ class Settings:
                 raise SettingsError(f"{name} is the development default; production refuses it")
             if len(value) < 32:
                 raise SettingsError(f"{name} must be at least 32 characters")
+        for name, retired in (("JWT_RETIRED_KEYS", security.jwt_retired_keys),
+                              ("AUDIT_HMAC_RETIRED_KEYS", security.audit_hmac_retired_keys),
+                              ("DATA_ENCRYPTION_RETIRED_KEYS", security.data_encryption_retired_keys)):
+            if any(secret in DEV_SECRETS for _, secret in retired):
+                raise SettingsError(f"{name} holds a development default; production refuses it")
         if not self.scanner.enabled and not self.scanner.allow_disabled_in_production:
             raise SettingsError(
                 "virus scanning is off; set SCANNER_ENABLED=true with CLAMD_HOST/CLAMD_SOCKET, "
@@ -265,6 +303,16 @@ def _queue_threads(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
+def _positive(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def _flag(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -280,3 +328,86 @@ def _key_list(text: str, name: str) -> tuple[tuple[str, str], ...]:
             raise SettingsError(f"{name} entries must look like key_id=secret")
         pairs.append((kid.strip(), secret))
     return tuple(pairs)
+
+
+# --- secrets of an embedded instance ------------------------------------------------------------
+
+_SECRET_NAMES = ("JWT_SECRET", "AUDIT_HMAC_KEY", "DATA_ENCRYPTION_KEY")
+
+
+@dataclass(frozen=True)
+class LocalSecrets:
+    """What `<var>/secrets.json` holds: one active key and its id per concern, and whether the
+    development keys are retired keys of this instance (its data predates the file)."""
+
+    keys: Mapping[str, tuple[str, str]]  # "jwt" | "audit_hmac" | "data_encryption" -> (key id, secret)
+    retire_development_keys: bool
+
+
+def local_secrets(var_dir: Path, *, written_before: tuple[Path, ...] = ()) -> LocalSecrets:
+    """The embedded instance's secrets: read `<var_dir>/secrets.json`, or create it (mode 0600)
+    with random keys on the first start.
+
+    The file is created only once, atomically (a temporary file hard-linked into place), so an API
+    and a worker started together agree on one set of keys. When it is created and one of
+    `written_before` (the embedded PostgreSQL data directory, the file storage root) already holds
+    something, that data was written under the public development keys: the file then says
+    `retire_development_keys`, and the development audit and data keys are kept as retired keys
+    (verify and decrypt only) for as long as the file says so."""
+    path = var_dir / LOCAL_SECRETS_FILE
+    if not path.exists():
+        existing = any(_non_empty(directory) for directory in written_before)
+        suffix = secrets.token_hex(4)
+        document = {
+            "note": "ReckAI embedded-mode secrets; keep private, never commit (docs/identity.md)",
+            "jwt": {"key_id": f"local-{suffix}", "secret": secrets.token_urlsafe(48)},
+            "audit_hmac": {"key_id": f"local-{suffix}", "secret": secrets.token_urlsafe(48)},
+            "data_encryption": {"key_id": f"local-{suffix}",
+                                "secret": base64.b64encode(secrets.token_bytes(32)).decode("ascii")},
+            "retire_development_keys": existing,
+        }
+        var_dir.mkdir(parents=True, exist_ok=True)
+        temporary = var_dir / f".{LOCAL_SECRETS_FILE}.{os.getpid()}.{suffix}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temporary, path)  # fails if another process created it first: theirs wins
+            except FileExistsError:
+                pass
+        finally:
+            temporary.unlink(missing_ok=True)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        keys = {name: (str(document[name]["key_id"]), str(document[name]["secret"]))
+                for name in ("jwt", "audit_hmac", "data_encryption")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SettingsError(f"{path} is not a readable secrets file ({type(exc).__name__}); "
+                            "restore it, or set JWT_SECRET, AUDIT_HMAC_KEY and DATA_ENCRYPTION_KEY") from None
+    return LocalSecrets(keys=keys, retire_development_keys=bool(document.get("retire_development_keys")))
+
+
+def _non_empty(directory: Path) -> bool:
+    try:
+        return directory.is_dir() and any(directory.iterdir())
+    except OSError:
+        return False
+
+
+def _secret(env: Mapping[str, str], local: LocalSecrets | None, name: str, concern: str) -> tuple[str, str]:
+    """(secret, key id) for one concern: the environment's, else the local file's (embedded mode),
+    else the development default (production refuses it in `validate`)."""
+    id_name = {"JWT_SECRET": "JWT_KEY_ID", "AUDIT_HMAC_KEY": "AUDIT_HMAC_KEY_ID",
+               "DATA_ENCRYPTION_KEY": "DATA_ENCRYPTION_KEY_ID"}[name]
+    given = env.get(name)
+    if given:
+        return given, env.get(id_name, DEV_KEY_ID)
+    if local is not None:
+        key_id, secret = local.keys[concern]
+        return secret, key_id
+    default = {"JWT_SECRET": DEV_JWT_SECRET, "AUDIT_HMAC_KEY": DEV_AUDIT_HMAC_KEY,
+               "DATA_ENCRYPTION_KEY": DEV_DATA_ENCRYPTION_KEY}[name]
+    return default, env.get(id_name, DEV_KEY_ID)

@@ -119,3 +119,19 @@ def test_a_page_past_bigint_is_a_validation_error_on_postgres(fuzz: tuple[fz.Fuz
         assert last.status_code == 400 and last.json()["error"]["details"][0]["field"] == "page", last.text
     else:  # the last page allowed: empty, not an error
         assert last.status_code == 200 and last.json()["data"] == [], last.text
+
+
+@pytest.mark.parametrize("value", ["1E+999999", "1E-999999", "1E+131072", "99999999999999999"])
+def test_an_amount_filter_past_numeric_is_a_validation_error_on_postgres(fuzz: tuple[fz.FuzzTenant, fz.Generator],
+                                                                        value: str) -> None:
+    """Issue 12 item 8: Decimal takes 1E+999999, PostgreSQL's NUMERIC does not (it answered 500)."""
+    tenant, _ = fuzz
+    for name in ("amount_min", "amount_max"):
+        tenant.fresh_limits()
+        response = tenant.client.get("/api/exceptions", params={name: value},
+                                     headers=fz.bearer(tenant.token("admin")))
+        assert response.status_code == 400, response.text
+        assert [d["field"] for d in response.json()["error"]["details"]] == [name]
+    tenant.fresh_limits()
+    assert tenant.client.get("/api/exceptions", params={"amount_min": "9999999999999999.99"},
+                             headers=fz.bearer(tenant.token("admin"))).status_code == 200

@@ -129,9 +129,10 @@ def test_concurrent_refreshes_of_one_token_get_the_same_successor(container: Con
 
 def test_rate_limit_auth_per_ip_is_shared_through_redis(container: Container) -> None:
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        limit = container.identity.tiers["auth_ip"].limit
         answers = [client.post("/api/auth/login", json={"organization_code": "nope", "email": f"x{i}@example.com",
-                                                        "password": "whatever"}) for i in range(6)]
-    assert [a.status_code for a in answers] == [401] * 5 + [429]
+                                                        "password": "whatever"}) for i in range(limit + 1)]
+    assert [a.status_code for a in answers] == [401] * limit + [429]
     assert int(answers[-1].headers["Retry-After"]) >= 1
     assert answers[-1].json()["error"]["code"] == "RATE_LIMITED"
 
@@ -145,3 +146,45 @@ def test_blacklisted_token_is_refused_by_another_app_instance(container: Contain
         refused = other.get("/api/auth/me", headers=bearer(tokens["access_token"]))
     assert refused.status_code == 401
     assert str(uuid.UUID(admin.user_id.hex)) == str(admin.user_id)
+
+
+def test_ending_a_session_or_reusing_its_refresh_token_ends_its_access_tokens_on_postgres(
+        container: Container, clock: FakeClock) -> None:
+    """Issue 12 item 6: the guard reads the token's session (refresh-token family) in PostgreSQL, so
+    a revocation is seen by every app instance at once."""
+    from datetime import timedelta
+
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        _, admin = onboard(client)
+        ended = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
+        stolen = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
+        kept = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]
+        rotated = client.post("/api/auth/refresh", json={"refresh_token": stolen["refresh_token"]}).json()["data"]
+        deleted = client.delete(f"/api/sessions/{ended['session_id']}", headers=bearer(kept["access_token"]))
+        assert deleted.status_code == 200, deleted.text
+        clock.advance(timedelta(seconds=16))
+        assert client.post("/api/auth/refresh", json={"refresh_token": stolen["refresh_token"]}).status_code == 401
+    with TestClient(create_app(container), raise_server_exceptions=False) as other:
+        statuses = {name: other.get("/api/auth/me", headers=bearer(tokens["access_token"])).status_code
+                    for name, tokens in (("ended", ended), ("stolen", stolen), ("rotated", rotated), ("kept", kept))}
+    assert statuses == {"ended": 401, "stolen": 401, "rotated": 401, "kept": 200}
+
+
+def test_lockout_is_per_source_and_the_sources_are_stored_on_postgres(container: Container, clock: FakeClock) -> None:
+    """Issue 12 item 7: users.login_sources (migration 0013) round-trips through PostgreSQL."""
+    from datetime import timedelta
+
+    from tests.unit.test_identity_controls import _failures, _sign_in
+
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        org_id, admin = onboard(client)
+    attacker, owner = "203.0.113.9", "198.51.100.4"
+    assert [_sign_in(container, admin.org_code, admin.email, "Wrong!Pass-1", attacker)
+            for _ in range(5)] == ["bad_password"] * 5
+    count, sources = _failures(container, org_id, admin.user_id)
+    assert count == 5 and sources[attacker]["failed_attempts"] == 5 and sources[attacker]["locked_until"]
+    clock.advance(timedelta(seconds=2))
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, attacker) == "locked"
+    assert _sign_in(container, admin.org_code, admin.email, admin.password, owner) == "ok"
+    count, sources = _failures(container, org_id, admin.user_id)
+    assert count == 0 and list(sources) == [attacker]

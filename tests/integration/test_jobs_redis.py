@@ -39,6 +39,7 @@ from reckai.settings import (
     StorageSettings,
 )
 from tests.fixtures.postgres import PgDatabase, Tenant, _new_database, create_tenant
+from tests.support.identity import DEVELOPMENT_SECRETS_ENV
 from tests.unit.test_jobs_runtime import Recorder, assert_critical_is_not_starved, known_jobs, start_machinery
 
 pytestmark = pytest.mark.integration
@@ -239,6 +240,7 @@ def test_reckai_worker_processes_run_jobs_restart_dead_children_and_stop_on_sigt
 ) -> None:
     env = {
         **os.environ,
+        **DEVELOPMENT_SECRETS_ENV,
         "RECKAI_MODE": "embedded",
         "DATABASE_URL": sessions_database.app_url,
         "REDIS_URL": redis_test_url,

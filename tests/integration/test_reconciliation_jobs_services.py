@@ -36,7 +36,7 @@ from reckai.domain.ingestion.storage_keys import processed_prefix
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import DatabaseSettings, Mode, RedisSettings, Settings, StorageSettings
 from tests.support import reconciliation_jobs as rj
-from tests.support.identity import bearer, login, onboard
+from tests.support.identity import DEVELOPMENT_SECRETS_ENV, bearer, login, onboard
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ def stack(pg_database: Any, redis_url: str, s3_server: Any, tmp_path_factory: py
         time.sleep(0.05)
     scratch = tmp_path_factory.mktemp("worker")
     env = {
-        **os.environ, "RECKAI_MODE": "embedded", "DATABASE_URL": pg_database.app_url, "REDIS_URL": redis_url,
+        **os.environ, **DEVELOPMENT_SECRETS_ENV, "RECKAI_MODE": "embedded", "DATABASE_URL": pg_database.app_url, "REDIS_URL": redis_url,
         "JOBS_REDIS_NAMESPACE": namespace, "JOBS_RELAY_INTERVAL_SECONDS": "0.1",
         "STORAGE_BACKEND": "s3", "S3_ENDPOINT": s3_server.endpoint, "S3_ACCESS_KEY": s3_server.access_key,
         "S3_SECRET_KEY": s3_server.secret_key, "S3_BUCKET": s3_server.bucket, "S3_REGION": s3_server.region,

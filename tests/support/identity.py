@@ -21,6 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from reckai.application.ports.rate_limit import TIERS, auth_account_subject
+from reckai.settings import DEV_AUDIT_HMAC_KEY, DEV_DATA_ENCRYPTION_KEY, DEV_JWT_SECRET
+
+# For a process started by a test (`reckai worker` in embedded mode) that must share the keys of
+# the test's own container (`Settings()`: the development values). Without them it would use the
+# embedded instance's generated secrets (docs/identity.md, "Secrets of an embedded instance").
+DEVELOPMENT_SECRETS_ENV = {"JWT_SECRET": DEV_JWT_SECRET, "AUDIT_HMAC_KEY": DEV_AUDIT_HMAC_KEY,
+                           "DATA_ENCRYPTION_KEY": DEV_DATA_ENCRYPTION_KEY}
 
 # Strong enough for the policy and zxcvbn (score >= 3), free of the helpers' names and e-mails.
 DEFAULT_PASSWORD = "Quartz!Ledger-7291"

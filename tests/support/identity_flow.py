@@ -18,6 +18,7 @@ from typing import Any
 import pyotp
 
 from tests.support.identity import DEFAULT_PASSWORD, bearer, onboard, relax_auth_limits
+from tests.support.jobs import run_queued_jobs
 
 NEW_PASSWORD = "Meadow$Abacus-4471"
 RESET_PASSWORD = "Copper%Falcon-9036"
@@ -170,6 +171,7 @@ def run_whole_flow(client: Any, clock: FakeClock, last_mail_to: Callable[[str], 
     relax_auth_limits(client, admin.org_code, email)
     asked = post("/api/auth/password/reset", json={"organization_code": admin.org_code, "email": email})
     assert asked.status_code == 202 and asked.json() == unknown.json()
+    run_queued_jobs(client.app.state["container"])  # the mail goes out through the outbox and a worker
     reset_token = token_from_mail(last_mail_to(email))
     done = post("/api/auth/password/reset/confirm", json={"token": reset_token, "new_password": RESET_PASSWORD})
     assert done.status_code == 200, done.text

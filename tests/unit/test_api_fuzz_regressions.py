@@ -23,6 +23,12 @@
 8. POST /api/organizations with an empty (or blank) admin name answered 500: the identity entity
    refused it (InvalidEntity) after the use case's checks. InvalidEntity is now 400
    VALIDATION_ERROR on every route, naming the field; nothing is created.
+9. (issue 12 item 8) GET /api/exceptions?amount_min=1E%2B999999 answered 500 on PostgreSQL (Decimal
+   takes it, NUMERIC does not); every decimal query parameter now goes through `decimal_query`:
+   400 VALIDATION_ERROR naming it past 16 digits before or 6 after the point. A JSON body with bytes
+   that are not UTF-8 (FF FE, inside a string) answered 500 on every JSON route (msgspec's
+   UnicodeDecodeError is not its DecodeError); now 400 VALIDATION_ERROR naming `body`, checked
+   once in `ReckaiRequest.json`, which every JSON body goes through.
 """
 
 from __future__ import annotations
@@ -39,9 +45,18 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.application.errors import ValidationFailed
+from reckai.application.ports.rate_limit import TIERS
 from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.entrypoints.http.app import create_app
-from reckai.entrypoints.http.request import MAX_JSON_DEPTH, NUL_MESSAGE, json_depth, nul_path
+from reckai.entrypoints.http.request import (
+    MAX_JSON_DEPTH,
+    NOT_UTF8_MESSAGE,
+    NUL_MESSAGE,
+    decimal_query,
+    json_depth,
+    nul_path,
+)
 from tests.support import reconciliation_jobs as rj
 from tests.support.identity import bearer, create_user_with_role, login, onboard, relax_auth_limits
 
@@ -324,3 +339,48 @@ def test_sign_up_with_a_blank_name_is_a_validation_error_and_creates_nothing(api
     relax_auth_limits(api.client)
     created = api.client.post("/api/organizations", json={**body, "name": "Acme", "admin_name": "Ada Admin"})
     assert created.status_code == 201, created.text  # the code was not taken by a half-made organization
+
+
+# --- 9. decimals out of range, bodies that are not UTF-8 ---------------------------------------------
+
+
+@pytest.fixture
+def fresh_api(api: Api) -> Api:
+    """The module's client with its `api` allowance (100/min) restored: these cases are many."""
+    api.container.rate_limiter.reset(TIERS["api"], str(api.admin.user_id))
+    return api
+
+@pytest.mark.parametrize("name", ["amount_min", "amount_max"])
+@pytest.mark.parametrize("value", ["1E+999999", "1E-999999", "1E+16", "99999999999999999", "0.0000001", "NaN",
+                                   "-Infinity", "abc", ""])
+def test_a_decimal_query_parameter_out_of_range_is_a_validation_error(fresh_api: Api, name: str, value: str) -> None:
+    error = _error(fresh_api.call("GET", "/api/exceptions", params={name: value}))
+    assert [d["field"] for d in error["details"]] == [name]
+
+
+@pytest.mark.parametrize("value", ["0", "1500.50", "-2", "9999999999999999.99", "1E+3", "0.000001", "1.10000000"])
+def test_a_decimal_query_parameter_in_range_is_accepted(fresh_api: Api, value: str) -> None:
+    assert fresh_api.call("GET", "/api/exceptions", params={"amount_min": value}).status_code == 200
+
+
+def test_decimal_query_bounds() -> None:
+    assert decimal_query("1E+999999".replace("999999", "15"), "a") == 10**15
+    assert decimal_query(None, "a") is None
+    for text in ("1E+999999", "1E-999999", "1E+16"):
+        with pytest.raises(ValidationFailed):
+            decimal_query(text, "a")
+
+
+_NOT_UTF8 = [b"\xff\xfe", b"\xff\xfe{\x00}\x00", b'{"name": "\xff\xfe"}', b'"\xff\xfe"',
+             b'{"title": "a\xc3"}', b'{"email": "\xed\xa0\x80"}']
+
+
+@pytest.mark.parametrize("body", _NOT_UTF8)
+@pytest.mark.parametrize(("method", "path"), [("POST", "/api/rules"), ("POST", "/api/approvals"),
+                                              ("POST", "/api/auth/login"), ("PUT", "/api/settings"),
+                                              ("POST", "/api/organizations"), ("POST", "/api/rules/preview"),
+                                              ("POST", "/api/exceptions/matching/link")])
+def test_a_body_that_is_not_utf8_is_a_validation_error_naming_body(fresh_api: Api, method: str, path: str,
+                                                                   body: bytes) -> None:
+    error = _error(fresh_api.call(method, path, content=body, headers={"Content-Type": "application/json"}))
+    assert error["details"] == [{"field": "body", "message": NOT_UTF8_MESSAGE}]

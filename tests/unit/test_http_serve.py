@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -99,10 +100,11 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM delivery is POSIX")
 def test_serve_answers_runs_the_worker_and_closes_on_sigterm(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     port = _free_port()
     monkeypatch.setenv("RECKAI_MODE", "embedded")
+    monkeypatch.setenv("RECKAI_VAR_DIR", str(tmp_path / "var"))  # its generated secrets stay in the test's dir
     worker = WorkerRunner()
     closed: list[bool] = []
     built: list[Container] = []

@@ -24,7 +24,7 @@ def test_in_memory_container_has_every_security_component() -> None:
     assert isinstance(container.token_blacklist, MemoryTokenBlacklist)
     assert isinstance(container.mailer, MemoryMailer)
     issued = container.token_service.issue_access_token(
-        user_id="u", organization_id="o", role="admin", token_version=1
+        user_id="u", organization_id="o", role="admin", token_version=1, session_id="s"
     )
     assert container.token_service.decode_access_token(issued.token).role == "admin"
     assert container.secret_box.open(container.secret_box.seal(b"s", "c"), "c") == b"s"
@@ -57,7 +57,7 @@ def test_retired_keys_still_verify_and_decrypt() -> None:
     old = Settings(security=SecuritySettings(jwt_secret="o" * 32, jwt_key_id="old"))
     old_container = root.build_security(old)
     token = old_container.token_service.issue_access_token(
-        user_id="u", organization_id="o", role="analyst", token_version=1
+        user_id="u", organization_id="o", role="analyst", token_version=1, session_id="s"
     ).token
     sealed = old_container.secret_box.seal(b"mfa")
     new_security = dataclasses.replace(

@@ -38,12 +38,12 @@ def service(active: str = "k1", clock: Clock | None = None, **kwargs: str) -> Jw
 
 
 def issue(svc: JwtTokenService, role: str = "analyst") -> str:
-    return svc.issue_access_token(user_id="u-1", organization_id="o-1", role=role, token_version=3).token
+    return svc.issue_access_token(user_id="u-1", organization_id="o-1", role=role, token_version=3, session_id="s-1").token
 
 
 def test_claims_round_trip() -> None:
     svc = service()
-    issued = svc.issue_access_token(user_id="u-1", organization_id="o-1", role="auditor", token_version=3)
+    issued = svc.issue_access_token(user_id="u-1", organization_id="o-1", role="auditor", token_version=3, session_id="s-1")
     header = jwt.get_unverified_header(issued.token)
     assert header == {"alg": "HS256", "kid": "k1", "typ": "JWT"}
     claims = svc.decode_access_token(issued.token)

@@ -11,6 +11,10 @@ CLEANUP_EXPIRED_SESSIONS = JobType("cleanup_expired_sessions", Queue.LOW, max_at
 # Low: delete stored objects of deleted files (docs/files.md "Orphaned objects"). Idempotent.
 SWEEP_ORPHANED_FILE_OBJECTS = JobType("sweep_orphaned_file_objects", Queue.LOW, max_attempts=3)
 
+# Identity: the password-reset mail (docs/identity.md, "Password reset"). High, like other mail; a
+# redelivery sends a fresh link that replaces the earlier one.
+SEND_PASSWORD_RESET = JobType("send_password_reset", Queue.HIGH, max_attempts=4)
+
 # Workflow (docs/workflow.md). High: exception and approval notifications, SLA escalation.
 NOTIFY_WORKFLOW = JobType("notify_workflow", Queue.HIGH, max_attempts=4)
 ESCALATE_OVERDUE_EXCEPTIONS = JobType("escalate_overdue_exceptions", Queue.HIGH, max_attempts=3)

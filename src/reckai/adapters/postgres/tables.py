@@ -476,4 +476,6 @@ users_current = Table(
     *(column._copy() for column in users.columns),
     Column("last_changed_by", UUID(as_uuid=True)),  # 0011_account_changes (references users.id)
     _ts("last_changed_at"),
+    # 0013_login_sources: sign-in failures per source (docs/identity.md, "Lockout per account and source")
+    Column("login_sources", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )

@@ -29,7 +29,7 @@ ALGORITHM = "HS256"
 MIN_KEY_BYTES = 32  # RFC 7518 §3.2: an HS256 key must be at least 256 bits
 # Clock difference tolerated between the server that issued a token and the one checking it.
 CLOCK_SKEW_SECONDS = 30
-_REQUIRED = ("sub", "org", "role", "permissions", "iat", "exp", "jti", "ver", "typ", "aud", "iss")
+_REQUIRED = ("sub", "org", "role", "permissions", "iat", "exp", "jti", "ver", "sid", "typ", "aud", "iss")
 
 
 class JwtKeyRing:
@@ -68,7 +68,7 @@ class JwtTokenService:
         self._clock = clock
 
     def issue_access_token(
-        self, *, user_id: str, organization_id: str, role: str, token_version: int
+        self, *, user_id: str, organization_id: str, role: str, token_version: int, session_id: str
     ) -> IssuedAccessToken:
         now = int(self._clock())
         claims = AccessClaims(
@@ -80,6 +80,7 @@ class JwtTokenService:
             exp=now + int(ACCESS_TOKEN_LIFETIME.total_seconds()),
             jti=uuid.uuid4().hex,
             ver=token_version,
+            sid=str(session_id),
             typ=ACCESS_TOKEN_TYPE,
             aud=self._audience,
             iss=self._issuer,
@@ -135,7 +136,7 @@ class JwtTokenService:
         for name in ("iat", "exp", "ver"):
             if isinstance(payload[name], bool) or not isinstance(payload[name], int):
                 raise TokenInvalid(f"claim {name} is not an integer")
-        for name in ("sub", "org", "role", "jti"):
+        for name in ("sub", "org", "role", "jti", "sid"):
             if not isinstance(payload[name], str) or not payload[name]:
                 raise TokenInvalid(f"claim {name} is not a string")
         permissions = payload["permissions"]
@@ -159,6 +160,7 @@ class JwtTokenService:
             exp=payload["exp"],
             jti=payload["jti"],
             ver=payload["ver"],
+            sid=payload["sid"],
             typ=payload["typ"],
             aud=payload["aud"] if isinstance(payload["aud"], str) else self._audience,
             iss=payload["iss"],

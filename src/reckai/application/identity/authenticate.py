@@ -2,8 +2,10 @@
 
 Checked on every request, in this order: the token itself (signature by `kid`, algorithm, `aud`,
 `iss`, `typ`, `exp`, claims), the blacklist (logout), then the user and the organization as they
-are *now*: both active, and the user's token version equal to the token's (deactivation, role
-change and password change bump it), so a revoked token dies at once rather than in 15 minutes.
+are *now*: both active, the user's token version equal to the token's (deactivation, role
+change and password change bump it), and the token's session (`sid`, its refresh-token family)
+neither revoked (logout, DELETE /api/sessions/:id, refresh-token reuse) nor past its absolute end.
+So a revoked token dies at once rather than in 15 minutes.
 """
 
 from __future__ import annotations
@@ -42,23 +44,30 @@ def authenticate_access_token(services: IdentityServices, token: str) -> Authent
         raise ServiceUnavailable("token_blacklist", "token revocation cannot be checked") from None
     try:
         organization_id, user_id = uuid.UUID(claims.org), uuid.UUID(claims.sub)
+        session_id = uuid.UUID(claims.sid)
     except ValueError:
         raise Unauthenticated("Invalid access token", reason="token_invalid: ids") from None
     with services.database.unit_of_work(organization_id) as uow:
         organization = uow.organizations.get(organization_id)
         user = uow.users.get(user_id)
+        # A primary-key read in the transaction already open: the revocation is seen by every API
+        # process at once, with no second store (docs/identity.md, "Session revocation").
+        session = uow.sessions.get_family(session_id)
     if organization is None or not organization.is_active:
         raise Unauthenticated("Access token revoked", reason="organization_inactive")
     if user is None or not user.is_active or user.organization_id != organization_id:
         raise Unauthenticated("Access token revoked", reason="user_inactive")
     if not token_is_current(claims, user.token_version):
         raise Unauthenticated("Access token revoked", reason="token_version")
+    if (session is None or session.user_id != user.id or session.revoked_at is not None
+            or session.absolute_expires_at <= services.now()):
+        raise Unauthenticated("Access token revoked", reason="session_revoked")
     principal = Principal(
         user_id=user.id,
         organization_id=organization_id,
         role=user.role,
         permissions=permissions_for(user.role),
-        session_id=None,
+        session_id=session_id,
         token_id=claims.jti,
         email=user.email,
     )

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from reckai.application.context import Outcome, RequestInfo, audit_event
-from reckai.application.errors import FieldError, RateLimited, ServiceUnavailable
+from reckai.application.errors import FieldError, RateLimited, ServiceUnavailable, ValidationFailed
 from reckai.application.identity.errors import WeakPassword
 from reckai.application.ports.audit import AuditLog
 from reckai.application.ports.clock import Clock
+from reckai.application.ports.jobs import JobQueue
 from reckai.application.ports.mail import Mailer
 from reckai.application.ports.rate_limit import TIERS, RateLimiter, RateLimitTier
 from reckai.application.ports.security import (
@@ -34,7 +35,14 @@ from reckai.application.ports.security import (
 )
 from reckai.application.ports.unit_of_work import Database, UnitOfWork
 from reckai.domain.audit.events import AuditEvent
-from reckai.domain.identity.entities import Organization, RefreshTokenFamily, User, UserSession
+from reckai.domain.identity.entities import (
+    LINE_BREAK_MESSAGE,
+    Organization,
+    RefreshTokenFamily,
+    User,
+    UserSession,
+    has_line_break,
+)
 from reckai.domain.identity.password_policy import (
     DEFAULT_POLICY,
     PasswordPolicy,
@@ -77,6 +85,7 @@ class IdentityServices:
     mailer: Mailer
     refresh_successor_key: bytes
     clock: Clock
+    job_queue: JobQueue
     allow_public_signup: bool = True
     public_base_url: str = "http://127.0.0.1:8000"
     totp_issuer: str = "ReckAI"
@@ -180,12 +189,25 @@ class TokenPair:
         return int(ACCESS_TOKEN_LIFETIME.total_seconds())
 
 
-def issue_access(services: IdentityServices, user: User) -> Any:
+def require_single_line(**names: str | None) -> None:
+    """Names that go into mail headers and log lines (a user's name, an organization's) are one
+    line: a CR or LF would let them write a header or a log line of their own. ValidationFailed
+    naming each offending field; None (not given) passes."""
+    problems = [FieldError(field_name, LINE_BREAK_MESSAGE) for field_name, value in names.items()
+                if value is not None and has_line_break(value)]
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def issue_access(services: IdentityServices, user: User, session_id: uuid.UUID) -> Any:
+    """An access token of `user` for the session (token family) `session_id`: revoking the session
+    ends it at once (authenticate.py)."""
     return services.token_service.issue_access_token(
         user_id=str(user.id),
         organization_id=str(user.organization_id),
         role=user.role,
         token_version=user.token_version,
+        session_id=str(session_id),
     )
 
 
@@ -219,7 +241,7 @@ def start_session(services: IdentityServices, uow: UnitOfWork, user: User, reque
             last_activity_at=now,
         )
     )
-    access = issue_access(services, user)
+    access = issue_access(services, user, family.id)
     return TokenPair(
         access_token=access.token,
         access_expires_at=access.claims.expires_at,

@@ -36,10 +36,14 @@ from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.identity.entities import Organization, User, UserSession
 from reckai.domain.identity.mfa_rules import match_recovery_code
 from reckai.domain.identity.password_policy import (
+    UNKNOWN_SOURCE,
     LockoutState,
-    login_gate,
-    record_failure,
-    record_success,
+    SignInState,
+    record_sign_in_failure,
+    record_sign_in_success,
+    sign_in_gate,
+    sources_from_json,
+    sources_to_json,
 )
 from reckai.domain.identity.principal import Principal
 from reckai.domain.identity.tokens import (
@@ -67,13 +71,20 @@ class LoginResult:
     mfa_expires_at: dt.datetime | None = None
 
 
-def _lockout(user: User) -> LockoutState:
-    return LockoutState(failed_attempts=user.failed_login_attempts or 0, locked_until=user.locked_until)
+def _sign_in_state(user: User) -> SignInState:
+    return SignInState(LockoutState(failed_attempts=user.failed_login_attempts or 0, locked_until=user.locked_until),
+                       sources_from_json(user.login_sources))
 
 
-def _apply(user: User, state: LockoutState) -> None:
-    user.failed_login_attempts = state.failed_attempts
-    user.locked_until = state.locked_until
+def _apply(user: User, state: SignInState) -> None:
+    user.failed_login_attempts = state.account.failed_attempts
+    user.locked_until = state.account.locked_until
+    user.login_sources = sources_to_json(state.sources)
+
+
+def _source(request: RequestInfo) -> str:
+    """The source a sign-in failure counts against: the client address (docs/identity.md)."""
+    return request.ip_address or UNKNOWN_SOURCE
 
 
 def _record_failure(
@@ -85,25 +96,29 @@ def _record_failure(
     action: str,
     reason: str,
 ) -> None:
-    """Count a failed password or MFA code towards the lockout and audit it (and the lock)."""
+    """Count a failed password or MFA code towards the lockout of this account from this source and
+    the account-wide delay, and audit it (and the lock)."""
     now = services.now()
-    outcome = record_failure(_lockout(user), now, services.policy_for(organization))
+    source = _source(request)
+    outcome = record_sign_in_failure(_sign_in_state(user), source, now, services.policy_for(organization))
     _apply(user, outcome.state)
     uow.users.update(user)
     common: dict[str, Any] = {"organization_id": user.organization_id, "user_id": user.id,
                               "resource_type": "user", "resource_id": user.id}
+    from_source = outcome.state.sources[source]
     services.audit_log.record(
         uow,
-        services.event(action, request, outcome=Outcome.UNAUTHENTICATED, metadata={"reason": reason,
-                                                             "failed_attempts": outcome.state.failed_attempts},
-                       **common),
+        services.event(action, request, outcome=Outcome.UNAUTHENTICATED, metadata={
+            "reason": reason, "failed_attempts": outcome.state.account.failed_attempts,
+            "failed_attempts_from_source": from_source.failed_attempts,
+            "delay_seconds": int(outcome.delay.total_seconds()) if outcome.delay else None}, **common),
     )
-    if outcome.locked_now:
+    if outcome.source_locked_now:
         services.audit_log.record(
             uow,
             services.event("auth.account.locked", request, outcome=Outcome.UNAUTHENTICATED, metadata={
-                "locked_until": outcome.state.locked_until.isoformat() if outcome.state.locked_until else None,
-                "failed_attempts": outcome.state.failed_attempts}, **common),
+                "locked_until": from_source.locked_until.isoformat() if from_source.locked_until else None,
+                "failed_attempts": from_source.failed_attempts, "source": source}, **common),
         )
     uow.commit()
 
@@ -149,21 +164,21 @@ def login(
             services.password_hasher.verify_dummy(password)
             raise InvalidCredentials("unknown_account")
         now = services.now()
-        gate = login_gate(_lockout(user), now)
+        state = _sign_in_state(user)
+        gate = sign_in_gate(state, _source(request), now)
         if not user.is_active or not gate.allowed:
             services.password_hasher.verify_dummy(password)
-            reason = "user_inactive" if not user.is_active else "locked"
+            reason = "user_inactive" if not user.is_active else str(gate.reason)
             services.audit_log.record(
                 uow, services.event("auth.login.failed", request, organization_id=organization_id, user_id=user.id,
                                     resource_type="user", resource_id=user.id, outcome=Outcome.UNAUTHENTICATED,
                                     metadata={"reason": reason}))
             uow.commit()
             raise InvalidCredentials(reason)
-        _apply(user, gate.state)
         if not services.password_hasher.verify(password, user.password_hash):
             _record_failure(services, uow, user, organization, request, "auth.login.failed", "bad_password")
             raise InvalidCredentials("bad_password")
-        _apply(user, record_success(gate.state))
+        _apply(user, record_sign_in_success(state, _source(request), now, services.policy_for(organization)))
         if services.password_hasher.needs_rehash(user.password_hash):
             user.password_hash = services.password_hasher.hash(password)
         if user.mfa_enabled:
@@ -262,16 +277,17 @@ def verify_mfa_login(services: IdentityServices, *, mfa_token: str, code: str, r
         if organization is None or user is None or not organization.is_active or not user.is_active \
                 or not user.mfa_enabled:
             raise InvalidMfaCode("account_unavailable")
-        gate = login_gate(_lockout(user), services.now())
+        now = services.now()
+        state = _sign_in_state(user)
+        gate = sign_in_gate(state, _source(request), now)
         if not gate.allowed:
-            raise InvalidMfaCode("locked")
-        _apply(user, gate.state)
+            raise InvalidMfaCode(str(gate.reason))
         method = check_second_factor(services, uow, user, code)
         if method is None:
             uow.rollback()
             _record_failure(services, uow, user, organization, request, "auth.mfa.failed", "bad_code")
             raise InvalidMfaCode()
-        _apply(user, record_success(gate.state))
+        _apply(user, record_sign_in_success(state, _source(request), now, services.policy_for(organization)))
         services.audit_log.record(
             uow, services.event("auth.mfa.used", request, organization_id=organization_id, user_id=user.id,
                                 resource_type="user", resource_id=user.id, outcome=Outcome.DONE, metadata={"method": method}))
@@ -354,7 +370,7 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
         if decision is RefreshDecision.RETURN_SAME_SUCCESSOR:
             if successor is None or successor.token_hash != hash_refresh_token(next_token):
                 raise InvalidRefreshToken("successor_mismatch")
-            access = issue_access(services, user)
+            access = issue_access(services, user, family.id)
             return TokenPair(access_token=access.token, access_expires_at=access.claims.expires_at,
                              refresh_token=next_token, refresh_expires_at=successor.expires_at, session_id=family.id)
         # ROTATE
@@ -374,7 +390,7 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
         services.audit_log.record(uow, services.event(
             "auth.token.issued", request, outcome=Outcome.DONE, metadata={"grant": "refresh"}, **common))
         uow.commit()
-    access = issue_access(services, user)
+    access = issue_access(services, user, family.id)
     return TokenPair(access_token=access.token, access_expires_at=access.claims.expires_at,
                      refresh_token=next_token, refresh_expires_at=new_session.expires_at, session_id=family.id)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import FieldError, NotFound, ValidationFailed
-from reckai.application.identity.common import IdentityServices
+from reckai.application.identity.common import IdentityServices, require_single_line
 from reckai.application.identity.errors import ApprovalRequired, OrganizationCodeTaken, SignupDisabled
 from reckai.application.identity.users import USER_ONBOARDING_SETTING
 from reckai.application.ports.repositories import DuplicateEntity
@@ -67,6 +67,7 @@ def onboard_organization(
     if public:
         services.limit("auth_ip", request.ip_address or "unknown")
         subscription_tier = SIGNUP_TIER
+    require_single_line(name=name, admin_name=admin_name)
     code = code.strip().lower()
     problems = []
     if not CODE_PATTERN.match(code):
@@ -171,6 +172,7 @@ def apply_settings_changes(organization: Organization, changes: Mapping[str, Any
         changed.append(USER_ONBOARDING_SETTING)
     if "name" in changes:
         name = str(changes["name"]).strip()
+        require_single_line(name=name)
         changed.append("name")
     if "domain" in changes:
         domain = str(changes["domain"] or "").strip() or None

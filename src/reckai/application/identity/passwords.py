@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from dataclasses import dataclass
 
 from reckai.application.context import Outcome, RequestInfo
 from reckai.application.identity.common import (
@@ -16,6 +15,8 @@ from reckai.application.identity.common import (
 )
 from reckai.application.identity.errors import InvalidLinkToken
 from reckai.application.identity.login import reauthenticate
+from reckai.application.job_types import SEND_PASSWORD_RESET
+from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.mail import OutgoingMail
 from reckai.application.ports.rate_limit import auth_account_subject
 from reckai.application.ports.unit_of_work import UnitOfWork
@@ -45,6 +46,7 @@ def set_password(
     user.token_version += 1
     user.failed_login_attempts = 0
     user.locked_until = None
+    user.login_sources = {}
     uow.users.update(user)
     uow.users.add_password_history(user.id, user.password_hash, now)
 
@@ -70,22 +72,35 @@ def change_password(
     return tokens
 
 
-@dataclass(frozen=True)
-class PendingMail:
-    """A message to send after the response (so its delivery time does not reveal whether the
-    account exists)."""
-
-    mail: OutgoingMail
-
-
 def request_password_reset(
     services: IdentityServices, *, organization_code: str, email: str, request: RequestInfo,
-) -> PendingMail | None:
-    """Always "accepted" for the caller. When the account exists and is active, a single-use
-    token valid for one hour replaces any earlier one, and the mail to send is returned."""
+) -> None:
+    """Always "accepted" for the caller, and the same work whether or not the account exists: the
+    two rate limits and one outbox row (`send_password_reset`), nothing else. No lookup, no token,
+    no hash and no mail in the request, so neither its answer nor its timing tells whether the
+    address is known. The worker does the rest (`send_password_reset_job`)."""
     code, address = organization_code.strip().lower(), email.strip()
     services.limit("auth_ip", request.ip_address or "unknown")
     services.limit("auth_account", auth_account_subject(code, address))
+    with services.database.unit_of_work(None) as uow:
+        services.job_queue.enqueue(uow, SEND_PASSWORD_RESET.request({
+            "organization_code": code, "email": address,
+            "request": {"ip_address": request.ip_address, "user_agent": request.user_agent,
+                        "method": request.method, "path": request.path, "request_id": request.request_id},
+        }))
+        uow.commit()
+
+
+def send_password_reset_job(services: IdentityServices, delivery: JobDelivery) -> None:
+    """The `send_password_reset` job (high queue). When the account exists and is active, a
+    single-use token valid for one hour replaces any earlier one and the link is mailed; the mail
+    is sent before the token's transaction commits, so a mail that fails leaves no token and the
+    outbox retries the job (backoff, then `failed`). Otherwise the request is only audited."""
+    payload = delivery.payload
+    code, address = str(payload["organization_code"]), str(payload["email"])
+    asked = payload.get("request") or {}
+    request = RequestInfo(ip_address=asked.get("ip_address"), user_agent=asked.get("user_agent"),
+                          method=asked.get("method"), path=asked.get("path"), request_id=asked.get("request_id"))
     with services.database.unit_of_work(None) as uow:
         candidate = uow.users.find_login_candidate(code, address)
     if candidate is None or not candidate.organization_is_active or not candidate.user.is_active:
@@ -93,7 +108,7 @@ def request_password_reset(
             "auth.password.reset_requested", request,
             organization_id=candidate.user.organization_id if candidate else None,
             metadata={"outcome": "no_active_account", "organization": code, "email": address.lower()}))
-        return None
+        return
     user = candidate.user
     token = secrets.token_urlsafe(32)
     now = services.now()
@@ -105,15 +120,15 @@ def request_password_reset(
         services.audit_log.record(uow, services.event(
             "auth.password.reset_requested", request, organization_id=user.organization_id, user_id=user.id,
             resource_type="user", resource_id=user.id, outcome=Outcome.ACCEPTED))
+        link = f"{services.public_base_url.rstrip('/')}/reset-password#token={token}"
+        services.mailer.send(OutgoingMail(
+            to=user.email,
+            subject="Reset your ReckAI password",
+            text_body=(f"Hello {user.name},\n\nA password reset was requested for your ReckAI account. "
+                       f"Open this link within one hour to choose a new password:\n\n{link}\n\n"
+                       "The link works once. If you did not ask for it, ignore this message."),
+        ))
         uow.commit()
-    link = f"{services.public_base_url.rstrip('/')}/reset-password#token={token}"
-    return PendingMail(OutgoingMail(
-        to=user.email,
-        subject="Reset your ReckAI password",
-        text_body=(f"Hello {user.name},\n\nA password reset was requested for your ReckAI account. "
-                   f"Open this link within one hour to choose a new password:\n\n{link}\n\n"
-                   "The link works once. If you did not ask for it, ignore this message."),
-    ))
 
 
 def _redeem(services: IdentityServices, purpose: str, token: str) -> UserToken:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import FieldError, NotFound, QuotaExceeded, ValidationFailed
-from reckai.application.identity.common import EventSubject, IdentityServices, revoke_all_sessions
+from reckai.application.identity.common import (
+    EventSubject,
+    IdentityServices,
+    require_single_line,
+    revoke_all_sessions,
+)
 from reckai.application.identity.errors import ApprovalRequired, EmailTaken, InvalidLinkToken, LastAdmin
 from reckai.application.identity.passwords import redeem_link_token, set_password
 from reckai.application.ports.mail import OutgoingMail
@@ -71,6 +76,7 @@ def create_user(
     role that may decide approvals or is admin (segregation of duties, docs/workflow.md), this
     raises ApprovalRequired unless `approval_id` names the approved request; POST /api/users then
     requests one instead (application/approvals/optional.py)."""
+    require_single_line(name=name)
     _require_role(role)
     with services.database.unit_of_work(principal.organization_id) as uow:
         organization = uow.organizations.get(principal.organization_id)
@@ -156,6 +162,7 @@ def update_user(
     """A raise to a role that may decide approvals (or admin) is never applied here: it raises
     ApprovalRequired, and PUT /api/users/:id requests a `user_onboarding` approval with
     action change_role instead (application/approvals/optional.py)."""
+    require_single_line(name=name)
     if role is not None:
         _require_role(role)
     with services.database.unit_of_work(principal.organization_id) as uow:

@@ -101,17 +101,19 @@ class IssuedAccessToken:
 
 class TokenService(Protocol):
     def issue_access_token(
-        self, *, user_id: str, organization_id: str, role: str, token_version: int
+        self, *, user_id: str, organization_id: str, role: str, token_version: int, session_id: str
     ) -> IssuedAccessToken:
         """A signed access token for 15 minutes with the role's permissions (spec §2.2 names), a new
-        `jti`, `typ="access"`, the configured `aud`/`iss`, and `kid` of the active key."""
+        `jti`, the session it belongs to (`sid`: the refresh-token family), `typ="access"`, the
+        configured `aud`/`iss`, and `kid` of the active key."""
         ...
 
     def decode_access_token(self, token: str) -> AccessClaims:
         """Verify signature (by `kid`, any key of the ring), algorithm, `aud`, `iss`, `typ`, `exp`,
         `iat` and the presence and types of every claim. Raises TokenExpired or TokenInvalid.
 
-        Does not check the blacklist or the user's current token version: the caller does."""
+        Does not check the blacklist, the user's current token version or whether the session is
+        still live: the caller does."""
         ...
 
 

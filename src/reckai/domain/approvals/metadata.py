@@ -19,7 +19,7 @@ from reckai.domain.approvals.workflow import ApprovalType, InvalidApproval
 from reckai.domain.exceptions.errors import InvalidWorkflowSettings
 from reckai.domain.exceptions.lifecycle import ResolutionCode
 from reckai.domain.exceptions.policy import parse_workflow_settings
-from reckai.domain.identity.entities import USER_ROLES
+from reckai.domain.identity.entities import LINE_BREAK_MESSAGE, USER_ROLES, has_line_break
 from reckai.domain.identity.password_policy import PasswordPolicy, PolicyLoosened
 
 REPORT_TYPES = ("daily", "aging", "channel_trend", "sla", "audit")  # spec §1 reports.type
@@ -162,7 +162,10 @@ def _user_onboarding(raw: Mapping[str, Any], problems: Problems) -> dict[str, An
     email = _text(raw, "email", problems, 255)
     if email is not None and not _EMAIL.match(email):
         problems["metadata.email"] = "must be an e-mail address"
-    return {"email": email.lower() if email else None, "name": _text(raw, "name", problems, 255), "role": role}
+    name = _text(raw, "name", problems, 255)
+    if name is not None and has_line_break(name):
+        problems["metadata.name"] = LINE_BREAK_MESSAGE  # a name goes into mail headers and log lines
+    return {"email": email.lower() if email else None, "name": name, "role": role}
 
 
 def _exception_resolution(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
@@ -211,6 +214,8 @@ def _organization_settings(value: Any, problems: Problems) -> dict[str, Any] | N
     clean: dict[str, Any] = {}
     if "name" in value:
         clean["name"] = _text(value, "name", problems, 255, path="metadata.value.name")
+        if clean["name"] is not None and has_line_break(clean["name"]):
+            problems["metadata.value.name"] = LINE_BREAK_MESSAGE
     if "domain" in value:
         domain = value["domain"]
         if domain is not None and (not isinstance(domain, str) or len(domain.strip()) > 255):

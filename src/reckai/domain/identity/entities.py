@@ -48,6 +48,16 @@ def _require_length(entity: str, name: str, value: str | None, limit: int, requi
         raise InvalidEntity(entity, name, f"is longer than {limit} characters")
 
 
+# What ends a line for a mail header (CR, LF) or a log viewer (str.splitlines: VT, FF, FS, GS, RS,
+# NEL, U+2028, U+2029). Names that reach mail headers or log lines refuse all of them.
+LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+LINE_BREAK_MESSAGE = "must be one line: no CR, LF or other line break"
+
+
+def has_line_break(text: str) -> bool:
+    return not LINE_BREAKS.isdisjoint(text)
+
+
 @dataclass
 class Organization:
     id: uuid.UUID
@@ -118,6 +128,9 @@ class User:
 
     def changed_by(self, actor: uuid.UUID | None, at: dt.datetime) -> None:
         self.last_changed_by, self.last_changed_at = actor, at
+
+    # Sign-in failures per source (client address), as password_policy.sources_to_json writes them.
+    login_sources: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require_length("user", "email", self.email, 255)

@@ -17,7 +17,7 @@ class Principal:
     organization_id: uuid.UUID
     role: str
     permissions: frozenset[str]
-    session_id: uuid.UUID | None  # None: access tokens carry no session id (docs/identity.md)
+    session_id: uuid.UUID | None  # the session (token family) of the access token; None for system callers
     token_id: str  # the access token's jti
     email: str
 

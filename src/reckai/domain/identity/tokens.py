@@ -31,7 +31,7 @@ DEFAULT_AUDIENCE = "reckai-api"
 
 @dataclass(frozen=True)
 class AccessClaims:
-    """The claims of an access token (spec §2.1 plus typ/aud/iss and the token version)."""
+    """The claims of an access token (spec §2.1 plus typ/aud/iss, the token version and the session)."""
 
     sub: str  # user id
     org: str  # organization id
@@ -41,6 +41,7 @@ class AccessClaims:
     exp: int
     jti: str
     ver: int  # the user's token version when issued; a bump revokes every live token at once
+    sid: str  # the session (refresh-token family) it was issued for; revoking the session ends it
     typ: str = ACCESS_TOKEN_TYPE
     aud: str = DEFAULT_AUDIENCE
     iss: str = DEFAULT_ISSUER

@@ -11,10 +11,17 @@ docs/http.md lists the decisions):
   jsonb, so it would fail deep in a repository (500) or, worse, be stored by one adapter and not
   by the other; no field of this API has a use for it. (`ReckaiRequest.json` checks bodies,
   `refuse_nul_characters` is the app-level guard for query and path.)
+- A body that is not UTF-8 (e.g. starting with the UTF-16 byte-order mark FF FE): 400
+  VALIDATION_ERROR naming `body`. JSON is UTF-8 (RFC 8259 §8.1); msgspec's decode error for such
+  bytes is not a `msgspec.DecodeError`, so Litestar let it through as a 500.
+- A decimal query parameter (`decimal_query`) out of what an amount column can hold
+  (`1E+999999`, `1E-999999`): 400 VALIDATION_ERROR naming the parameter. Python's Decimal takes
+  them, PostgreSQL's NUMERIC refuses them (a 500 from the repository).
 """
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from litestar import Request
@@ -28,6 +35,13 @@ from reckai.application.errors import FieldError, ValidationFailed
 
 MAX_JSON_DEPTH = 64
 NUL_MESSAGE = "must not contain a NUL character (U+0000)"
+NOT_UTF8_MESSAGE = "must be JSON encoded as UTF-8"
+# Amount filters compare with DECIMAL(18,2) columns: 16 digits before the point is the widest
+# value stored; 6 after it is ample for a filter (the columns keep 2).
+MAX_DECIMAL_INTEGER_DIGITS = 16
+MAX_DECIMAL_FRACTION_DIGITS = 6
+DECIMAL_MESSAGE = (f"must be a decimal number with at most {MAX_DECIMAL_INTEGER_DIGITS} digits before "
+                   f"and {MAX_DECIMAL_FRACTION_DIGITS} after the point")
 
 
 class JsonTooDeep(SerializationException):
@@ -88,10 +102,32 @@ def refuse_nul_characters(connection: ASGIConnection[Any, Any, Any, Any], handle
         raise ValidationFailed([FieldError(p.field.replace("\x00", "\\u0000"), p.message) for p in problems])
 
 
+def decimal_query(value: str | None, field: str) -> Decimal | None:
+    """A decimal query parameter (`amount_min=1500.50`), or ValidationFailed naming `field`: not a
+    number, not finite, or past what the amount columns can compare with."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        raise ValidationFailed([FieldError(field, DECIMAL_MESSAGE)]) from None
+    if not amount.is_finite():
+        raise ValidationFailed([FieldError(field, DECIMAL_MESSAGE)])
+    fraction = normalized.as_tuple().exponent if (normalized := amount.normalize()) else 0
+    if amount.adjusted() >= MAX_DECIMAL_INTEGER_DIGITS or (isinstance(fraction, int)
+                                                            and -fraction > MAX_DECIMAL_FRACTION_DIGITS):
+        raise ValidationFailed([FieldError(field, DECIMAL_MESSAGE)])
+    return amount
+
+
 class ReckaiRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         if self._json is Empty and self._connection_state.json is Empty:
             body = await self.body()
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationFailed([FieldError("body", NOT_UTF8_MESSAGE)]) from None
             try:
                 value = decode_json(body or b"null", type_decoders=self.route_handler.resolve_type_decoders())
             except RecursionError:

@@ -9,7 +9,6 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Response
@@ -20,7 +19,6 @@ from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import passwords as password_cases
 from reckai.application.identity import users as user_cases
 from reckai.application.identity.common import IdentityServices, TokenPair
-from reckai.application.ports.mail import Mailer, MailError, OutgoingMail
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.auth import ALLOW_EXPIRED_PASSWORD, STATE_ACCESS_EXPIRES_AT
 from reckai.entrypoints.http.envelope import Success, ok
@@ -138,15 +136,6 @@ def _outcome(result: login_cases.LoginResult) -> LoginOutcome:
                         mfa_token=result.mfa_token, mfa_expires_at=result.mfa_expires_at)
 
 
-def _send_quietly(mailer: Mailer, mail: OutgoingMail) -> None:
-    try:
-        mailer.send(mail)
-    except MailError:
-        import logging
-
-        logging.getLogger("reckai.identity").warning("password reset mail could not be sent", exc_info=True)
-
-
 class AuthController(Controller):
     path = "/api/auth"
 
@@ -208,11 +197,10 @@ class AuthController(Controller):
     @post("/password/reset", opt={"public": True}, status_code=202, sync_to_thread=True)
     def password_reset(self, data: JSONBody[PasswordResetRequest], identity: NamedDependency[IdentityServices],
                        request_info: NamedDependency[RequestInfo]) -> Response[Success[Accepted]]:
-        pending = password_cases.request_password_reset(
+        password_cases.request_password_reset(
             identity, organization_code=data.organization_code, email=data.email, request=request_info)
-        task = BackgroundTask(_send_quietly, identity.mailer, pending.mail) if pending else None
         body = ok(Accepted("If the account exists, a reset link has been sent to its email address"))
-        return Response(body, status_code=202, background=task)
+        return Response(body, status_code=202)
 
     @post("/password/reset/confirm", opt={"public": True}, status_code=200, sync_to_thread=True)
     def password_reset_confirm(self, data: JSONBody[PasswordResetConfirm], identity: NamedDependency[IdentityServices],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -50,6 +50,7 @@ from reckai.domain.exceptions.policy import SEVERITIES
 from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.rule_versions import RuleVersionError
 from reckai.entrypoints.http.envelope import MAX_PER_PAGE, ErrorBody, Success, cursor_parts, encode_cursor, ok
+from reckai.entrypoints.http.request import decimal_query
 from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -250,18 +251,6 @@ def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
 
 
-def _amount(value: str | None, field: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise ValidationFailed([FieldError(field, "must be a decimal amount")]) from None
-    if not amount.is_finite():
-        raise ValidationFailed([FieldError(field, "must be a decimal amount")])
-    return amount
-
-
 def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     try:
         value, item_id = cursor_parts(cursor, 2)
@@ -326,7 +315,7 @@ class ExceptionController(Controller):
         query = ExceptionQuery(
             statuses=_csv(status), severities=_csv(severity), types=_csv(type), job_id=job_id,
             assigned_to=assignee, unassigned=assigned_to == "none",
-            amount_min=_amount(amount_min, "amount_min"), amount_max=_amount(amount_max, "amount_max"),
+            amount_min=decimal_query(amount_min, "amount_min"), amount_max=decimal_query(amount_max, "amount_max"),
             date_from=date_from, date_to=date_to,
             created_to=now - dt.timedelta(hours=min_age_hours) if min_age_hours is not None else None,
             created_from=now - dt.timedelta(hours=max_age_hours) if max_age_hours is not None else None,
