@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from reckai.adapters.polars.cells import neutralised
 from reckai.adapters.polars.matcher import FrameResult, PolarsMatcher, materialize
 from reckai.adapters.polars.normalize import read_parquet_bytes
 from reckai.application.ports.matching import SourceFileError
@@ -118,7 +119,7 @@ class PolarsMatchRun:
 
     def results_csv(self) -> bytes:
         buffer = io.BytesIO()
-        self._results_table().write_csv(buffer)
+        neutralised(self._results_table()).write_csv(buffer)  # a spreadsheet opens it: no formulas
         return buffer.getvalue()
 
     def results_parquet(self) -> bytes:

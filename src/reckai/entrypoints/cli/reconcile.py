@@ -7,7 +7,6 @@ written under temporary names and renamed at the end, so a failed run leaves not
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
@@ -19,6 +18,7 @@ from typing import Any
 from reckai.application.ports.matching import MatchingError, SourceFileError
 from reckai.application.reconcile import ReconcileOutcome, load_profile, reconcile_files
 from reckai.bootstrap import build_file_matching
+from reckai.domain.exports.cells import safe_csv_writer
 from reckai.domain.reconciliation.profile import ProfileError, ReconciliationPeriod
 from reckai.domain.reconciliation.results import MatchRecord
 
@@ -117,7 +117,7 @@ def write_outputs(outcome: ReconcileOutcome, out: Path) -> None:
         for name, (header, rows) in files.items():
             temporary = out / f".{name}.partial"
             with temporary.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
+                writer = safe_csv_writer(handle)  # rule names and explanations are free text
                 writer.writerow(header)
                 writer.writerows(rows)
             written.append((temporary, out / name))
