@@ -353,7 +353,8 @@ class ExceptionController(Controller):
         return SuccessExceptionPage(data=[exception_body(i, now) for i in result.items],
                              meta=ExceptionPageMeta(page, per_page, result.total, result.total_capped, next_cursor))
 
-    @get("/export", opt={"permission": "exceptions:read"}, sync_to_thread=True)
+    @get("/export", opt={"permission": "exceptions:read"}, sync_to_thread=True,
+         media_type="application/octet-stream")
     def export(
         self, principal: NamedDependency[Principal], container: NamedDependency[Container],
         filters: NamedDependency[ExceptionFilters], request_info: NamedDependency[RequestInfo],
@@ -368,8 +369,10 @@ class ExceptionController(Controller):
         chunks = export_exceptions(container.workflow, principal, query, writer, format, filters.given,
                                    request_info)
         stamp = container.workflow.now().strftime("%Y%m%dT%H%M%SZ")
+        # the handler's media type documents a file; the header says which (it wins over the handler's)
         return Stream(chunks, media_type=writer.media_type, headers={
-            "Content-Disposition": f'attachment; filename="exceptions-{stamp}.{writer.extension}"'})
+            "content-type": writer.media_type,
+            "content-disposition": f'attachment; filename="exceptions-{stamp}.{writer.extension}"'})
 
     @get("/{exception_id:uuid}", opt={"permission": "exceptions:read"}, sync_to_thread=True)
     def get_exception(self, exception_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
