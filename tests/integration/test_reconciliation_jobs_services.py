@@ -31,6 +31,7 @@ import uvicorn
 from sqlalchemy import text
 
 from reckai.adapters.postgres.engine import create_engine
+from reckai.application.ports.audit import AuditQuery
 from reckai.application.ports.rate_limit import TIERS
 from reckai.bootstrap import Container, bootstrap
 from reckai.domain.ingestion.storage_keys import processed_prefix
@@ -225,6 +226,10 @@ def test_card_vs_bank_job_completes_over_http_with_the_counts_of_reckai_reconcil
         assert "X-Amz-Signature=" in link["url"] and "X-Amz-Expires=3600" in link["url"], link
         content = httpx.get(link["url"], timeout=60).content
         assert len(content) == output["size_bytes"] and hashlib.sha256(content).hexdigest() == output["sha256"]
+    issued = stack.container.audit_log.list_records(
+        tenant.org_id, AuditQuery(action="reconciliation.output.download_link_issued")).records
+    assert len(issued) == 3 and all(r.event.ip_address == "127.0.0.1" and r.event.user_id == tenant.user_id
+                                    and r.event.response_status == 200 for r in issued)  # who, from where
     for file_id in (left, right):
         file = tenant.call("GET", f"/api/files/{file_id}").json()["data"]
         assert file["status"] == "processed" and file["processed_at"] is not None
