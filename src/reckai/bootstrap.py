@@ -28,6 +28,7 @@ from reckai.adapters.dramatiq.runner import (
     parse_queue_threads,
 )
 from reckai.adapters.dramatiq.runtime import DramatiqJobRuntime
+from reckai.adapters.spreadsheets.tables import CsvTableWriter, XlsxTableWriter
 from reckai.application import job_types, maintenance
 from reckai.application.approvals import jobs as approval_jobs
 from reckai.application.approvals.common import WorkflowServices
@@ -41,6 +42,7 @@ from reckai.application.identity.onboarding import user_onboarding_handler
 from reckai.application.job_handlers import JobHandlers
 from reckai.application.ports.audit import AuditLog
 from reckai.application.ports.clock import Clock
+from reckai.application.ports.exports import TableWriters
 from reckai.application.ports.files import FileParser
 from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
@@ -118,6 +120,9 @@ class Container:
     workflow: WorkflowServices
     # name -> zero-argument check: "db", "storage", "queue" (/health/*)
     health_checks: HealthChecks
+    # CSV and Excel writers of exports and reports (adapters/spreadsheets)
+    table_writers: TableWriters = field(default_factory=lambda: TableWriters(csv=CsvTableWriter(),
+                                                                             excel=XlsxTableWriter()))
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def on_close(self, closer: Callable[[], None]) -> None:

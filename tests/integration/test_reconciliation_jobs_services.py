@@ -12,6 +12,7 @@ by real `reckai worker` subprocesses.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import signal
 import socket
@@ -30,6 +31,7 @@ import uvicorn
 from sqlalchemy import text
 
 from reckai.adapters.postgres.engine import create_engine
+from reckai.application.ports.audit import AuditQuery
 from reckai.application.ports.rate_limit import TIERS
 from reckai.bootstrap import Container, bootstrap
 from reckai.domain.ingestion.storage_keys import processed_prefix
@@ -216,6 +218,18 @@ def test_card_vs_bank_job_completes_over_http_with_the_counts_of_reckai_reconcil
     assert all(e[5] is not None for e in exceptions)  # transaction_date filled
     keys = set(stack.container.storage.list_keys(processed_prefix(tenant.org_id, job["id"])))
     assert {k.rsplit("/", 1)[1] for k in keys} == {"results.csv", "results.parquet"}
+    # the outputs come out through S3 pre-signed links (issue 14), exactly as listed
+    outputs = tenant.call("GET", f"/api/reconciliations/{job['id']}/outputs").json()["data"]
+    assert [o["name"] for o in outputs] == ["results.csv", "results.parquet", "summary.json"]
+    for output in outputs:
+        link = tenant.call("GET", output["download"]).json()["data"]
+        assert "X-Amz-Signature=" in link["url"] and "X-Amz-Expires=3600" in link["url"], link
+        content = httpx.get(link["url"], timeout=60).content
+        assert len(content) == output["size_bytes"] and hashlib.sha256(content).hexdigest() == output["sha256"]
+    issued = stack.container.audit_log.list_records(
+        tenant.org_id, AuditQuery(action="reconciliation.output.download_link_issued")).records
+    assert len(issued) == 3 and all(r.event.ip_address == "127.0.0.1" and r.event.user_id == tenant.user_id
+                                    and r.event.response_status == 200 for r in issued)  # who, from where
     for file_id in (left, right):
         file = tenant.call("GET", f"/api/files/{file_id}").json()["data"]
         assert file["status"] == "processed" and file["processed_at"] is not None

@@ -24,6 +24,7 @@ from reckai.domain.exceptions.lifecycle import ExceptionStatus
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
 from tests.fixtures.postgres import create_tenant
 from tests.unit import test_approvals_use_cases as approval_flows
+from tests.unit import test_exceptions_export as export_flows
 from tests.unit import test_exceptions_use_cases as break_flows
 from tests.unit.workflow_builders import Org
 
@@ -99,6 +100,10 @@ def test_sla_escalation_across_tenants_through_the_definer_function(org: Org, co
 
 def test_list_filters(org: Org) -> None:
     break_flows.test_list_filters_sort_and_page(org)
+
+
+def test_export_batches(org: Org) -> None:
+    export_flows.test_export_rows_cover_every_row_once_in_keyset_order(org)
 
 
 def test_every_approval_type_and_rules(container: Container) -> None:

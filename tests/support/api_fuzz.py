@@ -816,7 +816,8 @@ def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> t
     ids = {"file_id": files, "job_id": [job["id"]], "exception_id": [e["id"] for e in exceptions],
            "rule_id": [proposal["rule"]["id"]], "approval_id": [proposal["approval"]["id"], report["id"]],
            "user_id": victims}
-    read_only = {"user_id": [str(u) for u in user_ids.values()], "session_id": sessions}
+    read_only = {"user_id": [str(u) for u in user_ids.values()], "session_id": sessions,
+                 "name": ["results.csv", "results.parquet", "summary.json"]}  # a job's output files
     examples = {**_examples(profile, files), "email": victim_emails, "admin_email": victim_emails,
                 "organization_code": [admin.org_code]}  # sign-ins that reach real accounts (never the role users)
     pools = seed_pools(document, ids, read_only, examples)

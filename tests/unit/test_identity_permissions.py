@@ -47,6 +47,7 @@ EXPECTED: dict[str, set[str]] = {
     "audit:read": {A, U},
     "approvals:create": {A, N},
     "account:self": {A, N, U, S},
+    "ledger_postings:read": {A, N, U, S},  # issue 14: the approval's readers and auditors
 }
 
 CASES = [(role, perm, role in roles) for perm, roles in EXPECTED.items() for role in (A, N, U, S)]
@@ -68,7 +69,7 @@ def test_permissions_for_lists_exactly_the_role_rows(role: str) -> None:
 
 
 def test_supervisor_only_approves_and_manages_itself() -> None:
-    assert permissions_for(S) == {"approvals:read", "approvals:approve", "account:self"}
+    assert permissions_for(S) == {"approvals:read", "approvals:approve", "account:self", "ledger_postings:read"}
 
 
 def test_unknown_role_and_permission_are_errors_not_denials() -> None:

@@ -88,6 +88,18 @@ def test_the_identity_endpoints_are_protected_as_documented() -> None:
     assert endpoints[("POST", "/api/auth/password/change")] == "account:self"
 
 
+def test_the_download_and_export_endpoints_are_protected_as_issue_14_says() -> None:
+    endpoints = {(m, p): perm for m, p, perm in protected_endpoints(create_app(bootstrap_in_memory()))}
+    assert endpoints[("GET", "/api/reconciliations/{job_id:uuid}/outputs")] == "reconciliations:read"
+    assert endpoints[("GET", "/api/reconciliations/{job_id:uuid}/outputs/{name:str}/download")] == \
+        "reconciliations:read"
+    assert endpoints[("GET", "/api/approvals/{approval_id:uuid}/ledger-postings/download")] == "ledger_postings:read"
+    assert endpoints[("GET", "/api/exceptions/export")] == "exceptions:read"
+    # whoever may read an approval, and auditors, may read its ledger posting
+    readers = {role for role in ROLES if has_permission(role, "approvals:read") or has_permission(role, "audit:read")}
+    assert readers == {role for role in ROLES if has_permission(role, "ledger_postings:read")} == set(ROLES)
+
+
 def test_every_role_against_every_protected_endpoint(world: Any) -> None:
     container, client, tokens, org_id = world
     app = client.app
@@ -99,7 +111,8 @@ def test_every_role_against_every_protected_endpoint(world: Any) -> None:
         for role in ROLES:
             response = client.request(method, url, headers=bearer(tokens[role]), json={} if method in
                                       ("POST", "PUT", "PATCH") else None)
-            body = response.json()
+            # an export answers its file (CSV) rather than JSON
+            body = response.json() if "json" in response.headers.get("content-type", "") else None
             if has_permission(role, permission):
                 assert response.status_code not in (401, 403), (role, method, path, response.text)
             else:

@@ -37,7 +37,7 @@ from reckai.domain.reconciliation.rule_versions import RuleVersion
 _HISTORY_SEQUENCE = itertools.count(1)
 
 
-def _page(items: list[Any], offset: int, limit: int) -> Page[Any]:
+def _page(items: Sequence[Any], offset: int, limit: int) -> Page[Any]:
     return Page(items[offset:offset + limit], min(len(items), COUNT_CAP), len(items) >= COUNT_CAP)
 
 
@@ -64,6 +64,14 @@ class MemoryExceptionRepository:
         self.uow.put("exceptions", exception.id, exception)
 
     def list(self, query: ExceptionQuery) -> Page[ExceptionItem]:
+        return _page(self._sorted_after(query), query.offset, query.limit)
+
+    def list_batch(self, query: ExceptionQuery, size: int) -> Sequence[ExceptionItem]:
+        if query.sort not in ("created_at", "due_at", "updated_at"):
+            raise ValueError("batches are read in keyset order: sort created_at, due_at or updated_at")
+        return self._sorted_after(query)[:size]
+
+    def _sorted_after(self, query: ExceptionQuery) -> Sequence[ExceptionItem]:
         rows = [row for _, row in self.uow.rows("exceptions") if _matches(row, query)]
         rows.sort(key=_sort_key(query.sort), reverse=query.descending)
         if query.after is not None:
@@ -71,7 +79,7 @@ class MemoryExceptionRepository:
             key = _sort_key(query.sort)
             marker = (value, str(last_id))
             rows = [r for r in rows if (key(r) < marker if query.descending else key(r) > marker)]
-        return _page(rows, query.offset, query.limit)
+        return rows
 
     def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         wanted = set(rows)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterator
 
 import polars as pl
 
+from reckai.adapters.polars.cells import neutralised
 from reckai.adapters.polars.matcher import PolarsMatcher
 from reckai.adapters.polars.normalize import read_parquet_bytes
 from reckai.adapters.polars.result_tables import RESULT_COLUMNS, ResultTables, tables_from_frames
@@ -46,7 +47,7 @@ class PolarsMatchRun:
 
     def results_csv(self) -> bytes:
         buffer = io.BytesIO()
-        self.tables.results_table().write_csv(buffer, null_value="")
+        neutralised(self.tables.results_table()).write_csv(buffer, null_value="")  # a spreadsheet opens it: no formulas
         return buffer.getvalue()
 
     def results_parquet(self) -> bytes:

@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from reckai.adapters.polars.cells import neutralised
 from reckai.adapters.polars.explanations import WORDING_COLUMNS, describe_breaks, fill_template, format_amount
 from reckai.adapters.polars.matcher import (
     FACT_SCHEMA,
@@ -117,7 +118,9 @@ class ResultTables:
         raise ValueError(f"no table {table!r}")
 
     def write_csv(self, table: str, path: Path) -> None:
-        self.cli_table(table).write_csv(path, null_value="")
+        """One of the CLI's files; rule names and explanations are free text a spreadsheet would
+        run as formulas: neutralised (domain/exports/cells.py)."""
+        neutralised(self.cli_table(table)).write_csv(path, null_value="")
 
     # --- a job's outputs ---------------------------------------------------------------------------
 

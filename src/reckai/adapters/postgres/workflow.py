@@ -127,7 +127,7 @@ class PostgresExceptionRepository(_Base):
         if result.rowcount == 0:
             raise EntityNotFound("exception", exception.id)
 
-    def list(self, query: ExceptionQuery) -> Page[ExceptionItem]:
+    def _filters(self, query: ExceptionQuery) -> tuple[list[str], dict[str, Any]]:
         where: list[str] = ["organization_id = :org"]
         params: dict[str, Any] = {"org": self._uow.organization_id}
         if query.statuses:
@@ -152,14 +152,21 @@ class PostgresExceptionRepository(_Base):
         if query.overdue_at is not None:
             where.append("status IN ('open', 'in_progress', 'escalated') AND due_at <= :overdue_at")
             params["overdue_at"] = query.overdue_at
-        base_where = list(where)
-        direction = "DESC" if query.descending else "ASC"
-        expression = _SORTS[query.sort]
+        return where, params
+
+    def _keyset(self, query: ExceptionQuery, where: list[str], params: dict[str, Any]) -> None:
         if query.after is not None:
             if query.sort not in _KEYSET_SORTS:
                 raise ValueError(f"a cursor works with sort {_KEYSET_SORTS}")
-            where.append(f"({expression}, id) {'<' if query.descending else '>'} (:after_value, :after_id)")
+            where.append(f"({_SORTS[query.sort]}, id) {'<' if query.descending else '>'} (:after_value, :after_id)")
             params["after_value"], params["after_id"] = query.after
+
+    def list(self, query: ExceptionQuery) -> Page[ExceptionItem]:
+        where, params = self._filters(query)
+        base_where = list(where)
+        direction = "DESC" if query.descending else "ASC"
+        expression = _SORTS[query.sort]
+        self._keyset(query, where, params)
         nulls = " NULLS LAST" if query.sort in ("amount", "transaction_date") else ""
         order = f"{expression} {direction}{nulls}, id {direction}"
         rows = self._conn.execute(text(f"{_SELECT_EXC} WHERE {' AND '.join(where)} ORDER BY {order}"
@@ -168,6 +175,17 @@ class PostgresExceptionRepository(_Base):
         total = self._conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM exceptions WHERE {' AND '.join(base_where)}"
                                         f" LIMIT {COUNT_CAP}) AS bounded"), params).scalar_one()
         return Page([_exception(r) for r in rows], int(total), int(total) >= COUNT_CAP)
+
+    def list_batch(self, query: ExceptionQuery, size: int) -> Sequence[ExceptionItem]:
+        if query.sort not in _KEYSET_SORTS:
+            raise ValueError(f"batches are read in keyset order: sort {_KEYSET_SORTS}")
+        where, params = self._filters(query)
+        self._keyset(query, where, params)
+        direction = "DESC" if query.descending else "ASC"
+        rows = self._conn.execute(text(f"{_SELECT_EXC} WHERE {' AND '.join(where)}"
+                                       f" ORDER BY {_SORTS[query.sort]} {direction}, id {direction} LIMIT :size"),
+                                  {**params, "size": size}).all()
+        return [_exception(r) for r in rows]
 
     def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         refs = list(rows)

@@ -6,7 +6,6 @@ never a lost one; an export rewrites the same object and marks the same approval
 
 from __future__ import annotations
 
-import csv
 import io
 import uuid
 from typing import Any
@@ -22,6 +21,7 @@ from reckai.application.ports.mail import Mailer, OutgoingMail
 from reckai.application.ports.storage import FileStorage
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalStatus, ApprovalType
+from reckai.domain.exports.cells import safe_csv_writer
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.storage_keys import organization_prefix
 
@@ -85,7 +85,7 @@ def export_ledger_posting(services: WorkflowServices, storage: Any, organization
             return None
         meta = approval.metadata
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = safe_csv_writer(out, lineterminator="\n")  # narrations are free text: no formulas
         writer.writerow(["approval_id", "line", "account", "direction", "amount_minor", "currency", "value_date",
                          "narration"])
         for index, entry in enumerate(meta["entries"], start=1):

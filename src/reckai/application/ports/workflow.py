@@ -119,6 +119,12 @@ class ExceptionRepository(Protocol):
         """Filtered, sorted (ties broken by id), bounded page; total counted up to COUNT_CAP."""
         ...
 
+    def list_batch(self, query: ExceptionQuery, size: int) -> Sequence[ExceptionItem]:
+        """Up to `size` exceptions matching the query's filters, in its keyset order (sort
+        created_at, due_at or updated_at, ties by id) after `query.after`; `limit`, `offset` and
+        the count are ignored. Reading every row of a large filter is a loop of these (exports)."""
+        ...
+
     def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         """Open, in-progress or escalated exceptions of the job whose left or right row is one of `rows`."""
         ...

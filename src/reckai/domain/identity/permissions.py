@@ -6,6 +6,8 @@ decides (docs/identity.md, "Permission matrix", explains each):
 - files follow reconciliations (`files:read|write|delete` = `reconciliations:read|write|delete`),
 - matching rules follow settings (`rules:read|write` = `settings:read|write`),
 - audit logs are read by admin and auditor (`audit:read`),
+- an approved ledger posting's CSV is read by the approval's readers and by auditors
+  (`ledger_postings:read`),
 - every role manages its own account: profile, password, MFA, sessions (`account:self`),
 - `approvals:create` is held by every role that can write something an approval may concern; the
   finer check, "may this role request *this* type of approval", is `may_request_approval`,
@@ -104,6 +106,8 @@ EXTENSIONS: Mapping[str, frozenset[Role]] = {
     "rules:read": _same_as("settings:read"),
     "rules:write": _same_as("settings:write"),
     "audit:read": frozenset({ADMIN, AUDITOR}),
+    # the approved ledger-posting CSV: whoever may read the approval, and auditors (issue 14)
+    "ledger_postings:read": _same_as("approvals:read") | frozenset({AUDITOR}),
     "approvals:create": _approval_makers(),
     "account:self": ALL_ROLES,
 }

@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from reckai.application.approvals import requests
+from reckai.application.approvals.ledger_download import ledger_posting_download_url
 from reckai.application.approvals.snapshots import SNAPSHOT_KEY
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, ValidationFailed
@@ -36,6 +37,11 @@ class ApprovalBody(msgspec.Struct):
     reviewed_by: uuid.UUID | None
     reviewed_at: dt.datetime | None
     review_comments: str | None
+
+
+class DownloadLinkBody(msgspec.Struct):
+    url: str
+    expires_at: dt.datetime
 
 
 def approval_body(approval: Approval) -> ApprovalBody:
@@ -138,6 +144,15 @@ class ApprovalController(Controller):
     def get_approval(self, approval_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                      container: NamedDependency[Container]) -> Success[ApprovalDetailBody]:
         return ok(detail_body(requests.get_approval(container.workflow, principal, approval_id)))
+
+    @get("/{approval_id:uuid}/ledger-postings/download", opt={"permission": "ledger_postings:read"},
+         sync_to_thread=True)
+    def ledger_posting_download(self, approval_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
+                                container: NamedDependency[Container],
+                                request_info: NamedDependency[RequestInfo]) -> Success[DownloadLinkBody]:
+        """The approved ledger posting's journal CSV: a link valid for one hour, like a file's."""
+        link = ledger_posting_download_url(container.workflow, container.storage, principal, approval_id, request_info)
+        return ok(DownloadLinkBody(url=link.url, expires_at=link.expires_at))
 
     @post("/{approval_id:uuid}/approve", opt={"permission": "approvals:approve"}, status_code=200,
           sync_to_thread=True)

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Response, get, patch, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import Stream
 
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, ValidationFailed
 from reckai.application.exceptions import exceptions as cases
 from reckai.application.exceptions import matching
+from reckai.application.exceptions.export import export_exceptions
 from reckai.application.ports.workflow import EXCEPTION_SORTS, MAX_OFFSET, ExceptionQuery
 from reckai.bootstrap import Container
 from reckai.domain.approvals.workflow import (
@@ -262,25 +265,67 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         raise ValidationFailed([FieldError("cursor", "is not a cursor this API issued")]) from None
 
 
+@dataclass(frozen=True)
+class ExceptionFilters:
+    """The filters of GET /api/exceptions, parsed once for the list and the export."""
+
+    fields: dict[str, Any]  # ExceptionQuery's filter fields
+    given: dict[str, Any]  # what the caller sent, for the audit row
+
+
+def provide_exception_filters(
+    principal: NamedDependency[Principal], container: NamedDependency[Container],
+    status: Annotated[str | None, QueryParameter(description="comma-separated statuses")] = None,
+    severity: Annotated[str | None, QueryParameter(description="comma-separated severities")] = None,
+    type: Annotated[str | None, QueryParameter(description="comma-separated exception types")] = None,
+    job_id: FromQuery[uuid.UUID | None] = None,
+    assigned_to: Annotated[str | None, QueryParameter(description="a user id, 'me' or 'none'")] = None,
+    amount_min: Annotated[str | None, QueryParameter(description="on the absolute amount")] = None,
+    amount_max: FromQuery[str | None] = None,
+    date_from: Annotated[dt.date | None, QueryParameter(description="transaction_date from (inclusive)")] = None,
+    date_to: FromQuery[dt.date | None] = None,
+    # at most 100 years: a larger age is no filter, and past datetime's range it overflowed (500)
+    min_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
+    max_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
+    overdue: FromQuery[bool | None] = None,
+) -> ExceptionFilters:
+    """The controller's `filters` dependency (query parameters shared by the list and the export)."""
+    now = container.workflow.now()
+    assignee: uuid.UUID | None = None
+    if assigned_to == "me":
+        assignee = principal.user_id
+    elif assigned_to not in (None, "none"):
+        try:
+            assignee = uuid.UUID(str(assigned_to))
+        except ValueError:
+            raise ValidationFailed([FieldError("assigned_to", "a user id, 'me' or 'none'")]) from None
+    for field, given, allowed in (("status", _csv(status), [s.value for s in ExceptionStatus]),
+                                  ("severity", _csv(severity), list(SEVERITIES)),
+                                  ("type", _csv(type), list(EXCEPTION_TYPES))):
+        if set(given) - set(allowed):
+            raise ValidationFailed([FieldError(field, f"each must be one of {allowed}")])
+    fields: dict[str, Any] = {
+        "statuses": _csv(status), "severities": _csv(severity), "types": _csv(type), "job_id": job_id,
+        "assigned_to": assignee, "unassigned": assigned_to == "none",
+        "amount_min": decimal_query(amount_min, "amount_min"), "amount_max": decimal_query(amount_max, "amount_max"),
+        "date_from": date_from, "date_to": date_to,
+        "created_to": now - dt.timedelta(hours=min_age_hours) if min_age_hours is not None else None,
+        "created_from": now - dt.timedelta(hours=max_age_hours) if max_age_hours is not None else None,
+        "overdue_at": now if overdue else None}
+    sent = {"status": status, "severity": severity, "type": type, "job_id": job_id, "assigned_to": assigned_to,
+            "amount_min": amount_min, "amount_max": amount_max, "date_from": date_from, "date_to": date_to,
+            "min_age_hours": min_age_hours, "max_age_hours": max_age_hours, "overdue": overdue}
+    return ExceptionFilters(fields, {k: str(v) for k, v in sent.items() if v is not None})
+
+
 class ExceptionController(Controller):
     path = "/api/exceptions"
+    dependencies = {"filters": Provide(provide_exception_filters, sync_to_thread=False)}  # noqa: RUF012 - a Litestar layer attribute
 
     @get("/", opt={"permission": "exceptions:read"}, sync_to_thread=True)
     def list_exceptions(
         self, principal: NamedDependency[Principal], container: NamedDependency[Container],
-        status: Annotated[str | None, QueryParameter(description="comma-separated statuses")] = None,
-        severity: Annotated[str | None, QueryParameter(description="comma-separated severities")] = None,
-        type: Annotated[str | None, QueryParameter(description="comma-separated exception types")] = None,
-        job_id: FromQuery[uuid.UUID | None] = None,
-        assigned_to: Annotated[str | None, QueryParameter(description="a user id, 'me' or 'none'")] = None,
-        amount_min: Annotated[str | None, QueryParameter(description="on the absolute amount")] = None,
-        amount_max: FromQuery[str | None] = None,
-        date_from: Annotated[dt.date | None, QueryParameter(description="transaction_date from (inclusive)")] = None,
-        date_to: FromQuery[dt.date | None] = None,
-        # at most 100 years: a larger age is no filter, and past datetime's range it overflowed (500)
-        min_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
-        max_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
-        overdue: FromQuery[bool | None] = None,
+        filters: NamedDependency[ExceptionFilters],
         sort: Annotated[str, QueryParameter(description=f"one of {EXCEPTION_SORTS}; '-' prefix for descending")]
         = "-created_at",
         page: Annotated[int, QueryParameter(ge=1)] = 1,
@@ -299,28 +344,8 @@ class ExceptionController(Controller):
         after = decode_cursor(cursor) if cursor else None
         if after is not None and sort_field not in ("created_at", "due_at", "updated_at"):
             raise ValidationFailed([FieldError("cursor", "works with sort created_at, due_at or updated_at")])
-        assignee: uuid.UUID | None = None
-        if assigned_to == "me":
-            assignee = principal.user_id
-        elif assigned_to not in (None, "none"):
-            try:
-                assignee = uuid.UUID(str(assigned_to))
-            except ValueError:
-                raise ValidationFailed([FieldError("assigned_to", "a user id, 'me' or 'none'")]) from None
-        for field, given, allowed in (("status", _csv(status), [s.value for s in ExceptionStatus]),
-                                      ("severity", _csv(severity), list(SEVERITIES)),
-                                      ("type", _csv(type), list(EXCEPTION_TYPES))):
-            if set(given) - set(allowed):
-                raise ValidationFailed([FieldError(field, f"each must be one of {allowed}")])
-        query = ExceptionQuery(
-            statuses=_csv(status), severities=_csv(severity), types=_csv(type), job_id=job_id,
-            assigned_to=assignee, unassigned=assigned_to == "none",
-            amount_min=decimal_query(amount_min, "amount_min"), amount_max=decimal_query(amount_max, "amount_max"),
-            date_from=date_from, date_to=date_to,
-            created_to=now - dt.timedelta(hours=min_age_hours) if min_age_hours is not None else None,
-            created_from=now - dt.timedelta(hours=max_age_hours) if max_age_hours is not None else None,
-            overdue_at=now if overdue else None, sort=sort_field, descending=descending,
-            limit=per_page, offset=0 if after else offset, after=after)
+        query = ExceptionQuery(**filters.fields, sort=sort_field, descending=descending,
+                               limit=per_page, offset=0 if after else offset, after=after)
         result = cases.list_exceptions(services, principal, query)
         next_cursor = None
         if result.items and len(result.items) == per_page and sort_field in ("created_at", "due_at", "updated_at"):
@@ -328,6 +353,27 @@ class ExceptionController(Controller):
             next_cursor = encode_cursor(getattr(last, sort_field).isoformat(), last.id)
         return SuccessExceptionPage(data=[exception_body(i, now) for i in result.items],
                              meta=ExceptionPageMeta(page, per_page, result.total, result.total_capped, next_cursor))
+
+    @get("/export", opt={"permission": "exceptions:read"}, sync_to_thread=True,
+         media_type="application/octet-stream")
+    def export(
+        self, principal: NamedDependency[Principal], container: NamedDependency[Container],
+        filters: NamedDependency[ExceptionFilters], request_info: NamedDependency[RequestInfo],
+        format: Annotated[Literal["csv", "excel"], QueryParameter(description="csv or excel (xlsx)")] = "csv",
+        sort: Annotated[Literal["created_at", "-created_at", "due_at", "-due_at", "updated_at", "-updated_at"],
+                        QueryParameter(description="the export's row order")] = "-created_at",
+    ) -> Stream:
+        """Every exception matching the filters of GET /api/exceptions (not one page), streamed as
+        CSV or as an Excel workbook (further sheets past 1,048,576 rows). Audited."""
+        writer = container.table_writers.of(format)
+        query = ExceptionQuery(**filters.fields, sort=sort.lstrip("-"), descending=sort.startswith("-"))
+        chunks = export_exceptions(container.workflow, principal, query, writer, format, filters.given,
+                                   request_info)
+        stamp = container.workflow.now().strftime("%Y%m%dT%H%M%SZ")
+        # the handler's media type documents a file; the header says which (it wins over the handler's)
+        return Stream(chunks, media_type=writer.media_type, headers={
+            "content-type": writer.media_type,
+            "content-disposition": f'attachment; filename="exceptions-{stamp}.{writer.extension}"'})
 
     @get("/{exception_id:uuid}", opt={"permission": "exceptions:read"}, sync_to_thread=True)
     def get_exception(self, exception_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],

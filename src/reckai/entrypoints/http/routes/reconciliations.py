@@ -7,6 +7,8 @@
     DELETE /api/reconciliations/{id}          admin: the job, its results and stored outputs
     POST   /api/reconciliations/{id}/cancel
     GET    /api/reconciliations/{id}/results  ?kind=matches|suggestions &group_id= &page= &per_page= &cursor=
+    GET    /api/reconciliations/{id}/outputs  results.csv, results.parquet, summary.json: size, SHA-256
+    GET    /api/reconciliations/{id}/outputs/{name}/download   a link valid for one hour (docs/reports.md)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from reckai.application.reconciliations.commands import (
     rename_reconciliation,
     start_reconciliation,
 )
+from reckai.application.reconciliations.outputs import job_output_download_url, list_job_outputs
 from reckai.application.reconciliations.queries import (
     get_reconciliation,
     get_results,
@@ -114,6 +117,19 @@ class Results(msgspec.Struct):
     per_page: int
     total: int
     next_cursor: str | None  # pass as ?cursor= for the page after this one (keyset: fast at any depth)
+
+
+class JobOutputBody(msgspec.Struct):
+    name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    download: str  # the path that hands out a download link
+
+
+class OutputLinkBody(msgspec.Struct):
+    url: str
+    expires_at: dt.datetime
 
 
 _MAX_ROW = 2**31 - 1
@@ -238,6 +254,21 @@ class ReconciliationController(Controller):
                           items=[_match_item(m) for m in page.items], page=pagination.page,
                           per_page=pagination.per_page, total=page.total,
                           next_cursor=encode_cursor(last.left_row, last.right_row) if last else None))
+
+    @get("/{job_id:uuid}/outputs", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    def outputs(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
+                container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[list[JobOutputBody]]:
+        found = list_job_outputs(container.reconciliations, _caller(principal, request), job_id)
+        return ok([JobOutputBody(name=o.name, content_type=o.content_type, size_bytes=o.size_bytes, sha256=o.sha256,
+                                 download=f"/api/reconciliations/{job_id}/outputs/{o.name}/download") for o in found])
+
+    @get("/{job_id:uuid}/outputs/{name:str}/download", opt={"permission": "reconciliations:read"},
+         sync_to_thread=True)
+    def output_download_link(self, job_id: FromPath[uuid.UUID], name: FromPath[str], request: Request[Any, Any, Any],
+                             container: NamedDependency[Container],
+                             principal: NamedDependency[Principal]) -> Success[OutputLinkBody]:
+        link = job_output_download_url(container.reconciliations, _caller(principal, request), job_id, name)
+        return ok(OutputLinkBody(url=link.url, expires_at=link.expires_at))
 
 
 ROUTE_HANDLERS = [ReconciliationController]

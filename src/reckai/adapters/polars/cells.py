@@ -1,0 +1,21 @@
+"""The formula-injection rule (domain/exports/cells.py) applied column-wise to a polars frame
+before it is written as CSV: the same two patterns, no row turned into Python objects."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from reckai.domain.exports.cells import FORMULA_TRIGGER, NUMERIC_LITERAL, PREFIX
+
+
+def neutralised_text(column: pl.Expr) -> pl.Expr:
+    risky = column.str.contains(FORMULA_TRIGGER) & ~column.str.contains(NUMERIC_LITERAL)
+    return pl.when(risky).then(pl.lit(PREFIX) + column).otherwise(column)
+
+
+def neutralised(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with every text column passed through the rule; other columns untouched."""
+    texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    if not texts:
+        return frame
+    return frame.with_columns(neutralised_text(pl.col(name)).alias(name) for name in texts)

@@ -1,0 +1,152 @@
+"""Formula injection (issue 14, OWASP CSV-injection guidance): the one rule (domain/exports/cells.py)
+and a property test over every CSV and Excel writer the product has: the exports' table writers,
+a job's results.csv, the approved ledger-posting CSV, and `reckai reconcile`'s files. Whatever text
+goes in, every cell that comes out is `neutralise_cell(text)`: no cell a spreadsheet would run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import types
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reckai.adapters.polars.cells import neutralised
+from reckai.adapters.polars.job_results import PolarsMatchRun
+from reckai.adapters.spreadsheets.tables import CsvTableWriter, XlsxTableWriter
+from reckai.application.approvals import jobs as workflow_jobs
+from reckai.application.approvals import requests
+from reckai.application.ports.exports import Column, ColumnKind
+from reckai.bootstrap import bootstrap_in_memory
+from reckai.domain.exports.cells import NUMERIC_LITERAL, neutralise_cell
+from reckai.domain.reconciliation.results import MatchRecord, MatchStatus
+from reckai.entrypoints.cli.reconcile import write_outputs
+from tests.unit.workflow_builders import memory_org
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# text that a spreadsheet may run, numbers, near-numbers, and anything else
+risky = st.one_of(
+    st.sampled_from(['=HYPERLINK("http://evil.test","x")', "+cmd|' /C calc'!A0", "-16704.50", "-2+3", "@SUM(A1)",
+                     "\t=1", "\r=1", "+12", "-", "-.5", "5.", "-1e5", "=", "--1", "-٣", " =1", "a=1"]),
+    st.builds(lambda head, tail: head + tail, st.sampled_from(TRIGGERS), st.text(max_size=12)),
+    st.from_regex(r"[+-]?[0-9]{1,6}(\.[0-9]{1,3})?", fullmatch=True),
+    st.text(max_size=16),
+)
+# what an xlsx cell can hold and give back unchanged (XML 1.0 has no control characters; \r is folded)
+xlsx_text = risky.filter(lambda t: all(c in "\t" or c >= " " for c in t) and not re.search(r"_x[0-9A-Fa-f]{4}_", t)
+                         and "\ud800" > max(t, default=" "))
+
+
+def is_safe(cell: str) -> bool:
+    return not cell.startswith(TRIGGERS) or re.fullmatch(NUMERIC_LITERAL.strip("^$"), cell) is not None
+
+
+@given(risky)
+def test_the_rule(text: str) -> None:
+    out = neutralise_cell(text)
+    assert is_safe(out)
+    assert out == text or out == "'" + text  # nothing else is changed
+    assert (out != text) == (text.startswith(TRIGGERS) and re.fullmatch(r"[+-]?[0-9]+(\.[0-9]+)?", text) is None)
+    assert neutralise_cell(-5) == -5 and neutralise_cell(None) is None and neutralise_cell(Decimal(-1)) == Decimal(-1)
+
+
+@given(st.lists(risky, max_size=20))
+def test_the_polars_expression_is_the_same_rule(texts: list[str]) -> None:
+    frame = pl.DataFrame({"text": texts, "number": list(range(len(texts)))},
+                         schema={"text": pl.String, "number": pl.Int64})
+    out = neutralised(frame)
+    assert out["text"].to_list() == [neutralise_cell(t) for t in texts]
+    assert out["number"].to_list() == list(range(len(texts)))
+
+
+@given(st.lists(risky, min_size=1, max_size=20))
+def test_job_results_csv(texts: list[str]) -> None:
+    run = PolarsMatchRun.__new__(PolarsMatchRun)  # only its CSV writer is under test
+    frame = pl.DataFrame({"kind": ["match"] * len(texts), "rule": texts, "explanation": texts[::-1]})
+    run._results_table = lambda: frame  # type: ignore[method-assign]
+    rows = list(csv.DictReader(io.StringIO(run.results_csv().decode())))
+    assert [r["rule"] for r in rows] == [neutralise_cell(t) for t in texts]
+    assert [r["explanation"] for r in rows] == [neutralise_cell(t) for t in texts[::-1]]
+
+
+@given(st.lists(st.tuples(risky, risky), max_size=20))
+def test_export_csv_writer(rows: list[tuple[str, str]]) -> None:
+    columns = [Column("a"), Column("b"), Column("amount", ColumnKind.AMOUNT)]
+    data = [(a, b, Decimal("-16704.50")) for a, b in rows]
+    written = b"".join(CsvTableWriter().chunks(columns, iter(data))).decode()
+    back = list(csv.reader(io.StringIO(written, newline="")))
+    assert back[0] == ["a", "b", "amount"]
+    assert back[1:] == [[neutralise_cell(a), neutralise_cell(b), "-16704.50"] for a, b in rows]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(xlsx_text, max_size=12))
+def test_export_excel_writer(texts: list[str]) -> None:
+    columns = [Column("text"), Column("amount", ColumnKind.AMOUNT)]
+    written = b"".join(XlsxTableWriter().chunks(columns, iter([(t, Decimal("-16704.50")) for t in texts])))
+    sheet = openpyxl.load_workbook(io.BytesIO(written)).worksheets[0]
+    back = [(row[0].value, row[1]) for row in sheet.iter_rows(min_row=2)]
+    assert [text or None for text, _ in back] == [neutralise_cell(t) or None for t in texts]
+    for _, amount in back:
+        assert amount.data_type == "n" and amount.value == -16704.5 and amount.number_format == "#,##0.00"
+
+
+def test_excel_spills_to_further_sheets_each_with_the_header() -> None:
+    columns = [Column("n", ColumnKind.INTEGER), Column("text")]
+    written = b"".join(XlsxTableWriter(max_rows=11).chunks(columns, ((i, f"=row {i}") for i in range(25))))
+    sheets = openpyxl.load_workbook(io.BytesIO(written)).worksheets
+    assert [s.title for s in sheets] == ["data", "data (2)", "data (3)"]
+    rows = [[c.value for c in row] for s in sheets for row in s.iter_rows()]
+    assert [r for r in rows if r[0] == "n"] == [["n", "text"]] * 3
+    assert [r[0] for r in rows if r[0] != "n"] == list(range(25))
+    assert all(r[1] == f"'=row {r[0]}" for r in rows if r[0] != "n")
+
+
+@pytest.fixture(scope="module")
+def org() -> Any:
+    organization = memory_org(bootstrap_in_memory())
+    return organization
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(risky, risky)
+def test_ledger_posting_csv(org: Any, first: str, second: str) -> None:
+    entries = [{"account": "1001", "direction": "debit", "amount_minor": 2500, "narration": first or "x"},
+               {"account": "2002", "direction": "credit", "amount_minor": 2500, "narration": second or "y"}]
+    approval = requests.request_approval(org.services, org.p("analyst"), type="ledger_posting", title="t",
+                                         description="d", metadata={"currency": "NGN", "entries": entries})
+    requests.approve_request(org.services, org.p("supervisor"), approval.id)
+    storage = org.container.storage
+    key = workflow_jobs.export_ledger_posting(org.services, storage, org.organization_id, approval.id)
+    with storage.open(key) as stream:
+        rows = list(csv.DictReader(io.StringIO(stream.read().decode(), newline="")))
+    stored = requests.get_approval(org.services, org.p("analyst"), approval.id).approval.metadata["entries"]
+    assert [r["narration"] for r in rows] == [neutralise_cell(e.get("narration") or "") for e in stored]
+    assert stored[0].get("narration") in ((first or "x"), (first or "x").strip(), None)  # as asked, trimmed
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(risky, min_size=1, max_size=6))
+def test_reckai_reconcile_files(tmp_path_factory: Any, texts: list[str]) -> None:
+    out = Path(tmp_path_factory.mktemp("out"))
+    matches = [MatchRecord(left_row=i, right_row=i, rule=t, rule_version=1, status=MatchStatus.AUTO,
+                           confidence_bp=10_000, group_id=t) for i, t in enumerate(texts)]
+    exceptions = [types.SimpleNamespace(type=types.SimpleNamespace(value="amount_mismatch"), severity="high",
+                                        facts=types.SimpleNamespace(left_row=1, right_row=None, amount_minor=-5,
+                                                                    currency="NGN"), explanation=t) for t in texts]
+    result = types.SimpleNamespace(matches=matches, suggestions=[], exceptions=exceptions)
+    write_outputs(types.SimpleNamespace(result=result, summary=lambda: {"ok": True}), out)  # type: ignore[arg-type]
+    with (out / "matches.csv").open(newline="") as handle:
+        assert [r["rule"] for r in csv.DictReader(handle)] == [neutralise_cell(t) for t in texts]
+    with (out / "exceptions.csv").open(newline="") as handle:
+        back = list(csv.DictReader(handle))
+    assert [r["explanation"] for r in back] == [neutralise_cell(t) for t in texts]
+    assert {r["amount_minor"] for r in back} == {"-5"}
