@@ -21,13 +21,22 @@ from hypothesis import strategies as st
 
 from reckai.adapters.polars.cells import neutralised
 from reckai.adapters.polars.job_results import PolarsMatchRun
+from reckai.adapters.polars.result_tables import tables_from_result
 from reckai.adapters.spreadsheets.tables import CsvTableWriter, XlsxTableWriter
 from reckai.application.approvals import jobs as workflow_jobs
 from reckai.application.approvals import requests
 from reckai.application.ports.exports import Column, ColumnKind
+from reckai.application.reconcile import ReconcileOutcome, load_profile
 from reckai.bootstrap import bootstrap_in_memory
 from reckai.domain.exports.cells import NUMERIC_LITERAL, neutralise_cell
-from reckai.domain.reconciliation.results import MatchRecord, MatchStatus
+from reckai.domain.reconciliation.results import (
+    BreakFacts,
+    BreakType,
+    ExceptionRecord,
+    MatchRecord,
+    MatchStatus,
+    ReconciliationResult,
+)
 from reckai.entrypoints.cli.reconcile import write_outputs
 from tests.unit.workflow_builders import memory_org
 
@@ -71,7 +80,7 @@ def test_the_polars_expression_is_the_same_rule(texts: list[str]) -> None:
 def test_job_results_csv(texts: list[str]) -> None:
     run = PolarsMatchRun.__new__(PolarsMatchRun)  # only its CSV writer is under test
     frame = pl.DataFrame({"kind": ["match"] * len(texts), "rule": texts, "explanation": texts[::-1]})
-    run._results_table = lambda: frame  # type: ignore[method-assign]
+    run.tables = types.SimpleNamespace(results_table=lambda: frame)  # type: ignore[assignment]
     rows = list(csv.DictReader(io.StringIO(run.results_csv().decode())))
     assert [r["rule"] for r in rows] == [neutralise_cell(t) for t in texts]
     assert [r["explanation"] for r in rows] == [neutralise_cell(t) for t in texts[::-1]]
@@ -139,11 +148,13 @@ def test_reckai_reconcile_files(tmp_path_factory: Any, texts: list[str]) -> None
     out = Path(tmp_path_factory.mktemp("out"))
     matches = [MatchRecord(left_row=i, right_row=i, rule=t, rule_version=1, status=MatchStatus.AUTO,
                            confidence_bp=10_000, group_id=t) for i, t in enumerate(texts)]
-    exceptions = [types.SimpleNamespace(type=types.SimpleNamespace(value="amount_mismatch"), severity="high",
-                                        facts=types.SimpleNamespace(left_row=1, right_row=None, amount_minor=-5,
-                                                                    currency="NGN"), explanation=t) for t in texts]
-    result = types.SimpleNamespace(matches=matches, suggestions=[], exceptions=exceptions)
-    write_outputs(types.SimpleNamespace(result=result, summary=lambda: {"ok": True}), out)  # type: ignore[arg-type]
+    exceptions = [ExceptionRecord(facts=BreakFacts(type=BreakType.MISSING_ENTRY, left_row=i + 1, right_row=None,
+                                                   currency="NGN", left_amount_minor=-5),
+                                  severity="high", description=t, explanation=t, ai_confidence_bp=9_000,
+                                  suggested_action=t) for i, t in enumerate(texts)]
+    result = ReconciliationResult(matches=matches, suggestions=[], exceptions=exceptions)
+    profile = load_profile(str(Path(__file__).resolve().parents[2] / "examples/profiles/card-vs-bank-a.json"))
+    write_outputs(ReconcileOutcome(result=tables_from_result(result, profile)), out)
     with (out / "matches.csv").open(newline="") as handle:
         assert [r["rule"] for r in csv.DictReader(handle)] == [neutralise_cell(t) for t in texts]
     with (out / "exceptions.csv").open(newline="") as handle:
