@@ -27,7 +27,7 @@ from reckai.domain.ingestion.amounts import (
 )
 from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
 from reckai.domain.ingestion.detection import MappingProposal, propose_mapping
-from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError
+from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError, SourceWarning
 from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ParseSettings, ValueSpec, parse_mapping
 from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
 
@@ -55,6 +55,7 @@ class NormalizationResult:
     columns: list[str] = field(default_factory=list)  # source column names
     skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # preamble/trailer/blank lines
     header_line: int | None = None
+    warnings: list[SourceWarning] = field(default_factory=list)  # rows loaded all the same
 
     @property
     def failed_rows(self) -> int:
@@ -63,7 +64,8 @@ class NormalizationResult:
     def error_report(self) -> dict[str, Any]:
         return {"source_rows": self.source_rows, "normalized_rows": self.row_count,
                 "failed_rows": self.failed_rows, "errors": [e.to_dict() for e in self.errors],
-                "skipped_lines": [{"line": line, "reason": why} for line, why in self.skipped_lines]}
+                "skipped_lines": [{"line": line, "reason": why} for line, why in self.skipped_lines],
+                "warnings": [w.to_dict() for w in self.warnings]}
 
 
 def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any],
@@ -85,7 +87,9 @@ def _read_source(source: bytes | str | Path, filename: str | None) -> tuple[byte
 
 
 _SAMPLE_ROWS = 500
-_PARSE_FORMAT_OF_KIND = {"xlsx": "xlsx", "xls": "xls", "xml": "xml", "camt053": "camt053", "mt940": "mt940"}
+_PARSE_FORMAT_OF_KIND = {"xlsx": "xlsx", "xls": "xls", "xml": "xml", "camt053": "camt053", "camt052": "camt052",
+                         "camt054": "camt054", "mt940": "mt940", "mt942": "mt940", "mt950": "mt940",
+                         "bai2": "bai2", "ofx": "ofx"}
 
 
 def propose_file_mapping(source: bytes | str | Path, filename: str | None = None,
@@ -568,7 +572,7 @@ def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult
     return NormalizationResult(frame=result, errors=errors, row_count=result.height,
                                source_rows=table.total_rows, content=table.content,
                                columns=list(table.columns), skipped_lines=list(table.skipped_lines),
-                               header_line=table.header_line)
+                               header_line=table.header_line, warnings=list(table.warnings))
 
 
 # --- Parquet -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ and XXE before any expansion. Element line numbers are recorded for the error re
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from xml.parsers import expat
 
@@ -68,3 +69,50 @@ def parse_xml(data: bytes) -> XmlDocument:
         raise MalformedXml(f"the XML is not well-formed at line {line}, column {column} ({exc})",
                            line=line, column=column) from exc
     return XmlDocument(root=root, lines=builder.lines)
+
+
+_CHUNK_BYTES = 1024 * 1024
+
+
+def iter_xml(data: bytes) -> Iterator[tuple[str, ET.Element, int]]:
+    """Stream ("start" | "end", element, line) events through defusedxml, in bounded memory when
+    the caller clears each element it is done with (a 1M-entry camt.053 is never one tree).
+    Errors as in `parse_xml`."""
+    if not data.strip():
+        raise EmptyFile("the XML file is empty")
+    builder = _LineTrackingBuilder()
+    parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    builder.parser = parser
+    pull = ET.XMLPullParser(events=("start", "end"), _parser=parser)  # type: ignore[call-arg]
+    try:
+        for offset in range(0, len(data), _CHUNK_BYTES):
+            pull.feed(data[offset:offset + _CHUNK_BYTES])
+            for event, element in pull.read_events():
+                line = builder.lines.get(id(element), 0) if event == "start" else \
+                    builder.lines.pop(id(element), 0)
+                yield event, element, line  # type: ignore[misc]
+        pull.close()
+        for event, element in pull.read_events():
+            yield event, element, builder.lines.pop(id(element), 0)  # type: ignore[misc]
+    except DTDForbidden as exc:
+        raise ForbiddenXmlConstruct("the XML declares a DOCTYPE/DTD, which is refused (it can hide entity "
+                                    "bombs and external entities); export the file without it") from exc
+    except EntitiesForbidden as exc:
+        raise ForbiddenXmlConstruct(f"the XML declares entity {exc.name!r}; entity declarations are refused "
+                                    "(entity bombs, external entities)", entity=exc.name) from exc
+    except ExternalReferenceForbidden as exc:
+        raise ForbiddenXmlConstruct("the XML references an external resource, which is refused",
+                                    system_id=exc.sysid) from exc
+    except DefusedXmlException as exc:
+        raise ForbiddenXmlConstruct(f"the XML uses a refused construct ({exc})") from exc
+    except (ET.ParseError, expat.ExpatError) as exc:
+        line, column = getattr(exc, "position", (None, None))
+        raise MalformedXml(f"the XML is not well-formed at line {line}, column {column} ({exc})",
+                           line=line, column=column) from exc
+
+
+def check_xml(data: bytes) -> None:
+    """Well-formedness and the refused constructs, without keeping the tree."""
+    for event, element, _ in iter_xml(data):
+        if event == "end":
+            element.clear()

@@ -1,20 +1,27 @@
-"""XML sources into SourceTables: ISO 20022 camt.053 statements, and any XML with a row path.
+"""XML sources into SourceTables: ISO 20022 camt.052 / camt.053 / camt.054, and any XML with a row path.
 
-camt.053: one row per `Ntry` (booked entry). Namespaces (camt.053.001.02 ... .13) are ignored, so every
-version reads the same. An entry with several `TxDtls` (a batch booking) gives one row carrying the
-entry amount; the references of its first `TxDtls` are used and `tx_details_count` says how many.
+camt (bank-to-customer account report 052, statement 053, debit/credit notification 054): one row
+per `Ntry` (entry), the same columns for the three. Namespaces camt.05x.001.02 ... .13 read the
+same; another version is refused naming the namespace and its line. An entry with several `TxDtls`
+(a batch booking) gives one row carrying the entry amount, the references of its first `TxDtls` and
+`tx_details_count`; with `parse.expand_transaction_details` it gives one row per `TxDtls` with the
+detail's own amount and the entry's dates, and a warning when the details do not sum to the entry.
+The file is streamed (`iter_xml`): each entry is dropped once read, so memory does not grow with
+the number of entries.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from decimal import Decimal, InvalidOperation
 
 import polars as pl
 
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
-from reckai.adapters.xml.safe_xml import XmlDocument, local_name, parse_xml
-from reckai.domain.ingestion.errors import HeaderNotFound, NoDataRows
+from reckai.adapters.xml.safe_xml import iter_xml, local_name, parse_xml
+from reckai.domain.ingestion.errors import HeaderNotFound, NoDataRows, SourceWarning, UnsupportedContent
 from reckai.domain.ingestion.mapping import ParseSettings
 from reckai.domain.ingestion.sniffing import ContentInfo
 
@@ -24,6 +31,12 @@ CAMT053_COLUMNS = (
     "bank_transaction_code", "end_to_end_id", "transaction_id", "instruction_id", "mandate_id",
     "tx_details_count", "counterparty", "remittance_info", "additional_info",
 )
+CAMT_KINDS = ("camt052", "camt053", "camt054")
+XML_FORMATS = ("xml", *CAMT_KINDS)
+# The element holding the entries: statement (053), report (052), notification (054).
+_STATEMENT_ELEMENTS = {"Stmt": "camt053", "Rpt": "camt052", "Ntfctn": "camt054"}
+_CAMT_NAMESPACE = re.compile(r"camt\.(05[234])\.001\.(\d{2})")
+KNOWN_CAMT_VERSIONS = range(2, 14)  # 001.02 ... 001.13
 
 
 def _strip_namespaces(root: ET.Element) -> None:
@@ -48,47 +61,112 @@ def _first(element: ET.Element | None, *paths: str) -> str | None:
     return None
 
 
-def _camt_rows(doc: XmlDocument) -> tuple[list[dict[str, str | None]], list[int]]:
+def _entry_row(statement: dict[str, str | None], entry: ET.Element, detail: ET.Element | None,
+               details_count: int, amount_of: ET.Element | None, *, expanded: bool = False) -> dict[str, str | None]:
+    indicator = _text(entry, "CdtDbtInd")
+    party = "Cdtr" if indicator == "DBIT" else "Dbtr"
+    code = _first(entry, "BkTxCd/Prtry/Cd")
+    domain = [_text(entry, p) for p in ("BkTxCd/Domn/Cd", "BkTxCd/Domn/Fmly/Cd", "BkTxCd/Domn/Fmly/SubFmlyCd")]
+    if all(domain):
+        code = "/".join(d for d in domain if d)
+    remittance = [u.text.strip() for u in (detail.iter("Ustrd") if detail is not None else [])
+                  if u.text and u.text.strip()]
+    return {
+        **statement,
+        "entry_reference": _text(entry, "NtryRef"),
+        "amount": amount_of.text.strip() if amount_of is not None and amount_of.text else None,
+        "currency": amount_of.get("Ccy") if amount_of is not None else None,
+        "credit_debit": (_text(detail, "CdtDbtInd") if expanded else None) or indicator,
+        "reversal": _text(entry, "RvslInd"), "status": _first(entry, "Sts/Cd", "Sts"),
+        "booking_date": _first(entry, "BookgDt/Dt", "BookgDt/DtTm"),
+        "value_date": _first(entry, "ValDt/Dt", "ValDt/DtTm"),
+        "account_servicer_reference": _first(entry, "AcctSvcrRef") or _text(detail, "Refs/AcctSvcrRef"),
+        "bank_transaction_code": code,
+        "end_to_end_id": _text(detail, "Refs/EndToEndId"),
+        "transaction_id": _text(detail, "Refs/TxId"),
+        "instruction_id": _text(detail, "Refs/InstrId"),
+        "mandate_id": _text(detail, "Refs/MndtId"),
+        "tx_details_count": str(details_count),
+        "counterparty": _first(detail, f"RltdPties/{party}/Nm", f"RltdPties/{party}/Pty/Nm"),
+        "remittance_info": " ".join(remittance) or None,
+        "additional_info": _first(entry, "AddtlNtryInf") or _text(detail, "AddtlTxInf"),
+    }
+
+
+def _detail_amount(detail: ET.Element) -> ET.Element | None:
+    return detail.find("Amt") if detail.find("Amt") is not None else detail.find("AmtDtls/TxAmt/Amt")
+
+
+def _decimal(element: ET.Element | None) -> Decimal | None:
+    try:
+        return Decimal(element.text.strip()) if element is not None and element.text else None
+    except InvalidOperation:
+        return None
+
+
+def _check_version(tag: str, line: int) -> None:
+    match = _CAMT_NAMESPACE.search(tag)
+    if match and int(match.group(2)) not in KNOWN_CAMT_VERSIONS:
+        namespace = tag[1:].split("}", 1)[0]
+        raise UnsupportedContent(
+            f"line {line}: element <{local_name(tag)}> is in namespace {namespace}, camt.{match.group(1)} version "
+            f"001.{match.group(2)}, which is not one ReckAI reads (001.02 to 001.13)",
+            line=line, namespace=namespace, element=local_name(tag))
+
+
+def read_camt(data: bytes, expand_details: bool = False) -> tuple[str, list[dict[str, str | None]], list[int],
+                                                                   list[SourceWarning]]:
+    """(kind, rows, line of each row, warnings) of a camt.052/053/054 document, streamed."""
     rows: list[dict[str, str | None]] = []
     lines: list[int] = []
-    for statement in doc.root.iter("Stmt"):
-        account = _first(statement, "Acct/Id/IBAN", "Acct/Id/Othr/Id")
-        for entry in statement.iter("Ntry"):
-            amount = entry.find("Amt")
-            details = entry.findall("NtryDtls/TxDtls")
-            first = details[0] if details else None
-            indicator = _text(entry, "CdtDbtInd")
-            party = "Cdtr" if indicator == "DBIT" else "Dbtr"
-            status = _first(entry, "Sts/Cd", "Sts")
-            code = _first(entry, "BkTxCd/Prtry/Cd")
-            domain = [_text(entry, p) for p in ("BkTxCd/Domn/Cd", "BkTxCd/Domn/Fmly/Cd",
-                                                  "BkTxCd/Domn/Fmly/SubFmlyCd")]
-            if all(domain):
-                code = "/".join(d for d in domain if d)
-            remittance = [u.text.strip() for u in (first.iter("Ustrd") if first is not None else [])
-                          if u.text and u.text.strip()]
-            rows.append({
-                "statement_id": _text(statement, "Id"), "account": account,
-                "account_currency": _text(statement, "Acct/Ccy"),
-                "entry_reference": _text(entry, "NtryRef"),
-                "amount": amount.text.strip() if amount is not None and amount.text else None,
-                "currency": amount.get("Ccy") if amount is not None else None,
-                "credit_debit": indicator, "reversal": _text(entry, "RvslInd"), "status": status,
-                "booking_date": _first(entry, "BookgDt/Dt", "BookgDt/DtTm"),
-                "value_date": _first(entry, "ValDt/Dt", "ValDt/DtTm"),
-                "account_servicer_reference": _first(entry, "AcctSvcrRef", "NtryDtls/TxDtls/Refs/AcctSvcrRef"),
-                "bank_transaction_code": code,
-                "end_to_end_id": _text(first, "Refs/EndToEndId"),
-                "transaction_id": _text(first, "Refs/TxId"),
-                "instruction_id": _text(first, "Refs/InstrId"),
-                "mandate_id": _text(first, "Refs/MndtId"),
-                "tx_details_count": str(len(details)),
-                "counterparty": _first(first, f"RltdPties/{party}/Nm", f"RltdPties/{party}/Pty/Nm"),
-                "remittance_info": " ".join(remittance) or None,
-                "additional_info": _first(entry, "AddtlNtryInf", "NtryDtls/TxDtls/AddtlTxInf"),
-            })
-            lines.append(doc.line_of(entry) or 0)
-    return rows, lines
+    warnings: list[SourceWarning] = []
+    kind: str | None = None
+    statement: dict[str, str | None] = {}
+    depth_path: list[str] = []
+    for event, element, line in iter_xml(data):
+        tag = local_name(element.tag)
+        if event == "start":
+            if not depth_path:
+                _check_version(element.tag, line)
+            depth_path.append(tag)
+            if tag in _STATEMENT_ELEMENTS:
+                kind = kind or _STATEMENT_ELEMENTS[tag]
+                statement = {"statement_id": None, "account": None, "account_currency": None}
+            continue
+        depth_path.pop()
+        parent = depth_path[-1] if depth_path else None
+        if parent in _STATEMENT_ELEMENTS and tag in ("Id", "Acct"):
+            _strip_namespaces(element)
+            if tag == "Id":
+                statement["statement_id"] = (element.text or "").strip() or None
+            else:
+                statement["account"] = _first(element, "Id/IBAN", "Id/Othr/Id")
+                statement["account_currency"] = _text(element, "Ccy")
+        elif tag == "Ntry" and parent in _STATEMENT_ELEMENTS:
+            _strip_namespaces(element)
+            details = element.findall("NtryDtls/TxDtls")
+            entry_amount = element.find("Amt")
+            if expand_details and len(details) > 1:
+                amounts = [_decimal(_detail_amount(d)) for d in details]
+                total = _decimal(entry_amount)
+                if total is not None and None not in amounts and sum(a for a in amounts if a) != total:
+                    warnings.append(SourceWarning(
+                        f"line {line}: the {len(details)} TxDtls of this Ntry sum to "
+                        f"{sum(a for a in amounts if a)}, not the entry amount {total}",
+                        line_number=line, kind="details_sum"))
+                for detail in details:
+                    own = _detail_amount(detail)
+                    rows.append(_entry_row(statement, element, detail, len(details),
+                                           own if own is not None else entry_amount, expanded=True))
+                    lines.append(line)
+            else:
+                rows.append(_entry_row(statement, element, details[0] if details else None, len(details),
+                                       entry_amount))
+                lines.append(line)
+            element.clear()
+        elif parent is None or tag in _STATEMENT_ELEMENTS:
+            element.clear()
+    return kind or "camt053", rows, lines, warnings
 
 
 def _flatten(row: ET.Element) -> dict[str, str | None]:
@@ -138,15 +216,16 @@ def _find_rows(root: ET.Element, row_path: str | None) -> list[ET.Element]:
 
 
 def read_xml_table(data: bytes, info: ContentInfo, settings: ParseSettings) -> SourceTable:
-    doc = parse_xml(data)
-    _strip_namespaces(doc.root)
-    if info.kind == "camt053" or settings.format == "camt053":
-        rows, lines = _camt_rows(doc)
+    warnings: list[SourceWarning] = []
+    if info.kind in CAMT_KINDS or settings.format in CAMT_KINDS:
+        kind, rows, lines, warnings = read_camt(data, settings.expand_transaction_details)
         columns = list(CAMT053_COLUMNS)
-        info = ContentInfo(format="xml", kind="camt053", encoding=info.encoding)
+        info = ContentInfo(format="xml", kind=kind, encoding=info.encoding)
         if not rows:
-            raise NoDataRows("the camt.053 statement has no entries (Ntry)")
+            raise NoDataRows(f"the camt.{kind[4:]} document has no entries (Ntry)")
     else:
+        doc = parse_xml(data)
+        _strip_namespaces(doc.root)
         elements = _find_rows(doc.root, settings.row_path)
         if not elements:
             raise HeaderNotFound(f"no repeating row element found{' at ' + settings.row_path if settings.row_path else ''}"
@@ -159,4 +238,4 @@ def read_xml_table(data: bytes, info: ContentInfo, settings: ParseSettings) -> S
         LINE_NUMBER: pl.Series(lines, dtype=pl.Int64),
         **{c: pl.Series([row.get(c) for row in rows], dtype=pl.String) for c in columns},
     })
-    return SourceTable(frame=frame, columns=columns, content=info)
+    return SourceTable(frame=frame, columns=columns, content=info, warnings=warnings)

@@ -220,12 +220,16 @@ _KIND_MAPPINGS: dict[str, dict[str, Any]] = {
                                  "formats": ["%Y-%m-%d"]},
             "value_date": {"column": "value_date", "formats": ["%Y-%m-%d"]},
             "reference": {"coalesce": [{"column": "information", "regex": "RRN[:\\s]*(\\d{12})"},
-                                       {"column": "customer_reference"}]},
+                                       {"column": "end_to_end_reference"}, {"column": "payer_reference"},
+                                       {"column": "customer_reference"},
+                                       {"column": "mandate_reference"}]},
             "secondary_reference": {"column": "bank_reference"},
-            "description": {"coalesce": [{"column": "information"}, {"column": "supplementary_details"}]},
+            "description": {"coalesce": [{"column": "purpose"}, {"column": "information"},
+                                         {"column": "supplementary_details"}]},
             "account": {"column": "account"},
             "status": {"column": "dc_mark", "value_map": {"RC": "reversed", "RD": "reversed"},
                        "default": "success"},
+            "counterparty": {"column": "counterparty_name"},
         },
     },
     "camt053": {
@@ -248,6 +252,11 @@ _KIND_MAPPINGS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+_KIND_MAPPINGS["mt942"] = _KIND_MAPPINGS["mt950"] = _KIND_MAPPINGS["mt940"]
+_KIND_MAPPINGS["camt052"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "camt052"}}
+_KIND_MAPPINGS["camt054"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "camt054"}}
 
 
 def _kind_proposal(kind: str) -> MappingProposal:
