@@ -8,6 +8,7 @@ out of the frame; nothing is dropped or coerced silently.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -121,7 +122,12 @@ def propose_table_mapping(table: SourceTable, settings: ParseSettings | None = N
         for key in ("sheet", "row_path", "skip_footer_pattern"):
             if getattr(settings, key) is not None:
                 parse[key] = getattr(settings, key)
-    return propose_mapping(table.columns, samples, kind=content.kind, parse=parse)
+    proposal = propose_mapping(table.columns, samples, kind=content.kind, parse=parse)
+    if content.encoding_confidence is not None:
+        mapping = {**proposal.mapping, "parse": {**proposal.mapping.get("parse", {}), "encoding": content.encoding}}
+        proposal = dataclasses.replace(proposal, mapping=mapping, encoding=content.encoding,
+                                       encoding_confidence=content.encoding_confidence)
+    return proposal
 
 
 # --- column resolution ------------------------------------------------------------------------

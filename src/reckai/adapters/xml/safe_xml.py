@@ -9,6 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 from xml.parsers import expat
 
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
@@ -23,7 +24,7 @@ class _LineTrackingBuilder(ET.TreeBuilder):
         self.parser: DefusedXMLParser | None = None
         self.lines: dict[int, int] = {}
 
-    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:  # type: ignore[override]
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
         element = super().start(tag, attrs)
         if self.parser is not None:
             self.lines[id(element)] = self.parser.parser.CurrentLineNumber
@@ -83,17 +84,21 @@ def iter_xml(data: bytes) -> Iterator[tuple[str, ET.Element, int]]:
     builder = _LineTrackingBuilder()
     parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     builder.parser = parser
-    pull = ET.XMLPullParser(events=("start", "end"), _parser=parser)  # type: ignore[call-arg]
+    # XMLPullParser takes the (defused) expat parser it should drive through `_parser`.
+    pull = ET.XMLPullParser(events=("start", "end"), _parser=parser)
+
+    def events() -> Iterator[tuple[str, ET.Element, int]]:
+        for item in pull.read_events():
+            event, element = cast(tuple[str, ET.Element], item)
+            lines = builder.lines
+            yield event, element, lines.get(id(element), 0) if event == "start" else lines.pop(id(element), 0)
+
     try:
         for offset in range(0, len(data), _CHUNK_BYTES):
             pull.feed(data[offset:offset + _CHUNK_BYTES])
-            for event, element in pull.read_events():
-                line = builder.lines.get(id(element), 0) if event == "start" else \
-                    builder.lines.pop(id(element), 0)
-                yield event, element, line  # type: ignore[misc]
+            yield from events()
         pull.close()
-        for event, element in pull.read_events():
-            yield event, element, builder.lines.pop(id(element), 0)  # type: ignore[misc]
+        yield from events()
     except DTDForbidden as exc:
         raise ForbiddenXmlConstruct("the XML declares a DOCTYPE/DTD, which is refused (it can hide entity "
                                     "bombs and external entities); export the file without it") from exc

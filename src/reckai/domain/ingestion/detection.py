@@ -98,10 +98,16 @@ class MappingProposal:
     mapping: dict[str, Any]  # docs/mapping.md shape, ready for parse_mapping()
     fields: list[FieldProposal] = field(default_factory=list)
     missing_required: list[str] = field(default_factory=list)
+    # Set when the file's encoding was detected (not UTF-8, a BOM, the windows-1252 fallback or declared).
+    encoding: str | None = None
+    encoding_confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mapping": self.mapping, "fields": [f.to_dict() for f in self.fields],
-                "missing_required": self.missing_required}
+        out = {"mapping": self.mapping, "fields": [f.to_dict() for f in self.fields],
+               "missing_required": self.missing_required}
+        if self.encoding_confidence is not None:
+            out["encoding"] = {"name": self.encoding, "confidence": self.encoding_confidence, "detected": True}
+        return out
 
 
 def normalise_header(name: str) -> str:
