@@ -57,6 +57,7 @@ class NormalizationResult:
     skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # preamble/trailer/blank lines
     header_line: int | None = None
     warnings: list[SourceWarning] = field(default_factory=list)  # rows loaded all the same
+    statement_count: int | None = None
 
     @property
     def failed_rows(self) -> int:
@@ -578,7 +579,8 @@ def normalize_table(table: SourceTable, mapping: Mapping) -> NormalizationResult
     return NormalizationResult(frame=result, errors=errors, row_count=result.height,
                                source_rows=table.total_rows, content=table.content,
                                columns=list(table.columns), skipped_lines=list(table.skipped_lines),
-                               header_line=table.header_line, warnings=list(table.warnings))
+                               header_line=table.header_line, warnings=list(table.warnings),
+                               statement_count=table.statement_count)
 
 
 # --- Parquet -----------------------------------------------------------------------------------

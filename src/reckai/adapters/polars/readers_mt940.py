@@ -19,4 +19,4 @@ def read_mt940_table(text: str, info: ContentInfo) -> SourceTable:
     info = ContentInfo(format="txt", kind=parsed.message_type, encoding=info.encoding,
                        encoding_confidence=info.encoding_confidence)
     return SourceTable(frame=frame, columns=list(MT940_COLUMNS), content=info, row_errors=parsed.errors,
-                       warnings=parsed.warnings)
+                       warnings=parsed.warnings, statement_count=len(parsed.statements))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import polars as pl
@@ -114,9 +115,18 @@ def _check_version(tag: str, line: int) -> None:
             line=line, namespace=namespace, element=local_name(tag))
 
 
-def read_camt(data: bytes, expand_details: bool = False) -> tuple[str, list[dict[str, str | None]], list[int],
-                                                                   list[SourceWarning]]:
-    """(kind, rows, line of each row, warnings) of a camt.052/053/054 document, streamed."""
+@dataclass
+class CamtEntries:
+    kind: str  # camt052 | camt053 | camt054
+    rows: list[dict[str, str | None]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # line of each row's Ntry
+    warnings: list[SourceWarning] = field(default_factory=list)
+    statement_count: int = 0
+
+
+def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
+    """The entries of a camt.052/053/054 document, streamed."""
+    statements = 0
     rows: list[dict[str, str | None]] = []
     lines: list[int] = []
     warnings: list[SourceWarning] = []
@@ -131,6 +141,7 @@ def read_camt(data: bytes, expand_details: bool = False) -> tuple[str, list[dict
             depth_path.append(tag)
             if tag in _STATEMENT_ELEMENTS:
                 kind = kind or _STATEMENT_ELEMENTS[tag]
+                statements += 1
                 statement = {"statement_id": None, "account": None, "account_currency": None}
             continue
         depth_path.pop()
@@ -166,7 +177,7 @@ def read_camt(data: bytes, expand_details: bool = False) -> tuple[str, list[dict
             element.clear()
         elif parent is None or tag in _STATEMENT_ELEMENTS:
             element.clear()
-    return kind or "camt053", rows, lines, warnings
+    return CamtEntries(kind or "camt053", rows, lines, warnings, statements)
 
 
 def _flatten(row: ET.Element) -> dict[str, str | None]:
@@ -217,12 +228,14 @@ def _find_rows(root: ET.Element, row_path: str | None) -> list[ET.Element]:
 
 def read_xml_table(data: bytes, info: ContentInfo, settings: ParseSettings) -> SourceTable:
     warnings: list[SourceWarning] = []
+    statement_count = None
     if info.kind in CAMT_KINDS or settings.format in CAMT_KINDS:
-        kind, rows, lines, warnings = read_camt(data, settings.expand_transaction_details)
+        camt = read_camt(data, settings.expand_transaction_details)
+        rows, lines, warnings, statement_count = camt.rows, camt.lines, camt.warnings, camt.statement_count
         columns = list(CAMT053_COLUMNS)
-        info = ContentInfo(format="xml", kind=kind, encoding=info.encoding)
+        info = ContentInfo(format="xml", kind=camt.kind, encoding=info.encoding)
         if not rows:
-            raise NoDataRows(f"the camt.{kind[4:]} document has no entries (Ntry)")
+            raise NoDataRows(f"the camt.{camt.kind[4:]} document has no entries (Ntry)")
     else:
         doc = parse_xml(data)
         _strip_namespaces(doc.root)
@@ -238,4 +251,5 @@ def read_xml_table(data: bytes, info: ContentInfo, settings: ParseSettings) -> S
         LINE_NUMBER: pl.Series(lines, dtype=pl.Int64),
         **{c: pl.Series([row.get(c) for row in rows], dtype=pl.String) for c in columns},
     })
-    return SourceTable(frame=frame, columns=columns, content=info, warnings=warnings)
+    return SourceTable(frame=frame, columns=columns, content=info, warnings=warnings,
+                       statement_count=statement_count)
