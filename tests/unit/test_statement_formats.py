@@ -12,7 +12,7 @@ import pytest
 from reckai.adapters.charset.detector import detect_encoding
 from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping
 from reckai.adapters.polars.readers import inspect_content, read_table
-from reckai.domain.ingestion.errors import UndecodableText, UnsupportedContent
+from reckai.domain.ingestion.errors import IngestionError, UndecodableText, UnsupportedContent
 from reckai.domain.ingestion.mapping import ParseSettings
 from reckai.domain.ingestion.sniffing import ENCODING_CONFIDENCE_THRESHOLD, decode_text
 
@@ -177,3 +177,42 @@ def test_an_unknown_camt_version_is_refused_naming_the_element() -> None:
     with pytest.raises(UnsupportedContent) as caught:
         read_table(data)
     assert "line 2: element <Document>" in caught.value.message and "001.99" in caught.value.message
+
+
+# --- BAI2, OFX/QFX ------------------------------------------------------------------------------
+
+
+def test_bai2_through_the_bai2_library() -> None:
+    data = (STATEMENTS / "lockbox.bai2").read_bytes()
+    assert (inspect_content(data).format, inspect_content(data).kind) == ("txt", "bai2")
+    rows, result = _normalized(STATEMENTS / "lockbox.bai2")
+    assert [(r["amount_minor"], r["direction"], r["reference"], r["channel"]) for r in rows] == [
+        (150000, "credit", "CREF001", "Preauthorized ACH Credit"), (125000, "debit", "CHK1042", "Check Paid"),
+        (50000, "debit", "BREF003", "Outgoing Money Transfer")]
+    assert rows[1]["description"] == "CHECK PAID,CHECK NUMBER 1042"  # the 88 continuation
+    assert {r["value_date"] for r in rows} == {dt.date(2025, 12, 1)}  # the group's as-of date
+    assert result.frame["row_number"].to_list() == [1, 2, 3]
+    assert read_table(data).frame["__line_number"].to_list() == [4, 5, 7]
+
+
+def test_bai2_control_totals_that_do_not_add_up_are_refused_naming_the_line() -> None:
+    data = (STATEMENTS / "bad-totals.bai2").read_bytes()
+    with pytest.raises(IngestionError) as caught:
+        read_table(data)
+    assert caught.value.message.startswith("line 8: BAI2 control totals do not add up")
+    assert "expected 1300001, found 1300000" in caught.value.message and caught.value.details["line"] == 8
+
+
+@pytest.mark.parametrize(("name", "fmt", "expected"), [
+    ("checking.ofx", "txt", [(4217, "debit", "FIT-0001", "COFFEE ROASTERS", "CARD 1234 PURCHASE"),
+                             (150000, "credit", "PAYROLL-77", "ACME PAYROLL", "SALARY DEC"),
+                             (25000, "debit", "1042", "CHECK 1042", "CHECK 1042")]),
+    ("card.qfx", "xml", [(1999, "debit", "CC-1", "STREAMING SERVICE", "STREAMING SERVICE"),
+                         (500, "credit", "CC-2", "REFUND STREAMING", "PARTIAL REFUND")]),
+])
+def test_ofx_1_and_2_through_ofxtools(name: str, fmt: str, expected: list[tuple[object, ...]]) -> None:
+    data = (STATEMENTS / name).read_bytes()
+    assert (inspect_content(data).format, inspect_content(data).kind) == (fmt, "ofx")
+    rows, _ = _normalized(STATEMENTS / name)
+    assert [(r["amount_minor"], r["direction"], r["reference"], r["counterparty"], r["description"])
+            for r in rows] == expected

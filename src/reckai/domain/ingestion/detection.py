@@ -260,6 +260,39 @@ _KIND_MAPPINGS: dict[str, dict[str, Any]] = {
 }
 
 
+_KIND_MAPPINGS["bai2"] = {
+    "parse": {"format": "bai2"},
+    "fields": {
+        "amount": {"column": "amount", "scale": "minor"},
+        "direction": {"column": "direction"},
+        "currency": {"column": "currency"},
+        "transaction_date": {"column": "as_of_date", "formats": ["%Y-%m-%d"]},
+        "value_date": {"column": "as_of_date", "formats": ["%Y-%m-%d"]},
+        "reference": {"coalesce": [{"column": "customer_reference"}, {"column": "bank_reference"}]},
+        "secondary_reference": {"column": "bank_reference"},
+        "description": {"column": "text"},
+        "channel": {"column": "type_description"},
+        "account": {"column": "account"},
+        "status": {"constant": "success"},
+    },
+}
+_KIND_MAPPINGS["ofx"] = {
+    "parse": {"format": "ofx"},
+    "fields": {
+        "amount": {"column": "amount", "decimal_separator": ".", "thousands_separator": None},
+        "direction": {"from_sign": {"negative": "debit", "positive": "credit"}},
+        "currency": {"column": "currency"},
+        "transaction_date": {"column": "date_posted", "formats": ["%Y-%m-%d %H:%M:%S"]},
+        "value_date": {"column": "value_date", "formats": ["%Y-%m-%d"]},
+        "reference": {"coalesce": [{"column": "reference_number"}, {"column": "check_number"}, {"column": "fitid"}]},
+        "secondary_reference": {"column": "fitid"},
+        "description": {"coalesce": [{"column": "memo"}, {"column": "name"}]},
+        "channel": {"column": "transaction_type"},
+        "account": {"column": "account"},
+        "status": {"constant": "success"},
+        "counterparty": {"column": "name"},
+    },
+}
 _KIND_MAPPINGS["mt942"] = _KIND_MAPPINGS["mt950"] = _KIND_MAPPINGS["mt940"]
 _KIND_MAPPINGS["camt052"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "camt052"}}
 _KIND_MAPPINGS["camt054"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "camt054"}}

@@ -42,7 +42,8 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
 
 FORMAT_OF_KIND = {"csv": "csv", "tsv": "txt", "pipe": "txt", "semicolon": "csv", "txt": "txt",
                   "mt940": "txt", "mt942": "txt", "mt950": "txt", "xlsx": "excel", "xls": "excel",
-                  "xml": "xml", "camt053": "xml", "camt052": "xml", "camt054": "xml"}
+                  "xml": "xml", "camt053": "xml", "camt052": "xml", "camt054": "xml", "bai2": "txt",
+                  "ofx": "txt"}  # OFX 2.x (XML) is "xml": sniff_decoded decides
 # A detected encoding is used only at this confidence or above; below it the file is refused with
 # the candidates named (docs/file-formats.md, "Encodings"). The confidence is the detector's
 # coherence (1 - its "chaos" ratio) times the share of the equally good candidates that decode the
@@ -264,12 +265,17 @@ def check_ole2_workbook(data: bytes) -> None:
 
 
 MT940_PATTERN = re.compile(r"^\s*(?:\{[^\n]*\{4:)?\s*:20:.*$[\s\S]*^\s*:(25|28C?|60[FM]):", re.MULTILINE)
+BAI2_PATTERN = re.compile(r"01,[^,\n]*,[^,\n]*,\d{6},\d{4},")
 _CAMT_ROOTS = {"<BkToCstmrStmt": "camt053", "<BkToCstmrAcctRpt": "camt052", "<BkToCstmrDbtCdtNtfctn": "camt054"}
 
 
 def classify_text(text: str) -> str:
     """The kind of a decoded text: xml, camt052/053/054, mt940/942/950, or 'delimited' (csv family)."""
     head = text[:4096].lstrip()
+    if "OFXHEADER" in head[:1000]:
+        return "ofx"
+    if BAI2_PATTERN.match(head) and re.search(r"^\s*99,", text[-4096:], re.MULTILINE):
+        return "bai2"
     if head.startswith("<"):
         window = text[:20000]
         for marker, kind in _CAMT_ROOTS.items():
@@ -322,7 +328,8 @@ def sniff_decoded(data: bytes, filename: str | None = None, *,
         raise EmptyFile("the file contains only blank lines")
     kind = classify_text(text)
     if kind != "delimited":
-        return ContentInfo(format=FORMAT_OF_KIND[kind], kind=kind, encoding=encoding,
+        fmt = "xml" if kind == "ofx" and text.lstrip().startswith("<") else FORMAT_OF_KIND[kind]
+        return ContentInfo(format=fmt, kind=kind, encoding=encoding,
                            encoding_confidence=confidence), text
     from reckai.domain.ingestion.delimited import detect_delimiter
 
