@@ -115,18 +115,31 @@ def _check_version(tag: str, line: int) -> None:
             line=line, namespace=namespace, element=local_name(tag))
 
 
+_CHUNK_ROWS = 50_000  # rows held as Python dicts before they become a (compact) polars chunk
+
+
 @dataclass
 class CamtEntries:
     kind: str  # camt052 | camt053 | camt054
-    rows: list[dict[str, str | None]] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)  # line of each row's Ntry
+    frame: pl.DataFrame  # __row_number, __line_number, CAMT053_COLUMNS
     warnings: list[SourceWarning] = field(default_factory=list)
     statement_count: int = 0
 
 
+def _chunk(rows: list[dict[str, str | None]], lines: list[int], first_row: int) -> pl.DataFrame:
+    return pl.DataFrame({
+        ROW_NUMBER: pl.Series(range(first_row, first_row + len(rows)), dtype=pl.Int64),
+        LINE_NUMBER: pl.Series(lines, dtype=pl.Int64),
+        **{c: pl.Series([row.get(c) for row in rows], dtype=pl.String) for c in CAMT053_COLUMNS},
+    })
+
+
 def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
-    """The entries of a camt.052/053/054 document, streamed."""
+    """The entries of a camt.052/053/054 document, streamed: neither the tree nor the rows as
+    Python objects grow with the file (rows become polars chunks every _CHUNK_ROWS)."""
     statements = 0
+    chunks: list[pl.DataFrame] = []
+    done = 0
     rows: list[dict[str, str | None]] = []
     lines: list[int] = []
     warnings: list[SourceWarning] = []
@@ -175,9 +188,15 @@ def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
                                        entry_amount))
                 lines.append(line)
             element.clear()
+            if len(rows) >= _CHUNK_ROWS:
+                chunks.append(_chunk(rows, lines, done + 1))
+                done += len(rows)
+                rows, lines = [], []
         elif parent is None or tag in _STATEMENT_ELEMENTS:
             element.clear()
-    return CamtEntries(kind or "camt053", rows, lines, warnings, statements)
+    chunks.append(_chunk(rows, lines, done + 1))
+    frame = pl.concat(chunks, rechunk=True) if len(chunks) > 1 else chunks[0]
+    return CamtEntries(kind or "camt053", frame, warnings, statements)
 
 
 def _flatten(row: ET.Element) -> dict[str, str | None]:
@@ -227,29 +246,25 @@ def _find_rows(root: ET.Element, row_path: str | None) -> list[ET.Element]:
 
 
 def read_xml_table(data: bytes, info: ContentInfo, settings: ParseSettings) -> SourceTable:
-    warnings: list[SourceWarning] = []
-    statement_count = None
     if info.kind in CAMT_KINDS or settings.format in CAMT_KINDS:
         camt = read_camt(data, settings.expand_transaction_details)
-        rows, lines, warnings, statement_count = camt.rows, camt.lines, camt.warnings, camt.statement_count
-        columns = list(CAMT053_COLUMNS)
-        info = ContentInfo(format="xml", kind=camt.kind, encoding=info.encoding)
-        if not rows:
+        if camt.frame.height == 0:
             raise NoDataRows(f"the camt.{camt.kind[4:]} document has no entries (Ntry)")
-    else:
-        doc = parse_xml(data)
-        _strip_namespaces(doc.root)
-        elements = _find_rows(doc.root, settings.row_path)
-        if not elements:
-            raise HeaderNotFound(f"no repeating row element found{' at ' + settings.row_path if settings.row_path else ''}"
-                                 "; give parse.row_path (e.g. \"Statement/Txn\")", row_path=settings.row_path)
-        rows = [_flatten(e) for e in elements]
-        lines = [doc.line_of(e) or 0 for e in elements]
-        columns = list(dict.fromkeys(name for row in rows for name in row))
+        return SourceTable(frame=camt.frame, columns=list(CAMT053_COLUMNS),
+                           content=ContentInfo(format="xml", kind=camt.kind, encoding=info.encoding),
+                           warnings=camt.warnings, statement_count=camt.statement_count)
+    doc = parse_xml(data)
+    _strip_namespaces(doc.root)
+    elements = _find_rows(doc.root, settings.row_path)
+    if not elements:
+        raise HeaderNotFound(f"no repeating row element found{' at ' + settings.row_path if settings.row_path else ''}"
+                             "; give parse.row_path (e.g. \"Statement/Txn\")", row_path=settings.row_path)
+    rows = [_flatten(e) for e in elements]
+    lines = [doc.line_of(e) or 0 for e in elements]
+    columns = list(dict.fromkeys(name for row in rows for name in row))
     frame = pl.DataFrame({
         ROW_NUMBER: pl.Series(range(1, len(rows) + 1), dtype=pl.Int64),
         LINE_NUMBER: pl.Series(lines, dtype=pl.Int64),
         **{c: pl.Series([row.get(c) for row in rows], dtype=pl.String) for c in columns},
     })
-    return SourceTable(frame=frame, columns=columns, content=info, warnings=warnings,
-                       statement_count=statement_count)
+    return SourceTable(frame=frame, columns=columns, content=info)

@@ -20,6 +20,7 @@ last day of that month, with a row warning.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -45,6 +46,9 @@ _STATEMENT_LINE = re.compile(
 _BALANCE = re.compile(r"^(?P<mark>[CD])(?P<date>\d{6})(?P<currency>[A-Z]{3})(?P<amount>[\d,]{1,15})")
 _FLOOR_LIMIT = re.compile(r"^(?P<currency>[A-Z]{3})")
 _GERMAN_SUBFIELD = re.compile(r"\?(\d{2})")
+_GERMAN_START = re.compile(r"^\d{3}\?|^\?\d{2}")
+# ?20-?29 and ?60-?63: the purpose (Verwendungszweck), in file order.
+_PURPOSE_KEYS = frozenset(f"{n:02d}" for n in (*range(20, 30), *range(60, 64)))
 _SEPA_KEYWORD = re.compile(r"(EREF|KREF|MREF|CRED|DEBT|SVWZ|ABWA|ABWE|COAM|OAMT|BREF|RREF)\+")
 _DUTCH_CODES = ("TRTP", "IBAN", "BIC", "NAME", "REMI", "EREF", "MARF", "CSID", "PREF", "KREF", "ORDP",
                 "BENM", "ADDR", "CNTP", "ULTC", "ULTD", "PURP", "RTRN", "ISDT", "FX", "EXCH", "CHGS")
@@ -80,11 +84,16 @@ class Mt940Rows:
     message_type: str = "mt940"  # mt940 | mt942 | mt950
 
 
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+@functools.lru_cache(maxsize=4096)
 def _valid_date(year: int, month: int, day: int) -> tuple[str, bool] | None:
-    """ISO date, and whether the day was moved to the month's last; None when the month is no month."""
+    """ISO date, and whether the day was moved to the month's last; None when the month is no month.
+    Cached: a statement's dates repeat."""
     if not 1 <= month <= 12 or day < 1:
         return None
-    last = calendar.monthrange(year, month)[1]
+    last = 29 if month == 2 and calendar.isleap(year) else _DAYS_IN_MONTH[month - 1]
     return f"{year:04d}-{month:02d}-{min(day, last):02d}", day > last
 
 
@@ -149,14 +158,18 @@ def structured_details(information: str) -> dict[str, str | None]:
                                   "end_to_end_reference": None, "payer_reference": None,
                                   "mandate_reference": None, "gv_code": None}
     flat = information.replace("\n", "")
-    if re.match(r"^\d{3}\?|^\?\d{2}", flat):
+    if _GERMAN_START.match(flat):
         parts = _GERMAN_SUBFIELD.split(flat)
         out["gv_code"] = parts[0].strip() or None
         sub: dict[str, str] = {}
+        purpose_parts: list[str] = []
         for key, value in zip(parts[1::2], parts[2::2], strict=False):
-            sub[key] = sub.get(key, "") + value
-        purpose = "".join(sub.get(f"{n:02d}", "") for n in (*range(20, 30), *range(60, 64)))
-        keywords = _SEPA_KEYWORD.split(purpose)
+            if key in _PURPOSE_KEYS:
+                purpose_parts.append(value)
+            else:
+                sub[key] = sub.get(key, "") + value
+        purpose = "".join(purpose_parts)
+        keywords = _SEPA_KEYWORD.split(purpose) if "+" in purpose else [purpose]
         sepa = dict(zip(keywords[1::2], (v.strip() for v in keywords[2::2]), strict=False))
         out["purpose"] = (sepa.get("SVWZ") or (keywords[0].strip() if len(keywords) > 1 else purpose.strip())
                           or sub.get("00", "").strip() or None)
