@@ -8,6 +8,7 @@ confirms; every field carries a confidence in [0, 1] and a note saying why.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -299,7 +300,7 @@ _KIND_MAPPINGS["camt054"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "c
 
 
 def _kind_proposal(kind: str) -> MappingProposal:
-    mapping = _KIND_MAPPINGS[kind]
+    mapping = copy.deepcopy(_KIND_MAPPINGS[kind])  # a caller may change its proposal
     proposals = []
     for name, spec in mapping["fields"].items():
         column = spec.get("column") or "/".join(p["column"] for p in spec.get("coalesce", []))
