@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from reckai.adapters.polars.readers import read_table
+from reckai.adapters.polars.readers import inspect_content, read_table
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.amounts import (
     WHITESPACE_CLASS,
@@ -27,7 +27,7 @@ from reckai.domain.ingestion.amounts import (
     thousands_group_pattern,
 )
 from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
-from reckai.domain.ingestion.detection import MappingProposal, propose_mapping
+from reckai.domain.ingestion.detection import STANDARD_LAYOUT_KINDS, MappingProposal, propose_mapping
 from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError, SourceWarning
 from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ParseSettings, ValueSpec, parse_mapping
 from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
@@ -100,6 +100,12 @@ def propose_file_mapping(source: bytes | str | Path, filename: str | None = None
     """Read a file and propose a mapping (docs/mapping.md shape) with per-field type and confidence."""
     data, filename = _read_source(source, filename)
     settings = parse_mapping({"parse": parse or {}, "fields": _PLACEHOLDER_FIELDS}).parse
+    if not parse:
+        # A statement format's columns are fixed: its proposal needs the kind, not a read of every row.
+        content = inspect_content(data, filename, max_inflated_bytes=max_inflated_bytes)
+        if content.kind in STANDARD_LAYOUT_KINDS:
+            empty = SourceTable(frame=pl.DataFrame(), columns=[], content=content)
+            return propose_table_mapping(empty, settings)
     table = read_table(data, settings, filename, max_inflated_bytes=max_inflated_bytes)
     return propose_table_mapping(table, settings)
 

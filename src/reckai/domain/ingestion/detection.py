@@ -299,6 +299,9 @@ _KIND_MAPPINGS["camt052"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "c
 _KIND_MAPPINGS["camt054"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "camt054"}}
 
 
+STANDARD_LAYOUT_KINDS = frozenset(_KIND_MAPPINGS)  # kinds whose columns are fixed: no samples needed
+
+
 def _kind_proposal(kind: str) -> MappingProposal:
     mapping = copy.deepcopy(_KIND_MAPPINGS[kind])  # a caller may change its proposal
     proposals = []
