@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 import polars as pl
 
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
-from reckai.adapters.xml.safe_xml import iter_xml, local_name, parse_xml
+from reckai.adapters.xml.safe_xml import iter_xml, local_name, parse_xml, start_tag_lines
 from reckai.domain.ingestion.errors import HeaderNotFound, NoDataRows, SourceWarning, UnsupportedContent
 from reckai.domain.ingestion.mapping import ParseSettings
 from reckai.domain.ingestion.sniffing import ContentInfo
@@ -62,35 +62,57 @@ def _first(element: ET.Element | None, *paths: str) -> str | None:
     return None
 
 
-def _entry_row(statement: dict[str, str | None], entry: ET.Element, detail: ET.Element | None,
+def _texts(element: ET.Element | None, skip: str | None = None) -> dict[str, str]:
+    """Path under `element` (namespaces stripped) -> the first non-empty text at that path, in one
+    walk (a dict lookup per column instead of an ElementPath search); `skip`: a subtree left out."""
+    found: dict[str, str] = {}
+
+    def walk(node: ET.Element, prefix: str) -> None:
+        for child in node:  # namespaces already stripped
+            name = child.tag if isinstance(child.tag, str) else ""
+            if not name or name == skip:
+                continue
+            path = prefix + name
+            if len(child):
+                walk(child, path + "/")
+            elif child.text and (text := child.text.strip()) and path not in found:
+                found[path] = text
+
+    if element is not None:
+        walk(element, "")
+    return found
+
+
+def _entry_row(statement: dict[str, str | None], entry: dict[str, str], detail_element: ET.Element | None,
                details_count: int, amount_of: ET.Element | None, *, expanded: bool = False) -> dict[str, str | None]:
-    indicator = _text(entry, "CdtDbtInd")
+    detail = _texts(detail_element)
+    indicator = entry.get("CdtDbtInd")
     party = "Cdtr" if indicator == "DBIT" else "Dbtr"
-    code = _first(entry, "BkTxCd/Prtry/Cd")
-    domain = [_text(entry, p) for p in ("BkTxCd/Domn/Cd", "BkTxCd/Domn/Fmly/Cd", "BkTxCd/Domn/Fmly/SubFmlyCd")]
+    code = entry.get("BkTxCd/Prtry/Cd")
+    domain = [entry.get(p) for p in ("BkTxCd/Domn/Cd", "BkTxCd/Domn/Fmly/Cd", "BkTxCd/Domn/Fmly/SubFmlyCd")]
     if all(domain):
         code = "/".join(d for d in domain if d)
-    remittance = [u.text.strip() for u in (detail.iter("Ustrd") if detail is not None else [])
-                  if u.text and u.text.strip()]
+    remittance = [u.text.strip() for u in (detail_element.iter() if detail_element is not None else [])
+                  if u.tag == "Ustrd" and u.text and u.text.strip()]
     return {
         **statement,
-        "entry_reference": _text(entry, "NtryRef"),
+        "entry_reference": entry.get("NtryRef"),
         "amount": amount_of.text.strip() if amount_of is not None and amount_of.text else None,
         "currency": amount_of.get("Ccy") if amount_of is not None else None,
-        "credit_debit": (_text(detail, "CdtDbtInd") if expanded else None) or indicator,
-        "reversal": _text(entry, "RvslInd"), "status": _first(entry, "Sts/Cd", "Sts"),
-        "booking_date": _first(entry, "BookgDt/Dt", "BookgDt/DtTm"),
-        "value_date": _first(entry, "ValDt/Dt", "ValDt/DtTm"),
-        "account_servicer_reference": _first(entry, "AcctSvcrRef") or _text(detail, "Refs/AcctSvcrRef"),
+        "credit_debit": (detail.get("CdtDbtInd") if expanded else None) or indicator,
+        "reversal": entry.get("RvslInd"), "status": entry.get("Sts/Cd") or entry.get("Sts"),
+        "booking_date": entry.get("BookgDt/Dt") or entry.get("BookgDt/DtTm"),
+        "value_date": entry.get("ValDt/Dt") or entry.get("ValDt/DtTm"),
+        "account_servicer_reference": entry.get("AcctSvcrRef") or detail.get("Refs/AcctSvcrRef"),
         "bank_transaction_code": code,
-        "end_to_end_id": _text(detail, "Refs/EndToEndId"),
-        "transaction_id": _text(detail, "Refs/TxId"),
-        "instruction_id": _text(detail, "Refs/InstrId"),
-        "mandate_id": _text(detail, "Refs/MndtId"),
+        "end_to_end_id": detail.get("Refs/EndToEndId"),
+        "transaction_id": detail.get("Refs/TxId"),
+        "instruction_id": detail.get("Refs/InstrId"),
+        "mandate_id": detail.get("Refs/MndtId"),
         "tx_details_count": str(details_count),
-        "counterparty": _first(detail, f"RltdPties/{party}/Nm", f"RltdPties/{party}/Pty/Nm"),
+        "counterparty": detail.get(f"RltdPties/{party}/Nm") or detail.get(f"RltdPties/{party}/Pty/Nm"),
         "remittance_info": " ".join(remittance) or None,
-        "additional_info": _first(entry, "AddtlNtryInf") or _text(detail, "AddtlTxInf"),
+        "additional_info": entry.get("AddtlNtryInf") or detail.get("AddtlTxInf"),
     }
 
 
@@ -103,6 +125,11 @@ def _decimal(element: ET.Element | None) -> Decimal | None:
         return Decimal(element.text.strip()) if element is not None and element.text else None
     except InvalidOperation:
         return None
+
+
+def _root_line(data: bytes) -> int:
+    root = re.search(rb"<[A-Za-z_]", data)
+    return data.count(b"\n", 0, root.start()) + 1 if root else 1
 
 
 def _check_version(tag: str, line: int) -> None:
@@ -146,11 +173,13 @@ def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
     kind: str | None = None
     statement: dict[str, str | None] = {}
     depth_path: list[str] = []
-    for event, element, line in iter_xml(data):
+    entry_lines = start_tag_lines(data, "Ntry")
+    entries = 0
+    for event, element in iter_xml(data):
         tag = local_name(element.tag)
         if event == "start":
             if not depth_path:
-                _check_version(element.tag, line)
+                _check_version(element.tag, _root_line(data))
             depth_path.append(tag)
             if tag in _STATEMENT_ELEMENTS:
                 kind = kind or _STATEMENT_ELEMENTS[tag]
@@ -167,7 +196,10 @@ def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
                 statement["account"] = _first(element, "Id/IBAN", "Id/Othr/Id")
                 statement["account_currency"] = _text(element, "Ccy")
         elif tag == "Ntry" and parent in _STATEMENT_ELEMENTS:
+            line = entry_lines[entries] if entries < len(entry_lines) else 0
+            entries += 1
             _strip_namespaces(element)
+            entry_texts = _texts(element, skip="NtryDtls")
             details = element.findall("NtryDtls/TxDtls")
             entry_amount = element.find("Amt")
             if expand_details and len(details) > 1:
@@ -180,11 +212,11 @@ def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
                         line_number=line, kind="details_sum"))
                 for detail in details:
                     own = _detail_amount(detail)
-                    rows.append(_entry_row(statement, element, detail, len(details),
+                    rows.append(_entry_row(statement, entry_texts, detail, len(details),
                                            own if own is not None else entry_amount, expanded=True))
                     lines.append(line)
             else:
-                rows.append(_entry_row(statement, element, details[0] if details else None, len(details),
+                rows.append(_entry_row(statement, entry_texts, details[0] if details else None, len(details),
                                        entry_amount))
                 lines.append(line)
             element.clear()
