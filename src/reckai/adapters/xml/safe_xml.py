@@ -101,7 +101,7 @@ def iter_xml(data: bytes) -> Iterator[tuple[str, ET.Element]]:
     if not _plain_prolog(data):
         yield from _walk(parse_xml(data).root)  # raises ForbiddenXmlConstruct for the declarations
         return
-    pull = ET.XMLPullParser(events=("start", "end"))
+    pull: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     try:
         for offset in range(0, len(data), _CHUNK_BYTES):
             pull.feed(data[offset:offset + _CHUNK_BYTES])
