@@ -133,8 +133,22 @@ def start_tag_lines(data: bytes, name: str) -> list[int]:
     return lines
 
 
+def iter_ended(data: bytes, prune: frozenset[str] | None = None) -> Iterator[ET.Element]:
+    """Each element once it has ended (children complete); after the caller is done with it, it is
+    removed from its parent when its local name is in `prune` (None: every element), so memory
+    stays bounded however many entries the document holds."""
+    stack: list[ET.Element] = []
+    for event, element in iter_xml(data):
+        if event == "start":
+            stack.append(element)
+            continue
+        stack.pop()
+        yield element
+        if stack and (prune is None or local_name(element.tag) in prune):
+            stack[-1].remove(element)
+
+
 def check_xml(data: bytes) -> None:
     """Well-formedness and the refused constructs, without keeping the tree."""
-    for event, element in iter_xml(data):
-        if event == "end":
-            element.clear()
+    for _ in iter_ended(data):
+        pass

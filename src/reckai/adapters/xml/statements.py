@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 import polars as pl
 
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
-from reckai.adapters.xml.safe_xml import iter_xml, local_name, parse_xml, start_tag_lines
+from reckai.adapters.xml.safe_xml import iter_ended, local_name, parse_xml, start_tag_lines
 from reckai.domain.ingestion.errors import HeaderNotFound, NoDataRows, SourceWarning, UnsupportedContent
 from reckai.domain.ingestion.mapping import ParseSettings
 from reckai.domain.ingestion.sniffing import ContentInfo
@@ -83,7 +83,7 @@ def _texts(element: ET.Element | None, skip: str | None = None) -> dict[str, str
     return found
 
 
-def _entry_row(statement: dict[str, str | None], entry: dict[str, str], detail_element: ET.Element | None,
+def _entry_row(entry: dict[str, str], detail_element: ET.Element | None,
                details_count: int, amount_of: ET.Element | None, *, expanded: bool = False) -> dict[str, str | None]:
     detail = _texts(detail_element)
     indicator = entry.get("CdtDbtInd")
@@ -95,7 +95,6 @@ def _entry_row(statement: dict[str, str | None], entry: dict[str, str], detail_e
     remittance = [u.text.strip() for u in (detail_element.iter() if detail_element is not None else [])
                   if u.tag == "Ustrd" and u.text and u.text.strip()]
     return {
-        **statement,
         "entry_reference": entry.get("NtryRef"),
         "amount": amount_of.text.strip() if amount_of is not None and amount_of.text else None,
         "currency": amount_of.get("Ccy") if amount_of is not None else None,
@@ -127,19 +126,18 @@ def _decimal(element: ET.Element | None) -> Decimal | None:
         return None
 
 
-def _root_line(data: bytes) -> int:
-    root = re.search(rb"<[A-Za-z_]", data)
-    return data.count(b"\n", 0, root.start()) + 1 if root else 1
-
-
-def _check_version(tag: str, line: int) -> None:
+def _check_version(data: bytes, tag: str) -> None:
+    """`tag`: the first element's, namespace included; the message names the root element."""
     match = _CAMT_NAMESPACE.search(tag)
     if match and int(match.group(2)) not in KNOWN_CAMT_VERSIONS:
         namespace = tag[1:].split("}", 1)[0]
+        root = re.search(rb"<((?:[A-Za-z_][\w.-]*:)?[A-Za-z_][\w.-]*)", data)
+        line = data.count(b"\n", 0, root.start()) + 1 if root else 1
+        name = root.group(1).decode("ascii", "replace") if root else local_name(tag)
         raise UnsupportedContent(
-            f"line {line}: element <{local_name(tag)}> is in namespace {namespace}, camt.{match.group(1)} version "
+            f"line {line}: element <{name}> is in namespace {namespace}, camt.{match.group(1)} version "
             f"001.{match.group(2)}, which is not one ReckAI reads (001.02 to 001.13)",
-            line=line, namespace=namespace, element=local_name(tag))
+            line=line, namespace=namespace, element=name)
 
 
 _CHUNK_ROWS = 50_000  # rows held as Python dicts before they become a (compact) polars chunk
@@ -153,49 +151,45 @@ class CamtEntries:
     statement_count: int = 0
 
 
-def _chunk(rows: list[dict[str, str | None]], lines: list[int], first_row: int) -> pl.DataFrame:
+def _chunk(rows: list[dict[str, str | None]], lines: list[int], statement_of_row: list[int],
+           first_row: int) -> pl.DataFrame:
     return pl.DataFrame({
         ROW_NUMBER: pl.Series(range(first_row, first_row + len(rows)), dtype=pl.Int64),
         LINE_NUMBER: pl.Series(lines, dtype=pl.Int64),
-        **{c: pl.Series([row.get(c) for row in rows], dtype=pl.String) for c in CAMT053_COLUMNS},
+        "__statement": pl.Series(statement_of_row, dtype=pl.Int64),
+        **{c: pl.Series([row.get(c) for row in rows], dtype=pl.String)
+           for c in CAMT053_COLUMNS if c not in _STATEMENT_COLUMNS},
     })
+
+
+_STATEMENT_COLUMNS = ("statement_id", "account", "account_currency")
+_PRUNED = frozenset({"Ntry", *_STATEMENT_ELEMENTS})  # dropped from the tree once read
 
 
 def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
     """The entries of a camt.052/053/054 document, streamed: neither the tree nor the rows as
-    Python objects grow with the file (rows become polars chunks every _CHUNK_ROWS)."""
-    statements = 0
+    Python objects grow with the file (rows become polars chunks every _CHUNK_ROWS).
+
+    An entry's row is made when its `Ntry` ends (and the entry is then dropped from the tree); its
+    statement's Id and account, read when the statement (Stmt, Rpt, Ntfctn) ends, are joined to its
+    rows by the statement's number at the end."""
     chunks: list[pl.DataFrame] = []
     done = 0
     rows: list[dict[str, str | None]] = []
     lines: list[int] = []
+    statement_of_row: list[int] = []
+    statements: list[dict[str, str | None]] = []
     warnings: list[SourceWarning] = []
     kind: str | None = None
-    statement: dict[str, str | None] = {}
-    depth_path: list[str] = []
     entry_lines = start_tag_lines(data, "Ntry")
     entries = 0
-    for event, element in iter_xml(data):
+    checked = False
+    for element in iter_ended(data, prune=_PRUNED):
+        if not checked:
+            _check_version(data, element.tag)
+            checked = True
         tag = local_name(element.tag)
-        if event == "start":
-            if not depth_path:
-                _check_version(element.tag, _root_line(data))
-            depth_path.append(tag)
-            if tag in _STATEMENT_ELEMENTS:
-                kind = kind or _STATEMENT_ELEMENTS[tag]
-                statements += 1
-                statement = {"statement_id": None, "account": None, "account_currency": None}
-            continue
-        depth_path.pop()
-        parent = depth_path[-1] if depth_path else None
-        if parent in _STATEMENT_ELEMENTS and tag in ("Id", "Acct"):
-            _strip_namespaces(element)
-            if tag == "Id":
-                statement["statement_id"] = (element.text or "").strip() or None
-            else:
-                statement["account"] = _first(element, "Id/IBAN", "Id/Othr/Id")
-                statement["account_currency"] = _text(element, "Ccy")
-        elif tag == "Ntry" and parent in _STATEMENT_ELEMENTS:
+        if tag == "Ntry":
             line = entry_lines[entries] if entries < len(entry_lines) else 0
             entries += 1
             _strip_namespaces(element)
@@ -212,23 +206,31 @@ def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
                         line_number=line, kind="details_sum"))
                 for detail in details:
                     own = _detail_amount(detail)
-                    rows.append(_entry_row(statement, entry_texts, detail, len(details),
+                    rows.append(_entry_row(entry_texts, detail, len(details),
                                            own if own is not None else entry_amount, expanded=True))
                     lines.append(line)
+                    statement_of_row.append(len(statements))
             else:
-                rows.append(_entry_row(statement, entry_texts, details[0] if details else None, len(details),
-                                       entry_amount))
+                rows.append(_entry_row(entry_texts, details[0] if details else None, len(details), entry_amount))
                 lines.append(line)
-            element.clear()
+                statement_of_row.append(len(statements))
             if len(rows) >= _CHUNK_ROWS:
-                chunks.append(_chunk(rows, lines, done + 1))
+                chunks.append(_chunk(rows, lines, statement_of_row, done + 1))
                 done += len(rows)
-                rows, lines = [], []
-        elif parent is None or tag in _STATEMENT_ELEMENTS:
-            element.clear()
-    chunks.append(_chunk(rows, lines, done + 1))
+                rows, lines, statement_of_row = [], [], []
+        elif tag in _STATEMENT_ELEMENTS:
+            kind = kind or _STATEMENT_ELEMENTS[tag]
+            _strip_namespaces(element)
+            statements.append({"statement_id": _text(element, "Id"),
+                               "account": _first(element, "Acct/Id/IBAN", "Acct/Id/Othr/Id"),
+                               "account_currency": _text(element, "Acct/Ccy")})
+    chunks.append(_chunk(rows, lines, statement_of_row, done + 1))
     frame = pl.concat(chunks, rechunk=True) if len(chunks) > 1 else chunks[0]
-    return CamtEntries(kind or "camt053", frame, warnings, statements)
+    known = pl.DataFrame({"__statement": pl.Series(range(len(statements)), dtype=pl.Int64),
+                          **{c: pl.Series([s[c] for s in statements], dtype=pl.String) for c in _STATEMENT_COLUMNS}})
+    frame = frame.join(known, on="__statement", how="left", maintain_order="left").drop("__statement")
+    frame = frame.select(ROW_NUMBER, LINE_NUMBER, *CAMT053_COLUMNS)
+    return CamtEntries(kind or "camt053", frame, warnings, len(statements))
 
 
 def _flatten(row: ET.Element) -> dict[str, str | None]:
