@@ -323,6 +323,17 @@ def sniff_decoded(data: bytes, filename: str | None = None, *,
         raise ContentMismatch(f"the file is named .{ext} but is not an Excel workbook"
                               + (f" (it is {described})" if described else " (it is text)"),
                               extension=ext)
+    if encoding is None and data.removeprefix(codecs.BOM_UTF8)[:_SNIFF_BYTES].lstrip().startswith(b"<"):
+        # XML says its own encoding and the XML parser checks it: classify from the head, and
+        # never hold a decoded copy of a large document (a 1M-entry camt.053 is ~430 MB).
+        described = looks_binary(data[:_SNIFF_BYTES])
+        if described:
+            raise BinaryContent(f"the file is {described}, not text; export it as CSV or text",
+                                detected=described)
+        kind = classify_text(data[:_SNIFF_BYTES].decode("utf-8", "replace").removeprefix("\ufeff"))
+        declared = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", data.removeprefix(codecs.BOM_UTF8))
+        xml_encoding = declared.group(1).decode("ascii").lower() if declared else "utf-8"
+        return ContentInfo(format="xml", kind=kind if kind != "delimited" else "xml", encoding=xml_encoding), None
     text, encoding, confidence = decode_text_detected(data, encoding, detector)
     if not text or text.isspace():  # no copy of a large text
         raise EmptyFile("the file contains only blank lines")
