@@ -12,7 +12,12 @@ import pytest
 from reckai.adapters.charset.detector import detect_encoding
 from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping
 from reckai.adapters.polars.readers import inspect_content, read_table
-from reckai.domain.ingestion.errors import IngestionError, UndecodableText, UnsupportedContent
+from reckai.domain.ingestion.errors import (
+    ForbiddenXmlConstruct,
+    IngestionError,
+    UndecodableText,
+    UnsupportedContent,
+)
 from reckai.domain.ingestion.mapping import ParseSettings
 from reckai.domain.ingestion.sniffing import ENCODING_CONFIDENCE_THRESHOLD, decode_text
 
@@ -216,3 +221,12 @@ def test_ofx_1_and_2_through_ofxtools(name: str, fmt: str, expected: list[tuple[
     rows, _ = _normalized(STATEMENTS / name)
     assert [(r["amount_minor"], r["direction"], r["reference"], r["counterparty"], r["description"])
             for r in rows] == expected
+
+
+def test_a_doctype_behind_a_comment_is_still_refused() -> None:
+    data = (b'<?xml version="1.0"?><!-- <a> --><!DOCTYPE d [<!ENTITY x "y">]>'
+            b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><a>&x;</a></Document>')
+    with pytest.raises(ForbiddenXmlConstruct):
+        inspect_content(data)
+    with pytest.raises(ForbiddenXmlConstruct):
+        read_table(data)
