@@ -79,7 +79,7 @@ _CHUNK_BYTES = 1024 * 1024
 _DECLARATIONS = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 
 
-def _plain_prolog(data: bytes) -> bool:
+def plain_document(data: bytes) -> bool:
     """True when the document is ASCII-compatible and declares no DOCTYPE or ENTITY anywhere (a
     DTD may only stand in the prolog, but a comment can make the prolog hard to find; a document
     that merely mentions `<!DOCTYPE` in a comment or CDATA just takes the slower path). Such a
@@ -97,7 +97,7 @@ def iter_xml(data: bytes) -> Iterator[tuple[str, ET.Element]]:
     a DOCTYPE or entity declaration is refused through defusedxml."""
     if not data.strip():
         raise EmptyFile("the XML file is empty")
-    if not _plain_prolog(data):
+    if not plain_document(data):
         yield from _walk(parse_xml(data).root)  # raises ForbiddenXmlConstruct for the declarations
         return
     pull: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
@@ -147,7 +147,26 @@ def iter_ended(data: bytes, prune: frozenset[str] | None = None) -> Iterator[ET.
             stack[-1].remove(element)
 
 
+class _NoTree:
+    """An XMLParser target without handlers: expat checks the document in C and builds nothing."""
+
+    def close(self) -> None:
+        return None
+
+
 def check_xml(data: bytes) -> None:
     """Well-formedness and the refused constructs, without keeping the tree."""
-    for _ in iter_ended(data):
-        pass
+    if not data.strip():
+        raise EmptyFile("the XML file is empty")
+    if not plain_document(data):
+        parse_xml(data)  # defusedxml: refuses the declarations
+        return
+    parser = ET.XMLParser(target=_NoTree())
+    try:
+        for offset in range(0, len(data), _CHUNK_BYTES):
+            parser.feed(data[offset:offset + _CHUNK_BYTES])
+        parser.close()
+    except ET.ParseError as exc:
+        line, column = exc.position
+        raise MalformedXml(f"the XML is not well-formed at line {line}, column {column} ({exc})",
+                           line=line, column=column) from exc

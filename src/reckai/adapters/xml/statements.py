@@ -12,16 +12,25 @@ the number of entries.
 
 from __future__ import annotations
 
+import bisect
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import polars as pl
 
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
-from reckai.adapters.xml.safe_xml import iter_ended, local_name, parse_xml, start_tag_lines
+from reckai.adapters.xml.safe_xml import (
+    check_xml,
+    iter_ended,
+    local_name,
+    parse_xml,
+    plain_document,
+    start_tag_lines,
+)
 from reckai.domain.ingestion.errors import HeaderNotFound, NoDataRows, SourceWarning, UnsupportedContent
 from reckai.domain.ingestion.mapping import ParseSettings
 from reckai.domain.ingestion.sniffing import ContentInfo
@@ -166,21 +175,20 @@ _STATEMENT_COLUMNS = ("statement_id", "account", "account_currency")
 _PRUNED = frozenset({"Ntry", *_STATEMENT_ELEMENTS})  # dropped from the tree once read
 
 
-def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
-    """The entries of a camt.052/053/054 document, streamed: neither the tree nor the rows as
-    Python objects grow with the file (rows become polars chunks every _CHUNK_ROWS).
-
-    An entry's row is made when its `Ntry` ends (and the entry is then dropped from the tree); its
-    statement's Id and account, read when the statement (Stmt, Rpt, Ntfctn) ends, are joined to its
-    rows by the statement's number at the end."""
-    chunks: list[pl.DataFrame] = []
-    done = 0
-    rows: list[dict[str, str | None]] = []
-    lines: list[int] = []
-    statement_of_row: list[int] = []
-    statements: list[dict[str, str | None]] = []
-    warnings: list[SourceWarning] = []
+@dataclass
+class _CamtDocument:
     kind: str | None = None
+    statements: list[dict[str, str | None]] = field(default_factory=list)
+
+
+def _statement_fields(element: ET.Element) -> dict[str, str | None]:
+    _strip_namespaces(element)
+    return {"statement_id": _text(element, "Id"), "account": _first(element, "Acct/Id/IBAN", "Acct/Id/Othr/Id"),
+            "account_currency": _text(element, "Acct/Ccy")}
+
+
+def _entries_by_tree(data: bytes, document: _CamtDocument) -> Iterator[tuple[ET.Element, int, int]]:
+    """(Ntry, line, statement number) through the general streaming reader (iter_ended)."""
     entry_lines = start_tag_lines(data, "Ntry")
     entries = 0
     checked = False
@@ -190,47 +198,134 @@ def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
             checked = True
         tag = local_name(element.tag)
         if tag == "Ntry":
-            line = entry_lines[entries] if entries < len(entry_lines) else 0
+            yield element, entry_lines[entries] if entries < len(entry_lines) else 0, len(document.statements)
             entries += 1
-            _strip_namespaces(element)
-            entry_texts = _texts(element, skip="NtryDtls")
-            details = element.findall("NtryDtls/TxDtls")
-            entry_amount = element.find("Amt")
-            if expand_details and len(details) > 1:
-                amounts = [_decimal(_detail_amount(d)) for d in details]
-                total = _decimal(entry_amount)
-                if total is not None and None not in amounts and sum(a for a in amounts if a) != total:
-                    warnings.append(SourceWarning(
-                        f"line {line}: the {len(details)} TxDtls of this Ntry sum to "
-                        f"{sum(a for a in amounts if a)}, not the entry amount {total}",
-                        line_number=line, kind="details_sum"))
-                for detail in details:
-                    own = _detail_amount(detail)
-                    rows.append(_entry_row(entry_texts, detail, len(details),
-                                           own if own is not None else entry_amount, expanded=True))
-                    lines.append(line)
-                    statement_of_row.append(len(statements))
-            else:
-                rows.append(_entry_row(entry_texts, details[0] if details else None, len(details), entry_amount))
-                lines.append(line)
-                statement_of_row.append(len(statements))
-            if len(rows) >= _CHUNK_ROWS:
-                chunks.append(_chunk(rows, lines, statement_of_row, done + 1))
-                done += len(rows)
-                rows, lines, statement_of_row = [], [], []
         elif tag in _STATEMENT_ELEMENTS:
-            kind = kind or _STATEMENT_ELEMENTS[tag]
-            _strip_namespaces(element)
-            statements.append({"statement_id": _text(element, "Id"),
-                               "account": _first(element, "Acct/Id/IBAN", "Acct/Id/Othr/Id"),
-                               "account_currency": _text(element, "Acct/Ccy")})
+            document.kind = document.kind or _STATEMENT_ELEMENTS[tag]
+            document.statements.append(_statement_fields(element))
+
+
+_ROOT = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*)([^>]*)>")
+_STATEMENT_START = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,30}:)?(Stmt|Rpt|Ntfctn)[\s>]")
+_ENTRY = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)Ntry[\s>].*?</\1Ntry\s*>", re.DOTALL)
+_ACCOUNT = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)Acct[\s>].*?</\1Acct\s*>", re.DOTALL)
+_ENTRY_BATCH = 1000
+_STATEMENT_ID = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?Id>([^<]*)</")
+
+
+def _entries_by_fragments(data: bytes, document: _CamtDocument) -> Iterator[tuple[ET.Element, int, int]]:
+    """(Ntry, line, statement number), each entry parsed on its own by expat's C parser.
+
+    Only for documents `plain_document` accepts (no DTD: nothing a fragment could miss). The
+    whole document is first checked well-formed (C parser, no tree); then each `<Ntry>...</Ntry>`
+    and each statement's `<Acct>` is cut out and parsed alone, with the root's namespace
+    declarations and the document's encoding around it: a tree per entry, built in C, instead of
+    a Python step per element."""
+    check_xml(data)
+    root = _ROOT.search(data)
+    if root is None:
+        return
+    prefix, attributes = root.group(1), root.group(3)
+    declared = re.search(rb"xmlns" + (b":" + prefix if prefix else b"") + rb"=[\"']([^\"']+)", attributes)
+    namespace = declared.group(1).decode("utf-8", "replace") if declared else ""
+    _check_version(data, "{" + namespace + "}" + root.group(2).decode("utf-8", "replace"))
+    declarations = b" ".join(re.findall(rb"xmlns(?::[\w.-]+)?=[\"'][^\"']*[\"']", attributes))
+    encoding = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", data)
+    head = b'<?xml version="1.0" encoding="' + encoding.group(1) + b'"?>' if encoding else b""
+    opening, closing = head + b"<fragment " + declarations + b">", b"</fragment>"
+
+    def parse(fragment: bytes) -> ET.Element:
+        return ET.fromstring(opening + fragment + closing)[0]
+
+    starts = [m.start() for m in _STATEMENT_START.finditer(data)]
+    for number, position in enumerate(starts):
+        found = _STATEMENT_START.match(data, position)
+        document.kind = document.kind or _STATEMENT_ELEMENTS[found.group(1).decode()] if found else document.kind
+        first_entry = _ENTRY.search(data, position)
+        header_end = min(first_entry.start() if first_entry else len(data),
+                         starts[number + 1] if number + 1 < len(starts) else len(data))
+        statement_id = _STATEMENT_ID.search(data, position, header_end)
+        account_match = _ACCOUNT.search(data, position, header_end)
+        account = parse(account_match.group(0)) if account_match else None
+        if account is not None:
+            _strip_namespaces(account)
+        document.statements.append({
+            "statement_id": statement_id.group(1).decode("utf-8", "replace").strip() or None
+            if statement_id else None,
+            "account": _first(account, "Id/IBAN", "Id/Othr/Id"), "account_currency": _text(account, "Ccy")})
+    # Consecutive entries of one statement are siblings with nothing but blanks (or comments)
+    # between them: they are parsed together, _ENTRY_BATCH at a time.
+    line, counted = 1, 0
+    batch: list[tuple[int, int]] = []  # (start, line)
+    batch_statement = -1
+
+    def flush(end: int) -> Iterator[tuple[ET.Element, int, int]]:
+        parsed = ET.fromstring(opening + data[batch[0][0]:end] + closing)
+        for element, (_, entry_line) in zip(parsed, batch, strict=True):
+            yield element, entry_line, batch_statement
+
+    end = 0
+    for match in _ENTRY.finditer(data):
+        statement = bisect.bisect_right(starts, match.start()) - 1
+        if batch and (statement != batch_statement or len(batch) >= _ENTRY_BATCH
+                      or data[end:match.start()].strip() and b"<!--" not in data[end:match.start()]):
+            yield from flush(end)
+            batch = []
+        line += data.count(b"\n", counted, match.start())
+        counted = match.start()
+        batch.append((match.start(), line))
+        batch_statement, end = statement, match.end()
+    if batch:
+        yield from flush(end)
+
+
+def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
+    """The entries of a camt.052/053/054 document, in bounded memory: neither the document's tree
+    nor the rows as Python objects grow with the file (rows become polars chunks every
+    _CHUNK_ROWS); the statement's Id and account are joined to its rows by the statement's number."""
+    chunks: list[pl.DataFrame] = []
+    done = 0
+    rows: list[dict[str, str | None]] = []
+    lines: list[int] = []
+    statement_of_row: list[int] = []
+    warnings: list[SourceWarning] = []
+    document = _CamtDocument()
+    entries = _entries_by_fragments(data, document) if plain_document(data) else _entries_by_tree(data, document)
+    for element, line, statement in entries:
+        _strip_namespaces(element)
+        entry_texts = _texts(element, skip="NtryDtls")
+        details = element.findall("NtryDtls/TxDtls")
+        entry_amount = element.find("Amt")
+        if expand_details and len(details) > 1:
+            amounts = [_decimal(_detail_amount(d)) for d in details]
+            total = _decimal(entry_amount)
+            if total is not None and None not in amounts and sum(a for a in amounts if a) != total:
+                warnings.append(SourceWarning(
+                    f"line {line}: the {len(details)} TxDtls of this Ntry sum to "
+                    f"{sum(a for a in amounts if a)}, not the entry amount {total}",
+                    line_number=line, kind="details_sum"))
+            for detail in details:
+                own = _detail_amount(detail)
+                rows.append(_entry_row(entry_texts, detail, len(details),
+                                       own if own is not None else entry_amount, expanded=True))
+                lines.append(line)
+                statement_of_row.append(statement)
+        else:
+            rows.append(_entry_row(entry_texts, details[0] if details else None, len(details), entry_amount))
+            lines.append(line)
+            statement_of_row.append(statement)
+        if len(rows) >= _CHUNK_ROWS:
+            chunks.append(_chunk(rows, lines, statement_of_row, done + 1))
+            done += len(rows)
+            rows, lines, statement_of_row = [], [], []
     chunks.append(_chunk(rows, lines, statement_of_row, done + 1))
     frame = pl.concat(chunks, rechunk=True) if len(chunks) > 1 else chunks[0]
+    statements = document.statements
     known = pl.DataFrame({"__statement": pl.Series(range(len(statements)), dtype=pl.Int64),
                           **{c: pl.Series([s[c] for s in statements], dtype=pl.String) for c in _STATEMENT_COLUMNS}})
     frame = frame.join(known, on="__statement", how="left", maintain_order="left").drop("__statement")
     frame = frame.select(ROW_NUMBER, LINE_NUMBER, *CAMT053_COLUMNS)
-    return CamtEntries(kind or "camt053", frame, warnings, len(statements))
+    return CamtEntries(document.kind or "camt053", frame, warnings, len(statements))
 
 
 def _flatten(row: ET.Element) -> dict[str, str | None]:
