@@ -230,3 +230,28 @@ def test_a_doctype_behind_a_comment_is_still_refused() -> None:
         inspect_content(data)
     with pytest.raises(ForbiddenXmlConstruct):
         read_table(data)
+
+
+@pytest.mark.parametrize("name", ["statements/report.camt052.xml", "statements/notification.camt054.xml",
+                                  "statements/lockbox.bai2", "statements/checking.ofx", "statements/card.qfx"])
+def test_auto_mapped_profile_sides_read_every_format(name: str) -> None:
+    """`"mapping": "auto"` on both sides: a statement whose bank references are unique, reconciled
+    against itself, matches every row to itself."""
+    from reckai.adapters.polars.matcher import PolarsMatcher
+    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+    from reckai.application.reconcile import reconcile_files
+    from reckai.domain.reconciliation.profile import parse_profile
+
+    path = str(DATA / name)
+    currency = normalize_file(Path(path).read_bytes(), propose_file_mapping(Path(path).read_bytes()).mapping
+                              ).frame["currency"][0]
+    profile = parse_profile({
+        "name": "auto", "currency": currency, "left": {"label": "Bank", "mapping": "auto"},
+        "right": {"label": "Books", "mapping": "auto"},
+        "rules": [{"name": "same", "rule_type": "exact", "priority": 10, "date_tolerance_days": 0,
+                   "field_mappings": [{"left": "secondary_reference", "right": "secondary_reference"}]}]})
+    outcome = reconcile_files(path, path, profile, None, PolarsCanonicalSource(), PolarsMatcher())
+    assert set(outcome.auto_mappings) == {"left", "right"}
+    assert not outcome.left_row_errors and not outcome.right_row_errors
+    rows = normalize_file(Path(path).read_bytes(), propose_file_mapping(Path(path).read_bytes()).mapping).row_count
+    assert {(m.left_row, m.right_row) for m in outcome.result.matches} == {(i, i) for i in range(1, rows + 1)}
