@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli lint clean
+.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats lint clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-cli: $(STAMP)
 	$(BIN)/python benchmarks/bench_cli.py
 
 # Issue 6's target: 1M x 1M rows over HTTP in the production configuration (about a minute).
+# Issue 18: MT940, camt.053 (100k and 1M entries) and CSV of the same rows (docs/file-formats.md).
+bench-formats: $(STAMP)
+	$(BIN)/python benchmarks/bench_formats.py
+
 bench-e2e: $(STAMP)
 	$(BIN)/python benchmarks/bench_end_to_end.py
 

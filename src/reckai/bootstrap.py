@@ -544,6 +544,11 @@ def _file_parser() -> FileParser:
     return PolarsFileParser()
 
 
+def build_file_parser() -> FileParser:
+    """What `reckai inspect` needs (no database, no container): the file parser."""
+    return _file_parser()
+
+
 # --- workflow: exceptions, approvals, matching rules (issue 7; docs/workflow.md) ---
 
 

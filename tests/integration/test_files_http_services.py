@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -271,3 +272,30 @@ def test_concurrent_uploads_cannot_exceed_max_storage_gb(tenant: Tenant) -> None
     assert sorted(statuses) == [201, 403], statuses
     assert tenant.used_bytes() <= GIB
     assert len(tenant.org_keys()) == 2  # the filler and the one accepted upload
+
+
+STATEMENTS = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize(("path", "fmt", "kind", "rows"), [
+    ("mt940-corpus/self-provided/raiffeisen-cmi.sta", "txt", "mt940", 7),
+    ("statements/lockbox.bai2", "txt", "bai2", 3),
+    ("statements/checking.ofx", "txt", "ofx", 3),
+    ("statements/card.qfx", "xml", "ofx", 2),
+    ("statements/notification.camt054.xml", "xml", "camt054", 1),
+])
+def test_statement_formats_upload_with_the_spec_format_and_map_with_no_input(
+        tenant: Tenant, path: str, fmt: str, kind: str, rows: int) -> None:
+    original = (STATEMENTS / path).read_bytes()
+    uploaded = tenant.upload(original, filename=Path(path).name)
+    assert uploaded.status_code == 201, uploaded.text
+    data = uploaded.json()["data"]
+    assert (data["format"], data["kind"], data["missing_required"]) == (fmt, kind, [])
+    if kind == "mt940":  # code page 852: detected, and shown with the proposal
+        assert data["detected_encoding"]["name"] in ("cp852", "cp437")
+        assert data["detected_encoding"]["confidence"] >= 0.6
+    else:
+        assert data["detected_encoding"] is None
+    mapped = tenant.client.post(f"/api/files/{data['id']}/map", json={}, headers=bearer(tenant.token))
+    assert mapped.status_code == 200, mapped.text
+    assert (mapped.json()["data"]["status"], mapped.json()["data"]["row_count"]) == ("normalized", rows)

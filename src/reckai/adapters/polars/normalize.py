@@ -8,6 +8,7 @@ out of the frame; nothing is dropped or coerced silently.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -17,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from reckai.adapters.polars.readers import read_table
+from reckai.adapters.polars.readers import inspect_content, read_table
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.amounts import (
     WHITESPACE_CLASS,
@@ -26,8 +27,8 @@ from reckai.domain.ingestion.amounts import (
     thousands_group_pattern,
 )
 from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
-from reckai.domain.ingestion.detection import MappingProposal, propose_mapping
-from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError
+from reckai.domain.ingestion.detection import STANDARD_LAYOUT_KINDS, MappingProposal, propose_mapping
+from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError, SourceWarning
 from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ParseSettings, ValueSpec, parse_mapping
 from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
 
@@ -55,6 +56,8 @@ class NormalizationResult:
     columns: list[str] = field(default_factory=list)  # source column names
     skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # preamble/trailer/blank lines
     header_line: int | None = None
+    warnings: list[SourceWarning] = field(default_factory=list)  # rows loaded all the same
+    statement_count: int | None = None
 
     @property
     def failed_rows(self) -> int:
@@ -63,7 +66,8 @@ class NormalizationResult:
     def error_report(self) -> dict[str, Any]:
         return {"source_rows": self.source_rows, "normalized_rows": self.row_count,
                 "failed_rows": self.failed_rows, "errors": [e.to_dict() for e in self.errors],
-                "skipped_lines": [{"line": line, "reason": why} for line, why in self.skipped_lines]}
+                "skipped_lines": [{"line": line, "reason": why} for line, why in self.skipped_lines],
+                "warnings": [w.to_dict() for w in self.warnings]}
 
 
 def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any],
@@ -86,7 +90,9 @@ def _read_source(source: bytes | str | Path, filename: str | None) -> tuple[byte
 
 
 _SAMPLE_ROWS = 500
-_PARSE_FORMAT_OF_KIND = {"xlsx": "xlsx", "xls": "xls", "xml": "xml", "camt053": "camt053", "mt940": "mt940"}
+_PARSE_FORMAT_OF_KIND = {"xlsx": "xlsx", "xls": "xls", "xml": "xml", "camt053": "camt053", "camt052": "camt052",
+                         "camt054": "camt054", "mt940": "mt940", "mt942": "mt940", "mt950": "mt940",
+                         "bai2": "bai2", "ofx": "ofx"}
 
 
 def propose_file_mapping(source: bytes | str | Path, filename: str | None = None,
@@ -95,6 +101,12 @@ def propose_file_mapping(source: bytes | str | Path, filename: str | None = None
     """Read a file and propose a mapping (docs/mapping.md shape) with per-field type and confidence."""
     data, filename = _read_source(source, filename)
     settings = parse_mapping({"parse": parse or {}, "fields": _PLACEHOLDER_FIELDS}).parse
+    if not parse:
+        # A statement format's columns are fixed: its proposal needs the kind, not a read of every row.
+        content = inspect_content(data, filename, max_inflated_bytes=max_inflated_bytes)
+        if content.kind in STANDARD_LAYOUT_KINDS:
+            empty = SourceTable(frame=pl.DataFrame(), columns=[], content=content)
+            return propose_table_mapping(empty, settings)
     table = read_table(data, settings, filename, max_inflated_bytes=max_inflated_bytes)
     return propose_table_mapping(table, settings)
 
@@ -118,7 +130,12 @@ def propose_table_mapping(table: SourceTable, settings: ParseSettings | None = N
         for key in ("sheet", "row_path", "skip_footer_pattern"):
             if getattr(settings, key) is not None:
                 parse[key] = getattr(settings, key)
-    return propose_mapping(table.columns, samples, kind=content.kind, parse=parse)
+    proposal = propose_mapping(table.columns, samples, kind=content.kind, parse=parse)
+    if content.encoding_confidence is not None:
+        mapping = {**proposal.mapping, "parse": {**proposal.mapping.get("parse", {}), "encoding": content.encoding}}
+        proposal = dataclasses.replace(proposal, mapping=mapping, encoding=content.encoding,
+                                       encoding_confidence=content.encoding_confidence)
+    return proposal
 
 
 # --- column resolution ------------------------------------------------------------------------
@@ -571,7 +588,8 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
     return NormalizationResult(frame=result, errors=errors, row_count=result.height,
                                source_rows=table.total_rows, content=table.content,
                                columns=list(table.columns), skipped_lines=list(table.skipped_lines),
-                               header_line=table.header_line)
+                               header_line=table.header_line, warnings=list(table.warnings),
+                               statement_count=table.statement_count)
 
 
 # --- Parquet -----------------------------------------------------------------------------------

@@ -15,11 +15,13 @@ import re
 
 import polars as pl
 
+from reckai.adapters.charset.detector import detect_encoding
+from reckai.adapters.polars.readers_bank_files import read_bai2_table, read_ofx_table
 from reckai.adapters.polars.readers_excel import read_workbook
 from reckai.adapters.polars.readers_mt940 import read_mt940_table
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
-from reckai.adapters.xml.safe_xml import parse_xml
-from reckai.adapters.xml.statements import read_xml_table
+from reckai.adapters.xml.safe_xml import check_xml
+from reckai.adapters.xml.statements import XML_FORMATS, read_xml_table
 from reckai.domain.ingestion.delimited import (
     detect_delimiter,
     find_header,
@@ -44,6 +46,7 @@ from reckai.domain.ingestion.sniffing import (
 )
 
 _TRAILER_LOOKBACK = 50
+MT_KINDS = ("mt940", "mt942", "mt950")
 # A reader's records: the table, its ragged rows, and the (line, why) of the lines it skipped.
 _Records = tuple[pl.DataFrame, list[RowError], list[tuple[int, str]]]
 
@@ -55,9 +58,9 @@ def inspect_content(data: bytes, filename: str | None = None, *,
     Workbooks are checked for zip bombs / OLE2 structure, text for encoding, XML for well-formedness
     with defusedxml (entity declarations and external entities refused).
     """
-    info = sniff_content(data, filename, max_inflated_bytes=max_inflated_bytes)
+    info = sniff_content(data, filename, max_inflated_bytes=max_inflated_bytes, detector=detect_encoding)
     if info.format == "xml":
-        parse_xml(data)
+        check_xml(data)
     return info
 
 
@@ -70,19 +73,22 @@ def read_table(data: bytes, settings: ParseSettings | None = None, filename: str
         info = ContentInfo(format="csv" if settings.format != "txt" else "txt", kind="csv",
                            encoding=encoding, delimiter=settings.delimiter)
         return read_delimited_text(text, info, settings)
-    info, decoded = sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes)
-    if info.format == "xml":
-        parse_xml(data)
+    info, decoded = sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes,
+                                  encoding=settings.encoding, detector=detect_encoding)
     wanted = settings.format
     if wanted in ("xlsx", "xls") and info.kind not in ("xlsx", "xls"):
         raise UnsupportedContent(f"the mapping expects an Excel workbook but the file is {info.kind}",
                                  expected=wanted, found=info.kind)
     if info.kind in ("xlsx", "xls"):
         return read_workbook(data, info, settings)
-    if info.kind in ("xml", "camt053") or wanted in ("xml", "camt053"):
+    if info.kind == "ofx" or wanted == "ofx":
+        return read_ofx_table(data, info)
+    if info.format == "xml" or wanted in XML_FORMATS:
         return read_xml_table(data, info, settings)
-    text = decoded if decoded is not None else decode_text(data, settings.encoding)[0]
-    if info.kind == "mt940" or wanted == "mt940":
+    text = decoded if decoded is not None else decode_text(data, settings.encoding, detect_encoding)[0]
+    if info.kind == "bai2" or wanted == "bai2":
+        return read_bai2_table(text, info)
+    if info.kind in MT_KINDS or wanted == "mt940":
         return read_mt940_table(text, info)
     return read_delimited_text(text, info, settings, region_bytes=data)
 

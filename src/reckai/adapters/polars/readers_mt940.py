@@ -1,4 +1,4 @@
-"""MT940 text into a SourceTable (the parsing itself is pure domain code)."""
+"""MT940/MT942/MT950 text into a SourceTable (the parsing itself is pure domain code)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from reckai.domain.ingestion.sniffing import ContentInfo
 
 
 def read_mt940_table(text: str, info: ContentInfo) -> SourceTable:
-    parsed = parse_mt940(text.replace("\r\n", "\n"))
+    parsed = parse_mt940(text.replace("\r\n", "\n").replace("\r", "\n"))
     frame = pl.DataFrame({
         ROW_NUMBER: pl.Series(parsed.row_numbers, dtype=pl.Int64),
         LINE_NUMBER: pl.Series(parsed.lines, dtype=pl.Int64),
-        **{c: pl.Series([row[c] for row in parsed.rows], dtype=pl.String) for c in MT940_COLUMNS},
+        **{c: pl.Series(parsed.columns[c], dtype=pl.String) for c in MT940_COLUMNS},
     })
-    info = ContentInfo(format="txt", kind="mt940", encoding=info.encoding)
-    return SourceTable(frame=frame, columns=list(MT940_COLUMNS), content=info, row_errors=parsed.errors)
+    info = ContentInfo(format="txt", kind=parsed.message_type, encoding=info.encoding,
+                       encoding_confidence=info.encoding_confidence)
+    return SourceTable(frame=frame, columns=list(MT940_COLUMNS), content=info, row_errors=parsed.errors,
+                       warnings=parsed.warnings, statement_count=len(parsed.statements))

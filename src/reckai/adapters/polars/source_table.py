@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from reckai.domain.ingestion.errors import RowError
+from reckai.domain.ingestion.errors import RowError, SourceWarning
 from reckai.domain.ingestion.sniffing import ContentInfo
 
 ROW_NUMBER = "__row_number"
@@ -27,6 +27,8 @@ class SourceTable:
     row_errors: list[RowError] = field(default_factory=list)  # ragged rows, never in `frame`
     skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, why): preamble, trailer
     header_line: int | None = None
+    warnings: list[SourceWarning] = field(default_factory=list)  # rows still loaded (MT940 continuity, ...)
+    statement_count: int | None = None  # MT940 / camt: the statements (reports, notifications) read
     # True when no cell holds a character that JSON must escape (quote, backslash, control
     # character) and no cell is null: the normalizer may then build `raw` by concatenation.
     json_safe_cells: bool = False

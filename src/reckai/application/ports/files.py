@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.ingestion.detection import MappingProposal
-from reckai.domain.ingestion.errors import RowError
+from reckai.domain.ingestion.errors import RowError, SourceWarning
 from reckai.domain.ingestion.mapping import Mapping
 from reckai.domain.ingestion.sniffing import ContentInfo
 
@@ -204,6 +204,20 @@ class NormalizationOutcome:
     report: dict[str, Any] = field(default_factory=dict)  # errors and skipped lines, JSON-ready
 
 
+@dataclass
+class FilePreview:
+    """What a file reads as, without storing anything: `reckai inspect` and a mapping dry run."""
+
+    content: ContentInfo  # format, precise kind, encoding (and its confidence when detected)
+    proposal: MappingProposal  # the auto-detected mapping, per-field confidence
+    mapping: dict[str, Any]  # the mapping the rows were read with: the one given, else the proposal
+    rows: list[dict[str, Any]]  # canonical rows (docs/mapping.md), dates as ISO text, no `raw`
+    source_rows: int
+    errors: list[RowError] = field(default_factory=list)  # rows that failed, with their line
+    warnings: list[SourceWarning] = field(default_factory=list)  # rows loaded all the same
+    statement_count: int | None = None  # MT940 / camt: statements (reports, notifications) read
+
+
 class FileParser(Protocol):
     """Content validation, mapping auto-detection and normalization of one whole file.
 
@@ -227,4 +241,11 @@ class FileParser(Protocol):
     def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
         """Read, map and normalize; rows that fail a transformation are in `errors`, never in
         the Parquet."""
+        ...
+
+    def preview(self, data: bytes, rules: Any | None, filename: str | None,
+                limit: int | None = None) -> FilePreview:
+        """Inspect, propose, and normalize with the mapping JSON `rules` (None: the proposal); the
+        first `limit` rows (None: all). Raises InvalidMapping, and IngestionError as `inspect` and
+        `normalize` do."""
         ...

@@ -8,6 +8,7 @@ confirms; every field carries a confidence in [0, 1] and a note saying why.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -98,10 +99,16 @@ class MappingProposal:
     mapping: dict[str, Any]  # docs/mapping.md shape, ready for parse_mapping()
     fields: list[FieldProposal] = field(default_factory=list)
     missing_required: list[str] = field(default_factory=list)
+    # Set when the file's encoding was detected (not UTF-8, a BOM, the windows-1252 fallback or declared).
+    encoding: str | None = None
+    encoding_confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mapping": self.mapping, "fields": [f.to_dict() for f in self.fields],
-                "missing_required": self.missing_required}
+        out = {"mapping": self.mapping, "fields": [f.to_dict() for f in self.fields],
+               "missing_required": self.missing_required}
+        if self.encoding_confidence is not None:
+            out["encoding"] = {"name": self.encoding, "confidence": self.encoding_confidence, "detected": True}
+        return out
 
 
 def normalise_header(name: str) -> str:
@@ -220,12 +227,16 @@ _KIND_MAPPINGS: dict[str, dict[str, Any]] = {
                                  "formats": ["%Y-%m-%d"]},
             "value_date": {"column": "value_date", "formats": ["%Y-%m-%d"]},
             "reference": {"coalesce": [{"column": "information", "regex": "RRN[:\\s]*(\\d{12})"},
-                                       {"column": "customer_reference"}]},
+                                       {"column": "end_to_end_reference"}, {"column": "payer_reference"},
+                                       {"column": "customer_reference"},
+                                       {"column": "mandate_reference"}]},
             "secondary_reference": {"column": "bank_reference"},
-            "description": {"coalesce": [{"column": "information"}, {"column": "supplementary_details"}]},
+            "description": {"coalesce": [{"column": "purpose"}, {"column": "information"},
+                                         {"column": "supplementary_details"}]},
             "account": {"column": "account"},
             "status": {"column": "dc_mark", "value_map": {"RC": "reversed", "RD": "reversed"},
                        "default": "success"},
+            "counterparty": {"column": "counterparty_name"},
         },
     },
     "camt053": {
@@ -250,8 +261,49 @@ _KIND_MAPPINGS: dict[str, dict[str, Any]] = {
 }
 
 
+_KIND_MAPPINGS["bai2"] = {
+    "parse": {"format": "bai2"},
+    "fields": {
+        "amount": {"column": "amount", "scale": "minor"},
+        "direction": {"column": "direction"},
+        "currency": {"column": "currency"},
+        "transaction_date": {"column": "as_of_date", "formats": ["%Y-%m-%d"]},
+        "value_date": {"column": "as_of_date", "formats": ["%Y-%m-%d"]},
+        "reference": {"coalesce": [{"column": "customer_reference"}, {"column": "bank_reference"}]},
+        "secondary_reference": {"column": "bank_reference"},
+        "description": {"column": "text"},
+        "channel": {"column": "type_description"},
+        "account": {"column": "account"},
+        "status": {"constant": "success"},
+    },
+}
+_KIND_MAPPINGS["ofx"] = {
+    "parse": {"format": "ofx"},
+    "fields": {
+        "amount": {"column": "amount", "decimal_separator": ".", "thousands_separator": None},
+        "direction": {"from_sign": {"negative": "debit", "positive": "credit"}},
+        "currency": {"column": "currency"},
+        "transaction_date": {"column": "date_posted", "formats": ["%Y-%m-%d %H:%M:%S"]},
+        "value_date": {"column": "value_date", "formats": ["%Y-%m-%d"]},
+        "reference": {"coalesce": [{"column": "reference_number"}, {"column": "check_number"}, {"column": "fitid"}]},
+        "secondary_reference": {"column": "fitid"},
+        "description": {"coalesce": [{"column": "memo"}, {"column": "name"}]},
+        "channel": {"column": "transaction_type"},
+        "account": {"column": "account"},
+        "status": {"constant": "success"},
+        "counterparty": {"column": "name"},
+    },
+}
+_KIND_MAPPINGS["mt942"] = _KIND_MAPPINGS["mt950"] = _KIND_MAPPINGS["mt940"]
+_KIND_MAPPINGS["camt052"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "camt052"}}
+_KIND_MAPPINGS["camt054"] = {**_KIND_MAPPINGS["camt053"], "parse": {"format": "camt054"}}
+
+
+STANDARD_LAYOUT_KINDS = frozenset(_KIND_MAPPINGS)  # kinds whose columns are fixed: no samples needed
+
+
 def _kind_proposal(kind: str) -> MappingProposal:
-    mapping = _KIND_MAPPINGS[kind]
+    mapping = copy.deepcopy(_KIND_MAPPINGS[kind])  # a caller may change its proposal
     proposals = []
     for name, spec in mapping["fields"].items():
         column = spec.get("column") or "/".join(p["column"] for p in spec.get("coalesce", []))

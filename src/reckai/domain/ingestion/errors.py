@@ -112,3 +112,19 @@ class RowError:
     def to_dict(self) -> dict[str, Any]:
         return {"row_number": self.row_number, "line_number": self.line_number, "column": self.column,
                 "value": self.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SourceWarning:
+    """Something worth a person's look that does not stop a row or the file from loading: a bank's
+    impossible date read as the month's last day (a row warning), statement balances that do not
+    add up, a gap in statement numbers, a statement given twice (file warnings)."""
+
+    message: str
+    line_number: int | None = None
+    row_number: int | None = None  # set for a row warning
+    kind: str = "row"  # row | balance_mismatch | balance_gap | sequence_gap | duplicate_statement | encoding
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "line_number": self.line_number,
+                "row_number": self.row_number}

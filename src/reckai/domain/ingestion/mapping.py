@@ -13,7 +13,7 @@ from typing import Any
 from reckai.domain.ingestion.canonical import Direction, TransactionStatus
 from reckai.domain.ingestion.errors import InvalidMapping
 
-FORMATS = ("csv", "txt", "xlsx", "xls", "xml", "mt940", "camt053")
+FORMATS = ("csv", "txt", "xlsx", "xls", "xml", "mt940", "camt052", "camt053", "camt054", "bai2", "ofx")
 DELIMITERS = (",", ";", "|", "\t")
 SCALES = ("major", "minor")
 REQUIRED_FIELDS = ("amount", "direction", "currency", "transaction_date")
@@ -22,7 +22,8 @@ STRING_FIELDS = ("reference", "secondary_reference", "description", "channel", "
 DEFAULT_FOOTER_PATTERN = (r"(?i)^\W*(total|totals|grand total|sub-?total|end|trailer|eof|closing balance"
                           r"|opening balance|record count|count)\b")
 
-_PARSE_KEYS = {"format", "delimiter", "encoding", "header_row", "sheet", "row_path", "skip_footer_pattern"}
+_PARSE_KEYS = {"format", "delimiter", "encoding", "header_row", "sheet", "row_path", "skip_footer_pattern",
+               "expand_transaction_details"}
 _COMMON_KEYS = {"column", "constant", "regex", "coalesce", "trim", "upper", "value_map", "default"}
 _AMOUNT_KEYS = {"column", "debit_column", "credit_column", "decimal_separator", "thousands_separator",
                 "strip", "scale", "trim"}
@@ -46,6 +47,8 @@ class ParseSettings:
     sheet: str | int | None = None
     row_path: str | None = None
     skip_footer_pattern: str | None = None
+    # camt: one row per TxDtls (the detail's amount, the entry's dates) instead of one per Ntry.
+    expand_transaction_details: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,9 +188,13 @@ def _parse_settings(obj: Any) -> ParseSettings:
     sheet = obj.get("sheet")
     if sheet is not None and (isinstance(sheet, bool) or not isinstance(sheet, (str, int))):
         raise _fail("parse.sheet", "must be a sheet name, a 0-based index or null")
+    expand = obj.get("expand_transaction_details", False)
+    if not isinstance(expand, bool):
+        raise _fail("parse.expand_transaction_details", "must be true or false")
     return ParseSettings(format=fmt, delimiter=delimiter, encoding=encoding, header_row=header_row,
                          sheet=sheet, row_path=_opt_str(obj, "row_path", "parse"),
-                         skip_footer_pattern=_regex(obj, "skip_footer_pattern", "parse"))
+                         skip_footer_pattern=_regex(obj, "skip_footer_pattern", "parse"),
+                         expand_transaction_details=expand)
 
 
 def _separator(obj: dict[str, Any], key: str, path: str, default: str | None) -> str | None:

@@ -13,6 +13,7 @@ import io
 import re
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reckai.domain.ingestion.errors import (
@@ -40,7 +41,25 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 FORMAT_OF_KIND = {"csv": "csv", "tsv": "txt", "pipe": "txt", "semicolon": "csv", "txt": "txt",
-                  "mt940": "txt", "xlsx": "excel", "xls": "excel", "xml": "xml", "camt053": "xml"}
+                  "mt940": "txt", "mt942": "txt", "mt950": "txt", "xlsx": "excel", "xls": "excel",
+                  "xml": "xml", "camt053": "xml", "camt052": "xml", "camt054": "xml", "bai2": "txt",
+                  "ofx": "txt"}  # OFX 2.x (XML) is "xml": sniff_decoded decides
+# A detected encoding is used only at this confidence or above; below it the file is refused with
+# the candidates named (docs/file-formats.md, "Encodings"). The confidence is the detector's
+# coherence (1 - its "chaos" ratio) times the share of the equally good candidates that decode the
+# file to the same text: two bytes that every code page reads differently are no evidence.
+ENCODING_CONFIDENCE_THRESHOLD = 0.6
+
+
+@dataclass(frozen=True)
+class EncodingGuess:
+    encoding: str | None  # the best candidate (None when the detector has none)
+    confidence: float  # 0..1
+    candidates: tuple[str, ...] = ()  # every plausible encoding, best first
+
+
+# An encoding detector (bytes -> guess): a library lives in an adapter; the domain only calls it.
+EncodingDetector = Callable[[bytes], EncodingGuess]
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,8 @@ class ContentInfo:
     format: str  # the spec's reconciliation_files.format: excel | csv | txt | xml
     kind: str  # precise kind: csv, tsv, pipe, semicolon, txt, xlsx, xls, xml, mt940, camt053
     encoding: str | None = None  # text kinds: the encoding the bytes decode with
+    # Set when the encoding was detected (neither a BOM, UTF-8, the windows-1252 fallback nor declared).
+    encoding_confidence: float | None = None
     delimiter: str | None = None  # delimited kinds
     inflated_bytes: int | None = None  # xlsx: bytes actually inflated while checking
 
@@ -86,11 +107,20 @@ def _utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
-def decode_text(data: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """Decode text bytes; return (text, encoding). Detection: BOM, utf-16 pattern, utf-8, windows-1252.
+def decode_text(data: bytes, encoding: str | None = None,
+                detector: EncodingDetector | None = None) -> tuple[str, str]:
+    """Decode text bytes; return (text, encoding). Detection: BOM, utf-16 pattern, utf-8, windows-1252,
+    then (when a `detector` is given and both failed) the detector's guess if confident enough.
 
     A BOM is removed from the text. An explicit `encoding` is used as is (its BOM still removed).
     """
+    text, name, _ = decode_text_detected(data, encoding, detector)
+    return text, name
+
+
+def decode_text_detected(data: bytes, encoding: str | None = None,
+                         detector: EncodingDetector | None = None) -> tuple[str, str, float | None]:
+    """decode_text, also returning the detector's confidence when the encoding was detected."""
     if not data:
         raise EmptyFile("the file is empty (0 bytes)")
     if encoding is None:
@@ -118,17 +148,29 @@ def decode_text(data: bytes, encoding: str | None = None) -> tuple[str, str]:
             continue
         except LookupError as exc:
             raise UndecodableText(f"unknown encoding {candidate!r}", encoding=candidate) from exc
-        text = text.removeprefix("\ufeff")
-        if "\x00" in text:
-            raise BinaryContent("the text contains NUL characters: it is binary or in another encoding",
-                                encoding=candidate)
-        name = {"utf-8-sig": "utf-8-sig", "utf-16": "utf-16"}.get(candidate, candidate)
-        return text, name
+        return _checked_text(text, candidate), candidate, None
     position = last_error.start if last_error else None
-    raise UndecodableText(
-        f"the file is not valid text in {' or '.join(candidates)} (bad byte at offset {position}); "
-        "save it as UTF-8 or give the encoding in the mapping's parse.encoding",
-        encodings=candidates, offset=position) from last_error
+    message = (f"the file is not valid text in {' or '.join(candidates)} (bad byte at offset {position}); "
+               "save it as UTF-8 or give the encoding in the mapping's parse.encoding")
+    if detector is not None and not encoding:
+        guess = detector(data)
+        if guess.encoding and guess.confidence >= ENCODING_CONFIDENCE_THRESHOLD:
+            return _checked_text(data.decode(guess.encoding), guess.encoding), guess.encoding, guess.confidence
+        named = ", ".join(guess.candidates[:6]) or "none"
+        raise UndecodableText(
+            f"{message}. The encoding could not be detected with confidence (best {guess.encoding or 'none'} "
+            f"at {guess.confidence:.2f}, threshold {ENCODING_CONFIDENCE_THRESHOLD}); candidates: {named}",
+            encodings=candidates, offset=position, candidates=list(guess.candidates),
+            confidence=round(guess.confidence, 2)) from last_error
+    raise UndecodableText(message, encodings=candidates, offset=position) from last_error
+
+
+def _checked_text(text: str, encoding: str) -> str:
+    text = text.removeprefix("\ufeff")
+    if "\x00" in text:
+        raise BinaryContent("the text contains NUL characters: it is binary or in another encoding",
+                            encoding=encoding)
+    return text
 
 
 def check_ooxml_workbook(data: bytes, *, max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
@@ -222,31 +264,50 @@ def check_ole2_workbook(data: bytes) -> None:
         raise InvalidWorkbook("the file is not a valid .xls (not an OLE2 compound document)")
 
 
-MT940_PATTERN = re.compile(r"^:20:.*$[\s\S]*^:(25|28C?|60[FM]):", re.MULTILINE)
+MT940_PATTERN = re.compile(r"^\s*(?:\{[^\n]*\{4:)?\s*:20:.*$[\s\S]*^\s*:(25|28C?|60[FM]):", re.MULTILINE)
+BAI2_PATTERN = re.compile(r"01,[^,\n]*,[^,\n]*,\d{6},\d{4},")
+_CAMT_ROOTS = {"<BkToCstmrStmt": "camt053", "<BkToCstmrAcctRpt": "camt052", "<BkToCstmrDbtCdtNtfctn": "camt054"}
 
 
 def classify_text(text: str) -> str:
-    """The kind of a decoded text: xml, camt053, mt940, or 'delimited' (csv family) / 'txt'."""
+    """The kind of a decoded text: xml, camt052/053/054, mt940/942/950, or 'delimited' (csv family)."""
     head = text[:4096].lstrip()
+    if "OFXHEADER" in head[:1000]:
+        return "ofx"
+    if BAI2_PATTERN.match(head) and re.search(r"^\s*99,", text[-4096:], re.MULTILINE):
+        return "bai2"
     if head.startswith("<"):
-        return "camt053" if "camt.053" in text[:20000] or "<BkToCstmrStmt" in text[:20000] else "xml"
-    if MT940_PATTERN.search(text[:20000]) and re.search(r"^:61:", text[:200000], re.MULTILINE):
+        window = text[:20000]
+        for marker, kind in _CAMT_ROOTS.items():
+            if marker in window or f"camt.{kind[4:]}" in window:
+                return kind
+        return "xml"
+    if MT940_PATTERN.search(text[:20000]) and re.search(r"^\s*:61:", text[:200000], re.MULTILINE):
+        envelope = re.search(r"\{2:[IO](9[45][02])", text[:2000])
+        if envelope:
+            return "mt" + envelope.group(1)
+        window = text[:20000]
+        if re.search(r"^\s*:(13D|34F):", window, re.MULTILINE) and not re.search(r"^\s*:60[FM]:", window,
+                                                                                 re.MULTILINE):
+            return "mt942"
         return "mt940"
     return "delimited"
 
 
 def sniff_content(data: bytes, filename: str | None = None, *,
-                  max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> ContentInfo:
+                  max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
+                  detector: EncodingDetector | None = None) -> ContentInfo:
     """Identify an upload from its content; raise a typed IngestionError when it is unusable.
 
     XML is recognised here but its well-formedness (with defusedxml) is checked by the adapter's
     `inspect_content`, which callers should use.
     """
-    return sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes)[0]
+    return sniff_decoded(data, filename, max_inflated_bytes=max_inflated_bytes, detector=detector)[0]
 
 
 def sniff_decoded(data: bytes, filename: str | None = None, *,
-                  max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> tuple[ContentInfo, str | None]:
+                  max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES, encoding: str | None = None,
+                  detector: EncodingDetector | None = None) -> tuple[ContentInfo, str | None]:
     """sniff_content, also returning the decoded text of text kinds (so it is decoded once)."""
     if not data:
         raise EmptyFile("the file is empty (0 bytes)")
@@ -262,19 +323,31 @@ def sniff_decoded(data: bytes, filename: str | None = None, *,
         raise ContentMismatch(f"the file is named .{ext} but is not an Excel workbook"
                               + (f" (it is {described})" if described else " (it is text)"),
                               extension=ext)
-    text, encoding = decode_text(data)
+    if encoding is None and data.removeprefix(codecs.BOM_UTF8)[:_SNIFF_BYTES].lstrip().startswith(b"<"):
+        # XML says its own encoding and the XML parser checks it: classify from the head, and
+        # never hold a decoded copy of a large document (a 1M-entry camt.053 is ~430 MB).
+        described = looks_binary(data[:_SNIFF_BYTES])
+        if described:
+            raise BinaryContent(f"the file is {described}, not text; export it as CSV or text",
+                                detected=described)
+        kind = classify_text(data[:_SNIFF_BYTES].decode("utf-8", "replace").removeprefix("\ufeff"))
+        declared = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", data.removeprefix(codecs.BOM_UTF8))
+        xml_encoding = declared.group(1).decode("ascii").lower() if declared else "utf-8"
+        return ContentInfo(format="xml", kind=kind if kind != "delimited" else "xml", encoding=xml_encoding), None
+    text, encoding, confidence = decode_text_detected(data, encoding, detector)
     if not text or text.isspace():  # no copy of a large text
         raise EmptyFile("the file contains only blank lines")
     kind = classify_text(text)
-    if kind in ("xml", "camt053"):
-        return ContentInfo(format="xml", kind=kind, encoding=encoding), text
-    if kind == "mt940":
-        return ContentInfo(format="txt", kind="mt940", encoding=encoding), text
+    if kind != "delimited":
+        fmt = "xml" if kind == "ofx" and text.lstrip().startswith("<") else FORMAT_OF_KIND[kind]
+        return ContentInfo(format=fmt, kind=kind, encoding=encoding,
+                           encoding_confidence=confidence), text
     from reckai.domain.ingestion.delimited import detect_delimiter
 
     delimiter = detect_delimiter(text)
     if delimiter is None:
-        return ContentInfo(format="txt", kind="txt", encoding=encoding), text
+        return ContentInfo(format="txt", kind="txt", encoding=encoding, encoding_confidence=confidence), text
     kind = {",": "csv", ";": "semicolon", "|": "pipe", "\t": "tsv"}[delimiter]
     fmt = "csv" if ext == "csv" or kind in ("csv", "semicolon") else "txt"
-    return ContentInfo(format=fmt, kind=kind, encoding=encoding, delimiter=delimiter), text
+    return ContentInfo(format=fmt, kind=kind, encoding=encoding, delimiter=delimiter,
+                       encoding_confidence=confidence), text

@@ -106,8 +106,16 @@ class File(msgspec.Struct):
     normalized: NormalizedInfo | None
 
 
+class DetectedEncoding(msgspec.Struct, forbid_unknown_fields=True):
+    """A text file's encoding when it was detected (neither UTF-8 nor windows-1252 nor declared)."""
+
+    name: str
+    confidence: float
+
+
 class UploadedFile(File):
     missing_required: list[str] = msgspec.field(default_factory=list)
+    detected_encoding: DetectedEncoding | None = None
 
 
 class FileMap(msgspec.Struct, forbid_unknown_fields=True):
@@ -224,8 +232,11 @@ class FileController(Controller):
         result = await anyio.to_thread.run_sync(
             lambda: upload_file(services, caller, form, upload.file_chunks(), limits))
         details = await anyio.to_thread.run_sync(get_file, services, caller, result.file.id)
-        missing = list(result.proposal.missing_required) if result.proposal else []
-        return ok(_file_body(details, UploadedFile, missing_required=missing))
+        proposal = result.proposal
+        missing = list(proposal.missing_required) if proposal else []
+        detected = DetectedEncoding(name=proposal.encoding, confidence=proposal.encoding_confidence) \
+            if proposal and proposal.encoding and proposal.encoding_confidence is not None else None
+        return ok(_file_body(details, UploadedFile, missing_required=missing, detected_encoding=detected))
 
     @get("/{file_id:uuid}", opt={"permission": "files:read"}, sync_to_thread=True)
     def read(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
