@@ -142,3 +142,12 @@ def test_uncommon_password_passes_and_user_inputs_count() -> None:
     assert (
         check_password("Kx7#pq2Lm9", is_common=checker.is_common, user=UserFacts(email="ada@bank.com")) == []
     )
+
+
+def test_an_empty_password_is_common_not_a_crash() -> None:
+    # zxcvbn raises IndexError on "", which made POST /api/auth/password/change with an empty new
+    # password answer 500 (found by the API fuzzer on a random seed).
+    checker = ZxcvbnPasswordChecker()
+    assert checker.is_common("")
+    assert "is too common or too easy to guess" in [
+        v.message for v in check_password("", is_common=checker.is_common)]

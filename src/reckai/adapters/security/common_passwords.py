@@ -23,6 +23,8 @@ class ZxcvbnPasswordChecker:
         self._min_score = min_score
 
     def is_common(self, password: str, user_inputs: Sequence[str] = ()) -> bool:
+        if not password:
+            return True  # zxcvbn raises IndexError on an empty string; nothing is more guessable
         result = zxcvbn(password[:_MAX_CHECKED_CHARS], user_inputs=[u for u in user_inputs if u])
         return int(result["score"]) < self._min_score
 
