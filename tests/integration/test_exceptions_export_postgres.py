@@ -22,6 +22,7 @@ from reckai.bootstrap import Container, bootstrap
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
+from tests.fixtures.postgres import clone_database, drop_database
 from tests.support.identity import bearer, create_user_with_role, login, onboard
 
 pytestmark = pytest.mark.integration
@@ -30,9 +31,20 @@ ROWS = 50_000
 
 
 @pytest.fixture(scope="module")
-def container(pg_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+def export_database(pg_admin_url: str, pg_template: Any) -> Iterator[Any]:
+    """A database of its own: 50,000 overdue, unassigned exceptions in the session database would
+    change what other tests see (the SLA sweep across tenants, index plans chosen by statistics)."""
+    database = clone_database(pg_admin_url, pg_template)
+    try:
+        yield database
+    finally:
+        drop_database(pg_admin_url, database.name)
+
+
+@pytest.fixture(scope="module")
+def container(export_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
     root = tmp_path_factory.mktemp("exceptions-export")
-    settings = Settings(mode=Mode.EMBEDDED, database=DatabaseSettings(url=pg_database.app_url, pool_size=4),
+    settings = Settings(mode=Mode.EMBEDDED, database=DatabaseSettings(url=export_database.app_url, pool_size=4),
                         storage=StorageSettings(backend="filesystem", filesystem_root=root / "storage"),
                         mailer=MailerSettings(backend="file", outbox_dir=root / "mail"))
     built = bootstrap(settings)

@@ -237,9 +237,8 @@ def test_a_doctype_behind_a_comment_is_still_refused() -> None:
 def test_auto_mapped_profile_sides_read_every_format(name: str) -> None:
     """`"mapping": "auto"` on both sides: a statement whose bank references are unique, reconciled
     against itself, matches every row to itself."""
-    from reckai.adapters.polars.matcher import PolarsMatcher
-    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
     from reckai.application.reconcile import reconcile_files
+    from reckai.bootstrap import build_file_matching
     from reckai.domain.reconciliation.profile import parse_profile
 
     path = str(DATA / name)
@@ -250,8 +249,11 @@ def test_auto_mapped_profile_sides_read_every_format(name: str) -> None:
         "right": {"label": "Books", "mapping": "auto"},
         "rules": [{"name": "same", "rule_type": "exact", "priority": 10, "date_tolerance_days": 0,
                    "field_mappings": [{"left": "secondary_reference", "right": "secondary_reference"}]}]})
-    outcome = reconcile_files(path, path, profile, None, PolarsCanonicalSource(), PolarsMatcher())
+    matching = build_file_matching("polars")
+    outcome = reconcile_files(path, path, profile, None, matching.source, matching.engine)
     assert set(outcome.auto_mappings) == {"left", "right"}
     assert not outcome.left_row_errors and not outcome.right_row_errors
     rows = normalize_file(Path(path).read_bytes(), propose_file_mapping(Path(path).read_bytes()).mapping).row_count
-    assert {(m.left_row, m.right_row) for m in outcome.result.matches} == {(i, i) for i in range(1, rows + 1)}
+    matches = outcome.result.matches
+    assert set(zip(matches["left_row"].to_list(), matches["right_row"].to_list(), strict=True)) == {
+        (i, i) for i in range(1, rows + 1)}
