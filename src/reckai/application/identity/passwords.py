@@ -7,6 +7,7 @@ import secrets
 import uuid
 
 from reckai.application.context import Outcome, RequestInfo
+from reckai.application.errors import FieldError, ValidationFailed
 from reckai.application.identity.common import (
     IdentityServices,
     TokenPair,
@@ -72,6 +73,10 @@ def change_password(
     return tokens
 
 
+MAX_ORGANIZATION_CODE = 50
+MAX_EMAIL_ADDRESS = 254
+
+
 def request_password_reset(
     services: IdentityServices, *, organization_code: str, email: str, request: RequestInfo,
 ) -> None:
@@ -80,12 +85,20 @@ def request_password_reset(
     no hash and no mail in the request, so neither its answer nor its timing tells whether the
     address is known. The worker does the rest (`send_password_reset_job`)."""
     code, address = organization_code.strip().lower(), email.strip()
+    # No account has a longer code or address (organizations.code is 50 characters; an address at
+    # most 254, RFC 5321): refused as input, which tells nothing about any account. Without this a
+    # huge value made the job's payload too large to enqueue (a 500, found by the API fuzzer).
+    too_long = [FieldError(name, f"is longer than {limit} characters") for name, value, limit in
+                (("organization_code", code, MAX_ORGANIZATION_CODE), ("email", address, MAX_EMAIL_ADDRESS))
+                if len(value) > limit]
+    if too_long:
+        raise ValidationFailed(too_long)
     services.limit("auth_ip", request.ip_address or "unknown")
     services.limit("auth_account", auth_account_subject(code, address))
     with services.database.unit_of_work(None) as uow:
         services.job_queue.enqueue(uow, SEND_PASSWORD_RESET.request({
             "organization_code": code, "email": address,
-            "request": {"ip_address": request.ip_address, "user_agent": request.user_agent,
+            "request": {"ip_address": request.ip_address, "user_agent": (request.user_agent or "")[:512] or None,
                         "method": request.method, "path": request.path, "request_id": request.request_id},
         }))
         uow.commit()
