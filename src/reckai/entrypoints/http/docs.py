@@ -1,9 +1,10 @@
 """The OpenAPI schema (`/schema/openapi.json`, served from this process) and a docs page (`/docs`).
 
-The docs page is Swagger UI loaded by the reader's browser from a CDN (pinned version); the schema
-it shows always comes from this server, so the API stays documented offline for any tool that
-reads the JSON. The page and its start-up script are the only responses with a relaxed
-Content-Security-Policy: scripts from this origin and the CDN only, no inline script.
+The docs page is Swagger UI, whose script and stylesheet are vendored in this package
+(`static/swagger-ui/`, with their licence) and served by this process, as is the schema it shows:
+the page works on a network with no way out (docs/decisions/offline-api-docs.md). The page and its
+start-up script are the only responses with a relaxed Content-Security-Policy: scripts from this
+origin only, no inline script.
 
 Litestar documents error responses in its own shape; `EnvelopedJsonRenderPlugin` rewrites every
 4xx/5xx response of the schema to the error envelope the API really sends.
@@ -11,10 +12,13 @@ Litestar documents error responses in its own shape; `EnvelopedJsonRenderPlugin`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get
+from litestar.datastructures import CacheControlHeader
+from litestar.static_files import create_static_files_router
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
@@ -23,17 +27,18 @@ SCHEMA_PATH = "/schema"
 OPENAPI_JSON_PATH = f"{SCHEMA_PATH}/openapi.json"
 DOCS_PATH = "/docs"
 
-SWAGGER_UI_VERSION = "5.17.14"
-_CDN = "https://cdn.jsdelivr.net"
-_SWAGGER_BASE = f"{_CDN}/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}"
+SWAGGER_UI_VERSION = "5.17.14"  # the npm package swagger-ui-dist, vendored (docs/decisions/offline-api-docs.md)
+SWAGGER_UI_DIRECTORY = Path(__file__).parent / "static" / "swagger-ui"
+DOCS_STATIC_PATH = f"{DOCS_PATH}/static"
 
+# Everything the page loads comes from this origin: a bank's network has no CDN.
 DOCS_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; "
-    f"script-src 'self' {_CDN}; "
+    "script-src 'self'; "
     # Swagger UI sets inline style attributes; no inline script is allowed.
-    f"style-src 'self' 'unsafe-inline' {_CDN}; "
-    f"img-src 'self' data: {_CDN}; "
-    f"font-src {_CDN}; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; "
+    "font-src 'self'; "
     "connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
@@ -43,12 +48,12 @@ _DOCS_PAGE = f"""<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>ReckAI API</title>
-<link rel="stylesheet" href="{_SWAGGER_BASE}/swagger-ui.css">
+<link rel="stylesheet" href="{DOCS_STATIC_PATH}/swagger-ui.css">
 </head>
 <body>
 <noscript>The schema is at <a href="{OPENAPI_JSON_PATH}">{OPENAPI_JSON_PATH}</a>.</noscript>
 <div id="swagger-ui"></div>
-<script src="{_SWAGGER_BASE}/swagger-ui-bundle.js" crossorigin="anonymous"></script>
+<script src="{DOCS_STATIC_PATH}/swagger-ui-bundle.js"></script>
 <script src="{DOCS_PATH}/start.js"></script>
 </body>
 </html>
@@ -72,7 +77,13 @@ async def docs_script() -> Response[str]:
     return Response(_DOCS_SCRIPT, media_type="text/javascript; charset=utf-8", headers=_DOCS_HEADERS)
 
 
-DOCS_ROUTE_HANDLERS = [docs_page, docs_script]
+# Swagger UI's script, stylesheet, LICENSE and NOTICE (Apache-2.0), served from the package.
+docs_static_files = create_static_files_router(
+    path=DOCS_STATIC_PATH, directories=[SWAGGER_UI_DIRECTORY], opt={"public": True}, include_in_schema=False,
+    cache_control=CacheControlHeader(max_age=86400, public=True), name="docs_static",
+)
+
+DOCS_ROUTE_HANDLERS = [docs_page, docs_script, docs_static_files]
 
 
 def _envelope_components() -> dict[str, Any]:
