@@ -116,7 +116,8 @@ def create_app(
             version="0.1.0",
             description="Multi-tenant reconciliation backend. Every answer uses the success or error envelope.",
             render_plugins=[EnvelopedJsonRenderPlugin()],
-            openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], opt={"public": True},
+            use_handler_docstrings=True,  # a handler's docstring is its operation's description
+            openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], opt={"public": True}, include_in_schema=False,
                                   after_request=schema_errors_as_envelope),
         ),
         request_max_body_size=DEFAULT_MAX_BODY_BYTES,

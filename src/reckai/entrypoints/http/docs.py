@@ -7,21 +7,30 @@ start-up script are the only responses with a relaxed Content-Security-Policy: s
 origin only, no inline script.
 
 Litestar documents error responses in its own shape; `EnvelopedJsonRenderPlugin` rewrites every
-4xx/5xx response of the schema to the error envelope the API really sends.
+4xx/5xx response of the schema to the error envelope the API really sends, and documents on every
+operation the errors its shape and guards imply plus those its handler declares
+(`opt={"errors": {...}}`). `tests/unit/test_openapi_documented.py` fails for an operation without a
+summary or description, a body field without a description or example, or a missing error response.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response, get
+from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.routes import HTTPRoute
 
 from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
+from reckai.entrypoints.http.auth import ALLOW_EXPIRED_PASSWORD, RATE_LIMIT
+from reckai.entrypoints.http.permissions import declared_permission, is_public
 
 SCHEMA_PATH = "/schema"
 OPENAPI_JSON_PATH = f"{SCHEMA_PATH}/openapi.json"
@@ -93,24 +102,97 @@ def _envelope_components() -> dict[str, Any]:
     return components
 
 
-def document_error_envelope(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the OpenAPI document whose error responses all reference `ErrorEnvelope`."""
+# A route adds the errors its use case answers with (beyond the ones its shape implies, below) as
+# `opt={"errors": {409: "FILE_STATE_CONFLICT: the file is already mapped ..."}}`.
+ERRORS_OPT = "errors"
+
+
+@dataclass(frozen=True)
+class OperationFacts:
+    """What the generated schema cannot say about an operation: who may call it."""
+
+    public: bool
+    permission: str | None
+    rate_limit: str | None
+    allows_expired_password: bool
+    declared_errors: Mapping[int, str]
+
+
+def operation_facts(app: Litestar) -> dict[tuple[str, str], OperationFacts]:
+    """(OpenAPI path, lower-case method) -> the facts of its handler, for every HTTP route."""
+    facts: dict[tuple[str, str], OperationFacts] = {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            declared = handler.opt.get(ERRORS_OPT) or {}
+            for method in handler.http_methods:
+                facts[(route.path_format, method.lower())] = OperationFacts(
+                    public=is_public(handler), permission=declared_permission(handler),
+                    rate_limit=handler.opt.get(RATE_LIMIT), declared_errors=dict(declared),
+                    allows_expired_password=bool(handler.opt.get(ALLOW_EXPIRED_PASSWORD)))
+    return facts
+
+
+def implied_errors(operation: Mapping[str, Any], facts: OperationFacts | None) -> dict[int, str]:
+    """The error responses an operation can give because of its shape and the app's guards: every
+    route can fail (500); a route with input can refuse it (400), a body can be too large or of the
+    wrong type (413, 415); a path with an id can name nothing (404); a non-public route needs a
+    token (401), a role with its permission (403) and stays within the rate limits (429)."""
+    errors = {500: "INTERNAL_ERROR: an unexpected fault; the error carries the request id to quote."}
+    parameters = operation.get("parameters") or []
+    has_body = "requestBody" in operation
+    if has_body or parameters:
+        errors[400] = ("VALIDATION_ERROR (a field or parameter breaks its type or rule; `details` names each), "
+                       "MALFORMED_BODY or BAD_REQUEST.")
+    if has_body:
+        errors[413] = "PAYLOAD_TOO_LARGE: the body is larger than this route accepts."
+        errors[415] = "UNSUPPORTED_MEDIA_TYPE: the body is not of the media type this route reads."
+    if any(parameter.get("in") == "path" for parameter in parameters):
+        errors[404] = ("NOT_FOUND: nothing with this id in the caller's organization (another organization's "
+                       "resources are never revealed).")
+    if facts is not None and not facts.public:
+        errors[401] = "UNAUTHENTICATED: no bearer access token, or it is invalid, expired or revoked."
+        needs = f"the `{facts.permission}` permission" if facts.permission else "a permission"
+        expired = "" if facts.allows_expired_password else (
+            "; PASSWORD_CHANGE_REQUIRED: the password has expired (change it first)")
+        errors[403] = f"PERMISSION_DENIED: the caller's role lacks {needs}{expired}."
+        tier = f" and the `{facts.rate_limit}` tier" if facts.rate_limit else ""
+        errors[429] = (f"RATE_LIMITED: the `api` tier (per user){tier} is used up; retry after `Retry-After` "
+                       "seconds.")
+    for status, text in (facts.declared_errors.items() if facts is not None else ()):
+        errors[int(status)] = f"{errors[int(status)]} Also {text}" if int(status) in errors else text
+    return errors
+
+
+def _envelope_components() -> dict[str, Any]:
+    (_,), components = msgspec.json.schema_components(
+        [ErrorEnvelope], ref_template="#/components/schemas/{name}"
+    )
+    return components
+
+
+def document_error_envelope(schema: dict[str, Any],
+                            facts: Mapping[tuple[str, str], OperationFacts] | None = None) -> dict[str, Any]:
+    """A copy of the OpenAPI document in which every operation lists the error responses it can
+    give (`implied_errors`), each described and referencing `ErrorEnvelope`."""
     document: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(schema))
     components = document.setdefault("components", {}).setdefault("schemas", {})
     components.update(_envelope_components())
     reference = {"$ref": "#/components/schemas/ErrorEnvelope"}
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
             if not isinstance(operation, dict):
                 continue
             responses = operation.setdefault("responses", {})
+            for status, description in implied_errors(operation, (facts or {}).get((path, method))).items():
+                written = responses.get(str(status), {}).get("description")
+                # Litestar's stock phrase is replaced; an operation's own words (an operation_class) stay.
+                if not written or written in (HTTPStatus(status).description, HTTPStatus(status).phrase):
+                    responses[str(status)] = {"description": description}
             for status, response in responses.items():
                 if status[:1] in ("4", "5"):
                     response["content"] = {"application/json": {"schema": reference}}
-            responses.setdefault(
-                "500",
-                {"description": "Internal error", "content": {"application/json": {"schema": reference}}},
-            )
     return document
 
 
@@ -132,5 +214,6 @@ class EnvelopedJsonRenderPlugin(JsonRenderPlugin):
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
         if self._rendered is None:
-            self._rendered = self.render_json(request, document_error_envelope(openapi_schema))
+            self._rendered = self.render_json(
+                request, document_error_envelope(openapi_schema, operation_facts(request.app)))
         return self._rendered
