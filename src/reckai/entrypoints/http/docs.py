@@ -24,12 +24,12 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import CacheControlHeader
-from litestar.static_files import create_static_files_router
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
+from litestar.static_files import create_static_files_router
 
-from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
 from reckai.entrypoints.http.auth import ALLOW_EXPIRED_PASSWORD, RATE_LIMIT
+from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
 from reckai.entrypoints.http.permissions import declared_permission, is_public
 
 SCHEMA_PATH = "/schema"
@@ -163,13 +163,6 @@ def implied_errors(operation: Mapping[str, Any], facts: OperationFacts | None) -
     for status, text in (facts.declared_errors.items() if facts is not None else ()):
         errors[int(status)] = f"{errors[int(status)]} Also {text}" if int(status) in errors else text
     return errors
-
-
-def _envelope_components() -> dict[str, Any]:
-    (_,), components = msgspec.json.schema_components(
-        [ErrorEnvelope], ref_template="#/components/schemas/{name}"
-    )
-    return components
 
 
 def document_error_envelope(schema: dict[str, Any],

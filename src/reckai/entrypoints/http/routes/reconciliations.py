@@ -44,7 +44,6 @@ from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.entrypoints.http.auth import request_info
 from reckai.entrypoints.http.envelope import Pagination, Success, cursor_parts, encode_cursor, ok, paginated
 
-
 _JOB_NAME = msgspec.Meta(description="A name for people (lists, mails, reports).",
                          examples=["December card vs bank"])
 
