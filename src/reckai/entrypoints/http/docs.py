@@ -15,6 +15,7 @@ summary or description, a body field without a description or example, or a miss
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -23,10 +24,9 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
-from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
-from litestar.static_files import create_static_files_router
 
 from reckai.entrypoints.http.auth import ALLOW_EXPIRED_PASSWORD, RATE_LIMIT
 from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
@@ -86,13 +86,31 @@ async def docs_script() -> Response[str]:
     return Response(_DOCS_SCRIPT, media_type="text/javascript; charset=utf-8", headers=_DOCS_HEADERS)
 
 
-# Swagger UI's script, stylesheet, LICENSE and NOTICE (Apache-2.0), served from the package.
-docs_static_files = create_static_files_router(
-    path=DOCS_STATIC_PATH, directories=[SWAGGER_UI_DIRECTORY], opt={"public": True}, include_in_schema=False,
-    cache_control=CacheControlHeader(max_age=86400, public=True), name="docs_static",
-)
+# Swagger UI's script, stylesheet, LICENSE and NOTICE (Apache-2.0), served from the package. A fixed
+# list, read once: a request names one of these or gets the 404 envelope, and no path it sends ever
+# reaches the filesystem (a static-files router answered an over-long name with a 500).
+DOCS_STATIC_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",  # Litestar adds the charset
+    "swagger-ui.css": "text/css",
+    "LICENSE": "text/plain",
+    "NOTICE": "text/plain",
+}
 
-DOCS_ROUTE_HANDLERS = [docs_page, docs_script, docs_static_files]
+
+@functools.cache
+def _static_file(name: str) -> bytes:
+    return (SWAGGER_UI_DIRECTORY / name).read_bytes()
+
+
+@get(f"{DOCS_STATIC_PATH}/{{name:str}}", include_in_schema=False, opt={"public": True}, sync_to_thread=False)
+def docs_static_file(name: str) -> Response[bytes]:
+    media_type = DOCS_STATIC_FILES.get(name)
+    if media_type is None:
+        raise NotFoundException()
+    return Response(_static_file(name), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+
+
+DOCS_ROUTE_HANDLERS = [docs_page, docs_script, docs_static_file]
 
 
 def _envelope_components() -> dict[str, Any]:

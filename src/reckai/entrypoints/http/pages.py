@@ -46,6 +46,7 @@ from reckai.application.identity.errors import InvalidLinkToken
 
 ACCEPT_INVITATION_PATH = "/accept-invitation"
 RESET_PASSWORD_PATH = "/reset-password"
+PAGE_PATHS = (ACCEPT_INVITATION_PATH, RESET_PASSWORD_PATH)
 CSRF_COOKIE = "reckai_csrf"
 CSRF_FIELD = "_csrf_token"  # the form field Litestar's CSRF middleware reads
 FORM_MEDIA_TYPE = RequestEncodingType.URL_ENCODED.value
