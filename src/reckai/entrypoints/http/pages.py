@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Annotated, Any
 
@@ -61,17 +62,22 @@ LinkToken = Annotated[str, QueryParameter(description="the token from the mail's
 
 
 def csrf_secret(jwt_secret: str) -> str:
-    """The CSRF signing secret, derived (not equal to) the JWT secret: one secret to manage."""
+    """The CSRF signing secret, derived from (never equal to) the JWT secret: one secret to manage."""
     return hmac.new(jwt_secret.encode(), b"reckai pages csrf v1", hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True, kw_only=True)
 class _Flow:
-    """One mail-link page: its path, the purpose of its tokens, its words, and its use case."""
+    """One mail-link page that sets a password: its path, the purpose of its tokens, its words, and
+    the use case it calls (token, password, request)."""
 
-    def __init__(self, *, path: str, purpose: str, title: str, button: str, done: str,
-                 invalid: str, apply: Callable[[IdentityServices, str, str, RequestInfo], None]) -> None:
-        self.path, self.purpose, self.title, self.button = path, purpose, title, button
-        self.done, self.invalid, self.apply = done, invalid, apply
+    path: str
+    purpose: str
+    title: str
+    button: str
+    done: str
+    invalid: str
+    apply: Callable[[IdentityServices, str, str, RequestInfo], None]
 
 
 def _accept(identity: IdentityServices, token: str, password: str, request: RequestInfo) -> None:
