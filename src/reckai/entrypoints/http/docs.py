@@ -157,7 +157,7 @@ def implied_errors(operation: Mapping[str, Any], facts: OperationFacts | None) -
     route can fail (500); a route with input can refuse it (400), a body can be too large or of the
     wrong type (413, 415); a path with an id can name nothing (404); a non-public route needs a
     token (401), a role with its permission (403) and stays within the rate limits (429)."""
-    errors = {500: "INTERNAL_ERROR: an unexpected fault; the error carries the request id to quote."}
+    errors = {500: "INTERNAL_ERROR: an unexpected fault; quote the answer's X-Request-ID header when reporting it."}
     parameters = operation.get("parameters") or []
     has_body = "requestBody" in operation
     if has_body or parameters:
