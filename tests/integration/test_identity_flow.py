@@ -5,6 +5,7 @@ lockout -> expiry -> reset. Plus the races that only a real database shows."""
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -188,3 +189,34 @@ def test_lockout_is_per_source_and_the_sources_are_stored_on_postgres(container:
     assert _sign_in(container, admin.org_code, admin.email, admin.password, owner) == "ok"
     count, sources = _failures(container, org_id, admin.user_id)
     assert count == 0 and list(sources) == [attacker]
+
+
+def test_the_invitation_page_over_real_mail_sets_the_password_and_leaves_no_token_in_audit_rows(
+        container: Container, smtp_server: Any) -> None:
+    """The page behind the invitation mail (issue 16 item 9) on PostgreSQL: the link from the real
+    SMTP message opens the form, the form sets the password through the same use case, and the
+    stored audit rows name the page's path without the token."""
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        org_id, admin = onboard(client)
+        admin_token = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]["access_token"]
+        email = f"page.{uuid.uuid4().hex[:8]}@example.com"
+        created = client.post("/api/users", json={"email": email, "name": "Paula Page", "role": "analyst"},
+                              headers=bearer(admin_token))
+        assert client.post(f"/api/users/{created.json()['data']['id']}/invite",
+                           headers=bearer(admin_token)).status_code == 200
+        mail = _body([m for m in smtp_server.messages if m["To"].lower() == email][-1])
+        link = re.search(r"http://\S+/accept-invitation\?token=([A-Za-z0-9_\-]+)", mail)
+        assert link, mail
+        token = link.group(1)
+        page = client.get("/accept-invitation", params={"token": token})
+        assert page.status_code == 200 and "At least one digit." in page.text
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+        password = "Meadow$Abacus-4471"
+        done = client.post("/accept-invitation", data={**fields, "password": password,
+                                                       "password_confirmation": password})
+        assert done.status_code == 200 and 'id="done"' in done.text, done.text
+        assert login_tokens(client, admin.org_code, email, password)["status"] == "authenticated"
+    records = container.audit_log.list_records(org_id, AuditQuery(limit=500)).records
+    accepted = [r for r in records if r.event.action == "user.invitation_accepted"]
+    assert [r.event.request_path for r in accepted] == ["/accept-invitation"]
+    assert not [r for r in records if token in (r.event.request_path or "")]

@@ -15,8 +15,9 @@ headers and Content-Types, and a caller (each role's token, no token, garbage to
 may aim at, and the rate limits it clears between examples.
 
 `check_response(request, response)` is the contract under test: never a 5xx; every 4xx is the
-error envelope `{"success": false, "error": {"code", "message", "details"}}`; every 2xx JSON body
-under /api or /health is `{"success": true, "data": ...}`.
+error envelope `{"success": false, "error": {"code", "message", "details"}}` (or, on the HTML pages
+behind mail links, a page for people); every 2xx JSON body under /api or /health is
+`{"success": true, "data": ...}`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from reckai.application.ports.rate_limit import TIERS, auth_account_subject
+from reckai.entrypoints.http.pages import PAGE_PATHS
 from tests.support import reconciliation_jobs as rj
 from tests.support.identity import (
     DEFAULT_PASSWORD,
@@ -703,6 +705,12 @@ def check_response(request: FuzzRequest, response: Any) -> None:
     where = f"{response.status_code} for {request.describe()}\n-> {response.text[:600]}"
     assert response.status_code < 500, where
     content_type = response.headers.get("content-type", "")
+    path = urllib.parse.urlsplit(str(response.url)).path
+    if response.status_code >= 400 and path in PAGE_PATHS and content_type.startswith("text/html"):
+        # The pages behind mail links answer people: an HTML page saying what went wrong (the guards
+        # before them, 413/415, still answer the envelope).
+        assert "<h1>" in response.text and response.headers.get("referrer-policy") == "no-referrer", where
+        return
     if response.status_code >= 400:
         assert content_type.startswith("application/json"), where
         body = response.json()
@@ -714,7 +722,6 @@ def check_response(request: FuzzRequest, response: Any) -> None:
         assert isinstance(error["details"], list), where
         assert all(isinstance(d, dict) and set(d) == {"field", "message"} for d in error["details"]), where
         return
-    path = urllib.parse.urlsplit(str(response.url)).path
     if path.startswith(("/api/", "/health")) and content_type.startswith("application/json") and response.content:
         body = response.json()
         assert body.get("success") is True and "data" in body, where

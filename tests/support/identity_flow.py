@@ -42,7 +42,7 @@ class FakeClock:
 
 
 def token_from_mail(body: str) -> str:
-    match = re.search(r"#token=([A-Za-z0-9_\-]+)", body)
+    match = re.search(r"[?]token=([A-Za-z0-9_\-]+)", body)
     assert match, body
     return match.group(1)
 

@@ -141,7 +141,7 @@ class Served:
         while True:
             self.wait_idle()
             for mail in reversed(self.container.mailer.sent):  # type: ignore[attr-defined]
-                found = re.search(re.escape(path) + r"#token=([A-Za-z0-9_\-.%]+)", mail.text_body)
+                found = re.search(re.escape(path) + r"[?]token=([A-Za-z0-9_\-.%]+)", mail.text_body)
                 if mail.to == to and found:
                     self.container.mailer.sent.clear()  # type: ignore[attr-defined]
                     return found.group(1)

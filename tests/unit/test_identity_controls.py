@@ -200,7 +200,7 @@ def test_password_reset_does_the_same_work_for_known_and_unknown_addresses(clock
             ("send_password_reset", "done")] * 3
         mails = [m for m in container.mailer.sent if "Reset your ReckAI password" in m.subject]  # type: ignore[attr-defined]
         assert [m.to for m in mails] == [admin.email]
-        assert "#token=" in mails[0].text_body
+        assert "/reset-password?token=" in mails[0].text_body
 
 
 def test_a_reset_mail_that_fails_is_retried_by_the_outbox_and_leaves_no_token(clock: FakeClock) -> None:

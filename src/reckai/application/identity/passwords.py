@@ -22,6 +22,7 @@ from reckai.application.ports.mail import OutgoingMail
 from reckai.application.ports.rate_limit import auth_account_subject
 from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.identity.entities import Organization, User, UserToken
+from reckai.domain.identity.password_policy import describe_password_policy
 from reckai.domain.identity.principal import Principal
 from reckai.domain.identity.tokens import hash_refresh_token
 
@@ -133,7 +134,7 @@ def send_password_reset_job(services: IdentityServices, delivery: JobDelivery) -
         services.audit_log.record(uow, services.event(
             "auth.password.reset_requested", request, organization_id=user.organization_id, user_id=user.id,
             resource_type="user", resource_id=user.id, outcome=Outcome.ACCEPTED))
-        link = f"{services.public_base_url.rstrip('/')}/reset-password#token={token}"
+        link = f"{services.public_base_url.rstrip('/')}/reset-password?token={token}"
         services.mailer.send(OutgoingMail(
             to=user.email,
             subject="Reset your ReckAI password",
@@ -172,3 +173,17 @@ def confirm_password_reset(services: IdentityServices, *, token: str, new_passwo
 
 def redeem_link_token(services: IdentityServices, purpose: str, token: str) -> UserToken:
     return _redeem(services, purpose, token)
+
+
+def link_password_rules(services: IdentityServices, purpose: str, token: str) -> list[str]:
+    """The password rules of the organization a still-usable link (invitation or reset) belongs to,
+    without using the link: the page behind the mail link shows them before the form is sent.
+    Raises `InvalidLinkToken` for an unknown, used or expired link."""
+    found = _redeem(services, purpose, token)
+    with services.database.unit_of_work(found.organization_id) as uow:
+        organization = uow.organizations.get(found.organization_id)
+        user = uow.users.get(found.user_id)
+    if organization is None or user is None or not user.is_active or not organization.is_active:
+        raise InvalidLinkToken()
+    return describe_password_policy(services.policy_for(organization),
+                                    max_bytes=services.password_hasher.max_password_bytes)

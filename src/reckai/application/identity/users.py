@@ -262,7 +262,7 @@ def invite_user(services: IdentityServices, principal: Principal, user_id: uuid.
         services.audit_log.record(uow, services.event(
             "user.invited", request, organization_id=principal.organization_id, user_id=principal.user_id,
             resource_type="user", resource_id=user.id, outcome=Outcome.DONE))
-        link = f"{services.public_base_url.rstrip('/')}/accept-invitation#token={token}"
+        link = f"{services.public_base_url.rstrip('/')}/accept-invitation?token={token}"
         services.mailer.send(OutgoingMail(
             to=user.email,
             subject=f"You are invited to {organization.name} on ReckAI",

@@ -217,6 +217,23 @@ def check_password(
     return violations
 
 
+def describe_password_policy(policy: PasswordPolicy, *, max_bytes: int | None = None) -> list[str]:
+    """The rules `check_password` applies, as sentences for the person choosing a password (the
+    pages behind mail links show them before the first attempt)."""
+    rules = [f"At least {policy.min_length} and at most {ABSOLUTE_MAX_LENGTH} characters"
+             + (f" (and at most {max_bytes} bytes in UTF-8)" if max_bytes is not None else "") + "."]
+    for required, what in ((policy.require_uppercase, "uppercase letter"),
+                           (policy.require_lowercase, "lowercase letter"),
+                           (policy.require_digit, "digit"),
+                           (policy.require_special, "special character (anything that is not a letter or a digit)")):
+        if required:
+            rules.append(f"At least one {what}.")
+    rules.append("Not your e-mail address or name, and not a common or easily guessed password.")
+    if policy.history_size > 1:
+        rules.append(f"Different from your last {policy.history_size} passwords.")
+    return rules
+
+
 def is_special(ch: str) -> bool:
     return not ch.isalnum()
 

@@ -2,8 +2,9 @@
 composition root it is given (the real one from `bootstrap(settings)`, or `bootstrap_in_memory()`
 in tests). Nothing here reads the environment or opens a connection.
 
-Routes come from three places: the health checks and docs page (here), and every feature module
-under `reckai.entrypoints.http.routes` (see its docstring). docs/http.md describes the contract.
+Routes come from four places: the health checks and docs page (here), the HTML pages behind mail
+links (`pages.py`), and every feature module under `reckai.entrypoints.http.routes` (see its
+docstring). docs/http.md describes the contract.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from reckai.entrypoints.http.envelope import provide_pagination
 from reckai.entrypoints.http.errors import make_exception_handler
 from reckai.entrypoints.http.health import DEFAULT_TIMEOUT_SECONDS, HealthController, HealthProbe
 from reckai.entrypoints.http.middleware import RequestEdge, require_supported_media_type
+from reckai.entrypoints.http.pages import pages_router
 from reckai.entrypoints.http.request import ReckaiRequest, refuse_nul_characters
 from reckai.entrypoints.http.routes import collect_routes
 from reckai.settings import HttpSettings, SettingsError
@@ -95,7 +97,10 @@ def create_app(
 
     return ReckaiApp(
         edge=RequestEdge(trusted_proxies=http.trusted_proxies),
-        route_handlers=[HealthController, *DOCS_ROUTE_HANDLERS, *routes.handlers, *extra_route_handlers],
+        route_handlers=[HealthController, *DOCS_ROUTE_HANDLERS, *routes.handlers, *extra_route_handlers,
+                        # The pages behind mail links (invitation, password reset): HTML forms.
+                        pages_router(jwt_secret=container.settings.security.jwt_secret,
+                                     secure_cookie=http.public_base_url.lower().startswith("https://"))],
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),
             "health_probe": Provide(provide_health_probe, sync_to_thread=False),
@@ -111,7 +116,8 @@ def create_app(
             version="0.1.0",
             description="Multi-tenant reconciliation backend. Every answer uses the success or error envelope.",
             render_plugins=[EnvelopedJsonRenderPlugin()],
-            openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], opt={"public": True},
+            use_handler_docstrings=True,  # a handler's docstring is its operation's description
+            openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], opt={"public": True}, include_in_schema=False,
                                   after_request=schema_errors_as_envelope),
         ),
         request_max_body_size=DEFAULT_MAX_BODY_BYTES,

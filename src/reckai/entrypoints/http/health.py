@@ -124,6 +124,8 @@ class HealthController(Controller):
 
     @get("/", summary="Liveness and a summary of every dependency")
     async def summary(self, health_probe: NamedDependency[HealthProbe]) -> Success[HealthSummary]:
+        """200 while the process serves (liveness); `status` is ok when every dependency check passes and
+        degraded otherwise, with each check's status and detail. Public, for load balancers."""
         reports = await health_probe.check_all()
         checks = {name: _status(report) for name, report in reports.items()}
         overall = "ok" if all(report.ok for report in reports.values()) else "degraded"
@@ -131,14 +133,17 @@ class HealthController(Controller):
 
     @get("/db", summary="PostgreSQL answers", responses=_DOWN)
     async def database(self, health_probe: NamedDependency[HealthProbe]) -> Success[CheckStatus]:
+        """Readiness of the database: 200 when PostgreSQL answers within 3 s, else 503. Public."""
         return await _dependency(health_probe, "db")
 
     @get("/storage", summary="File storage answers", responses=_DOWN)
     async def storage(self, health_probe: NamedDependency[HealthProbe]) -> Success[CheckStatus]:
+        """Readiness of file storage (S3 or the filesystem): 200 when it answers within 3 s, else 503. Public."""
         return await _dependency(health_probe, "storage")
 
     @get("/queue", summary="Job queue broker answers", responses=_DOWN)
     async def queue(self, health_probe: NamedDependency[HealthProbe]) -> Success[CheckStatus]:
+        """Readiness of the job queue's broker: 200 when it answers within 3 s, else 503. Public."""
         return await _dependency(health_probe, "queue")
 
 

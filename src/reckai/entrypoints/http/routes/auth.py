@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -26,51 +26,72 @@ from reckai.entrypoints.http.envelope import Success, ok
 SELF = {"permission": "account:self"}
 
 
+ORGANIZATION_CODE = msgspec.Meta(description="The organization's sign-in code (chosen at sign-up; in the "
+                                              "invitation mail).", examples=["first-bank"])
+EMAIL = msgspec.Meta(description="The account's e-mail address (compared case-insensitively).",
+                     examples=["ada.analyst@firstbank.example"])
+PASSWORD = msgspec.Meta(description="The account's password.", examples=["Quartz!Ledger-7291"])
+NEW_PASSWORD = msgspec.Meta(description="The password to set; it must meet the organization's password policy "
+                                        "(violations come back one per rule).", examples=["Meadow$Abacus-4471"])
+LINK_TOKEN = msgspec.Meta(description="The token from the mail's link (the value after `?token=`); single use.",
+                          examples=["q3J9x0bT5m2VfWzY8kLp4sNcR7aH1dEuG6iO0tQyZ_w"])
+REFRESH_TOKEN = msgspec.Meta(description="The refresh token of a session (from login or the last refresh).",
+                             examples=["r1.8f3b9c2d4e5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c"])
+TOTP_CODE = msgspec.Meta(description="The 6-digit code shown by the authenticator app now.", examples=["492817"])
+
+
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
-    organization_code: str
-    email: str
-    password: str
+    organization_code: Annotated[str, ORGANIZATION_CODE]
+    email: Annotated[str, EMAIL]
+    password: Annotated[str, PASSWORD]
 
 
 class MfaLoginRequest(msgspec.Struct, forbid_unknown_fields=True):
-    mfa_token: str
-    code: str  # a 6-digit TOTP code or a recovery code
+    mfa_token: Annotated[str, msgspec.Meta(description="The `mfa_token` that the login answered with status "
+                                                       "mfa_required (valid five minutes, one use).",
+                                           examples=["mfa.eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.e30.c2ln"])]
+    code: Annotated[str, msgspec.Meta(description="A 6-digit TOTP code, or one of the recovery codes (each works "
+                                                  "once).", examples=["492817"])]
 
 
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
-    refresh_token: str
+    refresh_token: Annotated[str, REFRESH_TOKEN]
 
 
 class LogoutRequest(msgspec.Struct, forbid_unknown_fields=True):
-    refresh_token: str | None = None
+    refresh_token: Annotated[str | None, msgspec.Meta(
+        description="Also end this session (its refresh token stops working); without it only the access token "
+                    "is revoked.", examples=["r1.8f3b9c2d4e5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c"])] = None
 
 
 class ReauthenticateRequest(msgspec.Struct, forbid_unknown_fields=True):
-    password: str
+    password: Annotated[str, msgspec.Meta(description="The caller's current password, asked again before a "
+                                                      "sensitive change.", examples=["Quartz!Ledger-7291"])]
 
 
 class MfaCodeRequest(msgspec.Struct, forbid_unknown_fields=True):
-    code: str
+    code: Annotated[str, TOTP_CODE]
 
 
 class PasswordChangeRequest(msgspec.Struct, forbid_unknown_fields=True):
-    current_password: str
-    new_password: str
+    current_password: Annotated[str, msgspec.Meta(description="The password in use now.",
+                                                  examples=["Quartz!Ledger-7291"])]
+    new_password: Annotated[str, NEW_PASSWORD]
 
 
 class PasswordResetRequest(msgspec.Struct, forbid_unknown_fields=True):
-    organization_code: str
-    email: str
+    organization_code: Annotated[str, ORGANIZATION_CODE]
+    email: Annotated[str, EMAIL]
 
 
 class PasswordResetConfirm(msgspec.Struct, forbid_unknown_fields=True):
-    token: str
-    new_password: str
+    token: Annotated[str, LINK_TOKEN]
+    new_password: Annotated[str, NEW_PASSWORD]
 
 
 class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True):
-    token: str
-    password: str
+    token: Annotated[str, LINK_TOKEN]
+    password: Annotated[str, NEW_PASSWORD]
 
 
 class Tokens(msgspec.Struct):
@@ -139,79 +160,127 @@ def _outcome(result: login_cases.LoginResult) -> LoginOutcome:
 class AuthController(Controller):
     path = "/api/auth"
 
-    @post("/login", opt={"public": True}, status_code=200, sync_to_thread=True)
+    @post("/login", opt={"public": True, "errors": {
+        401: "INVALID_CREDENTIALS: unknown organization or e-mail, wrong password, locked or deactivated account "
+             "(one answer for all, so accounts cannot be probed).",
+        429: "RATE_LIMITED: too many attempts from this address or for this account; retry after `Retry-After`."}},
+          status_code=200, sync_to_thread=True, summary="Sign in")
     def login(self, data: JSONBody[LoginRequest], identity: NamedDependency[IdentityServices],
               request_info: NamedDependency[RequestInfo]) -> Success[LoginOutcome]:
+        """Step one of signing in: organization code, e-mail and password. Answers `status` authenticated
+        (with tokens), mfa_required (send `mfa_token` and a code to /api/auth/mfa/login) or
+        password_change_required (tokens that only change the password)."""
         result = login_cases.login(identity, organization_code=data.organization_code, email=data.email,
                                    password=data.password, request=request_info)
         return ok(_outcome(result))
 
-    @post("/mfa/login", opt={"public": True}, status_code=200, sync_to_thread=True)
+    @post("/mfa/login", opt={"public": True, "errors": {
+        401: "INVALID_MFA_CODE: the code is wrong or was used already, or the challenge expired or was used.",
+        429: "RATE_LIMITED: too many attempts; retry after `Retry-After`.",
+        503: "SERVICE_UNAVAILABLE: the sign-in challenge store cannot be reached."}},
+          status_code=200, sync_to_thread=True, summary="Sign in, second step (MFA)")
     def mfa_login(self, data: JSONBody[MfaLoginRequest], identity: NamedDependency[IdentityServices],
                   request_info: NamedDependency[RequestInfo]) -> Success[LoginOutcome]:
+        """Completes a login that answered mfa_required, with a TOTP code or a recovery code."""
         result = login_cases.verify_mfa_login(identity, mfa_token=data.mfa_token, code=data.code, request=request_info)
         return ok(_outcome(result))
 
-    @post("/refresh", opt={"public": True}, status_code=200, sync_to_thread=True)
+    @post("/refresh", opt={"public": True, "errors": {
+        401: "INVALID_REFRESH_TOKEN: unknown, expired or revoked; a reused (already rotated) token ends the whole "
+             "session.",
+        429: "RATE_LIMITED: too many attempts; retry after `Retry-After`."}},
+          status_code=200, sync_to_thread=True, summary="Refresh the access token")
     def refresh(self, data: JSONBody[RefreshRequest], identity: NamedDependency[IdentityServices],
                 request_info: NamedDependency[RequestInfo]) -> Success[Tokens]:
+        """Trades a refresh token for a new access token and a new refresh token (rotation: the old one stops
+        working)."""
         return ok(tokens_body(login_cases.refresh_session(identity, refresh_token=data.refresh_token,
                                                           request=request_info)))
 
-    @post("/logout", opt={**SELF, ALLOW_EXPIRED_PASSWORD: True}, status_code=200, sync_to_thread=True)
+    @post("/logout", opt={**SELF, ALLOW_EXPIRED_PASSWORD: True}, status_code=200, sync_to_thread=True,
+          summary="Sign out")
     def logout(self, principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
                request_info: NamedDependency[RequestInfo], request: Request[Any, Any, Any],
                data: JSONBody[LogoutRequest | None] = None) -> Success[LogoutOutcome]:
+        """Revokes the access token used for this call and, with `refresh_token`, ends that session."""
         expires_at = request.scope["state"][STATE_ACCESS_EXPIRES_AT]
         revoked = login_cases.logout(identity, principal, access_expires_at=expires_at,
                                      refresh_token=data.refresh_token if data else None, request=request_info)
         return ok(LogoutOutcome(access_token_revoked=True, session_revoked=revoked))
 
-    @get("/me", opt={**SELF, ALLOW_EXPIRED_PASSWORD: True}, sync_to_thread=False)
+    @get("/me", opt={**SELF, ALLOW_EXPIRED_PASSWORD: True}, sync_to_thread=False, summary="Who am I")
     def me(self, principal: NamedDependency[Principal]) -> Success[Profile]:
+        """The signed-in user: id, organization, e-mail, role and the permissions the role grants."""
         return ok(Profile(principal.user_id, principal.organization_id, principal.email, principal.role,
                           sorted(principal.permissions)))
 
-    @post("/mfa/enable", opt=SELF, status_code=200, sync_to_thread=True)
+    @post("/mfa/enable", opt={**SELF, "errors": {
+        401: "REAUTHENTICATION_FAILED: the password is wrong.",
+        409: "MFA_STATE_CONFLICT: MFA is already enabled."}},
+          status_code=200, sync_to_thread=True, summary="Start MFA enrolment")
     def mfa_enable(self, data: JSONBody[ReauthenticateRequest], principal: NamedDependency[Principal],
                    identity: NamedDependency[IdentityServices],
                    request_info: NamedDependency[RequestInfo]) -> Success[MfaEnrollmentBody]:
+        """After re-entering the password: a new TOTP secret with its otpauth URI and QR code (SVG). MFA is on
+        only once /api/auth/mfa/verify accepts a code."""
         enrollment = mfa_cases.enable_mfa(identity, principal, password=data.password, request=request_info)
         return ok(MfaEnrollmentBody(enrollment.secret, enrollment.provisioning_uri, enrollment.qr_svg))
 
-    @post("/mfa/verify", opt=SELF, status_code=200, sync_to_thread=True)
+    @post("/mfa/verify", opt={**SELF, "errors": {
+        401: "INVALID_MFA_CODE: the code does not match the pending secret.",
+        409: "MFA_STATE_CONFLICT: no enrolment is pending (call /api/auth/mfa/enable first), or MFA is on "
+             "already."}},
+          status_code=200, sync_to_thread=True, summary="Finish MFA enrolment")
     def mfa_verify(self, data: JSONBody[MfaCodeRequest], principal: NamedDependency[Principal],
                    identity: NamedDependency[IdentityServices],
                    request_info: NamedDependency[RequestInfo]) -> Success[RecoveryCodes]:
+        """Confirms the authenticator with a code; MFA is then required at every login. Answers ten recovery
+        codes, shown this once."""
         codes = mfa_cases.verify_mfa(identity, principal, code=data.code, request=request_info)
         return ok(RecoveryCodes(mfa_enabled=True, recovery_codes=codes))
 
-    @post("/password/change", opt={**SELF, ALLOW_EXPIRED_PASSWORD: True}, status_code=200, sync_to_thread=True)
+    @post("/password/change", opt={**SELF, ALLOW_EXPIRED_PASSWORD: True, "errors": {
+        401: "REAUTHENTICATION_FAILED: the current password is wrong."}},
+          status_code=200, sync_to_thread=True, summary="Change my password")
     def password_change(self, data: JSONBody[PasswordChangeRequest], principal: NamedDependency[Principal],
                         identity: NamedDependency[IdentityServices],
                         request_info: NamedDependency[RequestInfo]) -> Success[Tokens]:
+        """Sets a new password (checked against the policy and the history); the caller's other sessions end
+        and a fresh token pair is answered. 400 PASSWORD_POLICY_VIOLATION lists every broken rule."""
         pair = password_cases.change_password(identity, principal, current_password=data.current_password,
                                               new_password=data.new_password, request=request_info)
         return ok(tokens_body(pair))
 
-    @post("/password/reset", opt={"public": True}, status_code=202, sync_to_thread=True)
+    @post("/password/reset", opt={"public": True, "errors": {
+        429: "RATE_LIMITED: too many reset requests from this address; retry after `Retry-After`."}},
+          status_code=202, sync_to_thread=True, summary="Ask for a password reset link")
     def password_reset(self, data: JSONBody[PasswordResetRequest], identity: NamedDependency[IdentityServices],
                        request_info: NamedDependency[RequestInfo]) -> Response[Success[Accepted]]:
+        """Mails a single-use link (one hour) to the account's address, if the account exists; the answer is
+        the same either way. The link opens the page `/reset-password`."""
         password_cases.request_password_reset(
             identity, organization_code=data.organization_code, email=data.email, request=request_info)
         body = ok(Accepted("If the account exists, a reset link has been sent to its email address"))
         return Response(body, status_code=202)
 
-    @post("/password/reset/confirm", opt={"public": True}, status_code=200, sync_to_thread=True)
+    @post("/password/reset/confirm", opt={"public": True, "errors": {
+        429: "RATE_LIMITED: too many attempts from this address; retry after `Retry-After`."}},
+          status_code=200, sync_to_thread=True, summary="Set a new password with a reset link")
     def password_reset_confirm(self, data: JSONBody[PasswordResetConfirm], identity: NamedDependency[IdentityServices],
                                request_info: NamedDependency[RequestInfo]) -> Success[Accepted]:
+        """Uses the reset link's token to set a new password; every session of the account ends. 400
+        INVALID_TOKEN (unknown, used or expired link) or PASSWORD_POLICY_VIOLATION (each broken rule)."""
         password_cases.confirm_password_reset(identity, token=data.token, new_password=data.new_password,
                                               request=request_info)
         return ok(Accepted("Password changed; sign in with the new password"))
 
-    @post("/invitations/accept", opt={"public": True}, status_code=200, sync_to_thread=True)
+    @post("/invitations/accept", opt={"public": True, "errors": {
+        429: "RATE_LIMITED: too many attempts from this address; retry after `Retry-After`."}},
+          status_code=200, sync_to_thread=True, summary="Accept an invitation")
     def accept_invitation(self, data: JSONBody[InvitationAccept], identity: NamedDependency[IdentityServices],
                           request_info: NamedDependency[RequestInfo]) -> Success[AcceptedInvitation]:
+        """Uses the invitation link's token to set the new user's first password (the page
+        `/accept-invitation` does the same for a person). 400 INVALID_TOKEN or PASSWORD_POLICY_VIOLATION."""
         user_id = user_cases.accept_invite(identity, token=data.token, password=data.password, request=request_info)
         return ok(AcceptedInvitation(user_id))
 

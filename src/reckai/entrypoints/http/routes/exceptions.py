@@ -192,59 +192,95 @@ class ResolveOutcomeBody(msgspec.Struct):
 # --- requests ----------------------------------------------------------------------------------
 
 
+_STATUS = msgspec.Meta(description="The new status: open, in_progress, resolved, escalated or ignored (allowed "
+                                    "moves only; resolving or ignoring may wait for a checker).",
+                        examples=["in_progress"])
+_SEVERITY = msgspec.Meta(description="Override the severity: low, medium, high or critical (needs `reason`).",
+                         examples=["high"])
+_REASON = msgspec.Meta(description="Why; required to reopen, to ignore and to override the severity (at most 2,000 "
+                                   "characters).", examples=["Duplicate of the 14 May settlement line"])
+_RESOLUTION_CODE = msgspec.Meta(
+    description="How the break was cleared: matched_manually, corrected_at_source, adjustment_posted, timing_cleared, "
+                "duplicate_reversed, written_off, false_positive or other.", examples=["timing_cleared"])
+_RESOLUTION_NOTE = msgspec.Meta(description="What was done, for the auditor (at most 4,000 characters).",
+                                examples=["Settled on T+1; seen in the 2 June statement"])
+_ASSIGNEE = msgspec.Meta(description="The user (id) who works the exception, in the caller's organization; null "
+                                     "unassigns.", examples=["3f6c2a9e-8d41-4b7a-9c0e-2b5d7f1a6e93"])
+_EXCEPTION_IDS = msgspec.Meta(description="The exceptions to act on (ids); all or nothing: one failing item fails "
+                                          "the request and names it.",
+                              examples=[["0b7e3c52-1f4d-4a8e-b6c9-5d2e8f7a1c30", "6a1d9e84-2c7b-4f35-8e0a-9b3c6d4f2e71"]])
+_JOB_ID = msgspec.Meta(description="The reconciliation job whose rows these are.",
+                       examples=["9c2e5a17-4b8d-4e6f-a0c3-7d1b8e2f5a64"])
+
+
 class ExceptionUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    status: str | None = None
-    severity: str | None = None
-    reason: str | None = None  # required to reopen, ignore, or override the severity
-    resolution_code: str | None = None  # with status "resolved"
-    resolution_note: str | None = None
+    status: Annotated[str | None, _STATUS] = None
+    severity: Annotated[str | None, _SEVERITY] = None
+    reason: Annotated[str | None, _REASON] = None
+    resolution_code: Annotated[str | None, msgspec.Meta(
+        description="With status resolved: " + (_RESOLUTION_CODE.description or ""),
+        examples=["timing_cleared"])] = None
+    resolution_note: Annotated[str | None, _RESOLUTION_NOTE] = None
 
 
 class Resolve(msgspec.Struct, forbid_unknown_fields=True):
-    resolution_code: str
-    resolution_note: str
+    resolution_code: Annotated[str, _RESOLUTION_CODE]
+    resolution_note: Annotated[str, _RESOLUTION_NOTE]
 
 
 class Assign(msgspec.Struct, forbid_unknown_fields=True):
-    assignee_id: uuid.UUID | None  # null unassigns
+    assignee_id: Annotated[uuid.UUID | None, _ASSIGNEE]
 
 
 class CommentCreate(msgspec.Struct, forbid_unknown_fields=True):
-    content: str
+    content: Annotated[str, msgspec.Meta(description="The comment's text (plain text; kept with the exception's "
+                                                     "history and never edited).",
+                                         examples=["Called the acquirer; reversal expected tomorrow"])]
 
 
 class BulkAssign(msgspec.Struct, forbid_unknown_fields=True):
-    exception_ids: list[uuid.UUID]
-    assignee_id: uuid.UUID | None
+    exception_ids: Annotated[list[uuid.UUID], _EXCEPTION_IDS]
+    assignee_id: Annotated[uuid.UUID | None, _ASSIGNEE]
 
 
 class BulkResolve(msgspec.Struct, forbid_unknown_fields=True):
-    exception_ids: list[uuid.UUID]
-    resolution_code: str
-    resolution_note: str
+    exception_ids: Annotated[list[uuid.UUID], _EXCEPTION_IDS]
+    resolution_code: Annotated[str, _RESOLUTION_CODE]
+    resolution_note: Annotated[str, _RESOLUTION_NOTE]
 
 
 class SuggestionDecision(msgspec.Struct, forbid_unknown_fields=True):
-    job_id: uuid.UUID
-    left_row: int
-    right_row: int
-    reason: str | None = None
+    job_id: Annotated[uuid.UUID, _JOB_ID]
+    left_row: Annotated[int, msgspec.Meta(description="The suggested pair's left-side row number (as in the job's "
+                                                      "results).", examples=[23])]
+    right_row: Annotated[int, msgspec.Meta(description="The suggested pair's right-side row number.", examples=[41])]
+    reason: Annotated[str | None, msgspec.Meta(description="Why the suggestion is declined (kept on the record).",
+                                               examples=["Different merchant; same amount by chance"])] = None
 
 
 class LinkRowBody(msgspec.Struct, forbid_unknown_fields=True):
-    side: str
+    side: Annotated[str, msgspec.Meta(description="Which file the row is in: left or right.", examples=["left"])]
     # the columns are INTEGER and BIGINT: a larger number is refused here, not by the database (500)
-    row_number: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+    row_number: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1, description="The row's number in its side's "
+                                            "normalized file (as in the job's results).", examples=[23])]
     # Never used: amounts come from the stored rows. Kept for old clients; a value that differs
     # from the stored row's amount is refused (400 naming rows.N.amount_minor).
-    amount_minor: Annotated[int, msgspec.Meta(ge=-(2**63) + 1, le=2**63 - 1)] | None = None
+    amount_minor: Annotated[int, msgspec.Meta(
+        ge=-(2**63) + 1, le=2**63 - 1,
+        description="Deprecated and never used (amounts come from the stored rows); if sent, it must equal the "
+                    "stored amount in minor units.", examples=[250000])] | None = None
 
 
 class LinkRows(msgspec.Struct, forbid_unknown_fields=True):
-    job_id: uuid.UUID
-    rows: list[LinkRowBody]
-    note: str | None = None  # the analyst's note, kept on the match and as the resolution note
-    reason: str | None = None  # required when the stored amounts of the two sides differ
+    job_id: Annotated[uuid.UUID, _JOB_ID]
+    rows: Annotated[list[LinkRowBody], msgspec.Meta(
+        description="The rows to match together, at least one per side.",
+        examples=[[{"side": "left", "row_number": 23}, {"side": "right", "row_number": 41}]])]
+    note: Annotated[str | None, msgspec.Meta(description="The analyst's note, kept on the match and as the "
+                                                         "resolution note.", examples=["Split settlement"])] = None
+    reason: Annotated[str | None, msgspec.Meta(description="Required when the stored amounts of the two sides "
+                                                           "differ: why they belong together.",
+                                               examples=["Bank charge of 50.00 deducted"])] = None
 
 
 # --- query parsing -----------------------------------------------------------------------------
@@ -322,7 +358,7 @@ class ExceptionController(Controller):
     path = "/api/exceptions"
     dependencies = {"filters": Provide(provide_exception_filters, sync_to_thread=False)}  # noqa: RUF012 - a Litestar layer attribute
 
-    @get("/", opt={"permission": "exceptions:read"}, sync_to_thread=True)
+    @get("/", opt={"permission": "exceptions:read"}, sync_to_thread=True, summary="List exceptions")
     def list_exceptions(
         self, principal: NamedDependency[Principal], container: NamedDependency[Container],
         filters: NamedDependency[ExceptionFilters],
@@ -332,6 +368,9 @@ class ExceptionController(Controller):
         per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE)] = 20,
         cursor: FromQuery[str | None] = None,
     ) -> SuccessExceptionPage:
+        """The organization's breaks, filtered (status, severity, type, job, assignee, amount, dates, age,
+        overdue) and sorted; `page`/`per_page` up to row 10,000, then `cursor` (keyset) from
+        `meta.next_cursor`. `meta.total` stops counting at 10,000 (`total_is_lower_bound`)."""
         services = container.workflow
         now = services.now()
         descending = sort.startswith("-")
@@ -355,7 +394,7 @@ class ExceptionController(Controller):
                              meta=ExceptionPageMeta(page, per_page, result.total, result.total_capped, next_cursor))
 
     @get("/export", opt={"permission": "exceptions:read"}, sync_to_thread=True,
-         media_type="application/octet-stream")
+         media_type="application/octet-stream", summary="Export exceptions as CSV or Excel")
     def export(
         self, principal: NamedDependency[Principal], container: NamedDependency[Container],
         filters: NamedDependency[ExceptionFilters], request_info: NamedDependency[RequestInfo],
@@ -375,9 +414,12 @@ class ExceptionController(Controller):
             "content-type": writer.media_type,
             "content-disposition": f'attachment; filename="exceptions-{stamp}.{writer.extension}"'})
 
-    @get("/{exception_id:uuid}", opt={"permission": "exceptions:read"}, sync_to_thread=True)
+    @get("/{exception_id:uuid}", opt={"permission": "exceptions:read"}, sync_to_thread=True,
+         summary="Read an exception with its evidence")
     def get_exception(self, exception_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                       container: NamedDependency[Container]) -> Success[ExceptionDetailBody]:
+        """One break with the source rows of both sides, its matches, comments, history and the approvals
+        waiting on it."""
         services = container.workflow
         detail = cases.exception_detail(services, principal, exception_id, container.source_rows)
         now = services.now()
@@ -386,10 +428,16 @@ class ExceptionController(Controller):
             [comment_body(c) for c in detail.comments], [history_body(h) for h in detail.history],
             [approval_body(a) for a in detail.pending_approvals]))
 
-    @patch("/{exception_id:uuid}", opt={"permission": "exceptions:write"}, sync_to_thread=True)
+    @patch("/{exception_id:uuid}", opt={"permission": "exceptions:write", "errors": {
+        409: "INVALID_TRANSITION: the status cannot move there from the current one (the message names both).",
+        422: "EXCEPTION_RULE_VIOLATION: a workflow rule refuses the change."}},
+           sync_to_thread=True, summary="Change an exception's status or severity")
     def update_exception(self, exception_id: FromPath[uuid.UUID], data: JSONBody[ExceptionUpdate],
                          principal: NamedDependency[Principal], container: NamedDependency[Container],
                          request_info: NamedDependency[RequestInfo]) -> Response[Success[ResolveOutcomeBody]]:
+        """Moves the exception through its lifecycle or overrides its severity (with a reason). Resolving or
+        ignoring goes through the closing rule: 200 when done, 202 with `pending_approval` when a checker
+        must approve first."""
         services = container.workflow
         outcome = cases.change_exception(services, principal, exception_id, status=data.status,
                                          severity=data.severity, reason=data.reason,
@@ -397,46 +445,60 @@ class ExceptionController(Controller):
                                          request=request_info)
         return _outcome(services, outcome)
 
-    @post("/{exception_id:uuid}/resolve", opt={"permission": "exceptions:resolve"}, status_code=200,
-          sync_to_thread=True)
+    @post("/{exception_id:uuid}/resolve", opt={"permission": "exceptions:resolve", "errors": {
+        409: "INVALID_TRANSITION: the exception cannot be resolved from its status; CONFLICT: a closing of it "
+             "already waits for a checker."}},
+          status_code=200, sync_to_thread=True, summary="Resolve an exception")
     def resolve(self, exception_id: FromPath[uuid.UUID], data: JSONBody[Resolve], principal: NamedDependency[Principal],
                 container: NamedDependency[Container],
                 request_info: NamedDependency[RequestInfo]) -> Response[Success[ResolveOutcomeBody]]:
+        """Closes the break with a resolution code and note, through the closing rule: 200 resolved, or 202
+        with `pending_approval` when the amount needs a checker."""
         services = container.workflow
         outcome = cases.resolve_exception(services, principal, exception_id, data.resolution_code,
                                           data.resolution_note, request_info)
         return _outcome(services, outcome)
 
-    @post("/{exception_id:uuid}/assign", opt={"permission": "exceptions:write"}, status_code=200, sync_to_thread=True)
+    @post("/{exception_id:uuid}/assign", opt={"permission": "exceptions:write"}, status_code=200, sync_to_thread=True,
+          summary="Assign an exception")
     def assign(self, exception_id: FromPath[uuid.UUID], data: JSONBody[Assign], principal: NamedDependency[Principal],
                container: NamedDependency[Container],
                request_info: NamedDependency[RequestInfo]) -> Success[ExceptionBody]:
+        """Gives the exception to an active user of the organization (or unassigns it with null); the
+        assignee is notified by mail."""
         services = container.workflow
         items = cases.assign_exceptions(services, principal, [exception_id], data.assignee_id, request_info)
         return ok(exception_body(items[0], services.now()))
 
     @post("/{exception_id:uuid}/comments", opt={"permission": "exceptions:write"}, status_code=201,
-          sync_to_thread=True)
+          sync_to_thread=True, summary="Comment on an exception")
     def add_comment(self, exception_id: FromPath[uuid.UUID], data: JSONBody[CommentCreate],
                     principal: NamedDependency[Principal], container: NamedDependency[Container],
                     request_info: NamedDependency[RequestInfo]) -> Success[CommentBody]:
+        """Adds a comment (`content`) to the exception's discussion; comments are kept and never edited."""
         comment = cases.comment_on_exception(container.workflow, principal, exception_id, data.content,
                                              request_info)
         return ok(comment_body(comment))
 
-    @post("/bulk/assign", opt={"permission": "exceptions:write"}, status_code=200, sync_to_thread=True)
+    @post("/bulk/assign", opt={"permission": "exceptions:write"}, status_code=200, sync_to_thread=True,
+          summary="Assign many exceptions")
     def bulk_assign(self, data: JSONBody[BulkAssign], principal: NamedDependency[Principal],
                     container: NamedDependency[Container],
                     request_info: NamedDependency[RequestInfo]) -> Success[list[ExceptionBody]]:
+        """Assigns (or unassigns) every listed exception to one user, all or nothing."""
         services = container.workflow
         items = cases.assign_exceptions(services, principal, data.exception_ids, data.assignee_id, request_info)
         now = services.now()
         return ok([exception_body(i, now) for i in items])
 
-    @post("/bulk/resolve", opt={"permission": "exceptions:resolve"}, status_code=200, sync_to_thread=True)
+    @post("/bulk/resolve", opt={"permission": "exceptions:resolve", "errors": {
+        409: "INVALID_TRANSITION or CONFLICT for an item (the error names it); nothing is changed."}},
+          status_code=200, sync_to_thread=True, summary="Resolve many exceptions")
     def bulk_resolve(self, data: JSONBody[BulkResolve], principal: NamedDependency[Principal],
                      container: NamedDependency[Container],
                      request_info: NamedDependency[RequestInfo]) -> Success[list[ResolveOutcomeBody]]:
+        """Resolves every listed exception with one code and note, each through the closing rule (an item
+        over the approval threshold comes back with `pending_approval`); all or nothing."""
         services = container.workflow
         outcomes = cases.bulk_resolve(services, principal, data.exception_ids, data.resolution_code,
                                       data.resolution_note, request_info)
@@ -444,25 +506,37 @@ class ExceptionController(Controller):
         return ok([ResolveOutcomeBody(exception_body(o.exception, now),
                                       approval_body(o.approval) if o.approval else None) for o in outcomes])
 
-    @post("/matching/confirm", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
+    @post("/matching/confirm", opt={"permission": "exceptions:write", "errors": {
+        409: "MATCH_STATE_CONFLICT: a row is already matched, or no such suggestion is open."}},
+          status_code=201, sync_to_thread=True, summary="Confirm a suggested match")
     def confirm_suggestion(self, data: JSONBody[SuggestionDecision], principal: NamedDependency[Principal],
                            container: NamedDependency[Container],
                            request_info: NamedDependency[RequestInfo]) -> Response[Success[MatchBody]]:
+        """Accepts the engine's suggested pair (left row, right row) as a match and resolves its exceptions:
+        201, or 202 with `pending_approval` when a checker must approve."""
         return _match_outcome(matching.confirm_suggestion(container.workflow, principal, data.job_id, data.left_row,
                                                           data.right_row, request_info))
 
-    @post("/matching/decline", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
+    @post("/matching/decline", opt={"permission": "exceptions:write", "errors": {
+        409: "MATCH_STATE_CONFLICT: no such suggestion is open."}},
+          status_code=201, sync_to_thread=True, summary="Decline a suggested match")
     def decline_suggestion(self, data: JSONBody[SuggestionDecision], principal: NamedDependency[Principal],
                            container: NamedDependency[Container],
                            request_info: NamedDependency[RequestInfo]) -> Success[MatchBody]:
+        """Records that the suggested pair is not a match (with an optional reason); the rows stay breaks."""
         group = matching.decline_suggestion(container.workflow, principal, data.job_id, data.left_row,
                                             data.right_row, data.reason, request_info)
         return ok(match_body(group))
 
-    @post("/matching/link", opt={"permission": "exceptions:write"}, status_code=201, sync_to_thread=True)
+    @post("/matching/link", opt={"permission": "exceptions:write", "errors": {
+        409: "MATCH_STATE_CONFLICT: a row is already matched or is not a break of this job."}},
+          status_code=201, sync_to_thread=True, summary="Match rows by hand")
     def link_rows(self, data: JSONBody[LinkRows], principal: NamedDependency[Principal],
                   container: NamedDependency[Container],
                   request_info: NamedDependency[RequestInfo]) -> Response[Success[MatchBody]]:
+        """Links unmatched rows of a job (one or more per side) into a manual match and resolves their
+        exceptions; amounts come from the stored rows. 201, or 202 with `pending_approval` (the match is
+        made when a checker approves)."""
         rows = [matching.LinkRow(r.side, r.row_number, r.amount_minor) for r in data.rows]
         return _match_outcome(matching.link_rows(container.workflow, principal, data.job_id, rows, data.note,
                                                  request_info, reason=data.reason))

@@ -17,7 +17,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import msgspec
@@ -121,8 +121,16 @@ class UploadedFile(File):
 class FileMap(msgspec.Struct, forbid_unknown_fields=True):
     """Body of POST /api/files/{id}/map. `transformation_rules` null confirms the proposed mapping."""
 
-    transformation_rules: dict[str, Any] | None = None
-    allow_row_errors: bool = False
+    transformation_rules: Annotated[dict[str, Any] | None, msgspec.Meta(
+        description="The mapping to apply (docs/mapping.md): `fields` maps each target field to a source column "
+                    "with its type and format, `parse` says how to read the file. Null or absent confirms the "
+                    "mapping proposed at upload.",
+        examples=[{"fields": {"transaction_date": {"column": "Value Date", "format": "%d/%m/%Y"},
+                              "amount": {"column": "Amount", "type": "decimal"},
+                              "reference": {"column": "RRN"}}}])] = None
+    allow_row_errors: Annotated[bool, msgspec.Meta(
+        description="Keep the rows that normalize and report the rest (true), or fail the whole file on the first "
+                    "bad row (false, the default).", examples=[False])] = False
 
 
 class DownloadLinkBody(msgspec.Struct):
@@ -142,13 +150,15 @@ class UploadOperation(Operation):
             required=["file_type", "file"],
             properties={
                 "file_type": Schema(type=OpenAPIType.STRING, enum=list(FILE_TYPES),
-                                    description="What the file is. Must come before `file`."),
+                                    description="What the file is. Must come before `file`.", examples=["bank"]),
                 "job_id": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID,
                                  description="Optional: a reconciliation job of the organization the file "
-                                             "belongs to. Must come before `file`."),
+                                             "belongs to. Must come before `file`.",
+                                 examples=["9c2e5a17-4b8d-4e6f-a0c3-7d1b8e2f5a64"]),
                 "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY,
                                description="The file (CSV/TXT, XLSX/XLS, XML, MT940, camt.053), last part of "
-                                           "the form; at most the organization's max_file_size_mb."),
+                                           "the form; at most the organization's max_file_size_mb.",
+                               examples=["statement-2026-05.csv"]),
             },
         )
         self.request_body = RequestBody(
@@ -206,7 +216,8 @@ class FileController(Controller):
     path = "/api/files"
 
     @post("/upload", status_code=201, request_max_body_size=None, operation_class=UploadOperation,
-          opt={"permission": "files:write", "rate_limit": "upload", "media_types": [MULTIPART]})
+          opt={"permission": "files:write", "rate_limit": "upload", "media_types": [MULTIPART]},
+          summary="Upload a file")
     async def upload(self, request: Request[Any, Any, Any], container: NamedDependency[Container],
                      principal: NamedDependency[Principal]) -> Success[UploadedFile]:
         """Multipart form: `file_type` (bank|settlement|switch|card|gl) and optional `job_id` first,
@@ -238,33 +249,49 @@ class FileController(Controller):
             if proposal and proposal.encoding and proposal.encoding_confidence is not None else None
         return ok(_file_body(details, UploadedFile, missing_required=missing, detected_encoding=detected))
 
-    @get("/{file_id:uuid}", opt={"permission": "files:read"}, sync_to_thread=True)
+    @get("/{file_id:uuid}", opt={"permission": "files:read"}, sync_to_thread=True, summary="Read a file's record")
     def read(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
              principal: NamedDependency[Principal]) -> Success[File]:
+        """The file's metadata: status, scan result, proposed or confirmed mapping, row count, the
+        normalized version and, when normalization failed, its error report."""
         details = get_file(container.files, _caller(principal, request), file_id)
         return ok(_file_body(details))
 
-    @delete("/{file_id:uuid}", opt={"permission": "files:delete"}, status_code=200, sync_to_thread=True)
+    @delete("/{file_id:uuid}", opt={"permission": "files:delete", "errors": {
+        409: "FILE_IN_PROCESSING_JOB: a running job uses the file; FILE_BUSY: another request holds it."}},
+            status_code=200, sync_to_thread=True, summary="Delete a file")
     def remove(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                principal: NamedDependency[Principal]) -> Success[dict[str, Any]]:
+        """Deletes the file's record and its stored objects (original and normalized). Audited."""
         delete_file(container.files, _caller(principal, request), file_id)
         return ok({"id": str(file_id), "deleted": True})
 
-    @get("/{file_id:uuid}/download", opt={"permission": "files:read"}, sync_to_thread=True)
+    @get("/{file_id:uuid}/download", opt={"permission": "files:read"}, sync_to_thread=True,
+         summary="Link to download the original file")
     def download_link(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                       principal: NamedDependency[Principal]) -> Success[DownloadLinkBody]:
+        """A URL valid for one hour (an S3 pre-signed URL, or this app's signed download route) that
+        serves the file as uploaded. Issuing it is audited."""
         link = download_file_url(container.files, _caller(principal, request), file_id)
         return ok(DownloadLinkBody(url=link.url, expires_at=link.expires_at))
 
-    @post("/{file_id:uuid}/map", opt={"permission": "files:write"}, status_code=200, sync_to_thread=True)
+    @post("/{file_id:uuid}/map", opt={"permission": "files:write", "errors": {
+        409: "FILE_STATE_CONFLICT: the file's status does not allow mapping (upload it again to map it anew); "
+             "FILE_BUSY: another request is mapping it.",
+        422: "NORMALIZATION_FAILED: rows could not be normalized (the file's error report lists them)."}},
+          status_code=200, sync_to_thread=True, summary="Confirm or override a file's mapping")
     def map_file(self, file_id: FromPath[uuid.UUID], data: JSONBody[FileMap], request: Request[Any, Any, Any],
                  container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[File]:
+        """Applies the mapping proposed at upload (empty body) or the one sent, then normalizes the file
+        into the canonical columns the matching engine reads."""
         services = container.files
         caller = _caller(principal, request)
         confirm_mapping(services, caller, file_id, data.transformation_rules, allow_row_errors=data.allow_row_errors)
         return ok(_file_body(get_file(services, caller, file_id)))
 
-    @get("/download/{token:str}", opt={"public": True}, sync_to_thread=True, media_type="application/octet-stream")
+    @get("/download/{token:str}", opt={"public": True, "errors": {
+        403: "DOWNLOAD_TOKEN_INVALID: the link is malformed, tampered with or expired."}},
+         sync_to_thread=True, media_type="application/octet-stream", summary="Download through a signed link")
     def download(self, token: FromPath[str], container: NamedDependency[Container]) -> Stream:
         """The signed app URL of filesystem (and memory) storage: the token is the credential,
         valid one hour; the original is streamed and decrypted as it is read."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
@@ -44,20 +44,38 @@ from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.entrypoints.http.auth import request_info
 from reckai.entrypoints.http.envelope import Pagination, Success, cursor_parts, encode_cursor, ok, paginated
 
+_JOB_NAME = msgspec.Meta(description="A name for people (lists, mails, reports).",
+                         examples=["December card vs bank"])
+
 
 class JobCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    left_file_id: uuid.UUID
-    right_file_id: uuid.UUID
-    rule_ids: list[uuid.UUID] | None = None
-    leading_side: Literal["left", "right"] | None = None
-    period_start: dt.date | None = None
-    period_end: dt.date | None = None
-    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    name: Annotated[str, _JOB_NAME]
+    left_file_id: Annotated[uuid.UUID, msgspec.Meta(
+        description="The left side's file (for instance the bank statement); its mapping must be confirmed.",
+        examples=["5b1e7c3a-9d24-4f68-8a0b-3c6e2d9f1a47"])]
+    right_file_id: Annotated[uuid.UUID, msgspec.Meta(
+        description="The right side's file (for instance the switch report); its mapping must be confirmed.",
+        examples=["e8d4a2f6-1c37-4b95-9e0d-7a5c3b1f8e26"])]
+    rule_ids: Annotated[list[uuid.UUID] | None, msgspec.Meta(
+        description="The matching rules to run (each active and approved); absent or null: every active rule "
+                    "that applies to the two file types.", examples=[["7f3a9b2c-6e14-4d85-b0a7-1c9e5d3f2b68"]])] = None
+    leading_side: Annotated[Literal["left", "right"] | None, msgspec.Meta(
+        description="The side whose rows drive the report (the book of record).", examples=["right"])] = None
+    period_start: Annotated[dt.date | None, msgspec.Meta(
+        description="First day of the period reconciled (rows outside are reported, not matched).",
+        examples=["2025-12-01"])] = None
+    period_end: Annotated[dt.date | None, msgspec.Meta(description="Last day of the period reconciled.",
+                                                       examples=["2025-12-31"])] = None
+    options: Annotated[dict[str, Any], msgspec.Meta(
+        description="The profile's other keys (docs/profile.md): currency, labels, directions, cut-off, "
+                    "settlement side, severity.",
+        examples=[{"currency": "NGN", "reference_label": "RRN", "left_label": "Bank", "right_label": "Switch",
+                   "left_direction": "debit", "right_direction": "debit", "cutoff": {"days": 1}}])
+    ] = msgspec.field(default_factory=dict)
 
 
 class JobUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
+    name: Annotated[str, _JOB_NAME]
 
 
 class JobFile(msgspec.Struct):
@@ -184,11 +202,13 @@ def _moment(text: str | None, field: str) -> dt.datetime | None:
 class ReconciliationController(Controller):
     path = "/api/reconciliations"
 
-    @get("/", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    @get("/", opt={"permission": "reconciliations:read"}, sync_to_thread=True, summary="List reconciliation jobs")
     def list_jobs(self, request: Request[Any, Any, Any], container: NamedDependency[Container],
                   principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
                   status: FromQuery[Literal["pending", "processing", "completed", "failed", "cancelled"] | None] = None,
                   created_from: FromQuery[str | None] = None, created_to: FromQuery[str | None] = None) -> Success[list[Job]]:
+        """The organization's jobs, newest first, filtered by status and creation time (ISO-8601 instants),
+        paginated with `page` and `per_page`."""
         job_filter = JobFilter(status=JobStatus(status) if status else None,
                                created_from=_moment(created_from, "created_from"),
                                created_to=_moment(created_to, "created_to"))
@@ -197,9 +217,15 @@ class ReconciliationController(Controller):
                                            per_page=pagination.per_page)
         return paginated([_job_body(job) for job in jobs], pagination, total)
 
-    @post("/", opt={"permission": "reconciliations:write"}, status_code=201, sync_to_thread=True)
+    @post("/", opt={"permission": "reconciliations:write", "errors": {
+        403: "QUOTA_EXCEEDED: the organization has started its tier's jobs for this month.",
+        422: "FILE_NOT_READY: a file has no confirmed mapping; NO_ACTIVE_RULES; INVALID_RECONCILIATION: the "
+             "profile built from rules, mappings and options is invalid (the JSON path is named)."}},
+          status_code=201, sync_to_thread=True, summary="Start a reconciliation")
     def create_job(self, data: JSONBody[JobCreate], request: Request[Any, Any, Any], container: NamedDependency[Container],
                    principal: NamedDependency[Principal]) -> Success[Job]:
+        """Matches two mapped files with the organization's rules in a background job (status pending, then
+        processing). The job keeps a snapshot of everything it runs with; poll it or wait for the mail."""
         services = container.reconciliations
         job = start_reconciliation(services, _caller(principal, request), StartRequest(
             name=data.name, left_file_id=data.left_file_id, right_file_id=data.right_file_id,
@@ -207,38 +233,55 @@ class ReconciliationController(Controller):
             period_end=data.period_end, options=dict(data.options)))
         return ok(_job_body(job))
 
-    @get("/{job_id:uuid}", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    @get("/{job_id:uuid}", opt={"permission": "reconciliations:read"}, sync_to_thread=True,
+         summary="Read a reconciliation job")
     def read_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                  principal: NamedDependency[Principal]) -> Success[Job]:
+        """The job's status, progress and stage, row counts, match rate, timings, rules and files, and its
+        summary once completed."""
         details = get_reconciliation(container.reconciliations, _caller(principal, request),
                                      job_id)
         return ok(_job_body(details.job, details.files))
 
-    @put("/{job_id:uuid}", opt={"permission": "reconciliations:write"}, sync_to_thread=True)
+    @put("/{job_id:uuid}", opt={"permission": "reconciliations:write"}, sync_to_thread=True,
+         summary="Rename a reconciliation job")
     def rename_job(self, job_id: FromPath[uuid.UUID], data: JSONBody[JobUpdate], request: Request[Any, Any, Any],
                    container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[Job]:
+        """Changes the job's name; nothing else about a job can change."""
         job = rename_reconciliation(container.reconciliations, _caller(principal, request),
                                     job_id, data.name)
         return ok(_job_body(job))
 
-    @delete("/{job_id:uuid}", opt={"permission": "reconciliations:delete"}, status_code=200, sync_to_thread=True)
+    @delete("/{job_id:uuid}", opt={"permission": "reconciliations:delete", "errors": {
+        409: "JOB_IS_RUNNING: cancel the job first."}},
+            status_code=200, sync_to_thread=True, summary="Delete a reconciliation job")
     def delete_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
                    container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[dict[str, Any]]:
+        """Removes the job with its matches, exceptions and outputs (the uploaded files stay)."""
         delete_reconciliation(container.reconciliations, _caller(principal, request), job_id)
         return ok({"id": str(job_id), "deleted": True})
 
-    @post("/{job_id:uuid}/cancel", opt={"permission": "reconciliations:write"}, status_code=200, sync_to_thread=True)
+    @post("/{job_id:uuid}/cancel", opt={"permission": "reconciliations:write", "errors": {
+        409: "JOB_ALREADY_FINISHED: the job completed, failed or was cancelled already."}},
+          status_code=200, sync_to_thread=True, summary="Cancel a reconciliation job")
     def cancel_job(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
                    container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[Job]:
+        """A pending job is cancelled at once; a processing one is flagged and stops at the worker's next
+        check."""
         job = cancel_reconciliation(container.reconciliations, _caller(principal, request),
                                     job_id)
         return ok(_job_body(job))
 
-    @get("/{job_id:uuid}/results", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    @get("/{job_id:uuid}/results", opt={"permission": "reconciliations:read", "errors": {
+        409: "JOB_NOT_COMPLETED: results exist once the job has completed."}},
+         sync_to_thread=True, summary="Read a job's matches or suggestions")
     def results(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                 principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
                 kind: FromQuery[Literal["matches", "suggestions"]] = "matches",
                 group_id: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None) -> Success[Results]:
+        """The completed job's summary and one page of its matches (`kind=matches`) or suggested pairs
+        (`kind=suggestions`), optionally one group (`group_id`); `page`/`per_page` or `cursor` from
+        `next_cursor`. Links lead to the job's exceptions."""
         after = decode_cursor(cursor) if cursor else None
         page = get_results(container.reconciliations, _caller(principal, request), job_id,
                            kind=kind, page=pagination.page, per_page=pagination.per_page, group_key=group_id,
@@ -255,18 +298,22 @@ class ReconciliationController(Controller):
                           per_page=pagination.per_page, total=page.total,
                           next_cursor=encode_cursor(last.left_row, last.right_row) if last else None))
 
-    @get("/{job_id:uuid}/outputs", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    @get("/{job_id:uuid}/outputs", opt={"permission": "reconciliations:read"}, sync_to_thread=True,
+         summary="List a job's output files")
     def outputs(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
                 container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[list[JobOutputBody]]:
+        """The files the job wrote (matches.csv, exceptions.csv, summary.json, ...) with size, SHA-256 and the
+        path that hands out a download link."""
         found = list_job_outputs(container.reconciliations, _caller(principal, request), job_id)
         return ok([JobOutputBody(name=o.name, content_type=o.content_type, size_bytes=o.size_bytes, sha256=o.sha256,
                                  download=f"/api/reconciliations/{job_id}/outputs/{o.name}/download") for o in found])
 
     @get("/{job_id:uuid}/outputs/{name:str}/download", opt={"permission": "reconciliations:read"},
-         sync_to_thread=True)
+         sync_to_thread=True, summary="Link to download a job's output file")
     def output_download_link(self, job_id: FromPath[uuid.UUID], name: FromPath[str], request: Request[Any, Any, Any],
                              container: NamedDependency[Container],
                              principal: NamedDependency[Principal]) -> Success[OutputLinkBody]:
+        """A URL valid for one hour that serves one of the job's output files. Issuing it is audited."""
         link = job_output_download_url(container.reconciliations, _caller(principal, request), job_id, name)
         return ok(OutputLinkBody(url=link.url, expires_at=link.expires_at))
 

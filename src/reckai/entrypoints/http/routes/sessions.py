@@ -40,19 +40,23 @@ class Ended(msgspec.Struct):
 class SessionController(Controller):
     path = "/api/sessions"
 
-    @get("/", opt=SELF, sync_to_thread=True)
+    @get("/", opt=SELF, sync_to_thread=True, summary="List signed-in sessions")
     def list_sessions(
         self, principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
         user_id: Annotated[uuid.UUID | None, QueryParameter(description="admins: another user")] = None,
     ) -> Success[list[SessionBody]]:
+        """The caller's active sessions (address, user agent, last activity, expiry); an administrator may
+        ask for another user's with `user_id`."""
         views = session_cases.list_sessions(identity, principal, user_id)
         return ok([SessionBody(v.id, v.user_id, v.ip_address, v.user_agent, v.created_at, v.last_activity_at,
                                v.expires_at, v.absolute_expires_at) for v in views])
 
-    @delete("/{session_id:uuid}", opt=SELF, status_code=200, sync_to_thread=True)
+    @delete("/{session_id:uuid}", opt=SELF, status_code=200, sync_to_thread=True, summary="End a session")
     def end_session(self, session_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                     identity: NamedDependency[IdentityServices],
                     request_info: NamedDependency[RequestInfo]) -> Success[Ended]:
+        """Signs a session out (its refresh token stops working): one of the caller's own, or, for an
+        administrator, any session of the organization. Audited."""
         session_cases.end_session(identity, principal, session_id, request=request_info)
         return ok(Ended(session_id, True))
 

@@ -6,7 +6,7 @@ the unchanged settings; they change when a checker approves (docs/identity.md)."
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, get, put
@@ -24,23 +24,39 @@ from reckai.entrypoints.http.envelope import Success, ok
 from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
 
 
+def _tighten(what: str, example: Any) -> Any:
+    return msgspec.Meta(description=f"{what} May only tighten the default policy (a looser value is refused).",
+                        examples=[example])
+
+
 class PasswordPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
-    min_length: int | None = None
-    require_uppercase: bool | None = None
-    require_lowercase: bool | None = None
-    require_digit: bool | None = None
-    require_special: bool | None = None
-    history_size: int | None = None
-    max_age_days: int | None = None
-    lockout_threshold: int | None = None
-    lockout_minutes: int | None = None
+    """Only the rules sent change; the others keep their value."""
+
+    min_length: Annotated[int | None, _tighten("Minimum password length (default 8).", 12)] = None
+    require_uppercase: Annotated[bool | None, _tighten("Require an uppercase letter.", True)] = None
+    require_lowercase: Annotated[bool | None, _tighten("Require a lowercase letter.", True)] = None
+    require_digit: Annotated[bool | None, _tighten("Require a digit.", True)] = None
+    require_special: Annotated[bool | None, _tighten("Require a character that is not a letter or digit.",
+                                                     True)] = None
+    history_size: Annotated[int | None, _tighten("How many recent passwords may not be reused (default 5).",
+                                                 10)] = None
+    max_age_days: Annotated[int | None, _tighten("Days before a password must be changed (default 90).", 60)] = None
+    lockout_threshold: Annotated[int | None, _tighten("Failed sign-ins before the account locks (default 5).",
+                                                      3)] = None
+    lockout_minutes: Annotated[int | None, _tighten("How long a locked account stays locked (default 30).",
+                                                    60)] = None
 
 
 class SettingsUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str | None = None
-    domain: str | None = None
-    password_policy: PasswordPolicyBody | None = None
-    user_onboarding_requires_approval: bool | None = None
+    name: Annotated[str | None, msgspec.Meta(description="The organization's display name.",
+                                             examples=["First Bank Plc"])] = None
+    domain: Annotated[str | None, msgspec.Meta(description="The organization's e-mail domain.",
+                                               examples=["firstbank.example"])] = None
+    password_policy: Annotated[PasswordPolicyBody | None, msgspec.Meta(
+        description="Rules to tighten (see PasswordPolicyBody).", examples=[{"min_length": 12, "history_size": 10}])
+    ] = None
+    user_onboarding_requires_approval: Annotated[bool | None, msgspec.Meta(
+        description="Whether creating a user (and raising a role) needs a checker's approval.", examples=[True])] = None
 
 
 class QuotaBody(msgspec.Struct):
@@ -83,15 +99,21 @@ def settings_body(view: org_cases.OrganizationSettingsView, pending: Approval | 
 class SettingsController(Controller):
     path = "/api/settings"
 
-    @get("/", opt={"permission": "settings:read"}, sync_to_thread=True)
+    @get("/", opt={"permission": "settings:read"}, sync_to_thread=True, summary="Read the organization's settings")
     def read(self, principal: NamedDependency[Principal],
              identity: NamedDependency[IdentityServices]) -> Success[SettingsBody]:
+        """Name, code, domain, tier, the effective password policy and the organization's overrides, the
+        onboarding-approval flag and the quotas."""
         return ok(settings_body(org_cases.read_settings(identity, principal)))
 
-    @put("/", opt={"permission": "settings:write"}, sync_to_thread=True)
+    @put("/", opt={"permission": "settings:write", "errors": {
+        409: "CONFLICT: a settings change is already waiting for a checker."}},
+         sync_to_thread=True, summary="Change the organization's settings")
     def write(self, data: JSONBody[SettingsUpdate], principal: NamedDependency[Principal],
               identity: NamedDependency[IdentityServices], container: NamedDependency[Container],
               request_info: NamedDependency[RequestInfo]) -> Response[Success[SettingsBody]]:
+        """Changes the fields sent (the password policy may only tighten). 200 when applied, or 202 with
+        `pending_approval` when the organization requires a checker for settings changes."""
         policy = None
         if data.password_policy is not None:
             policy = {k: v for k, v in msgspec.structs.asdict(data.password_policy).items() if v is not None}

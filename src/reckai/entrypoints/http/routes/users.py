@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
@@ -28,18 +29,22 @@ from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
 
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
-    email: str
-    name: str
-    role: str
+    email: Annotated[str, msgspec.Meta(description="The user's e-mail address, unique in the organization.",
+                                       examples=["ada.analyst@firstbank.example"])]
+    name: Annotated[str, msgspec.Meta(description="The user's full name.", examples=["Ada Analyst"])]
+    role: Annotated[str, msgspec.Meta(description="The role: admin, supervisor, analyst or auditor (docs/identity.md lists what each may do).", examples=["analyst"])]
     # Optional provisional password (the user must change it at first sign-in); without one, send
     # an invitation with POST /api/users/{id}/invite.
-    password: str | None = None
+    password: Annotated[str | None, msgspec.Meta(
+        description="Optional provisional password (it must be changed at first sign-in); without one, send an "
+                    "invitation with POST /api/users/{user_id}/invite.", examples=["Quartz!Ledger-7291"])] = None
 
 
 class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str | None = None
-    role: str | None = None
-    is_active: bool | None = None
+    name: Annotated[str | None, msgspec.Meta(description="The user's full name.", examples=["Ada Analyst"])] = None
+    role: Annotated[str | None, msgspec.Meta(description="The role: admin, supervisor, analyst or auditor (docs/identity.md lists what each may do).", examples=["analyst"])] = None
+    is_active: Annotated[bool | None, msgspec.Meta(description="false deactivates the user (sessions end), true "
+                                                               "reactivates.", examples=[False])] = None
 
 
 class UserBody(msgspec.Struct):
@@ -64,7 +69,8 @@ class PendingUserBody(msgspec.Struct):
 
 
 class MfaResetRequest(msgspec.Struct, forbid_unknown_fields=True):
-    password: str  # the administrator's own, to re-authenticate
+    password: Annotated[str, msgspec.Meta(description="The administrator's own password, asked again before the "
+                                                      "reset.", examples=["Quartz!Ledger-7291"])]
 
 
 class InvitationBody(msgspec.Struct):
@@ -81,16 +87,22 @@ def user_body(user: User) -> UserBody:
 class UserController(Controller):
     path = "/api/users"
 
-    @get("/", opt={"permission": "users:read"}, sync_to_thread=True)
+    @get("/", opt={"permission": "users:read"}, sync_to_thread=True, summary="List users")
     def list_users(self, principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
                    pagination: NamedDependency[Pagination]) -> Success[list[UserBody]]:
+        """The organization's users (active and deactivated), paginated with `page` and `per_page`."""
         users, total = user_cases.list_users(identity, principal, limit=pagination.limit, offset=pagination.offset)
         return paginated([user_body(u) for u in users], pagination, total)
 
-    @post("/", opt={"permission": "users:write"}, status_code=201, sync_to_thread=True)
+    @post("/", opt={"permission": "users:write", "errors": {
+        403: "QUOTA_EXCEEDED: the organization has its tier's maximum of users.",
+        409: "EMAIL_TAKEN: a user of the organization has this address."}},
+          status_code=201, sync_to_thread=True, summary="Create a user")
     def create_user(self, data: JSONBody[UserCreate], principal: NamedDependency[Principal],
                     identity: NamedDependency[IdentityServices], container: NamedDependency[Container],
                     request_info: NamedDependency[RequestInfo]) -> Response[Success[UserBody | PendingUserBody]]:
+        """Adds a user with a role; they sign in after an invitation (or with the provisional password).
+        201 created, or 202 with `pending_approval` when onboarding needs a checker."""
         outcome = create_user_or_request_approval(
             identity, container.workflow, principal, email=data.email, name=data.name,
             role=data.role, password=data.password, request=request_info)
@@ -99,12 +111,15 @@ class UserController(Controller):
         assert outcome.user is not None
         return Response(ok(user_body(outcome.user)), status_code=201)
 
-    @get("/{user_id:uuid}", opt={"permission": "users:read"}, sync_to_thread=True)
+    @get("/{user_id:uuid}", opt={"permission": "users:read"}, sync_to_thread=True, summary="Read a user")
     def get_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                  identity: NamedDependency[IdentityServices]) -> Success[UserBody]:
+        """One user of the organization: e-mail, name, role, whether active, verified and using MFA."""
         return ok(user_body(user_cases.get_user(identity, principal, user_id)))
 
-    @put("/{user_id:uuid}", opt={"permission": "users:write"}, sync_to_thread=True)
+    @put("/{user_id:uuid}", opt={"permission": "users:write", "errors": {
+        409: "LAST_ADMIN: the change would leave the organization without an active administrator."}},
+         sync_to_thread=True, summary="Change a user's name, role or status")
     def update_user(self, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate],
                     principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
                     container: NamedDependency[Container],
@@ -117,20 +132,30 @@ class UserController(Controller):
             return Response(ok(PendingUserBody(approval_body(outcome.approval))), status_code=202)
         return Response(ok(user_body(outcome.user)), status_code=200)
 
-    @delete("/{user_id:uuid}", opt={"permission": "users:delete"}, status_code=200, sync_to_thread=True)
+    @delete("/{user_id:uuid}", opt={"permission": "users:delete", "errors": {
+        409: "LAST_ADMIN: the organization's last active administrator cannot be deactivated."}},
+            status_code=200, sync_to_thread=True, summary="Deactivate a user")
     def delete_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                     identity: NamedDependency[IdentityServices],
                     request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
+        """Deactivates the user (the row and its history stay, for the audit trail); their sessions end."""
         return ok(user_body(user_cases.deactivate_user(identity, principal, user_id, request=request_info)))
 
-    @post("/{user_id:uuid}/invite", opt={"permission": "users:write"}, status_code=200, sync_to_thread=True)
+    @post("/{user_id:uuid}/invite", opt={"permission": "users:write", "errors": {
+        503: "SERVICE_UNAVAILABLE: the mail could not be sent; nothing was stored."}},
+          status_code=200, sync_to_thread=True, summary="Invite a user to set a password")
     def invite_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                     identity: NamedDependency[IdentityServices],
                     request_info: NamedDependency[RequestInfo]) -> Success[InvitationBody]:
+        """Mails the user a single-use link (72 hours) to the page `/accept-invitation`, where they choose
+        their password; a new invitation replaces an unused one."""
         invitation = user_cases.invite_user(identity, principal, user_id, request=request_info)
         return ok(InvitationBody(invitation.user_id, invitation.expires_at))
 
-    @post("/{user_id:uuid}/mfa/reset", opt={"permission": "users:write"}, status_code=200, sync_to_thread=True)
+    @post("/{user_id:uuid}/mfa/reset", opt={"permission": "users:write", "errors": {
+        401: "REAUTHENTICATION_FAILED: the administrator's password is wrong.",
+        403: "PERMISSION_DENIED: administrators cannot reset their own MFA (another administrator must)."}},
+          status_code=200, sync_to_thread=True, summary="Reset another user's MFA")
     def reset_mfa(self, user_id: FromPath[uuid.UUID], data: JSONBody[MfaResetRequest],
                   principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
                   request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
