@@ -751,3 +751,35 @@ def test_http_approval_mail_payload_has_type_band_and_requester_only(client: Tes
     assert sent["subject"] == {"approval_id": approval["id"], "type": "exception_resolution",
                                "amount_band": "NGN 1,000,000 to 10,000,000",
                                "requested_by": str(strict.ids["analyst"])}
+
+
+def test_http_settings_show_every_effective_setting_with_its_source(client: TestClient, strict: Tenant,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 10: GET /api/settings lists the registry (domain/settings_registry.py), each
+    setting's effective value and where it comes from; a setting added to the registry appears
+    without a change to the route."""
+    from reckai.domain import settings_registry as registry
+
+    _approve_setting(client, strict, {"resolution_approval_threshold": {"NGN": "100.00"}, "sla_hours": {"low": 200}})
+    effective = {e["name"]: e for e in data(client.get("/api/settings", headers=strict.h("analyst")), 200)["effective"]}
+    assert set(effective) == {setting.name for setting in registry.SETTINGS}
+    assert (effective["workflow.resolution_approval_threshold"]["value"],
+            effective["workflow.resolution_approval_threshold"]["source"]) == ({"NGN": "100.00"}, "org")
+    assert effective["workflow.sla_hours"]["value"] == {"critical": 4, "high": 24, "medium": 72, "low": 200}
+    assert effective["workflow.sla_hours"]["source"] == "org"
+    assert effective["workflow.sla_hours"]["default"] == {"critical": 4, "high": 24, "medium": 72, "low": 168}
+    assert (effective["workflow.checker_cooling_off_days"]["value"],
+            effective["workflow.checker_cooling_off_days"]["source"]) == (7, "default")
+    assert (effective["rate_limits.upload"]["value"], effective["rate_limits.upload"]["source"]) == (10, "default")
+    assert effective["rate_limits.auth_ip"]["org_overridable"] is False
+    assert effective["rate_limits.auth_ip"]["env"] == "AUTH_IP_LIMIT_PER_MINUTE"
+
+    added = registry.Setting("reports.expiry_days", "integer", 30, "Days a generated report can be downloaded.",
+                             minimum=1, maximum=365, org_overridable=True, unit="days")
+    monkeypatch.setattr(registry, "SETTINGS", (*registry.SETTINGS, added))
+    monkeypatch.setattr(registry, "REGISTRY", {**registry.REGISTRY, added.name: added})
+    listed = {e["name"]: e for e in data(client.get("/api/settings", headers=strict.h("admin")), 200)["effective"]}
+    assert listed["reports.expiry_days"] | {"description": None} == {
+        "name": "reports.expiry_days", "value": 30, "source": "default", "type": "integer", "default": 30,
+        "description": None, "org_overridable": True, "org_minimum": 1, "org_maximum": 365, "unit": "days",
+        "env": None, "ignored_org_value": None}
