@@ -235,6 +235,15 @@ def test_http_bulk_resolve_from_open_and_a_refusal_naming_every_failing_exceptio
                                                  "reopen it (PATCH status open with a reason) first"},
         {"field": "exception_ids[2]", "message": f"{unknown}: not found"}]
     assert _status(client, tenant, good) == "open" and _history(client, tenant, good) == []
+    refused_assign = error(client.post("/api/exceptions/bulk/assign", json={
+        "exception_ids": [str(good), str(unknown), str(fresh[1])], "assignee_id": str(tenant.ids["analyst"])},
+        headers=tenant.h("analyst")), 409, "BULK_REFUSED")
+    assert refused_assign["details"] == [
+        {"field": "exception_ids[1]", "message": f"{unknown}: not found"},
+        {"field": "exception_ids[2]", "message": f"{fresh[1]}: cannot assign an exception that is resolved: "
+                                                 "reopen it (PATCH status open with a reason) first"}]
+    assert data(client.get(f"/api/exceptions/{good}", headers=tenant.h("analyst")), 200)["exception"][
+        "assigned_to"] is None
     # escalated -> resolved is a transition of its own: it was not refused above, and needs no start
     data(client.post("/api/exceptions/bulk/resolve", json={
         "exception_ids": [str(escalated), str(good)], "resolution_code": "other", "resolution_note": "n"},

@@ -89,12 +89,6 @@ def _load(uow: WorkflowUnitOfWork, exception_id: uuid.UUID, *, lock: bool) -> Ex
     return found
 
 
-def _lock_all(uow: WorkflowUnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ExceptionItem]:
-    """Lock every row in one fixed (sorted) order, so two bulk requests over overlapping ids wait
-    for each other instead of deadlocking."""
-    return {exception_id: _load(uow, exception_id, lock=True) for exception_id in sorted(ids, key=str)}
-
-
 def _save(uow: WorkflowUnitOfWork, item: ExceptionItem, entry: HistoryEntry) -> None:
     uow.exceptions.update(item)
     uow.exceptions.add_history(entry)
@@ -204,7 +198,7 @@ def assign_exceptions(services: WorkflowServices, principal: Principal, exceptio
                 raise ValidationFailed([FieldError("assignee_id", f"a {assignee.role} cannot work exceptions")])
         now = services.now()
         items = []
-        locked = _lock_all(uow, ids)
+        locked = _lock_checked(uow, ids, "assign", lambda item: item.refuse_unless_assignable())
         for exception_id in ids:
             item = locked[exception_id]
             _save(uow, item, item.assign(assignee_id, actor_id=principal.user_id, at=now))
@@ -256,7 +250,8 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
         settings = workflow_settings(uow, principal.organization_id)
         now = services.now()
         outcomes = []
-        locked = _lock_closable(uow, ids, BreakAction.RESOLVE)
+        locked = _lock_checked(uow, ids, BreakAction.RESOLVE.value,
+                               lambda item: refuse_unless_closable(uow, item, BreakAction.RESOLVE))
         for exception_id in ids:
             item = locked[exception_id]
             decision = closing_decision(uow, principal.organization_id, item.staked_amounts(), settings)
@@ -278,12 +273,13 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
         return outcomes
 
 
-def _lock_closable(uow: WorkflowUnitOfWork, ids: Sequence[uuid.UUID],
-                   action: BreakAction) -> dict[uuid.UUID, ExceptionItem]:
-    """Lock every exception (in id order, as `_lock_all`) and check that each may take the closing
-    now; refuse the whole request naming every one that may not and why (unknown id, the
-    lifecycle, a closing already waiting for a checker). Refused here, not when a checker
-    approves: the maker learns at once."""
+def _lock_checked(uow: WorkflowUnitOfWork, ids: Sequence[uuid.UUID], action: str,
+                  check: Callable[[ExceptionItem], None]) -> dict[uuid.UUID, ExceptionItem]:
+    """Lock every exception (in one fixed, sorted order, so two bulk requests over overlapping ids
+    wait for each other instead of deadlocking) and `check` that each may take the action now;
+    refuse the whole request naming every one that may not and why (unknown id, the lifecycle, a
+    closing already waiting for a checker). Refused here, before anything changes and not when a
+    checker approves: the maker learns at once, about all of them."""
     locked: dict[uuid.UUID, ExceptionItem] = {}
     refusals: dict[uuid.UUID, str] = {}
     for exception_id in sorted(ids, key=str):
@@ -292,17 +288,17 @@ def _lock_closable(uow: WorkflowUnitOfWork, ids: Sequence[uuid.UUID],
             refusals[exception_id] = "not found"
             continue
         try:
-            refuse_unless_closable(uow, item, action)
+            check(item)
         except BreakError as refused:
             refusals[exception_id] = refused.message
         locked[exception_id] = item
     if refusals:
         if len(ids) == 1 and ids[0] in locked:
-            refuse_unless_closable(uow, locked[ids[0]], action)  # one exception: its own error, as before
+            check(locked[ids[0]])  # one exception: its own error, as before
         elif len(ids) == 1:
             raise NotFound("exception", ids[0])
-        raise BulkRefused(action.value, {f"exception_ids[{index}]": f"{exception_id}: {refusals[exception_id]}"
-                                         for index, exception_id in enumerate(ids) if exception_id in refusals})
+        raise BulkRefused(action, {f"exception_ids[{index}]": f"{exception_id}: {refusals[exception_id]}"
+                                   for index, exception_id in enumerate(ids) if exception_id in refusals})
     return locked
 
 

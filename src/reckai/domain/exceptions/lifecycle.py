@@ -343,9 +343,13 @@ class ExceptionItem:
         return HistoryEntry(self.id, "severity_override", actor_id, at, self.status.value, self.status.value,
                             cleaned, changes)
 
-    def assign(self, assignee_id: uuid.UUID | None, *, actor_id: uuid.UUID, at: dt.datetime) -> HistoryEntry:
+    def refuse_unless_assignable(self) -> None:
         if self.status not in ACTIVE_STATUSES:
-            raise InvalidTransition(self.id, self.status.value, "assign")
+            raise InvalidTransition(self.id, self.status.value, "assign",
+                                    "reopen it (PATCH status open with a reason) first")
+
+    def assign(self, assignee_id: uuid.UUID | None, *, actor_id: uuid.UUID, at: dt.datetime) -> HistoryEntry:
+        self.refuse_unless_assignable()
         changes = {"assigned_to": {"from": str(self.assigned_to) if self.assigned_to else None,
                                    "to": str(assignee_id) if assignee_id else None}}
         self.assigned_to = assignee_id
