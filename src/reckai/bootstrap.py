@@ -47,7 +47,7 @@ from reckai.application.ports.files import FileParser
 from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
-from reckai.application.ports.rate_limit import RateLimiter, tiers_with
+from reckai.application.ports.rate_limit import RateLimiter, RateLimits
 from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
 from reckai.application.ports.scanner import VirusScanner
 from reckai.application.ports.security import (
@@ -74,6 +74,7 @@ from reckai.application.rules.rules import rule_configuration_handler
 from reckai.application.settings_changes import system_setting_handler
 from reckai.domain.approvals.workflow import ApprovalType
 from reckai.domain.audit.chain import AuditSigner
+from reckai.domain.settings_registry import OperatorValues
 from reckai.settings import Mode, Settings
 
 
@@ -205,10 +206,11 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         refresh_successor_key=refresh_successor_key(settings.security.jwt_secret), clock=clock, job_queue=job_queue,
         allow_public_signup=settings.security.allow_public_signup,
         public_base_url=settings.http.public_base_url,
-        tiers=tiers_with(auth_ip_per_minute=settings.security.auth_ip_limit_per_minute),
+        operator_settings=settings.operator,
     )
     files = FileServices(database=database, storage=storage, scanner=scanner, parser=file_parser,
-                         audit_log=audit_log, rate_limiter=rate_limiter, clock=clock)
+                         audit_log=audit_log, rate_limiter=rate_limiter, clock=clock,
+                         rate_limits=RateLimits(settings.operator))
     reconciliations = ReconciliationServices(
         database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
         engine=job_matching_engine, settings=settings.reconciliation,
@@ -219,7 +221,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
                                 row_amounts=_row_amounts(database, storage),
                                 clock=clock)
 
-    _register_approval_types(workflow)
+    _register_approval_types(workflow, settings.operator)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
                    reconciliations=reconciliations, workflow=workflow, identity=identity)
     runtime, runner = _worker(settings, database, job_queue, job_outbox, handlers, parts)
@@ -551,7 +553,7 @@ def build_file_parser() -> FileParser:
 # --- workflow: exceptions, approvals, matching rules (issue 7; docs/workflow.md) ---
 
 
-def _register_approval_types(workflow: WorkflowServices) -> None:
+def _register_approval_types(workflow: WorkflowServices, operator: OperatorValues) -> None:
     """Each approval type's effect, registered by the feature that owns it (docs/architecture.md,
     "Adding an approval type"); bootstrap fails when a type has none."""
     approvals = workflow.approval_handlers
@@ -559,7 +561,7 @@ def _register_approval_types(workflow: WorkflowServices) -> None:
     approvals.register(ApprovalType.EXCEPTION_RESOLUTION, exception_cases.exception_resolution_handler(workflow))
     approvals.register(ApprovalType.LEDGER_POSTING, approval_jobs.ledger_posting_handler(workflow))
     approvals.register(ApprovalType.USER_ONBOARDING, user_onboarding_handler(workflow))
-    approvals.register(ApprovalType.SYSTEM_SETTING, system_setting_handler(workflow))
+    approvals.register(ApprovalType.SYSTEM_SETTING, system_setting_handler(workflow, operator))
     approvals.register(ApprovalType.REPORT_GENERATION, report_generation_handler())
     approvals.require_all()
 

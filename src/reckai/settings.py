@@ -22,6 +22,7 @@ from enum import Enum
 from pathlib import Path
 
 from reckai.application.reconciliations.policy import ReconciliationSettings
+from reckai.domain.settings_registry import OperatorValues, SettingInvalid, operator_values
 
 
 class Mode(str, Enum):
@@ -90,8 +91,6 @@ class SecuritySettings:
     # POST /api/organizations. From the environment: off by default in production, on in embedded
     # mode (ALLOW_PUBLIC_SIGNUP overrides either way); a sign-up always lands on the standard tier.
     allow_public_signup: bool = True
-    # Sign-in attempts per minute from one client address (the `auth_ip` tier; docs/identity.md).
-    auth_ip_limit_per_minute: int = 30
 
 
 @dataclass(frozen=True)
@@ -148,6 +147,9 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     reconciliation: ReconciliationSettings = field(default_factory=ReconciliationSettings)
     log_level: str = "INFO"
+    # The operator's values of the registered settings (rate limits, ...) and the bounds an
+    # organization's override must lie within: domain/settings_registry.py.
+    operator: OperatorValues = field(default_factory=OperatorValues)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -207,8 +209,6 @@ class Settings:
                 password_hasher=env.get("PASSWORD_HASHER", "bcrypt"),
                 allow_public_signup=_flag(env.get("ALLOW_PUBLIC_SIGNUP",
                                                   "false" if mode is Mode.PRODUCTION else "true")),
-                auth_ip_limit_per_minute=_positive(env.get("AUTH_IP_LIMIT_PER_MINUTE", "30"),
-                                                   "AUTH_IP_LIMIT_PER_MINUTE"),
             ),
             scanner=ScannerSettings(
                 enabled=_flag(env.get("SCANNER_ENABLED", "false")),
@@ -249,6 +249,7 @@ class Settings:
                 pending_resend_seconds=int(env.get("RECONCILIATION_PENDING_RESEND_SECONDS", "900")),
             ),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            operator=_operator_values(env),
         )
         settings.validate()
         return settings
@@ -303,14 +304,11 @@ def _queue_threads(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
-def _positive(text: str, name: str) -> int:
+def _operator_values(env: Mapping[str, str]) -> OperatorValues:
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SettingsError(f"{name} must be a whole number of at least 1, not {text!r}")
-    return value
+        return operator_values(env)
+    except SettingInvalid as exc:
+        raise SettingsError(f"{exc.name} {exc.message}") from None
 
 
 def _flag(text: str) -> bool:

@@ -137,9 +137,10 @@ def test_patch_resolve_assign_comment_and_invalid_transition_envelope(client: Te
     item = tenant.exception()
     error(client.patch(f"/api/exceptions/{item}", json={"status": "in_progress"}, headers=tenant.h("auditor")),
           403, "PERMISSION_DENIED")
-    wrong = error(client.patch(f"/api/exceptions/{item}", json={"status": "ignored", "reason": "x"},
+    wrong = error(client.patch(f"/api/exceptions/{item}", json={"status": "escalated"},
                                headers=tenant.h("analyst")), 409, "INVALID_TRANSITION")
-    assert "open" in wrong["message"]
+    assert wrong["message"] == ("cannot move to escalated from an exception that is open: "
+                                "start it (PATCH status in_progress) first")
     error(client.patch(f"/api/exceptions/{item}", json={"severity": "critical"}, headers=tenant.h("analyst")),
           400, "REASON_REQUIRED")
     error(client.patch(f"/api/exceptions/{item}", json={"colour": "red"}, headers=tenant.h("analyst")),
@@ -173,6 +174,81 @@ def test_patch_resolve_assign_comment_and_invalid_transition_envelope(client: Te
     reopened = data(client.patch(f"/api/exceptions/{item}", json={"status": "open", "reason": "bounced"},
                                  headers=tenant.h("analyst")), 200)
     assert reopened["exception"]["status"] == "open" and reopened["exception"]["resolved_by"] is None
+
+
+def _history(client: TestClient, tenant: Tenant, exception_id: Any) -> list[tuple[Any, ...]]:
+    detail = data(client.get(f"/api/exceptions/{exception_id}", headers=tenant.h("analyst")), 200)
+    return [(h["action"], h["from_status"], h["to_status"], h["changes"].get("implicit"), h["actor_id"])
+            for h in detail["history"]]
+
+
+def _audited(tenant: Tenant, exception_id: Any) -> list[tuple[str, list[Any]]]:
+    from reckai.application.ports.audit import AuditQuery
+
+    records = tenant.container.audit_log.list_records(tenant.organization_id, AuditQuery(limit=500)).records
+    return [(r.event.action, [(c["action"], c.get("implicit")) for c in r.event.metadata.get("changes", [])])
+            for r in reversed(records) if str(r.event.resource_id) == str(exception_id)]
+
+
+def test_http_resolve_and_ignore_straight_from_open_record_the_implicit_start(client: TestClient,
+                                                                              tenant: Tenant) -> None:
+    analyst = str(tenant.ids["analyst"])
+    started = [("start", "open", "in_progress", True, analyst)]
+    patched = tenant.exception("10.00")
+    body = data(client.patch(f"/api/exceptions/{patched}", json={
+        "status": "resolved", "resolution_code": "corrected_at_source", "resolution_note": "reversed"},
+        headers=tenant.h("analyst")), 200)
+    assert body["exception"]["status"] == "resolved" and body["pending_approval"] is None
+    assert _history(client, tenant, patched) == started + [("resolve", "in_progress", "resolved", None, analyst)]
+    assert _audited(tenant, patched) == [("exception.updated", [("start", True)]), ("exception.resolved", [])]
+    posted = tenant.exception("10.00")
+    data(client.post(f"/api/exceptions/{posted}/resolve", json={"resolution_code": "other", "resolution_note": "n"},
+                     headers=tenant.h("analyst")), 200)
+    assert _history(client, tenant, posted) == started + [("resolve", "in_progress", "resolved", None, analyst)]
+    ignored = tenant.exception("10.00")
+    error(client.patch(f"/api/exceptions/{ignored}", json={"status": "ignored"}, headers=tenant.h("analyst")),
+          400, "REASON_REQUIRED")
+    assert _history(client, tenant, ignored) == []  # the refusal left no implicit start behind
+    data(client.patch(f"/api/exceptions/{ignored}", json={"status": "ignored", "reason": "duplicate feed"},
+                      headers=tenant.h("analyst")), 200)
+    assert _history(client, tenant, ignored) == started + [("ignore", "in_progress", "ignored", None, analyst)]
+    assert _audited(tenant, ignored) == [("exception.updated", [("start", True), ("ignore", None)])]
+
+
+def test_http_bulk_resolve_from_open_and_a_refusal_naming_every_failing_exception(client: TestClient,
+                                                                                   tenant: Tenant) -> None:
+    fresh = [tenant.exception("10.00") for _ in range(15)]
+    outcomes = data(client.post("/api/exceptions/bulk/resolve", json={
+        "exception_ids": [str(i) for i in fresh], "resolution_code": "timing_cleared", "resolution_note": "settled"},
+        headers=tenant.h("analyst")), 200)
+    assert {o["exception"]["status"] for o in outcomes} == {"resolved"}
+    assert all(_history(client, tenant, i)[0][:4] == ("start", "open", "in_progress", True) for i in fresh)
+    good, escalated, unknown = tenant.exception("10.00"), tenant.exception("10.00"), uuid.uuid4()
+    data(client.patch(f"/api/exceptions/{escalated}", json={"status": "in_progress"}, headers=tenant.h("analyst")), 200)
+    data(client.patch(f"/api/exceptions/{escalated}", json={"status": "escalated"}, headers=tenant.h("analyst")), 200)
+    refused = error(client.post("/api/exceptions/bulk/resolve", json={
+        "exception_ids": [str(good), str(fresh[0]), str(unknown), str(escalated)], "resolution_code": "other",
+        "resolution_note": "n"}, headers=tenant.h("analyst")), 409, "BULK_REFUSED")
+    assert refused["message"] == "cannot resolve 2 of the exceptions; nothing was changed"
+    assert refused["details"] == [
+        {"field": "exception_ids[1]", "message": f"{fresh[0]}: cannot resolve an exception that is resolved: "
+                                                 "reopen it (PATCH status open with a reason) first"},
+        {"field": "exception_ids[2]", "message": f"{unknown}: not found"}]
+    assert _status(client, tenant, good) == "open" and _history(client, tenant, good) == []
+    refused_assign = error(client.post("/api/exceptions/bulk/assign", json={
+        "exception_ids": [str(good), str(unknown), str(fresh[1])], "assignee_id": str(tenant.ids["analyst"])},
+        headers=tenant.h("analyst")), 409, "BULK_REFUSED")
+    assert refused_assign["details"] == [
+        {"field": "exception_ids[1]", "message": f"{unknown}: not found"},
+        {"field": "exception_ids[2]", "message": f"{fresh[1]}: cannot assign an exception that is resolved: "
+                                                 "reopen it (PATCH status open with a reason) first"}]
+    assert data(client.get(f"/api/exceptions/{good}", headers=tenant.h("analyst")), 200)["exception"][
+        "assigned_to"] is None
+    # escalated -> resolved is a transition of its own: it was not refused above, and needs no start
+    data(client.post("/api/exceptions/bulk/resolve", json={
+        "exception_ids": [str(escalated), str(good)], "resolution_code": "other", "resolution_note": "n"},
+        headers=tenant.h("analyst")), 200)
+    assert [h[0] for h in _history(client, tenant, escalated)] == ["start", "escalate", "resolve"]
 
 
 def test_bulk_and_threshold_approval_over_http(client: TestClient, tenant: Tenant) -> None:
@@ -505,6 +581,31 @@ def test_http_ignoring_after_in_progress_needs_a_checker(client: TestClient, str
     assert _status(client, strict, item) == "ignored"
 
 
+def test_http_closing_from_open_at_the_threshold_waits_for_a_checker_then_records_the_start(
+        client: TestClient, strict: Tenant) -> None:
+    maker = str(strict.ids["analyst"])
+    single, in_bulk, ignored = strict.exception("4671.22"), strict.exception("250.00"), strict.exception("300.00")
+    waiting = data(client.patch(f"/api/exceptions/{single}", json={
+        "status": "resolved", "resolution_code": "written_off", "resolution_note": "fee"},
+        headers=strict.h("analyst")), 202)
+    bulk = data(client.post("/api/exceptions/bulk/resolve", json={
+        "exception_ids": [str(in_bulk)], "resolution_code": "written_off", "resolution_note": "fee"},
+        headers=strict.h("analyst")), 200)
+    ignoring = data(client.patch(f"/api/exceptions/{ignored}", json={"status": "ignored", "reason": "noise"},
+                                 headers=strict.h("analyst")), 202)
+    approvals = [waiting["pending_approval"]["id"], bulk[0]["pending_approval"]["id"],
+                 ignoring["pending_approval"]["id"]]
+    for item in (single, in_bulk, ignored):
+        assert _status(client, strict, item) == "open"  # nothing moves until a checker approves
+    for approval_id in approvals:
+        data(client.post(f"/api/approvals/{approval_id}/approve", json={}, headers=strict.h("supervisor")), 200)
+    for item, closing, status in ((single, "resolve", "resolved"), (in_bulk, "resolve", "resolved"),
+                                  (ignored, "ignore", "ignored")):
+        moves = [h for h in _history(client, strict, item) if h[0] != "approval_requested"]
+        assert moves == [("start", "open", "in_progress", True, maker),
+                         (closing, "in_progress", status, None, maker)]
+
+
 def test_http_resolve_and_bulk_resolve_compare_the_larger_stored_amount(client: TestClient, strict: Tenant) -> None:
     # 250,050 vs 250,000: the stored break amount is the 50 of difference; its rows are at stake
     mismatch = strict.exception("50.00", amount_minor=5000, evidence={"left": {"amount_minor": 25_005_000},
@@ -659,3 +760,35 @@ def test_http_approval_mail_payload_has_type_band_and_requester_only(client: Tes
     assert sent["subject"] == {"approval_id": approval["id"], "type": "exception_resolution",
                                "amount_band": "NGN 1,000,000 to 10,000,000",
                                "requested_by": str(strict.ids["analyst"])}
+
+
+def test_http_settings_show_every_effective_setting_with_its_source(client: TestClient, strict: Tenant,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 10: GET /api/settings lists the registry (domain/settings_registry.py), each
+    setting's effective value and where it comes from; a setting added to the registry appears
+    without a change to the route."""
+    from reckai.domain import settings_registry as registry
+
+    _approve_setting(client, strict, {"resolution_approval_threshold": {"NGN": "100.00"}, "sla_hours": {"low": 200}})
+    effective = {e["name"]: e for e in data(client.get("/api/settings", headers=strict.h("analyst")), 200)["effective"]}
+    assert set(effective) == {setting.name for setting in registry.SETTINGS}
+    assert (effective["workflow.resolution_approval_threshold"]["value"],
+            effective["workflow.resolution_approval_threshold"]["source"]) == ({"NGN": "100.00"}, "org")
+    assert effective["workflow.sla_hours"]["value"] == {"critical": 4, "high": 24, "medium": 72, "low": 200}
+    assert effective["workflow.sla_hours"]["source"] == "org"
+    assert effective["workflow.sla_hours"]["default"] == {"critical": 4, "high": 24, "medium": 72, "low": 168}
+    assert (effective["workflow.checker_cooling_off_days"]["value"],
+            effective["workflow.checker_cooling_off_days"]["source"]) == (7, "default")
+    assert (effective["rate_limits.upload"]["value"], effective["rate_limits.upload"]["source"]) == (10, "default")
+    assert effective["rate_limits.auth_ip"]["org_overridable"] is False
+    assert effective["rate_limits.auth_ip"]["env"] == "AUTH_IP_LIMIT_PER_MINUTE"
+
+    added = registry.Setting("reports.expiry_days", "integer", 30, "Days a generated report can be downloaded.",
+                             minimum=1, maximum=365, org_overridable=True, unit="days")
+    monkeypatch.setattr(registry, "SETTINGS", (*registry.SETTINGS, added))
+    monkeypatch.setattr(registry, "REGISTRY", {**registry.REGISTRY, added.name: added})
+    listed = {e["name"]: e for e in data(client.get("/api/settings", headers=strict.h("admin")), 200)["effective"]}
+    assert listed["reports.expiry_days"] | {"description": None} == {
+        "name": "reports.expiry_days", "value": 30, "source": "default", "type": "integer", "default": 30,
+        "description": None, "org_overridable": True, "org_minimum": 1, "org_maximum": 365, "unit": "days",
+        "env": None, "ignored_org_value": None}

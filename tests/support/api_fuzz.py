@@ -128,7 +128,7 @@ DOMAIN_WORDS = [
     "rule_configuration", "exception_resolution", "ledger_posting", "user_onboarding", "report_generation",
     "system_setting", "left", "right", "NGN", "USD", "created_at", "-created_at", "amount", "-amount",
     "due_at", "severity", "matched", "unmatched", "suggested", "standard", "enterprise", "workflow",
-    "password_policy", "daily", "aging", "csv", "pdf", "excel", "2024-01-02", "2025-12-01", "true", "false",
+    "password_policy", "rate_limits", "upload", "daily", "aging", "csv", "pdf", "excel", "2024-01-02", "2025-12-01", "true", "false",
 ]
 
 _ODD_TEXT = [
@@ -845,6 +845,8 @@ def _approval_examples() -> list[dict[str, Any]]:
                                                       {"account": "2001", "direction": "credit", "amount_minor": 5000}]}},
         {"type": "system_setting", "title": "Threshold", "description": "money at stake",
          "metadata": {"key": "workflow", "value": {"resolution_approval_threshold": {"NGN": "1000000.00"}}}},
+        {"type": "system_setting", "title": "Upload limit", "description": "month end",
+         "metadata": {"key": "rate_limits", "value": {"upload": 20, "api": 300}}},
         {"type": "user_onboarding", "title": "New", "description": "audit",
          "metadata": {"email": "new.user@example.com", "name": "Nora New", "role": "auditor"}},
     ]

@@ -101,8 +101,30 @@ def test_action_to_reach_maps_patch_targets() -> None:
     assert action_to_reach(ExceptionStatus.IGNORED, ExceptionStatus.OPEN) is BreakAction.REOPEN
     with pytest.raises(InvalidTransition):
         action_to_reach(ExceptionStatus.OPEN, ExceptionStatus.ESCALATED)  # only the SLA job does that
-    with pytest.raises(InvalidTransition):
-        action_to_reach(ExceptionStatus.OPEN, ExceptionStatus.RESOLVED)
+    # a closing straight from open is its closing action (ExceptionItem.close records the start)
+    assert action_to_reach(ExceptionStatus.OPEN, ExceptionStatus.RESOLVED) is BreakAction.RESOLVE
+    assert action_to_reach(ExceptionStatus.OPEN, ExceptionStatus.IGNORED) is BreakAction.IGNORE
+    with pytest.raises(InvalidTransition, match="start it"):
+        action_to_reach(ExceptionStatus.ESCALATED, ExceptionStatus.IGNORED)
+    with pytest.raises(InvalidTransition, match="reopen it"):
+        action_to_reach(ExceptionStatus.RESOLVED, ExceptionStatus.IGNORED)
+
+
+def test_closing_from_open_records_the_implicit_start_and_a_refusal_changes_nothing() -> None:
+    item = new_break()
+    with pytest.raises(ReasonRequired):
+        item.close(BreakAction.IGNORE, actor_id=ANA, at=T0, reason=" ")
+    with pytest.raises(InvalidBreakValue):
+        item.close(BreakAction.RESOLVE, actor_id=ANA, at=T0)
+    assert item.status is ExceptionStatus.OPEN
+    entries = item.close(BreakAction.RESOLVE, actor_id=ANA, at=T0,
+                         resolution=Resolution.of("other", "fixed at source"))
+    assert [(e.action, e.from_status, e.to_status) for e in entries] == [
+        ("start", "open", "in_progress"), ("resolve", "in_progress", "resolved")]
+    assert entries[0].changes == {"implicit": True, "for": "resolve"} and entries[0].actor_id == ANA
+    assert item.status is ExceptionStatus.RESOLVED
+    with pytest.raises(InvalidTransition, match="reopen it"):
+        item.close(BreakAction.IGNORE, actor_id=ANA, at=T0, reason="dup")
 
 
 def test_resolution_needs_a_known_code_and_a_note_and_ignore_needs_a_reason() -> None:
@@ -181,6 +203,22 @@ class BreakLifecycleMachine(RuleBasedStateMachine):
         assert entry.from_status == before["status"].value  # type: ignore[attr-defined]
         assert entry.to_status == self.item.status.value
         self.history.append(entry)
+
+    @rule(action=st.sampled_from([BreakAction.RESOLVE, BreakAction.IGNORE]), reason=st.sampled_from([None, "", "why"]),
+          resolve_with=st.sampled_from([None, ("other", "n")]))
+    def close(self, action: BreakAction, reason: str | None, resolve_with: tuple[str, str] | None) -> None:
+        before = self._snapshot()
+        resolution = Resolution.of(*resolve_with) if resolve_with else None
+        try:
+            entries = self.item.close(action, actor_id=ANA, at=self.now, reason=reason, resolution=resolution)
+        except (InvalidTransition, ReasonRequired, InvalidBreakValue):
+            assert self._snapshot() == before, "a refused closing changes nothing"
+            return
+        assert [e.from_status for e in entries] == [before["status"].value] + [  # type: ignore[attr-defined]
+            e.to_status for e in entries[:-1]]
+        assert len(entries) == (2 if before["status"] is ExceptionStatus.OPEN else 1)
+        assert self.item.status.value == entries[-1].to_status
+        self.history.extend(entries)
 
     @rule(severity=st.sampled_from(["low", "medium", "high", "critical"]), reason=st.sampled_from([None, "r"]))
     def override(self, severity: str, reason: str | None) -> None:

@@ -15,7 +15,7 @@ from reckai.application.exceptions import matching
 from reckai.application.ports.audit import AuditQuery
 from reckai.application.ports.workflow import ExceptionQuery
 from reckai.bootstrap import bootstrap_in_memory
-from reckai.domain.exceptions.errors import InvalidBreakValue, InvalidTransition, ReasonRequired
+from reckai.domain.exceptions.errors import BulkRefused, InvalidBreakValue, InvalidTransition, ReasonRequired
 from reckai.domain.exceptions.lifecycle import ExceptionStatus
 from reckai.domain.exceptions.manual_matching import MatchGroup, MatchMember, MatchStateError, RowRef
 from tests.unit.workflow_builders import Org, job_with_files, memory_org, seed_stored_rows
@@ -92,8 +92,10 @@ def test_bulk_is_all_or_nothing(org: Org) -> None:
     cases.change_exception(org.services, org.p("analyst"), done.id, status="in_progress")
     cases.resolve_exception(org.services, org.p("analyst"), done.id, "other", "fixed")
     cases.change_exception(org.services, org.p("analyst"), good.id, status="in_progress")
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(BulkRefused) as refused:
         cases.bulk_resolve(org.services, org.p("analyst"), [good.id, done.id], "written_off", "small")
+    assert refused.value.refusals == {"exception_ids[1]": f"{done.id}: cannot resolve an exception that is "
+                                                           "resolved: reopen it (PATCH status open with a reason) first"}
     assert org.get(good.id).status is ExceptionStatus.IN_PROGRESS
 
 

@@ -267,7 +267,8 @@ def test_the_per_ip_limit_comes_from_the_settings(clock: FakeClock, tmp_path: An
     container = make_container(clock, settings)
     assert container.identity.tiers["auth_ip"].limit == 7
     assert container.identity.tiers["auth_account"].limit == 5  # the spec's, per account
-    assert Settings().security.auth_ip_limit_per_minute == 30
+    assert Settings().operator.values == {}  # no operator value: the registry's default, 30
+    assert make_container(clock, Settings()).identity.tiers["auth_ip"].limit == 30
     with pytest.raises(SettingsError, match="AUTH_IP_LIMIT_PER_MINUTE"):
         Settings.from_env({"RECKAI_MODE": "embedded", "RECKAI_VAR_DIR": str(tmp_path),
                            "AUTH_IP_LIMIT_PER_MINUTE": "0"})

@@ -130,3 +130,51 @@ def test_a_rule_on_a_raw_column_reads_it_from_the_files(tmp_path: Path) -> None:
     with (out / "matches.csv").open(newline="") as handle:
         pairs = {(row["left_row"], row["right_row"], row["rule"]) for row in csv.DictReader(handle)}
     assert pairs == {("1", "2", "ticket"), ("2", "1", "ticket")}
+
+
+def _corrupt_amounts(tmp_path: Path, lines: tuple[int, ...]) -> Path:
+    """The sample bank statement with the amount of these physical lines made unreadable."""
+    rows = (DATA / "bank.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    for line in lines:
+        cells = rows[line - 1].split(",")
+        cells[4] = "12O45.00"  # a letter O for a zero, as a retyped statement has
+        rows[line - 1] = ",".join(cells)
+    corrupted = tmp_path / "bank-corrupted.csv"
+    corrupted.write_text("".join(rows), encoding="utf-8")
+    return corrupted
+
+
+def test_rejected_rows_exit_3_and_are_named_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 item 7: three corrupted amounts gave exit 0 and only a count in summary.json."""
+    bank = _corrupt_amounts(tmp_path, (5, 9, 40))
+    out = tmp_path / "out"
+    code = main(["reconcile", "--left", str(bank), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(PROFILE), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 3
+    lines = err.splitlines()
+    assert lines[0] == ("reckai reconcile: error: 3 rows rejected (left 3, right 0); they are not in the results, "
+                        "so their counterparts show as missing entries")
+    assert lines[1] == f"  left ({bank}): 3 rejected"
+    assert [line.split(":")[0].strip() for line in lines[2:5]] == ["row 4 (line 5) column amount value '12O45.00'",
+                                                                  "row 8 (line 9) column amount value '12O45.00'",
+                                                                  "row 39 (line 40) column amount value '12O45.00'"]
+    assert all(line.split(": ", 1)[1] for line in lines[2:5])  # each with its reason
+    assert "--allow-row-errors" in lines[-1]
+    summary = json.loads((out / "summary.json").read_text())  # the results are written all the same
+    assert summary["rejected_rows"] == {"left": 3, "right": 0}
+    assert [e["line_number"] for e in summary["rejected_row_examples"]["left"]] == [5, 9, 40]
+
+
+def test_allow_row_errors_exits_0_and_still_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bank = _corrupt_amounts(tmp_path, tuple(range(2, 10)))
+    code = main(["reconcile", "--left", str(bank), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(PROFILE), "--out", str(tmp_path / "out"), "--allow-row-errors"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.startswith("reckai reconcile: warning: 8 rows rejected (left 8, right 0)")
+    assert "    ... and 3 more" in err and "--allow-row-errors" not in err
+
+
+def test_a_clean_run_lists_no_rejected_rows(sample_run: Path) -> None:
+    assert "rejected_row_examples" not in json.loads((sample_run / "summary.json").read_text())

@@ -81,6 +81,18 @@ class RateLimiterContract:
         limiter.reset(tier, subject)
         assert limiter.hit(tier, subject).allowed
 
+    def test_release_gives_back_exactly_the_named_hit(self, limiter: RateLimiter) -> None:
+        tier, subject = TIERS["upload"], unique("uploader")
+        decisions = [limiter.hit(tier, subject) for _ in range(10)]
+        assert all(d.allowed and d.hit_id for d in decisions) and len({d.hit_id for d in decisions}) == 10
+        assert not limiter.hit(tier, subject).allowed
+        limiter.release(tier, subject, decisions[3].hit_id or "")
+        limiter.release(tier, subject, decisions[3].hit_id or "")  # idempotent: one hit back, not two
+        limiter.release(tier, unique("someone-else"), decisions[4].hit_id or "")  # another key: no effect
+        again = limiter.hit(tier, subject)
+        assert again.allowed and again.remaining == 0
+        assert not limiter.hit(tier, subject).allowed
+
     def test_concurrent_hits_never_exceed_the_limit(self, limiter_factory: Callable[[], RateLimiter]) -> None:
         tier = TIERS["api"]
         subject = unique("busy-user")

@@ -28,6 +28,7 @@ from reckai.domain.reconciliation.profile import (
 )
 
 Progress = Callable[[str, int, int], None]  # (stage, step, total steps)
+REJECTED_EXAMPLES = 20  # rejected rows listed in summary.json per side (the count covers them all)
 
 
 @dataclass
@@ -42,6 +43,10 @@ class ReconcileOutcome:
     def summary(self) -> dict[str, Any]:
         summary = self.result.summary()
         summary["rejected_rows"] = {"left": len(self.left_row_errors), "right": len(self.right_row_errors)}
+        if self.left_row_errors or self.right_row_errors:  # the first ones, as `reckai reconcile` names them
+            summary["rejected_row_examples"] = {
+                side: [error.to_dict() for error in errors[:REJECTED_EXAMPLES]]
+                for side, errors in (("left", self.left_row_errors), ("right", self.right_row_errors)) if errors}
         if self.auto_mappings:
             summary["auto_mappings"] = self.auto_mappings
         summary["seconds"] = {stage: round(seconds, 4) for stage, seconds in self.stage_seconds.items()}

@@ -12,16 +12,38 @@ from typing import Any
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.context import RequestInfo
-from reckai.application.errors import NotFound
+from reckai.application.errors import FieldError, NotFound, ValidationFailed
 from reckai.application.identity.organizations import apply_settings_changes
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect
 from reckai.domain.exceptions.policy import parse_workflow_settings
 from reckai.domain.identity.entities import Organization
 from reckai.domain.identity.principal import Principal
+from reckai.domain.settings_registry import (
+    OperatorValues,
+    SettingInvalid,
+    org_setting_groups,
+    validate_org_group,
+)
 
 
-def system_setting_handler(services: WorkflowServices) -> ApprovalHandler:
+def system_setting_handler(services: WorkflowServices, operator: OperatorValues | None = None) -> ApprovalHandler:
+    operator = operator or OperatorValues()
+
+    def within_operator_bounds(meta: dict[str, Any]) -> None:
+        """A registered group (rate_limits, ...) within the bounds this deployment's operator set
+        (the metadata schema only knows the registry's widest ones)."""
+        key = meta.get("key")
+        if key in org_setting_groups() and key != "workflow":
+            try:
+                validate_org_group(operator, str(key), meta.get("value"))
+            except SettingInvalid as exc:
+                field = f"metadata.value.{exc.name.removeprefix(str(key) + '.')}"
+                raise ValidationFailed([FieldError(field, exc.message)]) from None
+
+    def check(uow: WorkflowUnitOfWork, meta: dict[str, Any]) -> None:
+        within_operator_bounds(meta)
+
     def apply(uow: WorkflowUnitOfWork, checker: Principal, approval: Approval,
               request: RequestInfo | None) -> ApprovalEffect:
         meta = approval.metadata
@@ -29,6 +51,7 @@ def system_setting_handler(services: WorkflowServices) -> ApprovalHandler:
         if organization is None:
             raise NotFound("organization", approval.organization_id)
         previous = current_setting(organization, meta)
+        within_operator_bounds(meta)  # checked when requested; the operator may have narrowed them since
         if meta["key"] == "organization":
             fields = apply_settings_changes(organization, meta["value"])  # re-validated against today's policy
             services.record(uow, checker, "organization.settings_changed", request,
@@ -57,7 +80,7 @@ def system_setting_handler(services: WorkflowServices) -> ApprovalHandler:
                 "from": current_setting(organization, approval.metadata) if organization else None,
                 "to": approval.metadata.get("value")}
 
-    return ApprovalHandler(apply=apply, subject=subject, snapshot=snapshot)
+    return ApprovalHandler(apply=apply, check=check, subject=subject, snapshot=snapshot)
 
 
 def current_setting(organization: Organization, meta: dict[str, Any]) -> Any:

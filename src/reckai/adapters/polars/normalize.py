@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from reckai.adapters.polars.non_transactions import skipped_non_transactions
 from reckai.adapters.polars.readers import inspect_content, read_table
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.amounts import (
@@ -69,6 +70,7 @@ class NormalizationResult:
         return {"source_rows": self.source_rows, "normalized_rows": self.row_count,
                 "failed_rows": self.failed_rows, "errors": [e.to_dict() for e in self.errors],
                 "skipped_lines": [{"line": line, "reason": why} for line, why in self.skipped_lines],
+                "skipped_non_transactions": skipped_non_transactions(self.skipped_lines),
                 "warnings": [w.to_dict() for w in self.warnings]}
 
 
@@ -129,7 +131,7 @@ def propose_table_mapping(table: SourceTable, settings: ParseSettings | None = N
     if table.header_line is not None:
         parse["header_row"] = table.header_line
     if settings is not None:
-        for key in ("sheet", "row_path", "skip_footer_pattern"):
+        for key in ("sheet", "row_path", "skip_footer_pattern", "skip_header_pattern"):
             if getattr(settings, key) is not None:
                 parse[key] = getattr(settings, key)
     proposal = propose_mapping(table.columns, samples, kind=content.kind, parse=parse)

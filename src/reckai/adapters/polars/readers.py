@@ -16,6 +16,7 @@ import re
 import polars as pl
 
 from reckai.adapters.charset.detector import detect_encoding
+from reckai.adapters.polars.non_transactions import skip_non_transactions
 from reckai.adapters.polars.readers_excel import read_workbook
 from reckai.adapters.polars.readers_mt940 import read_mt940_table
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
@@ -164,10 +165,12 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
             table, json_safe = by_line, _json_safe(by_line[0], columns)
     frame, row_errors, more_skipped = table
     skipped.extend(more_skipped)
-    if frame.height == 0 and not row_errors:
+    source = skip_non_transactions(SourceTable(
+        frame=frame, columns=columns, content=info, row_errors=row_errors, skipped_lines=skipped,
+        header_line=header_line, json_safe_cells=json_safe), settings, delimiter)
+    if source.frame.height == 0 and not source.row_errors:
         raise NoDataRows("the file has a header but no data rows", header_line=header_line)
-    return SourceTable(frame=frame, columns=columns, content=info, row_errors=row_errors,
-                       skipped_lines=skipped, header_line=header_line, json_safe_cells=json_safe)
+    return source
 
 
 def _offset_of_line(text: str, line: int, start: int = 0, start_line: int = 1) -> int:

@@ -16,6 +16,7 @@ from decimal import Decimal
 import fastexcel
 import polars as pl
 
+from reckai.adapters.polars.non_transactions import skip_non_transactions
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.delimited import find_header, footer_regex, header_names
 from reckai.domain.ingestion.errors import HeaderNotFound, InvalidWorkbook, NoDataRows, RowError
@@ -108,7 +109,8 @@ def read_workbook(data: bytes, info: ContentInfo, settings: ParseSettings) -> So
             body = body.with_columns(pl.col(c).map_elements(
                 lambda v: _excel_display(v) if _NOISY.match(v) else v, return_dtype=pl.String))
     frame = body.select(ROW_NUMBER, LINE_NUMBER, *kept).rename(dict(zip(kept, columns)))
-    if frame.height == 0 and not row_errors:
+    source = skip_non_transactions(SourceTable(frame=frame, columns=columns, content=info, row_errors=row_errors,
+                                               skipped_lines=skipped, header_line=header_line), settings)
+    if source.frame.height == 0 and not source.row_errors:
         raise NoDataRows("the sheet has a header but no data rows", header_line=header_line)
-    return SourceTable(frame=frame, columns=columns, content=info, row_errors=row_errors,
-                       skipped_lines=skipped, header_line=header_line)
+    return source

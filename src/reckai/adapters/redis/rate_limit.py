@@ -70,19 +70,30 @@ class RedisRateLimiter:
         self.store_failures: collections.Counter[str] = collections.Counter()
 
     def hit(self, tier: RateLimitTier, subject: str) -> RateLimitDecision:
+        hit_id = uuid.uuid4().hex  # the sorted set's member: what `release` removes
         try:
             allowed, remaining, retry_us = self._script(
                 keys=[_key(tier, subject)],
-                args=[tier.limit, tier.window_seconds * 1000, uuid.uuid4().hex],
+                args=[tier.limit, tier.window_seconds * 1000, hit_id],
             )
         except redis.RedisError as exc:
             return self._degraded(tier, exc)
         if allowed:
             return RateLimitDecision(
-                allowed=True, limit=tier.limit, remaining=int(remaining), retry_after_seconds=0
+                allowed=True, limit=tier.limit, remaining=int(remaining), retry_after_seconds=0, hit_id=hit_id
             )
         retry = max(1, math.ceil(int(retry_us) / 1_000_000))
         return RateLimitDecision(allowed=False, limit=tier.limit, remaining=0, retry_after_seconds=retry)
+
+    def release(self, tier: RateLimitTier, subject: str, hit_id: str) -> None:
+        try:
+            self._client.zrem(_key(tier, subject), hit_id)
+        except redis.RedisError as exc:
+            # The hit stays counted: the safe side. Logged and counted like any store failure.
+            self.store_failures[tier.name] += 1
+            _failure_counter.add(1, {"tier": tier.name, "fail_open": tier.fail_open})
+            logger.warning("rate-limit store unreachable (%s); a refused request's %s hit stays counted",
+                           type(exc).__name__, tier.name)
 
     def reset(self, tier: RateLimitTier, subject: str) -> None:
         try:

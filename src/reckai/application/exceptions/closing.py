@@ -64,18 +64,28 @@ def _refuse_if_waiting(uow: WorkflowUnitOfWork, item: ExceptionItem, approving: 
 
 def close(uow: WorkflowUnitOfWork, item: ExceptionItem, action: BreakAction, *, actor_id: uuid.UUID, at: dt.datetime,
           reason: str | None = None, resolution: Resolution | None = None,
-          changes: Mapping[str, Any] | None = None) -> HistoryEntry:
+          changes: Mapping[str, Any] | None = None) -> list[HistoryEntry]:
     """Resolve or ignore `item`, once the rule let it close (or a checker approved: `changes`
     names the approval): the one place in the application that moves an exception out of the
-    open set. Refused while another closing of it waits for a checker."""
+    open set. From `open` the implicit start is stored as its own history entry first (the
+    returned list holds it, then the closing). Refused while another closing of it waits for a
+    checker."""
     if action not in (BreakAction.RESOLVE, BreakAction.IGNORE):
         raise ValueError(f"{action.value} is not a closing")
     _refuse_if_waiting(uow, item, (changes or {}).get("approval_id"))
-    entry = item.apply(action, actor_id=actor_id, at=at, reason=reason, resolution=resolution)
-    entry.changes.update(changes or {})
+    entries = item.close(action, actor_id=actor_id, at=at, reason=reason, resolution=resolution)
+    entries[-1].changes.update(changes or {})
     uow.exceptions.update(item)
-    uow.exceptions.add_history(entry)
-    return entry
+    for entry in entries:
+        uow.exceptions.add_history(entry)
+    return entries
+
+
+def refuse_unless_closable(uow: WorkflowUnitOfWork, item: ExceptionItem, action: BreakAction) -> None:
+    """Refuse at request time, not when a checker approves: the maker learns at once that the
+    lifecycle or a waiting closing forbids this one."""
+    item.refuse_unless_closable(action)
+    _refuse_if_waiting(uow, item)
 
 
 def stake_text(decision: ClosingDecision) -> str:

@@ -30,13 +30,14 @@ from reckai.application.exceptions.closing import (
     closing_decision,
     exception_ids_of,
     pending_closings,
+    refuse_unless_closable,
     request_closing_approval,
     stake_text,
 )
 from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.workflow import ExceptionQuery, Page, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
-from reckai.domain.exceptions.errors import InvalidTransition, ReasonRequired
+from reckai.domain.exceptions.errors import BreakError, BulkRefused, ReasonRequired
 from reckai.domain.exceptions.lifecycle import (
     BreakAction,
     Comment,
@@ -86,12 +87,6 @@ def _load(uow: WorkflowUnitOfWork, exception_id: uuid.UUID, *, lock: bool) -> Ex
     if found is None:
         raise NotFound("exception", exception_id)
     return found
-
-
-def _lock_all(uow: WorkflowUnitOfWork, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ExceptionItem]:
-    """Lock every row in one fixed (sorted) order, so two bulk requests over overlapping ids wait
-    for each other instead of deadlocking."""
-    return {exception_id: _load(uow, exception_id, lock=True) for exception_id in sorted(ids, key=str)}
 
 
 def _save(uow: WorkflowUnitOfWork, item: ExceptionItem, entry: HistoryEntry) -> None:
@@ -161,6 +156,7 @@ def change_exception(services: WorkflowServices, principal: Principal, exception
         if action is BreakAction.IGNORE:  # ignoring closes the break: the same rule as resolving
             if not (reason or "").strip():
                 raise ReasonRequired("ignore")
+            refuse_unless_closable(uow, item, action)
             decision = closing_decision(uow, principal.organization_id, item.staked_amounts(), settings)
             if decision.needs_checker:
                 approval = request_closing_approval(
@@ -169,7 +165,7 @@ def change_exception(services: WorkflowServices, principal: Principal, exception
                     description=(reason or "").strip(), details={"reason": (reason or "").strip()}, now=now,
                     request=request)
             else:
-                changes.append(close(uow, item, action, actor_id=principal.user_id, at=now, reason=reason))
+                changes.extend(close(uow, item, action, actor_id=principal.user_id, at=now, reason=reason))
         elif action is not None:  # start, escalate, reopen: not a closing (resolved goes to resolve_exception)
             assert action is not BreakAction.RESOLVE
             changes.append(item.apply(action, actor_id=principal.user_id, at=now, reason=reason))
@@ -202,7 +198,7 @@ def assign_exceptions(services: WorkflowServices, principal: Principal, exceptio
                 raise ValidationFailed([FieldError("assignee_id", f"a {assignee.role} cannot work exceptions")])
         now = services.now()
         items = []
-        locked = _lock_all(uow, ids)
+        locked = _lock_checked(uow, ids, "assign", lambda item: item.refuse_unless_assignable())
         for exception_id in ids:
             item = locked[exception_id]
             _save(uow, item, item.assign(assignee_id, actor_id=principal.user_id, at=now))
@@ -254,12 +250,10 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
         settings = workflow_settings(uow, principal.organization_id)
         now = services.now()
         outcomes = []
-        locked = _lock_all(uow, ids)
+        locked = _lock_checked(uow, ids, BreakAction.RESOLVE.value,
+                               lambda item: refuse_unless_closable(uow, item, BreakAction.RESOLVE))
         for exception_id in ids:
             item = locked[exception_id]
-            if not item.allows(BreakAction.RESOLVE):
-                # Refuse now, not when a checker approves: the maker learns at once.
-                raise InvalidTransition(item.id, item.status.value, BreakAction.RESOLVE.value)
             decision = closing_decision(uow, principal.organization_id, item.staked_amounts(), settings)
             if force_approval or decision.needs_checker:
                 outcomes.append(ResolveOutcome(item, request_closing_approval(
@@ -269,13 +263,43 @@ def bulk_resolve(services: WorkflowServices, principal: Principal, exception_ids
                     details={"resolution_code": resolution.code.value, "resolution_note": resolution.note},
                     now=now, request=request)))
                 continue
-            close(uow, item, BreakAction.RESOLVE, actor_id=principal.user_id, at=now, resolution=resolution)
+            entries = close(uow, item, BreakAction.RESOLVE, actor_id=principal.user_id, at=now, resolution=resolution)
+            _audit_changes(services, uow, principal, item, entries[:-1], request)  # the implicit start, if any
             services.record(uow, principal, "exception.resolved", request, organization_id=principal.organization_id,
                             resource_type="exception", resource_id=item.id,
                             metadata={"resolution_code": resolution.code.value, "amount": str(item.amount)})
             outcomes.append(ResolveOutcome(item))
         uow.commit()
         return outcomes
+
+
+def _lock_checked(uow: WorkflowUnitOfWork, ids: Sequence[uuid.UUID], action: str,
+                  check: Callable[[ExceptionItem], None]) -> dict[uuid.UUID, ExceptionItem]:
+    """Lock every exception (in one fixed, sorted order, so two bulk requests over overlapping ids
+    wait for each other instead of deadlocking) and `check` that each may take the action now;
+    refuse the whole request naming every one that may not and why (unknown id, the lifecycle, a
+    closing already waiting for a checker). Refused here, before anything changes and not when a
+    checker approves: the maker learns at once, about all of them."""
+    locked: dict[uuid.UUID, ExceptionItem] = {}
+    refusals: dict[uuid.UUID, str] = {}
+    for exception_id in sorted(ids, key=str):
+        item = uow.exceptions.get_for_update(exception_id)
+        if item is None:
+            refusals[exception_id] = "not found"
+            continue
+        try:
+            check(item)
+        except BreakError as refused:
+            refusals[exception_id] = refused.message
+        locked[exception_id] = item
+    if refusals:
+        if len(ids) == 1 and ids[0] in locked:
+            check(locked[ids[0]])  # one exception: its own error, as before
+        elif len(ids) == 1:
+            raise NotFound("exception", ids[0])
+        raise BulkRefused(action, {f"exception_ids[{index}]": f"{exception_id}: {refusals[exception_id]}"
+                                   for index, exception_id in enumerate(ids) if exception_id in refusals})
+    return locked
 
 
 def escalate_overdue(services: WorkflowServices, organization_id: uuid.UUID, now: dt.datetime | None = None) -> int:

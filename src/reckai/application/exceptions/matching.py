@@ -156,9 +156,7 @@ def _staked(rows: StoredRows, items: Sequence[ExceptionItem]) -> list[StakedAmou
 
 def _settle(uow: WorkflowJobsUnitOfWork, items: Sequence[ExceptionItem], *, actor_id: uuid.UUID, now: dt.datetime,
             resolution: Resolution, changes: Mapping[str, Any]) -> list[str]:
-    for item in items:
-        if item.allows(BreakAction.START) and not item.allows(BreakAction.RESOLVE):
-            uow.exceptions.add_history(item.apply(BreakAction.START, actor_id=actor_id, at=now))
+    for item in items:  # from open, `close` records the implicit start
         close(uow, item, BreakAction.RESOLVE, actor_id=actor_id, at=now, resolution=resolution, changes=changes)
     return [str(item.id) for item in items]
 

@@ -28,7 +28,7 @@ from reckai.application.errors import (
 from reckai.application.files.common import audit_event, logger, mapping_rows, read_object, rejected
 from reckai.application.files.errors import FileInfected, FileRejected, FileTooLarge
 from reckai.application.files.services import FileServices
-from reckai.application.ports.files import FILE_TYPES, ReconciliationFile
+from reckai.application.ports.files import FILE_TYPES, FilesUnitOfWork, ReconciliationFile
 from reckai.application.ports.rate_limit import TIERS
 from reckai.application.ports.scanner import ScanLimitExceeded, ScannerError, ScanVerdict
 from reckai.application.ports.storage import ObjectTooLarge, StorageError
@@ -55,6 +55,7 @@ class UploadLimits:
 
     max_file_bytes: int
     remaining_storage_bytes: int
+    counted_hit: str | None = None  # the `upload` tier hit this check counted (given back on refusal)
 
     @property
     def max_bytes(self) -> int:
@@ -96,36 +97,65 @@ def validate_form(filename: str | None, file_type: str | None, job_id: str | uui
 
 def check_upload_allowed(services: FileServices, caller: Caller, job_id: uuid.UUID | None = None, *,
                          count_rate_limit: bool = True) -> UploadLimits:
-    """Before any byte is read: the rate limit (10 uploads/hour per user), the job, the quotas.
+    """Before any byte is read: the rate limit (the `upload` tier: 10 accepted uploads an hour per user
+    unless the settings say otherwise), the job, the quotas.
 
     `count_rate_limit=False` when the caller already counted the hit in the `upload` tier (the
     HTTP guard does, for routes declaring `opt={"rate_limit": "upload"}`). Returns the byte limits
     the body is streamed under."""
-    if count_rate_limit:
-        decision = services.rate_limiter.hit(TIERS["upload"], str(caller.user_id))
-        if not decision.allowed:
-            if decision.degraded:
-                raise ServiceUnavailable("rate_limiter", "upload rate limit cannot be checked")
-            raise RateLimited(decision.retry_after_seconds, "upload")
     with services.database.unit_of_work(caller.organization_id) as uow:
-        if job_id is not None and not uow.files.job_exists(job_id):
-            raise ValidationFailed([FieldError("job_id", "no such reconciliation job")])
-        quota = uow.quotas.get(caller.organization_id)
-        if quota is None:
-            raise ServiceUnavailable("quota", "the organization has no quota row")
-        used = uow.files.total_size_bytes()
-    limits = UploadLimits(max_file_bytes=quota.max_file_size_mb * MIB,
-                          remaining_storage_bytes=quota.max_storage_gb * GIB - used)
-    if limits.remaining_storage_bytes <= 0:
-        raise QuotaExceeded("max_storage_gb", quota.max_storage_gb)
+        hit_id = _count_upload(services, caller, uow) if count_rate_limit else None
+        try:
+            if job_id is not None and not uow.files.job_exists(job_id):
+                raise ValidationFailed([FieldError("job_id", "no such reconciliation job")])
+            quota = uow.quotas.get(caller.organization_id)
+            if quota is None:
+                raise ServiceUnavailable("quota", "the organization has no quota row")
+            used = uow.files.total_size_bytes()
+            limits = UploadLimits(max_file_bytes=quota.max_file_size_mb * MIB,
+                                  remaining_storage_bytes=quota.max_storage_gb * GIB - used, counted_hit=hit_id)
+            if limits.remaining_storage_bytes <= 0:
+                raise QuotaExceeded("max_storage_gb", quota.max_storage_gb)
+        except BaseException:
+            _release(services, caller, hit_id)
+            raise
     return limits
+
+
+def _count_upload(services: FileServices, caller: Caller, uow: FilesUnitOfWork) -> str | None:
+    """One hit in the `upload` tier under the organization's limit (a setting it may override)."""
+    organization = uow.organizations.get(caller.organization_id)
+    tier = services.rate_limits.tier("upload", organization.settings if organization else None)
+    decision = services.rate_limiter.hit(tier, str(caller.user_id))
+    if not decision.allowed:
+        if decision.degraded:
+            raise ServiceUnavailable("rate_limiter", "upload rate limit cannot be checked")
+        raise RateLimited(decision.retry_after_seconds, "upload")
+    return decision.hit_id
+
+
+def _release(services: FileServices, caller: Caller, hit_id: str | None) -> None:
+    if hit_id is not None:
+        services.rate_limiter.release(TIERS["upload"], str(caller.user_id), hit_id)
 
 
 def upload_file(services: FileServices, caller: Caller, form: UploadForm, body: Iterable[bytes],
                 limits: UploadLimits | None = None) -> UploadResult:
-    """Store, scan, validate and record one upload. `body` yields the file's bytes as they arrive."""
+    """Store, scan, validate and record one upload. `body` yields the file's bytes as they arrive.
+    Without `limits` it checks them itself, counting the upload in the `upload` tier; a refused
+    upload gives that hit back (only accepted uploads use up the allowance)."""
     if limits is None:
         limits = check_upload_allowed(services, caller, form.job_id)
+        try:
+            return _upload(services, caller, form, body, limits)
+        except BaseException:
+            _release(services, caller, limits.counted_hit)
+            raise
+    return _upload(services, caller, form, body, limits)
+
+
+def _upload(services: FileServices, caller: Caller, form: UploadForm, body: Iterable[bytes],
+            limits: UploadLimits) -> UploadResult:
     file_id = uuid.uuid4()
     now = services.now()
     extension = form.original_filename.rsplit(".", 1)[-1].lower() if "." in form.original_filename else ""

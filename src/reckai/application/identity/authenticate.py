@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from reckai.application.errors import ServiceUnavailable, Unauthenticated
 from reckai.application.identity.common import IdentityServices
@@ -27,6 +29,8 @@ class AuthenticatedCaller:
     principal: Principal
     password_expired: bool
     access_expires_at: dt.datetime
+    # The organization's stored settings as read for this request (its rate-limit overrides).
+    organization_settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 def authenticate_access_token(services: IdentityServices, token: str) -> AuthenticatedCaller:
@@ -75,4 +79,5 @@ def authenticate_access_token(services: IdentityServices, token: str) -> Authent
         principal=principal,
         password_expired=services.password_expired(user, organization),
         access_expires_at=claims.expires_at,
+        organization_settings=dict(organization.settings or {}),
     )

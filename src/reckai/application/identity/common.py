@@ -24,7 +24,7 @@ from reckai.application.ports.audit import AuditLog
 from reckai.application.ports.clock import Clock
 from reckai.application.ports.jobs import JobQueue
 from reckai.application.ports.mail import Mailer
-from reckai.application.ports.rate_limit import TIERS, RateLimiter, RateLimitTier
+from reckai.application.ports.rate_limit import TIERS, RateLimiter, RateLimits, RateLimitTier
 from reckai.application.ports.security import (
     CommonPasswordChecker,
     PasswordHasher,
@@ -58,6 +58,7 @@ from reckai.domain.identity.tokens import (
     new_refresh_token,
     refresh_expiry,
 )
+from reckai.domain.settings_registry import OperatorValues
 
 logger = logging.getLogger("reckai.identity")
 
@@ -89,23 +90,39 @@ class IdentityServices:
     allow_public_signup: bool = True
     public_base_url: str = "http://127.0.0.1:8000"
     totp_issuer: str = "ReckAI"
-    tiers: Mapping[str, RateLimitTier] = field(default_factory=lambda: dict(TIERS))
+    # The operator's values of the registered settings (domain/settings_registry.py).
+    operator_settings: OperatorValues = field(default_factory=OperatorValues)
 
     def now(self) -> dt.datetime:
         return self.clock()
 
     # --- rate limits --------------------------------------------------------------------------
 
-    def limit(self, tier_name: str, subject: str) -> None:
-        """Count one hit; RateLimited (429) when over, ServiceUnavailable (503) when the store is
-        down and the tier fails closed (docs/identity.md, "Rate limits")."""
-        tier = self.tiers[tier_name]
+    @property
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(self.operator_settings)
+
+    @property
+    def tiers(self) -> Mapping[str, RateLimitTier]:
+        """The tiers with the operator's limits (an organization may override some: `limit`)."""
+        return {name: self.rate_limits.tier(name) for name in TIERS}
+
+    def limit(self, tier_name: str, subject: str, organization_settings: Mapping[str, Any] | None = None) -> str | None:
+        """Count one hit under the limit the settings give (the organization's, when it overrides
+        the tier); RateLimited (429) when over, ServiceUnavailable (503) when the store is down and
+        the tier fails closed (docs/identity.md, "Rate limits"). Returns the hit's id for
+        `release` (None when nothing was counted)."""
+        tier = self.rate_limits.tier(tier_name, organization_settings)
         decision = self.rate_limiter.hit(tier, subject)
         if decision.allowed:
-            return
+            return decision.hit_id
         if decision.degraded:
             raise ServiceUnavailable("rate_limiter", "rate limit store unavailable; retry shortly")
         raise RateLimited(decision.retry_after_seconds, limit_name=tier_name)
+
+    def release(self, tier_name: str, subject: str, hit_id: str) -> None:
+        """Give back a hit `limit` counted for a request that was then refused."""
+        self.rate_limiter.release(TIERS[tier_name], subject, hit_id)
 
     # --- audit ----------------------------------------------------------------------------------
 

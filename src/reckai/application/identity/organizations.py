@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from reckai.domain.exceptions.policy import DEFAULT_RESOLUTION_APPROVAL_THRESHOL
 from reckai.domain.identity.entities import Organization, OrganizationQuota
 from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
 from reckai.domain.identity.principal import Principal
+from reckai.domain.settings_registry import EffectiveSetting, effective_settings
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,49}$")
 
@@ -121,6 +122,9 @@ class OrganizationSettingsView:
     password_policy: PasswordPolicy
     password_policy_overrides: Mapping[str, Any]
     user_onboarding_requires_approval: bool
+    # Every registered setting as it applies to the organization, with its source (default,
+    # operator, org): domain/settings_registry.py.
+    effective: Sequence[EffectiveSetting] = ()
 
 
 def read_settings(services: IdentityServices, principal: Principal) -> OrganizationSettingsView:
@@ -136,6 +140,7 @@ def read_settings(services: IdentityServices, principal: Principal) -> Organizat
         password_policy=services.policy_for(organization),
         password_policy_overrides=dict(stored.get("password_policy") or {}),
         user_onboarding_requires_approval=bool(stored.get(USER_ONBOARDING_SETTING, False)),
+        effective=effective_settings(services.operator_settings, stored),
     )
 
 

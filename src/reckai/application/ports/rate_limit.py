@@ -3,7 +3,11 @@
 Every tier has its own keys, so a user's API calls never eat into their upload allowance, and the
 two authentication tiers are separate (one per client IP, one per account). The window is a
 sliding log: at most `limit` allowed hits in any `window_seconds` interval, and refused hits are
-not counted (a client hammering while refused is let in again as soon as the window allows).
+not counted (a client hammering while refused is let in again as soon as the window allows). An
+allowed hit whose request was refused afterwards is given back with `release` (the HTTP guard
+does it for a route's own tier, `upload` and `report`: a refused upload does not count).
+
+The limits are settings (domain/settings_registry.py, docs/decisions/settings-registry.md).
 
 Failure policy when the store (Redis) is unreachable, decided per tier (STYLE habit 7):
 - auth tiers fail CLOSED: brute-force protection is a security control; the caller answers 503
@@ -19,8 +23,10 @@ from the Redis server) and `adapters.memory.rate_limit` (one process). Same cont
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from reckai.domain.settings_registry import REGISTRY, OperatorValues, effective_value
 
 
 @dataclass(frozen=True)
@@ -36,32 +42,41 @@ class RateLimitTier:
             raise ValueError(f"rate limit tier {self.name!r} needs a positive limit and window")
 
 
-# Sign-ins per minute from one client address: a setting (AUTH_IP_LIMIT_PER_MINUTE). The spec's 5
-# stopped six people behind one office NAT from signing in within a minute; guessing one account's
-# password stays bounded by auth_account (5 a minute) and the lockout (docs/identity.md).
-DEFAULT_AUTH_IP_PER_MINUTE = 30
+def _default(tier: str) -> int:
+    limit = REGISTRY[f"rate_limits.{tier}"].default
+    assert isinstance(limit, int)
+    return limit
 
-# The one table of limits (spec §2.4).
+
+# The shape of each tier: window, what its key is per, failure policy. The limits are settings
+# (`rate_limits.<tier>` in domain/settings_registry.py: operator defaults, per-organization
+# overrides within the operator's bounds for api, upload and report); the limits below are the
+# registry's defaults, for code that has no settings at hand (an operator resetting a key).
 TIERS: Mapping[str, RateLimitTier] = {
     tier.name: tier
     for tier in (
-        RateLimitTier("auth_ip", limit=DEFAULT_AUTH_IP_PER_MINUTE, window_seconds=60, subject="client IP",
+        RateLimitTier("auth_ip", limit=_default("auth_ip"), window_seconds=60, subject="client IP",
                       fail_open=False),
-        RateLimitTier(
-            "auth_account", limit=5, window_seconds=60, subject="organization code + e-mail", fail_open=False
-        ),
-        RateLimitTier("api", limit=100, window_seconds=60, subject="user id", fail_open=True),
-        RateLimitTier("upload", limit=10, window_seconds=3600, subject="user id", fail_open=False),
-        RateLimitTier("report", limit=5, window_seconds=3600, subject="user id", fail_open=False),
+        RateLimitTier("auth_account", limit=_default("auth_account"), window_seconds=60,
+                      subject="organization code + e-mail", fail_open=False),
+        RateLimitTier("api", limit=_default("api"), window_seconds=60, subject="user id", fail_open=True),
+        RateLimitTier("upload", limit=_default("upload"), window_seconds=3600, subject="user id", fail_open=False),
+        RateLimitTier("report", limit=_default("report"), window_seconds=3600, subject="user id", fail_open=False),
     )
 }
 
 
-def tiers_with(*, auth_ip_per_minute: int = DEFAULT_AUTH_IP_PER_MINUTE) -> dict[str, RateLimitTier]:
-    """The tier table with the configurable limits applied."""
-    tiers = dict(TIERS)
-    tiers["auth_ip"] = replace(TIERS["auth_ip"], limit=auth_ip_per_minute)
-    return tiers
+@dataclass(frozen=True)
+class RateLimits:
+    """The tiers with the limits the settings give: the operator's values, then the
+    organization's (validated against the operator's bounds when read, falling back to the
+    operator's value when a stored one no longer holds)."""
+
+    operator: OperatorValues = field(default_factory=OperatorValues)
+
+    def tier(self, name: str, organization_settings: Mapping[str, Any] | None = None) -> RateLimitTier:
+        limit = effective_value(f"rate_limits.{name}", self.operator, organization_settings)
+        return replace(TIERS[name], limit=limit)
 
 
 def auth_account_subject(organization_code: str, email: str) -> str:
@@ -78,6 +93,8 @@ class RateLimitDecision:
     # True when the store could not be asked and the tier's failure policy decided. A refused
     # degraded decision is a 503 (service unavailable), not a 429.
     degraded: bool = False
+    # Names the hit an allowed decision counted, for `release` (None when nothing was counted).
+    hit_id: str | None = None
 
 
 class RateLimitStoreUnavailable(Exception):
@@ -91,6 +108,13 @@ class RateLimiter(Protocol):
         Atomic: N concurrent callers (threads, processes, servers) over a limit of L get exactly
         min(N, L) allowed. Never raises for an unreachable store: the tier's `fail_open` decides
         and the decision is marked `degraded`."""
+        ...
+
+    def release(self, tier: RateLimitTier, subject: str, hit_id: str) -> None:
+        """Un-count one allowed hit (`RateLimitDecision.hit_id`): the request it allowed was
+        refused, so it does not use up the allowance (a refused upload, issue 16). Idempotent; a
+        hit already out of the window is a no-op. Never raises: when the store is unreachable the
+        hit stays counted (the safe side) and the failure is logged and counted."""
         ...
 
     def reset(self, tier: RateLimitTier, subject: str) -> None:

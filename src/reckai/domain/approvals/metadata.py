@@ -21,12 +21,20 @@ from reckai.domain.exceptions.lifecycle import ResolutionCode
 from reckai.domain.exceptions.policy import parse_workflow_settings
 from reckai.domain.identity.entities import LINE_BREAK_MESSAGE, USER_ROLES, has_line_break
 from reckai.domain.identity.password_policy import PasswordPolicy, PolicyLoosened
+from reckai.domain.settings_registry import (
+    OperatorValues,
+    SettingInvalid,
+    org_setting_groups,
+    validate_org_group,
+)
 
 REPORT_TYPES = ("daily", "aging", "channel_trend", "sla", "audit")  # spec §1 reports.type
 REPORT_FORMATS = ("pdf", "excel", "csv")
 RULE_ACTIONS = ("create", "update", "deactivate")
 USER_ONBOARDING_ACTIONS = ("create", "change_role")
-SETTING_KEYS = ("workflow", "password_policy", "organization")
+# "workflow" and the other groups of settings an organization may override come from the settings
+# registry (domain/settings_registry.py): a setting added there can be changed here too.
+SETTING_KEYS = tuple(sorted({"password_policy", "organization", *org_setting_groups()}))
 # key "organization": what PUT /api/settings changes (name and domain are columns, the rest
 # organizations.settings keys), for organizations that require a system_setting approval.
 ORGANIZATION_SETTING_FIELDS = ("name", "domain", "password_policy", "user_onboarding_requires_approval")
@@ -202,6 +210,13 @@ def _system_setting(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any
             problems["metadata.value"] = str(exc) or "not a valid password policy"
     elif key == "organization":
         value = _organization_settings(value, problems)
+    elif key is not None and key in org_setting_groups():
+        # the registry's own bounds here; the operator's (narrower) ones when the request is
+        # checked and again when it is applied (application/settings_changes.py)
+        try:
+            value = validate_org_group(OperatorValues(), key, value)
+        except SettingInvalid as exc:
+            problems[f"metadata.value.{exc.name.removeprefix(key + '.')}".rstrip(".")] = exc.message
     return {"key": key, "value": value}
 
 

@@ -21,11 +21,12 @@ class InvalidTransition(BreakError):
 
     code = "INVALID_TRANSITION"
 
-    def __init__(self, exception_id: uuid.UUID | None, status: str, action: str) -> None:
-        super().__init__(f"cannot {action} an exception that is {status}")
+    def __init__(self, exception_id: uuid.UUID | None, status: str, action: str, hint: str | None = None) -> None:
+        super().__init__(f"cannot {action} an exception that is {status}" + (f": {hint}" if hint else ""))
         self.exception_id = exception_id
         self.status = status
         self.action = action
+        self.hint = hint
 
 
 class ReasonRequired(BreakError):
@@ -56,3 +57,15 @@ class InvalidWorkflowSettings(BreakError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"settings.workflow.{field}: {message}", {f"workflow.{field}": message})
         self.field = field
+
+
+class BulkRefused(BreakError):
+    """A bulk request refused as a whole (all or nothing): `refusals` names every exception that
+    could not take the action and why, in the order the request gave them."""
+
+    code = "BULK_REFUSED"
+
+    def __init__(self, action: str, refusals: Mapping[str, str]) -> None:
+        count = len(refusals)
+        super().__init__(f"cannot {action} {count} of the exceptions; nothing was changed", refusals)
+        self.refusals = dict(refusals)

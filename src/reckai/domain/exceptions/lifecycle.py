@@ -7,6 +7,10 @@ severity overrides, assignment, and the history every change leaves behind.
                                             \\--resolve--> resolved
     open | in_progress --sla_escalate (the scheduled job only)--> escalated
 
+Closing (resolve, ignore) from `open` is allowed: `ExceptionItem.close` records the implicit
+`start` as its own history entry (changes `{"implicit": true, "for": "resolve"}`) before the
+closing, so the history still reads open -> in_progress -> resolved (docs/workflow.md).
+
 Invariants (checked by `check_invariants`, held by every method, tested with hypothesis):
 - a resolved exception has resolved_by, resolved_at and a resolution code and note; any other
   status has none of them (reopening clears them; the history keeps them);
@@ -75,16 +79,36 @@ TRANSITIONS: dict[tuple[ExceptionStatus, BreakAction], ExceptionStatus] = {
     (S.IN_PROGRESS, A.SLA_ESCALATE): S.ESCALATED,
 }
 PERSON_ACTIONS = frozenset(A) - {A.SLA_ESCALATE}
+CLOSING_ACTIONS = frozenset({A.RESOLVE, A.IGNORE})
 ACTIVE_STATUSES = frozenset({S.OPEN, S.IN_PROGRESS, S.ESCALATED})  # still needs work; may be overdue
 SLA_ESCALATABLE = frozenset({S.OPEN, S.IN_PROGRESS})
 
 
 def action_to_reach(current: ExceptionStatus, target: ExceptionStatus) -> BreakAction:
-    """The person action that moves `current` to `target` (PATCH gives a target status)."""
+    """The person action that moves `current` to `target` (PATCH gives a target status); a closing
+    from `open` is its closing action (`ExceptionItem.close` records the implicit start)."""
     for (source, action), destination in TRANSITIONS.items():
         if source is current and destination is target and action in PERSON_ACTIONS:
             return action
-    raise InvalidTransition(None, current.value, f"move to {target.value} from")
+    for action in CLOSING_ACTIONS:
+        if current is S.OPEN and TRANSITIONS.get((S.IN_PROGRESS, action)) is target:
+            return action
+    raise InvalidTransition(None, current.value, f"move to {target.value} from", how_to_reach(current, target))
+
+
+_HOW = {A.START: "start it (PATCH status in_progress)", A.REOPEN: "reopen it (PATCH status open with a reason)",
+        A.ESCALATE: "escalate it (PATCH status escalated)"}
+
+
+def how_to_reach(current: ExceptionStatus, target: ExceptionStatus) -> str | None:
+    """A hint for a refused move: the person action that leads from `current` to a status from
+    which `target` is reachable, or None when there is none (or it is reachable already)."""
+    for (source, action), middle in TRANSITIONS.items():
+        if source is current and action in _HOW and middle is not target and (
+                any(s is middle and d is target and a in PERSON_ACTIONS for (s, a), d in TRANSITIONS.items())
+                or (middle is S.OPEN and target in (S.RESOLVED, S.IGNORED))):
+            return f"{_HOW[action]} first"
+    return None
 
 
 def parse_status(value: str) -> ExceptionStatus:
@@ -217,6 +241,18 @@ class ExceptionItem:
     def allows(self, action: BreakAction) -> bool:
         return (self.status, action) in TRANSITIONS
 
+    def may_close(self, action: BreakAction) -> bool:
+        """Whether `action` (resolve or ignore) can close this exception now, directly or from
+        `open` through the implicit start."""
+        return action in CLOSING_ACTIONS and (
+            self.allows(action) or (self.status is S.OPEN and (S.IN_PROGRESS, action) in TRANSITIONS))
+
+    def refuse_unless_closable(self, action: BreakAction) -> None:
+        if not self.may_close(action):
+            target = TRANSITIONS.get((S.IN_PROGRESS, action))
+            raise InvalidTransition(self.id, self.status.value, action.value,
+                                    how_to_reach(self.status, target) if target is not None else None)
+
     def staked_amounts(self) -> list[StakedAmount]:
         """The stored amounts closing this exception settles: its own amount and those of its rows
         as the reconciliation job recorded them (`evidence.left/right.amount_minor`). For an amount
@@ -274,6 +310,22 @@ class ExceptionItem:
         self.updated_at = at
         return HistoryEntry(self.id, action.value, actor_id, at, previous.value, target.value, reason, changes)
 
+    def close(self, action: BreakAction, *, actor_id: uuid.UUID, at: dt.datetime, reason: str | None = None,
+              resolution: Resolution | None = None) -> list[HistoryEntry]:
+        """Resolve or ignore: from `open` the implicit start is its own entry before the closing.
+        Everything the closing needs is checked first, so a refusal changes nothing."""
+        self.refuse_unless_closable(action)
+        if action is A.IGNORE and _text(reason, "reason", MAX_REASON_LENGTH) is None:
+            raise ReasonRequired(action.value)
+        if action is A.RESOLVE and resolution is None:
+            raise InvalidBreakValue("resolution_code", "is required to resolve")
+        entries = []
+        if self.status is S.OPEN:
+            entries.append(self.apply(A.START, actor_id=actor_id, at=at))
+            entries[-1].changes.update({"implicit": True, "for": action.value})
+        entries.append(self.apply(action, actor_id=actor_id, at=at, reason=reason, resolution=resolution))
+        return entries
+
     def override_severity(self, severity: str, *, reason: str | None, actor_id: uuid.UUID, at: dt.datetime,
                           sla: SlaPolicy) -> HistoryEntry:
         parse_severity(severity)
@@ -291,9 +343,13 @@ class ExceptionItem:
         return HistoryEntry(self.id, "severity_override", actor_id, at, self.status.value, self.status.value,
                             cleaned, changes)
 
-    def assign(self, assignee_id: uuid.UUID | None, *, actor_id: uuid.UUID, at: dt.datetime) -> HistoryEntry:
+    def refuse_unless_assignable(self) -> None:
         if self.status not in ACTIVE_STATUSES:
-            raise InvalidTransition(self.id, self.status.value, "assign")
+            raise InvalidTransition(self.id, self.status.value, "assign",
+                                    "reopen it (PATCH status open with a reason) first")
+
+    def assign(self, assignee_id: uuid.UUID | None, *, actor_id: uuid.UUID, at: dt.datetime) -> HistoryEntry:
+        self.refuse_unless_assignable()
         changes = {"assigned_to": {"from": str(self.assigned_to) if self.assigned_to else None,
                                    "to": str(assignee_id) if assignee_id else None}}
         self.assigned_to = assignee_id

@@ -22,8 +22,23 @@ STRING_FIELDS = ("reference", "secondary_reference", "description", "channel", "
 DEFAULT_FOOTER_PATTERN = (r"(?i)^\W*(total|totals|grand total|sub-?total|end|trailer|eof|closing balance"
                           r"|opening balance|record count|count)\b")
 
+# Statement lines that are not transactions, wherever they are in the data (issue 16): a cell that
+# is one of these phrases, optionally followed by "as at <date>" and figures, makes its row a
+# non-transaction line, skipped and counted rather than a row error. Only the phrase with
+# nothing but figures, dates and punctuation after it: "Opening balance adjustment" is a
+# transaction. Valid for Python's `re` and polars' (Rust) regex alike. docs/mapping.md.
+NON_TRANSACTION_PHRASES = (
+    "opening balance", "closing balance", "balance brought forward", "balance carried forward",
+    "balance b/f", "balance c/f", "balance b/d", "balance c/d", "brought forward", "carried forward",
+    "page total", "page totals", "total for page", "total this page", "sub-total", "subtotal", "sub total",
+    "running total", "opening book balance", "closing book balance", "available balance", "ledger balance",
+)
+DEFAULT_NON_TRANSACTION_PATTERN = (
+    r"(?i)^\W*(" + "|".join(p.replace(" ", r"\s+").replace("-", r"-?") for p in NON_TRANSACTION_PHRASES)
+    + r")\b(\s+(as\s+)?(at|of|on)\b.*)?[^A-Za-z]*$")
+
 _PARSE_KEYS = {"format", "delimiter", "encoding", "header_row", "sheet", "row_path", "skip_footer_pattern",
-               "expand_transaction_details"}
+               "skip_header_pattern", "expand_transaction_details"}
 _COMMON_KEYS = {"column", "constant", "regex", "coalesce", "trim", "upper", "value_map", "default"}
 _AMOUNT_KEYS = {"column", "debit_column", "credit_column", "decimal_separator", "thousands_separator",
                 "strip", "scale", "trim"}
@@ -47,6 +62,10 @@ class ParseSettings:
     sheet: str | int | None = None
     row_path: str | None = None
     skip_footer_pattern: str | None = None
+    # lines matching it right after the header (the leading block before the first transaction)
+    # are skipped, like skip_footer_pattern's trailing block; both add to the default
+    # non-transaction phrases (DEFAULT_NON_TRANSACTION_PATTERN), recognised anywhere.
+    skip_header_pattern: str | None = None
     # camt: one row per TxDtls (the detail's amount, the entry's dates) instead of one per Ntry.
     expand_transaction_details: bool = False
 
@@ -194,6 +213,7 @@ def _parse_settings(obj: Any) -> ParseSettings:
     return ParseSettings(format=fmt, delimiter=delimiter, encoding=encoding, header_row=header_row,
                          sheet=sheet, row_path=_opt_str(obj, "row_path", "parse"),
                          skip_footer_pattern=_regex(obj, "skip_footer_pattern", "parse"),
+                         skip_header_pattern=_regex(obj, "skip_header_pattern", "parse"),
                          expand_transaction_details=expand)
 
 

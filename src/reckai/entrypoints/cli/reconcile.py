@@ -2,6 +2,11 @@
 
 Writes DIR/matches.csv, DIR/suggestions.csv, DIR/exceptions.csv and DIR/summary.json. Files are
 written under temporary names and renamed at the end, so a failed run leaves nothing half-written.
+
+Exit status: 0 done; 2 an error (bad profile, bad file, ...: nothing written); 3 done, but rows of
+a file were rejected (unreadable amount, date, ...): the results are written and incomplete — a
+rejected row's counterpart shows as a missing entry — and stderr names the rejected rows per side
+with the first reasons. `--allow-row-errors` accepts that (exit 0, the summary still on stderr).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--period-end", type=_date, help="last day of the period, YYYY-MM-DD")
     parser.add_argument("--engine", choices=("polars", "reference"), default="polars",
                         help="matching engine (reference: the pure-Python definition, slower)")
+    parser.add_argument("--allow-row-errors", action="store_true",
+                        help="exit 0 even when rows of a file were rejected (by default: exit 3, the "
+                             "rejected rows named on stderr)")
     parser.set_defaults(handler=run)
 
 
@@ -83,7 +91,39 @@ def run(args: argparse.Namespace) -> int:
     summary = outcome.summary()
     print(f"{summary['matched_pairs']} matched pairs, {summary['suggested_pairs']} suggestions, "
           f"{summary['exceptions']} exceptions (match rate {summary['match_rate']}%) -> {args.out}")
+    if outcome.left_row_errors or outcome.right_row_errors:
+        sys.stderr.write(rejected_rows_report(outcome, {"left": args.left, "right": args.right},
+                                              allowed=args.allow_row_errors))
+        return 0 if args.allow_row_errors else ROWS_REJECTED
     return 0
+
+
+ROWS_REJECTED = 3  # exit status: the results are written, but rows of a file were rejected
+FIRST_REASONS = 5  # rejected rows named per side on stderr (all of them are in summary.json's count)
+
+
+def rejected_rows_report(outcome: ReconcileOutcome, paths: dict[str, str], *, allowed: bool) -> str:
+    """What a person must know before trusting the results: how many rows of each side were
+    rejected, the first few with their position and reason, and what that does to the results."""
+    sides = {"left": outcome.left_row_errors, "right": outcome.right_row_errors}
+    total = sum(len(errors) for errors in sides.values())
+    lines = [(f"reckai reconcile: {'warning' if allowed else 'error'}: {total} row{'s' if total != 1 else ''} "
+             f"rejected (left {len(sides['left'])}, right {len(sides['right'])}); they are not in the results, "
+             "so their counterparts show as missing entries")]
+    for side, errors in sides.items():
+        if not errors:
+            continue
+        lines.append(f"  {side} ({paths[side]}): {len(errors)} rejected")
+        for error in errors[:FIRST_REASONS]:
+            where = f"row {error.row_number}" + (f" (line {error.line_number})" if error.line_number else "")
+            column = f" column {error.column}" if error.column else ""
+            value = f" value {error.value!r}" if error.value is not None else ""
+            lines.append(f"    {where}{column}{value}: {error.reason}")
+        if len(errors) > FIRST_REASONS:
+            lines.append(f"    ... and {len(errors) - FIRST_REASONS} more")
+    if not allowed:
+        lines.append("  fix the rows (or the mapping) and run again, or accept them with --allow-row-errors")
+    return "\n".join(lines) + "\n"
 
 
 def _fail(message: str) -> int:

@@ -19,7 +19,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from reckai.bootstrap import Container
-from reckai.entrypoints.http.auth import AUTH_DEPENDENCIES, authorize_request
+from reckai.entrypoints.http.auth import AUTH_DEPENDENCIES, authorize_request, release_refused_hit
 from reckai.entrypoints.http.docs import (
     DOCS_ROUTE_HANDLERS,
     SCHEMA_PATH,
@@ -108,6 +108,8 @@ def create_app(
             **AUTH_DEPENDENCIES,  # principal, uow_factory, identity, request_info (docs/identity.md)
         },
         exception_handlers={Exception: make_exception_handler(routes.error_statuses)},
+        # A request refused after it was counted in its route's tier gives the hit back (auth.py).
+        after_exception=[release_refused_hit],
         # Authentication and the declared permission first (401/403 before anything reads the body).
         guards=[authorize_request, require_supported_media_type, refuse_nul_characters],
         cors_config=cors_config(http),

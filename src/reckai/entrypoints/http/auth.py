@@ -11,11 +11,14 @@ does nothing. For every other route it requires `Authorization: Bearer <access t
    and `scope["state"]["organization_id"]` / `["user_id"]` for the request log;
 3. refuses every route but those marked `opt={"allow_expired_password": True}` (password change,
    logout, own profile) while the password has expired: 403 PASSWORD_CHANGE_REQUIRED;
-4. counts the request in the `api` rate-limit tier (100/min per user) and, when the route says
-   `opt={"rate_limit": "upload"}` (or "report"), in that tier too: 429 with Retry-After;
+4. counts the request in the `api` rate-limit tier (100/min per user by default; the limits are
+   settings, an organization may override some: domain/settings_registry.py): 429 with Retry-After;
 5. checks the declared `opt={"permission": P}` against the permission matrix with the user's
    *current* role: 403 PERMISSION_DENIED, audited as `authz.denied` in its own transaction.
-   A route that declares neither permission nor public is refused (deny by default).
+   A route that declares neither permission nor public is refused (deny by default);
+6. when the route says `opt={"rate_limit": "upload"}` (or "report"), counts it in that tier too
+   (429); if the request is refused afterwards (`release_refused_hit`, an after-exception hook),
+   the hit is given back: only accepted uploads use up the allowance.
 
 Handlers take the caller with `principal: NamedDependency[Principal]`, a unit-of-work factory
 bound to the caller's organization with `uow_factory: NamedDependency[TenantUnitOfWorkFactory]`
@@ -58,6 +61,7 @@ ALLOW_EXPIRED_PASSWORD = "allow_expired_password"
 RATE_LIMIT = "rate_limit"
 STATE_PRINCIPAL = "principal"
 STATE_ACCESS_EXPIRES_AT = "access_expires_at"
+STATE_ROUTE_TIER_HIT = "route_tier_hit"
 
 
 def app_container(connection: ASGIConnection[Any, Any, Any, Any]) -> Container:
@@ -123,13 +127,28 @@ async def authorize_request(connection: ASGIConnection[Any, Any, Any, Any], hand
     bind_actor(principal.organization_id, principal.user_id)
     if caller.password_expired and not handler.opt.get(ALLOW_EXPIRED_PASSWORD):
         raise PasswordChangeRequired()
-    await anyio.to_thread.run_sync(services.limit, "api", str(principal.user_id))
-    tier = handler.opt.get(RATE_LIMIT)
-    if tier:
-        await anyio.to_thread.run_sync(services.limit, str(tier), str(principal.user_id))
+    limits = caller.organization_settings
+    await anyio.to_thread.run_sync(services.limit, "api", str(principal.user_id), limits)
     if permission is None or not has_permission(principal.role, permission):
         await anyio.to_thread.run_sync(_audit_denied, services, request_info(connection), principal, permission)
         raise PermissionDenied(permission)
+    tier = handler.opt.get(RATE_LIMIT)
+    if tier:
+        hit_id = await anyio.to_thread.run_sync(services.limit, str(tier), str(principal.user_id), limits)
+        if hit_id is not None:
+            state[STATE_ROUTE_TIER_HIT] = (str(tier), str(principal.user_id), hit_id)
+
+
+async def release_refused_hit(exc: Exception, scope: Any) -> None:
+    """After-exception hook: a request refused after it was counted in its route's own tier
+    (upload, report) gives the hit back, so refused uploads do not use up the hourly allowance
+    (issue 16). Every request still counts in the `api` tier."""
+    counted = scope.get("state", {}).pop(STATE_ROUTE_TIER_HIT, None)
+    if counted is None:
+        return
+    container = scope["app"].state["container"]
+    if isinstance(container, Container):
+        await anyio.to_thread.run_sync(container.identity.release, *counted)
 
 
 def _audit_denied(services: IdentityServices, request: RequestInfo, principal: Principal, permission: str | None) -> None:

@@ -36,6 +36,7 @@ from reckai.domain.approvals.workflow import (
 )
 from reckai.domain.exceptions.errors import (
     BreakError,
+    BulkRefused,
     InvalidBreakValue,
     InvalidTransition,
     InvalidWorkflowSettings,
@@ -551,7 +552,7 @@ def _outcome(services: WorkflowServices, outcome: cases.ResolveOutcome) -> Respo
 ROUTE_HANDLERS = [ExceptionController]
 # Domain errors of the workflow, for every workflow route module (the app merges these maps).
 ERROR_STATUSES: dict[type[BaseException], int] = {
-    InvalidTransition: 409, MatchStateError: 409, ReasonRequired: 400, InvalidBreakValue: 400,
+    InvalidTransition: 409, BulkRefused: 409, MatchStateError: 409, ReasonRequired: 400, InvalidBreakValue: 400,
     InvalidWorkflowSettings: 422, BreakError: 422,
     ApprovalAlreadyDecided: 409, ApprovalSubjectChanged: 409, SelfApprovalForbidden: 403, NotAChecker: 403, OnlyRequesterMayCancel: 403,
     InvalidApproval: 400, ApprovalError: 422, RuleVersionError: 409,

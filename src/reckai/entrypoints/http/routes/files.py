@@ -175,7 +175,8 @@ class UploadOperation(Operation):
             "415": "The body is not multipart/form-data",
             "422": "The file was refused by content (EMPTY_FILE, BINARY_CONTENT, ARCHIVE_TOO_LARGE, ...) "
                    "or by the virus scanner (FILE_INFECTED, SCAN_LIMIT_EXCEEDED)",
-            "429": "More than 10 uploads in an hour (RATE_LIMITED)",
+            "429": "More accepted uploads in an hour than the upload limit (RATE_LIMITED; 10 by default, a setting: "
+                   "GET /api/settings; refused uploads do not count)",
             "503": "Storage or the virus scanner is unavailable",
         }
         self.responses = {**(self.responses or {}),

@@ -1,5 +1,6 @@
 """`/api/settings`: the caller's organization settings (settings:read admin+analyst,
-settings:write admin): name, domain, password policy (tighten only), user-onboarding approval.
+settings:write admin): name, domain, password policy (tighten only), user-onboarding approval,
+and `effective`: every registered setting with its value and source (default, operator, org).
 When the organization requires a `system_setting` approval, PUT answers 202 with the request and
 the unchanged settings; they change when a checker approves (docs/identity.md)."""
 
@@ -20,6 +21,7 @@ from reckai.application.identity.common import IdentityServices
 from reckai.bootstrap import Container
 from reckai.domain.approvals.workflow import Approval
 from reckai.domain.identity.principal import Principal
+from reckai.domain.settings_registry import EffectiveSetting
 from reckai.entrypoints.http.envelope import Success, ok
 from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
 
@@ -67,6 +69,35 @@ class QuotaBody(msgspec.Struct):
     features: dict[str, Any]
 
 
+class EffectiveSettingBody(msgspec.Struct):
+    """One registered setting as it applies to the organization (domain/settings_registry.py)."""
+
+    name: str
+    value: Any
+    source: str  # default | operator | org
+    type: str
+    default: Any
+    description: str
+    org_overridable: bool
+    # integers an organization may override: the range the operator allows it
+    org_minimum: int | None = None
+    org_maximum: int | None = None
+    unit: str | None = None
+    env: str | None = None  # the variable an operator sets it with, if any
+    # a stored organization value that no longer holds (not used), and why
+    ignored_org_value: str | None = None
+
+
+def effective_body(effective: EffectiveSetting) -> EffectiveSettingBody:
+    setting = effective.setting
+    low, high = effective.org_bounds or (None, None)
+    return EffectiveSettingBody(
+        name=setting.name, value=effective.value, source=effective.source, type=setting.type,
+        default=setting.parse(setting.default), description=setting.description,
+        org_overridable=setting.org_overridable, org_minimum=low, org_maximum=high, unit=setting.unit,
+        env=setting.env, ignored_org_value=effective.ignored_org_value)
+
+
 class SettingsBody(msgspec.Struct):
     organization_id: str
     name: str
@@ -78,6 +109,9 @@ class SettingsBody(msgspec.Struct):
     password_policy_overrides: dict[str, Any]
     user_onboarding_requires_approval: bool
     quotas: QuotaBody
+    # Every registered setting with its effective value and source, from the one registry: a
+    # setting added there appears here without a change to this route.
+    effective: list[EffectiveSettingBody] = msgspec.field(default_factory=list)
     # Set only on a 202 from PUT: the change waits for this system_setting approval.
     pending_approval: ApprovalBody | None = None
 
@@ -92,6 +126,7 @@ def settings_body(view: org_cases.OrganizationSettingsView, pending: Approval | 
         user_onboarding_requires_approval=view.user_onboarding_requires_approval,
         quotas=QuotaBody(quota.max_users, quota.max_storage_gb, quota.max_jobs_per_month, quota.max_file_size_mb,
                          dict(quota.features or {})),
+        effective=[effective_body(e) for e in view.effective],
         pending_approval=approval_body(pending) if pending is not None else None,
     )
 
