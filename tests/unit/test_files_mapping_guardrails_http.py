@@ -148,3 +148,33 @@ def test_list_files_filters_and_pages(api: Api) -> None:
         refused = api.client.get(f"/api/files?{query}", headers=api.auth)
         assert refused.status_code == 400, (query, refused.text)
         assert error(refused)["code"] == "VALIDATION_ERROR"
+
+
+SHARED = CARD_VS_BANK_A.parents[3] / "shared" / "data" / "card-vs-bank-a"
+AGREEMENT_SAMPLES = [CARD_VS_BANK_A / "bank.csv", CARD_VS_BANK_A / "switch.csv"] + (
+    [SHARED / "bank.csv", SHARED / "switch.csv"] if SHARED.is_dir() else [])
+
+
+def test_reckai_reconcile_auto_and_the_upload_propose_the_same_mapping(api: Api, tmp_path: Any) -> None:
+    """One proposal function (issue 16 item 4): the CLI's "auto" side and the upload's proposed
+    mapping agree on every shared sample; the unsigned switch amounts are a constant debit in both."""
+    from reckai.entrypoints.cli.main import main
+    from tests.support import reconciliation_jobs as rj
+
+    pairs = [(AGREEMENT_SAMPLES[i], AGREEMENT_SAMPLES[i + 1]) for i in range(0, len(AGREEMENT_SAMPLES), 2)]
+    for run, (bank, switch) in enumerate(pairs):
+        profile = rj.profile()
+        profile["left"]["mapping"] = profile["right"]["mapping"] = "auto"
+        path = tmp_path / f"auto-{run}.json"
+        path.write_text(json.dumps(profile))
+        out = tmp_path / f"out-{run}"
+        assert main(["reconcile", "--left", str(bank), "--right", str(switch), "--profile", str(path),
+                     "--out", str(out), "--period-start", "2025-12-01", "--period-end", "2025-12-31"]) == 0
+        cli = json.loads((out / "summary.json").read_text())["auto_mappings"]
+        for side, sample, file_type in (("left", bank, "bank"), ("right", switch, "switch")):
+            uploaded = api.upload(sample.read_bytes(), filename=sample.name, file_type=file_type)
+            assert uploaded.status_code == 201, uploaded.text
+            assert uploaded.json()["data"]["transformation_rules"] == cli[side]["mapping"], (side, sample)
+        assert cli["right"]["mapping"]["fields"]["direction"] == {"constant": "debit"}
+        assert cli["left"]["mapping"]["fields"]["direction"]["from_sign"] == {"negative": "debit",
+                                                                             "positive": "credit"}

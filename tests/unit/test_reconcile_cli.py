@@ -130,3 +130,25 @@ def test_a_rule_on_a_raw_column_reads_it_from_the_files(tmp_path: Path) -> None:
     with (out / "matches.csv").open(newline="") as handle:
         pairs = {(row["left_row"], row["right_row"], row["rule"]) for row in csv.DictReader(handle)}
     assert pairs == {("1", "2", "ticket"), ("2", "1", "ticket")}
+
+
+def test_an_implausible_result_is_written_with_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A side keeping credits of a file that holds none: the run completes (exit 0) and says so on
+    stderr and in summary.json (issue 16; the same check a job makes)."""
+    profile = json.loads(PROFILE.read_text())
+    profile["right"]["direction"] = "credit"  # the switch file lists debits (its unsigned amounts)
+    path = tmp_path / "credit.json"
+    path.write_text(json.dumps(profile))
+    out = tmp_path / "out"
+    assert main(["reconcile", "--left", str(DATA / "bank.csv"), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(path), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(w["code"], w["side"]) for w in summary["warnings"]] == [("DIRECTION_FILTER_EMPTY", "right"),
+                                                                     ("NO_MATCHES", None)]
+    err = capsys.readouterr().err
+    assert "warning [DIRECTION_FILTER_EMPTY]: none of the 2000 rows of the Switch side (right) is a credit" in err
+    assert "warning [NO_MATCHES]" in err
+
+
+def test_a_plausible_sample_run_has_no_warnings(sample_run: Path) -> None:
+    assert json.loads((sample_run / "summary.json").read_text())["warnings"] == []

@@ -67,6 +67,7 @@ class ResultTables:
     left_row_count: int
     right_row_count: int
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    direction_rows: dict[str, int] = field(default_factory=dict)  # per side with a direction filter: rows it keeps
 
     # --- summaries: aggregations over the frames -------------------------------------------------
 
@@ -214,6 +215,13 @@ def _reversal_table(reversals: pl.DataFrame | None, profile: ReconciliationProfi
                             ).sort("side", "row_number")
 
 
+def direction_rows(left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile) -> dict[str, int]:
+    """Per side whose profile keeps one direction, how many of its rows have it."""
+    return {side: int(frame.select((pl.col("direction") == spec.direction).sum()).item() or 0)
+            for side, frame, spec in (("left", left, profile.left), ("right", right, profile.right))
+            if spec.direction is not None}
+
+
 def _match_order(frame: pl.DataFrame) -> pl.DataFrame:
     # A pair appears once among matches and once among suggestions: (left_row, right_row) orders them.
     # Sorted after the output's columns are selected: gathering all fifteen cost more than the sort.
@@ -274,7 +282,9 @@ class PolarsTablesEngine:
 
     def reconcile_tables(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
                          period: ReconciliationPeriod | None = None) -> ResultTables:
-        return tables_from_frames(self._matcher.reconcile_frames(left, right, profile, period), profile, period)
+        tables = tables_from_frames(self._matcher.reconcile_frames(left, right, profile, period), profile, period)
+        tables.direction_rows = direction_rows(left, right, profile)
+        return tables
 
 
 class ReferenceTablesEngine:
@@ -284,7 +294,9 @@ class ReferenceTablesEngine:
                          period: ReconciliationPeriod | None = None) -> ResultTables:
         result = ReferenceMatcher().reconcile(transactions_from_frame(left), transactions_from_frame(right),
                                               profile, period)
-        return tables_from_result(result, profile)
+        tables = tables_from_result(result, profile)
+        tables.direction_rows = direction_rows(left, right, profile)
+        return tables
 
 
 _check_tables: type[ReconciliationTables] = ResultTables

@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     summary = outcome.summary()
     print(f"{summary['matched_pairs']} matched pairs, {summary['suggested_pairs']} suggestions, "
           f"{summary['exceptions']} exceptions (match rate {summary['match_rate']}%) -> {args.out}")
+    for warning in outcome.warnings:  # an implausible result: said, not an error (summary.json has them too)
+        sys.stderr.write(f"reckai reconcile: warning [{warning.code}]: {warning.message}\n")
     return 0
 
 

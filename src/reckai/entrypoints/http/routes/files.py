@@ -55,8 +55,7 @@ from reckai.application.files.common import rules_from_rows
 from reckai.application.files.errors import FileTooLarge
 from reckai.application.files.inspection import MappingDryRun, dry_run_mapping
 from reckai.application.files.queries import FileDetails
-from reckai.application.ports.files import ReconciliationFile
-from reckai.application.ports.files import FILE_TYPES, FileFilter
+from reckai.application.ports.files import FILE_TYPES, FileFilter, ReconciliationFile
 from reckai.application.ports.storage import DownloadTokenInvalid, StorageObjectMissing
 from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
@@ -150,7 +149,7 @@ class RowErrorBody(msgspec.Struct):
 
 class ProposedField(msgspec.Struct):
     target_field: str
-    source_column: str
+    source_column: str | None  # null for a constant
     data_type: str
     confidence: float
     note: str
