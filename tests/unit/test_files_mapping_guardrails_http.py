@@ -144,7 +144,8 @@ def test_list_files_filters_and_pages(api: Api) -> None:
     assert ids("uploaded_from=2000-01-01&uploaded_to=2999-01-01") != [] and ids("uploaded_to=2000-01-01") == []
     first, second = ids("per_page=1&page=1"), ids("per_page=1&page=2")
     assert len(first) == len(second) == 1 and set(first + second) == {bank, switch}
-    for query in ("status=done", "file_type=ledger", "uploaded_from=yesterday", "per_page=0", "kind="):
+    for query in ("status=done", "file_type=ledger", "uploaded_from=yesterday", "per_page=0", "kind=",
+                  "kind=c%00sv", "format=pdf", "kind=" + "x" * 21):
         refused = api.client.get(f"/api/files?{query}", headers=api.auth)
         assert refused.status_code == 400, (query, refused.text)
         assert error(refused)["code"] == "VALIDATION_ERROR"
@@ -178,3 +179,33 @@ def test_reckai_reconcile_auto_and_the_upload_propose_the_same_mapping(api: Api,
         assert cli["right"]["mapping"]["fields"]["direction"] == {"constant": "debit"}
         assert cli["left"]["mapping"]["fields"]["direction"]["from_sign"] == {"negative": "debit",
                                                                              "positive": "credit"}
+
+
+def test_dry_run_rows_say_where_they_are_in_the_spreadsheet(api: Api) -> None:
+    """Issue 16 item 6: leading empty rows and a title do not shift the positions: data row 1 of
+    this sheet is spreadsheet row 7 of sheet "Statement"."""
+    import io
+
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer)
+    sheet = workbook.add_worksheet("Statement")
+    sheet.write(3, 0, "ACME BANK statement")
+    sheet.write_row(5, 0, ["date", "amount", "currency", "reference"])
+    for i in range(3):
+        sheet.write_row(6 + i, 0, [f"2025-12-0{i + 1}", f"-{i + 1}00.00", "NGN", f"R{i}"])
+    workbook.close()
+    uploaded = api.upload(buffer.getvalue(), filename="statement.xlsx")
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["data"]["transformation_rules"]["parse"]["header_row"] == 6
+    body = api.client.post(f"/api/files/{uploaded.json()['data']['id']}/map?dry_run=true", json={},
+                           headers=api.auth).json()["data"]
+    assert [(r["row_number"], r["source_line"], r["source_sheet"], r["reference"]) for r in body["rows"]] == [
+        (1, 7, "Statement", "R0"), (2, 8, "Statement", "R1"), (3, 9, "Statement", "R2")]
+
+
+@pytest.mark.parametrize("path", ["/api/files?uploaded_from=", "/api/reconciliations?created_from="])
+def test_a_moment_past_the_datetime_range_is_a_400_not_a_500(api: Api, path: str) -> None:
+    response = api.client.get(path + "0001-01-01T00:00%2B05:00", headers=api.auth)
+    assert response.status_code == 400 and error(response)["code"] == "VALIDATION_ERROR"

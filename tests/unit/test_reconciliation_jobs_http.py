@@ -185,6 +185,14 @@ def test_an_implausible_result_completes_with_warnings_on_the_job_and_in_the_mai
         time.sleep(0.1)
     assert "Warnings: the result looks implausible" in mails()[0] and "none of the 2000 rows" in mails()[0]
 
+    # every exception's source row says where it is in the file (issue 16 item 6)
+    listed = api.call("GET", f"/api/exceptions?job_id={job['id']}&per_page=1").json()["data"]
+    detail = api.call("GET", f"/api/exceptions/{listed[0]['id']}")
+    assert detail.status_code == 200, detail.text
+    rows = [row for row in detail.json()["data"]["source_rows"].values() if row]
+    assert rows and all(row["source"] == f"line {row['row_number'] + 1}" == f"line {row['source_line']}"
+                        for row in rows)
+
     remapped = api.call("POST", f"/api/files/{credits}/map", json={})
     assert remapped.status_code == 409, remapped.text
     assert remapped.json()["error"]["code"] == "FILE_STATE_CONFLICT"

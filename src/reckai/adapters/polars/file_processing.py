@@ -16,8 +16,8 @@ import polars as pl
 from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping, write_parquet_bytes
 from reckai.adapters.polars.readers import inspect_content
 from reckai.application.ports.files import FileParser, FilePreview, NormalizationOutcome
-from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.canonical import CANONICAL_FIELD_NAMES
+from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.mapping import Mapping, parse_mapping
 from reckai.domain.ingestion.mapping_checks import MappingStatistics
 from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
@@ -70,7 +70,8 @@ class PolarsFileParser:
                            statistics=statistics)
 
 
-_COUNTED_FIELDS = [name for name in CANONICAL_FIELD_NAMES if name not in ("row_number", "has_time", "raw")]
+_COUNTED_FIELDS = [name for name in CANONICAL_FIELD_NAMES
+                   if name not in ("row_number", "has_time", "raw", "source_line", "source_sheet")]
 
 
 def mapping_statistics(frame: pl.DataFrame) -> MappingStatistics:

@@ -19,7 +19,6 @@ from reckai.adapters.polars.normalize import read_parquet_bytes
 from reckai.adapters.polars.result_tables import (
     RESULT_COLUMNS,
     ResultTables,
-    direction_rows,
     tables_from_frames,
 )
 from reckai.application.ports.matching import SourceFileError
@@ -79,9 +78,7 @@ class PolarsJobMatchingEngine:
                                                 excluded_pairs=excluded_pairs)
         if check is not None:
             check()  # before the breaks are worded (the last step of the engine)
-        tables = tables_from_frames(frames, profile, period)
-        tables.direction_rows = direction_rows(left, right, profile)
-        return PolarsMatchRun(tables)
+        return PolarsMatchRun(tables_from_frames(frames, profile, period).with_inputs(left, right, profile))
 
 
 _check: JobMatchingEngine = PolarsJobMatchingEngine()

@@ -13,7 +13,13 @@ import uuid
 from typing import Any
 
 from reckai.application.context import Caller, Outcome
-from reckai.application.files.common import audit_event, invalid_mapping, load_file, read_object, rules_from_rows
+from reckai.application.files.common import (
+    audit_event,
+    invalid_mapping,
+    load_file,
+    read_object,
+    rules_from_rows,
+)
 from reckai.application.files.services import FileServices
 from reckai.application.ports.files import FileParser, FilePreview, ReconciliationFile
 from reckai.domain.ingestion.errors import InvalidMapping

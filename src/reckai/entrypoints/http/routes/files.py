@@ -16,6 +16,7 @@ Permissions: files:read / files:write / files:delete (the same roles as reconcil
 from __future__ import annotations
 
 import datetime as dt
+import re
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -71,6 +72,8 @@ from reckai.entrypoints.http.routes._multipart_stream import (
 MULTIPART = "multipart/form-data"
 FileStatus = Literal["uploaded", "mapped", "normalized", "processed", "error"]
 FileType = Literal["bank", "settlement", "switch", "card", "gl"]
+FileFormat = Literal["excel", "csv", "txt", "xml"]
+_KIND = re.compile(r"[a-z0-9_]{1,20}")
 
 
 class MappingField(msgspec.Struct):
@@ -272,9 +275,9 @@ def _moment(text: str | None, field: str) -> dt.datetime | None:
         return None
     try:
         value = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # not ISO, or an offset that leaves the datetime range
         raise ValidationFailed([FieldError(field, "must be an ISO date or date-time")]) from None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _file_body(details: FileDetails, cls: type[File] = File, **extra: Any) -> Any:
@@ -348,16 +351,16 @@ class FileController(Controller):
     def list_files(self, request: Request[Any, Any, Any], container: NamedDependency[Container],
                    principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
                    status: FromQuery[FileStatus | None] = None, file_type: FromQuery[FileType | None] = None,
-                   kind: FromQuery[str | None] = None, format: FromQuery[str | None] = None,
+                   kind: FromQuery[str | None] = None, format: FromQuery[FileFormat | None] = None,
                    uploaded_from: FromQuery[str | None] = None,
                    uploaded_to: FromQuery[str | None] = None) -> Success[list[FileSummary]]:
         """The organization's files, newest upload first. `file_type` is the side a file stands for
         (bank, switch ...), `kind` its precise kind (csv, xlsx, mt940 ...), `format` the spec's
         excel|csv|txt|xml; `uploaded_from` (inclusive) and `uploaded_to` (exclusive) are ISO dates or
         date-times (UTC when no offset is given). Paged like every list: `?page=&per_page=`."""
-        for name, value in (("kind", kind), ("format", format)):
-            if value is not None and not (0 < len(value) <= 20):
-                raise ValidationFailed([FieldError(name, "must be 1 to 20 characters")])
+        if kind is not None and not _KIND.fullmatch(kind):
+            raise ValidationFailed([FieldError("kind", "must be a file kind: 1 to 20 of a-z, 0-9 and _ (csv, xlsx, "
+                                                       "mt940, camt053 ...)")])
         file_filter = FileFilter(status=status, file_type=file_type, kind=kind, format=format,
                                  uploaded_from=_moment(uploaded_from, "uploaded_from"),
                                  uploaded_to=_moment(uploaded_to, "uploaded_to"))

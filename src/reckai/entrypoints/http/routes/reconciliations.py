@@ -187,9 +187,9 @@ def _moment(text: str | None, field: str) -> dt.datetime | None:
         return None
     try:
         value = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # not ISO, or an offset that leaves the datetime range
         raise ValidationFailed([FieldError(field, "must be an ISO date or date-time")]) from None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class ReconciliationController(Controller):
