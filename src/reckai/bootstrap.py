@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, TypedDict, Unpack
+from typing import Protocol, TypedDict, Unpack
 
 from reckai.adapters.clock import utc_now
 from reckai.adapters.dramatiq.runner import (
@@ -47,7 +47,6 @@ from reckai.application.ports.files import FileParser
 from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
-from reckai.application.ports.matching import CanonicalSource, TabularMatchingEngine
 from reckai.application.ports.rate_limit import RateLimiter, tiers_with
 from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
 from reckai.application.ports.scanner import VirusScanner
@@ -585,28 +584,6 @@ def _source_rows(database: Database[AppUnitOfWork], storage: FileStorage) -> Sou
 
 
 # --- reconciliation jobs (issue 6; docs/reconciliation-jobs.md) ---
-
-
-@dataclass(frozen=True)
-class FileMatching:
-    """What `reckai reconcile` needs (no database, no container): a reader of canonical rows and a
-    matching engine that keeps its results as tables from the engine to the output files."""
-
-    source: CanonicalSource
-    engine: TabularMatchingEngine[Any]
-
-
-def build_file_matching(engine_name: str = "polars") -> FileMatching:
-    """`polars`: the production engine; `reference`: the pure-Python definition (slower), over the
-    same polars reader and turned into the same tables (so both write the same bytes)."""
-    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
-    from reckai.adapters.polars.result_tables import PolarsTablesEngine, ReferenceTablesEngine
-
-    if engine_name == "polars":
-        return FileMatching(PolarsCanonicalSource(), PolarsTablesEngine())
-    if engine_name == "reference":
-        return FileMatching(PolarsCanonicalSource(), ReferenceTablesEngine())
-    raise ValueError(f"unknown matching engine {engine_name!r} (polars or reference)")
 
 
 def _job_matching_engine() -> JobMatchingEngine:

@@ -15,8 +15,15 @@ from typing import Any
 
 import pytest
 
-from reckai.application.ports.files import DataMapping, FileFilter, NormalizedFile, ReconciliationFile
+from reckai.application.ports.files import (
+    DataMapping,
+    EarlierStatement,
+    FileFilter,
+    NormalizedFile,
+    ReconciliationFile,
+)
 from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from reckai.domain.ingestion.statements import StatementIdentity
 from tests.contracts.identity_repositories import signup
 
 
@@ -184,6 +191,38 @@ def test_normalized_file_put_replaces(database: Any, tenant: tuple[uuid.UUID, uu
         with pytest.raises(EntityNotFound):
             uow.normalized_files.put(NormalizedFile(id=uuid.uuid4(), file_id=uuid.uuid4(), organization_id=org,
                                                     storage_path="p", row_count=0, checksum=None))
+
+
+def test_file_statements_name_the_earliest_other_file_of_the_organization(
+        database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    created, _ = signup(database)
+    other_org, other_user = created.organization_id, created.admin_user_id
+    first, second, third, foreign = new_file(org, user), new_file(org, user), new_file(org, user), \
+        new_file(other_org, other_user)
+    same = StatementIdentity(key="mt940|acct|ref|1/1|2026-01-01|10", label="s", line_number=2)
+    with database.unit_of_work(org) as uow:
+        for file in (first, second, third):
+            uow.files.add(file)
+        uow.file_statements.replace_for_file(first.id, [same, same])  # given twice in one file: one row
+        uow.commit()
+    with database.unit_of_work(other_org) as uow:
+        uow.files.add(foreign)
+        uow.file_statements.replace_for_file(foreign.id, [same])
+        assert set(uow.file_statements.earlier([same.key], foreign.id)) == set()  # not org's file
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        uow.file_statements.replace_for_file(second.id, [same])
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.file_statements.earlier([same.key, "other"], third.id) == {
+            same.key: EarlierStatement(same.key, first.id, "bank.csv")}
+        assert uow.file_statements.earlier([same.key], first.id)[same.key].file_id == second.id
+        assert uow.file_statements.earlier([], third.id) == {}
+        uow.file_statements.replace_for_file(first.id, [])  # normalized again without the statement
+        assert uow.file_statements.earlier([same.key], third.id)[same.key].file_id == second.id
+        assert uow.files.delete(second.id)
+        assert uow.file_statements.earlier([same.key], third.id) == {}
 
 
 def test_in_processing_job(database: Any, tenant: tuple[uuid.UUID, uuid.UUID], add_job: Any) -> None:

@@ -305,3 +305,45 @@ def test_statement_formats_upload_with_the_spec_format_and_map_with_no_input(
     mapped = tenant.client.post(f"/api/files/{data['id']}/map", json={}, headers=bearer(tenant.token))
     assert mapped.status_code == 200, mapped.text
     assert (mapped.json()["data"]["status"], mapped.json()["data"]["row_count"]) == ("normalized", rows)
+
+
+def _statement_warnings(tenant: Tenant, file_id: str) -> list[dict[str, Any]]:
+    shown = tenant.client.get(f"/api/files/{file_id}", headers=bearer(tenant.token)).json()["data"]
+    return [w for w in (shown["error_report"] or {}).get("warnings", []) if w["kind"] == "duplicate_statement"]
+
+
+def _upload_and_map(tenant: Tenant, data: bytes, filename: str) -> str:
+    uploaded = tenant.upload(data, filename=filename)
+    assert uploaded.status_code == 201, uploaded.text
+    file_id: str = uploaded.json()["data"]["id"]
+    mapped = tenant.client.post(f"/api/files/{file_id}/map", json={}, headers=bearer(tenant.token))
+    assert mapped.status_code == 200, mapped.text
+    return file_id
+
+
+def test_a_statement_uploaded_again_in_another_file_is_flagged_with_the_earlier_file(tenant: Tenant) -> None:
+    statement = (Path(__file__).resolve().parents[1] / "fixtures_data" / "statement.mt940").read_bytes()
+    first = _upload_and_map(tenant, statement, "day-1.sta")
+    assert _statement_warnings(tenant, first) == []
+    # Different bytes (the bank re-sent it with another envelope), the same statement inside.
+    resent = statement.replace(b"{1:F01GTBINGLAXXXX0000000000}", b"{1:F01GTBINGLAXXXX0000000001}")
+    second = _upload_and_map(tenant, resent, "day-1-resent.sta")
+    [warning] = _statement_warnings(tenant, second)
+    assert "day-1.sta" in warning["message"] and first in warning["message"]
+    assert ":20:STMT2512010001" in warning["message"] and warning["line_number"] == 2
+    # The next day's statement (another :28C: number and opening) is not a repeat.
+    next_day = resent.replace(b":28C:00335/001", b":28C:00336/001").replace(b":60F:C251130", b":60F:C251201")
+    assert _statement_warnings(tenant, _upload_and_map(tenant, next_day, "day-2.sta")) == []
+    # Another organization's identical statement is not this one's business.
+    limiter = tenant.container.rate_limiter
+    limiter.reset(TIERS["auth_ip"], "127.0.0.1")
+    other_org, other_admin = onboard(tenant.client)
+    limiter.reset(TIERS["auth_ip"], "127.0.0.1")
+    other = Tenant(tenant.client, tenant.container, other_org, other_admin.user_id,
+                   login(tenant.client, other_admin.org_code, other_admin.email, other_admin.password))
+    assert _statement_warnings(other, _upload_and_map(other, resent, "day-1.sta")) == []
+    # Deleting the first file forgets its statements: the re-sent one is then the earliest holder.
+    assert tenant.client.delete(f"/api/files/{first}", headers=bearer(tenant.token)).status_code == 200
+    third = _upload_and_map(tenant, resent.replace(b"0000000001}", b"0000000002}"), "day-1-third.sta")
+    [warning] = _statement_warnings(tenant, third)
+    assert second in warning["message"] and first not in warning["message"]

@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -366,3 +367,17 @@ def test_any_upload_either_is_whole_or_leaves_nothing(pieces: list[bytes], name:
         assert world.org_keys() == [result.file.storage_path] and world.used_bytes() == len(data)
         with world.services.storage.open(result.file.storage_path) as stored:
             assert stored.read() == data
+
+
+def test_a_statement_held_by_an_earlier_file_is_flagged_and_its_rows_still_load(world: World) -> None:
+    statement = (Path(__file__).resolve().parents[1] / "fixtures_data" / "statement.camt053.xml").read_bytes()
+    first = world.upload(statement, filename="camt-1.xml").file
+    confirm_mapping(world.services, world.caller, first.id, None)
+    second = world.upload(statement + b"\n", filename="camt-again.xml").file
+    normalized = confirm_mapping(world.services, world.caller, second.id, None)
+    assert normalized.normalized is not None and normalized.normalized.row_count > 0
+    shown = get_file(world.services, world.caller, second.id).file
+    repeated = [w for w in shown.error_report["warnings"] if w["kind"] == "duplicate_statement"]
+    assert len(repeated) == 1 and "camt-1.xml" in repeated[0]["message"] and str(first.id) in repeated[0]["message"]
+    first_shown = get_file(world.services, world.caller, first.id).file
+    assert [w for w in first_shown.error_report["warnings"] if w["kind"] == "duplicate_statement"] == []

@@ -238,7 +238,7 @@ def test_auto_mapped_profile_sides_read_every_format(name: str) -> None:
     """`"mapping": "auto"` on both sides: a statement whose bank references are unique, reconciled
     against itself, matches every row to itself."""
     from reckai.application.reconcile import reconcile_files
-    from reckai.bootstrap import build_file_matching
+    from reckai.bootstrap_matching import build_file_matching
     from reckai.domain.reconciliation.profile import parse_profile
 
     path = str(DATA / name)

@@ -14,14 +14,17 @@ from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.files import (
     DataMapping,
     DataMappingRepository,
+    EarlierStatement,
     FileFilter,
     FileRepository,
+    FileStatementRepository,
     FileSweepRepository,
     NormalizedFile,
     NormalizedFileRepository,
     ReconciliationFile,
 )
 from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from reckai.domain.ingestion.statements import StatementIdentity
 
 FILES = "reconciliation_files"
 MAPPINGS = "data_mappings"
@@ -29,6 +32,7 @@ NORMALIZED = "normalized_files"
 JOBS = "reconciliation_jobs"
 JOB_FILES = "reconciliation_job_files"
 SWEEP = "file_sweep_candidates"
+STATEMENTS = "file_statements"
 CLAIMS = "file_claims"  # not a table: the key space of the per-file claims
 
 
@@ -74,9 +78,10 @@ class MemoryFileRepository(_Repository):
         for key, row in list(self._uow.rows(MAPPINGS)):
             if row.file_id == file_id:
                 self._uow.remove(MAPPINGS, key)
-        for key, row in list(self._uow.rows(NORMALIZED)):
-            if row.file_id == file_id:
-                self._uow.remove(NORMALIZED, key)
+        for table in (NORMALIZED, STATEMENTS):
+            for key, row in list(self._uow.rows(table)):
+                if row.file_id == file_id:
+                    self._uow.remove(table, key)
         self._uow.remove(FILES, file_id)
         return True
 
@@ -180,6 +185,43 @@ class MemoryNormalizedFileRepository(_Repository):
 
 
 @dataclasses.dataclass(frozen=True)
+class StoredStatement:
+    file_id: uuid.UUID
+    organization_id: uuid.UUID
+    statement: StatementIdentity
+    created_at: dt.datetime
+
+
+class MemoryFileStatementRepository(_Repository):
+    entity_name = "file_statement"
+
+    def earlier(self, keys: Sequence[str], excluding_file: uuid.UUID) -> dict[str, EarlierStatement]:
+        wanted = set(keys)
+        found: dict[str, tuple[tuple[dt.datetime, str], EarlierStatement]] = {}
+        for _, row in self._uow.rows(STATEMENTS):
+            stored: StoredStatement = row
+            key = stored.statement.key
+            if key not in wanted or stored.file_id == excluding_file:
+                continue
+            file = self._uow.get(FILES, stored.file_id)
+            order = (stored.created_at, str(stored.file_id))
+            if file is not None and (key not in found or order < found[key][0]):
+                found[key] = (order, EarlierStatement(key, stored.file_id, file.original_filename))
+        return {key: earlier for key, (_, earlier) in found.items()}
+
+    def replace_for_file(self, file_id: uuid.UUID, statements: Sequence[StatementIdentity]) -> None:
+        organization_id = self._uow.organization_id
+        if organization_id is None:
+            raise TenantIsolationViolation(self.entity_name, None, None)
+        for key, row in list(self._uow.rows(STATEMENTS)):
+            if row.file_id == file_id:
+                self._uow.remove(STATEMENTS, key)
+        for statement in {s.key: s for s in statements}.values():
+            self._uow.put(STATEMENTS, (file_id, statement.key),
+                          StoredStatement(file_id, organization_id, statement, self._uow.now()))
+
+
+@dataclasses.dataclass(frozen=True)
 class SweepCandidate:
     object_key: str
     file_id: uuid.UUID
@@ -229,3 +271,4 @@ _check_files: type[FileRepository] = MemoryFileRepository
 _check_mappings: type[DataMappingRepository] = MemoryDataMappingRepository
 _check_normalized: type[NormalizedFileRepository] = MemoryNormalizedFileRepository
 _check_sweep: type[FileSweepRepository] = MemoryFileSweepRepository
+_check_statements: type[FileStatementRepository] = MemoryFileStatementRepository

@@ -57,6 +57,10 @@ class MemoryUnitOfWork(MemoryTransaction):
     def file_sweep(self) -> file_repositories.MemoryFileSweepRepository:
         return file_repositories.MemoryFileSweepRepository(self)
 
+    @cached_property
+    def file_statements(self) -> file_repositories.MemoryFileStatementRepository:
+        return file_repositories.MemoryFileStatementRepository(self)
+
     # --- reconciliation jobs (issue 6) ---
     @cached_property
     def reconciliation_jobs(self) -> reconciliations.MemoryJobRepository:

@@ -45,6 +45,7 @@ class PolarsFileParser:
             source_rows=result.source_rows,
             errors=list(result.errors),
             report=result.error_report(),
+            statements=list(result.statements),
         )
 
     def preview(self, data: bytes, rules: Any | None, filename: str | None,

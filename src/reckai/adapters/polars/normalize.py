@@ -31,6 +31,7 @@ from reckai.domain.ingestion.detection import STANDARD_LAYOUT_KINDS, MappingProp
 from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError, SourceWarning
 from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ParseSettings, ValueSpec, parse_mapping
 from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
+from reckai.domain.ingestion.statements import StatementIdentity
 
 DEFAULT_DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f",
@@ -58,6 +59,7 @@ class NormalizationResult:
     header_line: int | None = None
     warnings: list[SourceWarning] = field(default_factory=list)  # rows loaded all the same
     statement_count: int | None = None
+    statements: list[StatementIdentity] = field(default_factory=list)  # bank statements the file holds
 
     @property
     def failed_rows(self) -> int:
@@ -591,7 +593,7 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
                                source_rows=table.total_rows, content=table.content,
                                columns=list(table.columns), skipped_lines=list(table.skipped_lines),
                                header_line=table.header_line, warnings=list(table.warnings),
-                               statement_count=table.statement_count)
+                               statement_count=table.statement_count, statements=list(table.statements))
 
 
 # --- Parquet -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import polars as pl
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.mt940 import MT940_COLUMNS, parse_mt940
 from reckai.domain.ingestion.sniffing import ContentInfo
+from reckai.domain.ingestion.statements import mt940_identity
 
 
 def read_mt940_table(text: str, info: ContentInfo) -> SourceTable:
@@ -19,4 +20,7 @@ def read_mt940_table(text: str, info: ContentInfo) -> SourceTable:
     info = ContentInfo(format="txt", kind=parsed.message_type, encoding=info.encoding,
                        encoding_confidence=info.encoding_confidence)
     return SourceTable(frame=frame, columns=list(MT940_COLUMNS), content=info, row_errors=parsed.errors,
-                       warnings=parsed.warnings, statement_count=len(parsed.statements))
+                       warnings=parsed.warnings, statement_count=len(parsed.statements),
+                       statements=[identity for s in parsed.statements if (identity := mt940_identity(
+                           parsed.message_type, s.account, s.reference, s.number, s.opening_date, s.opening,
+                           s.line)) is not None])

@@ -14,6 +14,7 @@ import polars as pl
 
 from reckai.domain.ingestion.errors import RowError, SourceWarning
 from reckai.domain.ingestion.sniffing import ContentInfo
+from reckai.domain.ingestion.statements import StatementIdentity
 
 ROW_NUMBER = "__row_number"
 LINE_NUMBER = "__line_number"
@@ -29,6 +30,7 @@ class SourceTable:
     header_line: int | None = None
     warnings: list[SourceWarning] = field(default_factory=list)  # rows still loaded (MT940 continuity, ...)
     statement_count: int | None = None  # MT940 / camt: the statements (reports, notifications) read
+    statements: list[StatementIdentity] = field(default_factory=list)  # those with an identity
     # True when no cell holds a character that JSON must escape (quote, backslash, control
     # character) and no cell is null: the normalizer may then build `raw` by concatenation.
     json_safe_cells: bool = False

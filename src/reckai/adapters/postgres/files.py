@@ -40,14 +40,17 @@ from reckai.adapters.postgres.repository import PostgresRepository, translate_er
 from reckai.application.ports.files import (
     DataMapping,
     DataMappingRepository,
+    EarlierStatement,
     FileFilter,
     FileRepository,
+    FileStatementRepository,
     FileSweepRepository,
     NormalizedFile,
     NormalizedFileRepository,
     ReconciliationFile,
 )
-from reckai.application.ports.repositories import EntityNotFound
+from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from reckai.domain.ingestion.statements import StatementIdentity
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
@@ -284,7 +287,42 @@ _SWEEP_FORGET = text("SELECT files_sweep_forget(CAST(:keys AS text[]), CAST(:uns
 
 
 
+class PostgresFileStatementRepository(PostgresRepository):
+    entity_name = "file_statement"
+
+    def earlier(self, keys: Sequence[str], excluding_file: uuid.UUID) -> dict[str, EarlierStatement]:
+        if not keys:
+            return {}
+        with translate_errors(self.entity_name):
+            rows = self._conn.execute(_EARLIER_STATEMENTS, {"keys": list(keys), "file": excluding_file}).all()
+        return {row.statement_key: EarlierStatement(row.statement_key, row.file_id, row.original_filename)
+                for row in rows}
+
+    def replace_for_file(self, file_id: uuid.UUID, statements: Sequence[StatementIdentity]) -> None:
+        organization_id = self._uow.organization_id
+        if organization_id is None:
+            raise TenantIsolationViolation(self.entity_name, None, None)
+        unique = {s.key: s for s in statements}  # a statement given twice in one file: one row
+        with self._write():
+            self._conn.execute(text("DELETE FROM file_statements WHERE file_id = :file"), {"file": file_id})
+            if unique:
+                self._conn.execute(text(
+                    "INSERT INTO file_statements (file_id, organization_id, statement_key, label, line_number)"
+                    " VALUES (:file, :org, :key, :label, :line)"),
+                    [{"file": file_id, "org": organization_id, "key": s.key[:2000], "label": s.label[:500],
+                      "line": s.line_number} for s in unique.values()])
+
+
+# The earliest other file holding each key (RLS keeps it to the organization).
+_EARLIER_STATEMENTS = text(
+    "SELECT DISTINCT ON (s.statement_key) s.statement_key, s.file_id, f.original_filename"
+    " FROM file_statements s JOIN reconciliation_files f ON f.id = s.file_id"
+    " WHERE s.statement_key = ANY(:keys) AND s.file_id <> :file"
+    " ORDER BY s.statement_key, s.created_at, s.file_id")
+
+
 _check_files: type[FileRepository] = PostgresFileRepository
 _check_mappings: type[DataMappingRepository] = PostgresDataMappingRepository
 _check_normalized: type[NormalizedFileRepository] = PostgresNormalizedFileRepository
 _check_sweep: type[FileSweepRepository] = PostgresFileSweepRepository
+_check_statements: type[FileStatementRepository] = PostgresFileStatementRepository

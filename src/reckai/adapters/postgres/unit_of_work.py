@@ -64,6 +64,10 @@ class PostgresUnitOfWork(PostgresTransaction):
     def file_sweep(self) -> file_repositories.PostgresFileSweepRepository:
         return file_repositories.PostgresFileSweepRepository(self)
 
+    @cached_property
+    def file_statements(self) -> file_repositories.PostgresFileStatementRepository:
+        return file_repositories.PostgresFileStatementRepository(self)
+
     # --- reconciliation jobs (issue 6) ---
     @cached_property
     def reconciliation_jobs(self) -> reconciliations.PostgresJobRepository:

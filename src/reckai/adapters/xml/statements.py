@@ -34,6 +34,7 @@ from reckai.adapters.xml.safe_xml import (
 from reckai.domain.ingestion.errors import HeaderNotFound, NoDataRows, SourceWarning, UnsupportedContent
 from reckai.domain.ingestion.mapping import ParseSettings
 from reckai.domain.ingestion.sniffing import ContentInfo
+from reckai.domain.ingestion.statements import StatementIdentity, camt_identity
 
 CAMT053_COLUMNS = (
     "statement_id", "account", "account_currency", "entry_reference", "amount", "currency",
@@ -158,6 +159,7 @@ class CamtEntries:
     frame: pl.DataFrame  # __row_number, __line_number, CAMT053_COLUMNS
     warnings: list[SourceWarning] = field(default_factory=list)
     statement_count: int = 0
+    statements: list[StatementIdentity] = field(default_factory=list)  # those with an Id
 
 
 def _chunk(rows: list[dict[str, str | None]], lines: list[int], statement_of_row: list[int],
@@ -325,7 +327,10 @@ def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
                           **{c: pl.Series([s[c] for s in statements], dtype=pl.String) for c in _STATEMENT_COLUMNS}})
     frame = frame.join(known, on="__statement", how="left", maintain_order="left").drop("__statement")
     frame = frame.select(ROW_NUMBER, LINE_NUMBER, *CAMT053_COLUMNS)
-    return CamtEntries(document.kind or "camt053", frame, warnings, len(statements))
+    kind = document.kind or "camt053"
+    identities = [identity for s in statements
+                  if (identity := camt_identity(kind, s["account"], s["statement_id"])) is not None]
+    return CamtEntries(kind, frame, warnings, len(statements), identities)
 
 
 def _flatten(row: ET.Element) -> dict[str, str | None]:
@@ -381,7 +386,8 @@ def read_xml_table(data: bytes, info: ContentInfo, settings: ParseSettings) -> S
             raise NoDataRows(f"the camt.{camt.kind[4:]} document has no entries (Ntry)")
         return SourceTable(frame=camt.frame, columns=list(CAMT053_COLUMNS),
                            content=ContentInfo(format="xml", kind=camt.kind, encoding=info.encoding),
-                           warnings=camt.warnings, statement_count=camt.statement_count)
+                           warnings=camt.warnings, statement_count=camt.statement_count,
+                           statements=camt.statements)
     doc = parse_xml(data)
     _strip_namespaces(doc.root)
     elements = _find_rows(doc.root, settings.row_path)

@@ -38,8 +38,9 @@ from reckai.application.files.services import FileServices
 from reckai.application.ports.files import DataMapping, FilesUnitOfWork, NormalizedFile, ReconciliationFile
 from reckai.application.ports.storage import StorageError
 from reckai.domain.ingestion.detection import MappingProposal
-from reckai.domain.ingestion.errors import IngestionError, InvalidMapping
+from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, SourceWarning
 from reckai.domain.ingestion.mapping import Mapping
+from reckai.domain.ingestion.statements import StatementIdentity, duplicate_statement_message
 from reckai.domain.ingestion.storage_keys import normalized_file_key
 
 REPORT_DETAILS_SHOWN = 20
@@ -175,17 +176,34 @@ def _normalize(services: FileServices, caller: Caller, file: ReconciliationFile,
             normalized = uow.normalized_files.put(NormalizedFile(
                 id=uuid.uuid4(), file_id=file.id, organization_id=caller.organization_id, storage_path=key,
                 row_count=outcome.row_count, checksum=stored.sha256))
+            repeated = _repeated_statements(uow, file.id, outcome.statements)
+            uow.file_statements.replace_for_file(file.id, outcome.statements)
+            report = outcome.report
+            if repeated:
+                report = {**report, "warnings": [*report.get("warnings", []), *(w.to_dict() for w in repeated)]}
             uow.files.update(dataclasses.replace(
                 current, status="normalized", row_count=outcome.row_count, error_message=None,
-                error_report=outcome.report, processed_at=services.now()))
+                error_report=report, processed_at=services.now()))
+            details: dict[str, Any] = {"duplicate_statements": len(repeated)} if repeated else {}
             services.audit_log.record(uow, audit_event(
                 caller, "file.normalized", file.id, outcome=Outcome.DONE, row_count=outcome.row_count,
-                failed_rows=len({e.row_number for e in outcome.errors}), source_rows=outcome.source_rows))
+                failed_rows=len({e.row_number for e in outcome.errors}), source_rows=outcome.source_rows,
+                **details))
             uow.commit()
     except BaseException:
         _delete_quietly(services, key)
         raise
     return normalized
+
+
+def _repeated_statements(uow: FilesUnitOfWork, file_id: uuid.UUID,
+                         statements: list[StatementIdentity]) -> list[SourceWarning]:
+    """A `duplicate_statement` file warning for each bank statement another file of the
+    organization already holds (the rows are loaded all the same: the bank may have re-sent it)."""
+    earlier = uow.file_statements.earlier([s.key for s in statements], file_id)
+    return [SourceWarning(duplicate_statement_message(s, earlier[s.key].filename, str(earlier[s.key].file_id)),
+                          line_number=s.line_number, kind="duplicate_statement")
+            for s in {s.key: s for s in statements}.values() if s.key in earlier]
 
 
 def _fail(services: FileServices, caller: Caller, file: ReconciliationFile, message: str,

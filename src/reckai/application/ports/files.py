@@ -25,6 +25,7 @@ from reckai.domain.ingestion.errors import RowError, SourceWarning
 from reckai.domain.ingestion.mapping import Mapping
 from reckai.domain.ingestion.mapping_checks import MappingStatistics, MappingWarning
 from reckai.domain.ingestion.sniffing import ContentInfo
+from reckai.domain.ingestion.statements import StatementIdentity
 
 FILE_TYPES = ("bank", "settlement", "switch", "card", "gl")
 FILE_STATUSES = ("uploaded", "mapped", "normalized", "processed", "error")
@@ -176,6 +177,28 @@ class NormalizedFileRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class EarlierStatement:
+    """A bank statement already taken in by another file of the organization."""
+
+    key: str
+    file_id: uuid.UUID
+    filename: str
+
+
+class FileStatementRepository(Protocol):
+    """The bank statements (StatementIdentity) each normalized file holds, so that a statement
+    uploaded again in another file is flagged (docs/file-formats.md, `duplicate_statement`)."""
+
+    def earlier(self, keys: Sequence[str], excluding_file: uuid.UUID) -> dict[str, EarlierStatement]:
+        """For each key another file of the organization holds, that file (the earliest one)."""
+        ...
+
+    def replace_for_file(self, file_id: uuid.UUID, statements: Sequence[StatementIdentity]) -> None:
+        """Record the file's statements, replacing what an earlier normalization recorded."""
+        ...
+
+
 class FileSweepRepository(Protocol):
     """The orphaned-object sweeper's bookkeeping (docs/files.md "Orphaned objects"). A system
     repository: it answers across organizations, but only "this file id has no row", and only
@@ -212,6 +235,9 @@ class FilesUnitOfWork(UnitOfWork, Protocol):
     @property
     def file_sweep(self) -> FileSweepRepository: ...
 
+    @property
+    def file_statements(self) -> FileStatementRepository: ...
+
 
 @dataclass
 class NormalizationOutcome:
@@ -220,6 +246,7 @@ class NormalizationOutcome:
     source_rows: int
     errors: list[RowError] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)  # errors and skipped lines, JSON-ready
+    statements: list[StatementIdentity] = field(default_factory=list)  # bank statements the file holds
 
 
 @dataclass

@@ -15,10 +15,12 @@ import sys
 SUBCOMMAND_MODULES = ("serve", "worker", "migrate", "db", "audit", "reconcile", "inspect", "org")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every subcommand's parser, or only `only`'s when the command line names it: `reckai
+    reconcile` then imports neither the server nor the worker nor the container (~0.4 s of CPU)."""
     parser = argparse.ArgumentParser(prog="reckai", description="ReckAI reconciliation backend")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in SUBCOMMAND_MODULES:
+    for name in SUBCOMMAND_MODULES if only is None else (only,):
         try:
             module = importlib.import_module(f"reckai.entrypoints.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    given = sys.argv[1:] if argv is None else argv
+    parser = build_parser(given[0] if given and given[0] in SUBCOMMAND_MODULES else None)
     args = parser.parse_args(argv)
     return int(args.handler(args) or 0)
 

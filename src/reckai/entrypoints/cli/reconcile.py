@@ -17,7 +17,7 @@ from typing import Any
 
 from reckai.application.ports.matching import MatchingError, SourceFileError
 from reckai.application.reconcile import ReconcileOutcome, load_profile, reconcile_files
-from reckai.bootstrap import build_file_matching
+from reckai.bootstrap_matching import build_file_matching
 from reckai.domain.reconciliation.profile import ProfileError, ReconciliationPeriod
 
 
