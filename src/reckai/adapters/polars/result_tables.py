@@ -50,8 +50,8 @@ CLI_EXCEPTION_COLUMNS = ["type", "severity", "left_row", "right_row", "amount_mi
 RESULT_COLUMNS = ["kind", "left_row", "right_row", "group_id", "rule", "rule_version", "status", "confidence",
                   "type", "severity", "amount_minor", "currency", "explanation", *SOURCE_COLUMNS, *PAIR_COLUMNS]
 # Per side, what the outputs show of a row besides its number (side_facts).
-SIDE_FACT_SCHEMA: dict[str, Any] = {"row_number": pl.Int64, "source": pl.String, "reference": pl.String,
-                                    "amount_minor": pl.Int64, "currency": pl.String}
+SIDE_FACT_SCHEMA: dict[str, Any] = {"row_number": pl.Int64, "source_line": pl.Int64, "source_sheet": pl.String,
+                                    "reference": pl.String, "amount_minor": pl.Int64, "currency": pl.String}
 EXCEPTION_SCHEMA: dict[str, Any] = {**FACT_SCHEMA, **WORDING_COLUMNS}
 REVERSAL_TABLE_SCHEMA: dict[str, Any] = {**REVERSAL_SCHEMA, "explanation": pl.String}
 COPY_CHUNK_ROWS = 250_000
@@ -91,12 +91,15 @@ class ResultTables:
 
     def _with_side_facts(self, frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
         """`frame` (with left_row, right_row) and each side's facts, joined column-wise, in
-        `frame`'s order; only the facts named in `columns` are kept."""
+        `frame`'s order; only the facts named in `columns` are kept. (Gathering through a dense
+        row-number index instead measured no faster at 1M pairs; the join is the simpler code.)"""
         joined = frame
         for side in ("left", "right"):
             facts = self._side(side).rename({name: f"{side}_{name}" for name in SIDE_FACT_SCHEMA if name != "row_number"})
             joined = joined.join(facts, left_on=f"{side}_row", right_on="row_number", how="left",
                                  maintain_order="left")
+            joined = joined.with_columns(position_text(pl.col(f"{side}_source_line"), pl.col(f"{side}_source_sheet"))
+                                         .alias(f"{side}_source"))
         if "currency" in columns and "currency" not in frame.columns:
             joined = joined.with_columns(pl.coalesce("left_currency", "right_currency").alias("currency"))
         return joined.select([name for name in joined.columns if name in frame.columns or name in columns])
@@ -253,13 +256,18 @@ def _reversal_table(reversals: pl.DataFrame | None, profile: ReconciliationProfi
 
 
 def side_facts(frame: pl.DataFrame) -> pl.DataFrame:
-    """SIDE_FACT_SCHEMA of an input table: `source` is "line 28" for a text file, "<sheet> row 28"
-    for a workbook (null when the table carries no position: a Parquet written before it did)."""
-    line = pl.col("source_line").cast(pl.String) if "source_line" in frame.columns else pl.lit(None, pl.String)
-    sheet = pl.col("source_sheet") if "source_sheet" in frame.columns else pl.lit(None, pl.String)
-    source = pl.when(sheet.is_not_null()).then(sheet + pl.lit(" row ") + line).otherwise(pl.lit("line ") + line)
-    return frame.select(pl.col("row_number").cast(pl.Int64), source.alias("source"), pl.col("reference"),
-                        pl.col("amount_minor").cast(pl.Int64), pl.col("currency"))
+    """SIDE_FACT_SCHEMA of an input table: its own columns (no copy); the position text is made
+    only for the rows an output shows (`ResultTables._with_side_facts`)."""
+    absent = {"source_line": pl.lit(None, pl.Int64), "source_sheet": pl.lit(None, pl.String)}
+    return frame.select(*[pl.col(name) if name in frame.columns else absent[name].alias(name)
+                          for name in SIDE_FACT_SCHEMA])
+
+
+def position_text(line: pl.Expr, sheet: pl.Expr) -> pl.Expr:
+    """Where a person finds a row: "line 28" in a text file, "<sheet> row 28" in a workbook; null
+    when the table carries no position (a Parquet written before it did)."""
+    text = line.cast(pl.String)
+    return pl.when(sheet.is_not_null()).then(sheet + pl.lit(" row ") + text).otherwise(pl.lit("line ") + text)
 
 
 def direction_rows(left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile) -> dict[str, int]:

@@ -31,8 +31,8 @@ def _plain(value: object) -> object:
 
 
 def _position(line: object, sheet: object) -> str | None:
-    """Where a person finds the row, as the outputs say it (result_tables.side_facts): "line 28",
-    or "Statement row 28" in a workbook; None for a form written before positions were kept."""
+    """Where a person finds the row, as the outputs say it (result_tables.position_text): "line
+    28", or "Statement row 28" in a workbook; None for a form written before positions were kept."""
     if line is None:
         return None
     return f"{sheet} row {line}" if sheet is not None else f"line {line}"
