@@ -8,13 +8,20 @@ tests/integration/test_files_repositories_postgres.py import these tests and pro
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from reckai.application.ports.files import DataMapping, EarlierStatement, NormalizedFile, ReconciliationFile
+from reckai.application.ports.files import (
+    DataMapping,
+    EarlierStatement,
+    FileFilter,
+    NormalizedFile,
+    ReconciliationFile,
+)
 from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
 from reckai.domain.ingestion.statements import StatementIdentity
 from tests.contracts.identity_repositories import signup
@@ -106,6 +113,39 @@ def test_checksum_lookup_and_total_size(database: Any, tenant: tuple[uuid.UUID, 
         assert uow.files.first_with_checksum("a" * 64, excluding=first.id) == second.id
         assert uow.files.first_with_checksum("b" * 64) is None
         assert uow.files.total_size_bytes() == 42
+
+
+def test_list_filters_and_pages_newest_first(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    other, _ = signup(database)
+    base = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC)
+    made = []
+    for i, (file_type, kind, fmt, status) in enumerate([
+            ("bank", "csv", "csv", "uploaded"), ("switch", "csv", "csv", "normalized"),
+            ("bank", "xlsx", "excel", "processed"), ("bank", "mt940", "txt", "normalized")]):
+        made.append(dataclasses.replace(new_file(org, user), file_type=file_type, kind=kind, format=fmt,
+                                        status=status, uploaded_at=base + dt.timedelta(days=i)))
+    with database.unit_of_work(org) as uow:
+        for file in made:
+            uow.files.add(file)
+        uow.commit()
+    with database.unit_of_work(other.organization_id) as uow:
+        uow.files.add(new_file(other.organization_id, other.admin_user_id))
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        page, total = uow.files.list(FileFilter(), limit=3, offset=0)
+        assert total == 4 and [f.id for f in page] == [made[3].id, made[2].id, made[1].id]
+        rest, _ = uow.files.list(FileFilter(), limit=3, offset=3)
+        assert [f.id for f in rest] == [made[0].id]
+        assert rest[0] == made[0]
+        banks, total = uow.files.list(FileFilter(file_type="bank", status="normalized"), limit=10, offset=0)
+        assert total == 1 and [f.id for f in banks] == [made[3].id]
+        assert [f.id for f in uow.files.list(FileFilter(kind="xlsx"), limit=10, offset=0)[0]] == [made[2].id]
+        assert [f.id for f in uow.files.list(FileFilter(format="csv"), limit=10, offset=0)[0]] == [
+            made[1].id, made[0].id]
+        window = FileFilter(uploaded_from=base + dt.timedelta(days=1), uploaded_to=base + dt.timedelta(days=3))
+        assert [f.id for f in uow.files.list(window, limit=10, offset=0)[0]] == [made[2].id, made[1].id]
+        assert uow.files.list(FileFilter(status="error"), limit=10, offset=0) == ([], 0)
 
 
 def test_mappings_replace_and_cascade_on_delete(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:

@@ -61,10 +61,13 @@ def test_output_files_have_the_specified_columns(sample_run: Path) -> None:
         with (sample_run / name).open(newline="") as handle:
             return next(csv.reader(handle))
 
-    assert header("matches.csv") == ["left_row", "right_row", "group_id", "rule", "status", "confidence"]
-    assert header("suggestions.csv") == ["left_row", "right_row", "group_id", "rule", "status", "confidence"]
+    pair_columns = ["left_row", "right_row", "group_id", "rule", "status", "confidence", "left_source",
+                    "right_source", "left_reference", "right_reference", "left_amount_minor", "right_amount_minor",
+                    "currency"]
+    assert header("matches.csv") == pair_columns
+    assert header("suggestions.csv") == pair_columns
     assert header("exceptions.csv") == ["type", "severity", "left_row", "right_row", "amount_minor", "currency",
-                                        "explanation"]
+                                        "explanation", "left_source", "right_source"]
     summary = json.loads((sample_run / "summary.json").read_text())
     assert summary["rows"] == {"left": 2022, "right": 2000}
     assert summary["matched_pairs"] == 1793
@@ -178,3 +181,44 @@ def test_allow_row_errors_exits_0_and_still_warns(tmp_path: Path, capsys: pytest
 
 def test_a_clean_run_lists_no_rejected_rows(sample_run: Path) -> None:
     assert "rejected_row_examples" not in json.loads((sample_run / "summary.json").read_text())
+
+
+def test_an_implausible_result_is_written_with_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A side keeping credits of a file that holds none: the run completes (exit 0) and says so on
+    stderr and in summary.json (issue 16; the same check a job makes)."""
+    profile = json.loads(PROFILE.read_text())
+    profile["right"]["direction"] = "credit"  # the switch file lists debits (its unsigned amounts)
+    path = tmp_path / "credit.json"
+    path.write_text(json.dumps(profile))
+    out = tmp_path / "out"
+    assert main(["reconcile", "--left", str(DATA / "bank.csv"), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(path), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(w["code"], w["side"]) for w in summary["warnings"]] == [("DIRECTION_FILTER_EMPTY", "right"),
+                                                                     ("NO_MATCHES", None)]
+    err = capsys.readouterr().err
+    assert "warning [DIRECTION_FILTER_EMPTY]: none of the 2000 rows of the Switch side (right) is a credit" in err
+    assert "warning [NO_MATCHES]" in err
+
+
+def test_a_plausible_sample_run_has_no_warnings(sample_run: Path) -> None:
+    assert json.loads((sample_run / "summary.json").read_text())["warnings"] == []
+
+
+def test_every_output_row_says_where_it_is_and_a_match_shows_both_sides(sample_run: Path) -> None:
+    """Issue 16 item 6: data row N of a CSV file with a header is its line N + 1."""
+    bank = (DATA / "bank.csv").read_text().splitlines()
+    switch = (DATA / "switch.csv").read_text().splitlines()
+    with (sample_run / "matches.csv").open(newline="") as handle:
+        matches = list(csv.DictReader(handle))
+    for row in matches[:50]:
+        left_line, right_line = (int(row[f"{side}_source"].removeprefix("line ")) for side in ("left", "right"))
+        assert left_line == int(row["left_row"]) + 1 and right_line == int(row["right_row"]) + 1
+        assert row["right_reference"] in switch[right_line - 1] and row["left_reference"] in bank[left_line - 1]
+        assert row["left_amount_minor"] and row["right_amount_minor"] and row["currency"] == "NGN"
+    with (sample_run / "exceptions.csv").open(newline="") as handle:
+        exceptions = list(csv.DictReader(handle))
+    for row in exceptions:
+        for side in ("left", "right"):
+            assert (row[f"{side}_source"] == f"line {int(row[side + '_row']) + 1}") if row[f"{side}_row"] else \
+                row[f"{side}_source"] == ""

@@ -75,6 +75,7 @@ def test_job_runs_in_the_background_and_agrees_with_reckai_reconcile(api: Api) -
     job = api.wait(body["id"])
     cli = rj.cli_summary()
     assert job["status"] == "completed", job
+    assert job["warnings"] == [] and job["summary"]["warnings"] == []  # a plausible result
     assert job["progress"] == 100 and job["error_message"] is None
     assert job["total_rows"] == cli["rows"]["left"] + cli["rows"]["right"]
     assert job["matched_rows"] == cli["matched_rows"]["left"] + cli["matched_rows"]["right"]
@@ -154,3 +155,49 @@ def test_permissions_and_bad_requests(api: Api) -> None:
     pending = api.call("POST", "/api/reconciliations", json=body).json()["data"]
     early = api.call("GET", f"/api/reconciliations/{pending['id']}/results")
     assert early.status_code in (200, 409)
+
+
+def test_an_implausible_result_completes_with_warnings_on_the_job_and_in_the_mail(api: Api) -> None:
+    """Issue 16: the switch file's unsigned amounts read "from sign" are all credits; the job keeps
+    the switch side's debits, so nothing takes part and nothing matches. The job still completes,
+    with warnings a person sees on the job and in the completion mail. Its files are then
+    processed, and mapping one again is refused with the way out (upload it again)."""
+    mapping = rj.profile()["right"]["mapping"]
+    mapping["fields"]["direction"] = {"from_sign": {}}
+    credits = api.file(rj.switch_bytes(), "switch-credits.csv", "switch", mapping)
+    created = api.call("POST", "/api/reconciliations", json=rj.start_body(api.left, credits, "credits"))  # type: ignore[attr-defined]
+    assert created.status_code == 201, created.text
+    api.container.worker_runner.wake_relay()
+    job = api.wait(created.json()["data"]["id"])
+    assert job["status"] == "completed" and job["match_rate"] == "0.00", job
+    assert [(w["code"], w["side"]) for w in job["warnings"]] == [("DIRECTION_FILTER_EMPTY", "right"),
+                                                                 ("NO_MATCHES", None)]
+    assert "none of the 2000 rows of the Switch side (right) is a debit" in job["warnings"][0]["message"]
+    assert job["summary"]["warnings"] == [{**w} for w in job["warnings"]]
+    deadline = time.monotonic() + 30
+
+    def mails() -> list[str]:
+        return [m.text_body for m in api.container.mailer.sent if "'credits'" in m.subject]  # type: ignore[attr-defined]
+
+    while not mails():
+        assert time.monotonic() < deadline, "no completion mail"
+        api.container.worker_runner.wake_relay()
+        time.sleep(0.1)
+    assert "Warnings: the result looks implausible" in mails()[0] and "none of the 2000 rows" in mails()[0]
+
+    # every exception's source row says where it is in the file (issue 16 item 6)
+    listed = api.call("GET", f"/api/exceptions?job_id={job['id']}&per_page=1").json()["data"]
+    detail = api.call("GET", f"/api/exceptions/{listed[0]['id']}")
+    assert detail.status_code == 200, detail.text
+    rows = [row for row in detail.json()["data"]["source_rows"].values() if row]
+    assert rows and all(row["source"] == f"line {row['row_number'] + 1}" == f"line {row['source_line']}"
+                        for row in rows)
+
+    remapped = api.call("POST", f"/api/files/{credits}/map", json={})
+    assert remapped.status_code == 409, remapped.text
+    assert remapped.json()["error"]["code"] == "FILE_STATE_CONFLICT"
+    assert "upload it again" in remapped.json()["error"]["message"]
+    dry = api.call("POST", f"/api/files/{credits}/map?dry_run=true", json={})
+    assert dry.status_code == 200 and dry.json()["data"]["status"] == "processed"
+    assert {w["code"] for w in dry.json()["data"]["warnings"]} == {"ONE_DIRECTION"}
+

@@ -156,13 +156,21 @@ def test_the_job_writes_the_same_rows_as_reckai_reconcile(world: World, tmp_path
     keys = list(world.services.storage.list_keys(processed_prefix(world.caller.organization_id, job.id)))
     with world.services.storage.open(next(k for k in keys if k.endswith(".csv"))) as stream:
         results = pl.read_csv(stream.read(), infer_schema=False)
+    sources = ["left_source", "right_source"]
+    pairs = ["left_reference", "right_reference", "left_amount_minor", "right_amount_minor"]
     for kind, name, columns in (
             ("exception", "exceptions.csv", ["type", "severity", "left_row", "right_row", "amount_minor", "currency",
-                                             "explanation"]),
-            ("match", "matches.csv", ["left_row", "right_row", "group_id", "rule", "status", "confidence"])):
+                                             "explanation", *sources]),
+            ("match", "matches.csv", ["left_row", "right_row", "group_id", "rule", "status", "confidence", *sources,
+                                      *pairs, "currency"])):
         rows = results.filter(pl.col("kind") == kind).select(columns)
         assert rows.height > 100
         assert rows.write_csv(null_value="") == (out / name).read_text(encoding="utf-8")
+    # where a person finds each row: the CSV files' lines (the header is line 1)
+    match = results.filter(pl.col("kind") == "match").row(0, named=True)
+    assert (match["left_source"], match["right_source"]) == (f"line {int(match['left_row']) + 1}",
+                                                             f"line {int(match['right_row']) + 1}")
+    assert match["left_reference"] == match["right_reference"] and match["left_amount_minor"]
 
 
 def test_duplicate_and_stale_messages_do_nothing(world: World) -> None:

@@ -26,6 +26,7 @@ from reckai.domain.reconciliation.profile import (
     SideSpec,
     parse_profile,
 )
+from reckai.domain.reconciliation.result_checks import ResultWarning, result_warnings
 
 Progress = Callable[[str, int, int], None]  # (stage, step, total steps)
 REJECTED_EXAMPLES = 20  # rejected rows listed in summary.json per side (the count covers them all)
@@ -39,6 +40,7 @@ class ReconcileOutcome:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # per side whose profile mapping is "auto": the detected proposal (mapping used, field confidences)
     auto_mappings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[ResultWarning] = field(default_factory=list)  # an implausible result (result_checks)
 
     def summary(self) -> dict[str, Any]:
         summary = self.result.summary()
@@ -47,6 +49,7 @@ class ReconcileOutcome:
             summary["rejected_row_examples"] = {
                 side: [error.to_dict() for error in errors[:REJECTED_EXAMPLES]]
                 for side, errors in (("left", self.left_row_errors), ("right", self.right_row_errors)) if errors}
+        summary["warnings"] = [w.to_dict() for w in self.warnings]
         if self.auto_mappings:
             summary["auto_mappings"] = self.auto_mappings
         summary["seconds"] = {stage: round(seconds, 4) for stage, seconds in self.stage_seconds.items()}
@@ -95,15 +98,17 @@ def reconcile_files(left_path: str, right_path: str, profile: ReconciliationProf
     seconds.update(result.stage_seconds)
     if "explanations" not in seconds:  # an engine that does not time its wording: the remainder
         seconds["explanations"] = max(0.0, total_engine - sum(result.stage_seconds.values()))
-    return ReconcileOutcome(result, left_errors, right_errors, seconds, auto_mappings)
-
-
-_GUESS = 0.5  # detection confidence below this is "a guess: confirm" (docs/mapping.md)
+    summary = result.summary()
+    warnings = result_warnings(profile, left_rows=summary["rows"]["left"], right_rows=summary["rows"]["right"],
+                               matched_rows=sum(summary["matched_rows"].values()),
+                               direction_rows=result.direction_rows)
+    return ReconcileOutcome(result, left_errors, right_errors, seconds, auto_mappings, warnings)
 
 
 def _side_mapping(side: SideSpec, path: str, source: CanonicalSource, name: str,
                   auto_mappings: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The side's mapping; for "auto", the detected one (docs/profile.md, auto-mapped sides)."""
+    """The side's mapping; for "auto", the one an upload of the file proposes (docs/profile.md,
+    auto-mapped sides): the same proposal function, so both read the same file the same way."""
     if side.mapping is not None:
         return side.mapping
     proposal = source.propose(path)
@@ -111,11 +116,5 @@ def _side_mapping(side: SideSpec, path: str, source: CanonicalSource, name: str,
         raise SourceFileError(path, f"auto-detection found no column for {', '.join(proposal.missing_required)}; "
                                     f"give the {name} side an explicit mapping in the profile")
     mapping: dict[str, Any] = json.loads(json.dumps(proposal.mapping))
-    fields = mapping["fields"]
-    # Unsigned amounts without a debit/credit marker say nothing about direction: the side's
-    # declared direction is then the better statement (a switch file lists purchases, unsigned).
-    guessed = any(f.target_field == "direction" and f.confidence < _GUESS for f in proposal.fields)
-    if side.direction is not None and guessed and "direction" in fields:
-        fields["direction"] = {"constant": side.direction}
     auto_mappings[name] = {"mapping": mapping, "fields": [f.to_dict() for f in proposal.fields]}
     return mapping

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import uuid
@@ -14,6 +15,7 @@ from reckai.application.ports.files import (
     DataMapping,
     DataMappingRepository,
     EarlierStatement,
+    FileFilter,
     FileRepository,
     FileStatementRepository,
     FileSweepRepository,
@@ -82,6 +84,22 @@ class MemoryFileRepository(_Repository):
                     self._uow.remove(table, key)
         self._uow.remove(FILES, file_id)
         return True
+
+    def list(self, file_filter: FileFilter, *, limit: int, offset: int) -> tuple[builtins.list[ReconciliationFile], int]:
+        def wanted(file: ReconciliationFile) -> bool:
+            equal = all(want is None or got == want for got, want in (
+                (file.status, file_filter.status), (file.file_type, file_filter.file_type),
+                (file.kind, file_filter.kind), (file.format, file_filter.format)))
+            uploaded = file.uploaded_at
+            return equal and (file_filter.uploaded_from is None or (uploaded is not None and
+                                                                    uploaded >= file_filter.uploaded_from)) \
+                and (file_filter.uploaded_to is None or (uploaded is not None and uploaded < file_filter.uploaded_to))
+
+        found = [row for _, row in self._uow.rows(FILES) if wanted(row)]
+        # newest first, ties by id ascending (as PostgreSQL orders UUIDs: by their bytes)
+        found.sort(key=lambda f: f.id.bytes)
+        found.sort(key=lambda f: f.uploaded_at or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True)
+        return found[offset:offset + limit], len(found)
 
     def first_with_checksum(self, checksum: str, *, excluding: uuid.UUID | None = None) -> uuid.UUID | None:
         matches = [row for _, row in self._uow.rows(FILES) if row.checksum == checksum and row.id != excluding]

@@ -11,11 +11,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import polars as pl
+
 from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping, write_parquet_bytes
 from reckai.adapters.polars.readers import inspect_content
 from reckai.application.ports.files import FileParser, FilePreview, NormalizationOutcome
+from reckai.domain.ingestion.canonical import CANONICAL_FIELD_NAMES
 from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.mapping import Mapping, parse_mapping
+from reckai.domain.ingestion.mapping_checks import MappingStatistics
 from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
 
 
@@ -51,6 +55,7 @@ class PolarsFileParser:
         given = rules if rules is not None else proposal.mapping
         used = parse_mapping(given)
         result = normalize_file(data, used, filename, max_inflated_bytes=self.max_inflated_bytes)
+        statistics = mapping_statistics(result.frame)
         frame = result.frame.drop("raw")
         if limit is not None:
             frame = frame.head(limit)
@@ -62,7 +67,34 @@ class PolarsFileParser:
             content = dataclasses.replace(content, encoding_confidence=inspected.encoding_confidence)
         return FilePreview(content=content, proposal=proposal, mapping=given, rows=rows,
                            source_rows=result.source_rows, errors=list(result.errors),
-                           warnings=list(result.warnings), statement_count=result.statement_count)
+                           warnings=list(result.warnings), statement_count=result.statement_count,
+                           statistics=statistics)
+
+
+_COUNTED_FIELDS = [name for name in CANONICAL_FIELD_NAMES
+                   if name not in ("row_number", "has_time", "raw", "source_line", "source_sheet")]
+
+
+def mapping_statistics(frame: pl.DataFrame) -> MappingStatistics:
+    """What a normalized frame adds up to, in one pass of aggregations (no row as a Python object)."""
+    totals = frame.select(
+        *[pl.col(name).count().alias(f"filled:{name}") for name in _COUNTED_FIELDS],
+        *[pl.col(name).drop_nulls().n_unique().alias(f"distinct:{name}") for name in _COUNTED_FIELDS],
+        (pl.col("amount_minor") == 0).sum().alias("zero_amounts"),
+    ).row(0, named=True)
+
+    def counts(column: str) -> dict[str, int]:
+        grouped = frame.group_by(column).len().drop_nulls(column).sort(column)
+        return {str(key): int(n) for key, n in grouped.iter_rows()}
+
+    days = frame.group_by(pl.col("transaction_date").dt.date().alias("day")).len().drop_nulls("day")
+    return MappingStatistics(
+        row_count=frame.height,
+        filled={name: int(totals[f"filled:{name}"]) for name in _COUNTED_FIELDS},
+        distinct={name: int(totals[f"distinct:{name}"]) for name in _COUNTED_FIELDS},
+        direction_counts=counts("direction"), currency_counts=counts("currency"),
+        zero_amounts=int(totals["zero_amounts"] or 0),
+        transaction_days={day: int(n) for day, n in days.iter_rows()})
 
 
 _check: type[FileParser] = PolarsFileParser

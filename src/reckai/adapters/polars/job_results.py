@@ -16,7 +16,11 @@ import polars as pl
 from reckai.adapters.polars.cells import neutralised
 from reckai.adapters.polars.matcher import PolarsMatcher
 from reckai.adapters.polars.normalize import read_parquet_bytes
-from reckai.adapters.polars.result_tables import RESULT_COLUMNS, ResultTables, tables_from_frames
+from reckai.adapters.polars.result_tables import (
+    RESULT_COLUMNS,
+    ResultTables,
+    tables_from_frames,
+)
 from reckai.application.ports.matching import SourceFileError
 from reckai.application.ports.reconciliations import JobMatchingEngine, MatchRun
 from reckai.domain.ingestion.errors import IngestionError
@@ -37,6 +41,7 @@ class PolarsMatchRun:
         self.exceptions_by_type = {kind: count for kind, count in tables.exceptions_by_type().items() if count}
         self.reversals_netted = tables.reversals_netted()
         self.stage_seconds = dict(tables.stage_seconds)
+        self.direction_rows = dict(tables.direction_rows)
 
     def match_chunks(self, check: Callable[[], None]) -> Iterator[bytes]:
         return self.tables.copy_chunks(self.tables.match_copy_table(), check)
@@ -73,7 +78,7 @@ class PolarsJobMatchingEngine:
                                                 excluded_pairs=excluded_pairs)
         if check is not None:
             check()  # before the breaks are worded (the last step of the engine)
-        return PolarsMatchRun(tables_from_frames(frames, profile, period))
+        return PolarsMatchRun(tables_from_frames(frames, profile, period).with_inputs(left, right, profile))
 
 
 _check: JobMatchingEngine = PolarsJobMatchingEngine()

@@ -19,7 +19,7 @@ import polars as pl
 from rapidfuzz.distance import Indel
 
 from reckai.application.ports.matching import MatchingEngine, MatchingError
-from reckai.domain.ingestion.canonical import CANONICAL_FIELD_NAMES
+from reckai.domain.ingestion.canonical import CANONICAL_FIELD_NAMES, LATER_CANONICAL_COLUMNS
 from reckai.domain.reconciliation.explanations import describe_break
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 from reckai.domain.reconciliation.results import (
@@ -129,11 +129,16 @@ def condition_expr(condition: Condition) -> pl.Expr:
     return (present & matched).fill_null(False)
 
 
+# The positions (source_line, source_sheet) are for people, read by the outputs from the inputs
+# (result_tables.side_facts); the engine does not carry them.
+_MATCHED_FIELDS = tuple(name for name in CANONICAL_FIELD_NAMES if name not in LATER_CANONICAL_COLUMNS)
+
+
 def _prepare(frame: pl.DataFrame, raw_fields: set[str]) -> pl.DataFrame:
-    missing = [name for name in CANONICAL_FIELD_NAMES if name not in frame.columns]
+    missing = [name for name in _MATCHED_FIELDS if name not in frame.columns]
     if missing:
         raise MatchingError(f"normalized frame lacks canonical column(s) {missing}")
-    columns = [pl.col(name) for name in CANONICAL_FIELD_NAMES if name != "raw"]
+    columns = [pl.col(name) for name in _MATCHED_FIELDS if name != "raw"]
     columns.append(pl.col("transaction_date").dt.date().cast(pl.Int64).alias("day"))
     if raw_fields:
         struct = pl.col("raw").str.json_decode(pl.Struct({name: pl.String for name in sorted(raw_fields)}))

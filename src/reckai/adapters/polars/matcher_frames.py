@@ -50,7 +50,8 @@ def transactions_from_frame(frame: pl.DataFrame) -> list[CanonicalTransaction]:
             secondary_reference=row["secondary_reference"], description=row["description"],
             channel=row["channel"], account=row["account"],
             status=TransactionStatus(row["status"] or "unknown"), counterparty=row["counterparty"],
-            raw={str(k): (None if v is None else str(v)) for k, v in raw.items()}))
+            raw={str(k): (None if v is None else str(v)) for k, v in raw.items()},
+            source_line=row["source_line"], source_sheet=row["source_sheet"]))
     return transactions
 
 

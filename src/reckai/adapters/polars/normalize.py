@@ -27,7 +27,7 @@ from reckai.domain.ingestion.amounts import (
     regex_escape,
     thousands_group_pattern,
 )
-from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
+from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, LATER_CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
 from reckai.domain.ingestion.detection import STANDARD_LAYOUT_KINDS, MappingProposal, propose_mapping
 from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError, SourceWarning
 from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ParseSettings, ValueSpec, parse_mapping
@@ -559,6 +559,8 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
     else:
         outputs["status"] = pl.lit("unknown")
     outputs["raw"] = _raw_json(table) if keep_raw else pl.lit("{}")
+    outputs["source_line"] = pl.col(LINE_NUMBER)
+    outputs["source_sheet"] = pl.lit(table.sheet_name, dtype=pl.String)
 
     error_names = [f"__error_{i}" for i in range(len(checks))]
     lazy = plan.lf.with_columns(
@@ -615,6 +617,9 @@ def read_parquet_bytes(data: bytes) -> pl.DataFrame:
         frame = pl.read_parquet(io.BytesIO(data))
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise IngestionError(f"the normalized Parquet file is unreadable ({exc})") from exc
+    later = [name for name in LATER_CANONICAL_COLUMNS if name not in frame.columns]
+    if later:  # written before these columns existed: the positions are unknown
+        frame = frame.with_columns(pl.lit(None, dtype=CANONICAL_SCHEMA[name]).alias(name) for name in later)
     if frame.schema != CANONICAL_SCHEMA:
         raise IngestionError("the Parquet file is not in the canonical schema",
                              schema={k: str(v) for k, v in frame.schema.items()})

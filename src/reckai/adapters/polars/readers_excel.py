@@ -51,7 +51,10 @@ def read_workbook(data: bytes, info: ContentInfo, settings: ParseSettings) -> So
         if isinstance(sheet, str) and sheet not in names:
             raise InvalidWorkbook(f"the workbook has no sheet {sheet!r} (sheets: {', '.join(names)})",
                                   sheets=names)
-        raw = reader.load_sheet(sheet, header_row=None, dtypes="string").to_polars()
+        # skip_rows=0: leading empty rows are kept, so a row's position is its spreadsheet row (the
+        # default skips them, and "row 23" was then spreadsheet row 28)
+        raw = reader.load_sheet(sheet, header_row=None, dtypes="string", skip_rows=0).to_polars()
+        sheet_name = names[sheet] if isinstance(sheet, int) else sheet
     except fastexcel.FastExcelError as exc:
         raise InvalidWorkbook(f"the workbook could not be read ({str(exc).splitlines()[0]})") from exc
     if raw.width == 0 or raw.height == 0:
@@ -110,7 +113,8 @@ def read_workbook(data: bytes, info: ContentInfo, settings: ParseSettings) -> So
                 lambda v: _excel_display(v) if _NOISY.match(v) else v, return_dtype=pl.String))
     frame = body.select(ROW_NUMBER, LINE_NUMBER, *kept).rename(dict(zip(kept, columns)))
     source = skip_non_transactions(SourceTable(frame=frame, columns=columns, content=info, row_errors=row_errors,
-                                               skipped_lines=skipped, header_line=header_line), settings)
+                                               skipped_lines=skipped, header_line=header_line,
+                                               sheet_name=sheet_name), settings)
     if source.frame.height == 0 and not source.row_errors:
         raise NoDataRows("the sheet has a header but no data rows", header_line=header_line)
     return source

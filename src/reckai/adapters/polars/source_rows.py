@@ -30,6 +30,14 @@ def _plain(value: object) -> object:
     return value
 
 
+def _position(line: object, sheet: object) -> str | None:
+    """Where a person finds the row, as the outputs say it (result_tables.position_text): "line
+    28", or "Statement row 28" in a workbook; None for a form written before positions were kept."""
+    if line is None:
+        return None
+    return f"{sheet} row {line}" if sheet is not None else f"line {line}"
+
+
 class NormalizedSourceRows:
     def __init__(self, database: Database[FilesUnitOfWork], storage: FileStorage) -> None:
         self.database = database
@@ -48,7 +56,8 @@ class NormalizedSourceRows:
             return None
         if frame.height == 0:
             return None
-        return {"file_id": str(file_id), **{k: _plain(v) for k, v in frame.row(0, named=True).items()}}
+        row = {k: _plain(v) for k, v in frame.row(0, named=True).items()}
+        return {"file_id": str(file_id), **row, "source": _position(row.get("source_line"), row.get("source_sheet"))}
 
     def amounts(self, storage_path: str, row_numbers: Iterable[int]) -> dict[int, StoredRowAmount]:
         wanted = sorted(set(row_numbers))

@@ -34,6 +34,7 @@ class SourceTable:
     # True when no cell holds a character that JSON must escape (quote, backslash, control
     # character) and no cell is null: the normalizer may then build `raw` by concatenation.
     json_safe_cells: bool = False
+    sheet_name: str | None = None  # a workbook: the sheet read (its rows are the LINE_NUMBER column)
 
     @property
     def total_rows(self) -> int:

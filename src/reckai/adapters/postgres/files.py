@@ -7,6 +7,7 @@ Tenant reads rely on row-level security; writes check the organization first.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Sequence
 from dataclasses import fields
@@ -40,6 +41,7 @@ from reckai.application.ports.files import (
     DataMapping,
     DataMappingRepository,
     EarlierStatement,
+    FileFilter,
     FileRepository,
     FileStatementRepository,
     FileSweepRepository,
@@ -150,6 +152,23 @@ class PostgresFileRepository(PostgresRepository):
         with self._write():
             result = self._conn.execute(delete(files_table).where(files_table.c.id == file_id))
         return bool(result.rowcount)
+
+    def list(self, file_filter: FileFilter, *, limit: int, offset: int) -> tuple[builtins.list[ReconciliationFile], int]:
+        c = files_table.c
+        conditions: builtins.list[Any] = []
+        for column, value in ((c.status, file_filter.status), (c.file_type, file_filter.file_type),
+                              (c.kind, file_filter.kind), (c.format, file_filter.format)):
+            if value is not None:
+                conditions.append(column == value)
+        if file_filter.uploaded_from is not None:
+            conditions.append(c.uploaded_at >= file_filter.uploaded_from)
+        if file_filter.uploaded_to is not None:
+            conditions.append(c.uploaded_at < file_filter.uploaded_to)
+        with translate_errors(self.entity_name):
+            total = self._conn.execute(select(func.count()).select_from(files_table).where(*conditions)).scalar_one()
+            rows = self._conn.execute(select(files_table).where(*conditions)
+                                      .order_by(c.uploaded_at.desc(), c.id).limit(limit).offset(offset)).all()
+        return [_file(row) for row in rows], int(total)
 
     def first_with_checksum(self, checksum: str, *, excluding: uuid.UUID | None = None) -> uuid.UUID | None:
         query = select(files_table.c.id).where(files_table.c.checksum == checksum)

@@ -63,10 +63,19 @@ class FileBusy(Conflict):
 class FileStateConflict(Conflict):
     code = "FILE_STATE_CONFLICT"
 
-    def __init__(self, file_id: uuid.UUID, status: str, action: str) -> None:
-        super().__init__(f"a file in status {status} cannot be {action}")
+    def __init__(self, file_id: uuid.UUID, status: str, action: str, hint: str | None = None) -> None:
+        message = f"a file in status {status} cannot be {action}"
+        super().__init__(f"{message}; {hint}" if hint else message,
+                         (FieldError("status", hint),) if hint else ())
         self.file_id = file_id
         self.status = status
+
+
+# Why a processed file keeps its mapping, and what to do instead (docs/files.md, "Re-mapping").
+REMAP_PROCESSED_HINT = (
+    "a reconciliation used this mapping and its results point at the rows it read. To read the file "
+    "another way, upload it again (the new file is flagged as a duplicate of this one, which is expected) "
+    "and map the new file; try the mapping first with POST /api/files/{id}/map?dry_run=true")
 
 
 class NormalizationFailed(ApplicationError):

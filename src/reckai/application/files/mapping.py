@@ -28,7 +28,12 @@ from reckai.application.files.common import (
     read_object,
     rules_from_rows,
 )
-from reckai.application.files.errors import FileInProcessingJob, FileStateConflict, NormalizationFailed
+from reckai.application.files.errors import (
+    REMAP_PROCESSED_HINT,
+    FileInProcessingJob,
+    FileStateConflict,
+    NormalizationFailed,
+)
 from reckai.application.files.services import FileServices
 from reckai.application.ports.files import DataMapping, FilesUnitOfWork, NormalizedFile, ReconciliationFile
 from reckai.application.ports.storage import StorageError
@@ -133,7 +138,7 @@ def _parse(services: FileServices, rules: Any) -> Mapping:
 
 def _check_mappable(uow: FilesUnitOfWork, file: ReconciliationFile) -> None:
     if file.status == "processed":
-        raise FileStateConflict(file.id, file.status, "mapped again")
+        raise FileStateConflict(file.id, file.status, "mapped again", REMAP_PROCESSED_HINT)
     if uow.files.in_processing_job(file.id):
         raise FileInProcessingJob(file.id)
 

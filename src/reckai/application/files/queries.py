@@ -1,4 +1,4 @@
-"""get_file, download_file_url, delete_file."""
+"""get_file, list_files, download_file_url, delete_file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from reckai.application.errors import ServiceUnavailable
 from reckai.application.files.common import audit_event, claimed, load_file, logger
 from reckai.application.files.errors import FileInProcessingJob
 from reckai.application.files.services import FileServices
-from reckai.application.ports.files import DataMapping, NormalizedFile, ReconciliationFile
+from reckai.application.ports.files import DataMapping, FileFilter, NormalizedFile, ReconciliationFile
 from reckai.application.ports.storage import DOWNLOAD_URL_LIFETIME, StorageError
 
 
@@ -33,6 +33,13 @@ def get_file(services: FileServices, caller: Caller, file_id: uuid.UUID) -> File
         file = load_file(uow, file_id)
         return FileDetails(file=file, mappings=list(uow.data_mappings.list_for_file(file_id)),
                            normalized=uow.normalized_files.get_for_file(file_id))
+
+
+def list_files(services: FileServices, caller: Caller, file_filter: FileFilter, *, page: int,
+               per_page: int) -> tuple[list[ReconciliationFile], int]:
+    """The organization's files, newest upload first; (page of files, total matching)."""
+    with services.database.unit_of_work(caller.organization_id) as uow:
+        return uow.files.list(file_filter, limit=per_page, offset=(page - 1) * per_page)
 
 
 def download_file_url(services: FileServices, caller: Caller, file_id: uuid.UUID) -> DownloadLink:

@@ -23,6 +23,7 @@ from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.errors import RowError, SourceWarning
 from reckai.domain.ingestion.mapping import Mapping
+from reckai.domain.ingestion.mapping_checks import MappingStatistics, MappingWarning
 from reckai.domain.ingestion.sniffing import ContentInfo
 from reckai.domain.ingestion.statements import StatementIdentity
 
@@ -93,6 +94,18 @@ class NormalizedFile:
     created_at: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class FileFilter:
+    """GET /api/files: every given condition holds (None: any)."""
+
+    status: str | None = None
+    file_type: str | None = None  # bank | settlement | switch | card | gl: the side it stands for
+    kind: str | None = None  # the precise kind: csv, xlsx, mt940, camt053 ...
+    format: str | None = None  # the spec's excel | csv | txt | xml
+    uploaded_from: dt.datetime | None = None  # inclusive
+    uploaded_to: dt.datetime | None = None  # exclusive
+
+
 class FileRepository(Protocol):
     def add(self, file: ReconciliationFile) -> ReconciliationFile:
         """Insert; returns the stored record (uploaded_at filled in)."""
@@ -107,6 +120,11 @@ class FileRepository(Protocol):
 
     def delete(self, file_id: uuid.UUID) -> bool:
         """Remove the row (its mappings and normalized-file rows go with it); False if absent."""
+        ...
+
+    def list(self, file_filter: FileFilter, *, limit: int, offset: int) -> tuple[list[ReconciliationFile], int]:
+        """The organization's files, newest upload first (ties by id); returns (page, total
+        matching the filter)."""
         ...
 
     def first_with_checksum(self, checksum: str, *, excluding: uuid.UUID | None = None) -> uuid.UUID | None:
@@ -243,6 +261,8 @@ class FilePreview:
     errors: list[RowError] = field(default_factory=list)  # rows that failed, with their line
     warnings: list[SourceWarning] = field(default_factory=list)  # rows loaded all the same
     statement_count: int | None = None  # MT940 / camt: statements (reports, notifications) read
+    statistics: MappingStatistics | None = None  # over every row that passed, not only those in `rows`
+    mapping_warnings: list[MappingWarning] = field(default_factory=list)  # signs the mapping is wrong
 
 
 class FileParser(Protocol):

@@ -47,6 +47,7 @@ class ReconciliationTables(Protocol):
     exceptions stay columns from the engine to the files (no Python object per row)."""
 
     stage_seconds: dict[str, float]  # the engine's stages (duplicates, matching, ..., explanations)
+    direction_rows: dict[str, int]  # per side whose profile keeps one direction: its rows with that direction
 
     def summary(self) -> dict[str, Any]:
         """Counts (rows, matched pairs and rows, suggestions, exceptions by type, reversals netted),

@@ -191,6 +191,7 @@ class MatchRun(Protocol):
     exceptions_by_type: dict[str, int]
     reversals_netted: dict[str, int]  # per side: reversal rows netted against their approval
     stage_seconds: dict[str, float]
+    direction_rows: dict[str, int]  # per side whose profile keeps one direction: its rows with that direction
 
     def match_chunks(self, check: Callable[[], None]) -> Iterator[bytes]:
         """Matches then suggestions as CSV chunks in MATCH_COLUMNS order; `check()` is called

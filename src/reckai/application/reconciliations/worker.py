@@ -46,7 +46,13 @@ from reckai.domain.reconciliation.jobs import (
     StaleAttempt,
     SweepAction,
 )
-from reckai.domain.reconciliation.profile import ProfileError, ReconciliationPeriod, parse_profile
+from reckai.domain.reconciliation.profile import (
+    ProfileError,
+    ReconciliationPeriod,
+    ReconciliationProfile,
+    parse_profile,
+)
+from reckai.domain.reconciliation.result_checks import result_warnings
 
 _log = logging.getLogger("reckai.reconciliation")
 
@@ -228,7 +234,7 @@ class _Attempt:
         # COPYed, and the job completes only once both are done (_persist joins the writer).
         writer = _Background(lambda: self._timed("write_outputs", lambda: self._write_outputs(outcome)))
         try:
-            self._persist(outcome, writer, left_id, right_id)
+            self._persist(outcome, writer, left_id, right_id, profile)
         finally:
             writer.join()
 
@@ -287,7 +293,8 @@ class _Attempt:
         self.heartbeat.check()
         return keys
 
-    def _persist(self, outcome: MatchRun, writer: _Background, left_id: uuid.UUID, right_id: uuid.UUID) -> None:
+    def _persist(self, outcome: MatchRun, writer: _Background, left_id: uuid.UUID, right_id: uuid.UUID,
+                 profile: ReconciliationProfile) -> None:
         services, job = self.services, self.job
         check = self.heartbeat.check
         with services.database.unit_of_work(self.organization_id) as uow:
@@ -318,6 +325,9 @@ class _Attempt:
                 "exceptions": exception_rows, "exceptions_by_type": outcome.exceptions_by_type,
                 "stored_match_rows": match_rows, "outputs": outputs,
                 "declined_pairs_excluded": len(self.declined), "reversals_netted": outcome.reversals_netted,
+                "warnings": [w.to_dict() for w in result_warnings(
+                    profile, left_rows=outcome.left_rows, right_rows=outcome.right_rows,
+                    matched_rows=outcome.matched_rows, direction_rows=outcome.direction_rows)],
             }
             total_rows = outcome.left_rows + outcome.right_rows
             completed = job_rules.complete(
@@ -452,6 +462,15 @@ def sweep_stuck_jobs(services: ReconciliationServices, limit: int = 100) -> dict
 
 # --- notification ------------------------------------------------------------------------------
 
+def _warnings_text(summary: dict[str, Any] | None) -> str:
+    """The job's warnings (result_checks) as a paragraph of the completion mail; empty when none."""
+    warnings = (summary or {}).get("warnings") or []
+    if not warnings:
+        return ""
+    lines = "".join(f"- {w.get('message', '')}\n" for w in warnings)
+    return f"Warnings: the result looks implausible, check it before relying on it:\n{lines}\n"
+
+
 def notify_job_creator(services: ReconciliationServices, organization_id: uuid.UUID, job_id: uuid.UUID) -> bool:
     """Mail the job's creator that it completed or failed. False when there is nothing to send
     (job deleted, still running, creator gone or inactive). MailerUnavailable propagates (retried)."""
@@ -465,6 +484,7 @@ def notify_job_creator(services: ReconciliationServices, organization_id: uuid.U
         body = (f"Hello {user.name},\n\nThe reconciliation '{job.name}' completed.\n"
                 f"Rows: {job.total_rows}; matched rows: {job.matched_rows} ({job.match_rate}%); rows in exceptions: "
                 f"{job.exception_rows}.\nProcessing time: {job.processing_time_seconds} s.\n\n"
+                f"{_warnings_text(job.summary)}"
                 f"Results: /api/reconciliations/{job.id}/results\n")
     elif job.status is JobStatus.FAILED:
         subject = f"Reconciliation '{job.name}' failed"

@@ -41,6 +41,10 @@ class CanonicalTransaction:
     status: TransactionStatus = TransactionStatus.UNKNOWN
     counterparty: str | None = None
     raw: dict[str, str | None] = field(default_factory=dict)  # the source row's values by column name
+    # Where a person finds the row: the 1-based physical line of a text file (MT940, XML: the line
+    # the transaction starts on), or the spreadsheet row of `source_sheet`. None when unknown.
+    source_line: int | None = None
+    source_sheet: str | None = None
 
 
 # Column names and polars dtypes (as strings, so the domain imports no polars) of a normalized frame.
@@ -61,7 +65,12 @@ CANONICAL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "String"),
     ("counterparty", "String"),
     ("raw", "String"),
+    ("source_line", "Int64"),
+    ("source_sheet", "String"),
 )
+# Columns added after the first normalized files were written: a Parquet file without them is
+# read with them null (normalize.read_parquet_bytes).
+LATER_CANONICAL_COLUMNS: tuple[str, ...] = ("source_line", "source_sheet")
 
 CANONICAL_FIELD_NAMES: tuple[str, ...] = tuple(name for name, _ in CANONICAL_COLUMNS)
 

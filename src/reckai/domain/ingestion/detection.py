@@ -439,8 +439,14 @@ def _propose_direction(draft: _Draft, amount_col: str, amount: _AmountProfile) -
         draft.take("direction", amount_col, {"from_sign": {"negative": "debit", "positive": "credit"}}, 0.85,
                    "negative amounts are debits")
     else:
-        draft.take("direction", amount_col, {"from_sign": {"negative": "debit", "positive": "credit"}}, 0.3,
-                   "all sampled amounts are positive: direction is a guess, confirm it (often a constant)")
+        # Unsigned amounts and no marker say nothing about direction. Read "from sign" they would all
+        # be credits, and a job keeping a side's debits matched nothing (issue 16). A file that lists
+        # one kind of movement unsigned is, in this product's files, a switch or card file of
+        # purchases and withdrawals: debits. One proposal for the upload and `reckai reconcile`'s
+        # "auto" alike; the low confidence asks a person to confirm it (docs/mapping.md).
+        draft.take("direction", amount_col, {"constant": "debit"}, 0.3,
+                   "every sampled amount is unsigned and there is no debit/credit column: assumed debit "
+                   "(a list of purchases or payments); confirm it, or set the constant to credit")
 
 
 def _propose_currency(draft: _Draft) -> None:

@@ -1,7 +1,8 @@
 """`reckai inspect FILE [--mapping M.json] [--json]`: what a file reads as, nothing stored.
 
 Prints the detected format and encoding (with the detector's confidence when it was detected), the
-statement count and warnings, the proposed mapping with per-field confidence, then the normalized
+statement count and warnings, direction and currency counts, per-field fill rates and the mapping
+warnings (the same use case as the mapping dry run, POST /api/files/:id/map?dry_run=true), the proposed mapping with per-field confidence, then the normalized
 rows as a table; with --json, one JSON object per row (JSON lines) on stdout and the rest on
 stderr. Rows that failed are listed with their line. Exit code 0, or 1 when the file (or the
 mapping) is unusable as a whole.
@@ -9,6 +10,7 @@ mapping) is unusable as a whole.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -32,6 +34,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--mapping", help="mapping JSON (docs/mapping.md) to read with; default: the proposal")
     parser.add_argument("--json", action="store_true", help="rows as JSON lines on stdout")
     parser.add_argument("--limit", type=int, default=None, help="show at most this many rows")
+    parser.add_argument("--period", nargs=2, metavar=("START", "END"), default=None,
+                        help="the declared period (ISO dates, both included): warn of rows dated outside it")
     parser.set_defaults(handler=run)
 
 
@@ -39,9 +43,11 @@ def run(args: Any) -> int:
     path = Path(args.file)
     try:
         rules = json.loads(Path(args.mapping).read_text()) if args.mapping else None
+        period = (dt.date.fromisoformat(args.period[0]), dt.date.fromisoformat(args.period[1])) \
+            if args.period else None
         preview = inspect_file(build_file_parser(), path.read_bytes(), path.name, mapping_rules=rules,
-                               limit=args.limit)
-    except (OSError, json.JSONDecodeError) as exc:
+                               limit=args.limit, period=period)
+    except (OSError, json.JSONDecodeError, ValueError) as exc:
         print(f"reckai inspect: {exc}", file=sys.stderr)
         return 1
     except IngestionError as exc:
@@ -68,6 +74,15 @@ def _summary(preview: FilePreview, out: TextIO) -> None:
           f"warnings: {len(preview.warnings)}", file=out)
     for warning in preview.warnings:
         print(f"warning [{warning.kind}]: {warning.message}", file=out)
+    if preview.statistics is not None:
+        stats = preview.statistics
+        directions = ", ".join(f"{k} {v}" for k, v in stats.direction_counts.items()) or "-"
+        currencies = ", ".join(f"{k} {v}" for k, v in stats.currency_counts.items()) or "-"
+        print(f"directions: {directions}  currencies: {currencies}  zero amounts: {stats.zero_amounts}", file=out)
+        filled = ", ".join(f"{k} {v:.0%}" for k, v in stats.fill_rates().items())
+        print(f"filled: {filled}", file=out)
+    for check in preview.mapping_warnings:
+        print(f"mapping warning [{check.code}]: {check.message}", file=out)
     for error in preview.errors:
         print(f"error: line {error.line_number} (row {error.row_number}) [{error.column or '-'}] {error.reason}"
               f" ({error.value!r})", file=out)

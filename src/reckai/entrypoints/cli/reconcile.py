@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     summary = outcome.summary()
     print(f"{summary['matched_pairs']} matched pairs, {summary['suggested_pairs']} suggestions, "
           f"{summary['exceptions']} exceptions (match rate {summary['match_rate']}%) -> {args.out}")
+    for warning in outcome.warnings:  # an implausible result: said, not an error (summary.json has them too)
+        sys.stderr.write(f"reckai reconcile: warning [{warning.code}]: {warning.message}\n")
     if outcome.left_row_errors or outcome.right_row_errors:
         sys.stderr.write(rejected_rows_report(outcome, {"left": args.left, "right": args.right},
                                               allowed=args.allow_row_errors))

@@ -1,10 +1,13 @@
 """Files (spec §5.1, issue 4): upload, read, delete, download, map. docs/files.md.
 
+    GET    /api/files                   the organization's files: ?status= &file_type= &kind= &format=
+                                        &uploaded_from= &uploaded_to= &page= &per_page=
     POST   /api/files/upload            multipart: file_type, [job_id], then file (streamed)
     GET    /api/files/{id}              metadata, status, mapping, error report
     DELETE /api/files/{id}
     GET    /api/files/{id}/download     a link valid for one hour (S3 pre-signed, or signed app URL)
-    POST   /api/files/{id}/map          confirm or override the mapping, then normalize
+    POST   /api/files/{id}/map          confirm or override the mapping, then normalize;
+                                        ?dry_run=true: show what the mapping gives, change nothing
     GET    /api/files/download/{token}  the signed app URL of filesystem mode: streams the original
 
 Permissions: files:read / files:write / files:delete (the same roles as reconciliations:*).
@@ -13,11 +16,12 @@ Permissions: files:read / files:write / files:delete (the same roles as reconcil
 from __future__ import annotations
 
 import datetime as dt
+import re
 import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 import msgspec
@@ -33,10 +37,10 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 
-from reckai.application.errors import NotFound
+from reckai.application.errors import FieldError, NotFound, ValidationFailed
 from reckai.application.files import (
     Caller,
     check_upload_allowed,
@@ -44,26 +48,32 @@ from reckai.application.files import (
     delete_file,
     download_file_url,
     get_file,
+    list_files,
     upload_file,
     validate_form,
 )
 from reckai.application.files.common import rules_from_rows
 from reckai.application.files.errors import FileTooLarge
+from reckai.application.files.inspection import MappingDryRun, dry_run_mapping
 from reckai.application.files.queries import FileDetails
-from reckai.application.ports.files import FILE_TYPES
+from reckai.application.ports.files import FILE_TYPES, FileFilter, ReconciliationFile
 from reckai.application.ports.storage import DownloadTokenInvalid, StorageObjectMissing
 from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.errors import IngestionError
 from reckai.domain.ingestion.storage_keys import ORGANIZATIONS_ROOT, validate_key
 from reckai.entrypoints.http.auth import request_info
-from reckai.entrypoints.http.envelope import Success, ok
+from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
 from reckai.entrypoints.http.routes._multipart_stream import (
     MultipartUpload,
     malformed,
 )
 
 MULTIPART = "multipart/form-data"
+FileStatus = Literal["uploaded", "mapped", "normalized", "processed", "error"]
+FileType = Literal["bank", "settlement", "switch", "card", "gl"]
+FileFormat = Literal["excel", "csv", "txt", "xml"]
+_KIND = re.compile(r"[a-z0-9_]{1,20}")
 
 
 class MappingField(msgspec.Struct):
@@ -133,6 +143,60 @@ class FileMap(msgspec.Struct, forbid_unknown_fields=True):
                     "bad row (false, the default).", examples=[False])] = False
 
 
+class MappingWarningBody(msgspec.Struct):
+    code: str  # ONE_DIRECTION | ALL_AMOUNTS_ZERO | DATES_OUTSIDE_PERIOD | CONSTANT_COLUMN
+    field: str | None
+    rows: int | None
+    message: str
+
+
+class RowErrorBody(msgspec.Struct):
+    row_number: int
+    line_number: int | None
+    column: str | None
+    value: str | None
+    reason: str
+
+
+class ProposedField(msgspec.Struct):
+    target_field: str
+    source_column: str | None  # null for a constant
+    data_type: str
+    confidence: float
+    note: str
+
+
+class DateRange(msgspec.Struct):
+    first: str | None
+    last: str | None
+
+
+class MappingDryRunBody(msgspec.Struct):
+    """What `POST /api/files/{id}/map?dry_run=true` answers; nothing was changed."""
+
+    file_id: uuid.UUID
+    status: str  # the file's status, unchanged
+    dry_run: bool
+    mapping_source: str  # given | stored | proposed
+    transformation_rules: dict[str, Any]  # the mapping the rows were read with
+    format: str
+    kind: str
+    encoding: str | None
+    source_rows: int
+    normalized_rows: int
+    failed_rows: int
+    rows: list[dict[str, Any]]  # the first 50 normalized rows
+    fill_rates: dict[str, float]  # canonical field -> share of normalized rows with a value
+    direction_counts: dict[str, int]
+    currency_counts: dict[str, int]
+    zero_amounts: int
+    transaction_dates: DateRange
+    warnings: list[MappingWarningBody]  # signs that the mapping reads the file wrongly
+    source_warnings: list[dict[str, Any]]  # the reader's own (statement balances, impossible dates ...)
+    errors: list[RowErrorBody]  # the first 50 rows that could not be normalized
+    proposal: list[ProposedField]  # the auto-detected mapping, per field, with its confidence
+
+
 class DownloadLinkBody(msgspec.Struct):
     url: str
     expires_at: dt.datetime
@@ -187,6 +251,46 @@ def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
     return Caller.of(principal, request_info(request))
 
 
+class FileSummary(msgspec.Struct):
+    """One file in GET /api/files (GET /api/files/{id} adds its mapping and error report)."""
+
+    id: uuid.UUID
+    name: str
+    original_filename: str
+    file_type: str
+    format: str
+    kind: str | None
+    size_bytes: int
+    checksum: str | None
+    status: str
+    row_count: int | None
+    job_id: uuid.UUID | None
+    uploaded_by: uuid.UUID
+    uploaded_at: dt.datetime | None
+    processed_at: dt.datetime | None
+    duplicate_of: uuid.UUID | None
+    scan_status: str
+    error_message: str | None
+
+
+def _summary_body(f: ReconciliationFile) -> FileSummary:
+    return FileSummary(
+        id=f.id, name=f.name, original_filename=f.original_filename, file_type=f.file_type, format=f.format,
+        kind=f.kind, size_bytes=f.size_bytes, checksum=f.checksum, status=f.status, row_count=f.row_count,
+        job_id=f.job_id, uploaded_by=f.uploaded_by, uploaded_at=f.uploaded_at, processed_at=f.processed_at,
+        duplicate_of=f.duplicate_of, scan_status=f.scan_status, error_message=f.error_message)
+
+
+def _moment(text: str | None, field: str) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # not ISO, or an offset that leaves the datetime range
+        raise ValidationFailed([FieldError(field, "must be an ISO date or date-time")]) from None
+
+
 def _file_body(details: FileDetails, cls: type[File] = File, **extra: Any) -> Any:
     f = details.file
     n = details.normalized
@@ -207,6 +311,44 @@ def _file_body(details: FileDetails, cls: type[File] = File, **extra: Any) -> An
     )
 
 
+DRY_RUN_ERRORS_SHOWN = 50
+
+
+def _dry_run_body(result: MappingDryRun) -> MappingDryRunBody:
+    preview = result.preview
+    stats = preview.statistics
+    summary = stats.to_dict() if stats is not None else {"transaction_dates": {"first": None, "last": None}}
+    return MappingDryRunBody(
+        file_id=result.file.id, status=result.file.status, dry_run=True, mapping_source=result.mapping_source,
+        transformation_rules=preview.mapping, format=preview.content.format, kind=preview.content.kind,
+        encoding=preview.content.encoding, source_rows=preview.source_rows,
+        normalized_rows=stats.row_count if stats is not None else len(preview.rows),
+        failed_rows=len({e.row_number for e in preview.errors}), rows=preview.rows,
+        fill_rates=stats.fill_rates() if stats is not None else {},
+        direction_counts=dict(stats.direction_counts) if stats is not None else {},
+        currency_counts=dict(stats.currency_counts) if stats is not None else {},
+        zero_amounts=stats.zero_amounts if stats is not None else 0,
+        transaction_dates=DateRange(**summary["transaction_dates"]),
+        warnings=[MappingWarningBody(code=w.code, field=w.field, rows=w.rows, message=w.message)
+                  for w in preview.mapping_warnings],
+        source_warnings=[w.to_dict() for w in preview.warnings],
+        errors=[RowErrorBody(row_number=e.row_number, line_number=e.line_number, column=e.column, value=e.value,
+                             reason=e.reason) for e in preview.errors[:DRY_RUN_ERRORS_SHOWN]],
+        proposal=[ProposedField(target_field=f.target_field, source_column=f.source_column, data_type=f.data_type,
+                                confidence=round(f.confidence, 2), note=f.note) for f in preview.proposal.fields])
+
+
+def _period(period_start: dt.date | None, period_end: dt.date | None) -> tuple[dt.date, dt.date] | None:
+    if period_start is None and period_end is None:
+        return None
+    if period_start is None or period_end is None:
+        missing = "period_start" if period_start is None else "period_end"
+        raise ValidationFailed([FieldError(missing, "give both period_start and period_end, or neither")])
+    if period_end < period_start:
+        raise ValidationFailed([FieldError("period_end", "must not be before period_start")])
+    return period_start, period_end
+
+
 def _content_disposition(name: str | None) -> str:
     name = name or "download"
     fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in name)
@@ -215,6 +357,27 @@ def _content_disposition(name: str | None) -> str:
 
 class FileController(Controller):
     path = "/api/files"
+
+    @get("/", opt={"permission": "files:read"}, sync_to_thread=True, summary="List the organization's files")
+    def list_files(self, request: Request[Any, Any, Any], container: NamedDependency[Container],
+                   principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
+                   status: FromQuery[FileStatus | None] = None, file_type: FromQuery[FileType | None] = None,
+                   kind: FromQuery[str | None] = None, format: FromQuery[FileFormat | None] = None,
+                   uploaded_from: FromQuery[str | None] = None,
+                   uploaded_to: FromQuery[str | None] = None) -> Success[list[FileSummary]]:
+        """The organization's files, newest upload first. `file_type` is the side a file stands for
+        (bank, switch ...), `kind` its precise kind (csv, xlsx, mt940 ...), `format` the spec's
+        excel|csv|txt|xml; `uploaded_from` (inclusive) and `uploaded_to` (exclusive) are ISO dates or
+        date-times (UTC when no offset is given). Paged like every list: `?page=&per_page=`."""
+        if kind is not None and not _KIND.fullmatch(kind):
+            raise ValidationFailed([FieldError("kind", "must be a file kind: 1 to 20 of a-z, 0-9 and _ (csv, xlsx, "
+                                                       "mt940, camt053 ...)")])
+        file_filter = FileFilter(status=status, file_type=file_type, kind=kind, format=format,
+                                 uploaded_from=_moment(uploaded_from, "uploaded_from"),
+                                 uploaded_to=_moment(uploaded_to, "uploaded_to"))
+        files, total = list_files(container.files, _caller(principal, request), file_filter,
+                                  page=pagination.page, per_page=pagination.per_page)
+        return paginated([_summary_body(f) for f in files], pagination, total)
 
     @post("/upload", status_code=201, request_max_body_size=None, operation_class=UploadOperation,
           opt={"permission": "files:write", "rate_limit": "upload", "media_types": [MULTIPART]},
@@ -282,11 +445,24 @@ class FileController(Controller):
         422: "NORMALIZATION_FAILED: rows could not be normalized (the file's error report lists them)."}},
           status_code=200, sync_to_thread=True, summary="Confirm or override a file's mapping")
     def map_file(self, file_id: FromPath[uuid.UUID], data: JSONBody[FileMap], request: Request[Any, Any, Any],
-                 container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[File]:
-        """Applies the mapping proposed at upload (empty body) or the one sent, then normalizes the file
-        into the canonical columns the matching engine reads."""
+                 container: NamedDependency[Container], principal: NamedDependency[Principal],
+                 dry_run: FromQuery[bool] = False, period_start: FromQuery[dt.date | None] = None,
+                 period_end: FromQuery[dt.date | None] = None) -> Success[File | MappingDryRunBody]:
+        """Confirm the proposed mapping (`{}`) or override it (`transformation_rules`), then normalize.
+
+        `?dry_run=true`: read the file with the given rules (else its mapping) and answer the first 50
+        normalized rows, per-field fill rates, direction and currency counts and warnings (all rows one
+        direction, all amounts zero, dates outside `period_start`..`period_end`, a field read from a
+        constant-looking column), changing nothing."""
         services = container.files
         caller = _caller(principal, request)
+        if dry_run:
+            result = dry_run_mapping(services, caller, file_id, data.transformation_rules,
+                                     period=_period(period_start, period_end))
+            return ok(_dry_run_body(result))
+        if period_start is not None or period_end is not None:
+            raise ValidationFailed([FieldError("period_start" if period_start is not None else "period_end",
+                                               "only a dry run (dry_run=true) takes a declared period")])
         confirm_mapping(services, caller, file_id, data.transformation_rules, allow_row_errors=data.allow_row_errors)
         return ok(_file_body(get_file(services, caller, file_id)))
 

@@ -83,6 +83,12 @@ class JobFile(msgspec.Struct):
     side: str
 
 
+class JobWarning(msgspec.Struct):
+    code: str  # NO_MATCHES | DIRECTION_FILTER_EMPTY
+    side: str | None
+    message: str
+
+
 class Job(msgspec.Struct):
     id: uuid.UUID
     name: str
@@ -111,6 +117,9 @@ class Job(msgspec.Struct):
     stage_seconds: dict[str, float]
     summary: dict[str, Any] | None
     files: list[JobFile] | None = None
+    # A completed job whose result looks implausible (match rate 0 % with both sides non-empty, a
+    # side's direction filter keeping none of its rows): [{code, side, message}]; [] otherwise.
+    warnings: list[JobWarning] = msgspec.field(default_factory=list)
 
 
 class MatchItem(msgspec.Struct):
@@ -180,6 +189,8 @@ def _job_body(job: ReconciliationJob, files: list[Any] | None = None) -> Job:
         period_end=job.period_end, rules=list(job.snapshot.get("rules", [])),
         stage_seconds=dict(job.stage_seconds), summary=job.summary,
         files=[JobFile(file_id=f.file_id, side=f.side) for f in files] if files is not None else None,
+        warnings=[JobWarning(code=str(w.get("code")), side=w.get("side"), message=str(w.get("message")))
+                  for w in (job.summary or {}).get("warnings") or []],
     )
 
 
@@ -194,9 +205,9 @@ def _moment(text: str | None, field: str) -> dt.datetime | None:
         return None
     try:
         value = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # not ISO, or an offset that leaves the datetime range
         raise ValidationFailed([FieldError(field, "must be an ISO date or date-time")]) from None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class ReconciliationController(Controller):
