@@ -12,6 +12,7 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from reckai.application.access import access_event
 from reckai.application.approvals.optional import (
     create_user_or_request_approval,
     update_user_or_request_approval,
@@ -83,8 +84,12 @@ class UserController(Controller):
 
     @get("/", opt={"permission": "users:read"}, sync_to_thread=True)
     def list_users(self, principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
-                   pagination: NamedDependency[Pagination]) -> Success[list[UserBody]]:
+                   pagination: NamedDependency[Pagination], container: NamedDependency[Container],
+                   request_info: NamedDependency[RequestInfo]) -> Success[list[UserBody]]:
         users, total = user_cases.list_users(identity, principal, limit=pagination.limit, offset=pagination.offset)
+        container.access_recorder.record(access_event(
+            "access.users.list", principal, request_info, resource_type="user",
+            metadata={"page": pagination.page, "per_page": pagination.per_page, "rows": len(users)}))
         return paginated([user_body(u) for u in users], pagination, total)
 
     @post("/", opt={"permission": "users:write"}, status_code=201, sync_to_thread=True)
@@ -101,8 +106,12 @@ class UserController(Controller):
 
     @get("/{user_id:uuid}", opt={"permission": "users:read"}, sync_to_thread=True)
     def get_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
-                 identity: NamedDependency[IdentityServices]) -> Success[UserBody]:
-        return ok(user_body(user_cases.get_user(identity, principal, user_id)))
+                 identity: NamedDependency[IdentityServices], container: NamedDependency[Container],
+                 request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
+        user = user_cases.get_user(identity, principal, user_id)
+        container.access_recorder.record(access_event("access.user.detail", principal, request_info,
+                                                      resource_type="user", resource_id=user_id))
+        return ok(user_body(user))
 
     @put("/{user_id:uuid}", opt={"permission": "users:write"}, sync_to_thread=True)
     def update_user(self, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate],
