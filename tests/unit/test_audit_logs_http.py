@@ -156,3 +156,16 @@ def test_reading_the_trail_is_recorded_as_access_events(world: World) -> None:
     assert listed.event.metadata["filters"] == {"action": "test.none"}
     assert listed.event.request_path == "/api/audit-logs"
     assert "accessed_at" in listed.event.metadata
+
+
+def test_a_period_too_long_for_one_request_is_a_400_pointing_to_the_cli(world: World,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from reckai.application import audit_trail
+
+    records = _write(world, 5, action="test.long")
+    monkeypatch.setattr(audit_trail, "VERIFY_MAX_ROWS", 3)
+    response = _get(world, "/api/audit-logs/verify")
+    assert response.status_code == 400, response.text
+    assert "reckai audit verify" in response.text and response.json()["error"]["details"][0]["field"] == "from"
+    recent = _get(world, "/api/audit-logs/verify", **{"from": records[-1].created_at.replace(tzinfo=dt.UTC).isoformat()})
+    assert recent.status_code == 200 and recent.json()["data"]["intact"] is True

@@ -18,7 +18,7 @@ from typing import Any
 from reckai.application.access import AccessRecorder, access_event
 from reckai.application.audit import AuditTrailVerification, verify_audit_trail
 from reckai.application.context import RequestInfo
-from reckai.application.errors import PermissionDenied
+from reckai.application.errors import FieldError, PermissionDenied, ValidationFailed
 from reckai.application.ports.audit import AuditAnchorStore, AuditLog, AuditPage, AuditQuery
 from reckai.application.ports.exports import Column, ColumnKind, TableWriter
 from reckai.domain.audit.chain import AuditSigner
@@ -27,6 +27,9 @@ from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
 
 READ_PERMISSION = "audit:read"
+# One request verifies at most this many rows (about a minute of HMACs on a busy machine); a longer
+# period is verified in parts, or by `reckai audit verify` (no HTTP time limit).
+VERIFY_MAX_ROWS = 1_000_000
 EXPORT_BATCH_ROWS = 500  # AuditQuery's largest page
 
 K = ColumnKind
@@ -74,6 +77,14 @@ def verify_organization_audit_trail(
 ) -> AuditTrailVerification:
     """`verify_audit_trail` over the caller's organization's chain, for the period asked."""
     _require(principal)
+    if created_from is not None or created_to is not None:
+        bounds = services.audit_log.sequence_range(principal.organization_id, created_from, created_to)
+    else:
+        bounds = services.audit_log.sequence_range(principal.organization_id, None, None)
+    if bounds is not None and bounds[1] - bounds[0] + 1 > VERIFY_MAX_ROWS:
+        raise ValidationFailed([FieldError("from", f"the period holds {bounds[1] - bounds[0] + 1} rows; one request "
+                                                   f"verifies at most {VERIFY_MAX_ROWS}: give a shorter period "
+                                                   "(from/to) or run reckai audit verify")])
     result = verify_audit_trail(services.audit_log, services.signer, services.anchors, principal.organization_id,
                                 created_from=created_from, created_to=created_to,
                                 now=now or dt.datetime.now(dt.UTC))

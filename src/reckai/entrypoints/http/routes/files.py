@@ -284,10 +284,14 @@ class FileController(Controller):
         if not grant.key.startswith(ORGANIZATIONS_ROOT + "/"):
             raise DownloadTokenInvalid("malformed")  # never quarantine, never anything else
         try:
+            access = download_access_event(grant.key, grant.download_name, token, request_info)
+        except ValueError:
+            raise DownloadTokenInvalid("malformed") from None  # no organization's object
+        try:
             stream = storage.open(grant.key)
         except StorageObjectMissing as exc:
             raise NotFound("file") from exc
-        container.access_recorder.record(download_access_event(grant.key, grant.download_name, token, request_info))
+        container.access_recorder.record(access)
 
         def chunks() -> Iterator[bytes]:
             with stream:
