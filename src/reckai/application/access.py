@@ -23,6 +23,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reckai.application.context import Outcome, RequestInfo, audit_event
@@ -35,27 +36,50 @@ _log = logging.getLogger("reckai.audit.access")
 ACCESS_PREFIX = "access."
 
 
+@dataclass(frozen=True, slots=True)
+class PendingAccess:
+    """An access event as the read path hands it over: the facts only. The audit event is built
+    (redaction, cleaning) by the writer thread, so the request pays for a tuple, not for that."""
+
+    action: str
+    organization_id: uuid.UUID
+    user_id: uuid.UUID | None
+    request: RequestInfo | None
+    resource_type: str | None
+    resource_id: uuid.UUID | None
+    metadata: Mapping[str, Any] | None
+    accessed_at: dt.datetime
+
+    def build(self) -> AuditEvent:
+        details = {"accessed_at": self.accessed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **(self.metadata or {})}
+        if self.request is not None and self.request.request_id:
+            details["request_id"] = self.request.request_id
+        return audit_event(self.action, self.request, organization_id=self.organization_id, user_id=self.user_id,
+                           resource_type=self.resource_type, resource_id=self.resource_id, outcome=Outcome.DONE,
+                           metadata=details)
+
+
 def access_event(action: str, principal: Principal | None, request: RequestInfo | None, *,
                  organization_id: uuid.UUID | None = None, resource_type: str | None = None,
                  resource_id: uuid.UUID | None = None, metadata: Mapping[str, Any] | None = None,
-                 now: dt.datetime | None = None) -> AuditEvent:
+                 now: dt.datetime | None = None) -> PendingAccess:
     """Who (the principal, or none for a bearer-token download), what (action, resource), when
     (`accessed_at`: the read's own time; the row's created_at is when its batch was written), from
     where (address, client, request id from `request`)."""
     if not action.startswith(ACCESS_PREFIX):
         raise ValueError(f"access event actions start with {ACCESS_PREFIX!r}")
-    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    details = {"accessed_at": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **(metadata or {})}
-    if request is not None and request.request_id:
-        details["request_id"] = request.request_id
-    return audit_event(action, request,
-                       organization_id=organization_id or (principal.organization_id if principal else None),
-                       user_id=principal.user_id if principal else None, resource_type=resource_type,
-                       resource_id=resource_id, outcome=Outcome.DONE, metadata=details)
+    organization = organization_id or (principal.organization_id if principal else None)
+    if organization is None:
+        raise ValueError("an access event belongs to an organization")
+    return PendingAccess(action, organization, principal.user_id if principal else None, request, resource_type,
+                         resource_id, metadata, (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+
+
+Access = AuditEvent | PendingAccess
 
 
 class AccessRecorder(Protocol):
-    def record(self, event: AuditEvent) -> None:
+    def record(self, event: Access) -> None:
         """Queue the access event; never blocks on the database."""
         ...
 
@@ -80,7 +104,7 @@ class BatchingAccessRecorder:
         self.flush_seconds = flush_seconds
         self.max_buffered = max_buffered
         self._on_dropped = on_dropped
-        self._buffer: list[AuditEvent] = []
+        self._buffer: list[Access] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()  # one flush at a time (thread, close(), tests)
         self._wake = threading.Event()
@@ -91,7 +115,7 @@ class BatchingAccessRecorder:
         self.dropped = 0
         self.batches = 0
 
-    def record(self, event: AuditEvent) -> None:
+    def record(self, event: Access) -> None:
         if event.organization_id is None:
             raise ValueError("an access event belongs to an organization")
         with self._lock:
@@ -117,10 +141,16 @@ class BatchingAccessRecorder:
             if not events:
                 return 0
             by_organization: dict[uuid.UUID | None, list[AuditEvent]] = {}
-            for event in events:
+            for item in events:
+                try:
+                    event = item.build() if isinstance(item, PendingAccess) else item
+                except ValueError as exc:  # an event the code built wrongly: say so, keep the others
+                    _log.error("access event not recordable", extra={"action": "audit.access.invalid",
+                                                                      "metadata": {"error": str(exc)[:200]}})
+                    continue
                 by_organization.setdefault(event.organization_id, []).append(event)
             written = 0
-            failed: list[AuditEvent] = []
+            failed: list[Access] = []
             for group in by_organization.values():
                 for start in range(0, len(group), self.batch_size):
                     batch = group[start:start + self.batch_size]

@@ -37,7 +37,7 @@ from litestar.openapi.spec import (
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
-from reckai.application.access import access_event
+from reckai.application.access import PendingAccess, access_event
 from reckai.application.context import RequestInfo
 from reckai.application.errors import NotFound
 from reckai.application.files import (
@@ -56,7 +56,6 @@ from reckai.application.files.queries import FileDetails
 from reckai.application.ports.files import FILE_TYPES
 from reckai.application.ports.storage import DownloadTokenInvalid, StorageObjectMissing
 from reckai.bootstrap import Container
-from reckai.domain.audit.events import AuditEvent
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.errors import IngestionError
 from reckai.domain.ingestion.storage_keys import NORMALIZED_FILES_SEGMENT, ORGANIZATIONS_ROOT, validate_key
@@ -302,7 +301,7 @@ class FileController(Controller):
                       headers={"Content-Disposition": _content_disposition(grant.download_name)})
 
 
-def download_access_event(key: str, download_name: str | None, token: str, request: RequestInfo) -> AuditEvent:
+def download_access_event(key: str, download_name: str | None, token: str, request: RequestInfo) -> PendingAccess:
     """`access.file.download` (an uploaded original) or `access.output.download` (a job's output,
     a report, anything else of the organization), with the object key and a fingerprint of the
     token (never the token: it is valid for an hour)."""
