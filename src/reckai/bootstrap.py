@@ -30,8 +30,11 @@ from reckai.adapters.dramatiq.runner import (
 from reckai.adapters.dramatiq.runtime import DramatiqJobRuntime
 from reckai.adapters.spreadsheets.tables import CsvTableWriter, XlsxTableWriter
 from reckai.application import job_types, maintenance
+from reckai.application.access import AccessRecorder, BatchingAccessRecorder
 from reckai.application.approvals import jobs as approval_jobs
 from reckai.application.approvals.common import WorkflowServices
+from reckai.application.audit import anchor_chain_heads_job
+from reckai.application.audit_trail import AuditTrailServices
 from reckai.application.exceptions import exceptions as exception_cases
 from reckai.application.files import sweeper
 from reckai.application.files.mapping import normalize_file_job
@@ -40,7 +43,7 @@ from reckai.application.identity import passwords as password_cases
 from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.onboarding import user_onboarding_handler
 from reckai.application.job_handlers import JobHandlers
-from reckai.application.ports.audit import AuditLog
+from reckai.application.ports.audit import AuditAnchorStore, AuditLog
 from reckai.application.ports.clock import Clock
 from reckai.application.ports.exports import TableWriters
 from reckai.application.ports.files import FileParser
@@ -95,6 +98,9 @@ class Container:
     scanner: VirusScanner
     audit_signer: AuditSigner
     audit_log: AuditLog
+    audit_anchors: AuditAnchorStore
+    # reads of sensitive data, batched into the audit log off the request path (docs/audit.md)
+    access_recorder: AccessRecorder
     clock: Clock
     password_hasher: PasswordHasher
     common_password_checker: CommonPasswordChecker
@@ -118,6 +124,7 @@ class Container:
     files: FileServices
     reconciliations: ReconciliationServices
     workflow: WorkflowServices
+    audit_trail: AuditTrailServices
     # name -> zero-argument check: "db", "storage", "queue" (/health/*)
     health_checks: HealthChecks
     # CSV and Excel writers of exports and reports (adapters/spreadsheets)
@@ -186,6 +193,10 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     signer = AuditSigner(settings.security.audit_hmac_key_id, settings.security.audit_hmac_key,
                          previous_keys=dict(settings.security.audit_hmac_retired_keys))
     audit_log = _audit_log(database, signer, parts)
+    audit_anchors = _audit_anchors(settings, parts)
+    access_recorder = BatchingAccessRecorder(audit_log, batch_size=settings.audit.access_batch_size,
+                                             flush_seconds=settings.audit.access_flush_seconds)
+    parts.closers.append(access_recorder.close)  # closed before the database: the last batch is written
     security = _security(settings, parts, overrides)
     rate_limiter, token_blacklist = _rate_limit_and_blacklist(settings, parts)
     rate_limiter = overrides.get("rate_limiter") or rate_limiter
@@ -224,17 +235,21 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     _register_approval_types(workflow, settings.operator)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
                    reconciliations=reconciliations, workflow=workflow, identity=identity)
+    handlers.register(job_types.ANCHOR_AUDIT_CHAINS,
+                      partial(anchor_chain_heads_job, audit_log, signer, audit_anchors), time_limit_seconds=50)
+    handlers.every(job_types.ANCHOR_AUDIT_CHAINS, settings.audit.anchor_interval_seconds)
     runtime, runner = _worker(settings, database, job_queue, job_outbox, handlers, parts)
 
     return Container(
         settings=settings, database=database, storage=storage, scanner=scanner, audit_signer=signer,
-        audit_log=audit_log, clock=clock, password_hasher=security.password_hasher,
+        audit_log=audit_log, audit_anchors=audit_anchors, access_recorder=access_recorder, clock=clock, password_hasher=security.password_hasher,
         common_password_checker=security.common_password_checker, token_service=security.token_service,
         token_blacklist=token_blacklist, secret_box=security.secret_box, totp=security.totp,
         rate_limiter=rate_limiter, mailer=mailer, file_parser=file_parser,
         job_matching_engine=job_matching_engine, source_rows=source_rows, job_queue=job_queue,
         job_outbox=job_outbox, job_handlers=handlers, job_runtime=runtime, worker_runner=runner,
         identity=identity, files=files, reconciliations=reconciliations, workflow=workflow,
+        audit_trail=AuditTrailServices(audit_log, signer, audit_anchors, access_recorder),
         health_checks=dict(parts.health), _closers=parts.closers,
     )
 
@@ -356,6 +371,30 @@ def _audit_log(database: Database[AppUnitOfWork], signer: AuditSigner, parts: _P
     if not isinstance(database, PostgresDatabase):
         raise TypeError(f"no audit log for a database of type {type(database).__name__}")
     return PostgresAuditLog(database.engine, signer)
+
+
+def _audit_anchors(settings: Settings, parts: _Parts) -> AuditAnchorStore:
+    """Where the signed chain-head checkpoints go (docs/audit.md, "Anchors"): an S3 bucket with
+    Object Lock (production), else an append-only local file."""
+    if parts.in_memory:
+        from reckai.adapters.memory.audit_anchors import MemoryAnchorStore
+
+        return MemoryAnchorStore()
+    audit = settings.audit
+    if audit.anchor_bucket:
+        from reckai.adapters.s3.audit_anchors import S3ObjectLockAnchorStore
+        from reckai.adapters.s3.storage import make_client
+
+        s3 = settings.storage
+        if not (s3.s3_endpoint and s3.s3_access_key and s3.s3_secret_key):
+            raise ValueError("AUDIT_ANCHOR_BUCKET requires S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY")
+        client = make_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key, secure=s3.s3_secure,
+                             region=s3.s3_region)
+        return S3ObjectLockAnchorStore(client, audit.anchor_bucket, retain_days=audit.anchor_retain_days)
+    from reckai.adapters.filesystem.audit_anchors import AppendOnlyFileAnchorStore
+
+    return AppendOnlyFileAnchorStore(audit.anchor_file or settings.storage.filesystem_root.parent
+                                     / "audit-checkpoints.jsonl")
 
 
 # --- identity and security (issue 3; docs/identity.md) ---
@@ -513,6 +552,7 @@ def _worker(settings: Settings, database: Database[AppUnitOfWork], job_queue: Jo
         open_system_uow=lambda: database.unit_of_work(None),
         relay_interval_seconds=settings.jobs.relay_interval_seconds,
         stale_after_seconds=settings.jobs.stale_after_seconds,
+        scheduler_tick_seconds=scheduler_tick(settings),
     )
     parts.closers.append(runner.stop)
     parts.health["queue"] = runner.health
@@ -532,8 +572,15 @@ def build_worker_runner(container: Container, threads: Mapping[Queue, int]) -> J
         open_system_uow=lambda: database.unit_of_work(None),
         relay_interval_seconds=settings.jobs.relay_interval_seconds,
         stale_after_seconds=settings.jobs.stale_after_seconds,
-        scheduler_tick_seconds=min(SCHEDULER_TICK_SECONDS, settings.reconciliation.sweep_interval_seconds),
+        scheduler_tick_seconds=scheduler_tick(settings),
     )
+
+
+def scheduler_tick(settings: Settings) -> float:
+    """Often enough that the sweep runs on time and a head checkpoint is written at least every
+    minute (its period plus one tick stays under 60 s with the defaults: 45 + 10)."""
+    return min(SCHEDULER_TICK_SECONDS, settings.reconciliation.sweep_interval_seconds,
+               max(1.0, (60 - settings.audit.anchor_interval_seconds) * 2 / 3))
 
 
 # --- files (issue 4; docs/files.md) ---

@@ -126,6 +126,23 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """docs/audit.md: where the signed chain-head checkpoints go, how often, and the batching of
+    access events."""
+
+    # Production: an S3 bucket created with Object Lock (compliance mode), on the storage's S3
+    # endpoint and credentials. Without one (embedded mode): an append-only local file.
+    anchor_bucket: str | None = None
+    # None: `audit-checkpoints.jsonl` beside the file storage root (var/ in embedded mode)
+    anchor_file: Path | None = None
+    anchor_retain_days: int = 7 * 366  # compliance-mode retention of each checkpoint object
+    anchor_interval_seconds: int = 45  # at most 60: a checkpoint at least every minute
+    # Access events (reads of sensitive data): buffered, one INSERT per organization per batch.
+    access_flush_seconds: float = 1.0
+    access_batch_size: int = 100
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -145,6 +162,7 @@ class Settings:
     mailer: MailerSettings = field(default_factory=MailerSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     reconciliation: ReconciliationSettings = field(default_factory=ReconciliationSettings)
     log_level: str = "INFO"
     # The operator's values of the registered settings (rate limits, ...) and the bounds an
@@ -241,6 +259,16 @@ class Settings:
                 session_cleanup_interval_seconds=int(env.get("SESSION_CLEANUP_INTERVAL_SECONDS", "600")),
                 redis_namespace=env.get("JOBS_REDIS_NAMESPACE", "reckai"),
             ),
+            audit=AuditSettings(
+                anchor_bucket=env.get("AUDIT_ANCHOR_BUCKET") or None,
+                anchor_file=Path(env.get("AUDIT_ANCHOR_FILE", str(var_dir / "audit-checkpoints.jsonl"))),
+                anchor_retain_days=_positive(env.get("AUDIT_ANCHOR_RETAIN_DAYS", str(7 * 366)),
+                                             "AUDIT_ANCHOR_RETAIN_DAYS"),
+                anchor_interval_seconds=_positive(env.get("AUDIT_ANCHOR_INTERVAL_SECONDS", "45"),
+                                                  "AUDIT_ANCHOR_INTERVAL_SECONDS"),
+                access_flush_seconds=float(env.get("AUDIT_ACCESS_FLUSH_SECONDS", "1.0")),
+                access_batch_size=_positive(env.get("AUDIT_ACCESS_BATCH_SIZE", "100"), "AUDIT_ACCESS_BATCH_SIZE"),
+            ),
             reconciliation=ReconciliationSettings(
                 lease_seconds=int(env.get("RECONCILIATION_LEASE_SECONDS", "60")),
                 heartbeat_seconds=float(env.get("RECONCILIATION_HEARTBEAT_SECONDS", "2")),
@@ -256,6 +284,10 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse a configuration that would silently run production on development parts."""
+        if not 1 <= self.audit.anchor_interval_seconds <= 60:
+            raise SettingsError("AUDIT_ANCHOR_INTERVAL_SECONDS must be between 1 and 60 (a checkpoint every minute)")
+        if not 0 < self.audit.access_flush_seconds <= 1:
+            raise SettingsError("AUDIT_ACCESS_FLUSH_SECONDS must be more than 0 and at most 1")
         if self.mode is not Mode.PRODUCTION:
             return
         missing = []
@@ -269,6 +301,8 @@ class Settings:
             missing.append("STORAGE_BACKEND=s3")
         if not (self.storage.s3_endpoint and self.storage.s3_access_key and self.storage.s3_secret_key):
             missing.append("S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY")
+        if not self.audit.anchor_bucket:
+            missing.append("AUDIT_ANCHOR_BUCKET (an S3 bucket with Object Lock, compliance mode)")
         if missing:
             raise SettingsError("production mode requires " + ", ".join(missing))
         security = self.security
@@ -309,6 +343,16 @@ def _operator_values(env: Mapping[str, str]) -> OperatorValues:
         return operator_values(env)
     except SettingInvalid as exc:
         raise SettingsError(f"{exc.name} {exc.message}") from None
+
+
+def _positive(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def _flag(text: str) -> bool:

@@ -403,6 +403,7 @@ def test_cli_verify_on_postgres_says_ok_then_names_the_tampered_row(
     class Tools:  # what the audit commands use of the container, on the test database
         audit_log: PostgresAuditLog
         audit_signer: AuditSigner
+        audit_anchors: Any = None
 
         def close(self) -> None:
             pass

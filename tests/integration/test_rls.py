@@ -231,7 +231,7 @@ def test_app_role_privileges_are_narrow(app_engine: Engine) -> None:
 EXPECTED_FUNCTIONS = {
     "auth_find_login_candidate", "auth_find_session_by_token_hash", "auth_find_user_token", "signup_find_organization_by_code",
     "signup_create_organization", "outbox_claim_due", "outbox_mark_done", "outbox_mark_failed",
-    "sweep_expired_sessions",
+    "sweep_expired_sessions", "audit_chain_head_hashes",
 }
 
 
@@ -371,3 +371,26 @@ def test_outbox_functions_claim_and_finish_messages(own_app_engine: Engine) -> N
         rows = dict(conn.execute(text("SELECT id, status FROM outbox_messages WHERE id = ANY(:ids)"),
                                  {"ids": ids}).all())
         assert rows == {ids[0]: "done", ids[1]: "failed"}
+
+
+def test_the_head_hashes_function_gives_every_chain_head_and_no_row_content(app_engine: Engine) -> None:
+    """audit_chain_head_hashes() (0020; the head checkpoints read it without a tenant): chain key,
+    last sequence and hash of every chain, nothing else, while audit_chain_heads itself stays
+    invisible to a connection without a tenant."""
+    from reckai.adapters.postgres.audit import PostgresAuditLog
+    from reckai.domain.audit.chain import AuditSigner
+    from reckai.domain.audit.events import AuditEvent
+
+    audit_log = PostgresAuditLog(app_engine, AuditSigner("rls", "rls-test-key-000000000000000000000000"))
+    tenants = [create_tenant(app_engine).organization_id for _ in range(2)]
+    written = {org: audit_log.record_independently(AuditEvent(action="test.rls", organization_id=org))
+               for org in tenants}
+    with app_engine.begin() as conn:
+        result = conn.execute(text("SELECT * FROM audit_chain_head_hashes()"))
+        assert list(result.keys()) == ["chain_key", "last_sequence", "last_hash"]
+        heads = result.all()
+        direct = conn.execute(text("SELECT count(*) FROM audit_chain_heads WHERE organization_id IS NOT NULL")).scalar_one()
+    assert direct == 0
+    by_chain = {h.chain_key: (h.last_sequence, h.last_hash) for h in heads}
+    for org, record in written.items():
+        assert by_chain[org] == (record.sequence_number, record.hash)

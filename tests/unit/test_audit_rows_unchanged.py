@@ -41,6 +41,10 @@ What is normalised, and why:
   until the job outbox is idle before the next request, so its rows always land at the same
   place in the organization's chain.
 
+- access events (`access.*`, issue 17 item 3) are written in batches by a background thread, so
+  where they land in the chain depends on timing: they are listed after the other rows, sorted by
+  their content (without `accessed_at` and the request id).
+
 Order: the organization's chain first, then the system chain (the failed sign-in for an unknown
 organization), each in sequence order, never reordered inside a chain. How rows of the two chains
 interleave in time is not recorded (it is not a property of the rows), so concatenating chain by
@@ -403,10 +407,20 @@ def _exceptions(api: Client, token: str, job_id: str, kind: str) -> list[dict[st
 
 def _read_rows(container: Container, org_id: uuid.UUID) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    container.access_recorder.flush()
+    access: list[dict[str, Any]] = []
     for chain, label in ((org_id, "organization"), (SYSTEM_CHAIN_KEY, "system")):
         records = _chain(container, chain)
         assert [r.sequence_number for r in records] == list(range(1, len(records) + 1))
-        rows += [{"chain": label, **_fields(r)} for r in records]
+        rows += [{"chain": label, **_fields(r)} for r in records if not r.event.action.startswith("access.")]
+        access += [{"chain": f"{label} (access event)", **_fields(r)} for r in records
+                   if r.event.action.startswith("access.")]
+    # Access events are written in batches by a background thread (module doc): where they land in
+    # the chain depends on timing, so they are listed after the rest, in an order of their own.
+    rows += sorted(access, key=lambda row: json.dumps(
+        {k: v for k, v in row.items() if k != "metadata"} | {"metadata": {
+            k: v for k, v in (row["metadata"] or {}).items() if k not in ("accessed_at", "request_id")}},
+        sort_keys=True, default=str))
     unexpected = set(container.audit_log.chain_keys()) - {org_id, SYSTEM_CHAIN_KEY}
     assert not unexpected, unexpected
     return rows

@@ -175,6 +175,7 @@ def test_production_refuses_development_values_and_writes_no_secrets_file(tmp_pa
             "DATABASE_URL": "postgresql://app@db/r", "MIGRATION_DATABASE_URL": "postgresql://owner@db/r",
             "REDIS_URL": "redis://r:6379/0", "STORAGE_BACKEND": "s3", "S3_ENDPOINT": "s3:9000",
             "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "s", "SCANNER_ALLOW_DISABLED": "true",
+            "AUDIT_ANCHOR_BUCKET": "reckai-audit-anchors",
             "JWT_SECRET": "j" * 40, "AUDIT_HMAC_KEY": "a" * 40,
             "DATA_ENCRYPTION_KEY": base64.b64encode(b"k" * 32).decode()}
     assert Settings.from_env(base).security.jwt_secret == "j" * 40

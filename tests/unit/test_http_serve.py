@@ -63,6 +63,7 @@ def test_production_with_development_secrets_is_refused(
         "S3_ENDPOINT": "s3:9000",
         "S3_ACCESS_KEY": "access",
         "S3_SECRET_KEY": "secret",
+        "AUDIT_ANCHOR_BUCKET": "reckai-audit-anchors",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("JWT_SECRET", raising=False)

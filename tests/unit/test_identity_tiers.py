@@ -23,7 +23,7 @@ PRODUCTION_ENV = {
     "MIGRATION_DATABASE_URL": "postgresql://owner@db/reckai", "REDIS_URL": "redis://redis:6379/0",
     "STORAGE_BACKEND": "s3", "S3_ENDPOINT": "s3:9000", "S3_ACCESS_KEY": "key", "S3_SECRET_KEY": "secret",
     "JWT_SECRET": "j" * 40, "AUDIT_HMAC_KEY": "a" * 40, "DATA_ENCRYPTION_KEY": "ZGF0YS1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcy1sb25nIQ==",
-    "SCANNER_ALLOW_DISABLED": "true",
+    "SCANNER_ALLOW_DISABLED": "true", "AUDIT_ANCHOR_BUCKET": "reckai-audit-anchors",
 }
 
 

@@ -100,6 +100,13 @@ def test_the_download_and_export_endpoints_are_protected_as_issue_14_says() -> N
     assert readers == {role for role in ROLES if has_permission(role, "ledger_postings:read")} == set(ROLES)
 
 
+def test_the_audit_log_endpoints_need_audit_read() -> None:
+    endpoints = {(m, p): perm for m, p, perm in protected_endpoints(create_app(bootstrap_in_memory()))}
+    for path in ("/api/audit-logs", "/api/audit-logs/verify", "/api/audit-logs/export"):
+        assert endpoints[("GET", path)] == "audit:read", path
+    assert {role for role in ROLES if has_permission(role, "audit:read")} == {"admin", "auditor"}
+
+
 def test_every_role_against_every_protected_endpoint(world: Any) -> None:
     container, client, tokens, org_id = world
     app = client.app

@@ -20,3 +20,7 @@ NOTIFY_WORKFLOW = JobType("notify_workflow", Queue.HIGH, max_attempts=4)
 ESCALATE_OVERDUE_EXCEPTIONS = JobType("escalate_overdue_exceptions", Queue.HIGH, max_attempts=3)
 # Medium: write an approved ledger posting's journal file for the ledger (idempotent per approval).
 EXPORT_LEDGER_POSTING = JobType("export_ledger_posting", Queue.MEDIUM, max_attempts=4)
+
+# Audit (docs/audit.md, "Anchors"): sign every chain's head and write it outside the database.
+# High, so low-priority work never delays it past the minute; a lost run is covered by the next.
+ANCHOR_AUDIT_CHAINS = JobType("anchor_audit_chains", Queue.HIGH, max_attempts=2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reckai.adapters.clock import utc_now
 from reckai.adapters.memory.unit_of_work import MemoryDatabase, MemoryUnitOfWork
@@ -71,6 +71,17 @@ class MemoryAuditLog:
             uow.commit()
         return record
 
+    def record_batch(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        if not events:
+            return []
+        organization_id = events[0].organization_id
+        if any(event.organization_id != organization_id for event in events):
+            raise AuditWriteFailed(events[0].action, "a batch holds the events of one organization")
+        with self._database.unit_of_work(organization_id) as uow:
+            records = [self._append(uow, event) for event in events]
+            uow.commit()
+        return records
+
     def _append(self, uow: MemoryUnitOfWork, event: AuditEvent) -> AuditRecord:
         key = event.chain_key
         try:
@@ -118,6 +129,20 @@ class MemoryAuditLog:
     def last_sequence_before(self, chain_key: uuid.UUID, cutoff: dt.datetime) -> int | None:
         older = [r.sequence_number for r in self._chain(chain_key) if r.created_at < _naive(cutoff)]
         return max(older) if older else None
+
+    def all_chain_heads(self) -> list[ChainHead]:
+        with self._database.unit_of_work(None) as uow:
+            heads = [row.head for _, row in uow.all_rows(HEADS) if row.head.last_sequence > 0]
+        return sorted((ChainHead(h.chain_key, h.last_sequence, h.last_hash) for h in heads),
+                      key=lambda head: head.chain_key)
+
+    def sequence_range(
+        self, chain_key: uuid.UUID, created_from: dt.datetime | None, created_to: dt.datetime | None
+    ) -> tuple[int, int] | None:
+        inside = [r.sequence_number for r in self._chain(chain_key)
+                  if (created_from is None or r.created_at >= _naive(created_from))
+                  and (created_to is None or r.created_at < _naive(created_to))]
+        return (min(inside), max(inside)) if inside else None
 
     def list_records(self, organization_id: uuid.UUID, query: AuditQuery) -> AuditPage:
         if organization_id == SYSTEM_CHAIN_KEY:
@@ -193,7 +218,12 @@ def _matches(record: AuditRecord, query: AuditQuery) -> bool:
         and (query.resource_id is None or event.resource_id == query.resource_id)
         and (query.created_from is None or record.created_at >= _naive(query.created_from))
         and (query.created_to is None or record.created_at < _naive(query.created_to))
+        and (query.outcome is None or (query.outcome == "failure") == _failed(event.response_status))
     )
+
+
+def _failed(status: int | None) -> bool:
+    return status is not None and status >= 400
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:

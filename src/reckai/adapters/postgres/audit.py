@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -54,14 +55,17 @@ _COLUMNS = (
 )
 
 _RESERVE = text("SELECT next_sequence, previous_hash, created_at FROM audit_chain_reserve(:chain_key)")
-_INSERT = text(
+_INSERT_HEAD = (
     "INSERT INTO audit_logs (id, organization_id, user_id, action, resource_type, resource_id, ip_address,"
     " user_agent, request_method, request_path, request_body, response_status, error_message, metadata,"
-    " created_at, sequence_number, previous_hash, hash, key_id)"
-    " VALUES (:id, :organization_id, :user_id, :action, :resource_type, :resource_id, CAST(:ip_address AS inet),"
-    " :user_agent, :request_method, :request_path, CAST(:request_body AS jsonb), :response_status,"
-    " :error_message, CAST(:metadata AS jsonb), :created_at, :sequence_number, :previous_hash, :hash, :key_id)"
+    " created_at, sequence_number, previous_hash, hash, key_id) VALUES "
 )
+_VALUES = (
+    ":id, :organization_id, :user_id, :action, :resource_type, :resource_id, CAST(:ip_address AS inet),"
+    " :user_agent, :request_method, :request_path, CAST(:request_body AS jsonb), :response_status,"
+    " :error_message, CAST(:metadata AS jsonb), :created_at, :sequence_number, :previous_hash, :hash, :key_id"
+)
+_INSERT = text(_INSERT_HEAD + "(" + _VALUES + ")")
 _SET_TENANT = text("SELECT set_config('app.current_org_id', :tenant, true)")
 
 
@@ -93,6 +97,35 @@ class PostgresAuditLog:
                 return self._append(connection, event)
         except SQLAlchemyError as exc:
             raise AuditWriteFailed(event.action, _reason(exc)) from exc
+
+    def record_batch(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        if not events:
+            return []
+        organization_id = events[0].organization_id
+        if any(event.organization_id != organization_id for event in events):
+            raise AuditWriteFailed(events[0].action, "a batch holds the events of one organization")
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(text(f"SET LOCAL lock_timeout = {self._lock_timeout_ms}"))
+                connection.execute(_SET_TENANT, {"tenant": _tenant_text(organization_id)})
+                reserved = connection.execute(_RESERVE, {"chain_key": events[0].chain_key}).one()
+                records: list[AuditRecord] = []
+                previous_hash, sequence = reserved.previous_hash, reserved.next_sequence
+                for event in events:
+                    record = self.signer.seal(event, record_id=uuid.uuid4(), sequence_number=sequence,
+                                              previous_hash=previous_hash, created_at=reserved.created_at)
+                    records.append(record)
+                    previous_hash, sequence = record.hash, sequence + 1
+                # One INSERT for the batch; the chain trigger checks each row in order.
+                values, params = [], {}
+                for index, record in enumerate(records):
+                    row = _parameters(record)
+                    values.append("(" + re.sub(r":(\w+)", rf":r{index}_\1", _VALUES) + ")")
+                    params.update({f"r{index}_{name}": value for name, value in row.items()})
+                connection.execute(text(_INSERT_HEAD + ", ".join(values)), params)
+                return records
+        except SQLAlchemyError as exc:
+            raise AuditWriteFailed(events[0].action, _reason(exc)) from exc
 
     def _append(self, connection: Connection, event: AuditEvent) -> AuditRecord:
         reserved = connection.execute(_RESERVE, {"chain_key": event.chain_key}).one()
@@ -170,34 +203,27 @@ class PostgresAuditLog:
             ).scalar_one()
             return sequence
 
+    def all_chain_heads(self) -> list[ChainHead]:
+        with self._reading(None) as connection:
+            rows = connection.execute(text("SELECT chain_key, last_sequence, last_hash FROM audit_chain_head_hashes()"))
+            return [ChainHead(row.chain_key, row.last_sequence, row.last_hash) for row in rows]
+
+    def sequence_range(
+        self, chain_key: uuid.UUID, created_from: dt.datetime | None, created_to: dt.datetime | None
+    ) -> tuple[int, int] | None:
+        with self._reading(_tenant_of(chain_key)) as connection:
+            return _sequence_range(connection, chain_key, created_from, created_to)
+
     def list_records(self, organization_id: uuid.UUID, query: AuditQuery) -> AuditPage:
         if organization_id == SYSTEM_CHAIN_KEY:
             return AuditPage((), None)
-        conditions = ["chain_key = :key"]
-        params: dict[str, Any] = {"key": organization_id, "limit": query.limit + 1}
-        for column, value in (
-            ("action", query.action),
-            ("user_id", query.user_id),
-            ("resource_type", query.resource_type),
-            ("resource_id", query.resource_id),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = :{column}")
-                params[column] = value
-        if query.created_from is not None:
-            conditions.append("created_at >= :created_from")
-            params["created_from"] = _naive_utc(query.created_from)
-        if query.created_to is not None:
-            conditions.append("created_at < :created_to")
-            params["created_to"] = _naive_utc(query.created_to)
-        if query.before_sequence is not None:
-            conditions.append("sequence_number < :before")
-            params["before"] = query.before_sequence
-        statement = text(
-            f"SELECT {_COLUMNS} FROM audit_logs WHERE {' AND '.join(conditions)}"
-            " ORDER BY sequence_number DESC LIMIT :limit"
-        )
+        statement, params = list_statement(organization_id, query)
         with self._reading(organization_id) as connection:
+            if query.created_from is not None or query.created_to is not None:
+                bounds = _sequence_range(connection, organization_id, query.created_from, query.created_to)
+                if bounds is None:
+                    return AuditPage((), None)
+                params["first"], params["last"] = bounds
             records = [_record(row) for row in connection.execute(statement, params)]
         more = len(records) > query.limit
         page = records[: query.limit]
@@ -227,6 +253,64 @@ class PostgresAuditLog:
             if _sqlstate(exc) in {"42501", "22023", "P0002"}:
                 raise AuditPurgeRefused(checkpoint.chain_key, _reason(exc)) from exc
             raise AuditReadFailed(_reason(exc)) from exc
+
+
+def list_statement(organization_id: uuid.UUID, query: AuditQuery, columns: str = _COLUMNS) -> tuple[Any, dict[str, Any]]:
+    """The listing's SQL: newest first by sequence (keyset). A period becomes the sequence bounds
+    `:first` / `:last` (filled in by the caller from `_sequence_range`): created_at never decreases
+    along a chain, and a sequence range keeps every filter's (chain_key, ..., sequence_number)
+    index usable. Exposed for the index-plan test and the benchmark."""
+    conditions = ["chain_key = :key"]
+    params: dict[str, Any] = {"key": organization_id, "limit": query.limit + 1}
+    for column, value in (
+        ("action", query.action),
+        ("user_id", query.user_id),
+        ("resource_type", query.resource_type),
+        ("resource_id", query.resource_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = :{column}")
+            params[column] = value
+    if query.outcome == "failure":
+        conditions.append("response_status >= 400")
+    elif query.outcome == "success":
+        conditions.append("(response_status IS NULL OR response_status < 400)")
+    if query.created_from is not None or query.created_to is not None:
+        conditions.append("sequence_number BETWEEN :first AND :last")
+    if query.before_sequence is not None:
+        conditions.append("sequence_number < :before")
+        params["before"] = query.before_sequence
+    statement = text(
+        f"SELECT {columns} FROM audit_logs WHERE {' AND '.join(conditions)}"
+        " ORDER BY sequence_number DESC LIMIT :limit"
+    )
+    return statement, params
+
+
+_FIRST_FROM = text(
+    "SELECT min(sequence_number) FROM audit_logs WHERE chain_key = :key AND created_at ="
+    " (SELECT min(created_at) FROM audit_logs WHERE chain_key = :key AND created_at >= :moment)"
+)
+_LAST_BEFORE = text(
+    "SELECT max(sequence_number) FROM audit_logs WHERE chain_key = :key AND created_at ="
+    " (SELECT max(created_at) FROM audit_logs WHERE chain_key = :key AND created_at < :moment)"
+)
+_FIRST = text("SELECT min(sequence_number) FROM audit_logs WHERE chain_key = :key")
+_LAST = text("SELECT max(sequence_number) FROM audit_logs WHERE chain_key = :key")
+
+
+def _sequence_range(
+    connection: Connection, chain_key: uuid.UUID, created_from: dt.datetime | None, created_to: dt.datetime | None
+) -> tuple[int, int] | None:
+    """Two index probes on (chain_key, created_at) or the chain's unique index, whatever the size."""
+    key = {"key": chain_key}
+    first = connection.execute(_FIRST_FROM, {**key, "moment": _naive_utc(created_from)}).scalar_one() \
+        if created_from is not None else connection.execute(_FIRST, key).scalar_one()
+    last = connection.execute(_LAST_BEFORE, {**key, "moment": _naive_utc(created_to)}).scalar_one() \
+        if created_to is not None else connection.execute(_LAST, key).scalar_one()
+    if first is None or last is None or first > last:
+        return None
+    return int(first), int(last)
 
 
 def _connection_of(uow: UnitOfWork | Connection) -> Connection:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from reckai.application.ports.unit_of_work import UnitOfWork
+from reckai.domain.audit.anchors import HeadCheckpoint
 from reckai.domain.audit.chain import ChainCheckpoint, ChainHead
 from reckai.domain.audit.events import AuditEvent, AuditRecord
 
 READ_PAGE_MAX = 1000
+OUTCOMES = ("success", "failure")  # AuditQuery.outcome: response_status < 400 (or none) / >= 400
 
 
 class AuditError(Exception):
@@ -70,10 +72,14 @@ class AuditQuery:
     created_to: dt.datetime | None = None
     before_sequence: int | None = None
     limit: int = 50
+    # "success": no response status or one below 400; "failure": 400 and above (refusals, errors)
+    outcome: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= 500:
             raise ValueError("limit must be between 1 and 500")
+        if self.outcome is not None and self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}")
 
 
 @dataclass(frozen=True)
@@ -126,8 +132,49 @@ class AuditLog(Protocol):
         """One organization's records matching `query`, newest first (the tenant's view only)."""
         ...
 
+    def all_chain_heads(self) -> list[ChainHead]:
+        """Every chain's last sequence and hash (no row content; for the head checkpoints)."""
+        ...
+
+    def sequence_range(
+        self, chain_key: uuid.UUID, created_from: dt.datetime | None, created_to: dt.datetime | None
+    ) -> tuple[int, int] | None:
+        """The first and last sequence of the chain's rows with from <= created_at < to (naive UTC;
+        created_at never decreases along a chain), or None when no row is in the period."""
+        ...
+
+    def record_batch(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append events of one organization in one transaction of its own (one reserve, one
+        multi-row INSERT), committed before returning: the access-event batches (item 3)."""
+        ...
+
     def purge_through(self, checkpoint: ChainCheckpoint) -> int:
         """Delete the chain's rows up to checkpoint.through_sequence, all past the seven-year
         retention, and store the checkpoint. Returns the number of rows removed; raises
         AuditPurgeRefused when any of them is younger or the checkpoint does not match the row."""
         ...
+
+
+class AuditAnchorStore(Protocol):
+    """Where the signed head checkpoints go: storage the application cannot rewrite (production:
+    an S3 bucket with Object Lock in compliance mode; embedded: an append-only local file)."""
+
+    @property
+    def description(self) -> str:
+        """What the store is, for operators ("s3 object lock (compliance) bucket x", "file y")."""
+        ...
+
+    def write(self, checkpoint: HeadCheckpoint) -> str:
+        """Store the checkpoint; returns where (object key, file and line). Raises AuditAnchorFailed."""
+        ...
+
+    def latest(self) -> HeadCheckpoint | None:
+        """The most recently written checkpoint; None before the first. Raises AuditAnchorFailed
+        when the store cannot be read or its latest entry is not a checkpoint."""
+        ...
+
+
+class AuditAnchorFailed(AuditError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"audit head checkpoint store: {reason}")
+        self.reason = reason

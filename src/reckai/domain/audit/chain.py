@@ -17,10 +17,11 @@ import datetime as dt
 import hashlib
 import hmac
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from reckai.domain.audit.anchors import AnchoredHead, HeadCheckpoint
 from reckai.domain.audit.canonical import canonical_bytes
 from reckai.domain.audit.events import GENESIS_HASH, AuditEvent, AuditRecord, chain_key_for
 
@@ -41,6 +42,9 @@ class BreakReason(str, Enum):
     CHAIN_KEY_MISMATCH = "chain_key_mismatch"  # the row claims another chain than it is stored in
     MISSING_TAIL = "missing_tail"  # the chain head records more rows than are present
     INVALID_CHECKPOINT = "invalid_checkpoint"  # the purge checkpoint was forged or altered
+    TRUNCATED = "truncated"  # rows the latest head checkpoint anchors are missing from the end
+    ANCHOR_MISMATCH = "anchor_mismatch"  # the row at the anchored sequence has another hash
+    ANCHOR_INVALID = "anchor_invalid"  # the latest head checkpoint's signature does not verify
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class ChainBreak:
     record_id: uuid.UUID | None  # None when the break is not a row (missing tail, bad checkpoint)
     reason: BreakReason
     detail: str
+    # TRUNCATED: the sequences known to be missing (first..last, both inclusive)
+    missing_from: int | None = None
+    missing_through: int | None = None
 
     def describe(self) -> str:
         row = f"row {self.record_id}" if self.record_id else "no row"
@@ -163,6 +170,20 @@ class AuditSigner:
         expected = self._mac(checkpoint.key_id, canonical_bytes(checkpoint.signed_fields()))
         return hmac.compare_digest(expected, checkpoint.signature)
 
+    def sign_head_checkpoint(self, written_at: dt.datetime, heads: Iterable[AnchoredHead]) -> HeadCheckpoint:
+        """Every chain's head at `written_at`, signed (a message kind of its own: no row hash or
+        purge checkpoint can be passed off as one)."""
+        unsigned = HeadCheckpoint(_utc_naive(written_at), self.key_id,
+                                  tuple(sorted(heads, key=lambda head: head.chain_key)), "")
+        signature = self._mac(self.key_id, canonical_bytes(unsigned.signed_fields()))
+        return HeadCheckpoint(unsigned.written_at, unsigned.key_id, unsigned.heads, signature)
+
+    def head_checkpoint_is_valid(self, checkpoint: HeadCheckpoint) -> bool:
+        if not self.knows(checkpoint.key_id):
+            return False
+        expected = self._mac(checkpoint.key_id, canonical_bytes(checkpoint.signed_fields()))
+        return hmac.compare_digest(expected, checkpoint.signature)
+
     def _mac(self, key_id: str, message: bytes) -> str:
         try:
             key = self._keys[key_id]
@@ -266,6 +287,48 @@ def verify_chain(
     verifier = ChainVerifier(signer, chain_key, head.checkpoint if head else None, now)
     verifier.check(records)
     return verifier.finish(head)
+
+
+def anchor_break(
+    signer: AuditSigner,
+    chain_key: uuid.UUID,
+    checkpoint: HeadCheckpoint | None,
+    table_last_sequence: int,
+    hash_at: Callable[[int], str | None],
+) -> ChainBreak | None:
+    """Compare a chain as the database holds it with the latest head checkpoint.
+
+    `table_last_sequence` is the last sequence present in the table (0: no row); `hash_at(n)` the
+    stored hash of row n (None if absent). A chain the checkpoint does not name is not anchored yet
+    (it began after the checkpoint): no break.
+    """
+    if checkpoint is None:
+        return None
+    if not signer.head_checkpoint_is_valid(checkpoint):
+        return ChainBreak(chain_key, 0, None, BreakReason.ANCHOR_INVALID,
+                          f"the head checkpoint of {_stamp(checkpoint.written_at)} does not verify")
+    anchored = checkpoint.head_of(chain_key)
+    if anchored is None or anchored.sequence < 1:
+        return None
+    if table_last_sequence < anchored.sequence:
+        first = table_last_sequence + 1
+        return ChainBreak(
+            chain_key, first, None, BreakReason.TRUNCATED,
+            f"sequences {first}..{anchored.sequence} are missing: the head checkpoint of "
+            f"{_stamp(checkpoint.written_at)} anchors sequence {anchored.sequence}, the table ends at "
+            f"{table_last_sequence}",
+            missing_from=first, missing_through=anchored.sequence)
+    stored = hash_at(anchored.sequence)
+    if stored is None or not hmac.compare_digest(stored, anchored.hash):
+        return ChainBreak(
+            chain_key, anchored.sequence, None, BreakReason.ANCHOR_MISMATCH,
+            f"the row at sequence {anchored.sequence} is not the one the head checkpoint of "
+            f"{_stamp(checkpoint.written_at)} anchors")
+    return None
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return _utc_naive(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def retention_cutoff(now: dt.datetime) -> dt.datetime:

@@ -151,13 +151,21 @@ def scrub_text(text: str, max_chars: int = MAX_STRING_CHARS) -> str:
     return cleaned
 
 
-def redact_path(path: str, max_chars: int = 2048) -> str:
-    """A request path with the values of secret-looking query parameters redacted.
+# A path segment that is a signed token (`<base64url payload>.<base64url MAC>`, the app's download
+# URLs, or a JWT): long base64url runs joined by dots. UUIDs and words never look like this.
+_SIGNED_TOKEN_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{16,}(\.[A-Za-z0-9_-]{16,})+\.?[A-Za-z0-9_-]*$")
 
-    Reset and invite links carry their token in the query string (`?token=...`).
-    """
+
+def redact_path(path: str, max_chars: int = 2048, secret_values: tuple[str, ...] = ()) -> str:
+    """A request path with its secrets redacted: the values of secret-looking query parameters
+    (reset and invite links carry `?token=...`), path segments that are signed tokens (the
+    download URL `/api/files/download/<token>`), and any segment equal to one of `secret_values`
+    (the route's secret-looking path parameters, when the caller knows them)."""
     cleaned = scrub_text(path, max_chars)
     base, separator, query = cleaned.partition("?")
+    base = "/".join(REDACTED if _SIGNED_TOKEN_SEGMENT.match(segment) or (segment and segment in secret_values)
+                    else segment for segment in base.split("/"))
+    cleaned = base + separator + query
     if not separator:
         return cleaned
     pairs = parse_qsl(query, keep_blank_values=True)

@@ -1,9 +1,12 @@
-"""`reckai audit verify [--organization ID]` and `reckai audit purge-expired`.
+"""`reckai audit verify [--organization ID]`, `reckai audit checkpoint` and `reckai audit purge-expired`.
 
-verify recomputes every chain (or one organization's) with the HMAC key from the settings and
-prints one line per chain: `OK ...`, or `BROKEN ...` naming the first broken row (id, sequence,
-reason). Exit codes: 0 every chain verifies, 1 a chain is broken, 2 configuration or database
-problem (one line on standard error, no traceback).
+verify recomputes every chain (or one organization's) with the HMAC key from the settings, compares
+each chain's end with the latest signed head checkpoint kept outside the database, and prints one
+line per chain: `OK ...`, or `BROKEN ...` naming the first broken row (id, sequence, reason) or the
+missing sequence range. Exit codes: 0 every chain verifies, 1 a chain is broken, 2 configuration
+or database problem (one line on standard error, no traceback).
+
+checkpoint writes a signed head checkpoint now (the worker's periodic job does it every minute).
 
 purge-expired removes, chain by chain, the rows past the seven-year retention (docs/audit.md),
 after verifying them, leaving a signed checkpoint.
@@ -18,8 +21,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from reckai.application.audit import purge_expired, verify_chains
-from reckai.application.ports.audit import AuditError, AuditLog
+from reckai.application.audit import anchor_chain_heads, purge_expired, verify_chains
+from reckai.application.ports.audit import AuditAnchorStore, AuditError, AuditLog
 from reckai.domain.audit.chain import AuditSigner
 from reckai.domain.audit.events import SYSTEM_CHAIN_KEY
 
@@ -35,13 +38,16 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--organization", type=uuid.UUID, metavar="ID",
                         help="verify only this organization's chain (default: every chain, system included)")
     verify.set_defaults(handler=_run_verify)
+    checkpoint = commands.add_parser("checkpoint", help="sign every chain's head and write it outside the database now")
+    checkpoint.set_defaults(handler=_run_checkpoint)
     purge = commands.add_parser("purge-expired", help="remove audit rows older than seven years (verified first)")
     purge.set_defaults(handler=_run_purge)
 
 
-def verify_command(audit_log: Any, signer: AuditSigner, organization_id: uuid.UUID | None, out: TextIO) -> int:
+def verify_command(audit_log: Any, signer: AuditSigner, organization_id: uuid.UUID | None, out: TextIO,
+                   anchors: AuditAnchorStore | None = None) -> int:
     now = dt.datetime.now(dt.UTC)
-    results = verify_chains(audit_log, signer, organization_id, now=now)
+    results = verify_chains(audit_log, signer, organization_id, now=now, anchors=anchors)
     broken = 0
     for result in results:
         label = "system" if result.chain_key == SYSTEM_CHAIN_KEY else f"organization {result.chain_key}"
@@ -87,6 +93,9 @@ class AuditTools(Protocol):
     @property
     def audit_signer(self) -> AuditSigner: ...
 
+    @property
+    def audit_anchors(self) -> AuditAnchorStore: ...
+
     def close(self) -> None: ...
 
 
@@ -118,8 +127,18 @@ def _with_container(action: Callable[[AuditTools], int]) -> int:
 
 def _run_verify(args: argparse.Namespace) -> int:
     return _with_container(
-        lambda c: verify_command(c.audit_log, c.audit_signer, args.organization, sys.stdout)
+        lambda c: verify_command(c.audit_log, c.audit_signer, args.organization, sys.stdout, c.audit_anchors)
     )
+
+
+def checkpoint_command(audit_log: AuditLog, signer: AuditSigner, anchors: AuditAnchorStore, out: TextIO) -> int:
+    checkpoint, location = anchor_chain_heads(audit_log, signer, anchors, dt.datetime.now(dt.UTC))
+    print(f"OK: {len(checkpoint.heads)} chain heads anchored at {location}", file=out)
+    return EXIT_OK
+
+
+def _run_checkpoint(args: argparse.Namespace) -> int:
+    return _with_container(lambda c: checkpoint_command(c.audit_log, c.audit_signer, c.audit_anchors, sys.stdout))
 
 
 def _run_purge(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 from litestar import Request
@@ -52,6 +52,7 @@ from reckai.domain.identity.devices import DEVICE_ID_HEADER
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.audit_status import audit_status
+from reckai.entrypoints.http.middleware import safe_path
 from reckai.entrypoints.http.permissions import declared_permission, is_public
 from reckai.logging_setup import bind_actor
 
@@ -82,7 +83,7 @@ def request_info(connection: ASGIConnection[Any, Any, Any, Any]) -> RequestInfo:
         accept_language=headers.get("accept-language"),
         device_id=headers.get(DEVICE_ID_HEADER.lower()),
         method=str(connection.scope.get("method") or "") or None,
-        path=str(connection.scope.get("path") or "") or None,
+        path=safe_path(cast("Any", connection.scope)) or None,
         request_id=state.get("request_id"),
         statuses=audit_status,
     )

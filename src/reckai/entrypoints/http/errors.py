@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -45,6 +45,7 @@ from reckai.application.errors import (
     ValidationFailed,
 )
 from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
+from reckai.entrypoints.http.middleware import safe_path
 from reckai.entrypoints.http.request import JsonTooDeep
 from reckai.logging_setup import log_event
 
@@ -138,12 +139,13 @@ def make_exception_handler(extra_statuses: Mapping[type[BaseException], int] | N
     def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorEnvelope]:
         answer = describe_error(exc, statuses)
         if answer.unexpected:
+            path = safe_path(cast("Any", request.scope))  # a token in the path (download URL) never reaches the log
             log_event(
                 logger,
                 "http.unhandled_exception",
                 level=logging.ERROR,
-                message=f"unhandled {type(exc).__name__} on {request.method} {request.url.path}",
-                metadata={"method": request.method, "path": request.url.path, "status": answer.status},
+                message=f"unhandled {type(exc).__name__} on {request.method} {path}",
+                metadata={"method": request.method, "path": path, "status": answer.status},
                 exc_info=True,
             )
         return Response(content=answer.envelope, status_code=answer.status, headers=answer.headers)

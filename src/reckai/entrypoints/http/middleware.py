@@ -10,7 +10,8 @@ Litestar applies app-level middleware per route handler, so an unknown path (404
   `scope["state"]["client_ip"]`, which rate limiting and audit reuse;
 - adds the security headers (restrictive CSP unless the route set its own, nosniff, DENY,
   no-referrer, HSTS, `Cache-Control: no-store` unless the route set its own);
-- logs one `http.request` line with method, path (no query string: it may carry tokens), status,
+- logs one `http.request` line with method, path (no query string: it may carry tokens; a token
+  in the path, such as the download URL's, redacted: `safe_path`), status,
   duration and request id, plus the organization and user that authentication leaves in
   `scope["state"]["organization_id"]` / `["user_id"]`. Bodies are never logged.
 """
@@ -33,6 +34,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import BodyKwarg
 
+from reckai.domain.audit.redaction import is_secret_key, redact_path
 from reckai.logging_setup import LogContext, log_context, log_event
 
 logger = logging.getLogger("reckai.http")
@@ -125,21 +127,41 @@ class RequestEdge:
     def _log_request(self, scope: Scope, state: dict[str, Any], status: int, started: float) -> None:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         level = logging.WARNING if status >= 500 or duration_ms > self.slow_request_ms else logging.INFO
+        path = safe_path(scope)
         log_event(
             logger,
             "http.request",
             level=level,
-            message=f"{scope.get('method')} {scope.get('path')} {status} {duration_ms}ms",
+            message=f"{scope.get('method')} {path} {status} {duration_ms}ms",
             organization_id=state.get("organization_id"),
             user_id=state.get("user_id"),
             metadata={
                 "method": scope.get("method"),
-                "path": scope.get("path"),
+                "path": path,
                 "status": status,
                 "duration_ms": duration_ms,
                 "request_id": state.get("request_id"),
             },
         )
+
+
+def safe_path(scope: Scope) -> str:
+    """The request's path (no query string) fit for a log line or an audit row: path parameters
+    with a secret-looking name (`{token}`) and segments that are signed tokens are redacted."""
+    params = scope.get("path_params") or {}
+    secrets = tuple(str(value) for name, value in params.items()
+                    if value and not isinstance(value, uuid.UUID) and not _is_uuid(str(value))
+                    and is_secret_key(str(name)))
+    return redact_path(str(scope.get("path") or ""), secret_values=secrets)
+
+
+def _is_uuid(text: str) -> bool:
+    """An id (a session's, a file's) is no secret, whatever its parameter is called."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _header_map(scope: Scope) -> dict[str, str]:

@@ -16,6 +16,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
+from reckai.application.access import access_event
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, ValidationFailed
@@ -418,11 +419,15 @@ class ExceptionController(Controller):
     @get("/{exception_id:uuid}", opt={"permission": "exceptions:read"}, sync_to_thread=True,
          summary="Read an exception with its evidence")
     def get_exception(self, exception_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
-                      container: NamedDependency[Container]) -> Success[ExceptionDetailBody]:
+                      container: NamedDependency[Container],
+                      request_info: NamedDependency[RequestInfo]) -> Success[ExceptionDetailBody]:
         """One break with the source rows of both sides, its matches, comments, history and the approvals
         waiting on it."""
         services = container.workflow
         detail = cases.exception_detail(services, principal, exception_id, container.source_rows)
+        container.access_recorder.record(access_event(
+            "access.exception.detail", principal, request_info, resource_type="exception", resource_id=exception_id,
+            metadata={"job_id": str(detail.exception.job_id), "source_rows": sorted(detail.source_rows)}))
         now = services.now()
         return ok(ExceptionDetailBody(
             exception_body(detail.exception, now), detail.source_rows, [match_body(m) for m in detail.matches],

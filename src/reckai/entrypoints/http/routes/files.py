@@ -16,6 +16,7 @@ Permissions: files:read / files:write / files:delete (the same roles as reconcil
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import urllib.parse
 import uuid
@@ -40,6 +41,8 @@ from litestar.openapi.spec import (
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 
+from reckai.application.access import PendingAccess, access_event
+from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, ValidationFailed
 from reckai.application.files import (
     Caller,
@@ -61,7 +64,7 @@ from reckai.application.ports.storage import DownloadTokenInvalid, StorageObject
 from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.errors import IngestionError
-from reckai.domain.ingestion.storage_keys import ORGANIZATIONS_ROOT, validate_key
+from reckai.domain.ingestion.storage_keys import NORMALIZED_FILES_SEGMENT, ORGANIZATIONS_ROOT, validate_key
 from reckai.entrypoints.http.auth import request_info
 from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
 from reckai.entrypoints.http.routes._multipart_stream import (
@@ -469,9 +472,12 @@ class FileController(Controller):
     @get("/download/{token:str}", opt={"public": True, "errors": {
         403: "DOWNLOAD_TOKEN_INVALID: the link is malformed, tampered with or expired."}},
          sync_to_thread=True, media_type="application/octet-stream", summary="Download through a signed link")
-    def download(self, token: FromPath[str], container: NamedDependency[Container]) -> Stream:
+    def download(self, token: FromPath[str], container: NamedDependency[Container],
+                 request_info: NamedDependency[RequestInfo]) -> Stream:
         """The signed app URL of filesystem (and memory) storage: the token is the credential,
-        valid one hour; the original is streamed and decrypted as it is read."""
+        valid one hour; the original is streamed and decrypted as it is read. Each download is an
+        access event of the object's organization (no user: the token is a bearer credential; the
+        link's issue is audited with the user who asked)."""
         storage = container.storage
         verify = getattr(storage, "verify_download_token", None)
         if verify is None:  # S3 mode hands out pre-signed S3 URLs; this route serves nothing
@@ -481,9 +487,14 @@ class FileController(Controller):
         if not grant.key.startswith(ORGANIZATIONS_ROOT + "/"):
             raise DownloadTokenInvalid("malformed")  # never quarantine, never anything else
         try:
+            access = download_access_event(grant.key, grant.download_name, token, request_info)
+        except ValueError:
+            raise DownloadTokenInvalid("malformed") from None  # no organization's object
+        try:
             stream = storage.open(grant.key)
         except StorageObjectMissing as exc:
             raise NotFound("file") from exc
+        container.access_recorder.record(access)
 
         def chunks() -> Iterator[bytes]:
             with stream:
@@ -492,6 +503,19 @@ class FileController(Controller):
 
         return Stream(chunks(), media_type="application/octet-stream",
                       headers={"Content-Disposition": _content_disposition(grant.download_name)})
+
+
+def download_access_event(key: str, download_name: str | None, token: str, request: RequestInfo) -> PendingAccess:
+    """`access.file.download` (an uploaded original) or `access.output.download` (a job's output,
+    a report, anything else of the organization), with the object key and a fingerprint of the
+    token (never the token: it is valid for an hour)."""
+    parts = key.split("/")
+    organization_id = uuid.UUID(parts[1])
+    is_file = len(parts) > 3 and (parts[2] == "uploads" or parts[2:4] == ["processed", NORMALIZED_FILES_SEGMENT])
+    kind = "access.file.download" if is_file else "access.output.download"
+    fingerprint = hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+    return access_event(kind, None, request, organization_id=organization_id, resource_type="storage_object",
+                        metadata={"object": key, "download_name": download_name, "link_sha256_16": fingerprint})
 
 
 ROUTE_HANDLERS = [FileController]

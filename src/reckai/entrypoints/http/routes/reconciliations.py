@@ -22,6 +22,7 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from reckai.application.access import access_event
 from reckai.application.context import Caller
 from reckai.application.errors import FieldError, ValidationFailed
 from reckai.application.ports.reconciliations import JobFilter, StoredMatch
@@ -298,6 +299,11 @@ class ReconciliationController(Controller):
                            kind=kind, page=pagination.page, per_page=pagination.per_page, group_key=group_id,
                            after=after)
         last = page.items[-1] if len(page.items) == pagination.per_page else None
+        container.access_recorder.record(access_event(
+            "access.reconciliation.results", principal, request_info(request), resource_type="reconciliation_job",
+            resource_id=job_id, metadata={"kind": kind, "page": pagination.page, "per_page": pagination.per_page,
+                                          "cursor": cursor is not None, "group_id": group_id,
+                                          "rows": len(page.items)}))
         exceptions = f"/api/exceptions?job_id={job_id}"
         links = {"exceptions": exceptions,
                  "exceptions_by_type": {t: f"{exceptions}&type={t}" for t in sorted(page.exceptions_by_type)},

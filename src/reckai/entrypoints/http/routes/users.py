@@ -13,6 +13,7 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from reckai.application.access import access_event
 from reckai.application.approvals.optional import (
     create_user_or_request_approval,
     update_user_or_request_approval,
@@ -89,9 +90,13 @@ class UserController(Controller):
 
     @get("/", opt={"permission": "users:read"}, sync_to_thread=True, summary="List users")
     def list_users(self, principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
-                   pagination: NamedDependency[Pagination]) -> Success[list[UserBody]]:
+                   pagination: NamedDependency[Pagination], container: NamedDependency[Container],
+                   request_info: NamedDependency[RequestInfo]) -> Success[list[UserBody]]:
         """The organization's users (active and deactivated), paginated with `page` and `per_page`."""
         users, total = user_cases.list_users(identity, principal, limit=pagination.limit, offset=pagination.offset)
+        container.access_recorder.record(access_event(
+            "access.users.list", principal, request_info, resource_type="user",
+            metadata={"page": pagination.page, "per_page": pagination.per_page, "rows": len(users)}))
         return paginated([user_body(u) for u in users], pagination, total)
 
     @post("/", opt={"permission": "users:write", "errors": {
@@ -113,9 +118,13 @@ class UserController(Controller):
 
     @get("/{user_id:uuid}", opt={"permission": "users:read"}, sync_to_thread=True, summary="Read a user")
     def get_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
-                 identity: NamedDependency[IdentityServices]) -> Success[UserBody]:
+                 identity: NamedDependency[IdentityServices], container: NamedDependency[Container],
+                 request_info: NamedDependency[RequestInfo]) -> Success[UserBody]:
         """One user of the organization: e-mail, name, role, whether active, verified and using MFA."""
-        return ok(user_body(user_cases.get_user(identity, principal, user_id)))
+        user = user_cases.get_user(identity, principal, user_id)
+        container.access_recorder.record(access_event("access.user.detail", principal, request_info,
+                                                      resource_type="user", resource_id=user_id))
+        return ok(user_body(user))
 
     @put("/{user_id:uuid}", opt={"permission": "users:write", "errors": {
         409: "LAST_ADMIN: the change would leave the organization without an active administrator."}},
