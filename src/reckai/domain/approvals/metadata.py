@@ -21,12 +21,13 @@ from reckai.domain.exceptions.lifecycle import ResolutionCode
 from reckai.domain.exceptions.policy import parse_workflow_settings
 from reckai.domain.identity.entities import LINE_BREAK_MESSAGE, USER_ROLES, has_line_break
 from reckai.domain.identity.password_policy import PasswordPolicy, PolicyLoosened
+from reckai.domain.reports.settings import InvalidReportSettings, parse_report_settings
 
 REPORT_TYPES = ("daily", "aging", "channel_trend", "sla", "audit")  # spec §1 reports.type
 REPORT_FORMATS = ("pdf", "excel", "csv")
 RULE_ACTIONS = ("create", "update", "deactivate")
 USER_ONBOARDING_ACTIONS = ("create", "change_role")
-SETTING_KEYS = ("workflow", "password_policy", "organization")
+SETTING_KEYS = ("workflow", "password_policy", "organization", "timezone", "reports")  # SETTINGS-REGISTRY: last two (issue 14)
 # key "organization": what PUT /api/settings changes (name and domain are columns, the rest
 # organizations.settings keys), for organizations that require a system_setting approval.
 ORGANIZATION_SETTING_FIELDS = ("name", "domain", "password_policy", "user_onboarding_requires_approval")
@@ -202,6 +203,11 @@ def _system_setting(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any
             problems["metadata.value"] = str(exc) or "not a valid password policy"
     elif key == "organization":
         value = _organization_settings(value, problems)
+    elif key in ("timezone", "reports"):  # SETTINGS-REGISTRY (issue 14): domain/reports/settings.py
+        try:
+            parse_report_settings({key: value})
+        except InvalidReportSettings as exc:
+            problems[f"metadata.value.{exc.field.removeprefix(key).lstrip('.')}".rstrip(".")] = exc.message
     return {"key": key, "value": value}
 
 
