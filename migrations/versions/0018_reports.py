@@ -62,9 +62,11 @@ ALTER TABLE reports
     op.execute("CREATE INDEX idx_reports_org_requested ON reports(organization_id, generated_at DESC, id DESC)")
     op.execute(EXPIRED_BODY)
     op.execute(f"GRANT SELECT ON reports TO {SYSTEM}")
+    op.execute(f"GRANT CREATE ON SCHEMA public TO {SYSTEM}")  # to own the function, as 0007 does
     op.execute(f"ALTER FUNCTION {EXPIRED} OWNER TO {SYSTEM}")
     op.execute(f"REVOKE ALL ON FUNCTION {EXPIRED} FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION {EXPIRED} TO {APP}")
+    op.execute(f"REVOKE CREATE ON SCHEMA public FROM {SYSTEM}")
 
 
 def downgrade() -> None:
