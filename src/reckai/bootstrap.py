@@ -595,7 +595,7 @@ def _reports(database: Database[AppUnitOfWork], storage: FileStorage, audit_log:
     from reckai.adapters.reports.spreadsheets import ExcelReportRenderer, ZippedCsvRenderer
 
     return ReportServices(database=database, storage=storage, audit_log=audit_log, job_queue=job_queue, clock=clock,
-                          figures=PolarsReportFigures(),
+                          figures=PolarsReportFigures(storage),
                           renderers=ReportRenderers(csv=ZippedCsvRenderer(), excel=ExcelReportRenderer()),
                           audit_signer=signer)
 

@@ -418,3 +418,29 @@ def test_audit_report_names_the_first_broken_row(world: World) -> None:
         assert verification["result"] != "intact" and int(verification["first_broken_sequence"]) == first.sequence_number
     finally:
         store.tamper(world.org, first.sequence_number, lambda r: first)
+
+
+# --- channel_trend -------------------------------------------------------------------------------
+
+def test_channel_trend_equals_the_switch_file_and_the_job_results(world: World) -> None:
+    _, content = world.generate({"type": "channel_trend", "format": "excel", "parameters": {"granularity": "week"}},
+                                "analyst4")
+    workbook = openpyxl.load_workbook(io.BytesIO(content))
+    totals = {r["channel"]: r for r in _sheet(workbook, "channel_totals")}
+    switch = list(csv.DictReader(io.StringIO(rj.switch_bytes().decode())))
+    channel_of = {number: (row["channel"].strip().upper() or "UNKNOWN") for number, row in enumerate(switch, start=1)}
+    link = world.get(f"/api/reconciliations/{world.job_id}/outputs/results.csv/download").json()["data"]
+    results = list(csv.DictReader(io.StringIO(world.fetch(link["url"]).decode())))
+    matched = Counter(channel_of[n] for n in {int(r["right_row"]) for r in results
+                                              if r["kind"] == "match" and r["right_row"]})
+    breaks = Counter(channel_of[int(r["right_row"])] for r in results if r["kind"] == "exception" and r["right_row"])
+    assert {c: t["volume"] for c, t in totals.items()} == dict(Counter(channel_of.values()))
+    assert {c: t["matched"] for c, t in totals.items() if t["matched"]} == dict(matched)
+    assert {c: t["breaks"] for c, t in totals.items() if t["breaks"]} == dict(breaks)
+    weeks = {r["period_start"].date() for r in _sheet(workbook, "channel_trend")}
+    assert weeks and all(week.weekday() == 0 for week in weeks)
+    pivot = list(workbook["match_rate_by_channel"].iter_rows(values_only=True))
+    assert list(pivot[0][1:]) == sorted(totals)
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        chart = b"".join(archive.read(n) for n in archive.namelist() if n.startswith("xl/charts/chart"))
+    assert chart.count(b"<c:ser>") == len(totals) and b"<c:lineChart" in chart

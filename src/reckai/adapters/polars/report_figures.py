@@ -10,6 +10,7 @@ integer ratios rounded half-up to 2 places as `Decimal`.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from reckai.application.ports.exports import Column, ColumnKind
-from reckai.application.ports.reports import FigureInputs, Figures, ReportFigures
+from reckai.application.ports.reports import ChannelSource, FigureInputs, Figures, ReportFigures
+from reckai.application.ports.storage import FileStorage
 from reckai.application.reports.document import ReportChart, ReportTable
 from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.ingestion.canonical import minor_unit_exponent
@@ -97,6 +99,9 @@ def _breaks_by_type(frame: pl.DataFrame) -> ReportTable:
 
 
 class PolarsReportFigures:
+    def __init__(self, storage: FileStorage | None = None) -> None:
+        self._storage = storage  # channel_trend reads the jobs' stored Parquet files
+
     def compute(self, inputs: FigureInputs) -> Figures:
         if inputs.kind == "daily":
             return self._daily(inputs)
@@ -106,6 +111,8 @@ class PolarsReportFigures:
             return self._sla(inputs)
         if inputs.kind == "audit":
             return self._audit(inputs)
+        if inputs.kind == "channel_trend":
+            return self._channel_trend(inputs)
         raise ValueError(f"the {inputs.kind} report is not available yet")
 
     # --- daily ---
@@ -241,6 +248,84 @@ class PolarsReportFigures:
 
     def _audit(self, inputs: FigureInputs) -> Figures:
         return _audit_tables(inputs)
+
+    # --- channel_trend ---
+
+    def _parquet(self, key: str, columns: list[str]) -> pl.DataFrame:
+        if self._storage is None:
+            raise ValueError("the channel_trend report needs the file storage")
+        with self._storage.open(key) as stream:
+            data = stream.read()
+        return pl.read_parquet(io.BytesIO(data), columns=columns)
+
+    def _channel_rows(self, source: ChannelSource) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(the switch side's rows: row_number, channel, day, matched) and (its breaks: row_number,
+        currency, amount_minor), of one job."""
+        row = "right_row" if source.side == "right" else "left_row"
+        rows = self._parquet(source.normalized_path, ["row_number", "channel", "transaction_date"])
+        results = self._parquet(source.results_path, ["kind", row, "amount_minor", "currency"])
+        matched = results.filter((pl.col("kind") == "match") & pl.col(row).is_not_null())[row].unique()
+        channel = pl.col("channel").cast(pl.String).str.strip_chars().str.to_uppercase()
+        frame = rows.select(
+            pl.col("row_number").cast(pl.Int64),
+            pl.when(channel.is_null() | (channel == "")).then(pl.lit("UNKNOWN")).otherwise(channel).alias("channel"),
+            pl.col("transaction_date").cast(pl.Date).alias("day"),
+            pl.col("row_number").is_in(matched.implode()).alias("matched"))
+        breaks = (results.filter((pl.col("kind") == "exception") & pl.col(row).is_not_null())
+                  .select(pl.col(row).cast(pl.Int64).alias("row_number"), pl.col("currency").cast(pl.String),
+                          pl.col("amount_minor").cast(pl.Int64)))
+        return frame, breaks
+
+    def _channel_trend(self, inputs: FigureInputs) -> Figures:
+        weekly = inputs.parameters.get("granularity") == "week"
+        row_frames, break_frames = [], []
+        for source in inputs.channel_sources:
+            rows, breaks = self._channel_rows(source)
+            row_frames.append(rows)
+            break_frames.append(breaks.join(rows.select("row_number", "channel", "day"), on="row_number", how="left")
+                                .with_columns(pl.col("channel").fill_null("UNKNOWN")))
+        rows = pl.concat(row_frames) if row_frames else pl.DataFrame(
+            schema={"row_number": pl.Int64, "channel": pl.String, "day": pl.Date, "matched": pl.Boolean})
+        breaks = pl.concat(break_frames) if break_frames else pl.DataFrame(
+            schema={"row_number": pl.Int64, "currency": pl.String, "amount_minor": pl.Int64, "channel": pl.String,
+                    "day": pl.Date})
+
+        def bucket(frame: pl.DataFrame) -> pl.DataFrame:
+            day = pl.col("day")
+            return frame.with_columns((day - pl.duration(days=day.dt.weekday() - 1) if weekly else day).alias("period"))
+
+        rows, breaks = bucket(rows), bucket(breaks)
+        counts = (rows.group_by("channel", "period").agg(pl.len().alias("volume"), pl.col("matched").sum())
+                  .join(breaks.group_by("channel", "period").agg(pl.len().alias("breaks")), on=["channel", "period"],
+                        how="left", nulls_equal=True)
+                  .with_columns(pl.col("breaks").fill_null(0)).sort("channel", "period", nulls_last=True))
+        trend = ReportTable("channel_trend", f"Per channel and {'week' if weekly else 'day'} (switch-side rows)",
+                            _columns(("channel", T), ("period_start", DAY), ("volume", I), ("matched", I),
+                                     ("match_rate_percent", D), ("breaks", I)),
+                            [[r["channel"], r["period"], r["volume"], r["matched"], rate(r["matched"], r["volume"]),
+                              r["breaks"]] for r in counts.iter_rows(named=True)])
+        amounts = (breaks.group_by("channel", "period", "currency")
+                   .agg(pl.len().alias("breaks"), pl.col("amount_minor").sum()).sort("channel", "period", "currency",
+                                                                                     nulls_last=True))
+        amount_table = ReportTable("channel_break_amounts", "Breaks per channel, period and currency", _columns(
+            ("channel", T), ("period_start", DAY), ("currency", T), ("breaks", I), ("amount", A)),
+            [[r["channel"], r["period"], r["currency"], r["breaks"], major(r["amount_minor"], r["currency"])]
+             for r in amounts.iter_rows(named=True)])
+        totals = (counts.group_by("channel").agg(pl.col("volume").sum(), pl.col("matched").sum(),
+                                                 pl.col("breaks").sum()).sort("channel"))
+        total_table = ReportTable("channel_totals", "Per channel over the period", _columns(
+            ("channel", T), ("volume", I), ("matched", I), ("match_rate_percent", D), ("breaks", I)),
+            [[r["channel"], r["volume"], r["matched"], rate(r["matched"], r["volume"]), r["breaks"]]
+             for r in totals.iter_rows(named=True)])
+        channels = totals["channel"].to_list()
+        periods = sorted({p for p in counts["period"].to_list() if p is not None})
+        by_key = {(r["channel"], r["period"]): rate(r["matched"], r["volume"]) for r in counts.iter_rows(named=True)}
+        pivot = ReportTable("match_rate_by_channel", "Match rate per channel (percent)",
+                            [Column("period_start", DAY), *(Column(c, D) for c in channels)],
+                            [[p, *(by_key.get((c, p)) for c in channels)] for p in periods])
+        return Figures(tables=[total_table, trend, amount_table, pivot],
+                       charts=[ReportChart("Match rate per channel", "match_rate_by_channel", "period_start",
+                                           channels, "line")] if channels else [])
 
     # --- sla ---
 

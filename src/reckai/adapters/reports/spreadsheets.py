@@ -98,7 +98,7 @@ class ExcelReportRenderer:
     def _sheet(self, workbook: Any, formats: _Formats, table: ReportTable) -> Any:
         sheet = workbook.add_worksheet(table.name[:31])
         for index, column in enumerate(table.columns):
-            sheet.write_string(0, index, column.name, formats.bold)
+            sheet.write_string(0, index, str(neutralise_cell(column.name)), formats.bold)
             sheet.set_column(index, index, max(12, min(40, len(column.name) + 2)))
         for row_index, row in enumerate(table.rows, start=1):
             for index, (value, column) in enumerate(zip(row, table.columns, strict=True)):

@@ -76,6 +76,17 @@ class ReportsUnitOfWork(JobsUnitOfWork, WorkflowUnitOfWork, Protocol):
 
 
 @dataclass(frozen=True)
+class ChannelSource:
+    """channel_trend: one completed job's switch-side rows (its normalized Parquet) and its results
+    (the job's results.parquet), both as the job stored them."""
+
+    job_id: uuid.UUID
+    side: str  # the switch side of the job: "left" or "right"
+    normalized_path: str
+    results_path: str
+
+
+@dataclass(frozen=True)
 class FigureInputs:
     """The stored rows a report's figures are computed from (read in one unit of work at `now`)."""
 
@@ -90,6 +101,7 @@ class FigureInputs:
     parameters: dict[str, str] = field(default_factory=dict)
     audit_records: Sequence[AuditRecord] = ()  # audit: the period's rows, after the report's filters
     verification: ReportTable | None = None  # audit: the hash chain's verification over the period
+    channel_sources: Sequence[ChannelSource] = ()  # channel_trend
 
 
 @dataclass(frozen=True)

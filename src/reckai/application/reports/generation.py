@@ -24,7 +24,7 @@ from reckai.application.ports.audit import AuditQuery
 from reckai.application.ports.exports import Column, ColumnKind
 from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.reconciliations import JobFilter
-from reckai.application.ports.reports import FigureInputs, ReportsUnitOfWork
+from reckai.application.ports.reports import ChannelSource, FigureInputs, ReportsUnitOfWork
 from reckai.application.ports.storage import StorageError
 from reckai.application.ports.workflow import ExceptionQuery
 from reckai.application.reports.document import ReportCover, ReportDocument, ReportTable
@@ -33,6 +33,7 @@ from reckai.application.reports.services import ReportServices, report_event
 from reckai.domain.audit.events import AuditRecord
 from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.exceptions.policy import parse_workflow_settings
+from reckai.domain.ingestion.storage_keys import processed_key
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.domain.reports.report import Report, ReportStateError, ReportStatus
 from reckai.domain.reports.settings import ReportSettings
@@ -210,22 +211,38 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
     elif report.type == "aging":
         exceptions = _exceptions(uow, ExceptionQuery(statuses=ACTIVE_STATUSES, job_id=report.job_id,
                                                      sort="created_at", descending=False))
-    elif report.type in ("sla", "channel_trend"):
+    elif report.type == "channel_trend":
+        jobs = _completed_jobs(uow, settings, start, end)
+        if report.job_id is not None:
+            jobs = [j for j in jobs if j.id == report.job_id]
+        sources = [source for job in jobs if (source := _channel_source(uow, job)) is not None]
+        return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
+                            jobs=jobs, sla_hours=sla_hours, parameters=parameters, channel_sources=sources)
+    elif report.type == "sla":
         first, last = settings.day_bounds(start, end)
-        if report.type == "sla":
-            created = _exceptions(uow, ExceptionQuery(created_from=first, created_to=last, job_id=report.job_id,
-                                                      sort="created_at", descending=False))
-            overdue = _exceptions(uow, ExceptionQuery(overdue_at=now, job_id=report.job_id, sort="created_at",
-                                                      descending=False))
-            seen = {e.id for e in created}
-            exceptions = [*created, *(e for e in overdue if e.id not in seen)]
-        else:
-            jobs = _completed_jobs(uow, settings, start, end)
-            for job in jobs:
-                exceptions.extend(_exceptions(uow, ExceptionQuery(job_id=job.id, sort="created_at",
-                                                                  descending=False)))
+        created = _exceptions(uow, ExceptionQuery(created_from=first, created_to=last, job_id=report.job_id,
+                                                  sort="created_at", descending=False))
+        overdue = _exceptions(uow, ExceptionQuery(overdue_at=now, job_id=report.job_id, sort="created_at",
+                                                  descending=False))
+        seen = {e.id for e in created}
+        exceptions = [*created, *(e for e in overdue if e.id not in seen)]
     return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
                         jobs=jobs, exceptions=exceptions, sla_hours=sla_hours, parameters=parameters)
+
+
+def _channel_source(uow: ReportsUnitOfWork, job: ReconciliationJob) -> ChannelSource | None:
+    """The job's switch-side file (file_type `switch`; else its right side) and its stored results."""
+    links = uow.reconciliation_jobs.linked_files(job.id)
+    files = [(link, uow.files.get(link.file_id)) for link in links]
+    switch = next((link for link, file in files if file is not None and file.file_type == "switch"), None)
+    switch = switch or next((link for link in links if link.side == "right"), None)
+    if switch is None:
+        return None
+    normalized = uow.normalized_files.get_for_file(switch.file_id)
+    if normalized is None:
+        return None
+    return ChannelSource(job.id, switch.side, normalized.storage_path,
+                         processed_key(job.organization_id, job.id, "results", "parquet"))
 
 
 def _completed_jobs(uow: ReportsUnitOfWork, settings: ReportSettings, first: dt.date,
