@@ -592,11 +592,13 @@ def _register_approval_types(workflow: WorkflowServices, reports: ReportServices
 def _reports(database: Database[AppUnitOfWork], storage: FileStorage, audit_log: AuditLog, job_queue: JobQueue,
              clock: Clock, signer: AuditSigner) -> ReportServices:
     from reckai.adapters.polars.report_figures import PolarsReportFigures
+    from reckai.adapters.reports.pdf import PdfReportRenderer
     from reckai.adapters.reports.spreadsheets import ExcelReportRenderer, ZippedCsvRenderer
 
     return ReportServices(database=database, storage=storage, audit_log=audit_log, job_queue=job_queue, clock=clock,
                           figures=PolarsReportFigures(storage),
-                          renderers=ReportRenderers(csv=ZippedCsvRenderer(), excel=ExcelReportRenderer()),
+                          renderers=ReportRenderers(csv=ZippedCsvRenderer(), excel=ExcelReportRenderer(),
+                                                    pdf=PdfReportRenderer()),
                           audit_signer=signer)
 
 

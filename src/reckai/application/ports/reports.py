@@ -129,7 +129,7 @@ class ReportRenderer(Protocol):
 class ReportRenderers:
     csv: ReportRenderer
     excel: ReportRenderer
-    pdf: ReportRenderer | None = None  # not built yet: requesting a pdf report is refused
+    pdf: ReportRenderer
 
     def of(self, report_format: str) -> ReportRenderer | None:
         return {"csv": self.csv, "excel": self.excel, "pdf": self.pdf}.get(report_format)
