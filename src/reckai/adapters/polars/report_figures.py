@@ -125,17 +125,17 @@ class PolarsReportFigures:
         period = jobs.filter(pl.col("id").is_in(list(job_ids)))
         per_day = (jobs.group_by("day").agg(
             pl.col("left_rows").sum(), pl.col("right_rows").sum(), pl.col("matched_pairs").sum(),
-            pl.col("matched_rows").sum(), pl.col("total_rows").sum(), pl.col("exceptions").sum(),
+            pl.col("matched_rows").sum(), pl.col("total_rows").sum(), pl.col("exception_rows").sum(),
             pl.len().alias("jobs")).sort("day"))
         job_table = ReportTable("jobs", "Jobs covered", _columns(
             ("job_id", T), ("name", T), ("completed_at", TS), ("left_rows", I), ("right_rows", I),
             ("matched_pairs", I), ("matched_rows", I), ("total_rows", I), ("match_rate_percent", D),
-            ("exceptions", I)),
+            ("exception_rows", I)),
             [[r["id"], r["name"], r["completed_at"], r["left_rows"], r["right_rows"], r["matched_pairs"],
-              r["matched_rows"], r["total_rows"], rate(r["matched_rows"], r["total_rows"]), r["exceptions"]]
+              r["matched_rows"], r["total_rows"], rate(r["matched_rows"], r["total_rows"]), r["exception_rows"]]
              for r in period.sort("completed_at").iter_rows(named=True)])
         totals = {name: int(period[name].sum() or 0) for name in
-                  ("left_rows", "right_rows", "matched_pairs", "matched_rows", "total_rows", "exceptions")}
+                  ("left_rows", "right_rows", "matched_pairs", "matched_rows", "total_rows", "exception_rows")}
         previous_day = inputs.period_start - dt.timedelta(days=1)
         before = per_day.filter(pl.col("day") < inputs.period_start)
         prev = before.filter(pl.col("day") == previous_day)
@@ -158,7 +158,7 @@ class PolarsReportFigures:
             return (Decimal(int(window[metric].sum())) / window.height).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
         overview_rows = []
-        for metric in ("left_rows", "right_rows", "matched_pairs", "match_rate_percent", "exceptions"):
+        for metric in ("left_rows", "right_rows", "matched_pairs", "match_rate_percent", "exception_rows"):
             value = (rate(totals["matched_rows"], totals["total_rows"]) if metric == "match_rate_percent"
                      else Decimal(totals[metric]))
             previous, mean = day_value(prev, metric), mean_value(metric)
@@ -186,9 +186,9 @@ class PolarsReportFigures:
               r["transaction_date"], r["description"], r["explanation"]] for r in largest.iter_rows(named=True)])
         trend = ReportTable("match_rate_by_day", "Match rate per day (the period and the 30 days before)",
                             _columns(("day", DAY), ("jobs", I), ("total_rows", I), ("matched_rows", I),
-                                     ("match_rate_percent", D), ("exceptions", I)),
+                                     ("match_rate_percent", D), ("exception_rows", I)),
                             [[r["day"], r["jobs"], r["total_rows"], r["matched_rows"],
-                              rate(r["matched_rows"], r["total_rows"]), r["exceptions"]]
+                              rate(r["matched_rows"], r["total_rows"]), r["exception_rows"]]
                              for r in per_day.filter(pl.col("day") <= inputs.period_end).iter_rows(named=True)])
         breaks = _breaks_by_type(frame)
         counts = (frame.group_by("type").agg(pl.len().alias("count")).sort("type"))
@@ -323,7 +323,7 @@ class PolarsReportFigures:
         pivot = ReportTable("match_rate_by_channel", "Match rate per channel (percent)",
                             [Column("period_start", DAY), *(Column(c, D) for c in channels)],
                             [[p, *(by_key.get((c, p)) for c in channels)] for p in periods])
-        return Figures(tables=[total_table, trend, amount_table, pivot],
+        return Figures(tables=[total_table, pivot, trend, amount_table],
                        charts=[ReportChart("Match rate per channel", "match_rate_by_channel", "period_start",
                                            channels, "line")] if channels else [])
 
@@ -409,7 +409,7 @@ def _diff(value: Decimal | None, other: Decimal | None) -> Decimal | None:
 _JOB_SCHEMA: dict[str, Any] = {
     "id": pl.String, "name": pl.String, "completed_at": pl.Datetime("us", "UTC"), "left_rows": pl.Int64,
     "right_rows": pl.Int64, "matched_pairs": pl.Int64, "matched_rows": pl.Int64, "total_rows": pl.Int64,
-    "exceptions": pl.Int64}
+    "exception_rows": pl.Int64}
 
 
 def _job_rows(jobs: Sequence[ReconciliationJob]) -> list[list[Any]]:

@@ -21,10 +21,12 @@ from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, String
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import (
+    CondPageBreak,
     KeepTogether,
     LongTable,
     PageBreak,
@@ -73,6 +75,7 @@ class PdfReportRenderer:
         self._heading = styles["Heading2"]
         self._body = styles["BodyText"]
         self._cell = ParagraphStyle("cell", parent=styles["BodyText"], fontSize=7, leading=8.5)
+        self._number = ParagraphStyle("number", parent=self._cell, alignment=TA_RIGHT)
         self._head = ParagraphStyle("head", parent=self._cell, fontName="Helvetica-Bold")
 
     def render(self, document: ReportDocument) -> bytes:
@@ -126,7 +129,8 @@ class PdfReportRenderer:
 
     def _table(self, table: ReportTable, width: float) -> list[Any]:
         shown = list(table.rows[:self._max_rows])
-        story: list[Any] = [Paragraph(escape(table.title), self._heading)]
+        # a title is never left alone at the foot of a page: start a new one when less than this is left
+        story: list[Any] = [CondPageBreak(35 * mm), Paragraph(escape(table.title), self._heading)]
         notes = [table.note] if table.note else []
         if len(table.rows) > len(shown):
             notes.append(f"the first {len(shown):,} of {len(table.rows):,} rows; every row is in the Excel and CSV "
@@ -136,17 +140,17 @@ class PdfReportRenderer:
             story.append(Paragraph("(no rows)", self._body))
             return story
         header = [Paragraph(escape(c.name), self._head) for c in table.columns]
-        body = [[Paragraph(escape(_text(v, c.kind)), self._cell) for v, c in zip(row, table.columns, strict=True)]
-                for row in shown]
-        widths = _widths(table, shown, width)
-        grid = LongTable([header, *body], colWidths=widths, repeatRows=1)
         numeric = [i for i, c in enumerate(table.columns)
                    if c.kind in (ColumnKind.AMOUNT, ColumnKind.INTEGER, ColumnKind.DECIMAL)]
+        styles = [self._number if i in numeric else self._cell for i in range(len(table.columns))]
+        body = [[Paragraph(escape(_text(v, c.kind)), style)
+                 for v, c, style in zip(row, table.columns, styles, strict=True)] for row in shown]
+        widths = _widths(table, shown, width)
+        grid = LongTable([header, *body], colWidths=widths, repeatRows=1)
         style = [("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
                  ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde6f0")),
                  ("VALIGN", (0, 0), (-1, -1), "TOP"),
                  ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f5f7fa")])]
-        style.extend(("ALIGN", (i, 1), (i, -1), "RIGHT") for i in numeric)
         grid.setStyle(TableStyle(style))
         story.append(grid)
         return story
