@@ -506,3 +506,16 @@ def test_a_pdf_table_breaks_across_pages_with_its_header_repeated(world: World) 
     assert all(f"row-{n:04d}" in text for n in range(1, 301)) and "3.00" in text
     capped = pdf_pages(PdfReportRenderer(max_rows=10).render(document))
     assert "the first 10 of 300 rows" in " ".join(" ".join(capped).split())
+
+
+def test_an_audit_report_approval_is_refused_to_an_analyst_on_every_path(world: World) -> None:
+    """POST /api/approvals with type report_generation runs the same check as POST /api/reports."""
+    body = {"type": "report_generation", "title": "Audit", "description": "month end",
+            "metadata": {"report_type": "audit", "format": "csv"}}
+    refused = world.post("/api/approvals", body, "analyst")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "PERMISSION_DENIED"
+    bad_period = world.post("/api/approvals", {**body, "metadata": {
+        "report_type": "aging", "format": "csv", "parameters": {"period_end": "2999-01-01"}}}, "analyst")
+    assert bad_period.status_code == 400, bad_period.text
+    allowed = world.post("/api/approvals", body, "admin")
+    assert allowed.status_code == 201, allowed.text
