@@ -60,6 +60,7 @@ ALTER TABLE reports
                " REFERENCES reconciliation_jobs(id) ON DELETE SET NULL")
     op.execute("CREATE INDEX idx_reports_expiry ON reports(expires_at) WHERE status = 'completed'")
     op.execute("CREATE INDEX idx_reports_org_requested ON reports(organization_id, generated_at DESC, id DESC)")
+    op.execute("CREATE INDEX idx_reports_approval ON reports(approval_id)")  # every foreign key has an index
     op.execute(EXPIRED_BODY)
     op.execute(f"GRANT SELECT ON reports TO {SYSTEM}")
     op.execute(f"GRANT CREATE ON SCHEMA public TO {SYSTEM}")  # to own the function, as 0007 does
@@ -72,6 +73,7 @@ ALTER TABLE reports
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {EXPIRED}")
     op.execute(f"REVOKE SELECT ON reports FROM {SYSTEM}")
+    op.execute("DROP INDEX IF EXISTS idx_reports_approval")
     op.execute("DROP INDEX IF EXISTS idx_reports_org_requested")
     op.execute("DROP INDEX IF EXISTS idx_reports_expiry")
     op.execute("ALTER TABLE reports DROP CONSTRAINT reports_job_id_fkey")
