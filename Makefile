@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats lint clean
+.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats bench-reports lint clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-formats: $(STAMP)
 
 bench-e2e: $(STAMP)
 	$(BIN)/python benchmarks/bench_end_to_end.py
+
+# Issue 14: each report type x format over a 1M x 1M job (time, peak memory) next to a plain polars
+# write_csv of the same rows (docs/reports.md, "Scale"). ROWS=100000 for a quicker run.
+bench-reports: $(STAMP)
+	$(BIN)/python benchmarks/bench_reports.py --rows $(or $(ROWS),1000000)
 
 # ruff, then mypy --strict over src/ (pyproject.toml [tool.mypy]); .ci/run runs this before the tests.
 lint: $(STAMP)

@@ -51,7 +51,8 @@ from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
 from reckai.application.ports.rate_limit import RateLimiter, RateLimits
-from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
+from reckai.application.ports.reconciliations import JobMatchingEngine
+from reckai.application.ports.reports import ReportRenderers, ReportsUnitOfWork
 from reckai.application.ports.scanner import VirusScanner
 from reckai.application.ports.security import (
     CommonPasswordChecker,
@@ -63,7 +64,7 @@ from reckai.application.ports.security import (
 )
 from reckai.application.ports.storage import FileStorage
 from reckai.application.ports.unit_of_work import Database
-from reckai.application.ports.workflow import RowAmounts, SourceRows, WorkflowUnitOfWork
+from reckai.application.ports.workflow import RowAmounts, SourceRows
 from reckai.application.reconciliations import jobs as reconciliation_jobs
 from reckai.application.reconciliations.job_types import (
     NOTIFY_RECONCILIATION,
@@ -71,7 +72,17 @@ from reckai.application.reconciliations.job_types import (
     SWEEP_RECONCILIATIONS,
 )
 from reckai.application.reconciliations.services import ReconciliationServices
-from reckai.application.reports import report_generation_handler
+from reckai.application.reports import expiry as report_expiry
+from reckai.application.reports import generation as report_generation
+from reckai.application.reports.approvals import report_generation_handler
+from reckai.application.reports.services import (
+    EXPIRE_PERIOD_SECONDS,
+    EXPIRE_REPORTS,
+    EXPIRE_TIME_LIMIT_SECONDS,
+    GENERATE_REPORT,
+    GENERATE_TIME_LIMIT_SECONDS,
+    ReportServices,
+)
 from reckai.application.rules.preview import JobRulePreview
 from reckai.application.rules.rules import rule_configuration_handler
 from reckai.application.settings_changes import system_setting_handler
@@ -81,7 +92,7 @@ from reckai.domain.settings_registry import OperatorValues
 from reckai.settings import Mode, Settings
 
 
-class AppUnitOfWork(JobsUnitOfWork, WorkflowUnitOfWork, Protocol):
+class AppUnitOfWork(ReportsUnitOfWork, Protocol):
     """The unit of work of this application: every feature's repositories (each adapter's unit of
     work carries them all). Use cases ask for a narrower protocol; entrypoints get this one."""
 
@@ -125,6 +136,7 @@ class Container:
     reconciliations: ReconciliationServices
     workflow: WorkflowServices
     audit_trail: AuditTrailServices
+    reports: ReportServices
     # name -> zero-argument check: "db", "storage", "queue" (/health/*)
     health_checks: HealthChecks
     # CSV and Excel writers of exports and reports (adapters/spreadsheets)
@@ -232,9 +244,11 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
                                 row_amounts=_row_amounts(database, storage),
                                 clock=clock)
 
-    _register_approval_types(workflow, settings.operator)
+    reports = _reports(database, storage, audit_log, job_queue, clock, signer)
+
+    _register_approval_types(workflow, settings.operator, reports)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
-                   reconciliations=reconciliations, workflow=workflow, identity=identity)
+                   reconciliations=reconciliations, workflow=workflow, identity=identity, reports=reports)
     handlers.register(job_types.ANCHOR_AUDIT_CHAINS,
                       partial(anchor_chain_heads_job, audit_log, signer, audit_anchors), time_limit_seconds=50)
     handlers.every(job_types.ANCHOR_AUDIT_CHAINS, settings.audit.anchor_interval_seconds)
@@ -248,7 +262,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         rate_limiter=rate_limiter, mailer=mailer, file_parser=file_parser,
         job_matching_engine=job_matching_engine, source_rows=source_rows, job_queue=job_queue,
         job_outbox=job_outbox, job_handlers=handlers, job_runtime=runtime, worker_runner=runner,
-        identity=identity, files=files, reconciliations=reconciliations, workflow=workflow,
+        identity=identity, files=files, reconciliations=reconciliations, workflow=workflow, reports=reports,
         audit_trail=AuditTrailServices(audit_log, signer, audit_anchors, access_recorder),
         health_checks=dict(parts.health), _closers=parts.closers,
     )
@@ -496,7 +510,7 @@ def _job_queue(database: Database[AppUnitOfWork], handlers: JobHandlers,
 def _register_jobs(handlers: JobHandlers, settings: Settings, *, database: Database[AppUnitOfWork],
                    storage: FileStorage, mailer: Mailer, files: FileServices,
                    reconciliations: ReconciliationServices, workflow: WorkflowServices,
-                   identity: IdentityServices) -> None:
+                   identity: IdentityServices, reports: ReportServices) -> None:
     """Every feature's background jobs: type -> handler (with its time limit), and the periodic ones."""
     # identity: the password-reset mail, expired sessions
     handlers.register(job_types.SEND_PASSWORD_RESET, partial(password_cases.send_password_reset_job, identity),
@@ -524,6 +538,12 @@ def _register_jobs(handlers: JobHandlers, settings: Settings, *, database: Datab
                       partial(approval_jobs.export_ledger_posting_job, workflow, storage), time_limit_seconds=120)
     handlers.every(job_types.ESCALATE_OVERDUE_EXCEPTIONS, exception_cases.SLA_PERIOD_SECONDS)
     handlers.every(SWEEP_RECONCILIATIONS, settings.reconciliation.sweep_interval_seconds)
+    # reports: generation (medium queue), expiry (low queue, hourly)
+    handlers.register(GENERATE_REPORT, partial(report_generation.generate_report_job, reports),
+                      time_limit_seconds=GENERATE_TIME_LIMIT_SECONDS)
+    handlers.register(EXPIRE_REPORTS, partial(report_expiry.expire_reports_job, reports),
+                      time_limit_seconds=EXPIRE_TIME_LIMIT_SECONDS)
+    handlers.every(EXPIRE_REPORTS, EXPIRE_PERIOD_SECONDS)
 
 
 def _worker(settings: Settings, database: Database[AppUnitOfWork], job_queue: JobQueue, store: OutboxRelayStore,
@@ -600,7 +620,7 @@ def build_file_parser() -> FileParser:
 # --- workflow: exceptions, approvals, matching rules (issue 7; docs/workflow.md) ---
 
 
-def _register_approval_types(workflow: WorkflowServices, operator: OperatorValues) -> None:
+def _register_approval_types(workflow: WorkflowServices, operator: OperatorValues, reports: ReportServices) -> None:
     """Each approval type's effect, registered by the feature that owns it (docs/architecture.md,
     "Adding an approval type"); bootstrap fails when a type has none."""
     approvals = workflow.approval_handlers
@@ -609,9 +629,25 @@ def _register_approval_types(workflow: WorkflowServices, operator: OperatorValue
     approvals.register(ApprovalType.LEDGER_POSTING, approval_jobs.ledger_posting_handler(workflow))
     approvals.register(ApprovalType.USER_ONBOARDING, user_onboarding_handler(workflow))
     approvals.register(ApprovalType.SYSTEM_SETTING, system_setting_handler(workflow, operator))
-    approvals.register(ApprovalType.REPORT_GENERATION, report_generation_handler())
+    approvals.register(ApprovalType.REPORT_GENERATION, report_generation_handler(reports, workflow))
     approvals.require_all()
 
+
+
+# --- reports (issue 14; docs/reports.md) ---
+
+
+def _reports(database: Database[AppUnitOfWork], storage: FileStorage, audit_log: AuditLog, job_queue: JobQueue,
+             clock: Clock, signer: AuditSigner) -> ReportServices:
+    from reckai.adapters.polars.report_figures import PolarsReportFigures
+    from reckai.adapters.reports.pdf import PdfReportRenderer
+    from reckai.adapters.reports.spreadsheets import ExcelReportRenderer, ZippedCsvRenderer
+
+    return ReportServices(database=database, storage=storage, audit_log=audit_log, job_queue=job_queue, clock=clock,
+                          figures=PolarsReportFigures(storage),
+                          renderers=ReportRenderers(csv=ZippedCsvRenderer(), excel=ExcelReportRenderer(),
+                                                    pdf=PdfReportRenderer()),
+                          audit_signer=signer)
 
 
 def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> JobRulePreview:

@@ -52,9 +52,14 @@ def _seed(engine: Engine, tenant: Tenant) -> dict[str, uuid.UUID]:
         comment = conn.execute(
             text("INSERT INTO exception_comments (organization_id, exception_id, user_id, content)"
                  " VALUES (:org, :exc, :user, 'c') RETURNING id"), {**params, "exc": exception}).scalar_one()
+        report = conn.execute(
+            text("INSERT INTO reports (organization_id, type, format, job_id, storage_path, generated_by, parameters)"
+                 " VALUES (:org, 'aging', 'csv', :job, :path, :user, '{}') RETURNING id"),
+            {**params, "job": job, "path": f"organizations/{tenant.organization_id}/reports/{uuid.uuid4()}.zip"}
+        ).scalar_one()
     return {
         "reconciliation_jobs": job, "reconciliation_files": file, "exceptions": exception,
-        "exception_comments": comment, "users": tenant.admin_user_id,
+        "exception_comments": comment, "users": tenant.admin_user_id, "reports": report,
         "organizations": tenant.organization_id,
     }
 
@@ -120,7 +125,7 @@ def test_app_role_cannot_turn_row_security_off(app_engine: Engine, two_tenants) 
 
 
 TABLES_UNDER_TEST = ("reconciliation_jobs", "reconciliation_files", "exceptions", "exception_comments",
-                     "users", "organizations")
+                     "users", "organizations", "reports")
 
 
 @pytest.mark.parametrize("table", TABLES_UNDER_TEST)
@@ -133,7 +138,7 @@ def test_org_a_cannot_read_or_change_org_b_rows(app_engine: Engine, two_tenants,
         assert rows_b[table] not in visible
         assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() == 0
         column = "name" if table in ("reconciliation_jobs", "reconciliation_files", "users", "organizations") else (
-            "description" if table == "exceptions" else "content")
+            "description" if table == "exceptions" else "error_message" if table == "reports" else "content")
         updated = conn.execute(text(f"UPDATE {table} SET {column} = 'hijacked' WHERE id = :id"),
                                {"id": rows_b[table]})
         assert updated.rowcount == 0

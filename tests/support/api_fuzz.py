@@ -812,6 +812,12 @@ def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> t
         assert time.monotonic() < deadline
         time.sleep(0.1)
     exceptions = _ok(client.get("/api/exceptions?per_page=10", headers=h))
+    generated = _ok(client.post("/api/reports", json={"type": "daily", "format": "excel", "job_id": job["id"]},
+                                headers=h), 202)["report"]
+    container.worker_runner.wake_relay()
+    while _ok(client.get(f"/api/reports/{generated['id']}", headers=h))["status"] in ("pending", "running"):
+        assert time.monotonic() < deadline + 60
+        time.sleep(0.1)
     proposal = _ok(client.post("/api/rules", json={"name": "fuzz-rule", "definition": _rule_definition()},
                                headers=h), 202)
     report = _ok(client.post("/api/approvals", json=_approval_examples()[0], headers=h), 201)
@@ -822,7 +828,7 @@ def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> t
     sessions = [s["id"] for s in _ok(client.get("/api/sessions", headers=h))]
     ids = {"file_id": files, "job_id": [job["id"]], "exception_id": [e["id"] for e in exceptions],
            "rule_id": [proposal["rule"]["id"]], "approval_id": [proposal["approval"]["id"], report["id"]],
-           "user_id": victims}
+           "user_id": victims, "report_id": [generated["id"]]}
     read_only = {"user_id": [str(u) for u in user_ids.values()], "session_id": sessions,
                  "name": ["results.csv", "results.parquet", "summary.json"]}  # a job's output files
     examples = {**_examples(profile, files), "email": victim_emails, "admin_email": victim_emails,
@@ -862,6 +868,7 @@ def _examples(profile: dict[str, Any], files: list[str]) -> dict[str, list[Any]]
         "options": [start["options"]],
         "metadata": [a["metadata"] for a in _approval_examples()],
         "rule_ids": [[]],
+        "parameters": [{"action": "report.requested"}, {"granularity": "week"}, {}],
         "password_policy": [{"min_length": 12, "history_size": 6}, {"lockout_minutes": 525_600, "history_size": 100},
                             {"lockout_minutes": 10**12}, {"max_age_days": 1}],
     }

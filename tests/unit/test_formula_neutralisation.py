@@ -161,3 +161,51 @@ def test_reckai_reconcile_files(tmp_path_factory: Any, texts: list[str]) -> None
         back = list(csv.DictReader(handle))
     assert [r["explanation"] for r in back] == [neutralise_cell(t) for t in texts]
     assert {r["amount_minor"] for r in back} == {"-5"}
+
+
+# --- report renderers (issue 14 §2): every table and the cover ---------------------------------
+
+def _report_document(texts: list[str]) -> Any:
+    import datetime as dt
+
+    from reckai.application.reports.document import ReportChart, ReportCover, ReportDocument, ReportTable
+
+    moment = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    cover = ReportCover(title="Aging", organization=texts[0] if texts else "Org", period="2026-03-01",
+                        data_as_of=moment, generated_by=texts[-1] if texts else "someone", generated_at=moment,
+                        jobs=texts[:2], facts=[(t, t) for t in texts[:2]])
+    table = ReportTable("items", "Items", [Column("text"), Column("amount", ColumnKind.AMOUNT),
+                                           Column("count", ColumnKind.INTEGER)],
+                        [(t, Decimal("-16704.50"), index) for index, t in enumerate(texts)])
+    counts = ReportTable("counts", "Counts", [Column("label"), Column("count", ColumnKind.INTEGER)],
+                         [(t, 1) for t in texts[:3]])
+    return ReportDocument(cover=cover, tables=[table, counts],
+                          charts=[ReportChart("Counts", "counts", "label", ["count"])])
+
+
+@given(st.lists(risky, min_size=1, max_size=12))
+def test_report_csv_zip(texts: list[str]) -> None:
+    import zipfile
+
+    from reckai.adapters.reports.spreadsheets import ZippedCsvRenderer, cover_rows
+
+    document = _report_document(texts)
+    with zipfile.ZipFile(io.BytesIO(ZippedCsvRenderer().render(document))) as archive:
+        items = list(csv.reader(io.StringIO(archive.read("items.csv").decode(), newline="")))
+        cover = list(csv.reader(io.StringIO(archive.read("cover.csv").decode(), newline="")))
+    assert items[1:] == [[neutralise_cell(t), "-16704.50", str(i)] for i, t in enumerate(texts)]
+    assert cover[1:] == [[neutralise_cell(a), neutralise_cell(b)] for a, b in cover_rows(document)]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(xlsx_text, min_size=1, max_size=12))
+def test_report_excel(texts: list[str]) -> None:
+    from reckai.adapters.reports.spreadsheets import ExcelReportRenderer, cover_rows
+
+    document = _report_document(texts)
+    workbook = openpyxl.load_workbook(io.BytesIO(ExcelReportRenderer().render(document)))
+    back = [(row[0].value, row[1]) for row in workbook["items"].iter_rows(min_row=2)]
+    assert [text or None for text, _ in back] == [neutralise_cell(t) or None for t in texts]
+    assert all(a.data_type == "n" and a.value == -16704.5 and a.number_format == "#,##0.00" for _, a in back)
+    cover = [(r[0].value or None, r[1].value or None) for r in workbook["cover"].iter_rows(min_row=2)]
+    assert cover == [(neutralise_cell(a) or None, neutralise_cell(b) or None) for a, b in cover_rows(document)]

@@ -173,3 +173,42 @@ def test_tenant_isolation_ids_of_another_organization_are_not_found(fresh_world:
     assert client.get("/api/sessions", headers=bearer(tokens["admin"])).json()["data"] == sessions_a
     settings_b = client.get("/api/settings", headers=bearer(token_b)).json()["data"]
     assert settings_b["organization_id"] != str(org_a)
+
+
+def test_the_report_endpoints_are_protected_as_issue_14_says() -> None:
+    endpoints = {(m, p): perm for m, p, perm in protected_endpoints(create_app(bootstrap_in_memory()))}
+    assert endpoints[("POST", "/api/reports")] == "reports:generate"
+    assert endpoints[("GET", "/api/reports")] == "reports:read"
+    assert endpoints[("GET", "/api/reports/{report_id:uuid}")] == "reports:read"
+    assert endpoints[("GET", "/api/reports/{report_id:uuid}/download")] == "reports:read"
+    assert endpoints[("DELETE", "/api/reports/{report_id:uuid}")] == "reports:generate"
+
+
+def test_the_audit_report_needs_audit_read_to_request_and_to_download(fresh_world: Any) -> None:
+    """Analysts hold reports:* but not audit:read: they may neither ask for nor download the audit
+    report; every role is walked over both."""
+    import time as clock
+
+    container, client, tokens, _org_id = fresh_world
+    answers = {role: client.post("/api/reports", json={"type": "audit", "format": "csv"}, headers=bearer(tokens[role]))
+               for role in ROLES}
+    for role, answer in answers.items():
+        allowed = has_permission(role, "reports:generate") and has_permission(role, "audit:read")
+        assert answer.status_code == (202 if allowed else 403), (role, answer.text)
+    assert answers["analyst"].json()["error"]["code"] == "PERMISSION_DENIED"
+    report_id = answers["admin"].json()["data"]["report"]["id"]
+    container.worker_runner.start()
+    try:
+        container.worker_runner.wake_relay()
+        for _ in range(200):
+            status = client.get(f"/api/reports/{report_id}", headers=bearer(tokens["admin"])).json()["data"]["status"]
+            if status == "completed":
+                break
+            clock.sleep(0.05)
+        assert status == "completed"
+    finally:
+        container.worker_runner.stop()
+    for role in ROLES:
+        answer = client.get(f"/api/reports/{report_id}/download", headers=bearer(tokens[role]))
+        allowed = has_permission(role, "reports:read") and has_permission(role, "audit:read")
+        assert answer.status_code == (200 if allowed else 403), (role, answer.text)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from functools import cached_property
 
-from reckai.adapters.memory import account_security, identity, reconciliations, workflow
+from reckai.adapters.memory import account_security, identity, reconciliations, reports, workflow
 from reckai.adapters.memory import files as file_repositories
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 
@@ -94,6 +94,12 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def declined_pairs(self) -> workflow.MemoryDeclinedPairs:
         return workflow.MemoryDeclinedPairs(self)
+
+    # --- reports (issue 14) ---
+
+    @cached_property
+    def reports(self) -> reports.MemoryReportRepository:
+        return reports.MemoryReportRepository(self)
 
 
 class MemoryDatabase:

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from sqlalchemy.engine import Engine
 
-from reckai.adapters.postgres import account_security, identity, reconciliations, workflow
+from reckai.adapters.postgres import account_security, identity, reconciliations, reports, workflow
 from reckai.adapters.postgres import files as file_repositories
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 
@@ -101,6 +101,12 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def declined_pairs(self) -> workflow.PostgresDeclinedPairs:
         return workflow.PostgresDeclinedPairs(self)
+
+    # --- reports (issue 14) ---
+
+    @cached_property
+    def reports(self) -> reports.PostgresReportRepository:
+        return reports.PostgresReportRepository(self)
 
 
 class PostgresDatabase:

@@ -21,6 +21,7 @@ from reckai.domain.exceptions.lifecycle import ResolutionCode
 from reckai.domain.exceptions.policy import parse_workflow_settings
 from reckai.domain.identity.entities import LINE_BREAK_MESSAGE, USER_ROLES, has_line_break
 from reckai.domain.identity.password_policy import PasswordPolicy, PolicyLoosened
+from reckai.domain.reports.settings import InvalidReportSettings, parse_report_settings
 from reckai.domain.settings_registry import (
     OperatorValues,
     SettingInvalid,
@@ -34,7 +35,8 @@ RULE_ACTIONS = ("create", "update", "deactivate")
 USER_ONBOARDING_ACTIONS = ("create", "change_role")
 # "workflow" and the other groups of settings an organization may override come from the settings
 # registry (domain/settings_registry.py): a setting added there can be changed here too.
-SETTING_KEYS = tuple(sorted({"password_policy", "organization", *org_setting_groups()}))
+SETTING_KEYS = tuple(sorted({"password_policy", "organization", *org_setting_groups(),
+                             "timezone", "reports"}))  # the last two: domain/reports/settings.py (issue 14)
 # key "organization": what PUT /api/settings changes (name and domain are columns, the rest
 # organizations.settings keys), for organizations that require a system_setting approval.
 ORGANIZATION_SETTING_FIELDS = ("name", "domain", "password_policy", "user_onboarding_requires_approval")
@@ -210,6 +212,11 @@ def _system_setting(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any
             problems["metadata.value"] = str(exc) or "not a valid password policy"
     elif key == "organization":
         value = _organization_settings(value, problems)
+    elif key in ("timezone", "reports"):  # SETTINGS-REGISTRY (issue 14): domain/reports/settings.py
+        try:
+            parse_report_settings({key: value})
+        except InvalidReportSettings as exc:
+            problems[f"metadata.value.{exc.field.removeprefix(key).lstrip('.')}".rstrip(".")] = exc.message
     elif key is not None and key in org_setting_groups():
         # the registry's own bounds here; the operator's (narrower) ones when the request is
         # checked and again when it is applied (application/settings_changes.py)

@@ -35,6 +35,12 @@ MAX_SLA_HOURS = 24 * 366
 # Types whose effect is otherwise applied directly when the organization does not require a
 # checker for them (the other four always go through an approval).
 OPTIONAL_APPROVAL_TYPES = frozenset({"user_onboarding", "system_setting"})
+# SETTINGS-REGISTRY (issue 14): report generation needs a checker when `report_generation` (every
+# report type) or `report_generation:<type>` is listed.
+REPORT_GENERATION = "report_generation"
+REPORT_TYPES_NEEDING_APPROVAL = ("daily", "aging", "sla", "channel_trend", "audit")
+OPTIONAL_REPORT_APPROVALS = frozenset({REPORT_GENERATION} | {f"{REPORT_GENERATION}:{kind}"
+                                                              for kind in REPORT_TYPES_NEEDING_APPROVAL})
 # The identity feature's own switch for user_onboarding (organizations.settings, PUT /api/settings).
 USER_ONBOARDING_FLAG = "user_onboarding_requires_approval"
 
@@ -70,6 +76,9 @@ class WorkflowSettings:
 
     def requires_approval(self, approval_type: str) -> bool:
         return approval_type in self.approval_required_for
+
+    def report_requires_approval(self, report_type: str) -> bool:
+        return bool({REPORT_GENERATION, f"{REPORT_GENERATION}:{report_type}"} & self.approval_required_for)
 
 
 @dataclass(frozen=True)
@@ -220,8 +229,9 @@ def _parse_required(raw: Any) -> frozenset[str]:
         return frozenset()
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
         raise InvalidWorkflowSettings("approval_required_for", "must be a list of approval types")
-    unknown = set(raw) - OPTIONAL_APPROVAL_TYPES
+    unknown = set(raw) - OPTIONAL_APPROVAL_TYPES - OPTIONAL_REPORT_APPROVALS
     if unknown:
         raise InvalidWorkflowSettings(
-            "approval_required_for", f"only {sorted(OPTIONAL_APPROVAL_TYPES)} are optional; got {sorted(unknown)}")
+            "approval_required_for", f"only {sorted(OPTIONAL_APPROVAL_TYPES)} and report_generation or "
+                                     f"report_generation:<report type> are optional; got {sorted(unknown)}")
     return frozenset(raw)
