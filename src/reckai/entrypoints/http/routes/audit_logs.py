@@ -165,10 +165,13 @@ class AuditLogController(Controller):
     path = "/api/audit-logs"
     dependencies = {"audit_query": Provide(provide_audit_query, sync_to_thread=False)}  # noqa: RUF012 - a Litestar layer attribute
 
-    @get("/", opt={"permission": "audit:read"}, sync_to_thread=True)
+    @get("/", opt={"permission": "audit:read"}, sync_to_thread=True, summary="List audit events")
     def list_audit_logs(self, principal: NamedDependency[Principal], container: NamedDependency[Container],
                         audit_query: NamedDependency[AuditQuery],
                         request_info: NamedDependency[RequestInfo]) -> SuccessAuditPage:
+        """The organization's audit events, newest first, filtered by period, user, action, resource and
+        outcome, a page at a time (`meta.next_cursor` for the next page). Admins and auditors; the read is
+        itself recorded as an access event."""
         try:
             page = list_audit_logs(container.audit_trail, principal, audit_query, request_info)
         except AuditError as exc:
@@ -177,7 +180,7 @@ class AuditLogController(Controller):
         return SuccessAuditPage(data=[audit_log_body(r) for r in page.records],
                                 meta=AuditPageMeta(audit_query.limit, next_cursor))
 
-    @get("/verify", opt={"permission": "audit:read"}, sync_to_thread=True)
+    @get("/verify", opt={"permission": "audit:read"}, sync_to_thread=True, summary="Verify the audit chain")
     def verify(
         self, principal: NamedDependency[Principal], container: NamedDependency[Container],
         request_info: NamedDependency[RequestInfo],
@@ -200,7 +203,8 @@ class AuditLogController(Controller):
             None if brk is None else BreakBody(brk.sequence_number, brk.record_id, brk.reason.value, brk.detail,
                                                brk.missing_from, brk.missing_through)))
 
-    @get("/export", opt={"permission": "audit:read"}, sync_to_thread=True, media_type="text/csv")
+    @get("/export", opt={"permission": "audit:read"}, sync_to_thread=True, media_type="text/csv",
+         summary="Export audit events as CSV")
     def export(self, principal: NamedDependency[Principal], container: NamedDependency[Container],
                audit_query: NamedDependency[AuditQuery], request_info: NamedDependency[RequestInfo]) -> Stream:
         """Every row matching the list's filters (not one page; `per_page` and `cursor` are ignored),

@@ -37,12 +37,21 @@ from reckai.entrypoints.http.routes.approvals import ApprovalBody, DownloadLinkB
 
 
 class ReportCreate(msgspec.Struct, forbid_unknown_fields=True):
-    type: str
-    format: str
-    job_id: uuid.UUID | None = None
-    period_start: dt.date | None = None
-    period_end: dt.date | None = None
-    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    type: Annotated[str, msgspec.Meta(
+        description="daily, aging, channel_trend, sla or audit (audit needs audit:read); docs/reports.md defines "
+                    "each figure.", examples=["aging"])]
+    format: Annotated[str, msgspec.Meta(description="pdf, excel or csv (a zip of one CSV per table).",
+                                        examples=["excel"])]
+    job_id: Annotated[uuid.UUID | None, msgspec.Meta(
+        description="The reconciliation job the report covers (daily); absent: the period.",
+        examples=["0b9e6d8e-4a8c-4a4c-9c1e-2f5d3f1b7a10"])] = None
+    period_start: Annotated[dt.date | None, msgspec.Meta(
+        description="First day of the period, in the organization's time zone.", examples=["2025-12-01"])] = None
+    period_end: Annotated[dt.date | None, msgspec.Meta(
+        description="Last day of the period (inclusive).", examples=["2025-12-31"])] = None
+    parameters: Annotated[dict[str, Any], msgspec.Meta(
+        description="Filters of the report type (audit: user_id, action, resource_type).",
+        examples=[{"action": "approval.approved"}])] = msgspec.field(default_factory=dict)
 
 
 class ReportBody(msgspec.Struct):
@@ -95,10 +104,14 @@ def _choices(value: str | None, field: str, allowed: tuple[str, ...]) -> tuple[s
 class ReportController(Controller):
     path = "/api/reports"
 
-    @post("/", opt={"permission": "reports:generate", "rate_limit": "report"}, status_code=202, sync_to_thread=True)
+    @post("/", opt={"permission": "reports:generate", "rate_limit": "report"}, status_code=202, sync_to_thread=True,
+          summary="Request a report")
     def create(self, data: JSONBody[ReportCreate], principal: NamedDependency[Principal],
                container: NamedDependency[Container],
                request_info: NamedDependency[RequestInfo]) -> Response[Success[ReportRequestedBody]]:
+        """Queues the report's generation (medium priority) and answers 202 with it as `pending`, or,
+        when the organization's settings require a checker for this type, with the `pending_approval`
+        and no report yet. Five requests per hour per user."""
         outcome = request_report(container.reports, container.workflow, principal, request_info, ReportRequest(
             type=data.type, format=data.format, job_id=data.job_id, period_start=data.period_start,
             period_end=data.period_end, parameters=data.parameters))
@@ -107,7 +120,7 @@ class ReportController(Controller):
             pending_approval=approval_body(outcome.approval) if outcome.approval is not None else None)),
             status_code=202)
 
-    @get("/", opt={"permission": "reports:read"}, sync_to_thread=True)
+    @get("/", opt={"permission": "reports:read"}, sync_to_thread=True, summary="List reports")
     def list_reports(
         self, principal: NamedDependency[Principal], container: NamedDependency[Container],
         pagination: NamedDependency[Pagination], request_info: NamedDependency[RequestInfo],
@@ -117,6 +130,8 @@ class ReportController(Controller):
         job_id: Annotated[uuid.UUID | None, QueryParameter(description="reports about this job")] = None,
         mine: Annotated[bool, QueryParameter(description="only the caller's own requests")] = False,
     ) -> Success[list[ReportBody]]:
+        """The organization's reports, newest first, with their status, size and SHA-256 (audit reports
+        only for callers with audit:read), paginated with `page` and `per_page`."""
         query = ReportQuery(types=_choices(type, "type", REPORT_TYPES), formats=_choices(format, "format", REPORT_FORMATS),
                             statuses=_choices(status, "status", tuple(s.value for s in ReportStatus)), job_id=job_id,
                             generated_by=principal.user_id if mine else None, limit=pagination.per_page,
@@ -124,22 +139,29 @@ class ReportController(Controller):
         reports, total = list_reports(container.reports, Caller.of(principal, request_info), query)
         return paginated([report_body(r) for r in reports], pagination, total)
 
-    @get("/{report_id:uuid}", opt={"permission": "reports:read"}, sync_to_thread=True)
+    @get("/{report_id:uuid}", opt={"permission": "reports:read"}, sync_to_thread=True, summary="Read a report")
     def read(self, report_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
              container: NamedDependency[Container], request_info: NamedDependency[RequestInfo]) -> Success[ReportBody]:
+        """One report: status (pending, running, completed, failed, expired, deleted), error message,
+        period, data as of, size, SHA-256 and expiry."""
         return ok(report_body(get_report(container.reports, Caller.of(principal, request_info), report_id)))
 
-    @get("/{report_id:uuid}/download", opt={"permission": "reports:read"}, sync_to_thread=True)
+    @get("/{report_id:uuid}/download", opt={"permission": "reports:read"}, sync_to_thread=True,
+         summary="Link to download a report")
     def download_link(self, report_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                       container: NamedDependency[Container],
                       request_info: NamedDependency[RequestInfo]) -> Success[DownloadLinkBody]:
+        """A link valid for one hour to the completed report's file (audited)."""
         link = report_download_url(container.reports, Caller.of(principal, request_info), report_id)
         return ok(DownloadLinkBody(url=link.url, expires_at=link.expires_at))
 
-    @delete("/{report_id:uuid}", opt={"permission": "reports:generate"}, status_code=200, sync_to_thread=True)
+    @delete("/{report_id:uuid}", opt={"permission": "reports:generate"}, status_code=200, sync_to_thread=True,
+            summary="Delete a report")
     def remove(self, report_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                container: NamedDependency[Container],
                request_info: NamedDependency[RequestInfo]) -> Success[ReportBody]:
+        """Deletes the report's file (its requester or an admin); the row stays, status `deleted`, for the
+        audit trail."""
         return ok(report_body(delete_report(container.reports, Caller.of(principal, request_info), report_id)))
 
 
