@@ -42,6 +42,7 @@ from reckai.application.identity.onboarding import user_onboarding_handler
 from reckai.application.job_handlers import JobHandlers
 from reckai.application.ports.audit import AuditLog
 from reckai.application.ports.clock import Clock
+from reckai.application.ports.dashboard import DashboardUnitOfWork
 from reckai.application.ports.exports import TableWriters
 from reckai.application.ports.files import FileParser
 from reckai.application.ports.health import HealthReport
@@ -78,7 +79,7 @@ from reckai.domain.audit.chain import AuditSigner
 from reckai.settings import Mode, Settings
 
 
-class AppUnitOfWork(JobsUnitOfWork, WorkflowUnitOfWork, Protocol):
+class AppUnitOfWork(JobsUnitOfWork, WorkflowUnitOfWork, DashboardUnitOfWork, Protocol):
     """The unit of work of this application: every feature's repositories (each adapter's unit of
     work carries them all). Use cases ask for a narrower protocol; entrypoints get this one."""
 

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from sqlalchemy.engine import Engine
 
-from reckai.adapters.postgres import account_security, identity, reconciliations, workflow
+from reckai.adapters.postgres import account_security, dashboard, identity, reconciliations, workflow
 from reckai.adapters.postgres import files as file_repositories
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 
@@ -97,6 +97,11 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def declined_pairs(self) -> workflow.PostgresDeclinedPairs:
         return workflow.PostgresDeclinedPairs(self)
+
+    # --- dashboard (issue 14 §3) ---
+    @cached_property
+    def dashboard(self) -> dashboard.PostgresDashboardReader:
+        return dashboard.PostgresDashboardReader(self)
 
 
 class PostgresDatabase:
