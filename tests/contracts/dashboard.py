@@ -41,12 +41,9 @@ def _approval(org: Org, kind: ApprovalType, status: ApprovalStatus = ApprovalSta
 def seed(org: Org) -> None:
     job = org.job
     long_ago = NOW - dt.timedelta(days=40)  # created long ago: due long ago, whatever the severity
-    age = {0: TODAY, 1: TODAY - dt.timedelta(days=1), 2: TODAY - dt.timedelta(days=2),
-           3: TODAY - dt.timedelta(days=3), 6: TODAY - dt.timedelta(days=6), 7: TODAY - dt.timedelta(days=7),
-           29: TODAY - dt.timedelta(days=29), 30: TODAY - dt.timedelta(days=30)}
-    for days, day in age.items():  # one high-severity open break per boundary age
+    for age in (0, 1, 2, 3, 6, 7, 29, 30):  # one high-severity open break per boundary age
         org.add_exception(job_id=job, severity="high", type="amount_mismatch", amount="100.00", currency="NGN",
-                          transaction_date=day, created_at=NOW)
+                          transaction_date=TODAY - dt.timedelta(days=age), created_at=NOW)
     org.add_exception(job_id=job, severity="low", type="duplicate", amount=None, transaction_date=None,
                       created_at=NOW)  # no date
     org.add_exception(job_id=job, severity="low", type="duplicate", amount="5.00", currency="NGN",

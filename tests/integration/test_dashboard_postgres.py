@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal

@@ -18,7 +18,13 @@ from litestar.testing import TestClient
 from reckai.application.dashboard import DEFAULT_TIMEZONE, organization_timezone, read_dashboard
 from reckai.application.errors import PermissionDenied, ValidationFailed
 from reckai.bootstrap import bootstrap_in_memory
-from reckai.domain.exceptions.aging import AGE_BUCKETS, BUCKET_LABELS, NO_DATE, age_bucket, earliest_transaction_date
+from reckai.domain.exceptions.aging import (
+    AGE_BUCKETS,
+    BUCKET_LABELS,
+    NO_DATE,
+    age_bucket,
+    earliest_transaction_date,
+)
 from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.exceptions.policy import SlaPolicy
 from reckai.domain.identity.permissions import Role, has_permission
