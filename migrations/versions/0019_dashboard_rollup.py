@@ -1,28 +1,33 @@
-"""The dashboard's rollup of exceptions (issue 14 §3; docs/reports.md "Dashboard").
+"""The dashboard's rollups of exceptions (issue 14 §3; docs/reports.md "Dashboard").
 
-`exception_rollup`: per organization, earliest transaction date, severity, type, currency and
-status, the number of exceptions and the sum of their absolute amounts (major units, exact
-NUMERIC; the application turns it into integer minor units per currency). Age buckets depend on
-"now", so the rollup keeps dates and the buckets are drawn at query time.
+Three narrow tables, each shaped for one question so that reading it touches a few thousand rows
+at most, however many exceptions the organization holds (age buckets depend on "now", so the
+rollups keep dates and the buckets are drawn at query time):
 
-`exception_due_rollup`: per organization and hour (UTC) of `due_at`, the number of unresolved
-exceptions (open, in_progress, escalated) due in that hour: the overdue count is the sum of the
-hours before the current one plus an exact count, on `idx_exceptions_org_due_active`, of the
-current hour.
+- `exception_backlog_rollup`: active exceptions (open, in_progress, escalated) per organization,
+  earliest transaction date, severity and currency: how many, and the sum of their absolute
+  amounts (major units, exact NUMERIC; the application turns it into integer minor units).
+- `exception_type_rollup`: exceptions of every status per organization, earliest transaction
+  date, type and currency: how many, and the sum of their absolute amounts.
+- `exception_due_rollup`: active exceptions per organization and hour (UTC) of `due_at`: the
+  overdue count is the sum of the hours before the current one plus an exact count, on
+  `idx_exceptions_org_due_active`, of the current hour.
 
-Both are kept by statement-level triggers on `exceptions` (AFTER INSERT, UPDATE, DELETE, with
+They are kept by statement-level triggers on `exceptions` (AFTER INSERT, UPDATE, DELETE, with
 transition tables), in the transaction of the statement that changed the rows: one rule for every
 path (the job's bulk persist, each workflow change, closing through approvals, a job's deletion
-and its cascade), each statement paying one grouped upsert, not one call per row. Rollup rows
-are upserted in key order, so two transactions touching several groups take the row locks in the
-same order. A group whose count falls to 0 keeps its row (count 0); the readers skip those.
+and its cascade), each statement paying one grouped write per rollup, not one call per row. An
+update counts every old row -1 and every new row +1; groups whose totals do not move (an
+assignment, a comment's timestamp) are not written. Rollup rows are written in key order, so two
+transactions touching several groups take the row locks in the same order. A group whose count
+falls to 0 keeps its row (count 0); the readers skip those.
 
 Earliest transaction date: the least of `transaction_date` and the dates of the exception's left
 and right rows as the job recorded them (`evidence.left.date`, `evidence.right.date`), so an item
 whose two rows carry different dates ages from the older one (`exceptions_earliest_date`).
 
-Both tables: row-level security enabled and forced with the tenant policy; the application role
-may read and write them (the triggers run as the caller, inside its tenant).
+The rollups: row-level security enabled and forced with the tenant policy; the application role
+may read, insert and update them (the triggers run as the caller, inside its tenant).
 
 Revision ID: 0019_dashboard_rollup
 Revises: 0013_login_sources
@@ -55,17 +60,24 @@ $$;
 """
 
 TABLES = """
-CREATE TABLE exception_rollup (
+CREATE TABLE exception_backlog_rollup (
     organization_id UUID NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     earliest_date DATE,
     severity VARCHAR(50) NOT NULL,
-    type VARCHAR(50) NOT NULL,
     currency VARCHAR(3),
-    status VARCHAR(50) NOT NULL,
     item_count BIGINT NOT NULL DEFAULT 0,
     amount_total NUMERIC NOT NULL DEFAULT 0,
-    CONSTRAINT exception_rollup_key UNIQUE NULLS NOT DISTINCT
-        (organization_id, status, earliest_date, severity, type, currency)
+    CONSTRAINT exception_backlog_rollup_key UNIQUE NULLS NOT DISTINCT (organization_id, earliest_date, severity, currency)
+);
+
+CREATE TABLE exception_type_rollup (
+    organization_id UUID NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    earliest_date DATE,
+    type VARCHAR(50) NOT NULL,
+    currency VARCHAR(3),
+    item_count BIGINT NOT NULL DEFAULT 0,
+    amount_total NUMERIC NOT NULL DEFAULT 0,
+    CONSTRAINT exception_type_rollup_key UNIQUE NULLS NOT DISTINCT (organization_id, earliest_date, type, currency)
 );
 
 CREATE TABLE exception_due_rollup (
@@ -76,50 +88,56 @@ CREATE TABLE exception_due_rollup (
 );
 """
 
-# One function for the three events: the rows leaving (OLD TABLE) count -1, the rows arriving
-# (NEW TABLE) +1; only the groups whose totals change are written, in one statement per event.
-_ROLLED = "organization_id, transaction_date, evidence, severity, type, currency, status, due_at, amount"
+ROLLUPS = ("exception_backlog_rollup", "exception_type_rollup", "exception_due_rollup")
 
 
-def _side(alias: str, table: str, sign: int, join: str = "") -> str:
+def _side(alias: str, table: str, sign: int) -> str:
     return (f"SELECT {alias}.organization_id, exceptions_earliest_date({alias}.transaction_date, {alias}.evidence)"
             f" AS earliest_date, {alias}.severity, {alias}.type, {alias}.currency, {alias}.status, {alias}.due_at,"
-            f" {sign} AS sign, {sign} * abs(COALESCE({alias}.amount, 0)) AS amount FROM {table} {alias}{join}")
+            f" {sign} AS sign, {sign} * abs(COALESCE({alias}.amount, 0)) AS amount FROM {table} {alias}")
 
 
-_CHANGED = (" JOIN new_rows n ON n.id = o.id WHERE ROW(" + ", ".join(f"o.{c}" for c in _ROLLED.split(", "))
-            + ") IS DISTINCT FROM ROW(" + ", ".join(f"n.{c}" for c in _ROLLED.split(", ")) + ")")
-_CHANGED_NEW = (" JOIN old_rows o ON o.id = n.id WHERE ROW(" + ", ".join(f"o.{c}" for c in _ROLLED.split(", "))
-                + ") IS DISTINCT FROM ROW(" + ", ".join(f"n.{c}" for c in _ROLLED.split(", ")) + ")")
-_KEY = "organization_id, status, earliest_date, severity, type, currency"
-_GROUPS = (f"SELECT {_KEY}, sum(sign) AS item_count, sum(amount) AS amount_total FROM delta GROUP BY {_KEY}"
-           " HAVING sum(sign) <> 0 OR sum(amount) <> 0")
+# (table, key columns, which delta rows count)
+_GROUPINGS = (
+    ("exception_backlog_rollup", "organization_id, earliest_date, severity, currency", f"status IN {ACTIVE}"),
+    ("exception_type_rollup", "organization_id, earliest_date, type, currency", "TRUE"),
+)
 _HOURS = (f"SELECT organization_id, date_trunc('hour', due_at) AS due_hour, sum(sign) AS item_count FROM delta"
           f" WHERE status IN {ACTIVE} GROUP BY 1, 2 HAVING sum(sign) <> 0")
 
 
+def _groups(key: str, where: str) -> str:
+    return (f"SELECT {key}, sum(sign) AS item_count, sum(amount) AS amount_total FROM delta WHERE {where}"
+            f" GROUP BY {key} HAVING sum(sign) <> 0 OR sum(amount) <> 0")
+
+
 def _upsert(delta: str) -> str:
     """Rows arriving (and leaving, for an update): add the deltas, creating groups first seen."""
-    return (f"WITH delta AS ({delta}),"
-            f" grouped AS (INSERT INTO exception_rollup AS r ({_KEY}, item_count, amount_total)"
-            f" {_GROUPS} ORDER BY {_KEY} ON CONFLICT ON CONSTRAINT exception_rollup_key DO UPDATE"
-            " SET item_count = r.item_count + EXCLUDED.item_count,"
-            " amount_total = r.amount_total + EXCLUDED.amount_total RETURNING 1)"
-            f" INSERT INTO exception_due_rollup AS r (organization_id, due_hour, item_count) {_HOURS} ORDER BY 1, 2"
-            " ON CONFLICT (organization_id, due_hour) DO UPDATE SET item_count = r.item_count + EXCLUDED.item_count")
+    parts = [f"WITH delta AS ({delta})"]
+    for table, key, where in _GROUPINGS:
+        parts.append(f", {table} AS (INSERT INTO {table} AS r ({key}, item_count, amount_total)"
+                     f" {_groups(key, where)} ORDER BY {key} ON CONFLICT ON CONSTRAINT {table}_key DO UPDATE"
+                     " SET item_count = r.item_count + EXCLUDED.item_count,"
+                     " amount_total = r.amount_total + EXCLUDED.amount_total RETURNING 1)")
+    parts.append(f" INSERT INTO exception_due_rollup AS r (organization_id, due_hour, item_count) {_HOURS}"
+                 " ORDER BY 1, 2 ON CONFLICT (organization_id, due_hour) DO UPDATE"
+                 " SET item_count = r.item_count + EXCLUDED.item_count")
+    return "".join(parts)
 
 
 def _subtract(delta: str) -> str:
     """Rows leaving: only existing groups change (never an insert, so a cascade from a deleted
     organization, whose rollup rows go with it, has nothing to refer to)."""
-    return (f"WITH delta AS ({delta}),"
-            f" grouped AS (UPDATE exception_rollup r SET item_count = r.item_count + g.item_count,"
-            f" amount_total = r.amount_total + g.amount_total FROM ({_GROUPS} ORDER BY {_KEY}) g"
-            " WHERE (r.organization_id, r.status, r.severity, r.type) = (g.organization_id, g.status, g.severity, g.type)"
-            " AND r.earliest_date IS NOT DISTINCT FROM g.earliest_date AND r.currency IS NOT DISTINCT FROM g.currency"
-            " RETURNING 1)"
-            f" UPDATE exception_due_rollup r SET item_count = r.item_count + h.item_count FROM ({_HOURS}) h"
-            " WHERE (r.organization_id, r.due_hour) = (h.organization_id, h.due_hour)")
+    parts = [f"WITH delta AS ({delta})"]
+    for table, key, where in _GROUPINGS:
+        columns = [column.strip() for column in key.split(",")]
+        match = " AND ".join(f"r.{c} IS NOT DISTINCT FROM g.{c}" for c in columns)
+        parts.append(f", {table} AS (UPDATE {table} r SET item_count = r.item_count + g.item_count,"
+                     f" amount_total = r.amount_total + g.amount_total FROM ({_groups(key, where)}) g"
+                     f" WHERE {match} RETURNING 1)")
+    parts.append(f" UPDATE exception_due_rollup r SET item_count = r.item_count + h.item_count FROM ({_HOURS}) h"
+                 " WHERE (r.organization_id, r.due_hour) = (h.organization_id, h.due_hour)")
+    return "".join(parts)
 
 
 ROLLUP_FUNCTION = f"""
@@ -132,8 +150,7 @@ BEGIN
     ELSIF TG_OP = 'DELETE' THEN
         {_subtract(_side("o", "old_rows", -1))};
     ELSE
-        -- only rows whose rolled-up columns changed (an assignment moves nothing)
-        {_upsert(_side("o", "old_rows", -1, _CHANGED) + " UNION ALL " + _side("n", "new_rows", 1, _CHANGED_NEW))};
+        {_upsert(_side("o", "old_rows", -1) + " UNION ALL " + _side("n", "new_rows", 1))};
     END IF;
     RETURN NULL;
 END
@@ -150,11 +167,14 @@ CREATE TRIGGER exceptions_rollup_delete AFTER DELETE ON exceptions
 """
 
 BACKFILL = f"""
-INSERT INTO exception_rollup (organization_id, status, earliest_date, severity, type, currency, item_count,
-                              amount_total)
-SELECT organization_id, status, exceptions_earliest_date(transaction_date, evidence), severity, type, currency,
-       count(*), sum(abs(COALESCE(amount, 0)))
-  FROM exceptions GROUP BY 1, 2, 3, 4, 5, 6;
+INSERT INTO exception_backlog_rollup (organization_id, earliest_date, severity, currency, item_count, amount_total)
+SELECT organization_id, exceptions_earliest_date(transaction_date, evidence), severity, currency, count(*),
+       sum(abs(COALESCE(amount, 0)))
+  FROM exceptions WHERE status IN {ACTIVE} GROUP BY 1, 2, 3, 4;
+INSERT INTO exception_type_rollup (organization_id, earliest_date, type, currency, item_count, amount_total)
+SELECT organization_id, exceptions_earliest_date(transaction_date, evidence), type, currency, count(*),
+       sum(abs(COALESCE(amount, 0)))
+  FROM exceptions GROUP BY 1, 2, 3, 4;
 INSERT INTO exception_due_rollup (organization_id, due_hour, item_count)
 SELECT organization_id, date_trunc('hour', due_at), count(*) FROM exceptions
  WHERE status IN {ACTIVE} GROUP BY 1, 2;
@@ -164,7 +184,7 @@ SELECT organization_id, date_trunc('hour', due_at), count(*) FROM exceptions
 def upgrade() -> None:
     op.execute(EARLIEST_DATE)
     op.execute(TABLES)
-    for table in ("exception_rollup", "exception_due_rollup"):
+    for table in ROLLUPS:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
         op.execute(f"CREATE POLICY tenant_isolation ON {table} FOR ALL"
@@ -174,10 +194,10 @@ def upgrade() -> None:
     op.execute(TRIGGERS)
     # Existing rows, across tenants (a data migration: the owner skips the forced policies only
     # inside this transaction, docs/tenancy.md).
-    for table in ("exceptions", "exception_rollup", "exception_due_rollup"):
+    for table in ("exceptions", *ROLLUPS):
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     op.execute(BACKFILL)
-    for table in ("exceptions", "exception_rollup", "exception_due_rollup"):
+    for table in ("exceptions", *ROLLUPS):
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
 
 
@@ -185,6 +205,6 @@ def downgrade() -> None:
     for trigger in ("exceptions_rollup_insert", "exceptions_rollup_update", "exceptions_rollup_delete"):
         op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON exceptions")
     op.execute("DROP FUNCTION IF EXISTS exceptions_rollup_apply()")
-    op.execute("DROP TABLE IF EXISTS exception_due_rollup")
-    op.execute("DROP TABLE IF EXISTS exception_rollup")
+    for table in ROLLUPS:
+        op.execute(f"DROP TABLE IF EXISTS {table}")
     op.execute("DROP FUNCTION IF EXISTS exceptions_earliest_date(date, jsonb)")

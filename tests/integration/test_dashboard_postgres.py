@@ -147,21 +147,29 @@ def from_dashboard(org: Org, now: dt.datetime, start: dt.date, end: dt.date) -> 
     }
 
 
+ROLLUPS = {  # rollup -> its key columns, and which exceptions it counts
+    "exception_backlog_rollup": ("earliest_date, severity, currency", _ACTIVE),
+    "exception_type_rollup": ("earliest_date, type, currency", "TRUE"),
+}
+
+
 def assert_rollup_rows_match(org: Org) -> None:
-    """The rollup's non-zero groups equal the same groups counted over `exceptions`."""
+    """Each rollup's non-zero groups equal the same groups counted over `exceptions`."""
     with org.uow() as uow:
         conn = uow.connection
-        stored = {tuple(r[:5]): (int(r[5]), Decimal(r[6])) for r in conn.execute(text(
-            "SELECT status, earliest_date, severity, type, currency, item_count, amount_total"
-            " FROM exception_rollup WHERE item_count <> 0 OR amount_total <> 0")).all()}
-        counted = {tuple(r[:5]): (int(r[5]), Decimal(r[6])) for r in conn.execute(text(
-            f"SELECT status, {_EARLIEST}, severity, type, currency, count(*), COALESCE(sum(abs(amount)), 0)"
-            " FROM exceptions GROUP BY 1, 2, 3, 4, 5")).all()}
+        for table, (key, where) in ROLLUPS.items():
+            stored = {tuple(r[:3]): (int(r[3]), Decimal(r[4])) for r in conn.execute(text(
+                f"SELECT {key}, item_count, amount_total FROM {table} WHERE item_count <> 0 OR amount_total <> 0"
+            )).all()}
+            counted_key = key.replace("earliest_date", _EARLIEST)
+            counted = {tuple(r[:3]): (int(r[3]), Decimal(r[4])) for r in conn.execute(text(
+                f"SELECT {counted_key}, count(*), COALESCE(sum(abs(amount)), 0) FROM exceptions WHERE {where}"
+                " GROUP BY 1, 2, 3")).all()}
+            assert stored == counted, table
         hours = dict(tuple(r) for r in conn.execute(text(
             "SELECT due_hour, item_count FROM exception_due_rollup WHERE item_count <> 0")).all())
         counted_hours = dict(tuple(r) for r in conn.execute(text(
             f"SELECT date_trunc('hour', due_at), count(*) FROM exceptions WHERE {_ACTIVE} GROUP BY 1")).all())
-    assert stored == counted
     assert hours == counted_hours
 
 

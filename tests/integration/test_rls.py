@@ -198,8 +198,10 @@ def test_pooled_connection_reused_after_commit_sees_no_tenant_rows(pg_database: 
 
 
 ROLLUP_INSERTS = {
-    "exception_rollup": "INSERT INTO exception_rollup (organization_id, severity, type, status, item_count)"
-                        " VALUES (:org, 'low', 'duplicate', 'open', 1)",
+    "exception_backlog_rollup": "INSERT INTO exception_backlog_rollup (organization_id, severity, item_count)"
+                                " VALUES (:org, 'low', 1)",
+    "exception_type_rollup": "INSERT INTO exception_type_rollup (organization_id, type, item_count)"
+                             " VALUES (:org, 'duplicate', 1)",
     "exception_due_rollup": "INSERT INTO exception_due_rollup (organization_id, due_hour, item_count)"
                             " VALUES (:org, '2030-01-01 00:00', 1)",
 }

@@ -1,8 +1,9 @@
 """The dashboard's reader over PostgreSQL (application/ports/dashboard.py).
 
 Exceptions are read from the rollup tables that the triggers of migration 0019 keep in the
-transaction of every change to `exceptions`: a few thousand grouped rows at most, however many
-exceptions the organization holds. Jobs and approvals are read from their tables (one index range
+transaction of every change to `exceptions` (backlog by date, severity and currency; types by
+date and currency; due hours): a few thousand grouped rows at most, however many exceptions the
+organization holds. Jobs and approvals are read from their tables (one index range
 each). Row-level security scopes every statement to the unit of work's organization.
 """
 
@@ -37,17 +38,15 @@ class PostgresDashboardReader(PostgresRepository):
 
     def active_backlog(self) -> Sequence[BacklogGroup]:
         rows = self._conn.execute(text(
-            "SELECT severity, earliest_date, sum(item_count) AS n FROM exception_rollup"
-            f" WHERE organization_id = :org AND status IN {_ACTIVE}"
-            " GROUP BY severity, earliest_date HAVING sum(item_count) <> 0"),
+            "SELECT severity, earliest_date, sum(item_count) AS n FROM exception_backlog_rollup"
+            " WHERE organization_id = :org GROUP BY severity, earliest_date HAVING sum(item_count) <> 0"),
             {"org": self._uow.organization_id}).all()
         return [BacklogGroup(r.severity, r.earliest_date, int(r.n)) for r in rows]
 
     def active_amounts(self) -> Sequence[CurrencyAmount]:
         rows = self._conn.execute(text(
-            "SELECT currency, sum(item_count) AS n, sum(amount_total) AS total FROM exception_rollup"
-            f" WHERE organization_id = :org AND status IN {_ACTIVE}"
-            " GROUP BY currency HAVING sum(item_count) <> 0"),
+            "SELECT currency, sum(item_count) AS n, sum(amount_total) AS total FROM exception_backlog_rollup"
+            " WHERE organization_id = :org GROUP BY currency HAVING sum(item_count) <> 0"),
             {"org": self._uow.organization_id}).all()
         return [CurrencyAmount(r.currency, int(r.n), Decimal(r.total)) for r in rows]
 
@@ -67,7 +66,7 @@ class PostgresDashboardReader(PostgresRepository):
 
     def break_types(self, date_from: dt.date, date_to: dt.date) -> Sequence[TypeCurrencyAmount]:
         rows = self._conn.execute(text(
-            "SELECT type, currency, sum(item_count) AS n, sum(amount_total) AS total FROM exception_rollup"
+            "SELECT type, currency, sum(item_count) AS n, sum(amount_total) AS total FROM exception_type_rollup"
             " WHERE organization_id = :org AND earliest_date BETWEEN :date_from AND :date_to"
             " GROUP BY type, currency HAVING sum(item_count) <> 0"),
             {"org": self._uow.organization_id, "date_from": date_from, "date_to": date_to}).all()
