@@ -138,12 +138,12 @@ def load(container: Any, organization_id: uuid.UUID, user_id: uuid.UUID, total: 
         conn = uow.connection
         # the workflow's mix, each one statement through the triggers
         steps = [
-            ("closed", "UPDATE exceptions SET status = CASE WHEN random() < 0.85 THEN 'resolved' ELSE 'ignored' END,"
-                       " resolved_at = now() WHERE random() < 0.55"),
+            ("closed", ("UPDATE exceptions SET status = CASE WHEN random() < 0.85 THEN 'resolved' ELSE 'ignored' END,"
+                       " resolved_at = now() WHERE random() < 0.55")),
             ("started", "UPDATE exceptions SET status = 'in_progress' WHERE status = 'open' AND random() < 0.22"),
             ("escalated", "UPDATE exceptions SET status = 'escalated' WHERE status = 'open' AND random() < 0.15"),
-            ("overdue", "UPDATE exceptions SET due_at = due_at - make_interval(days => 10 + (random() * 60)::int)"
-                        " WHERE status IN ('open', 'in_progress', 'escalated') AND random() < 0.2"),
+            ("overdue", ("UPDATE exceptions SET due_at = due_at - make_interval(days => 10 + (random() * 60)::int)"
+                        " WHERE status IN ('open', 'in_progress', 'escalated') AND random() < 0.2")),
         ]
         for name, statement in steps:
             began = time.perf_counter()
@@ -162,14 +162,13 @@ def load(container: Any, organization_id: uuid.UUID, user_id: uuid.UUID, total: 
         uow.commit()
     with database.unit_of_work(organization_id) as uow:
         conn = uow.connection
-        conn.execute(text("ANALYZE exceptions"))
-        conn.execute(text("ANALYZE exception_rollup"))
-        conn.execute(text("ANALYZE exception_due_rollup"))
-        counted = conn.execute(text("SELECT count(*) FROM exceptions")).scalar_one()
-        groups = conn.execute(text("SELECT count(*) FROM exception_rollup")).scalar_one()
-        hours = conn.execute(text("SELECT count(*) FROM exception_due_rollup")).scalar_one()
+        sizes = {}
+        for table in ("exceptions", "exception_backlog_rollup", "exception_type_rollup", "exception_due_rollup"):
+            conn.execute(text(f"ANALYZE {table}"))
+            sizes[table] = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
         uow.commit()
-    print(f"organization holds {counted:,} exceptions; rollup: {groups:,} groups, {hours:,} due hours")
+    print(f"organization holds {sizes.pop('exceptions'):,} exceptions; rollup rows: "
+          + ", ".join(f"{table} {count:,}" for table, count in sizes.items()))
 
 
 def measure_dashboard(client: Any, container: Any, token: str, user_id: uuid.UUID, requests: int) -> None:
@@ -259,6 +258,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from litestar.testing import TestClient
+    from tests.support.identity import login, onboard
 
     from reckai.adapters.postgres import migrations
     from reckai.adapters.postgres.embedded import start_server
@@ -266,7 +266,6 @@ def main() -> None:
     from reckai.bootstrap import bootstrap
     from reckai.entrypoints.http.app import create_app
     from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
-    from tests.support.identity import login, onboard
 
     scratch = tempfile.mkdtemp(prefix="reckai-dashboard-", dir="/tmp")
     server = None

@@ -139,7 +139,6 @@ def read_dashboard(database: Database[DashboardUnitOfWork], clock: Clock, princi
         window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
         job_days = {day.day: day for day in uow.dashboard.job_days(window_start, window_end, timezone)}
         backlog = uow.dashboard.active_backlog()
-        amounts = uow.dashboard.active_amounts()
         overdue = uow.dashboard.overdue_count(now)
         break_types = list(uow.dashboard.break_types(start, end))
         pending = (dict(uow.dashboard.pending_approvals())
@@ -160,15 +159,15 @@ def read_dashboard(database: Database[DashboardUnitOfWork], clock: Clock, princi
         day += dt.timedelta(days=1)
 
     by_severity = {severity: dict.fromkeys((*BUCKET_LABELS, NO_DATE), 0) for severity in SEVERITIES}
-    for group in backlog:
+    for group in backlog.groups:
         by_severity.setdefault(group.severity, dict.fromkeys((*BUCKET_LABELS, NO_DATE), 0))
         by_severity[group.severity][age_bucket(group.earliest_date, today)] += group.count
     return Dashboard(
         period_start=start, period_end=end, timezone=timezone, as_of=now,
         jobs_run=sum(d.jobs_run for d in days), jobs_completed=sum(d.jobs_completed for d in days),
         jobs_failed=sum(d.jobs_failed for d in days), days=days,
-        open_total=sum(group.count for group in backlog), open_by_severity=by_severity, overdue=overdue,
+        open_total=sum(group.count for group in backlog.groups), open_by_severity=by_severity, overdue=overdue,
         amount_at_risk=[_money(a.currency, a.count, a.amount_total)
-                        for a in sorted(amounts, key=lambda a: a.currency or "")],
+                        for a in sorted(backlog.amounts, key=lambda a: a.currency or "")],
         top_break_types=_top_break_types(break_types),
         pending_approvals=None if pending is None else dict(sorted(pending.items())))

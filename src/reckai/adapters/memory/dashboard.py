@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.dashboard import (
+    Backlog,
     BacklogGroup,
     CurrencyAmount,
     DashboardReader,
@@ -33,18 +34,17 @@ class MemoryDashboardReader:
     def _active(self) -> list[ExceptionItem]:
         return [row for row in self._exceptions() if row.status in ACTIVE_STATUSES]
 
-    def active_backlog(self) -> Sequence[BacklogGroup]:
-        counts = Counter((row.severity, earliest_transaction_date(row.transaction_date, row.evidence))
-                         for row in self._active())
-        return [BacklogGroup(severity, day, n) for (severity, day), n in counts.items()]
-
-    def active_amounts(self) -> Sequence[CurrencyAmount]:
+    def active_backlog(self) -> Backlog:
+        active = self._active()
+        groups = Counter((row.severity, earliest_transaction_date(row.transaction_date, row.evidence))
+                         for row in active)
         counts: Counter[str | None] = Counter()
         totals: defaultdict[str | None, Decimal] = defaultdict(Decimal)
-        for row in self._active():
+        for row in active:
             counts[row.currency] += 1
             totals[row.currency] += abs(row.amount or Decimal(0))
-        return [CurrencyAmount(currency, n, totals[currency]) for currency, n in counts.items()]
+        return Backlog(groups=[BacklogGroup(severity, day, n) for (severity, day), n in groups.items()],
+                       amounts=[CurrencyAmount(currency, n, totals[currency]) for currency, n in counts.items()])
 
     def overdue_count(self, now: dt.datetime) -> int:
         return sum(1 for row in self._active() if row.due_at <= now)

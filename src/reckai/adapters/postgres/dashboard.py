@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from reckai.adapters.postgres.repository import PostgresRepository
 from reckai.application.ports.dashboard import (
+    Backlog,
     BacklogGroup,
     CurrencyAmount,
     DashboardReader,
@@ -36,19 +37,16 @@ def _utc_naive(moment: dt.datetime) -> dt.datetime:
 class PostgresDashboardReader(PostgresRepository):
     entity_name = "dashboard"
 
-    def active_backlog(self) -> Sequence[BacklogGroup]:
+    def active_backlog(self) -> Backlog:
+        # one pass over the organization's backlog rows, grouped both ways
         rows = self._conn.execute(text(
-            "SELECT severity, earliest_date, sum(item_count) AS n FROM exception_backlog_rollup"
-            " WHERE organization_id = :org GROUP BY severity, earliest_date HAVING sum(item_count) <> 0"),
+            "SELECT GROUPING(currency) AS by_severity, severity, earliest_date, currency, sum(item_count) AS n,"
+            " sum(amount_total) AS total FROM exception_backlog_rollup WHERE organization_id = :org"
+            " GROUP BY GROUPING SETS ((severity, earliest_date), (currency)) HAVING sum(item_count) <> 0"),
             {"org": self._uow.organization_id}).all()
-        return [BacklogGroup(r.severity, r.earliest_date, int(r.n)) for r in rows]
-
-    def active_amounts(self) -> Sequence[CurrencyAmount]:
-        rows = self._conn.execute(text(
-            "SELECT currency, sum(item_count) AS n, sum(amount_total) AS total FROM exception_backlog_rollup"
-            " WHERE organization_id = :org GROUP BY currency HAVING sum(item_count) <> 0"),
-            {"org": self._uow.organization_id}).all()
-        return [CurrencyAmount(r.currency, int(r.n), Decimal(r.total)) for r in rows]
+        return Backlog(groups=[BacklogGroup(r.severity, r.earliest_date, int(r.n)) for r in rows if r.by_severity],
+                       amounts=[CurrencyAmount(r.currency, int(r.n), Decimal(r.total))
+                                for r in rows if not r.by_severity])
 
     def overdue_count(self, now: dt.datetime) -> int:
         # Whole hours before the current one come from the rollup; the current hour is counted
@@ -56,13 +54,12 @@ class PostgresDashboardReader(PostgresRepository):
         moment = _utc_naive(now)
         hour = moment.replace(minute=0, second=0, microsecond=0)
         params = {"org": self._uow.organization_id, "hour": hour, "now": moment}
-        before = self._conn.execute(text(
-            "SELECT COALESCE(sum(item_count), 0) FROM exception_due_rollup"
-            " WHERE organization_id = :org AND due_hour < :hour"), params).scalar_one()
-        current = self._conn.execute(text(
-            f"SELECT count(*) FROM exceptions WHERE organization_id = :org AND status IN {_ACTIVE}"
-            " AND due_at >= :hour AND due_at <= :now"), params).scalar_one()
-        return int(before) + int(current)
+        counted = self._conn.execute(text(
+            "SELECT (SELECT COALESCE(sum(item_count), 0) FROM exception_due_rollup"
+            "        WHERE organization_id = :org AND due_hour < :hour)"
+            f"    + (SELECT count(*) FROM exceptions WHERE organization_id = :org AND status IN {_ACTIVE}"
+            "        AND due_at >= :hour AND due_at <= :now)"), params).scalar_one()
+        return int(counted)
 
     def break_types(self, date_from: dt.date, date_to: dt.date) -> Sequence[TypeCurrencyAmount]:
         rows = self._conn.execute(text(

@@ -38,6 +38,14 @@ class CurrencyAmount:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """Active exceptions, counted two ways."""
+
+    groups: Sequence[BacklogGroup]  # per (severity, earliest transaction date); groups of 0 left out
+    amounts: Sequence[CurrencyAmount]  # per currency; currencies with none left out
+
+
+@dataclass(frozen=True)
 class TypeCurrencyAmount:
     type: str
     currency: str | None
@@ -59,12 +67,9 @@ class JobDay:
 
 
 class DashboardReader(Protocol):
-    def active_backlog(self) -> Sequence[BacklogGroup]:
-        """Active exceptions counted per (severity, earliest transaction date); groups of 0 left out."""
-        ...
-
-    def active_amounts(self) -> Sequence[CurrencyAmount]:
-        """Active exceptions counted and their absolute amounts summed, per currency."""
+    def active_backlog(self) -> Backlog:
+        """Active exceptions counted per (severity, earliest transaction date), and counted with
+        their absolute amounts summed per currency."""
         ...
 
     def overdue_count(self, now: dt.datetime) -> int:
