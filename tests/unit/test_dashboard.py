@@ -85,6 +85,12 @@ def test_the_period_defaults_to_the_last_30_days_and_is_validated(org: Org) -> N
     read = read_dashboard
     figures = read(org.container.database, lambda: contract.NOW, org.p("analyst"))
     assert (figures.period_start, figures.period_end) == (dt.date(2026, 2, 15), dt.date(2026, 3, 16))
+    only_start = read(org.container.database, lambda: contract.NOW, org.p("analyst"), period_start=dt.date(2026, 3, 1))
+    assert (only_start.period_start, only_start.period_end) == (dt.date(2026, 3, 1), dt.date(2026, 3, 16))
+    ahead = read(org.container.database, lambda: contract.NOW, org.p("analyst"), period_start=dt.date(2026, 4, 1))
+    assert (ahead.period_start, ahead.period_end) == (dt.date(2026, 4, 1), dt.date(2026, 4, 1))
+    only_end = read(org.container.database, lambda: contract.NOW, org.p("analyst"), period_end=dt.date(2026, 1, 30))
+    assert (only_end.period_start, only_end.period_end) == (dt.date(2026, 1, 1), dt.date(2026, 1, 30))
     with pytest.raises(ValidationFailed) as caught:
         read(org.container.database, lambda: contract.NOW, org.p("analyst"),
              period_start=dt.date(2026, 3, 2), period_end=dt.date(2026, 3, 1))

@@ -103,9 +103,13 @@ def _money(currency: str | None, count: int, total: Decimal) -> MoneyFigure:
 
 
 def _period(period_start: dt.date | None, period_end: dt.date | None, today: dt.date) -> tuple[dt.date, dt.date]:
-    end = period_end or (today if period_start is None else min(
-        period_start + dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1), today))
-    start = period_start or end - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    span = dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    if period_end is None:
+        # 30 days from the start given, not past today (nor before the start itself)
+        end = today if period_start is None else max(min(period_start + span, today), period_start)
+    else:
+        end = period_end
+    start = period_start or end - span
     if end < start:
         raise ValidationFailed([FieldError("period_end", "must not be before period_start")])
     if (end - start).days + 1 > MAX_PERIOD_DAYS:
