@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reckai.application.errors import FieldError, PermissionDenied, ValidationFailed
 from reckai.application.ports.clock import Clock
-from reckai.application.ports.dashboard import DashboardUnitOfWork, TypeCurrencyAmount
+from reckai.application.ports.dashboard import DashboardUnitOfWork, JobDay, TypeCurrencyAmount
 from reckai.application.ports.unit_of_work import Database
 from reckai.domain.exceptions.aging import BUCKET_LABELS, NO_DATE, age_bucket
 from reckai.domain.exceptions.policy import SEVERITIES
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.canonical import minor_unit_exponent
+from reckai.domain.reconciliation.jobs import match_rate
 
 DEFAULT_PERIOD_DAYS = 30
 MAX_PERIOD_DAYS = 366
@@ -128,6 +129,19 @@ def _top_break_types(rows: list[TypeCurrencyAmount]) -> list[BreakTypeFigure]:
             for kind, parts in ranked[:TOP_BREAK_TYPES]]
 
 
+def _days(start: dt.date, end: dt.date, job_days: Mapping[dt.date, JobDay]) -> list[DayFigure]:
+    """Every day of the period, days without jobs included; the rate is the day's completed rows'
+    (a large job weighs more than a small one), None without rows."""
+    days = []
+    for offset in range((end - start).days + 1):
+        day = start + dt.timedelta(days=offset)
+        figures = job_days.get(day) or JobDay(day, 0, 0, 0, 0, 0)
+        rate = match_rate(figures.matched_rows, figures.total_rows) if figures.total_rows else None
+        days.append(DayFigure(day, figures.created, figures.completed, figures.failed, figures.total_rows,
+                              figures.matched_rows, rate))
+    return days
+
+
 def read_dashboard(database: Database[DashboardUnitOfWork], clock: Clock, principal: Principal, *,
                    period_start: dt.date | None = None, period_end: dt.date | None = None) -> Dashboard:
     if not has_permission(principal.role, "reports:read"):
@@ -148,20 +162,7 @@ def read_dashboard(database: Database[DashboardUnitOfWork], clock: Clock, princi
         pending = (dict(uow.dashboard.pending_approvals())
                    if has_permission(principal.role, "approvals:read") else None)
 
-    days: list[DayFigure] = []
-    day = start
-    while day <= end:
-        figures = job_days.get(day)
-        if figures is None:
-            days.append(DayFigure(day, 0, 0, 0, 0, 0, None))
-        else:
-            rate = (None if figures.total_rows == 0 else
-                    (Decimal(figures.matched_rows) * 100 / Decimal(figures.total_rows)).quantize(
-                        Decimal("0.01"), ROUND_HALF_UP))
-            days.append(DayFigure(day, figures.created, figures.completed, figures.failed, figures.total_rows,
-                                  figures.matched_rows, rate))
-        day += dt.timedelta(days=1)
-
+    days = _days(start, end, job_days)
     by_severity = {severity: dict.fromkeys((*BUCKET_LABELS, NO_DATE), 0) for severity in SEVERITIES}
     for group in backlog.groups:
         by_severity.setdefault(group.severity, dict.fromkeys((*BUCKET_LABELS, NO_DATE), 0))
