@@ -21,7 +21,7 @@ from reckai.application.errors import FieldError, PermissionDenied, ValidationFa
 from reckai.application.ports.clock import Clock
 from reckai.application.ports.dashboard import DashboardUnitOfWork, JobDay, TypeCurrencyAmount
 from reckai.application.ports.unit_of_work import Database
-from reckai.domain.exceptions.aging import BUCKET_LABELS, NO_DATE, age_bucket
+from reckai.domain.exceptions.aging import BUCKET_LABELS, NO_DATE, OLDEST_BUCKET_DAYS, age_bucket
 from reckai.domain.exceptions.policy import SEVERITIES
 from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
@@ -156,7 +156,9 @@ def read_dashboard(database: Database[DashboardUnitOfWork], clock: Clock, princi
         window_start = dt.datetime.combine(start, dt.time(), zone)
         window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
         job_days = {day.day: day for day in uow.dashboard.job_days(window_start, window_end, timezone)}
-        backlog = uow.dashboard.active_backlog()
+        # ages past the last bucket's lower bound, and future dates, no longer change the bucket
+        backlog = uow.dashboard.active_backlog(not_before=today - dt.timedelta(days=OLDEST_BUCKET_DAYS),
+                                               not_after=today)
         overdue = uow.dashboard.overdue_count(now)
         break_types = list(uow.dashboard.break_types(start, end))
         pending = (dict(uow.dashboard.pending_approvals())

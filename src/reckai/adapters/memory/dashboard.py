@@ -34,10 +34,14 @@ class MemoryDashboardReader:
     def _active(self) -> list[ExceptionItem]:
         return [row for row in self._exceptions() if row.status in ACTIVE_STATUSES]
 
-    def active_backlog(self) -> Backlog:
+    def active_backlog(self, not_before: dt.date, not_after: dt.date) -> Backlog:
         active = self._active()
-        groups = Counter((row.severity, earliest_transaction_date(row.transaction_date, row.evidence))
-                         for row in active)
+
+        def day(row: ExceptionItem) -> dt.date | None:
+            earliest = earliest_transaction_date(row.transaction_date, row.evidence)
+            return None if earliest is None else min(max(earliest, not_before), not_after)
+
+        groups = Counter((row.severity, day(row)) for row in active)
         counts: Counter[str | None] = Counter()
         totals: defaultdict[str | None, Decimal] = defaultdict(Decimal)
         for row in active:

@@ -37,16 +37,22 @@ def _utc_naive(moment: dt.datetime) -> dt.datetime:
 class PostgresDashboardReader(PostgresRepository):
     entity_name = "dashboard"
 
-    def active_backlog(self) -> Backlog:
+    def active_backlog(self, not_before: dt.date, not_after: dt.date) -> Backlog:
         # one pass over the organization's backlog rows, grouped both ways
         rows = self._conn.execute(text(
-            "SELECT GROUPING(currency) AS by_severity, severity, earliest_date, currency, sum(item_count) AS n,"
-            " sum(amount_total) AS total FROM exception_backlog_rollup WHERE organization_id = :org"
-            " GROUP BY GROUPING SETS ((severity, earliest_date), (currency)) HAVING sum(item_count) <> 0"),
-            {"org": self._uow.organization_id}).all()
-        return Backlog(groups=[BacklogGroup(r.severity, r.earliest_date, int(r.n)) for r in rows if r.by_severity],
-                       amounts=[CurrencyAmount(r.currency, int(r.n), Decimal(r.total))
-                                for r in rows if not r.by_severity])
+            "SELECT GROUPING(currency) AS by_currency, severity, day, currency, sum(item_count) AS n,"
+            " sum(amount_total) AS total FROM (SELECT severity, currency, item_count, amount_total,"
+            "   LEAST(GREATEST(earliest_date, :not_before), :not_after) AS day FROM exception_backlog_rollup"
+            "   WHERE organization_id = :org) AS backlog"
+            " GROUP BY GROUPING SETS ((severity, day), (currency)) HAVING sum(item_count) <> 0"),
+            {"org": self._uow.organization_id, "not_before": not_before, "not_after": not_after}).all()
+        groups, amounts = [], []
+        for by_currency, severity, day, currency, count, total in rows:
+            if by_currency:  # GROUPING(currency) = 1: currency is not a key of this row
+                groups.append(BacklogGroup(severity, day, int(count)))
+            else:
+                amounts.append(CurrencyAmount(currency, int(count), Decimal(total)))
+        return Backlog(groups=groups, amounts=amounts)
 
     def overdue_count(self, now: dt.datetime) -> int:
         # Whole hours before the current one come from the rollup; the current hour is counted

@@ -67,9 +67,11 @@ class JobDay:
 
 
 class DashboardReader(Protocol):
-    def active_backlog(self) -> Backlog:
+    def active_backlog(self, not_before: dt.date, not_after: dt.date) -> Backlog:
         """Active exceptions counted per (severity, earliest transaction date), and counted with
-        their absolute amounts summed per currency."""
+        their absolute amounts summed per currency. Dates before `not_before` are counted under
+        `not_before`, dates after `not_after` under `not_after` (beyond those, age no longer
+        changes the bucket: the answer stays small however old the backlog)."""
         ...
 
     def overdue_count(self, now: dt.datetime) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 # [low, high) in days; None: no upper bound
 AGE_BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 1), (1, 3), (3, 7), (7, 30), (30, None))
+OLDEST_BUCKET_DAYS = AGE_BUCKETS[-1][0]  # from this age on, every item is in the last bucket
 NO_DATE = "no_date"
 _ISO_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 
