@@ -42,7 +42,8 @@ class PostgresDashboardReader(PostgresRepository):
         rows = self._conn.execute(text(
             "SELECT GROUPING(currency) AS by_currency, severity, day, currency, sum(item_count) AS n,"
             " sum(amount_total) AS total FROM (SELECT severity, currency, item_count, amount_total,"
-            "   LEAST(GREATEST(earliest_date, :not_before), :not_after) AS day FROM exception_backlog_rollup"
+            "   CASE WHEN earliest_date IS NOT NULL"  # GREATEST and LEAST skip NULLs: no date stays no date
+            "        THEN LEAST(GREATEST(earliest_date, :not_before), :not_after) END AS day FROM exception_backlog_rollup"
             "   WHERE organization_id = :org) AS backlog"
             " GROUP BY GROUPING SETS ((severity, day), (currency)) HAVING sum(item_count) <> 0"),
             {"org": self._uow.organization_id, "not_before": not_before, "not_after": not_after}).all()
