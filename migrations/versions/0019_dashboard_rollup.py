@@ -16,18 +16,22 @@ rollups keep dates and the buckets are drawn at query time):
 They are kept by statement-level triggers on `exceptions` (AFTER INSERT, UPDATE, DELETE, with
 transition tables), in the transaction of the statement that changed the rows: one rule for every
 path (the job's bulk persist, each workflow change, closing through approvals, a job's deletion
-and its cascade), each statement paying one grouped write per rollup, not one call per row. An
+and its cascade), each statement paying one grouped insert per rollup, not one call per row. An
 update counts every old row -1 and every new row +1; groups whose totals do not move (an
-assignment, a comment's timestamp) are not written. Rollup rows are written in key order, so two
-transactions touching several groups take the row locks in the same order. A group whose count
-falls to 0 keeps its row (count 0); the readers skip those.
+assignment) are not written. The triggers only **append** delta rows, never update one: shared
+counters updated in place would make two transactions changing exceptions of the same groups in
+different orders wait for each other (a deadlock; the workflow locks exceptions in id order, but
+their groups come in any order). Readers sum the rows of their organization;
+`exception_rollups_compact()` folds them into one row per group, called by the job's persist step
+(adapters/postgres/reconciliations.py) in its transaction.
 
 Earliest transaction date: the least of `transaction_date` and the dates of the exception's left
 and right rows as the job recorded them (`evidence.left.date`, `evidence.right.date`), so an item
 whose two rows carry different dates ages from the older one (`exceptions_earliest_date`).
 
 The rollups: row-level security enabled and forced with the tenant policy; the application role
-may read, insert and update them (the triggers run as the caller, inside its tenant).
+may read, insert and delete them (the triggers and the compaction run as the caller, inside its
+tenant).
 
 Revision ID: 0019_dashboard_rollup
 Revises: 0013_login_sources
@@ -66,9 +70,9 @@ CREATE TABLE exception_backlog_rollup (
     severity VARCHAR(50) NOT NULL,
     currency VARCHAR(3),
     item_count BIGINT NOT NULL DEFAULT 0,
-    amount_total NUMERIC NOT NULL DEFAULT 0,
-    CONSTRAINT exception_backlog_rollup_key UNIQUE NULLS NOT DISTINCT (organization_id, earliest_date, severity, currency)
+    amount_total NUMERIC NOT NULL DEFAULT 0
 );
+CREATE INDEX idx_exception_backlog_rollup_org ON exception_backlog_rollup(organization_id);
 
 CREATE TABLE exception_type_rollup (
     organization_id UUID NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
@@ -76,16 +80,16 @@ CREATE TABLE exception_type_rollup (
     type VARCHAR(50) NOT NULL,
     currency VARCHAR(3),
     item_count BIGINT NOT NULL DEFAULT 0,
-    amount_total NUMERIC NOT NULL DEFAULT 0,
-    CONSTRAINT exception_type_rollup_key UNIQUE NULLS NOT DISTINCT (organization_id, earliest_date, type, currency)
+    amount_total NUMERIC NOT NULL DEFAULT 0
 );
+CREATE INDEX idx_exception_type_rollup_org_date ON exception_type_rollup(organization_id, earliest_date);
 
 CREATE TABLE exception_due_rollup (
     organization_id UUID NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     due_hour TIMESTAMP NOT NULL,
-    item_count BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (organization_id, due_hour)
+    item_count BIGINT NOT NULL DEFAULT 0
 );
+CREATE INDEX idx_exception_due_rollup_org_hour ON exception_due_rollup(organization_id, due_hour);
 """
 
 ROLLUPS = ("exception_backlog_rollup", "exception_type_rollup", "exception_due_rollup")
@@ -106,38 +110,56 @@ _HOURS = (f"SELECT organization_id, date_trunc('hour', due_at) AS due_hour, sum(
           f" WHERE status IN {ACTIVE} GROUP BY 1, 2 HAVING sum(sign) <> 0")
 
 
+def _compact(table: str, key: str) -> str:
+    return (f"WITH gone AS (DELETE FROM {table} WHERE organization_id = v_org RETURNING *)"
+            f" INSERT INTO {table} ({key}, item_count, amount_total)"
+            f" SELECT {key}, sum(item_count), sum(amount_total) FROM gone GROUP BY {key}"
+            " HAVING sum(item_count) <> 0 OR sum(amount_total) <> 0")
+
+
 def _groups(key: str, where: str) -> str:
     return (f"SELECT {key}, sum(sign) AS item_count, sum(amount) AS amount_total FROM delta WHERE {where}"
             f" GROUP BY {key} HAVING sum(sign) <> 0 OR sum(amount) <> 0")
 
 
-def _upsert(delta: str) -> str:
-    """Rows arriving (and leaving, for an update): add the deltas, creating groups first seen."""
-    parts = [f"WITH delta AS ({delta})"]
+def _append(delta: str, *, leaving: bool = False) -> str:
+    """The statement's deltas, grouped, appended as new rows: no row is updated, so writers never
+    wait for each other on a shared counter (and cannot deadlock on one). Rows leaving with their
+    organization (a cascade from a deleted organization, whose rollup rows go with it) are not
+    appended: the organization is no longer there to refer to."""
+    source = ("(SELECT * FROM delta WHERE EXISTS (SELECT 1 FROM organizations o"
+              " WHERE o.id = delta.organization_id))" if leaving else "delta")
+    parts = [f"WITH delta AS ({delta}), kept AS (SELECT * FROM {source} AS d)"]
     for table, key, where in _GROUPINGS:
-        parts.append(f", {table} AS (INSERT INTO {table} AS r ({key}, item_count, amount_total)"
-                     f" {_groups(key, where)} ORDER BY {key} ON CONFLICT ON CONSTRAINT {table}_key DO UPDATE"
-                     " SET item_count = r.item_count + EXCLUDED.item_count,"
-                     " amount_total = r.amount_total + EXCLUDED.amount_total RETURNING 1)")
-    parts.append(f" INSERT INTO exception_due_rollup AS r (organization_id, due_hour, item_count) {_HOURS}"
-                 " ORDER BY 1, 2 ON CONFLICT (organization_id, due_hour) DO UPDATE"
-                 " SET item_count = r.item_count + EXCLUDED.item_count")
+        parts.append(f", {table} AS (INSERT INTO {table} ({key}, item_count, amount_total)"
+                     f" {_groups(key, where).replace('FROM delta', 'FROM kept')} RETURNING 1)")
+    parts.append(f" INSERT INTO exception_due_rollup (organization_id, due_hour, item_count)"
+                 f" {_HOURS.replace('FROM delta', 'FROM kept')}")
     return "".join(parts)
 
 
-def _subtract(delta: str) -> str:
-    """Rows leaving: only existing groups change (never an insert, so a cascade from a deleted
-    organization, whose rollup rows go with it, has nothing to refer to)."""
-    parts = [f"WITH delta AS ({delta})"]
-    for table, key, where in _GROUPINGS:
-        columns = [column.strip() for column in key.split(",")]
-        match = " AND ".join(f"r.{c} IS NOT DISTINCT FROM g.{c}" for c in columns)
-        parts.append(f", {table} AS (UPDATE {table} r SET item_count = r.item_count + g.item_count,"
-                     f" amount_total = r.amount_total + g.amount_total FROM ({_groups(key, where)}) g"
-                     f" WHERE {match} RETURNING 1)")
-    parts.append(f" UPDATE exception_due_rollup r SET item_count = r.item_count + h.item_count FROM ({_HOURS}) h"
-                 " WHERE (r.organization_id, r.due_hour) = (h.organization_id, h.due_hour)")
-    return "".join(parts)
+# Folds an organization's delta rows into one row per group (run by the job's persist step,
+# docs/reports.md): rows appended meanwhile by other transactions are not seen by the DELETE and
+# stay as they are. The transaction-level advisory lock keeps two compactions of one
+# organization from deleting the same rows in different orders.
+COMPACT_FUNCTION = f"""
+CREATE FUNCTION exception_rollups_compact() RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_org uuid := {CURRENT_ORG};
+BEGIN
+    IF v_org IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('exception_rollups_compact'), hashtext(v_org::text));
+    {"; ".join(_compact(table, key) for table, key, _ in _GROUPINGS)};
+    WITH gone AS (DELETE FROM exception_due_rollup WHERE organization_id = v_org RETURNING *)
+    INSERT INTO exception_due_rollup (organization_id, due_hour, item_count)
+    SELECT organization_id, due_hour, sum(item_count) FROM gone GROUP BY 1, 2 HAVING sum(item_count) <> 0;
+END
+$$;
+"""
 
 
 ROLLUP_FUNCTION = f"""
@@ -146,11 +168,11 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        {_upsert(_side("n", "new_rows", 1))};
+        {_append(_side("n", "new_rows", 1))};
     ELSIF TG_OP = 'DELETE' THEN
-        {_subtract(_side("o", "old_rows", -1))};
+        {_append(_side("o", "old_rows", -1), leaving=True)};
     ELSE
-        {_upsert(_side("o", "old_rows", -1) + " UNION ALL " + _side("n", "new_rows", 1))};
+        {_append(_side("o", "old_rows", -1) + " UNION ALL " + _side("n", "new_rows", 1))};
     END IF;
     RETURN NULL;
 END
@@ -189,8 +211,9 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
         op.execute(f"CREATE POLICY tenant_isolation ON {table} FOR ALL"
                    f" USING (organization_id = {CURRENT_ORG}) WITH CHECK (organization_id = {CURRENT_ORG})")
-        op.execute(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {APP}")
+        op.execute(f"GRANT SELECT, INSERT, DELETE ON {table} TO {APP}")
     op.execute(ROLLUP_FUNCTION)
+    op.execute(COMPACT_FUNCTION)
     op.execute(TRIGGERS)
     # Existing rows, across tenants (a data migration: the owner skips the forced policies only
     # inside this transaction, docs/tenancy.md).
@@ -205,6 +228,7 @@ def downgrade() -> None:
     for trigger in ("exceptions_rollup_insert", "exceptions_rollup_update", "exceptions_rollup_delete"):
         op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON exceptions")
     op.execute("DROP FUNCTION IF EXISTS exceptions_rollup_apply()")
+    op.execute("DROP FUNCTION IF EXISTS exception_rollups_compact()")
     for table in ROLLUPS:
         op.execute(f"DROP TABLE IF EXISTS {table}")
     op.execute("DROP FUNCTION IF EXISTS exceptions_earliest_date(date, jsonb)")

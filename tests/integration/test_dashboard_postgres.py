@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -159,15 +160,15 @@ def assert_rollup_rows_match(org: Org) -> None:
         conn = uow.connection
         for table, (key, where) in ROLLUPS.items():
             stored = {tuple(r[:3]): (int(r[3]), Decimal(r[4])) for r in conn.execute(text(
-                f"SELECT {key}, item_count, amount_total FROM {table} WHERE item_count <> 0 OR amount_total <> 0"
-            )).all()}
+                f"SELECT {key}, sum(item_count), sum(amount_total) FROM {table} GROUP BY 1, 2, 3"
+                " HAVING sum(item_count) <> 0 OR sum(amount_total) <> 0")).all()}
             counted_key = key.replace("earliest_date", _EARLIEST)
             counted = {tuple(r[:3]): (int(r[3]), Decimal(r[4])) for r in conn.execute(text(
                 f"SELECT {counted_key}, count(*), COALESCE(sum(abs(amount)), 0) FROM exceptions WHERE {where}"
                 " GROUP BY 1, 2, 3")).all()}
             assert stored == counted, table
         hours = dict(tuple(r) for r in conn.execute(text(
-            "SELECT due_hour, item_count FROM exception_due_rollup WHERE item_count <> 0")).all())
+            "SELECT due_hour, sum(item_count) FROM exception_due_rollup GROUP BY 1 HAVING sum(item_count) <> 0")).all())
         counted_hours = dict(tuple(r) for r in conn.execute(text(
             f"SELECT date_trunc('hour', due_at), count(*) FROM exceptions WHERE {_ACTIVE} GROUP BY 1")).all())
     assert hours == counted_hours
@@ -283,6 +284,43 @@ def test_the_bulk_persist_and_its_replacement_keep_the_rollup(org: Org) -> None:
     assert ("NGN", 1, 150025) in figures["amount_at_risk"]
     persist(org, job, [job_row("timing_difference", "medium", "NGN", "10.00", dt.date(2026, 2, 12))])  # a retry
     assert_consistent(org)
+    with org.uow() as uow:  # the persist folded the rows appended before it: one row per group
+        rows, groups = uow.connection.execute(text(
+            "SELECT count(*), count(DISTINCT (earliest_date, severity, currency)) FROM exception_backlog_rollup")).one()
+    assert rows == groups
+
+
+def test_concurrent_changes_in_opposite_group_orders_do_not_deadlock(org: Org) -> None:
+    """Two transactions each change a critical and a low exception, in opposite orders: with shared
+    counters updated in place they would wait for each other's rows (a deadlock); the rollups only
+    append, so both commit."""
+    job = org.job
+    items = {name: org.add_exception(job_id=job, severity=severity, transaction_date=dt.date(2026, 3, 1)).id
+             for name, severity in (("a", "critical"), ("b", "low"), ("c", "low"), ("d", "critical"))}
+    barrier = threading.Barrier(2, timeout=30)
+    errors: list[BaseException] = []
+
+    def change(first: str, second: str) -> None:
+        try:
+            with org.uow() as uow:
+                uow.connection.execute(text("SET LOCAL lock_timeout = '20s'"))
+                for name in (first, second):
+                    uow.connection.execute(text("UPDATE exceptions SET status = 'resolved' WHERE id = :id"),
+                                           {"id": items[name]})
+                    if name == first:
+                        barrier.wait()
+                uow.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=change, args=pair) for pair in (("a", "b"), ("c", "d"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert_consistent(org)
+    assert from_dashboard(org, dt.datetime.now(dt.UTC), dt.date(2026, 1, 1), dt.date(2026, 12, 1))["open_total"] == 0
 
 
 # --- random sequences of changes ---------------------------------------------------------------

@@ -216,9 +216,8 @@ def test_the_dashboard_rollups_are_isolated(app_engine: Engine, two_tenants, tab
         assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0  # no tenant: nothing
         _as_tenant(conn, a.organization_id)
         assert set(conn.execute(text(f"SELECT DISTINCT organization_id FROM {table}")).scalars()) == {a.organization_id}
-        changed = conn.execute(text(f"UPDATE {table} SET item_count = item_count + 100 WHERE organization_id = :b"),
-                               {"b": b.organization_id})
-        assert changed.rowcount == 0
+        deleted = conn.execute(text(f"DELETE FROM {table} WHERE organization_id = :b"), {"b": b.organization_id})
+        assert deleted.rowcount == 0
         with pytest.raises(ProgrammingError) as caught:
             conn.execute(text(ROLLUP_INSERTS[table]), {"org": b.organization_id})
         assert "row-level security" in str(caught.value.orig)
