@@ -15,7 +15,7 @@ Plain CREATE INDEX (not CONCURRENTLY): on a large audit_logs build them CONCURRE
 before upgrading (the names below), and the upgrade's IF NOT EXISTS skips them.
 
 Revision ID: 0020_audit_access
-Revises: 0018_reports
+Revises: 0019_dashboard_rollup
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0020_audit_access"
-down_revision = "0018_reports"
+down_revision = "0019_dashboard_rollup"
 branch_labels = None
 depends_on = None
 

@@ -45,6 +45,7 @@ from reckai.application.identity.onboarding import user_onboarding_handler
 from reckai.application.job_handlers import JobHandlers
 from reckai.application.ports.audit import AuditAnchorStore, AuditLog
 from reckai.application.ports.clock import Clock
+from reckai.application.ports.dashboard import DashboardUnitOfWork
 from reckai.application.ports.exports import TableWriters
 from reckai.application.ports.files import FileParser
 from reckai.application.ports.health import HealthReport
@@ -92,7 +93,7 @@ from reckai.domain.settings_registry import OperatorValues
 from reckai.settings import Mode, Settings
 
 
-class AppUnitOfWork(ReportsUnitOfWork, Protocol):
+class AppUnitOfWork(ReportsUnitOfWork, DashboardUnitOfWork, Protocol):
     """The unit of work of this application: every feature's repositories (each adapter's unit of
     work carries them all). Use cases ask for a narrower protocol; entrypoints get this one."""
 

@@ -202,6 +202,36 @@ def test_pooled_connection_reused_after_commit_sees_no_tenant_rows(pg_database: 
         engine.dispose()
 
 
+ROLLUP_INSERTS = {
+    "exception_backlog_rollup": "INSERT INTO exception_backlog_rollup (organization_id, severity, item_count)"
+                                " VALUES (:org, 'low', 1)",
+    "exception_type_rollup": "INSERT INTO exception_type_rollup (organization_id, type, item_count)"
+                             " VALUES (:org, 'duplicate', 1)",
+    "exception_due_rollup": "INSERT INTO exception_due_rollup (organization_id, due_hour, item_count)"
+                            " VALUES (:org, '2030-01-01 00:00', 1)",
+}
+
+
+@pytest.mark.parametrize("table", sorted(ROLLUP_INSERTS))
+def test_the_dashboard_rollups_are_isolated(app_engine: Engine, two_tenants, table: str) -> None:  # type: ignore[no-untyped-def]
+    """The rollups (migration 0019) hold no id column: they are walked by organization. Each
+    tenant's seeded exception put a row in both, through the triggers, as that tenant."""
+    a, b, _, _ = two_tenants
+    with app_engine.connect() as conn:
+        assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0  # no tenant: nothing
+        _as_tenant(conn, a.organization_id)
+        assert set(conn.execute(text(f"SELECT DISTINCT organization_id FROM {table}")).scalars()) == {a.organization_id}
+        deleted = conn.execute(text(f"DELETE FROM {table} WHERE organization_id = :b"), {"b": b.organization_id})
+        assert deleted.rowcount == 0
+        with pytest.raises(ProgrammingError) as caught:
+            conn.execute(text(ROLLUP_INSERTS[table]), {"org": b.organization_id})
+        assert "row-level security" in str(caught.value.orig)
+        conn.rollback()
+    with app_engine.connect() as conn:
+        _as_tenant(conn, b.organization_id)
+        assert conn.execute(text(f"SELECT sum(item_count) FROM {table}")).scalar_one() == 1
+
+
 @pytest.mark.parametrize("table", ["users", "organizations"])
 def test_app_role_cannot_delete_users_or_organizations(app_engine: Engine, two_tenants, table: str) -> None:  # type: ignore[no-untyped-def]
     a, _, rows_a, _ = two_tenants

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from functools import cached_property
 
-from reckai.adapters.memory import account_security, identity, reconciliations, reports, workflow
+from reckai.adapters.memory import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.memory import files as file_repositories
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 
@@ -100,6 +100,11 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def reports(self) -> reports.MemoryReportRepository:
         return reports.MemoryReportRepository(self)
+
+    # --- dashboard (issue 14 §3) ---
+    @cached_property
+    def dashboard(self) -> dashboard.MemoryDashboardReader:
+        return dashboard.MemoryDashboardReader(self)
 
 
 class MemoryDatabase:

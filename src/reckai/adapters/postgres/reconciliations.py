@@ -204,6 +204,8 @@ class PostgresResultsRepository(PostgresRepository):
                 with raw.cursor() as cursor:
                     match_count = self._copy_matches(cursor, job_id, attempt, organization_id, matches)
                     exception_count = self._copy_exceptions(cursor, job_id, organization_id, exceptions)
+                # the dashboard's rollups (migration 0019): fold the rows appended since the last job
+                connection.execute(text("SELECT exception_rollups_compact()"))
         except DBAPIError as exc:
             raise ResultsRejected(f"{type(exc.orig).__name__}: {_first_line(exc.orig or exc)}") from exc
         except psycopg.Error as exc:

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from sqlalchemy.engine import Engine
 
-from reckai.adapters.postgres import account_security, identity, reconciliations, reports, workflow
+from reckai.adapters.postgres import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.postgres import files as file_repositories
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 
@@ -107,6 +107,11 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def reports(self) -> reports.PostgresReportRepository:
         return reports.PostgresReportRepository(self)
+
+    # --- dashboard (issue 14 §3) ---
+    @cached_property
+    def dashboard(self) -> dashboard.PostgresDashboardReader:
+        return dashboard.PostgresDashboardReader(self)
 
 
 class PostgresDatabase:
