@@ -86,7 +86,7 @@ def dashboard_body(figures: Dashboard) -> DashboardBody:
 class DashboardController(Controller):
     path = "/api/dashboard"
 
-    @get("/", opt={"permission": "reports:read"}, sync_to_thread=True)
+    @get("/", opt={"permission": "reports:read"}, sync_to_thread=True, summary="Read the dashboard")
     def dashboard(
         self, principal: NamedDependency[Principal], container: NamedDependency[Container],
         period_start: Annotated[dt.date | None, QueryParameter(
@@ -94,6 +94,9 @@ class DashboardController(Controller):
         period_end: Annotated[dt.date | None, QueryParameter(
             description="last day, inclusive; default today")] = None,
     ) -> Success[DashboardBody]:
+        """The morning figures over the period: jobs run and failed, match rate per day, open exceptions by
+        severity and age bucket, overdue count, amount at risk per currency, the top 5 break types, and
+        pending approvals by type for callers who may read approvals (docs/reports.md, "Dashboard")."""
         return ok(dashboard_body(read_dashboard(container.database, container.clock, principal,
                                                 period_start=period_start, period_end=period_end)))
 
