@@ -1,0 +1,197 @@
+"""Streams (issue 15). docs/streams.md.
+
+    GET  /api/streams                 ?page= &per_page=
+    POST /api/streams                 create a stream (mapping template per side, pinned rules)
+    GET  /api/streams/{id}            the stream, its files, its runs with their figures
+    PUT  /api/streams/{id}            name, owner, re-pin the rules (their active, approved versions)
+    POST /api/streams/{id}/files      a normalized file no job used joins the next run
+    POST /api/streams/{id}/runs       run N+1: a reconciliation job over the new files plus the open items
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+import msgspec
+from litestar import Controller, Request, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from reckai.application.context import Caller
+from reckai.application.streams.commands import (
+    CreateStreamRequest,
+    SideRequest,
+    UpdateStreamRequest,
+    add_stream_file,
+    create_stream,
+    start_stream_run,
+    update_stream,
+)
+from reckai.application.streams.queries import get_stream, list_streams
+from reckai.bootstrap import Container
+from reckai.domain.identity.principal import Principal
+from reckai.domain.streams.streams import Stream, StreamFile, StreamRun
+from reckai.entrypoints.http.auth import request_info
+from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
+
+
+class SideBody(msgspec.Struct, forbid_unknown_fields=True):
+    file_type: str | None = None
+    mapping: dict[str, Any] | None = None
+    template_file_id: uuid.UUID | None = None
+
+
+class StreamCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    left: SideBody
+    right: SideBody
+    currency: str
+    rule_ids: list[uuid.UUID] | None = None
+    leading_side: Literal["left", "right"] | None = None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    owner_id: uuid.UUID | None = None
+
+
+class StreamUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    owner_id: uuid.UUID | None = None
+    rule_ids: list[uuid.UUID] | None = None
+
+
+class StreamFileCreate(msgspec.Struct, forbid_unknown_fields=True):
+    file_id: uuid.UUID
+    side: Literal["left", "right"] | None = None
+
+
+class SideTemplate(msgspec.Struct):
+    file_type: str
+    mapping: dict[str, Any]
+
+
+class PinnedRuleBody(msgspec.Struct):
+    rule_id: uuid.UUID
+    version: int
+    name: str
+
+
+class StreamFileBody(msgspec.Struct):
+    file_id: uuid.UUID
+    side: str
+    checksum: str
+    added_at: dt.datetime | None
+    job_id: uuid.UUID | None
+
+
+class StreamRunBody(msgspec.Struct):
+    stream_id: uuid.UUID
+    run_number: int
+    job_id: uuid.UUID
+    status: str | None
+    created_at: dt.datetime | None
+    figures: dict[str, Any] | None
+
+
+class StreamBody(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    left: SideTemplate
+    right: SideTemplate
+    rules: list[PinnedRuleBody]
+    leading_side: str | None
+    currency: str
+    options: dict[str, Any]
+    owner_id: uuid.UUID
+    created_by: uuid.UUID
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    files: list[StreamFileBody] | None = None
+    runs: list[StreamRunBody] | None = None
+    open_items: dict[str, int] | None = None  # rows per side open after the last completed run
+
+
+def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
+    return Caller.of(principal, request_info(request))
+
+
+def _stream_body(stream: Stream) -> StreamBody:
+    return StreamBody(
+        id=stream.id, name=stream.name, left=SideTemplate(stream.left.file_type, stream.left.mapping),
+        right=SideTemplate(stream.right.file_type, stream.right.mapping),
+        rules=[PinnedRuleBody(rule.rule_id, rule.version, rule.name) for rule in stream.rules],
+        leading_side=stream.leading_side, currency=stream.currency, options=dict(stream.options),
+        owner_id=stream.owner_id, created_by=stream.created_by, created_at=stream.created_at,
+        updated_at=stream.updated_at)
+
+
+def _file_body(stream_file: StreamFile) -> StreamFileBody:
+    return StreamFileBody(file_id=stream_file.file_id, side=stream_file.side, checksum=stream_file.checksum,
+                          added_at=stream_file.added_at, job_id=stream_file.job_id)
+
+
+def _run_body(run: StreamRun, status: str | None) -> StreamRunBody:
+    return StreamRunBody(stream_id=run.stream_id, run_number=run.run_number, job_id=run.job_id, status=status,
+                         created_at=run.created_at, figures=run.figures)
+
+
+class StreamController(Controller):
+    path = "/api/streams"
+
+    @get("/", opt={"permission": "streams:read"}, sync_to_thread=True)
+    def list_streams(self, request: Request[Any, Any, Any], container: NamedDependency[Container],
+                     principal: NamedDependency[Principal],
+                     pagination: NamedDependency[Pagination]) -> Success[list[StreamBody]]:
+        streams, total = list_streams(container.reconciliations, _caller(principal, request),
+                                      page=pagination.page, per_page=pagination.per_page)
+        return paginated([_stream_body(stream) for stream in streams], pagination, total)
+
+    @post("/", opt={"permission": "streams:write"}, status_code=201, sync_to_thread=True)
+    def create_stream(self, data: JSONBody[StreamCreate], request: Request[Any, Any, Any],
+                      container: NamedDependency[Container],
+                      principal: NamedDependency[Principal]) -> Success[StreamBody]:
+        stream = create_stream(container.reconciliations, _caller(principal, request), CreateStreamRequest(
+            name=data.name, currency=data.currency, rule_ids=data.rule_ids, leading_side=data.leading_side,
+            options=dict(data.options), owner_id=data.owner_id,
+            left=SideRequest(data.left.file_type, data.left.mapping, data.left.template_file_id),
+            right=SideRequest(data.right.file_type, data.right.mapping, data.right.template_file_id)))
+        return ok(_stream_body(stream))
+
+    @get("/{stream_id:uuid}", opt={"permission": "streams:read"}, sync_to_thread=True)
+    def read_stream(self, stream_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
+                    container: NamedDependency[Container],
+                    principal: NamedDependency[Principal]) -> Success[StreamBody]:
+        details = get_stream(container.reconciliations, _caller(principal, request), stream_id)
+        body = _stream_body(details.stream)
+        body.files = [_file_body(f) for f in details.files]
+        body.runs = [_run_body(r.run, r.job.status.value if r.job else None) for r in details.runs]
+        completed = [r.run for r in details.runs if r.job is not None and r.job.status.value == "completed"]
+        if completed and completed[-1].figures:
+            body.open_items = dict(completed[-1].figures.get("open_rows_after") or {})
+        return ok(body)
+
+    @put("/{stream_id:uuid}", opt={"permission": "streams:write"}, sync_to_thread=True)
+    def update_stream(self, stream_id: FromPath[uuid.UUID], data: JSONBody[StreamUpdate],
+                      request: Request[Any, Any, Any], container: NamedDependency[Container],
+                      principal: NamedDependency[Principal]) -> Success[StreamBody]:
+        stream = update_stream(container.reconciliations, _caller(principal, request), stream_id,
+                               UpdateStreamRequest(name=data.name, owner_id=data.owner_id, rule_ids=data.rule_ids))
+        return ok(_stream_body(stream))
+
+    @post("/{stream_id:uuid}/files", opt={"permission": "streams:write"}, status_code=201, sync_to_thread=True)
+    def add_file(self, stream_id: FromPath[uuid.UUID], data: JSONBody[StreamFileCreate],
+                 request: Request[Any, Any, Any], container: NamedDependency[Container],
+                 principal: NamedDependency[Principal]) -> Success[StreamFileBody]:
+        added = add_stream_file(container.reconciliations, _caller(principal, request), stream_id, data.file_id,
+                                data.side)
+        return ok(_file_body(added))
+
+    @post("/{stream_id:uuid}/runs", opt={"permission": "streams:write"}, status_code=201, sync_to_thread=True)
+    def start_run(self, stream_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
+                  container: NamedDependency[Container],
+                  principal: NamedDependency[Principal]) -> Success[StreamRunBody]:
+        run = start_stream_run(container.reconciliations, _caller(principal, request), stream_id)
+        return ok(_run_body(run, "pending"))
+
+
+ROUTE_HANDLERS = [StreamController]
