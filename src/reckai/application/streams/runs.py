@@ -16,6 +16,7 @@ messages: docs/reconciliation-jobs.md); only its input and its persist step diff
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from reckai.application.context import audit_event
+from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.application.ports.streams import CLOSED_EXCEPTION_STATUSES, StreamOutcome, StreamSideInput
 from reckai.application.reconciliations.job_types import NOTIFY_RECONCILIATION
 from reckai.application.reconciliations.services import system_event
@@ -198,8 +200,8 @@ def _persist(attempt: _Attempt, run: Any, outcome: StreamOutcome, left: StreamSi
         uow.commit()
 
 
-def _close_matched(attempt: _Attempt, uow: Any, outcome: StreamOutcome, stream_id: uuid.UUID, run_number: int,
-                   now: Any) -> int:
+def _close_matched(attempt: _Attempt, uow: JobsUnitOfWork, outcome: StreamOutcome, stream_id: uuid.UUID,
+                   run_number: int, now: dt.datetime) -> int:
     """Close, as the system, every still-active exception of the stream about a carried row a clean
     match of this run took. Each is audited with both rows of the match."""
     if not outcome.matched_carried:
@@ -207,8 +209,9 @@ def _close_matched(attempt: _Attempt, uow: Any, outcome: StreamOutcome, stream_i
     matched = set(outcome.matched_carried)
     closed = 0
     for found in uow.streams.breaks(stream_id, active_only=True, seqs=outcome.matched_carried):
-        side, seq = ("left", found.left_seq) if ("left", found.left_seq) in matched else ("right", found.right_seq)
-        pair = outcome.partner(side, seq)
+        side = "left" if ("left", found.left_seq) in matched else "right"
+        seq = found.left_seq if side == "left" else found.right_seq
+        pair = outcome.partner(side, seq) if seq is not None else None
         item = uow.exceptions.get_for_update(found.exception_id)
         if item is None or pair is None:
             continue
