@@ -80,3 +80,14 @@ class FilesAlreadyReconciled(Conflict):
                          "send \"force\": true to reconcile them again",
                          (FieldError("force", f"earlier job {job_id}"),))
         self.job_id = job_id
+
+
+class JobIsStreamRun(Conflict):
+    """A stream's run is part of the stream's history (its open items and breaks): not deletable."""
+
+    code = "JOB_IS_STREAM_RUN"
+
+    def __init__(self, job_id: uuid.UUID, stream_id: uuid.UUID, run_number: int) -> None:
+        super().__init__(f"this reconciliation is run {run_number} of stream {stream_id}; a stream's runs "
+                         "cannot be deleted")
+        self.job_id = job_id

@@ -54,6 +54,7 @@ class JobCreate(msgspec.Struct, forbid_unknown_fields=True):
     period_start: dt.date | None = None
     period_end: dt.date | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+    force: bool = False  # reconcile two files an earlier job already reconciled together
 
 
 class JobUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -204,7 +205,7 @@ class ReconciliationController(Controller):
         job = start_reconciliation(services, _caller(principal, request), StartRequest(
             name=data.name, left_file_id=data.left_file_id, right_file_id=data.right_file_id,
             rule_ids=data.rule_ids, leading_side=data.leading_side, period_start=data.period_start,
-            period_end=data.period_end, options=dict(data.options)))
+            period_end=data.period_end, options=dict(data.options), force=data.force))
         return ok(_job_body(job))
 
     @get("/{job_id:uuid}", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
