@@ -35,7 +35,7 @@ def stream_of(organization_id: uuid.UUID, user_id: uuid.UUID, name: str = "card 
 
 
 def check_round_trip_names_and_isolation(tenants: Tenants, add_file: FileAdder) -> None:
-    database, (org_a, user_a), (org_b, user_b) = tenants
+    database, (org_a, user_a), (org_b, _) = tenants
     stream = stream_of(org_a, user_a)
     with database.unit_of_work(org_a) as uow:
         stored = uow.streams.add(stream)
