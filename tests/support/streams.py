@@ -12,6 +12,7 @@ from typing import Any
 from reckai.application.context import Caller
 from reckai.application.files.mapping import confirm_mapping
 from reckai.application.files.upload import upload_file, validate_form
+from reckai.application.ports.rate_limit import TIERS
 from reckai.application.ports.reconciliations import RuleVersion
 from reckai.application.reconciliations.worker import run_reconciliation_attempt
 from reckai.application.streams.commands import (
@@ -56,11 +57,13 @@ class StreamWorld:
     container: Container
     caller: Caller
     rule_id: uuid.UUID
+    replaced: dict[str, Any] = dataclasses.field(default_factory=dict)  # ports the runs use instead
 
     @property
     def services(self) -> Any:
         return dataclasses.replace(self.container.reconciliations,
-                                   settings=ReconciliationSettings(lease_seconds=30, heartbeat_seconds=0.05))
+                                   settings=ReconciliationSettings(lease_seconds=30, heartbeat_seconds=0.05),
+                                   **self.replaced)
 
     @property
     def organization_id(self) -> uuid.UUID:
@@ -71,6 +74,7 @@ class StreamWorld:
         profile = rj.profile()
         side = "left" if file_type == "bank" else "right"
         services = self.container.files
+        self.container.rate_limiter.reset(TIERS["upload"], str(self.caller.user_id))
         file = upload_file(services, self.caller, validate_form(name, file_type, None), [data]).file
         confirm_mapping(services, self.caller, file.id, mapping or profile[side]["mapping"])
         if normalize:
