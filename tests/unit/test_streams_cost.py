@@ -47,7 +47,7 @@ def _day(day: int) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str
     """Each day: 17 pairs of the day, two bank rows whose switch row comes the next day, one switch
     row whose bank row comes the next day (and yesterday's late halves)."""
     date = f"2026-01-{day:02d}"
-    ref = lambda d, i: f"{d:04d}{i:08d}"  # noqa: E731
+    ref = lambda d, i: f"{d:04d}{i:08d}"
     bank = [(date, ref(day, i), f"{i + 1}.00") for i in range(17)] + \
            [(date, ref(day, i), f"{i + 1}.00") for i in (17, 18)]
     switch = [(f"{date} 09:00:00", ref(day, i), f"{i + 1}.00") for i in range(17)] + \
