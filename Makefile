@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats lint clean
+.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats bench-streams lint clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-formats: $(STAMP)
 
 bench-e2e: $(STAMP)
 	$(BIN)/python benchmarks/bench_end_to_end.py
+
+# a stream of 30 daily runs of 100k x 100k rows (issue 15): median of runs 1-3 next to 28-30
+bench-streams: $(STAMP)
+	$(BIN)/python benchmarks/bench_streams.py
 
 # ruff, then mypy --strict over src/ (pyproject.toml [tool.mypy]); .ci/run runs this before the tests.
 lint: $(STAMP)

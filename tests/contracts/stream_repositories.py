@@ -97,7 +97,10 @@ def check_files_runs_rows_and_breaks(tenants: Tenants, add_file: FileAdder) -> N
                              description="d", created_at=NOW, sla=sla, left_file_id=left, left_row=2)
     with database.unit_of_work(org_a) as uow:
         uow.exceptions.add(item)
-        assert uow.streams.link_exceptions(stream.id, job.id, 1) == 1
+        origins = uow.streams.job_exception_origins(job.id)
+        assert [(o.exception_id, o.left_file_id, o.left_row, o.right_file_id) for o in origins] == \
+            [(item.id, left, 2, None)]
+        assert uow.streams.link_exceptions(stream.id, 1, [(item.id, 2, None)]) == 1
         uow.streams.update_run(StreamRun(stream.id, 1, job.id, user_a, carry_key="k", figures={"new_rows": 3}))
         uow.commit()
     with database.unit_of_work(org_a) as uow:

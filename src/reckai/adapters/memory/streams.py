@@ -12,7 +12,13 @@ from typing import Any
 
 from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound, TenantIsolationViolation
-from reckai.application.ports.streams import ACTIVE_EXCEPTION_STATUSES, RowKey, StreamBreak, StreamRepository
+from reckai.application.ports.streams import (
+    ACTIVE_EXCEPTION_STATUSES,
+    ExceptionOrigin,
+    RowKey,
+    StreamBreak,
+    StreamRepository,
+)
 from reckai.domain.streams.streams import Stream, StreamFile, StreamRun
 
 STREAMS = "streams"
@@ -182,19 +188,18 @@ class MemoryStreamRepository:
                           _RowRecord(self._org, stream_id, row))
         return len(rows)
 
-    def link_exceptions(self, stream_id: uuid.UUID, job_id: uuid.UUID, run_number: int) -> int:
-        by_origin = {(r.side, r.file_id, r.row_number): r.seq for _, r in self._rows(stream_id)}
-        linked = 0
-        for _, item in self._uow.rows("exceptions"):
-            if item.job_id != job_id:
-                continue
-            left = by_origin.get(("left", item.left_file_id, item.left_row))
-            right = by_origin.get(("right", item.right_file_id, item.right_row))
-            if left is None and right is None:
-                continue
-            self._uow.put(STREAM_EXCEPTIONS, item.id, _Link(self._org, stream_id, item.id, left, right, run_number))
-            linked += 1
-        return linked
+    def job_exception_origins(self, job_id: uuid.UUID) -> builtins.list[ExceptionOrigin]:
+        return [ExceptionOrigin(item.id, item.left_file_id, item.left_row, item.right_file_id, item.right_row)
+                for _, item in self._uow.rows("exceptions") if item.job_id == job_id]
+
+    def link_exceptions(self, stream_id: uuid.UUID, run_number: int,
+                        links: Sequence[tuple[uuid.UUID, int | None, int | None]]) -> int:
+        for exception_id, left, right in links:
+            if self._uow.get("exceptions", exception_id) is None or (left is None and right is None):
+                raise EntityNotFound("exception", exception_id)
+            self._uow.put(STREAM_EXCEPTIONS, exception_id,
+                          _Link(self._org, stream_id, exception_id, left, right, run_number))
+        return len(links)
 
     def breaks(self, stream_id: uuid.UUID, *, active_only: bool,
                seqs: Sequence[tuple[str, int]] | None = None) -> builtins.list[StreamBreak]:

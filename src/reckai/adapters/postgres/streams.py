@@ -14,7 +14,13 @@ from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
-from reckai.application.ports.streams import ACTIVE_EXCEPTION_STATUSES, RowKey, StreamBreak, StreamRepository
+from reckai.application.ports.streams import (
+    ACTIVE_EXCEPTION_STATUSES,
+    ExceptionOrigin,
+    RowKey,
+    StreamBreak,
+    StreamRepository,
+)
 from reckai.domain.streams.streams import PinnedRule, Stream, StreamFile, StreamRun, StreamSide
 
 _STREAM_COLUMNS = ("id, organization_id, name, left_file_type, right_file_type, left_mapping, right_mapping, rules,"
@@ -213,18 +219,25 @@ class PostgresStreamRepository(PostgresRepository):
                  "files": [r.file_id for r in rows], "rows": [r.row_number for r in rows]})
         return int(result.rowcount)
 
-    def link_exceptions(self, stream_id: uuid.UUID, job_id: uuid.UUID, run_number: int) -> int:
+    def job_exception_origins(self, job_id: uuid.UUID) -> builtins.list[ExceptionOrigin]:
+        rows = self._conn.execute(text(
+            "SELECT id, left_file_id, left_row, right_file_id, right_row FROM exceptions WHERE job_id = :job"),
+            {"job": job_id}).all()
+        return [ExceptionOrigin(row.id, row.left_file_id, row.left_row, row.right_file_id, row.right_row)
+                for row in rows]
+
+    def link_exceptions(self, stream_id: uuid.UUID, run_number: int,
+                        links: Sequence[tuple[uuid.UUID, int | None, int | None]]) -> int:
+        if not links:
+            return 0
         with translate_errors(self.entity_name):
             result = self._conn.execute(text(
                 "INSERT INTO stream_exceptions (organization_id, stream_id, exception_id, left_seq, right_seq,"
-                " first_run)"
-                " SELECT e.organization_id, :s, e.id, l.seq, r.seq, :run FROM exceptions e"
-                " LEFT JOIN stream_rows l ON l.stream_id = :s AND l.side = 'left' AND l.file_id = e.left_file_id"
-                "      AND l.row_number = e.left_row"
-                " LEFT JOIN stream_rows r ON r.stream_id = :s AND r.side = 'right' AND r.file_id = e.right_file_id"
-                "      AND r.row_number = e.right_row"
-                " WHERE e.job_id = :job AND (l.seq IS NOT NULL OR r.seq IS NOT NULL)"),
-                {"s": stream_id, "job": job_id, "run": run_number})
+                " first_run) SELECT :org, :s, k.id, k.l, k.r, :run"
+                " FROM unnest(CAST(:ids AS uuid[]), CAST(:lefts AS bigint[]), CAST(:rights AS bigint[])) AS k(id, l, r)"),
+                {"org": self._uow.organization_id, "s": stream_id, "run": run_number,
+                 "ids": [link[0] for link in links], "lefts": [link[1] for link in links],
+                 "rights": [link[2] for link in links]})
         return int(result.rowcount)
 
     def breaks(self, stream_id: uuid.UUID, *, active_only: bool,

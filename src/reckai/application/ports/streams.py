@@ -40,6 +40,14 @@ class StreamBreak(NamedTuple):
     resolution_code: str | None = None
 
 
+class ExceptionOrigin(NamedTuple):
+    exception_id: uuid.UUID
+    left_file_id: uuid.UUID | None
+    left_row: int | None
+    right_file_id: uuid.UUID | None
+    right_row: int | None
+
+
 class StreamRepository(Protocol):
     def add(self, stream: Stream) -> Stream:
         """Insert; DuplicateEntity("stream", "name") when the organization has a stream of that name."""
@@ -116,8 +124,13 @@ class StreamRepository(Protocol):
         """Record the rows a run took (bulk); returns how many."""
         ...
 
-    def link_exceptions(self, stream_id: uuid.UUID, job_id: uuid.UUID, run_number: int) -> int:
-        """Tie the job's exceptions to the stream rows they are about (by file and row number)."""
+    def job_exception_origins(self, job_id: uuid.UUID) -> builtins.list[ExceptionOrigin]:
+        """The job's exceptions with the (file, row number) of each side's row."""
+        ...
+
+    def link_exceptions(self, stream_id: uuid.UUID, run_number: int,
+                        links: Sequence[tuple[uuid.UUID, int | None, int | None]]) -> int:
+        """Tie exceptions to the stream rows they are about: (exception id, left seq, right seq)."""
         ...
 
     def breaks(self, stream_id: uuid.UUID, *, active_only: bool,

@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from reckai.application.context import audit_event
 from reckai.application.ports.reconciliations import JobsUnitOfWork
-from reckai.application.ports.streams import CLOSED_EXCEPTION_STATUSES, StreamOutcome, StreamSideInput
+from reckai.application.ports.streams import (
+    CLOSED_EXCEPTION_STATUSES,
+    ExceptionOrigin,
+    StreamOutcome,
+    StreamSideInput,
+)
 from reckai.application.reconciliations.job_types import NOTIFY_RECONCILIATION
 from reckai.application.reconciliations.services import system_event
 from reckai.domain.exceptions.lifecycle import SYSTEM_RESOLUTION_CODE
@@ -145,7 +150,7 @@ def _persist(attempt: _Attempt, run: Any, outcome: StreamOutcome, left: StreamSi
         match_rows, exception_rows = uow.reconciliation_results.replace_results(
             job.id, job.attempt, run.match_chunks(check), outcome.exception_chunks(check))
         uow.streams.add_rows(stream_id, run_number, [*left.new_keys, *right.new_keys])
-        uow.streams.link_exceptions(stream_id, job.id, run_number)
+        uow.streams.link_exceptions(stream_id, run_number, _links(uow.streams.job_exception_origins(job.id), left, right))
         now = services.now()
         closed = _close_matched(attempt, uow, outcome, stream_id, run_number, now)
         attempt.seconds["persist"] = round(time.perf_counter() - started, 4)
@@ -198,6 +203,22 @@ def _persist(attempt: _Attempt, run: Any, outcome: StreamOutcome, left: StreamSi
         services.job_queue.enqueue(uow, NOTIFY_RECONCILIATION.request({"job_id": str(job.id)},
                                                                       organization_id=job.organization_id))
         uow.commit()
+
+
+def _links(origins: Sequence[ExceptionOrigin], left: StreamSideInput,
+           right: StreamSideInput) -> list[tuple[uuid.UUID, int | None, int | None]]:
+    """(exception id, left seq, right seq) of the run's new exceptions, from their rows' origins."""
+    left_seqs = left.seqs_of([(o.left_file_id, o.left_row) for o in origins if o.left_file_id and o.left_row])
+    right_seqs = right.seqs_of([(o.right_file_id, o.right_row) for o in origins if o.right_file_id and o.right_row])
+    links = []
+    for origin in origins:
+        left_seq = left_seqs.get((origin.left_file_id, origin.left_row)) \
+            if origin.left_file_id and origin.left_row else None
+        right_seq = right_seqs.get((origin.right_file_id, origin.right_row)) \
+            if origin.right_file_id and origin.right_row else None
+        if left_seq is not None or right_seq is not None:
+            links.append((origin.exception_id, left_seq, right_seq))
+    return links
 
 
 def _close_matched(attempt: _Attempt, uow: JobsUnitOfWork, outcome: StreamOutcome, stream_id: uuid.UUID,
