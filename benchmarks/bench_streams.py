@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-import polars as pl  # noqa: E402
+import polars as pl
 
 
 def day_files(day: int, rows: int, late_every: int) -> tuple[bytes, bytes]:
@@ -84,12 +84,13 @@ def main() -> None:
     parser.add_argument("--late-every", type=int, default=500)
     args = parser.parse_args()
 
+    from tests.fixtures.postgres import _new_database
+    from tests.support.streams import stream_world
+
     from reckai.application.reconciliations.worker import run_reconciliation_attempt
     from reckai.application.streams.commands import start_stream_run
     from reckai.bootstrap import bootstrap
     from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
-    from tests.fixtures.postgres import _new_database
-    from tests.support.streams import stream_world
 
     scratch = Path(tempfile.mkdtemp(prefix="reckai-bench-streams-", dir="/tmp"))
     admin_url, server = _admin_url(scratch)
