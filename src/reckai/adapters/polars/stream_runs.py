@@ -7,8 +7,9 @@ fields (domain/streams/streams.py:FINGERPRINT_FIELDS), the occurrence its index 
 its file with the same fingerprint. Each new row gets the next stream row number (`seq`); the
 matching engine reads `row_number = seq`, so a row has the same number in every run it takes part in.
 
-Result: the engine's breaks whose (left seq, right seq) the stream already has an exception for are
-"found again" (no new exception); the others are written, with the rows' own file and row numbers.
+Result: a break naming only carried rows, one of which the stream already has an exception about,
+is "found again" (that exception carries on: no new one); the others are written, with the rows'
+own file and row numbers.
 The rows no clean match took are the next run's carried input.
 """
 
@@ -87,17 +88,22 @@ def _carried(carried: bytes | None, side: str) -> pl.DataFrame:
 
 class PolarsStreamOutcome:
     def __init__(self, run: PolarsMatchRun, left: PolarsStreamSide, right: PolarsStreamSide,
-                 known_breaks: Collection[tuple[int | None, int | None]]) -> None:
+                 known_rows: Collection[tuple[str, int]]) -> None:
         tables = run.tables
         self._sides = {"left": left, "right": right}
-        breaks = tables.exceptions.with_columns(pl.col("left_row").fill_null(0).alias("__l"),
-                                                pl.col("right_row").fill_null(0).alias("__r"))
-        known = pl.DataFrame({"__l": [k[0] or 0 for k in known_breaks], "__r": [k[1] or 0 for k in known_breaks]},
-                             schema={"__l": pl.Int64, "__r": pl.Int64}).unique()
-        fresh = breaks.join(known, on=["__l", "__r"], how="anti", maintain_order="left")
+        known = {side: sorted(seq for which, seq in known_rows if which == side) for side in ("left", "right")}
+        # A break is found again when it names only carried rows and one of them already has an
+        # exception of the stream: that exception carries on. A break naming a new row is new evidence.
+        carried = [pl.col(f"{side}_row").is_null() | (pl.col(f"{side}_row") < data.first_new_seq)
+                   for side, data in self._sides.items()]
+        named = [pl.col(f"{side}_row").is_in(pl.Series(known[side], dtype=pl.Int64).implode())
+                 for side in ("left", "right")]
+        found = carried[0] & carried[1] & (named[0] | named[1]).fill_null(False)
+        breaks = tables.exceptions.with_columns(found.alias("__found"))
+        fresh = breaks.filter(~pl.col("__found"))
         self.new_exceptions = fresh.height
         self.found_again = breaks.height - fresh.height
-        self._fresh = fresh.drop("__l", "__r")
+        self._fresh = fresh.drop("__found")
         self._tables = tables
         pairs = tables.matches.select("left_row", "right_row")
         self._pairs = pairs
@@ -184,10 +190,10 @@ class PolarsStreamEngine:
         return side_input.table.select(CANONICAL_SCHEMA.names())
 
     def outcome(self, run: Any, left: StreamSideInput, right: StreamSideInput,
-                known_breaks: Collection[tuple[int | None, int | None]]) -> PolarsStreamOutcome:
+                known_rows: Collection[tuple[str, int]]) -> PolarsStreamOutcome:
         assert isinstance(run, PolarsMatchRun)
         assert isinstance(left, PolarsStreamSide) and isinstance(right, PolarsStreamSide)
-        return PolarsStreamOutcome(run, left, right, known_breaks)
+        return PolarsStreamOutcome(run, left, right, known_rows)
 
 
 _check: StreamEngine = PolarsStreamEngine()

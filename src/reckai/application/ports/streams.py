@@ -212,7 +212,8 @@ class StreamEngine(Protocol):
         ...
 
     def outcome(self, run: Any, left: StreamSideInput, right: StreamSideInput,
-                known_breaks: Collection[tuple[int | None, int | None]]) -> StreamOutcome:
-        """`run`: the engine's MatchRun; `known_breaks`: (left seq, right seq) of every exception the
-        stream already has about its carried rows, whatever its status."""
+                known_rows: Collection[tuple[str, int]]) -> StreamOutcome:
+        """`run`: the engine's MatchRun; `known_rows`: the carried rows (side, seq) an exception of
+        the stream is already about, whatever its status. A break naming only carried rows, one of
+        them known, is found again (its exception carries on); any other break is new."""
         ...

@@ -112,7 +112,10 @@ def run_stream(attempt: _Attempt, profile: ReconciliationProfile, background: Ca
     attempt._advance(Stage.MATCHING, total_rows=total_rows)
     with unit_of_work() as uow:
         carried_rows = [("left", seq) for seq in left.carried_seqs()] + [("right", seq) for seq in right.carried_seqs()]
-        known = {(b.left_seq, b.right_seq) for b in uow.streams.breaks(stream_id, active_only=False, seqs=carried_rows)}
+        carried_set = set(carried_rows)
+        known = {(side, seq) for found in uow.streams.breaks(stream_id, active_only=False, seqs=carried_rows)
+                 for side, seq in (("left", found.left_seq), ("right", found.right_seq))
+                 if seq is not None and (side, seq) in carried_set}
         files = uow.streams.files(stream_id)
         declined_rows = uow.declined_pairs.declined_among([f.file_id for f in files if f.side == "left"],
                                                           [f.file_id for f in files if f.side == "right"])
