@@ -24,6 +24,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from reckai.application.context import audit_event
+from reckai.application.exceptions.closing import close_by_later_match
 from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.application.ports.streams import (
     CLOSED_EXCEPTION_STATUSES,
@@ -34,7 +35,6 @@ from reckai.application.ports.streams import (
 from reckai.application.reconciliations.job_types import NOTIFY_RECONCILIATION
 from reckai.application.reconciliations.services import system_event
 from reckai.domain.exceptions.lifecycle import SYSTEM_RESOLUTION_CODE
-from reckai.domain.exceptions.policy import Closer, WorkflowSettings, closing_needs_checker
 from reckai.domain.ingestion.storage_keys import processed_key
 from reckai.domain.reconciliation import jobs as job_rules
 from reckai.domain.reconciliation.jobs import JobCounts, Stage, StaleAttempt
@@ -239,17 +239,12 @@ def _close_matched(attempt: _Attempt, uow: JobsUnitOfWork, outcome: StreamOutcom
         item = uow.exceptions.get_for_update(found.exception_id)
         if item is None or pair is None:
             continue
-        decision = closing_needs_checker(WorkflowSettings(), item.staked_amounts(), Closer.LATER_MATCH)
-        if decision.needs_checker:  # pragma: no cover - the rule says a later match never needs one
-            continue
         rows = {pair.side: {"file_id": str(pair.file_id), "row": pair.row_number, "stream_row": pair.seq},
                 pair.partner_side: {"file_id": str(pair.partner_file_id), "row": pair.partner_row_number,
                                     "stream_row": pair.partner_seq}}
         note = later_match_note(run_number, side, pair.partner_side, str(pair.partner_file_id),
                                 pair.partner_row_number)
-        entry = item.close_by_later_match(at=now, note=note, code=SYSTEM_RESOLUTION_CODE, rows=rows)
-        uow.exceptions.update(item)
-        uow.exceptions.add_history(entry)
+        close_by_later_match(uow.exceptions, item, at=now, note=note, rows=rows)
         attempt.services.audit_log.record(uow, audit_event(
             "exception.resolved", None, organization_id=attempt.organization_id, resource_type="exception",
             resource_id=item.id, metadata={"by": "system", "resolution_code": SYSTEM_RESOLUTION_CODE,
