@@ -14,7 +14,7 @@ import pytest
 
 from reckai.application.ports.reconciliations import JobFileLink
 from reckai.application.ports.repositories import DuplicateEntity, TenantIsolationViolation
-from reckai.application.ports.streams import RowKey
+from reckai.application.ports.streams import RowKey, StoredRow
 from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.exceptions.policy import SlaPolicy
 from reckai.domain.reconciliation import jobs as j
@@ -90,6 +90,8 @@ def check_files_runs_rows_and_breaks(tenants: Tenants, add_file: FileAdder) -> N
         assert uow.streams.job_using_file(left) == job.id and uow.streams.job_using_file(right) is None
         assert uow.streams.known_keys(stream.id, "left", [("f1", 1), ("f1", 2), ("f9", 0)]) == {("f1", 1)}
         assert uow.streams.last_seq(stream.id, "left") == 2 and uow.streams.last_seq(stream.id, "right") == 1
+        assert uow.streams.row(stream.id, "left", 2) == StoredRow(RowKey("left", "f1", 1, 2, left, 2), 1)
+        assert uow.streams.row(stream.id, "right", 2) is None and uow.streams.row(stream.id, "left", 9) is None
         with pytest.raises(DuplicateEntity):
             uow.streams.add_rows(stream.id, 1, [RowKey("left", "f1", 0, 7, left, 9)])
     sla = SlaPolicy()
@@ -117,6 +119,7 @@ def check_files_runs_rows_and_breaks(tenants: Tenants, add_file: FileAdder) -> N
         assert uow.streams.known_keys(stream.id, "left", [("f1", 0)]) == set()
         assert uow.streams.breaks(stream.id, active_only=False) == []
         assert uow.streams.stream_of_file(left) is None
+        assert uow.streams.row(stream.id, "left", 2) is None
 
 
 CHECKS = [check_round_trip_names_and_isolation, check_files_runs_rows_and_breaks]

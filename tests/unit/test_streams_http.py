@@ -116,6 +116,13 @@ def test_a_stream_over_http_two_days(api: Api) -> None:
     assert api.wait(run2["job_id"])["status"] == "completed"
     details = api.call("GET", f"/api/streams/{stream}", 200, token=api.auditor)["data"]  # auditors read streams
     assert [r["run_number"] for r in details["runs"]] == [1, 2]
+    # A run's matches name stream row numbers: each is looked up to its file and row.
+    row = api.call("GET", f"/api/streams/{stream}/rows/right/3", 200, token=api.auditor)["data"]
+    assert row == {**row, "side": "right", "stream_row": 3, "file_id": right2, "row_number": 1, "run_number": 2}
+    assert api.call("GET", f"/api/streams/{stream}/rows/left/999", 404)["success"] is False
+    for bad in ("left/0", "middle/1", f"left/{2**63}"):
+        assert api.call("GET", f"/api/streams/{stream}/rows/{bad}", 400)["success"] is False
+    assert api.call("GET", f"/api/streams/{stream}/rows/left/x", 404)["success"] is False  # no such route
     assert details["runs"][1]["figures"]["closed_by_later_match"] == 2
     assert details["open_items"] == {"left": 1, "right": 0}
     assert len(details["files"]) == 4 and all(f["job_id"] for f in details["files"])

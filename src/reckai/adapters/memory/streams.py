@@ -16,6 +16,7 @@ from reckai.application.ports.streams import (
     ACTIVE_EXCEPTION_STATUSES,
     ExceptionOrigin,
     RowKey,
+    StoredRow,
     StreamBreak,
     StreamRepository,
 )
@@ -39,6 +40,7 @@ class _RowRecord:
     organization_id: uuid.UUID
     value_stream: uuid.UUID
     value: RowKey
+    run_number: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +175,12 @@ class MemoryStreamRepository:
         return {(r.fingerprint, r.occurrence) for _, r in self._rows(stream_id)
                 if r.side == side and (r.fingerprint, r.occurrence) in wanted}
 
+    def row(self, stream_id: uuid.UUID, side: str, seq: int) -> StoredRow | None:
+        for _, record in self._uow.rows(STREAM_ROWS):
+            if record.value_stream == stream_id and record.value.side == side and record.value.seq == seq:
+                return StoredRow(record.value, record.run_number)
+        return None
+
     def last_seq(self, stream_id: uuid.UUID, side: str) -> int:
         return max((r.seq for _, r in self._rows(stream_id) if r.side == side), default=0)
 
@@ -185,7 +193,7 @@ class MemoryStreamRepository:
             taken.add((row.side, row.fingerprint, row.occurrence))
             seqs.add((row.side, row.seq))
             self._uow.put(STREAM_ROWS, (stream_id, row.side, row.fingerprint, row.occurrence),
-                          _RowRecord(self._org, stream_id, row))
+                          _RowRecord(self._org, stream_id, row, run_number))
         return len(rows)
 
     def job_exception_origins(self, job_id: uuid.UUID) -> builtins.list[ExceptionOrigin]:

@@ -18,6 +18,7 @@ from reckai.application.ports.streams import (
     ACTIVE_EXCEPTION_STATUSES,
     ExceptionOrigin,
     RowKey,
+    StoredRow,
     StreamBreak,
     StreamRepository,
 )
@@ -196,6 +197,15 @@ class PostgresStreamRepository(PostgresRepository):
             " WHERE r.stream_id = :s AND r.side = :side"),
             {"s": stream_id, "side": side, "fps": [k[0] for k in keys], "occs": [k[1] for k in keys]}).all()
         return {(row.fingerprint, row.occurrence) for row in rows}
+
+    def row(self, stream_id: uuid.UUID, side: str, seq: int) -> StoredRow | None:
+        found = self._conn.execute(text(
+            "SELECT side, fingerprint, occurrence, seq, file_id, row_number, run_number FROM stream_rows"
+            " WHERE stream_id = :s AND side = :side AND seq = :seq"), {"s": stream_id, "side": side, "seq": seq}).first()
+        if found is None:
+            return None
+        return StoredRow(RowKey(found.side, found.fingerprint, found.occurrence, found.seq, found.file_id,
+                                found.row_number), found.run_number)
 
     def last_seq(self, stream_id: uuid.UUID, side: str) -> int:
         value = self._conn.execute(text("SELECT max(seq) FROM stream_rows WHERE stream_id = :s AND side = :side"),

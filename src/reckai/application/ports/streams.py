@@ -30,6 +30,11 @@ class RowKey(NamedTuple):
     row_number: int
 
 
+class StoredRow(NamedTuple):
+    key: RowKey
+    run_number: int  # the run that took it
+
+
 class StreamBreak(NamedTuple):
     """An exception of the stream and the stream rows it is about (by seq)."""
 
@@ -114,6 +119,10 @@ class StreamRepository(Protocol):
     def known_keys(self, stream_id: uuid.UUID, side: str,
                    keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
         """Those of these (fingerprint, occurrence) the stream already took on this side."""
+        ...
+
+    def row(self, stream_id: uuid.UUID, side: str, seq: int) -> StoredRow | None:
+        """The stream row with this number on this side: its key and where it came from."""
         ...
 
     def last_seq(self, stream_id: uuid.UUID, side: str) -> int:

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 
 from reckai.application.context import Caller
+from reckai.application.errors import NotFound
+from reckai.application.ports.streams import StoredRow
 from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.application.streams.errors import StreamNotFound
 from reckai.domain.reconciliation.jobs import ReconciliationJob
@@ -23,6 +25,18 @@ class StreamDetails:
     stream: Stream
     files: list[StreamFile]
     runs: list[RunDetails]
+
+
+def get_stream_row(services: ReconciliationServices, caller: Caller, stream_id: uuid.UUID, side: str,
+                   seq: int) -> StoredRow:
+    """What a stream row number (the `left_row`/`right_row` of a stream run's matches) stands for."""
+    with services.database.unit_of_work(caller.organization_id) as uow:
+        if uow.streams.get(stream_id) is None:
+            raise StreamNotFound(stream_id)
+        found = uow.streams.row(stream_id, side, seq)
+        if found is None:
+            raise NotFound("stream_row", f"{side}/{seq}")
+        return found
 
 
 def list_streams(services: ReconciliationServices, caller: Caller, *, page: int,

@@ -6,18 +6,19 @@
     PUT  /api/streams/{id}            name, owner, re-pin the rules (their active, approved versions)
     POST /api/streams/{id}/files      a normalized file no job used joins the next run
     POST /api/streams/{id}/runs       run N+1: a reconciliation job over the new files plus the open items
+    GET  /api/streams/{id}/rows/{side}/{seq}   what a stream row number stands for (file, row, key)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, Parameter
 
 from reckai.application.context import Caller
 from reckai.application.streams.commands import (
@@ -29,7 +30,7 @@ from reckai.application.streams.commands import (
     start_stream_run,
     update_stream,
 )
-from reckai.application.streams.queries import get_stream, list_streams
+from reckai.application.streams.queries import get_stream, get_stream_row, list_streams
 from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
 from reckai.domain.streams.streams import Stream, StreamFile, StreamRun
@@ -91,6 +92,16 @@ class StreamRunBody(msgspec.Struct):
     status: str | None
     created_at: dt.datetime | None
     figures: dict[str, Any] | None
+
+
+class StreamRowBody(msgspec.Struct):
+    side: str
+    stream_row: int
+    file_id: uuid.UUID
+    row_number: int  # in its file (what GET /api/files/:id shows)
+    fingerprint: str
+    occurrence: int
+    run_number: int  # the run that took it
 
 
 class StreamBody(msgspec.Struct):
@@ -169,6 +180,15 @@ class StreamController(Controller):
         if completed and completed[-1].figures:
             body.open_items = dict(completed[-1].figures.get("open_rows_after") or {})
         return ok(body)
+
+    @get("/{stream_id:uuid}/rows/{side:str}/{seq:int}", opt={"permission": "streams:read"}, sync_to_thread=True)
+    def read_row(self, stream_id: FromPath[uuid.UUID], side: FromPath[Literal["left", "right"]],
+                 seq: FromPath[Annotated[int, Parameter(ge=1, le=2**63 - 1)]], request: Request[Any, Any, Any],
+                 container: NamedDependency[Container], principal: NamedDependency[Principal]) -> Success[StreamRowBody]:
+        found = get_stream_row(container.reconciliations, _caller(principal, request), stream_id, side, seq)
+        key = found.key
+        return ok(StreamRowBody(side=key.side, stream_row=key.seq, file_id=key.file_id, row_number=key.row_number,
+                                fingerprint=key.fingerprint, occurrence=key.occurrence, run_number=found.run_number))
 
     @put("/{stream_id:uuid}", opt={"permission": "streams:write"}, sync_to_thread=True)
     def update_stream(self, stream_id: FromPath[uuid.UUID], data: JSONBody[StreamUpdate],
