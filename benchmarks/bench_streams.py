@@ -87,6 +87,7 @@ def main() -> None:
     from tests.fixtures.postgres import _new_database
     from tests.support.streams import stream_world
 
+    from reckai.adapters.postgres.roles import drop_database
     from reckai.application.reconciliations.worker import run_reconciliation_attempt
     from reckai.application.streams.commands import start_stream_run
     from reckai.bootstrap import bootstrap
@@ -137,6 +138,7 @@ def main() -> None:
               f"ratio {last / first:.2f} (goal: within 20 %)", flush=True)
     finally:
         container.close()
+        drop_database(admin_url, database.name)
         if server is not None:
             server.cleanup()
         shutil.rmtree(scratch, ignore_errors=True)
