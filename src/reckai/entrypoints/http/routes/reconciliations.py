@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
@@ -54,7 +54,9 @@ class JobCreate(msgspec.Struct, forbid_unknown_fields=True):
     period_start: dt.date | None = None
     period_end: dt.date | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
-    force: bool = False  # reconcile two files an earlier job already reconciled together
+    force: Annotated[bool, msgspec.Meta(
+        description="Reconcile two files an earlier job already reconciled together (else 409 "
+                    "FILES_ALREADY_RECONCILED naming that job).", examples=[False])] = False
 
 
 class JobUpdate(msgspec.Struct, forbid_unknown_fields=True):
