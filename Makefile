@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats bench-reports bench-dashboard lint clean
+.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats bench-reports bench-dashboard bench-streams lint clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench-reports: $(STAMP)
 # 200 requests, and the rollup triggers' cost to the job's persist of 80,000 exceptions (docs/reports.md).
 bench-dashboard: $(STAMP)
 	$(BIN)/python benchmarks/bench_dashboard.py
+
+# a stream of 30 daily runs of 100k x 100k rows (issue 15): median of runs 1-3 next to 28-30
+bench-streams: $(STAMP)
+	$(BIN)/python benchmarks/bench_streams.py
 
 # ruff, then mypy --strict over src/ (pyproject.toml [tool.mypy]); .ci/run runs this before the tests.
 lint: $(STAMP)

@@ -7,7 +7,7 @@ gets a `duplicate_statement` warning naming that file; its rows are still loaded
 like every table (forced RLS); rows go with their file (ON DELETE CASCADE).
 
 Revision ID: 0022_file_statements
-Revises: 0020_audit_access
+Revises: 0021_streams
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0022_file_statements"
-down_revision = "0020_audit_access"
+down_revision = "0021_streams"
 branch_labels = None
 depends_on = None
 

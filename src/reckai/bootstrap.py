@@ -64,6 +64,7 @@ from reckai.application.ports.security import (
     Totp,
 )
 from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.streams import StreamEngine
 from reckai.application.ports.unit_of_work import Database
 from reckai.application.ports.workflow import RowAmounts, SourceRows
 from reckai.application.reconciliations import jobs as reconciliation_jobs
@@ -238,7 +239,8 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     reconciliations = ReconciliationServices(
         database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
         engine=job_matching_engine, settings=settings.reconciliation,
-        normalize_file=partial(normalize_file_job, files), mailer=mailer, clock=clock)
+        normalize_file=partial(normalize_file_job, files), mailer=mailer, clock=clock,
+        stream_engine=_stream_engine())
     workflow = WorkflowServices(database=database, audit_log=audit_log, job_queue=job_queue,
                                 password_hasher=security.password_hasher,
                                 rule_preview=_rule_preview(storage, job_matching_engine),
@@ -670,6 +672,12 @@ def _source_rows(database: Database[AppUnitOfWork], storage: FileStorage) -> Sou
 
 
 # --- reconciliation jobs (issue 6; docs/reconciliation-jobs.md) ---
+
+
+def _stream_engine() -> StreamEngine:
+    from reckai.adapters.polars.stream_runs import PolarsStreamEngine
+
+    return PolarsStreamEngine()
 
 
 def _job_matching_engine() -> JobMatchingEngine:

@@ -149,7 +149,7 @@ class Tenant:
         return uuid.UUID(file_id)
 
     def start(self, left: uuid.UUID, right: uuid.UUID, name: str = "December card vs bank") -> dict[str, Any]:
-        created = self.call("POST", "/api/reconciliations", json=rj.start_body(left, right, name))
+        created = self.call("POST", "/api/reconciliations", json=rj.start_body(left, right, name, force=True))
         assert created.status_code == 201, created.text
         return created.json()["data"]  # type: ignore[no-any-return]
 

@@ -153,7 +153,7 @@ def test_a_job_pending_too_long_is_sent_again_by_the_sweeper_and_runs_once(
     caller = Caller(tenant.org_id, tenant.user_id, ip_address="10.0.0.9")
     job = start_reconciliation(services, caller, StartRequest(
         name=body["name"], left_file_id=left, right_file_id=right, leading_side=body["leading_side"],
-        period_start=rj.PERIOD[0], period_end=rj.PERIOD[1], options=body["options"]))
+        period_start=rj.PERIOD[0], period_end=rj.PERIOD[1], options=body["options"], force=True))
     # The message was dispatched and lost (Redis flushed): its outbox row is done, the job pending,
     # and nothing has happened to it for 20 minutes (beyond RECONCILIATION_PENDING_RESEND_SECONDS).
     _owner_sql(stack, pg_database.owner_url, tenant.org_id,

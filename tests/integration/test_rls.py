@@ -57,10 +57,26 @@ def _seed(engine: Engine, tenant: Tenant) -> dict[str, uuid.UUID]:
                  " VALUES (:org, 'aging', 'csv', :job, :path, :user, '{}') RETURNING id"),
             {**params, "job": job, "path": f"organizations/{tenant.organization_id}/reports/{uuid.uuid4()}.zip"}
         ).scalar_one()
+        # The stream tables (0021_streams): a stream, its file, its run, a row key and an exception link.
+        stream = conn.execute(
+            text("INSERT INTO streams (organization_id, name, left_file_type, right_file_type, left_mapping,"
+                 " right_mapping, rules, currency, owner_id, created_by)"
+                 " VALUES (:org, 'stream', 'bank', 'switch', '{}', '{}', '[]', 'NGN', :user, :user) RETURNING id"),
+            params).scalar_one()
+        stream_params = {**params, "stream": stream, "file": file, "job": job, "exc": exception}
+        conn.execute(text("INSERT INTO stream_files (organization_id, stream_id, file_id, side, checksum, added_by)"
+                          " VALUES (:org, :stream, :file, 'left', 'c', :user)"), stream_params)
+        conn.execute(text("INSERT INTO stream_runs (organization_id, stream_id, run_number, job_id, created_by)"
+                          " VALUES (:org, :stream, 1, :job, :user)"), stream_params)
+        conn.execute(text("INSERT INTO stream_rows (organization_id, stream_id, side, fingerprint, occurrence, seq,"
+                          " file_id, row_number, run_number) VALUES (:org, :stream, 'left', 'f', 0, 1, :file, 1, 1)"),
+                     stream_params)
+        conn.execute(text("INSERT INTO stream_exceptions (organization_id, stream_id, exception_id, left_seq,"
+                          " first_run) VALUES (:org, :stream, :exc, 1, 1)"), stream_params)
     return {
         "reconciliation_jobs": job, "reconciliation_files": file, "exceptions": exception,
         "exception_comments": comment, "users": tenant.admin_user_id, "reports": report,
-        "organizations": tenant.organization_id,
+        "organizations": tenant.organization_id, "streams": stream,
     }
 
 
@@ -125,7 +141,9 @@ def test_app_role_cannot_turn_row_security_off(app_engine: Engine, two_tenants) 
 
 
 TABLES_UNDER_TEST = ("reconciliation_jobs", "reconciliation_files", "exceptions", "exception_comments",
-                     "users", "organizations", "reports")
+                     "users", "organizations", "reports", "streams")
+# Tables of a stream without an `id` of their own: walked by their stream_id.
+STREAM_TABLES = ("stream_files", "stream_runs", "stream_rows", "stream_exceptions")
 
 
 @pytest.mark.parametrize("table", TABLES_UNDER_TEST)
@@ -137,7 +155,8 @@ def test_org_a_cannot_read_or_change_org_b_rows(app_engine: Engine, two_tenants,
         assert rows_a[table] in visible
         assert rows_b[table] not in visible
         assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() == 0
-        column = "name" if table in ("reconciliation_jobs", "reconciliation_files", "users", "organizations") else (
+        column = "name" if table in ("reconciliation_jobs", "reconciliation_files", "users", "organizations",
+                                     "streams") else (
             "description" if table == "exceptions" else "error_message" if table == "reports" else "content")
         updated = conn.execute(text(f"UPDATE {table} SET {column} = 'hijacked' WHERE id = :id"),
                                {"id": rows_b[table]})
@@ -149,8 +168,46 @@ def test_org_a_cannot_read_or_change_org_b_rows(app_engine: Engine, two_tenants,
     with app_engine.connect() as conn:
         _as_tenant(conn, b.organization_id)
         assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() == 1
-        if table in ("reconciliation_jobs", "users", "organizations"):
+        if table in ("reconciliation_jobs", "users", "organizations", "streams"):
             assert conn.execute(text(f"SELECT name FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() != "hijacked"
+
+
+@pytest.mark.parametrize("table", STREAM_TABLES)
+def test_org_a_cannot_read_or_change_org_b_stream_rows(app_engine: Engine, two_tenants, table: str) -> None:  # type: ignore[no-untyped-def]
+    a, b, rows_a, rows_b = two_tenants
+    with app_engine.connect() as conn:
+        _as_tenant(conn, a.organization_id)
+        visible = set(conn.execute(text(f"SELECT stream_id FROM {table}")).scalars())
+        assert rows_a["streams"] in visible and rows_b["streams"] not in visible
+        if table in ("stream_files", "stream_runs"):  # the app may UPDATE these: not another tenant's
+            column = "job_id" if table == "stream_files" else "carry_key"
+            updated = conn.execute(text(f"UPDATE {table} SET {column} = NULL WHERE stream_id = :s"),
+                                   {"s": rows_b["streams"]})
+            assert updated.rowcount == 0
+        with pytest.raises(ProgrammingError) as caught:  # a row claiming B is refused by WITH CHECK
+            conn.execute(text(_foreign_insert(table)), {"b": b.organization_id, "s": rows_a["streams"],
+                                                        "ub": b.admin_user_id})
+        assert isinstance(caught.value.orig, psycopg.errors.InsufficientPrivilege)
+        conn.rollback()
+    with app_engine.connect() as conn:
+        _as_tenant(conn, b.organization_id)
+        assert rows_b["streams"] in set(conn.execute(text(f"SELECT stream_id FROM {table}")).scalars())
+        _as_tenant(conn, None)
+        assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+
+
+def _foreign_insert(table: str) -> str:
+    """An insert of a row claiming organization B, made as tenant A."""
+    return {
+        "stream_files": "INSERT INTO stream_files (organization_id, stream_id, file_id, side, checksum, added_by)"
+                        " SELECT :b, :s, id, 'left', 'x', :ub FROM reconciliation_files LIMIT 1",
+        "stream_runs": "INSERT INTO stream_runs (organization_id, stream_id, run_number, job_id, created_by)"
+                       " SELECT :b, :s, 9, id, :ub FROM reconciliation_jobs LIMIT 1",
+        "stream_rows": "INSERT INTO stream_rows (organization_id, stream_id, side, fingerprint, occurrence, seq,"
+                       " file_id, row_number, run_number) VALUES (:b, :s, 'left', 'g', 0, 9, :s, 1, 1)",
+        "stream_exceptions": "INSERT INTO stream_exceptions (organization_id, stream_id, exception_id, left_seq,"
+                             " first_run) SELECT :b, :s, gen_random_uuid(), 1, 1",
+    }[table]
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ class Tenant:
         return str(file_id)
 
     def run_job(self, left: str, right: str, rule_id: str, name: str) -> str:
-        body = {**rj.start_body(uuid.UUID(left), uuid.UUID(right), name), "rule_ids": [rule_id]}
+        body = {**rj.start_body(uuid.UUID(left), uuid.UUID(right), name, force=True), "rule_ids": [rule_id]}
         job = self.call("POST", "/api/reconciliations", json=body, status=201)
         services = self.container.reconciliations
         outcome = run_reconciliation_attempt(services, self.organization_id, uuid.UUID(job["id"]), 1, "pytest")

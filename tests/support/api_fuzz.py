@@ -821,6 +821,9 @@ def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> t
     proposal = _ok(client.post("/api/rules", json={"name": "fuzz-rule", "definition": _rule_definition()},
                                headers=h), 202)
     report = _ok(client.post("/api/approvals", json=_approval_examples()[0], headers=h), 201)
+    stream = _ok(client.post("/api/streams", json={
+        "name": "fuzz stream", "currency": "NGN", "left": {"template_file_id": files[0]},
+        "right": {"template_file_id": files[1]}}, headers=h), 201)
     victim_emails = [f"victim.{uuid.uuid4().hex[:6]}@example.com" for _ in range(2)]
     victims = [_ok(client.post("/api/users", json={"email": email, "name": "Vic Tim", "role": "analyst",
                                                    "password": DEFAULT_PASSWORD}, headers=h), 201)["id"]
@@ -828,7 +831,7 @@ def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> t
     sessions = [s["id"] for s in _ok(client.get("/api/sessions", headers=h))]
     ids = {"file_id": files, "job_id": [job["id"]], "exception_id": [e["id"] for e in exceptions],
            "rule_id": [proposal["rule"]["id"]], "approval_id": [proposal["approval"]["id"], report["id"]],
-           "user_id": victims, "report_id": [generated["id"]]}
+           "user_id": victims, "report_id": [generated["id"]], "stream_id": [stream["id"]]}
     read_only = {"user_id": [str(u) for u in user_ids.values()], "session_id": sessions,
                  "name": ["results.csv", "results.parquet", "summary.json"]}  # a job's output files
     examples = {**_examples(profile, files), "email": victim_emails, "admin_email": victim_emails,
@@ -865,6 +868,8 @@ def _examples(profile: dict[str, Any], files: list[str]) -> dict[str, list[Any]]
     return {
         "definition": [_rule_definition(), {**_rule_definition(), "rule_type": "fuzzy"}],
         "transformation_rules": [profile["left"]["mapping"], profile["right"]["mapping"]],
+        "mapping": [profile["left"]["mapping"], profile["right"]["mapping"]],
+        "template_file_id": files,
         "options": [start["options"]],
         "metadata": [a["metadata"] for a in _approval_examples()],
         "rule_ids": [[]],

@@ -50,10 +50,12 @@ def seed_rules(database: Any, organization_id: uuid.UUID, user_id: uuid.UUID) ->
     return versions
 
 
-def start_body(left_file_id: uuid.UUID, right_file_id: uuid.UUID, name: str = "December card vs bank") -> dict[str, Any]:
-    """The POST /api/reconciliations body equivalent to running the profile."""
+def start_body(left_file_id: uuid.UUID, right_file_id: uuid.UUID, name: str = "December card vs bank",
+               force: bool = False) -> dict[str, Any]:
+    """The POST /api/reconciliations body equivalent to running the profile (`force`: the same two
+    files again, issue 15)."""
     raw = profile()
-    return {
+    return {**({"force": True} if force else {}),
         "name": name, "left_file_id": str(left_file_id), "right_file_id": str(right_file_id),
         "leading_side": raw.get("leading_side"),
         "period_start": PERIOD[0].isoformat(), "period_end": PERIOD[1].isoformat(),

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from reckai.domain.exceptions.policy import (
+    Closer,
     StakedAmount,
     WorkflowSettings,
     amount_band,
@@ -31,10 +32,19 @@ def test_the_rule_is_asked_only_through_the_application_helper() -> None:
 
 
 def test_every_resolve_or_ignore_transition_goes_through_close() -> None:
-    closing_apply = re.compile(r"\.apply\(\s*(BreakAction\.)?(RESOLVE|IGNORE)\b")
+    closing_apply = re.compile(r"\.apply\(\s*(BreakAction\.)?(RESOLVE|IGNORE)\b|\.close_by_later_match\(at=")
     offenders = [p.relative_to(SRC).as_posix() for p in _sources()
                  if p != CLOSING and closing_apply.search(p.read_text())]
     assert offenders == []
+
+
+def test_a_closing_by_a_later_match_never_needs_a_checker_and_a_person_s_still_does() -> None:
+    """A stream's later run closing an exception whose row it matched is a system action (issue 15,
+    docs/streams.md): the same rule answers, for that closer, that no checker is needed."""
+    settings = WorkflowSettings(resolution_thresholds={"NGN": Decimal(1000)})
+    stake = [StakedAmount(Decimal(250000), "NGN")]
+    assert closing_needs_checker(settings, stake).needs_checker
+    assert not closing_needs_checker(settings, stake, Closer.LATER_MATCH).needs_checker
 
 
 def test_the_larger_absolute_stored_amount_in_its_currency_decides() -> None:

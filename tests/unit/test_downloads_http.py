@@ -90,7 +90,7 @@ def world() -> Iterator[World]:
                 assert mapped.status_code == 200, mapped.text
                 files.append(uuid.UUID(file_id))
             _hostile_rules(container.database, uuid.UUID(str(world.org_id)), world.admin_id)
-            created = client.post("/api/reconciliations", json=rj.start_body(files[0], files[1]),
+            created = client.post("/api/reconciliations", json=rj.start_body(files[0], files[1], force=True),
                                   headers=bearer(world.tokens["admin"]))
             assert created.status_code == 201, created.text
             world.job_id = created.json()["data"]["id"]

@@ -42,6 +42,8 @@ EXPECTED: dict[str, set[str]] = {
     "files:read": {A, N, U},
     "files:write": {A, N},
     "files:delete": {A},
+    "streams:read": {A, N, U},  # as reconciliations:read (issue 15)
+    "streams:write": {A, N},
     "rules:read": {A, N},
     "rules:write": {A},
     "audit:read": {A, U},

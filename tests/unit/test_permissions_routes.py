@@ -41,9 +41,10 @@ def protected_endpoints(app: Litestar) -> list[tuple[str, str, str]]:
 
 
 def concrete(path: str) -> str:
-    """A path with every parameter filled: uuids for `:uuid`, a plain word otherwise."""
+    """A path with every parameter filled: uuids for `:uuid`, 1 for `:int`, a plain word otherwise."""
     return re.sub(r"\{([^}:]+)(?::([^}]+))?\}",
-                  lambda m: str(uuid.uuid4()) if m.group(2) in ("uuid", None) else "x", path)
+                  lambda m: str(uuid.uuid4()) if m.group(2) in ("uuid", None) else "1" if m.group(2) == "int" else "x",
+                  path)
 
 
 def _world() -> Iterator[tuple[Container, TestClient, dict[str, str], Any]]:

@@ -51,7 +51,7 @@ class World:
         job = start_reconciliation(self.services, self.caller, StartRequest(
             name=name, left_file_id=self.left_id, right_file_id=self.right_id, rule_ids=[self.rule_id],
             leading_side=body["leading_side"], period_start=rj.PERIOD[0], period_end=rj.PERIOD[1],
-            options=body["options"]))
+            options=body["options"], force=True))
         assert run_reconciliation_attempt(self.services, self.caller.organization_id, job.id, 1, "w1") == "completed"
         return job.id  # type: ignore[no-any-return]
 

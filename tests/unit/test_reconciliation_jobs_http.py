@@ -66,7 +66,7 @@ def api() -> Iterator[Api]:
 
 
 def test_job_runs_in_the_background_and_agrees_with_reckai_reconcile(api: Api) -> None:
-    created = api.call("POST", "/api/reconciliations", json=rj.start_body(api.left, api.right))  # type: ignore[attr-defined]
+    created = api.call("POST", "/api/reconciliations", json=rj.start_body(api.left, api.right, force=True))  # type: ignore[attr-defined]
     assert created.status_code == 201, created.text
     body = created.json()["data"]
     assert body["status"] == "pending" and body["attempt"] == 1
@@ -115,7 +115,7 @@ def test_job_runs_in_the_background_and_agrees_with_reckai_reconcile(api: Api) -
 
 
 def test_list_filters_and_meta_rename_cancel_and_delete(api: Api) -> None:
-    made = [api.call("POST", "/api/reconciliations", json=rj.start_body(api.left, api.right, f"job {i}"))  # type: ignore[attr-defined]
+    made = [api.call("POST", "/api/reconciliations", json=rj.start_body(api.left, api.right, f"job {i}", force=True))  # type: ignore[attr-defined]
             .json()["data"] for i in range(2)]
     cancelled = api.call("POST", f"/api/reconciliations/{made[0]['id']}/cancel").json()["data"]
     assert cancelled["status"] in ("cancelled", "processing")
@@ -139,7 +139,7 @@ def test_list_filters_and_meta_rename_cancel_and_delete(api: Api) -> None:
 def test_permissions_and_bad_requests(api: Api) -> None:
     _, auditor = create_user_with_role(api.client, api.token, "auditor")
     _, analyst = create_user_with_role(api.client, api.token, "analyst")
-    body = rj.start_body(api.left, api.right)  # type: ignore[attr-defined]
+    body = rj.start_body(api.left, api.right, force=True)  # type: ignore[attr-defined]
     assert api.call("POST", "/api/reconciliations", token=auditor, json=body).status_code == 403
     assert api.call("GET", "/api/reconciliations", token=auditor).status_code == 200
     job = api.call("POST", "/api/reconciliations", token=analyst, json=body).json()["data"]

@@ -38,6 +38,7 @@ from reckai.application.reconciliations.worker import (
     run_reconciliation_attempt,
     sweep_stuck_jobs,
 )
+from reckai.application.streams.errors import FilesAlreadyReconciled
 from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.domain.ingestion.storage_keys import processed_prefix
 from reckai.domain.reconciliation.jobs import JobStatus
@@ -59,7 +60,7 @@ class World:
         request = StartRequest(
             name=body["name"], left_file_id=self.left_id, right_file_id=self.right_id,
             leading_side=body["leading_side"], period_start=rj.PERIOD[0], period_end=rj.PERIOD[1],
-            options=body["options"])
+            options=body["options"], force=True)  # these tests reconcile the same two files again and again
         return dataclasses.replace(request, **changes)
 
     def job(self, job_id: uuid.UUID) -> Any:
@@ -187,6 +188,15 @@ def test_duplicate_and_stale_messages_do_nothing(world: World) -> None:
 
 def test_re_run_of_the_same_files_is_a_new_job_linked_to_the_earlier_one(world: World) -> None:
     first = start_reconciliation(world.services, world.caller, world.request())
+    # Without force, two files already reconciled together are refused, naming the earlier job
+    # (issue 15), whichever side each is on.
+    for swapped in (False, True):
+        request = world.request(name="again", force=False)
+        if swapped:
+            request = dataclasses.replace(request, left_file_id=world.right_id, right_file_id=world.left_id)
+        with pytest.raises(FilesAlreadyReconciled) as refused:
+            start_reconciliation(world.services, world.caller, request)
+        assert refused.value.job_id == first.id and str(first.id) in refused.value.message
     second = start_reconciliation(world.services, world.caller, world.request(name="again"))
     assert second.id != first.id and second.previous_job_id == first.id
 

@@ -9,6 +9,7 @@ from functools import cached_property
 
 from reckai.adapters.memory import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.memory import files as file_repositories
+from reckai.adapters.memory import streams as stream_repositories
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 
 __all__ = ["MemoryDatabase", "MemoryStore", "MemoryUnitOfWork"]
@@ -73,6 +74,11 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def matching_rules(self) -> reconciliations.MemoryRuleRepository:
         return reconciliations.MemoryRuleRepository(self)
+
+    # --- streams (issue 15) ---
+    @cached_property
+    def streams(self) -> stream_repositories.MemoryStreamRepository:
+        return stream_repositories.MemoryStreamRepository(self)
 
     # --- workflow: exceptions, approvals, rules (issue 7) ---
     @cached_property

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from reckai.adapters.postgres import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.postgres import files as file_repositories
+from reckai.adapters.postgres import streams as stream_repositories
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 
 __all__ = ["PostgresDatabase", "PostgresUnitOfWork", "UnitOfWorkClosed"]
@@ -80,6 +81,11 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def matching_rules(self) -> reconciliations.PostgresRuleRepository:
         return reconciliations.PostgresRuleRepository(self)
+
+    # --- streams (issue 15) ---
+    @cached_property
+    def streams(self) -> stream_repositories.PostgresStreamRepository:
+        return stream_repositories.PostgresStreamRepository(self)
 
     # --- workflow: exceptions, approvals, rules (issue 7) ---
     @cached_property

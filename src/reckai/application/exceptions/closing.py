@@ -1,7 +1,8 @@
 """Closing an exception: the one door out of the open set (docs/workflow.md "Closing an exception").
 
 Every path that resolves or ignores an exception (resolve, PATCH to resolved or ignored, bulk
-resolve, manual link, confirming a suggestion, and the approval that applies a waiting closing)
+resolve, manual link, confirming a suggestion, the approval that applies a waiting closing, and a
+stream's later run matching the exception's row: `close_by_later_match`)
 asks `closing_decision` whether a checker is needed, with the *stored* amounts of the rows and
 exceptions it settles, and then either closes through `close` or asks for an
 `exception_resolution` approval through `request_closing_approval`. The decision itself is the
@@ -19,11 +20,18 @@ from reckai.application.approvals import snapshots
 from reckai.application.approvals.common import WorkflowServices, workflow_settings
 from reckai.application.approvals.requests import announce_request
 from reckai.application.context import RequestInfo
-from reckai.application.ports.workflow import WorkflowUnitOfWork
+from reckai.application.ports.workflow import ExceptionRepository, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalType
 from reckai.domain.exceptions.errors import InvalidBreakValue
-from reckai.domain.exceptions.lifecycle import BreakAction, ExceptionItem, HistoryEntry, Resolution
+from reckai.domain.exceptions.lifecycle import (
+    SYSTEM_RESOLUTION_CODE,
+    BreakAction,
+    ExceptionItem,
+    HistoryEntry,
+    Resolution,
+)
 from reckai.domain.exceptions.policy import (
+    Closer,
     ClosingDecision,
     StakedAmount,
     WorkflowSettings,
@@ -39,6 +47,20 @@ def closing_decision(uow: WorkflowUnitOfWork, organization_id: uuid.UUID, amount
     """Whether closing what these stored amounts belong to needs a checker (the organization's
     `resolution_approval_threshold`). `settings` spares a bulk request re-reading them per item."""
     return closing_needs_checker(settings or workflow_settings(uow, organization_id), amounts)
+
+
+def close_by_later_match(exceptions: ExceptionRepository, item: ExceptionItem, *, at: dt.datetime, note: str,
+                         rows: Mapping[str, Any]) -> HistoryEntry:
+    """A stream's later run matched this exception's row (docs/streams.md): the system resolves it.
+    The rule is asked like for every closing, as a closing by a later match, which never needs a
+    checker (no person decides; the engine matched under the stream's approved rules)."""
+    decision = closing_needs_checker(WorkflowSettings(), item.staked_amounts(), Closer.LATER_MATCH)
+    if decision.needs_checker:  # pragma: no cover - the rule says a later match never needs one
+        raise InvalidBreakValue("exception_id", f"closing exception {item.id} by a later match needs a checker")
+    entry = item.close_by_later_match(at=at, note=note, code=SYSTEM_RESOLUTION_CODE, rows=dict(rows))
+    exceptions.update(item)
+    exceptions.add_history(entry)
+    return entry
 
 
 def exception_ids_of(metadata: Mapping[str, Any]) -> list[str]:

@@ -26,7 +26,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from reckai.application.ports.files import FilesUnitOfWork
-from reckai.application.ports.workflow import DeclinedPairs
+from reckai.application.ports.streams import StreamRepository
+from reckai.application.ports.workflow import DeclinedPairs, ExceptionRepository
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 
@@ -246,4 +247,14 @@ class JobsUnitOfWork(FilesUnitOfWork, Protocol):
     @property
     def declined_pairs(self) -> DeclinedPairs:
         """The pairs people declined (issue 7): a job never matches nor suggests them again."""
+        ...
+
+    @property
+    def streams(self) -> StreamRepository:
+        """Streams (issue 15): a stream's run is a reconciliation job over its new files and open items."""
+        ...
+
+    @property
+    def exceptions(self) -> ExceptionRepository:
+        """A stream run closes earlier exceptions whose rows it matched (a system action)."""
         ...

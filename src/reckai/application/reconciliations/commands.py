@@ -23,6 +23,7 @@ from reckai.application.reconciliations.errors import (
 )
 from reckai.application.reconciliations.job_types import RUN_RECONCILIATION
 from reckai.application.reconciliations.services import ReconciliationServices, job_event
+from reckai.application.streams.errors import FilesAlreadyReconciled, JobIsStreamRun
 from reckai.domain.ingestion.storage_keys import processed_prefix
 from reckai.domain.reconciliation import jobs as job_rules
 from reckai.domain.reconciliation.jobs import ReconciliationJob
@@ -47,6 +48,8 @@ class StartRequest:
     period_start: dt.date | None = None
     period_end: dt.date | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Reconcile two files an earlier job already reconciled together (else 409 naming that job).
+    force: bool = False
 
 
 def start_reconciliation(services: ReconciliationServices, caller: Caller, request: StartRequest) -> ReconciliationJob:
@@ -62,6 +65,11 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
                 raise QuotaExceeded("max_jobs_per_month", quota.max_jobs_per_month)
         left = _ready_file(uow, "left", request.left_file_id)
         right = _ready_file(uow, "right", request.right_file_id)
+        jobs = uow.reconciliation_jobs
+        earlier = (jobs.latest_for_files(request.left_file_id, request.right_file_id)
+                   or jobs.latest_for_files(request.right_file_id, request.left_file_id))
+        if earlier is not None and not request.force:
+            raise FilesAlreadyReconciled(earlier)
         rules = _rules(uow, request.rule_ids, (left["file_type"], right["file_type"]))
         profile_json = _profile_json(request, left, right, rules)
         try:
@@ -78,7 +86,7 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
             job = job_rules.new_job(
                 job_id=uuid.uuid4(), organization_id=caller.organization_id, name=request.name,
                 created_by=caller.acting_user, snapshot=snapshot, now=now,
-                previous_job_id=uow.reconciliation_jobs.latest_for_files(request.left_file_id, request.right_file_id),
+                previous_job_id=earlier,
                 period=period, leading_side=request.leading_side, max_attempts=services.settings.max_attempts)
         except job_rules.InvalidJobName as exc:
             raise ValidationFailed([FieldError("name", exc.reason)]) from exc
@@ -92,7 +100,8 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
         services.audit_log.record(uow, job_event(caller,
             "reconciliation.job.created", job.id, outcome=Outcome.CREATED, name=job.name,
             left_file_id=str(request.left_file_id), right_file_id=str(request.right_file_id),
-            rules=snapshot["rules"], previous_job_id=str(job.previous_job_id) if job.previous_job_id else None))
+            rules=snapshot["rules"], previous_job_id=str(job.previous_job_id) if job.previous_job_id else None,
+            **({"forced": True} if earlier is not None else {})))
         uow.commit()
     return job
 
@@ -209,6 +218,8 @@ def delete_reconciliation(services: ReconciliationServices, caller: Caller, job_
             job_rules.check_deletable(job)
         except job_rules.JobIsRunning as exc:
             raise JobRunningError(job_id) from exc
+        if (run := uow.streams.run_of_job(job_id)) is not None:
+            raise JobIsStreamRun(job_id, run.stream_id, run.run_number)
         uow.reconciliation_jobs.delete(job_id)
         services.audit_log.record(uow, job_event(caller, "reconciliation.job.deleted", job_id, outcome=Outcome.DONE,
                                                     name=job.name, job_status=job.status.value))

@@ -17,6 +17,7 @@ from reckai.application.ports.jobs import JobQueue
 from reckai.application.ports.mail import Mailer
 from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
 from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.streams import StreamEngine
 from reckai.application.ports.unit_of_work import Database
 from reckai.application.reconciliations.policy import ReconciliationSettings
 from reckai.domain.audit.events import AuditEvent
@@ -34,6 +35,8 @@ class ReconciliationServices:
     # (organization, file) -> its NormalizedFile: the file feature's normalize step (bootstrap wires it)
     normalize_file: Callable[[uuid.UUID, uuid.UUID], NormalizedFile] | None = None
     mailer: Mailer | None = None
+    # a stream run's input and result (issue 15; adapters/polars/stream_runs.py); bootstrap wires it
+    stream_engine: StreamEngine | None = None
 
     def now(self) -> dt.datetime:
         return self.clock()

@@ -35,6 +35,7 @@ from reckai.application.ports.reconciliations import MatchRun, ResultsRejected
 from reckai.application.ports.storage import StorageError
 from reckai.application.reconciliations.job_types import NOTIFY_RECONCILIATION, RUN_RECONCILIATION
 from reckai.application.reconciliations.services import ReconciliationServices, system_event
+from reckai.application.streams.runs import StreamRunFailed, run_stream
 from reckai.domain.ingestion.storage_keys import processed_key
 from reckai.domain.reconciliation import jobs as job_rules
 from reckai.domain.reconciliation.jobs import (
@@ -211,6 +212,9 @@ class _Attempt:
             profile = parse_profile(snapshot["profile"])
         except (ProfileError, KeyError) as exc:
             raise ProfileError("snapshot", str(exc)) from exc
+        if "stream" in snapshot:  # a stream's run: its new files plus its open items (docs/streams.md)
+            run_stream(self, profile, _Background)
+            return
         period = ReconciliationPeriod(job.period_start, job.period_end) if job.period_start and job.period_end else None
         files = {side: snapshot["files"][side] for side in ("left", "right")}
         normalized: dict[str, Any] = {}
@@ -367,7 +371,7 @@ class _Attempt:
     def finish_failed(self, exc: BaseException) -> str:
         services, job = self.services, self.job
         message = describe_failure(exc, self.stage)
-        if not isinstance(exc, FileStepFailed | ProfileError | ResultsRejected):
+        if not isinstance(exc, FileStepFailed | StreamRunFailed | ProfileError | ResultsRejected):
             _log.error("reconciliation.job.failed", exc_info=exc,
                        extra={"metadata": {"job_id": str(job.id), "stage": self.stage.value}})
         with services.database.unit_of_work(self.organization_id) as uow:
@@ -396,7 +400,7 @@ def _marking_start(chunks: Iterable[bytes], started: list[float]) -> Iterator[by
 
 def describe_failure(exc: BaseException, stage: Stage) -> str:
     """An error_message a person can act on (no stack traces, no internals)."""
-    if isinstance(exc, FileStepFailed):
+    if isinstance(exc, FileStepFailed | StreamRunFailed):
         return str(exc)
     if isinstance(exc, ProfileError):
         return (f"The rules or mappings saved with this reconciliation are not valid ({exc.path}: {exc.reason}). "

@@ -66,6 +66,9 @@ class ResolutionCode(str, Enum):
 
 
 S, A = ExceptionStatus, BreakAction
+# The resolution of an exception a stream's later run closed by matching its row (a system action;
+# domain/streams/streams.py:MATCHED_IN_LATER_RUN). Not a ResolutionCode: no person may send it.
+SYSTEM_RESOLUTION_CODE = "matched_in_later_run"
 TRANSITIONS: dict[tuple[ExceptionStatus, BreakAction], ExceptionStatus] = {
     (S.OPEN, A.START): S.IN_PROGRESS,
     (S.IN_PROGRESS, A.RESOLVE): S.RESOLVED,
@@ -326,6 +329,21 @@ class ExceptionItem:
         entries.append(self.apply(action, actor_id=actor_id, at=at, reason=reason, resolution=resolution))
         return entries
 
+    def close_by_later_match(self, *, at: dt.datetime, note: str, code: str,
+                             rows: dict[str, Any]) -> HistoryEntry:
+        """Resolved by the system: a later run of the stream matched this exception's row (docs/
+        streams.md). No person acts, so `resolved_by` stays empty and `code` (MATCHED_IN_LATER_RUN)
+        is one no person can send; the history entry names both rows."""
+        if self.status not in ACTIVE_STATUSES:
+            raise InvalidTransition(self.id, self.status.value, "close by a later match")
+        previous = self.status
+        self.status = S.RESOLVED
+        self.resolved_by, self.resolved_at = None, at
+        self.resolution_code, self.resolution_note = code, note
+        self.updated_at = at
+        return HistoryEntry(self.id, A.RESOLVE.value, None, at, previous.value, S.RESOLVED.value, None,
+                            {"resolution_code": code, "resolution_note": note, "by": "system", "rows": rows})
+
     def override_severity(self, severity: str, *, reason: str | None, actor_id: uuid.UUID, at: dt.datetime,
                           sla: SlaPolicy) -> HistoryEntry:
         parse_severity(severity)
@@ -358,7 +376,9 @@ class ExceptionItem:
 
     def check_invariants(self, sla: SlaPolicy) -> None:
         resolved_fields = (self.resolved_by, self.resolved_at, self.resolution_code, self.resolution_note)
-        if self.status is S.RESOLVED:
+        if self.status is S.RESOLVED and self.resolution_code == SYSTEM_RESOLUTION_CODE:
+            assert self.resolved_by is None and self.resolved_at and self.resolution_note, "a system closing names its match"
+        elif self.status is S.RESOLVED:
             assert all(value is not None for value in resolved_fields), "a resolved exception names its resolution"
         else:
             assert all(value is None for value in resolved_fields), "only a resolved exception has a resolution"

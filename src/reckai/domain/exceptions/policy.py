@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from enum import Enum
 from typing import Any
 
 from reckai.domain.approvals.separation import (
@@ -104,13 +105,29 @@ class ClosingDecision:
     threshold: Decimal | None = None
 
 
-def closing_needs_checker(settings: WorkflowSettings, amounts: Iterable[StakedAmount]) -> ClosingDecision:
-    """THE rule for every way out of the open set (resolve, ignore, bulk resolve, manual link,
-    confirming a suggestion; docs/workflow.md "Closing an exception"): a closing needs a checker when
-    the larger absolute stored amount of the rows and exceptions it settles reaches the threshold of
-    their currency (falling back to "*"). Amounts are the stored ones, never a client's.
+class Closer(str, Enum):
+    """Who closes: a person (any API path), or the matching engine of a stream's later run that
+    matched the exception's own row (docs/streams.md)."""
 
-    With several currencies each is compared with its own threshold; any reaching it decides."""
+    PERSON = "person"
+    LATER_MATCH = "later_match"
+
+
+def closing_needs_checker(settings: WorkflowSettings, amounts: Iterable[StakedAmount],
+                          closer: Closer = Closer.PERSON) -> ClosingDecision:
+    """THE rule for every way out of the open set (resolve, ignore, bulk resolve, manual link,
+    confirming a suggestion; docs/workflow.md "Closing an exception"; and a stream's later match,
+    docs/streams.md): a closing by a person needs a checker when the larger absolute stored amount of
+    the rows and exceptions it settles reaches the threshold of their currency (falling back to
+    "*"). Amounts are the stored ones, never a client's.
+
+    With several currencies each is compared with its own threshold; any reaching it decides.
+
+    A closing by a later match (`Closer.LATER_MATCH`) never needs one: no person decides anything;
+    the engine matched the row under the stream's pinned, approved rules, exactly as it matches the
+    rows that never became an exception (a clean match is not subject to the threshold either)."""
+    if closer is Closer.LATER_MATCH:
+        return ClosingDecision(False)
     largest: dict[str | None, Decimal] = {}
     for staked in amounts:
         currency = (staked.currency or "").upper() or None

@@ -4,6 +4,7 @@
 decides (docs/identity.md, "Permission matrix", explains each):
 
 - files follow reconciliations (`files:read|write|delete` = `reconciliations:read|write|delete`),
+- streams follow reconciliations too (`streams:read|write` = `reconciliations:read|write`; issue 15),
 - matching rules follow settings (`rules:read|write` = `settings:read|write`),
 - audit logs are read by admin and auditor (`audit:read`),
 - an approved ledger posting's CSV is read by the approval's readers and by auditors
@@ -103,6 +104,9 @@ EXTENSIONS: Mapping[str, frozenset[Role]] = {
     "files:read": _same_as("reconciliations:read"),
     "files:write": _same_as("reconciliations:write"),
     "files:delete": _same_as("reconciliations:delete"),
+    # streams (issue 15) are long-lived reconciliations: the same roles read and run them
+    "streams:read": _same_as("reconciliations:read"),
+    "streams:write": _same_as("reconciliations:write"),
     "rules:read": _same_as("settings:read"),
     "rules:write": _same_as("settings:write"),
     "audit:read": frozenset({ADMIN, AUDITOR}),

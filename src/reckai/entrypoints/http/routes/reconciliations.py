@@ -73,6 +73,9 @@ class JobCreate(msgspec.Struct, forbid_unknown_fields=True):
         examples=[{"currency": "NGN", "reference_label": "RRN", "left_label": "Bank", "right_label": "Switch",
                    "left_direction": "debit", "right_direction": "debit", "cutoff": {"days": 1}}])
     ] = msgspec.field(default_factory=dict)
+    force: Annotated[bool, msgspec.Meta(
+        description="Reconcile two files an earlier job already reconciled together (else 409 "
+                    "FILES_ALREADY_RECONCILED naming that job).", examples=[False])] = False
 
 
 class JobUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -242,7 +245,7 @@ class ReconciliationController(Controller):
         job = start_reconciliation(services, _caller(principal, request), StartRequest(
             name=data.name, left_file_id=data.left_file_id, right_file_id=data.right_file_id,
             rule_ids=data.rule_ids, leading_side=data.leading_side, period_start=data.period_start,
-            period_end=data.period_end, options=dict(data.options)))
+            period_end=data.period_end, options=dict(data.options), force=data.force))
         return ok(_job_body(job))
 
     @get("/{job_id:uuid}", opt={"permission": "reconciliations:read"}, sync_to_thread=True,

@@ -1,0 +1,1 @@
+"""Use cases of streams (issue 15; docs/streams.md)."""

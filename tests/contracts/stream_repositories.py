@@ -1,0 +1,125 @@
+"""Contract of the stream repository (application/ports/streams.py), run over the in-memory
+adapter (tests/unit/test_stream_repositories.py) and PostgreSQL
+(tests/integration/test_stream_repositories_postgres.py), so the fake cannot drift."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from reckai.application.ports.reconciliations import JobFileLink
+from reckai.application.ports.repositories import DuplicateEntity, TenantIsolationViolation
+from reckai.application.ports.streams import RowKey, StoredRow
+from reckai.domain.exceptions.lifecycle import ExceptionItem
+from reckai.domain.exceptions.policy import SlaPolicy
+from reckai.domain.reconciliation import jobs as j
+from reckai.domain.streams.streams import PinnedRule, Stream, StreamFile, StreamRun, StreamSide
+
+Tenants = tuple[Any, tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, uuid.UUID]]
+FileAdder = Callable[[uuid.UUID, uuid.UUID], uuid.UUID]
+NOW = dt.datetime(2026, 1, 2, 8, 0, tzinfo=dt.UTC)
+
+
+def stream_of(organization_id: uuid.UUID, user_id: uuid.UUID, name: str = "card vs bank") -> Stream:
+    return Stream(id=uuid.uuid4(), organization_id=organization_id, name=name,
+                  left=StreamSide("bank", {"parse": {"format": "csv"}, "fields": {"amount": {"column": "a"}}}),
+                  right=StreamSide("switch", {"parse": {"format": "csv"}, "fields": {}}),
+                  rules=(PinnedRule(uuid.uuid4(), 2, "rrn", {"rule_type": "exact"}),), leading_side="right",
+                  currency="NGN", owner_id=user_id, created_by=user_id, options={"cutoff": {"days": 1}},
+                  created_at=NOW, updated_at=NOW)
+
+
+def check_round_trip_names_and_isolation(tenants: Tenants, add_file: FileAdder) -> None:
+    database, (org_a, user_a), (org_b, _) = tenants
+    stream = stream_of(org_a, user_a)
+    with database.unit_of_work(org_a) as uow:
+        stored = uow.streams.add(stream)
+        uow.commit()
+    assert stored == stream
+    with database.unit_of_work(org_a) as uow:
+        assert uow.streams.get(stream.id) == stream
+        with pytest.raises(DuplicateEntity):
+            uow.streams.add(dataclasses.replace(stream_of(org_a, user_a), name=stream.name))
+    with database.unit_of_work(org_a) as uow:
+        renamed = dataclasses.replace(stream, name="renamed", rules=(), updated_at=NOW + dt.timedelta(hours=1))
+        uow.streams.update(renamed)
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.streams.get(stream.id) == renamed
+        page, total = uow.streams.list(limit=10, offset=0)
+        assert total == 1 and page == [renamed]
+    with database.unit_of_work(org_b) as uow:
+        assert uow.streams.get(stream.id) is None
+        assert uow.streams.list(limit=10, offset=0) == ([], 0)
+        with pytest.raises(TenantIsolationViolation):
+            uow.streams.add(stream_of(org_a, user_a, "sneaky"))
+
+
+def check_files_runs_rows_and_breaks(tenants: Tenants, add_file: FileAdder) -> None:
+    database, (org_a, user_a), (org_b, _) = tenants
+    stream = stream_of(org_a, user_a, "files")
+    left, right = add_file(org_a, user_a), add_file(org_a, user_a)
+    job = j.new_job(job_id=uuid.uuid4(), organization_id=org_a, name="run 1", created_by=user_a, snapshot={},
+                    now=NOW)
+    with database.unit_of_work(org_a) as uow:
+        uow.streams.add(stream)
+        uow.streams.add_file(StreamFile(stream.id, left, "left", "a" * 64, user_a, NOW))
+        uow.streams.add_file(StreamFile(stream.id, right, "right", "b" * 64, user_a, NOW + dt.timedelta(seconds=1)))
+        uow.reconciliation_jobs.add(job)
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.streams.file_taken_by_checksum(stream.id, "a" * 64) == left
+        assert uow.streams.file_taken_by_checksum(stream.id, "c" * 64) is None
+        assert uow.streams.stream_of_file(right) == stream.id
+        assert [f.file_id for f in uow.streams.waiting_files(stream.id)] == [left, right]
+        assert uow.streams.job_using_file(left) is None
+        uow.streams.assign_files(stream.id, [left, right], job.id)
+        uow.reconciliation_jobs.link_files(job.id, [JobFileLink(left, "left")])
+        uow.streams.add_run(StreamRun(stream.id, 1, job.id, user_a, NOW))
+        rows = [RowKey("left", "f1", 0, 1, left, 1), RowKey("left", "f1", 1, 2, left, 2),
+                RowKey("right", "f9", 0, 1, right, 1)]
+        assert uow.streams.add_rows(stream.id, 1, rows) == 3
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.streams.waiting_files(stream.id) == []  # the run is pending: its files are taken
+        assert uow.streams.job_using_file(left) == job.id and uow.streams.job_using_file(right) is None
+        assert uow.streams.known_keys(stream.id, "left", [("f1", 1), ("f1", 2), ("f9", 0)]) == {("f1", 1)}
+        assert uow.streams.last_seq(stream.id, "left") == 2 and uow.streams.last_seq(stream.id, "right") == 1
+        assert uow.streams.row(stream.id, "left", 2) == StoredRow(RowKey("left", "f1", 1, 2, left, 2), 1)
+        assert uow.streams.row(stream.id, "right", 2) is None and uow.streams.row(stream.id, "left", 9) is None
+        with pytest.raises(DuplicateEntity):
+            uow.streams.add_rows(stream.id, 1, [RowKey("left", "f1", 0, 7, left, 9)])
+    sla = SlaPolicy()
+    item = ExceptionItem.new(organization_id=org_a, job_id=job.id, type="missing_entry", severity="low",
+                             description="d", created_at=NOW, sla=sla, left_file_id=left, left_row=2)
+    with database.unit_of_work(org_a) as uow:
+        uow.exceptions.add(item)
+        origins = uow.streams.job_exception_origins(job.id)
+        assert [(o.exception_id, o.left_file_id, o.left_row, o.right_file_id) for o in origins] == \
+            [(item.id, left, 2, None)]
+        assert uow.streams.link_exceptions(stream.id, 1, [(item.id, 2, None)]) == 1
+        uow.streams.update_run(StreamRun(stream.id, 1, job.id, user_a, carry_key="k", figures={"new_rows": 3}))
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        found = uow.streams.breaks(stream.id, active_only=True)
+        assert [(b.exception_id, b.left_seq, b.right_seq, b.status) for b in found] == [(item.id, 2, None, "open")]
+        assert uow.streams.breaks(stream.id, active_only=False, seqs=[("left", 1), ("right", 2)]) == []
+        assert len(uow.streams.breaks(stream.id, active_only=False, seqs=[("left", 2)])) == 1
+        run = uow.streams.run_of_job(job.id)
+        assert run is not None and run.carry_key == "k" and run.figures == {"new_rows": 3}
+        assert [r.run_number for r in uow.streams.runs(stream.id)] == [1]
+        assert [f.job_id for f in uow.streams.files(stream.id)] == [job.id, job.id]
+    with database.unit_of_work(org_b) as uow:
+        assert uow.streams.files(stream.id) == [] and uow.streams.runs(stream.id) == []
+        assert uow.streams.known_keys(stream.id, "left", [("f1", 0)]) == set()
+        assert uow.streams.breaks(stream.id, active_only=False) == []
+        assert uow.streams.stream_of_file(left) is None
+        assert uow.streams.row(stream.id, "left", 2) is None
+
+
+CHECKS = [check_round_trip_names_and_isolation, check_files_runs_rows_and_breaks]

@@ -1,0 +1,84 @@
+"""Streams on PostgreSQL (row-level security, COPY, the stream tables of 0021_streams): the scenarios
+of tests/support/stream_scenarios.py, which also run in memory (tests/unit/test_streams.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reckai.application.streams.commands import start_stream_run
+from reckai.application.streams.errors import StreamRunInProgress
+from reckai.bootstrap import Container, bootstrap
+from reckai.domain.streams.streams import StreamRun
+from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
+from tests.support import stream_scenarios as scenarios
+from tests.support.streams import StreamWorld, bank_csv, stream_world, switch_csv
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def container(pg_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    root = tmp_path_factory.mktemp("streams")
+    settings = Settings(mode=Mode.EMBEDDED, database=DatabaseSettings(url=pg_database.app_url, pool_size=4),
+                        storage=StorageSettings(backend="filesystem", filesystem_root=root / "storage"),
+                        mailer=MailerSettings(backend="file", outbox_dir=root / "mail"))
+    built = bootstrap(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def world(container: Container) -> StreamWorld:
+    return stream_world(container)
+
+
+def test_three_days_carry_forward_and_closing(world: StreamWorld) -> None:
+    scenarios.three_days(world)
+
+
+def test_re_running_over_the_same_inputs_gives_no_new_exception(world: StreamWorld) -> None:
+    scenarios.rerun_gives_no_new_exception(world)
+
+
+def test_files_are_refused_with_a_reason(world: StreamWorld) -> None:
+    scenarios.files_are_refused_with_a_reason(world)
+
+
+def test_a_file_repeating_earlier_rows_does_not_bring_them_twice(world: StreamWorld) -> None:
+    scenarios.a_file_repeating_earlier_rows_does_not_bring_them_twice(world)
+
+
+def test_concurrent_run_requests_start_one_run(world: StreamWorld) -> None:
+    """The stream's row lock serialises starts: of two simultaneous requests one starts run 1, the
+    other sees it pending and is refused (409 STREAM_RUN_IN_PROGRESS); nothing is half-written."""
+    left = world.upload(bank_csv(scenarios.DAY1_BANK), "b.csv", "bank")
+    right = world.upload(switch_csv(scenarios.DAY1_SWITCH), "s.csv", "switch")
+    stream = world.create(left, right, name="concurrent")
+    world.add(stream, left)
+    world.add(stream, right)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(start_stream_run(world.services, world.caller, stream.id))
+        except StreamRunInProgress as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    runs = [o for o in outcomes if isinstance(o, StreamRun)]
+    assert len(runs) == 1 and runs[0].run_number == 1
+    assert len([o for o in outcomes if isinstance(o, StreamRunInProgress)]) == 1
+    with world.container.database.unit_of_work(world.organization_id) as uow:
+        assert [r.run_number for r in uow.streams.runs(stream.id)] == [1]

@@ -1,0 +1,25 @@
+"""The stream repository contract over the in-memory adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from reckai.adapters.memory.unit_of_work import MemoryDatabase
+from tests.contracts import stream_repositories as contract
+from tests.contracts.identity_repositories import signup
+from tests.unit.test_reconciliation_jobs_repositories import file_adder
+
+
+@pytest.fixture
+def tenants() -> contract.Tenants:
+    database = MemoryDatabase()
+    a, _ = signup(database)
+    b, _ = signup(database)
+    return database, (a.organization_id, a.admin_user_id), (b.organization_id, b.admin_user_id)
+
+
+@pytest.mark.parametrize("check", contract.CHECKS, ids=lambda c: c.__name__)
+def test_contract(tenants: contract.Tenants, check: Callable[[contract.Tenants, contract.FileAdder], None]) -> None:
+    check(tenants, file_adder(tenants[0]))

@@ -1,0 +1,148 @@
+"""The stream API over HTTP on the in-memory container with its in-process worker: status codes and
+error envelopes of each route, a run started over HTTP and read back with its figures, the one-off
+job over two files already reconciled together (409 naming the earlier job, unless force), and a
+stream's run that cannot be deleted."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.application.ports.reconciliations import RuleVersion
+from reckai.bootstrap import bootstrap_in_memory
+from reckai.entrypoints.http.app import create_app
+from tests.support import reconciliation_jobs as rj
+from tests.support.identity import bearer, create_user_with_role, login, onboard
+from tests.support.stream_scenarios import DAY1_BANK, DAY1_SWITCH, DAY2_BANK, DAY2_SWITCH
+from tests.support.streams import EXACT_RULE, bank_csv, switch_csv
+
+
+class Api:
+    def __init__(self, client: TestClient, container: Any) -> None:
+        self.client, self.container = client, container
+        self.org_id, admin = onboard(client)
+        self.admin_id = admin.user_id
+        self.token = login(client, admin.org_code, admin.email, admin.password)
+        self.auditor = create_user_with_role(client, self.token, "auditor")[1]
+
+    def call(self, method: str, path: str, status: int, token: str | None = None, **kwargs: Any) -> Any:
+        response = self.client.request(method, path, headers=bearer(token or self.token), **kwargs)
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def file(self, data: bytes, name: str, file_type: str) -> str:
+        side = "left" if file_type == "bank" else "right"
+        uploaded = self.call("POST", "/api/files/upload", 201, data={"file_type": file_type},
+                             files={"file": (name, data, "text/csv")})["data"]
+        self.call("POST", f"/api/files/{uploaded['id']}/map", 200,
+                  json={"transformation_rules": rj.profile()[side]["mapping"]})
+        self.container.reconciliations.normalize_file(self.org_id, uuid.UUID(uploaded["id"]))
+        return str(uploaded["id"])
+
+    def wait(self, job_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while True:
+            job = self.call("GET", f"/api/reconciliations/{job_id}", 200)["data"]
+            if job["status"] in ("completed", "failed", "cancelled"):
+                return job  # type: ignore[no-any-return]
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[Api]:
+    container = bootstrap_in_memory(scanner=InMemoryScanner())
+    container.worker_runner.start()
+    try:
+        with TestClient(create_app(container)) as client:
+            api = Api(client, container)
+            rule = RuleVersion(uuid.uuid4(), 1, "rrn-exact", EXACT_RULE, ("bank", "switch"))
+            with container.database.unit_of_work(api.org_id) as uow:
+                uow.matching_rules.add_version(rule, created_by=api.admin_id, priority=10)
+                uow.commit()
+            yield api
+    finally:
+        container.worker_runner.stop()
+
+
+def _error(body: dict[str, Any]) -> tuple[str, list[str]]:
+    assert body["success"] is False
+    return body["error"]["code"], [detail["field"] for detail in body["error"]["details"]]
+
+
+def test_a_stream_over_http_two_days(api: Api) -> None:
+    left, right = api.file(bank_csv(DAY1_BANK), "b1.csv", "bank"), api.file(switch_csv(DAY1_SWITCH), "s1.csv", "switch")
+    created = api.call("POST", "/api/streams", 201, json={
+        "name": "POS vs bank 0123", "currency": "NGN", "leading_side": "right",
+        "left": {"template_file_id": left}, "right": {"template_file_id": right}})["data"]
+    stream = created["id"]
+    assert created["left"]["file_type"] == "bank" and [r["name"] for r in created["rules"]] == ["rrn-exact"]
+    # name taken, bad currency, unknown field, both mapping and template: clear 4xx envelopes
+    assert _error(api.call("POST", "/api/streams", 409, json={
+        "name": "POS vs bank 0123", "currency": "NGN", "left": {"template_file_id": left},
+        "right": {"template_file_id": right}})) == ("STREAM_NAME_TAKEN", ["name"])
+    assert _error(api.call("POST", "/api/streams", 400, json={
+        "name": "x", "currency": "naira", "left": {"template_file_id": left},
+        "right": {"template_file_id": right}}))[1] == ["currency"]
+    assert api.call("POST", "/api/streams", 400, json={"name": "x", "currency": "NGN", "left": {}, "right": {},
+                                                        "surprise": 1})["success"] is False
+    assert _error(api.call("POST", "/api/streams", 400, json={
+        "name": "y", "currency": "NGN", "left": {"template_file_id": left, "mapping": {}},
+        "right": {"template_file_id": right}}))[1] == ["left"]
+    assert _error(api.call("POST", f"/api/streams/{stream}/runs", 409))[0] == "STREAM_NOTHING_TO_RUN"
+    for file_id in (left, right):
+        api.call("POST", f"/api/streams/{stream}/files", 201, json={"file_id": file_id})
+    assert _error(api.call("POST", f"/api/streams/{stream}/files", 409, json={"file_id": left}))[0] == \
+        "FILE_ALREADY_USED"
+    run = api.call("POST", f"/api/streams/{stream}/runs", 201)["data"]
+    assert run["run_number"] == 1
+    assert _error(api.call("POST", f"/api/streams/{stream}/runs", 409))[0] in ("STREAM_RUN_IN_PROGRESS",
+                                                                               "STREAM_NOTHING_TO_RUN")
+    assert api.wait(run["job_id"])["status"] == "completed"
+    # A stream's run is part of its history: not deletable.
+    assert _error(api.call("DELETE", f"/api/reconciliations/{run['job_id']}", 409))[0] == "JOB_IS_STREAM_RUN"
+
+    left2, right2 = api.file(bank_csv(DAY2_BANK), "b2.csv", "bank"), api.file(switch_csv(DAY2_SWITCH), "s2.csv",
+                                                                                 "switch")
+    api.call("POST", f"/api/streams/{stream}/files", 201, json={"file_id": left2, "side": "left"})
+    api.call("POST", f"/api/streams/{stream}/files", 201, json={"file_id": right2})
+    run2 = api.call("POST", f"/api/streams/{stream}/runs", 201)["data"]
+    assert api.wait(run2["job_id"])["status"] == "completed"
+    details = api.call("GET", f"/api/streams/{stream}", 200, token=api.auditor)["data"]  # auditors read streams
+    assert [r["run_number"] for r in details["runs"]] == [1, 2]
+    # A run's matches name stream row numbers: each is looked up to its file and row.
+    row = api.call("GET", f"/api/streams/{stream}/rows/right/3", 200, token=api.auditor)["data"]
+    assert row == {**row, "side": "right", "stream_row": 3, "file_id": right2, "row_number": 1, "run_number": 2}
+    assert api.call("GET", f"/api/streams/{stream}/rows/left/999", 404)["success"] is False
+    for bad in ("left/0", "middle/1", f"left/{2**63}"):
+        assert api.call("GET", f"/api/streams/{stream}/rows/{bad}", 400)["success"] is False
+    assert api.call("GET", f"/api/streams/{stream}/rows/left/x", 404)["success"] is False  # no such route
+    assert details["runs"][1]["figures"]["closed_by_later_match"] == 2
+    assert details["open_items"] == {"left": 1, "right": 0}
+    assert len(details["files"]) == 4 and all(f["job_id"] for f in details["files"])
+    listed = api.call("GET", "/api/streams?per_page=5", 200)
+    assert listed["meta"]["total"] == 1 and listed["data"][0]["id"] == stream
+    renamed = api.call("PUT", f"/api/streams/{stream}", 200, json={"name": "POS vs bank 0123 (NGN)"})["data"]
+    assert renamed["name"] == "POS vs bank 0123 (NGN)"
+    api.call("PUT", f"/api/streams/{stream}", 403, token=api.auditor, json={"name": "no"})
+    assert _error(api.call("GET", f"/api/streams/{uuid.uuid4()}", 404))[0] == "NOT_FOUND"
+
+
+def test_a_one_off_job_over_files_already_reconciled_together_is_409_unless_forced(api: Api) -> None:
+    left, right = api.file(bank_csv(DAY1_BANK, balance="9.00"), "b.csv", "bank"), \
+        api.file(switch_csv(DAY1_SWITCH, note="X"), "s.csv", "switch")
+    body = rj.start_body(uuid.UUID(left), uuid.UUID(right), "first")
+    first = api.call("POST", "/api/reconciliations", 201, json=body)["data"]
+    refused = api.call("POST", "/api/reconciliations", 409, json={**body, "name": "again"})
+    assert _error(refused) == ("FILES_ALREADY_RECONCILED", ["force"])
+    assert first["id"] in refused["error"]["message"]
+    forced = api.call("POST", "/api/reconciliations", 201, json={**body, "name": "again", "force": True})["data"]
+    assert forced["previous_job_id"] == first["id"]
+    api.wait(first["id"])
+    api.wait(forced["id"])
