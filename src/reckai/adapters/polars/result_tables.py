@@ -31,8 +31,9 @@ from reckai.adapters.polars.matcher import (
     PolarsMatcher,
 )
 from reckai.adapters.polars.matcher_frames import transactions_from_frame
+from reckai.adapters.polars.search_keys import EMPTY_ROWS, with_search_keys
 from reckai.application.ports.matching import ReconciliationTables, TabularMatchingEngine
-from reckai.application.ports.reconciliations import EXCEPTION_COLUMNS, MATCH_COLUMNS
+from reckai.application.ports.reconciliations import EXCEPTION_COLUMNS, MATCH_COLUMNS, SEARCH_KEY_COLUMNS
 from reckai.domain.reconciliation.explanations import REVERSAL_EXPLANATION
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
@@ -67,6 +68,9 @@ class ResultTables:
     left_row_count: int
     right_row_count: int
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # the input rows' key columns (search_keys.KEY_SOURCES), for the search keys of a job's exceptions
+    left_rows: pl.DataFrame = field(default_factory=EMPTY_ROWS.clear)
+    right_rows: pl.DataFrame = field(default_factory=EMPTY_ROWS.clear)
 
     # --- summaries: aggregations over the frames -------------------------------------------------
 
@@ -151,9 +155,11 @@ class ResultTables:
         ).sort(["status", "left_row", "right_row"]).select(list(MATCH_COLUMNS))
 
     def exception_copy_table(self, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> pl.DataFrame:
-        """EXCEPTION_COLUMNS, with transaction_date (the left row's date, else the right's) and evidence."""
+        """EXCEPTION_COLUMNS, with transaction_date (the left row's date, else the right's), evidence
+        and the rows' search keys."""
         has_left, has_right = pl.col("left_row").is_not_null(), pl.col("right_row").is_not_null()
-        table = self.exceptions.select(
+        exceptions = with_search_keys(self.exceptions, self.left_rows, self.right_rows)
+        table = exceptions.select(
             pl.col("type"), pl.col("severity"), format_amount(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
             pl.col("currency"),
             pl.coalesce(pl.col("left_date"), pl.col("right_date")).dt.date().alias("transaction_date"),
@@ -162,7 +168,7 @@ class ResultTables:
             pl.col("left_row"), pl.col("right_row"),
             pl.when(has_left).then(pl.lit(str(left_file_id))).alias("left_file_id"),
             pl.when(has_right).then(pl.lit(str(right_file_id))).alias("right_file_id"),
-            pl.col("amount_minor"), _evidence_json().alias("evidence"))
+            pl.col("amount_minor"), _evidence_json().alias("evidence"), *SEARCH_KEY_COLUMNS)
         return table.select(list(EXCEPTION_COLUMNS))
 
     def copy_chunks(self, table: pl.DataFrame, check: Callable[[], None]) -> Iterator[bytes]:

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres.repository import PostgresRepository
+from reckai.application.ports.reconciliations import SEARCH_KEY_COLUMNS
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
 from reckai.application.ports.workflow import (
     COUNT_CAP,
@@ -35,6 +36,7 @@ from reckai.application.ports.workflow import (
 from reckai.domain.approvals.workflow import Approval, ApprovalStatus, ApprovalType
 from reckai.domain.exceptions.lifecycle import Comment, ExceptionItem, ExceptionStatus, HistoryEntry
 from reckai.domain.exceptions.manual_matching import DeclinedPair, MatchGroup, MatchMember, RowRef
+from reckai.domain.exceptions.search import like_prefix
 from reckai.domain.reconciliation.rule_versions import RuleVersion, VersionStatus
 
 
@@ -70,7 +72,7 @@ _EXC_COLUMNS = ("id", "organization_id", "job_id", "type", "severity", "status",
                 "transaction_date", "description", "ai_explanation", "ai_confidence", "suggested_action",
                 "assigned_to", "resolved_by", "resolved_at", "created_at", "updated_at", "due_at", "resolution_code",
                 "resolution_note", "severity_reason", "escalated_at", "left_file_id", "left_row", "right_file_id",
-                "right_row", "amount_minor", "evidence")
+                "right_row", "amount_minor", "evidence", *SEARCH_KEY_COLUMNS)
 _EXC_UPDATABLE = ("severity", "status", "assigned_to", "resolved_by", "resolved_at", "updated_at", "due_at",
                   "resolution_code", "resolution_note", "severity_reason", "escalated_at")
 _SELECT_EXC = f"SELECT {', '.join(_EXC_COLUMNS)} FROM exceptions"
@@ -149,6 +151,22 @@ class PostgresExceptionRepository(_Base):
                 params[clause.split(":")[1]] = value
         if query.unassigned:
             where.append("assigned_to IS NULL")
+        # Search keys: each side's column has a partial index (organization_id, key) WHERE key IS
+        # NOT NULL; the columns are COLLATE "C", so a prefix is an index range (LIKE 'abc%').
+        for name in ("reference", "secondary_reference"):
+            exact, prefix = getattr(query, name), getattr(query, f"{name}_prefix")
+            for operator, wanted in (("=", exact), ("LIKE", None if prefix is None else like_prefix(prefix))):
+                if wanted is not None:
+                    key = f"{name}_{'eq' if operator == '=' else 'prefix'}"
+                    where.append(f"({name} {operator} :{key} OR ({name}_other IS NOT NULL"
+                                 f" AND {name}_other {operator} :{key}))")
+                    params[key] = wanted
+        if query.masked_account is not None:
+            where.append("masked_account = :masked_account")
+            params["masked_account"] = query.masked_account
+        if query.channels:
+            where.append("channel IS NOT NULL AND channel = ANY(:channels)")
+            params["channels"] = list(query.channels)
         if query.overdue_at is not None:
             where.append("status IN ('open', 'in_progress', 'escalated') AND due_at <= :overdue_at")
             params["overdue_at"] = query.overdue_at
@@ -184,8 +202,8 @@ class PostgresExceptionRepository(_Base):
         direction = "DESC" if query.descending else "ASC"
         rows = self._conn.execute(text(f"{_SELECT_EXC} WHERE {' AND '.join(where)}"
                                        f" ORDER BY {_SORTS[query.sort]} {direction}, id {direction} LIMIT :size"),
-                                  {**params, "size": size}).all()
-        return [_exception(r) for r in rows]
+                                  {**params, "size": size})
+        return [_exception(r) for r in rows]  # row by row: a batch is not held twice (rows and items)
 
     def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         refs = list(rows)

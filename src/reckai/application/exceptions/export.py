@@ -64,6 +64,7 @@ def exception_rows(services: WorkflowServices, principal: Principal, query: Exce
             return
         last = batch[-1]
         current = dataclasses.replace(current, after=(getattr(last, current.sort), last.id))
+        del batch  # one batch in memory at a time: the next one is read without this one alive
 
 
 def export_exceptions(services: WorkflowServices, principal: Principal, query: ExceptionQuery,

@@ -34,9 +34,12 @@ from reckai.domain.reconciliation.profile import ReconciliationPeriod, Reconcili
 MATCH_COLUMNS = ("status", "group_key", "left_row", "right_row", "rule", "rule_version", "confidence",
                  "amount_diff_minor", "day_delta", "similarity_bp", "left_key", "right_key", "members",
                  "fee_minor")
+# The search keys of an exception's rows (domain/exceptions/search.py; 0014_exception_search).
+SEARCH_KEY_COLUMNS = ("reference", "reference_other", "secondary_reference", "secondary_reference_other",
+                      "masked_account", "channel")
 EXCEPTION_COLUMNS = ("type", "severity", "amount", "currency", "transaction_date", "description",
                      "ai_explanation", "ai_confidence", "suggested_action", "left_row", "right_row",
-                     "left_file_id", "right_file_id", "amount_minor", "evidence")
+                     "left_file_id", "right_file_id", "amount_minor", "evidence", *SEARCH_KEY_COLUMNS)
 
 
 @dataclass(frozen=True)
