@@ -66,6 +66,12 @@ class Operation:
     body_media: str | None  # "application/json", "multipart/form-data" or None
     body_schema: Mapping[str, Any] | None
     body_required: bool
+    documented: bool = True  # False: a route the document leaves out (its query parameters unknown)
+
+    @property
+    def query_names(self) -> frozenset[str] | None:
+        """The query parameters the route declares (None when the document does not show it)."""
+        return frozenset(p.name for p in self.params if p.location == "query") if self.documented else None
 
     @property
     def id(self) -> str:
@@ -96,7 +102,7 @@ def operations(app: Any, document: Mapping[str, Any]) -> list[Operation]:
                 continue
             found[(method, template)] = Operation(
                 method, template, tuple(Param(n, "path", {"type": "string"}, True) for n in names),
-                "application/json" if method in ("POST", "PUT", "PATCH") else None, None, False)
+                "application/json" if method in ("POST", "PUT", "PATCH") else None, None, False, documented=False)
     return sorted(found.values(), key=lambda o: (o.path, o.method))
 
 
@@ -336,6 +342,7 @@ class FuzzRequest:
     files: dict[str, Any] | None
     data: dict[str, str] | None
     caller: str  # a role, or "none" / "garbage" / ...
+    declared_query: frozenset[str] | None = None  # the operation's query parameters, when documented
 
     def describe(self) -> str:
         body = (self.content or b"")[:300]
@@ -422,7 +429,8 @@ def requests_for(operation: Operation, generator: Generator, tenant: FuzzTenant)
                 content_type = draw(st.sampled_from(_JSON_TYPES))
                 if content_type:
                     headers["Content-Type"] = content_type
-        return FuzzRequest(operation.method, path, query, headers, content, files, data, caller)
+        return FuzzRequest(operation.method, path, query, headers, content, files, data, caller,
+                           operation.query_names)
 
     return build()
 
@@ -702,6 +710,10 @@ def check_response(request: FuzzRequest, response: Any) -> None:
     """Never a 5xx; every error is the envelope; every 2xx JSON answer of the API is a success envelope."""
     where = f"{response.status_code} for {request.describe()}\n-> {response.text[:600]}"
     assert response.status_code < 500, where
+    if request.declared_query is not None:
+        # issue 16: a query parameter the route does not take is refused, never ignored
+        unknown = {name for name, _ in request.query if name not in request.declared_query}
+        assert not unknown or response.status_code >= 400, (unknown, where)
     content_type = response.headers.get("content-type", "")
     if response.status_code >= 400:
         assert content_type.startswith("application/json"), where

@@ -31,7 +31,7 @@ from reckai.adapters.polars.matcher import (
     PolarsMatcher,
 )
 from reckai.adapters.polars.matcher_frames import transactions_from_frame
-from reckai.adapters.polars.search_keys import EMPTY_ROWS, with_search_keys
+from reckai.adapters.polars.search_keys import EMPTY_ROWS, SEARCH_PREFIX, with_search_keys
 from reckai.application.ports.matching import ReconciliationTables, TabularMatchingEngine
 from reckai.application.ports.reconciliations import EXCEPTION_COLUMNS, MATCH_COLUMNS, SEARCH_KEY_COLUMNS
 from reckai.domain.reconciliation.explanations import REVERSAL_EXPLANATION
@@ -168,7 +168,8 @@ class ResultTables:
             pl.col("left_row"), pl.col("right_row"),
             pl.when(has_left).then(pl.lit(str(left_file_id))).alias("left_file_id"),
             pl.when(has_right).then(pl.lit(str(right_file_id))).alias("right_file_id"),
-            pl.col("amount_minor"), _evidence_json().alias("evidence"), *SEARCH_KEY_COLUMNS)
+            pl.col("amount_minor"), _evidence_json().alias("evidence"),
+            *(pl.col(f"{SEARCH_PREFIX}{name}").alias(name) for name in SEARCH_KEY_COLUMNS))
         return table.select(list(EXCEPTION_COLUMNS))
 
     def copy_chunks(self, table: pl.DataFrame, check: Callable[[], None]) -> Iterator[bytes]:

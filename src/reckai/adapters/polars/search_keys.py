@@ -57,8 +57,12 @@ def _side_keys(rows: pl.DataFrame, wanted: pl.Series, side: str) -> pl.LazyFrame
         search_key_expr(pl.col("channel")).alias(f"{side}_channel"))
 
 
+SEARCH_PREFIX = "search_"  # the exceptions frame has a `reference` of its own (the evidence's)
+
+
 def with_search_keys(exceptions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
-    """`exceptions` (with left_row and right_row) plus SEARCH_KEY_COLUMNS: the left row's key,
+    """`exceptions` (with left_row and right_row) plus SEARCH_KEY_COLUMNS, each named with
+    SEARCH_PREFIX: the left row's key,
     else the right row's; `*_other` holds the right row's reference key when both rows have one
     and they differ. `left`/`right` hold `key_sources` columns."""
     joined = exceptions.lazy().with_columns(pl.col("left_row").cast(pl.Int64).alias("__left"),
@@ -69,10 +73,9 @@ def with_search_keys(exceptions: pl.DataFrame, left: pl.DataFrame, right: pl.Dat
     columns: list[pl.Expr] = []
     for name in ("reference", "secondary_reference"):
         left_key, right_key = pl.col(f"left_{name}"), pl.col(f"right_{name}")
-        columns.append(pl.coalesce(left_key, right_key).alias(name))
+        columns.append(pl.coalesce(left_key, right_key).alias(f"{SEARCH_PREFIX}{name}"))
         columns.append(pl.when(left_key.is_not_null() & right_key.is_not_null() & (left_key != right_key))
-                       .then(right_key).alias(f"{name}_other"))
+                       .then(right_key).alias(f"{SEARCH_PREFIX}{name}_other"))
     for name in ("masked_account", "channel"):
-        columns.append(pl.coalesce(pl.col(f"left_{name}"), pl.col(f"right_{name}")).alias(name))
-    return joined.with_columns(columns).select(*exceptions.columns, *(c.meta.output_name() for c in columns)
-                                               ).collect()
+        columns.append(pl.coalesce(pl.col(f"left_{name}"), pl.col(f"right_{name}")).alias(f"{SEARCH_PREFIX}{name}"))
+    return joined.select(*exceptions.columns, *columns).collect()

@@ -115,12 +115,16 @@ def declared_query_parameters(connection: ASGIConnection[Any, Any, Any, Any],
                               handler: BaseRouteHandler) -> frozenset[str]:
     """The query parameter names `handler` and its dependencies declare (aliases included), as
     Litestar's parameter model for the route reads them; worked out once per handler and app."""
-    cache: dict[int, frozenset[str]] = connection.app.state.setdefault(_DECLARED_QUERY_KEY, {})
-    names = cache.get(id(handler))  # the app holds its handlers: an id stays theirs while it runs
-    if names is None:
-        model = handler.create_kwargs_model(path_parameters=dict.fromkeys(connection.path_params))  # type: ignore[arg-type]
-        names = frozenset(parameter.field_alias for parameter in model.expected_query_params)
-        cache[id(handler)] = names
+    # Litestar hands each guard a copy of the handler; the scope holds the app's own (stable) one.
+    route_handler: BaseRouteHandler = connection.scope.get("route_handler", handler)
+    cache: dict[int, tuple[BaseRouteHandler, frozenset[str]]] = connection.app.state.setdefault(
+        _DECLARED_QUERY_KEY, {})
+    found = cache.get(id(route_handler))
+    if found is not None and found[0] is route_handler:
+        return found[1]
+    model = route_handler.create_kwargs_model(path_parameters=dict.fromkeys(connection.path_params))  # type: ignore[arg-type]
+    names = frozenset(parameter.field_alias for parameter in model.expected_query_params)
+    cache[id(route_handler)] = (route_handler, names)
     return names
 
 
