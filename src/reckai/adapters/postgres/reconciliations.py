@@ -238,7 +238,8 @@ class PostgresResultsRepository(PostgresRepository):
             " type text, severity text, amount numeric,"
             " currency text, transaction_date date, description text, ai_explanation text, ai_confidence numeric,"
             " suggested_action text, left_row integer, right_row integer, left_file_id uuid, right_file_id uuid,"
-            " amount_minor bigint, evidence jsonb) ON COMMIT DROP")
+            " amount_minor bigint, evidence jsonb, reference text, reference_other text, secondary_reference text,"
+            " secondary_reference_other text, masked_account text, channel text) ON COMMIT DROP")
         cursor.execute("TRUNCATE reckai_exception_stage RESTART IDENTITY")
         columns = ", ".join(EXCEPTION_COLUMNS)
         _copy(cursor, f"COPY reckai_exception_stage ({columns}) FROM STDIN WITH (FORMAT csv)", chunks)
