@@ -49,7 +49,7 @@ from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
 from reckai.application.ports.matching import CanonicalSource, TabularMatchingEngine
 from reckai.application.ports.rate_limit import RateLimiter, tiers_with
-from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
+from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork, RowFinder
 from reckai.application.ports.scanner import VirusScanner
 from reckai.application.ports.security import (
     CommonPasswordChecker,
@@ -213,7 +213,8 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     reconciliations = ReconciliationServices(
         database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
         engine=job_matching_engine, settings=settings.reconciliation,
-        normalize_file=partial(normalize_file_job, files), mailer=mailer, clock=clock)
+        normalize_file=partial(normalize_file_job, files), mailer=mailer, clock=clock,
+        row_finder=_row_finder(database, storage))
     workflow = WorkflowServices(database=database, audit_log=audit_log, job_queue=job_queue,
                                 password_hasher=security.password_hasher,
                                 rule_preview=_rule_preview(storage, job_matching_engine),
@@ -573,6 +574,12 @@ def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> JobRulePre
 
 
 def _row_amounts(database: Database[AppUnitOfWork], storage: FileStorage) -> RowAmounts:
+    from reckai.adapters.polars.source_rows import NormalizedSourceRows
+
+    return NormalizedSourceRows(database, storage)
+
+
+def _row_finder(database: Database[AppUnitOfWork], storage: FileStorage) -> RowFinder:
     from reckai.adapters.polars.source_rows import NormalizedSourceRows
 
     return NormalizedSourceRows(database, storage)

@@ -104,43 +104,18 @@ def test_a_job_exceptions_get_the_keys_of_their_rows() -> None:
 BASE = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[tuple[TestClient, dict[str, str], Container, dict[str, uuid.UUID]]]:
-    container = bootstrap_in_memory()
-    with TestClient(create_app(container), raise_server_exceptions=False) as client:
-        organization_id, admin = onboard(client)
-        headers = bearer(login(client, admin.org_code, admin.email, admin.password))
-        job = uuid.uuid4()
-        made = {}
-        specs: list[tuple[str, dict[str, Any]]] = [
-            ("rrn", dict(reference="561760235452", secondary_reference="004512", masked_account="539983******7890",
-                         channel="POS", amount=Decimal("1500.00"), transaction_date=dt.date(2026, 2, 3))),
-            ("other_side", dict(reference="FT2301", reference_other="561760999999", channel="ATM",
-                                amount=Decimal("-20.00"), transaction_date=dt.date(2026, 2, 10))),
-            ("stan", dict(secondary_reference="004599", secondary_reference_other="777001", channel="WEB",
-                          amount=Decimal("99.99"), transaction_date=dt.date(2026, 2, 20))),
-            ("wild", dict(reference="10%_OFF", amount=None)),
-            ("none", dict(amount=Decimal("5.00"))),
-        ]
-        with container.database.unit_of_work(organization_id) as uow:
-            for index, (name, fields) in enumerate(specs):
-                item = ExceptionItem.new(organization_id=organization_id, job_id=job, type="missing_entry",
-                                         severity="low", description=name, created_at=BASE + dt.timedelta(hours=index),
-                                         sla=SlaPolicy(), **fields)
-                uow.exceptions.add(item)
-                made[name] = item.id
-            uow.commit()
-        made["organization"] = organization_id
-        yield client, headers, container, made
-
-
-def _names(client: TestClient, headers: dict[str, str], query: str) -> set[str]:
-    answer = client.get(f"/api/exceptions?per_page=100&{query}", headers=headers)
-    assert answer.status_code == 200, answer.text
-    return {item["description"] for item in answer.json()["data"]}
-
-
-@pytest.mark.parametrize(("query", "expected"), [
+SPECS: list[tuple[str, dict[str, Any]]] = [
+    ("rrn", {"reference": "561760235452", "secondary_reference": "004512", "masked_account": "539983******7890",
+                 "channel": "POS", "amount": Decimal("1500.00"), "transaction_date": dt.date(2026, 2, 3)}),
+    ("other_side", {"reference": "FT2301", "reference_other": "561760999999", "channel": "ATM",
+                        "amount": Decimal("-20.00"), "transaction_date": dt.date(2026, 2, 10)}),
+    ("stan", {"secondary_reference": "004599", "secondary_reference_other": "777001", "channel": "WEB",
+                  "amount": Decimal("99.99"), "transaction_date": dt.date(2026, 2, 20)}),
+    ("wild", {"reference": "10%_OFF", "amount": None}),
+    ("none", {"amount": Decimal("5.00")}),
+]
+# (query string, the SPECS names it finds): the same table runs on PostgreSQL
+FILTER_CASES: list[tuple[str, set[str]]] = [
     ("reference=561760235452", {"rrn"}),
     ("reference=ft2301", {"other_side"}),  # case ignored
     ("reference=561760999999", {"other_side"}),  # the pair's other row
@@ -160,10 +135,44 @@ def _names(client: TestClient, headers: dict[str, str], query: str) -> set[str]:
     ("amount_min=20&amount_max=100", {"other_side", "stan"}),
     ("date_from=2026-02-05&date_to=2026-02-28", {"other_side", "stan"}),
     ("reference_prefix=561760&channel=ATM&amount_min=10", {"other_side"}),
-])
+]
+
+
+def seed(container: Container, organization_id: uuid.UUID, job: uuid.UUID) -> dict[str, uuid.UUID]:
+    """SPECS as exceptions of `job` (a job row must exist on PostgreSQL)."""
+    made = {}
+    with container.database.unit_of_work(organization_id) as uow:
+        for index, (name, fields) in enumerate(SPECS):
+            item = ExceptionItem.new(organization_id=organization_id, job_id=job, type="missing_entry",
+                                     severity="low", description=name, created_at=BASE + dt.timedelta(hours=index),
+                                     sla=SlaPolicy(), **fields)
+            uow.exceptions.add(item)
+            made[name] = item.id
+        uow.commit()
+    return made
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[tuple[TestClient, dict[str, str], Container, dict[str, uuid.UUID]]]:
+    container = bootstrap_in_memory()
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        organization_id, admin = onboard(client)
+        headers = bearer(login(client, admin.org_code, admin.email, admin.password))
+        made = seed(container, organization_id, uuid.uuid4())
+        made["organization"] = organization_id
+        yield client, headers, container, made
+
+
+def names_found(client: TestClient, headers: dict[str, str], query: str) -> set[str]:
+    answer = client.get(f"/api/exceptions?per_page=100&{query}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return {item["description"] for item in answer.json()["data"]}
+
+
+@pytest.mark.parametrize(("query", "expected"), FILTER_CASES)
 def test_filters(api: Any, query: str, expected: set[str]) -> None:
     client, headers, _, _ = api
-    assert _names(client, headers, query) == expected
+    assert names_found(client, headers, query) == expected
 
 
 def test_the_answer_shows_the_keys(api: Any) -> None:

@@ -15,7 +15,7 @@ from reckai.application.ports.clock import Clock
 from reckai.application.ports.files import NormalizedFile
 from reckai.application.ports.jobs import JobQueue
 from reckai.application.ports.mail import Mailer
-from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
+from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork, RowFinder
 from reckai.application.ports.storage import FileStorage
 from reckai.application.ports.unit_of_work import Database
 from reckai.application.reconciliations.policy import ReconciliationSettings
@@ -34,6 +34,8 @@ class ReconciliationServices:
     # (organization, file) -> its NormalizedFile: the file feature's normalize step (bootstrap wires it)
     normalize_file: Callable[[uuid.UUID, uuid.UUID], NormalizedFile] | None = None
     mailer: Mailer | None = None
+    # the rows of a normalized file a results-page search finds (bootstrap wires the polars reader)
+    row_finder: RowFinder | None = None
 
     def now(self) -> dt.datetime:
         return self.clock()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -51,11 +50,19 @@ from reckai.domain.exceptions.lifecycle import (
 )
 from reckai.domain.exceptions.manual_matching import MatchGroup, MatchStateError
 from reckai.domain.exceptions.policy import SEVERITIES
-from reckai.domain.exceptions.search import MAX_SEARCH_KEY, masked_account, search_key
 from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.rule_versions import RuleVersionError
 from reckai.entrypoints.http.envelope import MAX_PER_PAGE, ErrorBody, Success, cursor_parts, encode_cursor, ok
 from reckai.entrypoints.http.request import decimal_query
+from reckai.entrypoints.http.routes._search import (
+    ACCOUNT,
+    CHANNEL,
+    REFERENCE,
+    REFERENCE_PREFIX,
+    SECONDARY_REFERENCE,
+    SECONDARY_REFERENCE_PREFIX,
+    search_keys,
+)
 from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -276,17 +283,6 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         raise ValidationFailed([FieldError("cursor", "is not a cursor this API issued")]) from None
 
 
-def _search_value(name: str, value: str | None, make_key: Callable[[str | None], str | None]) -> str | None:
-    """A search parameter as the stored keys are made (domain/exceptions/search.py); given empty,
-    it is refused (never read as "no filter")."""
-    if value is None:
-        return None
-    key = make_key(value)
-    if key is None:
-        raise ValidationFailed([FieldError(name, "must not be empty")])
-    return key
-
-
 @dataclass(frozen=True)
 class ExceptionFilters:
     """The filters of GET /api/exceptions, parsed once for the list and the export."""
@@ -310,18 +306,9 @@ def provide_exception_filters(
     min_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
     max_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
     overdue: FromQuery[bool | None] = None,
-    reference: Annotated[str | None, QueryParameter(
-        description="the reference (RRN) of either row, exactly (case ignored)", max_length=MAX_SEARCH_KEY)] = None,
-    reference_prefix: Annotated[str | None, QueryParameter(
-        description="the reference of either row starts with this (case ignored)", max_length=MAX_SEARCH_KEY)] = None,
-    secondary_reference: Annotated[str | None, QueryParameter(
-        description="the secondary reference (STAN) of either row, exactly", max_length=MAX_SEARCH_KEY)] = None,
-    secondary_reference_prefix: Annotated[str | None, QueryParameter(
-        description="the secondary reference of either row starts with this", max_length=MAX_SEARCH_KEY)] = None,
-    account: Annotated[str | None, QueryParameter(
-        description="the masked account or PAN (539983******1234); a full PAN is masked before use",
-        max_length=MAX_SEARCH_KEY)] = None,
-    channel: Annotated[str | None, QueryParameter(description="comma-separated channels (case ignored)")] = None,
+    reference: REFERENCE = None, reference_prefix: REFERENCE_PREFIX = None,
+    secondary_reference: SECONDARY_REFERENCE = None, secondary_reference_prefix: SECONDARY_REFERENCE_PREFIX = None,
+    account: ACCOUNT = None, channel: CHANNEL = None,
 ) -> ExceptionFilters:
     """The controller's `filters` dependency (query parameters shared by the list and the export)."""
     now = container.workflow.now()
@@ -346,20 +333,14 @@ def provide_exception_filters(
         "created_to": now - dt.timedelta(hours=min_age_hours) if min_age_hours is not None else None,
         "created_from": now - dt.timedelta(hours=max_age_hours) if max_age_hours is not None else None,
         "overdue_at": now if overdue else None}
-    keys = {"reference": reference, "reference_prefix": reference_prefix, "secondary_reference": secondary_reference,
-            "secondary_reference_prefix": secondary_reference_prefix}
-    for name, value in keys.items():
-        fields[name] = _search_value(name, value, search_key)
-    fields["masked_account"] = _search_value("account", account, masked_account)
-    channels = tuple(search_key(part) or "" for part in _csv(channel))
-    if channel is not None and not channels:
-        raise ValidationFailed([FieldError("channel", "must name at least one channel")])
-    fields["channels"] = channels
+    keys = search_keys(reference, reference_prefix, secondary_reference, secondary_reference_prefix, account, channel)
+    fields.update(reference=keys.reference, reference_prefix=keys.reference_prefix,
+                  secondary_reference=keys.secondary_reference,
+                  secondary_reference_prefix=keys.secondary_reference_prefix, masked_account=keys.masked_account,
+                  channels=keys.channels)
     sent = {"status": status, "severity": severity, "type": type, "job_id": job_id, "assigned_to": assigned_to,
             "amount_min": amount_min, "amount_max": amount_max, "date_from": date_from, "date_to": date_to,
-            "min_age_hours": min_age_hours, "max_age_hours": max_age_hours, "overdue": overdue,
-            **{name: fields[name] for name in keys}, "account": fields["masked_account"],
-            "channel": ",".join(channels) or None}
+            "min_age_hours": min_age_hours, "max_age_hours": max_age_hours, "overdue": overdue, **keys.given()}
     return ExceptionFilters(fields, {k: str(v) for k, v in sent.items() if v is not None})
 
 

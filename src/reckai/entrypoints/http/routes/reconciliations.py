@@ -7,6 +7,8 @@
     DELETE /api/reconciliations/{id}          admin: the job, its results and stored outputs
     POST   /api/reconciliations/{id}/cancel
     GET    /api/reconciliations/{id}/results  ?kind=matches|suggestions &group_id= &page= &per_page= &cursor=
+                                              &reference(_prefix)= &secondary_reference(_prefix)= &account=
+                                              &channel= &amount_min= &amount_max= &date_from= &date_to=
     GET    /api/reconciliations/{id}/outputs  results.csv, results.parquet, summary.json: size, SHA-256
     GET    /api/reconciliations/{id}/outputs/{name}/download   a link valid for one hour (docs/reports.md)
 """
@@ -19,12 +21,12 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from reckai.application.context import Caller
 from reckai.application.errors import FieldError, ValidationFailed
-from reckai.application.ports.reconciliations import JobFilter, StoredMatch
+from reckai.application.ports.reconciliations import JobFilter, RowSearch, StoredMatch
 from reckai.application.reconciliations.commands import (
     StartRequest,
     cancel_reconciliation,
@@ -43,6 +45,7 @@ from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.entrypoints.http.auth import request_info
 from reckai.entrypoints.http.envelope import Pagination, Success, cursor_parts, encode_cursor, ok, paginated
+from reckai.entrypoints.http.routes._search import provide_row_search
 
 
 class JobCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -234,15 +237,19 @@ class ReconciliationController(Controller):
                                     job_id)
         return ok(_job_body(job))
 
-    @get("/{job_id:uuid}/results", opt={"permission": "reconciliations:read"}, sync_to_thread=True)
+    @get("/{job_id:uuid}/results", opt={"permission": "reconciliations:read"}, sync_to_thread=True,
+         dependencies={"search": Provide(provide_row_search, sync_to_thread=False)})
     def results(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                 principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
+                search: NamedDependency[RowSearch | None],
                 kind: FromQuery[Literal["matches", "suggestions"]] = "matches",
                 group_id: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None) -> Success[Results]:
+        """A page of the job's pairs; the search parameters (reference, STAN, account, channel,
+        amount and date ranges of a row) keep the pairs one of whose rows meets them all."""
         after = decode_cursor(cursor) if cursor else None
         page = get_results(container.reconciliations, _caller(principal, request), job_id,
                            kind=kind, page=pagination.page, per_page=pagination.per_page, group_key=group_id,
-                           after=after)
+                           after=after, search=search)
         last = page.items[-1] if len(page.items) == pagination.per_page else None
         exceptions = f"/api/exceptions?job_id={job_id}"
         links = {"exceptions": exceptions,

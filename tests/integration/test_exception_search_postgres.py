@@ -1,0 +1,167 @@
+"""Issue 16 item 3 on PostgreSQL: the search filters (the same table as the in-memory unit test),
+the migration's back-fill of existing rows, and the index plans of the real search statements at
+a realistic size (the repository's own SQL, captured as it runs, EXPLAINed as the superuser after
+ANALYZE, so neither row-level security nor other tests' rows decide the plan)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import event, text
+
+from reckai.adapters.postgres import migrations
+from reckai.adapters.postgres.engine import create_engine
+from reckai.application.ports.workflow import ExceptionQuery
+from reckai.bootstrap import Container, bootstrap
+from reckai.entrypoints.http.app import create_app
+from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
+from tests.fixtures.postgres import clone_database, create_tenant, drop_database, libpq_url
+from tests.support.exception_search import load_exceptions
+from tests.support.identity import bearer, login, onboard
+from tests.unit.test_exception_search import FILTER_CASES, names_found, seed
+
+pytestmark = pytest.mark.integration
+
+BULK_ROWS = 300_000
+
+
+@pytest.fixture(scope="module")
+def search_database(pg_admin_url: str, pg_template: Any) -> Iterator[Any]:
+    """A database of its own: its statistics (300,000 rows, ANALYZEd) must be this test's."""
+    database = clone_database(pg_admin_url, pg_template)
+    try:
+        yield database
+    finally:
+        drop_database(pg_admin_url, database.name)
+
+
+@pytest.fixture(scope="module")
+def container(search_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    root = tmp_path_factory.mktemp("exception-search")
+    settings = Settings(mode=Mode.EMBEDDED, database=DatabaseSettings(url=search_database.app_url, pool_size=4),
+                        storage=StorageSettings(backend="filesystem", filesystem_root=root / "storage"),
+                        mailer=MailerSettings(backend="file", outbox_dir=root / "mail"))
+    built = bootstrap(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def _job(container: Container, organization_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
+    job = uuid.uuid4()
+    with container.database.unit_of_work(organization_id) as uow:
+        uow.connection.execute(text(
+            "INSERT INTO reconciliation_jobs (id, organization_id, name, status, created_by)"
+            " VALUES (:id, :org, 'search', 'completed', :by)"), {"id": job, "org": organization_id, "by": user_id})
+        uow.commit()
+    return job
+
+
+@pytest.fixture(scope="module")
+def api(container: Container) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        organization_id, admin = onboard(client)
+        seed(container, organization_id, _job(container, organization_id, admin.user_id))
+        yield client, bearer(login(client, admin.org_code, admin.email, admin.password))
+
+
+@pytest.mark.parametrize(("query", "expected"), FILTER_CASES)
+def test_filters_on_postgresql(api: tuple[TestClient, dict[str, str]], query: str, expected: set[str]) -> None:
+    client, headers = api
+    assert names_found(client, headers, query) == expected
+
+
+def test_plans_use_the_search_indexes(container: Container, search_database: Any) -> None:
+    """Each search reads an index (one of those named, never the whole table), page and count."""
+    tenant = create_tenant(container.database.engine)
+    job = _job(container, tenant.organization_id, tenant.admin_user_id)
+    with container.database.unit_of_work(tenant.organization_id) as uow:
+        load_exceptions(uow.connection, tenant.organization_id, job, BULK_ROWS)
+        uow.commit()
+    admin = create_engine(search_database.admin_url, pool_size=1)
+    with admin.begin() as conn:
+        conn.execute(text("ANALYZE exceptions"))
+    admin.dispose()
+    cases = [
+        (ExceptionQuery(reference="000000104729"), ("idx_exceptions_org_reference",)),
+        (ExceptionQuery(reference_prefix="00000010"), ("idx_exceptions_org_reference",)),
+        (ExceptionQuery(reference="FT0000000100"), ("idx_exceptions_org_reference_other",)),
+        (ExceptionQuery(secondary_reference="000042"), ("idx_exceptions_org_secondary_reference",)),
+        (ExceptionQuery(secondary_reference_prefix="00004"), ("idx_exceptions_org_secondary_reference",)),
+        (ExceptionQuery(masked_account="539983******0042"), ("idx_exceptions_org_masked_account",)),
+        (ExceptionQuery(channels=("USSD",)), ("idx_exceptions_org_channel_created",)),
+        (ExceptionQuery(amount_min=Decimal("1500.00"), amount_max=Decimal("1500.99")),
+         ("idx_exceptions_org_abs_amount",)),
+        (ExceptionQuery(date_from=dt.date(2026, 2, 1), date_to=dt.date(2026, 2, 1)),
+         ("idx_exceptions_org_transaction_date", "idx_exceptions_org_created")),
+        (ExceptionQuery(reference_prefix="0000001", channels=("POS",), date_from=dt.date(2026, 1, 5)),
+         ("idx_exceptions_org_reference",)),
+    ]
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if "FROM exceptions" in statement and "organization_id = " in statement:
+            statements.append((statement, parameters))
+
+    engine = container.database.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        plans = []
+        for query, indexes in cases:
+            statements.clear()
+            with container.database.unit_of_work(tenant.organization_id) as uow:
+                page = uow.exceptions.list(query)
+            assert page.items, query  # each query finds rows: the plan is the one a real search gets
+            assert len(statements) == 2, statements  # the page and its bounded count
+            plans.append((query, indexes, [_explain(search_database.admin_url, s, p) for s, p in statements]))
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    for query, indexes, (page_plan, count_plan) in plans:
+        print(query, page_plan, count_plan, sep="\n")
+        for plan in (page_plan, count_plan):
+            assert "Seq Scan" not in plan, (query, plan)
+        assert any(index in page_plan for index in indexes), (query, page_plan)
+
+
+def _explain(admin_url: str, statement: str, parameters: Any) -> str:
+    with psycopg.connect(libpq_url(admin_url)) as conn:  # the superuser: no row-level security filter
+        rows = conn.execute(f"EXPLAIN {statement}", parameters).fetchall()  # type: ignore[arg-type]
+    return "\n".join(row[0] for row in rows)
+
+
+def test_the_migration_back_fills_the_reference_of_existing_rows(pg_database_factory: Any) -> None:
+    database = pg_database_factory(migrate=False)
+    migrations.upgrade(database.owner_url, "0013_login_sources")
+    admin = create_engine(database.admin_url, pool_size=1)
+    tenant = create_tenant(admin)
+    job = uuid.uuid4()
+    evidences = [{"reference": " ft2301ab "}, {"reference": ""}, {"rule": "x"}, {"reference": 12}, None]
+    with admin.begin() as conn:
+        conn.execute(text("INSERT INTO reconciliation_jobs (id, organization_id, name, status, created_by)"
+                          " VALUES (:id, :org, 'old', 'completed', :by)"),
+                     {"id": job, "org": tenant.organization_id, "by": tenant.admin_user_id})
+        for number, evidence in enumerate(evidences):
+            conn.execute(text(
+                "INSERT INTO exceptions (organization_id, job_id, type, severity, status, description, evidence)"
+                " VALUES (:org, :job, 'missing_entry', 'low', 'open', :d, CAST(:e AS jsonb))"),
+                {"org": tenant.organization_id, "job": job, "d": str(number),
+                 "e": None if evidence is None else json.dumps(evidence)})
+    migrations.upgrade(database.owner_url, "head")
+    with admin.connect() as conn:
+        found = dict(conn.execute(text("SELECT description, reference FROM exceptions")).all())
+    assert found == {"0": "FT2301AB", "1": None, "2": None, "3": None, "4": None}
+    migrations.downgrade(database.owner_url, "0013_login_sources")  # and back: the columns go
+    with admin.connect() as conn:
+        columns = set(conn.execute(text("SELECT column_name FROM information_schema.columns"
+                                        " WHERE table_name = 'exceptions'")).scalars())
+    assert "reference" not in columns and "masked_account" not in columns
+    admin.dispose()
