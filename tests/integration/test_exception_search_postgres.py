@@ -99,7 +99,7 @@ def test_plans_use_the_search_indexes(container: Container, search_database: Any
         (ExceptionQuery(secondary_reference_prefix="00004"), ("idx_exceptions_org_secondary_reference",)),
         (ExceptionQuery(masked_account="539983******0042"), ("idx_exceptions_org_masked_account",)),
         (ExceptionQuery(channels=("USSD",)), ("idx_exceptions_org_channel_created",)),
-        (ExceptionQuery(amount_min=Decimal("1500.00"), amount_max=Decimal("1500.99")),
+        (ExceptionQuery(amount_min=Decimal("1500.00"), amount_max=Decimal("1509.99")),
          ("idx_exceptions_org_abs_amount",)),
         (ExceptionQuery(date_from=dt.date(2026, 2, 1), date_to=dt.date(2026, 2, 1)),
          ("idx_exceptions_org_transaction_date", "idx_exceptions_org_created")),
