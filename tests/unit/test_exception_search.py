@@ -23,6 +23,7 @@ from litestar.testing import TestClient
 from reckai.adapters.polars.search_keys import (
     SEARCH_PREFIX,
     key_sources,
+    masked_account_candidates,
     masked_account_expr,
     search_key_expr,
     with_search_keys,
@@ -77,6 +78,17 @@ def test_property_the_polars_keys_are_the_domain_keys(values: list[str | None]) 
     assert out["k"].to_list() == [search_key(v) for v in values]
     for key in out["m"].to_list():
         assert key is None or not _PAN_RUN.search(key), key  # no card number survives
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(values=st.lists(st.none() | _TEXT, min_size=1, max_size=20), other=_TEXT)
+def test_property_the_cheap_account_test_never_drops_a_match(values: list[str | None], other: str) -> None:
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    for key in {masked_account(v) for v in [*values, other]} - {None}:
+        assert key is not None
+        kept = frame.select(masked_account_candidates(pl.col("v"), key).fill_null(False).alias("c"))["c"].to_list()
+        for value, candidate in zip(values, kept, strict=True):
+            assert candidate or masked_account(value) != key, (value, key)
 
 
 def test_a_job_exceptions_get_the_keys_of_their_rows() -> None:

@@ -31,8 +31,26 @@ def _mask_pan_runs(value: pl.Expr) -> pl.Expr:
     return value
 
 
+def compact_account_expr(value: pl.Expr) -> pl.Expr:
+    return value.str.strip_chars().str.to_uppercase().str.replace_all(SEPARATORS, "")
+
+
+def masked_account_candidates(value: pl.Expr, key: str) -> pl.Expr:
+    """A cheap necessary condition for `masked_account_expr(value) == key`: masking keeps the
+    length and every character before the first `*` and after the last one (a key shorter than
+    the cut). Filtering on it first spares the regular expressions nearly every row."""
+    compact = compact_account_expr(value)
+    if len(key) >= MAX_SEARCH_KEY:
+        return pl.lit(True)
+    first, last = key.find("*"), key.rfind("*")
+    if first < 0:
+        return compact == key
+    return ((compact.str.len_chars() == len(key)) & compact.str.starts_with(key[:first])
+            & compact.str.ends_with(key[last + 1:]))
+
+
 def masked_account_expr(value: pl.Expr) -> pl.Expr:
-    compact = value.str.strip_chars().str.to_uppercase().str.replace_all(SEPARATORS, "")
+    compact = compact_account_expr(value)
     compact = pl.when(compact.str.contains(WRITTEN_MASK)).then(
         compact.str.replace_all("[X#]", "*")).otherwise(compact)
     key = _mask_pan_runs(_mask_pan_runs(compact).str.slice(0, MAX_SEARCH_KEY))

@@ -14,7 +14,12 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from reckai.adapters.polars.search_keys import KEY_SOURCES, masked_account_expr, search_key_expr
+from reckai.adapters.polars.search_keys import (
+    KEY_SOURCES,
+    masked_account_candidates,
+    masked_account_expr,
+    search_key_expr,
+)
 from reckai.application.ports.files import FilesUnitOfWork
 from reckai.application.ports.reconciliations import RowFinder, RowSearch
 from reckai.application.ports.storage import FileStorage, StorageObjectMissing
@@ -83,7 +88,8 @@ class NormalizedSourceRows:
                 conditions.append(key == exact)
             if prefix is not None:
                 conditions.append(key.str.starts_with(prefix))
-        if search.masked_account is not None:
+        if search.masked_account is not None:  # the cheap test first: the masking runs on what passes it
+            lazy = lazy.filter(masked_account_candidates(pl.col("account"), search.masked_account)).collect().lazy()
             conditions.append(masked_account_expr(pl.col("account")) == search.masked_account)
         if search.channels:
             conditions.append(search_key_expr(pl.col("channel")).is_in(list(search.channels)))
