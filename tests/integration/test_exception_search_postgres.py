@@ -99,6 +99,8 @@ def test_plans_use_the_search_indexes(container: Container, search_database: Any
         (ExceptionQuery(secondary_reference_prefix="00004"), ("idx_exceptions_org_secondary_reference",)),
         (ExceptionQuery(masked_account="539983******0042"), ("idx_exceptions_org_masked_account",)),
         (ExceptionQuery(channels=("USSD",)), ("idx_exceptions_org_channel_created",)),
+        # a quarter of the organization: its first page is the newest rows, read in order
+        (ExceptionQuery(channels=("POS",)), ("idx_exceptions_org_channel_created", "idx_exceptions_org_created")),
         (ExceptionQuery(amount_min=Decimal("1500.00"), amount_max=Decimal("1509.99")),
          ("idx_exceptions_org_abs_amount",)),
         (ExceptionQuery(date_from=dt.date(2026, 2, 1), date_to=dt.date(2026, 2, 1)),
@@ -127,9 +129,12 @@ def test_plans_use_the_search_indexes(container: Container, search_database: Any
         event.remove(engine, "before_cursor_execute", capture)
     for query, indexes, (page_plan, count_plan) in plans:
         print(query, page_plan, count_plan, sep="\n")
-        for plan in (page_plan, count_plan):
-            assert "Seq Scan" not in plan, (query, plan)
         assert any(index in page_plan for index in indexes), (query, page_plan)
+        assert "Seq Scan" not in page_plan, (query, page_plan)
+        if query.channels != ("POS",):
+            # the capped count of a selective search reads the index too (a quarter of the
+            # organization may be counted by a sequential scan: it stops at the 10,000th row)
+            assert "Seq Scan" not in count_plan, (query, count_plan)
 
 
 def _explain(admin_url: str, statement: str, parameters: Any) -> str:

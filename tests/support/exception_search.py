@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 def load_exceptions(connection: Any, organization_id: uuid.UUID, job: uuid.UUID, rows: int) -> None:
     """`rows` exceptions with realistic keys: a 12-digit RRN each, 6-digit STANs, 10,000 masked
-    cards, five channels, amounts up to 100,000.00, 90 transaction days; 1 % of pairs carry a
+    cards, four common channels and a rare one (USSD, 0.1 %), amounts up to 100,000.00, 90 transaction days; 1 % of pairs carry a
     second reference. Shared with benchmarks/bench_search.py."""
     connection.execute(text(
         "INSERT INTO exceptions (organization_id, job_id, type, severity, status, description, amount,"
@@ -26,5 +26,5 @@ def load_exceptions(connection: Any, organization_id: uuid.UUID, job: uuid.UUID,
         " CASE WHEN n % 100 = 0 THEN 'FT' || lpad(n::text, 10, '0') END,"
         " lpad((n % 1000000)::text, 6, '0'),"
         " '539983******' || lpad((n % 10000)::text, 4, '0'),"
-        " (ARRAY['POS','ATM','WEB','USSD','NIP'])[1 + n % 5]"
+        " CASE WHEN n % 1000 = 3 THEN 'USSD' ELSE (ARRAY['POS','ATM','WEB','NIP'])[1 + n % 4] END"
         " FROM generate_series(1, :rows) AS n"), {"org": organization_id, "job": job, "rows": rows})

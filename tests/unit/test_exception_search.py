@@ -32,7 +32,7 @@ from reckai.application.ports.audit import AuditQuery
 from reckai.bootstrap import Container, bootstrap_in_memory
 from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.exceptions.policy import SlaPolicy
-from reckai.domain.exceptions.search import like_prefix, masked_account, search_key
+from reckai.domain.exceptions.search import masked_account, prefix_upper_bound, search_key
 from reckai.entrypoints.http.app import create_app
 from tests.support.identity import bearer, login, onboard
 
@@ -63,7 +63,23 @@ def test_search_key_and_like_prefix() -> None:
     assert search_key("  ft2301ab ") == "FT2301AB"
     assert search_key("") is None and search_key(None) is None
     assert search_key("x" * 400) == "X" * 255
-    assert like_prefix("10%_\\") == "10\\%\\_\\\\%"
+    assert prefix_upper_bound("5617") == "5618" and prefix_upper_bound("AZ") == "A["
+    assert prefix_upper_bound("A\U0010ffff") == "B" and prefix_upper_bound("\U0010ffff") is None
+    assert prefix_upper_bound("\ud7ff") == "\ue000"
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(prefix=st.text(min_size=1, max_size=4), rest=st.text(max_size=4), other=st.text(max_size=6))
+def test_property_the_prefix_range_is_exactly_the_prefix(prefix: str, rest: str, other: str) -> None:
+    bound = prefix_upper_bound(prefix)
+
+    def in_range(value: str) -> bool:  # COLLATE "C" compares UTF-8 bytes
+        encoded = value.encode("utf-8", "surrogatepass")
+        return prefix.encode("utf-8", "surrogatepass") <= encoded and (
+            bound is None or encoded < bound.encode("utf-8", "surrogatepass"))
+
+    assert in_range(prefix + rest)
+    assert in_range(other) == other.startswith(prefix)
 
 
 _TEXT = st.text(alphabet="0123456789 -*X#xab/", max_size=60) | st.from_regex(r"[0-9]{10,22}", fullmatch=True)

@@ -36,7 +36,7 @@ from reckai.application.ports.workflow import (
 from reckai.domain.approvals.workflow import Approval, ApprovalStatus, ApprovalType
 from reckai.domain.exceptions.lifecycle import Comment, ExceptionItem, ExceptionStatus, HistoryEntry
 from reckai.domain.exceptions.manual_matching import DeclinedPair, MatchGroup, MatchMember, RowRef
-from reckai.domain.exceptions.search import like_prefix
+from reckai.domain.exceptions.search import prefix_upper_bound
 from reckai.domain.reconciliation.rule_versions import RuleVersion, VersionStatus
 
 
@@ -152,15 +152,22 @@ class PostgresExceptionRepository(_Base):
         if query.unassigned:
             where.append("assigned_to IS NULL")
         # Search keys: each side's column has a partial index (organization_id, key) WHERE key IS
-        # NOT NULL; the columns are COLLATE "C", so a prefix is an index range (LIKE 'abc%').
+        # NOT NULL; the columns are COLLATE "C", so a prefix is the index range [prefix, bound).
         for name in ("reference", "secondary_reference"):
             exact, prefix = getattr(query, name), getattr(query, f"{name}_prefix")
-            for operator, wanted in (("=", exact), ("LIKE", None if prefix is None else like_prefix(prefix))):
-                if wanted is not None:
-                    key = f"{name}_{'eq' if operator == '=' else 'prefix'}"
-                    where.append(f"({name} {operator} :{key} OR ({name}_other IS NOT NULL"
-                                 f" AND {name}_other {operator} :{key}))")
-                    params[key] = wanted
+            if exact is not None:
+                where.append(f"({name} = :{name}_eq OR ({name}_other IS NOT NULL AND {name}_other = :{name}_eq))")
+                params[f"{name}_eq"] = exact
+            if prefix is not None:
+                bound = prefix_upper_bound(prefix)
+                ranges = []
+                for column in (name, f"{name}_other"):
+                    upper = f" AND {column} < :{name}_below" if bound is not None else ""
+                    ranges.append(f"({column} IS NOT NULL AND {column} >= :{name}_from{upper})")
+                where.append(f"({' OR '.join(ranges)})")
+                params[f"{name}_from"] = prefix
+                if bound is not None:
+                    params[f"{name}_below"] = bound
         if query.masked_account is not None:
             where.append("masked_account = :masked_account")
             params["masked_account"] = query.masked_account

@@ -54,6 +54,18 @@ def masked_account(value: str | None) -> str | None:
     return key or None
 
 
-def like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching values that start with `prefix` (its `%`, `_` and `\\` escaped)."""
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string starting with `prefix` in code-point (and so UTF-8 byte,
+    COLLATE "C") order: the prefix with its last character moved one up (past the surrogates,
+    which no stored text holds; a last character U+10FFFF goes, and the one before moves up).
+    None when there is no such string (every character is U+10FFFF). A prefix search is then the
+    range `prefix <= key < bound`, which a b-tree reads whatever plan a prepared statement gets
+    (`LIKE $1` cannot use the index in a generic plan)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code == 0xD800:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
