@@ -831,9 +831,24 @@ def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> t
     read_only = {"user_id": [str(u) for u in user_ids.values()], "session_id": sessions,
                  "name": ["results.csv", "results.parquet", "summary.json"]}  # a job's output files
     examples = {**_examples(profile, files), "email": victim_emails, "admin_email": victim_emails,
-                "organization_code": [admin.org_code]}  # sign-ins that reach real accounts (never the role users)
+                "organization_code": [admin.org_code],  # sign-ins that reach real accounts (never the role users)
+                **_search_examples(exceptions)}
     pools = seed_pools(document, ids, read_only, examples)
     return tenant, Generator(document, pools)
+
+
+def _search_examples(exceptions: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Search parameters (issue 16) that find the job's breaks: their keys, prefixes, a full PAN."""
+    found: dict[str, list[Any]] = {}
+    for name in ("reference", "secondary_reference", "channel"):
+        values = [e[name] for e in exceptions if e.get(name)]
+        if values:
+            found[name] = values + [v.lower() for v in values]
+            if name != "channel":
+                found[f"{name}_prefix"] = [v[: max(1, len(v) // 2)] for v in values]
+    accounts = [e["masked_account"] for e in exceptions if e.get("masked_account")]
+    found["account"] = [*accounts, "5399831234567890", "5399 83XX XXXX 7890"]
+    return found
 
 
 def _rule_definition() -> dict[str, Any]:
