@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable, Sequence
+from decimal import ROUND_CEILING, ROUND_FLOOR
 from typing import Any, overload
 
 from sqlalchemy import text
@@ -142,7 +143,11 @@ class PostgresExceptionRepository(_Base):
             where.append("type = ANY(:types)")
             params["types"] = list(query.types)
         simple = {"job_id = :job_id": query.job_id, "assigned_to = :assigned_to": query.assigned_to,
-                  "abs(amount) >= :amount_min": query.amount_min, "abs(amount) <= :amount_max": query.amount_max,
+                  # |amount| in hundredths (0014: a BIGINT the index serves under row-level security)
+                  "amount_cents >= :cents_min": None if query.amount_min is None else
+                  int((query.amount_min * 100).to_integral_value(ROUND_CEILING)),
+                  "amount_cents <= :cents_max": None if query.amount_max is None else
+                  int((query.amount_max * 100).to_integral_value(ROUND_FLOOR)),
                   "transaction_date >= :date_from": query.date_from, "transaction_date <= :date_to": query.date_to,
                   "created_at >= :created_from": query.created_from, "created_at < :created_to": query.created_to}
         for clause, value in simple.items():
