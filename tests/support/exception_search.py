@@ -19,7 +19,7 @@ def load_exceptions(connection: Any, organization_id: uuid.UUID, job: uuid.UUID,
         " secondary_reference, masked_account, channel)"
         " SELECT :org, :job, (ARRAY['missing_entry','amount_mismatch','duplicate'])[1 + n % 3],"
         " (ARRAY['low','medium','high','critical'])[1 + n % 4], 'open', 'break ' || n,"
-        " ((n::bigint * 7919) % 10000000) / 100.0, (n::bigint * 7919) % 10000000, 'NGN',"
+        " (abs(hashint8(n)) % 10000000) / 100.0, abs(hashint8(n)) % 10000000, 'NGN',"
         " DATE '2026-01-01' + (n % 90), TIMESTAMP '2026-01-01' + n * INTERVAL '7 seconds',"
         " TIMESTAMP '2026-06-01',"
         " lpad(((n::bigint * 104729) % 1000000000000)::text, 12, '0'),"
