@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats bench-reports bench-dashboard bench-streams lint clean
+.PHONY: run test unit integration venv migrate worker bench bench-e2e bench-cli bench-formats bench-reports bench-dashboard bench-streams bench-search lint clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-cli: $(STAMP)
 # Issue 18: MT940, camt.053 (100k and 1M entries) and CSV of the same rows (docs/file-formats.md).
 bench-formats: $(STAMP)
 	$(BIN)/python benchmarks/bench_formats.py
+
+bench-search: $(STAMP)
+	$(BIN)/python benchmarks/bench_search.py
 
 bench-e2e: $(STAMP)
 	$(BIN)/python benchmarks/bench_end_to_end.py

@@ -11,7 +11,7 @@
 organizations with a completed report whose `expires_at` has passed, for the expiry job. Ids only.
 
 Revision ID: 0018_reports
-Revises: 0013_login_sources
+Revises: 0014_exception_search
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018_reports"
-down_revision = "0013_login_sources"
+down_revision = "0014_exception_search"
 branch_labels = None
 depends_on = None
 

@@ -52,7 +52,7 @@ from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
 from reckai.application.ports.rate_limit import RateLimiter, RateLimits
-from reckai.application.ports.reconciliations import JobMatchingEngine
+from reckai.application.ports.reconciliations import JobMatchingEngine, RowFinder
 from reckai.application.ports.reports import ReportRenderers, ReportsUnitOfWork
 from reckai.application.ports.scanner import VirusScanner
 from reckai.application.ports.security import (
@@ -240,7 +240,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
         engine=job_matching_engine, settings=settings.reconciliation,
         normalize_file=partial(normalize_file_job, files), mailer=mailer, clock=clock,
-        stream_engine=_stream_engine())
+        stream_engine=_stream_engine(), row_finder=_row_finder(database, storage))
     workflow = WorkflowServices(database=database, audit_log=audit_log, job_queue=job_queue,
                                 password_hasher=security.password_hasher,
                                 rule_preview=_rule_preview(storage, job_matching_engine),
@@ -660,6 +660,12 @@ def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> JobRulePre
 
 
 def _row_amounts(database: Database[AppUnitOfWork], storage: FileStorage) -> RowAmounts:
+    from reckai.adapters.polars.source_rows import NormalizedSourceRows
+
+    return NormalizedSourceRows(database, storage)
+
+
+def _row_finder(database: Database[AppUnitOfWork], storage: FileStorage) -> RowFinder:
     from reckai.adapters.polars.source_rows import NormalizedSourceRows
 
     return NormalizedSourceRows(database, storage)

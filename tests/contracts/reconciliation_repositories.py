@@ -14,6 +14,7 @@ import pytest
 
 from reckai.application.ports.reconciliations import JobFileLink, JobFilter, ResultsRejected
 from reckai.application.ports.repositories import TenantIsolationViolation
+from reckai.application.ports.workflow import ExceptionQuery
 from reckai.domain.reconciliation import jobs as j
 from reckai.domain.reconciliation.jobs import JobStatus
 
@@ -23,7 +24,7 @@ Tenants = tuple[Any, tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, uuid.UUID]]
 
 MATCH = b"auto,,{l},{r},rrn-exact,1,0.9500,0,0,,K{l},K{r},,\n"
 EXCEPTION = (b'missing_entry,low,12.50,NGN,2025-12-01,Row {l} has no counterpart,"Bank debit",0.9000,'
-             b'Investigate,{l},,,,1250,"{""a"":1}"\n')
+             b'Investigate,{l},,,,1250,"{""a"":1}",RRN{l},,STAN{l},,539983******1234,POS\n')
 
 
 def _job(organization_id: uuid.UUID, user_id: uuid.UUID, name: str = "job") -> j.ReconciliationJob:
@@ -104,6 +105,10 @@ def check_results_are_replaced_never_duplicated(tenants: Tenants) -> None:
         assert uow.reconciliation_results.exception_counts(job.id) == {"missing_entry": 3}
         rows = uow.reconciliation_results.exception_rows(job.id)
         assert [r["left_row"] for r in rows] == [10, 11, 12] and rows[0]["transaction_date"] == dt.date(2025, 12, 1)
+        # the search keys travel with the rows (issue 16 item 3) and are what the search reads
+        found = uow.exceptions.list(ExceptionQuery(job_id=job.id, reference="RRN11")).items
+        assert [(e.left_row, e.reference, e.secondary_reference, e.masked_account, e.channel) for e in found] == [
+            (11, "RRN11", "STAN11", "539983******1234", "POS")]
     with database.unit_of_work(org_b) as uow:
         assert uow.reconciliation_results.count_matches(job.id, status="auto") == 0
 

@@ -68,6 +68,12 @@ class Operation:
     body_media: str | None  # "application/json", "multipart/form-data" or None
     body_schema: Mapping[str, Any] | None
     body_required: bool
+    documented: bool = True  # False: a route the document leaves out (its query parameters unknown)
+
+    @property
+    def query_names(self) -> frozenset[str] | None:
+        """The query parameters the route declares (None when the document does not show it)."""
+        return frozenset(p.name for p in self.params if p.location == "query") if self.documented else None
 
     @property
     def id(self) -> str:
@@ -98,7 +104,7 @@ def operations(app: Any, document: Mapping[str, Any]) -> list[Operation]:
                 continue
             found[(method, template)] = Operation(
                 method, template, tuple(Param(n, "path", {"type": "string"}, True) for n in names),
-                "application/json" if method in ("POST", "PUT", "PATCH") else None, None, False)
+                "application/json" if method in ("POST", "PUT", "PATCH") else None, None, False, documented=False)
     return sorted(found.values(), key=lambda o: (o.path, o.method))
 
 
@@ -338,6 +344,7 @@ class FuzzRequest:
     files: dict[str, Any] | None
     data: dict[str, str] | None
     caller: str  # a role, or "none" / "garbage" / ...
+    declared_query: frozenset[str] | None = None  # the operation's query parameters, when documented
 
     def describe(self) -> str:
         body = (self.content or b"")[:300]
@@ -424,7 +431,8 @@ def requests_for(operation: Operation, generator: Generator, tenant: FuzzTenant)
                 content_type = draw(st.sampled_from(_JSON_TYPES))
                 if content_type:
                     headers["Content-Type"] = content_type
-        return FuzzRequest(operation.method, path, query, headers, content, files, data, caller)
+        return FuzzRequest(operation.method, path, query, headers, content, files, data, caller,
+                           operation.query_names)
 
     return build()
 
@@ -704,6 +712,10 @@ def check_response(request: FuzzRequest, response: Any) -> None:
     """Never a 5xx; every error is the envelope; every 2xx JSON answer of the API is a success envelope."""
     where = f"{response.status_code} for {request.describe()}\n-> {response.text[:600]}"
     assert response.status_code < 500, where
+    if request.declared_query is not None:
+        # issue 16: a query parameter the route does not take is refused, never ignored
+        unknown = {name for name, _ in request.query if name not in request.declared_query}
+        assert not unknown or response.status_code >= 400, (unknown, where)
     content_type = response.headers.get("content-type", "")
     path = urllib.parse.urlsplit(str(response.url)).path
     if response.status_code >= 400 and path in PAGE_PATHS and content_type.startswith("text/html"):
@@ -835,9 +847,24 @@ def set_up_tenant(client: Any, container: Any, document: Mapping[str, Any]) -> t
     read_only = {"user_id": [str(u) for u in user_ids.values()], "session_id": sessions,
                  "name": ["results.csv", "results.parquet", "summary.json"]}  # a job's output files
     examples = {**_examples(profile, files), "email": victim_emails, "admin_email": victim_emails,
-                "organization_code": [admin.org_code]}  # sign-ins that reach real accounts (never the role users)
+                "organization_code": [admin.org_code],  # sign-ins that reach real accounts (never the role users)
+                **_search_examples(exceptions)}
     pools = seed_pools(document, ids, read_only, examples)
     return tenant, Generator(document, pools)
+
+
+def _search_examples(exceptions: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Search parameters (issue 16) that find the job's breaks: their keys, prefixes, a full PAN."""
+    found: dict[str, list[Any]] = {}
+    for name in ("reference", "secondary_reference", "channel"):
+        values = [e[name] for e in exceptions if e.get(name)]
+        if values:
+            found[name] = values + [v.lower() for v in values]
+            if name != "channel":
+                found[f"{name}_prefix"] = [v[: max(1, len(v) // 2)] for v in values]
+    accounts = [e["masked_account"] for e in exceptions if e.get("masked_account")]
+    found["account"] = [*accounts, "5399831234567890", "5399 83XX XXXX 7890"]
+    return found
 
 
 def _rule_definition() -> dict[str, Any]:

@@ -3,6 +3,7 @@ that no sequence of actions breaks the invariants."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from decimal import Decimal
@@ -183,7 +184,7 @@ class BreakLifecycleMachine(RuleBasedStateMachine):
         self.history: list[object] = []
 
     def _snapshot(self) -> dict[str, object]:
-        return dict(vars(self.item))
+        return {f.name: getattr(self.item, f.name) for f in dataclasses.fields(self.item)}  # a slotted dataclass
 
     @rule(action=ACTIONS, system=st.booleans(), reason=st.sampled_from([None, "", "why"]),
           resolve_with=st.sampled_from([None, ("other", "n"), ("written_off", "tiny")]),

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, JSONBody
+from litestar.params import Body, FromPath, FromQuery, JSONBody
 from litestar.testing import TestClient
 
 from reckai.application.errors import (
@@ -54,8 +54,8 @@ class SecretLeak(Exception):
 
 
 @post("/test/notes", opt={"public": True})  # envelope tests; authentication is tested in test_permissions_routes.py
-async def create_note(data: JSONBody[Note]) -> Success[Note]:
-    return ok(data)
+async def create_note(data: JSONBody[Note], token: FromQuery[str | None] = None) -> Success[Note]:
+    return ok(data)  # `token`: a query parameter the request log must never show
 
 
 @get("/test/notes", opt={"public": True})

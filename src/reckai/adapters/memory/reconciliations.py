@@ -251,18 +251,23 @@ class MemoryResultsRepository(_Base):
             return WorkflowSettings()
 
     def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int = 0,
-                     group_key: str | None = None, after: tuple[int, int] | None = None) -> list[StoredMatch]:
-        found = [m for m in self._matches(job_id, status, group_key)
+                     group_key: str | None = None, after: tuple[int, int] | None = None,
+                     rows: tuple[Sequence[int], Sequence[int]] | None = None) -> list[StoredMatch]:
+        found = [m for m in self._matches(job_id, status, group_key, rows)
                  if after is None or (m.left_row, m.right_row) > after]
         return found[offset:offset + limit]
 
-    def count_matches(self, job_id: uuid.UUID, *, status: str, group_key: str | None = None) -> int:
-        return len(self._matches(job_id, status, group_key))
+    def count_matches(self, job_id: uuid.UUID, *, status: str, group_key: str | None = None,
+                      rows: tuple[Sequence[int], Sequence[int]] | None = None) -> int:
+        return len(self._matches(job_id, status, group_key, rows))
 
-    def _matches(self, job_id: uuid.UUID, status: str, group_key: str | None) -> list[StoredMatch]:
+    def _matches(self, job_id: uuid.UUID, status: str, group_key: str | None,
+                 rows: tuple[Sequence[int], Sequence[int]] | None = None) -> list[StoredMatch]:
+        lefts, rights = (set(rows[0]), set(rows[1])) if rows is not None else (set(), set())
         found = [row.match for _, row in self._uow.rows(MATCHES)
                  if row.job_id == job_id and row.match.status == status
-                 and (group_key is None or row.match.group_key == group_key)]
+                 and (group_key is None or row.match.group_key == group_key)
+                 and (rows is None or row.match.left_row in lefts or row.match.right_row in rights)]
         found.sort(key=lambda m: (m.left_row, m.right_row))
         return found
 

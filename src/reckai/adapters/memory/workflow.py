@@ -146,8 +146,20 @@ def _matches(row: ExceptionItem, q: ExceptionQuery) -> bool:
         q.created_from is None or row.created_at >= q.created_from,
         q.created_to is None or row.created_at < q.created_to,
         q.overdue_at is None or (row.status in ACTIVE_STATUSES and row.due_at <= q.overdue_at),
+        q.reference is None or q.reference in (row.reference, row.reference_other),
+        q.reference_prefix is None or _starts(q.reference_prefix, row.reference, row.reference_other),
+        q.secondary_reference is None or q.secondary_reference in (row.secondary_reference,
+                                                                   row.secondary_reference_other),
+        q.secondary_reference_prefix is None or _starts(q.secondary_reference_prefix, row.secondary_reference,
+                                                        row.secondary_reference_other),
+        q.masked_account is None or row.masked_account == q.masked_account,
+        not q.channels or row.channel in q.channels,
     ]
     return all(checks)
+
+
+def _starts(prefix: str, *keys: str | None) -> bool:
+    return any(key is not None and key.startswith(prefix) for key in keys)
 
 
 def _sort_key(sort: str) -> Callable[[ExceptionItem], tuple[Any, str]]:

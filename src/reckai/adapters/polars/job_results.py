@@ -16,11 +16,8 @@ import polars as pl
 from reckai.adapters.polars.cells import neutralised
 from reckai.adapters.polars.matcher import PolarsMatcher
 from reckai.adapters.polars.normalize import read_parquet_bytes
-from reckai.adapters.polars.result_tables import (
-    RESULT_COLUMNS,
-    ResultTables,
-    tables_from_frames,
-)
+from reckai.adapters.polars.result_tables import RESULT_COLUMNS, ResultTables, tables_from_frames
+from reckai.adapters.polars.search_keys import key_sources
 from reckai.application.ports.matching import SourceFileError
 from reckai.application.ports.reconciliations import JobMatchingEngine, MatchRun
 from reckai.domain.ingestion.errors import IngestionError
@@ -78,7 +75,9 @@ class PolarsJobMatchingEngine:
                                                 excluded_pairs=excluded_pairs)
         if check is not None:
             check()  # before the breaks are worded (the last step of the engine)
-        return PolarsMatchRun(tables_from_frames(frames, profile, period).with_inputs(left, right, profile))
+        tables = tables_from_frames(frames, profile, period).with_inputs(left, right, profile)
+        tables.left_rows, tables.right_rows = key_sources(left), key_sources(right)
+        return PolarsMatchRun(tables)
 
 
 _check: JobMatchingEngine = PolarsJobMatchingEngine()

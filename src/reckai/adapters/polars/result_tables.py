@@ -31,8 +31,9 @@ from reckai.adapters.polars.matcher import (
     PolarsMatcher,
 )
 from reckai.adapters.polars.matcher_frames import transactions_from_frame
+from reckai.adapters.polars.search_keys import EMPTY_ROWS, SEARCH_PREFIX, with_search_keys
 from reckai.application.ports.matching import ReconciliationTables, TabularMatchingEngine
-from reckai.application.ports.reconciliations import EXCEPTION_COLUMNS, MATCH_COLUMNS
+from reckai.application.ports.reconciliations import EXCEPTION_COLUMNS, MATCH_COLUMNS, SEARCH_KEY_COLUMNS
 from reckai.domain.reconciliation.explanations import REVERSAL_EXPLANATION
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
@@ -79,6 +80,10 @@ class ResultTables:
     direction_rows: dict[str, int] = field(default_factory=dict)  # per side with a direction filter: rows it keeps
     # per side: SIDE_FACT_SCHEMA by row_number (where the row is, its reference and amount)
     sides: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    # the input rows' key columns (search_keys.KEY_SOURCES), for the search keys of a job's exceptions
+    left_rows: pl.DataFrame = field(default_factory=EMPTY_ROWS.clear)
+    right_rows: pl.DataFrame = field(default_factory=EMPTY_ROWS.clear)
 
     def with_inputs(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile) -> ResultTables:
         """Take what the outputs need of the two input tables; every engine calls it."""
@@ -192,9 +197,11 @@ class ResultTables:
         ).sort(["status", "left_row", "right_row"]).select(list(MATCH_COLUMNS))
 
     def exception_copy_table(self, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> pl.DataFrame:
-        """EXCEPTION_COLUMNS, with transaction_date (the left row's date, else the right's) and evidence."""
+        """EXCEPTION_COLUMNS, with transaction_date (the left row's date, else the right's), evidence
+        and the rows' search keys."""
         has_left, has_right = pl.col("left_row").is_not_null(), pl.col("right_row").is_not_null()
-        table = self.exceptions.select(
+        exceptions = with_search_keys(self.exceptions, self.left_rows, self.right_rows)
+        table = exceptions.select(
             pl.col("type"), pl.col("severity"), format_amount(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
             pl.col("currency"),
             pl.coalesce(pl.col("left_date"), pl.col("right_date")).dt.date().alias("transaction_date"),
@@ -203,7 +210,8 @@ class ResultTables:
             pl.col("left_row"), pl.col("right_row"),
             pl.when(has_left).then(pl.lit(str(left_file_id))).alias("left_file_id"),
             pl.when(has_right).then(pl.lit(str(right_file_id))).alias("right_file_id"),
-            pl.col("amount_minor"), _evidence_json().alias("evidence"))
+            pl.col("amount_minor"), _evidence_json().alias("evidence"),
+            *(pl.col(f"{SEARCH_PREFIX}{name}").alias(name) for name in SEARCH_KEY_COLUMNS))
         return table.select(list(EXCEPTION_COLUMNS))
 
     def copy_chunks(self, table: pl.DataFrame, check: Callable[[], None]) -> Iterator[bytes]:

@@ -14,10 +14,18 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from reckai.adapters.polars.search_keys import (
+    KEY_SOURCES,
+    masked_account_candidates,
+    masked_account_expr,
+    search_key_expr,
+)
 from reckai.application.ports.files import FilesUnitOfWork
+from reckai.application.ports.reconciliations import RowFinder, RowSearch
 from reckai.application.ports.storage import FileStorage, StorageObjectMissing
 from reckai.application.ports.unit_of_work import Database
 from reckai.application.ports.workflow import RowAmounts, SourceRows, StoredRowAmount
+from reckai.domain.ingestion.canonical import MINOR_UNIT_EXPONENTS
 
 
 def _plain(value: object) -> object:
@@ -73,5 +81,46 @@ class NormalizedSourceRows:
                 if number is not None and amount is not None and currency is not None}
 
 
+    def find_rows(self, storage_path: str, search: RowSearch) -> list[int]:
+        columns = ["row_number", "amount_minor", "currency", "transaction_date", *KEY_SOURCES]
+        try:
+            with self.storage.open(storage_path) as stream:
+                data = stream.read()
+            lazy = pl.read_parquet(io.BytesIO(data), columns=columns).lazy()
+        except (StorageObjectMissing, pl.exceptions.PolarsError, OSError):
+            return []
+        conditions = []
+        for name in ("reference", "secondary_reference"):
+            key = search_key_expr(pl.col(name))
+            exact, prefix = getattr(search, name), getattr(search, f"{name}_prefix")
+            if exact is not None:
+                conditions.append(key == exact)
+            if prefix is not None:
+                conditions.append(key.str.starts_with(prefix))
+        if search.masked_account is not None:  # the cheap test first: the masking runs on what passes it
+            lazy = lazy.filter(masked_account_candidates(pl.col("account"), search.masked_account)).collect().lazy()
+            conditions.append(masked_account_expr(pl.col("account")) == search.masked_account)
+        if search.channels:
+            conditions.append(search_key_expr(pl.col("channel")).is_in(list(search.channels)))
+        # in millionths of the major unit, integers only (a filter has at most 6 decimals; no float)
+        scale = pl.col("currency").str.to_uppercase().replace_strict(
+            {code: 10 ** (6 - exponent) for code, exponent in MINOR_UNIT_EXPONENTS.items()}, default=10**4,
+            return_dtype=pl.Int128)
+        micro = pl.col("amount_minor").cast(pl.Int128) * scale
+        if search.amount_min is not None:
+            conditions.append(micro >= int(search.amount_min * 10**6))
+        if search.amount_max is not None:
+            conditions.append(micro <= int(search.amount_max * 10**6))
+        day = pl.col("transaction_date").dt.date()
+        if search.date_from is not None:
+            conditions.append(day >= search.date_from)
+        if search.date_to is not None:
+            conditions.append(day <= search.date_to)
+        if conditions:
+            lazy = lazy.filter(pl.all_horizontal(conditions))
+        return sorted(int(n) for n in lazy.select("row_number").collect()["row_number"].to_list())
+
+
 _check: type[SourceRows] = NormalizedSourceRows
+_check_finder: type[RowFinder] = NormalizedSourceRows
 _check_amounts: type[RowAmounts] = NormalizedSourceRows

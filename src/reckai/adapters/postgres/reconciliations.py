@@ -240,7 +240,8 @@ class PostgresResultsRepository(PostgresRepository):
             " type text, severity text, amount numeric,"
             " currency text, transaction_date date, description text, ai_explanation text, ai_confidence numeric,"
             " suggested_action text, left_row integer, right_row integer, left_file_id uuid, right_file_id uuid,"
-            " amount_minor bigint, evidence jsonb) ON COMMIT DROP")
+            " amount_minor bigint, evidence jsonb, reference text, reference_other text, secondary_reference text,"
+            " secondary_reference_other text, masked_account text, channel text) ON COMMIT DROP")
         cursor.execute("TRUNCATE reckai_exception_stage RESTART IDENTITY")
         columns = ", ".join(EXCEPTION_COLUMNS)
         _copy(cursor, f"COPY reckai_exception_stage ({columns}) FROM STDIN WITH (FORMAT csv)", chunks)
@@ -267,29 +268,36 @@ class PostgresResultsRepository(PostgresRepository):
         return count
 
     def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int = 0,
-                     group_key: str | None = None, after: tuple[int, int] | None = None) -> list[StoredMatch]:
-        condition, params = self._match_filter(job_id, status, group_key)
+                     group_key: str | None = None, after: tuple[int, int] | None = None,
+                     rows: tuple[Sequence[int], Sequence[int]] | None = None) -> list[StoredMatch]:
+        condition, params = self._match_filter(job_id, status, group_key, rows)
         if after is not None:  # a row comparison the paging index (job_id, status, left_row, right_row) serves
             condition += " AND (left_row, right_row) > (:after_left, :after_right)"
             params.update(after_left=after[0], after_right=after[1])
-        rows = self._conn.execute(text(
+        found = self._conn.execute(text(
             f"SELECT {', '.join(MATCH_COLUMNS)} FROM reconciliation_matches WHERE {condition}"
             " ORDER BY left_row, right_row LIMIT :limit OFFSET :offset"),
             {**params, "limit": limit, "offset": offset}).all()
-        return [_stored_match(row._mapping) for row in rows]
+        return [_stored_match(row._mapping) for row in found]
 
-    def count_matches(self, job_id: uuid.UUID, *, status: str, group_key: str | None = None) -> int:
-        condition, params = self._match_filter(job_id, status, group_key)
+    def count_matches(self, job_id: uuid.UUID, *, status: str, group_key: str | None = None,
+                      rows: tuple[Sequence[int], Sequence[int]] | None = None) -> int:
+        condition, params = self._match_filter(job_id, status, group_key, rows)
         return int(self._conn.execute(text(f"SELECT count(*) FROM reconciliation_matches WHERE {condition}"),
                                       params).scalar_one())
 
     @staticmethod
-    def _match_filter(job_id: uuid.UUID, status: str, group_key: str | None) -> tuple[str, dict[str, Any]]:
+    def _match_filter(job_id: uuid.UUID, status: str, group_key: str | None,
+                      rows: tuple[Sequence[int], Sequence[int]] | None = None) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {"job": job_id, "status": status}
         condition = "job_id = :job AND status = :status"
         if group_key is not None:
             condition += " AND group_key = :group"
             params["group"] = group_key
+        if rows is not None:
+            condition += (" AND (left_row = ANY(CAST(:lefts AS integer[]))"
+                          " OR right_row = ANY(CAST(:rights AS integer[])))")
+            params.update(lefts=list(rows[0]), rights=list(rows[1]))
         return condition, params
 
     def exception_counts(self, job_id: uuid.UUID) -> dict[str, int]:

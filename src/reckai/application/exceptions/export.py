@@ -35,6 +35,8 @@ EXCEPTION_COLUMNS: tuple[Column, ...] = (
     Column("resolution_note"), Column("severity_reason"), Column("due_at", K.DATETIME),
     Column("escalated_at", K.DATETIME), Column("created_at", K.DATETIME), Column("updated_at", K.DATETIME),
     Column("left_file_id"), Column("left_row", K.INTEGER), Column("right_file_id"), Column("right_row", K.INTEGER),
+    Column("reference"), Column("reference_other"), Column("secondary_reference"),
+    Column("secondary_reference_other"), Column("masked_account"), Column("channel"),
 )
 
 
@@ -64,6 +66,7 @@ def exception_rows(services: WorkflowServices, principal: Principal, query: Exce
             return
         last = batch[-1]
         current = dataclasses.replace(current, after=(getattr(last, current.sort), last.id))
+        del batch  # one batch in memory at a time: the next one is read without this one alive
 
 
 def export_exceptions(services: WorkflowServices, principal: Principal, query: ExceptionQuery,

@@ -35,9 +35,39 @@ from reckai.domain.reconciliation.profile import ReconciliationPeriod, Reconcili
 MATCH_COLUMNS = ("status", "group_key", "left_row", "right_row", "rule", "rule_version", "confidence",
                  "amount_diff_minor", "day_delta", "similarity_bp", "left_key", "right_key", "members",
                  "fee_minor")
+# The search keys of an exception's rows (domain/exceptions/search.py; 0014_exception_search).
+SEARCH_KEY_COLUMNS = ("reference", "reference_other", "secondary_reference", "secondary_reference_other",
+                      "masked_account", "channel")
 EXCEPTION_COLUMNS = ("type", "severity", "amount", "currency", "transaction_date", "description",
                      "ai_explanation", "ai_confidence", "suggested_action", "left_row", "right_row",
-                     "left_file_id", "right_file_id", "amount_minor", "evidence")
+                     "left_file_id", "right_file_id", "amount_minor", "evidence", *SEARCH_KEY_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RowSearch:
+    """What a source row must carry to be found (every given condition): the search keys as
+    domain/exceptions/search.py makes them (the reference conditions hold for the row's reference),
+    the amount's magnitude in major units, the transaction date's day."""
+
+    reference: str | None = None
+    reference_prefix: str | None = None
+    secondary_reference: str | None = None
+    secondary_reference_prefix: str | None = None
+    masked_account: str | None = None
+    channels: tuple[str, ...] = ()
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+
+
+class RowFinder(Protocol):
+    """The rows of a file's normalized form that a search finds (the results page's filters)."""
+
+    def find_rows(self, storage_path: str, search: RowSearch) -> list[int]:
+        """The row numbers of the normalized Parquet at `storage_path` meeting `search`, ascending;
+        none when the file is gone."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -139,13 +169,16 @@ class ResultsRepository(Protocol):
         ...
 
     def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int = 0,
-                     group_key: str | None = None, after: tuple[int, int] | None = None) -> list[StoredMatch]:
+                     group_key: str | None = None, after: tuple[int, int] | None = None,
+                     rows: tuple[Sequence[int], Sequence[int]] | None = None) -> list[StoredMatch]:
         """One page of the job's pairs with this status (and group), ordered by (left_row,
-        right_row). `after` (keyset paging): only the pairs that sort after that (left_row,
+        right_row). `rows` (left rows, right rows): only the pairs with one of these left rows or
+        one of these right rows (a search's rows). `after` (keyset paging): only the pairs that sort after that (left_row,
         right_row); `offset` then counts from there. Keyset pages cost the same at any depth."""
         ...
 
-    def count_matches(self, job_id: uuid.UUID, *, status: str, group_key: str | None = None) -> int:
+    def count_matches(self, job_id: uuid.UUID, *, status: str, group_key: str | None = None,
+                      rows: tuple[Sequence[int], Sequence[int]] | None = None) -> int:
         """How many pairs `list_matches` can list with these filters (it reads them all: for a
         whole job, prefer the counts its summary recorded at completion)."""
         ...

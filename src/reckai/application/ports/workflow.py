@@ -47,6 +47,14 @@ class ExceptionQuery:
     created_from: dt.datetime | None = None  # age filters become created_at bounds
     created_to: dt.datetime | None = None
     overdue_at: dt.datetime | None = None  # only active exceptions whose due_at <= this
+    # search keys (domain/exceptions/search.py), given already made comparable: either row's key
+    # equals `reference` / starts with `reference_prefix` (the same for secondary_reference)
+    reference: str | None = None
+    reference_prefix: str | None = None
+    secondary_reference: str | None = None
+    secondary_reference_prefix: str | None = None
+    masked_account: str | None = None
+    channels: tuple[str, ...] = ()
     sort: str = "created_at"
     descending: bool = True
     limit: int = 20

@@ -15,7 +15,7 @@ from reckai.application.ports.clock import Clock
 from reckai.application.ports.files import NormalizedFile
 from reckai.application.ports.jobs import JobQueue
 from reckai.application.ports.mail import Mailer
-from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork
+from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork, RowFinder
 from reckai.application.ports.storage import FileStorage
 from reckai.application.ports.streams import StreamEngine
 from reckai.application.ports.unit_of_work import Database
@@ -37,6 +37,8 @@ class ReconciliationServices:
     mailer: Mailer | None = None
     # a stream run's input and result (issue 15; adapters/polars/stream_runs.py); bootstrap wires it
     stream_engine: StreamEngine | None = None
+    # the rows of a normalized file a results-page search finds (bootstrap wires the polars reader)
+    row_finder: RowFinder | None = None
 
     def now(self) -> dt.datetime:
         return self.clock()

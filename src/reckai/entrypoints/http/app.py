@@ -31,7 +31,11 @@ from reckai.entrypoints.http.errors import make_exception_handler
 from reckai.entrypoints.http.health import DEFAULT_TIMEOUT_SECONDS, HealthController, HealthProbe
 from reckai.entrypoints.http.middleware import RequestEdge, require_supported_media_type
 from reckai.entrypoints.http.pages import pages_router
-from reckai.entrypoints.http.request import ReckaiRequest, refuse_nul_characters
+from reckai.entrypoints.http.request import (
+    ReckaiRequest,
+    refuse_nul_characters,
+    refuse_unknown_query_parameters,
+)
 from reckai.entrypoints.http.routes import collect_routes
 from reckai.settings import HttpSettings, SettingsError
 
@@ -111,7 +115,9 @@ def create_app(
         # A request refused after it was counted in its route's tier gives the hit back (auth.py).
         after_exception=[release_refused_hit],
         # Authentication and the declared permission first (401/403 before anything reads the body).
-        guards=[authorize_request, require_supported_media_type, refuse_nul_characters],
+        # Then bad input anywhere in the URL: a NUL character, a query parameter the route does not take.
+        guards=[authorize_request, require_supported_media_type, refuse_nul_characters,
+                refuse_unknown_query_parameters],
         cors_config=cors_config(http),
         openapi_config=OpenAPIConfig(
             title="ReckAI API",

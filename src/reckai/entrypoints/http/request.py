@@ -14,6 +14,11 @@ docs/http.md lists the decisions):
 - A body that is not UTF-8 (e.g. starting with the UTF-16 byte-order mark FF FE): 400
   VALIDATION_ERROR naming `body`. JSON is UTF-8 (RFC 8259 §8.1); msgspec's decode error for such
   bytes is not a `msgspec.DecodeError`, so Litestar let it through as a 500.
+- A query parameter the route does not declare: 400 VALIDATION_ERROR naming it (and the route's
+  parameters). Ignoring it answered a different question than the one asked
+  (`/api/exceptions?reference=561760235452` listed every exception before that filter existed).
+  `refuse_unknown_query_parameters` is an app-level guard: it reads what the route handler and its
+  dependencies declare (Litestar's own parameter model), so a route added later gets it unchanged.
 - A decimal query parameter (`decimal_query`) out of what an amount column can hold
   (`1E+999999`, `1E-999999`): 400 VALIDATION_ERROR naming the parameter. Python's Decimal takes
   them, PostgreSQL's NUMERIC refuses them (a 500 from the repository).
@@ -100,6 +105,40 @@ def refuse_nul_characters(connection: ASGIConnection[Any, Any, Any, Any], handle
                  if isinstance(value, str) and "\x00" in value]
     if problems:
         raise ValidationFailed([FieldError(p.field.replace("\x00", "\\u0000"), p.message) for p in problems])
+
+
+UNKNOWN_QUERY_MESSAGE = "is not a query parameter of this route"
+_DECLARED_QUERY_KEY = "reckai_declared_query_parameters"
+
+
+def declared_query_parameters(connection: ASGIConnection[Any, Any, Any, Any],
+                              handler: BaseRouteHandler) -> frozenset[str]:
+    """The query parameter names `handler` and its dependencies declare (aliases included), as
+    Litestar's parameter model for the route reads them; worked out once per handler and app."""
+    # Litestar hands each guard a copy of the handler; the scope holds the app's own (stable) one.
+    route_handler: BaseRouteHandler = connection.scope.get("route_handler", handler)
+    cache: dict[int, tuple[BaseRouteHandler, frozenset[str]]] = connection.app.state.setdefault(
+        _DECLARED_QUERY_KEY, {})
+    found = cache.get(id(route_handler))
+    if found is not None and found[0] is route_handler:
+        return found[1]
+    model = route_handler.create_kwargs_model(path_parameters=dict.fromkeys(connection.path_params))  # type: ignore[arg-type]
+    names = frozenset(parameter.field_alias for parameter in model.expected_query_params)
+    cache[id(route_handler)] = (route_handler, names)
+    return names
+
+
+def refuse_unknown_query_parameters(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """App-level guard: every query parameter must be one the route declares (400 naming the others)."""
+    given = connection.query_params.keys()
+    if not given:
+        return
+    declared = declared_query_parameters(connection, handler)
+    unknown = sorted(name for name in given if name not in declared)
+    if unknown:
+        accepted = ", ".join(sorted(declared)) or "none"
+        raise ValidationFailed([FieldError(name, f"{UNKNOWN_QUERY_MESSAGE} (it takes: {accepted})")
+                                for name in unknown])
 
 
 def decimal_query(value: str | None, field: str) -> Decimal | None:

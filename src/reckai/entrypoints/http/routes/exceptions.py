@@ -56,6 +56,15 @@ from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.rule_versions import RuleVersionError
 from reckai.entrypoints.http.envelope import MAX_PER_PAGE, ErrorBody, Success, cursor_parts, encode_cursor, ok
 from reckai.entrypoints.http.request import decimal_query
+from reckai.entrypoints.http.routes._search import (
+    ACCOUNT,
+    CHANNEL,
+    REFERENCE,
+    REFERENCE_PREFIX,
+    SECONDARY_REFERENCE,
+    SECONDARY_REFERENCE_PREFIX,
+    search_keys,
+)
 from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -90,6 +99,13 @@ class ExceptionBody(msgspec.Struct):
     right_file_id: uuid.UUID | None
     right_row: int | None
     evidence: dict[str, Any] | None
+    # the rows' search keys (upper-cased; the account with any card number masked)
+    reference: str | None
+    reference_other: str | None
+    secondary_reference: str | None
+    secondary_reference_other: str | None
+    masked_account: str | None
+    channel: str | None
 
 
 def exception_body(item: ExceptionItem, now: dt.datetime) -> ExceptionBody:
@@ -98,7 +114,9 @@ def exception_body(item: ExceptionItem, now: dt.datetime) -> ExceptionBody:
         item.transaction_date, item.description, item.ai_explanation, item.ai_confidence, item.suggested_action,
         item.assigned_to, item.resolved_by, item.resolved_at, item.resolution_code, item.resolution_note,
         item.severity_reason, item.due_at, item.is_overdue(now), item.escalated_at, item.created_at, item.updated_at,
-        item.left_file_id, item.left_row, item.right_file_id, item.right_row, item.evidence)
+        item.left_file_id, item.left_row, item.right_file_id, item.right_row, item.evidence, item.reference,
+        item.reference_other, item.secondary_reference, item.secondary_reference_other, item.masked_account,
+        item.channel)
 
 
 class CommentBody(msgspec.Struct):
@@ -326,6 +344,9 @@ def provide_exception_filters(
     min_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
     max_age_hours: Annotated[int | None, QueryParameter(ge=0, le=876_000)] = None,
     overdue: FromQuery[bool | None] = None,
+    reference: REFERENCE = None, reference_prefix: REFERENCE_PREFIX = None,
+    secondary_reference: SECONDARY_REFERENCE = None, secondary_reference_prefix: SECONDARY_REFERENCE_PREFIX = None,
+    account: ACCOUNT = None, channel: CHANNEL = None,
 ) -> ExceptionFilters:
     """The controller's `filters` dependency (query parameters shared by the list and the export)."""
     now = container.workflow.now()
@@ -350,9 +371,14 @@ def provide_exception_filters(
         "created_to": now - dt.timedelta(hours=min_age_hours) if min_age_hours is not None else None,
         "created_from": now - dt.timedelta(hours=max_age_hours) if max_age_hours is not None else None,
         "overdue_at": now if overdue else None}
+    keys = search_keys(reference, reference_prefix, secondary_reference, secondary_reference_prefix, account, channel)
+    fields.update(reference=keys.reference, reference_prefix=keys.reference_prefix,
+                  secondary_reference=keys.secondary_reference,
+                  secondary_reference_prefix=keys.secondary_reference_prefix, masked_account=keys.masked_account,
+                  channels=keys.channels)
     sent = {"status": status, "severity": severity, "type": type, "job_id": job_id, "assigned_to": assigned_to,
             "amount_min": amount_min, "amount_max": amount_max, "date_from": date_from, "date_to": date_to,
-            "min_age_hours": min_age_hours, "max_age_hours": max_age_hours, "overdue": overdue}
+            "min_age_hours": min_age_hours, "max_age_hours": max_age_hours, "overdue": overdue, **keys.given()}
     return ExceptionFilters(fields, {k: str(v) for k, v in sent.items() if v is not None})
 
 

@@ -7,6 +7,8 @@
     DELETE /api/reconciliations/{id}          admin: the job, its results and stored outputs
     POST   /api/reconciliations/{id}/cancel
     GET    /api/reconciliations/{id}/results  ?kind=matches|suggestions &group_id= &page= &per_page= &cursor=
+                                              &reference(_prefix)= &secondary_reference(_prefix)= &account=
+                                              &channel= &amount_min= &amount_max= &date_from= &date_to=
     GET    /api/reconciliations/{id}/outputs  results.csv, results.parquet, summary.json: size, SHA-256
     GET    /api/reconciliations/{id}/outputs/{name}/download   a link valid for one hour (docs/reports.md)
 """
@@ -19,13 +21,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from reckai.application.access import access_event
 from reckai.application.context import Caller
 from reckai.application.errors import FieldError, ValidationFailed
-from reckai.application.ports.reconciliations import JobFilter, StoredMatch
+from reckai.application.ports.reconciliations import JobFilter, RowSearch, StoredMatch
 from reckai.application.reconciliations.commands import (
     StartRequest,
     cancel_reconciliation,
@@ -44,6 +46,7 @@ from reckai.domain.identity.principal import Principal
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.entrypoints.http.auth import request_info
 from reckai.entrypoints.http.envelope import Pagination, Success, cursor_parts, encode_cursor, ok, paginated
+from reckai.entrypoints.http.routes._search import provide_row_search
 
 _JOB_NAME = msgspec.Meta(description="A name for people (lists, mails, reports).",
                          examples=["December card vs bank"])
@@ -289,18 +292,21 @@ class ReconciliationController(Controller):
 
     @get("/{job_id:uuid}/results", opt={"permission": "reconciliations:read", "errors": {
         409: "JOB_NOT_COMPLETED: results exist once the job has completed."}},
-         sync_to_thread=True, summary="Read a job's matches or suggestions")
+         sync_to_thread=True, summary="Read a job's matches or suggestions",
+         dependencies={"search": Provide(provide_row_search, sync_to_thread=False)})
     def results(self, job_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
                 principal: NamedDependency[Principal], pagination: NamedDependency[Pagination],
+                search: NamedDependency[RowSearch | None],
                 kind: FromQuery[Literal["matches", "suggestions"]] = "matches",
                 group_id: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None) -> Success[Results]:
         """The completed job's summary and one page of its matches (`kind=matches`) or suggested pairs
         (`kind=suggestions`), optionally one group (`group_id`); `page`/`per_page` or `cursor` from
-        `next_cursor`. Links lead to the job's exceptions."""
+        `next_cursor`. Links lead to the job's exceptions. The search parameters (reference, STAN, account,
+        channel, amount and date ranges of a row) keep the pairs one of whose rows meets them all."""
         after = decode_cursor(cursor) if cursor else None
         page = get_results(container.reconciliations, _caller(principal, request), job_id,
                            kind=kind, page=pagination.page, per_page=pagination.per_page, group_key=group_id,
-                           after=after)
+                           after=after, search=search)
         last = page.items[-1] if len(page.items) == pagination.per_page else None
         container.access_recorder.record(access_event(
             "access.reconciliation.results", principal, request_info(request), resource_type="reconciliation_job",
