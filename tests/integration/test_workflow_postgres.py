@@ -94,8 +94,12 @@ def test_threshold_approval(org: Org) -> None:
 
 def test_sla_escalation_across_tenants_through_the_definer_function(org: Org, container: Container) -> None:
     other = pg_org(container)
-    break_flows.test_sla_escalation_job_escalates_only_overdue_open_and_in_progress(org)
-    assert other.organization_id  # the other tenant had nothing overdue and was not touched
+    other_overdue = other.add_exception(job_id=other.job, severity="critical",
+                                        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=5))
+    escalated = break_flows.sla_escalation_flow(org)
+    # the definer function crossed tenants: the other one's overdue item was escalated as its own
+    assert escalated[str(other.organization_id)] == 1
+    assert other.get(other_overdue.id).status is ExceptionStatus.ESCALATED
 
 
 def test_list_filters(org: Org) -> None:
