@@ -227,6 +227,18 @@ def test_a_month_of_daily_files_worked_reported_and_audited(container: Container
         # the daily report covers the runs completed on its days (today, in the organization's zone)
         assert sorted(row["job_id"] for row in tables["jobs.csv"]) == sorted(jobs)
         assert sum(int(row["matched_pairs"]) for row in tables["jobs.csv"]) == PAIRS_PER_DAY * len(DAYS) + len(DAYS) - 1
+        # amounts per side over the period: each day's timing difference is a break of its day's run
+        # and a match of the next day's, so it counts once, as matched (the last one stays a break);
+        # the switch rows the bank never shows (small and large), carried through every later run,
+        # count once each
+        matched_bank = sum(100 + n for n in range(PAIRS_PER_DAY)) * len(DAYS) + 250 * (len(DAYS) - 1)
+        sides = {row["side"]: row for row in tables["amounts_per_side.csv"]}
+        assert sides["left"] == {"side": "left", "currency": "NGN", "matched_rows": str(PAIRS_PER_DAY * len(DAYS) + 4),
+                                 "matched_amount": f"{matched_bank}.00", "unmatched_rows": "1",
+                                 "unmatched_amount": "250.00"}
+        assert sides["right"]["matched_amount"] == f"{matched_bank}.00"
+        assert sides["right"]["unmatched_rows"] == str(2 * len(DAYS))
+        assert sides["right"]["unmatched_amount"] == f"{5040 * len(DAYS)}.00"
         overview = {row["metric"]: row["value"] for row in tables["overview.csv"]}
         assert int(overview["matched_pairs"]) == PAIRS_PER_DAY * len(DAYS) + len(DAYS) - 1
         workbook = openpyxl.load_workbook(io.BytesIO(team.download(

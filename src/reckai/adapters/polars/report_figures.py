@@ -20,8 +20,9 @@ import polars as pl
 
 from reckai.application.ports.exports import Column, ColumnKind
 from reckai.application.ports.reports import ChannelSource, FigureInputs, Figures, ReportFigures
-from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.storage import FileStorage, StorageObjectMissing
 from reckai.application.reports.document import ReportChart, ReportTable
+from reckai.domain.exceptions.aging import earliest_transaction_date
 from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.ingestion.canonical import minor_unit_exponent
 from reckai.domain.reconciliation.jobs import ReconciliationJob
@@ -71,7 +72,8 @@ def exception_frame(items: Sequence[ExceptionItem], zone: str) -> pl.DataFrame:
         "status": [e.status.value for e in items],
         "currency": [(e.currency or "NGN").upper() for e in items],
         "amount_minor": [_minor(e) for e in items],
-        "transaction_date": [e.transaction_date for e in items],
+        # the earliest date of the exception's rows (domain/exceptions/aging.py), as the dashboard ages
+        "transaction_date": [earliest_transaction_date(e.transaction_date, e.evidence) for e in items],
         "created_at": [e.created_at for e in items],
         "due_at": [e.due_at for e in items],
         "resolved_at": [e.resolved_at for e in items],
@@ -175,6 +177,7 @@ class PolarsReportFigures:
             ("currency", T), ("exceptions", I), ("amount_in_exceptions", A), ("amount_still_open", A)),
             [[r["currency"], r["exceptions"], major(r["unmatched_minor"], r["currency"]),
               major(r["open_minor"], r["currency"])] for r in amounts.iter_rows(named=True)])
+        sides = self._amounts_per_side(inputs)
         largest = (frame.filter(pl.col("status").is_in(ACTIVE) & pl.col("amount_minor").is_not_null())
                    .with_columns(pl.col("amount_minor").abs().alias("size"))
                    .sort(["size", "id"], descending=[True, False]).head(TOP_BREAKS))
@@ -195,9 +198,55 @@ class PolarsReportFigures:
         by_type = ReportTable("breaks_count_by_type", "Breaks per type", _columns(("type", T), ("count", I)),
                               [[r["type"], r["count"]] for r in counts.iter_rows(named=True)])
         return Figures(
-            tables=[overview, job_table, amount_table, breaks, by_type, top, trend],
+            tables=[overview, job_table, sides, amount_table, breaks, by_type, top, trend],
             charts=[ReportChart("Match rate per day", "match_rate_by_day", "day", ["match_rate_percent"], "line"),
                     ReportChart("Breaks per type", "breaks_count_by_type", "type", ["count"], "column")])
+
+    def _amounts_per_side(self, inputs: FigureInputs) -> ReportTable:
+        """Per side and currency, the rows of the period's jobs that ended in a match and those that
+        ended only in breaks, with their amounts: read from each job's results.parquet (every pair
+        and exception carries both sides' amounts, issue 16). A row counts once however many pairs,
+        breaks or runs it appears in (a stream's rows keep their numbers across runs: an item
+        carried from one day's run and matched in the next counts once, as matched); a row matched
+        in any of them counts as matched. A job stored before results carried the amounts is
+        named in the note."""
+        wanted = ["kind", "left_row", "right_row", "currency", "left_amount_minor", "right_amount_minor"]
+        parts, older = [], []
+        for scope, key in inputs.result_paths:
+            try:
+                results = self._parquet(key, None)
+            except StorageObjectMissing:
+                older.append(key)
+                continue
+            if not set(wanted) <= set(results.columns):
+                older.append(key)
+                continue
+            for side in ("left", "right"):
+                rows = (results.filter(pl.col(f"{side}_row").is_not_null() & pl.col("kind").is_in(["match", "exception"]))
+                        .select(pl.lit(str(scope)).alias("scope"), pl.lit(side).alias("side"),
+                                pl.col(f"{side}_row").alias("row"), pl.col("kind"),
+                                pl.col("currency").fill_null("").str.to_uppercase().alias("currency"),
+                                pl.col(f"{side}_amount_minor").alias("amount_minor")))
+                parts.append(rows)
+        schema = {"scope": pl.String, "side": pl.String, "row": pl.Int64, "kind": pl.String, "currency": pl.String,
+                  "amount_minor": pl.Int64}
+        frame = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+        per_row = (frame.group_by("scope", "side", "row")
+                   .agg((pl.col("kind") == "match").any().alias("matched"), pl.col("currency").first(),
+                        pl.col("amount_minor").first()))
+        totals = (per_row.group_by("side", "currency").agg(
+            pl.col("matched").sum().alias("matched_rows"),
+            pl.col("amount_minor").filter(pl.col("matched")).sum().alias("matched_minor"),
+            (~pl.col("matched")).sum().alias("unmatched_rows"),
+            pl.col("amount_minor").filter(~pl.col("matched")).sum().alias("unmatched_minor"))
+            .sort("side", "currency"))
+        note = f"not counted (results stored before they carried amounts): {', '.join(older)}" if older else None
+        return ReportTable("amounts_per_side", "Amounts matched and in breaks, per side and currency", _columns(
+            ("side", T), ("currency", T), ("matched_rows", I), ("matched_amount", A), ("unmatched_rows", I),
+            ("unmatched_amount", A)),
+            [[r["side"], r["currency"], r["matched_rows"], major(r["matched_minor"], r["currency"]),
+              r["unmatched_rows"], major(r["unmatched_minor"], r["currency"])] for r in totals.iter_rows(named=True)],
+            note=note)
 
     # --- aging ---
 
@@ -251,7 +300,7 @@ class PolarsReportFigures:
 
     # --- channel_trend ---
 
-    def _parquet(self, key: str, columns: list[str]) -> pl.DataFrame:
+    def _parquet(self, key: str, columns: list[str] | None) -> pl.DataFrame:
         if self._storage is None:
             raise ValueError("the channel_trend report needs the file storage")
         with self._storage.open(key) as stream:

@@ -102,6 +102,9 @@ class FigureInputs:
     audit_records: Sequence[AuditRecord] = ()  # audit: the period's rows, after the report's filters
     verification: ReportTable | None = None  # audit: the hash chain's verification over the period
     channel_sources: Sequence[ChannelSource] = ()  # channel_trend
+    # daily: per job of the period, the scope of its row numbers (the stream of a stream's run, whose
+    # rows keep their numbers from run to run; else the job) and the key of its results.parquet
+    result_paths: Sequence[tuple[uuid.UUID, str]] = ()
 
 
 @dataclass(frozen=True)

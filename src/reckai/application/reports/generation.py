@@ -208,6 +208,11 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
         for job in in_period:
             exceptions.extend(_exceptions(uow, ExceptionQuery(job_id=job.id, sort="created_at", descending=False)))
         parameters["job_ids"] = ",".join(str(j.id) for j in in_period)
+        results = [(_row_scope(uow, j.id), processed_key(j.organization_id, j.id, "results", "parquet"))
+                   for j in in_period]
+        return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
+                            jobs=jobs, exceptions=exceptions, sla_hours=sla_hours, parameters=parameters,
+                            result_paths=results)
     elif report.type == "aging":
         exceptions = _exceptions(uow, ExceptionQuery(statuses=ACTIVE_STATUSES, job_id=report.job_id,
                                                      sort="created_at", descending=False))
@@ -228,6 +233,13 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
         exceptions = [*created, *(e for e in overdue if e.id not in seen)]
     return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
                         jobs=jobs, exceptions=exceptions, sla_hours=sla_hours, parameters=parameters)
+
+
+def _row_scope(uow: ReportsUnitOfWork, job_id: uuid.UUID) -> uuid.UUID:
+    """What a job's row numbers are unique in: its stream (a stream's rows keep their numbers across
+    runs, so an item carried from run to run is one row), else the job itself."""
+    run = uow.streams.run_of_job(job_id)
+    return run.stream_id if run is not None else job_id
 
 
 def _channel_source(uow: ReportsUnitOfWork, job: ReconciliationJob) -> ChannelSource | None:
