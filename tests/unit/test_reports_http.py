@@ -236,12 +236,20 @@ def test_aging_report_buckets_equal_the_stored_exceptions(world: World) -> None:
     today = data_as_of.astimezone(ZoneInfo("Africa/Lagos")).date()
     bounds = (("0-1d", 0, 1), ("1-3d", 1, 3), ("3-7d", 3, 7), ("7-30d", 7, 30), ("30d+", 30, 10**9))
     expected: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    past = total = 0
+    past = total = older_row = 0
+    ages: dict[str, int] = {}
     for item in world.exceptions():
         if item.status.value not in ("open", "in_progress", "escalated"):
             continue
-        start = item.transaction_date or item.created_at.astimezone(ZoneInfo("Africa/Lagos")).date()
+        # the earliest date of the item's rows: its own and its left and right rows' (as recorded)
+        dates = [item.transaction_date, *(dt.date.fromisoformat(str(side["date"])[:10])
+                                          for side in ((item.evidence or {}).get(k) for k in ("left", "right"))
+                                          if isinstance(side, dict) and side.get("date"))]
+        known = [d for d in dates if d is not None]
+        start = min(known) if known else item.created_at.astimezone(ZoneInfo("Africa/Lagos")).date()
+        older_row += bool(known) and start != item.transaction_date
         age = (today - start).days
+        ages[str(item.id)] = age
         bucket = next(name for name, low, high in bounds if low <= age < high)
         key = (bucket, item.severity, item.type, item.currency or "NGN")
         expected[key][0] += 1
@@ -252,9 +260,12 @@ def test_aging_report_buckets_equal_the_stored_exceptions(world: World) -> None:
                                                                         int(Decimal(r["amount"]) * 100)]
            for r in tables["aging_buckets"]}
     assert got == dict(expected) and total > 0
+    assert older_row > 0  # items whose rows are older than their own transaction date are in the world
     share = tables["sla_share"][0]
     assert int(share["open_exceptions"]) == total and int(share["past_sla"]) == past
     assert len(tables["oldest_items"]) == min(50, total)
+    assert {r["exception_id"]: int(r["age_days"]) for r in tables["oldest_items"]} == \
+        {r["exception_id"]: ages[r["exception_id"]] for r in tables["oldest_items"]}
 
 
 # --- sla ---------------------------------------------------------------------------------------
