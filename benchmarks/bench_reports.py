@@ -84,7 +84,15 @@ def child(spec: dict[str, Any]) -> None:
     with container.database.unit_of_work(org) as uow:
         uow.reports.add(report)
         uow.commit()
-    done = generate_report(container.reports, org, report.id)
+    if spec.get("profile"):  # --profile: where the time of the generation goes, on stderr
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        done = profiler.runcall(generate_report, container.reports, org, report.id)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+    else:
+        done = generate_report(container.reports, org, report.id)
     assert done is not None
     print(f"{time.perf_counter() - started:.3f} {ready:.0f} {done.status.value}, {done.file_size_bytes or 0:,} bytes"
           f" {done.error_message or ''}")
@@ -104,6 +112,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--types", default=",".join(TYPES))
     parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of each generation on stderr")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # JSON: one measure, run by the parent
     args = parser.parse_args()
     if args.child:
@@ -188,7 +197,8 @@ def main() -> None:
               f"load {[round(x, 2) for x in os.getloadavg()]}", flush=True)
 
         container.close()
-        spec = {"scratch": str(scratch), "app_url": app_url, "org": str(org), "user": str(user), "job": str(job_id)}
+        spec = {"scratch": str(scratch), "app_url": app_url, "org": str(org), "user": str(user), "job": str(job_id),
+                "profile": args.profile}
         base_seconds, base_rss, base_ready, base_size = measured(["--child", json.dumps({**spec, "what": "baseline"})])
         print(f"{'what':34} {'seconds':>8} {'peak MiB':>9} {'(before)':>9} {'x time':>7}  outcome")
         print(f"{'baseline: polars read + write_csv':34} {base_seconds:8.2f} {base_rss:9.0f} {base_ready:9.0f}"

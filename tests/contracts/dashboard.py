@@ -6,13 +6,20 @@ The clock is Monday 2026-03-16 10:00 in Lagos (09:00 UTC); the organization's da
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
+import io
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from reckai.application.dashboard import read_dashboard
+from reckai.application.ports.workflow import REPORT_EXCEPTION_COLUMNS, ExceptionQuery
 from reckai.domain.approvals.workflow import Approval, ApprovalStatus, ApprovalType
-from reckai.domain.exceptions.lifecycle import ExceptionStatus
+from reckai.domain.exceptions.aging import earliest_transaction_date
+from reckai.domain.exceptions.lifecycle import ACTIVE_STATUSES, ExceptionItem, ExceptionStatus
+from reckai.domain.exceptions.policy import SlaPolicy
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from tests.unit.workflow_builders import Org
 
@@ -128,3 +135,49 @@ def check(org: Org) -> None:
                              period_start=PERIOD_START, period_end=TODAY)
     assert auditor.pending_approvals is None  # auditors may not read approvals
     assert auditor.open_total == figures.open_total
+
+
+def check_report_csv(org: Org) -> None:
+    """`ExceptionRepository.report_csv` (the reports' columnar read) holds, for every exception the
+    query finds and no other, what the stored exception says: the same rows on both adapters, the
+    filters applied as `list_batch` applies them, text with commas, quotes and newlines intact."""
+    seed(org)
+    tricky = ExceptionItem.new(organization_id=org.organization_id, job_id=org.job, type="duplicate", severity="low",
+                               description='He said "pay", then,\nleft; =cmd', created_at=NOW, sla=SlaPolicy(),
+                               amount=Decimal("12.5"), amount_minor=1250, currency="usd",
+                               ai_explanation="two, lines\nhere", assigned_to=org.users["analyst"].id)
+    with org.uow() as uow:
+        uow.exceptions.add(tricky)
+        uow.commit()
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+    def micros(moment: dt.datetime | None) -> str:
+        return "" if moment is None else str((moment - epoch) // dt.timedelta(microseconds=1))
+
+    def expected(item: ExceptionItem) -> dict[str, Any]:
+        earliest = earliest_transaction_date(item.transaction_date, item.evidence)
+        return {"id": str(item.id), "job_id": str(item.job_id), "type": item.type, "severity": item.severity,
+                "status": item.status.value, "currency": (item.currency or "NGN").upper(),
+                "amount": None if item.amount is None else Decimal(item.amount),
+                "amount_minor": "" if item.amount_minor is None else str(item.amount_minor),
+                "earliest_day": "" if earliest is None else str((earliest - dt.date(1970, 1, 1)).days),
+                "created_us": micros(item.created_at), "due_us": micros(item.due_at),
+                "resolved_us": micros(item.resolved_at), "escalated_us": micros(item.escalated_at),
+                "assigned_to": str(item.assigned_to) if item.assigned_to else "unassigned",
+                "description": item.description, "explanation": item.ai_explanation or ""}
+
+    queries = [ExceptionQuery(), ExceptionQuery(statuses=ACTIVE_STATUSES), ExceptionQuery(overdue_at=NOW),
+               ExceptionQuery(created_from=NOW - dt.timedelta(days=1), created_to=NOW + dt.timedelta(days=1)),
+               ExceptionQuery(job_id=org.job, severities=("low", "critical"))]
+    for query in queries:
+        with org.uow() as uow:
+            document = uow.exceptions.report_csv(query)
+            items = list(uow.exceptions.list_batch(dataclasses.replace(query, sort="created_at", descending=False),
+                                                   10_000))
+        rows = list(csv.DictReader(io.StringIO(document.decode("utf-8"))))
+        got = [{**row, "amount": Decimal(row["amount"]) if row["amount"] else None} for row in rows]
+        assert got == [expected(item) for item in items], query
+        assert items, query
+    with org.uow() as uow:
+        header = uow.exceptions.report_csv(ExceptionQuery(job_id=uuid.uuid4())).decode().splitlines()
+    assert header == [",".join(REPORT_EXCEPTION_COLUMNS)]  # nothing found: the header alone

@@ -186,6 +186,10 @@ def test_the_dashboard_contract_on_postgresql(org: Org) -> None:
     assert_consistent(org, contract.NOW)
 
 
+def test_the_reports_columnar_read_on_postgresql(org: Org) -> None:
+    contract.check_report_csv(org)
+
+
 # --- every workflow path, one by one -----------------------------------------------------------
 
 PATHS: list[Callable[[Org], None]] = [

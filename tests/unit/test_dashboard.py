@@ -43,6 +43,10 @@ def test_the_dashboard_contract_in_memory(org: Org) -> None:
     contract.check(org)
 
 
+def test_the_reports_columnar_read_in_memory(org: Org) -> None:
+    contract.check_report_csv(org)
+
+
 @given(st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2100, 1, 1)),
        st.integers(min_value=-400, max_value=4000))
 def test_every_age_falls_in_exactly_one_bucket_by_its_bounds(today: dt.date, age: int) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
+import io
 import itertools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -12,6 +15,7 @@ from reckai.adapters.memory.store import MemoryTransaction
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
 from reckai.application.ports.workflow import (
     COUNT_CAP,
+    REPORT_EXCEPTION_COLUMNS,
     ApprovalQuery,
     ApprovalRepository,
     DeclinedPairs,
@@ -23,6 +27,7 @@ from reckai.application.ports.workflow import (
     RuleRepository,
 )
 from reckai.domain.approvals.workflow import Approval, ApprovalStatus
+from reckai.domain.exceptions.aging import earliest_transaction_date
 from reckai.domain.exceptions.lifecycle import (
     ACTIVE_STATUSES,
     Comment,
@@ -39,6 +44,18 @@ _HISTORY_SEQUENCE = itertools.count(1)
 
 def _page(items: Sequence[Any], offset: int, limit: int) -> Page[Any]:
     return Page(items[offset:offset + limit], min(len(items), COUNT_CAP), len(items) >= COUNT_CAP)
+
+
+_EPOCH_DAY = dt.date(1970, 1, 1)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _micros(moment: dt.datetime | None) -> int | str:
+    """Microseconds since the epoch, exactly (report_csv's form of a time)."""
+    if moment is None:
+        return ""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 class MemoryExceptionRepository:
@@ -80,6 +97,21 @@ class MemoryExceptionRepository:
             marker = (value, str(last_id))
             rows = [r for r in rows if (key(r) < marker if query.descending else key(r) > marker)]
         return rows
+
+    def report_csv(self, query: ExceptionQuery) -> bytes:
+        rows = self._sorted_after(dataclasses.replace(query, sort="created_at", descending=False, after=None))
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(REPORT_EXCEPTION_COLUMNS)
+        for r in rows:
+            earliest = earliest_transaction_date(r.transaction_date, r.evidence)
+            writer.writerow([
+                r.id, r.job_id or "", r.type, r.severity, r.status.value, (r.currency or "NGN").upper(),
+                "" if r.amount is None else str(r.amount), "" if r.amount_minor is None else r.amount_minor,
+                "" if earliest is None else (earliest - _EPOCH_DAY).days,
+                *(_micros(moment) for moment in (r.created_at, r.due_at, r.resolved_at, r.escalated_at)),
+                r.assigned_to or "unassigned", r.description, r.ai_explanation or ""])
+        return out.getvalue().encode("utf-8")
 
     def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         wanted = set(rows)

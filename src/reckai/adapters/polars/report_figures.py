@@ -21,9 +21,8 @@ import polars as pl
 from reckai.application.ports.exports import Column, ColumnKind
 from reckai.application.ports.reports import ChannelSource, FigureInputs, Figures, ReportFigures
 from reckai.application.ports.storage import FileStorage, StorageObjectMissing
+from reckai.application.ports.workflow import REPORT_EXCEPTION_COLUMNS
 from reckai.application.reports.document import ReportChart, ReportTable
-from reckai.domain.exceptions.aging import earliest_transaction_date
-from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.ingestion.canonical import minor_unit_exponent
 from reckai.domain.reconciliation.jobs import ReconciliationJob
 
@@ -43,14 +42,6 @@ def _columns(*spec: tuple[str, ColumnKind]) -> list[Column]:
     return [Column(name, kind) for name, kind in spec]
 
 
-def _minor(item: ExceptionItem) -> int | None:
-    if item.amount_minor is not None:
-        return int(item.amount_minor)
-    if item.amount is None:
-        return None
-    return int(item.amount.scaleb(minor_unit_exponent(item.currency or "NGN")))
-
-
 def major(minor: int | None, currency: str | None) -> Decimal | None:
     if minor is None:
         return None
@@ -63,30 +54,34 @@ def rate(numerator: int, denominator: int) -> Decimal | None:
     return (Decimal(numerator) * 100 / Decimal(denominator)).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
-def exception_frame(items: Sequence[ExceptionItem], zone: str) -> pl.DataFrame:
-    return pl.DataFrame({
-        "id": [str(e.id) for e in items],
-        "job_id": [str(e.job_id) for e in items],
-        "type": [e.type for e in items],
-        "severity": [e.severity for e in items],
-        "status": [e.status.value for e in items],
-        "currency": [(e.currency or "NGN").upper() for e in items],
-        "amount_minor": [_minor(e) for e in items],
+_CSV_SCHEMA: dict[str, Any] = {name: pl.String for name in REPORT_EXCEPTION_COLUMNS} | {
+    "amount_minor": pl.Int64, "earliest_day": pl.Int32, "created_us": pl.Int64, "due_us": pl.Int64,
+    "resolved_us": pl.Int64, "escalated_us": pl.Int64}
+_UTC = pl.Datetime("us", "UTC")
+
+
+def exception_frame(documents: Sequence[bytes], zone: str) -> pl.DataFrame:
+    """The exceptions the report reads (ExceptionRepository.report_csv documents: one per query,
+    concatenated in order; an exception found by two queries is kept once), column-wise."""
+    frames = [pl.read_csv(document, schema=_CSV_SCHEMA)
+              for document in documents if document]
+    raw = pl.concat(frames) if frames else pl.DataFrame(schema=_CSV_SCHEMA)
+    raw = raw.unique(subset="id", keep="first", maintain_order=True)
+    amount_minor = raw["amount_minor"]
+    if amount_minor.null_count() > raw["amount"].null_count():  # rows stored with only the decimal amount
+        amount_minor = pl.Series("amount_minor", [
+            minor if minor is not None or amount is None
+            else int(Decimal(amount).scaleb(minor_unit_exponent(currency)))
+            for minor, amount, currency in zip(amount_minor, raw["amount"], raw["currency"], strict=True)],
+            dtype=pl.Int64)
+    return raw.select(
+        "id", "job_id", "type", "severity", "status", "currency", amount_minor.alias("amount_minor"),
         # the earliest date of the exception's rows (domain/exceptions/aging.py), as the dashboard ages
-        "transaction_date": [earliest_transaction_date(e.transaction_date, e.evidence) for e in items],
-        "created_at": [e.created_at for e in items],
-        "due_at": [e.due_at for e in items],
-        "resolved_at": [e.resolved_at for e in items],
-        "escalated_at": [e.escalated_at for e in items],
-        "assigned_to": [str(e.assigned_to) if e.assigned_to else "unassigned" for e in items],
-        "description": [e.description for e in items],
-        "explanation": [e.ai_explanation or "" for e in items],
-    }, schema={"id": pl.String, "job_id": pl.String, "type": pl.String, "severity": pl.String,
-               "status": pl.String, "currency": pl.String, "amount_minor": pl.Int64, "transaction_date": pl.Date,
-               "created_at": pl.Datetime("us", "UTC"), "due_at": pl.Datetime("us", "UTC"),
-               "resolved_at": pl.Datetime("us", "UTC"), "escalated_at": pl.Datetime("us", "UTC"),
-               "assigned_to": pl.String, "description": pl.String, "explanation": pl.String}).with_columns(
-        pl.col("created_at").dt.convert_time_zone(zone).dt.date().alias("created_day"))
+        pl.col("earliest_day").cast(pl.Date).alias("transaction_date"),
+        *(pl.col(f"{name}_us").cast(_UTC).alias(f"{name}_at") for name in ("created", "due", "resolved", "escalated")),
+        "assigned_to", pl.col("description").fill_null(""), pl.col("explanation").fill_null(""),
+    ).with_columns(pl.col("job_id").fill_null("None"),
+                   pl.col("created_at").dt.convert_time_zone(zone).dt.date().alias("created_day"))
 
 
 def _breaks_by_type(frame: pl.DataFrame) -> ReportTable:
@@ -168,7 +163,7 @@ class PolarsReportFigures:
         overview = ReportTable("overview", "Overview, against the previous day and the mean of the previous 30 days",
                                _columns(("metric", T), ("value", D), ("previous_day", D), ("change_vs_previous_day", D),
                                         ("mean_previous_30_days", D), ("change_vs_mean", D)), overview_rows)
-        frame = exception_frame(inputs.exceptions, zone)
+        frame = exception_frame(inputs.exception_csv, zone)
         amounts = (frame.group_by("currency").agg(
             pl.len().alias("exceptions"), pl.col("amount_minor").sum().alias("unmatched_minor"),
             pl.col("amount_minor").filter(pl.col("status").is_in(ACTIVE)).sum().alias("open_minor"))
@@ -253,7 +248,7 @@ class PolarsReportFigures:
     def _aging(self, inputs: FigureInputs) -> Figures:
         zone = inputs.settings.timezone
         today = inputs.settings.local_date(inputs.now)
-        frame = exception_frame(inputs.exceptions, zone).filter(pl.col("status").is_in(ACTIVE))
+        frame = exception_frame(inputs.exception_csv, zone).filter(pl.col("status").is_in(ACTIVE))
         frame = frame.with_columns(
             pl.coalesce(pl.col("transaction_date"), pl.col("created_day")).alias("age_from"))
         frame = frame.with_columns((pl.lit(today) - pl.col("age_from")).dt.total_days().alias("age_days"),
@@ -379,7 +374,7 @@ class PolarsReportFigures:
     # --- sla ---
 
     def _sla(self, inputs: FigureInputs) -> Figures:
-        frame = exception_frame(inputs.exceptions, inputs.settings.timezone)
+        frame = exception_frame(inputs.exception_csv, inputs.settings.timezone)
         now = inputs.now
         frame = frame.with_columns(
             (pl.col("resolved_at").is_not_null() & (pl.col("resolved_at") <= pl.col("due_at"))).alias("within"),

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_CEILING, ROUND_FLOOR
 from typing import Any, overload
 
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 
@@ -81,6 +83,29 @@ _SEVERITY_RANK = "array_position(ARRAY['low','medium','high','critical']::varcha
 _SORTS = {"created_at": "created_at", "due_at": "due_at", "updated_at": "updated_at", "amount": "abs(amount)",
           "severity": _SEVERITY_RANK, "transaction_date": "transaction_date"}
 _KEYSET_SORTS = ("created_at", "due_at", "updated_at")
+
+
+# ExceptionRepository.report_csv: REPORT_EXCEPTION_COLUMNS (times in microseconds since the epoch,
+# dates in days since 1970-01-01)
+_MICROS = "(extract(epoch FROM {0}) * 1000000)::bigint AS {1}"
+_REPORT_SELECT = (
+    "SELECT id, job_id, type, severity, status, upper(coalesce(currency, 'NGN')) AS currency, amount, amount_minor,"
+    " exceptions_earliest_date(transaction_date, evidence) - DATE '1970-01-01' AS earliest_day, "
+    + ", ".join(_MICROS.format(f"{c}_at", f"{c}_us") for c in ("created", "due", "resolved", "escalated"))
+    + ", coalesce(assigned_to::text, 'unassigned') AS assigned_to, description,"
+    " coalesce(ai_explanation, '') AS explanation FROM exceptions")
+_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _with_literals(clause: str, params: dict[str, Any]) -> sql.Composed:
+    """`clause` with each `:name` replaced by its value as a literal (psycopg quotes it)."""
+    parts: list[sql.Composable] = []
+    position = 0
+    for found in _PARAMETER.finditer(clause):
+        parts += [sql.SQL(clause[position:found.start()]), sql.Literal(params[found[1]])]
+        position = found.end()
+    parts.append(sql.SQL(clause[position:]))
+    return sql.Composed(parts)
 
 
 def _exception(row: Row[Any]) -> ExceptionItem:
@@ -226,6 +251,21 @@ class PostgresExceptionRepository(_Base):
                                        f" ORDER BY {_SORTS[query.sort]} {direction}, id {direction} LIMIT :size"),
                                   {**params, "size": size})
         return [_exception(r) for r in rows]  # row by row: a batch is not held twice (rows and items)
+
+    def report_csv(self, query: ExceptionQuery) -> bytes:
+        """One COPY of the selected columns (the tenant's transaction: row-level security applies);
+        COPY takes no bind parameters, so the filters' values are rendered as literals by psycopg."""
+        where, params = self._filters(query)
+        condition = sql.SQL(" AND ").join(_with_literals(clause, params) for clause in where)
+        statement = sql.SQL("COPY ({} WHERE {} ORDER BY created_at, id) TO STDOUT WITH (FORMAT csv, HEADER)").format(
+            sql.SQL(_REPORT_SELECT), condition)
+        raw = self._conn.connection.driver_connection
+        assert raw is not None
+        out = bytearray()
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for chunk in copy:
+                out += chunk
+        return bytes(out)
 
     def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:
         refs = list(rows)

@@ -18,7 +18,6 @@ from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.application.reports.document import ReportChart, ReportDocument, ReportTable
 from reckai.domain.audit.events import AuditRecord
-from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.reconciliation.jobs import ReconciliationJob
 from reckai.domain.reports.report import Report
 from reckai.domain.reports.settings import ReportSettings
@@ -96,7 +95,8 @@ class FigureInputs:
     now: dt.datetime  # data as of
     settings: ReportSettings
     jobs: Sequence[ReconciliationJob] = ()  # completed jobs of the period (daily: and the 30 days before)
-    exceptions: Sequence[ExceptionItem] = ()
+    # the exceptions, as ExceptionRepository.report_csv documents (one per query; read column-wise)
+    exception_csv: Sequence[bytes] = ()
     sla_hours: dict[str, int] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
     audit_records: Sequence[AuditRecord] = ()  # audit: the period's rows, after the report's filters

@@ -107,6 +107,12 @@ class MatchingRuleRow:
     approved_at: dt.datetime | None = None
 
 
+# ExceptionRepository.report_csv's columns, in order.
+REPORT_EXCEPTION_COLUMNS = ("id", "job_id", "type", "severity", "status", "currency", "amount", "amount_minor",
+                            "earliest_day", "created_us", "due_us", "resolved_us", "escalated_us", "assigned_to",
+                            "description", "explanation")
+
+
 class ExceptionRepository(Protocol):
     def add(self, exception: ExceptionItem) -> None:
         """Insert a new exception (the reconciliation job and tests)."""
@@ -131,6 +137,16 @@ class ExceptionRepository(Protocol):
         """Up to `size` exceptions matching the query's filters, in its keyset order (sort
         created_at, due_at or updated_at, ties by id) after `query.after`; `limit`, `offset` and
         the count are ignored. Reading every row of a large filter is a loop of these (exports)."""
+        ...
+
+    def report_csv(self, query: ExceptionQuery) -> bytes:
+        """Every exception matching the query's filters (no paging, no cursor), ordered by
+        (created_at, id), as one CSV document with a header: REPORT_EXCEPTION_COLUMNS, for the
+        reports' figures, which read it column-wise (no row becomes an object). Times are
+        microseconds since the epoch (UTC) and dates days since 1970-01-01, so no text form of a
+        date is parsed; `earliest_day` is the earliest date of the exception's rows
+        (domain/exceptions/aging.py); `currency` is upper-cased, NGN when absent; `assigned_to`
+        is `unassigned` when none."""
         ...
 
     def about_rows(self, job_id: uuid.UUID, rows: Iterable[RowRef]) -> Sequence[ExceptionItem]:

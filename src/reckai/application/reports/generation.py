@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator
 
 from reckai.application.audit import verify_organization_period
 from reckai.application.context import Caller, Outcome
@@ -31,7 +30,6 @@ from reckai.application.reports.document import ReportCover, ReportDocument, Rep
 from reckai.application.reports.requests import organization_report_settings
 from reckai.application.reports.services import ReportServices, report_event
 from reckai.domain.audit.events import AuditRecord
-from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.exceptions.policy import parse_workflow_settings
 from reckai.domain.ingestion.storage_keys import processed_key
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
@@ -40,7 +38,6 @@ from reckai.domain.reports.settings import ReportSettings
 
 _log = logging.getLogger("reckai.reports")
 
-BATCH_ROWS = 5_000
 ACTIVE_STATUSES = ("open", "in_progress", "escalated")
 COMPARISON_DAYS = 30  # daily: the change against the mean of the previous 30 days
 TITLES = {"daily": "Daily reconciliation report", "aging": "Aging of open exceptions",
@@ -193,7 +190,7 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
     assert report.period_start is not None and report.period_end is not None
     start, end = report.period_start, report.period_end
     jobs: list[ReconciliationJob] = []
-    exceptions: list[ExceptionItem] = []
+    exceptions: list[bytes] = []
     parameters = {k: str(v) for k, v in report.parameters.items() if k not in ("period_start", "period_end")}
     if report.type == "daily":
         if report.job_id is not None:
@@ -206,16 +203,15 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
         in_period = [j for j in jobs if j.completed_at and start <= settings.local_date(j.completed_at) <= end
                      and (report.job_id is None or j.id == report.job_id)]
         for job in in_period:
-            exceptions.extend(_exceptions(uow, ExceptionQuery(job_id=job.id, sort="created_at", descending=False)))
+            exceptions.append(uow.exceptions.report_csv(ExceptionQuery(job_id=job.id)))
         parameters["job_ids"] = ",".join(str(j.id) for j in in_period)
         results = [(_row_scope(uow, j.id), processed_key(j.organization_id, j.id, "results", "parquet"))
                    for j in in_period]
         return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
-                            jobs=jobs, exceptions=exceptions, sla_hours=sla_hours, parameters=parameters,
+                            jobs=jobs, exception_csv=exceptions, sla_hours=sla_hours, parameters=parameters,
                             result_paths=results)
     elif report.type == "aging":
-        exceptions = _exceptions(uow, ExceptionQuery(statuses=ACTIVE_STATUSES, job_id=report.job_id,
-                                                     sort="created_at", descending=False))
+        exceptions = [uow.exceptions.report_csv(ExceptionQuery(statuses=ACTIVE_STATUSES, job_id=report.job_id))]
     elif report.type == "channel_trend":
         jobs = _completed_jobs(uow, settings, start, end)
         if report.job_id is not None:
@@ -225,14 +221,12 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
                             jobs=jobs, sla_hours=sla_hours, parameters=parameters, channel_sources=sources)
     elif report.type == "sla":
         first, last = settings.day_bounds(start, end)
-        created = _exceptions(uow, ExceptionQuery(created_from=first, created_to=last, job_id=report.job_id,
-                                                  sort="created_at", descending=False))
-        overdue = _exceptions(uow, ExceptionQuery(overdue_at=now, job_id=report.job_id, sort="created_at",
-                                                  descending=False))
-        seen = {e.id for e in created}
-        exceptions = [*created, *(e for e in overdue if e.id not in seen)]
+        # created in the period, then any still open past due (one exception found by both is kept once)
+        exceptions = [uow.exceptions.report_csv(ExceptionQuery(created_from=first, created_to=last,
+                                                               job_id=report.job_id)),
+                      uow.exceptions.report_csv(ExceptionQuery(overdue_at=now, job_id=report.job_id))]
     return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
-                        jobs=jobs, exceptions=exceptions, sla_hours=sla_hours, parameters=parameters)
+                        jobs=jobs, exception_csv=exceptions, sla_hours=sla_hours, parameters=parameters)
 
 
 def _row_scope(uow: ReportsUnitOfWork, job_id: uuid.UUID) -> uuid.UUID:
@@ -273,18 +267,3 @@ def _completed_jobs(uow: ReportsUnitOfWork, settings: ReportSettings, first: dt.
             break
     found.sort(key=lambda j: (j.completed_at or start, str(j.id)))
     return found
-
-
-def _exceptions(uow: ReportsUnitOfWork, query: ExceptionQuery) -> list[ExceptionItem]:
-    return list(_batches(uow, query))
-
-
-def _batches(uow: ReportsUnitOfWork, query: ExceptionQuery) -> Iterator[ExceptionItem]:
-    current = query
-    while True:
-        batch = uow.exceptions.list_batch(current, BATCH_ROWS)
-        yield from batch
-        if len(batch) < BATCH_ROWS:
-            return
-        last = batch[-1]
-        current = dataclasses.replace(current, after=(getattr(last, current.sort), last.id))
