@@ -1,0 +1,46 @@
+"""Stream schedules over the in-memory adapters (the same scenarios run on PostgreSQL in
+tests/integration/test_stream_schedules_postgres.py), plus the alert mail's text."""
+
+from __future__ import annotations
+
+import pytest
+
+from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.bootstrap import bootstrap_in_memory
+from tests.support import stream_schedule_scenarios as scenarios
+from tests.support.streams import StreamWorld, stream_world
+
+
+@pytest.fixture
+def world() -> StreamWorld:
+    return stream_world(bootstrap_in_memory(scanner=InMemoryScanner()))
+
+
+def test_cron_is_read_in_the_organizations_time_zone(world: StreamWorld) -> None:
+    scenarios.cron_in_the_organizations_time_zone(world)
+
+
+def test_files_arrived_start_the_run(world: StreamWorld) -> None:
+    scenarios.files_arrived_start_the_run(world)
+
+
+def test_files_arriving_within_the_grace_period_start_the_run_late(world: StreamWorld) -> None:
+    scenarios.files_arriving_within_the_grace_period_start_the_run_late(world)
+
+
+def test_missing_files_alert_once_after_the_grace_period(world: StreamWorld) -> None:
+    recipients = scenarios.missing_files_alert_once_after_the_grace_period(world)
+    sent = world.container.mailer.sent
+    assert sorted(m.to for m in sent) == sorted(u.email for u in recipients)
+    mail = sent[0]
+    assert mail.subject == "ReckAI: expected files missing for stream 'missing'"
+    assert "2026-03-02 06:00 (Africa/Lagos)" in mail.text_body
+    assert "Expected files: left 1, right 1; arrived: left 1, right 0." in mail.text_body
+
+
+def test_a_refused_run_is_recorded_once(world: StreamWorld) -> None:
+    scenarios.a_refused_run_is_recorded_once(world)
+
+
+def test_concurrent_schedulers_start_one_run_per_slot(world: StreamWorld) -> None:
+    scenarios.concurrent_schedulers_start_one_run_per_slot(world)
