@@ -117,13 +117,13 @@ def check_a_concurrent_claim_waits_for_the_first(tenants: Tenants) -> None:
         claimed = threading.Event()
         second: list[bool] = []
 
-        def claim_second(moment: dt.datetime = slot) -> None:
+        def claim_second(moment: dt.datetime, claimed: threading.Event, second: list[bool]) -> None:
             claimed.wait(10)
             with database.unit_of_work(org_a) as other:
                 second.append(other.stream_schedules.claim_slot(slot_of(schedule, moment)))
                 other.commit()
 
-        thread = threading.Thread(target=claim_second)
+        thread = threading.Thread(target=claim_second, args=(slot, claimed, second))
         thread.start()
         with database.unit_of_work(org_a) as uow:
             assert uow.stream_schedules.claim_slot(slot_of(schedule, slot)) is True
