@@ -44,3 +44,18 @@ def test_a_refused_run_is_recorded_once(world: StreamWorld) -> None:
 
 def test_concurrent_schedulers_start_one_run_per_slot(world: StreamWorld) -> None:
     scenarios.concurrent_schedulers_start_one_run_per_slot(world)
+
+
+def test_a_schedule_that_no_longer_reads_does_not_stop_the_others(world: StreamWorld) -> None:
+    import dataclasses
+
+    broken = scenarios.scheduled_stream(world, "broken")
+    fine = scenarios.scheduled_stream(world, "fine")
+    scenarios.day_files(world, fine, "1")
+    with world.container.database.unit_of_work(world.organization_id) as uow:
+        stored = uow.stream_schedules.get(broken.id)
+        uow.stream_schedules.put(dataclasses.replace(stored, cron="0 6 31 2 *"))  # as if written by hand
+        uow.commit()
+    report = scenarios.tick(world, scenarios.SLOT)
+    assert report.started == [(fine.id, scenarios.SLOT, 1)]
+    assert scenarios.slots(world, broken) == []

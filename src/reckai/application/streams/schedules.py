@@ -36,7 +36,7 @@ from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.application.streams.commands import start_stream_run, stream_event
 from reckai.application.streams.errors import StreamNotFound
 from reckai.domain.identity.permissions import Role
-from reckai.domain.reports.settings import parse_timezone
+from reckai.domain.reports.settings import InvalidReportSettings, parse_timezone
 from reckai.domain.streams.schedules import (
     Decision,
     InvalidSchedule,
@@ -204,9 +204,22 @@ def tick_organization(services: ReconciliationServices, organization_id: uuid.UU
     report = report if report is not None else TickReport()
     with services.database.unit_of_work(organization_id) as uow:
         schedules = uow.stream_schedules.list_all()
-        timezone = organization_timezone(uow, organization_id)
+        try:
+            timezone = organization_timezone(uow, organization_id)
+        except InvalidReportSettings as exc:
+            # Refused when set, so only a hand-edited row gets here: that organization waits, the
+            # others are ticked.
+            _log.error("stream schedules skipped: the organization's time zone is invalid", extra={
+                "action": "streams.schedule_tick_skipped", "organization_id": str(organization_id),
+                "metadata": {"error": str(exc)}})
+            return report
     for schedule in schedules:
-        _tick_schedule(services, schedule, timezone, now, report)
+        try:
+            _tick_schedule(services, schedule, timezone, now, report)
+        except InvalidCron as exc:  # checked when set; a library upgrade reading it otherwise lands here
+            _log.error("stream schedule skipped: its cron expression no longer reads", extra={
+                "action": "streams.schedule_tick_skipped", "organization_id": str(organization_id),
+                "resource_type": "stream", "resource_id": str(schedule.stream_id), "metadata": {"error": exc.reason}})
     return report
 
 
