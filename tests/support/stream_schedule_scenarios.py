@@ -216,6 +216,12 @@ def a_refused_run_is_recorded_once(world: StreamWorld) -> None:
     [slot] = slots(world, stream)
     assert slot.outcome is SlotOutcome.RUN_REFUSED and slot.detail["error"]["code"] == "STREAM_RUN_IN_PROGRESS"
     assert len(runs(world, stream)) == 1
+    # the owner (here the one admin) is told once, with the reason
+    [mail] = outbox(world, NOTIFY_STREAM_SCHEDULE.name)
+    assert (mail["event"], mail["recipient"], mail["error"]["code"]) == (
+        "run_refused", str(world.caller.user_id), "STREAM_RUN_IN_PROGRESS")
+    world.container.job_handlers.get(NOTIFY_STREAM_SCHEDULE.name).run(
+        JobDelivery(uuid.uuid4(), 1, world.organization_id, NOTIFY_STREAM_SCHEDULE.name, mail))
 
 
 def concurrent_schedulers_start_one_run_per_slot(world: StreamWorld, schedulers: int = 6) -> None:

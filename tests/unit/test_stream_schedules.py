@@ -40,6 +40,9 @@ def test_missing_files_alert_once_after_the_grace_period(world: StreamWorld) -> 
 
 def test_a_refused_run_is_recorded_once(world: StreamWorld) -> None:
     scenarios.a_refused_run_is_recorded_once(world)
+    [mail] = world.container.mailer.sent
+    assert mail.subject == "ReckAI: the scheduled run of stream 'refused' was refused"
+    assert "(STREAM_RUN_IN_PROGRESS): run 1 of this stream" in mail.text_body
 
 
 def test_concurrent_schedulers_start_one_run_per_slot(world: StreamWorld) -> None:

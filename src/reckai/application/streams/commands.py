@@ -275,7 +275,7 @@ def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id
     the last completed run (docs/streams.md). One run of a stream at a time.
 
     A system caller (the scheduler) names the user the run is created for (`on_behalf_of`); `also`
-    runs in the same transaction before it commits (what it raises undoes the run)."""
+    runs in the same transaction once the run is written (what it raises undoes the run)."""
     now = services.now()
     created_by = on_behalf_of or caller.acting_user
     with services.database.unit_of_work(caller.organization_id) as uow:
@@ -323,14 +323,14 @@ def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id
         run = StreamRun(stream_id=stream_id, run_number=run_number, job_id=job.id, created_by=created_by,
                         created_at=now)
         uow.streams.add_run(run)
+        if also is not None:  # before the audit record: its chain-head lock is the transaction's last
+            also(uow, run)
         services.job_queue.enqueue(uow, RUN_RECONCILIATION.request(
             {"job_id": str(job.id), "attempt": job.attempt}, organization_id=caller.organization_id))
         services.audit_log.record(uow, stream_event(
             caller, "stream.run_started", stream_id, outcome=Outcome.CREATED, run_number=run_number,
             job_id=str(job.id), files=[str(f.file_id) for f in waiting],
             carried_from_run=carried_from.run_number if carried_from else None, **(audit_metadata or {})))
-        if also is not None:
-            also(uow, run)
         uow.commit()
     return run
 

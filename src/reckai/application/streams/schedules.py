@@ -276,20 +276,21 @@ def _start_slot_run(services: ReconciliationServices, schedule: StreamSchedule, 
         report.taken += 1
         return
     except ApplicationError as refused:
-        _refuse(services, schedule, slot, now, {**detail, "error": {"code": refused.code, "message": refused.message}},
-                report, refused.code)
+        _refuse(services, schedule, slot, now, owner_id,
+                {**detail, "error": {"code": refused.code, "message": refused.message}}, report, refused.code)
         return
     report.started.append((schedule.stream_id, slot, run.run_number))
 
 
 def _refuse(services: ReconciliationServices, schedule: StreamSchedule, slot: dt.datetime, now: dt.datetime,
-            detail: dict[str, object], report: TickReport, code: str) -> None:
+            owner_id: uuid.UUID, detail: dict[str, object], report: TickReport, code: str) -> None:
     with services.database.unit_of_work(schedule.organization_id) as uow:
         if not uow.stream_schedules.claim_slot(_slot(schedule, slot, now, SlotOutcome.RUN_REFUSED, detail)):
             report.taken += 1  # another scheduler decided it (and perhaps started the run): not a refusal
             return
+        recipients = _notify(services, uow, schedule, slot, owner_id, SlotOutcome.RUN_REFUSED, detail)
         services.audit_log.record(uow, _system_stream_event(
-            "stream.scheduled_run_refused", schedule, slot, detail))
+            "stream.scheduled_run_refused", schedule, slot, {**detail, "recipients": [str(r) for r in recipients]}))
         uow.commit()
     report.refused.append((schedule.stream_id, slot, code))
 
@@ -306,19 +307,26 @@ def alert_recipients(uow: JobsUnitOfWork, owner_id: uuid.UUID) -> list[uuid.UUID
     return list(dict.fromkeys([owner_id, *admins]))
 
 
+def _notify(services: ReconciliationServices, uow: JobsUnitOfWork, schedule: StreamSchedule, slot: dt.datetime,
+            owner_id: uuid.UUID, event: SlotOutcome, detail: dict[str, object]) -> list[uuid.UUID]:
+    """Queue one mail job per recipient in the caller's transaction (sent only if it commits)."""
+    recipients = alert_recipients(uow, owner_id)
+    for recipient in recipients:
+        services.job_queue.enqueue(uow, NOTIFY_STREAM_SCHEDULE.request(
+            {"event": event.value, "stream_id": str(schedule.stream_id), "slot": slot.isoformat(),
+             "recipient": str(recipient), "expected": schedule.expected, "arrived": detail["arrived"],
+             "grace_minutes": schedule.grace_minutes, "error": detail.get("error")},
+            organization_id=schedule.organization_id))
+    return recipients
+
+
 def _alert(services: ReconciliationServices, schedule: StreamSchedule, slot: dt.datetime, now: dt.datetime,
            owner_id: uuid.UUID, detail: dict[str, object], report: TickReport) -> None:
     with services.database.unit_of_work(schedule.organization_id) as uow:
         if not uow.stream_schedules.claim_slot(_slot(schedule, slot, now, SlotOutcome.FILE_MISSING, detail)):
             report.taken += 1
             return
-        recipients = alert_recipients(uow, owner_id)
-        for recipient in recipients:
-            services.job_queue.enqueue(uow, NOTIFY_STREAM_SCHEDULE.request(
-                {"event": SlotOutcome.FILE_MISSING.value, "stream_id": str(schedule.stream_id),
-                 "slot": slot.isoformat(), "recipient": str(recipient), "expected": schedule.expected,
-                 "arrived": detail["arrived"], "grace_minutes": schedule.grace_minutes},
-                organization_id=schedule.organization_id))
+        recipients = _notify(services, uow, schedule, slot, owner_id, SlotOutcome.FILE_MISSING, detail)
         services.audit_log.record(uow, _system_stream_event(
             "stream.expected_file_missing", schedule, slot, {**detail, "recipients": [str(r) for r in recipients]}))
         uow.commit()
@@ -333,9 +341,28 @@ def _files(counts: Any) -> str:
     return ", ".join(f"{side} {int(counts.get(side, 0))}" for side in SIDES)
 
 
+def _mail_text(event: str, stream_name: str, stream_id: uuid.UUID, user_name: str, slot: str, timezone: str,
+               payload: dict[str, Any]) -> tuple[str, str]:
+    files = (f"Expected files: {_files(payload.get('expected'))}; arrived: {_files(payload.get('arrived'))}.\n\n")
+    if event == SlotOutcome.RUN_REFUSED.value:
+        error = payload.get("error") or {}
+        subject = f"ReckAI: the scheduled run of stream '{stream_name}' was refused"
+        what = (f"The stream '{stream_name}' was due to run at {slot} ({timezone}) and its expected files had "
+                f"arrived, but the run was refused ({error.get('code', '')}): {error.get('message', '')}\n"
+                f"{files}Start the run when it can run (POST /api/streams/:id/runs), or wait for the next slot.")
+    else:
+        subject = f"ReckAI: expected files missing for stream '{stream_name}'"
+        what = (f"The stream '{stream_name}' was due to run at {slot} ({timezone}), but its expected files had "
+                f"not arrived {payload.get('grace_minutes', 0)} minutes later (expected_file_missing).\n{files}"
+                "Add the files (POST /api/streams/:id/files) and start the run (POST /api/streams/:id/runs), "
+                "or wait for the next slot.")
+    return subject, f"Hello {user_name},\n\n{what}\n\nStream: /api/streams/{stream_id}\n"
+
+
 def send_schedule_alert(services: ReconciliationServices, organization_id: uuid.UUID, payload: dict[str, Any]) -> bool:
-    """Mail one recipient that a slot's expected files are missing. False when there is nothing to
-    send (recipient or stream gone, recipient inactive). MailerUnavailable propagates (retried)."""
+    """Mail one recipient about a slot: its expected files are missing (`expected_file_missing`), or
+    its run was refused (`run_refused`). False when there is nothing to send (recipient or stream
+    gone, recipient inactive). MailerUnavailable propagates (the job is retried)."""
     with services.database.unit_of_work(organization_id) as uow:
         user = uow.users.get(uuid.UUID(payload["recipient"]))
         stream = uow.streams.get(uuid.UUID(payload["stream_id"]))
@@ -343,14 +370,8 @@ def send_schedule_alert(services: ReconciliationServices, organization_id: uuid.
     if user is None or not user.is_active or stream is None or services.mailer is None:
         return False
     slot = dt.datetime.fromisoformat(payload["slot"]).astimezone(ZoneInfo(timezone))
-    subject = f"ReckAI: expected files missing for stream '{stream.name}'"
-    body = (f"Hello {user.name},\n\n"
-            f"The stream '{stream.name}' was due to run at {slot:%Y-%m-%d %H:%M} ({timezone}), but its expected "
-            f"files had not arrived {payload.get('grace_minutes', 0)} minutes later (expected_file_missing).\n"
-            f"Expected files: {_files(payload.get('expected'))}; arrived: {_files(payload.get('arrived'))}.\n\n"
-            "Add the files (POST /api/streams/:id/files) and start the run (POST /api/streams/:id/runs), "
-            "or wait for the next slot.\n\n"
-            f"Stream: /api/streams/{stream.id}\n")
+    subject, body = _mail_text(str(payload.get("event")), stream.name, stream.id, user.name,
+                               f"{slot:%Y-%m-%d %H:%M}", timezone, payload)
     try:
         services.mailer.send(OutgoingMail(to=user.email, subject=subject, text_body=body))
     except (InvalidMail, MailRejected) as exc:
