@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from reckai.application.ports.audit import AuditQuery
 from reckai.application.ports.jobs import JobDelivery
 from reckai.application.reconciliations.worker import run_reconciliation_attempt
 from reckai.application.streams.commands import start_stream_run
@@ -108,6 +109,12 @@ def runs(world: StreamWorld, stream: Stream) -> list[Any]:
         return uow.streams.runs(stream.id)
 
 
+def audited(world: StreamWorld, action: str, stream: Stream) -> list[Any]:
+    page = world.container.audit_log.list_records(world.organization_id, AuditQuery(
+        action=action, resource_type="stream", resource_id=stream.id))
+    return [record.event for record in page.records]
+
+
 def tick(world: StreamWorld, moment: dt.datetime) -> TickReport:
     """One organization's tick (other tests' organizations share the PostgreSQL database)."""
     return tick_organization(at(world, moment), world.organization_id, moment)
@@ -143,6 +150,8 @@ def files_arrived_start_the_run(world: StreamWorld) -> None:
     assert (slot.slot, slot.outcome, slot.run_number, slot.job_id) == (SLOT, SlotOutcome.RUN_STARTED, 1, run.job_id)
     assert slot.detail["arrived"] == {"left": 1, "right": 1}
     assert run.created_by == stream.owner_id
+    [event] = [e for e in audited(world, "stream.run_started", stream) if e.metadata.get("slot")]
+    assert event.user_id is None and event.metadata["slot"] == SLOT.isoformat() and event.metadata["run_number"] == 1
     # The same slot again (a second tick, a late worker): nothing more.
     assert tick(world, SLOT + dt.timedelta(minutes=5)).started == []
     assert len(runs(world, stream)) == 1
@@ -196,6 +205,9 @@ def missing_files_alert_once_after_the_grace_period(world: StreamWorld) -> list[
     assert mails[0]["expected"] == {"left": 1, "right": 1} and mails[0]["arrived"] == {"left": 1, "right": 0}
     [slot] = slots(world, stream)
     assert slot.outcome is SlotOutcome.FILE_MISSING and slot.job_id is None
+    [event] = audited(world, "stream.expected_file_missing", stream)
+    assert event.user_id is None and event.metadata["slot"] == SLOT.isoformat()
+    assert sorted(event.metadata["recipients"]) == sorted(m["recipient"] for m in mails)
     assert runs(world, stream) == []
     # The mail jobs, as the worker runs them.
     handler = world.container.job_handlers.get(NOTIFY_STREAM_SCHEDULE.name)

@@ -35,6 +35,7 @@ from reckai.application.ports.stream_schedules import CronCalendar, InvalidCron
 from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.application.streams.commands import start_stream_run, stream_event
 from reckai.application.streams.errors import StreamNotFound
+from reckai.domain.audit.events import AuditEvent
 from reckai.domain.identity.permissions import Role
 from reckai.domain.reports.settings import InvalidReportSettings, parse_timezone
 from reckai.domain.streams.schedules import (
@@ -295,7 +296,8 @@ def _refuse(services: ReconciliationServices, schedule: StreamSchedule, slot: dt
     report.refused.append((schedule.stream_id, slot, code))
 
 
-def _system_stream_event(action: str, schedule: StreamSchedule, slot: dt.datetime, detail: dict[str, object]) -> Any:
+def _system_stream_event(action: str, schedule: StreamSchedule, slot: dt.datetime,
+                         detail: dict[str, object]) -> AuditEvent:
     return audit_event(action, None, organization_id=schedule.organization_id, resource_type="stream",
                        resource_id=schedule.stream_id,
                        metadata={"by": "system", "schedule_id": str(schedule.id), "slot": slot.isoformat(), **detail})
