@@ -3,6 +3,10 @@ tests/integration/test_stream_schedules_postgres.py), plus the alert mail's text
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import time
+
 import pytest
 
 from reckai.adapters.memory.scanner import InMemoryScanner
@@ -50,8 +54,6 @@ def test_concurrent_schedulers_start_one_run_per_slot(world: StreamWorld) -> Non
 
 
 def test_a_schedule_that_no_longer_reads_does_not_stop_the_others(world: StreamWorld) -> None:
-    import dataclasses
-
     broken = scenarios.scheduled_stream(world, "broken")
     fine = scenarios.scheduled_stream(world, "fine")
     scenarios.day_files(world, fine, "1")
@@ -62,3 +64,26 @@ def test_a_schedule_that_no_longer_reads_does_not_stop_the_others(world: StreamW
     report = scenarios.tick(world, scenarios.SLOT)
     assert report.started == [(fine.id, scenarios.SLOT, 1)]
     assert scenarios.slots(world, broken) == []
+
+
+def test_the_worker_ticks_on_its_own() -> None:
+    """The embedded worker's scheduler enqueues `tick_stream_schedules` (periodic, every minute); the
+    job starts the due run and the worker completes it: nothing but the clock is given."""
+    now = scenarios.SLOT + dt.timedelta(seconds=30)
+    container = bootstrap_in_memory(scanner=InMemoryScanner(), clock=lambda: now)
+    world = stream_world(container)
+    stream = scenarios.scheduled_stream(world, "by the worker")
+    scenarios.day_files(world, stream, "1")
+    container.worker_runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            runs = scenarios.runs(world, stream)
+            if runs and runs[0].figures is not None:  # completed: the figures are written
+                break
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.05)
+    finally:
+        container.worker_runner.stop()
+    assert [r.run_number for r in runs] == [1]
+    assert [(s.slot, s.outcome.value) for s in scenarios.slots(world, stream)] == [(scenarios.SLOT, "run_started")]
