@@ -52,6 +52,9 @@ def test_daylight_saving_follows_cron() -> None:
     # New York springs forward on 8 March 2026 at 02:00: the 02:30 slot runs at 03:00 local (07:00 UTC)
     assert calendar.following("30 2 * * *", utc(2026, 3, 7, 12, 0), "America/New_York", 3) == [
         utc(2026, 3, 8, 7, 0), utc(2026, 3, 9, 6, 30), utc(2026, 3, 10, 6, 30)]
+    # ... and falls back on 1 November 2026: 01:30 comes twice, the slot runs once (the first, EDT)
+    assert calendar.following("30 1 * * *", utc(2026, 10, 31, 12, 0), "America/New_York", 2) == [
+        utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]
     # 06:00 local is 11:00 UTC before and 10:00 UTC after
     assert calendar.following("0 6 * * *", utc(2026, 3, 7, 12, 0), "America/New_York", 2) == [
         utc(2026, 3, 8, 10, 0), utc(2026, 3, 9, 10, 0)]
