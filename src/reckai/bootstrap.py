@@ -64,6 +64,7 @@ from reckai.application.ports.security import (
     Totp,
 )
 from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.stream_schedules import CronCalendar
 from reckai.application.ports.streams import StreamEngine
 from reckai.application.ports.unit_of_work import Database
 from reckai.application.ports.workflow import RowAmounts, SourceRows
@@ -88,6 +89,7 @@ from reckai.application.reports.services import (
 from reckai.application.rules.preview import JobRulePreview
 from reckai.application.rules.rules import rule_configuration_handler
 from reckai.application.settings_changes import system_setting_handler
+from reckai.application.streams import schedules as stream_schedules
 from reckai.domain.approvals.workflow import ApprovalType
 from reckai.domain.audit.chain import AuditSigner
 from reckai.domain.settings_registry import OperatorValues
@@ -240,7 +242,8 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
         engine=job_matching_engine, settings=settings.reconciliation,
         normalize_file=partial(normalize_file_job, files), mailer=mailer, clock=clock,
-        stream_engine=_stream_engine(), row_finder=_row_finder(database, storage))
+        stream_engine=_stream_engine(), row_finder=_row_finder(database, storage),
+        cron_calendar=_cron_calendar())
     workflow = WorkflowServices(database=database, audit_log=audit_log, job_queue=job_queue,
                                 password_hasher=security.password_hasher,
                                 rule_preview=_rule_preview(storage, job_matching_engine),
@@ -547,6 +550,14 @@ def _register_jobs(handlers: JobHandlers, settings: Settings, *, database: Datab
     handlers.register(EXPIRE_REPORTS, partial(report_expiry.expire_reports_job, reports),
                       time_limit_seconds=EXPIRE_TIME_LIMIT_SECONDS)
     handlers.every(EXPIRE_REPORTS, EXPIRE_PERIOD_SECONDS)
+    # stream schedules (issue 15 item 5): the tick (every minute) and the expected_file_missing mails
+    handlers.register(stream_schedules.TICK_STREAM_SCHEDULES,
+                      partial(stream_schedules.tick_stream_schedules_job, reconciliations),
+                      time_limit_seconds=stream_schedules.TICK_TIME_LIMIT_SECONDS)
+    handlers.register(stream_schedules.NOTIFY_STREAM_SCHEDULE,
+                      partial(stream_schedules.notify_stream_schedule_job, reconciliations),
+                      time_limit_seconds=stream_schedules.NOTIFY_TIME_LIMIT_SECONDS)
+    handlers.every(stream_schedules.TICK_STREAM_SCHEDULES, stream_schedules.TICK_PERIOD_SECONDS)
 
 
 def _worker(settings: Settings, database: Database[AppUnitOfWork], job_queue: JobQueue, store: OutboxRelayStore,
@@ -678,6 +689,12 @@ def _source_rows(database: Database[AppUnitOfWork], storage: FileStorage) -> Sou
 
 
 # --- reconciliation jobs (issue 6; docs/reconciliation-jobs.md) ---
+
+
+def _cron_calendar() -> CronCalendar:
+    from reckai.adapters.cronsim.calendar import CronsimCalendar
+
+    return CronsimCalendar()
 
 
 def _stream_engine() -> StreamEngine:

@@ -73,6 +73,14 @@ def _seed(engine: Engine, tenant: Tenant) -> dict[str, uuid.UUID]:
                      stream_params)
         conn.execute(text("INSERT INTO stream_exceptions (organization_id, stream_id, exception_id, left_seq,"
                           " first_run) VALUES (:org, :stream, :exc, 1, 1)"), stream_params)
+        # Its schedule and a decided slot (0025_stream_schedules).
+        schedule = conn.execute(text(
+            "INSERT INTO stream_schedules (organization_id, stream_id, cron, expected_left, expected_right,"
+            " grace_minutes, effective_from, created_by, updated_by) VALUES (:org, :stream, '0 6 * * *', 1, 1, 60,"
+            " now(), :user, :user) RETURNING id"), stream_params).scalar_one()
+        conn.execute(text("INSERT INTO stream_schedule_slots (organization_id, schedule_id, stream_id, slot, outcome)"
+                          " VALUES (:org, :schedule, :stream, '2026-03-02 05:00', 'expected_file_missing')"),
+                     {**stream_params, "schedule": schedule})
     return {
         "reconciliation_jobs": job, "reconciliation_files": file, "exceptions": exception,
         "exception_comments": comment, "users": tenant.admin_user_id, "reports": report,
@@ -143,7 +151,8 @@ def test_app_role_cannot_turn_row_security_off(app_engine: Engine, two_tenants) 
 TABLES_UNDER_TEST = ("reconciliation_jobs", "reconciliation_files", "exceptions", "exception_comments",
                      "users", "organizations", "reports", "streams")
 # Tables of a stream without an `id` of their own: walked by their stream_id.
-STREAM_TABLES = ("stream_files", "stream_runs", "stream_rows", "stream_exceptions")
+STREAM_TABLES = ("stream_files", "stream_runs", "stream_rows", "stream_exceptions", "stream_schedules",
+                 "stream_schedule_slots")
 
 
 @pytest.mark.parametrize("table", TABLES_UNDER_TEST)
@@ -179,11 +188,15 @@ def test_org_a_cannot_read_or_change_org_b_stream_rows(app_engine: Engine, two_t
         _as_tenant(conn, a.organization_id)
         visible = set(conn.execute(text(f"SELECT stream_id FROM {table}")).scalars())
         assert rows_a["streams"] in visible and rows_b["streams"] not in visible
-        if table in ("stream_files", "stream_runs"):  # the app may UPDATE these: not another tenant's
-            column = "job_id" if table == "stream_files" else "carry_key"
-            updated = conn.execute(text(f"UPDATE {table} SET {column} = NULL WHERE stream_id = :s"),
+        if table in ("stream_files", "stream_runs", "stream_schedules"):  # the app may UPDATE these: not B's
+            column = {"stream_files": "job_id", "stream_runs": "carry_key", "stream_schedules": "cron"}[table]
+            value = "'* * * * *'" if table == "stream_schedules" else "NULL"
+            updated = conn.execute(text(f"UPDATE {table} SET {column} = {value} WHERE stream_id = :s"),
                                    {"s": rows_b["streams"]})
             assert updated.rowcount == 0
+        if table == "stream_schedules":  # and may DELETE them: not B's
+            deleted = conn.execute(text("DELETE FROM stream_schedules WHERE stream_id = :s"), {"s": rows_b["streams"]})
+            assert deleted.rowcount == 0
         with pytest.raises(ProgrammingError) as caught:  # a row claiming B is refused by WITH CHECK
             conn.execute(text(_foreign_insert(table)), {"b": b.organization_id, "s": rows_a["streams"],
                                                         "ub": b.admin_user_id})
@@ -207,6 +220,12 @@ def _foreign_insert(table: str) -> str:
                        " file_id, row_number, run_number) VALUES (:b, :s, 'left', 'g', 0, 9, :s, 1, 1)",
         "stream_exceptions": "INSERT INTO stream_exceptions (organization_id, stream_id, exception_id, left_seq,"
                              " first_run) SELECT :b, :s, gen_random_uuid(), 1, 1",
+        "stream_schedules": "INSERT INTO stream_schedules (organization_id, stream_id, cron, expected_left,"
+                            " expected_right, grace_minutes, effective_from, created_by, updated_by)"
+                            " VALUES (:b, :s, '0 6 * * *', 1, 1, 0, now(), :ub, :ub)",
+        "stream_schedule_slots": "INSERT INTO stream_schedule_slots (organization_id, schedule_id, stream_id, slot,"
+                                 " outcome) SELECT :b, id, :s, '2026-03-03 05:00', 'expected_file_missing'"
+                                 " FROM stream_schedules LIMIT 1",
     }[table]
 
 

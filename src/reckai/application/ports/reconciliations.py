@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from reckai.application.ports.files import FilesUnitOfWork
+from reckai.application.ports.stream_schedules import StreamScheduleRepository
 from reckai.application.ports.streams import StreamRepository
 from reckai.application.ports.workflow import DeclinedPairs, ExceptionRepository
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
@@ -285,6 +286,11 @@ class JobsUnitOfWork(FilesUnitOfWork, Protocol):
     @property
     def streams(self) -> StreamRepository:
         """Streams (issue 15): a stream's run is a reconciliation job over its new files and open items."""
+        ...
+
+    @property
+    def stream_schedules(self) -> StreamScheduleRepository:
+        """Stream schedules (issue 15 item 5) and the slots they decided."""
         ...
 
     @property

@@ -17,6 +17,7 @@ from reckai.application.ports.jobs import JobQueue
 from reckai.application.ports.mail import Mailer
 from reckai.application.ports.reconciliations import JobMatchingEngine, JobsUnitOfWork, RowFinder
 from reckai.application.ports.storage import FileStorage
+from reckai.application.ports.stream_schedules import CronCalendar
 from reckai.application.ports.streams import StreamEngine
 from reckai.application.ports.unit_of_work import Database
 from reckai.application.reconciliations.policy import ReconciliationSettings
@@ -39,6 +40,8 @@ class ReconciliationServices:
     stream_engine: StreamEngine | None = None
     # the rows of a normalized file a results-page search finds (bootstrap wires the polars reader)
     row_finder: RowFinder | None = None
+    # reads stream schedules' cron expressions (issue 15 item 5; adapters/cronsim); bootstrap wires it
+    cron_calendar: CronCalendar | None = None
 
     def now(self) -> dt.datetime:
         return self.clock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -266,10 +267,17 @@ def _file_entry(uow: JobsUnitOfWork, stream_file: StreamFile) -> dict[str, Any]:
             "checksum": file.checksum, "mapping": rules_from_rows(uow.data_mappings.list_for_file(file.id))}
 
 
-def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id: uuid.UUID) -> StreamRun:
+def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id: uuid.UUID, *,
+                     on_behalf_of: uuid.UUID | None = None,
+                     also: Callable[[JobsUnitOfWork, StreamRun], None] | None = None,
+                     audit_metadata: Mapping[str, Any] | None = None) -> StreamRun:
     """Run N+1: a reconciliation job over the stream's waiting files plus the rows still open after
-    the last completed run (docs/streams.md). One run of a stream at a time."""
+    the last completed run (docs/streams.md). One run of a stream at a time.
+
+    A system caller (the scheduler) names the user the run is created for (`on_behalf_of`); `also`
+    runs in the same transaction once the run is written (what it raises undoes the run)."""
     now = services.now()
+    created_by = on_behalf_of or caller.acting_user
     with services.database.unit_of_work(caller.organization_id) as uow:
         quota = uow.quotas.get_for_update(caller.organization_id)
         if quota is not None:
@@ -306,21 +314,23 @@ def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id
                        "carry_key": carried_from.carry_key if carried_from else None},
         }
         job = job_rules.new_job(job_id=uuid.uuid4(), organization_id=caller.organization_id, name=name,
-                                created_by=caller.acting_user, snapshot=snapshot, now=now,
+                                created_by=created_by, snapshot=snapshot, now=now,
                                 previous_job_id=carried_from.job_id if carried_from else None,
                                 leading_side=stream.leading_side, max_attempts=services.settings.max_attempts)
         job = uow.reconciliation_jobs.add(job)
         uow.reconciliation_jobs.link_files(job.id, [JobFileLink(f.file_id, f.side) for f in waiting])
         uow.streams.assign_files(stream_id, [f.file_id for f in waiting], job.id)
-        run = StreamRun(stream_id=stream_id, run_number=run_number, job_id=job.id, created_by=caller.acting_user,
+        run = StreamRun(stream_id=stream_id, run_number=run_number, job_id=job.id, created_by=created_by,
                         created_at=now)
         uow.streams.add_run(run)
+        if also is not None:  # before the audit record: its chain-head lock is the transaction's last
+            also(uow, run)
         services.job_queue.enqueue(uow, RUN_RECONCILIATION.request(
             {"job_id": str(job.id), "attempt": job.attempt}, organization_id=caller.organization_id))
         services.audit_log.record(uow, stream_event(
             caller, "stream.run_started", stream_id, outcome=Outcome.CREATED, run_number=run_number,
             job_id=str(job.id), files=[str(f.file_id) for f in waiting],
-            carried_from_run=carried_from.run_number if carried_from else None))
+            carried_from_run=carried_from.run_number if carried_from else None, **(audit_metadata or {})))
         uow.commit()
     return run
 

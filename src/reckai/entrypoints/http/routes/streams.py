@@ -31,11 +31,13 @@ from reckai.application.streams.commands import (
     update_stream,
 )
 from reckai.application.streams.queries import get_stream, get_stream_row, list_streams
+from reckai.application.streams.schedules import get_schedule
 from reckai.bootstrap import Container
 from reckai.domain.identity.principal import Principal
 from reckai.domain.streams.streams import Stream, StreamFile, StreamRun
 from reckai.entrypoints.http.auth import request_info
 from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
+from reckai.entrypoints.http.routes.stream_schedules import ScheduleBody, schedule_body
 
 
 class SideBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -142,6 +144,7 @@ class StreamBody(msgspec.Struct):
     files: list[StreamFileBody] | None = None
     runs: list[StreamRunBody] | None = None
     open_items: dict[str, int] | None = None  # rows per side open after the last completed run
+    schedule: ScheduleBody | None = None  # its schedule with the next slot (GET /api/streams/:id only)
 
 
 def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
@@ -199,7 +202,8 @@ class StreamController(Controller):
     def read_stream(self, stream_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
                     container: NamedDependency[Container],
                     principal: NamedDependency[Principal]) -> Success[StreamBody]:
-        """The stream, its files, its runs with their figures, and its open items after the last run."""
+        """The stream, its files, its runs with their figures, its open items after the last run, and its
+        schedule with the next slot."""
         details = get_stream(container.reconciliations, _caller(principal, request), stream_id)
         body = _stream_body(details.stream)
         body.files = [_file_body(f) for f in details.files]
@@ -207,6 +211,8 @@ class StreamController(Controller):
         completed = [r.run for r in details.runs if r.job is not None and r.job.status.value == "completed"]
         if completed and completed[-1].figures:
             body.open_items = dict(completed[-1].figures.get("open_rows_after") or {})
+        schedule = get_schedule(container.reconciliations, _caller(principal, request), stream_id)
+        body.schedule = schedule_body(schedule) if schedule is not None else None
         return ok(body)
 
     @get("/{stream_id:uuid}/rows/{side:str}/{seq:int}", opt={"permission": "streams:read"}, sync_to_thread=True,
