@@ -143,7 +143,7 @@ def check_report_csv(org: Org) -> None:
     filters applied as `list_batch` applies them, text with commas, quotes and newlines intact."""
     seed(org)
     tricky = ExceptionItem.new(organization_id=org.organization_id, job_id=org.job, type="duplicate", severity="low",
-                               description='He said "pay", then,\nleft; =cmd', created_at=NOW, sla=SlaPolicy(),
+                               description='He said "pay", then,\nleft;\r=cmd', created_at=NOW, sla=SlaPolicy(),
                                amount=Decimal("12.5"), amount_minor=1250, currency="usd",
                                ai_explanation="two, lines\nhere", assigned_to=org.users["analyst"].id)
     with org.uow() as uow:

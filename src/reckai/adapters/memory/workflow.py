@@ -101,7 +101,7 @@ class MemoryExceptionRepository:
     def report_csv(self, query: ExceptionQuery) -> bytes:
         rows = self._sorted_after(dataclasses.replace(query, sort="created_at", descending=False, after=None))
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out, lineterminator="\r\n")  # a cell holding a bare "\r" is then quoted too
         writer.writerow(REPORT_EXCEPTION_COLUMNS)
         for r in rows:
             earliest = earliest_transaction_date(r.transaction_date, r.evidence)

@@ -14,8 +14,14 @@ def neutralised_text(column: pl.Expr) -> pl.Expr:
 
 
 def neutralised(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` with every text column passed through the rule; other columns untouched."""
+    """`frame` with every text column passed through the rule; other columns untouched. One cheap
+    scan first finds the columns holding any cell that starts like a formula: only those are
+    rewritten (most outputs have none, and rewriting a column copies it)."""
     texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    if not texts:
+    if not texts or frame.height == 0:
         return frame
-    return frame.with_columns(neutralised_text(pl.col(name)).alias(name) for name in texts)
+    flagged = frame.select(pl.col(name).str.contains(FORMULA_TRIGGER).any() for name in texts).row(0)
+    risky = [name for name, flag in zip(texts, flagged, strict=True) if flag]
+    if not risky:
+        return frame
+    return frame.with_columns(neutralised_text(pl.col(name)).alias(name) for name in risky)

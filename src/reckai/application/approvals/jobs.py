@@ -85,7 +85,8 @@ def export_ledger_posting(services: WorkflowServices, storage: Any, organization
             return None
         meta = approval.metadata
         out = io.StringIO()
-        writer = safe_csv_writer(out, lineterminator="\n")  # narrations are free text: no formulas
+        # narrations are free text: no formulas; "\r\n" ends a row, so a cell holding a bare "\r" is quoted
+        writer = safe_csv_writer(out, lineterminator="\r\n")
         writer.writerow(["approval_id", "line", "account", "direction", "amount_minor", "currency", "value_date",
                          "narration"])
         for index, entry in enumerate(meta["entries"], start=1):
