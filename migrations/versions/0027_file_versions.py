@@ -34,14 +34,16 @@ def upgrade() -> None:
                " CONSTRAINT normalized_files_version_positive CHECK (version >= 1),"
                " ADD COLUMN mapping JSONB,"
                " ADD COLUMN created_by UUID REFERENCES users(id) ON DELETE SET NULL")
+    op.execute("CREATE INDEX idx_normalized_files_created_by ON normalized_files(created_by)")  # users' FK
     op.execute("ALTER TABLE normalized_files DROP CONSTRAINT normalized_files_file_id_schema_version_key")
     op.execute("ALTER TABLE normalized_files ADD CONSTRAINT normalized_files_file_version_key"
                " UNIQUE (file_id, schema_version, version)")
     op.execute("ALTER TABLE reconciliation_job_files ADD COLUMN file_version INTEGER"
                " CONSTRAINT reconciliation_job_files_version_positive CHECK (file_version >= 1)")
     # The owner back-fills every organization's rows at once (as 0014_exception_search does).
-    op.execute("ALTER TABLE normalized_files NO FORCE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE reconciliation_job_files NO FORCE ROW LEVEL SECURITY")
+    backfilled = ("normalized_files", "reconciliation_job_files", "data_mappings")
+    for table in backfilled:
+        op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     op.execute("""
 UPDATE normalized_files n SET mapping = m.rules
 FROM (SELECT file_id, jsonb_build_object(
@@ -51,8 +53,8 @@ FROM (SELECT file_id, jsonb_build_object(
 WHERE m.file_id = n.file_id""")
     op.execute("UPDATE reconciliation_job_files j SET file_version = 1"
                " WHERE EXISTS (SELECT 1 FROM normalized_files n WHERE n.file_id = j.file_id)")
-    op.execute("ALTER TABLE normalized_files FORCE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE reconciliation_job_files FORCE ROW LEVEL SECURITY")
+    for table in backfilled:
+        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
     op.execute(f"GRANT UPDATE (file_version) ON reconciliation_job_files TO {APP}")
 
 
@@ -60,9 +62,13 @@ def downgrade() -> None:
     op.execute(f"REVOKE UPDATE (file_version) ON reconciliation_job_files FROM {APP}")
     op.execute("ALTER TABLE reconciliation_job_files DROP COLUMN file_version")
     op.execute("ALTER TABLE normalized_files NO FORCE ROW LEVEL SECURITY")
-    op.execute("DELETE FROM normalized_files WHERE version > 1")
+    # One form per file again: the current one (the file's row count, report and data_mappings are
+    # its). The objects of the earlier versions stay in storage, unreferenced.
+    op.execute("DELETE FROM normalized_files n WHERE version < (SELECT max(version) FROM normalized_files m"
+               " WHERE m.file_id = n.file_id AND m.schema_version = n.schema_version)")
     op.execute("ALTER TABLE normalized_files FORCE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE normalized_files DROP CONSTRAINT normalized_files_file_version_key")
     op.execute("ALTER TABLE normalized_files ADD CONSTRAINT normalized_files_file_id_schema_version_key"
                " UNIQUE (file_id, schema_version)")
+    op.execute("DROP INDEX IF EXISTS idx_normalized_files_created_by")
     op.execute("ALTER TABLE normalized_files DROP COLUMN created_by, DROP COLUMN mapping, DROP COLUMN version")
