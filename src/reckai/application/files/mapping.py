@@ -181,7 +181,7 @@ def _normalize(services: FileServices, caller: Caller, file: ReconciliationFile,
             services.audit_log.record(uow, audit_event(
                 caller, "file.normalized", file.id, outcome=Outcome.DONE, row_count=outcome.row_count,
                 failed_rows=len({e.row_number for e in outcome.errors}), source_rows=outcome.source_rows,
-                version=version, **details))
+                **details))
             uow.commit()
     except DuplicateEntity as exc:
         _delete_quietly(services, key)
