@@ -171,10 +171,12 @@ def _assert_consistent(tenant: Tenant, file_id: uuid.UUID) -> dict[str, Any]:
     assert versions == list(range(1, rows["normalized_files"] + 1)), versions
     prefix = normalized_file_key(tenant.org_id, file_id).rsplit("/", 1)[0] + "/"
     stored = sorted(k for k in tenant.object_keys() if k.startswith(prefix))
-    assert stored == sorted(normalized_file_key(tenant.org_id, file_id, version=v) for v in versions), stored
+    with tenant.container.database.unit_of_work(tenant.org_id) as uow:
+        paths = [v.storage_path for v in uow.normalized_files.versions(file_id)]
+    assert stored == sorted(paths), stored
     if versions:
         assert shown["status"] == "normalized" and shown["current_version"] == versions[-1], shown["status"]
-        with tenant.container.storage.open(normalized_file_key(tenant.org_id, file_id, version=versions[-1])) as stream:
+        with tenant.container.storage.open(paths[-1]) as stream:
             frame = read_parquet_bytes(stream.read())
         assert frame.height == shown["row_count"] == shown["normalized"]["row_count"]
         assert shown["transformation_rules"] == shown["versions"][-1]["transformation_rules"]

@@ -263,8 +263,11 @@ def _read_rows(services: FileServices, file: ReconciliationFile, mapping: Mappin
 
 def _store(services: FileServices, caller: Caller, file: ReconciliationFile, outcome: NormalizationOutcome,
            version: int) -> tuple[str, str | None]:
-    """Store the version's Parquet under its own key; (key, SHA-256)."""
-    key = normalized_file_key(caller.organization_id, file.id, version=version)
+    """Store the version's Parquet under its own key; (key, SHA-256). Version 1 keeps the key it
+    always had; a later version's key also names this writer, so two writers of one version number
+    (a race the claim prevents) never overwrite or delete each other's object."""
+    writer = uuid.uuid4() if version > 1 else None
+    key = normalized_file_key(caller.organization_id, file.id, version=version, writer=writer)
     try:
         stored = services.storage.put(key, [outcome.parquet], content_type="application/vnd.apache.parquet")
     except StorageError as exc:
