@@ -22,7 +22,8 @@ from reckai.application.ports.files import (
     NormalizedFile,
     ReconciliationFile,
 )
-from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from reckai.application.ports.reconciliations import JobFileLink
+from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound, TenantIsolationViolation
 from reckai.domain.ingestion.statements import StatementIdentity
 from tests.contracts.identity_repositories import signup
 
@@ -174,23 +175,97 @@ def test_mappings_replace_and_cascade_on_delete(database: Any, tenant: tuple[uui
         assert uow.normalized_files.get_for_file(file.id) is None
 
 
-def test_normalized_file_put_replaces(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+def _version(file: ReconciliationFile, version: int, row_count: int, **extra: Any) -> NormalizedFile:
+    return NormalizedFile(id=uuid.uuid4(), file_id=file.id, organization_id=file.organization_id,
+                          storage_path=f"p{version}", row_count=row_count, checksum=None, version=version, **extra)
+
+
+def test_normalized_versions_are_kept_and_the_highest_is_current(database: Any,
+                                                                  tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
     org, user = tenant
     file = new_file(org, user)
     with database.unit_of_work(org) as uow:
         uow.files.add(file)
-        uow.normalized_files.put(NormalizedFile(id=uuid.uuid4(), file_id=file.id, organization_id=org,
-                                                storage_path="p", row_count=1, checksum=None))
-        second = uow.normalized_files.put(NormalizedFile(id=uuid.uuid4(), file_id=file.id, organization_id=org,
-                                                         storage_path="p", row_count=7, checksum="d" * 64))
+        first = uow.normalized_files.put(_version(file, 1, 1, mapping={"fields": {"amount": {"column": "a"}}},
+                                                  created_by=user))
+        second = uow.normalized_files.put(_version(file, 2, 7, mapping={"fields": {"amount": {"column": "b"}}}))
         uow.commit()
     with database.unit_of_work(org) as uow:
         assert uow.normalized_files.get_for_file(file.id) == second
-        assert uow.normalized_files.delete_for_file(file.id) == 1
+        assert uow.normalized_files.get_version(file.id, 1) == first
+        assert first.mapping == {"fields": {"amount": {"column": "a"}}} and first.created_by == user
+        assert first.created_at is not None
+        assert list(uow.normalized_files.versions(file.id)) == [first, second]
+        assert uow.normalized_files.get_version(file.id, 3) is None
+        assert uow.normalized_files.delete_for_file(file.id) == 2
         assert uow.normalized_files.get_for_file(file.id) is None
         with pytest.raises(EntityNotFound):
             uow.normalized_files.put(NormalizedFile(id=uuid.uuid4(), file_id=uuid.uuid4(), organization_id=org,
                                                     storage_path="p", row_count=0, checksum=None))
+
+
+def test_a_version_number_is_stored_once(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    file = new_file(org, user)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(file)
+        kept = uow.normalized_files.put(_version(file, 1, 3))
+        with pytest.raises(DuplicateEntity):
+            uow.normalized_files.put(_version(file, 1, 9))
+        uow.commit()  # the refused write left the unit of work usable
+    with database.unit_of_work(org) as uow:
+        assert list(uow.normalized_files.versions(file.id)) == [kept]
+
+
+def test_a_job_reads_the_version_its_link_recorded(database: Any, tenant: tuple[uuid.UUID, uuid.UUID],
+                                                   add_job: Any) -> None:
+    org, user = tenant
+    file = new_file(org, user)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(file)
+        uow.commit()
+    old_job = add_job(database, org, user, "completed")
+    pending_job = add_job(database, org, user, "pending")
+    other_job = add_job(database, org, user, "completed")
+    with database.unit_of_work(org) as uow:
+        first = uow.normalized_files.put(_version(file, 1, 3))
+        uow.reconciliation_jobs.link_files(old_job, [JobFileLink(file.id, "left", 1)])
+        uow.reconciliation_jobs.link_files(pending_job, [JobFileLink(file.id, "left")])
+        second = uow.normalized_files.put(_version(file, 2, 4))
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.normalized_files.for_job(old_job, file.id) == first
+        # a job that does not link the file (a stream run's carried row): the newest recorded version
+        assert uow.normalized_files.for_job(other_job, file.id) == first
+        assert [link.file_version for link in uow.reconciliation_jobs.linked_files(pending_job)] == [None]
+        uow.reconciliation_jobs.record_file_version(pending_job, file.id, 2)
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.normalized_files.for_job(pending_job, file.id) == second
+        assert uow.normalized_files.for_job(old_job, file.id) == first
+        assert [link.file_version for link in uow.reconciliation_jobs.linked_files(pending_job)] == [2]
+        with pytest.raises(EntityNotFound):
+            uow.reconciliation_jobs.record_file_version(other_job, file.id, 2)
+
+
+def test_mark_processed_changes_the_status_only(database: Any, tenant: tuple[uuid.UUID, uuid.UUID]) -> None:
+    org, user = tenant
+    file = dataclasses.replace(new_file(org, user), status="normalized", row_count=5, error_report={"a": 1})
+    at = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
+    with database.unit_of_work(org) as uow:
+        uow.files.add(file)
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        locked = uow.files.get_for_update(file.id)
+        assert locked is not None and locked.status == "normalized"
+        uow.files.mark_processed(file.id, at)
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        stored = uow.files.get(file.id)
+        assert stored is not None
+        assert (stored.status, stored.processed_at, stored.row_count, stored.error_report) == (
+            "processed", at, 5, {"a": 1})
+        assert uow.files.get_for_update(uuid.uuid4()) is None
 
 
 def test_file_statements_name_the_earliest_other_file_of_the_organization(

@@ -4,7 +4,8 @@ in its own server thread with its own pooled connection), filesystem storage.
 Rule (docs/files.md "Concurrency"): concurrent `POST /api/files/{id}/map` calls (and a DELETE
 racing them) on one file are serialised by a per-file claim; each answer is a success or a 409
 envelope, never a 5xx, and what is left is one consistent result: one set of data_mappings rows,
-at most one normalized_files row, and a Parquet object exactly when that row exists.
+normalized versions numbered 1..N without a gap (each success made one: a re-map of a normalized
+file is a new version), and a Parquet object exactly for each version row.
 """
 
 from __future__ import annotations
@@ -159,23 +160,28 @@ def _assert_envelope_or_success(response: httpx.Response) -> None:
 
 
 def _assert_consistent(tenant: Tenant, file_id: uuid.UUID) -> dict[str, Any]:
-    """One file, one mapping (no duplicate rows), and a Parquet exactly when normalized_files has a row."""
+    """One file, one mapping (no duplicate rows), versions 1..N, and a Parquet exactly for each
+    version row (no object of a version that was not committed)."""
     rows = tenant.rows(file_id)
     targets = tenant.mapping_targets(file_id)
     assert len(targets) == len(set(targets)), f"duplicate data_mappings rows: {targets}"
-    assert rows["normalized_files"] <= 1
-    parquet_key = normalized_file_key(tenant.org_id, file_id)
     with tenant.client() as client:
         shown = client.get(f"/api/files/{file_id}").json()["data"]
-    stored = tenant.container.storage.exists(parquet_key)
-    if rows["normalized_files"]:
-        assert stored and shown["status"] == "normalized", shown["status"]
-        with tenant.container.storage.open(parquet_key) as stream:
+    versions = [v["version"] for v in shown["versions"]]
+    assert versions == list(range(1, rows["normalized_files"] + 1)), versions
+    prefix = normalized_file_key(tenant.org_id, file_id).rsplit("/", 1)[0] + "/"
+    stored = sorted(k for k in tenant.object_keys() if k.startswith(prefix))
+    with tenant.container.database.unit_of_work(tenant.org_id) as uow:
+        paths = [v.storage_path for v in uow.normalized_files.versions(file_id)]
+    assert stored == sorted(paths), stored
+    if versions:
+        assert shown["status"] == "normalized" and shown["current_version"] == versions[-1], shown["status"]
+        with tenant.container.storage.open(paths[-1]) as stream:
             frame = read_parquet_bytes(stream.read())
         assert frame.height == shown["row_count"] == shown["normalized"]["row_count"]
+        assert shown["transformation_rules"] == shown["versions"][-1]["transformation_rules"]
     else:
-        assert not stored, "a Parquet object without its normalized_files row"
-        assert shown["status"] != "normalized"
+        assert shown["status"] != "normalized" and shown["current_version"] is None
     return shown  # type: ignore[no-any-return]
 
 
@@ -189,18 +195,20 @@ def test_concurrent_map_calls_on_one_file_never_5xx_and_leave_one_result(tenant:
                 return client.post(f"/api/files/{file_id}/map", json=body)
         return run
 
-    for _ in range(3):  # a few rounds: re-mapping a normalized file races too
+    succeeded = 0
+    for _ in range(3):  # a few rounds: re-mapping a normalized file (a new version each) races too
         answers = _race([call(b) for b in bodies])
         for answer in answers:
             _assert_envelope_or_success(answer)
         statuses = sorted(a.status_code for a in answers)
         assert 200 in statuses, statuses
         assert set(statuses) <= {200, 409}, statuses
-        assert all(a.json()["error"]["code"] == "FILE_BUSY" for a in answers if a.status_code == 409)
+        assert all(a.json()["error"]["code"] in ("FILE_BUSY", "FILE_VERSION_CONFLICT")
+                   for a in answers if a.status_code == 409)
+        succeeded += statuses.count(200)
         shown = _assert_consistent(tenant, file_id)
         assert shown["status"] == "normalized" and shown["row_count"] == ROWS
-    assert [k for k in tenant.object_keys() if k.endswith("normalized.parquet")] == [normalized_file_key(tenant.org_id,
-                                                                                                  file_id)]
+        assert shown["current_version"] == succeeded  # every success made one version, none was lost
 
 
 def test_map_racing_delete_never_5xx_and_leaves_nothing_half_written(tenant: Tenant) -> None:
@@ -231,11 +239,9 @@ def test_job_normalization_waits_for_a_mapping_in_progress(tenant: Tenant, conta
     """normalize_file_job (a reconciliation job's step) waits for the claim a request holds instead
     of failing or normalizing alongside it, then returns the request's one result."""
     file_id = tenant.upload(_csv(3 * ROWS))
-    with tenant.client() as client:
-        assert client.post(f"/api/files/{file_id}/map", json={}).status_code == 200
     answers: list[httpx.Response] = []
 
-    def remap() -> None:
+    def remap() -> None:  # the first mapping: the file is `mapped` while it normalizes
         with tenant.client() as client:
             answers.append(client.post(f"/api/files/{file_id}/map", json={"transformation_rules": EXPLICIT_MAPPING}))
 

@@ -81,10 +81,18 @@ def _seed(engine: Engine, tenant: Tenant) -> dict[str, uuid.UUID]:
         conn.execute(text("INSERT INTO stream_schedule_slots (organization_id, schedule_id, stream_id, slot, outcome)"
                           " VALUES (:org, :schedule, :stream, '2026-03-02 05:00', 'expected_file_missing')"),
                      {**stream_params, "schedule": schedule})
+        # A file's normalized versions and a job's link recording the version it read (0027_file_versions).
+        conn.execute(text("INSERT INTO normalized_files (file_id, organization_id, storage_path, version, mapping,"
+                          " created_by) VALUES (:file, :org, 'v1', 1, '{}', :user)"), stream_params)
+        version = conn.execute(
+            text("INSERT INTO normalized_files (file_id, organization_id, storage_path, version, mapping, created_by)"
+                 " VALUES (:file, :org, 'v2', 2, '{}', :user) RETURNING id"), stream_params).scalar_one()
+        conn.execute(text("INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side, file_version)"
+                          " VALUES (:job, :file, :org, 'left', 1)"), stream_params)
     return {
         "reconciliation_jobs": job, "reconciliation_files": file, "exceptions": exception,
         "exception_comments": comment, "users": tenant.admin_user_id, "reports": report,
-        "organizations": tenant.organization_id, "streams": stream,
+        "organizations": tenant.organization_id, "streams": stream, "normalized_files": version,
     }
 
 
@@ -149,7 +157,7 @@ def test_app_role_cannot_turn_row_security_off(app_engine: Engine, two_tenants) 
 
 
 TABLES_UNDER_TEST = ("reconciliation_jobs", "reconciliation_files", "exceptions", "exception_comments",
-                     "users", "organizations", "reports", "streams")
+                     "users", "organizations", "reports", "streams", "normalized_files")
 # Tables of a stream without an `id` of their own: walked by their stream_id.
 STREAM_TABLES = ("stream_files", "stream_runs", "stream_rows", "stream_exceptions", "stream_schedules",
                  "stream_schedule_slots")
@@ -166,7 +174,8 @@ def test_org_a_cannot_read_or_change_org_b_rows(app_engine: Engine, two_tenants,
         assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() == 0
         column = "name" if table in ("reconciliation_jobs", "reconciliation_files", "users", "organizations",
                                      "streams") else (
-            "description" if table == "exceptions" else "error_message" if table == "reports" else "content")
+            "description" if table == "exceptions" else "error_message" if table == "reports" else
+            "storage_path" if table == "normalized_files" else "content")
         updated = conn.execute(text(f"UPDATE {table} SET {column} = 'hijacked' WHERE id = :id"),
                                {"id": rows_b[table]})
         assert updated.rowcount == 0
@@ -229,6 +238,26 @@ def _foreign_insert(table: str) -> str:
     }[table]
 
 
+def test_org_a_cannot_read_or_change_org_b_file_versions_or_job_links(app_engine: Engine, two_tenants) -> None:  # type: ignore[no-untyped-def]
+    """The versions of a file and the version a job recorded (0027_file_versions) are the tenant's:
+    another tenant sees none, and its updates of the recorded version touch nothing."""
+    a, b, rows_a, rows_b = two_tenants
+    with app_engine.connect() as conn:
+        _as_tenant(conn, a.organization_id)
+        versions = conn.execute(text("SELECT file_id, version FROM normalized_files ORDER BY version")).all()
+        assert versions == [(rows_a["reconciliation_files"], 1), (rows_a["reconciliation_files"], 2)]
+        links = conn.execute(text("SELECT job_id, file_version FROM reconciliation_job_files")).all()
+        assert links == [(rows_a["reconciliation_jobs"], 1)]
+        updated = conn.execute(text("UPDATE reconciliation_job_files SET file_version = 2 WHERE job_id = :job"),
+                               {"job": rows_b["reconciliation_jobs"]})
+        assert updated.rowcount == 0
+        conn.commit()
+    with app_engine.connect() as conn:
+        _as_tenant(conn, b.organization_id)
+        assert conn.execute(text("SELECT file_version FROM reconciliation_job_files WHERE job_id = :job"),
+                            {"job": rows_b["reconciliation_jobs"]}).scalar_one() == 1
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -237,6 +266,9 @@ def _foreign_insert(table: str) -> str:
         "INSERT INTO outbox_messages (organization_id, queue, actor_name, payload) VALUES (:b, 'low', 'a', '{}')",
         # Moving one's own row into another tenant is refused by WITH CHECK.
         "UPDATE reconciliation_jobs SET organization_id = :b WHERE organization_id = :a",
+        # A normalized version claiming another tenant (0027_file_versions).
+        ("INSERT INTO normalized_files (file_id, organization_id, storage_path, version)"
+         " SELECT id, :b, 'x', 9 FROM reconciliation_files LIMIT 1"),
     ],
 )
 def test_org_a_cannot_write_rows_for_org_b(app_engine: Engine, two_tenants, statement: str) -> None:  # type: ignore[no-untyped-def]

@@ -54,6 +54,10 @@ def test_a_file_repeating_earlier_rows_does_not_bring_them_twice(world: StreamWo
     scenarios.a_file_repeating_earlier_rows_does_not_bring_them_twice(world)
 
 
+def test_a_remapped_file_joins_the_run_with_its_current_version(world: StreamWorld) -> None:
+    scenarios.a_remapped_file_joins_the_run_with_its_current_version(world)
+
+
 def test_concurrent_run_requests_start_one_run(world: StreamWorld) -> None:
     """The stream's row lock serialises starts: of two simultaneous requests one starts run 1, the
     other sees it pending and is refused (409 STREAM_RUN_IN_PROGRESS); nothing is half-written."""

@@ -143,3 +143,40 @@ def a_file_repeating_earlier_rows_does_not_bring_them_twice(world: StreamWorld) 
     assert run.figures["new_exceptions"] == 1 and run.figures["exceptions_found_again"] == 3
     after = {key: item.id for key, item in world.exceptions(stream).items()}
     assert {k: v for k, v in after.items() if k in before} == before and set(after) - set(before) == {(4, None)}
+
+
+def a_remapped_file_joins_the_run_with_its_current_version(world: StreamWorld) -> None:
+    """Issue 16 item 4 and streams: a file whose first mapping does not fit the stream is re-mapped
+    (a new version) and then taken; a re-map after it was taken that leaves the stream's layout
+    stops the run with the reason; re-mapped back, the run reads that newest version, and the rows
+    and their identity are those of the stream's layout."""
+    from reckai.application.files.mapping import confirm_mapping
+
+    left, right = world.upload(bank_csv(DAY1_BANK), "b.csv", "bank"), world.upload(switch_csv(DAY1_SWITCH), "s.csv",
+                                                                                    "switch")
+    stream = world.create(left, right, name="re-mapped")
+    template = rj.profile()["left"]["mapping"]
+    changed = {**template, "fields": {**template["fields"], "description": {"column": "reference"}}}
+    day1 = world.upload(bank_csv(DAY1_BANK, balance="9.00"), "b-day1.csv", "bank", mapping=changed)
+    with pytest.raises(FileLayoutChanged):
+        world.add(stream, day1)
+    files = world.container.files
+    assert confirm_mapping(files, world.caller, day1, template).normalized.version == 2  # type: ignore[union-attr]
+    world.add(stream, day1)
+    world.add(stream, right)
+    confirm_mapping(files, world.caller, day1, changed)  # version 3, another layout than the stream's
+    with pytest.raises(FileLayoutChanged) as layout:
+        world.run(stream)
+    assert [d[0] for d in layout.value.differences] == ["fields.description.column"]
+    assert confirm_mapping(files, world.caller, day1, template).normalized.version == 4  # type: ignore[union-attr]
+    run = world.run(stream)
+    with world.container.database.unit_of_work(world.organization_id) as uow:
+        versions = {link.file_id: link.file_version for link in uow.reconciliation_jobs.linked_files(run.job_id)}
+        taken = [uow.streams.row(stream.id, "left", seq) for seq in (1, 2, 3)]
+    assert versions == {day1: 4, right: 1}
+    assert [(row.key.file_id, row.key.row_number) for row in taken if row is not None] == [
+        (day1, 1), (day1, 2), (day1, 3)]
+    assert run.figures is not None
+    assert run.figures["matched_pairs"] == 1 and run.figures["new_exceptions"] == 3
+    assert run.figures["open_rows_after"] == {"left": 2, "right": 1}
+    assert set(world.exceptions(stream)) == {(2, None), (3, None), (None, 2)}

@@ -8,6 +8,7 @@ change nothing; a job's normalize step waits and then returns the same, single r
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from reckai.application.files import (
     upload_file,
     validate_form,
 )
-from reckai.application.files.errors import FileBusy
+from reckai.application.files.errors import FileBusy, FileVersionConflict
 from reckai.application.ports.files import NormalizationOutcome
 from reckai.bootstrap import bootstrap_in_memory
 from reckai.domain.ingestion.mapping import Mapping
@@ -147,3 +148,31 @@ def test_claims_are_per_file(world: World) -> None:
     world.parser.release.set()
     first.join(10)
     assert first_outcome[0].file.status == "normalized"
+
+
+def test_a_remap_racing_for_the_same_version_keeps_nothing_and_says_so(world: World) -> None:
+    """Re-maps are serialised by the claim; should a writer that bypassed it store version N+1 while
+    a re-map reads the rows, the re-map answers FILE_VERSION_CONFLICT and keeps nothing: its
+    Parquet is deleted and the other writer's version stays current (never two rows of one number,
+    never an object without its row)."""
+    file_id = world.upload()
+    first = confirm_mapping(world.services, world.caller, file_id, EXPLICIT_MAPPING).normalized
+    assert first is not None and first.version == 1
+    world.parser.paused = True
+    remap, remap_outcome = _in_thread(lambda: confirm_mapping(world.services, world.caller, file_id, None))
+    assert world.parser.inside.wait(10)
+    key = normalized_file_key(world.caller.organization_id, file_id, version=2, writer=uuid.uuid4())
+    world.services.storage.put(key, [b"the intruder's version"])
+    with world.services.database.unit_of_work(world.caller.organization_id) as uow:  # the intruder
+        intruder = uow.normalized_files.put(dataclasses.replace(first, id=uuid.uuid4(), version=2, storage_path=key))
+        uow.commit()
+    before = set(world.org_keys())
+    world.parser.release.set()
+    remap.join(10)
+    assert isinstance(remap_outcome[0], FileVersionConflict), remap_outcome
+    assert remap_outcome[0].code == "FILE_VERSION_CONFLICT"
+    with world.services.database.unit_of_work(world.caller.organization_id) as uow:
+        assert list(uow.normalized_files.versions(file_id)) == [first, intruder]
+    assert set(world.org_keys()) == before  # the loser's object removed, the winner's kept
+    with world.services.storage.open(key) as stored:
+        assert stored.read() == b"the intruder's version"

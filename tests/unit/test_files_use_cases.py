@@ -249,14 +249,19 @@ def test_row_errors_end_in_status_error_with_a_report_and_no_parquet(world: Worl
     assert outcome.file.error_report["errors"]
 
 
-def test_remap_after_failure_leaves_no_stale_parquet(world: World) -> None:
+def test_a_failed_remap_leaves_the_current_version_and_writes_nothing(world: World) -> None:
     file = world.upload(UNPARSEABLE_CSV).file
-    confirm_mapping(world.services, world.caller, file.id, EXPLICIT_MAPPING, allow_row_errors=True)
-    assert len(world.org_keys()) == 2
-    with pytest.raises(NormalizationFailed):
+    first = confirm_mapping(world.services, world.caller, file.id, EXPLICIT_MAPPING, allow_row_errors=True)
+    keys = world.org_keys()
+    assert len(keys) == 2
+    with pytest.raises(NormalizationFailed) as caught:
         confirm_mapping(world.services, world.caller, file.id, EXPLICIT_MAPPING)
-    assert world.org_keys() == [file.storage_path]
-    assert get_file(world.services, world.caller, file.id).normalized is None
+    assert caught.value.details and "rows could not be normalized" in caught.value.message
+    assert world.org_keys() == keys  # version 1's Parquet kept, no object of the failed version
+    details = get_file(world.services, world.caller, file.id)
+    assert details.normalized == first.normalized and [v.version for v in details.versions] == [1]
+    assert details.file == first.file  # status, row count, report: as they were
+    assert "file.remap_failed" in world.audit_actions()
 
 
 def test_normalize_file_job_is_idempotent_and_needs_a_confirmed_mapping(world: World) -> None:

@@ -121,4 +121,4 @@ def test_a_route_declared_error_is_documented_with_its_words(
         document_and_public: tuple[dict[str, Any], set[tuple[str, str]]]) -> None:
     document, _ = document_and_public
     upload = document["paths"]["/api/files/{file_id}/map"]["post"]["responses"]
-    assert "FILE_STATE_CONFLICT" in upload["409"]["description"]
+    assert "FILE_VERSION_CONFLICT" in upload["409"]["description"]

@@ -34,6 +34,12 @@ def test_layout_follows_the_spec() -> None:
     assert upload_key(ORG, FILE, day, "CSV") == f"organizations/{ORG}/uploads/2024/03/{FILE}.csv"
     assert processed_key(ORG, JOB, "results", "parquet") == f"organizations/{ORG}/processed/{JOB}/results.parquet"
     assert normalized_file_key(ORG, FILE) == f"organizations/{ORG}/processed/files/{FILE}/normalized.parquet"
+    assert normalized_file_key(ORG, FILE, version=3, writer=JOB) == (
+        f"organizations/{ORG}/processed/files/{FILE}/normalized-v3-{JOB.hex}.parquet")
+    assert normalized_file_key(ORG, FILE, version=2) == f"organizations/{ORG}/processed/files/{FILE}/normalized-v2.parquet"
+    for version in (0, -1, True, "2"):
+        with pytest.raises(InvalidStorageKey):
+            normalized_file_key(ORG, FILE, version=version)  # type: ignore[arg-type]
     assert report_key(ORG, FILE, dt.datetime(2025, 12, 31, 23, 59), ".pdf") == (
         f"organizations/{ORG}/reports/2025/12/{FILE}.pdf"
     )
@@ -85,7 +91,8 @@ def test_prefixes() -> None:
 @given(st.uuids(), st.uuids(), st.dates(), st.from_regex(r"[A-Za-z0-9]{1,10}", fullmatch=True))
 def test_every_built_key_is_valid(organization: uuid.UUID, file_id: uuid.UUID, day: dt.date, ext: str) -> None:
     for key in (upload_key(organization, file_id, day, ext), quarantine_key(organization, file_id, day, ext),
-                report_key(organization, file_id, day, ext), normalized_file_key(organization, file_id, ext)):
+                report_key(organization, file_id, day, ext), normalized_file_key(organization, file_id, ext),
+                normalized_file_key(organization, file_id, ext, version=7, writer=file_id)):
         assert validate_key(key) == key
 
 

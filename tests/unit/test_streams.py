@@ -30,3 +30,7 @@ def test_files_are_refused_with_a_reason(world: StreamWorld) -> None:
 
 def test_a_file_repeating_earlier_rows_does_not_bring_them_twice(world: StreamWorld) -> None:
     scenarios.a_file_repeating_earlier_rows_does_not_bring_them_twice(world)
+
+
+def test_a_remapped_file_joins_the_run_with_its_current_version(world: StreamWorld) -> None:
+    scenarios.a_remapped_file_joins_the_run_with_its_current_version(world)

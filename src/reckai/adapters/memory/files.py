@@ -23,7 +23,7 @@ from reckai.application.ports.files import (
     NormalizedFileRepository,
     ReconciliationFile,
 )
-from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound, TenantIsolationViolation
 from reckai.domain.ingestion.statements import StatementIdentity
 
 FILES = "reconciliation_files"
@@ -123,6 +123,18 @@ class MemoryFileRepository(_Repository):
         return any(_field(row, "id") in job_ids and _field(row, "status") == "processing"
                    for _, row in self._uow.rows(JOBS))
 
+    def mark_processed(self, file_id: uuid.UUID, at: dt.datetime) -> None:
+        # Under the row lock, so a re-map holding it (get_for_update) is never overwritten.
+        current = self.get_for_update(file_id)
+        if current is not None:
+            self._uow.put(FILES, file_id, dataclasses.replace(current, status="processed", processed_at=at))
+
+    def get_for_update(self, file_id: uuid.UUID) -> ReconciliationFile | None:
+        if self.get(file_id) is None:
+            return None
+        self._uow.lock_row(FILES, file_id)
+        return self.get(file_id)
+
     def try_claim(self, file_id: uuid.UUID) -> bool:
         # Held until the unit of work ends, like the transaction-scoped advisory lock in SQL.
         try:
@@ -157,20 +169,36 @@ class MemoryDataMappingRepository(_Repository):
 class MemoryNormalizedFileRepository(_Repository):
     entity_name = "normalized_file"
 
+    def versions(self, file_id: uuid.UUID, schema_version: int = 1) -> Sequence[NormalizedFile]:
+        found: builtins.list[NormalizedFile] = [row for _, row in self._uow.rows(NORMALIZED)
+                                                if row.file_id == file_id and row.schema_version == schema_version]
+        return sorted(found, key=lambda n: n.version)
+
     def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None:
-        for _, row in self._uow.rows(NORMALIZED):
-            normalized: NormalizedFile = row
-            if normalized.file_id == file_id and normalized.schema_version == schema_version:
-                return normalized
-        return None
+        found = self.versions(file_id, schema_version)
+        return found[-1] if found else None
+
+    def get_version(self, file_id: uuid.UUID, version: int, schema_version: int = 1) -> NormalizedFile | None:
+        return next((n for n in self.versions(file_id, schema_version) if n.version == version), None)
+
+    def for_job(self, job_id: uuid.UUID, file_id: uuid.UUID) -> NormalizedFile | None:
+        links = [row for _, row in self._uow.rows(JOB_FILES) if _field(row, "file_id") == file_id]
+        own = next((_field(row, "file_version") for row in links if _field(row, "job_id") == job_id), None)
+        if own is None:
+            recorded = [row for row in links if _field(row, "file_version") is not None]
+            recorded.sort(key=lambda r: (_field(r, "created_at") or dt.datetime.min.replace(tzinfo=dt.UTC),
+                                         str(_field(r, "job_id"))))
+            own = _field(recorded[-1], "file_version") if recorded else None
+        return self.get_for_file(file_id) if own is None else self.get_version(file_id, int(own))
 
     def put(self, normalized: NormalizedFile) -> NormalizedFile:
         self._check_tenant(normalized.organization_id)
         if self._uow.get(FILES, normalized.file_id) is None:
             raise EntityNotFound("reconciliation_file", normalized.file_id)
-        for key, row in list(self._uow.rows(NORMALIZED)):
-            if row.file_id == normalized.file_id and row.schema_version == normalized.schema_version:
-                self._uow.remove(NORMALIZED, key)
+        # The unique (file, schema_version, version) against committed and staged rows; concurrent
+        # writers of one file are serialised by its claim before they get here.
+        if self.get_version(normalized.file_id, normalized.version, normalized.schema_version) is not None:
+            raise DuplicateEntity(self.entity_name, "version")
         stored = dataclasses.replace(normalized, created_at=normalized.created_at or self._uow.now())
         self._uow.put(NORMALIZED, normalized.id, stored)
         return stored

@@ -56,6 +56,8 @@ class JobFileRow:
     file_id: uuid.UUID
     organization_id: uuid.UUID
     side: str
+    file_version: int | None = None
+    created_at: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,11 +132,17 @@ class MemoryJobRepository(_Base):
         assert organization_id is not None
         for link in links:
             self._uow.put(JOB_FILES, (job_id, link.file_id), JobFileRow(job_id, link.file_id, organization_id,
-                                                                        link.side))
+                                                                        link.side, link.file_version, self._uow.now()))
 
     def linked_files(self, job_id: uuid.UUID) -> builtins.list[JobFileLink]:
         rows = [row for _, row in self._uow.rows(JOB_FILES) if row.job_id == job_id]
-        return [JobFileLink(row.file_id, row.side) for row in sorted(rows, key=lambda r: r.side)]
+        return [JobFileLink(row.file_id, row.side, row.file_version) for row in sorted(rows, key=lambda r: r.side)]
+
+    def record_file_version(self, job_id: uuid.UUID, file_id: uuid.UUID, version: int) -> None:
+        row = self._uow.get(JOB_FILES, (job_id, file_id))
+        if row is None:
+            raise EntityNotFound("reconciliation_job_file", file_id)
+        self._uow.put(JOB_FILES, (job_id, file_id), dataclasses.replace(row, file_version=version))
 
     def latest_for_files(self, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> uuid.UUID | None:
         sides: dict[uuid.UUID, set[tuple[str, uuid.UUID]]] = {}

@@ -51,9 +51,11 @@ class NormalizedSourceRows:
         self.database = database
         self.storage = storage
 
-    def row(self, organization_id: uuid.UUID, file_id: uuid.UUID, row_number: int) -> dict[str, object] | None:
+    def row(self, organization_id: uuid.UUID, file_id: uuid.UUID, row_number: int,
+            job_id: uuid.UUID | None = None) -> dict[str, object] | None:
         with self.database.unit_of_work(organization_id) as uow:
-            normalized = uow.normalized_files.get_for_file(file_id)
+            normalized = (uow.normalized_files.for_job(job_id, file_id) if job_id is not None
+                          else uow.normalized_files.get_for_file(file_id))
         if normalized is None:
             return None
         with self.storage.open(normalized.storage_path) as stream:

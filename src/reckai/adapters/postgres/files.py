@@ -8,6 +8,7 @@ Tenant reads rely on row-level security; writes check the organization first.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import fields
@@ -100,7 +101,22 @@ mappings_table = Table(
     Column("confidence", Numeric(3, 2)),
 )
 
-normalized_table = t.normalized_files
+normalized_table = Table(
+    "normalized_files",
+    _metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("file_id", UUID(as_uuid=True), nullable=False),
+    Column("organization_id", UUID(as_uuid=True), nullable=False),
+    Column("storage_path", Text, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("checksum", String(64)),
+    Column("created_at", t.UtcDateTime()),
+    # 0027_file_versions
+    Column("version", Integer, nullable=False),
+    Column("mapping", JSONB),
+    Column("created_by", UUID(as_uuid=True)),
+)
 jobs_table = t.reconciliation_jobs
 job_files_table = t.reconciliation_job_files
 
@@ -198,6 +214,16 @@ class PostgresFileRepository(PostgresRepository):
         with translate_errors(self.entity_name):
             return bool(self._conn.execute(query).scalar_one())
 
+    def mark_processed(self, file_id: uuid.UUID, at: dt.datetime) -> None:
+        with self._write():
+            self._conn.execute(update(files_table).where(files_table.c.id == file_id)
+                               .values(status="processed", processed_at=at))
+
+    def get_for_update(self, file_id: uuid.UUID) -> ReconciliationFile | None:
+        with translate_errors(self.entity_name):
+            row = self._conn.execute(select(files_table).where(files_table.c.id == file_id).with_for_update()).first()
+        return _file(row) if row else None
+
     def try_claim(self, file_id: uuid.UUID) -> bool:
         # A transaction-scoped advisory lock: released by commit, rollback or a dropped connection.
         # 64-bit key from the id; a collision between two files only makes one wait for the other.
@@ -238,9 +264,29 @@ class PostgresNormalizedFileRepository(PostgresRepository):
     entity_name = "normalized_file"
 
     def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None:
-        row = self._conn.execute(select(normalized_table).where(
-            normalized_table.c.file_id == file_id, normalized_table.c.schema_version == schema_version)).first()
+        c = normalized_table.c
+        row = self._conn.execute(select(normalized_table).where(c.file_id == file_id, c.schema_version == schema_version)
+                                 .order_by(c.version.desc()).limit(1)).first()
         return _normalized(row) if row else None
+
+    def get_version(self, file_id: uuid.UUID, version: int, schema_version: int = 1) -> NormalizedFile | None:
+        c = normalized_table.c
+        row = self._conn.execute(select(normalized_table).where(
+            c.file_id == file_id, c.schema_version == schema_version, c.version == version)).first()
+        return _normalized(row) if row else None
+
+    def versions(self, file_id: uuid.UUID, schema_version: int = 1) -> Sequence[NormalizedFile]:
+        c = normalized_table.c
+        rows = self._conn.execute(select(normalized_table).where(c.file_id == file_id, c.schema_version == schema_version)
+                                  .order_by(c.version)).all()
+        return [_normalized(row) for row in rows]
+
+    def for_job(self, job_id: uuid.UUID, file_id: uuid.UUID) -> NormalizedFile | None:
+        with translate_errors(self.entity_name):
+            recorded = self._conn.execute(_JOB_VERSION, {"job": job_id, "file": file_id}).scalar()
+        if recorded is None:
+            return self.get_for_file(file_id)
+        return self.get_version(file_id, int(recorded))
 
     def put(self, normalized: NormalizedFile) -> NormalizedFile:
         self._check_tenant(normalized.organization_id)
@@ -250,9 +296,6 @@ class PostgresNormalizedFileRepository(PostgresRepository):
         if values["created_at"] is None:
             values.pop("created_at")
         with self._write():
-            self._conn.execute(delete(normalized_table).where(
-                normalized_table.c.file_id == normalized.file_id,
-                normalized_table.c.schema_version == normalized.schema_version))
             row = self._conn.execute(insert(normalized_table).values(**values).returning(normalized_table)).one()
         return _normalized(row)
 
@@ -260,6 +303,14 @@ class PostgresNormalizedFileRepository(PostgresRepository):
         with self._write():
             result = self._conn.execute(delete(normalized_table).where(normalized_table.c.file_id == file_id))
         return int(result.rowcount)
+
+
+# The version the job's link recorded; else the one the file's newest link with a version recorded.
+_JOB_VERSION = text(
+    "SELECT COALESCE("
+    " (SELECT file_version FROM reconciliation_job_files WHERE job_id = :job AND file_id = :file),"
+    " (SELECT file_version FROM reconciliation_job_files WHERE file_id = :file AND file_version IS NOT NULL"
+    "  ORDER BY created_at DESC, job_id LIMIT 1))")
 
 
 class PostgresFileSweepRepository(PostgresRepository):

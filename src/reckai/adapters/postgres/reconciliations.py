@@ -162,15 +162,24 @@ class PostgresJobRepository(PostgresRepository):
         with self._write():
             for link in links:
                 self._conn.execute(text(
-                    "INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side)"
-                    " VALUES (:job, :file, :org, :side)"),
-                    {"job": job_id, "file": link.file_id, "org": self._uow.organization_id, "side": link.side})
+                    "INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side, file_version)"
+                    " VALUES (:job, :file, :org, :side, :version)"),
+                    {"job": job_id, "file": link.file_id, "org": self._uow.organization_id, "side": link.side,
+                     "version": link.file_version})
 
     def linked_files(self, job_id: uuid.UUID) -> builtins.list[JobFileLink]:
         rows = self._conn.execute(text(
-            "SELECT file_id, side FROM reconciliation_job_files WHERE job_id = :job ORDER BY side"),
+            "SELECT file_id, side, file_version FROM reconciliation_job_files WHERE job_id = :job ORDER BY side"),
             {"job": job_id}).all()
-        return [JobFileLink(row.file_id, row.side) for row in rows]
+        return [JobFileLink(row.file_id, row.side, row.file_version) for row in rows]
+
+    def record_file_version(self, job_id: uuid.UUID, file_id: uuid.UUID, version: int) -> None:
+        with self._write():
+            result = self._conn.execute(text(
+                "UPDATE reconciliation_job_files SET file_version = :version WHERE job_id = :job AND file_id = :file"),
+                {"job": job_id, "file": file_id, "version": version})
+        if result.rowcount == 0:
+            raise EntityNotFound("reconciliation_job_file", file_id)
 
     def latest_for_files(self, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> uuid.UUID | None:
         row = self._conn.execute(text(

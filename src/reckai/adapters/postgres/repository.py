@@ -27,6 +27,7 @@ _UNIQUE_FIELDS = {
     "users_pkey": ("user", "id"),
     "refresh_token_families_pkey": ("refresh_token_family", "id"),
     "user_tokens_token_hash_key": ("user_token", "token_hash"),
+    "normalized_files_file_version_key": ("normalized_file", "version"),
 }
 
 

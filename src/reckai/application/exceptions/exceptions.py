@@ -117,7 +117,7 @@ def exception_detail(services: WorkflowServices, principal: Principal, exception
         detail = ExceptionDetail(item, list(uow.exceptions.comments(exception_id)), list(uow.exceptions.history(exception_id)),
                                  matches, pending, overdue=item.is_overdue(services.now()))
     if source_rows is not None:
-        rows = {side: source_rows.row(principal.organization_id, file_id, row)
+        rows = {side: source_rows.row(principal.organization_id, file_id, row, item.job_id)
                 for side, file_id, row in (("left", item.left_file_id, item.left_row),
                                             ("right", item.right_file_id, item.right_row))
                 if file_id is not None and row is not None}

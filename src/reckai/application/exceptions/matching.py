@@ -87,8 +87,9 @@ def _require_writer(principal: Principal) -> None:
 
 
 def stored_rows(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, files: Mapping[str, uuid.UUID],
-                rows: Sequence[LinkRow]) -> StoredRows:
-    """The rows as stored (amount and currency from the file's normalized form), or a 400 naming
+                rows: Sequence[LinkRow], job_id: uuid.UUID) -> StoredRows:
+    """The rows as stored (amount and currency from the normalized version of the file the job
+    read, whatever re-map came later), or a 400 naming
     each row that is not stored, or whose client-sent amount differs from the stored one."""
     problems: list[FieldError] = []
     for index, row in enumerate(rows):
@@ -102,7 +103,7 @@ def stored_rows(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, files: 
         raise RuntimeError("manual matching needs the stored row amounts (WorkflowServices.row_amounts)")
     stored: dict[str, dict[int, StoredRowAmount]] = {}
     for side in {row.side for row in rows}:
-        normalized = uow.normalized_files.get_for_file(files[side])
+        normalized = uow.normalized_files.for_job(job_id, files[side])
         stored[side] = services.row_amounts.amounts(normalized.storage_path, [r.row_number for r in rows
                                                                              if r.side == side]) if normalized else {}
     members, currencies = [], set()
@@ -169,7 +170,7 @@ def _confirmation(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, job_i
     group = _suggestion(uow, job_id, left_row, right_row)
     group.confirm(user_id, now)
     rows = stored_rows(services, uow, uow.matches.job_files(job_id),
-                       [LinkRow(m.side, m.row.row_number) for m in group.members])
+                       [LinkRow(m.side, m.row.row_number) for m in group.members], job_id)
     group.members = rows.members
     group.id, group.created_by, group.created_at = uuid.uuid4(), user_id, now
     return group, rows
@@ -261,7 +262,7 @@ def _link(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, organization_
     files = uow.matches.job_files(job_id)
     if not files:
         raise NotFound("reconciliation_job", job_id)
-    stored = stored_rows(services, uow, files, rows)
+    stored = stored_rows(services, uow, files, rows, job_id)
     taken = uow.matches.matched_rows(job_id, [m.row for m in stored.members])
     group = manual_group(organization_id=organization_id, job_id=job_id, members=stored.members,
                          already_matched=taken, user_id=user_id, at=now, note=note)
@@ -339,7 +340,7 @@ def rows_as_stored(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, meta
     else:
         rows = [LinkRow("left", int(metadata["left_row"])), LinkRow("right", int(metadata["right_row"]))]
     try:
-        return stored_rows(services, uow, uow.matches.job_files(job_id), rows).described()
+        return stored_rows(services, uow, uow.matches.job_files(job_id), rows, job_id).described()
     except (ValidationFailed, InvalidBreakValue) as exc:
         return {"unreadable": str(exc)}
 

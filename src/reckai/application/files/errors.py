@@ -71,15 +71,24 @@ class FileStateConflict(Conflict):
         self.status = status
 
 
-# Why a processed file keeps its mapping, and what to do instead (docs/files.md, "Re-mapping").
-REMAP_PROCESSED_HINT = (
-    "a reconciliation used this mapping and its results point at the rows it read. To read the file "
-    "another way, upload it again (the new file is flagged as a duplicate of this one, which is expected) "
-    "and map the new file; try the mapping first with POST /api/files/{id}/map?dry_run=true")
+class FileVersionConflict(Conflict):
+    """Another writer stored the same version number of the file first (a race the file's claim
+    should prevent); nothing of this request was kept."""
+
+    code = "FILE_VERSION_CONFLICT"
+
+    def __init__(self, file_id: uuid.UUID, version: int) -> None:
+        super().__init__(f"version {version} of the file was stored by another request at the same moment; "
+                         "nothing of this request was kept. Read the file (GET /api/files/{id}) and map it again "
+                         "if its current version is not the one you want")
+        self.file_id = file_id
+        self.version = version
 
 
 class NormalizationFailed(ApplicationError):
-    """Normalization ended in status `error`; the file's error report lists every failed row."""
+    """Normalization failed: a first mapping leaves the file in status `error` (its error report
+    lists every failed row); a re-map of a file that has a version leaves the file and its current
+    version as they were (the answer's details list the failed rows)."""
 
     code = "NORMALIZATION_FAILED"
 

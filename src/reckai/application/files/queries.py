@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reckai.application.context import Caller, Outcome
 from reckai.application.errors import ServiceUnavailable
@@ -19,7 +19,8 @@ from reckai.application.ports.storage import DOWNLOAD_URL_LIFETIME, StorageError
 class FileDetails:
     file: ReconciliationFile
     mappings: list[DataMapping]
-    normalized: NormalizedFile | None
+    normalized: NormalizedFile | None  # the current version (the highest), None before the first
+    versions: list[NormalizedFile] = field(default_factory=list)  # every normalized version, oldest first
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class DownloadLink:
 def get_file(services: FileServices, caller: Caller, file_id: uuid.UUID) -> FileDetails:
     with services.database.unit_of_work(caller.organization_id) as uow:
         file = load_file(uow, file_id)
+        versions = list(uow.normalized_files.versions(file_id))
         return FileDetails(file=file, mappings=list(uow.data_mappings.list_for_file(file_id)),
-                           normalized=uow.normalized_files.get_for_file(file_id))
+                           normalized=versions[-1] if versions else None, versions=versions)
 
 
 def list_files(services: FileServices, caller: Caller, file_filter: FileFilter, *, page: int,
@@ -70,8 +72,7 @@ def delete_file(services: FileServices, caller: Caller, file_id: uuid.UUID) -> N
         file = load_file(uow, file_id)
         if uow.files.in_processing_job(file_id):
             raise FileInProcessingJob(file_id)
-        normalized = uow.normalized_files.get_for_file(file_id)
-        keys = [file.storage_path] + ([normalized.storage_path] if normalized else [])
+        keys = [file.storage_path] + [version.storage_path for version in uow.normalized_files.versions(file_id)]
         uow.files.delete(file_id)
         services.audit_log.record(uow, audit_event(
             caller, "file.deleted", file_id, outcome=Outcome.DONE, original_filename=file.original_filename,

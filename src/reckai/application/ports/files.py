@@ -82,7 +82,9 @@ class DataMapping:
 
 @dataclass(frozen=True)
 class NormalizedFile:
-    """Where the canonical rows of a file are (Parquet in storage)."""
+    """One normalized version of a file: where its canonical rows are (Parquet in storage) and the
+    mapping they were read with. A file's versions are numbered 1, 2, ...; the highest is its
+    current one (docs/files.md "Re-mapping: versions"); a job reads the version it recorded."""
 
     id: uuid.UUID
     file_id: uuid.UUID
@@ -92,6 +94,9 @@ class NormalizedFile:
     checksum: str | None
     schema_version: int = 1
     created_at: dt.datetime | None = None
+    version: int = 1
+    mapping: dict[str, Any] | None = None  # the mapping JSON (docs/mapping.md) this version was read with
+    created_by: uuid.UUID | None = None  # None: a job's normalize step (no person)
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,15 @@ class FileRepository(Protocol):
         is `processing`."""
         ...
 
+    def mark_processed(self, file_id: uuid.UUID, at: dt.datetime) -> None:
+        """Set status `processed` and processed_at, and nothing else (a job that used the file;
+        a re-map committing at the same moment keeps its version, row count and report)."""
+        ...
+
+    def get_for_update(self, file_id: uuid.UUID) -> ReconciliationFile | None:
+        """Read and lock the row until the transaction ends (SELECT ... FOR UPDATE)."""
+        ...
+
     def try_claim(self, file_id: uuid.UUID) -> bool:
         """Take the file's claim for the rest of this unit of work's transaction, without waiting.
 
@@ -166,14 +180,29 @@ class DataMappingRepository(Protocol):
 
 
 class NormalizedFileRepository(Protocol):
-    def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None: ...
+    def get_for_file(self, file_id: uuid.UUID, schema_version: int = 1) -> NormalizedFile | None:
+        """The file's current version (the highest number), None when it has none."""
+        ...
+
+    def get_version(self, file_id: uuid.UUID, version: int, schema_version: int = 1) -> NormalizedFile | None: ...
+
+    def versions(self, file_id: uuid.UUID, schema_version: int = 1) -> Sequence[NormalizedFile]:
+        """Every version of the file, oldest (1) first."""
+        ...
+
+    def for_job(self, job_id: uuid.UUID, file_id: uuid.UUID) -> NormalizedFile | None:
+        """The version of the file that job read: the version its link (reconciliation_job_files)
+        recorded; for a file the job does not link (a stream run's row carried from an earlier run)
+        the version the newest link of the file recorded; else the current version."""
+        ...
 
     def put(self, normalized: NormalizedFile) -> NormalizedFile:
-        """Insert, replacing the row of the same (file_id, schema_version) if there is one."""
+        """Insert a version. DuplicateEntity("normalized_file", "version") when the file has that
+        (schema_version, version) already: two writers of one version never both land."""
         ...
 
     def delete_for_file(self, file_id: uuid.UUID) -> int:
-        """Remove the file's rows; returns how many."""
+        """Remove the file's rows (every version); returns how many."""
         ...
 
 

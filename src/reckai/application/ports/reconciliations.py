@@ -82,6 +82,7 @@ class JobFilter:
 class JobFileLink:
     file_id: uuid.UUID
     side: str  # left | right
+    file_version: int | None = None  # the normalized version of the file the job reads (None: not yet known)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,11 @@ class JobRepository(Protocol):
         ...
 
     def linked_files(self, job_id: uuid.UUID) -> builtins.list[JobFileLink]: ...
+
+    def record_file_version(self, job_id: uuid.UUID, file_id: uuid.UUID, version: int) -> None:
+        """Record the normalized version of a linked file the job read (the worker, when it
+        normalized the file itself). EntityNotFound when the job does not link the file."""
+        ...
 
     def latest_for_files(self, left_file_id: uuid.UUID, right_file_id: uuid.UUID) -> uuid.UUID | None:
         """The newest job that reconciled exactly these two files on these sides (a re-run links

@@ -276,9 +276,12 @@ class DeclinedPairs(Protocol):
 class SourceRows(Protocol):
     """The content of one source row, for an exception's detail screen."""
 
-    def row(self, organization_id: uuid.UUID, file_id: uuid.UUID, row_number: int) -> dict[str, object] | None:
+    def row(self, organization_id: uuid.UUID, file_id: uuid.UUID, row_number: int,
+            job_id: uuid.UUID | None = None) -> dict[str, object] | None:
         """The canonical fields and raw columns of the file's data row `row_number` (1-based), as
-        JSON-ready values; None when the file (or its normalized form, or the row) is gone."""
+        JSON-ready values, read from the normalized version of the file job `job_id` read (a later
+        re-map does not change it; None: the current version); None when the file (or that
+        version, or the row) is gone."""
         ...
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from reckai.application.context import Caller, Outcome
 from reckai.application.errors import FieldError, QuotaExceeded, ValidationFailed
 from reckai.application.files.common import rules_from_rows
+from reckai.application.ports.files import ReconciliationFile
 from reckai.application.ports.reconciliations import JobFileLink, JobsUnitOfWork, RuleVersion
 from reckai.application.ports.storage import StorageError
 from reckai.application.reconciliations.errors import (
@@ -68,7 +69,7 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
         jobs = uow.reconciliation_jobs
         earlier = (jobs.latest_for_files(request.left_file_id, request.right_file_id)
                    or jobs.latest_for_files(request.right_file_id, request.left_file_id))
-        if earlier is not None and not request.force:
+        if earlier is not None and not request.force and not _remapped_since(uow, earlier, (left, right)):
             raise FilesAlreadyReconciled(earlier)
         rules = _rules(uow, request.rule_ids, (left["file_type"], right["file_type"]))
         profile_json = _profile_json(request, left, right, rules)
@@ -93,8 +94,8 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
         except job_rules.JobRuleViolation as exc:
             raise ValidationFailed([FieldError("", str(exc))]) from exc
         job = uow.reconciliation_jobs.add(job)
-        uow.reconciliation_jobs.link_files(job.id, [JobFileLink(request.left_file_id, "left"),
-                                                    JobFileLink(request.right_file_id, "right")])
+        uow.reconciliation_jobs.link_files(job.id, [JobFileLink(request.left_file_id, "left", left["version"]),
+                                                    JobFileLink(request.right_file_id, "right", right["version"])])
         services.job_queue.enqueue(uow, RUN_RECONCILIATION.request(
             {"job_id": str(job.id), "attempt": job.attempt}, organization_id=caller.organization_id))
         services.audit_log.record(uow, job_event(caller,
@@ -132,11 +133,28 @@ def _ready_file(uow: JobsUnitOfWork, side: str, file_id: uuid.UUID) -> dict[str,
     if file.status not in READY_FILE_STATUSES:
         raise FileNotReady(side, file_id, f"its status is {file.status}; confirm its mapping first "
                                           "(POST /api/files/:id/map)")
-    mapping = rules_from_rows(uow.data_mappings.list_for_file(file_id))
+    return file_entry(uow, file, side)
+
+
+def file_entry(uow: JobsUnitOfWork, file: ReconciliationFile, side: str) -> dict[str, Any]:
+    """The job snapshot's entry for a file: with its current normalized version (the one the job
+    reads, whatever re-map comes later) and that version's mapping, when it has one; else its
+    confirmed mapping (the worker normalizes it and records the version)."""
+    current = uow.normalized_files.get_for_file(file.id) if file.status in ("normalized", "processed") else None
+    mapping = current.mapping if current is not None and current.mapping is not None else \
+        rules_from_rows(uow.data_mappings.list_for_file(file.id))
     if mapping is None:
-        raise FileNotReady(side, file_id, "it has no confirmed mapping (POST /api/files/:id/map)")
+        raise FileNotReady(side, file.id, "it has no confirmed mapping (POST /api/files/:id/map)")
     return {"file_id": str(file.id), "name": file.original_filename, "file_type": file.file_type,
-            "checksum": file.checksum, "mapping": mapping}
+            "checksum": file.checksum, "mapping": mapping, "version": current.version if current else None}
+
+
+def _remapped_since(uow: JobsUnitOfWork, earlier: uuid.UUID, files: tuple[dict[str, Any], ...]) -> bool:
+    """True when a file of the earlier job was re-mapped since: that job read another version of it
+    than the new job will, so the new job is not a re-run over the same rows."""
+    recorded = {link.file_id: link.file_version for link in uow.reconciliation_jobs.linked_files(earlier)}
+    return any(file["version"] is not None and recorded.get(uuid.UUID(file["file_id"])) is not None
+               and recorded[uuid.UUID(file["file_id"])] != file["version"] for file in files)
 
 
 def _rules(uow: JobsUnitOfWork, rule_ids: list[uuid.UUID] | None, pair: tuple[str, str]) -> list[RuleVersion]:

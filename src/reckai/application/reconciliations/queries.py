@@ -96,7 +96,7 @@ def _searched_rows(services: ReconciliationServices, uow: JobsUnitOfWork, job_id
     if services.row_finder is None:
         raise RuntimeError("the results search needs a row finder (bootstrap wires one)")
     for link in uow.reconciliation_jobs.linked_files(job_id):
-        normalized = uow.normalized_files.get_for_file(link.file_id)
+        normalized = uow.normalized_files.for_job(job_id, link.file_id)  # the version the job read
         if normalized is not None and link.side in found:
             found[link.side] = services.row_finder.find_rows(normalized.storage_path, search)
     return found["left"], found["right"]

@@ -16,7 +16,6 @@ One attempt, start to end (docs/reconciliation-jobs.md):
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -249,9 +248,22 @@ class _Attempt:
             return declined_row_pairs(uow, left_id, right_id)
 
     def _normalize(self, side: str, file: dict[str, Any]) -> Any:
+        """The normalized version of the file this job reads: the one its link recorded (at creation
+        over a normalized file; a re-map since then made a newer one the job does not read), else
+        the file's current version (normalized now if it is not yet), recorded on the link."""
         services, file_id = self.services, uuid.UUID(file["file_id"])
         with services.database.unit_of_work(self.organization_id) as uow:
             current = uow.files.get(file_id)
+            link = next((link for link in uow.reconciliation_jobs.linked_files(self.job.id)
+                         if link.file_id == file_id), None)
+            recorded = link.file_version if link is not None else None
+            if current is not None and recorded is not None:
+                kept = uow.normalized_files.get_version(file_id, recorded)
+                if kept is None:
+                    raise FileStepFailed(f"Version {recorded} of the {side} file '{file['name']}', which this "
+                                         "reconciliation reads, is gone. Start a new reconciliation.")
+                self.heartbeat.check()
+                return kept
             mapping = rules_from_rows(uow.data_mappings.list_for_file(file_id)) if current else None
             normalized = uow.normalized_files.get_for_file(file_id) if current else None
         if current is None:
@@ -260,20 +272,22 @@ class _Attempt:
         if mapping != file["mapping"]:
             raise FileStepFailed(f"The mapping of the {side} file '{file['name']}' changed after this reconciliation "
                                  "was created. Start a new reconciliation to use the new mapping.")
-        if normalized is not None and current.status in ("normalized", "processed"):
-            self.heartbeat.check()
-            return normalized
-        if services.normalize_file is None:
-            raise FileStepFailed(f"The {side} file '{file['name']}' is not normalized and this worker cannot "
-                                 "normalize files.")
-        try:
-            result = services.normalize_file(self.organization_id, file_id)
-        except ApplicationError as exc:
-            raise FileStepFailed(f"The {side} file '{file['name']}' could not be normalized: {exc.message} "
-                                 "Fix the file or its mapping (POST /api/files/:id/map), then start the "
-                                 "reconciliation again.") from exc
+        if normalized is None or current.status not in ("normalized", "processed"):
+            if services.normalize_file is None:
+                raise FileStepFailed(f"The {side} file '{file['name']}' is not normalized and this worker cannot "
+                                     "normalize files.")
+            try:
+                normalized = services.normalize_file(self.organization_id, file_id)
+            except ApplicationError as exc:
+                raise FileStepFailed(f"The {side} file '{file['name']}' could not be normalized: {exc.message} "
+                                     "Fix the file or its mapping (POST /api/files/:id/map), then start the "
+                                     "reconciliation again.") from exc
+        if link is not None:
+            with services.database.unit_of_work(self.organization_id) as uow:
+                uow.reconciliation_jobs.record_file_version(self.job.id, file_id, normalized.version)
+                uow.commit()
         self.heartbeat.check()
-        return result
+        return normalized
 
     def _load(self, side: str, file: dict[str, Any], normalized: Any) -> Any:
         with self.services.storage.open(normalized.storage_path) as stream:
@@ -319,9 +333,7 @@ class _Attempt:
                 raise StaleAttempt(job.id, "the job was deleted")
             now = services.now()
             for file_id in (left_id, right_id):
-                file = uow.files.get(file_id)
-                if file is not None:
-                    uow.files.update(dataclasses.replace(file, status="processed", processed_at=now))
+                uow.files.mark_processed(file_id, now)
             self.seconds["total"] = round(time.perf_counter() - self._started, 4)
             summary = {
                 "rows": {"left": outcome.left_rows, "right": outcome.right_rows},

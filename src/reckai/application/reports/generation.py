@@ -244,7 +244,7 @@ def _channel_source(uow: ReportsUnitOfWork, job: ReconciliationJob) -> ChannelSo
     switch = switch or next((link for link in links if link.side == "right"), None)
     if switch is None:
         return None
-    normalized = uow.normalized_files.get_for_file(switch.file_id)
+    normalized = uow.normalized_files.for_job(job.id, switch.file_id)  # the version the job read
     if normalized is None:
         return None
     return ChannelSource(job.id, switch.side, normalized.storage_path,

@@ -58,7 +58,7 @@ class JobRulePreview:
             raise Conflict("rule previews need the reconciliation engine, which this process does not have")
         tables = {}
         for side, file in files.items():
-            normalized = uow.normalized_files.get_for_file(uuid.UUID(file["file_id"]))
+            normalized = uow.normalized_files.for_job(job_id, uuid.UUID(file["file_id"]))
             if normalized is None:
                 raise Conflict(f"the {side} file of this reconciliation is no longer normalized")
             if normalized.row_count > MAX_PREVIEW_ROWS:

@@ -12,7 +12,7 @@ from reckai.application.errors import FieldError, QuotaExceeded, ValidationFaile
 from reckai.application.files.common import rules_from_rows
 from reckai.application.ports.reconciliations import JobFileLink, JobsUnitOfWork
 from reckai.application.ports.repositories import DuplicateEntity
-from reckai.application.reconciliations.commands import FILE_TYPE_LABELS, OPTION_KEYS
+from reckai.application.reconciliations.commands import FILE_TYPE_LABELS, OPTION_KEYS, file_entry
 from reckai.application.reconciliations.errors import FileNotReady, InvalidReconciliation, NoRules
 from reckai.application.reconciliations.job_types import RUN_RECONCILIATION
 from reckai.application.reconciliations.services import ReconciliationServices
@@ -259,12 +259,18 @@ def add_stream_file(services: ReconciliationServices, caller: Caller, stream_id:
     return added
 
 
-def _file_entry(uow: JobsUnitOfWork, stream_file: StreamFile) -> dict[str, Any]:
+def _file_entry(uow: JobsUnitOfWork, stream: Stream, stream_file: StreamFile) -> dict[str, Any]:
+    """The run's entry for a file joining it: its current normalized version (a re-map since the
+    file was added made a newer one: that is the one the run reads), whose mapping must still have
+    the layout of the stream's side template."""
     file = uow.files.get(stream_file.file_id)
     if file is None:
         raise FileNotReady(stream_file.side, stream_file.file_id, "the file was deleted")
-    return {"file_id": str(file.id), "name": file.original_filename, "file_type": file.file_type,
-            "checksum": file.checksum, "mapping": rules_from_rows(uow.data_mappings.list_for_file(file.id))}
+    entry = file_entry(uow, file, stream_file.side)
+    differences = mapping_differences(stream.side(stream_file.side).mapping, entry["mapping"] or {})
+    if differences:
+        raise FileLayoutChanged(stream_file.side, differences)
+    return entry
 
 
 def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id: uuid.UUID, *,
@@ -305,7 +311,7 @@ def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id
             parse_profile(profile)
         except ProfileError as exc:
             raise InvalidReconciliation(exc.path, exc.reason) from exc
-        files = {side: [_file_entry(uow, f) for f in waiting if f.side == side] for side in SIDES}
+        files = {side: [_file_entry(uow, stream, f) for f in waiting if f.side == side] for side in SIDES}
         snapshot = {
             "profile": profile,
             "rules": [{"rule_id": str(r.rule_id), "version": r.version, "name": r.name} for r in stream.rules],
@@ -318,7 +324,9 @@ def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id
                                 previous_job_id=carried_from.job_id if carried_from else None,
                                 leading_side=stream.leading_side, max_attempts=services.settings.max_attempts)
         job = uow.reconciliation_jobs.add(job)
-        uow.reconciliation_jobs.link_files(job.id, [JobFileLink(f.file_id, f.side) for f in waiting])
+        versions = {uuid.UUID(entry["file_id"]): entry["version"] for side in SIDES for entry in files[side]}
+        uow.reconciliation_jobs.link_files(job.id, [JobFileLink(f.file_id, f.side, versions.get(f.file_id))
+                                                    for f in waiting])
         uow.streams.assign_files(stream_id, [f.file_id for f in waiting], job.id)
         run = StreamRun(stream_id=stream_id, run_number=run_number, job_id=job.id, created_by=created_by,
                         created_at=now)

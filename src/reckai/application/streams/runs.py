@@ -15,7 +15,6 @@ messages: docs/reconciliation-jobs.md); only its input and its persist step diff
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -167,7 +166,7 @@ def _persist(attempt: _Attempt, run: Any, outcome: StreamOutcome, left: StreamSi
         for file in job.snapshot["stream"]["files"]["left"] + job.snapshot["stream"]["files"]["right"]:
             stored = uow.files.get(uuid.UUID(file["file_id"]))
             if stored is not None and stored.status != "processed":
-                uow.files.update(dataclasses.replace(stored, status="processed", processed_at=now))
+                uow.files.mark_processed(stored.id, now)
         figures = {
             "run_number": run_number,
             "new_rows": {"left": left.new_rows, "right": right.new_rows},

@@ -3,6 +3,7 @@
     organizations/{org_id}/uploads/{yyyy}/{mm}/{file_id}.{ext}
     organizations/{org_id}/processed/{job_id}/{name}.{ext}           a job's results
     organizations/{org_id}/processed/files/{file_id}/normalized.{ext} a file's normalized form
+    organizations/{org_id}/processed/files/{file_id}/normalized-v{n}-{id}.{ext} its version n >= 2 (a re-map)
     organizations/{org_id}/reports/{yyyy}/{mm}/{report_id}.{ext}
     quarantine/{org_id}/{yyyy}/{mm}/{file_id}.{ext}                    infected uploads, outside the
                                                                        organization's normal area
@@ -89,11 +90,21 @@ def processed_key(
 
 
 def normalized_file_key(
-    organization_id: uuid.UUID | str, file_id: uuid.UUID | str, extension: str = "parquet"
+    organization_id: uuid.UUID | str, file_id: uuid.UUID | str, extension: str = "parquet", version: int = 1,
+    writer: uuid.UUID | str | None = None,
 ) -> str:
+    """Version 1 of a file's normalized form is `normalized.{ext}`, a later version N (a re-map)
+    `normalized-vN.{ext}` beside it, or `normalized-vN-{writer}.{ext}` when the writer names itself
+    (a re-map does: two writers of one version number never share an object, so the one the
+    database refuses deletes only its own)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidStorageKey(str(version), "version must be an integer >= 1")
+    name = "normalized" if version == 1 and writer is None else f"normalized-v{version}"
+    if writer is not None:
+        name += f"-{_uuid(writer, 'writer').replace('-', '')}"
     return (
         f"{organization_prefix(organization_id)}processed/{NORMALIZED_FILES_SEGMENT}/"
-        f"{_uuid(file_id, 'file_id')}/normalized.{_extension(extension)}"
+        f"{_uuid(file_id, 'file_id')}/{name}.{_extension(extension)}"
     )
 
 

@@ -88,9 +88,24 @@ class MappingField(msgspec.Struct):
 
 
 class NormalizedInfo(msgspec.Struct):
+    """The file's current normalized version."""
+
     row_count: int
     checksum: str | None
     schema_version: int
+    created_at: dt.datetime | None
+    version: int
+
+
+class FileVersionBody(msgspec.Struct):
+    """One normalized version of the file (a re-map makes the next one; jobs keep the one they read)."""
+
+    version: int
+    current: bool  # the highest version: what a new job or stream run reads
+    transformation_rules: dict[str, Any] | None  # the mapping this version was read with
+    row_count: int
+    checksum: str | None
+    created_by: uuid.UUID | None  # null: normalized by a job's step, or before versions were kept
     created_at: dt.datetime | None
 
 
@@ -117,6 +132,8 @@ class File(msgspec.Struct):
     mapping: list[MappingField]
     transformation_rules: dict[str, Any] | None
     normalized: NormalizedInfo | None
+    current_version: int | None  # the version new jobs read; null before the first normalization
+    versions: list[FileVersionBody]  # every normalized version, oldest first
 
 
 class DetectedEncoding(msgspec.Struct, forbid_unknown_fields=True):
@@ -309,7 +326,11 @@ def _file_body(details: FileDetails, cls: type[File] = File, **extra: Any) -> An
                  for m in details.mappings],
         transformation_rules=rules_from_rows(details.mappings),
         normalized=NormalizedInfo(row_count=n.row_count, checksum=n.checksum, schema_version=n.schema_version,
-                                  created_at=n.created_at) if n else None,
+                                  created_at=n.created_at, version=n.version) if n else None,
+        current_version=n.version if n else None,
+        versions=[FileVersionBody(version=v.version, current=n is not None and v.version == n.version,
+                                  transformation_rules=v.mapping, row_count=v.row_count, checksum=v.checksum,
+                                  created_by=v.created_by, created_at=v.created_at) for v in details.versions],
         **extra,
     )
 
@@ -420,7 +441,8 @@ class FileController(Controller):
     def read(self, file_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], container: NamedDependency[Container],
              principal: NamedDependency[Principal]) -> Success[File]:
         """The file's metadata: status, scan result, proposed or confirmed mapping, row count, the
-        normalized version and, when normalization failed, its error report."""
+        current normalized version and every version (number, mapping, row count, created by and
+        at; a re-map adds one) and, when normalization failed, its error report."""
         details = get_file(container.files, _caller(principal, request), file_id)
         return ok(_file_body(details))
 
@@ -443,15 +465,21 @@ class FileController(Controller):
         return ok(DownloadLinkBody(url=link.url, expires_at=link.expires_at))
 
     @post("/{file_id:uuid}/map", opt={"permission": "files:write", "errors": {
-        409: "FILE_STATE_CONFLICT: the file's status does not allow mapping (upload it again to map it anew); "
-             "FILE_BUSY: another request is mapping it.",
-        422: "NORMALIZATION_FAILED: rows could not be normalized (the file's error report lists them)."}},
+        409: "FILE_IN_PROCESSING_JOB: a running job reads the file; FILE_BUSY: another request is mapping it; "
+             "FILE_VERSION_CONFLICT: another request stored the same version first (nothing was kept).",
+        422: "NORMALIZATION_FAILED: rows could not be normalized (a first mapping: the file's error report lists "
+             "them; a re-map: the details do, and the file keeps its current version)."}},
           status_code=200, sync_to_thread=True, summary="Confirm or override a file's mapping")
     def map_file(self, file_id: FromPath[uuid.UUID], data: JSONBody[FileMap], request: Request[Any, Any, Any],
                  container: NamedDependency[Container], principal: NamedDependency[Principal],
                  dry_run: FromQuery[bool] = False, period_start: FromQuery[dt.date | None] = None,
                  period_end: FromQuery[dt.date | None] = None) -> Success[File | MappingDryRunBody]:
         """Confirm the proposed mapping (`{}`) or override it (`transformation_rules`), then normalize.
+
+        A file normalized already (status `normalized`, or `processed`: a job used it) is re-mapped:
+        the rows are read again into a new normalized version that becomes the current one (new
+        jobs read it); earlier versions stay, and jobs keep reading the version they used. A re-map
+        that fails changes nothing of the file.
 
         `?dry_run=true`: read the file with the given rules (else its mapping) and answer the first 50
         normalized rows, per-field fill rates, direction and currency counts and warnings (all rows one
