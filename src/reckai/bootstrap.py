@@ -39,6 +39,7 @@ from reckai.application.exceptions import exceptions as exception_cases
 from reckai.application.files import sweeper
 from reckai.application.files.mapping import normalize_file_job
 from reckai.application.files.services import FileServices
+from reckai.application.identity import email_verification
 from reckai.application.identity import passwords as password_cases
 from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.onboarding import user_onboarding_handler
@@ -515,9 +516,11 @@ def _register_jobs(handlers: JobHandlers, settings: Settings, *, database: Datab
                    reconciliations: ReconciliationServices, workflow: WorkflowServices,
                    identity: IdentityServices, reports: ReportServices) -> None:
     """Every feature's background jobs: type -> handler (with its time limit), and the periodic ones."""
-    # identity: the password-reset mail, expired sessions
+    # identity: the password-reset and e-mail verification mails, expired sessions
     handlers.register(job_types.SEND_PASSWORD_RESET, partial(password_cases.send_password_reset_job, identity),
                       time_limit_seconds=60)
+    handlers.register(job_types.SEND_EMAIL_VERIFICATION,
+                      partial(email_verification.send_email_verification_job, identity), time_limit_seconds=60)
     handlers.register(job_types.CLEANUP_EXPIRED_SESSIONS, partial(maintenance.cleanup_expired_sessions_job, database),
                       time_limit_seconds=300)
     handlers.every(job_types.CLEANUP_EXPIRED_SESSIONS, settings.jobs.session_cleanup_interval_seconds)

@@ -14,6 +14,9 @@ SWEEP_ORPHANED_FILE_OBJECTS = JobType("sweep_orphaned_file_objects", Queue.LOW, 
 # Identity: the password-reset mail (docs/identity.md, "Password reset"). High, like other mail; a
 # redelivery sends a fresh link that replaces the earlier one.
 SEND_PASSWORD_RESET = JobType("send_password_reset", Queue.HIGH, max_attempts=4)
+# Identity: the e-mail verification mail after a sign-up or a resend (docs/identity.md, "E-mail
+# verification"). Same budget as the reset mail; a redelivery sends a fresh link.
+SEND_EMAIL_VERIFICATION = JobType("send_email_verification", Queue.HIGH, max_attempts=4)
 
 # Workflow (docs/workflow.md). High: exception and approval notifications, SLA escalation.
 NOTIFY_WORKFLOW = JobType("notify_workflow", Queue.HIGH, max_attempts=4)

@@ -9,6 +9,7 @@ from typing import Any
 from reckai.application.context import Caller, Outcome, audit_event
 from reckai.application.errors import FieldError, QuotaExceeded, ValidationFailed
 from reckai.application.files.common import rules_from_rows
+from reckai.application.identity.verification_gate import require_verified_email
 from reckai.application.ports.reconciliations import JobFileLink, JobsUnitOfWork
 from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.reconciliations.commands import FILE_TYPE_LABELS, OPTION_KEYS
@@ -25,6 +26,7 @@ from reckai.application.streams.errors import (
     StreamRunInProgress,
 )
 from reckai.domain.audit.events import AuditEvent
+from reckai.domain.identity.verification import GatedAction
 from reckai.domain.reconciliation import jobs as job_rules
 from reckai.domain.reconciliation.jobs import JobStatus
 from reckai.domain.reconciliation.profile import ProfileError, parse_profile
@@ -269,6 +271,7 @@ def _file_entry(uow: JobsUnitOfWork, stream_file: StreamFile) -> dict[str, Any]:
 def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id: uuid.UUID) -> StreamRun:
     """Run N+1: a reconciliation job over the stream's waiting files plus the rows still open after
     the last completed run (docs/streams.md). One run of a stream at a time."""
+    require_verified_email(caller, GatedAction.START_JOB)
     now = services.now()
     with services.database.unit_of_work(caller.organization_id) as uow:
         quota = uow.quotas.get_for_update(caller.organization_id)
