@@ -25,6 +25,7 @@ from typing import Any, Literal
 from reckai.domain.exceptions.errors import InvalidWorkflowSettings
 from reckai.domain.exceptions.policy import DEFAULT_SLA_HOURS, parse_workflow_settings
 from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
+from reckai.domain.retention import DEFAULT_UPLOADS_DAYS, UPLOADS_SETTING
 
 Source = Literal["default", "operator", "org"]
 SettingType = Literal["integer", "boolean", "object", "list"]
@@ -145,6 +146,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("password_policy", "object", dataclasses.asdict(DEFAULT_POLICY),
             "The password policy; an organization may only tighten the platform's.",
             org_overridable=True, validate=_password_policy),
+    Setting(UPLOADS_SETTING, "integer", DEFAULT_UPLOADS_DAYS,
+            "Days an uploaded file (as uploaded and normalized) is kept; then the retention job deletes it, "
+            "unless a stream, a running job, an open exception or a pending approval still refers to it "
+            "(docs/privacy.md, Retention).", minimum=30, maximum=36_500, org_overridable=True,
+            env="RETENTION_UPLOADS_DAYS", unit="days"),
 )
 REGISTRY: Mapping[str, Setting] = {setting.name: setting for setting in SETTINGS}
 

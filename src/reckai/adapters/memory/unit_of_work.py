@@ -10,6 +10,7 @@ from functools import cached_property
 from reckai.adapters.memory import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.memory import files as file_repositories
 from reckai.adapters.memory import streams as stream_repositories
+from reckai.adapters.memory.retention import MemoryRetentionRepository
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 
 __all__ = ["MemoryDatabase", "MemoryStore", "MemoryUnitOfWork"]
@@ -111,6 +112,11 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def dashboard(self) -> dashboard.MemoryDashboardReader:
         return dashboard.MemoryDashboardReader(self)
+
+    # --- retention (issue 17 item 7) ---
+    @cached_property
+    def retention(self) -> MemoryRetentionRepository:
+        return MemoryRetentionRepository(self)
 
 
 class MemoryDatabase:

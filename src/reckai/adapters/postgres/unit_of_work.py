@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from reckai.adapters.postgres import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.postgres import files as file_repositories
 from reckai.adapters.postgres import streams as stream_repositories
+from reckai.adapters.postgres.retention import PostgresRetentionRepository
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 
 __all__ = ["PostgresDatabase", "PostgresUnitOfWork", "UnitOfWorkClosed"]
@@ -118,6 +119,11 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def dashboard(self) -> dashboard.PostgresDashboardReader:
         return dashboard.PostgresDashboardReader(self)
+
+    # --- retention (issue 17 item 7) ---
+    @cached_property
+    def retention(self) -> PostgresRetentionRepository:
+        return PostgresRetentionRepository(self)
 
 
 class PostgresDatabase:

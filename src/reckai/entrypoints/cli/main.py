@@ -12,7 +12,7 @@ import sys
 
 # Subcommand modules under reckai.entrypoints.cli; a module that is missing is skipped so the
 # command line keeps working while features land one by one.
-SUBCOMMAND_MODULES = ("serve", "worker", "migrate", "db", "audit", "reconcile", "inspect", "org")
+SUBCOMMAND_MODULES = ("serve", "worker", "migrate", "db", "audit", "reconcile", "inspect", "org", "retention")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -1,0 +1,59 @@
+"""Retention (issue 17 item 7; docs/privacy.md, "Retention"): what is kept how long, and what the
+retention job must never delete.
+
+The periods are registered settings (domain/settings_registry.py, `retention.*`). A file past its
+period is deleted unless something still in use refers to it; `KeptBecause` names why one is kept,
+so a dry run can say so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+UPLOADS_SETTING = "retention.uploads_days"
+DEFAULT_UPLOADS_DAYS = 2 * 365
+
+
+class KeptBecause(str, Enum):
+    """Why a file past its retention period is not deleted (checked in this order)."""
+
+    STREAM = "stream"  # a stream still lists it (its runs carry its open rows)
+    RUNNING_JOB = "running_job"  # a job over it is pending or processing
+    OPEN_EXCEPTION = "open_exception"  # a job over it has an exception not resolved or ignored
+    PENDING_APPROVAL = "pending_approval"  # a pending approval names it, a job over it, or such a job's exception
+
+
+def cutoff(now: dt.datetime, days: int) -> dt.datetime:
+    """Everything stored before this instant is past a period of `days`."""
+    return now - dt.timedelta(days=days)
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def referenced_ids(metadata: Any) -> frozenset[uuid.UUID]:
+    """Every UUID anywhere in an approval's metadata (keys and values, nested). Deliberately wide:
+    an approval type need not declare which of its fields name a file, job or exception for the
+    retention job to leave those alone while it is pending."""
+    found: set[uuid.UUID] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, uuid.UUID):
+            found.add(value)
+        elif isinstance(value, str):
+            found.update(uuid.UUID(match) for match in _UUID.findall(value))
+
+    walk(metadata)
+    return frozenset(found)
