@@ -1,7 +1,8 @@
 """Retention (issue 17 item 7; docs/privacy.md, "Retention"): delete what is past its period.
 
 What this covers today: uploaded files, as uploaded and normalized (`retention.uploads_days`,
-two years by default). For each organization, the files uploaded before the cutoff are read in
+two years by default); an organization under a legal hold (`retention.legal_hold`, until a date)
+is skipped whole. For each organization, the files uploaded before the cutoff are read in
 batches, oldest first; one that a stream, a pending or processing job, an open exception or a
 pending approval still refers to is kept (and reported with the reason). The others are deleted
 like `DELETE /api/files/:id` does: the row (mappings, normalized rows and job links go with it)
@@ -27,7 +28,14 @@ from reckai.application.ports.jobs import JobDelivery
 from reckai.application.ports.retention import ExpiredFile, RetentionUnitOfWork
 from reckai.application.ports.storage import FileStorage, StorageError
 from reckai.application.ports.unit_of_work import Database
-from reckai.domain.retention import UPLOADS_SETTING, KeptBecause, cutoff, referenced_ids
+from reckai.domain.retention import (
+    LEGAL_HOLD_SETTING,
+    UPLOADS_SETTING,
+    KeptBecause,
+    LegalHold,
+    cutoff,
+    referenced_ids,
+)
 from reckai.domain.settings_registry import OperatorValues, effective_value
 
 _log = logging.getLogger("reckai.retention")
@@ -56,6 +64,7 @@ class OrganizationRetention:
     deleted_files: list[ExpiredFile] = field(default_factory=list)  # deleted, or would be
     kept_files: list[ExpiredFile] = field(default_factory=list)  # past the period but referred to
     objects_not_deleted: list[str] = field(default_factory=list)  # left to the orphan sweeper
+    legal_hold: LegalHold | None = None  # set when a legal hold stopped the run for the organization
 
     @property
     def deleted_bytes(self) -> int:
@@ -88,8 +97,15 @@ def apply_organization_retention(services: RetentionServices, organization_id: u
         organization = uow.organizations.get(organization_id)
         settings = organization.settings if organization is not None else {}
         days = int(effective_value(UPLOADS_SETTING, services.operator_settings, settings))
+        hold = LegalHold.parse(effective_value(LEGAL_HOLD_SETTING, services.operator_settings, settings))
         references = frozenset().union(*(referenced_ids(m) for m in uow.retention.pending_approval_metadata()))
     outcome = OrganizationRetention(organization_id, days, cutoff(now, days), dry_run)
+    if hold.active(now):
+        outcome.legal_hold = hold
+        _log.info("retention skipped: legal hold", extra={
+            "action": "retention.run", "organization_id": str(organization_id),
+            "metadata": {"dry_run": dry_run, "legal_hold_until": hold.until.isoformat() if hold.until else None}})
+        return outcome
     after: tuple[dt.datetime, uuid.UUID] | None = None
     while True:
         with services.database.unit_of_work(organization_id) as uow:

@@ -12,11 +12,14 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 UPLOADS_SETTING = "retention.uploads_days"
 DEFAULT_UPLOADS_DAYS = 2 * 365
+LEGAL_HOLD_SETTING = "retention.legal_hold"
+MAX_HOLD_REASON = 200
 
 
 class KeptBecause(str, Enum):
@@ -57,3 +60,37 @@ def referenced_ids(metadata: Any) -> frozenset[uuid.UUID]:
 
     walk(metadata)
     return frozenset(found)
+
+
+@dataclass(frozen=True)
+class LegalHold:
+    """An organization's legal hold: until the end of `until` (UTC), the retention job deletes none
+    of its data. `{}` is no hold."""
+
+    until: dt.date | None = None
+    reason: str = ""
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any] | None) -> LegalHold:
+        """The stored value, checked: `{}`, or `{"until": "YYYY-MM-DD", "reason": "..."}`. Raises
+        ValueError naming what is wrong (the registry reports it as INVALID_SETTING)."""
+        raw = dict(raw or {})
+        if not raw:
+            return cls()
+        unknown = set(raw) - {"until", "reason"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; a hold is {{until, reason}}")
+        try:
+            until = dt.date.fromisoformat(str(raw.get("until")))
+        except ValueError:
+            raise ValueError("until must be a date, YYYY-MM-DD") from None
+        reason = str(raw.get("reason") or "").strip()
+        if not reason or len(reason) > MAX_HOLD_REASON or "\n" in reason or "\r" in reason:
+            raise ValueError(f"reason is required: one line, at most {MAX_HOLD_REASON} characters")
+        return cls(until, reason)
+
+    def as_setting(self) -> dict[str, str]:
+        return {} if self.until is None else {"until": self.until.isoformat(), "reason": self.reason}
+
+    def active(self, now: dt.datetime) -> bool:
+        return self.until is not None and now.astimezone(dt.UTC).date() <= self.until

@@ -30,6 +30,10 @@ def register(subparsers: Any) -> None:
 
 def print_outcomes(outcomes: Sequence[OrganizationRetention], out: TextIO) -> None:
     for outcome in outcomes:
+        if outcome.legal_hold is not None and outcome.legal_hold.until is not None:
+            print(f"HELD organization {outcome.organization_id}: legal hold until "
+                  f"{outcome.legal_hold.until.isoformat()} ({outcome.legal_hold.reason}); nothing deleted", file=out)
+            continue
         verb = "WOULD DELETE" if outcome.dry_run else "DELETE"
         for deleted in outcome.deleted_files:
             print(f"{verb} file {deleted.file_id} uploaded {deleted.uploaded_at.date().isoformat()} "
