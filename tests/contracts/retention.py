@@ -145,8 +145,108 @@ def check_pending_approvals_and_organizations(tenants: Tenants) -> None:
         assert {org, other} <= set(uow.retention.organization_ids())
 
 
+RESULTS_CUTOFF = NOW - dt.timedelta(days=7 * 365)
+VERY_OLD = RESULTS_CUTOFF - dt.timedelta(days=10)
+
+
+def _old_job(org: uuid.UUID, user: uuid.UUID, status: j.JobStatus, at: dt.datetime = VERY_OLD) -> j.ReconciliationJob:
+    job = j.new_job(job_id=uuid.uuid4(), organization_id=org, name="old job", created_by=user, snapshot={}, now=at)
+    return dataclasses.replace(job, status=status)
+
+
+def _job_world(database: Any, org: uuid.UUID, user: uuid.UUID) -> tuple[dict[str, uuid.UUID], frozenset[uuid.UUID]]:
+    from reckai.domain.streams.streams import StreamRun
+
+    names = ["free", "resolved", "open", "running", "stream_run", "approval_job", "approval_exception", "young"]
+    jobs = {name: _old_job(org, user, j.JobStatus.PROCESSING if name == "running" else j.JobStatus.COMPLETED,
+                           NOW - dt.timedelta(days=100) if name == "young" else VERY_OLD + dt.timedelta(minutes=i))
+            for i, name in enumerate(names)}
+    in_approval = _exception(org, jobs["approval_exception"].id, ExceptionStatus.IGNORED)
+    stream = stream_of(org, user, "old stream")
+    with database.unit_of_work(org) as uow:
+        for job in jobs.values():
+            uow.reconciliation_jobs.add(job)
+        uow.exceptions.add(_exception(org, jobs["resolved"].id, ExceptionStatus.RESOLVED))
+        uow.exceptions.add(_exception(org, jobs["open"].id, ExceptionStatus.OPEN))
+        uow.exceptions.add(in_approval)
+        uow.streams.add(stream)
+        uow.streams.add_run(StreamRun(stream.id, 1, jobs["stream_run"].id, user, VERY_OLD))
+        uow.commit()
+    return {name: job.id for name, job in jobs.items()}, frozenset({jobs["approval_job"].id, in_approval.id})
+
+
+def check_expired_jobs_name_why_each_is_kept(tenants: Tenants) -> None:
+    database, (org, user), (other, _) = tenants
+    jobs, references = _job_world(database, org, user)
+    with database.unit_of_work(org) as uow:
+        expired = uow.retention.expired_jobs(RESULTS_CUTOFF, references, after=None, limit=100)
+        first_two = uow.retention.expired_jobs(RESULTS_CUTOFF, references, after=None, limit=2)
+        rest = uow.retention.expired_jobs(RESULTS_CUTOFF, references,
+                                          after=(first_two[-1].created_at, first_two[-1].job_id), limit=100)
+    by_id = {job.job_id: job for job in expired}
+    reasons = {name: by_id[job_id].kept_because for name, job_id in jobs.items() if job_id in by_id}
+    assert reasons == {"free": None, "resolved": None, "open": KeptBecause.OPEN_EXCEPTION,
+                       "running": KeptBecause.RUNNING_JOB, "stream_run": KeptBecause.STREAM,
+                       "approval_job": KeptBecause.PENDING_APPROVAL,
+                       "approval_exception": KeptBecause.PENDING_APPROVAL}  # `young` is within the period
+    assert [job.job_id for job in [*first_two, *rest]] == [job.job_id for job in expired]
+    assert by_id[jobs["free"]].status == "completed" and by_id[jobs["free"]].created_at.tzinfo is not None
+    with database.unit_of_work(other) as uow:
+        assert uow.retention.expired_jobs(RESULTS_CUTOFF, references, after=None, limit=100) == []
+
+
 CHECKS = [check_expired_files_name_why_each_is_kept, check_without_references_the_approval_files_are_free,
-          check_pages_by_upload_time_then_id, check_pending_approvals_and_organizations]
+          check_pages_by_upload_time_then_id, check_pending_approvals_and_organizations,
+          check_expired_jobs_name_why_each_is_kept]
+
+
+def check_jobs_past_the_results_period_go_with_their_exceptions_and_outputs(container: Any) -> None:
+    from reckai.application.context import RequestInfo
+    from reckai.application.identity.organizations import onboard_organization
+    from reckai.application.ports.audit import AuditQuery
+    from reckai.application.retention import apply_retention
+    from reckai.domain.ingestion.storage_keys import processed_key
+    from tests.support.identity import DEFAULT_PASSWORD
+
+    created = onboard_organization(
+        container.identity, name="Old Jobs Bank", code=f"jobs-{uuid.uuid4().hex[:8]}", domain=None,
+        subscription_tier="standard", admin_email="jobs.admin@example.com", admin_name="Jo Admin",
+        admin_password=DEFAULT_PASSWORD, request=RequestInfo(), public=False)
+    org, user = created.organization_id, created.admin_user_id
+    jobs, references = _job_world(container.database, org, user)
+    with container.database.unit_of_work(org) as uow:
+        uow.approvals.add(Approval.request(
+            organization_id=org, type=ApprovalType.SYSTEM_SETTING, title="keep these", description="d",
+            metadata={"refs": sorted(str(ref) for ref in references)}, requested_by=user, at=NOW))
+        uow.commit()
+    outputs = {name: processed_key(org, job_id, "results", "parquet") for name, job_id in jobs.items()}
+    for key in outputs.values():
+        container.storage.put(key, [b"results"])
+    doomed = {jobs["free"], jobs["resolved"]}
+
+    def exists(job_id: uuid.UUID) -> bool:
+        with container.database.unit_of_work(org) as uow:
+            return uow.reconciliation_jobs.get(job_id) is not None
+
+    [dry] = apply_retention(container.retention, dry_run=True, organization_id=org, now=NOW, batch_size=2)
+    assert {job.job_id for job in dry.deleted_jobs} == doomed and len(dry.kept_jobs) == 5
+    assert all(exists(job_id) for job_id in jobs.values())
+    assert all(container.storage.exists(key) for key in outputs.values())
+
+    [real] = apply_retention(container.retention, dry_run=False, organization_id=org, now=NOW, batch_size=2)
+    assert {job.job_id for job in real.deleted_jobs} == doomed
+    for name, job_id in jobs.items():
+        assert exists(job_id) is (job_id not in doomed), name
+        assert container.storage.exists(outputs[name]) is (job_id not in doomed), name
+    with container.database.unit_of_work(org) as uow:  # the exceptions went with their job
+        from reckai.application.ports.workflow import ExceptionQuery
+
+        remaining = {item.job_id for item in uow.exceptions.list(ExceptionQuery(limit=100)).items}
+    assert remaining == {jobs["open"], jobs["approval_exception"]}
+    rows = [r.event for r in container.audit_log.list_records(org, AuditQuery(limit=500)).records
+            if r.event.action == "retention.job_deleted"]
+    assert sorted(str(row.resource_id) for row in rows) == sorted(str(job_id) for job_id in doomed)
+    assert all(row.metadata["retention_days"] == 7 * 365 for row in rows)
 
 
 # --- the use case over a whole container (memory: tests/unit/test_retention.py; PostgreSQL and the

@@ -53,6 +53,11 @@ def test_dry_run_reports_and_the_real_run_deletes_rows_objects_and_audits_on_pos
     contract.check_dry_run_reports_and_the_real_run_deletes_rows_objects_and_audits(container)
 
 
+def test_jobs_past_the_results_period_go_with_their_exceptions_and_outputs_on_postgres(
+        container: Container) -> None:
+    contract.check_jobs_past_the_results_period_go_with_their_exceptions_and_outputs(container)
+
+
 def test_the_cli_dry_run_lists_and_the_real_run_deletes(container: Container) -> None:
     """`reckai retention run --dry-run` then `reckai retention run`, through the command's own function."""
     import argparse

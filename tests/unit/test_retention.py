@@ -31,6 +31,12 @@ def test_dry_run_then_real_run_in_memory() -> None:
     contract.check_dry_run_reports_and_the_real_run_deletes_rows_objects_and_audits(bootstrap_in_memory())
 
 
+def test_jobs_past_the_results_period_in_memory() -> None:
+    from reckai.bootstrap import bootstrap_in_memory
+
+    contract.check_jobs_past_the_results_period_go_with_their_exceptions_and_outputs(bootstrap_in_memory())
+
+
 def test_a_legal_hold_stops_the_run_for_its_organization_until_its_day_ends() -> None:
     import dataclasses
     import datetime as dt

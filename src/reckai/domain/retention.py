@@ -18,17 +18,19 @@ from typing import Any
 
 UPLOADS_SETTING = "retention.uploads_days"
 DEFAULT_UPLOADS_DAYS = 2 * 365
+RESULTS_SETTING = "retention.results_days"
+DEFAULT_RESULTS_DAYS = 7 * 365
 LEGAL_HOLD_SETTING = "retention.legal_hold"
 MAX_HOLD_REASON = 200
 
 
 class KeptBecause(str, Enum):
-    """Why a file past its retention period is not deleted (checked in this order)."""
+    """Why a file or a job past its retention period is not deleted (checked in this order)."""
 
-    STREAM = "stream"  # a stream still lists it (its runs carry its open rows)
-    RUNNING_JOB = "running_job"  # a job over it is pending or processing
-    OPEN_EXCEPTION = "open_exception"  # a job over it has an exception not resolved or ignored
-    PENDING_APPROVAL = "pending_approval"  # a pending approval names it, a job over it, or such a job's exception
+    STREAM = "stream"  # a stream still lists the file / the job is a stream's run
+    RUNNING_JOB = "running_job"  # the job (or a job over the file) is pending or processing
+    OPEN_EXCEPTION = "open_exception"  # an exception about it is open, in progress or escalated
+    PENDING_APPROVAL = "pending_approval"  # a pending approval names it, its job(s) or such an exception
 
 
 def cutoff(now: dt.datetime, days: int) -> dt.datetime:

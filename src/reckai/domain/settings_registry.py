@@ -25,7 +25,14 @@ from typing import Any, Literal
 from reckai.domain.exceptions.errors import InvalidWorkflowSettings
 from reckai.domain.exceptions.policy import DEFAULT_SLA_HOURS, parse_workflow_settings
 from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
-from reckai.domain.retention import DEFAULT_UPLOADS_DAYS, LEGAL_HOLD_SETTING, UPLOADS_SETTING, LegalHold
+from reckai.domain.retention import (
+    DEFAULT_RESULTS_DAYS,
+    DEFAULT_UPLOADS_DAYS,
+    LEGAL_HOLD_SETTING,
+    RESULTS_SETTING,
+    UPLOADS_SETTING,
+    LegalHold,
+)
 
 Source = Literal["default", "operator", "org"]
 SettingType = Literal["integer", "boolean", "object", "list"]
@@ -151,6 +158,11 @@ SETTINGS: tuple[Setting, ...] = (
             "unless a stream, a running job, an open exception or a pending approval still refers to it "
             "(docs/privacy.md, Retention).", minimum=30, maximum=36_500, org_overridable=True,
             env="RETENTION_UPLOADS_DAYS", unit="days"),
+    Setting(RESULTS_SETTING, "integer", DEFAULT_RESULTS_DAYS,
+            "Days a finished reconciliation job is kept with its results, exceptions, comments and stored outputs "
+            "(counted from its creation); then the retention job deletes it, unless it is a stream's run, an "
+            "exception of it is still open or a pending approval names it (docs/privacy.md, Retention).",
+            minimum=365, maximum=36_500, org_overridable=True, env="RETENTION_RESULTS_DAYS", unit="days"),
     Setting(LEGAL_HOLD_SETTING, "object", {},
             "A legal hold: {until: YYYY-MM-DD, reason}. Until the end of that day the retention job deletes none "
             "of the organization's data; {} is no hold (docs/privacy.md, Legal holds).", org_overridable=True,

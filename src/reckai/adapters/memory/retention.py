@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reckai.adapters.memory.store import MemoryTransaction
-from reckai.application.ports.retention import ExpiredFile, RetentionRepository
+from reckai.application.ports.retention import ExpiredFile, ExpiredJob, RetentionRepository
 from reckai.domain.retention import KeptBecause
 
 _OPEN_EXCEPTION_STATUSES = frozenset({"open", "in_progress", "escalated"})
@@ -42,6 +42,28 @@ class MemoryRetentionRepository:
                         and (after is None or (row.uploaded_at, str(row.id)) > (after[0], str(after[1])))),
                        key=lambda row: (row.uploaded_at, str(row.id)))
         return [self._expired(row, refs) for row in files[:limit]]
+
+    def expired_jobs(self, created_before: dt.datetime, references: Collection[uuid.UUID], *,
+                     after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> Sequence[ExpiredJob]:
+        refs = set(references)
+        jobs = sorted((row for _, row in self._uow.rows("reconciliation_jobs")
+                       if row.created_at is not None and row.created_at < created_before
+                       and (after is None or (row.created_at, str(row.id)) > (after[0], str(after[1])))),
+                      key=lambda row: (row.created_at, str(row.id)))
+        return [ExpiredJob(job_id=row.id, created_at=row.created_at, name=row.name, status=_field(row, "status"),
+                           kept_because=self._job_kept_because(row, refs)) for row in jobs[:limit]]
+
+    def _job_kept_because(self, job: Any, refs: set[uuid.UUID]) -> KeptBecause | None:
+        if any(_field(row, "job_id") == job.id for _, row in self._uow.rows("stream_runs")):
+            return KeptBecause.STREAM
+        if _field(job, "status") in _RUNNING_JOB_STATUSES:
+            return KeptBecause.RUNNING_JOB
+        exceptions = [row for _, row in self._uow.rows("exceptions") if _field(row, "job_id") == job.id]
+        if any(_field(row, "status") in _OPEN_EXCEPTION_STATUSES for row in exceptions):
+            return KeptBecause.OPEN_EXCEPTION
+        if job.id in refs or any(_field(row, "id") in refs for row in exceptions):
+            return KeptBecause.PENDING_APPROVAL
+        return None
 
     def _expired(self, file: Any, refs: set[uuid.UUID]) -> ExpiredFile:
         jobs = {_field(row, "job_id") for _, row in self._uow.rows("reconciliation_job_files")

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
-from reckai.application.ports.retention import ExpiredFile, RetentionRepository
+from reckai.application.ports.retention import ExpiredFile, ExpiredJob, RetentionRepository
 from reckai.domain.retention import KeptBecause
 
 # The jobs over a file: the links of reconciliation_job_files, and the file's own job_id.
@@ -40,6 +40,24 @@ SELECT f.id, f.uploaded_at, f.storage_path, f.size_bytes, f.checksum,
  WHERE f.uploaded_at < :before
    AND (CAST(:after_at AS timestamp) IS NULL OR (f.uploaded_at, f.id) > (:after_at, :after_id))
  ORDER BY f.uploaded_at, f.id
+ LIMIT :limit
+""").bindparams(bindparam("refs", type_=ARRAY(UUID(as_uuid=True))))
+
+
+_EXPIRED_JOBS = text("""
+SELECT j.id, j.created_at, j.name, j.status,
+       CASE
+         WHEN EXISTS (SELECT 1 FROM stream_runs r WHERE r.job_id = j.id) THEN 'stream'
+         WHEN j.status IN ('pending', 'processing') THEN 'running_job'
+         WHEN EXISTS (SELECT 1 FROM exceptions e WHERE e.job_id = j.id
+                         AND e.status IN ('open', 'in_progress', 'escalated')) THEN 'open_exception'
+         WHEN j.id = ANY(:refs)
+           OR EXISTS (SELECT 1 FROM exceptions e WHERE e.job_id = j.id AND e.id = ANY(:refs)) THEN 'pending_approval'
+       END AS kept_because
+  FROM reconciliation_jobs j
+ WHERE j.created_at < :before
+   AND (CAST(:after_at AS timestamp) IS NULL OR (j.created_at, j.id) > (:after_at, :after_id))
+ ORDER BY j.created_at, j.id
  LIMIT :limit
 """).bindparams(bindparam("refs", type_=ARRAY(UUID(as_uuid=True))))
 
@@ -75,6 +93,16 @@ class PostgresRetentionRepository(PostgresRepository):
                             normalized_paths=tuple(row.normalized_paths or ()), size_bytes=int(row.size_bytes),
                             checksum=row.checksum,
                             kept_because=KeptBecause(row.kept_because) if row.kept_because else None)
+                for row in rows]
+
+    def expired_jobs(self, created_before: dt.datetime, references: Collection[uuid.UUID], *,
+                     after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> Sequence[ExpiredJob]:
+        params = {"before": _to_db(created_before), "refs": list(references), "limit": limit,
+                  "after_at": _to_db(after[0]) if after else None, "after_id": after[1] if after else None}
+        with translate_errors(self.entity_name):
+            rows = self._conn.execute(_EXPIRED_JOBS, params).all()
+        return [ExpiredJob(job_id=row.id, created_at=_from_db(row.created_at), name=row.name, status=row.status,
+                           kept_because=KeptBecause(row.kept_because) if row.kept_because else None)
                 for row in rows]
 
 

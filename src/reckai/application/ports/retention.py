@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from reckai.application.ports.files import FilesUnitOfWork
+from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.domain.retention import KeptBecause
 
 
@@ -24,6 +24,17 @@ class ExpiredFile:
     normalized_paths: tuple[str, ...]
     size_bytes: int
     checksum: str | None
+    kept_because: KeptBecause | None
+
+
+@dataclass(frozen=True)
+class ExpiredJob:
+    """A reconciliation job created before the cutoff, and why it must stay (None: free to delete)."""
+
+    job_id: uuid.UUID
+    created_at: dt.datetime
+    name: str
+    status: str
     kept_because: KeptBecause | None
 
 
@@ -48,6 +59,15 @@ class RetentionRepository(Protocol):
         ...
 
 
-class RetentionUnitOfWork(FilesUnitOfWork, Protocol):
+    def expired_jobs(self, created_before: dt.datetime, references: Collection[uuid.UUID], *,
+                     after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> Sequence[ExpiredJob]:
+        """The bound organization's reconciliation jobs created before `created_before`, oldest
+        first (keyset paging as for files), each with why it must be kept, in `KeptBecause` order:
+        it is a stream's run; it is pending or processing; one of its exceptions is open, in
+        progress or escalated; `references` holds its id or the id of one of its exceptions."""
+        ...
+
+
+class RetentionUnitOfWork(JobsUnitOfWork, Protocol):
     @property
     def retention(self) -> RetentionRepository: ...

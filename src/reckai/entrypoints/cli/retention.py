@@ -1,5 +1,5 @@
 """`reckai retention run [--dry-run] [--org CODE] [--batch-size N]`: delete what is past its
-retention period now (the worker's daily `apply_retention` job does the same), or, with
+retention period now (finished jobs with their results, then uploaded files) (the worker's daily `apply_retention` job does the same), or, with
 `--dry-run`, list what would be deleted and what is kept and why, deleting nothing.
 
 One line per file (`DELETE` or `WOULD DELETE`, `KEEP <reason>`), then one summary line per
@@ -21,7 +21,7 @@ from reckai.bootstrap import Container
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("retention", help="apply the organizations' retention policies (operators)")
     commands = parser.add_subparsers(dest="retention_command", required=True)
-    run = commands.add_parser("run", help="delete uploaded files past their retention period")
+    run = commands.add_parser("run", help="delete finished jobs and uploaded files past their retention period")
     run.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
     run.add_argument("--org", metavar="CODE", help="only this organization (its sign-in code)")
     run.add_argument("--batch-size", type=int, default=100, help="files per transaction (default 100)")
@@ -35,16 +35,22 @@ def print_outcomes(outcomes: Sequence[OrganizationRetention], out: TextIO) -> No
                   f"{outcome.legal_hold.until.isoformat()} ({outcome.legal_hold.reason}); nothing deleted", file=out)
             continue
         verb = "WOULD DELETE" if outcome.dry_run else "DELETE"
+        for job in outcome.deleted_jobs:
+            print(f"{verb} job {job.job_id} created {job.created_at.date().isoformat()} ({job.status})", file=out)
+        for job in outcome.kept_jobs:
+            reason = job.kept_because.value if job.kept_because else "?"
+            print(f"KEEP job {job.job_id} created {job.created_at.date().isoformat()}: {reason}", file=out)
         for deleted in outcome.deleted_files:
             print(f"{verb} file {deleted.file_id} uploaded {deleted.uploaded_at.date().isoformat()} "
                   f"({deleted.size_bytes} bytes, {1 + len(deleted.normalized_paths)} objects)", file=out)
         for kept in outcome.kept_files:
             reason = kept.kept_because.value if kept.kept_because else "?"
             print(f"KEEP file {kept.file_id} uploaded {kept.uploaded_at.date().isoformat()}: {reason}", file=out)
-        print(f"{'DRY RUN' if outcome.dry_run else 'DONE'} organization {outcome.organization_id}: uploads kept "
-              f"{outcome.uploads_days} days (before {outcome.uploads_cutoff.isoformat()}); "
-              f"{len(outcome.deleted_files)} files {'to delete' if outcome.dry_run else 'deleted'} "
-              f"({outcome.deleted_bytes} bytes), {len(outcome.kept_files)} kept"
+        done = "to delete" if outcome.dry_run else "deleted"
+        print(f"{'DRY RUN' if outcome.dry_run else 'DONE'} organization {outcome.organization_id}: jobs kept "
+              f"{outcome.results_days} days, {len(outcome.deleted_jobs)} jobs {done}, {len(outcome.kept_jobs)} kept; "
+              f"uploads kept {outcome.uploads_days} days, "
+              f"{len(outcome.deleted_files)} files {done} ({outcome.deleted_bytes} bytes), {len(outcome.kept_files)} kept"
               + (f", {len(outcome.objects_not_deleted)} objects left to the orphan sweeper"
                  if outcome.objects_not_deleted else ""), file=out)
 
