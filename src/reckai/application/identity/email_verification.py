@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 from reckai.application.context import NO_REQUEST, Outcome, RequestInfo
+from reckai.application.errors import NotFound
 from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.errors import InvalidLinkToken
 from reckai.application.identity.passwords import redeem_link_token
@@ -92,8 +93,8 @@ def resend_email_verification(services: IdentityServices, principal: Principal, 
     services.limit("auth_account", f"email-verification:{principal.user_id}")
     with services.database.unit_of_work(principal.organization_id) as uow:
         user = uow.users.get(principal.user_id)
-        if user is None or not user.is_active:
-            raise InvalidLinkToken()
+        if user is None or not user.is_active:  # the guard read it active a moment ago
+            raise NotFound("user", principal.user_id)
         if user.is_email_verified:
             return ResendOutcome(already_verified=True, queued=False)
         queue_verification_mail(uow, services, user)
