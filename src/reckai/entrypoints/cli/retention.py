@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     run = commands.add_parser("run", help="delete finished jobs and uploaded files past their retention period")
     run.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
     run.add_argument("--org", metavar="CODE", help="only this organization (its sign-in code)")
-    run.add_argument("--batch-size", type=int, default=100, help="files per transaction (default 100)")
+    run.add_argument("--batch-size", type=int, default=100, help="jobs or files per transaction (default 100)")
     run.set_defaults(handler=_run)
 
 
