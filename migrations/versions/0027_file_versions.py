@@ -14,7 +14,7 @@ role may now UPDATE that table (the worker records the version); RLS is forced o
 already (0001).
 
 Revision ID: 0027_file_versions
-Revises: 0025_stream_schedules
+Revises: 0026_retention
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0027_file_versions"
-down_revision = "0025_stream_schedules"
+down_revision = "0026_retention"
 branch_labels = None
 depends_on = None
 

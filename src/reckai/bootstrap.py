@@ -30,6 +30,7 @@ from reckai.adapters.dramatiq.runner import (
 from reckai.adapters.dramatiq.runtime import DramatiqJobRuntime
 from reckai.adapters.spreadsheets.tables import CsvTableWriter, XlsxTableWriter
 from reckai.application import job_types, maintenance
+from reckai.application import retention as retention_cases
 from reckai.application.access import AccessRecorder, BatchingAccessRecorder
 from reckai.application.approvals import jobs as approval_jobs
 from reckai.application.approvals.common import WorkflowServices
@@ -39,6 +40,7 @@ from reckai.application.exceptions import exceptions as exception_cases
 from reckai.application.files import sweeper
 from reckai.application.files.mapping import normalize_file_job
 from reckai.application.files.services import FileServices
+from reckai.application.identity import email_verification
 from reckai.application.identity import passwords as password_cases
 from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.onboarding import user_onboarding_handler
@@ -54,6 +56,7 @@ from reckai.application.ports.mail import Mailer
 from reckai.application.ports.rate_limit import RateLimiter, RateLimits
 from reckai.application.ports.reconciliations import JobMatchingEngine, RowFinder
 from reckai.application.ports.reports import ReportRenderers, ReportsUnitOfWork
+from reckai.application.ports.retention import RetentionUnitOfWork
 from reckai.application.ports.scanner import VirusScanner
 from reckai.application.ports.security import (
     CommonPasswordChecker,
@@ -86,6 +89,7 @@ from reckai.application.reports.services import (
     GENERATE_TIME_LIMIT_SECONDS,
     ReportServices,
 )
+from reckai.application.retention import RetentionServices
 from reckai.application.rules.preview import JobRulePreview
 from reckai.application.rules.rules import rule_configuration_handler
 from reckai.application.settings_changes import system_setting_handler
@@ -96,7 +100,7 @@ from reckai.domain.settings_registry import OperatorValues
 from reckai.settings import Mode, Settings
 
 
-class AppUnitOfWork(ReportsUnitOfWork, DashboardUnitOfWork, Protocol):
+class AppUnitOfWork(ReportsUnitOfWork, DashboardUnitOfWork, RetentionUnitOfWork, Protocol):
     """The unit of work of this application: every feature's repositories (each adapter's unit of
     work carries them all). Use cases ask for a narrower protocol; entrypoints get this one."""
 
@@ -141,6 +145,7 @@ class Container:
     workflow: WorkflowServices
     audit_trail: AuditTrailServices
     reports: ReportServices
+    retention: RetentionServices
     # name -> zero-argument check: "db", "storage", "queue" (/health/*)
     health_checks: HealthChecks
     # CSV and Excel writers of exports and reports (adapters/spreadsheets)
@@ -251,10 +256,15 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
                                 clock=clock)
 
     reports = _reports(database, storage, audit_log, job_queue, clock, signer)
+    retention = RetentionServices(database=database, storage=storage, audit_log=audit_log, clock=clock,
+                                  operator_settings=settings.operator)
 
     _register_approval_types(workflow, settings.operator, reports)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
                    reconciliations=reconciliations, workflow=workflow, identity=identity, reports=reports)
+    handlers.register(job_types.APPLY_RETENTION, partial(retention_cases.apply_retention_job, retention),
+                      time_limit_seconds=retention_cases.TIME_LIMIT_SECONDS)
+    handlers.every(job_types.APPLY_RETENTION, retention_cases.PERIOD_SECONDS)
     handlers.register(job_types.ANCHOR_AUDIT_CHAINS,
                       partial(anchor_chain_heads_job, audit_log, signer, audit_anchors), time_limit_seconds=50)
     handlers.every(job_types.ANCHOR_AUDIT_CHAINS, settings.audit.anchor_interval_seconds)
@@ -269,6 +279,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         job_matching_engine=job_matching_engine, source_rows=source_rows, job_queue=job_queue,
         job_outbox=job_outbox, job_handlers=handlers, job_runtime=runtime, worker_runner=runner,
         identity=identity, files=files, reconciliations=reconciliations, workflow=workflow, reports=reports,
+        retention=retention,
         audit_trail=AuditTrailServices(audit_log, signer, audit_anchors, access_recorder),
         health_checks=dict(parts.health), _closers=parts.closers,
     )
@@ -518,9 +529,11 @@ def _register_jobs(handlers: JobHandlers, settings: Settings, *, database: Datab
                    reconciliations: ReconciliationServices, workflow: WorkflowServices,
                    identity: IdentityServices, reports: ReportServices) -> None:
     """Every feature's background jobs: type -> handler (with its time limit), and the periodic ones."""
-    # identity: the password-reset mail, expired sessions
+    # identity: the password-reset and e-mail verification mails, expired sessions
     handlers.register(job_types.SEND_PASSWORD_RESET, partial(password_cases.send_password_reset_job, identity),
                       time_limit_seconds=60)
+    handlers.register(job_types.SEND_EMAIL_VERIFICATION,
+                      partial(email_verification.send_email_verification_job, identity), time_limit_seconds=60)
     handlers.register(job_types.CLEANUP_EXPIRED_SESSIONS, partial(maintenance.cleanup_expired_sessions_job, database),
                       time_limit_seconds=300)
     handlers.every(job_types.CLEANUP_EXPIRED_SESSIONS, settings.jobs.session_cleanup_interval_seconds)

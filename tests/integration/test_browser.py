@@ -85,7 +85,7 @@ def test_an_invited_user_sets_a_password_in_the_browser_and_signs_in_with_it(
         browser: Any, served: tuple[Container, str]) -> None:
     container, base_url = served
     with httpx.Client(base_url=base_url) as client:
-        _, admin = onboard(client)
+        _, admin = onboard(client, container=container)
         admin_token = login(client, admin.org_code, admin.email, admin.password)
         email = "ines.invited@example.com"
         created = client.post("/api/users", json={"email": email, "name": "Ines Invited", "role": "analyst"},
@@ -110,7 +110,7 @@ def test_an_invited_user_sets_a_password_in_the_browser_and_signs_in_with_it(
 def test_a_user_resets_a_forgotten_password_in_the_browser(browser: Any, served: tuple[Container, str]) -> None:
     container, base_url = served
     with httpx.Client(base_url=base_url) as client:
-        _, admin = onboard(client)
+        _, admin = onboard(client, container=container)
         assert client.post("/api/auth/password/reset",
                            json={"organization_code": admin.org_code, "email": admin.email}).status_code == 202
         run_queued_jobs(container)
@@ -123,3 +123,29 @@ def test_a_user_resets_a_forgotten_password_in_the_browser(browser: Any, served:
     _wait(browser).until(lambda driver: driver.find_element(By.ID, "done"))
     assert _signs_in(base_url, admin.org_code, admin.email, NEW_PASSWORD)
     assert not _signs_in(base_url, admin.org_code, admin.email, admin.password)
+
+
+def test_a_signed_up_admin_verifies_the_address_in_the_browser_and_may_then_invite(
+        browser: Any, served: tuple[Container, str]) -> None:
+    container, base_url = served
+    with httpx.Client(base_url=base_url) as client:
+        _, admin = onboard(client, verify_email=False)
+        admin_token = login(client, admin.org_code, admin.email, admin.password)
+        refused = client.post("/api/users", json={"email": "vic.later@example.com", "name": "Vic Later",
+                                                  "role": "analyst"}, headers=bearer(admin_token))
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "EMAIL_NOT_VERIFIED"
+        run_queued_jobs(container)
+        requested_urls(browser)
+        browser.get(base_url + _mail_link(container, admin.email, "/verify-email"))
+        assert client.get("/api/auth/me", headers=bearer(admin_token)).json()["data"]["email_verified"] is False
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        done = _wait(browser).until(lambda driver: driver.find_element(By.ID, "done"))
+        assert "Your e-mail address is confirmed" in done.text
+        assert foreign_requests(requested_urls(browser), base_url) == []
+        assert client.get("/api/auth/me", headers=bearer(admin_token)).json()["data"]["email_verified"] is True
+        created = client.post("/api/users", json={"email": "vic.later@example.com", "name": "Vic Later",
+                                                  "role": "analyst"}, headers=bearer(admin_token))
+        assert created.status_code == 201, created.text
+        assert client.post(f"/api/users/{created.json()['data']['id']}/invite",
+                           headers=bearer(admin_token)).status_code == 200
+        relax_auth_limits(client)

@@ -104,7 +104,8 @@ def test_export_memory_is_bounded_by_the_batch_not_the_rows(tenant: Any, contain
                                                             bound_mb: int) -> None:
     _, organization_id, tokens, job_id = tenant
     principal = Principal(user_id=uuid.UUID(tokens["admin_id"]), organization_id=organization_id, role="admin",
-                          permissions=frozenset(), session_id=None, token_id="test", email="admin@test")
+                          permissions=frozenset(), session_id=None, token_id="test", email="admin@test",
+                          email_verified=True)
     query = ExceptionQuery(job_id=job_id)
     writer = container.table_writers.of(export_format)
     tracemalloc.start()

@@ -90,7 +90,7 @@ class Tenant:
         self.base_url = base_url
         with httpx.Client(base_url=base_url, timeout=120) as client:
             container.rate_limiter.reset(TIERS["auth_ip"], "127.0.0.1")
-            self.org_id, admin = onboard(client)
+            self.org_id, admin = onboard(client, container=container)
             container.rate_limiter.reset(TIERS["auth_ip"], "127.0.0.1")
             self.token = login(client, admin.org_code, admin.email, admin.password)
             container.rate_limiter.reset(TIERS["auth_ip"], "127.0.0.1")

@@ -122,7 +122,7 @@ def tenant(container: Container, base_url: str) -> Iterator[Tenant]:
     with httpx.Client(base_url=base_url, timeout=60) as client:
         limiter = container.rate_limiter
         limiter.reset(TIERS["auth_ip"], "127.0.0.1")
-        org_id, admin = onboard(client)
+        org_id, admin = onboard(client, container=container)
         limiter.reset(TIERS["auth_ip"], "127.0.0.1")
         token = login(client, admin.org_code, admin.email, admin.password)
         limiter.reset(TIERS["auth_ip"], "127.0.0.1")
@@ -337,7 +337,7 @@ def test_a_statement_uploaded_again_in_another_file_is_flagged_with_the_earlier_
     # Another organization's identical statement is not this one's business.
     limiter = tenant.container.rate_limiter
     limiter.reset(TIERS["auth_ip"], "127.0.0.1")
-    other_org, other_admin = onboard(tenant.client)
+    other_org, other_admin = onboard(tenant.client, container=tenant.container)
     limiter.reset(TIERS["auth_ip"], "127.0.0.1")
     other = Tenant(tenant.client, tenant.container, other_org, other_admin.user_id,
                    login(tenant.client, other_admin.org_code, other_admin.email, other_admin.password))

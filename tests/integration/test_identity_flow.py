@@ -26,8 +26,9 @@ from reckai.domain.identity.permissions import permissions_for
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, RedisSettings, Settings, StorageSettings
-from tests.support.identity import bearer, login_tokens, onboard
+from tests.support.identity import bearer, login_tokens, onboard, relax_auth_limits
 from tests.support.identity_flow import FakeClock, run_whole_flow
+from tests.support.jobs import run_queued_jobs
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,7 @@ def test_max_users_is_reserved_under_a_row_lock(container: Container) -> None:
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         org_id, admin = onboard(client)
     services = container.identity
-    principal = Principal(admin.user_id, org_id, "admin", permissions_for("admin"), None, "jti", admin.email)
+    principal = Principal(admin.user_id, org_id, "admin", permissions_for("admin"), None, "jti", admin.email, True)
     for i in range(8):  # 1 admin + 8 = 9 of 10
         user_cases.create_user(services, principal, email=f"u{i}@example.com", name="Some One", role="analyst",
                                password=None, request=RequestInfo())
@@ -220,3 +221,58 @@ def test_the_invitation_page_over_real_mail_sets_the_password_and_leaves_no_toke
     accepted = [r for r in records if r.event.action == "user.invitation_accepted"]
     assert [r.event.request_path for r in accepted] == ["/accept-invitation"]
     assert not [r for r in records if token in (r.event.request_path or "")]
+
+
+def test_email_verification_over_real_mail_on_postgres_gates_users_and_jobs(
+        container: Container, smtp_server: Any, clock: FakeClock) -> None:
+    """Issue 17 item 8 on PostgreSQL (RLS, the SECURITY DEFINER token look-up) and SMTP: a sign-up's
+    admin is refused users and jobs, the outbox mails the link, the page verifies, the admin invites;
+    the link then works no more, and a later link expires."""
+    from datetime import timedelta
+
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        org_id, admin = onboard(client, verify_email=False)
+        token = login_tokens(client, admin.org_code, admin.email, admin.password)["tokens"]["access_token"]
+        unknown = str(uuid.uuid4())
+        start = client.post("/api/reconciliations", headers=bearer(token),
+                            json={"name": "June", "left_file_id": unknown, "right_file_id": unknown})
+        assert start.status_code == 403 and start.json()["error"]["code"] == "EMAIL_NOT_VERIFIED"
+        invite = client.post(f"/api/users/{admin.user_id}/invite", headers=bearer(token))
+        assert invite.status_code == 403 and invite.json()["error"]["code"] == "EMAIL_NOT_VERIFIED"
+
+        # (earlier tests' sign-ups in this database queued theirs too)
+        assert "send_email_verification" in {actor for actor, _ in run_queued_jobs(container)}
+        mail = _body([m for m in smtp_server.messages if m["To"].lower() == admin.email.lower()][-1])
+        link = re.search(r"http://\S+/verify-email\?token=([A-Za-z0-9_\-]+)", mail)
+        assert link, mail
+        page = client.get("/verify-email", params={"token": link.group(1)})
+        assert page.status_code == 200 and page.headers["Referrer-Policy"] == "no-referrer"
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+        done = client.post("/verify-email", data=fields)
+        assert done.status_code == 200 and 'id="done"' in done.text, done.text
+        assert client.post("/verify-email", data=fields).status_code == 400  # single use
+
+        email = f"verified.{uuid.uuid4().hex[:8]}@example.com"
+        created = client.post("/api/users", json={"email": email, "name": "Vera Verified", "role": "analyst"},
+                              headers=bearer(token))
+        assert created.status_code == 201, created.text
+        assert client.post(f"/api/users/{created.json()['data']['id']}/invite",
+                           headers=bearer(token)).status_code == 200
+        with container.database.unit_of_work(org_id) as uow:
+            stored = uow.users.get(admin.user_id)
+        assert stored is not None and stored.is_email_verified
+
+        # a second sign-up's link, past its 72 hours, is refused
+        _, late = onboard(client, verify_email=False)
+        run_queued_jobs(container)
+        late_mail = _body([m for m in smtp_server.messages if m["To"].lower() == late.email.lower()][-1])
+        late_token = re.search(r"/verify-email\?token=([A-Za-z0-9_\-]+)", late_mail)
+        assert late_token
+        clock.advance(timedelta(hours=72, seconds=1))
+        relax_auth_limits(client)
+        expired = client.post("/api/auth/email-verification/confirm", json={"token": late_token.group(1)})
+        assert expired.status_code == 400 and expired.json()["error"]["code"] == "INVALID_TOKEN"
+    records = container.audit_log.list_records(org_id, AuditQuery(limit=500)).records
+    verified = [r for r in records if r.event.action == "user.email_verified"]
+    assert [r.event.request_path for r in verified] == ["/verify-email"]
+    assert not [r for r in records if link.group(1) in repr(r.event)]

@@ -186,7 +186,7 @@ class Tenant:
 @pytest.fixture(scope="module")
 def tenant(stack: Stack) -> Iterator[Tenant]:
     with httpx.Client(base_url=stack.base_url, timeout=120) as client:
-        org_id, admin = onboard(client)
+        org_id, admin = onboard(client, container=stack.container)
         token = login(client, admin.org_code, admin.email, admin.password)
         rj.seed_rules(stack.container.database, org_id, admin.user_id)
         yield Tenant(stack, client, org_id, admin.user_id, token)

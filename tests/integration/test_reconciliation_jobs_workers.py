@@ -39,7 +39,7 @@ stack = _services.stack  # the module-scoped fixture: the API, PostgreSQL, Redis
 def admin(stack: Stack) -> Iterator[tuple[Tenant, str]]:
     """A tenant (and its admin's e-mail address) with the card-vs-bank rules."""
     with httpx.Client(base_url=stack.base_url, timeout=120) as client:
-        org_id, credentials = onboard(client)
+        org_id, credentials = onboard(client, container=stack.container)
         token = login(client, credentials.org_code, credentials.email, credentials.password)
         rj.seed_rules(stack.container.database, org_id, credentials.user_id)
         yield Tenant(stack, client, org_id, credentials.user_id, token), credentials.email

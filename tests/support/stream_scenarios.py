@@ -45,7 +45,7 @@ def three_days(world: StreamWorld) -> None:
     r3 = first[(3, None)]
     # A person starts working on R3's break and assigns it: that state must carry on.
     principal = Principal(world.caller.user_id, world.organization_id, "admin", permissions_for("admin"), None,
-                          "jti", "admin@example.com")
+                          "jti", "admin@example.com", True)
     change_exception(world.container.workflow, principal, r3.id, status="in_progress")
     assign_exceptions(world.container.workflow, principal, [r3.id], world.caller.user_id)
     comment_on_exception(world.container.workflow, principal, r3.id, "asked the bank")

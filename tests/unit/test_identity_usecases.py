@@ -468,7 +468,7 @@ def test_max_users_is_enforced_and_concurrent_creations_cannot_exceed_it(contain
     with TestClient(create_app(container)) as client:
         org_id, admin = onboard(client)
     services = container.identity
-    principal = Principal(admin.user_id, org_id, "admin", permissions_for("admin"), None, "jti", admin.email)
+    principal = Principal(admin.user_id, org_id, "admin", permissions_for("admin"), None, "jti", admin.email, True)
     for i in range(8):
         user_cases.create_user(services, principal, email=f"u{i}@example.com", name="U", role="analyst",
                                password=None, request=RequestInfo())

@@ -87,6 +87,7 @@ def test_the_identity_endpoints_are_protected_as_documented() -> None:
     assert endpoints[("PUT", "/api/settings")] == "settings:write"
     assert endpoints[("POST", "/api/auth/mfa/enable")] == "account:self"
     assert endpoints[("POST", "/api/auth/password/change")] == "account:self"
+    assert endpoints[("POST", "/api/auth/email-verification/resend")] == "account:self"
 
 
 def test_the_download_and_export_endpoints_are_protected_as_issue_14_says() -> None:

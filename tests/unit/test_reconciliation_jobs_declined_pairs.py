@@ -77,7 +77,7 @@ def world() -> World:
     services = dataclasses.replace(container.reconciliations,
                                    settings=ReconciliationSettings(lease_seconds=30, heartbeat_seconds=0.05))
     principal = Principal(created.admin_user_id, created.organization_id, "admin", permissions_for("admin"), None,
-                          "jti", "admin@example.com")
+                          "jti", "admin@example.com", True)
     return World(container, services, Caller(created.organization_id, created.admin_user_id), principal,
                  left, right, rule.rule_id)
 

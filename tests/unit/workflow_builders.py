@@ -19,7 +19,8 @@ from reckai.domain.identity.principal import Principal
 
 
 def principal_of(user: User) -> Principal:
-    return Principal(user.id, user.organization_id, user.role, permissions_for(user.role), None, "jti", user.email)
+    return Principal(user.id, user.organization_id, user.role, permissions_for(user.role), None, "jti", user.email,
+                     True)
 
 
 @dataclass

@@ -81,13 +81,16 @@ class Caller:
     role: str | None = None
     request_id: str | None = None
     statuses: ResponseStatuses | None = None
+    # The acting user's address is proven (Principal.email_verified); a job acting for the
+    # organization has no address to prove.
+    email_verified: bool = True
 
     @classmethod
     def of(cls, principal: Principal, request: RequestInfo) -> Caller:
         return cls(organization_id=principal.organization_id, user_id=principal.user_id,
                    ip_address=request.ip_address, user_agent=request.user_agent, request_method=request.method,
                    request_path=request.path, role=principal.role, request_id=request.request_id,
-                   statuses=request.statuses)
+                   statuses=request.statuses, email_verified=principal.email_verified)
 
     @classmethod
     def system(cls, organization_id: uuid.UUID) -> Caller:

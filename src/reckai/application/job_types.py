@@ -10,10 +10,15 @@ from reckai.application.ports.jobs import JobType, Queue
 CLEANUP_EXPIRED_SESSIONS = JobType("cleanup_expired_sessions", Queue.LOW, max_attempts=3)
 # Low: delete stored objects of deleted files (docs/files.md "Orphaned objects"). Idempotent.
 SWEEP_ORPHANED_FILE_OBJECTS = JobType("sweep_orphaned_file_objects", Queue.LOW, max_attempts=3)
+# Low: delete what is past its retention period (docs/privacy.md, "Retention"). Daily; idempotent.
+APPLY_RETENTION = JobType("apply_retention", Queue.LOW, max_attempts=3)
 
 # Identity: the password-reset mail (docs/identity.md, "Password reset"). High, like other mail; a
 # redelivery sends a fresh link that replaces the earlier one.
 SEND_PASSWORD_RESET = JobType("send_password_reset", Queue.HIGH, max_attempts=4)
+# Identity: the e-mail verification mail after a sign-up or a resend (docs/identity.md, "E-mail
+# verification"). Same budget as the reset mail; a redelivery sends a fresh link.
+SEND_EMAIL_VERIFICATION = JobType("send_email_verification", Queue.HIGH, max_attempts=4)
 
 # Workflow (docs/workflow.md). High: exception and approval notifications, SLA escalation.
 NOTIFY_WORKFLOW = JobType("notify_workflow", Queue.HIGH, max_attempts=4)

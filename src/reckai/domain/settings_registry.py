@@ -25,6 +25,14 @@ from typing import Any, Literal
 from reckai.domain.exceptions.errors import InvalidWorkflowSettings
 from reckai.domain.exceptions.policy import DEFAULT_SLA_HOURS, parse_workflow_settings
 from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
+from reckai.domain.retention import (
+    DEFAULT_RESULTS_DAYS,
+    DEFAULT_UPLOADS_DAYS,
+    LEGAL_HOLD_SETTING,
+    RESULTS_SETTING,
+    UPLOADS_SETTING,
+    LegalHold,
+)
 
 Source = Literal["default", "operator", "org"]
 SettingType = Literal["integer", "boolean", "object", "list"]
@@ -145,6 +153,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("password_policy", "object", dataclasses.asdict(DEFAULT_POLICY),
             "The password policy; an organization may only tighten the platform's.",
             org_overridable=True, validate=_password_policy),
+    Setting(UPLOADS_SETTING, "integer", DEFAULT_UPLOADS_DAYS,
+            "Days an uploaded file (as uploaded and normalized) is kept; then the retention job deletes it, "
+            "unless a stream, a running job, an open exception or a pending approval still refers to it "
+            "(docs/privacy.md, Retention).", minimum=30, maximum=36_500, org_overridable=True,
+            env="RETENTION_UPLOADS_DAYS", unit="days"),
+    Setting(RESULTS_SETTING, "integer", DEFAULT_RESULTS_DAYS,
+            "Days a finished reconciliation job is kept with its results, exceptions, comments and stored outputs "
+            "(counted from its creation); then the retention job deletes it, unless it is a stream's run, an "
+            "exception of it is still open or a pending approval names it (docs/privacy.md, Retention).",
+            minimum=365, maximum=36_500, org_overridable=True, env="RETENTION_RESULTS_DAYS", unit="days"),
+    Setting(LEGAL_HOLD_SETTING, "object", {},
+            "A legal hold: {until: YYYY-MM-DD, reason}. Until the end of that day the retention job deletes none "
+            "of the organization's data; {} is no hold (docs/privacy.md, Legal holds).", org_overridable=True,
+            validate=lambda raw: LegalHold.parse(raw).as_setting()),
 )
 REGISTRY: Mapping[str, Setting] = {setting.name: setting for setting in SETTINGS}
 

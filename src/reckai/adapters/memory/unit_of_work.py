@@ -11,6 +11,7 @@ from reckai.adapters.memory import account_security, dashboard, identity, reconc
 from reckai.adapters.memory import files as file_repositories
 from reckai.adapters.memory import stream_schedules as stream_schedule_repositories
 from reckai.adapters.memory import streams as stream_repositories
+from reckai.adapters.memory.retention import MemoryRetentionRepository
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 
 __all__ = ["MemoryDatabase", "MemoryStore", "MemoryUnitOfWork"]
@@ -116,6 +117,11 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def dashboard(self) -> dashboard.MemoryDashboardReader:
         return dashboard.MemoryDashboardReader(self)
+
+    # --- retention (issue 17 item 7) ---
+    @cached_property
+    def retention(self) -> MemoryRetentionRepository:
+        return MemoryRetentionRepository(self)
 
 
 class MemoryDatabase:

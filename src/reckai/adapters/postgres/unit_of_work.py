@@ -18,6 +18,7 @@ from reckai.adapters.postgres import account_security, dashboard, identity, reco
 from reckai.adapters.postgres import files as file_repositories
 from reckai.adapters.postgres import stream_schedules as stream_schedule_repositories
 from reckai.adapters.postgres import streams as stream_repositories
+from reckai.adapters.postgres.retention import PostgresRetentionRepository
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 
 __all__ = ["PostgresDatabase", "PostgresUnitOfWork", "UnitOfWorkClosed"]
@@ -123,6 +124,11 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def dashboard(self) -> dashboard.PostgresDashboardReader:
         return dashboard.PostgresDashboardReader(self)
+
+    # --- retention (issue 17 item 7) ---
+    @cached_property
+    def retention(self) -> PostgresRetentionRepository:
+        return PostgresRetentionRepository(self)
 
 
 class PostgresDatabase:

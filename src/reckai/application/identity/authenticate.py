@@ -74,6 +74,7 @@ def authenticate_access_token(services: IdentityServices, token: str) -> Authent
         session_id=session_id,
         token_id=claims.jti,
         email=user.email,
+        email_verified=bool(user.is_email_verified),
     )
     return AuthenticatedCaller(
         principal=principal,

@@ -134,3 +134,15 @@ class SelfMfaReset(PermissionDenied):
 
     def __init__(self) -> None:
         super().__init__("users:write", "An administrator cannot reset their own MFA; ask another administrator")
+
+
+class EmailNotVerified(PermissionDenied):
+    """An administrator whose e-mail address is not verified yet tried a gated action
+    (domain/identity/verification.py): 403, naming the two ways out."""
+
+    code = "EMAIL_NOT_VERIFIED"
+
+    def __init__(self, action: str) -> None:
+        super().__init__(None, f"Verify your e-mail address before you {action}: open the link in the verification "
+                               "mail, or ask for a new mail at POST /api/auth/email-verification/resend")
+        self.action = action

@@ -11,6 +11,7 @@ from typing import Any
 from reckai.application.context import Outcome, RequestInfo
 from reckai.application.errors import FieldError, NotFound, ValidationFailed
 from reckai.application.identity.common import IdentityServices, require_single_line
+from reckai.application.identity.email_verification import queue_verification_mail
 from reckai.application.identity.errors import ApprovalRequired, OrganizationCodeTaken, SignupDisabled
 from reckai.application.identity.users import USER_ONBOARDING_SETTING
 from reckai.application.ports.repositories import DuplicateEntity
@@ -103,6 +104,16 @@ def onboard_organization(
             organization_id=organization.id, max_users=tier.max_users, max_storage_gb=tier.max_storage_gb,
             max_jobs_per_month=tier.max_jobs_per_month, max_file_size_mb=tier.max_file_size_mb,
             features=dict(tier.features)))
+        admin = uow.users.get(created.admin_user_id)
+        assert admin is not None
+        if public:
+            # Nobody vouched for the address a sign-up typed: the admin proves it through the link
+            # before adding users or starting jobs (application/identity/email_verification.py).
+            queue_verification_mail(uow, services, admin)
+        else:
+            # An operator created the organization and took the address from its customer.
+            admin.is_email_verified = True
+            uow.users.update(admin)
         common = {"organization_id": organization.id, "user_id": created.admin_user_id}
         services.audit_log.record(uow, services.event(
             "organization.created", request, resource_type="organization", resource_id=organization.id, outcome=Outcome.CREATED,
@@ -110,7 +121,7 @@ def onboard_organization(
                       "channel": "signup" if public else "operator"}, **common))
         services.audit_log.record(uow, services.event(
             "user.created", request, resource_type="user", resource_id=created.admin_user_id, outcome=Outcome.CREATED,
-            metadata={"role": "admin", "email": admin_email.strip()}, **common))
+            metadata={"role": "admin", "email": admin_email.strip(), "email_verified": not public}, **common))
         uow.commit()
     return OnboardedOrganization(created.organization_id, code, created.admin_user_id)
 

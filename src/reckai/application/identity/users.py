@@ -19,6 +19,7 @@ from reckai.application.identity.common import (
 )
 from reckai.application.identity.errors import ApprovalRequired, EmailTaken, InvalidLinkToken, LastAdmin
 from reckai.application.identity.passwords import redeem_link_token, set_password
+from reckai.application.identity.verification_gate import require_verified_email
 from reckai.application.ports.mail import OutgoingMail
 from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.ports.unit_of_work import UnitOfWork
@@ -27,6 +28,7 @@ from reckai.domain.exceptions.policy import USER_ONBOARDING_FLAG, approval_requi
 from reckai.domain.identity.entities import USER_ROLES, User, UserToken
 from reckai.domain.identity.principal import Principal
 from reckai.domain.identity.tokens import hash_refresh_token
+from reckai.domain.identity.verification import GatedAction
 
 INVITATION_LIFETIME = dt.timedelta(hours=72)
 USER_ONBOARDING_SETTING = USER_ONBOARDING_FLAG
@@ -76,6 +78,7 @@ def create_user(
     role that may decide approvals or is admin (segregation of duties, docs/workflow.md), this
     raises ApprovalRequired unless `approval_id` names the approved request; POST /api/users then
     requests one instead (application/approvals/optional.py)."""
+    require_verified_email(principal, GatedAction.ADD_USER)
     require_single_line(name=name)
     _require_role(role)
     with services.database.unit_of_work(principal.organization_id) as uow:
@@ -129,10 +132,12 @@ def operator_add_user(services: IdentityServices, *, organization_code: str, ema
         _reserve_user_slot(uow, organization_id)
         now = services.now()
         try:
+            # The operator took the address from the organization: verified (docs/identity.md).
             user = uow.users.add(User(
                 id=uuid.uuid4(), organization_id=organization_id, email=email.strip(), name=name.strip(), role=role,
                 password_hash=_unusable_password_hash(services),
-                password_changed_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC), created_at=now, updated_at=now))
+                password_changed_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC), created_at=now, updated_at=now,
+                is_email_verified=True))
         except DuplicateEntity:
             raise EmailTaken() from None
         set_password(services, uow, user, organization, password, field_name="password", expired=True)
@@ -244,6 +249,7 @@ def invite_user(services: IdentityServices, principal: Principal, user_id: uuid.
     """Mail a single-use link (72 hours) with which the user sets a password. A new invitation
     replaces an earlier unused one. The mail is sent before the token is committed: if the mailer
     fails, nothing is stored and the error says so (503)."""
+    require_verified_email(principal, GatedAction.ADD_USER)
     token = secrets.token_urlsafe(32)
     with services.database.unit_of_work(principal.organization_id) as uow:
         user = uow.users.get(user_id)

@@ -11,6 +11,7 @@ from typing import Any
 from reckai.application.context import Caller, Outcome
 from reckai.application.errors import FieldError, QuotaExceeded, ValidationFailed
 from reckai.application.files.common import rules_from_rows
+from reckai.application.identity.verification_gate import require_verified_email
 from reckai.application.ports.files import ReconciliationFile
 from reckai.application.ports.reconciliations import JobFileLink, JobsUnitOfWork, RuleVersion
 from reckai.application.ports.storage import StorageError
@@ -25,6 +26,7 @@ from reckai.application.reconciliations.errors import (
 from reckai.application.reconciliations.job_types import RUN_RECONCILIATION
 from reckai.application.reconciliations.services import ReconciliationServices, job_event
 from reckai.application.streams.errors import FilesAlreadyReconciled, JobIsStreamRun
+from reckai.domain.identity.verification import GatedAction
 from reckai.domain.ingestion.storage_keys import processed_prefix
 from reckai.domain.reconciliation import jobs as job_rules
 from reckai.domain.reconciliation.jobs import ReconciliationJob
@@ -56,6 +58,7 @@ class StartRequest:
 def start_reconciliation(services: ReconciliationServices, caller: Caller, request: StartRequest) -> ReconciliationJob:
     """Create the job `pending` with a snapshot of what it runs with, link its files, and enqueue
     it on the critical queue (through the outbox: it reaches a worker only after this commits)."""
+    require_verified_email(caller, GatedAction.START_JOB)
     _check_request(request)
     now = services.now()
     with services.database.unit_of_work(caller.organization_id) as uow:

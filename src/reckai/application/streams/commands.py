@@ -10,6 +10,7 @@ from typing import Any
 from reckai.application.context import Caller, Outcome, audit_event
 from reckai.application.errors import FieldError, QuotaExceeded, ValidationFailed
 from reckai.application.files.common import rules_from_rows
+from reckai.application.identity.verification_gate import require_verified_email
 from reckai.application.ports.reconciliations import JobFileLink, JobsUnitOfWork
 from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.reconciliations.commands import FILE_TYPE_LABELS, OPTION_KEYS, file_entry
@@ -26,6 +27,7 @@ from reckai.application.streams.errors import (
     StreamRunInProgress,
 )
 from reckai.domain.audit.events import AuditEvent
+from reckai.domain.identity.verification import GatedAction
 from reckai.domain.reconciliation import jobs as job_rules
 from reckai.domain.reconciliation.jobs import JobStatus
 from reckai.domain.reconciliation.profile import ProfileError, parse_profile
@@ -282,6 +284,7 @@ def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id
 
     A system caller (the scheduler) names the user the run is created for (`on_behalf_of`); `also`
     runs in the same transaction once the run is written (what it raises undoes the run)."""
+    require_verified_email(caller, GatedAction.START_JOB)
     now = services.now()
     created_by = on_behalf_of or caller.acting_user
     with services.database.unit_of_work(caller.organization_id) as uow:

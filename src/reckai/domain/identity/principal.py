@@ -20,6 +20,10 @@ class Principal:
     session_id: uuid.UUID | None  # the session (token family) of the access token; None for system callers
     token_id: str  # the access token's jti
     email: str
+    # The user's address is proven (the verification link, an accepted invitation, or an operator
+    # created the account), read from the user row on every request like the role: verifying takes
+    # effect at the next request, no new sign-in needed.
+    email_verified: bool
 
     def holds(self, permission: str) -> bool:
         return permission in self.permissions

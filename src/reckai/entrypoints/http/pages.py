@@ -1,11 +1,16 @@
-"""The pages behind the links in mails: accept an invitation, reset a password (docs/http.md, "Pages
-behind mail links").
+"""The pages behind the links in mails: accept an invitation, reset a password, verify an e-mail
+address (docs/http.md, "Pages behind mail links").
 
 A mail link opens `GET /accept-invitation?token=...` or `GET /reset-password?token=...`: a plain
 server-rendered HTML form (no script, no framework) that shows the organization's password rules.
 The form posts to the same path without the token in the URL; the handler calls the very use case
 the JSON API calls (`users.accept_invite`, `passwords.confirm_password_reset`): one rule, not two
 doors. Errors come back as the form again, with the messages a person can act on.
+
+`GET /verify-email?token=...` shows one button instead of password fields: the GET itself verifies
+nothing, so a mail scanner or link preview that fetches the link cannot verify an address on the
+person's behalf; pressing the button posts the token (with the CSRF field) to
+`email_verification.confirm_email_verification`, as `POST /api/auth/email-verification/confirm` does.
 
 Protections:
 
@@ -40,6 +45,7 @@ from litestar.utils.scope.state import ScopeState
 
 from reckai.application.context import RequestInfo
 from reckai.application.errors import RateLimited, ValidationFailed
+from reckai.application.identity import email_verification as verification_cases
 from reckai.application.identity import passwords as password_cases
 from reckai.application.identity import users as user_cases
 from reckai.application.identity.common import IdentityServices
@@ -47,7 +53,8 @@ from reckai.application.identity.errors import InvalidLinkToken
 
 ACCEPT_INVITATION_PATH = "/accept-invitation"
 RESET_PASSWORD_PATH = "/reset-password"
-PAGE_PATHS = (ACCEPT_INVITATION_PATH, RESET_PASSWORD_PATH)
+VERIFY_EMAIL_PATH = verification_cases.VERIFY_EMAIL_PATH
+PAGE_PATHS = (ACCEPT_INVITATION_PATH, RESET_PASSWORD_PATH, VERIFY_EMAIL_PATH)
 CSRF_COOKIE = "reckai_csrf"
 CSRF_FIELD = "_csrf_token"  # the form field Litestar's CSRF middleware reads
 FORM_MEDIA_TYPE = RequestEncodingType.URL_ENCODED.value
@@ -204,6 +211,57 @@ def reset_submit(request: Request[Any, Any, Any], identity: NamedDependency[Iden
     return _submit(RESET, request, identity, data, request_info)
 
 
+VERIFY_TITLE = "Confirm your e-mail address"
+VERIFY_INVALID = ("This verification link is invalid, already used or expired. Sign in and ask for a new one "
+                  "(POST /api/auth/email-verification/resend); a link works once and for 72 hours.")
+VERIFY_DONE = ("Your e-mail address is confirmed. You can now add users and start reconciliation jobs; "
+               "no new sign-in is needed.")
+
+
+def _verify_form(request: Request[Any, Any, Any], token: str) -> Response[str]:
+    csrf_token = ScopeState.from_scope(request.scope).csrf_token
+    body = ("<p>Press the button to confirm that this e-mail address is yours.</p>\n"
+            f"<form method=\"post\" action=\"{VERIFY_EMAIL_PATH}\">\n"
+            f"<input type=\"hidden\" name=\"{CSRF_FIELD}\" value=\"{escape(str(csrf_token or ''))}\">\n"
+            f"<input type=\"hidden\" name=\"token\" value=\"{escape(token)}\">\n"
+            "<p><button type=\"submit\">Confirm my e-mail address</button></p>\n</form>\n")
+    return _html(VERIFY_TITLE, body)
+
+
+def _verify_invalid() -> Response[str]:
+    return _message(VERIFY_TITLE, VERIFY_INVALID, status_code=400, element_id="invalid-link")
+
+
+@get(VERIFY_EMAIL_PATH, sync_to_thread=True)
+def verify_email_page(request: Request[Any, Any, Any], identity: NamedDependency[IdentityServices],
+                      token: LinkToken = "") -> Response[str]:
+    if not token:
+        return _verify_invalid()
+    try:
+        verification_cases.check_verification_link(identity, token)
+    except InvalidLinkToken:
+        return _verify_invalid()
+    return _verify_form(request, token)
+
+
+@post(VERIFY_EMAIL_PATH, sync_to_thread=True, status_code=200)
+def verify_email_submit(identity: NamedDependency[IdentityServices], request_info: NamedDependency[RequestInfo],
+                        data: FormData) -> Response[str]:
+    token = str(data.get("token") or "")
+    if not token:
+        return _verify_invalid()
+    try:
+        verification_cases.confirm_email_verification(identity, token=token, request=request_info)
+    except InvalidLinkToken:
+        return _verify_invalid()
+    except RateLimited as error:
+        minutes = max(1, round(error.retry_after_seconds / 60))
+        return _message(VERIFY_TITLE, f"Too many attempts from your address. Try again in about {minutes} minute(s).",
+                        status_code=429, element_id="rate-limited",
+                        headers={"Retry-After": str(error.retry_after_seconds)})
+    return _message(VERIFY_TITLE, VERIFY_DONE, status_code=200, element_id="done")
+
+
 def _csrf_refused(request: Request[Any, Any, Any], _: PermissionDeniedException) -> Response[str]:
     return _message("This form could not be accepted",
                     "The form was not sent from this page, or it was open too long. Open the link from your "
@@ -217,7 +275,8 @@ def pages_router(*, jwt_secret: str, secure_cookie: bool) -> Router:
                       cookie_httponly=True, cookie_samesite="strict", cookie_path="/")
     return Router(
         path="/",
-        route_handlers=[invitation_page, invitation_submit, reset_page, reset_submit],
+        route_handlers=[invitation_page, invitation_submit, reset_page, reset_submit, verify_email_page,
+                        verify_email_submit],
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
         exception_handlers={PermissionDeniedException: _csrf_refused},
         include_in_schema=False,

@@ -14,6 +14,7 @@ from litestar.params import JSONBody
 from litestar.response import Response
 
 from reckai.application.context import RequestInfo
+from reckai.application.identity import email_verification as verification_cases
 from reckai.application.identity import login as login_cases
 from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import passwords as password_cases
@@ -94,6 +95,10 @@ class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, NEW_PASSWORD]
 
 
+class EmailVerificationConfirm(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, LINK_TOKEN]
+
+
 class Tokens(msgspec.Struct):
     access_token: str
     token_type: str
@@ -141,10 +146,27 @@ class Profile(msgspec.Struct):
     email: str
     role: str
     permissions: list[str]
+    # False for an administrator who signed up and has not opened the verification link yet: they
+    # may not add users or start jobs (403 EMAIL_NOT_VERIFIED) until they do.
+    email_verified: bool
 
 
 class AcceptedInvitation(msgspec.Struct):
     user_id: uuid.UUID
+
+
+class EmailVerified(msgspec.Struct):
+    user_id: uuid.UUID
+    email_verified: bool
+
+
+class EmailVerificationResent(msgspec.Struct):
+    """`queued`: a new mail is on its way (earlier links stop working when it is sent);
+    `already_verified`: nothing to do."""
+
+    already_verified: bool
+    queued: bool
+    message: str
 
 
 def tokens_body(pair: TokenPair) -> Tokens:
@@ -210,9 +232,10 @@ class AuthController(Controller):
 
     @get("/me", opt={**SELF, ALLOW_EXPIRED_PASSWORD: True}, sync_to_thread=False, summary="Who am I")
     def me(self, principal: NamedDependency[Principal]) -> Success[Profile]:
-        """The signed-in user: id, organization, e-mail, role and the permissions the role grants."""
+        """The signed-in user: id, organization, e-mail, role, the permissions the role grants, and whether the
+        e-mail address is verified."""
         return ok(Profile(principal.user_id, principal.organization_id, principal.email, principal.role,
-                          sorted(principal.permissions)))
+                          sorted(principal.permissions), principal.email_verified))
 
     @post("/mfa/enable", opt={**SELF, "errors": {
         401: "REAUTHENTICATION_FAILED: the password is wrong.",
@@ -283,6 +306,31 @@ class AuthController(Controller):
         `/accept-invitation` does the same for a person). 400 INVALID_TOKEN or PASSWORD_POLICY_VIOLATION."""
         user_id = user_cases.accept_invite(identity, token=data.token, password=data.password, request=request_info)
         return ok(AcceptedInvitation(user_id))
+
+    @post("/email-verification/resend", opt={**SELF, "errors": {
+        429: "RATE_LIMITED: too many resend requests for this account; retry after `Retry-After`."}},
+          status_code=200, sync_to_thread=True, summary="Send my verification mail again")
+    def email_verification_resend(self, principal: NamedDependency[Principal],
+                                  identity: NamedDependency[IdentityServices],
+                                  request_info: NamedDependency[RequestInfo]) -> Success[EmailVerificationResent]:
+        """Queues a new verification mail to the caller's own address, with a single-use link (72 hours) to the
+        page `/verify-email`; the earlier link stops working. Nothing is sent when the address is verified."""
+        outcome = verification_cases.resend_email_verification(identity, principal, request=request_info)
+        message = ("Your e-mail address is already verified" if outcome.already_verified
+                   else "A new verification mail is on its way; open its link within 72 hours")
+        return ok(EmailVerificationResent(outcome.already_verified, outcome.queued, message))
+
+    @post("/email-verification/confirm", opt={"public": True, "errors": {
+        429: "RATE_LIMITED: too many attempts from this address; retry after `Retry-After`."}},
+          status_code=200, sync_to_thread=True, summary="Verify an e-mail address with the mailed link")
+    def email_verification_confirm(self, data: JSONBody[EmailVerificationConfirm],
+                                   identity: NamedDependency[IdentityServices],
+                                   request_info: NamedDependency[RequestInfo]) -> Success[EmailVerified]:
+        """Uses the verification link's token (the page `/verify-email` does the same for a person): the
+        account's address counts as verified from the next request on. 400 INVALID_TOKEN (unknown, used or
+        expired link)."""
+        user_id = verification_cases.confirm_email_verification(identity, token=data.token, request=request_info)
+        return ok(EmailVerified(user_id, True))
 
 
 ROUTE_HANDLERS = [AuthController]

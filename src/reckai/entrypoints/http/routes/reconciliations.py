@@ -236,7 +236,8 @@ class ReconciliationController(Controller):
         return paginated([_job_body(job) for job in jobs], pagination, total)
 
     @post("/", opt={"permission": "reconciliations:write", "errors": {
-        403: "QUOTA_EXCEEDED: the organization has started its tier's jobs for this month.",
+        403: "QUOTA_EXCEEDED: the organization has started its tier's jobs for this month; EMAIL_NOT_VERIFIED: "
+             "the caller is an administrator whose e-mail address is not verified yet.",
         422: "FILE_NOT_READY: a file has no confirmed mapping; NO_ACTIVE_RULES; INVALID_RECONCILIATION: the "
              "profile built from rules, mappings and options is invalid (the JSON path is named)."}},
           status_code=201, sync_to_thread=True, summary="Start a reconciliation")

@@ -252,7 +252,8 @@ class StreamController(Controller):
         return ok(_file_body(added))
 
     @post("/{stream_id:uuid}/runs", opt={"permission": "streams:write", "errors": {
-        403: "QUOTA_EXCEEDED: the organization has started its tier's jobs for this month.",
+        403: "QUOTA_EXCEEDED: the organization has started its tier's jobs for this month; EMAIL_NOT_VERIFIED: "
+             "the caller is an administrator whose e-mail address is not verified yet.",
         409: "STREAM_RUN_IN_PROGRESS: the last run has not finished; STREAM_NOTHING_TO_RUN: no new file and no "
              "earlier run."}},
           status_code=201, sync_to_thread=True, summary="Start a stream's next run")

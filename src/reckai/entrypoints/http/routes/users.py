@@ -100,7 +100,8 @@ class UserController(Controller):
         return paginated([user_body(u) for u in users], pagination, total)
 
     @post("/", opt={"permission": "users:write", "errors": {
-        403: "QUOTA_EXCEEDED: the organization has its tier's maximum of users.",
+        403: "QUOTA_EXCEEDED: the organization has its tier's maximum of users; EMAIL_NOT_VERIFIED: the caller is "
+             "an administrator whose e-mail address is not verified yet.",
         409: "EMAIL_TAKEN: a user of the organization has this address."}},
           status_code=201, sync_to_thread=True, summary="Create a user")
     def create_user(self, data: JSONBody[UserCreate], principal: NamedDependency[Principal],
@@ -151,6 +152,7 @@ class UserController(Controller):
         return ok(user_body(user_cases.deactivate_user(identity, principal, user_id, request=request_info)))
 
     @post("/{user_id:uuid}/invite", opt={"permission": "users:write", "errors": {
+        403: "EMAIL_NOT_VERIFIED: the caller is an administrator whose e-mail address is not verified yet.",
         503: "SERVICE_UNAVAILABLE: the mail could not be sent; nothing was stored."}},
           status_code=200, sync_to_thread=True, summary="Invite a user to set a password")
     def invite_user(self, user_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
