@@ -519,10 +519,10 @@ def test_every_endpoint_for_every_role(client: TestClient, tenant: Tenant) -> No
 # --- issue 12, item 1: every way out of the open set obeys the threshold ---------------------
 
 
-def _approve_setting(client: TestClient, tenant: Tenant, value: dict[str, Any]) -> None:
+def _approve_setting(client: TestClient, tenant: Tenant, value: Any, key: str = "workflow") -> None:
     setting = data(client.post("/api/approvals", json={
         "type": "system_setting", "title": "Workflow controls", "description": "threshold",
-        "metadata": {"key": "workflow", "value": value}}, headers=tenant.h("admin")), 201)
+        "metadata": {"key": key, "value": value}}, headers=tenant.h("admin")), 201)
     data(client.post(f"/api/approvals/{setting['id']}/approve", json={}, headers=tenant.h("supervisor")), 200)
 
 
@@ -782,13 +782,21 @@ def test_http_settings_show_every_effective_setting_with_its_source(client: Test
     assert (effective["rate_limits.upload"]["value"], effective["rate_limits.upload"]["source"]) == (10, "default")
     assert effective["rate_limits.auth_ip"]["org_overridable"] is False
     assert effective["rate_limits.auth_ip"]["env"] == "AUTH_IP_LIMIT_PER_MINUTE"
+    # the reports' time zone and expiry (issue 14) are registered too: shown with their source
+    assert (effective["timezone"]["value"], effective["timezone"]["source"]) == ("Africa/Lagos", "default")
+    _approve_setting(client, strict, "Europe/London", key="timezone")
+    _approve_setting(client, strict, {"expiry_days": 90}, key="reports")
+    effective = {e["name"]: e for e in data(client.get("/api/settings", headers=strict.h("analyst")), 200)["effective"]}
+    assert (effective["timezone"]["value"], effective["timezone"]["source"]) == ("Europe/London", "org")
+    assert (effective["reports.expiry_days"]["value"], effective["reports.expiry_days"]["source"]) == (90, "org")
+    assert effective["reports.expiry_days"]["org_maximum"] == 3650
 
-    added = registry.Setting("reports.expiry_days", "integer", 30, "Days a generated report can be downloaded.",
+    added = registry.Setting("example.added_days", "integer", 30, "A setting added to the registry later.",
                              minimum=1, maximum=365, org_overridable=True, unit="days")
     monkeypatch.setattr(registry, "SETTINGS", (*registry.SETTINGS, added))
     monkeypatch.setattr(registry, "REGISTRY", {**registry.REGISTRY, added.name: added})
     listed = {e["name"]: e for e in data(client.get("/api/settings", headers=strict.h("admin")), 200)["effective"]}
-    assert listed["reports.expiry_days"] | {"description": None} == {
-        "name": "reports.expiry_days", "value": 30, "source": "default", "type": "integer", "default": 30,
+    assert listed["example.added_days"] | {"description": None} == {
+        "name": "example.added_days", "value": 30, "source": "default", "type": "integer", "default": 30,
         "description": None, "org_overridable": True, "org_minimum": 1, "org_maximum": 365, "unit": "days",
         "env": None, "ignored_org_value": None}

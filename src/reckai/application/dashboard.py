@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from reckai.application.errors import FieldError, PermissionDenied, ValidationFailed
 from reckai.application.ports.clock import Clock
@@ -27,26 +27,22 @@ from reckai.domain.identity.permissions import has_permission
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.canonical import minor_unit_exponent
 from reckai.domain.reconciliation.jobs import match_rate
+from reckai.domain.reports.settings import DEFAULT_TIMEZONE, InvalidReportSettings, parse_timezone
 
 DEFAULT_PERIOD_DAYS = 30
 MAX_PERIOD_DAYS = 366
 TOP_BREAK_TYPES = 5
 
-# MERGE NOTE (issue 14 §2): the reports work adds the organization setting `timezone` (IANA name,
-# default Africa/Lagos) for every "day". This reads it when present; at merge, replace the body
-# with §2's accessor so there is one reading of the setting.
-DEFAULT_TIMEZONE = "Africa/Lagos"
 
 
 def organization_timezone(settings: Mapping[str, Any] | None) -> str:
-    name = (settings or {}).get("timezone")
-    if isinstance(name, str) and name:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            return DEFAULT_TIMEZONE
-        return name
-    return DEFAULT_TIMEZONE
+    """The organization's zone as the reports read it (domain/reports/settings.py `parse_timezone`,
+    one reading of the setting); a stored value that no longer names a zone falls back to the
+    default rather than failing the dashboard (a change is validated when it is made)."""
+    try:
+        return parse_timezone((settings or {}).get("timezone"))
+    except InvalidReportSettings:
+        return DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,12 @@ from typing import Any, Literal
 from reckai.domain.exceptions.errors import InvalidWorkflowSettings
 from reckai.domain.exceptions.policy import DEFAULT_SLA_HOURS, parse_workflow_settings
 from reckai.domain.identity.password_policy import DEFAULT_POLICY, PasswordPolicy, PolicyLoosened
+from reckai.domain.reports.settings import (
+    DEFAULT_EXPIRY_DAYS,
+    DEFAULT_TIMEZONE,
+    MAX_EXPIRY_DAYS,
+    parse_timezone,
+)
 from reckai.domain.retention import (
     DEFAULT_RESULTS_DAYS,
     DEFAULT_UPLOADS_DAYS,
@@ -35,7 +41,7 @@ from reckai.domain.retention import (
 )
 
 Source = Literal["default", "operator", "org"]
-SettingType = Literal["integer", "boolean", "object", "list"]
+SettingType = Literal["integer", "boolean", "object", "list", "string"]
 
 
 class SettingInvalid(ValueError):
@@ -82,6 +88,8 @@ class Setting:
             raise SettingInvalid(self.name, "must be an object")
         elif self.type == "list" and not isinstance(raw, list):
             raise SettingInvalid(self.name, "must be a list")
+        elif self.type == "string" and not isinstance(raw, str):
+            raise SettingInvalid(self.name, "must be text")
         if self.validate is None:
             return raw
         try:
@@ -163,6 +171,14 @@ SETTINGS: tuple[Setting, ...] = (
             "(counted from its creation); then the retention job deletes it, unless it is a stream's run, an "
             "exception of it is still open or a pending approval names it (docs/privacy.md, Retention).",
             minimum=365, maximum=36_500, org_overridable=True, env="RETENTION_RESULTS_DAYS", unit="days"),
+    # The reports' two (domain/reports/settings.py parses them where they are used; the registry
+    # shows them with their source and validates a change through the same parsers).
+    Setting("timezone", "string", DEFAULT_TIMEZONE,
+            "The organization's time zone (IANA name): every \"day\" of a report, the dashboard, a stream's "
+            "period and schedule is a day in this zone.", org_overridable=True, validate=parse_timezone),
+    Setting("reports.expiry_days", "integer", DEFAULT_EXPIRY_DAYS,
+            "Days a generated report's file is kept; then it is deleted and the report marked expired "
+            "(docs/reports.md).", minimum=1, maximum=MAX_EXPIRY_DAYS, org_overridable=True, unit="days"),
     Setting(LEGAL_HOLD_SETTING, "object", {},
             "A legal hold: {until: YYYY-MM-DD, reason}. Until the end of that day the retention job deletes none "
             "of the organization's data; {} is no hold (docs/privacy.md, Legal holds).", org_overridable=True,
