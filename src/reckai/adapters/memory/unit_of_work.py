@@ -9,6 +9,7 @@ from functools import cached_property
 
 from reckai.adapters.memory import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.memory import files as file_repositories
+from reckai.adapters.memory import periods as period_repositories
 from reckai.adapters.memory import streams as stream_repositories
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 
@@ -79,6 +80,10 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def streams(self) -> stream_repositories.MemoryStreamRepository:
         return stream_repositories.MemoryStreamRepository(self)
+
+    @cached_property
+    def stream_periods(self) -> period_repositories.MemoryStreamPeriodRepository:
+        return period_repositories.MemoryStreamPeriodRepository(self)
 
     # --- workflow: exceptions, approvals, rules (issue 7) ---
     @cached_property

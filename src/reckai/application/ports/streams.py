@@ -43,6 +43,7 @@ class StreamBreak(NamedTuple):
     right_seq: int | None
     status: str
     resolution_code: str | None = None
+    first_run: int | None = None  # the run that found the break first
 
 
 class ExceptionOrigin(NamedTuple):

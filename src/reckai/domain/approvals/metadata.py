@@ -28,6 +28,7 @@ from reckai.domain.settings_registry import (
     org_setting_groups,
     validate_org_group,
 )
+from reckai.domain.streams.periods import ADJUSTMENT_ACTIONS, MAX_ADJUSTED_EXCEPTIONS, InvalidPeriod, Period
 
 REPORT_TYPES = ("daily", "aging", "channel_trend", "sla", "audit")  # spec §1 reports.type
 REPORT_FORMATS = ("pdf", "excel", "csv")
@@ -256,6 +257,47 @@ def _organization_settings(value: Any, problems: Problems) -> dict[str, Any] | N
     return clean
 
 
+def _period(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {"stream_id": _uuid(raw, "stream_id", problems)}
+    try:
+        out["period"] = Period.parse(str(raw.get("period") or "")).key
+    except InvalidPeriod as exc:
+        problems["metadata.period"] = exc.reason
+    return out
+
+
+def _period_close(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    return {**_period(raw, problems), "note": _text(raw, "note", problems, 4000, required=False)}
+
+
+def _period_reopen(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    return {**_period(raw, problems), "reason": _text(raw, "reason", problems, 4000)}
+
+
+def _period_adjustment(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    out = {**_period(raw, problems), "action": _choice(raw, "action", ADJUSTMENT_ACTIONS, problems),
+           "reason": _text(raw, "reason", problems, 4000)}
+    ids = raw.get("exception_ids")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_ADJUSTED_EXCEPTIONS:
+        problems["metadata.exception_ids"] = f"must be a list of 1 to {MAX_ADJUSTED_EXCEPTIONS} exception ids"
+    else:
+        clean = []
+        for index, value in enumerate(ids):
+            try:
+                clean.append(str(uuid.UUID(str(value))))
+            except ValueError:
+                problems[f"metadata.exception_ids.{index}"] = "must be a UUID"
+        out["exception_ids"] = list(dict.fromkeys(clean))
+    if out["action"] == "resolve":
+        out["resolution_code"] = _choice(raw, "resolution_code", tuple(c.value for c in ResolutionCode), problems)
+        out["resolution_note"] = _text(raw, "resolution_note", problems, 4000, required=False)
+    else:
+        for key in ("resolution_code", "resolution_note"):
+            if raw.get(key) is not None:
+                problems[f"metadata.{key}"] = "only a resolve adjustment carries a resolution"
+    return out
+
+
 _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], Problems], dict[str, Any]]]] = {
     ApprovalType.RULE_CONFIGURATION: (frozenset({"action", "rule_id", "definition", "preview_job_id"}),
                                       _rule_configuration),
@@ -266,6 +308,10 @@ _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], 
     ApprovalType.REPORT_GENERATION: (frozenset({"report_type", "format", "job_id", "parameters"}),
                                      _report_generation),
     ApprovalType.SYSTEM_SETTING: (frozenset({"key", "value"}), _system_setting),
+    ApprovalType.PERIOD_CLOSE: (frozenset({"stream_id", "period", "note"}), _period_close),
+    ApprovalType.PERIOD_REOPEN: (frozenset({"stream_id", "period", "reason"}), _period_reopen),
+    ApprovalType.PERIOD_ADJUSTMENT: (frozenset({"stream_id", "period", "action", "exception_ids", "reason",
+                                                "resolution_code", "resolution_note"}), _period_adjustment),
 }
 
 
