@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from reckai.application.approvals import snapshots
 from reckai.application.approvals.common import WorkflowJobsUnitOfWork, WorkflowServices
@@ -27,6 +27,7 @@ from reckai.application.approvals.requests import announce_request
 from reckai.application.context import RequestInfo
 from reckai.application.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from reckai.application.exceptions.closing import close
+from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.application.streams.errors import StreamNotFound, StreamRunInProgress
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
 from reckai.domain.exceptions.aging import earliest_transaction_date
@@ -491,9 +492,10 @@ def _apply_adjustment(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, c
 # --- the approval types (registered in bootstrap) ---
 
 
-def _subject(uow: WorkflowJobsUnitOfWork, may: Any, approval: Approval) -> dict[str, Any]:
+def _subject(workflow_uow: WorkflowUnitOfWork, may: Callable[[str], bool], approval: Approval) -> dict[str, Any]:
     if not may("streams:read"):
         return {}
+    uow = cast(WorkflowJobsUnitOfWork, workflow_uow)  # the workflow's units of work hold the streams
     meta = approval.metadata
     stream = uow.streams.get(uuid.UUID(meta["stream_id"]))
     if stream is None:
