@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from reckai.application.context import RequestInfo
 from reckai.application.streams.periods import (
@@ -122,8 +122,8 @@ class StreamPeriodController(Controller):
     @get("/", opt={"permission": "streams:read"}, sync_to_thread=True, summary="List a stream's periods")
     def list_periods(self, stream_id: FromPath[uuid.UUID], principal: NamedDependency[Principal],
                      container: NamedDependency[Container],
-                     granularity: Annotated[Literal["day", "month"] | None, Parameter(
-                         query="granularity", required=False,
+                     granularity: Annotated[Literal["day", "month"] | None, QueryParameter(
+                         required=False,
                          description="day or month; default: that of the stream's closed periods (day)")] = None,
                      ) -> Success[list[PeriodBody]]:
         """Every period with runs or a close, oldest first: a closed one's snapshot (runs' new rows, matches,
