@@ -25,7 +25,14 @@ from reckai.application.approvals.common import WorkflowJobsUnitOfWork, Workflow
 from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.approvals.requests import announce_request
 from reckai.application.context import RequestInfo
-from reckai.application.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from reckai.application.errors import (
+    ApplicationError,
+    Conflict,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from reckai.application.exceptions.closing import close
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.application.streams.errors import StreamNotFound, StreamRunInProgress
@@ -56,12 +63,12 @@ from reckai.domain.streams.streams import Stream, StreamRun
 # --- errors ---
 
 
-class PeriodNotEnded(ValidationFailed):
+class PeriodNotEnded(ApplicationError):
     code = "PERIOD_NOT_ENDED"
 
     def __init__(self, key: str, end: dt.datetime, timezone: str) -> None:
-        super().__init__([FieldError("period", f"ends at {end.isoformat()} ({timezone}); close it after that")],
-                         f"period {key} has not ended yet in the organization's time zone ({timezone})")
+        super().__init__(f"period {key} has not ended yet in the organization's time zone ({timezone})",
+                         [FieldError("period", f"ends at {end.isoformat()} ({timezone}); close it after that")])
 
 
 class PeriodAlreadyClosed(Conflict):

@@ -126,6 +126,15 @@ class StreamRowBody(msgspec.Struct):
     run_number: int  # the run that took it
 
 
+class StreamPeriodBody(msgspec.Struct):
+    period: str
+    granularity: str
+    status: str  # closed, reopened (GET /api/streams/:id/periods also lists open ones)
+    figures: dict[str, Any]
+    closed_at: dt.datetime
+    times_closed: int
+
+
 class StreamBody(msgspec.Struct):
     id: uuid.UUID
     name: str
@@ -142,6 +151,7 @@ class StreamBody(msgspec.Struct):
     files: list[StreamFileBody] | None = None
     runs: list[StreamRunBody] | None = None
     open_items: dict[str, int] | None = None  # rows per side open after the last completed run
+    periods: list[StreamPeriodBody] | None = None  # closed (or reopened) periods with their snapshot
 
 
 def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
@@ -199,7 +209,8 @@ class StreamController(Controller):
     def read_stream(self, stream_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
                     container: NamedDependency[Container],
                     principal: NamedDependency[Principal]) -> Success[StreamBody]:
-        """The stream, its files, its runs with their figures, and its open items after the last run."""
+        """The stream, its files, its runs with their figures, its open items after the last run, and its closed
+        periods with their snapshot (every period: GET /api/streams/:id/periods)."""
         details = get_stream(container.reconciliations, _caller(principal, request), stream_id)
         body = _stream_body(details.stream)
         body.files = [_file_body(f) for f in details.files]
@@ -207,6 +218,8 @@ class StreamController(Controller):
         completed = [r.run for r in details.runs if r.job is not None and r.job.status.value == "completed"]
         if completed and completed[-1].figures:
             body.open_items = dict(completed[-1].figures.get("open_rows_after") or {})
+        body.periods = [StreamPeriodBody(p.key, p.granularity, p.status, p.figures, p.closed_at, p.times_closed)
+                        for p in details.periods]
         return ok(body)
 
     @get("/{stream_id:uuid}/rows/{side:str}/{seq:int}", opt={"permission": "streams:read"}, sync_to_thread=True,
