@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
@@ -15,6 +15,9 @@ from sqlalchemy.engine import Row
 from reckai.adapters.postgres.repository import PostgresRepository
 from reckai.application.ports.periods import FrozenIn, StreamPeriodRepository
 from reckai.domain.streams.periods import PeriodAdjustment, PeriodItem, StreamPeriod
+
+if TYPE_CHECKING:
+    from reckai.adapters.postgres.transaction import PostgresTransaction
 
 ADJUSTMENT_SETTING = "reckai.period_adjustment"
 
@@ -51,7 +54,7 @@ def _adjustment(row: Row[Any]) -> PeriodAdjustment:
 class PostgresStreamPeriodRepository(PostgresRepository):
     entity_name = "stream_period"
 
-    def __init__(self, uow: Any) -> None:
+    def __init__(self, uow: PostgresTransaction) -> None:
         super().__init__(uow)
         self._adjusting: PeriodAdjustment | None = None
 

@@ -520,8 +520,9 @@ def period_close_handler(services: WorkflowServices) -> ApprovalHandler:
         return request_period_close(services, principal, uuid.UUID(metadata["stream_id"]), metadata["period"],
                                     metadata.get("note") or description, request)
 
-    def apply(uow: Any, checker: Principal, approval: Approval, request: RequestInfo | None) -> ApprovalEffect:
-        return _apply_close(services, uow, checker, approval)
+    def apply(uow: WorkflowUnitOfWork, checker: Principal, approval: Approval,
+              request: RequestInfo | None) -> ApprovalEffect:
+        return _apply_close(services, cast(WorkflowJobsUnitOfWork, uow), checker, approval)
 
     return ApprovalHandler(apply=apply, propose=propose, subject=_subject)
 
@@ -532,8 +533,9 @@ def period_reopen_handler(services: WorkflowServices) -> ApprovalHandler:
         return request_period_reopen(services, principal, uuid.UUID(metadata["stream_id"]), metadata["period"],
                                      metadata["reason"], request)
 
-    def apply(uow: Any, checker: Principal, approval: Approval, request: RequestInfo | None) -> ApprovalEffect:
-        return _apply_reopen(services, uow, checker, approval)
+    def apply(uow: WorkflowUnitOfWork, checker: Principal, approval: Approval,
+              request: RequestInfo | None) -> ApprovalEffect:
+        return _apply_reopen(services, cast(WorkflowJobsUnitOfWork, uow), checker, approval)
 
     return ApprovalHandler(apply=apply, propose=propose, subject=_subject)
 
@@ -547,10 +549,11 @@ def period_adjustment_handler(services: WorkflowServices) -> ApprovalHandler:
                                                            metadata["reason"], metadata.get("resolution_code"),
                                                            metadata.get("resolution_note")), request)
 
-    def apply(uow: Any, checker: Principal, approval: Approval, request: RequestInfo | None) -> ApprovalEffect:
-        return _apply_adjustment(services, uow, checker, approval)
+    def apply(uow: WorkflowUnitOfWork, checker: Principal, approval: Approval,
+              request: RequestInfo | None) -> ApprovalEffect:
+        return _apply_adjustment(services, cast(WorkflowJobsUnitOfWork, uow), checker, approval)
 
-    def withdraw(uow: Any, principal: Principal, approval: Approval, action: str) -> None:
+    def withdraw(uow: WorkflowUnitOfWork, principal: Principal, approval: Approval, action: str) -> None:
         for exception_id in approval.metadata.get("exception_ids") or []:
             item = uow.exceptions.get(uuid.UUID(exception_id))
             if item is not None:
@@ -558,7 +561,7 @@ def period_adjustment_handler(services: WorkflowServices) -> ApprovalHandler:
                                                         item.status.value, item.status.value,
                                                         approval.review_comments, {"approval_id": str(approval.id)}))
 
-    def snapshot(uow: Any, approval: Approval) -> dict[str, Any]:
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
         """The exceptions as they were asked about: approving after they changed is refused."""
         return {"exceptions": [item.material() if item is not None else None for item in
                                (uow.exceptions.get(uuid.UUID(i)) for i in approval.metadata["exception_ids"])]}
