@@ -20,6 +20,7 @@ from reckai.application.exceptions.exceptions import (
     assign_exceptions,
     bulk_resolve,
     change_exception,
+    escalate_overdue,
     resolve_exception,
 )
 from reckai.application.exceptions.matching import LinkRow, link_rows
@@ -209,6 +210,13 @@ def adjustment_reopens_and_later_match_is_held(world: StreamWorld, moved: Movabl
     with pytest.raises(PeriodClosed):  # a manual link settling R3's exception (with R5's row)
         link_rows(services, who.admin, day.run1_job, [LinkRow("left", 3), LinkRow("right", 3)], "by hand",
                   reason="amounts differ")
+
+    # the SLA job leaves it too (it escalates the carried R5, overdue by then)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)  # due dates follow the stored creation time
+    assert escalate_overdue(services, world.organization_id, later) >= 1
+    with world.container.database.unit_of_work(world.organization_id) as uow:
+        assert uow.exceptions.get(r3).status.value == "open"
+        assert uow.exceptions.get(day.items["R5"].id).status.value == "escalated"
 
     moved.set("2026-01-01", 10)
     world.day(day.stream, DAY2_BANK, DAY2_SWITCH, "p2")

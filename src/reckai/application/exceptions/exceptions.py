@@ -25,7 +25,7 @@ from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from reckai.application.exceptions import matching
-from reckai.application.exceptions.closed_periods import refuse_if_period_closed
+from reckai.application.exceptions.closed_periods import frozen_exceptions, refuse_if_period_closed
 from reckai.application.exceptions.closing import (
     close,
     closing_decision,
@@ -313,8 +313,14 @@ def escalate_overdue(services: WorkflowServices, organization_id: uuid.UUID, now
     with services.database.unit_of_work(organization_id) as uow:
         while True:
             done = []
+            overdue = sorted(uow.exceptions.overdue_ids(now, SLA_BATCH), key=str)
+            # the one check (closed_periods.py): a closed period's exception (one an adjustment
+            # reopened) is not escalated; only an adjustment changes it
+            held = frozen_exceptions(uow, overdue)
             # locked in id order, as bulk requests lock: the job and a bulk request never deadlock
-            for exception_id in sorted(uow.exceptions.overdue_ids(now, SLA_BATCH), key=str):
+            for exception_id in overdue:
+                if exception_id in held:
+                    continue
                 item = uow.exceptions.get_for_update(exception_id)
                 if item is None or not item.allows(BreakAction.SLA_ESCALATE) or not item.is_overdue(now):
                     continue

@@ -514,6 +514,16 @@ def _subject(workflow_uow: WorkflowUnitOfWork, may: Callable[[str], bool], appro
     return subject
 
 
+def _period_snapshot(workflow_uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+    """What the checker decides on: the stream and the period's state (status, closes so far)."""
+    uow = cast(WorkflowJobsUnitOfWork, workflow_uow)
+    meta = approval.metadata
+    stream = uow.streams.get(uuid.UUID(meta["stream_id"]))
+    stored = uow.stream_periods.get(uuid.UUID(meta["stream_id"]), meta["period"])
+    return {"stream": {"id": meta["stream_id"], "name": stream.name if stream else None}, "period": meta["period"],
+            "status": stored.status if stored else OPEN, "times_closed": stored.times_closed if stored else 0}
+
+
 def period_close_handler(services: WorkflowServices) -> ApprovalHandler:
     def propose(principal: Principal, metadata: dict[str, Any], title: str, description: str,
                 request: RequestInfo | None) -> Approval:
@@ -524,7 +534,7 @@ def period_close_handler(services: WorkflowServices) -> ApprovalHandler:
               request: RequestInfo | None) -> ApprovalEffect:
         return _apply_close(services, cast(WorkflowJobsUnitOfWork, uow), checker, approval)
 
-    return ApprovalHandler(apply=apply, propose=propose, subject=_subject)
+    return ApprovalHandler(apply=apply, propose=propose, subject=_subject, snapshot=_period_snapshot)
 
 
 def period_reopen_handler(services: WorkflowServices) -> ApprovalHandler:
@@ -537,7 +547,7 @@ def period_reopen_handler(services: WorkflowServices) -> ApprovalHandler:
               request: RequestInfo | None) -> ApprovalEffect:
         return _apply_reopen(services, cast(WorkflowJobsUnitOfWork, uow), checker, approval)
 
-    return ApprovalHandler(apply=apply, propose=propose, subject=_subject)
+    return ApprovalHandler(apply=apply, propose=propose, subject=_subject, snapshot=_period_snapshot)
 
 
 def period_adjustment_handler(services: WorkflowServices) -> ApprovalHandler:
