@@ -397,8 +397,8 @@ def _adjusted_items(uow: WorkflowJobsUnitOfWork, stream_id: uuid.UUID, period: P
         if item is None:
             problems.append(FieldError(f"exception_ids.{index}", f"{exception_id}: not found"))
             continue
-        breaks = BreakAction.REOPEN if action == "reopen" else BreakAction(action)
-        if not item.allows(breaks):
+        allowed = item.allows(BreakAction.REOPEN) if action == "reopen" else item.may_close(BreakAction(action))
+        if not allowed:
             problems.append(FieldError(f"exception_ids.{index}", f"{exception_id} is {item.status.value}: it cannot "
                                                                   f"be {'reopened' if action == 'reopen' else action + 'd'}"))
             continue
