@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reckai.application.ports.periods import FrozenIn
+from reckai.application.ports.periods import ExceptionFacts, FrozenIn
 from reckai.application.ports.reconciliations import JobFileLink
 from reckai.application.ports.repositories import DuplicateEntity, TenantIsolationViolation
 from reckai.application.ports.streams import RowKey, StoredRow
@@ -135,7 +135,9 @@ def check_periods_items_and_adjustments(tenants: Tenants, add_file: FileAdder) -
                     now=NOW)
     sla = SlaPolicy()
     settled, carried = (ExceptionItem.new(organization_id=org_a, job_id=job.id, type="missing_entry", severity="low",
-                                          description="d", created_at=NOW, sla=sla) for _ in range(2))
+                                          description="d", created_at=NOW, sla=sla, transaction_date=day,
+                                          evidence={"right": {"date": "2025-12-29T23:10:00"}})
+                        for day in (dt.date(2025, 12, 31), dt.date(2025, 12, 30)))
     close_approval = Approval.request(organization_id=org_a, type=ApprovalType.PERIOD_CLOSE, title="t",
                                       description="d", metadata={}, requested_by=user_a, at=NOW)
     adjust_approval = Approval.request(organization_id=org_a, type=ApprovalType.PERIOD_ADJUSTMENT, title="t",
@@ -154,12 +156,17 @@ def check_periods_items_and_adjustments(tenants: Tenants, add_file: FileAdder) -
         uow.stream_periods.save(period)
         uow.stream_periods.replace_items(stream.id, period.key, [PeriodItem(settled.id, False, "resolved"),
                                                                  PeriodItem(carried.id, True, "open")], [(1, job.id)])
+        uow.streams.link_exceptions(stream.id, 1, [(settled.id, 1, None), (carried.id, None, 2)])
         uow.commit()
     with database.unit_of_work(org_a) as uow:
         assert uow.stream_periods.get(stream.id, "2025-12-31") == period
         assert uow.stream_periods.list(stream.id) == [period]
         assert uow.stream_periods.frozen([settled.id, carried.id]) == {settled.id: FrozenIn(stream.id, "2025-12-31")}
         assert uow.stream_periods.frozen_in_stream(stream.id) == {settled.id}
+        facts = {f.exception_id: f for f in uow.stream_periods.exception_facts(stream.id)}
+        assert set(facts) == {settled.id, carried.id}
+        assert facts[carried.id] == ExceptionFacts(carried.id, 1, "missing_entry", "open", carried.currency,
+                                                   None, None, dt.date(2025, 12, 29), None)
         assert [i.exception_id for i in uow.stream_periods.items(stream.id, period.key)] == \
             sorted([settled.id, carried.id], key=str)
         assert uow.stream_periods.adjusting() is None

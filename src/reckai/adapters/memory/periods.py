@@ -12,8 +12,9 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from reckai.adapters.memory.store import MemoryTransaction
-from reckai.application.ports.periods import FrozenIn, StreamPeriodRepository
+from reckai.application.ports.periods import ExceptionFacts, FrozenIn, StreamPeriodRepository
 from reckai.application.ports.repositories import DuplicateEntity, TenantIsolationViolation
+from reckai.domain.exceptions.aging import earliest_transaction_date
 from reckai.domain.streams.periods import CLOSED, PeriodAdjustment, PeriodItem, StreamPeriod
 
 PERIODS = "stream_periods"
@@ -85,6 +86,18 @@ class MemoryStreamPeriodRepository:
 
     def frozen_in_stream(self, stream_id: uuid.UUID) -> set[uuid.UUID]:
         return {row.value.exception_id for row in self._frozen_rows() if row.stream_id == stream_id}
+
+    def exception_facts(self, stream_id: uuid.UUID) -> builtins.list[ExceptionFacts]:
+        found = []
+        for _, link in self._uow.rows("stream_exceptions"):
+            item = self._uow.get("exceptions", link.exception_id) if link.stream_id == stream_id else None
+            if item is None:
+                continue
+            found.append(ExceptionFacts(item.id, link.first_run, item.type, item.status.value, item.currency,
+                                        item.amount_minor, item.amount,
+                                        earliest_transaction_date(item.transaction_date, item.evidence),
+                                        item.resolution_code))
+        return sorted(found, key=lambda f: str(f.exception_id))
 
     def begin_adjustment(self, adjustment: PeriodAdjustment) -> None:
         if any(row.value.approval_id == adjustment.approval_id for _, row in self._uow.rows(ADJUSTMENTS)):

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres.repository import PostgresRepository
-from reckai.application.ports.periods import FrozenIn, StreamPeriodRepository
+from reckai.application.ports.periods import ExceptionFacts, FrozenIn, StreamPeriodRepository
 from reckai.domain.streams.periods import PeriodAdjustment, PeriodItem, StreamPeriod
 
 if TYPE_CHECKING:
@@ -133,6 +133,15 @@ class PostgresStreamPeriodRepository(PostgresRepository):
             " JOIN stream_periods p ON p.stream_id = i.stream_id AND p.period_key = i.period_key"
             " WHERE p.status = 'closed' AND NOT i.carried AND i.stream_id = :s"), {"s": stream_id}).scalars()
         return set(rows)
+
+    def exception_facts(self, stream_id: uuid.UUID) -> builtins.list[ExceptionFacts]:
+        rows = self._conn.execute(text(
+            "SELECT s.exception_id, s.first_run, e.type, e.status, e.currency, e.amount_minor, e.amount,"
+            " exceptions_earliest_date(e.transaction_date, e.evidence) AS earliest, e.resolution_code"
+            " FROM stream_exceptions s JOIN exceptions e ON e.id = s.exception_id WHERE s.stream_id = :s"
+            " ORDER BY s.exception_id"), {"s": stream_id}).all()
+        return [ExceptionFacts(row.exception_id, row.first_run, row.type, row.status, row.currency,
+                               row.amount_minor, row.amount, row.earliest, row.resolution_code) for row in rows]
 
     def begin_adjustment(self, adjustment: PeriodAdjustment) -> None:
         with self._write():

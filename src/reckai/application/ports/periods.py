@@ -13,8 +13,10 @@ transaction applies.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
+from decimal import Decimal
 from typing import NamedTuple, Protocol
 
 from reckai.domain.streams.periods import PeriodAdjustment, PeriodItem, StreamPeriod
@@ -23,6 +25,20 @@ from reckai.domain.streams.periods import PeriodAdjustment, PeriodItem, StreamPe
 class FrozenIn(NamedTuple):
     stream_id: uuid.UUID
     period_key: str
+
+
+class ExceptionFacts(NamedTuple):
+    """An exception of a stream, as a period's figures need it."""
+
+    exception_id: uuid.UUID
+    first_run: int  # the run that found it
+    type: str
+    status: str
+    currency: str | None
+    amount_minor: int | None
+    amount: Decimal | None
+    earliest: dt.date | None  # earliest transaction date of its rows (domain/exceptions/aging.py)
+    resolution_code: str | None
 
 
 class StreamPeriodRepository(Protocol):
@@ -50,6 +66,10 @@ class StreamPeriodRepository(Protocol):
 
     def frozen_in_stream(self, stream_id: uuid.UUID) -> set[uuid.UUID]:
         """Every exception of the stream a closed period froze."""
+        ...
+
+    def exception_facts(self, stream_id: uuid.UUID) -> builtins.list[ExceptionFacts]:
+        """Every exception of the stream with what a period's figures need, in one read."""
         ...
 
     def begin_adjustment(self, adjustment: PeriodAdjustment) -> None:

@@ -34,10 +34,10 @@ from reckai.application.errors import (
     ValidationFailed,
 )
 from reckai.application.exceptions.closing import close
+from reckai.application.ports.periods import ExceptionFacts
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.application.streams.errors import StreamNotFound, StreamRunInProgress
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
-from reckai.domain.exceptions.aging import earliest_transaction_date
 from reckai.domain.exceptions.lifecycle import BreakAction, ExceptionItem, HistoryEntry, Resolution
 from reckai.domain.identity.permissions import may_request_approval
 from reckai.domain.identity.principal import Principal
@@ -175,34 +175,31 @@ def _run_period(run: StreamRun, granularity: str, timezone: str) -> Period:
     return Period.containing(run.created_at, granularity, timezone)
 
 
-def _amount_minor(item: ExceptionItem) -> int:
-    if item.amount_minor is not None:
-        return abs(item.amount_minor)
-    if item.amount is None:
+def _amount_minor(facts: ExceptionFacts) -> int:
+    if facts.amount_minor is not None:
+        return abs(facts.amount_minor)
+    if facts.amount is None:
         return 0
-    exponent = minor_unit_exponent(item.currency or "")
-    return abs(int((item.amount * (Decimal(10) ** exponent)).to_integral_value()))
+    exponent = minor_unit_exponent(facts.currency or "")
+    return abs(int((facts.amount * (Decimal(10) ** exponent)).to_integral_value()))
 
 
 def _members(uow: WorkflowJobsUnitOfWork, stream_id: uuid.UUID, period: Period, timezone: str,
              runs: Sequence[StreamRun]) -> list[ItemFacts]:
     """The period's exceptions: every exception of the stream a run before the period's end found,
     that no other closed period froze (those of earlier periods still open at their close were
-    carried into this one)."""
+    carried into this one). One read of the stream's exceptions, not one per exception."""
     start, end = period.start(timezone), period.end(timezone)
     started = {run.run_number: run.created_at for run in runs if run.created_at is not None}
     frozen_elsewhere = uow.stream_periods.frozen_in_stream(stream_id)
     facts = []
-    for found in uow.streams.breaks(stream_id, active_only=False):
-        first = started.get(found.first_run or 0)
+    for found in uow.stream_periods.exception_facts(stream_id):
+        first = started.get(found.first_run)
         if first is None or first >= end or found.exception_id in frozen_elsewhere:
             continue
-        item = uow.exceptions.get(found.exception_id)
-        if item is None:
-            continue
-        facts.append(ItemFacts(item.id, item.type, item.status.value, (item.currency or "").upper(),
-                               _amount_minor(item), earliest_transaction_date(item.transaction_date, item.evidence),
-                               carried_in=first < start, resolution_code=item.resolution_code))
+        facts.append(ItemFacts(found.exception_id, found.type, found.status, (found.currency or "").upper(),
+                               _amount_minor(found), found.earliest, carried_in=first < start,
+                               resolution_code=found.resolution_code))
     return facts
 
 
