@@ -89,7 +89,7 @@ CREATE TABLE stream_period_adjustments (
     stream_id UUID NOT NULL,
     period_key VARCHAR(10) NOT NULL,
     approval_id UUID NOT NULL UNIQUE REFERENCES approvals(id),
-    action VARCHAR(20) NOT NULL CHECK (action IN ('reopen', 'resolve', 'ignore')),
+    action VARCHAR(20) NOT NULL CHECK (action IN ('reopen', 'resolve', 'ignore', 'link')),
     exception_ids UUID[] NOT NULL,
     reason TEXT NOT NULL,
     requested_by UUID NOT NULL REFERENCES users(id),

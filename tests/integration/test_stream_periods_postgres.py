@@ -55,6 +55,10 @@ def test_an_adjustment_reopens_and_a_later_match_is_held(world: StreamWorld) -> 
     scenarios.adjustment_reopens_and_later_match_is_held(world, MOVED)
 
 
+def test_a_link_adjustment_links_a_closed_periods_rows(world: StreamWorld) -> None:
+    scenarios.a_link_adjustment_links_a_closed_periods_rows(world, MOVED)
+
+
 def test_periods_close_in_order_and_reopen_from_the_latest(world: StreamWorld) -> None:
     scenarios.periods_close_in_order_and_reopen_from_the_latest(world, MOVED)
 

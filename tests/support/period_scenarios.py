@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from reckai.application.approvals.requests import approve_request
+from reckai.application.errors import ValidationFailed
 from reckai.application.exceptions.closed_periods import PeriodClosed
 from reckai.application.exceptions.exceptions import (
     assign_exceptions,
@@ -240,6 +241,34 @@ def adjustment_reopens_and_later_match_is_held(world: StreamWorld, moved: Movabl
     assert january["open_items"]["by_age"]["[3,7)"] == 1
     assert january["amounts"] == {"NGN": {"open_minor": 4000, "closed_minor": 27500}}
     return day
+
+
+def a_link_adjustment_links_a_closed_periods_rows(world: StreamWorld, moved: MovableClock) -> None:
+    """A manual link settling an exception of a closed period (R3's, reopened by an adjustment) is
+    refused the usual way and made through a link adjustment; a link settling none is refused
+    as an adjustment (it is made the usual way)."""
+    day = close_first_day(world, moved)
+    services, who, r3, r5 = world.container.workflow, day.who, day.items["R3"].id, day.items["R5"].id
+    reopen = request_period_adjustment(services, who.analyst, day.stream.id, "2025-12-31",
+                                       AdjustmentRequest("reopen", [r3], "not a fee after all"))
+    _approve(world.container, who.supervisor, reopen)
+    moved.now += dt.timedelta(minutes=5)
+    with pytest.raises(ValidationFailed) as usual:
+        request_period_adjustment(services, who.analyst, day.stream.id, "2025-12-31", AdjustmentRequest(
+            "link", [], "same payment", job_id=day.run1_job, rows=[("left", 2), ("right", 2)]))
+    assert "the usual way" in usual.value.details[0].message
+    asked = request_period_adjustment(services, who.analyst, day.stream.id, "2025-12-31", AdjustmentRequest(
+        "link", [], "R3 and R5 are one payment, 10.00 fee", job_id=day.run1_job, rows=[("left", 3), ("right", 3)],
+        note="netted"))
+    assert asked.metadata["exception_ids"] == [str(r3)]  # the frozen one it settles; R5 is carried, not frozen
+    _approve(world.container, who.supervisor, asked)
+    with world.container.database.unit_of_work(world.organization_id) as uow:
+        settled = [uow.exceptions.get(i) for i in (r3, r5)]
+        adjustments = uow.stream_periods.adjustments(day.stream.id, "2025-12-31")
+    assert [(i.status.value, i.resolution_code) for i in settled] == [("resolved", "matched_manually")] * 2
+    assert [a.action for a in adjustments] == ["reopen", "link"]
+    assert adjustments[1].exception_ids == (r3,) and adjustments[1].details["rows"] == [
+        {"side": "left", "row_number": 3}, {"side": "right", "row_number": 3}]
 
 
 def periods_close_in_order_and_reopen_from_the_latest(world: StreamWorld, moved: MovableClock) -> None:

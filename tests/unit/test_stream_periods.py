@@ -36,6 +36,10 @@ def test_an_adjustment_reopens_and_a_later_match_is_held(world: StreamWorld, mov
     scenarios.adjustment_reopens_and_later_match_is_held(world, moved)
 
 
+def test_a_link_adjustment_links_a_closed_periods_rows(world: StreamWorld, moved: scenarios.MovableClock) -> None:
+    scenarios.a_link_adjustment_links_a_closed_periods_rows(world, moved)
+
+
 def test_periods_close_in_order_and_reopen_from_the_latest(world: StreamWorld,
                                                            moved: scenarios.MovableClock) -> None:
     scenarios.periods_close_in_order_and_reopen_from_the_latest(world, moved)

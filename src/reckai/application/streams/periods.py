@@ -33,18 +33,22 @@ from reckai.application.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from reckai.application.exceptions import matching
 from reckai.application.exceptions.closing import close
+from reckai.application.exceptions.matching import LinkRow
 from reckai.application.ports.periods import ExceptionFacts
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.application.streams.errors import StreamNotFound, StreamRunInProgress
 from reckai.domain.approvals.workflow import Approval, ApprovalEffect, ApprovalType
 from reckai.domain.exceptions.lifecycle import BreakAction, ExceptionItem, HistoryEntry, Resolution
+from reckai.domain.exceptions.manual_matching import MatchGroup
 from reckai.domain.identity.permissions import may_request_approval
 from reckai.domain.identity.principal import Principal
 from reckai.domain.ingestion.canonical import minor_unit_exponent
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.domain.reports.settings import InvalidReportSettings, parse_report_settings
 from reckai.domain.streams.periods import (
+    ADJUSTMENT_ACTIONS,
     CLOSED,
     OPEN,
     REOPENED,
@@ -371,11 +375,34 @@ def _apply_reopen(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, check
 
 @dataclass(frozen=True)
 class AdjustmentRequest:
-    action: str  # reopen, resolve, ignore
-    exception_ids: list[uuid.UUID]
+    action: str  # reopen, resolve, ignore, link
+    exception_ids: list[uuid.UUID]  # reopen, resolve, ignore
     reason: str
     resolution_code: str | None = None
     resolution_note: str | None = None
+    job_id: uuid.UUID | None = None  # link: the job whose rows are linked
+    rows: list[tuple[str, int]] = field(default_factory=list)  # link: (side, row number)
+    note: str | None = None  # link
+
+
+def _planned_link(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, organization_id: uuid.UUID,
+                  stream_id: uuid.UUID, period: Period, job_id: uuid.UUID, rows: Sequence[tuple[str, int]],
+                  note: str | None, reason: str, user_id: uuid.UUID,
+                  now: dt.datetime) -> tuple[MatchGroup, list[ExceptionItem], list[uuid.UUID]]:
+    """The link and the exceptions it settles; refused unless it settles one this closed period
+    settled (a link of other rows is made the usual way), or one another closed period holds."""
+    group, items = matching.planned_link(services, uow, organization_id, job_id,
+                                         [LinkRow(side, number) for side, number in rows], note, reason, user_id, now)
+    frozen = uow.stream_periods.frozen([item.id for item in items])
+    elsewhere = [str(i) for i, where in frozen.items() if (where.stream_id, where.period_key) != (stream_id, period.key)]
+    if elsewhere:
+        raise ValidationFailed([FieldError("rows", f"the link settles exception(s) of another closed period: "
+                                                   f"{', '.join(elsewhere)}")])
+    if not frozen:
+        raise ValidationFailed([FieldError("rows", f"the link settles no exception period {period.key} of this stream "
+                                                   "settled; link the rows the usual way (POST /api/exceptions/"
+                                                   "matching/link)")])
+    return group, items, sorted(frozen, key=str)
 
 
 def _adjusted_items(uow: WorkflowJobsUnitOfWork, stream_id: uuid.UUID, period: Period, action: str,
@@ -412,8 +439,10 @@ def request_period_adjustment(services: WorkflowServices, principal: Principal, 
     with a reason; approved, the change is made and recorded against the period."""
     _require_maker(principal, ApprovalType.PERIOD_ADJUSTMENT)
     period = _parse(period_key)
-    if adjustment.action not in ("reopen", "resolve", "ignore"):
-        raise ValidationFailed([FieldError("action", "must be reopen, resolve or ignore")])
+    if adjustment.action not in ADJUSTMENT_ACTIONS:
+        raise ValidationFailed([FieldError("action", f"must be one of {', '.join(ADJUSTMENT_ACTIONS)}")])
+    if adjustment.action == "link":
+        return _request_link_adjustment(services, principal, stream_id, period, adjustment, request)
     if adjustment.action == "resolve" and not adjustment.resolution_code:
         raise ValidationFailed([FieldError("resolution_code", "a resolve adjustment needs a resolution code")])
     try:
@@ -453,6 +482,38 @@ def request_period_adjustment(services: WorkflowServices, principal: Principal, 
         return approval
 
 
+def _request_link_adjustment(services: WorkflowServices, principal: Principal, stream_id: uuid.UUID, period: Period,
+                             adjustment: AdjustmentRequest, request: RequestInfo | None) -> Approval:
+    try:
+        reason = check_reason(adjustment.reason)
+    except InvalidPeriod as exc:
+        raise _invalid(exc) from exc
+    if adjustment.job_id is None or len(adjustment.rows) < 2:
+        raise ValidationFailed([FieldError("rows", "a link adjustment names a job_id and at least two rows")])
+    with services.database.unit_of_work(principal.organization_id) as uow:
+        stream = _stream(uow, stream_id, lock=True)
+        found = uow.stream_periods.get(stream_id, period.key)
+        if found is None or not found.is_closed:
+            raise PeriodNotClosed(period.key)
+        _group, _items, ids = _planned_link(services, uow, principal.organization_id, stream_id, period,
+                                            adjustment.job_id, adjustment.rows, adjustment.note, reason,
+                                            principal.user_id, services.now())
+        for approval in uow.approvals.pending_referring_to("stream_id", str(stream_id)):
+            if approval.type is ApprovalType.PERIOD_ADJUSTMENT and set(approval.metadata.get("exception_ids") or []) \
+                    & {str(i) for i in ids}:
+                raise PeriodRequestPending(approval.id)
+        metadata = {"stream_id": str(stream_id), "period": period.key, "action": "link",
+                    "job_id": str(adjustment.job_id), "rows": [{"side": side, "row_number": number}
+                                                               for side, number in adjustment.rows],
+                    "note": (adjustment.note or "").strip() or None, "reason": reason,
+                    "exception_ids": [str(i) for i in ids]}
+        approval = _ask(services, uow, principal, ApprovalType.PERIOD_ADJUSTMENT,
+                        f"Adjust closed period {period.key} of {stream.name}: link {len(adjustment.rows)} rows",
+                        reason, metadata, request)
+        uow.commit()
+        return approval
+
+
 def _apply_adjustment(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, checker: Principal,
                       approval: Approval) -> ApprovalEffect:
     meta, now = approval.metadata, approval.reviewed_at
@@ -464,6 +525,8 @@ def _apply_adjustment(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, c
         raise PeriodNotClosed(period.key)
     ids = [uuid.UUID(i) for i in meta["exception_ids"]]
     action, reason = meta["action"], meta["reason"]
+    if action == "link":
+        return _apply_link_adjustment(services, uow, checker, approval, stream_id, period)
     items = _adjusted_items(uow, stream_id, period, action, ids, lock=True)
     adjustment = PeriodAdjustment(id=uuid.uuid4(), stream_id=stream_id, period_key=period.key,
                                   approval_id=approval.id, action=action, exception_ids=tuple(ids), reason=reason,
@@ -486,6 +549,33 @@ def _apply_adjustment(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, c
                   resolution=Resolution.of(meta["resolution_code"], meta.get("resolution_note") or reason),
                   changes=approved)
     details = {"period": period.key, "action": action, "exception_ids": [str(i) for i in ids], "reason": reason,
+               "adjustment_id": str(adjustment.id)}
+    services.record(uow, checker, "stream.period_adjusted", None, organization_id=approval.organization_id,
+                    resource_type="stream", resource_id=stream_id,
+                    metadata={**details, "approval_id": str(approval.id), "requested_by": str(approval.requested_by)})
+    return ApprovalEffect("period_adjusted", "stream", stream_id, details)
+
+
+def _apply_link_adjustment(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, checker: Principal,
+                           approval: Approval, stream_id: uuid.UUID, period: Period) -> ApprovalEffect:
+    meta, now = approval.metadata, approval.reviewed_at
+    assert now is not None
+    rows = [(str(r["side"]), int(r["row_number"])) for r in meta["rows"]]
+    group, items, ids = _planned_link(services, uow, approval.organization_id, stream_id, period,
+                                      uuid.UUID(meta["job_id"]), rows, meta.get("note"), meta["reason"],
+                                      approval.requested_by, now)
+    adjustment = PeriodAdjustment(id=uuid.uuid4(), stream_id=stream_id, period_key=period.key,
+                                  approval_id=approval.id, action="link", exception_ids=tuple(ids),
+                                  reason=meta["reason"], requested_by=approval.requested_by,
+                                  approved_by=checker.user_id, applied_at=now,
+                                  details={"job_id": meta["job_id"], "rows": meta["rows"], "match_group_id": str(group.id)})
+    uow.stream_periods.begin_adjustment(adjustment)  # the one path the freeze lets through
+    approved = {"approval_id": str(approval.id), "approved_by": str(checker.user_id),
+                "period_adjustment": str(adjustment.id), "period": period.key}
+    resolved = matching.store_planned_link(uow, group, items, approval.requested_by, now, meta.get("note"),
+                                           meta["reason"], approved)
+    details = {"period": period.key, "action": "link", "exception_ids": [str(i) for i in ids],
+               "resolved_exceptions": resolved, "match_group_id": str(group.id), "reason": meta["reason"],
                "adjustment_id": str(adjustment.id)}
     services.record(uow, checker, "stream.period_adjusted", None, organization_id=approval.organization_id,
                     resource_type="stream", resource_id=stream_id,
@@ -551,10 +641,14 @@ def period_adjustment_handler(services: WorkflowServices) -> ApprovalHandler:
     def propose(principal: Principal, metadata: dict[str, Any], title: str, description: str,
                 request: RequestInfo | None) -> Approval:
         return request_period_adjustment(services, principal, uuid.UUID(metadata["stream_id"]), metadata["period"],
-                                         AdjustmentRequest(metadata["action"],
-                                                           [uuid.UUID(i) for i in metadata["exception_ids"]],
-                                                           metadata["reason"], metadata.get("resolution_code"),
-                                                           metadata.get("resolution_note")), request)
+                                         AdjustmentRequest(
+                                             metadata["action"],
+                                             [uuid.UUID(i) for i in metadata.get("exception_ids") or []],
+                                             metadata["reason"], metadata.get("resolution_code"),
+                                             metadata.get("resolution_note"),
+                                             uuid.UUID(metadata["job_id"]) if metadata.get("job_id") else None,
+                                             [(r["side"], r["row_number"]) for r in metadata.get("rows") or []],
+                                             metadata.get("note")), request)
 
     def apply(uow: WorkflowUnitOfWork, checker: Principal, approval: Approval,
               request: RequestInfo | None) -> ApprovalEffect:

@@ -50,20 +50,36 @@ class PeriodReopen(msgspec.Struct, forbid_unknown_fields=True):
                                         examples=["The bank re-sent 31 December with two missing rows."])]
 
 
+class AdjustedRow(msgspec.Struct, forbid_unknown_fields=True):
+    side: Annotated[Literal["left", "right"], msgspec.Meta(description="The row's side.", examples=["left"])]
+    row_number: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1, description="The row's number in the job's file.",
+                                            examples=[3])]
+
+
 class PeriodAdjustmentCreate(msgspec.Struct, forbid_unknown_fields=True):
-    action: Annotated[Literal["reopen", "resolve", "ignore"], msgspec.Meta(
-        description="What to do to the exceptions the closed period settled.", examples=["reopen"])]
-    exception_ids: Annotated[list[uuid.UUID], msgspec.Meta(
-        description="Exceptions this closed period settled at its close (1 to 500).",
-        examples=[["3f9c2a7e-5b18-4d64-9a0e-7c2b1d8f6e53"]])]
+    action: Annotated[Literal["reopen", "resolve", "ignore", "link"], msgspec.Meta(
+        description="What to do: reopen, resolve or ignore exceptions the closed period settled, or link rows "
+                    "whose match settles such exceptions.", examples=["reopen"])]
     reason: Annotated[str, msgspec.Meta(description="Why the closed period's figures change (required).",
                                         examples=["Written off in error: the bank posted it on 2 January."])]
+    exception_ids: Annotated[list[uuid.UUID], msgspec.Meta(
+        description="reopen, resolve, ignore: exceptions this closed period settled at its close (1 to 500).",
+        examples=[["3f9c2a7e-5b18-4d64-9a0e-7c2b1d8f6e53"]])] = msgspec.field(default_factory=list)
     resolution_code: Annotated[str | None, msgspec.Meta(
         description="For a resolve: the resolution code (as for resolving an exception).",
         examples=["written_off"])] = None
     resolution_note: Annotated[str | None, msgspec.Meta(
         description="For a resolve: the resolution note (default: the reason).",
         examples=["below materiality"])] = None
+    job_id: Annotated[uuid.UUID | None, msgspec.Meta(
+        description="For a link: the run's job whose rows are linked.",
+        examples=["9d2e6f1a-3b7c-4e58-a0d4-2c8f5b1e7a93"])] = None
+    rows: Annotated[list[AdjustedRow], msgspec.Meta(
+        description="For a link: the rows (2 to 50), as for POST /api/exceptions/matching/link.",
+        examples=[[{"side": "left", "row_number": 3}, {"side": "right", "row_number": 3}]])] = \
+        msgspec.field(default_factory=list)
+    note: Annotated[str | None, msgspec.Meta(description="For a link: the match's note.",
+                                             examples=["bank fee netted"])] = None
 
 
 class PeriodItemBody(msgspec.Struct):
@@ -171,11 +187,12 @@ class StreamPeriodController(Controller):
                       data: JSONBody[PeriodAdjustmentCreate], principal: NamedDependency[Principal],
                       container: NamedDependency[Container],
                       request_info: NamedDependency[RequestInfo]) -> Response[Success[ApprovalBody]]:
-        """A period_adjustment approval to reopen, resolve or ignore exceptions the closed period settled;
-        approved, the change is made and recorded against the period."""
+        """A period_adjustment approval to reopen, resolve or ignore exceptions the closed period settled, or
+        to link rows whose match settles such exceptions; approved, the change is made and recorded against
+        the period."""
         approval = request_period_adjustment(container.workflow, principal, stream_id, period, AdjustmentRequest(
-            data.action, list(data.exception_ids), data.reason, data.resolution_code, data.resolution_note),
-            request_info)
+            data.action, list(data.exception_ids), data.reason, data.resolution_code, data.resolution_note,
+            data.job_id, [(row.side, row.row_number) for row in data.rows], data.note), request_info)
         return Response(ok(approval_body(approval)), status_code=202)
 
 
