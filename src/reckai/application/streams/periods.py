@@ -6,7 +6,7 @@ items 4 and 6; docs/streams.md "Periods"; docs/decisions/period-close.md).
 - `request_period_reopen` asks for a `period_reopen` approval; approving it lifts the freeze (the
   snapshot stays until the period is closed again).
 - `request_period_adjustment` asks for a `period_adjustment` approval to reopen, resolve or ignore
-  exceptions a closed period froze; approving it applies the change inside the one path the
+  exceptions a closed period froze, or to link rows whose match settles one; approving it applies the change inside the one path the
   database lets through (`uow.stream_periods.begin_adjustment`) and records it against the period.
 - `list_periods` / `get_period`: each period with runs or a close, its figures.
 """
