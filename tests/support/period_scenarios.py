@@ -140,6 +140,7 @@ def the_snapshot_holds_the_period_figures(world: StreamWorld, moved: MovableCloc
     assert view.stored.closed_by == day.who.analyst.user_id and view.stored.close_approved_by == day.who.supervisor.user_id
     figures = view.figures
     assert figures["matched_pairs"] == 1 and figures["new_rows"] == {"left": 3, "right": 3}
+    assert figures["matched_amounts"] == {"NGN": {"left": 10000, "right": 10000}}  # R1, 100.00 a side
     assert figures["open_items"]["count"] == 3
     assert figures["open_items"]["by_type"] == {"missing_entry": 3}
     # age on 31 December from each item's earliest transaction date: R2, R4 that day, R5 two days before
@@ -234,6 +235,7 @@ def adjustment_reopens_and_later_match_is_held(world: StreamWorld, moved: Movabl
     _approve(world.container, who.supervisor, approval)
     january = get_period(services, who.admin, day.stream.id, "2026-01-01").figures
     assert january["runs"] == [2] and january["closed_by_later_match"] == 2
+    assert january["matched_amounts"] == {"NGN": {"left": 32500, "right": 32500}}  # R2, R3, R4
     assert january["carried_in"] == 3  # R2, R4 (closed since) and R5 (still open); R3 stays 2025-12-31's
     assert january["closed_items"]["closed_by_later_match"] == 2
     assert january["open_items"]["count"] == 1

@@ -182,6 +182,7 @@ def _persist(attempt: _Attempt, run: Any, outcome: StreamOutcome, left: StreamSi
             "new_exceptions": outcome.new_exceptions,
             "exceptions_found_again": outcome.found_again,
             "open_rows_after": dict(outcome.open_rows),
+            "matched_amounts": outcome.matched_amounts,
         }
         uow.streams.update_run(StreamRun(stream_id, run_number, job.id, job.created_by, carry_key=carry_key,
                                          figures=figures))

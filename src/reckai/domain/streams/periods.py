@@ -178,6 +178,13 @@ def run_figures(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for key in RUN_SIDE_SUMS:
         out[key] = {side: sum(int((r.get(key) or {}).get(side) or 0) for r in runs) for side in ("left", "right")}
     out["open_rows_after"] = dict(runs[-1].get("open_rows_after") or {}) if runs else {"left": 0, "right": 0}
+    matched: dict[str, dict[str, int]] = {}
+    for run in runs:
+        for currency, sides in (run.get("matched_amounts") or {}).items():
+            total = matched.setdefault(currency, {"left": 0, "right": 0})
+            for side in ("left", "right"):
+                total[side] += int(sides.get(side) or 0)
+    out["matched_amounts"] = dict(sorted(matched.items()))
     return out
 
 
