@@ -15,7 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from reckai.application.ports.repositories import FrozenByClosedPeriod
 from reckai.bootstrap import Container, bootstrap
+from reckai.entrypoints.http.errors import describe_error
+from reckai.entrypoints.http.routes import collect_routes
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
 from tests.support import period_scenarios as scenarios
 from tests.support.streams import StreamWorld, stream_world
@@ -117,6 +120,17 @@ def test_the_database_refuses_changes_to_a_closed_periods_rows_as_the_app_role(
                               " txid_current()"),
                          {"org": org, "s": day.stream.id, "id": r3, "u": world.caller.user_id})
         conn.rollback()
+    # through the repository (the application's check bypassed): the trigger's refusal is a port error,
+    # answered 409 PERIOD_CLOSED over HTTP, never a 500
+    with world.container.database.unit_of_work(org) as uow:
+        item = uow.exceptions.get_for_update(r3)
+        assert item is not None
+        item.description = "changed behind the check"
+        with pytest.raises(FrozenByClosedPeriod) as frozen:
+            uow.exceptions.update(item)
+    assert frozen.value.code == "PERIOD_CLOSED"
+    answer = describe_error(frozen.value, collect_routes().error_statuses)
+    assert answer.status == 409 and answer.envelope.error.code == "PERIOD_CLOSED"
     # a carried (open at close) item is not frozen
     with app_engine.begin() as conn:
         _as_tenant(conn, org)

@@ -21,6 +21,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from reckai.application.context import RequestInfo
+from reckai.application.ports.repositories import FrozenByClosedPeriod
 from reckai.application.streams.periods import (
     AdjustmentRequest,
     PeriodView,
@@ -197,3 +198,6 @@ class StreamPeriodController(Controller):
 
 
 ROUTE_HANDLERS = [StreamPeriodController]
+# the database's freeze (migration 0024) refusing a change the application's check let through (a
+# period closed meanwhile): a 409 like the check's own PERIOD_CLOSED, never a 500
+ERROR_STATUSES = {FrozenByClosedPeriod: 409}
