@@ -14,7 +14,7 @@ organizations with a schedule, for the tick, which runs without a tenant. Ids on
 Both tables: row-level security enabled and forced with the tenant policy, grants to the app role.
 
 Revision ID: 0025_stream_schedules
-Revises: 0022_file_statements
+Revises: 0024_period_close
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0025_stream_schedules"
-down_revision = "0022_file_statements"
+down_revision = "0024_period_close"
 branch_labels = None
 depends_on = None
 

@@ -94,6 +94,7 @@ from reckai.application.rules.preview import JobRulePreview
 from reckai.application.rules.rules import rule_configuration_handler
 from reckai.application.settings_changes import system_setting_handler
 from reckai.application.streams import schedules as stream_schedules
+from reckai.application.streams import periods as stream_periods
 from reckai.domain.approvals.workflow import ApprovalType
 from reckai.domain.audit.chain import AuditSigner
 from reckai.domain.settings_registry import OperatorValues
@@ -657,6 +658,9 @@ def _register_approval_types(workflow: WorkflowServices, operator: OperatorValue
     approvals.register(ApprovalType.USER_ONBOARDING, user_onboarding_handler(workflow))
     approvals.register(ApprovalType.SYSTEM_SETTING, system_setting_handler(workflow, operator))
     approvals.register(ApprovalType.REPORT_GENERATION, report_generation_handler(reports, workflow))
+    approvals.register(ApprovalType.PERIOD_CLOSE, stream_periods.period_close_handler(workflow))
+    approvals.register(ApprovalType.PERIOD_REOPEN, stream_periods.period_reopen_handler(workflow))
+    approvals.register(ApprovalType.PERIOD_ADJUSTMENT, stream_periods.period_adjustment_handler(workflow))
     approvals.require_all()
 
 

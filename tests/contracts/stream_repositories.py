@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 
+from reckai.application.ports.periods import ExceptionFacts, FrozenIn
 from reckai.application.ports.reconciliations import JobFileLink
 from reckai.application.ports.repositories import DuplicateEntity, TenantIsolationViolation
 from reckai.application.ports.streams import RowKey, StoredRow
+from reckai.domain.approvals.workflow import Approval, ApprovalType
 from reckai.domain.exceptions.lifecycle import ExceptionItem
 from reckai.domain.exceptions.policy import SlaPolicy
 from reckai.domain.reconciliation import jobs as j
+from reckai.domain.streams.periods import PeriodAdjustment, PeriodItem, StreamPeriod
 from reckai.domain.streams.streams import PinnedRule, Stream, StreamFile, StreamRun, StreamSide
 
 Tenants = tuple[Any, tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, uuid.UUID]]
@@ -122,4 +125,74 @@ def check_files_runs_rows_and_breaks(tenants: Tenants, add_file: FileAdder) -> N
         assert uow.streams.row(stream.id, "left", 2) is None
 
 
-CHECKS = [check_round_trip_names_and_isolation, check_files_runs_rows_and_breaks]
+def check_periods_items_and_adjustments(tenants: Tenants, add_file: FileAdder) -> None:
+    """The period repository (application/ports/periods.py): a closed period freezes the items it
+    settled (not those it carried), a reopened one none; an adjustment is recorded and marks the
+    transaction that applies it; another organization sees nothing."""
+    database, (org_a, user_a), (org_b, _) = tenants
+    stream = stream_of(org_a, user_a, "periods")
+    job = j.new_job(job_id=uuid.uuid4(), organization_id=org_a, name="run 1", created_by=user_a, snapshot={},
+                    now=NOW)
+    sla = SlaPolicy()
+    settled, carried = (ExceptionItem.new(organization_id=org_a, job_id=job.id, type="missing_entry", severity="low",
+                                          description="d", created_at=NOW, sla=sla, transaction_date=day,
+                                          evidence={"right": {"date": "2025-12-29T23:10:00"}})
+                        for day in (dt.date(2025, 12, 31), dt.date(2025, 12, 30)))
+    close_approval = Approval.request(organization_id=org_a, type=ApprovalType.PERIOD_CLOSE, title="t",
+                                      description="d", metadata={}, requested_by=user_a, at=NOW)
+    adjust_approval = Approval.request(organization_id=org_a, type=ApprovalType.PERIOD_ADJUSTMENT, title="t",
+                                       description="d", metadata={}, requested_by=user_a, at=NOW)
+    period = StreamPeriod(organization_id=org_a, stream_id=stream.id, key="2025-12-31", granularity="day",
+                          status="closed", timezone="Africa/Lagos", figures={"open_items": {"count": 1}},
+                          closed_at=NOW, closed_by=user_a, close_approved_by=user_a,
+                          close_approval_id=close_approval.id)
+    with database.unit_of_work(org_a) as uow:
+        uow.streams.add(stream)
+        uow.reconciliation_jobs.add(job)
+        uow.exceptions.add(settled)
+        uow.exceptions.add(carried)
+        uow.approvals.add(close_approval)
+        uow.approvals.add(adjust_approval)
+        uow.stream_periods.save(period)
+        uow.stream_periods.replace_items(stream.id, period.key, [PeriodItem(settled.id, False, "resolved"),
+                                                                 PeriodItem(carried.id, True, "open")], [(1, job.id)])
+        uow.streams.link_exceptions(stream.id, 1, [(settled.id, 1, None), (carried.id, None, 2)])
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.stream_periods.get(stream.id, "2025-12-31") == period
+        assert uow.stream_periods.list(stream.id) == [period]
+        assert uow.stream_periods.frozen([settled.id, carried.id]) == {settled.id: FrozenIn(stream.id, "2025-12-31")}
+        assert uow.stream_periods.frozen_in_stream(stream.id) == {settled.id}
+        facts = {f.exception_id: f for f in uow.stream_periods.exception_facts(stream.id)}
+        assert set(facts) == {settled.id, carried.id}
+        assert facts[carried.id] == ExceptionFacts(carried.id, 1, "missing_entry", "open", carried.currency,
+                                                   None, None, dt.date(2025, 12, 29), None)
+        assert [i.exception_id for i in uow.stream_periods.items(stream.id, period.key)] == \
+            sorted([settled.id, carried.id], key=str)
+        assert uow.stream_periods.adjusting() is None
+        adjustment = PeriodAdjustment(uuid.uuid4(), stream.id, period.key, adjust_approval.id, "reopen",
+                                      (settled.id,), "why", user_a, user_a, NOW, {})
+        uow.stream_periods.begin_adjustment(adjustment)
+        assert uow.stream_periods.adjusting() == adjustment
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.stream_periods.adjusting() is None  # one transaction only
+        assert uow.stream_periods.adjustments(stream.id, period.key) == [adjustment]
+        reopened = dataclasses.replace(period, status="reopened", reopened_at=NOW, reopened_by=user_a,
+                                       reopen_approval_id=adjust_approval.id)
+        uow.stream_periods.save(reopened)
+        uow.stream_periods.replace_items(stream.id, period.key, [PeriodItem(carried.id, True, "open")], [])
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert uow.stream_periods.get(stream.id, period.key) == reopened
+        assert uow.stream_periods.frozen([settled.id, carried.id]) == {}
+        assert [i.exception_id for i in uow.stream_periods.items(stream.id, period.key)] == [carried.id]
+    with database.unit_of_work(org_b) as uow:
+        assert uow.stream_periods.get(stream.id, period.key) is None and uow.stream_periods.list(stream.id) == []
+        assert uow.stream_periods.items(stream.id, period.key) == []
+        assert uow.stream_periods.adjustments(stream.id, period.key) == []
+        with pytest.raises(TenantIsolationViolation):
+            uow.stream_periods.save(period)
+
+
+CHECKS = [check_round_trip_names_and_isolation, check_files_runs_rows_and_breaks, check_periods_items_and_adjustments]

@@ -89,6 +89,24 @@ def _seed(engine: Engine, tenant: Tenant) -> dict[str, uuid.UUID]:
                  " VALUES (:file, :org, 'v2', 2, '{}', :user) RETURNING id"), stream_params).scalar_one()
         conn.execute(text("INSERT INTO reconciliation_job_files (job_id, file_id, organization_id, side, file_version)"
                           " VALUES (:job, :file, :org, 'left', 1)"), stream_params)
+        # A closed period of the stream (0024_period_close): its snapshot, an item, a run and an adjustment.
+        approval = conn.execute(text(
+            "INSERT INTO approvals (organization_id, type, status, title, description, requested_by, metadata)"
+            " VALUES (:org, 'period_close', 'approved', 't', 'd', :user, '{}') RETURNING id"), params).scalar_one()
+        period_params = {**stream_params, "approval": approval}
+        conn.execute(text("INSERT INTO stream_periods (organization_id, stream_id, period_key, granularity, status,"
+                          " timezone, figures, closed_at, closed_by, close_approved_by, close_approval_id)"
+                          " VALUES (:org, :stream, '2025-12-31', 'day', 'reopened', 'Africa/Lagos', '{}', now(),"
+                          " :user, :user, :approval)"), period_params)
+        conn.execute(text("INSERT INTO stream_period_items (organization_id, stream_id, period_key, exception_id,"
+                          " carried, status_at_close) VALUES (:org, :stream, '2025-12-31', :exc, false, 'resolved')"),
+                     period_params)
+        conn.execute(text("INSERT INTO stream_period_runs (organization_id, stream_id, period_key, run_number,"
+                          " job_id) VALUES (:org, :stream, '2025-12-31', 1, :job)"), period_params)
+        conn.execute(text("INSERT INTO stream_period_adjustments (id, organization_id, stream_id, period_key,"
+                          " approval_id, action, exception_ids, reason, requested_by, approved_by, applied_at)"
+                          " VALUES (gen_random_uuid(), :org, :stream, '2025-12-31', :approval, 'reopen',"
+                          " ARRAY[CAST(:exc AS uuid)], 'r', :user, :user, now())"), period_params)
     return {
         "reconciliation_jobs": job, "reconciliation_files": file, "exceptions": exception,
         "exception_comments": comment, "users": tenant.admin_user_id, "reports": report,
@@ -160,7 +178,8 @@ TABLES_UNDER_TEST = ("reconciliation_jobs", "reconciliation_files", "exceptions"
                      "users", "organizations", "reports", "streams", "normalized_files")
 # Tables of a stream without an `id` of their own: walked by their stream_id.
 STREAM_TABLES = ("stream_files", "stream_runs", "stream_rows", "stream_exceptions", "stream_schedules",
-                 "stream_schedule_slots")
+                 "stream_schedule_slots", "stream_periods", "stream_period_items", "stream_period_runs",
+                 "stream_period_adjustments")
 
 
 @pytest.mark.parametrize("table", TABLES_UNDER_TEST)
@@ -197,15 +216,16 @@ def test_org_a_cannot_read_or_change_org_b_stream_rows(app_engine: Engine, two_t
         _as_tenant(conn, a.organization_id)
         visible = set(conn.execute(text(f"SELECT stream_id FROM {table}")).scalars())
         assert rows_a["streams"] in visible and rows_b["streams"] not in visible
-        if table in ("stream_files", "stream_runs", "stream_schedules"):  # the app may UPDATE these: not B's
-            column = {"stream_files": "job_id", "stream_runs": "carry_key", "stream_schedules": "cron"}[table]
+        if table in ("stream_files", "stream_runs", "stream_schedules", "stream_periods"):  # the app may UPDATE these
+            column = {"stream_files": "job_id", "stream_runs": "carry_key", "stream_schedules": "cron",
+                      "stream_periods": "reopened_at"}[table]
             value = "'* * * * *'" if table == "stream_schedules" else "NULL"
             updated = conn.execute(text(f"UPDATE {table} SET {column} = {value} WHERE stream_id = :s"),
                                    {"s": rows_b["streams"]})
-            assert updated.rowcount == 0
-        if table == "stream_schedules":  # and may DELETE them: not B's
-            deleted = conn.execute(text("DELETE FROM stream_schedules WHERE stream_id = :s"), {"s": rows_b["streams"]})
-            assert deleted.rowcount == 0
+            assert updated.rowcount == 0  # not B's
+        if table in ("stream_schedules", "stream_period_items", "stream_period_runs"):  # and may DELETE these
+            assert conn.execute(text(f"DELETE FROM {table} WHERE stream_id = :s"),
+                                {"s": rows_b["streams"]}).rowcount == 0
         with pytest.raises(ProgrammingError) as caught:  # a row claiming B is refused by WITH CHECK
             conn.execute(text(_foreign_insert(table)), {"b": b.organization_id, "s": rows_a["streams"],
                                                         "ub": b.admin_user_id})
@@ -235,6 +255,19 @@ def _foreign_insert(table: str) -> str:
         "stream_schedule_slots": "INSERT INTO stream_schedule_slots (organization_id, schedule_id, stream_id, slot,"
                                  " outcome) SELECT :b, id, :s, '2026-03-03 05:00', 'expected_file_missing'"
                                  " FROM stream_schedules LIMIT 1",
+        "stream_periods": "INSERT INTO stream_periods (organization_id, stream_id, period_key, granularity, status,"
+                          " timezone, figures, closed_at, closed_by, close_approved_by, close_approval_id)"
+                          " SELECT :b, :s, '2026-01-01', 'day', 'closed', 'UTC', '{}', now(), :ub, :ub, id"
+                          " FROM approvals LIMIT 1",
+        "stream_period_items": "INSERT INTO stream_period_items (organization_id, stream_id, period_key,"
+                               " exception_id, carried, status_at_close)"
+                               " SELECT :b, :s, '2025-12-31', id, true, 'open' FROM exceptions LIMIT 1",
+        "stream_period_runs": "INSERT INTO stream_period_runs (organization_id, stream_id, period_key, run_number,"
+                              " job_id) SELECT :b, :s, '2025-12-31', 7, id FROM reconciliation_jobs LIMIT 1",
+        "stream_period_adjustments": "INSERT INTO stream_period_adjustments (id, organization_id, stream_id,"
+                                     " period_key, approval_id, action, exception_ids, reason, requested_by,"
+                                     " approved_by, applied_at) SELECT gen_random_uuid(), :b, :s, '2025-12-31',"
+                                     " gen_random_uuid(), 'reopen', '{}', 'r', :ub, :ub, now()",
     }[table]
 
 

@@ -87,6 +87,11 @@ VALID = {
                                         "resolution_note": "below materiality"},
     ApprovalType.REPORT_GENERATION: {"report_type": "aging", "format": "csv"},
     ApprovalType.SYSTEM_SETTING: {"key": "workflow", "value": {"sla_hours": {"critical": 2}}},
+    ApprovalType.PERIOD_CLOSE: {"stream_id": str(uuid.uuid4()), "period": "2025-12-31"},
+    ApprovalType.PERIOD_REOPEN: {"stream_id": str(uuid.uuid4()), "period": "2025-12", "reason": "late bank file"},
+    ApprovalType.PERIOD_ADJUSTMENT: {"stream_id": str(uuid.uuid4()), "period": "2025-12-31", "action": "resolve",
+                                     "exception_ids": [str(uuid.uuid4())], "reason": "found the posting",
+                                     "resolution_code": "written_off"},
 }
 
 
@@ -124,6 +129,13 @@ def test_other_schema_refusals_name_the_field() -> None:
          "metadata.value.sla_hours.critical"),
         (ApprovalType.SYSTEM_SETTING, {"key": "password_policy", "value": {"min_length": 4}}, "metadata.value"),
         (ApprovalType.REPORT_GENERATION, {"report_type": "weekly", "format": "csv"}, "metadata.report_type"),
+        (ApprovalType.PERIOD_CLOSE, {"stream_id": str(uuid.uuid4()), "period": "2025-13"}, "metadata.period"),
+        (ApprovalType.PERIOD_REOPEN, {"stream_id": str(uuid.uuid4()), "period": "2025-12"}, "metadata.reason"),
+        (ApprovalType.PERIOD_ADJUSTMENT, {"stream_id": str(uuid.uuid4()), "period": "2025-12", "action": "reopen",
+                                          "exception_ids": [], "reason": "r"}, "metadata.exception_ids"),
+        (ApprovalType.PERIOD_ADJUSTMENT, {"stream_id": str(uuid.uuid4()), "period": "2025-12", "action": "ignore",
+                                          "exception_ids": [str(uuid.uuid4())], "reason": "r",
+                                          "resolution_code": "other"}, "metadata.resolution_code"),
     ]
     for kind, raw, field in cases:
         with pytest.raises(InvalidApproval) as caught:

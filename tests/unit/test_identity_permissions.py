@@ -97,6 +97,12 @@ def test_unknown_role_and_permission_are_errors_not_denials() -> None:
         (U, "report_generation", False),
         (S, "exception_resolution", False),
         (A, "user_onboarding", True),
+        (A, "period_close", True),  # a stream's period: whoever runs the stream (admin, analyst)
+        (N, "period_close", True),
+        (N, "period_adjustment", True),
+        (N, "period_reopen", True),
+        (U, "period_close", False),
+        (S, "period_close", False),  # the supervisor is the checker
     ],
 )
 def test_approval_requests_open_to_who_can_write_the_subject(
@@ -132,6 +138,10 @@ def test_approval_tables_name_known_permissions_and_every_spec_type() -> None:
         "exception_resolution",
         "report_generation",
         "system_setting",
+        # a stream's periods (issue 15 item 4): the types this project added to the spec's
+        "period_close",
+        "period_adjustment",
+        "period_reopen",
     }
     assert set(APPROVAL_REQUEST_PERMISSION) == spec_types == set(APPROVAL_REVIEW_READS)
     assert set(APPROVAL_REQUEST_PERMISSION.values()) <= ALL_PERMISSIONS

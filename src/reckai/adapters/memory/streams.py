@@ -224,7 +224,8 @@ class MemoryStreamRepository:
                 continue
             if wanted is not None and ("left", link.left_seq) not in wanted and ("right", link.right_seq) not in wanted:
                 continue
-            found.append(StreamBreak(link.exception_id, link.left_seq, link.right_seq, status, item.resolution_code))
+            found.append(StreamBreak(link.exception_id, link.left_seq, link.right_seq, status, item.resolution_code,
+                                     link.first_run))
         return sorted(found, key=lambda b: str(b.exception_id))
 
 

@@ -10,6 +10,7 @@ from functools import cached_property
 from reckai.adapters.memory import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.memory import files as file_repositories
 from reckai.adapters.memory import stream_schedules as stream_schedule_repositories
+from reckai.adapters.memory import periods as period_repositories
 from reckai.adapters.memory import streams as stream_repositories
 from reckai.adapters.memory.retention import MemoryRetentionRepository
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
@@ -85,6 +86,10 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def stream_schedules(self) -> stream_schedule_repositories.MemoryStreamScheduleRepository:
         return stream_schedule_repositories.MemoryStreamScheduleRepository(self)
+
+    @cached_property
+    def stream_periods(self) -> period_repositories.MemoryStreamPeriodRepository:
+        return period_repositories.MemoryStreamPeriodRepository(self)
 
     # --- workflow: exceptions, approvals, rules (issue 7) ---
     @cached_property

@@ -112,6 +112,15 @@ class PolarsStreamOutcome:
                                 if seq in matched[side]]
         self._open = {side: data.table.filter(~pl.col("seq").is_in(pairs[f"{side}_row"].implode()))
                       for side, data in self._sides.items()}
+        # the clean matches' amounts per currency and side, integer minor units (a period's figures)
+        amounts: dict[str, dict[str, int]] = {}
+        for side, data in self._sides.items():
+            taken = data.table.filter(pl.col("seq").is_in(pairs[f"{side}_row"].unique().implode()))
+            totals = taken.group_by(pl.col("currency").fill_null("").str.to_uppercase()).agg(
+                pl.col("amount_minor").fill_null(0).sum())
+            for currency, total in totals.iter_rows():
+                amounts.setdefault(currency, {"left": 0, "right": 0})[side] = int(total)
+        self.matched_amounts = dict(sorted(amounts.items()))
         self.open_rows = {side: frame.height for side, frame in self._open.items()}
 
     def exception_chunks(self, check: Callable[[], None]) -> Iterator[bytes]:

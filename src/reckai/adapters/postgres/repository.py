@@ -12,10 +12,17 @@ import psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from reckai.application.ports.repositories import DuplicateEntity, RepositoryError, TenantIsolationViolation
+from reckai.application.ports.repositories import (
+    DuplicateEntity,
+    FrozenByClosedPeriod,
+    RepositoryError,
+    TenantIsolationViolation,
+)
 
 if TYPE_CHECKING:
     from reckai.adapters.postgres.transaction import PostgresTransaction
+
+CLOSED_PERIOD_SQLSTATE = "RK001"  # raised by the freeze triggers of migration 0024_period_close
 
 # Unique constraint / index name -> (entity, field) for DuplicateEntity.
 _UNIQUE_FIELDS = {
@@ -42,6 +49,8 @@ def translate_errors(entity: str) -> Iterator[None]:
             constraint = orig.diag.constraint_name or ""
             dup_entity, field = _UNIQUE_FIELDS.get(constraint, (entity, constraint or "key"))
             raise DuplicateEntity(dup_entity, field) from exc
+        if getattr(orig, "sqlstate", None) == CLOSED_PERIOD_SQLSTATE:  # 0024_period_close's freeze
+            raise FrozenByClosedPeriod(entity) from exc
         if isinstance(orig, psycopg.errors.InsufficientPrivilege) and "row-level security" in str(orig):
             raise TenantIsolationViolation(entity, None, None) from exc
         raise RepositoryError(f"{entity}: database error ({type(orig).__name__})") from exc

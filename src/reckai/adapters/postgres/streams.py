@@ -252,7 +252,8 @@ class PostgresStreamRepository(PostgresRepository):
 
     def breaks(self, stream_id: uuid.UUID, *, active_only: bool,
                seqs: Sequence[tuple[str, int]] | None = None) -> builtins.list[StreamBreak]:
-        sql = ("SELECT s.exception_id, s.left_seq, s.right_seq, e.status, e.resolution_code FROM stream_exceptions s"
+        sql = ("SELECT s.exception_id, s.left_seq, s.right_seq, e.status, e.resolution_code, s.first_run"
+               " FROM stream_exceptions s"
                " JOIN exceptions e ON e.id = s.exception_id WHERE s.stream_id = :s")
         params: dict[str, Any] = {"s": stream_id}
         if active_only:
@@ -263,7 +264,8 @@ class PostgresStreamRepository(PostgresRepository):
             params["rights"] = [seq for side, seq in seqs if side == "right"]
             sql += " AND (s.left_seq = ANY(:lefts) OR s.right_seq = ANY(:rights))"
         rows = self._conn.execute(text(sql + " ORDER BY s.exception_id"), params).all()
-        return [StreamBreak(row.exception_id, row.left_seq, row.right_seq, row.status, row.resolution_code) for row in rows]
+        return [StreamBreak(row.exception_id, row.left_seq, row.right_seq, row.status, row.resolution_code, row.first_run)
+                for row in rows]
 
 
 _check: type[StreamRepository] = PostgresStreamRepository

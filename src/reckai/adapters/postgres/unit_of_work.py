@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from reckai.adapters.postgres import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.postgres import files as file_repositories
 from reckai.adapters.postgres import stream_schedules as stream_schedule_repositories
+from reckai.adapters.postgres import periods as period_repositories
 from reckai.adapters.postgres import streams as stream_repositories
 from reckai.adapters.postgres.retention import PostgresRetentionRepository
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
@@ -92,6 +93,10 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def stream_schedules(self) -> stream_schedule_repositories.PostgresStreamScheduleRepository:
         return stream_schedule_repositories.PostgresStreamScheduleRepository(self)
+
+    @cached_property
+    def stream_periods(self) -> period_repositories.PostgresStreamPeriodRepository:
+        return period_repositories.PostgresStreamPeriodRepository(self)
 
     # --- workflow: exceptions, approvals, rules (issue 7) ---
     @cached_property

@@ -20,6 +20,7 @@ from reckai.application.approvals import snapshots
 from reckai.application.approvals.common import WorkflowServices, workflow_settings
 from reckai.application.approvals.requests import announce_request
 from reckai.application.context import RequestInfo
+from reckai.application.exceptions.closed_periods import refuse_if_period_closed
 from reckai.application.ports.workflow import ExceptionRepository, WorkflowUnitOfWork
 from reckai.domain.approvals.workflow import Approval, ApprovalType
 from reckai.domain.exceptions.errors import InvalidBreakValue
@@ -94,6 +95,7 @@ def close(uow: WorkflowUnitOfWork, item: ExceptionItem, action: BreakAction, *, 
     checker."""
     if action not in (BreakAction.RESOLVE, BreakAction.IGNORE):
         raise ValueError(f"{action.value} is not a closing")
+    refuse_if_period_closed(uow, [item.id])  # a closed period's exception: only inside its adjustment
     _refuse_if_waiting(uow, item, (changes or {}).get("approval_id"))
     entries = item.close(action, actor_id=actor_id, at=at, reason=reason, resolution=resolution)
     entries[-1].changes.update(changes or {})
@@ -121,6 +123,7 @@ def request_closing_approval(services: WorkflowServices, uow: WorkflowUnitOfWork
     """The closing waits for a checker: an `exception_resolution` approval (metadata.action says
     which closing), an `approval_requested` history entry on each exception, audit and mail."""
     assert action in CLOSING_ACTIONS
+    refuse_if_period_closed(uow, [item.id for item in items])
     for item in items:
         _refuse_if_waiting(uow, item)
     metadata: dict[str, Any] = {"action": action, "exception_ids": [str(item.id) for item in items],

@@ -25,6 +25,7 @@ from reckai.application.approvals.handlers import ApprovalHandler
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from reckai.application.exceptions import matching
+from reckai.application.exceptions.closed_periods import frozen_exceptions, refuse_if_period_closed
 from reckai.application.exceptions.closing import (
     close,
     closing_decision,
@@ -144,6 +145,7 @@ def change_exception(services: WorkflowServices, principal: Principal, exception
     with services.database.unit_of_work(principal.organization_id) as uow:
         settings = workflow_settings(uow, principal.organization_id)
         item = _load(uow, exception_id, lock=True)
+        refuse_if_period_closed(uow, [item.id])  # a closed period's exception: only an adjustment
         now = services.now()
         changes: list[HistoryEntry] = []
         if severity is not None and severity != item.severity:
@@ -292,6 +294,7 @@ def _lock_checked(uow: WorkflowUnitOfWork, ids: Sequence[uuid.UUID], action: str
         except BreakError as refused:
             refusals[exception_id] = refused.message
         locked[exception_id] = item
+    refuse_if_period_closed(uow, list(locked))  # a closed period's exceptions: only an adjustment
     if refusals:
         if len(ids) == 1 and ids[0] in locked:
             check(locked[ids[0]])  # one exception: its own error, as before
@@ -310,8 +313,14 @@ def escalate_overdue(services: WorkflowServices, organization_id: uuid.UUID, now
     with services.database.unit_of_work(organization_id) as uow:
         while True:
             done = []
+            overdue = sorted(uow.exceptions.overdue_ids(now, SLA_BATCH), key=str)
+            # the one check (closed_periods.py): a closed period's exception (one an adjustment
+            # reopened) is not escalated; only an adjustment changes it
+            held = frozen_exceptions(uow, overdue)
             # locked in id order, as bulk requests lock: the job and a bulk request never deadlock
-            for exception_id in sorted(uow.exceptions.overdue_ids(now, SLA_BATCH), key=str):
+            for exception_id in overdue:
+                if exception_id in held:
+                    continue
                 item = uow.exceptions.get_for_update(exception_id)
                 if item is None or not item.allows(BreakAction.SLA_ESCALATE) or not item.is_overdue(now):
                     continue

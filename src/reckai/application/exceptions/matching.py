@@ -318,6 +318,24 @@ def _store_link(uow: WorkflowJobsUnitOfWork, group: MatchGroup, items: Sequence[
                             "reason": reason, **approval})
 
 
+def planned_link(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, organization_id: uuid.UUID,
+                 job_id: uuid.UUID, rows: Sequence[LinkRow], note: str | None, reason: str | None,
+                 user_id: uuid.UUID, now: dt.datetime) -> tuple[MatchGroup, list[ExceptionItem]]:
+    """The manual match these rows would make and the active exceptions it would settle (a period
+    adjustment links rows of a closed period's exceptions: application/streams/periods.py)."""
+    note, reason = _clean(note, "note", MAX_NOTE_LENGTH), _clean(reason, "reason", MAX_REASON_LENGTH)
+    group, _stored, items = _link(services, uow, organization_id, job_id, rows, note, reason, user_id, now)
+    return group, items
+
+
+def store_planned_link(uow: WorkflowJobsUnitOfWork, group: MatchGroup, items: Sequence[ExceptionItem],
+                       actor_id: uuid.UUID, now: dt.datetime, note: str | None, reason: str | None,
+                       approval: Mapping[str, Any]) -> list[str]:
+    """Store the match and settle its exceptions (through the closing door, `close`)."""
+    note, reason = _clean(note, "note", MAX_NOTE_LENGTH), _clean(reason, "reason", MAX_REASON_LENGTH)
+    return _store_link(uow, group, items, actor_id, now, note, reason, approval)
+
+
 def apply_link(services: WorkflowServices, uow: WorkflowJobsUnitOfWork, approval: Approval,
                checker: Principal) -> tuple[MatchGroup, list[str]]:
     """A checker approved a link that needed one: make it now, as the maker, from the stored rows."""

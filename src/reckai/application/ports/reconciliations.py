@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from reckai.application.ports.files import FilesUnitOfWork
 from reckai.application.ports.stream_schedules import StreamScheduleRepository
+from reckai.application.ports.periods import StreamPeriodRepository
 from reckai.application.ports.streams import StreamRepository
 from reckai.application.ports.workflow import DeclinedPairs, ExceptionRepository
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
@@ -302,4 +303,9 @@ class JobsUnitOfWork(FilesUnitOfWork, Protocol):
     @property
     def exceptions(self) -> ExceptionRepository:
         """A stream run closes earlier exceptions whose rows it matched (a system action)."""
+        ...
+
+    @property
+    def stream_periods(self) -> StreamPeriodRepository:
+        """A run does not close an exception a closed period froze (issue 15 item 4)."""
         ...

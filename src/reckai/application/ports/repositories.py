@@ -58,6 +58,20 @@ class EntityNotFound(RepositoryError):
         self.entity_id = entity_id
 
 
+class FrozenByClosedPeriod(RepositoryError):
+    """The database refused to change a row a closed period of a stream froze (the trigger of
+    migration 0024; the application's own check, application/exceptions/closed_periods.py, normally
+    refuses first: this is the backstop, e.g. when a period closed meanwhile)."""
+
+    code = "PERIOD_CLOSED"
+
+    def __init__(self, entity: str) -> None:
+        super().__init__(f"{entity}: the row belongs to a closed period of its stream; only an approved "
+                         "period_adjustment changes it")
+        self.entity = entity
+        self.message = "this belongs to a closed period of its stream; only an approved period adjustment changes it"
+
+
 class TenantIsolationViolation(RepositoryError):
     """A write for an organization other than the unit of work's (or with no organization bound)."""
 

@@ -43,6 +43,7 @@ class StreamBreak(NamedTuple):
     right_seq: int | None
     status: str
     resolution_code: str | None = None
+    first_run: int | None = None  # the run that found the break first
 
 
 class ExceptionOrigin(NamedTuple):
@@ -180,6 +181,7 @@ class StreamOutcome(Protocol):
     found_again: int  # breaks the stream already had an exception for (that exception carries on)
     matched_carried: list[tuple[str, int]]  # carried rows (side, seq) a clean match took in this run
     open_rows: dict[str, int]  # rows per side still open after the run
+    matched_amounts: dict[str, dict[str, int]]  # currency -> side -> clean matches' amounts, minor units
 
     def exception_chunks(self, check: Callable[[], None]) -> Iterator[bytes]:
         """The new breaks only, as EXCEPTION_COLUMNS CSV chunks: rows and file ids are the rows' own."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar
 
+from reckai.application.ports.periods import StreamPeriodRepository
 from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.approvals.workflow import Approval
 from reckai.domain.exceptions.lifecycle import Comment, ExceptionItem, HistoryEntry
@@ -318,3 +319,8 @@ class WorkflowUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def declined_pairs(self) -> DeclinedPairs: ...
+
+    @property
+    def stream_periods(self) -> StreamPeriodRepository:
+        """Closed periods of streams: which exceptions they froze (issue 15 item 4)."""
+        ...

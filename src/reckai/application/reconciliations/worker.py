@@ -180,6 +180,7 @@ class _Attempt:
         self.stage = Stage.NORMALIZING
         self._started = time.perf_counter()
         self.declined: set[tuple[int, int]] = set()
+        self.held_by_closed_period = 0  # a stream run: exceptions a closed period kept from closing
 
     @property
     def organization_id(self) -> uuid.UUID:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reckai.application.context import Caller
 from reckai.application.errors import NotFound
@@ -11,6 +11,7 @@ from reckai.application.ports.streams import StoredRow
 from reckai.application.reconciliations.services import ReconciliationServices
 from reckai.application.streams.errors import StreamNotFound
 from reckai.domain.reconciliation.jobs import ReconciliationJob
+from reckai.domain.streams.periods import StreamPeriod
 from reckai.domain.streams.streams import Stream, StreamFile, StreamRun
 
 
@@ -25,6 +26,7 @@ class StreamDetails:
     stream: Stream
     files: list[StreamFile]
     runs: list[RunDetails]
+    periods: list[StreamPeriod] = field(default_factory=list)  # closed (or reopened) periods, oldest first
 
 
 def get_stream_row(services: ReconciliationServices, caller: Caller, stream_id: uuid.UUID, side: str,
@@ -51,4 +53,4 @@ def get_stream(services: ReconciliationServices, caller: Caller, stream_id: uuid
         if stream is None:
             raise StreamNotFound(stream_id)
         runs = [RunDetails(run, uow.reconciliation_jobs.get(run.job_id)) for run in uow.streams.runs(stream_id)]
-        return StreamDetails(stream, uow.streams.files(stream_id), runs)
+        return StreamDetails(stream, uow.streams.files(stream_id), runs, uow.stream_periods.list(stream_id))

@@ -23,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from reckai.application.context import audit_event
+from reckai.application.exceptions.closed_periods import frozen_exceptions
 from reckai.application.exceptions.closing import close_by_later_match
 from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.application.ports.streams import (
@@ -176,9 +177,11 @@ def _persist(attempt: _Attempt, run: Any, outcome: StreamOutcome, left: StreamSi
             "matched_pairs": run.matched_pairs,
             "carried_rows_matched": len(outcome.matched_carried),
             "closed_by_later_match": closed,
+            "held_by_closed_period": attempt.held_by_closed_period,
             "new_exceptions": outcome.new_exceptions,
             "exceptions_found_again": outcome.found_again,
             "open_rows_after": dict(outcome.open_rows),
+            "matched_amounts": outcome.matched_amounts,
         }
         uow.streams.update_run(StreamRun(stream_id, run_number, job.id, job.created_by, carry_key=carry_key,
                                          figures=figures))
@@ -231,7 +234,14 @@ def _close_matched(attempt: _Attempt, uow: JobsUnitOfWork, outcome: StreamOutcom
         return 0
     matched = set(outcome.matched_carried)
     closed = 0
-    for found in uow.streams.breaks(stream_id, active_only=True, seqs=outcome.matched_carried):
+    candidates = uow.streams.breaks(stream_id, active_only=True, seqs=outcome.matched_carried)
+    # the one check of every change (closed_periods.py): an exception a closed period froze (one an
+    # adjustment reopened) is left as it is; only another adjustment closes it
+    frozen = frozen_exceptions(uow, [found.exception_id for found in candidates])
+    attempt.held_by_closed_period = len(frozen)
+    for found in candidates:
+        if found.exception_id in frozen:
+            continue
         side = "left" if ("left", found.left_seq) in matched else "right"
         seq = found.left_seq if side == "left" else found.right_seq
         pair = outcome.partner(side, seq) if seq is not None else None

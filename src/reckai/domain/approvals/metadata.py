@@ -28,6 +28,13 @@ from reckai.domain.settings_registry import (
     org_setting_groups,
     validate_org_group,
 )
+from reckai.domain.streams.periods import (
+    ADJUSTMENT_ACTIONS,
+    MAX_ADJUSTED_EXCEPTIONS,
+    MAX_LINKED_ROWS,
+    InvalidPeriod,
+    Period,
+)
 
 REPORT_TYPES = ("daily", "aging", "channel_trend", "sla", "audit")  # spec §1 reports.type
 REPORT_FORMATS = ("pdf", "excel", "csv")
@@ -256,6 +263,76 @@ def _organization_settings(value: Any, problems: Problems) -> dict[str, Any] | N
     return clean
 
 
+def _period(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {"stream_id": _uuid(raw, "stream_id", problems)}
+    try:
+        out["period"] = Period.parse(str(raw.get("period") or "")).key
+    except InvalidPeriod as exc:
+        problems["metadata.period"] = exc.reason
+    return out
+
+
+def _period_close(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    return {**_period(raw, problems), "note": _text(raw, "note", problems, 4000, required=False)}
+
+
+def _period_reopen(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    return {**_period(raw, problems), "reason": _text(raw, "reason", problems, 4000)}
+
+
+def _period_adjustment(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    """reopen, resolve, ignore: the exceptions by id; link: the rows of a job (the use case adds the
+    exceptions the link settles, as `exception_ids`)."""
+    action = _choice(raw, "action", ADJUSTMENT_ACTIONS, problems)
+    out = {**_period(raw, problems), "action": action, "reason": _text(raw, "reason", problems, 4000)}
+    if action == "link":
+        for key in ("exception_ids", "resolution_code", "resolution_note"):
+            if raw.get(key) is not None:
+                problems[f"metadata.{key}"] = "a link adjustment names its rows (job_id, rows), not exceptions"
+        out["job_id"] = _uuid(raw, "job_id", problems)
+        out["note"] = _text(raw, "note", problems, 4000, required=False)
+        out["rows"] = _rows(raw, problems)
+        return out
+    for key in ("job_id", "rows", "note"):
+        if raw.get(key) is not None:
+            problems[f"metadata.{key}"] = "only a link adjustment names rows"
+    ids = raw.get("exception_ids")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_ADJUSTED_EXCEPTIONS:
+        problems["metadata.exception_ids"] = f"must be a list of 1 to {MAX_ADJUSTED_EXCEPTIONS} exception ids"
+    else:
+        clean = []
+        for index, value in enumerate(ids):
+            try:
+                clean.append(str(uuid.UUID(str(value))))
+            except ValueError:
+                problems[f"metadata.exception_ids.{index}"] = "must be a UUID"
+        out["exception_ids"] = list(dict.fromkeys(clean))
+    if action == "resolve":
+        out["resolution_code"] = _choice(raw, "resolution_code", tuple(c.value for c in ResolutionCode), problems)
+        out["resolution_note"] = _text(raw, "resolution_note", problems, 4000, required=False)
+    else:
+        for key in ("resolution_code", "resolution_note"):
+            if raw.get(key) is not None:
+                problems[f"metadata.{key}"] = "only a resolve adjustment carries a resolution"
+    return out
+
+
+def _rows(raw: Mapping[str, Any], problems: Problems) -> list[dict[str, Any]]:
+    rows = raw.get("rows")
+    if not isinstance(rows, list) or not 2 <= len(rows) <= MAX_LINKED_ROWS:
+        problems["metadata.rows"] = f"must be a list of 2 to {MAX_LINKED_ROWS} rows {{side, row_number}}"
+        return []
+    clean = []
+    for index, row in enumerate(rows):
+        side = row.get("side") if isinstance(row, Mapping) else None
+        number = row.get("row_number") if isinstance(row, Mapping) else None
+        if side not in ("left", "right") or isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            problems[f"metadata.rows.{index}"] = "must be {side: left|right, row_number: a whole number >= 1}"
+            continue
+        clean.append({"side": side, "row_number": number})
+    return clean
+
+
 _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], Problems], dict[str, Any]]]] = {
     ApprovalType.RULE_CONFIGURATION: (frozenset({"action", "rule_id", "definition", "preview_job_id"}),
                                       _rule_configuration),
@@ -266,6 +343,11 @@ _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], 
     ApprovalType.REPORT_GENERATION: (frozenset({"report_type", "format", "job_id", "parameters"}),
                                      _report_generation),
     ApprovalType.SYSTEM_SETTING: (frozenset({"key", "value"}), _system_setting),
+    ApprovalType.PERIOD_CLOSE: (frozenset({"stream_id", "period", "note"}), _period_close),
+    ApprovalType.PERIOD_REOPEN: (frozenset({"stream_id", "period", "reason"}), _period_reopen),
+    ApprovalType.PERIOD_ADJUSTMENT: (frozenset({"stream_id", "period", "action", "exception_ids", "reason",
+                                                "resolution_code", "resolution_note", "job_id", "rows", "note"}),
+                                     _period_adjustment),
 }
 
 

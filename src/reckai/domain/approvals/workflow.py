@@ -38,6 +38,9 @@ class ApprovalType(str, Enum):
     EXCEPTION_RESOLUTION = "exception_resolution"
     REPORT_GENERATION = "report_generation"
     SYSTEM_SETTING = "system_setting"
+    PERIOD_CLOSE = "period_close"  # a stream's period (issue 15 item 4; docs/streams.md)
+    PERIOD_ADJUSTMENT = "period_adjustment"
+    PERIOD_REOPEN = "period_reopen"
 
 
 class ApprovalError(Exception):

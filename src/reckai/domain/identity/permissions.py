@@ -78,6 +78,10 @@ APPROVAL_REQUEST_PERMISSION: Mapping[str, str] = {
     "exception_resolution": "exceptions:resolve",
     "report_generation": "reports:generate",
     "system_setting": "settings:write",
+    # a stream's period (issue 15 item 4): whoever runs the stream (admin, analyst) asks
+    "period_close": "streams:write",
+    "period_adjustment": "streams:write",
+    "period_reopen": "streams:write",
 }
 
 # Approval types -> what a checker must be able to read to decide one.
@@ -88,6 +92,9 @@ APPROVAL_REVIEW_READS: Mapping[str, frozenset[str]] = {
     "exception_resolution": frozenset({"exceptions:read", "reconciliations:read", "files:read"}),
     "report_generation": frozenset({"reports:read", "reconciliations:read"}),
     "system_setting": frozenset({"settings:read"}),
+    "period_close": frozenset({"streams:read", "exceptions:read", "reconciliations:read"}),
+    "period_adjustment": frozenset({"streams:read", "exceptions:read", "reconciliations:read"}),
+    "period_reopen": frozenset({"streams:read", "exceptions:read", "reconciliations:read"}),
 }
 
 
@@ -96,7 +103,8 @@ def _same_as(permission: str) -> frozenset[Role]:
 
 
 def _approval_makers() -> frozenset[Role]:
-    base = {**SPEC_MATRIX, "rules:write": _same_as("settings:write")}
+    base = {**SPEC_MATRIX, "rules:write": _same_as("settings:write"),
+            "streams:write": _same_as("reconciliations:write")}
     return frozenset(role for perm in APPROVAL_REQUEST_PERMISSION.values() for role in base[perm])
 
 

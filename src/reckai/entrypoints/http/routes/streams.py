@@ -128,6 +128,15 @@ class StreamRowBody(msgspec.Struct):
     run_number: int  # the run that took it
 
 
+class StreamPeriodBody(msgspec.Struct):
+    period: str
+    granularity: str
+    status: str  # closed, reopened (GET /api/streams/:id/periods also lists open ones)
+    figures: dict[str, Any]
+    closed_at: dt.datetime
+    times_closed: int
+
+
 class StreamBody(msgspec.Struct):
     id: uuid.UUID
     name: str
@@ -145,6 +154,7 @@ class StreamBody(msgspec.Struct):
     runs: list[StreamRunBody] | None = None
     open_items: dict[str, int] | None = None  # rows per side open after the last completed run
     schedule: ScheduleBody | None = None  # its schedule with the next slot (GET /api/streams/:id only)
+    periods: list[StreamPeriodBody] | None = None  # closed (or reopened) periods with their snapshot
 
 
 def _caller(principal: Principal, request: Request[Any, Any, Any]) -> Caller:
@@ -202,8 +212,9 @@ class StreamController(Controller):
     def read_stream(self, stream_id: FromPath[uuid.UUID], request: Request[Any, Any, Any],
                     container: NamedDependency[Container],
                     principal: NamedDependency[Principal]) -> Success[StreamBody]:
-        """The stream, its files, its runs with their figures, its open items after the last run, and its
-        schedule with the next slot."""
+        """The stream, its files, its runs with their figures, its open items after the last run, its
+        schedule with the next slot, and its closed periods with their snapshot (every period: GET
+        /api/streams/:id/periods)."""
         details = get_stream(container.reconciliations, _caller(principal, request), stream_id)
         body = _stream_body(details.stream)
         body.files = [_file_body(f) for f in details.files]
@@ -213,6 +224,8 @@ class StreamController(Controller):
             body.open_items = dict(completed[-1].figures.get("open_rows_after") or {})
         schedule = get_schedule(container.reconciliations, _caller(principal, request), stream_id)
         body.schedule = schedule_body(schedule) if schedule is not None else None
+        body.periods = [StreamPeriodBody(p.key, p.granularity, p.status, p.figures, p.closed_at, p.times_closed)
+                        for p in details.periods]
         return ok(body)
 
     @get("/{stream_id:uuid}/rows/{side:str}/{seq:int}", opt={"permission": "streams:read"}, sync_to_thread=True,
