@@ -93,8 +93,8 @@ from reckai.application.retention import RetentionServices
 from reckai.application.rules.preview import JobRulePreview
 from reckai.application.rules.rules import rule_configuration_handler
 from reckai.application.settings_changes import system_setting_handler
-from reckai.application.streams import schedules as stream_schedules
 from reckai.application.streams import periods as stream_periods
+from reckai.application.streams import schedules as stream_schedules
 from reckai.domain.approvals.workflow import ApprovalType
 from reckai.domain.audit.chain import AuditSigner
 from reckai.domain.settings_registry import OperatorValues

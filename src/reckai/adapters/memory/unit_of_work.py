@@ -9,8 +9,8 @@ from functools import cached_property
 
 from reckai.adapters.memory import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.memory import files as file_repositories
-from reckai.adapters.memory import stream_schedules as stream_schedule_repositories
 from reckai.adapters.memory import periods as period_repositories
+from reckai.adapters.memory import stream_schedules as stream_schedule_repositories
 from reckai.adapters.memory import streams as stream_repositories
 from reckai.adapters.memory.retention import MemoryRetentionRepository
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction

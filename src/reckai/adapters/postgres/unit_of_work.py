@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 
 from reckai.adapters.postgres import account_security, dashboard, identity, reconciliations, reports, workflow
 from reckai.adapters.postgres import files as file_repositories
-from reckai.adapters.postgres import stream_schedules as stream_schedule_repositories
 from reckai.adapters.postgres import periods as period_repositories
+from reckai.adapters.postgres import stream_schedules as stream_schedule_repositories
 from reckai.adapters.postgres import streams as stream_repositories
 from reckai.adapters.postgres.retention import PostgresRetentionRepository
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed

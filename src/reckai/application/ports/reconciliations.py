@@ -26,8 +26,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from reckai.application.ports.files import FilesUnitOfWork
-from reckai.application.ports.stream_schedules import StreamScheduleRepository
 from reckai.application.ports.periods import StreamPeriodRepository
+from reckai.application.ports.stream_schedules import StreamScheduleRepository
 from reckai.application.ports.streams import StreamRepository
 from reckai.application.ports.workflow import DeclinedPairs, ExceptionRepository
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
