@@ -86,7 +86,8 @@ def people(world: StreamWorld) -> People:
         uow.commit()
 
     def principal(user_id: uuid.UUID, role: str) -> Principal:
-        return Principal(user_id, world.organization_id, role, permissions_for(role), None, "jti", f"{role}@x.test")
+        return Principal(user_id, world.organization_id, role, permissions_for(role), None, "jti", f"{role}@x.test",
+                         True)
 
     return People(principal(world.caller.user_id, "admin"), principal(made["analyst"], "analyst"),
                   principal(made["supervisor"], "supervisor"))
