@@ -239,6 +239,14 @@ def test_a_month_of_daily_files_worked_reported_and_audited(container: Container
         assert sides["right"]["matched_amount"] == f"{matched_bank}.00"
         assert sides["right"]["unmatched_rows"] == str(2 * len(DAYS))
         assert sides["right"]["unmatched_amount"] == f"{5040 * len(DAYS)}.00"
+        # the stream's period (today's: every run started today) with its runs' figures
+        (period,) = tables["stream_periods.csv"]
+        assert (period["stream"], period["status"], period["runs"]) == ("POS vs bank 0123", "open", str(len(DAYS)))
+        assert int(period["new_rows_left"]) == (PAIRS_PER_DAY + 1) * len(DAYS)
+        assert int(period["matched_pairs"]) == PAIRS_PER_DAY * len(DAYS) + len(DAYS) - 1
+        assert int(period["closed_by_later_match"]) == len(DAYS) - 1
+        ngn = next(row for row in tables["stream_period_amounts.csv"] if row["currency"] == "NGN")
+        assert ngn["matched_left"] == f"{matched_bank}.00"
         overview = {row["metric"]: row["value"] for row in tables["overview.csv"]}
         assert int(overview["matched_pairs"]) == PAIRS_PER_DAY * len(DAYS) + len(DAYS) - 1
         workbook = openpyxl.load_workbook(io.BytesIO(team.download(

@@ -70,6 +70,10 @@ def test_an_earlier_open_period_blocks_a_close(world: StreamWorld) -> None:
     scenarios.an_earlier_open_period_blocks_a_close(world, MOVED)
 
 
+def test_the_daily_and_aging_reports_show_the_periods(world: StreamWorld) -> None:
+    scenarios.the_reports_show_the_periods_figures(world, MOVED)
+
+
 # --- the database's freeze, as the app role ---
 
 

@@ -86,3 +86,7 @@ def test_post_api_approvals_makes_the_same_requests(world: StreamWorld, moved: s
                               metadata={"stream_id": str(day.stream.id), "period": "2025-12-31", "reason": "late"})
     approve_request(services, who.supervisor, reopen.id)
     assert get_period(services, who.admin, day.stream.id, "2025-12-31").status == "reopened"
+
+
+def test_the_daily_and_aging_reports_show_the_periods(world: StreamWorld, moved: scenarios.MovableClock) -> None:
+    scenarios.the_reports_show_the_periods_figures(world, moved)

@@ -23,6 +23,7 @@ from reckai.application.ports.reports import ChannelSource, FigureInputs, Figure
 from reckai.application.ports.storage import FileStorage, StorageObjectMissing
 from reckai.application.ports.workflow import REPORT_EXCEPTION_COLUMNS
 from reckai.application.reports.document import ReportChart, ReportTable
+from reckai.domain.exceptions.aging import BUCKET_LABELS, NO_DATE
 from reckai.domain.ingestion.canonical import minor_unit_exponent
 from reckai.domain.reconciliation.jobs import ReconciliationJob
 
@@ -93,6 +94,60 @@ def _breaks_by_type(frame: pl.DataFrame) -> ReportTable:
             for r in grouped.iter_rows(named=True)]
     return ReportTable("breaks_by_type", "Breaks by type and severity (count and amount per currency)",
                        _columns(("type", T), ("severity", T), ("currency", T), ("count", I), ("amount", A)), rows)
+
+
+_PERIOD_COUNTS = ("matched_pairs", "closed_by_later_match", "new_exceptions", "exceptions_found_again")
+_PERIOD_SIDES = ("new_rows", "carried_rows", "open_rows_after")
+
+
+def _stream_period_tables(inputs: FigureInputs) -> list[ReportTable]:
+    """The streams' periods overlapping the report's (docs/streams.md "Periods"): their runs'
+    figures and, for a closed period (or the next to close), its carried and open items; amounts
+    per currency in minor units shown in major units (matched per side; open and closed breaks)."""
+    if not inputs.stream_periods:
+        return []
+    rows, amounts = [], []
+    for entry in inputs.stream_periods:
+        figures = entry["figures"]
+        items = figures.get("open_items") or {}
+        sides = [int((figures.get(name) or {}).get(side) or 0) for name in _PERIOD_SIDES for side in ("left", "right")]
+        rows.append([entry["stream"], entry["period"], entry["status"], len(figures.get("runs") or []), *sides,
+                     *(int(figures.get(name) or 0) for name in _PERIOD_COUNTS),
+                     figures.get("carried_in"), items.get("count"), figures.get("carried_out")])
+        currencies = sorted(set(figures.get("matched_amounts") or {}) | set(figures.get("amounts") or {}))
+        for currency in currencies:
+            matched = (figures.get("matched_amounts") or {}).get(currency) or {}
+            breaks = (figures.get("amounts") or {}).get(currency) or {}
+            amounts.append([entry["stream"], entry["period"], currency,
+                            major(int(matched.get("left") or 0), currency),
+                            major(int(matched.get("right") or 0), currency),
+                            major(breaks.get("open_minor"), currency), major(breaks.get("closed_minor"), currency)])
+    side_columns = [(f"{name}_{side}", I) for name in _PERIOD_SIDES for side in ("left", "right")]
+    period_table = ReportTable("stream_periods", "Streams: figures per period (a closed period's snapshot)", _columns(
+        ("stream", T), ("period", T), ("status", T), ("runs", I), *side_columns,
+        *((name, I) for name in _PERIOD_COUNTS), ("carried_in", I), ("open_items", I), ("carried_out", I)), rows)
+    amount_table = ReportTable("stream_period_amounts", "Streams: amounts per period and currency", _columns(
+        ("stream", T), ("period", T), ("currency", T), ("matched_left", A), ("matched_right", A),
+        ("open_breaks", A), ("closed_breaks", A)), amounts)
+    return [period_table, amount_table]
+
+
+def _stream_period_aging(inputs: FigureInputs) -> list[ReportTable]:
+    """Per stream period overlapping the report's, its open items by age bucket (a closed period:
+    at its close; the next period to close: as a close now would record them)."""
+    rows = []
+    for entry in inputs.stream_periods:
+        figures = entry["figures"]
+        by_age = (figures.get("open_items") or {}).get("by_age")
+        if by_age is None:
+            continue
+        rows.append([entry["stream"], entry["period"], entry["status"], figures.get("carried_in"),
+                     *(by_age.get(bucket, 0) for bucket in BUCKET_LABELS), by_age.get(NO_DATE, 0)])
+    if not rows:
+        return []
+    return [ReportTable("stream_period_aging", "Streams: open items per period by age (days)", _columns(
+        ("stream", T), ("period", T), ("status", T), ("carried_in", I), *((label, I) for label in BUCKET_LABELS),
+        (NO_DATE, I)), rows)]
 
 
 class PolarsReportFigures:
@@ -193,7 +248,8 @@ class PolarsReportFigures:
         by_type = ReportTable("breaks_count_by_type", "Breaks per type", _columns(("type", T), ("count", I)),
                               [[r["type"], r["count"]] for r in counts.iter_rows(named=True)])
         return Figures(
-            tables=[overview, job_table, sides, amount_table, breaks, by_type, top, trend],
+            tables=[overview, job_table, sides, amount_table, breaks, by_type, top, trend,
+                    *_stream_period_tables(inputs)],
             charts=[ReportChart("Match rate per day", "match_rate_by_day", "day", ["match_rate_percent"], "line"),
                     ReportChart("Breaks per type", "breaks_count_by_type", "type", ["count"], "column")])
 
@@ -286,7 +342,7 @@ class PolarsReportFigures:
               major(r["amount_minor"], r["currency"]), r["due_at"], "yes" if r["past_sla"] else "no",
               r["description"]] for r in oldest.iter_rows(named=True)],
             note=f"{min(OLDEST, total)} of {total} open exceptions")
-        return Figures(tables=[summary, stack, buckets, oldest_table],
+        return Figures(tables=[summary, stack, buckets, oldest_table, *_stream_period_aging(inputs)],
                        charts=[ReportChart("Open exceptions by age and severity", "aging_by_severity", "age_bucket",
                                            list(SEVERITY_ORDER), "stacked_column")])
 

@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.application.ports.workflow import WorkflowUnitOfWork
@@ -105,6 +105,10 @@ class FigureInputs:
     # daily: per job of the period, the scope of its row numbers (the stream of a stream's run, whose
     # rows keep their numbers from run to run; else the job) and the key of its results.parquet
     result_paths: Sequence[tuple[uuid.UUID, str]] = ()
+    # daily and aging: every stream period overlapping the report's period (docs/streams.md
+    # "Periods"): {"stream", "stream_id", "period", "status", "figures"} with the period's figures
+    # as GET /api/streams/:id/periods gives them (a closed period's snapshot, else its runs' sums)
+    stream_periods: Sequence[dict[str, Any]] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import logging
 import uuid
+from typing import Any
 
 from reckai.application.audit import verify_organization_period
 from reckai.application.context import Caller, Outcome
@@ -29,12 +30,14 @@ from reckai.application.ports.workflow import ExceptionQuery
 from reckai.application.reports.document import ReportCover, ReportDocument, ReportTable
 from reckai.application.reports.requests import organization_report_settings
 from reckai.application.reports.services import ReportServices, report_event
+from reckai.application.streams.periods import period_views
 from reckai.domain.audit.events import AuditRecord
 from reckai.domain.exceptions.policy import parse_workflow_settings
 from reckai.domain.ingestion.storage_keys import processed_key
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.domain.reports.report import Report, ReportStateError, ReportStatus
 from reckai.domain.reports.settings import ReportSettings
+from reckai.domain.streams.periods import Period
 
 _log = logging.getLogger("reckai.reports")
 
@@ -191,6 +194,7 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
     start, end = report.period_start, report.period_end
     jobs: list[ReconciliationJob] = []
     exceptions: list[bytes] = []
+    periods: list[dict[str, Any]] = []
     parameters = {k: str(v) for k, v in report.parameters.items() if k not in ("period_start", "period_end")}
     if report.type == "daily":
         if report.job_id is not None:
@@ -209,9 +213,12 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
                    for j in in_period]
         return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
                             jobs=jobs, exception_csv=exceptions, sla_hours=sla_hours, parameters=parameters,
-                            result_paths=results)
+                            result_paths=results,
+                            stream_periods=_stream_periods(uow, report.organization_id, start, end)
+                            if report.job_id is None else [])
     elif report.type == "aging":
         exceptions = [uow.exceptions.report_csv(ExceptionQuery(statuses=ACTIVE_STATUSES, job_id=report.job_id))]
+        periods = _stream_periods(uow, report.organization_id, start, end) if report.job_id is None else []
     elif report.type == "channel_trend":
         jobs = _completed_jobs(uow, settings, start, end)
         if report.job_id is not None:
@@ -226,7 +233,27 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
                                                                job_id=report.job_id)),
                       uow.exceptions.report_csv(ExceptionQuery(overdue_at=now, job_id=report.job_id))]
     return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
-                        jobs=jobs, exception_csv=exceptions, sla_hours=sla_hours, parameters=parameters)
+                        jobs=jobs, exception_csv=exceptions, sla_hours=sla_hours, parameters=parameters,
+                        stream_periods=periods)
+
+
+def _stream_periods(uow: ReportsUnitOfWork, organization_id: uuid.UUID, first: dt.date,
+                    last: dt.date) -> list[dict[str, Any]]:
+    """Every period of every stream of the organization that overlaps [first, last], with its
+    figures as the stream's periods route gives them (application/streams/periods.py)."""
+    found: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        streams, total = uow.streams.list(limit=200, offset=offset)
+        for stream in streams:
+            for view in period_views(uow, organization_id, stream.id, None):
+                period = Period.parse(view.key)
+                if period.first_day <= last and period.last_day >= first:
+                    found.append({"stream": stream.name, "stream_id": str(stream.id), "period": view.key,
+                                  "status": view.status, "figures": view.figures})
+        offset += len(streams)
+        if not streams or offset >= total:
+            return sorted(found, key=lambda row: (row["stream"], row["stream_id"], row["period"]))
 
 
 def _row_scope(uow: ReportsUnitOfWork, job_id: uuid.UUID) -> uuid.UUID:

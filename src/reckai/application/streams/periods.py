@@ -673,8 +673,10 @@ def period_adjustment_handler(services: WorkflowServices) -> ApprovalHandler:
 # --- reading ---
 
 
-def _views(uow: WorkflowJobsUnitOfWork, organization_id: uuid.UUID, stream_id: uuid.UUID,
-           granularity: str | None) -> list[PeriodView]:
+def period_views(uow: WorkflowJobsUnitOfWork, organization_id: uuid.UUID, stream_id: uuid.UUID,
+                 granularity: str | None) -> list[PeriodView]:
+    """Every period of the stream with runs or a close, oldest first, with its figures (the
+    periods route and the daily and aging reports read them here)."""
     _stream(uow, stream_id, lock=False)
     granularity = _granularity(uow, stream_id, granularity)
     timezone = _timezone(uow, organization_id)
@@ -703,13 +705,13 @@ def _views(uow: WorkflowJobsUnitOfWork, organization_id: uuid.UUID, stream_id: u
 def list_periods(services: WorkflowServices, principal: Principal, stream_id: uuid.UUID,
                  granularity: str | None = None) -> list[PeriodView]:
     with services.database.unit_of_work(principal.organization_id) as uow:
-        return _views(uow, principal.organization_id, stream_id, granularity)
+        return period_views(uow, principal.organization_id, stream_id, granularity)
 
 
 def get_period(services: WorkflowServices, principal: Principal, stream_id: uuid.UUID, period_key: str) -> PeriodView:
     period = _parse(period_key)
     with services.database.unit_of_work(principal.organization_id) as uow:
-        views = {v.key: v for v in _views(uow, principal.organization_id, stream_id, None)}
+        views = {v.key: v for v in period_views(uow, principal.organization_id, stream_id, None)}
         view = views.get(period.key)
         if view is None:
             raise NotFound("stream_period", period.key)
@@ -717,6 +719,16 @@ def get_period(services: WorkflowServices, principal: Principal, stream_id: uuid
                        adjustments=uow.stream_periods.adjustments(stream_id, period.key))
 
 
-__all__ = ["AdjustmentRequest", "PeriodView", "get_period", "list_periods", "period_adjustment_handler",
-           "period_close_handler", "period_reopen_handler", "request_period_adjustment", "request_period_close",
-           "request_period_reopen"]
+__all__ = [
+    "AdjustmentRequest",
+    "PeriodView",
+    "get_period",
+    "list_periods",
+    "period_adjustment_handler",
+    "period_close_handler",
+    "period_reopen_handler",
+    "period_views",
+    "request_period_adjustment",
+    "request_period_close",
+    "request_period_reopen",
+]
