@@ -271,6 +271,10 @@ def test_aging_report_buckets_equal_the_stored_exceptions(world: World) -> None:
 # --- sla ---------------------------------------------------------------------------------------
 
 def test_sla_report_per_severity_counts(world: World) -> None:
+    assigned = next(i for i in world.exceptions() if i.status.value == "open")
+    answer = world.post(f"/api/exceptions/{assigned.id}/assign", {"assignee_id": str(world.user_ids["analyst3"])})
+    assert answer.status_code == 200, answer.text
+    me = world.get(f"/api/users/{world.user_ids['analyst3']}").json()["data"]
     report, content = world.generate({"type": "sla", "format": "excel"}, "analyst3")
     workbook = openpyxl.load_workbook(io.BytesIO(content))
     rows = {r["severity"]: r for r in _sheet(workbook, "sla_by_severity")}
@@ -278,6 +282,10 @@ def test_sla_report_per_severity_counts(world: World) -> None:
     counts = Counter(i.severity for i in world.exceptions()
                      if i.created_at.astimezone(dt.timezone(dt.timedelta(hours=1))).date() >= start)
     assert {k: v["exceptions"] for k, v in rows.items()} == dict(counts)
+    # an assignee is shown by name beside the id; the unassigned stay "unassigned"
+    assignees = {r["assigned_to"]: r["assignee"] for r in _sheet(workbook, "sla_by_assignee")}
+    assert assignees[str(world.user_ids["analyst3"])] == f"{me['name']} <{me['email']}>"
+    assert assignees.get("unassigned", "unassigned") == "unassigned"
 
 
 # --- permissions, refusals -----------------------------------------------------------------------

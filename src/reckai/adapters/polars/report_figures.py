@@ -431,6 +431,8 @@ class PolarsReportFigures:
 
     def _sla(self, inputs: FigureInputs) -> Figures:
         frame = exception_frame(inputs.exception_csv, inputs.settings.timezone)
+        # who an assignee is, beside the id (an id no longer in the organization stays an id)
+        frame = frame.with_columns(pl.col("assigned_to").replace(inputs.user_names).alias("assignee"))
         now = inputs.now
         frame = frame.with_columns(
             (pl.col("resolved_at").is_not_null() & (pl.col("resolved_at") <= pl.col("due_at"))).alias("within"),
@@ -439,24 +441,27 @@ class PolarsReportFigures:
             ((pl.col("resolved_at") - pl.col("created_at")).dt.total_seconds()).alias("seconds_to_resolve"))
 
         def table(key: str, name: str, title: str) -> ReportTable:
-            grouped = (frame.group_by(key).agg(
+            grouped = (frame.group_by(key, *(["assignee"] if key == "assigned_to" else [])).agg(
                 pl.len().alias("exceptions"), pl.col("resolved_at").is_not_null().sum().alias("resolved"),
                 pl.col("within").sum().alias("resolved_within_sla"), pl.col("overdue").sum().alias("overdue"),
                 pl.col("escalated_at").is_not_null().sum().alias("escalations"),
                 pl.col("seconds_to_resolve").mean().alias("mean_s"),
                 pl.col("seconds_to_resolve").median().alias("median_s")).sort(key))
+            named = key == "assigned_to"
             return ReportTable(name, title, _columns(
-                (key, T), ("exceptions", I), ("resolved", I), ("resolved_within_sla", I), ("overdue", I),
-                ("escalations", I), ("mean_hours_to_resolve", D), ("median_hours_to_resolve", D)),
-                [[r[key], r["exceptions"], r["resolved"], r["resolved_within_sla"], r["overdue"], r["escalations"],
-                  _hours(r["mean_s"]), _hours(r["median_s"])] for r in grouped.iter_rows(named=True)])
+                (key, T), *([("assignee", T)] if named else []), ("exceptions", I), ("resolved", I),
+                ("resolved_within_sla", I), ("overdue", I), ("escalations", I), ("mean_hours_to_resolve", D),
+                ("median_hours_to_resolve", D)),
+                [[r[key], *([r["assignee"]] if named else []), r["exceptions"], r["resolved"],
+                  r["resolved_within_sla"], r["overdue"], r["escalations"], _hours(r["mean_s"]),
+                  _hours(r["median_s"])] for r in grouped.iter_rows(named=True)])
 
         past_due = frame.filter(pl.col("status").is_in(ACTIVE) & (pl.col("due_at") <= pl.lit(now))).sort("due_at", "id")
         open_table = ReportTable("open_past_due", "Open exceptions past their due time", _columns(
-            ("exception_id", T), ("type", T), ("severity", T), ("status", T), ("assigned_to", T), ("due_at", TS),
-            ("currency", T), ("amount", A)),
-            [[r["id"], r["type"], r["severity"], r["status"], r["assigned_to"], r["due_at"], r["currency"],
-              major(r["amount_minor"], r["currency"])] for r in past_due.iter_rows(named=True)])
+            ("exception_id", T), ("type", T), ("severity", T), ("status", T), ("assigned_to", T), ("assignee", T),
+            ("due_at", TS), ("currency", T), ("amount", A)),
+            [[r["id"], r["type"], r["severity"], r["status"], r["assigned_to"], r["assignee"], r["due_at"],
+              r["currency"], major(r["amount_minor"], r["currency"])] for r in past_due.iter_rows(named=True)])
         by_severity = table("severity", "sla_by_severity", "Per severity")
         return Figures(tables=[by_severity, table("assigned_to", "sla_by_assignee", "Per assignee"), open_table],
                        charts=[ReportChart("Overdue per severity", "sla_by_severity", "severity",

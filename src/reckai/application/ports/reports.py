@@ -109,6 +109,8 @@ class FigureInputs:
     # "Periods"): {"stream", "stream_id", "period", "status", "figures"} with the period's figures
     # as GET /api/streams/:id/periods gives them (a closed period's snapshot, else its runs' sums)
     stream_periods: Sequence[dict[str, Any]] = ()
+    # sla: user id -> "Name <email>" of the organization's users (who an assignee is)
+    user_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

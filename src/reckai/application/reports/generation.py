@@ -234,7 +234,20 @@ def _inputs(uow: ReportsUnitOfWork, report: Report, settings: ReportSettings, no
                       uow.exceptions.report_csv(ExceptionQuery(overdue_at=now, job_id=report.job_id))]
     return FigureInputs(kind=report.type, period_start=start, period_end=end, now=now, settings=settings,
                         jobs=jobs, exception_csv=exceptions, sla_hours=sla_hours, parameters=parameters,
-                        stream_periods=periods)
+                        stream_periods=periods, user_names=_user_names(uow) if report.type == "sla" else {})
+
+
+def _user_names(uow: ReportsUnitOfWork) -> dict[str, str]:
+    """Every user of the organization (active or not: an item may be assigned to someone since
+    deactivated) as a person reads them."""
+    names: dict[str, str] = {}
+    offset = 0
+    while True:
+        users = uow.users.list(limit=500, offset=offset)
+        names.update({str(u.id): f"{u.name} <{u.email}>" for u in users})
+        offset += len(users)
+        if len(users) < 500:
+            return names
 
 
 def _stream_periods(uow: ReportsUnitOfWork, organization_id: uuid.UUID, first: dt.date,
