@@ -256,6 +256,10 @@ def _organization_settings(value: Any, problems: Problems) -> dict[str, Any] | N
     return clean
 
 
+def _data_export(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    return {"scope": _choice(raw, "scope", ("organization",), problems)}
+
+
 _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], Problems], dict[str, Any]]]] = {
     ApprovalType.RULE_CONFIGURATION: (frozenset({"action", "rule_id", "definition", "preview_job_id"}),
                                       _rule_configuration),
@@ -266,6 +270,7 @@ _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], 
     ApprovalType.REPORT_GENERATION: (frozenset({"report_type", "format", "job_id", "parameters"}),
                                      _report_generation),
     ApprovalType.SYSTEM_SETTING: (frozenset({"key", "value"}), _system_setting),
+    ApprovalType.DATA_EXPORT: (frozenset({"scope"}), _data_export),
 }
 
 

@@ -38,6 +38,7 @@ class ApprovalType(str, Enum):
     EXCEPTION_RESOLUTION = "exception_resolution"
     REPORT_GENERATION = "report_generation"
     SYSTEM_SETTING = "system_setting"
+    DATA_EXPORT = "data_export"  # issue 17 item 6: an organization's data export
 
 
 class ApprovalError(Exception):

@@ -78,6 +78,7 @@ APPROVAL_REQUEST_PERMISSION: Mapping[str, str] = {
     "exception_resolution": "exceptions:resolve",
     "report_generation": "reports:generate",
     "system_setting": "settings:write",
+    "data_export": "settings:write",  # admin only: the whole organization's data
 }
 
 # Approval types -> what a checker must be able to read to decide one.
@@ -88,6 +89,7 @@ APPROVAL_REVIEW_READS: Mapping[str, frozenset[str]] = {
     "exception_resolution": frozenset({"exceptions:read", "reconciliations:read", "files:read"}),
     "report_generation": frozenset({"reports:read", "reconciliations:read"}),
     "system_setting": frozenset({"settings:read"}),
+    "data_export": frozenset({"approvals:read"}),  # the request itself: scope, requester
 }
 
 
