@@ -63,7 +63,7 @@ def check_storage_path_is_unique(tenants: Tenants) -> None:
 
 
 def check_the_reader_streams_the_tenants_rows_without_secrets(tenants: Tenants) -> None:
-    database, (org_a, user_a), (org_b, user_b) = tenants
+    database, (org_a, user_a), (_, user_b) = tenants
     with database.unit_of_work(org_a) as uow:
         for dataset in ORGANIZATION_DATASETS:
             for row in uow.export_data.rows(dataset, batch_size=2):
