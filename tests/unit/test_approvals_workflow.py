@@ -87,6 +87,7 @@ VALID = {
                                         "resolution_note": "below materiality"},
     ApprovalType.REPORT_GENERATION: {"report_type": "aging", "format": "csv"},
     ApprovalType.SYSTEM_SETTING: {"key": "workflow", "value": {"sla_hours": {"critical": 2}}},
+    ApprovalType.DATA_EXPORT: {"scope": "organization"},
 }
 
 

@@ -188,4 +188,7 @@ def data_export_handler(services: PrivacyServices) -> ApprovalHandler:
             return {}
         return {"data_export": {"id": str(export.id), "scope": export.scope.value, "status": export.status.value}}
 
-    return ApprovalHandler(apply=apply, subject=subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        return {"scope": approval.metadata.get("scope")}
+
+    return ApprovalHandler(apply=apply, subject=subject, snapshot=snapshot)
