@@ -2,7 +2,8 @@
 
 `data_exports`: one row per requested export (a person's data, or the organization's through a
 `data_export` approval): scope, subject, requester, approval, status, the zip's storage key, size,
-SHA-256, error, completion and expiry. Row-level security enabled and forced with the tenant
+SHA-256, error, completion and expiry (the expiry job finds completed exports past it through a
+partial index). Row-level security enabled and forced with the tenant
 policy; the app role may SELECT, INSERT and UPDATE (never DELETE: the row stays for the audit
 trail).
 
@@ -38,7 +39,7 @@ CREATE TABLE data_exports (
     subject_user_id UUID REFERENCES users(id) ON DELETE SET NULL,
     requested_by UUID NOT NULL REFERENCES users(id),
     approval_id UUID REFERENCES approvals(id),
-    status VARCHAR(20) NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+    status VARCHAR(20) NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed', 'expired')),
     storage_path TEXT NOT NULL UNIQUE,
     size_bytes BIGINT,
     sha256 CHAR(64),
@@ -53,6 +54,7 @@ CREATE INDEX idx_data_exports_org ON data_exports(organization_id, created_at);
 CREATE INDEX idx_data_exports_subject ON data_exports(subject_user_id);
 CREATE INDEX idx_data_exports_requested_by ON data_exports(requested_by);
 CREATE INDEX idx_data_exports_approval ON data_exports(approval_id);
+CREATE INDEX idx_data_exports_expiry ON data_exports(expires_at) WHERE status = 'completed';
 """
 
 

@@ -72,6 +72,7 @@ from reckai.application.ports.stream_schedules import CronCalendar
 from reckai.application.ports.streams import StreamEngine
 from reckai.application.ports.unit_of_work import Database
 from reckai.application.ports.workflow import RowAmounts, SourceRows
+from reckai.application.privacy import expiry as privacy_expiry
 from reckai.application.privacy import generation as privacy_generation
 from reckai.application.privacy.exports import data_export_handler
 from reckai.application.privacy.services import GENERATE_DATA_EXPORT, PrivacyServices
@@ -274,6 +275,9 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     handlers.every(job_types.APPLY_RETENTION, retention_cases.PERIOD_SECONDS)
     handlers.register(GENERATE_DATA_EXPORT, partial(privacy_generation.generate_data_export_job, privacy),
                       time_limit_seconds=PRIVACY_TIME_LIMIT_SECONDS)
+    handlers.register(privacy_expiry.EXPIRE_DATA_EXPORTS, partial(privacy_expiry.expire_data_exports_job, privacy),
+                      time_limit_seconds=privacy_expiry.EXPIRE_TIME_LIMIT_SECONDS)
+    handlers.every(privacy_expiry.EXPIRE_DATA_EXPORTS, privacy_expiry.EXPIRE_PERIOD_SECONDS)
     handlers.register(job_types.ANCHOR_AUDIT_CHAINS,
                       partial(anchor_chain_heads_job, audit_log, signer, audit_anchors), time_limit_seconds=50)
     handlers.every(job_types.ANCHOR_AUDIT_CHAINS, settings.audit.anchor_interval_seconds)

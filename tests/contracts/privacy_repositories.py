@@ -15,7 +15,7 @@ import pytest
 from reckai.application.ports.privacy import ORGANIZATION_DATASETS, SECRET_FIELDS, USER_DATASETS
 from reckai.application.ports.repositories import DuplicateEntity, TenantIsolationViolation
 from reckai.domain.ingestion.storage_keys import export_key
-from reckai.domain.privacy.exports import DataExport, ExportScope, ExportStatus
+from reckai.domain.privacy.exports import RETENTION_DAYS, DataExport, ExportScope, ExportStatus
 
 Tenants = tuple[Any, tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, uuid.UUID]]
 NOW = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
@@ -81,8 +81,34 @@ def check_the_reader_streams_the_tenants_rows_without_secrets(tenants: Tenants) 
             list(uow.export_data.rows("audit_logs"))
 
 
+def check_expired_lists_completed_exports_past_their_expiry(tenants: Tenants) -> None:
+    database, (org_a, user_a), (org_b, _) = tenants
+    exports = [_export(org_a, user_a) for _ in range(4)]
+    with database.unit_of_work(org_a) as uow:
+        for export in exports:
+            uow.data_exports.add(export)
+        for offset, export in zip((3, 1, 2), exports[:3], strict=True):  # completed at NOW - offset days
+            done = export.started(NOW).completed(size_bytes=1, sha256="c" * 64,
+                                                 now=NOW - dt.timedelta(days=RETENTION_DAYS + offset))
+            uow.data_exports.update(done)
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        due = uow.data_exports.expired(NOW, 10)
+        assert [e.id for e in due] == [exports[0].id, exports[2].id, exports[1].id]  # oldest expiry first
+        assert [e.id for e in uow.data_exports.expired(NOW, 1)] == [exports[0].id]
+        assert uow.data_exports.expired(NOW - dt.timedelta(days=5), 10) == []
+        uow.data_exports.update(due[0].expired(NOW))
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert exports[0].id not in {e.id for e in uow.data_exports.expired(NOW, 10)}
+        assert uow.data_exports.get(exports[0].id).status is ExportStatus.EXPIRED
+    with database.unit_of_work(org_b) as uow:
+        assert uow.data_exports.expired(NOW, 10) == []
+
+
 CHECKS: list[Callable[[Tenants], None]] = [
     check_round_trip_lifecycle_and_isolation,
     check_storage_path_is_unique,
     check_the_reader_streams_the_tenants_rows_without_secrets,
+    check_expired_lists_completed_exports_past_their_expiry,
 ]

@@ -74,6 +74,10 @@ def test_an_admin_exports_a_persons_data(world: scenario.ExportWorld) -> None:
     scenario.user_export_by_admin(world)
 
 
+def test_an_export_expires(world: scenario.ExportWorld) -> None:
+    scenario.an_export_expires(world)
+
+
 def test_another_analyst_is_refused(world: scenario.ExportWorld) -> None:
     scenario.user_export_refused_to_another_analyst(world)
 

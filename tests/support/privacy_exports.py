@@ -8,6 +8,8 @@ link working and audited."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import io
 import json
@@ -22,6 +24,7 @@ from litestar.testing import TestClient
 
 from reckai.application.ports.audit import AuditQuery
 from reckai.application.privacy.archive import verify_archive
+from reckai.application.privacy.expiry import expire_data_exports
 from reckai.bootstrap import Container
 from reckai.entrypoints.cli.main import main as cli_main
 from tests.support import reconciliation_jobs as rj
@@ -168,6 +171,31 @@ def user_export_by_self(world: ExportWorld, tmp: Path) -> None:
     assert again.status_code == 200 and world.fetch(again.json()["data"]["url"]) == content
     assert len([e for e in world.actions("privacy.export.download_link_issued")
                 if str(e.resource_id) == export_id]) == 2
+
+
+def an_export_expires(world: ExportWorld) -> None:
+    """Past its retention the expiry job deletes the object, the row becomes `expired` (audited) and
+    no link is issued any more; an export not yet due is left alone."""
+    asked = world.post("/api/privacy/exports", {"scope": "user"}, "analyst2")
+    export_id = uuid.UUID(asked.json()["data"]["export"]["id"])
+    assert world.wait(str(export_id), "analyst2")["status"] == "completed"
+    kept_id = uuid.UUID(world.post("/api/privacy/exports", {"scope": "user"}, "analyst2").json()["data"]["export"]["id"])
+    assert world.wait(str(kept_id), "analyst2")["status"] == "completed"
+    with world.container.database.unit_of_work(world.org) as uow:
+        export = uow.data_exports.get(export_id)
+        assert export is not None and export.expires_at is not None
+        uow.data_exports.update(dataclasses.replace(export, expires_at=export.expires_at - dt.timedelta(days=31)))
+        uow.commit()
+    storage = world.container.storage
+    assert storage.exists(export.storage_path)
+    assert expire_data_exports(world.container.privacy) >= 1
+    assert not storage.exists(export.storage_path)
+    assert world.get(f"/api/privacy/exports/{export_id}", "analyst2").json()["data"]["status"] == "expired"
+    gone = world.get(f"/api/privacy/exports/{export_id}/download", "analyst2")
+    assert gone.status_code == 409 and gone.json()["error"]["code"] == "EXPORT_EXPIRED"
+    assert [e for e in world.actions("privacy.export.expired") if e.resource_id == export_id]
+    assert world.get(f"/api/privacy/exports/{kept_id}/download", "analyst2").status_code == 200
+    assert expire_data_exports(world.container.privacy) == 0
 
 
 def user_export_by_admin(world: ExportWorld) -> None:

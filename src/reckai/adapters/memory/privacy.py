@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reckai.adapters.memory.store import MemoryTransaction
@@ -18,7 +19,7 @@ from reckai.application.ports.privacy import (
     ExportDataReader,
 )
 from reckai.application.ports.repositories import DuplicateEntity, TenantIsolationViolation
-from reckai.domain.privacy.exports import DataExport
+from reckai.domain.privacy.exports import DataExport, ExportStatus
 
 EXPORTS = "data_exports"
 
@@ -54,6 +55,11 @@ class MemoryDataExportRepository:
     def update(self, export: DataExport) -> None:
         self._check(export)
         self._uow.put(EXPORTS, export.id, export)
+
+    def expired(self, now: dt.datetime, limit: int) -> Sequence[DataExport]:
+        due = [row for _, row in self._uow.rows(EXPORTS) if row.status is ExportStatus.COMPLETED
+               and row.expires_at is not None and row.expires_at <= now]
+        return sorted(due, key=lambda row: (row.expires_at, str(row.id)))[:limit]
 
 
 _TABLES: Mapping[str, str] = {

@@ -84,6 +84,13 @@ class PostgresDataExportRepository(PostgresRepository):
             self._conn.execute(text(f"UPDATE data_exports SET {assignments} WHERE id = :id"),
                                {**_params(export, _UPDATABLE), "id": export.id})
 
+    def expired(self, now: dt.datetime, limit: int) -> Sequence[DataExport]:
+        with translate_errors(self.entity_name):
+            rows = self._conn.execute(text(
+                f"{_SELECT} WHERE status = 'completed' AND expires_at <= :now ORDER BY expires_at, id LIMIT :limit"),
+                {"now": _to_db(now), "limit": limit}).all()
+        return [_export(row) for row in rows]
+
 
 # dataset -> (table, ORDER BY). Every table's rows are those row-level security shows the tenant.
 _TABLES: Mapping[str, tuple[str, str]] = {

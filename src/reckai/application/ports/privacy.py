@@ -8,11 +8,13 @@ datetimes are timezone-aware UTC.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from reckai.application.ports.reports import ReportsUnitOfWork
+from reckai.application.ports.retention import RetentionUnitOfWork
 from reckai.application.ports.workflow import WorkflowUnitOfWork
 from reckai.domain.privacy.exports import DataExport
 
@@ -48,6 +50,10 @@ class DataExportRepository(Protocol):
         """Store the lifecycle columns (status, size, SHA-256, error, completion, expiry)."""
         ...
 
+    def expired(self, now: dt.datetime, limit: int) -> Sequence[DataExport]:
+        """Completed exports whose expires_at <= now, oldest expiry first, at most `limit`."""
+        ...
+
 
 class ExportDataReader(Protocol):
     def rows(self, dataset: str, *, user_id: uuid.UUID | None = None,
@@ -59,7 +65,7 @@ class ExportDataReader(Protocol):
         ...
 
 
-class PrivacyUnitOfWork(ReportsUnitOfWork, Protocol):
+class PrivacyUnitOfWork(ReportsUnitOfWork, RetentionUnitOfWork, Protocol):
     @property
     def data_exports(self) -> DataExportRepository: ...
 

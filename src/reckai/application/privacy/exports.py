@@ -145,6 +145,8 @@ def export_download_url(services: PrivacyServices, caller: Caller, export_id: uu
     """A link valid for one hour (spec §6.3), issued again on each request while the export is kept."""
     export = get_export(services, caller, export_id)
     now = services.now()
+    if export.status is ExportStatus.EXPIRED:
+        raise ExportExpired(f"export {export.id} expired at {export.expires_at}; request a new one")
     if export.status is not ExportStatus.COMPLETED:
         raise ExportNotReady(f"export {export.id} is {export.status.value}; only a completed export can be "
                              "downloaded")

@@ -1,8 +1,9 @@
 """A data export (issue 17 item 6; docs/privacy.md, "Export"): one person's data, or a whole
 organization's, written by a low-priority job into a zip in storage, with a manifest.
 
-pending -> running -> completed | failed. A completed export is downloadable (a link valid for one
-hour, re-issued on each request) until `expires_at`; the row stays for the audit trail.
+pending -> running -> completed | failed; completed -> expired. A completed export is downloadable
+(a link valid for one hour, re-issued on each request) until `expires_at`, when the expiry job
+removes its object; the row stays for the audit trail.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ExportStatus(str, Enum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    EXPIRED = "expired"  # past its retention: the object is removed, the row stays
 
 
 class ExportStateError(ValueError):
@@ -81,6 +83,11 @@ class DataExport:
         if self.status not in (ExportStatus.PENDING, ExportStatus.RUNNING):
             raise ExportStateError(f"export {self.id} is {self.status.value}")
         return replace(self, status=ExportStatus.FAILED, error_message=message[:MAX_ERROR_LENGTH], updated_at=now)
+
+    def expired(self, now: dt.datetime) -> DataExport:
+        if self.status is not ExportStatus.COMPLETED or self.expires_at is None or now < self.expires_at:
+            raise ExportStateError(f"export {self.id} is {self.status.value} until {self.expires_at}")
+        return replace(self, status=ExportStatus.EXPIRED, updated_at=now)
 
     def downloadable(self, now: dt.datetime) -> bool:
         return self.status is ExportStatus.COMPLETED and (self.expires_at is None or now < self.expires_at)
