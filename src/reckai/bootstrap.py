@@ -681,10 +681,15 @@ def _register_approval_types(workflow: WorkflowServices, operator: OperatorValue
 
 def _privacy(database: Database[AppUnitOfWork], storage: FileStorage, audit_log: AuditLog, job_queue: JobQueue,
              clock: Clock) -> PrivacyServices:
+    return PrivacyServices(database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
+                           clock=clock, schema_version=_schema_version)
+
+
+def _schema_version() -> str:
+    """The Alembic head (read from the migration scripts when an export is generated, not at start-up)."""
     from reckai.adapters.postgres.migrations import head_revision
 
-    return PrivacyServices(database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
-                           clock=clock, schema_version=head_revision)
+    return head_revision()
 
 
 # --- reports (issue 14; docs/reports.md) ---

@@ -137,8 +137,9 @@ class PostgresExportDataReader(PostgresRepository):
             table, order = _TABLES[dataset]
             statement, params = f"SELECT * FROM {table} ORDER BY {order}", {}
         with translate_errors(self.entity_name):
-            result = self._conn.execution_options(stream_results=True, yield_per=batch_size).execute(
-                text(statement), params)
+            # a server-side cursor for this statement only (options on the statement, not the connection)
+            result = self._conn.execute(text(statement).execution_options(stream_results=True, yield_per=batch_size),
+                                        params)
             for row in result.mappings():
                 yield {key: value for key, value in row.items() if key not in SECRET_FIELDS}
 
