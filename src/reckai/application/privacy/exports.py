@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def export_id_for(approval_id: uuid.UUID) -> uuid.UUID:
 
 
 def new_export(organization_id: uuid.UUID, scope: ExportScope, subject_user_id: uuid.UUID | None,
-               requested_by: uuid.UUID, now: Any, *, export_id: uuid.UUID | None = None,
+               requested_by: uuid.UUID, now: dt.datetime, *, export_id: uuid.UUID | None = None,
                approval_id: uuid.UUID | None = None) -> DataExport:
     export_id = export_id or uuid.uuid4()
     return DataExport(id=export_id, organization_id=organization_id, scope=scope, subject_user_id=subject_user_id,
