@@ -53,9 +53,10 @@ from reckai.application.ports.files import FileParser
 from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
+from reckai.application.ports.privacy import PrivacyUnitOfWork
 from reckai.application.ports.rate_limit import RateLimiter, RateLimits
 from reckai.application.ports.reconciliations import JobMatchingEngine, RowFinder
-from reckai.application.ports.reports import ReportRenderers, ReportsUnitOfWork
+from reckai.application.ports.reports import ReportRenderers
 from reckai.application.ports.retention import RetentionUnitOfWork
 from reckai.application.ports.scanner import VirusScanner
 from reckai.application.ports.security import (
@@ -71,6 +72,11 @@ from reckai.application.ports.stream_schedules import CronCalendar
 from reckai.application.ports.streams import StreamEngine
 from reckai.application.ports.unit_of_work import Database
 from reckai.application.ports.workflow import RowAmounts, SourceRows
+from reckai.application.privacy import expiry as privacy_expiry
+from reckai.application.privacy import generation as privacy_generation
+from reckai.application.privacy.exports import data_export_handler
+from reckai.application.privacy.services import GENERATE_DATA_EXPORT, PrivacyServices
+from reckai.application.privacy.services import GENERATE_TIME_LIMIT_SECONDS as PRIVACY_TIME_LIMIT_SECONDS
 from reckai.application.reconciliations import jobs as reconciliation_jobs
 from reckai.application.reconciliations.job_types import (
     NOTIFY_RECONCILIATION,
@@ -101,7 +107,7 @@ from reckai.domain.settings_registry import OperatorValues
 from reckai.settings import Mode, Settings
 
 
-class AppUnitOfWork(ReportsUnitOfWork, DashboardUnitOfWork, RetentionUnitOfWork, Protocol):
+class AppUnitOfWork(PrivacyUnitOfWork, DashboardUnitOfWork, RetentionUnitOfWork, Protocol):
     """The unit of work of this application: every feature's repositories (each adapter's unit of
     work carries them all). Use cases ask for a narrower protocol; entrypoints get this one."""
 
@@ -147,6 +153,7 @@ class Container:
     audit_trail: AuditTrailServices
     reports: ReportServices
     retention: RetentionServices
+    privacy: PrivacyServices  # data exports (issue 17 item 6)
     # name -> zero-argument check: "db", "storage", "queue" (/health/*)
     health_checks: HealthChecks
     # CSV and Excel writers of exports and reports (adapters/spreadsheets)
@@ -260,12 +267,18 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     retention = RetentionServices(database=database, storage=storage, audit_log=audit_log, clock=clock,
                                   operator_settings=settings.operator)
 
-    _register_approval_types(workflow, settings.operator, reports)
+    privacy = _privacy(database, storage, audit_log, job_queue, clock)
+    _register_approval_types(workflow, settings.operator, reports, privacy)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
                    reconciliations=reconciliations, workflow=workflow, identity=identity, reports=reports)
     handlers.register(job_types.APPLY_RETENTION, partial(retention_cases.apply_retention_job, retention),
                       time_limit_seconds=retention_cases.TIME_LIMIT_SECONDS)
     handlers.every(job_types.APPLY_RETENTION, retention_cases.PERIOD_SECONDS)
+    handlers.register(GENERATE_DATA_EXPORT, partial(privacy_generation.generate_data_export_job, privacy),
+                      time_limit_seconds=PRIVACY_TIME_LIMIT_SECONDS)
+    handlers.register(privacy_expiry.EXPIRE_DATA_EXPORTS, partial(privacy_expiry.expire_data_exports_job, privacy),
+                      time_limit_seconds=privacy_expiry.EXPIRE_TIME_LIMIT_SECONDS)
+    handlers.every(privacy_expiry.EXPIRE_DATA_EXPORTS, privacy_expiry.EXPIRE_PERIOD_SECONDS)
     handlers.register(job_types.ANCHOR_AUDIT_CHAINS,
                       partial(anchor_chain_heads_job, audit_log, signer, audit_anchors), time_limit_seconds=50)
     handlers.every(job_types.ANCHOR_AUDIT_CHAINS, settings.audit.anchor_interval_seconds)
@@ -280,7 +293,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         job_matching_engine=job_matching_engine, source_rows=source_rows, job_queue=job_queue,
         job_outbox=job_outbox, job_handlers=handlers, job_runtime=runtime, worker_runner=runner,
         identity=identity, files=files, reconciliations=reconciliations, workflow=workflow, reports=reports,
-        retention=retention,
+        retention=retention, privacy=privacy,
         audit_trail=AuditTrailServices(audit_log, signer, audit_anchors, access_recorder),
         health_checks=dict(parts.health), _closers=parts.closers,
     )
@@ -648,7 +661,8 @@ def build_file_parser() -> FileParser:
 # --- workflow: exceptions, approvals, matching rules (issue 7; docs/workflow.md) ---
 
 
-def _register_approval_types(workflow: WorkflowServices, operator: OperatorValues, reports: ReportServices) -> None:
+def _register_approval_types(workflow: WorkflowServices, operator: OperatorValues, reports: ReportServices,
+                             privacy: PrivacyServices) -> None:
     """Each approval type's effect, registered by the feature that owns it (docs/architecture.md,
     "Adding an approval type"); bootstrap fails when a type has none."""
     approvals = workflow.approval_handlers
@@ -661,8 +675,25 @@ def _register_approval_types(workflow: WorkflowServices, operator: OperatorValue
     approvals.register(ApprovalType.PERIOD_CLOSE, stream_periods.period_close_handler(workflow))
     approvals.register(ApprovalType.PERIOD_REOPEN, stream_periods.period_reopen_handler(workflow))
     approvals.register(ApprovalType.PERIOD_ADJUSTMENT, stream_periods.period_adjustment_handler(workflow))
+    approvals.register(ApprovalType.DATA_EXPORT, data_export_handler(privacy))
     approvals.require_all()
 
+
+
+# --- data exports (issue 17 item 6; docs/privacy.md) ---
+
+
+def _privacy(database: Database[AppUnitOfWork], storage: FileStorage, audit_log: AuditLog, job_queue: JobQueue,
+             clock: Clock) -> PrivacyServices:
+    return PrivacyServices(database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
+                           clock=clock, schema_version=_schema_version)
+
+
+def _schema_version() -> str:
+    """The Alembic head (read from the migration scripts when an export is generated, not at start-up)."""
+    from reckai.adapters.postgres.migrations import head_revision
+
+    return head_revision()
 
 
 # --- reports (issue 14; docs/reports.md) ---

@@ -107,10 +107,16 @@ def _seed(engine: Engine, tenant: Tenant) -> dict[str, uuid.UUID]:
                           " approval_id, action, exception_ids, reason, requested_by, approved_by, applied_at)"
                           " VALUES (gen_random_uuid(), :org, :stream, '2025-12-31', :approval, 'reopen',"
                           " ARRAY[CAST(:exc AS uuid)], 'r', :user, :user, now())"), period_params)
+        # A person's data export (0028_data_exports).
+        export = conn.execute(text(
+            "INSERT INTO data_exports (organization_id, scope, subject_user_id, requested_by, status, storage_path)"
+            " VALUES (:org, 'user', :user, :user, 'pending', :path) RETURNING id"),
+            {**params, "path": f"organizations/{tenant.organization_id}/exports/{uuid.uuid4()}.zip"}).scalar_one()
     return {
         "reconciliation_jobs": job, "reconciliation_files": file, "exceptions": exception,
         "exception_comments": comment, "users": tenant.admin_user_id, "reports": report,
         "organizations": tenant.organization_id, "streams": stream, "normalized_files": version,
+        "data_exports": export,
     }
 
 
@@ -175,7 +181,7 @@ def test_app_role_cannot_turn_row_security_off(app_engine: Engine, two_tenants) 
 
 
 TABLES_UNDER_TEST = ("reconciliation_jobs", "reconciliation_files", "exceptions", "exception_comments",
-                     "users", "organizations", "reports", "streams", "normalized_files")
+                     "users", "organizations", "reports", "streams", "normalized_files", "data_exports")
 # Tables of a stream without an `id` of their own: walked by their stream_id.
 STREAM_TABLES = ("stream_files", "stream_runs", "stream_rows", "stream_exceptions", "stream_schedules",
                  "stream_schedule_slots", "stream_periods", "stream_period_items", "stream_period_runs",
@@ -193,12 +199,12 @@ def test_org_a_cannot_read_or_change_org_b_rows(app_engine: Engine, two_tenants,
         assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE id = :id"), {"id": rows_b[table]}).scalar_one() == 0
         column = "name" if table in ("reconciliation_jobs", "reconciliation_files", "users", "organizations",
                                      "streams") else (
-            "description" if table == "exceptions" else "error_message" if table == "reports" else
+            "description" if table == "exceptions" else "error_message" if table in ("reports", "data_exports") else
             "storage_path" if table == "normalized_files" else "content")
         updated = conn.execute(text(f"UPDATE {table} SET {column} = 'hijacked' WHERE id = :id"),
                                {"id": rows_b[table]})
         assert updated.rowcount == 0
-        if table not in ("users", "organizations"):
+        if table not in ("users", "organizations", "data_exports"):  # the app role deletes none of these
             deleted = conn.execute(text(f"DELETE FROM {table} WHERE id = :id"), {"id": rows_b[table]})
             assert deleted.rowcount == 0
         conn.commit()
@@ -399,6 +405,7 @@ def test_app_role_privileges_are_narrow(app_engine: Engine) -> None:
         assert has("audit_logs", "INSERT") and has("audit_logs", "SELECT")
         assert not has("users", "DELETE") and not has("organizations", "DELETE")
         assert not has("organizations", "INSERT")
+        assert not has("data_exports", "DELETE") and has("data_exports", "UPDATE")
         assert not has("alembic_version", "SELECT")
 
 

@@ -82,7 +82,7 @@ SPEC_CHECKS = {
     ("exceptions", "status"): ["open", "in_progress", "resolved", "escalated", "ignored"],
     ("approvals", "type"): [
         "rule_configuration", "ledger_posting", "user_onboarding", "exception_resolution",
-        "report_generation", "system_setting",
+        "report_generation", "system_setting", "data_export",
     ],
     ("approvals", "status"): ["pending", "approved", "declined", "cancelled"],
     ("matching_rules", "rule_type"): ["exact", "fuzzy", "range", "regex"],

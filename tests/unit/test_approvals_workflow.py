@@ -92,6 +92,7 @@ VALID = {
     ApprovalType.PERIOD_ADJUSTMENT: {"stream_id": str(uuid.uuid4()), "period": "2025-12-31", "action": "resolve",
                                      "exception_ids": [str(uuid.uuid4())], "reason": "found the posting",
                                      "resolution_code": "written_off"},
+    ApprovalType.DATA_EXPORT: {"scope": "organization"},
 }
 
 

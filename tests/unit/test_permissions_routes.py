@@ -214,3 +214,26 @@ def test_the_audit_report_needs_audit_read_to_request_and_to_download(fresh_worl
         answer = client.get(f"/api/reports/{report_id}/download", headers=bearer(tokens[role]))
         allowed = has_permission(role, "reports:read") and has_permission(role, "audit:read")
         assert answer.status_code == (200 if allowed else 403), (role, answer.text)
+
+
+def test_the_privacy_export_endpoints_are_protected_as_issue_17_says(fresh_world: Any) -> None:
+    """Every signed-in person may ask for their own export (account:self); another person's needs an
+    admin, and the organization's is an admin's request (a `data_export` approval)."""
+    _container, client, tokens, _ = fresh_world
+    endpoints = {(m, p): perm for m, p, perm in protected_endpoints(client.app)}
+    assert endpoints[("POST", "/api/privacy/exports")] == "account:self"
+    assert endpoints[("GET", "/api/privacy/exports/{export_id:uuid}")] == "account:self"
+    assert endpoints[("GET", "/api/privacy/exports/{export_id:uuid}/download")] == "account:self"
+    ids = {role: client.get("/api/auth/me", headers=bearer(tokens[role])).json()["data"]["user_id"] for role in ROLES}
+    for role in ROLES:
+        own = client.post("/api/privacy/exports", json={"scope": "user"}, headers=bearer(tokens[role]))
+        assert own.status_code == 202, (role, own.text)
+        other = next(r for r in ROLES if r != role)
+        theirs = client.post("/api/privacy/exports", json={"scope": "user", "user_id": ids[other]},
+                             headers=bearer(tokens[role]))
+        assert theirs.status_code == (202 if role == "admin" else 403), (role, theirs.text)
+        organization = client.post("/api/privacy/exports", json={"scope": "organization"},
+                                   headers=bearer(tokens[role]))
+        assert organization.status_code == (202 if role == "admin" else 403), (role, organization.text)
+        if role == "admin":
+            assert organization.json()["data"]["pending_approval"]["type"] == "data_export"

@@ -7,7 +7,15 @@ from __future__ import annotations
 import uuid
 from functools import cached_property
 
-from reckai.adapters.memory import account_security, dashboard, identity, reconciliations, reports, workflow
+from reckai.adapters.memory import (
+    account_security,
+    dashboard,
+    identity,
+    privacy,
+    reconciliations,
+    reports,
+    workflow,
+)
 from reckai.adapters.memory import files as file_repositories
 from reckai.adapters.memory import periods as period_repositories
 from reckai.adapters.memory import stream_schedules as stream_schedule_repositories
@@ -127,6 +135,15 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def retention(self) -> MemoryRetentionRepository:
         return MemoryRetentionRepository(self)
+
+    # --- data exports (issue 17 item 6) ---
+    @cached_property
+    def data_exports(self) -> privacy.MemoryDataExportRepository:
+        return privacy.MemoryDataExportRepository(self)
+
+    @cached_property
+    def export_data(self) -> privacy.MemoryExportDataReader:
+        return privacy.MemoryExportDataReader(self)
 
 
 class MemoryDatabase:

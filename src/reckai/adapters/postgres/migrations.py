@@ -25,6 +25,16 @@ def alembic_config(owner_url: str) -> Config:
     return config
 
 
+def head_revision() -> str:
+    """The Alembic head of the code's migration history (what a fully migrated database is at)."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    heads = ScriptDirectory.from_config(config).get_heads()
+    return ",".join(sorted(heads))
+
+
 def upgrade(owner_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(owner_url), revision)
 

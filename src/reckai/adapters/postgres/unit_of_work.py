@@ -14,7 +14,15 @@ from functools import cached_property
 
 from sqlalchemy.engine import Engine
 
-from reckai.adapters.postgres import account_security, dashboard, identity, reconciliations, reports, workflow
+from reckai.adapters.postgres import (
+    account_security,
+    dashboard,
+    identity,
+    privacy,
+    reconciliations,
+    reports,
+    workflow,
+)
 from reckai.adapters.postgres import files as file_repositories
 from reckai.adapters.postgres import periods as period_repositories
 from reckai.adapters.postgres import stream_schedules as stream_schedule_repositories
@@ -134,6 +142,15 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def retention(self) -> PostgresRetentionRepository:
         return PostgresRetentionRepository(self)
+
+    # --- data exports (issue 17 item 6) ---
+    @cached_property
+    def data_exports(self) -> privacy.PostgresDataExportRepository:
+        return privacy.PostgresDataExportRepository(self)
+
+    @cached_property
+    def export_data(self) -> privacy.PostgresExportDataReader:
+        return privacy.PostgresExportDataReader(self)
 
 
 class PostgresDatabase:

@@ -333,6 +333,10 @@ def _rows(raw: Mapping[str, Any], problems: Problems) -> list[dict[str, Any]]:
     return clean
 
 
+def _data_export(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    return {"scope": _choice(raw, "scope", ("organization",), problems)}
+
+
 _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], Problems], dict[str, Any]]]] = {
     ApprovalType.RULE_CONFIGURATION: (frozenset({"action", "rule_id", "definition", "preview_job_id"}),
                                       _rule_configuration),
@@ -348,6 +352,7 @@ _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], 
     ApprovalType.PERIOD_ADJUSTMENT: (frozenset({"stream_id", "period", "action", "exception_ids", "reason",
                                                 "resolution_code", "resolution_note", "job_id", "rows", "note"}),
                                      _period_adjustment),
+    ApprovalType.DATA_EXPORT: (frozenset({"scope"}), _data_export),
 }
 
 

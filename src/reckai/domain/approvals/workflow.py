@@ -41,6 +41,7 @@ class ApprovalType(str, Enum):
     PERIOD_CLOSE = "period_close"  # a stream's period (issue 15 item 4; docs/streams.md)
     PERIOD_ADJUSTMENT = "period_adjustment"
     PERIOD_REOPEN = "period_reopen"
+    DATA_EXPORT = "data_export"  # issue 17 item 6: an organization's data export
 
 
 class ApprovalError(Exception):

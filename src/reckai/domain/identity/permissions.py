@@ -82,6 +82,7 @@ APPROVAL_REQUEST_PERMISSION: Mapping[str, str] = {
     "period_close": "streams:write",
     "period_adjustment": "streams:write",
     "period_reopen": "streams:write",
+    "data_export": "settings:write",  # admin only: the whole organization's data
 }
 
 # Approval types -> what a checker must be able to read to decide one.
@@ -95,6 +96,7 @@ APPROVAL_REVIEW_READS: Mapping[str, frozenset[str]] = {
     "period_close": frozenset({"streams:read", "exceptions:read", "reconciliations:read"}),
     "period_adjustment": frozenset({"streams:read", "exceptions:read", "reconciliations:read"}),
     "period_reopen": frozenset({"streams:read", "exceptions:read", "reconciliations:read"}),
+    "data_export": frozenset({"approvals:read"}),  # the request itself: scope, requester
 }
 
 

@@ -117,6 +117,11 @@ def report_key(
     )
 
 
+def export_key(organization_id: uuid.UUID | str, export_id: uuid.UUID | str, created_at: dt.date) -> str:
+    """A data export's zip (issue 17 item 6): `organizations/{org}/exports/{YYYY}/{MM}/{id}.zip`."""
+    return f"{organization_prefix(organization_id)}exports/{_year_month(created_at)}/{_uuid(export_id, 'export_id')}.zip"
+
+
 def quarantine_key(
     organization_id: uuid.UUID | str, file_id: uuid.UUID | str, detected_at: dt.date, extension: str
 ) -> str:

@@ -13,7 +13,7 @@ import sys
 # Subcommand modules under reckai.entrypoints.cli; a module that is missing is skipped so the
 # command line keeps working while features land one by one.
 SUBCOMMAND_MODULES = ("serve", "worker", "migrate", "db", "audit", "reconcile", "inspect", "org", "streams",
-                      "retention")
+                      "retention", "privacy")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

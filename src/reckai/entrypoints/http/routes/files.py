@@ -534,13 +534,14 @@ class FileController(Controller):
 
 
 def download_access_event(key: str, download_name: str | None, token: str, request: RequestInfo) -> PendingAccess:
-    """`access.file.download` (an uploaded original) or `access.output.download` (a job's output,
-    a report, anything else of the organization), with the object key and a fingerprint of the
+    """`access.file.download` (an uploaded original), `access.export.download` (a data export) or
+    `access.output.download` (a job's output, a report, anything else of the organization), with the object key and a fingerprint of the
     token (never the token: it is valid for an hour)."""
     parts = key.split("/")
     organization_id = uuid.UUID(parts[1])
     is_file = len(parts) > 3 and (parts[2] == "uploads" or parts[2:4] == ["processed", NORMALIZED_FILES_SEGMENT])
-    kind = "access.file.download" if is_file else "access.output.download"
+    kind = "access.file.download" if is_file else (
+        "access.export.download" if len(parts) > 3 and parts[2] == "exports" else "access.output.download")
     fingerprint = hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
     return access_event(kind, None, request, organization_id=organization_id, resource_type="storage_object",
                         metadata={"object": key, "download_name": download_name, "link_sha256_16": fingerprint})
