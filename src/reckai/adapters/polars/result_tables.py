@@ -111,7 +111,9 @@ class ResultTables:
         return self
 
     def _side(self, side: str) -> pl.DataFrame:
-        return self.sides.get(side, pl.DataFrame(schema=SIDE_FACT_SCHEMA))
+        if side not in self.sides:
+            self.sides[side] = pl.DataFrame(schema=SIDE_FACT_SCHEMA)
+        return self.sides[side]
 
     def _with_side_facts(self, frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
         """`frame` (with left_row, right_row) and each side's facts, joined column-wise, in
@@ -120,13 +122,26 @@ class ResultTables:
         joined = frame
         for side in ("left", "right"):
             facts = self._side(side).rename({name: f"{side}_{name}" for name in SIDE_FACT_SCHEMA if name != "row_number"})
-            joined = joined.join(facts, left_on=f"{side}_row", right_on="row_number", how="left",
-                                 maintain_order="left")
+            rows = frame.get_column(f"{side}_row")
+            if self._dense(side, facts) and _within(rows, facts.height):
+                # Row n is at position n - 1: gathered by position, no hash table of a million
+                # input rows built for a few thousand suggestions or exceptions (the join's result).
+                joined = joined.with_columns(facts.drop("row_number").select(pl.all().gather(rows - 1)))
+            else:
+                joined = joined.join(facts, left_on=f"{side}_row", right_on="row_number", how="left",
+                                     maintain_order="left")
             joined = joined.with_columns(position_text(pl.col(f"{side}_source_line"), pl.col(f"{side}_source_sheet"))
                                          .alias(f"{side}_source"))
         if "currency" in columns and "currency" not in frame.columns:
             joined = joined.with_columns(pl.coalesce("left_currency", "right_currency").alias("currency"))
         return joined.select([name for name in joined.columns if name in frame.columns or name in columns])
+
+    def _dense(self, side: str, facts: pl.DataFrame) -> bool:
+        """The side's rows are numbered 1, 2, ... n in order (no row rejected): checked once per side."""
+        numbers = facts.get_column("row_number")
+        return bool(self._aggregate(f"dense_{side}", self._side(side), lambda: numbers.null_count() == 0 and (
+            numbers.len() == 0 or (numbers[0] == 1 and numbers[-1] == numbers.len()
+                                   and bool((numbers.diff().drop_nulls() == 1).all())))))
 
     # --- summaries: aggregations over the frames -------------------------------------------------
 
@@ -303,6 +318,14 @@ def position_text(line: pl.Expr, sheet: pl.Expr) -> pl.Expr:
     when the table carries no position (a Parquet written before it did)."""
     text = line.cast(pl.String)
     return pl.when(sheet.is_not_null()).then(sheet + pl.lit(" row ") + text).otherwise(pl.lit("line ") + text)
+
+
+def _within(rows: pl.Series, height: int) -> bool:
+    """Every non-null row number is between 1 and `height`."""
+    if rows.null_count() == rows.len():
+        return True
+    low, high = rows.min(), rows.max()
+    return isinstance(low, int) and isinstance(high, int) and low >= 1 and high <= height
 
 
 def direction_rows(left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile) -> dict[str, int]:
