@@ -307,6 +307,33 @@ def test_empty_quoted_fields_take_the_native_reader_and_read_as_the_record_reade
     assert skipped == by_record[2]
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=empty_quoted_regions(), head=st.sampled_from(["h1,h2\n", "\ufeffname;x\n", "Statement\n\na|b\n"]))
+@example(case=(",", '"",a\n', 2), head="h1,h2\n")
+@example(case=(",", '""', 2), head="h1,h2\n")
+def test_empty_quoted_fields_are_unquoted_in_place_after_unquoted_header_lines(
+        case: tuple[str, str, int], head: str) -> None:
+    """The reader drops the `""` of the whole buffer when the lines before the data hold no quote
+    (no copy of the region first): what it reads is what it reads from the region alone."""
+    from reckai.adapters.polars.readers import _without_empty_quoted_fields
+
+    delimiter, text, width = case
+    columns = [f"col{i}" for i in range(width)]
+    footer = footer_regex(None)
+    body, prefix = text.encode("utf-8"), head.encode("utf-8")
+    alone = _without_empty_quoted_fields(body, delimiter)
+    whole = _without_empty_quoted_fields(prefix + body, delimiter)
+    if alone is not None and whole is not None:
+        assert whole == prefix + alone
+    # None (the slower paths read the file) exactly when the region alone gives None
+    in_place = None if whole is None else _native_records(whole, len(prefix), 7, delimiter, columns, footer)
+    from_region = None if alone is None else _native_records(alone, 0, 7, delimiter, columns, footer)
+    assert (in_place is None) == (from_region is None)
+    if in_place is not None and from_region is not None:
+        assert in_place[0][0].equals(from_region[0][0])
+        assert in_place[0][1:] == from_region[0][1:] and in_place[1] == from_region[1]
+
+
 def _large_file(body_line: str, *, rows: int = 3_500, preamble: str = "", trailer: str = "", newline: str = "\n",
                 odd_line: tuple[int, str] | None = None) -> bytes:
     lines = [f"{body_line}{i}" for i in range(rows)]

@@ -169,7 +169,13 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
         quoted = text.find('"', region_start) != -1
     if not quoted:
         native = _native_records(buffer, start, first_line, delimiter, columns, footer)
-    else:  # quotes that only write empty fields ("") need no csv module either
+    elif b'"' not in buffer[:start]:  # quotes that only write empty fields ("") need no csv module either
+        # The lines before the data hold no quote, so they come out unchanged, and the data is read
+        # in place after them (no copy of the region first).
+        unquoted = _without_empty_quoted_fields(buffer, delimiter)
+        native = None if unquoted is None else _native_records(unquoted, start, first_line, delimiter, columns,
+                                                               footer)
+    else:
         unquoted = _without_empty_quoted_fields(buffer[start:], delimiter)
         native = None if unquoted is None else _native_records(unquoted, 0, first_line, delimiter, columns, footer)
     if native is not None:
