@@ -187,6 +187,7 @@ class ExpressionPlan:
     def __init__(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
         self.lf = frame.lazy()
         self._count = 0
+        self.values: dict[str, pl.Expr] = {}  # _value_expr by the spec's repr: two fields, one column
 
     def put(self, expr: pl.Expr, hint: str = "t") -> pl.Expr:
         name = f"__{hint}_{self._count}"
@@ -216,6 +217,16 @@ def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: Expressi
     later sources of a coalesce (a regex over the narration, say) only work on the rows the earlier
     ones left empty. The value of the other rows is then meaningless, and never used.
     """
+    if only_where is not None:
+        return _new_value_expr(spec, cols, path, plan, only_where)
+    key = repr(spec)
+    if key not in plan.values:  # description and counterparty often read the same column alike
+        plan.values[key] = _new_value_expr(spec, cols, path, plan, None)
+    return plan.values[key]
+
+
+def _new_value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: ExpressionPlan,
+                    only_where: pl.Expr | None) -> pl.Expr:
     if spec.constant is not None:
         expr: pl.Expr = pl.lit(spec.constant, dtype=pl.String)
     elif spec.coalesce:
@@ -250,6 +261,11 @@ def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: Expressi
     elif spec.default is not None:
         expr = expr.fill_null(default)
     return plan.put(expr, "v")
+
+
+def _ends_upper_cased(spec: ValueSpec) -> bool:
+    """`_value_expr(spec)` is upper case already: upper-cased last (no value_map or default after)."""
+    return spec.upper and not spec.value_map and (spec.default is None or spec.default == spec.default.upper())
 
 
 @dataclass
@@ -409,8 +425,10 @@ def _parse_datetime(s: pl.Expr, formats: tuple[str, ...], plan: ExpressionPlan) 
     unparsed: pl.Expr | None = None  # rows no earlier format parsed: the only ones a later one tries
     for fmt in formats:
         source = s if unparsed is None else pl.when(unparsed).then(s)
+        # polars' cache of parsed texts pays off for dates (a few hundred distinct days) and costs
+        # more than it saves for moments, nearly all distinct (0.03 s more per 1M rows): off for those.
         if _has_time(fmt):
-            p = source.str.strptime(pl.Datetime("us"), fmt, strict=False)
+            p = source.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
         else:
             p = source.str.strptime(pl.Date, fmt, strict=False).cast(pl.Datetime("us"))
         p = plan.put(p, "date")
@@ -490,7 +508,9 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
 
     # Currency first: the amount's exponent depends on it, row by row.
     currency_spec = fields["currency"]
-    currency = plan.put(_value_expr(currency_spec, cols, "fields.currency", plan).str.to_uppercase(), "currency")
+    currency = _value_expr(currency_spec, cols, "fields.currency", plan)
+    if not _ends_upper_cased(currency_spec):
+        currency = plan.put(currency.str.to_uppercase(), "currency")
     outputs["currency"] = currency
     checks.append(("currency", _first_column(currency_spec), pl.when(currency.is_null()).then(
         pl.lit("currency missing")).when(~currency.str.contains("^[A-Z]{3}$")).then(
