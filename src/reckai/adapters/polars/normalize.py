@@ -588,13 +588,18 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
         *[check.alias(error_names[i]) for i, (_, _, check) in enumerate(checks)],
     )
     any_error = pl.any_horizontal([pl.col(n).is_not_null() for n in error_names])
-    keep = [ROW_NUMBER, LINE_NUMBER, *table.columns, *[f"__out_{name}" for name in outputs], *error_names]
-    # Only what is needed leaves the plan: the intermediates would be copied by every filter below.
+    keep = [ROW_NUMBER, LINE_NUMBER, *[f"__out_{name}" for name in outputs], *error_names]
+    # Only what is needed leaves the plan: the intermediates would be copied by every filter below,
+    # and the source cells (the value an error shows) are taken from the table for failed rows only.
     computed = lazy.with_columns(any_error.alias("__failed")).select(*keep, "__failed").collect()
     errors = list(table.row_errors)
     any_failed = bool(computed.get_column("__failed").any())
     failed = computed.filter(pl.col("__failed")) if any_failed else computed.clear()
     if failed.height:
+        # the plan keeps the table's rows, in order: the same mask picks the same rows' cells
+        shown = [name for name in dict.fromkeys(cols.get(column, column) for _, column, _ in checks if column)
+                 if name in table.frame.columns and name not in failed.columns]
+        failed = failed.hstack(table.frame.select(shown).filter(computed.get_column("__failed")))
         for i, (field_name, column, _) in enumerate(checks):
             source_col = cols.get(column, column) if column else None
             value_col = source_col if source_col in failed.columns else None
