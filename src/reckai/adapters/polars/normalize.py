@@ -83,6 +83,7 @@ def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any]
         mapping = parse_mapping(mapping)
     data, filename = _read_source(source, filename)
     table = read_table(data, mapping.parse, filename, max_inflated_bytes=max_inflated_bytes)
+    del data  # the file's bytes (read here from a path) are not held while the table is normalized
     return normalize_table(table, mapping, keep_raw=keep_raw)
 
 
