@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reckai.adapters.polars.normalize import normalize_file
 from reckai.adapters.charset.detector import detect_encoding
+from reckai.adapters.polars.normalize import normalize_file
 from reckai.adapters.polars.readers import (
     _lines_series,
     _native_records,
