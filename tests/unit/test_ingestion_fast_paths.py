@@ -334,6 +334,46 @@ def test_empty_quoted_fields_are_unquoted_in_place_after_unquoted_header_lines(
         assert in_place[0][1:] == from_region[0][1:] and in_place[1] == from_region[1]
 
 
+def _by_replacing(region: bytes, delimiter: str) -> bytes | None:
+    """`_without_empty_quoted_fields` as it was first written (the four delimiter/newline patterns
+    of `""` replaced until none is left, then the buffer's two ends): the definition the
+    quote-by-quote version must agree with."""
+    separator = delimiter.encode("utf-8")
+    if len(separator) != 1:
+        return None
+    body = region
+    for before in (separator, b"\n"):
+        for after in (separator, b"\n"):
+            token = before + b'""' + after
+            while True:  # twice or more when empty fields are adjacent
+                replaced = body.replace(token, before + after)
+                if len(replaced) == len(body):
+                    break
+                body = replaced
+                if b'"' not in body:  # the usual case: one pattern, one pass (a scan for a byte is cheap)
+                    return body
+    if body.startswith(b'""') and body[2:3] in (b"", separator, b"\n"):
+        body = body[2:]
+    if body.endswith(b'""') and body[-3:-2] in (b"", separator, b"\n"):
+        if body[-3:-2] != separator:  # a last line of just `""`, no final newline: it would vanish
+            return None
+        body = body[:-2]
+    return None if b'"' in body else body
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.lists(st.sampled_from(['a', ',', ';', '\n', '"', '""', ',"",', '\n""']), max_size=14).map("".join),
+       delimiter=st.sampled_from([",", ";"]))
+@example(text='""', delimiter=",")
+@example(text='a\n""', delimiter=",")
+@example(text='"",""\n""', delimiter=",")
+def test_empty_quoted_fields_are_dropped_quote_by_quote_as_by_replacing(text: str, delimiter: str) -> None:
+    from reckai.adapters.polars.readers import _without_empty_quoted_fields
+
+    region = text.encode("utf-8")
+    assert _without_empty_quoted_fields(region, delimiter) == _by_replacing(region, delimiter)
+
+
 def _large_file(body_line: str, *, rows: int = 3_500, preamble: str = "", trailer: str = "", newline: str = "\n",
                 odd_line: tuple[int, str] | None = None) -> bytes:
     lines = [f"{body_line}{i}" for i in range(rows)]

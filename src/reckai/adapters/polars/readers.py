@@ -327,29 +327,36 @@ def _without_empty_quoted_fields(region: bytes, delimiter: str) -> bytes | None:
     newline or delimiter moves, so the result reads as the region does (line numbers included).
     A bank statement with empty references written `""` then takes polars' reader instead of the
     csv module's line by line. Only `""` between delimiters or line ends is touched: a quote inside
-    a field (`x""y`, `"a""b"`) is left, and the caller keeps the slower path for that file.
+    a field (`x""y`, `"a""b"`) is left, and the caller keeps the slower path for that file. A last
+    line of just `""` without its newline gives None too (made empty, that line would vanish).
+
+    The quotes are visited one by one (`find` skips to the next quote, a rare byte): replacing the
+    four delimiter/newline patterns of `""` cost 0.1-0.2 s per 100 MB, the delimiter being frequent.
     """
     separator = delimiter.encode("utf-8")
     if len(separator) != 1:
         return None
-    body = region
-    for before in (separator, b"\n"):
-        for after in (separator, b"\n"):
-            token = before + b'""' + after
-            while True:  # twice or more when empty fields are adjacent
-                replaced = body.replace(token, before + after)
-                if len(replaced) == len(body):
-                    break
-                body = replaced
-                if b'"' not in body:  # the usual case: one pattern, one pass (a scan for a byte is cheap)
-                    return body
-    if body.startswith(b'""') and body[2:3] in (b"", separator, b"\n"):
-        body = body[2:]
-    if body.endswith(b'""') and body[-3:-2] in (b"", separator, b"\n"):
-        if body[-3:-2] != separator:  # a last line of just `""`, no final newline: it would vanish
+    bounds = (separator[0], 0x0A)
+    size = len(region)
+    view = memoryview(region)
+    pieces: list[memoryview] = []
+    copied = 0  # region[copied:] is not yet in `pieces`
+    quote = region.find(b'"')
+    while quote != -1:
+        end = quote + 2
+        if end > size or region[quote + 1] != 0x22:
             return None
-        body = body[:-2]
-    return None if b'"' in body else body
+        if quote and region[quote - 1] not in bounds or end < size and region[end] not in bounds:
+            return None  # not a whole field
+        if end == size and quote and region[quote - 1] == 0x0A:
+            return None
+        pieces.append(view[copied:quote])
+        copied = end
+        quote = region.find(b'"', end)
+    if not pieces:
+        return region
+    pieces.append(view[copied:])
+    return b"".join(pieces)
 
 
 def _ragged_error(row_number: int, line: int, width: int, found: int, text: str) -> RowError:
