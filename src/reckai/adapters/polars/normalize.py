@@ -269,6 +269,16 @@ def _ends_upper_cased(spec: ValueSpec) -> bool:
     return spec.upper and not spec.value_map and (spec.default is None or spec.default == spec.default.upper())
 
 
+def _possible_values(spec: ValueSpec) -> set[str] | None:
+    """Every non-null value `_value_expr(spec)` can give, when that is known from the spec alone: a
+    constant, or a value_map with a default (a row's value is then a mapped value or the default)."""
+    if spec.constant is not None and not spec.value_map:
+        return {spec.constant.upper() if spec.upper else spec.constant}
+    if spec.value_map and spec.default is not None and spec.constant is None:
+        return {*spec.value_map.values(), spec.default}
+    return None
+
+
 @dataclass
 class _Amount:
     minor: pl.Expr  # Int64 magnitude (null when empty or invalid)
@@ -570,13 +580,18 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
         outputs[name] = (_value_expr(fields[name], cols, f"fields.{name}", plan) if name in fields
                          else pl.lit(None, dtype=pl.String))
     if "status" in fields:
-        status = plan.put(_value_expr(fields["status"], cols, "fields.status", plan).str.to_lowercase(),
-                          "status")
+        # A value_map with a default (or a constant) can only give the values it names: when those
+        # are lower case and valid statuses, lower-casing and checking every row changes nothing.
+        possible = _possible_values(fields["status"])
+        status = _value_expr(fields["status"], cols, "fields.status", plan)
+        if possible is None or any(value != value.lower() for value in possible):
+            status = plan.put(status.str.to_lowercase(), "status")
         outputs["status"] = status.fill_null(pl.lit("unknown"))
-        checks.append(("status", _first_column(fields["status"]), pl.when(
-            status.is_not_null() & ~status.is_in(_STATUSES)).then(pl.lit(
-                "status is not success, failed, reversed or unknown; add the value to value_map or set a "
-                "default"))))
+        if possible is None or not {value.lower() for value in possible} <= set(_STATUSES):
+            checks.append(("status", _first_column(fields["status"]), pl.when(
+                status.is_not_null() & ~status.is_in(_STATUSES)).then(pl.lit(
+                    "status is not success, failed, reversed or unknown; add the value to value_map or set a "
+                    "default"))))
     else:
         outputs["status"] = pl.lit("unknown")
     outputs["raw"] = _raw_json(table) if keep_raw else pl.lit("{}")
