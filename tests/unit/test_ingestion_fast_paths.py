@@ -13,19 +13,32 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
 import json
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from reckai.adapters.charset.detector import detect_encoding
 from reckai.adapters.polars.normalize import normalize_file
-from reckai.adapters.polars.readers import _lines_series, _native_records, _plain_records, _quoted_records
+from reckai.adapters.polars.readers import (
+    _lines_series,
+    _native_records,
+    _plain_records,
+    _quoted_records,
+    read_delimited_text,
+    read_table,
+)
+from reckai.adapters.polars.source_table import SourceTable
 from reckai.domain.ingestion.delimited import footer_regex
 from reckai.domain.ingestion.errors import IngestionError
+from reckai.domain.ingestion.mapping import ParseSettings
+from reckai.domain.ingestion.sniffing import sniff_ascii_head, sniff_decoded
 
 CELL_CHARS = st.sampled_from(list("abcXYZ019 .-:/") + ["\t", "\\", "\x01", "é", "₦", "\u2028"])
 CELLS = st.lists(CELL_CHARS, max_size=6).map("".join)
@@ -99,6 +112,26 @@ def test_native_reader_agrees_with_the_line_reader(case: tuple[str, str, int]) -
     # be conservative (a tab trimmed off a cell still counts), never optimistic.
     if json_safe:
         assert not any(c in v for v in cells for c in ("\\", "\t", "\x01"))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=regions(), head=st.sampled_from(["", "h1,h2\n", "\ufeffname;x\n", 'Statement "Dec"\nPeriod: 1\n\na|b\n']))
+def test_native_reader_reads_the_data_in_place_after_the_header_lines(case: tuple[str, str, int], head: str) -> None:
+    """Given the whole buffer and the data's start, the native reader skips the lines before it
+    (no copy of the body) and gives what it gives for the body alone, or declines as it does."""
+    delimiter, text, width = case
+    columns = [f"col{i}" for i in range(width)]
+    footer = footer_regex(None)
+    body = text.encode("utf-8")
+    alone = _native_records(body, 0, 7, delimiter, columns, footer)
+    in_place = _native_records(head.encode("utf-8") + body, len(head.encode("utf-8")), 7, delimiter, columns, footer)
+    if alone is None:
+        assert in_place is None
+        return
+    assert in_place is not None
+    (frame, errors, skipped), json_safe = in_place
+    assert frame.equals(alone[0][0]) and errors == alone[0][1] and skipped == alone[0][2]
+    assert json_safe == alone[1]
 
 
 QUOTED_CELL_CHARS = st.sampled_from(list('abcXYZ019 .-:/""') + ["\t", "\\", "é", "₦", ",", ";", "|"] * 2 + ["\n"])
@@ -272,3 +305,143 @@ def test_empty_quoted_fields_take_the_native_reader_and_read_as_the_record_reade
     assert frame.equals(by_record[0]) and frame.schema == by_record[0].schema
     assert errors == by_record[1]
     assert skipped == by_record[2]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=empty_quoted_regions(), head=st.sampled_from(["h1,h2\n", "\ufeffname;x\n", "Statement\n\na|b\n"]))
+@example(case=(",", '"",a\n', 2), head="h1,h2\n")
+@example(case=(",", '""', 2), head="h1,h2\n")
+def test_empty_quoted_fields_are_unquoted_in_place_after_unquoted_header_lines(
+        case: tuple[str, str, int], head: str) -> None:
+    """The reader drops the `""` of the whole buffer when the lines before the data hold no quote
+    (no copy of the region first): what it reads is what it reads from the region alone."""
+    from reckai.adapters.polars.readers import _without_empty_quoted_fields
+
+    delimiter, text, width = case
+    columns = [f"col{i}" for i in range(width)]
+    footer = footer_regex(None)
+    body, prefix = text.encode("utf-8"), head.encode("utf-8")
+    alone = _without_empty_quoted_fields(body, delimiter)
+    whole = _without_empty_quoted_fields(prefix + body, delimiter)
+    if alone is not None and whole is not None:
+        assert whole == prefix + alone
+    # None (the slower paths read the file) exactly when the region alone gives None
+    in_place = None if whole is None else _native_records(whole, len(prefix), 7, delimiter, columns, footer)
+    from_region = None if alone is None else _native_records(alone, 0, 7, delimiter, columns, footer)
+    assert (in_place is None) == (from_region is None)
+    if in_place is not None and from_region is not None:
+        assert in_place[0][0].equals(from_region[0][0])
+        assert in_place[0][1:] == from_region[0][1:] and in_place[1] == from_region[1]
+
+
+def _by_replacing(region: bytes, delimiter: str) -> bytes | None:
+    """`_without_empty_quoted_fields` as it was first written (the four delimiter/newline patterns
+    of `""` replaced until none is left, then the buffer's two ends): the definition the
+    quote-by-quote version must agree with."""
+    separator = delimiter.encode("utf-8")
+    if len(separator) != 1:
+        return None
+    body = region
+    for before in (separator, b"\n"):
+        for after in (separator, b"\n"):
+            token = before + b'""' + after
+            while True:  # twice or more when empty fields are adjacent
+                replaced = body.replace(token, before + after)
+                if len(replaced) == len(body):
+                    break
+                body = replaced
+                if b'"' not in body:  # the usual case: one pattern, one pass (a scan for a byte is cheap)
+                    return body
+    if body.startswith(b'""') and body[2:3] in (b"", separator, b"\n"):
+        body = body[2:]
+    if body.endswith(b'""') and body[-3:-2] in (b"", separator, b"\n"):
+        if body[-3:-2] != separator:  # a last line of just `""`, no final newline: it would vanish
+            return None
+        body = body[:-2]
+    return None if b'"' in body else body
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.lists(st.sampled_from(['a', ',', ';', '\n', '"', '""', ',"",', '\n""']), max_size=14).map("".join),
+       delimiter=st.sampled_from([",", ";"]))
+@example(text='""', delimiter=",")
+@example(text='a\n""', delimiter=",")
+@example(text='"",""\n""', delimiter=",")
+def test_empty_quoted_fields_are_dropped_quote_by_quote_as_by_replacing(text: str, delimiter: str) -> None:
+    from reckai.adapters.polars.readers import _without_empty_quoted_fields
+
+    region = text.encode("utf-8")
+    assert _without_empty_quoted_fields(region, delimiter) == _by_replacing(region, delimiter)
+
+
+def _large_file(body_line: str, *, rows: int = 3_500, preamble: str = "", trailer: str = "", newline: str = "\n",
+                odd_line: tuple[int, str] | None = None) -> bytes:
+    lines = [f"{body_line}{i}" for i in range(rows)]
+    if odd_line is not None:
+        lines[odd_line[0]] = odd_line[1]
+    text = preamble + "date,reference,narration,amount\n" + "\n".join(lines) + "\n" + trailer
+    return text.replace("\n", newline).encode("utf-8")
+
+
+def _read_whole(data: bytes, settings: ParseSettings) -> SourceTable:
+    """The reader as it was: the whole file decoded before anything is read."""
+    info, decoded = sniff_decoded(data, "x.csv", detector=detect_encoding)
+    assert decoded is not None
+    return read_delimited_text(decoded, info, settings, region_bytes=data)
+
+
+LARGE_CASES = {
+    "plain": _large_file("2025-12-01,1234567890,POS PURCHASE SHOPRITE IKEJA RRN 1234567890 with a long narration,-1500.25"),
+    "preamble and trailer": _large_file("2025-12-01,123,narration,-1.50", preamble="Statement of account\nPeriod: Dec\n\n",
+                                        trailer="\nTOTAL,,,-99\nEND OF REPORT\n", rows=12_000),
+    "crlf": _large_file("2025-12-01,123,narration text,-1.50", newline="\r\n", rows=9_000),
+    "quoted empty fields": _large_file('2025-12-01,"",narration text,-1.50', rows=9_000),
+    "quoted field far down": _large_file("2025-12-01,123,narration text,-1.50", rows=9_000,
+                                         odd_line=(8_000, '2025-12-01,123,"narration, quoted",-1.50')),
+    "ragged row far down": _large_file("2025-12-01,123,narration text,-1.50", rows=9_000,
+                                       odd_line=(8_500, "2025-12-01,123,-1.50")),
+    "non-ASCII far down": _large_file("2025-12-01,123,narration text,-1.50", rows=9_000,
+                                      odd_line=(8_500, "2025-12-01,123,café ₦,-1.50")),
+    "backslash far down": _large_file("2025-12-01,123,narration text,-1.50", rows=9_000,
+                                      odd_line=(8_500, "2025-12-01,123,a\\b,-1.50")),
+    "semicolons": _large_file("2025-12-01;123;narration text;-1,50", rows=9_000).replace(b",", b";"),
+    "no final newline": _large_file("2025-12-01,123,narration text,-1.50", rows=9_000)[:-1],
+    "no header": b"1,2,3,4\n" * 80_000,
+    "blank lines inside": _large_file("2025-12-01,123,narration text,-1.50", rows=9_000, odd_line=(7_000, ",,,")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LARGE_CASES))
+@pytest.mark.parametrize("header_row", [None, 1])
+def test_a_large_ascii_file_sniffed_from_its_head_reads_as_the_whole(name: str, header_row: int | None) -> None:
+    """read_table decodes only the head of a large ASCII file (sniff_ascii_head); the table, its
+    errors and skipped lines, and any error raised, are what reading the whole decoded file gives."""
+    data = LARGE_CASES[name]
+    settings = ParseSettings(header_row=header_row + (3 if name == "preamble and trailer" else 0)
+                             if header_row else None)
+    try:
+        expected: SourceTable | str = _read_whole(data, settings)
+    except IngestionError as exc:
+        expected = f"{type(exc).__name__}: {exc.message}"
+    try:
+        got: SourceTable | str = read_table(data, settings, "x.csv")
+    except IngestionError as exc:
+        got = f"{type(exc).__name__}: {exc.message}"
+    if isinstance(expected, str) or isinstance(got, str):
+        assert got == expected
+        return
+    assert got.frame.equals(expected.frame) and got.frame.schema == expected.frame.schema
+    assert (got.columns, got.content, got.row_errors, got.skipped_lines, got.header_line, got.json_safe_cells) == \
+        (expected.columns, expected.content, expected.row_errors, expected.skipped_lines, expected.header_line,
+         expected.json_safe_cells)
+    assert (sniff_ascii_head(data, "x.csv") is not None) == data.isascii()  # the shortcut was taken
+
+
+def test_the_head_sniffer_declines_what_it_cannot_prove() -> None:
+    data = LARGE_CASES["plain"]
+    assert sniff_ascii_head(data[:200_000]) is None  # small: decoding it all is cheap
+    assert sniff_ascii_head(data.replace(b"POS", b"P\x00S", 1)) is None  # NUL: maybe UTF-16
+    assert sniff_ascii_head(codecs.BOM_UTF8 + data) is None  # not ASCII
+    assert sniff_ascii_head(b" \n" * 200_000 + data) is None  # a blank head: the whole may be blank
+    bai2 = b"01,SENDER,RECEIVER,251201,0800,1,80,,2/\n" + b"16,195,150,0,,,NARRATION/\n" * 20_000 + b"99,0,1,3/\n"
+    assert sniff_ascii_head(bai2) is None  # BAI2 is recognised by its trailer too

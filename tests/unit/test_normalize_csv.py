@@ -246,3 +246,24 @@ def test_file_parser_port_adapter_round_trip() -> None:
     assert frame.select("amount_minor", "direction", "reference").rows() == [(150, "debit", "123456789012")]
     assert (outcome.row_count, outcome.source_rows) == (1, 2)
     assert outcome.report["errors"][0]["row_number"] == 2 and outcome.report["failed_rows"] == 1
+
+
+@pytest.mark.parametrize(("status", "expected", "failed"), [
+    ({"column": "RESP", "value_map": {"00": "success"}, "default": "failed"}, ["success", "failed", "failed"], []),
+    ({"column": "RESP", "value_map": {"00": "success"}}, ["success", "unknown"], [2]),
+    ({"constant": "reversed"}, ["reversed"] * 3, []),
+    ({"column": "RESP", "upper": True}, ["unknown"], [1, 2]),
+])
+def test_status_from_a_value_map_or_a_constant_is_known_valid(
+        status: dict[str, object], expected: list[str], failed: list[int]) -> None:
+    """A value_map with a default (or a constant) can only give the statuses the mapping names,
+    which the mapping's parser has checked: no row is lower-cased or checked again; values read
+    from the file still are (a value outside the four is a row error, an empty one "unknown")."""
+    text = "date,amount,RESP\n2025-12-01,5.00,00\n2025-12-01,6.00,51\n2025-12-01,7.00,\n"
+    mapping = {"parse": {}, "fields": {
+        "amount": {"column": "amount"}, "direction": {"constant": "debit"}, "currency": {"constant": "NGN"},
+        "transaction_date": {"column": "date", "formats": ["%Y-%m-%d"]}, "status": status}}
+    result = normalize_file(text.encode("utf-8"), mapping)
+    assert result.frame["status"].to_list() == expected
+    assert [e.row_number for e in result.errors] == failed
+    assert all("status is not success" in e.reason for e in result.errors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +223,39 @@ def test_every_output_row_says_where_it_is_and_a_match_shows_both_sides(sample_r
         for side in ("left", "right"):
             assert (row[f"{side}_source"] == f"line {int(row[side + '_row']) + 1}") if row[f"{side}_row"] else \
                 row[f"{side}_source"] == ""
+
+
+@pytest.mark.parametrize("corrupted_lines", [(), (5, 77)])
+def test_the_outputs_fast_paths_give_the_plain_paths_tables(corrupted_lines: tuple[int, ...], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's three tables, built with its shortcuts (side facts gathered by position when a
+    side's rows are numbered 1..n, pairs ordered by one packed key, confidence worded per distinct
+    value), equal the tables built the plain way (joins on the row number, a two-column sort, the
+    confidence worded row by row); with rejected rows the left side is not 1..n and is joined."""
+    import polars as pl
+
+    from reckai.adapters.polars import result_tables as rt
+    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+    from reckai.application.reconcile import load_profile
+    from reckai.domain.reconciliation.profile import ReconciliationPeriod
+
+    profile = load_profile(PROFILE)
+    left_path = _corrupt_amounts(tmp_path, corrupted_lines) if corrupted_lines else DATA / "bank.csv"
+    source = PolarsCanonicalSource()
+    left, left_errors = source.read(str(left_path), profile.left.mapping or {})
+    right, _ = source.read(str(DATA / "switch.csv"), profile.right.mapping or {})
+    assert len(left_errors) == len(corrupted_lines)
+    period = ReconciliationPeriod(dt.date(2025, 12, 1), dt.date(2025, 12, 31))
+    tables = rt.PolarsTablesEngine().reconcile_tables(left, right, profile, period)
+    fast = {name: tables.cli_table(name) for name in ("matches", "suggestions", "exceptions")}
+    assert tables._dense("left", tables.sides["left"]) == (not corrupted_lines)
+    assert tables._dense("right", tables.sides["right"])
+
+    plain = rt.PolarsTablesEngine().reconcile_tables(left, right, profile, period)
+    monkeypatch.setattr(rt.ResultTables, "_dense", lambda self, side, facts: False)
+    monkeypatch.setattr(rt, "_match_order", lambda frame: frame.sort(["left_row", "right_row"], maintain_order=True))
+    monkeypatch.setattr(rt, "confidence_texts", lambda frame, column="confidence_bp": rt.confidence_text(pl.col(column)))
+    for name, table in fast.items():
+        expected = plain.cli_table(name)
+        assert table.equals(expected) and table.schema == expected.schema, name
+    assert fast["matches"].height > 100 and fast["exceptions"].height > 10

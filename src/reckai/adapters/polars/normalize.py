@@ -83,6 +83,7 @@ def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any]
         mapping = parse_mapping(mapping)
     data, filename = _read_source(source, filename)
     table = read_table(data, mapping.parse, filename, max_inflated_bytes=max_inflated_bytes)
+    del data  # the file's bytes (read here from a path) are not held while the table is normalized
     return normalize_table(table, mapping, keep_raw=keep_raw)
 
 
@@ -187,6 +188,7 @@ class ExpressionPlan:
     def __init__(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
         self.lf = frame.lazy()
         self._count = 0
+        self.values: dict[str, pl.Expr] = {}  # _value_expr by the spec's repr: two fields, one column
 
     def put(self, expr: pl.Expr, hint: str = "t") -> pl.Expr:
         name = f"__{hint}_{self._count}"
@@ -216,6 +218,16 @@ def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: Expressi
     later sources of a coalesce (a regex over the narration, say) only work on the rows the earlier
     ones left empty. The value of the other rows is then meaningless, and never used.
     """
+    if only_where is not None:
+        return _new_value_expr(spec, cols, path, plan, only_where)
+    key = repr(spec)
+    if key not in plan.values:  # description and counterparty often read the same column alike
+        plan.values[key] = _new_value_expr(spec, cols, path, plan, None)
+    return plan.values[key]
+
+
+def _new_value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: ExpressionPlan,
+                    only_where: pl.Expr | None) -> pl.Expr:
     if spec.constant is not None:
         expr: pl.Expr = pl.lit(spec.constant, dtype=pl.String)
     elif spec.coalesce:
@@ -250,6 +262,21 @@ def _value_expr(spec: ValueSpec, cols: dict[str, str], path: str, plan: Expressi
     elif spec.default is not None:
         expr = expr.fill_null(default)
     return plan.put(expr, "v")
+
+
+def _ends_upper_cased(spec: ValueSpec) -> bool:
+    """`_value_expr(spec)` is upper case already: upper-cased last (no value_map or default after)."""
+    return spec.upper and not spec.value_map and (spec.default is None or spec.default == spec.default.upper())
+
+
+def _possible_values(spec: ValueSpec) -> set[str] | None:
+    """Every non-null value `_value_expr(spec)` can give, when that is known from the spec alone: a
+    constant, or a value_map with a default (a row's value is then a mapped value or the default)."""
+    if spec.constant is not None and not spec.value_map:
+        return {spec.constant.upper() if spec.upper else spec.constant}
+    if spec.value_map and spec.default is not None and spec.constant is None:
+        return {*spec.value_map.values(), spec.default}
+    return None
 
 
 @dataclass
@@ -409,8 +436,10 @@ def _parse_datetime(s: pl.Expr, formats: tuple[str, ...], plan: ExpressionPlan) 
     unparsed: pl.Expr | None = None  # rows no earlier format parsed: the only ones a later one tries
     for fmt in formats:
         source = s if unparsed is None else pl.when(unparsed).then(s)
+        # polars' cache of parsed texts pays off for dates (a few hundred distinct days) and costs
+        # more than it saves for moments, nearly all distinct (0.03 s more per 1M rows): off for those.
         if _has_time(fmt):
-            p = source.str.strptime(pl.Datetime("us"), fmt, strict=False)
+            p = source.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
         else:
             p = source.str.strptime(pl.Date, fmt, strict=False).cast(pl.Datetime("us"))
         p = plan.put(p, "date")
@@ -490,7 +519,9 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
 
     # Currency first: the amount's exponent depends on it, row by row.
     currency_spec = fields["currency"]
-    currency = plan.put(_value_expr(currency_spec, cols, "fields.currency", plan).str.to_uppercase(), "currency")
+    currency = _value_expr(currency_spec, cols, "fields.currency", plan)
+    if not _ends_upper_cased(currency_spec):
+        currency = plan.put(currency.str.to_uppercase(), "currency")
     outputs["currency"] = currency
     checks.append(("currency", _first_column(currency_spec), pl.when(currency.is_null()).then(
         pl.lit("currency missing")).when(~currency.str.contains("^[A-Z]{3}$")).then(
@@ -549,13 +580,18 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
         outputs[name] = (_value_expr(fields[name], cols, f"fields.{name}", plan) if name in fields
                          else pl.lit(None, dtype=pl.String))
     if "status" in fields:
-        status = plan.put(_value_expr(fields["status"], cols, "fields.status", plan).str.to_lowercase(),
-                          "status")
+        # A value_map with a default (or a constant) can only give the values it names: when those
+        # are lower case and valid statuses, lower-casing and checking every row changes nothing.
+        possible = _possible_values(fields["status"])
+        status = _value_expr(fields["status"], cols, "fields.status", plan)
+        if possible is None or any(value != value.lower() for value in possible):
+            status = plan.put(status.str.to_lowercase(), "status")
         outputs["status"] = status.fill_null(pl.lit("unknown"))
-        checks.append(("status", _first_column(fields["status"]), pl.when(
-            status.is_not_null() & ~status.is_in(_STATUSES)).then(pl.lit(
-                "status is not success, failed, reversed or unknown; add the value to value_map or set a "
-                "default"))))
+        if possible is None or not {value.lower() for value in possible} <= set(_STATUSES):
+            checks.append(("status", _first_column(fields["status"]), pl.when(
+                status.is_not_null() & ~status.is_in(_STATUSES)).then(pl.lit(
+                    "status is not success, failed, reversed or unknown; add the value to value_map or set a "
+                    "default"))))
     else:
         outputs["status"] = pl.lit("unknown")
     outputs["raw"] = _raw_json(table) if keep_raw else pl.lit("{}")
@@ -568,13 +604,18 @@ def normalize_table(table: SourceTable, mapping: Mapping, *, keep_raw: bool = Tr
         *[check.alias(error_names[i]) for i, (_, _, check) in enumerate(checks)],
     )
     any_error = pl.any_horizontal([pl.col(n).is_not_null() for n in error_names])
-    keep = [ROW_NUMBER, LINE_NUMBER, *table.columns, *[f"__out_{name}" for name in outputs], *error_names]
-    # Only what is needed leaves the plan: the intermediates would be copied by every filter below.
+    keep = [ROW_NUMBER, LINE_NUMBER, *[f"__out_{name}" for name in outputs], *error_names]
+    # Only what is needed leaves the plan: the intermediates would be copied by every filter below,
+    # and the source cells (the value an error shows) are taken from the table for failed rows only.
     computed = lazy.with_columns(any_error.alias("__failed")).select(*keep, "__failed").collect()
     errors = list(table.row_errors)
     any_failed = bool(computed.get_column("__failed").any())
     failed = computed.filter(pl.col("__failed")) if any_failed else computed.clear()
     if failed.height:
+        # the plan keeps the table's rows, in order: the same mask picks the same rows' cells
+        shown = [name for name in dict.fromkeys(cols.get(column, column) for _, column, _ in checks if column)
+                 if name in table.frame.columns and name not in failed.columns]
+        failed = failed.hstack(table.frame.select(shown).filter(computed.get_column("__failed")))
         for i, (field_name, column, _) in enumerate(checks):
             source_col = cols.get(column, column) if column else None
             value_col = source_col if source_col in failed.columns else None
