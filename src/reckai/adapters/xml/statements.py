@@ -13,11 +13,13 @@ the number of entries.
 from __future__ import annotations
 
 import bisect
+import gc
 import operator
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -508,10 +510,30 @@ def _cut_entries(data: bytes, statements: list[int], starts: list[int], ends: li
         first = last
 
 
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while entries are read: every element the C parser builds
+    is a tracked container, so the collector ran thousands of times over the rows held, about a
+    quarter of the reading time. Reading makes no reference cycles; the collector is restored
+    (if it was on) when done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_camt(data: bytes, expand_details: bool = False) -> CamtEntries:
     """The entries of a camt.052/053/054 document, in bounded memory: neither the document's tree
     nor the rows as Python objects grow with the file (rows become polars chunks every
     _CHUNK_ROWS); the statement's Id and account are joined to its rows by the statement's number."""
+    with _collection_paused():
+        return _read_camt(data, expand_details)
+
+
+def _read_camt(data: bytes, expand_details: bool) -> CamtEntries:
     chunks: list[pl.DataFrame] = []
     done = 0
     rows: list[_Row] = []
