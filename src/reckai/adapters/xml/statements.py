@@ -80,7 +80,7 @@ class _PathNode:
     full tag (namespace included) once per distinct tag and caches it in `by_tag`, so no tag is
     stripped of its namespace or split per element."""
 
-    __slots__ = ("path", "children", "by_tag")
+    __slots__ = ("by_tag", "children", "path")
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path  # the key a leaf here fills, or None (only a step on the way)
@@ -255,9 +255,9 @@ def _detail_amount(detail: ET.Element) -> ET.Element | None:
     for holder in detail:
         if isinstance(holder.tag, str) and local_name(holder.tag) == "AmtDtls":
             for amount in holder:
-                if isinstance(amount.tag, str) and local_name(amount.tag) == "TxAmt":
-                    if (found := _first_child(amount, "Amt")) is not None:
-                        return found
+                if (isinstance(amount.tag, str) and local_name(amount.tag) == "TxAmt"
+                        and (found := _first_child(amount, "Amt")) is not None):
+                    return found
     return None
 
 
@@ -421,12 +421,14 @@ def _entries_by_fragments(data: bytes, document: _CamtDocument) -> Iterator[tupl
     # Consecutive entries of one statement are siblings with nothing but blanks (or comments)
     # between them: they are parsed together, _ENTRY_BATCH at a time.
     line, counted = 1, 0
-    batch: list[tuple[int, int]] = []  # (start, line)
+    batch: list[tuple[int, int, int]] = []  # (start, end, line)
     batch_statement = -1
 
     def flush(end: int) -> Iterator[tuple[ET.Element, int, int]]:
-        parsed = ET.fromstring(opening + data[batch[0][0]:end] + closing)
-        for element, (_, entry_line) in zip(parsed, batch, strict=True):
+        parsed = _parsed_together(opening + data[batch[0][0]:end] + closing, len(batch))
+        if parsed is None:  # not siblings after all (an entry inside another element): each alone
+            parsed = [ET.fromstring(opening + data[start:stop] + closing)[0] for start, stop, _ in batch]
+        for element, (_, _, entry_line) in zip(parsed, batch, strict=True):
             yield element, entry_line, batch_statement
 
     end = 0
@@ -438,7 +440,7 @@ def _entries_by_fragments(data: bytes, document: _CamtDocument) -> Iterator[tupl
             batch = []
         line += data.count(b"\n", counted, match.start())
         counted = match.start()
-        batch.append((match.start(), line))
+        batch.append((match.start(), match.end(), line))
         batch_statement, end = statement, match.end()
     if batch:
         yield from flush(end)
@@ -472,8 +474,9 @@ def _plain_cut(data: bytes, prefix: bytes | None) -> tuple[list[int], list[int],
     name = re.escape(prefix + b":" if prefix else b"")
     statements: list[int] = []
     for element in _STATEMENT_ELEMENTS:
-        found = [m.start() for m in re.finditer(b"<" + name + element.encode() + rb"[\s>]", data)]
-        if _tag_names(data, element.encode()) != 2 * len(found):
+        named = _tag_names(data, element.encode())
+        found = [m.start() for m in re.finditer(b"<" + name + element.encode() + rb"[\s>]", data)] if named else []
+        if named != 2 * len(found):
             return None
         statements.extend(found)
     starts = [m.start() for m in re.finditer(b"<" + name + rb"Ntry[\s>]", data)]
@@ -484,11 +487,23 @@ def _plain_cut(data: bytes, prefix: bytes | None) -> tuple[list[int], list[int],
     return sorted(statements), starts, ends
 
 
+def _parsed_together(wrapped: bytes, count: int) -> list[ET.Element] | None:
+    """The entries of a batch parsed at once, or None unless it parses to exactly `count` children,
+    each an `Ntry` (then the entries were not consecutive siblings: the caller parses each alone)."""
+    try:
+        parsed = list(ET.fromstring(wrapped))
+    except ET.ParseError:
+        return None
+    if len(parsed) != count or any(local_name(element.tag) != "Ntry" for element in parsed):
+        return None
+    return parsed
+
+
 def _cut_entries(data: bytes, statements: list[int], starts: list[int], ends: list[int], opening: bytes,
                  closing: bytes) -> Iterator[tuple[ET.Element, int, int]]:
     """(Ntry, line, statement number) for entries cut by `_plain_cut`: the entries of one statement
     parsed together, _ENTRY_BATCH at a time, when they are consecutive siblings (the batch then
-    parses to exactly its entries); else each alone."""
+    parses to exactly its entries, each an `Ntry`); else each alone."""
     line, counted, first, total = 1, 0, 0, len(starts)
     while first < total:
         statement = bisect.bisect_right(statements, starts[first]) - 1
@@ -499,11 +514,8 @@ def _cut_entries(data: bytes, statements: list[int], starts: list[int], ends: li
             line += data.count(b"\n", counted, start)
             counted = start
             lines.append(line)
-        try:
-            parsed: list[ET.Element] | None = list(ET.fromstring(opening + data[starts[first]:ends[last - 1]] + closing))
-        except ET.ParseError:
-            parsed = None
-        if parsed is None or len(parsed) != last - first:
+        parsed = _parsed_together(opening + data[starts[first]:ends[last - 1]] + closing, last - first)
+        if parsed is None:
             parsed = [ET.fromstring(opening + data[starts[k]:ends[k]] + closing)[0] for k in range(first, last)]
         for element, entry_line in zip(parsed, lines, strict=True):
             yield element, entry_line, statement
