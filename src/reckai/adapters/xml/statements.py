@@ -282,7 +282,7 @@ def _check_version(data: bytes, tag: str) -> None:
             line=line, namespace=namespace, element=name)
 
 
-_CHUNK_ROWS = 50_000  # rows held as Python tuples before they become a (compact) polars chunk
+_CHUNK_ROWS = 20_000  # rows held as Python tuples before they become a (compact) polars chunk
 
 
 @dataclass
@@ -582,12 +582,16 @@ def _read_camt(data: bytes, expand_details: bool) -> CamtEntries:
             done += len(rows)
             rows, lines, statement_of_row = [], [], []
     chunks.append(_chunk(rows, lines, statement_of_row, done + 1))
-    frame = pl.concat(chunks, rechunk=True) if len(chunks) > 1 else chunks[0]
+    # Chunks kept as they are (no copy into one buffer per column); the statement's columns are
+    # looked up by its number (a join would copy every column of the rows).
+    frame = pl.concat(chunks, rechunk=False) if len(chunks) > 1 else chunks[0]
+    del chunks
     statements = document.statements
-    known = pl.DataFrame({"__statement": pl.Series(range(len(statements)), dtype=pl.Int64),
-                          **{c: pl.Series([s[c] for s in statements], dtype=pl.String) for c in _STATEMENT_COLUMNS}})
-    frame = frame.join(known, on="__statement", how="left", maintain_order="left").drop("__statement")
-    frame = frame.select(ROW_NUMBER, LINE_NUMBER, *CAMT053_COLUMNS)
+    number = pl.col("__statement")
+    frame = frame.select(ROW_NUMBER, LINE_NUMBER, *[
+        number.replace_strict(list(range(len(statements))), [s[c] for s in statements], default=None,
+                              return_dtype=pl.String).alias(c) if c in _STATEMENT_COLUMNS else pl.col(c)
+        for c in CAMT053_COLUMNS])
     kind = document.kind or "camt053"
     identities = [identity for s in statements
                   if (identity := camt_identity(kind, s["account"], s["statement_id"])) is not None]
