@@ -84,6 +84,11 @@ def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any]
     if not isinstance(mapping, Mapping):
         mapping = parse_mapping(mapping)
     table = _read_source_table(source, mapping, filename, max_inflated_bytes)
+    if table.frame.n_chunks() > 1:
+        # A reader that built its table in chunks (camt) hands it over as they are; one buffer
+        # per column, made now that a path's bytes are gone, keeps normalizing compact (on 1M
+        # camt entries the chunked table took 1.7 GB to normalize, the rechunked one 1.2 GB).
+        table = dataclasses.replace(table, frame=table.frame.rechunk())
     return normalize_table(table, mapping, keep_raw=keep_raw)
 
 
