@@ -6,8 +6,10 @@ same; another version is refused naming the namespace and its line. An entry wit
 (a batch booking) gives one row carrying the entry amount, the references of its first `TxDtls` and
 `tx_details_count`; with `parse.expand_transaction_details` it gives one row per `TxDtls` with the
 detail's own amount and the entry's dates, and a warning when the details do not sum to the entry.
-The file is streamed (`iter_xml`): each entry is dropped once read, so memory does not grow with
-the number of entries.
+Entries are cut out of the bytes and parsed by expat's C parser a batch at a time (a document with
+a DTD, or UTF-16, is streamed through defusedxml instead), then read through cached path trees
+(`_EntryReader`); rows become polars chunks every _CHUNK_ROWS, so neither a tree nor Python rows
+grow with the number of entries (docs/file-formats.md, "Bounded memory, and how it is read").
 """
 
 from __future__ import annotations
