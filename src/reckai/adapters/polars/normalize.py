@@ -78,13 +78,24 @@ def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any]
                    filename: str | None = None, *, keep_raw: bool = True,
                    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> NormalizationResult:
     """Read, map and normalize one file; raise IngestionError when the file as a whole is unusable.
-    `keep_raw=False`: the `raw` column is an empty object (see normalize_table)."""
+    `keep_raw=False`: the `raw` column is an empty object (see normalize_table). Given a path, the
+    file's bytes are let go once the source table is read, before it is normalized (a 1M-entry
+    camt.053 is 427 MB of bytes)."""
     if not isinstance(mapping, Mapping):
         mapping = parse_mapping(mapping)
-    data, filename = _read_source(source, filename)
-    table = read_table(data, mapping.parse, filename, max_inflated_bytes=max_inflated_bytes)
-    del data  # the file's bytes (read here from a path) are not held while the table is normalized
+    table = _read_source_table(source, mapping, filename, max_inflated_bytes)
+    if table.frame.n_chunks() > 1:
+        # A reader that built its table in chunks (camt) hands it over as they are; one buffer
+        # per column, made now that a path's bytes are gone, keeps normalizing compact (on 1M
+        # camt entries the chunked table took 1.7 GB to normalize, the rechunked one 1.2 GB).
+        table = dataclasses.replace(table, frame=table.frame.rechunk())
     return normalize_table(table, mapping, keep_raw=keep_raw)
+
+
+def _read_source_table(source: bytes | str | Path, mapping: Mapping, filename: str | None,
+                       max_inflated_bytes: int) -> SourceTable:
+    data, filename = _read_source(source, filename)
+    return read_table(data, mapping.parse, filename, max_inflated_bytes=max_inflated_bytes)
 
 
 def _read_source(source: bytes | str | Path, filename: str | None) -> tuple[bytes, str | None]:
