@@ -14,6 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from reckai.adapters.memory.scanner import InMemoryScanner
+from reckai.application.ports.rate_limit import TIERS
 from reckai.application.ports.reconciliations import RuleVersion
 from reckai.bootstrap import bootstrap_in_memory
 from reckai.entrypoints.http.app import create_app
@@ -38,6 +39,7 @@ class Api:
 
     def file(self, data: bytes, name: str, file_type: str) -> str:
         side = "left" if file_type == "bank" else "right"
+        self.container.rate_limiter.reset(TIERS["upload"], str(self.admin_id))  # many uploads in one module
         uploaded = self.call("POST", "/api/files/upload", 201, data={"file_type": file_type},
                              files={"file": (name, data, "text/csv")})["data"]
         self.call("POST", f"/api/files/{uploaded['id']}/map", 200,
@@ -48,6 +50,7 @@ class Api:
     def wait(self, job_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + 60
         while True:
+            self.container.rate_limiter.reset(TIERS["api"], str(self.admin_id))  # polling is many requests
             job = self.call("GET", f"/api/reconciliations/{job_id}", 200)["data"]
             if job["status"] in ("completed", "failed", "cancelled"):
                 return job  # type: ignore[no-any-return]

@@ -356,6 +356,11 @@ class _Attempt:
                                                   matched_rows=outcome.matched_rows,
                                                   exception_rows=outcome.exception_rows))
             uow.reconciliation_jobs.update(completed)
+            if inheritance is not None:  # a system action: one audit row for the job, with the count
+                services.audit_log.record(uow, system_event(
+                    "exception.inherited", job.organization_id, job.id, by="system",
+                    previous_job_id=inheritance["from_job_id"], count=inheritance["exceptions"],
+                    **({"skipped": inheritance["skipped"]} if "skipped" in inheritance else {})))
             services.audit_log.record(uow, system_event(
                 "reconciliation.job.completed", job.organization_id, job.id, attempt=job.attempt,
                 matched_rows=completed.matched_rows, exception_rows=completed.exception_rows,
@@ -368,7 +373,8 @@ class _Attempt:
         """A forced re-run (`previous_job_id`): its exceptions take the state of the earlier job's
         with the same key, as a system action (docs/decisions/forced-job-inheritance.md), when
         this job reads the rows the earlier job read (the same files at the same normalized
-        versions: the same row numbers). One audit row for the job, with the count."""
+        versions: the same row numbers). The caller audits it (one row for the job, with the
+        count) late in the transaction, as the audit chain's lock asks."""
         services, job = self.services, self.job
         earlier_id = job.previous_job_id
         if earlier_id is None:
@@ -386,9 +392,6 @@ class _Attempt:
         outcome: dict[str, Any] = {"from_job_id": str(earlier_id), "exceptions": count}
         if skipped:
             outcome["skipped"] = skipped
-        services.audit_log.record(uow, system_event(
-            "exception.inherited", job.organization_id, job.id, by="system", previous_job_id=str(earlier_id),
-            count=count, **({"skipped": skipped} if skipped else {})))
         return outcome
 
     def finish_cancelled(self) -> str:
