@@ -254,6 +254,13 @@ def check_forced_job_inherits_by_key(tenants: Tenants, add_file: Callable[[uuid.
         assert (only_new.status, only_new.inherited_from, list(uow.exceptions.history(only_new.id))) == (
             ExceptionStatus.OPEN, None, [])
         assert before["C only earlier"].status is ExceptionStatus.OPEN
+    with database.unit_of_work(org) as uow:  # deleting the earlier job keeps the later exceptions, unlinked
+        assert uow.reconciliation_jobs.delete(earlier_job.id)
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        kept = uow.exceptions.list(ExceptionQuery(job_id=new_job.id, limit=50)).items
+        assert len(kept) == 4 and all(item.inherited_from is None for item in kept)
+        assert [h.action for h in uow.exceptions.history(later["A"].id)] == ["inherit"]
 
 
 CHECKS = [check_job_round_trip_and_isolation, check_list_filter_and_count, check_results_are_replaced_never_duplicated,

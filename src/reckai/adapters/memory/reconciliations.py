@@ -114,6 +114,10 @@ class MemoryJobRepository(_Base):
             for key, row in list(self._uow.rows(table)):
                 if row.job_id == job_id:
                     self._uow.remove(table, key)
+        for key, row in list(self._uow.rows(EXCEPTIONS)):  # exceptions.inherited_from: ON DELETE SET NULL
+            if row.inherited_from is not None and self._uow.get(EXCEPTIONS, row.inherited_from) is None:
+                row.inherited_from = None
+                self._uow.put(EXCEPTIONS, key, row)
         for key, row in list(self._uow.rows(FILES)):
             if getattr(row, "job_id", None) == job_id:
                 self._uow.put(FILES, key, dataclasses.replace(row, job_id=None))
