@@ -204,3 +204,32 @@ def test_a_forced_job_inherits_the_state_of_the_earlier_jobs_exceptions(api: Api
     audit = api.call("GET", f"/api/audit-logs?action=exception.inherited&resource_id={forced['id']}", 200)["data"]
     assert len(audit) == 1 and audit[0]["user_id"] is None
     assert audit[0]["metadata"]["count"] == 3 and audit[0]["metadata"]["previous_job_id"] == first["id"]
+
+    # Forced again with a rule that matches nothing: two more breaks (bank row 1, switch row 1), only
+    # in this job: they stay new; the three others inherit from the newest earlier job (`forced`).
+    never = RuleVersion(uuid.uuid4(), 1, "never", {**EXACT_RULE, "conditions": {
+        "right": [{"field": "status", "op": "eq", "value": "nope"}], "auto_match_threshold": 0.5}},
+        ("gl", "card"))  # not a default rule of bank against switch: given by id only
+    with api.container.database.unit_of_work(api.org_id) as uow:
+        uow.matching_rules.add_version(never, created_by=api.admin_id, priority=5)
+        uow.commit()
+    wider = api.call("POST", "/api/reconciliations", 201, json={
+        **body, "name": "wider", "force": True, "rule_ids": [str(never.rule_id)]})["data"]
+    assert api.wait(wider["id"])["status"] == "completed"
+    widest = _by_key(api, wider["id"])
+    only_new = {key for key in widest if key not in later}
+    assert len(widest) == 5 and {(k[1], k[2]) for k in only_new} == {(1, None), (None, 1)}
+    for key in only_new:
+        assert (widest[key]["status"], widest[key]["inherited_from"], widest[key]["assigned_to"]) == ("open", None, None)
+    assert {key: widest[key]["inherited_from"] for key in later} == {key: later[key]["id"] for key in later}
+    # a person works on one of them; the next forced job (the exact rule again) does not have it:
+    # it is left as it is, the three others inherit from `wider`
+    kept = widest[next(iter(only_new))]["id"]
+    api.call("POST", f"/api/exceptions/{kept}/assign", 200, json={"assignee_id": str(api.admin_id)})
+    widest = _by_key(api, wider["id"])
+    again = api.call("POST", "/api/reconciliations", 201, json={**body, "name": "exact again", "force": True})["data"]
+    assert api.wait(again["id"])["status"] == "completed"
+    last = _by_key(api, again["id"])
+    assert set(last) == set(later) and all(last[k]["inherited_from"] == widest[k]["id"] for k in last)
+    assert last[resolved_key]["status"] == "resolved" and last[assigned_key]["assigned_to"] == str(api.admin_id)
+    assert _by_key(api, wider["id"]) == widest  # the earlier job's, with the one only in it, untouched
