@@ -341,22 +341,24 @@ class PostgresResultsRepository(PostgresRepository):
 # earlier job's by key (the n-th of a key with the n-th, in id order: the order the COPY wrote them),
 # copy the state (lifecycle.INHERITED_FIELDS) with one UPDATE ... FROM, then from its RETURNING write
 # one history entry each (the JSON of lifecycle.inheritance_changes) and copy the comments.
-_KEY = ("type, coalesce(left_file_id, '00000000-0000-0000-0000-000000000000'::uuid) AS lf,"
-        " coalesce(left_row, 0) AS lr, coalesce(right_file_id, '00000000-0000-0000-0000-000000000000'::uuid) AS rf,"
-        " coalesce(right_row, 0) AS rr")
+# The pairs come from one GROUP BY over both jobs' rows (key, ordinal), never from a join of the two
+# sets: the rows were written in this transaction, so the planner has no statistics for them and
+# would join two "one-row" sets with a nested loop, quadratic in the number of exceptions (a 200k-row
+# job stalled). GROUP BY keeps NULL keys together, like the domain's tuple key.
 _INHERITED = ", ".join(f"{name} = e.{name}" for name in INHERITED_FIELDS)
 _INHERIT = f"""
-WITH new AS (
-    SELECT id, {_KEY}, row_number() OVER (PARTITION BY type, left_file_id, left_row, right_file_id, right_row
-                                          ORDER BY id) AS k
-      FROM exceptions WHERE job_id = :job AND status = 'open' AND inherited_from IS NULL
-), old AS (
-    SELECT id, {_KEY}, row_number() OVER (PARTITION BY type, left_file_id, left_row, right_file_id, right_row
-                                          ORDER BY id) AS k
-      FROM exceptions WHERE job_id = :earlier
+WITH keyed AS (
+    SELECT id, job_id, type, left_file_id, left_row, right_file_id, right_row,
+           row_number() OVER (PARTITION BY job_id, type, left_file_id, left_row, right_file_id, right_row
+                              ORDER BY id) AS k
+      FROM exceptions
+     WHERE (job_id = :job AND status = 'open' AND inherited_from IS NULL) OR job_id = :earlier
+), grouped AS (
+    SELECT (array_agg(id) FILTER (WHERE job_id = :job))[1] AS new_id,
+           (array_agg(id) FILTER (WHERE job_id = :earlier))[1] AS old_id
+      FROM keyed GROUP BY type, left_file_id, left_row, right_file_id, right_row, k
 ), pairs AS (
-    SELECT new.id AS new_id, old.id AS old_id FROM new
-      JOIN old ON (old.type, old.lf, old.lr, old.rf, old.rr, old.k) = (new.type, new.lf, new.lr, new.rf, new.rr, new.k)
+    SELECT new_id, old_id FROM grouped WHERE new_id IS NOT NULL AND old_id IS NOT NULL
 ), inherited AS (
     UPDATE exceptions n SET {_INHERITED}, inherited_from = e.id, updated_at = CAST(:at AS timestamp)
       FROM pairs p JOIN exceptions e ON e.id = p.old_id
