@@ -15,6 +15,14 @@ import pytest
 from reckai.application.ports.reconciliations import JobFileLink, JobFilter, ResultsRejected
 from reckai.application.ports.repositories import TenantIsolationViolation
 from reckai.application.ports.workflow import ExceptionQuery
+from reckai.domain.exceptions.lifecycle import (
+    INHERITED_FIELDS,
+    BreakAction,
+    Comment,
+    ExceptionStatus,
+    Resolution,
+    inheritance_changes,
+)
 from reckai.domain.reconciliation import jobs as j
 from reckai.domain.reconciliation.jobs import JobStatus
 
@@ -173,6 +181,86 @@ def check_delete_links_and_stuck(tenants: Tenants, add_file: Callable[[uuid.UUID
         assert uow.reconciliation_results.count_matches(job.id, status="auto") == 0
         assert uow.files.get(left) is not None  # an upload outlives the job
         assert not uow.reconciliation_jobs.delete(job.id)
+
+
+def _exception_line(kind: str, left: tuple[uuid.UUID, int] | None, right: tuple[uuid.UUID, int] | None,
+                    description: str) -> bytes:
+    """One exception CSV line (EXCEPTION_COLUMNS) about these (file, row) of each side."""
+    lf, lr = (str(left[0]), str(left[1])) if left else ("", "")
+    rf, rr = (str(right[0]), str(right[1])) if right else ("", "")
+    return (f"{kind},medium,12.50,NGN,2025-12-01,{description},,,,{lr},{rr},{lf},{rf},1250,,,,,,,\n").encode()
+
+
+def check_forced_job_inherits_by_key(tenants: Tenants, add_file: Callable[[uuid.UUID, uuid.UUID], uuid.UUID]) -> None:
+    """A forced re-run's exceptions take the state of the earlier job's with the same key (type,
+    left file and row, right file and row): status, assignee, resolution, escalation, SLA clock,
+    comments; an `inherit` history entry each; one only in the new job stays new, one only in the
+    earlier job is untouched; several with one key pair in the order written."""
+    database, (org, user), (org_b, _) = tenants
+    left, right = add_file(org, user), add_file(org, user)
+    earlier_job, new_job = _processing(database, org, user), _processing(database, org, user)
+    a, b = _exception_line("missing_entry", (left, 1), None, "A"), _exception_line("amount_mismatch", (left, 2), (right, 2), "B")
+    c = _exception_line("missing_entry", (left, 3), None, "C only earlier")
+    d1, d2 = _exception_line("duplicate", (left, 5), None, "D first"), _exception_line("duplicate", (left, 5), None, "D second")
+    e = _exception_line("missing_entry", None, (right, 9), "E only new")
+    d_again = _exception_line("duplicate", (left, 5), None, "D again")  # pairs with the first written: "D first"
+    with database.unit_of_work(org) as uow:
+        uow.reconciliation_results.replace_results(earlier_job.id, 1, [], [a + b + c + d1 + d2])
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        earlier = {x.description: x for x in uow.exceptions.list(ExceptionQuery(job_id=earlier_job.id, limit=50)).items}
+        resolved, worked, escalated = (uow.exceptions.get_for_update(earlier[name].id) for name in ("A", "B", "D first"))
+        assert resolved and worked and escalated
+        for entry in resolved.close(BreakAction.RESOLVE, actor_id=user, at=NOW,
+                                    resolution=Resolution.of("corrected_at_source", "fixed at the bank")):
+            uow.exceptions.add_history(entry)
+        for entry in (worked.apply(BreakAction.START, actor_id=user, at=NOW), worked.assign(user, actor_id=user, at=NOW),
+                      escalated.apply(BreakAction.START, actor_id=user, at=NOW),
+                      escalated.apply(BreakAction.ESCALATE, actor_id=user, at=NOW)):
+            uow.exceptions.add_history(entry)
+        for item in (resolved, worked, escalated):
+            uow.exceptions.update(item)
+        for minutes, text in enumerate(("asked the bank", "bank says tomorrow")):
+            uow.exceptions.add_comment(Comment.write(organization_id=org, exception_id=worked.id, user_id=user,
+                                                     content=text, at=NOW + dt.timedelta(minutes=minutes)))
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        before = {x.description: x for x in uow.exceptions.list(ExceptionQuery(job_id=earlier_job.id, limit=50)).items}
+        uow.reconciliation_results.replace_results(new_job.id, 1, [], [e + d_again + b + a])
+        assert uow.reconciliation_results.inherit_exceptions(new_job.id, earlier_job.id, at=NOW) == 3
+        uow.commit()
+    with database.unit_of_work(org_b) as uow:  # another tenant sees nothing to inherit
+        assert uow.reconciliation_results.inherit_exceptions(new_job.id, earlier_job.id, at=NOW) == 0
+    with database.unit_of_work(org) as uow:
+        assert uow.reconciliation_results.inherit_exceptions(new_job.id, earlier_job.id, at=NOW) == 0  # once
+        later = {x.description: x for x in uow.exceptions.list(ExceptionQuery(job_id=new_job.id, limit=50)).items}
+        after = {x.description: x for x in uow.exceptions.list(ExceptionQuery(job_id=earlier_job.id, limit=50)).items}
+        assert after == before  # the earlier job's exceptions are only read
+        for name, source in (("A", "A"), ("B", "B"), ("D again", "D first")):
+            item, origin = later[name], before[source]
+            assert item.id != origin.id and item.inherited_from == origin.id and item.updated_at == NOW
+            assert {f: getattr(item, f) for f in INHERITED_FIELDS} == {f: getattr(origin, f) for f in INHERITED_FIELDS}
+            history = uow.exceptions.history(item.id)
+            assert [(h.action, h.actor_id, h.from_status, h.to_status, h.changes) for h in history] == [
+                ("inherit", None, "open", origin.status.value, inheritance_changes(
+                    origin.id, earlier_job.id, origin.status.value, 2 if name == "B" else 0))]
+        assert later["A"].status is ExceptionStatus.RESOLVED and later["A"].resolution_note == "fixed at the bank"
+        assert (later["B"].status, later["B"].assigned_to) == (ExceptionStatus.IN_PROGRESS, user)
+        assert later["D again"].status is ExceptionStatus.ESCALATED and later["D again"].escalated_at == NOW
+        copied = [(c.content, c.user_id, c.created_at) for c in uow.exceptions.comments(later["B"].id)]
+        assert copied == [(c.content, c.user_id, c.created_at) for c in uow.exceptions.comments(before["B"].id)]
+        assert [text for text, _, _ in copied] == ["asked the bank", "bank says tomorrow"]
+        only_new = later["E only new"]  # no counterpart: as written
+        assert (only_new.status, only_new.inherited_from, list(uow.exceptions.history(only_new.id))) == (
+            ExceptionStatus.OPEN, None, [])
+        assert before["C only earlier"].status is ExceptionStatus.OPEN
+    with database.unit_of_work(org) as uow:  # deleting the earlier job keeps the later exceptions, unlinked
+        assert uow.reconciliation_jobs.delete(earlier_job.id)
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        kept = uow.exceptions.list(ExceptionQuery(job_id=new_job.id, limit=50)).items
+        assert len(kept) == 4 and all(item.inherited_from is None for item in kept)
+        assert [h.action for h in uow.exceptions.history(later["A"].id)] == ["inherit"]
 
 
 CHECKS = [check_job_round_trip_and_isolation, check_list_filter_and_count, check_results_are_replaced_never_duplicated,

@@ -50,6 +50,10 @@ def test_delete_links_and_stuck(own_tenants: contract.Tenants) -> None:
     contract.check_delete_links_and_stuck(own_tenants, file_adder(own_tenants[0]))
 
 
+def test_forced_job_inherits_by_key(tenants: contract.Tenants) -> None:
+    contract.check_forced_job_inherits_by_key(tenants, file_adder(tenants[0]))
+
+
 def test_bulk_exceptions_get_the_due_at_the_trigger_would_give_and_ordered_ids(tenants: contract.Tenants) -> None:
     """The bulk insert computes due_at itself (the trigger then does not fire: 0009_bulk_persist);
     the SLA is exactly the one a single insert gets from exceptions_set_due_at."""

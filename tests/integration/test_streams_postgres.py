@@ -86,3 +86,23 @@ def test_concurrent_run_requests_start_one_run(world: StreamWorld) -> None:
     assert len([o for o in outcomes if isinstance(o, StreamRunInProgress)]) == 1
     with world.container.database.unit_of_work(world.organization_id) as uow:
         assert [r.run_number for r in uow.streams.runs(stream.id)] == [1]
+
+
+def test_a_forced_job_inherits_the_earlier_jobs_exceptions(world: StreamWorld) -> None:
+    """On PostgreSQL the inheritance is one statement (UPDATE ... FROM, its history entries and
+    comment copies from its RETURNING); the dashboard's rollups, kept by the statement triggers of
+    0019, still equal the exceptions they count (test_dashboard_postgres.py's check)."""
+    import types
+
+    from sqlalchemy import text
+
+    from tests.integration.test_dashboard_postgres import assert_rollup_rows_match
+
+    first, forced = scenarios.a_forced_job_inherits_the_earlier_jobs_exceptions(world)
+    org = types.SimpleNamespace(uow=lambda: world.container.database.unit_of_work(world.organization_id))
+    assert_rollup_rows_match(org)  # type: ignore[arg-type]
+    with world.container.database.unit_of_work(world.organization_id) as uow:
+        linked = uow.connection.execute(text(
+            "SELECT count(*) FROM exceptions n JOIN exceptions e ON e.id = n.inherited_from"
+            " WHERE n.job_id = :forced AND e.job_id = :first"), {"forced": forced, "first": first}).scalar_one()
+    assert linked == 3

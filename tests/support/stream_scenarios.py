@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from reckai.application.exceptions.exceptions import assign_exceptions, change_exception, comment_on_exception
@@ -180,3 +182,80 @@ def a_remapped_file_joins_the_run_with_its_current_version(world: StreamWorld) -
     assert run.figures["matched_pairs"] == 1 and run.figures["new_exceptions"] == 3
     assert run.figures["open_rows_after"] == {"left": 2, "right": 1}
     assert set(world.exceptions(stream)) == {(2, None), (3, None), (None, 2)}
+
+
+def a_forced_job_inherits_the_earlier_jobs_exceptions(world: StreamWorld) -> tuple[Any, Any]:
+    """Issue 15 item 3: a one-off job forced over two files already reconciled together, read at
+    the same versions, takes the state of the earlier job's exceptions by key, as a system action
+    (resolved stays resolved with its resolution, in progress and assigned carry with the SLA
+    clock and comments, untouched stays open), the earlier job's exceptions only read; one audit
+    row. A job after a re-map (other versions: rows numbered anew) inherits nothing. Returns the
+    (earlier, forced) job ids."""
+    from reckai.application.exceptions.exceptions import resolve_exception
+    from reckai.application.files.mapping import confirm_mapping
+    from reckai.application.ports.audit import AuditQuery
+    from reckai.application.ports.workflow import ExceptionQuery
+    from reckai.application.reconciliations.commands import StartRequest, start_reconciliation
+    from reckai.application.reconciliations.worker import run_reconciliation_attempt
+
+    left = world.upload(bank_csv(DAY1_BANK, balance="5.00"), "b-forced.csv", "bank")
+    right = world.upload(switch_csv(DAY1_SWITCH, note="F"), "s-forced.csv", "switch")
+
+    def job(name: str, force: bool = False) -> tuple[Any, dict[tuple[str, int | None, int | None], Any]]:
+        started = start_reconciliation(world.services, world.caller, StartRequest(
+            name=name, left_file_id=left, right_file_id=right, rule_ids=[world.rule_id], force=force))
+        assert run_reconciliation_attempt(world.services, world.organization_id, started.id, 1, "pytest") == "completed"
+        return started.id, exceptions(started.id)
+
+    def exceptions(job_id: Any) -> dict[tuple[str, int | None, int | None], Any]:
+        with world.container.database.unit_of_work(world.organization_id) as uow:
+            items = uow.exceptions.list(ExceptionQuery(job_id=job_id, limit=50)).items
+        return {(e.type, e.left_row, e.right_row): e for e in items}
+
+    first, earlier = job("first")
+    assert len(earlier) == 3
+    resolved_key, worked_key, open_key = sorted(earlier, key=lambda k: (k[1] is None, k[1] or 0, k[2] or 0))
+    principal = Principal(world.caller.user_id, world.organization_id, "admin", permissions_for("admin"), None,
+                          "jti", "admin@example.com", True)
+    workflow = world.container.workflow
+    assert resolve_exception(workflow, principal, earlier[resolved_key].id, "corrected_at_source",
+                             "the bank corrected it").approval is None
+    change_exception(workflow, principal, earlier[worked_key].id, status="in_progress")
+    assign_exceptions(workflow, principal, [earlier[worked_key].id], world.caller.user_id)
+    comment_on_exception(workflow, principal, earlier[worked_key].id, "asked the bank")
+    earlier = exceptions(first)
+
+    forced, later = job("again", force=True)
+    assert set(later) == set(earlier)
+    for key, item in later.items():
+        assert item.inherited_from == earlier[key].id and item.due_at == earlier[key].due_at
+    closed = later[resolved_key]
+    assert (closed.status.value, closed.resolution_code, closed.resolution_note, closed.resolved_by,
+            closed.resolved_at) == ("resolved", "corrected_at_source", "the bank corrected it",
+                                    world.caller.user_id, earlier[resolved_key].resolved_at)
+    worked = later[worked_key]
+    assert (worked.status.value, worked.assigned_to) == ("in_progress", world.caller.user_id)
+    assert (later[open_key].status.value, later[open_key].assigned_to) == ("open", None)
+    with world.container.database.unit_of_work(world.organization_id) as uow:
+        assert [c.content for c in uow.exceptions.comments(worked.id)] == ["asked the bank"]
+        history = [h for h in uow.exceptions.history(worked.id) if h.action == "inherit"]
+        summary = uow.reconciliation_jobs.get(forced).summary  # type: ignore[union-attr]
+    assert len(history) == 1 and history[0].actor_id is None
+    assert history[0].changes["note"] == f"inherited from exception {earlier[worked_key].id} of job {first}"
+    assert summary["inherited"] == {"from_job_id": str(first), "exceptions": 3}
+    assert exceptions(first) == earlier  # only read
+    audit = world.container.audit_log.list_records(world.organization_id, AuditQuery(
+        action="exception.inherited", resource_id=forced)).records
+    assert [(r.event.user_id, (r.event.metadata or {}).get("count")) for r in audit] == [(None, 3)]
+
+    # re-mapped since: the rows are another version's; nothing is inherited (and no force needed)
+    template = rj.profile()["left"]["mapping"]
+    confirm_mapping(world.container.files, world.caller, left,
+                    {**template, "fields": {**template["fields"], "description": {"column": "reference"}}})
+    remapped, fresh = job("re-mapped")
+    assert all(item.status.value == "open" and item.inherited_from is None for item in fresh.values())
+    with world.container.database.unit_of_work(world.organization_id) as uow:
+        assert uow.reconciliation_jobs.get(remapped).summary["inherited"] == {  # type: ignore[union-attr]
+            "from_job_id": str(forced), "exceptions": 0,
+            "skipped": "a file was re-mapped since the earlier job: its rows are numbered anew"}
+    return first, forced

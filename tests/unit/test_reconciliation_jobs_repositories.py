@@ -45,3 +45,7 @@ def test_contract(tenants: contract.Tenants, check: Callable[[contract.Tenants],
 
 def test_delete_links_and_stuck(tenants: contract.Tenants) -> None:
     contract.check_delete_links_and_stuck(tenants, file_adder(tenants[0]))
+
+
+def test_forced_job_inherits_by_key(tenants: contract.Tenants) -> None:
+    contract.check_forced_job_inherits_by_key(tenants, file_adder(tenants[0]))

@@ -34,3 +34,7 @@ def test_a_file_repeating_earlier_rows_does_not_bring_them_twice(world: StreamWo
 
 def test_a_remapped_file_joins_the_run_with_its_current_version(world: StreamWorld) -> None:
     scenarios.a_remapped_file_joins_the_run_with_its_current_version(world)
+
+
+def test_a_forced_job_inherits_the_earlier_jobs_exceptions(world: StreamWorld) -> None:
+    scenarios.a_forced_job_inherits_the_earlier_jobs_exceptions(world)

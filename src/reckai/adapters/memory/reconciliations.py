@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reckai.adapters.memory.store import MemoryTransaction
+from reckai.adapters.memory.workflow import MemoryExceptionRepository
 from reckai.application.ports.reconciliations import (
     EXCEPTION_COLUMNS,
     MATCH_COLUMNS,
@@ -31,7 +32,8 @@ from reckai.application.ports.reconciliations import (
 from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
 from reckai.application.ports.workflow import MatchingRuleRow
 from reckai.domain.exceptions.errors import InvalidWorkflowSettings
-from reckai.domain.exceptions.lifecycle import ExceptionItem
+from reckai.domain.exceptions.inheritance import counterparts
+from reckai.domain.exceptions.lifecycle import ExceptionItem, ExceptionStatus
 from reckai.domain.exceptions.policy import WorkflowSettings, parse_workflow_settings
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 from reckai.domain.reconciliation.rule_versions import RuleVersion as DomainRuleVersion
@@ -112,6 +114,10 @@ class MemoryJobRepository(_Base):
             for key, row in list(self._uow.rows(table)):
                 if row.job_id == job_id:
                     self._uow.remove(table, key)
+        for key, row in list(self._uow.rows(EXCEPTIONS)):  # exceptions.inherited_from: ON DELETE SET NULL
+            if row.inherited_from is not None and self._uow.get(EXCEPTIONS, row.inherited_from) is None:
+                row.inherited_from = None
+                self._uow.put(EXCEPTIONS, key, row)
         for key, row in list(self._uow.rows(FILES)):
             if getattr(row, "job_id", None) == job_id:
                 self._uow.put(FILES, key, dataclasses.replace(row, job_id=None))
@@ -250,6 +256,26 @@ class MemoryResultsRepository(_Base):
         for table, key, value in staged:
             self._uow.put(table, key, value)
         return (sum(1 for t, _, _ in staged if t == MATCHES), sum(1 for t, _, _ in staged if t == EXCEPTIONS))
+
+    def inherit_exceptions(self, job_id: uuid.UUID, earlier_job_id: uuid.UUID, *, at: dt.datetime) -> int:
+        self._check_tenant(self._uow.organization_id)
+        # rows() lists a table in the order its rows were written, as ids order them in PostgreSQL
+        new = [row for _, row in self._uow.rows(EXCEPTIONS) if row.job_id == job_id
+               and row.status is ExceptionStatus.OPEN and row.inherited_from is None]
+        earlier = {row.id: row for _, row in self._uow.rows(EXCEPTIONS) if row.job_id == earlier_job_id}
+        pairs = counterparts(new, earlier.values())
+        exceptions = MemoryExceptionRepository(self._uow)
+        for item in new:
+            if item.id not in pairs:
+                continue
+            source = earlier[pairs[item.id]]
+            comments = exceptions.comments(source.id)
+            entry = item.inherit(source, earlier_job_id=earlier_job_id, at=at, comments=len(comments))
+            self._uow.put(EXCEPTIONS, item.id, item)
+            exceptions.add_history(entry)
+            for comment in comments:
+                exceptions.add_comment(dataclasses.replace(comment, id=uuid.uuid4(), exception_id=item.id))
+        return len(pairs)
 
     def _workflow_settings(self, organization_id: uuid.UUID) -> WorkflowSettings:
         organization = self._uow.get("organizations", organization_id)

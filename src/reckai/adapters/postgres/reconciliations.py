@@ -39,6 +39,7 @@ from reckai.application.ports.reconciliations import (
     StuckJob,
 )
 from reckai.application.ports.repositories import EntityNotFound, TenantIsolationViolation
+from reckai.domain.exceptions.lifecycle import INHERIT_ACTION, INHERITED_FIELDS
 from reckai.domain.reconciliation.jobs import JobStatus, ReconciliationJob
 
 _JOB_COLUMNS = (
@@ -276,6 +277,20 @@ class PostgresResultsRepository(PostgresRepository):
         cursor.execute("TRUNCATE reckai_exception_stage RESTART IDENTITY")
         return count
 
+    def inherit_exceptions(self, job_id: uuid.UUID, earlier_job_id: uuid.UUID, *, at: dt.datetime) -> int:
+        if self._uow.organization_id is None:
+            raise TenantIsolationViolation(self.entity_name, None, None)
+        try:
+            with self._conn.begin_nested():
+                count = int(self._conn.execute(text(_INHERIT), {
+                    "job": job_id, "earlier": earlier_job_id, "earlier_text": str(earlier_job_id),
+                    "at": _to_db_time(at)}).scalar_one())
+                if count:  # the rollups' delta rows of the UPDATE, folded as after the COPY
+                    self._conn.execute(text("SELECT exception_rollups_compact()"))
+        except DBAPIError as exc:
+            raise ResultsRejected(f"{type(exc.orig).__name__}: {_first_line(exc.orig or exc)}") from exc
+        return count
+
     def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int = 0,
                      group_key: str | None = None, after: tuple[int, int] | None = None,
                      rows: tuple[Sequence[int], Sequence[int]] | None = None) -> list[StoredMatch]:
@@ -320,6 +335,55 @@ class PostgresResultsRepository(PostgresRepository):
             " FROM exceptions WHERE job_id = :job ORDER BY left_row NULLS LAST, right_row NULLS LAST, type"),
             {"job": job_id}).all()
         return [dict(row._mapping) for row in rows]
+
+
+# ResultsRepository.inherit_exceptions in one statement: pair the job's open exceptions with the
+# earlier job's by key (the n-th of a key with the n-th, in id order: the order the COPY wrote them),
+# copy the state (lifecycle.INHERITED_FIELDS) with one UPDATE ... FROM, then from its RETURNING write
+# one history entry each (the JSON of lifecycle.inheritance_changes) and copy the comments.
+# The pairs come from one GROUP BY over both jobs' rows (key, ordinal), never from a join of the two
+# sets: the rows were written in this transaction, so the planner has no statistics for them and
+# would join two "one-row" sets with a nested loop, quadratic in the number of exceptions (a 200k-row
+# job stalled). GROUP BY keeps NULL keys together, like the domain's tuple key.
+_INHERITED = ", ".join(f"{name} = e.{name}" for name in INHERITED_FIELDS)
+_INHERIT = f"""
+WITH keyed AS (
+    SELECT id, job_id, type, left_file_id, left_row, right_file_id, right_row,
+           row_number() OVER (PARTITION BY job_id, type, left_file_id, left_row, right_file_id, right_row
+                              ORDER BY id) AS k
+      FROM exceptions
+     WHERE (job_id = :job AND status = 'open' AND inherited_from IS NULL) OR job_id = :earlier
+), grouped AS (
+    SELECT (array_agg(id) FILTER (WHERE job_id = :job))[1] AS new_id,
+           (array_agg(id) FILTER (WHERE job_id = :earlier))[1] AS old_id
+      FROM keyed GROUP BY type, left_file_id, left_row, right_file_id, right_row, k
+), pairs AS (
+    SELECT new_id, old_id FROM grouped WHERE new_id IS NOT NULL AND old_id IS NOT NULL
+), inherited AS (
+    UPDATE exceptions n SET {_INHERITED}, inherited_from = e.id, updated_at = CAST(:at AS timestamp)
+      FROM pairs p JOIN exceptions e ON e.id = p.old_id
+     WHERE n.id = p.new_id
+    RETURNING n.id, n.organization_id, n.status, n.inherited_from
+), comments AS (
+    INSERT INTO exception_comments (id, organization_id, exception_id, user_id, content, created_at)
+    SELECT gen_random_uuid(), c.organization_id, i.id, c.user_id, c.content, c.created_at
+      FROM inherited i JOIN exception_comments c ON c.exception_id = i.inherited_from
+), history AS (
+    INSERT INTO exception_history (organization_id, exception_id, action, actor_id, from_status, to_status,
+                                   changes, created_at)
+    SELECT i.organization_id, i.id, '{INHERIT_ACTION}', NULL, 'open', i.status,
+           jsonb_build_object('inherited_from', i.inherited_from::text, 'earlier_job_id', CAST(:earlier_text AS text),
+                              'status', i.status,
+                              'comments_copied', (SELECT count(*) FROM exception_comments c
+                                                   WHERE c.exception_id = i.inherited_from),
+                              'by', 'system',
+                              'note', 'inherited from exception ' || i.inherited_from::text || ' of job '
+                                      || CAST(:earlier_text AS text)),
+           CAST(:at AS timestamp)
+      FROM inherited i
+)
+SELECT count(*) FROM inherited
+"""
 
 
 def _copy(cursor: psycopg.Cursor[Any], statement: str, chunks: Iterable[bytes]) -> None:

@@ -75,7 +75,7 @@ _EXC_COLUMNS = ("id", "organization_id", "job_id", "type", "severity", "status",
                 "transaction_date", "description", "ai_explanation", "ai_confidence", "suggested_action",
                 "assigned_to", "resolved_by", "resolved_at", "created_at", "updated_at", "due_at", "resolution_code",
                 "resolution_note", "severity_reason", "escalated_at", "left_file_id", "left_row", "right_file_id",
-                "right_row", "amount_minor", "evidence", *SEARCH_KEY_COLUMNS)
+                "right_row", "amount_minor", "evidence", *SEARCH_KEY_COLUMNS, "inherited_from")
 _EXC_UPDATABLE = ("severity", "status", "assigned_to", "resolved_by", "resolved_at", "updated_at", "due_at",
                   "resolution_code", "resolution_note", "severity_reason", "escalated_at")
 _SELECT_EXC = f"SELECT {', '.join(_EXC_COLUMNS)} FROM exceptions"

@@ -176,6 +176,18 @@ class ResultsRepository(Protocol):
         when a chunk does not parse or breaks a constraint (nothing is written)."""
         ...
 
+    def inherit_exceptions(self, job_id: uuid.UUID, earlier_job_id: uuid.UUID, *, at: dt.datetime) -> int:
+        """A forced re-run (docs/decisions/forced-job-inheritance.md), in the transaction that wrote
+        the job's exceptions: each open exception of `job_id` with a counterpart among
+        `earlier_job_id`'s by key (domain/exceptions/inheritance.py: same type, left file and
+        row, right file and row; several with one key pair in the order each job wrote them)
+        takes the counterpart's state (`ExceptionItem.inherit`: INHERITED_FIELDS), `inherited_from`
+        = its id and `updated_at` = `at`; gets one `inherit` history entry (actor None, changes
+        `inheritance_changes`); and gets a copy of each of its comments (same author, time and
+        text). Exceptions without a counterpart stay as written; the earlier job's exceptions are
+        only read. Set-based on PostgreSQL (one statement). Returns how many inherited."""
+        ...
+
     def list_matches(self, job_id: uuid.UUID, *, status: str, limit: int, offset: int = 0,
                      group_key: str | None = None, after: tuple[int, int] | None = None,
                      rows: tuple[Sequence[int], Sequence[int]] | None = None) -> list[StoredMatch]:

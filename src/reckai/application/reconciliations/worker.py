@@ -30,11 +30,12 @@ from reckai.application.exceptions.matching import declined_row_pairs
 from reckai.application.files.common import rules_from_rows
 from reckai.application.ports.mail import InvalidMail, MailRejected, OutgoingMail
 from reckai.application.ports.matching import MatchingError, SourceFileError
-from reckai.application.ports.reconciliations import MatchRun, ResultsRejected
+from reckai.application.ports.reconciliations import JobsUnitOfWork, MatchRun, ResultsRejected
 from reckai.application.ports.storage import StorageError
 from reckai.application.reconciliations.job_types import NOTIFY_RECONCILIATION, RUN_RECONCILIATION
 from reckai.application.reconciliations.services import ReconciliationServices, system_event
 from reckai.application.streams.runs import StreamRunFailed, run_stream
+from reckai.domain.exceptions.inheritance import reads_the_same_rows
 from reckai.domain.ingestion.storage_keys import processed_key
 from reckai.domain.reconciliation import jobs as job_rules
 from reckai.domain.reconciliation.jobs import (
@@ -327,6 +328,7 @@ class _Attempt:
             if exceptions_started:  # the matches are written first, then the exceptions
                 self.seconds["persist.matches"] = round(exceptions_started[0] - started, 4)
                 self.seconds["persist.exceptions"] = round(finished - exceptions_started[0], 4)
+            inheritance = self._timed("persist.inherit", lambda: self._inherit(uow))
             outputs = writer.result()  # raises what the writer raised: nothing is committed then
             check()
             current = uow.reconciliation_jobs.get_for_update(job.id)
@@ -345,6 +347,7 @@ class _Attempt:
                 "warnings": [w.to_dict() for w in result_warnings(
                     profile, left_rows=outcome.left_rows, right_rows=outcome.right_rows,
                     matched_rows=outcome.matched_rows, direction_rows=outcome.direction_rows)],
+                **({"inherited": inheritance} if inheritance is not None else {}),
             }
             total_rows = outcome.left_rows + outcome.right_rows
             completed = job_rules.complete(
@@ -353,6 +356,11 @@ class _Attempt:
                                                   matched_rows=outcome.matched_rows,
                                                   exception_rows=outcome.exception_rows))
             uow.reconciliation_jobs.update(completed)
+            if inheritance is not None:  # a system action: one audit row for the job, with the count
+                services.audit_log.record(uow, system_event(
+                    "exception.inherited", job.organization_id, job.id, by="system",
+                    previous_job_id=inheritance["from_job_id"], count=inheritance["exceptions"],
+                    **({"skipped": inheritance["skipped"]} if "skipped" in inheritance else {})))
             services.audit_log.record(uow, system_event(
                 "reconciliation.job.completed", job.organization_id, job.id, attempt=job.attempt,
                 matched_rows=completed.matched_rows, exception_rows=completed.exception_rows,
@@ -360,6 +368,31 @@ class _Attempt:
             services.job_queue.enqueue(uow, NOTIFY_RECONCILIATION.request({"job_id": str(job.id)},
                                                                           organization_id=job.organization_id))
             uow.commit()
+
+    def _inherit(self, uow: JobsUnitOfWork) -> dict[str, Any] | None:
+        """A forced re-run (`previous_job_id`): its exceptions take the state of the earlier job's
+        with the same key, as a system action (docs/decisions/forced-job-inheritance.md), when
+        this job reads the rows the earlier job read (the same files at the same normalized
+        versions: the same row numbers). The caller audits it (one row for the job, with the
+        count) late in the transaction, as the audit chain's lock asks."""
+        services, job = self.services, self.job
+        earlier_id = job.previous_job_id
+        if earlier_id is None:
+            return None
+        jobs = uow.reconciliation_jobs
+        earlier = jobs.get(earlier_id)
+        skipped = None
+        if earlier is None or earlier.status is not JobStatus.COMPLETED:
+            skipped = "the earlier job is gone or did not complete"
+        elif not reads_the_same_rows(*({link.file_id: link.file_version for link in jobs.linked_files(job_id)}
+                                       for job_id in (job.id, earlier_id))):
+            skipped = "a file was re-mapped since the earlier job: its rows are numbered anew"
+        count = 0 if skipped else uow.reconciliation_results.inherit_exceptions(job.id, earlier_id,
+                                                                               at=services.now())
+        outcome: dict[str, Any] = {"from_job_id": str(earlier_id), "exceptions": count}
+        if skipped:
+            outcome["skipped"] = skipped
+        return outcome
 
     def finish_cancelled(self) -> str:
         services, job = self.services, self.job

@@ -85,6 +85,19 @@ PERSON_ACTIONS = frozenset(A) - {A.SLA_ESCALATE}
 CLOSING_ACTIONS = frozenset({A.RESOLVE, A.IGNORE})
 ACTIVE_STATUSES = frozenset({S.OPEN, S.IN_PROGRESS, S.ESCALATED})  # still needs work; may be overdue
 SLA_ESCALATABLE = frozenset({S.OPEN, S.IN_PROGRESS})
+# What an exception of a forced re-run takes from the earlier job's exception with its key
+# (ExceptionItem.inherit; adapters/postgres/reconciliations.py sets the same columns in SQL).
+INHERITED_FIELDS = ("status", "assigned_to", "resolved_by", "resolved_at", "resolution_code", "resolution_note",
+                    "escalated_at", "severity", "severity_reason", "created_at", "due_at")
+INHERIT_ACTION = "inherit"  # its history entry's action (the system's; actor None)
+
+
+def inheritance_changes(earlier_id: uuid.UUID, earlier_job_id: uuid.UUID, status: str,
+                        comments: int) -> dict[str, Any]:
+    """The `changes` of an `inherit` history entry (the PostgreSQL adapter builds the same JSON)."""
+    return {"inherited_from": str(earlier_id), "earlier_job_id": str(earlier_job_id), "status": status,
+            "comments_copied": comments, "by": "system",
+            "note": f"inherited from exception {earlier_id} of job {earlier_job_id}"}
 
 
 def action_to_reach(current: ExceptionStatus, target: ExceptionStatus) -> BreakAction:
@@ -234,6 +247,8 @@ class ExceptionItem:
     secondary_reference_other: str | None = None
     masked_account: str | None = None
     channel: str | None = None
+    # the exception of the earlier job whose state this one took (a forced re-run; migration 0029)
+    inherited_from: uuid.UUID | None = None
 
     @classmethod
     def new(cls, *, organization_id: uuid.UUID, job_id: uuid.UUID, type: str, severity: str, description: str,
@@ -353,6 +368,23 @@ class ExceptionItem:
         self.updated_at = at
         return HistoryEntry(self.id, A.RESOLVE.value, None, at, previous.value, S.RESOLVED.value, None,
                             {"resolution_code": code, "resolution_note": note, "by": "system", "rows": rows})
+
+    def inherit(self, earlier: ExceptionItem, *, earlier_job_id: uuid.UUID, at: dt.datetime,
+                comments: int = 0) -> HistoryEntry:
+        """A forced re-run found the same break as `earlier` (same key: domain/exceptions/
+        inheritance.py): this exception, new and open, takes its state as the system, no person
+        deciding (docs/decisions/forced-job-inheritance.md). Status (closed stays closed),
+        assignee, resolution, escalation, severity (with its override reason) and the SLA clock
+        (`created_at`, `due_at`: the break was first found then) carry; `inherited_from` names it."""
+        if self.status is not S.OPEN or self.inherited_from is not None:
+            raise InvalidTransition(self.id, self.status.value, "inherit the state of another exception into")
+        previous = self.status
+        for name in INHERITED_FIELDS:
+            setattr(self, name, getattr(earlier, name))
+        self.inherited_from = earlier.id
+        self.updated_at = at
+        return HistoryEntry(self.id, INHERIT_ACTION, None, at, previous.value, self.status.value, None,
+                            inheritance_changes(earlier.id, earlier_job_id, self.status.value, comments))
 
     def override_severity(self, severity: str, *, reason: str | None, actor_id: uuid.UUID, at: dt.datetime,
                           sla: SlaPolicy) -> HistoryEntry:

@@ -106,6 +106,9 @@ class ExceptionBody(msgspec.Struct):
     secondary_reference_other: str | None
     masked_account: str | None
     channel: str | None
+    # a forced re-run's exception: the earlier job's exception whose state it took (its history's
+    # `inherit` entry names both; docs/reconciliation-jobs.md "Re-run")
+    inherited_from: uuid.UUID | None = None
 
 
 def exception_body(item: ExceptionItem, now: dt.datetime) -> ExceptionBody:
@@ -116,7 +119,7 @@ def exception_body(item: ExceptionItem, now: dt.datetime) -> ExceptionBody:
         item.severity_reason, item.due_at, item.is_overdue(now), item.escalated_at, item.created_at, item.updated_at,
         item.left_file_id, item.left_row, item.right_file_id, item.right_row, item.evidence, item.reference,
         item.reference_other, item.secondary_reference, item.secondary_reference_other, item.masked_account,
-        item.channel)
+        item.channel, item.inherited_from)
 
 
 class CommentBody(msgspec.Struct):
