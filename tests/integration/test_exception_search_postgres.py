@@ -23,7 +23,13 @@ from reckai.application.ports.workflow import ExceptionQuery
 from reckai.bootstrap import Container, bootstrap
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
-from tests.fixtures.postgres import clone_database, create_tenant, drop_database, libpq_url
+from tests.fixtures.postgres import (
+    clone_database,
+    create_tenant,
+    development_master_keys,
+    drop_database,
+    libpq_url,
+)
 from tests.support.exception_search import load_exceptions
 from tests.support.identity import bearer, login, onboard
 from tests.unit.test_exception_search import FILTER_CASES, names_found, seed
@@ -179,7 +185,7 @@ def test_a_generic_plan_would_walk_the_organization_for_a_rare_value(search_data
 
 def test_the_migration_back_fills_the_reference_of_existing_rows(pg_database_factory: Any) -> None:
     database = pg_database_factory(migrate=False)
-    migrations.upgrade(database.owner_url, "0013_login_sources")
+    migrations.upgrade(database.owner_url, "0013_login_sources", master_keys=development_master_keys())
     admin = create_engine(database.admin_url, pool_size=1)
     tenant = create_tenant(admin)
     job = uuid.uuid4()
@@ -194,11 +200,11 @@ def test_the_migration_back_fills_the_reference_of_existing_rows(pg_database_fac
                 " VALUES (:org, :job, 'missing_entry', 'low', 'open', :d, CAST(:e AS jsonb))"),
                 {"org": tenant.organization_id, "job": job, "d": str(number),
                  "e": None if evidence is None else json.dumps(evidence)})
-    migrations.upgrade(database.owner_url, "head")
+    migrations.upgrade(database.owner_url, "head", master_keys=development_master_keys())
     with admin.connect() as conn:
         found = dict(conn.execute(text("SELECT description, reference FROM exceptions")).all())
     assert found == {"0": "FT2301AB", "1": None, "2": None, "3": None, "4": None}
-    migrations.downgrade(database.owner_url, "0013_login_sources")  # and back: the columns go
+    migrations.downgrade(database.owner_url, "0013_login_sources", master_keys=development_master_keys())  # and back: the columns go
     with admin.connect() as conn:
         columns = set(conn.execute(text("SELECT column_name FROM information_schema.columns"
                                         " WHERE table_name = 'exceptions'")).scalars())

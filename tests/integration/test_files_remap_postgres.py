@@ -19,7 +19,7 @@ from reckai.application.reconciliations.worker import run_reconciliation_attempt
 from reckai.bootstrap import Container, bootstrap
 from reckai.entrypoints.http.app import create_app
 from reckai.settings import DatabaseSettings, MailerSettings, Mode, ScannerSettings, Settings, StorageSettings
-from tests.fixtures.postgres import create_tenant
+from tests.fixtures.postgres import create_tenant, development_master_keys
 from tests.support import file_remap
 from tests.support import reconciliation_jobs as rj
 from tests.support.file_remap import Person
@@ -68,7 +68,7 @@ def test_the_migration_numbers_existing_forms_version_1_with_their_mapping(pg_da
     with its file's mapping rebuilt from the data_mappings rows; a job's link to a normalized file
     records version 1, a link to a file not normalized yet records nothing (its worker will)."""
     database = pg_database_factory(migrate=False)
-    migrations.upgrade(database.owner_url, "0022_file_statements")
+    migrations.upgrade(database.owner_url, "0022_file_statements", master_keys=development_master_keys())
     admin = create_engine(database.admin_url, pool_size=1)
     tenant = create_tenant(admin)
     job, normalized_file, mapped_file = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -91,14 +91,14 @@ def test_the_migration_numbers_existing_forms_version_1_with_their_mapping(pg_da
                               " VALUES (:job, :id, :org, :side)"), {**params, "id": file_id, "side": side})
         conn.execute(text("INSERT INTO normalized_files (file_id, organization_id, storage_path, row_count)"
                           " VALUES (:id, :org, 'p', 5)"), {**params, "id": normalized_file})
-    migrations.upgrade(database.owner_url, "head")
+    migrations.upgrade(database.owner_url, "head", master_keys=development_master_keys())
     with admin.connect() as conn:
         versions = conn.execute(text("SELECT file_id, version, mapping, created_by FROM normalized_files")).all()
         links = dict(conn.execute(text("SELECT file_id, file_version FROM reconciliation_job_files")).all())
     assert versions == [(normalized_file, 1, {"parse": parse, "fields": {"amount": {"column": "amt"},
                                                                          "currency": {"constant": "NGN"}}}, None)]
     assert links == {normalized_file: 1, mapped_file: None}
-    migrations.downgrade(database.owner_url, "0022_file_statements")  # and back
+    migrations.downgrade(database.owner_url, "0022_file_statements", master_keys=development_master_keys())  # and back
     with admin.connect() as conn:
         columns = set(conn.execute(text("SELECT column_name FROM information_schema.columns"
                                         " WHERE table_name IN ('normalized_files', 'reconciliation_job_files')")).scalars())

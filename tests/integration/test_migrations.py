@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from reckai.adapters.postgres import migrations
 from reckai.adapters.postgres.engine import create_engine
+from tests.fixtures.postgres import development_master_keys
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +44,14 @@ def test_downgrade_base_then_upgrade_head_round_trips(pg_database_factory) -> No
     at_head = _snapshot(database.owner_url)
     assert len(at_head["tables"]) >= 22 and at_head["policies"] and at_head["functions"]
 
-    migrations.downgrade(database.owner_url, "base")
+    migrations.downgrade(database.owner_url, "base", master_keys=development_master_keys())
     at_base = _snapshot(database.owner_url)
     assert at_base["tables"] == {"alembic_version"}
     assert at_base["functions"] == set()
     assert at_base["policies"] == set() and at_base["grants"] == set() and at_base["triggers"] == set()
     assert migrations.current_revision(database.owner_url) is None
 
-    migrations.upgrade(database.owner_url, "head")
+    migrations.upgrade(database.owner_url, "head", master_keys=development_master_keys())
     assert _snapshot(database.owner_url) == at_head
 
 
@@ -58,5 +59,5 @@ def test_upgrade_is_idempotent_and_records_the_revision(pg_database_factory) -> 
     database = pg_database_factory(migrate=True)
     head = migrations.current_revision(database.owner_url)
     assert head is not None
-    migrations.upgrade(database.owner_url, "head")  # nothing to do, no error
+    migrations.upgrade(database.owner_url, "head", master_keys=development_master_keys())  # nothing to do, no error
     assert migrations.current_revision(database.owner_url) == head

@@ -27,6 +27,8 @@ from reckai.domain.identity.entities import (
     RefreshTokenFamily,
     User,
     UserSession,
+    normalized_email,
+    user_sort_key,
 )
 
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -137,7 +139,7 @@ class MemoryUserRepository(_Repository):
     def get_by_email(self, email: str) -> User | None:
         for _, row in self._uow.rows("users"):
             user: User = row
-            if user.email.lower() == email.lower():
+            if normalized_email(user.email) == normalized_email(email):
                 return user
         return None
 
@@ -146,8 +148,9 @@ class MemoryUserRepository(_Repository):
         for _, other in self._uow.all_rows("users"):
             if other.id == user.id:
                 raise DuplicateEntity("user", "id", user.id)
-            if other.organization_id == user.organization_id and other.email.lower() == user.email.lower():
-                raise DuplicateEntity("user", "email", user.email)
+            if other.organization_id == user.organization_id and \
+                    normalized_email(other.email) == normalized_email(user.email):
+                raise DuplicateEntity("user", "email")
         now = self._uow.now()
         stored = dataclasses.replace(
             user,
@@ -164,16 +167,17 @@ class MemoryUserRepository(_Repository):
         if stored is None:
             raise EntityNotFound("user", user.id)
         for _, other in self._uow.rows("users"):
-            if other.id != user.id and other.email.lower() == user.email.lower():
-                raise DuplicateEntity("user", "email", user.email)
+            if other.id != user.id and normalized_email(other.email) == normalized_email(user.email):
+                raise DuplicateEntity("user", "email")
         self._uow.put("users", user.id, dataclasses.replace(user, created_at=stored.created_at, updated_at=self._uow.now()))
 
     def _matching(self, is_active: bool | None) -> list[User]:
-        users = [u for _, u in self._uow.rows("users") if is_active is None or u.is_active is is_active]
-        return sorted(users, key=lambda u: (u.created_at or _EPOCH, str(u.id)))
+        return [u for _, u in self._uow.rows("users") if is_active is None or u.is_active is is_active]
 
-    def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0) -> Sequence[User]:
-        return self._matching(is_active)[offset : offset + limit]
+    def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0,
+             order_by: str = "created_at", descending: bool = False) -> Sequence[User]:
+        users = sorted(self._matching(is_active), key=user_sort_key(order_by), reverse=descending)
+        return users[offset : offset + limit]
 
     def count(self, *, is_active: bool | None = None) -> int:
         return len(self._matching(is_active))
@@ -182,7 +186,8 @@ class MemoryUserRepository(_Repository):
         organizations = {o.id: o for _, o in self._uow.all_rows("organizations")}
         for _, user in self._uow.all_rows("users"):
             organization = organizations.get(user.organization_id)
-            if organization and organization.code == organization_code and user.email.lower() == email.lower():
+            if organization and organization.code == organization_code and \
+                    normalized_email(user.email) == normalized_email(email):
                 return LoginCandidate(user=user, organization_is_active=bool(organization.is_active))
         return None
 

@@ -10,6 +10,7 @@ from reckai.adapters.postgres import migrations
 from reckai.adapters.postgres.engine import create_engine
 from reckai.adapters.postgres.roles import assert_safe_app_role
 from reckai.adapters.postgres.unit_of_work import PostgresDatabase
+from reckai.adapters.security.personal_data import PersonalDataKeys, master_keys
 from reckai.application.ports.health import HealthReport
 from reckai.settings import Mode, Settings
 
@@ -33,13 +34,13 @@ def open_database(settings: Settings) -> PostgresDatabase:
         app_url = db.url
     elif db.url:
         if db.migration_url:
-            migrations.upgrade(db.migration_url)
+            migrations.upgrade(db.migration_url, master_keys=master_keys(settings.security))
         app_url = db.url
     else:
         from reckai.adapters.postgres.embedded import start_embedded
 
         embedded = start_embedded(db.embedded_data_dir)
-        migrations.upgrade(embedded.urls.owner_url)
+        migrations.upgrade(embedded.urls.owner_url, master_keys=master_keys(settings.security))
         app_url = embedded.urls.app_url
         on_close = embedded.stop
     engine = create_engine(
@@ -54,7 +55,8 @@ def open_database(settings: Settings) -> PostgresDatabase:
     except BaseException:
         engine.dispose()
         raise
-    return PostgresDatabase(engine, on_close=on_close)
+    return PostgresDatabase(engine, on_close=on_close,
+                            personal_data=PersonalDataKeys(master_keys(settings.security)))
 
 
 def database_health(database: PostgresDatabase) -> HealthReport:

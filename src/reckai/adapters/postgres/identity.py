@@ -2,7 +2,8 @@
 
 Tenant reads rely on row-level security (the unit of work set the tenant); writes also check the
 organization id first so the caller gets TenantIsolationViolation with both ids, the policy being
-the backstop. Pre-tenant and system methods call the SECURITY DEFINER functions of 0001_schema.
+the backstop. Pre-tenant and system methods call the SECURITY DEFINER functions of 0001_schema and
+0030_pii_encryption. Users' e-mail addresses and names are stored encrypted (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres import tables as t
+from reckai.adapters.postgres.personal_data import login_key, organization_key
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
+from reckai.adapters.security.personal_data import OrganizationKey
 from reckai.application.ports.repositories import (
     EntityNotFound,
     OrganizationRepository,
     QuotaRepository,
     SessionRepository,
+    TenantIsolationViolation,
     UserRepository,
 )
 from reckai.domain.identity.entities import (
@@ -34,6 +38,7 @@ from reckai.domain.identity.entities import (
     RefreshTokenFamily,
     User,
     UserSession,
+    user_sort_key,
 )
 
 if TYPE_CHECKING:
@@ -101,11 +106,19 @@ class PostgresOrganizationRepository(PostgresRepository):
         Organization(id=uuid.uuid4(), name=name, code=code, domain=domain)
         User(id=uuid.uuid4(), organization_id=uuid.uuid4(), email=admin_email, password_hash=admin_password_hash,
              name=admin_name, role="admin")
+        # The organization's id, its data key and the admin's encrypted fields are made here: the
+        # ciphertexts are bound to the organization, and no key ever reaches the database unwrapped.
+        organization_id = uuid.uuid4()
+        wrapped, key = self._uow.personal_data.master.new_data_key(organization_id)
         with self._write():
             row = self._conn.execute(
-                text("SELECT * FROM signup_create_organization(:name, :code, :domain, :email, :admin_name, :hash)"),
-                {"name": name, "code": code, "domain": domain, "email": admin_email, "admin_name": admin_name,
-                 "hash": admin_password_hash},
+                text("SELECT * FROM signup_create_organization_encrypted(:id, :name, :code, :domain, :email,"
+                     " :email_index, :admin_name, :hash, :key_id, :wrapped_key, :master_key_id)"),
+                {"id": organization_id, "name": name, "code": code, "domain": domain,
+                 "email": key.encrypt("email", admin_email), "email_index": key.blind_index(admin_email),
+                 "admin_name": key.encrypt("name", admin_name), "hash": admin_password_hash,
+                 "key_id": wrapped.key_id, "wrapped_key": wrapped.wrapped_key,
+                 "master_key_id": wrapped.master_key_id},
             ).one()
         return NewOrganization(organization_id=row.organization_id, admin_user_id=row.user_id)
 
@@ -142,26 +155,52 @@ class PostgresQuotaRepository(PostgresRepository):
 
 
 class PostgresUserRepository(PostgresRepository):
+    """Users, their e-mail address and name encrypted under the organization's data key
+    (adapters/postgres/personal_data.py): written encrypted with the blind index of the address,
+    decrypted on every read. Finding by address compares blind indexes."""
+
     entity_name = "user"
+
+    def _key(self, organization_id: uuid.UUID | None = None) -> OrganizationKey:
+        bound = organization_id or self._uow.organization_id
+        if bound is None:
+            raise TenantIsolationViolation(self.entity_name, None, None)
+        return organization_key(self._uow, bound)
+
+    def _user(self, row: Row[Any]) -> User:
+        values = {f.name: row._mapping[f.name] for f in fields(User) if f.name in row._mapping}
+        key = self._key(values["organization_id"])
+        values["email"] = key.decrypt("email", values["email"])
+        values["name"] = key.decrypt("name", values["name"])
+        return User(**values)
+
+    def _encrypted(self, user: User, values: dict[str, Any]) -> dict[str, Any]:
+        key = self._key(user.organization_id)
+        return {**values, "email": key.encrypt("email", user.email), "name": key.encrypt("name", user.name),
+                "email_index": key.blind_index(user.email)}
 
     def get(self, user_id: uuid.UUID) -> User | None:
         row = self._conn.execute(select(t.users_current).where(t.users_current.c.id == user_id)).first()
-        return _to_entity(User, row) if row else None
+        return self._user(row) if row else None
 
     def get_by_email(self, email: str) -> User | None:
-        query = select(t.users_current).where(func.lower(t.users_current.c.email) == email.lower())
-        row = self._conn.execute(query).first()
-        return _to_entity(User, row) if row else None
+        if self._uow.organization_id is None:
+            return None
+        index = self._key().blind_index(email)
+        row = self._conn.execute(select(t.users_current).where(t.users_current.c.email_index == index)).first()
+        return self._user(row) if row else None
 
     def add(self, user: User) -> User:
         self._check_tenant(user.organization_id)
+        values = self._encrypted(user, _values(user, t.users_current))
         with self._write():
-            row = self._conn.execute(insert(t.users_current).values(**_values(user, t.users_current)).returning(t.users_current)).one()
-        return _to_entity(User, row)
+            row = self._conn.execute(insert(t.users_current).values(**values).returning(t.users_current)).one()
+        return self._user(row)
 
     def update(self, user: User) -> None:
         self._check_tenant(user.organization_id)
-        values = _values(user, t.users_current, exclude=("id", "organization_id", "created_at", "updated_at"))
+        values = self._encrypted(user, _values(user, t.users_current,
+                                               exclude=("id", "organization_id", "created_at", "updated_at")))
         with self._write():
             result = self._conn.execute(
                 update(t.users_current).where(t.users_current.c.id == user.id).values(**values, updated_at=func.now())
@@ -169,11 +208,20 @@ class PostgresUserRepository(PostgresRepository):
         if result.rowcount == 0:
             raise EntityNotFound("user", user.id)
 
-    def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0) -> Sequence[User]:
-        query = select(t.users_current).order_by(t.users_current.c.created_at, t.users_current.c.id).limit(limit).offset(offset)
+    def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0,
+             order_by: str = "created_at", descending: bool = False) -> Sequence[User]:
+        sort_key = user_sort_key(order_by)
+        query = select(t.users_current)
         if is_active is not None:
             query = query.where(t.users_current.c.is_active.is_(is_active))
-        return [_to_entity(User, row) for row in self._conn.execute(query)]
+        if order_by == "created_at":
+            columns = (t.users_current.c.created_at, t.users_current.c.id)
+            query = query.order_by(*(column.desc() if descending else column.asc() for column in columns))
+            return [self._user(row) for row in self._conn.execute(query.limit(limit).offset(offset))]
+        # Name and e-mail are ciphertext: SQL cannot order them. Every user of the organization is
+        # decrypted and sorted here (docs/privacy.md, "Listing users by name or e-mail").
+        users = sorted((self._user(row) for row in self._conn.execute(query)), key=sort_key, reverse=descending)
+        return users[offset : offset + limit]
 
     def count(self, *, is_active: bool | None = None) -> int:
         query = select(func.count()).select_from(t.users_current)
@@ -182,16 +230,21 @@ class PostgresUserRepository(PostgresRepository):
         return int(self._conn.execute(query).scalar_one())
 
     def find_login_candidate(self, organization_code: str, email: str) -> LoginCandidate | None:
+        key = login_key(self._uow, organization_code)
+        if key is None:
+            return None
         with translate_errors(self.entity_name):
             row = self._conn.execute(
-                text("SELECT * FROM auth_find_login_candidate(:code, :email)"),
-                {"code": organization_code, "email": email},
+                text("SELECT * FROM auth_find_login_candidate_by_index(:code, :email_index)"),
+                {"code": organization_code, "email_index": key.blind_index(email)},
             ).first()
         if row is None:
             return None
         values = dict(row._mapping)
         values["id"] = values.pop("user_id")
         organization_is_active = bool(values.pop("organization_is_active"))
+        values["email"] = key.decrypt("email", values["email"])
+        values["name"] = key.decrypt("name", values["name"])
         for name in ("locked_until", "password_changed_at", "last_login_at"):
             if values[name] is not None:
                 values[name] = values[name].replace(tzinfo=dt.UTC)

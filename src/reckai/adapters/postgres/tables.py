@@ -21,6 +21,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -470,12 +471,30 @@ TENANT_TABLE_NAMES = frozenset(t.name for t in metadata.sorted_tables if "organi
 # Columns later revisions add to the tables above, for the repositories that use them. `metadata`
 # mirrors 0001_schema only (tests/integration/test_schema.py); these live in their own MetaData.
 later_metadata = MetaData()
+# 0030_pii_encryption: email and name hold ciphertext (TEXT), email_index the blind index.
+_ENCRYPTED_USER_COLUMNS = ("email", "name")
 users_current = Table(
     "users",
     later_metadata,
-    *(column._copy() for column in users.columns),
+    *(column._copy() for column in users.columns if column.name not in _ENCRYPTED_USER_COLUMNS),
+    Column("email", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("email_index", String(64), nullable=False),
     Column("last_changed_by", UUID(as_uuid=True)),  # 0011_account_changes (references users.id)
     _ts("last_changed_at"),
     # 0013_login_sources: sign-in failures per source (docs/identity.md, "Lockout per account and source")
     Column("login_sources", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+# 0030_pii_encryption: each organization's data key, wrapped by a master key (docs/privacy.md).
+organization_data_keys = Table(
+    "organization_data_keys",
+    later_metadata,
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("key_id", String(50), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("master_key_id", String(100), nullable=False),
+    _ts("created_at", default=True, nullable=False),
+    _ts("rewrapped_at"),
 )

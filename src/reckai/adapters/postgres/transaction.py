@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import uuid
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from reckai.adapters.security.personal_data import OrganizationKey, PersonalDataKeys
 
 _SET_TENANT = text("SELECT set_config('app.current_org_id', :org, true)")
 
@@ -26,9 +29,17 @@ class PostgresTransaction:
     """One connection, one transaction at a time, the tenant set in each. Repositories take this
     (not the unit of work that lists them), so repository modules never import the unit of work."""
 
-    def __init__(self, engine: Engine, organization_id: uuid.UUID | None = None) -> None:
+    def __init__(self, engine: Engine, organization_id: uuid.UUID | None = None,
+                 personal_data: PersonalDataKeys | None = None) -> None:
+        from reckai.adapters.security.personal_data import development_keys
+
         self.engine = engine
         self.organization_id = organization_id
+        # The keys that encrypt personal data (adapters/postgres/personal_data.py); settings built
+        # in code (tests) use the development key, as their other secrets do.
+        self.personal_data = personal_data or development_keys()
+        # Organization keys this unit of work has read, by organization (one read per transaction).
+        self.organization_keys: dict[uuid.UUID, OrganizationKey] = {}
         self._connection: Connection | None = None
 
     def __enter__(self) -> Self:

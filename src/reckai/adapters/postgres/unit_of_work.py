@@ -18,6 +18,7 @@ from reckai.adapters.postgres import (
     account_security,
     dashboard,
     identity,
+    personal_data,
     privacy,
     reconciliations,
     reports,
@@ -29,6 +30,7 @@ from reckai.adapters.postgres import stream_schedules as stream_schedule_reposit
 from reckai.adapters.postgres import streams as stream_repositories
 from reckai.adapters.postgres.retention import PostgresRetentionRepository
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
+from reckai.adapters.security.personal_data import PersonalDataKeys, development_keys
 
 __all__ = ["PostgresDatabase", "PostgresUnitOfWork", "UnitOfWorkClosed"]
 
@@ -152,16 +154,24 @@ class PostgresUnitOfWork(PostgresTransaction):
     def export_data(self) -> privacy.PostgresExportDataReader:
         return privacy.PostgresExportDataReader(self)
 
+    # --- personal data keys (issue 17 item 4) ---
+    @cached_property
+    def data_keys(self) -> personal_data.PostgresDataKeyRepository:
+        return personal_data.PostgresDataKeyRepository(self)
+
 
 class PostgresDatabase:
     """The container's `database` in embedded and production mode."""
 
-    def __init__(self, engine: Engine, on_close: Callable[[], None] | None = None) -> None:
+    def __init__(self, engine: Engine, on_close: Callable[[], None] | None = None,
+                 personal_data: PersonalDataKeys | None = None) -> None:
         self.engine = engine
         self._on_close = on_close
+        # The master keys and the cache of unwrapped organization keys, shared by its units of work.
+        self.personal_data = personal_data or development_keys()
 
     def unit_of_work(self, organization_id: uuid.UUID | None = None) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self.engine, organization_id)
+        return PostgresUnitOfWork(self.engine, organization_id, self.personal_data)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -136,12 +136,14 @@ class UserRepository(Protocol):
     def get(self, user_id: uuid.UUID) -> User | None: ...
 
     def get_by_email(self, email: str) -> User | None:
-        """The bound organization's user with this e-mail, compared case-insensitively."""
+        """The bound organization's user with this e-mail, compared trimmed and case-insensitively
+        (`domain.identity.entities.normalized_email`; on PostgreSQL through the blind index)."""
         ...
 
     def add(self, user: User) -> User:
         """Insert; returns the stored user (defaults such as created_at filled in).
-        DuplicateEntity("user", "email") if the e-mail is taken in the organization (in any case)."""
+        DuplicateEntity("user", "email") if the e-mail is taken in the organization (in any case,
+        with or without surrounding spaces)."""
         ...
 
     def update(self, user: User) -> None:
@@ -149,15 +151,19 @@ class UserRepository(Protocol):
         EntityNotFound if absent. Users are never deleted: deactivate with is_active=False."""
         ...
 
-    def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0) -> Sequence[User]:
-        """The organization's users ordered by created_at then id."""
+    def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0,
+             order_by: str = "created_at", descending: bool = False) -> Sequence[User]:
+        """The organization's users ordered by `order_by` (`USER_ORDERS`: created_at, name
+        case-insensitively, or the normalized e-mail), then id; `descending` reverses both.
+        ValueError for another order."""
         ...
 
     def count(self, *, is_active: bool | None = None) -> int: ...
 
     def find_login_candidate(self, organization_code: str, email: str) -> LoginCandidate | None:
-        """*Pre-tenant* (login): the user with this e-mail (case-insensitive) in the organization with
-        this code, whatever the unit of work is bound to; None if either does not exist."""
+        """*Pre-tenant* (login): the user with this e-mail (trimmed, case-insensitive) in the
+        organization with this code, whatever the unit of work is bound to; None if either does not
+        exist."""
         ...
 
     def add_password_history(self, user_id: uuid.UUID, password_hash: str, created_at: dt.datetime) -> None:

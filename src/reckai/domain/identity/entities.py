@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,31 @@ LINE_BREAK_MESSAGE = "must be one line: no CR, LF or other line break"
 
 def has_line_break(text: str) -> bool:
     return not LINE_BREAKS.isdisjoint(text)
+
+
+def normalized_email(email: str) -> str:
+    """What sign-in and the one-address-per-organization rule compare: the address trimmed and
+    lower-cased. Stored encrypted, an address is found through the blind index of this form."""
+    return email.strip().lower()
+
+
+# How a list of users may be ordered: created_at in SQL; name and e-mail, stored encrypted, are
+# sorted after decryption (docs/privacy.md, "Listing users by name or e-mail").
+USER_ORDERS = ("created_at", "name", "email")
+
+
+def user_sort_key(order_by: str) -> Callable[[User], tuple[Any, ...]]:
+    """The key that orders users by `order_by` (one of USER_ORDERS), ties broken by id."""
+    if order_by == "name":
+        return lambda user: (user.name.casefold(), str(user.id))
+    if order_by == "email":
+        return lambda user: (normalized_email(user.email), str(user.id))
+    if order_by == "created_at":
+        return lambda user: (user.created_at or _EPOCH, str(user.id))
+    raise ValueError(f"users cannot be ordered by {order_by!r}; one of {', '.join(USER_ORDERS)}")
+
+
+_EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 The URL is `--url`, else MIGRATION_DATABASE_URL. In embedded mode without either, the embedded
 server under var/pgdata is started (roles and database created) and migrated.
+The settings are loaded (`Settings.from_env`) for the master keys: a revision that encrypts stored
+personal data (0030_pii_encryption) needs them, and refuses to run without them.
 Exit codes: 0 done, 2 configuration or database problem (one line on standard error).
 """
 
@@ -26,26 +28,28 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reckai.adapters.postgres import migrations
+    from reckai.adapters.security.personal_data import master_keys
     from reckai.settings import Mode, Settings, SettingsError
 
     try:
         url = args.url or os.environ.get("MIGRATION_DATABASE_URL")
         embedded = None
+        if not url and os.environ.get("RECKAI_MODE", Mode.EMBEDDED.value) != Mode.EMBEDDED.value:
+            print("reckai migrate: set MIGRATION_DATABASE_URL (the owner role) or pass --url", file=sys.stderr)
+            return EXIT_ERROR
+        # The settings' master keys: revisions that encrypt personal data need them (0030).
+        settings = Settings.from_env()
+        keys = master_keys(settings.security)
         if not url:
-            mode = os.environ.get("RECKAI_MODE", Mode.EMBEDDED.value)
-            if mode != Mode.EMBEDDED.value:
-                print("reckai migrate: set MIGRATION_DATABASE_URL (the owner role) or pass --url", file=sys.stderr)
-                return EXIT_ERROR
             from reckai.adapters.postgres.embedded import start_embedded
 
-            settings = Settings.from_env()
             embedded = start_embedded(settings.database.embedded_data_dir)
             url = embedded.urls.owner_url
         try:
             if args.downgrade:
-                migrations.downgrade(url, args.revision)
+                migrations.downgrade(url, args.revision, master_keys=keys)
             else:
-                migrations.upgrade(url, args.revision)
+                migrations.upgrade(url, args.revision, master_keys=keys)
             revision = migrations.current_revision(url)
         finally:
             if embedded is not None:
