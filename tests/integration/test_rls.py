@@ -19,6 +19,8 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from reckai.adapters.postgres.engine import create_engine
 from reckai.adapters.postgres.roles import UnsafeDatabaseRole, assert_safe_app_role
+from reckai.adapters.security.personal_data import WrappedDataKey, development_keys
+from reckai.application.ports.repositories import DuplicateEntity
 from tests.fixtures.postgres import PgDatabase, Tenant, create_tenant
 
 pytestmark = pytest.mark.integration
@@ -301,7 +303,11 @@ def test_org_a_cannot_read_or_change_org_b_file_versions_or_job_links(app_engine
     "statement",
     [
         "INSERT INTO reconciliation_jobs (organization_id, name, status, created_by) VALUES (:b, 'x', 'pending', :ub)",
-        "INSERT INTO users (organization_id, email, password_hash, name, role) VALUES (:b, 'x@y.z', 'h', 'x', 'admin')",
+        ("INSERT INTO users (organization_id, email, email_index, password_hash, name, role)"
+         " VALUES (:b, 'x@y.z', 'i', 'h', 'x', 'admin')"),
+        # Another tenant's data key (0030_pii_encryption): refused before its primary key is even checked.
+        ("INSERT INTO organization_data_keys (organization_id, key_id, wrapped_key, master_key_id)"
+         " VALUES (:b, 'dk-x', '\\x00', 'm')"),
         "INSERT INTO outbox_messages (organization_id, queue, actor_name, payload) VALUES (:b, 'low', 'a', '{}')",
         # Moving one's own row into another tenant is refused by WITH CHECK.
         "UPDATE reconciliation_jobs SET organization_id = :b WHERE organization_id = :a",
@@ -412,9 +418,10 @@ def test_app_role_privileges_are_narrow(app_engine: Engine) -> None:
 # --- SECURITY DEFINER functions ----------------------------------------------------------------
 
 EXPECTED_FUNCTIONS = {
-    "auth_find_login_candidate", "auth_find_session_by_token_hash", "auth_find_user_token", "signup_find_organization_by_code",
-    "signup_create_organization", "outbox_claim_due", "outbox_mark_done", "outbox_mark_failed",
-    "sweep_expired_sessions", "audit_chain_head_hashes",
+    "auth_find_login_candidate_by_index", "auth_find_organization_data_key", "auth_find_session_by_token_hash",
+    "auth_find_user_token", "signup_find_organization_by_code", "signup_create_organization_encrypted",
+    "outbox_claim_due", "outbox_mark_done", "outbox_mark_failed", "sweep_expired_sessions", "audit_chain_head_hashes",
+    "pii_data_keys_to_rewrap",
 }
 
 
@@ -455,25 +462,61 @@ def test_security_definer_functions_are_the_documented_ones(owner_engine: Engine
 def test_signup_and_login_lookup_functions(app_engine: Engine) -> None:
     code = f"acme-{uuid.uuid4().hex[:6]}"
     tenant = create_tenant(app_engine, code=code, admin_email="Ada@Example.com")
+    keys = development_keys()
     with app_engine.connect() as conn:
         assert conn.execute(text("SELECT signup_find_organization_by_code(:c)"), {"c": code}).scalar_one() == (
             tenant.organization_id)
         assert conn.execute(text("SELECT signup_find_organization_by_code('no-such-org')")).scalar_one() is None
-        found = conn.execute(text("SELECT * FROM auth_find_login_candidate(:c, 'ada@EXAMPLE.com')"),
-                             {"c": code}).all()
+        # The wrapped data key by organization code (pre-tenant), for the blind index of the address typed.
+        wrapped = conn.execute(text("SELECT * FROM auth_find_organization_data_key(:c)"), {"c": code}).one()
+        assert wrapped.organization_id == tenant.organization_id and wrapped.master_key_id == "dev-1"
+        assert conn.execute(text("SELECT count(*) FROM auth_find_organization_data_key('other-org')")).scalar_one() == 0
+        key = keys.organization_key(WrappedDataKey(wrapped.organization_id, wrapped.key_id,
+                                                   bytes(wrapped.wrapped_key), wrapped.master_key_id))
+        found = conn.execute(text("SELECT * FROM auth_find_login_candidate_by_index(:c, :i)"),
+                             {"c": code, "i": key.blind_index(" ada@EXAMPLE.com")}).all()
         assert [(r.user_id, r.organization_id, r.role, r.organization_is_active) for r in found] == [
             (tenant.admin_user_id, tenant.organization_id, "admin", True)]
-        assert conn.execute(text("SELECT count(*) FROM auth_find_login_candidate('other-org', 'ada@example.com')")
-                            ).scalar_one() == 0
+        # Stored encrypted: the address is nowhere in the row, and decrypts as typed at sign-up.
+        assert "ada" not in found[0].email.lower() and key.decrypt("email", found[0].email) == "Ada@Example.com"
+        assert conn.execute(text("SELECT count(*) FROM auth_find_login_candidate_by_index('other-org', :i)"),
+                            {"i": key.blind_index("ada@example.com")}).scalar_one() == 0
         # Sign-up wrote the quota row, the password history and organizations.created_by.
         _as_tenant(conn, tenant.organization_id)
         assert conn.execute(text("SELECT max_users FROM organization_quotas")).scalar_one() == 10
         assert conn.execute(text("SELECT count(*) FROM password_history")).scalar_one() == 1
         assert conn.execute(text("SELECT created_by FROM organizations")).scalar_one() == tenant.admin_user_id
         conn.rollback()
-    with pytest.raises(DBAPIError) as caught:
+    with pytest.raises(DuplicateEntity) as caught:
         create_tenant(app_engine, code=code)
-    assert isinstance(caught.value.orig, psycopg.errors.UniqueViolation)
+    assert (caught.value.entity, caught.value.field) == ("organization", "code")
+
+
+def test_org_a_cannot_read_or_change_org_b_data_key(app_engine: Engine, two_tenants) -> None:  # type: ignore[no-untyped-def]
+    """organization_data_keys (0030_pii_encryption): a tenant sees and re-wraps its own key only;
+    the rotation's listing function gives ids, nothing of the keys."""
+    a, b, _, _ = two_tenants
+    with app_engine.connect() as conn:
+        _as_tenant(conn, a.organization_id)
+        assert set(conn.execute(text("SELECT organization_id FROM organization_data_keys")).scalars()) == {
+            a.organization_id}
+        updated = conn.execute(text("UPDATE organization_data_keys SET master_key_id = 'hijacked'"
+                                    " WHERE organization_id = :b"), {"b": b.organization_id})
+        assert updated.rowcount == 0
+        with pytest.raises(ProgrammingError):  # the app role deletes no data key
+            conn.execute(text("DELETE FROM organization_data_keys WHERE organization_id = :a"),
+                         {"a": a.organization_id})
+        conn.rollback()
+        _as_tenant(conn, None)
+        assert conn.execute(text("SELECT count(*) FROM organization_data_keys")).scalar_one() == 0
+        stale = conn.execute(text("SELECT * FROM pii_data_keys_to_rewrap('another-master', 1000)")).all()
+        assert {a.organization_id, b.organization_id} <= {row[0] for row in stale}
+        assert all(len(row) == 1 for row in stale)
+        assert conn.execute(text("SELECT count(*) FROM pii_data_keys_to_rewrap('dev-1', 1000)")).scalar_one() == 0
+        conn.rollback()
+    with app_engine.connect() as conn:
+        _as_tenant(conn, b.organization_id)
+        assert conn.execute(text("SELECT master_key_id FROM organization_data_keys")).scalar_one() == "dev-1"
 
 
 @pytest.fixture

@@ -29,7 +29,9 @@ SPEC_INDEXES = {
     "idx_orgs_code": ("organizations", "code"),
     "idx_orgs_active": ("organizations", "is_active"),
     "idx_users_org": ("users", "organization_id"),
-    "idx_users_email": ("users", "email"),
+    # The spec's idx_users_email and UNIQUE(organization_id, email) would index random ciphertext once
+    # e-mails are encrypted (0030_pii_encryption): the blind index replaces both.
+    "uq_users_org_email_index": ("users", "organization_id, email_index"),
     "idx_users_active": ("users", "is_active, organization_id"),
     "idx_sessions_user": ("user_sessions", "user_id"),
     "idx_sessions_expires": ("user_sessions", "expires_at"),
@@ -173,7 +175,7 @@ def test_spec_unique_constraints_and_defaults(owner_engine: Engine) -> None:
             )
         }
     assert ("organizations", "UNIQUE (code)") in uniques
-    assert ("users", "UNIQUE (organization_id, email)") in uniques
+    assert ("users", "UNIQUE (organization_id, email)") not in uniques  # replaced by uq_users_org_email_index
     assert ("user_sessions", "UNIQUE (token_hash)") in uniques
     assert ("matching_rules", "UNIQUE (organization_id, name)") in uniques
     assert ("matching_rule_versions", "UNIQUE (rule_id, version)") in uniques
