@@ -53,6 +53,7 @@ from reckai.application.ports.files import FileParser
 from reckai.application.ports.health import HealthReport
 from reckai.application.ports.jobs import JobQueue, OutboxRelayStore, Queue
 from reckai.application.ports.mail import Mailer
+from reckai.application.ports.personal_data import KeyRotationUnitOfWork
 from reckai.application.ports.privacy import PrivacyUnitOfWork
 from reckai.application.ports.rate_limit import RateLimiter, RateLimits
 from reckai.application.ports.reconciliations import JobMatchingEngine, RowFinder
@@ -300,6 +301,15 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
 
 
 # --- single concerns, for tests of one builder (the container is always built whole) ---
+
+
+def key_rotation_database(container: Container) -> Database[KeyRotationUnitOfWork] | None:
+    """The container's database as `reckai keys rotate` needs it (organization data keys: PostgreSQL
+    only; the in-memory adapter encrypts nothing), or None."""
+    from reckai.adapters.postgres.unit_of_work import PostgresDatabase
+
+    database = container.database
+    return database if isinstance(database, PostgresDatabase) else None
 
 
 def build_storage(settings: Settings) -> tuple[FileStorage, VirusScanner]:

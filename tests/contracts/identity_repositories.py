@@ -241,6 +241,62 @@ def test_user_email_is_unique_per_organization_ignoring_case(database: Any) -> N
         assert uow.users.count() == 3
 
 
+def test_user_email_is_compared_trimmed_and_case_insensitively_on_add_update_and_lookup(database: Any) -> None:
+    # issue 17 item 4: on PostgreSQL the address is ciphertext and these comparisons go through the
+    # blind index of the normalized address; the in-memory adapter compares the same normal form.
+    a, code = signup(database)
+    with database.unit_of_work(a.organization_id) as uow:
+        kim = uow.users.add(new_user(a.organization_id, email="Kim.Ode@Example.com"))
+        with pytest.raises(DuplicateEntity) as caught:
+            uow.users.add(new_user(a.organization_id, email="  kim.ode@example.com "))
+        assert (caught.value.entity, caught.value.field) == ("user", "email")
+        other = uow.users.add(new_user(a.organization_id, email="other@example.com"))
+        other.email = "KIM.ODE@example.com"
+        with pytest.raises(DuplicateEntity):
+            uow.users.update(other)
+        assert uow.users.get_by_email(" KIM.ode@EXAMPLE.com").id == kim.id
+        assert uow.users.get_by_email("kim.ode@example.org") is None
+        uow.commit()
+    with database.unit_of_work() as uow:
+        found = uow.users.find_login_candidate(code, "kim.ode@example.COM ")
+        assert found is not None and found.user.id == kim.id
+        assert found.user.email == "Kim.Ode@Example.com"  # kept as written, found as normalized
+        assert uow.users.get_by_email("kim.ode@example.com") is None  # no tenant bound: nothing
+    with database.unit_of_work(a.organization_id) as uow:
+        kim_again = uow.users.get(kim.id)
+        kim_again.email = "kim@example.com"
+        uow.users.update(kim_again)  # a changed address is found by its new form only
+        uow.commit()
+    with database.unit_of_work(a.organization_id) as uow:
+        assert uow.users.get_by_email("KIM@example.com").id == kim.id
+        assert uow.users.get_by_email("kim.ode@example.com") is None
+
+
+def test_users_are_listed_by_name_or_email_in_either_direction(database: Any) -> None:
+    a, _ = signup(database, email="zed@example.com")  # the admin is "Ada Admin"
+    people = [("bea@example.com", "bob Brown"), ("Carl@example.com", "Ann Arbor"), ("abe@example.com", "Cid Crow")]
+    with database.unit_of_work(a.organization_id) as uow:
+        for email, name in people:
+            user = new_user(a.organization_id, email=email)
+            user.name = name
+            uow.users.add(user)
+        uow.commit()
+    with database.unit_of_work(a.organization_id) as uow:
+        by_name = [u.name for u in uow.users.list(order_by="name")]
+        assert by_name == ["Ada Admin", "Ann Arbor", "bob Brown", "Cid Crow"]  # case-insensitive
+        assert [u.name for u in uow.users.list(order_by="name", descending=True)] == by_name[::-1]
+        assert [u.email for u in uow.users.list(order_by="email")] == [
+            "abe@example.com", "bea@example.com", "Carl@example.com", "zed@example.com"]
+        assert [u.email for u in uow.users.list(order_by="email", limit=2, offset=1)] == [
+            "bea@example.com", "Carl@example.com"]
+        assert [u.email for u in uow.users.list(order_by="email", descending=True, limit=1)] == ["zed@example.com"]
+        created = uow.users.list()
+        assert [u.id for u in uow.users.list(order_by="created_at", descending=True)] == [u.id for u in created[::-1]]
+        assert [u.name for u in uow.users.list(order_by="name", is_active=True, limit=2)] == ["Ada Admin", "Ann Arbor"]
+        with pytest.raises(ValueError):
+            uow.users.list(order_by="password_hash")
+
+
 def test_user_list_and_count_filter_on_active(database: Any) -> None:
     a, _ = signup(database)
     with database.unit_of_work(a.organization_id) as uow:

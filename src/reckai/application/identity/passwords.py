@@ -75,6 +75,7 @@ def change_password(
 
 
 MAX_ORGANIZATION_CODE = 50
+RESET_ADDRESS_CONTEXT = "outbox:send_password_reset:email"
 MAX_EMAIL_ADDRESS = 254
 
 
@@ -97,8 +98,11 @@ def request_password_reset(
     services.limit("auth_ip", request.ip_address or "unknown")
     services.limit("auth_account", auth_account_subject(code, address))
     with services.database.unit_of_work(None) as uow:
+        # The address is sealed in the outbox row (under the master key, not an organization's
+        # key: finding the organization would be a lookup, docs/privacy.md "Outbox payloads").
         services.job_queue.enqueue(uow, SEND_PASSWORD_RESET.request({
-            "organization_code": code, "email": address,
+            "organization_code": code,
+            "email_sealed": services.secret_box.seal(address.encode("utf-8"), RESET_ADDRESS_CONTEXT),
             "request": {"ip_address": request.ip_address, "user_agent": (request.user_agent or "")[:512] or None,
                         "method": request.method, "path": request.path, "request_id": request.request_id},
         }))
@@ -111,7 +115,10 @@ def send_password_reset_job(services: IdentityServices, delivery: JobDelivery) -
     is sent before the token's transaction commits, so a mail that fails leaves no token and the
     outbox retries the job (backoff, then `failed`). Otherwise the request is only audited."""
     payload = delivery.payload
-    code, address = str(payload["organization_code"]), str(payload["email"])
+    code = str(payload["organization_code"])
+    # A message queued before addresses were sealed carries "email" in clear; it is read once.
+    address = (services.secret_box.open(str(payload["email_sealed"]), RESET_ADDRESS_CONTEXT).decode("utf-8")
+               if "email_sealed" in payload else str(payload["email"]))
     asked = payload.get("request") or {}
     request = RequestInfo(ip_address=asked.get("ip_address"), user_agent=asked.get("user_agent"),
                           method=asked.get("method"), path=asked.get("path"), request_id=asked.get("request_id"))

@@ -25,7 +25,7 @@ from reckai.application.ports.repositories import DuplicateEntity
 from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.domain.approvals.separation import is_checker_role, is_raise_to_checker_role
 from reckai.domain.exceptions.policy import USER_ONBOARDING_FLAG, approval_required
-from reckai.domain.identity.entities import USER_ROLES, User, UserToken
+from reckai.domain.identity.entities import USER_ORDERS, USER_ROLES, User, UserToken
 from reckai.domain.identity.principal import Principal
 from reckai.domain.identity.tokens import hash_refresh_token
 from reckai.domain.identity.verification import GatedAction
@@ -55,9 +55,17 @@ def _reserve_user_slot(uow: UnitOfWork, organization_id: uuid.UUID) -> None:
         raise QuotaExceeded("max_users", quota.max_users)
 
 
-def list_users(services: IdentityServices, principal: Principal, *, limit: int, offset: int) -> tuple[Sequence[User], int]:
+def list_users(services: IdentityServices, principal: Principal, *, limit: int, offset: int,
+               sort: str = "created_at") -> tuple[Sequence[User], int]:
+    """One page of the organization's users in the order `sort` names (`USER_ORDERS`, '-' prefix
+    for descending). Names and e-mail addresses are stored encrypted, so those two orders are
+    applied after decryption, not in SQL (docs/privacy.md, "Listing users by name or e-mail")."""
+    descending, order_by = sort.startswith("-"), sort.lstrip("-+")
+    if order_by not in USER_ORDERS:
+        raise ValidationFailed([FieldError("sort", f"must be one of {list(USER_ORDERS)}, '-' prefix for descending")])
     with services.database.unit_of_work(principal.organization_id) as uow:
-        return uow.users.list(limit=limit, offset=offset), uow.users.count()
+        return (uow.users.list(limit=limit, offset=offset, order_by=order_by, descending=descending),
+                uow.users.count())
 
 
 def get_user(services: IdentityServices, principal: Principal, user_id: uuid.UUID) -> User:

@@ -31,9 +31,11 @@ USER_DATASETS: tuple[str, ...] = ("profile", "sessions", "comments")
 
 # Never exported, whatever the dataset: credentials and their hashes (a password hash, a TOTP
 # secret, session and token hashes are secrets of the service, not the person's data).
+# The blind index of an address (docs/privacy.md, "Personal data at rest") is a keyed hash the
+# service compares, not the person's data: their address is exported, decrypted.
 SECRET_FIELDS = frozenset({
     "password_hash", "mfa_secret", "mfa_last_used_step", "token_hash", "fingerprint_hash", "token_version",
-    "secret", "code_hash",
+    "secret", "code_hash", "email_index",
 })
 
 

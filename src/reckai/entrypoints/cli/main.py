@@ -14,7 +14,7 @@ import sys
 # Subcommand modules under reckai.entrypoints.cli; a module that is missing is skipped so the
 # command line keeps working while features land one by one.
 SUBCOMMAND_MODULES = ("serve", "worker", "migrate", "db", "audit", "reconcile", "inspect", "org", "streams",
-                      "retention", "privacy")
+                      "retention", "privacy", "keys")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from reckai.application.access import access_event
 from reckai.application.approvals.optional import (
@@ -23,7 +23,7 @@ from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import users as user_cases
 from reckai.application.identity.common import IdentityServices
 from reckai.bootstrap import Container
-from reckai.domain.identity.entities import User
+from reckai.domain.identity.entities import USER_ORDERS, User
 from reckai.domain.identity.principal import Principal
 from reckai.entrypoints.http.envelope import Pagination, Success, ok, paginated
 from reckai.entrypoints.http.routes.approvals import ApprovalBody, approval_body
@@ -91,12 +91,18 @@ class UserController(Controller):
     @get("/", opt={"permission": "users:read"}, sync_to_thread=True, summary="List users")
     def list_users(self, principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
                    pagination: NamedDependency[Pagination], container: NamedDependency[Container],
-                   request_info: NamedDependency[RequestInfo]) -> Success[list[UserBody]]:
-        """The organization's users (active and deactivated), paginated with `page` and `per_page`."""
-        users, total = user_cases.list_users(identity, principal, limit=pagination.limit, offset=pagination.offset)
+                   request_info: NamedDependency[RequestInfo],
+                   sort: Annotated[str, QueryParameter(
+                       description=f"one of {list(USER_ORDERS)} (name case-insensitively, e-mail as compared at "
+                                   "sign-in); '-' prefix for descending")]
+                   = "created_at") -> Success[list[UserBody]]:
+        """The organization's users (active and deactivated), sorted by `sort` (creation by default, or
+        name or e-mail), paginated with `page` and `per_page`."""
+        users, total = user_cases.list_users(identity, principal, limit=pagination.limit, offset=pagination.offset,
+                                             sort=sort)
         container.access_recorder.record(access_event(
             "access.users.list", principal, request_info, resource_type="user",
-            metadata={"page": pagination.page, "per_page": pagination.per_page, "rows": len(users)}))
+            metadata={"page": pagination.page, "per_page": pagination.per_page, "rows": len(users), "sort": sort}))
         return paginated([user_body(u) for u in users], pagination, total)
 
     @post("/", opt={"permission": "users:write", "errors": {
