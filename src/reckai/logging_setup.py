@@ -12,7 +12,8 @@ Fields a record does not set come from the request being served (request id, cli
 agent, and the organization/user once authentication has bound them), so a slow-query warning
 logged deep inside the database adapter still names the request and tenant it belongs to. Other
 `extra=` keys go into `metadata`. Keys that name a secret (password, token, secret, cookie, ...)
-are redacted wherever they appear in metadata.
+are redacted wherever they appear in metadata, and keys that name an e-mail address are withheld
+(`[PERSONAL]`; docs/privacy.md, "Nothing personal in the logs").
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "[REDACTED]"
+# Personal data (issue 17 item 4): nothing logs an address, and a key naming one is withheld anyway,
+# so a later `extra={"email": ...}` cannot put one in the logs.
+_PERSONAL_KEY = re.compile(r"^(?:.*[_-])?(?:e-?mail|e-?mail[_-]address|full[_-]name)s?$", re.IGNORECASE)
+PERSONAL = "[PERSONAL]"
 
 _HANDLER_MARK = "_reckai_json_handler"
 
@@ -105,10 +110,12 @@ def bind_actor(organization_id: object | None, user_id: object | None) -> None:
 
 
 def redact(value: Any) -> Any:
-    """A copy of `value` with every mapping entry whose key names a secret replaced by REDACTED."""
+    """A copy of `value` with every mapping entry whose key names a secret replaced by REDACTED,
+    and one whose key names personal data (an e-mail address) by PERSONAL."""
     if isinstance(value, Mapping):
         return {
-            key: (REDACTED if isinstance(key, str) and _SECRET_KEY.match(key) else redact(item))
+            key: (REDACTED if isinstance(key, str) and _SECRET_KEY.match(key)
+                  else PERSONAL if isinstance(key, str) and _PERSONAL_KEY.match(key) else redact(item))
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):

@@ -19,11 +19,17 @@ from reckai.adapters.postgres.roles import APP_ROLE, OWNER_ROLE, UnsafeDatabaseR
 from reckai.entrypoints.cli.main import main as cli
 from reckai.settings import DatabaseSettings, Mode, Settings
 from tests.fixtures.postgres import PgDatabase
+from tests.support.identity import DEVELOPMENT_SECRETS_ENV
 
 pytestmark = pytest.mark.integration
 
 
-def test_setup_roles_migrate_and_check_role_commands(pg_admin_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_setup_roles_migrate_and_check_role_commands(pg_admin_url: str, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # `reckai migrate` loads the settings for the master key (0030_pii_encryption): the development
+    # values, so no var/secrets.json is written in the working directory.
+    for variable, value in DEVELOPMENT_SECRETS_ENV.items():
+        monkeypatch.setenv(variable, value)
     name = f"reckai_cli_{uuid.uuid4().hex[:8]}"
     try:
         assert cli(["db", "setup-roles", "--admin-url", pg_admin_url, "--database", name]) == 0

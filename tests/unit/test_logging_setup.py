@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reckai.logging_setup import (
+    PERSONAL,
     REDACTED,
     JsonLogFormatter,
     LogContext,
@@ -160,7 +161,9 @@ def test_secrets_in_metadata_are_redacted(log_lines: io.StringIO) -> None:
         },
     )
     (entry,) = records(log_lines)
-    assert entry["metadata"]["email"] == "a@b.c"
+    # An address is personal data (issue 17 item 4): withheld, not logged.
+    assert entry["metadata"]["email"] == PERSONAL
+    assert "a@b.c" not in log_lines.getvalue()
     assert entry["metadata"]["password"] == REDACTED
     assert entry["metadata"]["nested"] == {"refresh_token": REDACTED, "Authorization": REDACTED}
     assert "hunter2" not in log_lines.getvalue()
@@ -169,7 +172,7 @@ def test_secrets_in_metadata_are_redacted(log_lines: io.StringIO) -> None:
 _SECRET_KEYS = st.sampled_from(
     ["password", "new_password", "token", "access_token", "api_key", "client_secret", "mfa_code"]
 )
-_PLAIN_KEYS = st.sampled_from(["email", "job_name", "count", "token_family_id", "path"])
+_PLAIN_KEYS = st.sampled_from(["email", "admin_email", "job_name", "count", "token_family_id", "path"])
 _LEAVES = st.text(alphabet="abcdefghij", min_size=6, max_size=12).map(lambda text: f"SECRET{text}")
 
 
@@ -192,12 +195,16 @@ def test_redaction_replaces_exactly_the_values_under_secret_keys(metadata: dict)
         "mfa_code",
     }
 
+    personal_keys = {"email", "admin_email"}
+
     def check(original: object, redacted: object) -> None:
         if isinstance(original, dict):
             assert isinstance(redacted, dict) and redacted.keys() == original.keys()
             for key, value in original.items():
                 if key in secret_keys:
                     assert redacted[key] == REDACTED
+                elif key in personal_keys:
+                    assert redacted[key] == PERSONAL
                 else:
                     check(value, redacted[key])
         elif isinstance(original, list):
