@@ -49,6 +49,7 @@ def main() -> None:
         libpq_url,
         role_url,
     )
+    from reckai.adapters.security.personal_data import development_keys
     from reckai.application.ports.audit import AuditQuery
     from reckai.domain.audit.chain import AuditSigner
 
@@ -57,14 +58,17 @@ def main() -> None:
     try:
         ensure_roles(admin_url)
         ensure_database(admin_url, "bench_audit")
-        migrations.upgrade(role_url(admin_url, OWNER_ROLE, "bench_audit"))
+        migrations.upgrade(role_url(admin_url, OWNER_ROLE, "bench_audit"), master_keys=development_keys().master)
         engine = create_engine(role_url(admin_url, APP_ROLE, "bench_audit"), pool_size=1, max_overflow=1)
+        from reckai.adapters.postgres.unit_of_work import PostgresDatabase
+
         orgs = []
         for _ in range(2):
-            with engine.begin() as conn:
-                orgs.append(conn.execute(text("SELECT * FROM signup_create_organization('Bench', :code, NULL,"
-                                              " 'a@example.com', 'Admin', 'x')"),
-                                         {"code": uuid.uuid4().hex[:10]}).one().organization_id)
+            with PostgresDatabase(engine).unit_of_work(None) as uow:
+                orgs.append(uow.organizations.create_with_admin(
+                    name="Bench", code=uuid.uuid4().hex[:10], domain=None, admin_email="a@example.com",
+                    admin_name="Admin", admin_password_hash="x").organization_id)
+                uow.commit()
         org, other = orgs
         users = [uuid.uuid4() for _ in range(200)]
         resources = [uuid.uuid4() for _ in range(10_000)]

@@ -78,6 +78,7 @@ class Services:
             role_url,
         )
         from reckai.adapters.s3.storage import make_client
+        from reckai.adapters.security.personal_data import development_keys
 
         self.pg, admin_url = start_server(self.scratch / "pgdata", cleanup_mode="stop")
         self.postmaster = int((self.scratch / "pgdata" / "postmaster.pid").read_text().split()[0])
@@ -85,7 +86,7 @@ class Services:
         ensure_database(admin_url, "reckai_bench")
         owner_url = role_url(admin_url, OWNER_ROLE, "reckai_bench")
         app_url = role_url(admin_url, APP_ROLE, "reckai_bench")
-        migrations.upgrade(owner_url)
+        migrations.upgrade(owner_url, master_keys=development_keys().master)
 
         redis_port = _free_port()
         self._spawn([shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",

@@ -45,7 +45,6 @@ def main() -> None:
                              "in turn (each in a transaction rolled back)")
     args = parser.parse_args()
 
-    from sqlalchemy import text
     from tests.contracts.reconciliation_repositories import _processing
     from tests.support import reconciliation_jobs as rj
 
@@ -58,6 +57,7 @@ def main() -> None:
     from reckai.adapters.postgres.engine import create_engine
     from reckai.adapters.postgres.roles import APP_ROLE, OWNER_ROLE, ensure_database, ensure_roles, role_url
     from reckai.adapters.postgres.unit_of_work import PostgresDatabase
+    from reckai.adapters.security.personal_data import development_keys
     from reckai.application.reconcile import load_profile
     from reckai.domain.reconciliation.profile import ReconciliationPeriod
 
@@ -78,13 +78,15 @@ def main() -> None:
     try:
         ensure_roles(admin_url)
         ensure_database(admin_url, "bench_persist")
-        migrations.upgrade(role_url(admin_url, OWNER_ROLE, "bench_persist"))
+        migrations.upgrade(role_url(admin_url, OWNER_ROLE, "bench_persist"), master_keys=development_keys().master)
         engine = create_engine(role_url(admin_url, APP_ROLE, "bench_persist"), pool_size=1, max_overflow=1)
-        with engine.begin() as conn:
-            tenant = conn.execute(text("SELECT * FROM signup_create_organization('Bench', :code, NULL,"
-                                       " 'a@example.com', 'Admin', 'x')"), {"code": uuid.uuid4().hex[:10]}).one()
-        org, user = tenant.organization_id, tenant.user_id
         database = PostgresDatabase(engine)
+        with database.unit_of_work(None) as uow:
+            tenant = uow.organizations.create_with_admin(
+                name="Bench", code=uuid.uuid4().hex[:10], domain=None, admin_email="a@example.com",
+                admin_name="Admin", admin_password_hash="x")
+            uow.commit()
+        org, user = tenant.organization_id, tenant.admin_user_id
         left_id, right_id = uuid.uuid4(), uuid.uuid4()
         print(f"load average {[round(x, 2) for x in os.getloadavg()]}", file=sys.stderr)
         for attempt in range(1, args.repeat + 1):

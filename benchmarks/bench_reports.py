@@ -125,6 +125,7 @@ def main() -> None:
     from reckai.adapters.postgres import migrations
     from reckai.adapters.postgres.embedded import start_server
     from reckai.adapters.postgres.roles import APP_ROLE, OWNER_ROLE, ensure_database, ensure_roles, role_url
+    from reckai.adapters.security.personal_data import development_keys
     from reckai.bootstrap import bootstrap
     from reckai.domain.ingestion.storage_keys import normalized_file_key, processed_key
 
@@ -133,16 +134,16 @@ def main() -> None:
     try:
         ensure_roles(admin_url)
         ensure_database(admin_url, "bench_reports")
-        migrations.upgrade(role_url(admin_url, OWNER_ROLE, "bench_reports"))
+        migrations.upgrade(role_url(admin_url, OWNER_ROLE, "bench_reports"), master_keys=development_keys().master)
         app_url = role_url(admin_url, APP_ROLE, "bench_reports")
         container = bootstrap(_settings(scratch, app_url))
         rows = args.rows
         with container.database.unit_of_work(None) as uow:
-            tenant = uow.connection.execute(text(
-                "SELECT * FROM signup_create_organization('Bench', :code, NULL, 'a@example.com', 'Admin', 'x')"),
-                {"code": uuid.uuid4().hex[:10]}).one()
+            tenant = uow.organizations.create_with_admin(
+                name="Bench", code=uuid.uuid4().hex[:10], domain=None, admin_email="a@example.com",
+                admin_name="Admin", admin_password_hash="x")
             uow.commit()
-        org, user = tenant.organization_id, tenant.user_id
+        org, user = tenant.organization_id, tenant.admin_user_id
         job_id, file_id = uuid.uuid4(), uuid.uuid4()
         started = time.perf_counter()
         with container.database.unit_of_work(org) as uow:

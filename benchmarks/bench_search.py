@@ -88,6 +88,7 @@ def main() -> None:
     from reckai.adapters.postgres.embedded import start_server
     from reckai.adapters.postgres.engine import create_engine
     from reckai.adapters.postgres.roles import APP_ROLE, OWNER_ROLE, ensure_database, ensure_roles, role_url
+    from reckai.adapters.security.personal_data import development_keys
     from reckai.bootstrap import bootstrap
     from reckai.entrypoints.http.app import create_app
     from reckai.settings import DatabaseSettings, MailerSettings, Mode, Settings, StorageSettings
@@ -101,7 +102,7 @@ def main() -> None:
     try:
         ensure_roles(admin_url)
         ensure_database(admin_url, name)
-        migrations.upgrade(role_url(admin_url, OWNER_ROLE, name))
+        migrations.upgrade(role_url(admin_url, OWNER_ROLE, name), master_keys=development_keys().master)
         settings = Settings(mode=Mode.EMBEDDED,
                             database=DatabaseSettings(url=role_url(admin_url, APP_ROLE, name), pool_size=2),
                             storage=StorageSettings(backend="filesystem", filesystem_root=Path(scratch) / "storage"),

@@ -39,7 +39,10 @@ from reckai.domain.identity.entities import (
     User,
     UserSession,
     user_sort_key,
+    user_sort_text,
 )
+
+_USER_FIELDS = tuple(f.name for f in fields(User))
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -168,7 +171,8 @@ class PostgresUserRepository(PostgresRepository):
         return organization_key(self._uow, bound)
 
     def _user(self, row: Row[Any]) -> User:
-        values = {f.name: row._mapping[f.name] for f in fields(User) if f.name in row._mapping}
+        mapping = row._mapping
+        values = {name: mapping[name] for name in _USER_FIELDS if name in mapping}
         key = self._key(values["organization_id"])
         values["email"] = key.decrypt("email", values["email"])
         values["name"] = key.decrypt("name", values["name"])
@@ -210,7 +214,7 @@ class PostgresUserRepository(PostgresRepository):
 
     def list(self, *, is_active: bool | None = None, limit: int = 100, offset: int = 0,
              order_by: str = "created_at", descending: bool = False) -> Sequence[User]:
-        sort_key = user_sort_key(order_by)
+        user_sort_key(order_by)  # ValueError for an order users do not have
         query = select(t.users_current)
         if is_active is not None:
             query = query.where(t.users_current.c.is_active.is_(is_active))
@@ -218,10 +222,21 @@ class PostgresUserRepository(PostgresRepository):
             columns = (t.users_current.c.created_at, t.users_current.c.id)
             query = query.order_by(*(column.desc() if descending else column.asc() for column in columns))
             return [self._user(row) for row in self._conn.execute(query.limit(limit).offset(offset))]
-        # Name and e-mail are ciphertext: SQL cannot order them. Every user of the organization is
-        # decrypted and sorted here (docs/privacy.md, "Listing users by name or e-mail").
-        users = sorted((self._user(row) for row in self._conn.execute(query)), key=sort_key, reverse=descending)
-        return users[offset : offset + limit]
+        # Name and e-mail are ciphertext: SQL cannot order them. The one column is read and decrypted
+        # for every user of the organization and sorted here, then only the page's rows are read
+        # whole (docs/privacy.md, "Listing users by name or e-mail").
+        column = t.users_current.c[order_by]
+        narrow = query.with_only_columns(t.users_current.c.id, column)
+        key = self._key()
+        ordered = sorted(((user_sort_text(order_by, key.decrypt(order_by, value)), str(user_id), user_id)
+                          for user_id, value in self._conn.execute(narrow)), reverse=descending)
+        page = [user_id for _, _, user_id in ordered[offset : offset + limit]]
+        if not page:
+            return []
+        rows = {row.id: row for row in self._conn.execute(select(t.users_current)
+                                                          .where(t.users_current.c.id.in_(page)))}
+        users = [self._user(rows[user_id]) for user_id in page if user_id in rows]
+        return users
 
     def count(self, *, is_active: bool | None = None) -> int:
         query = select(func.count()).select_from(t.users_current)

@@ -70,12 +70,17 @@ def normalized_email(email: str) -> str:
 USER_ORDERS = ("created_at", "name", "email")
 
 
+def user_sort_text(order_by: str, value: str) -> str:
+    """How a name (case-insensitively) or an address (as sign-in compares it) sorts."""
+    return normalized_email(value) if order_by == "email" else value.casefold()
+
+
 def user_sort_key(order_by: str) -> Callable[[User], tuple[Any, ...]]:
     """The key that orders users by `order_by` (one of USER_ORDERS), ties broken by id."""
     if order_by == "name":
-        return lambda user: (user.name.casefold(), str(user.id))
+        return lambda user: (user_sort_text("name", user.name), str(user.id))
     if order_by == "email":
-        return lambda user: (normalized_email(user.email), str(user.id))
+        return lambda user: (user_sort_text("email", user.email), str(user.id))
     if order_by == "created_at":
         return lambda user: (user.created_at or _EPOCH, str(user.id))
     raise ValueError(f"users cannot be ordered by {order_by!r}; one of {', '.join(USER_ORDERS)}")
