@@ -14,6 +14,8 @@
   `signup_create_organization(...)` (the organization's id, its wrapped data key and the admin's
   ciphertext come from the application); `pii_data_keys_to_rewrap(master key id, limit)` lists the
   organizations whose data key another master key wraps (`reckai keys rotate`).
+- The address and name in a `user_onboarding` approval's metadata (the account to create, and
+  invite, once approved) are encrypted the same way.
 - Existing rows are encrypted here, organization by organization, in batches. That needs the master
   key: `reckai migrate` passes the settings' keys (`config.attributes["pii_master_keys"]`); without
   them the migration refuses to run. The downgrade decrypts back, with the same keys.
@@ -24,6 +26,7 @@ Revises: 0029_forced_job_links
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from typing import Any
@@ -191,7 +194,7 @@ $$;
 }
 
 # Tables the owner reads and writes across organizations while (de)crypting; FORCE again after.
-_BACKFILLED = ("organizations", "users", "organization_data_keys")
+_BACKFILLED = ("organizations", "users", "organization_data_keys", "approvals")
 
 
 def _master_keys() -> Any:
@@ -216,7 +219,22 @@ def _batches(rows: list[Any]) -> Any:
         yield rows[start : start + BATCH_SIZE]
 
 
+def _approvals(connection: Any, organization_id: uuid.UUID, key: Any, change: Any) -> None:
+    """(De)crypt the personal fields of the organization's approvals that carry some
+    (a user_onboarding request: the address and name of the account to create)."""
+    from reckai.adapters.security.personal_data import PERSONAL_METADATA
+
+    rows = connection.execute(
+        text("SELECT id, type, metadata FROM approvals WHERE organization_id = :org AND type = ANY(:types)"),
+        {"org": organization_id, "types": list(PERSONAL_METADATA)}).all()
+    for batch in _batches(list(rows)):
+        connection.execute(text("UPDATE approvals SET metadata = CAST(:metadata AS jsonb) WHERE id = :id"),
+                           [{"id": row.id, "metadata": json.dumps(change(key, row.type, dict(row.metadata or {})))}
+                            for row in batch])
+
+
 def upgrade() -> None:
+    from reckai.adapters.security.personal_data import seal_metadata
     from reckai.domain.identity.entities import normalized_email as normalize_email
 
     master = _master_keys()  # first: refuse before changing anything
@@ -253,6 +271,7 @@ def upgrade() -> None:
                 text("UPDATE users SET email = :email, name = :name, email_index = :email_index WHERE id = :id"),
                 [{"id": user.id, "email": key.encrypt("email", user.email), "name": key.encrypt("name", user.name),
                   "email_index": key.blind_index(user.email)} for user in batch])
+        _approvals(connection, organization_id, key, seal_metadata)
     for table in _BACKFILLED:
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
 
@@ -264,7 +283,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from reckai.adapters.security.personal_data import PersonalDataKeys, WrappedDataKey
+    from reckai.adapters.security.personal_data import PersonalDataKeys, WrappedDataKey, open_metadata
 
     keys = PersonalDataKeys(_master_keys())
     for signature in FUNCTIONS:
@@ -285,6 +304,7 @@ def downgrade() -> None:
                 text("UPDATE users SET email = :email, name = :name WHERE id = :id"),
                 [{"id": user.id, "email": key.decrypt("email", user.email), "name": key.decrypt("name", user.name)}
                  for user in batch])
+        _approvals(connection, organization_id, key, open_metadata)
     for table in _BACKFILLED:
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
     op.execute("DROP INDEX IF EXISTS uq_users_org_email_index")

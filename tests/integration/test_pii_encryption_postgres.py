@@ -25,6 +25,8 @@ from reckai.adapters.postgres import migrations
 from reckai.adapters.postgres.engine import create_engine
 from reckai.adapters.postgres.unit_of_work import PostgresDatabase
 from reckai.adapters.security.personal_data import PersonalDataKeys, master_keys
+from reckai.application.context import RequestInfo
+from reckai.application.identity.users import operator_add_user
 from reckai.application.ports.personal_data import DataKeyUnavailable
 from reckai.bootstrap import Container, bootstrap
 from reckai.domain.identity.entities import User
@@ -96,20 +98,38 @@ def test_only_ciphertext_at_rest_and_sign_in_through_the_blind_index(container: 
         taken = client.post("/api/users", json={"email": " DOROTHY.vaughan@nasa.example", "name": "Someone Else",
                                                 "role": "analyst"}, headers=bearer(token))
         assert taken.status_code == 409 and taken.json()["error"]["code"] == "EMAIL_TAKEN"
+        # A supervisor needs a checker (an operator adds the first one): until one approves, the address
+        # and name wait in a user_onboarding approval's metadata.
+        operator_add_user(container.identity, organization_code=admin.org_code, email="Checker.One@NASA.example",
+                          name="Checker One", role="supervisor", password=DEFAULT_PASSWORD,
+                          request=RequestInfo(user_agent="tests"))
+        pending = client.post("/api/users", json={"email": "Katherine.Johnson@NASA.example",
+                                                  "name": "Katherine Johnson", "role": "supervisor"},
+                              headers=bearer(token))
+        assert pending.status_code == 202, pending.text
+        approval_id = pending.json()["data"]["pending_approval"]["id"]
+        shown = client.get(f"/api/approvals/{approval_id}", headers=bearer(token)).json()["data"]["approval"]
+        assert (shown["metadata"]["email"], shown["metadata"]["name"]) == ("katherine.johnson@nasa.example",
+                                                                          "Katherine Johnson")
         listed = client.get("/api/users?sort=name", headers=bearer(token)).json()["data"]
         assert [(u["name"], u["email"]) for u in listed] == [
-            ("Dorothy Vaughan", "Dorothy.Vaughan@NASA.example"), ("Mary Jackson", "Mary.Jackson@NASA.example")]
+            ("Checker One", "Checker.One@NASA.example"), ("Dorothy Vaughan", "Dorothy.Vaughan@NASA.example"),
+            ("Mary Jackson", "Mary.Jackson@NASA.example")]
         relax_auth_limits(client, admin.org_code, admin.email)
         assert client.post("/api/auth/password/reset", json={"organization_code": admin.org_code,
                                                              "email": admin.email}).status_code == 202
 
     stored = _rows(pg_fresh_database, "SELECT email, name, email_index FROM users WHERE organization_id = :org",
                    org=org_id)
-    assert len(stored) == 2
+    assert len(stored) == 3
     for email, name, email_index in stored:
         assert email.startswith("pii1:dk-") and name.startswith("pii1:dk-") and len(email_index) == 43
-        for personal in ("Mary", "Jackson", "Dorothy", "Vaughan", "NASA.example", "nasa.example"):
+        for personal in ("Mary", "Jackson", "Dorothy", "Vaughan", "Checker", "NASA.example", "nasa.example"):
             assert personal not in email + name + email_index
+    (metadata,) = [row[0] for row in _rows(pg_fresh_database, "SELECT metadata FROM approvals WHERE id = :id",
+                                           id=uuid.UUID(approval_id))]
+    assert metadata["role"] == "supervisor" and metadata["email"].startswith("pii1:")
+    assert "Katherine" not in json.dumps(metadata) and "katherine.johnson" not in json.dumps(metadata)
     (key,) = _rows(pg_fresh_database, "SELECT key_id, master_key_id, length(wrapped_key) FROM organization_data_keys"
                    " WHERE organization_id = :org", org=org_id)
     assert key[1] == DEV_KEY_ID and key[2] == 12 + 32 + 16  # nonce, data key, tag: never the key in clear
@@ -129,6 +149,11 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
             conn.execute(text("INSERT INTO users (organization_id, email, password_hash, name, role)"
                               " VALUES (:org, 'Old.Analyst@Example.com', 'h', 'Old Analyst', 'analyst')"),
                          {"org": tenant.organization_id})
+            onboarding = conn.execute(text(
+                "INSERT INTO approvals (organization_id, type, status, title, description, requested_by, metadata)"
+                " VALUES (:org, 'user_onboarding', 'pending', 't', 'd', :user,"
+                " '{\"email\": \"Waiting.Person@Example.com\", \"name\": \"Waiting Person\", \"role\": \"supervisor\"}')"
+                " RETURNING id"), {"org": tenant.organization_id, "user": tenant.admin_user_id}).scalar_one()
 
         with pytest.raises(RuntimeError, match="needs the master key"):
             migrations.upgrade(database.owner_url, "head")
@@ -141,6 +166,8 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
         assert cli(["migrate", "--url", database.owner_url]) == 0
         stored = _rows(database, "SELECT email, name FROM users")
         assert len(stored) == 2 and all(e.startswith("pii1:") and n.startswith("pii1:") for e, n in stored)
+        (sealed,) = [row[0] for row in _rows(database, "SELECT metadata FROM approvals")]
+        assert sealed["email"].startswith("pii1:") and sealed["name"].startswith("pii1:") and sealed["role"] == "supervisor"
 
         app_database = PostgresDatabase(create_engine(database.app_url, pool_size=1))
         try:
@@ -150,6 +177,8 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
                                                                                   "Old Analyst")
             with app_database.unit_of_work(tenant.organization_id) as uow:
                 assert [u.name for u in uow.users.list(order_by="name")] == ["Admin", "Old Analyst"]
+                assert uow.approvals.get(onboarding).metadata == {
+                    "email": "Waiting.Person@Example.com", "name": "Waiting Person", "role": "supervisor"}
         finally:
             app_database.close()
 
@@ -157,6 +186,7 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
         migrations.downgrade(database.owner_url, "0029_forced_job_links", master_keys=development_master_keys())
         assert {row[0] for row in _rows(database, "SELECT email FROM users")} == {
             "Legacy.Admin@Example.com", "Old.Analyst@Example.com"}
+        assert _rows(database, "SELECT metadata ->> 'email' FROM approvals") == [("Waiting.Person@Example.com",)]
     finally:
         admin.dispose()
 

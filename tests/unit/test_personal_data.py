@@ -22,6 +22,8 @@ from reckai.adapters.security.personal_data import (
     PersonalDataKeys,
     UnknownMasterKey,
     WrappedDataKey,
+    open_metadata,
+    seal_metadata,
 )
 from reckai.entrypoints.http.app import create_app
 from tests.support.identity import DEFAULT_PASSWORD, bearer, login, onboard, relax_auth_limits
@@ -182,3 +184,19 @@ def test_no_log_line_of_the_identity_flows_names_an_address_or_a_name(world, cap
         text = (record.getMessage() + repr(record.__dict__)).lower()
         for personal in ("grace.hopper", "grace hopper", "katherine"):
             assert personal not in text, (record.name, record.getMessage())
+
+
+def test_a_user_onboarding_requests_address_and_name_are_sealed_with_its_snapshot_and_only_those() -> None:
+    _, key = _ring("m1", m1=1).new_data_key(uuid.uuid4())
+    metadata = {"email": "new.person@example.com", "name": "New Person", "role": "supervisor",
+                "snapshot": {"taken_at": "2026-01-01T00:00:00Z",
+                             "subject": {"email": "new.person@example.com", "name": "New Person", "role": "supervisor"}}}
+    sealed = seal_metadata(key, "user_onboarding", metadata)
+    assert "new.person" not in json.dumps(sealed) and "New Person" not in json.dumps(sealed)
+    assert sealed["role"] == "supervisor" and sealed["snapshot"]["subject"]["role"] == "supervisor"  # type: ignore[index]
+    assert metadata["snapshot"]["subject"]["email"] == "new.person@example.com"  # type: ignore[index]  # not changed in place
+    with pytest.raises(FieldUndecryptable):  # each path is its own column: the snapshot's value does not open as the top one
+        key.decrypt("approvals.metadata.email", sealed["snapshot"]["subject"]["email"])  # type: ignore[index]
+    assert open_metadata(key, "user_onboarding", sealed) == metadata
+    other = {"key": "retention", "value": {"email": "not-personal-here@example.com"}}
+    assert seal_metadata(key, "system_setting", other) == other  # other types carry no person's address

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres.personal_data import organization_key
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
+from reckai.adapters.security.personal_data import open_metadata
 from reckai.application.ports.privacy import (
     ORGANIZATION_DATASETS,
     SECRET_FIELDS,
@@ -137,17 +138,20 @@ class PostgresExportDataReader(PostgresRepository):
         else:
             table, order = _TABLES[dataset]
             statement, params = f"SELECT * FROM {table} ORDER BY {order}", {}
-        # users are stored encrypted (0030_pii_encryption) and exported as the person wrote them; the
-        # key is read before the cursor opens (row-level security: only the bound organization's rows).
+        # users (and a user_onboarding request's metadata) are stored encrypted (0030_pii_encryption) and
+        # exported as written; the key is read before the cursor opens (row-level security: only the
+        # bound organization's rows).
         bound = self._uow.organization_id
-        key = organization_key(self._uow, bound) if table == "users" and bound is not None else None
+        key = organization_key(self._uow, bound) if table in ("users", "approvals") and bound is not None else None
         with translate_errors(self.entity_name):
             # a server-side cursor for this statement only (options on the statement, not the connection)
             result = self._conn.execute(text(statement).execution_options(stream_results=True, yield_per=batch_size),
                                         params)
             for row in result.mappings():
                 values = {key: value for key, value in row.items() if key not in SECRET_FIELDS}
-                if key is not None:
+                if key is not None and table == "approvals":
+                    values["metadata"] = open_metadata(key, str(values["type"]), dict(values["metadata"] or {}))
+                elif key is not None:
                     values["email"] = key.decrypt("email", values["email"])
                     values["name"] = key.decrypt("name", values["name"])
                 yield values

@@ -21,7 +21,9 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 
+from reckai.adapters.postgres.personal_data import organization_key
 from reckai.adapters.postgres.repository import PostgresRepository
+from reckai.adapters.security.personal_data import PERSONAL_METADATA, open_metadata, seal_metadata
 from reckai.application.ports.reconciliations import SEARCH_KEY_COLUMNS
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
 from reckai.application.ports.workflow import (
@@ -349,29 +351,47 @@ def _approval_params(approval: Approval) -> dict[str, Any]:
 
 
 class PostgresApprovalRepository(_Base):
+    """Approvals; the personal fields of a `user_onboarding` request's metadata (the address and
+    name of the account to create) are stored encrypted under the organization's data key
+    (adapters/security/personal_data.py, PERSONAL_METADATA) and decrypted on read."""
+
     entity_name = "approval"
+
+    def _approval(self, row: Row[Any]) -> Approval:
+        approval = _approval(row)
+        if approval.type.value in PERSONAL_METADATA:
+            approval.metadata = open_metadata(organization_key(self._uow, approval.organization_id),
+                                              approval.type.value, approval.metadata)
+        return approval
+
+    def _params(self, approval: Approval) -> dict[str, Any]:
+        params = _approval_params(approval)
+        if approval.type.value in PERSONAL_METADATA:
+            key = organization_key(self._uow, approval.organization_id)
+            params["metadata"] = _json(seal_metadata(key, approval.type.value, approval.metadata))
+        return params
 
     def add(self, approval: Approval) -> None:
         self._check_tenant(approval.organization_id)
         values = ", ".join("CAST(:metadata AS jsonb)" if c == "metadata" else f":{c}" for c in _APPROVAL_COLUMNS)
         with self._write():
             self._conn.execute(text(f"INSERT INTO approvals ({', '.join(_APPROVAL_COLUMNS)}) VALUES ({values})"),
-                               _approval_params(approval))
+                               self._params(approval))
 
     def get(self, approval_id: uuid.UUID) -> Approval | None:
         row = self._conn.execute(text(f"{_SELECT_APPROVAL} WHERE id = :id"), {"id": approval_id}).first()
-        return _approval(row) if row else None
+        return self._approval(row) if row else None
 
     def get_for_update(self, approval_id: uuid.UUID) -> Approval | None:
         row = self._conn.execute(text(f"{_SELECT_APPROVAL} WHERE id = :id FOR UPDATE"), {"id": approval_id}).first()
-        return _approval(row) if row else None
+        return self._approval(row) if row else None
 
     def update(self, approval: Approval) -> None:
         with self._write():
             result = self._conn.execute(text(
                 "UPDATE approvals SET status = :status, reviewed_by = :reviewed_by, reviewed_at = :reviewed_at,"
                 " review_comments = :review_comments, metadata = CAST(:metadata AS jsonb), updated_at = :updated_at"
-                " WHERE id = :id"), _approval_params(approval))
+                " WHERE id = :id"), self._params(approval))
         if result.rowcount == 0:
             raise EntityNotFound("approval", approval.id)
 
@@ -390,14 +410,14 @@ class PostgresApprovalRepository(_Base):
         rows, total, capped = self._page(f"{_SELECT_APPROVAL} WHERE {' AND '.join(where)}", params,
                                          "(status = 'pending') DESC, requested_at DESC, id DESC",
                                          query.limit, query.offset)
-        return Page([_approval(r) for r in rows], total, capped)
+        return Page([self._approval(r) for r in rows], total, capped)
 
     def pending_referring_to(self, key: str, value: str) -> Sequence[Approval]:
         rows = self._conn.execute(text(
             f"{_SELECT_APPROVAL} WHERE status = 'pending' AND organization_id = :org"
             " AND metadata -> :key @> to_jsonb(CAST(:value AS text))"),
             {"org": self._uow.organization_id, "key": key, "value": value}).all()
-        return [_approval(r) for r in rows]
+        return [self._approval(r) for r in rows]
 
 
 # --- rules -------------------------------------------------------------------------------------

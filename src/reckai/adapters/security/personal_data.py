@@ -142,6 +142,45 @@ class OrganizationKey:
         return _b64(mac.finalize())
 
 
+# Approval types whose metadata names a person who is not a user yet: a `user_onboarding` request
+# holds the address and name of the account to create (the invitation goes to that address once
+# a checker approves), and its snapshot (application/approvals/snapshots.py) the same subject as
+# requested. Those fields are stored encrypted like the users' own, each path bound as its column.
+PERSONAL_METADATA: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    "user_onboarding": (("email",), ("name",), ("snapshot", "subject", "email"), ("snapshot", "subject", "name")),
+}
+
+
+def _transform(key: OrganizationKey, approval_type: str, metadata: Mapping[str, object], seal: bool) -> dict[str, object]:
+    result: dict[str, object] = dict(metadata)
+    for path in PERSONAL_METADATA.get(approval_type, ()):
+        parent: dict[str, object] = result
+        for step in path[:-1]:  # copy each level on the way down: the caller's dictionaries stay as they were
+            child = parent.get(step)
+            if not isinstance(child, Mapping):
+                break
+            parent[step] = dict(child)
+            parent = parent[step]  # type: ignore[assignment]
+        else:
+            name, column = path[-1], "approvals.metadata." + ".".join(path)
+            value = parent.get(name)
+            if isinstance(value, str) and seal:
+                parent[name] = key.encrypt(column, value)
+            elif isinstance(value, str) and value.startswith(f"{FIELD_PREFIX}:"):
+                parent[name] = key.decrypt(column, value)
+    return result
+
+
+def seal_metadata(key: OrganizationKey, approval_type: str, metadata: Mapping[str, object]) -> dict[str, object]:
+    """The metadata as stored: the personal fields of this approval type encrypted."""
+    return _transform(key, approval_type, metadata, seal=True)
+
+
+def open_metadata(key: OrganizationKey, approval_type: str, metadata: Mapping[str, object]) -> dict[str, object]:
+    """The metadata as the application sees it: the personal fields decrypted."""
+    return _transform(key, approval_type, metadata, seal=False)
+
+
 class MasterKeys:
     """The master keys from the settings: the active one wraps, every one unwraps."""
 
