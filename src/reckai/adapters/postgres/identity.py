@@ -43,6 +43,7 @@ from reckai.domain.identity.entities import (
 )
 
 _USER_FIELDS = tuple(f.name for f in fields(User))
+_NO_INDEX = "-"  # never a blind index (those are 43 base64url characters)
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -246,14 +247,15 @@ class PostgresUserRepository(PostgresRepository):
 
     def find_login_candidate(self, organization_code: str, email: str) -> LoginCandidate | None:
         key = login_key(self._uow, organization_code)
-        if key is None:
-            return None
+        # An unknown organization still runs the candidate query (with an index nothing has), so the
+        # number of round trips does not tell whether the code exists.
+        index = key.blind_index(email) if key is not None else _NO_INDEX
         with translate_errors(self.entity_name):
             row = self._conn.execute(
                 text("SELECT * FROM auth_find_login_candidate_by_index(:code, :email_index)"),
-                {"code": organization_code, "email_index": key.blind_index(email)},
+                {"code": organization_code, "email_index": index},
             ).first()
-        if row is None:
+        if row is None or key is None:
             return None
         values = dict(row._mapping)
         values["id"] = values.pop("user_id")
