@@ -28,6 +28,7 @@ from reckai.adapters.dramatiq.runner import (
     parse_queue_threads,
 )
 from reckai.adapters.dramatiq.runtime import DramatiqJobRuntime
+from reckai.adapters.security.subject_cipher import AesGcmSubjectCipher
 from reckai.adapters.spreadsheets.tables import CsvTableWriter, XlsxTableWriter
 from reckai.application import job_types, maintenance
 from reckai.application import retention as retention_cases
@@ -35,6 +36,7 @@ from reckai.application.access import AccessRecorder, BatchingAccessRecorder
 from reckai.application.approvals import jobs as approval_jobs
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.audit import anchor_chain_heads_job
+from reckai.application.audit_personal import PersonalData, PersonalDataAuditLog
 from reckai.application.audit_trail import AuditTrailServices
 from reckai.application.exceptions import exceptions as exception_cases
 from reckai.application.files import sweeper
@@ -221,12 +223,14 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     parts.health["storage"] = lambda: storage_health(storage, scanner)
     signer = AuditSigner(settings.security.audit_hmac_key_id, settings.security.audit_hmac_key,
                          previous_keys=dict(settings.security.audit_hmac_retired_keys))
-    audit_log = _audit_log(database, signer, parts)
+    security = _security(settings, parts, overrides)
+    personal_data = PersonalData(database, AesGcmSubjectCipher(security.secret_box), clock)
+    # Personal values in audit metadata are sealed under their subject's key (docs/privacy.md, "Erasure").
+    audit_log: AuditLog = PersonalDataAuditLog(_audit_log(database, signer, parts), personal_data)
     audit_anchors = _audit_anchors(settings, parts)
     access_recorder = BatchingAccessRecorder(audit_log, batch_size=settings.audit.access_batch_size,
                                              flush_seconds=settings.audit.access_flush_seconds)
     parts.closers.append(access_recorder.close)  # closed before the database: the last batch is written
-    security = _security(settings, parts, overrides)
     rate_limiter, token_blacklist = _rate_limit_and_blacklist(settings, parts)
     rate_limiter = overrides.get("rate_limiter") or rate_limiter
     token_blacklist = overrides.get("token_blacklist") or token_blacklist
@@ -294,7 +298,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         job_outbox=job_outbox, job_handlers=handlers, job_runtime=runtime, worker_runner=runner,
         identity=identity, files=files, reconciliations=reconciliations, workflow=workflow, reports=reports,
         retention=retention, privacy=privacy,
-        audit_trail=AuditTrailServices(audit_log, signer, audit_anchors, access_recorder),
+        audit_trail=AuditTrailServices(audit_log, signer, audit_anchors, access_recorder, personal_data),
         health_checks=dict(parts.health), _closers=parts.closers,
     )
 
