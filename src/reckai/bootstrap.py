@@ -76,6 +76,7 @@ from reckai.application.ports.unit_of_work import Database
 from reckai.application.ports.workflow import RowAmounts, SourceRows
 from reckai.application.privacy import expiry as privacy_expiry
 from reckai.application.privacy import generation as privacy_generation
+from reckai.application.privacy.erasure import data_erasure_handler
 from reckai.application.privacy.exports import data_export_handler
 from reckai.application.privacy.services import GENERATE_DATA_EXPORT, PrivacyServices
 from reckai.application.privacy.services import GENERATE_TIME_LIMIT_SECONDS as PRIVACY_TIME_LIMIT_SECONDS
@@ -272,7 +273,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
                                   operator_settings=settings.operator)
 
     privacy = _privacy(database, storage, audit_log, job_queue, clock)
-    _register_approval_types(workflow, settings.operator, reports, privacy)
+    _register_approval_types(workflow, settings.operator, reports, privacy, identity)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
                    reconciliations=reconciliations, workflow=workflow, identity=identity, reports=reports)
     handlers.register(job_types.APPLY_RETENTION, partial(retention_cases.apply_retention_job, retention),
@@ -666,7 +667,7 @@ def build_file_parser() -> FileParser:
 
 
 def _register_approval_types(workflow: WorkflowServices, operator: OperatorValues, reports: ReportServices,
-                             privacy: PrivacyServices) -> None:
+                             privacy: PrivacyServices, identity: IdentityServices) -> None:
     """Each approval type's effect, registered by the feature that owns it (docs/architecture.md,
     "Adding an approval type"); bootstrap fails when a type has none."""
     approvals = workflow.approval_handlers
@@ -680,6 +681,7 @@ def _register_approval_types(workflow: WorkflowServices, operator: OperatorValue
     approvals.register(ApprovalType.PERIOD_REOPEN, stream_periods.period_reopen_handler(workflow))
     approvals.register(ApprovalType.PERIOD_ADJUSTMENT, stream_periods.period_adjustment_handler(workflow))
     approvals.register(ApprovalType.DATA_EXPORT, data_export_handler(privacy))
+    approvals.register(ApprovalType.DATA_ERASURE, data_erasure_handler(identity))
     approvals.require_all()
 
 
