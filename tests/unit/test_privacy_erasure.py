@@ -27,6 +27,7 @@ from reckai.domain.audit.personal import (
 )
 from reckai.entrypoints.http.app import create_app
 from tests.support import privacy_erasure as scenario
+from tests.support.identity import bearer
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +102,21 @@ def test_the_data_erasure_metadata_is_a_user_id_and_an_optional_one_line_reason(
     for bad in ({}, {"user_id": "nope"}, {"user_id": user, "reason": "a\nb"}, {"user_id": user, "email": "x"}):
         with pytest.raises(InvalidApproval):
             validate_metadata(ApprovalType.DATA_ERASURE, bad)
+
+
+def test_a_reset_request_for_an_inactive_account_seals_its_address_under_that_user(
+        world: scenario.ErasureWorld) -> None:
+    from reckai.application.identity.passwords import send_password_reset_job
+    from reckai.application.ports.jobs import JobDelivery
+
+    subject = world.add("dormant", "analyst")
+    assert world.client.delete(f"/api/users/{subject}", headers=bearer(world.tokens["admin"])).status_code == 200
+    send_password_reset_job(world.container.identity, JobDelivery(
+        uuid.uuid4(), 1, None, "send_password_reset",
+        {"organization_code": world.org_code, "email": world.emails["dormant"], "request": {}}))
+    [stored] = world.stored("auth.password.reset_requested", subject)
+    assert stored.metadata["outcome"] == "no_active_account"
+    envelope = parse_envelope(stored.metadata["email"])
+    assert envelope is not None and envelope.subject_id == subject
+    [shown] = world.shown("auth.password.reset_requested", subject)
+    assert shown["metadata"]["email"] == world.emails["dormant"]
