@@ -67,9 +67,21 @@ def erase_command(container: Container, args: argparse.Namespace, out: TextIO, e
 
 
 def _run_erase(args: argparse.Namespace) -> int:
-    from reckai.entrypoints.cli.org import _with_container
+    from reckai.bootstrap import bootstrap
+    from reckai.logging_setup import configure_logging
+    from reckai.settings import Settings, SettingsError
 
-    return _with_container("erase", lambda container: erase_command(container, args, sys.stdout, sys.stderr))
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        container = bootstrap(settings)
+    except SettingsError as exc:
+        print(f"reckai privacy erase: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return erase_command(container, args, sys.stdout, sys.stderr)
+    finally:
+        container.close()
 
 
 def _verify_export(args: Any) -> int:
