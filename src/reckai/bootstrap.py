@@ -268,11 +268,11 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
                                 row_amounts=_row_amounts(database, storage),
                                 clock=clock)
 
-    reports = _reports(database, storage, audit_log, job_queue, clock, signer)
+    reports = _reports(database, storage, audit_log, job_queue, clock, signer, personal_data)
     retention = RetentionServices(database=database, storage=storage, audit_log=audit_log, clock=clock,
                                   operator_settings=settings.operator)
 
-    privacy = _privacy(database, storage, audit_log, job_queue, clock)
+    privacy = _privacy(database, storage, audit_log, job_queue, clock, personal_data)
     _register_approval_types(workflow, settings.operator, reports, privacy, identity)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
                    reconciliations=reconciliations, workflow=workflow, identity=identity, reports=reports)
@@ -690,9 +690,9 @@ def _register_approval_types(workflow: WorkflowServices, operator: OperatorValue
 
 
 def _privacy(database: Database[AppUnitOfWork], storage: FileStorage, audit_log: AuditLog, job_queue: JobQueue,
-             clock: Clock) -> PrivacyServices:
+             clock: Clock, personal: PersonalData) -> PrivacyServices:
     return PrivacyServices(database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
-                           clock=clock, schema_version=_schema_version)
+                           clock=clock, schema_version=_schema_version, personal=personal)
 
 
 def _schema_version() -> str:
@@ -706,7 +706,7 @@ def _schema_version() -> str:
 
 
 def _reports(database: Database[AppUnitOfWork], storage: FileStorage, audit_log: AuditLog, job_queue: JobQueue,
-             clock: Clock, signer: AuditSigner) -> ReportServices:
+             clock: Clock, signer: AuditSigner, personal: PersonalData) -> ReportServices:
     from reckai.adapters.polars.report_figures import PolarsReportFigures
     from reckai.adapters.reports.pdf import PdfReportRenderer
     from reckai.adapters.reports.spreadsheets import ExcelReportRenderer, ZippedCsvRenderer
@@ -715,7 +715,7 @@ def _reports(database: Database[AppUnitOfWork], storage: FileStorage, audit_log:
                           figures=PolarsReportFigures(storage),
                           renderers=ReportRenderers(csv=ZippedCsvRenderer(), excel=ExcelReportRenderer(),
                                                     pdf=PdfReportRenderer()),
-                          audit_signer=signer)
+                          audit_signer=signer, personal=personal)
 
 
 def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> JobRulePreview:

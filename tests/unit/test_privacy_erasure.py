@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 
 from reckai.adapters.security.secret_box import AesGcmSecretBox
 from reckai.adapters.security.subject_cipher import AesGcmSubjectCipher
+from reckai.application.ports.audit import AuditQuery
 from reckai.application.ports.subject_keys import PersonalDataUnreadable, SubjectKey
 from reckai.bootstrap import bootstrap_in_memory
 from reckai.domain.approvals.metadata import validate_metadata
@@ -120,3 +121,17 @@ def test_a_reset_request_for_an_inactive_account_seals_its_address_under_that_us
     assert envelope is not None and envelope.subject_id == subject
     [shown] = world.shown("auth.password.reset_requested", subject)
     assert shown["metadata"]["email"] == world.emails["dormant"]
+
+
+def test_a_persons_export_shows_their_own_audit_values_opened(world: scenario.ErasureWorld) -> None:
+    from reckai.application.privacy.generation import _audit_actions
+
+    person = world.add("exporter", "analyst")
+    world.container.audit_log.record_independently(AuditEvent(
+        action="test.personal", organization_id=world.org, user_id=person,
+        metadata={"actor_email": world.emails["exporter"]}))
+    [stored] = [r.event for r in world.container.audit_log.list_records(
+        world.org, AuditQuery(action="test.personal", user_id=person)).records]
+    assert parse_envelope(stored.metadata["actor_email"]) is not None
+    rows = [row for row in _audit_actions(world.container.privacy, world.org, person) if row["action"] == "test.personal"]
+    assert [row["metadata"]["actor_email"] for row in rows] == [world.emails["exporter"]]
