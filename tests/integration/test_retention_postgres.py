@@ -100,3 +100,7 @@ def create_tenant_via(container: Container) -> Any:
         admin_email="cli.admin@example.com", admin_name="Cli Admin", admin_password=DEFAULT_PASSWORD,
         request=RequestInfo(), public=False)
     return created
+
+
+def test_decided_approvals_and_ended_sessions_on_postgres(container: Container) -> None:
+    contract.check_decided_approvals_and_ended_sessions_go_in_the_run_audited(container)

@@ -33,9 +33,11 @@ from reckai.domain.reports.settings import (
 )
 from reckai.domain.retention import (
     DEFAULT_RESULTS_DAYS,
+    DEFAULT_SESSIONS_DAYS,
     DEFAULT_UPLOADS_DAYS,
     LEGAL_HOLD_SETTING,
     RESULTS_SETTING,
+    SESSIONS_SETTING,
     UPLOADS_SETTING,
     LegalHold,
 )
@@ -169,8 +171,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(RESULTS_SETTING, "integer", DEFAULT_RESULTS_DAYS,
             "Days a finished reconciliation job is kept with its results, exceptions, comments and stored outputs "
             "(counted from its creation); then the retention job deletes it, unless it is a stream's run, an "
-            "exception of it is still open or a pending approval names it (docs/privacy.md, Retention).",
+            "exception of it is still open or a pending approval names it; decided approvals are kept as long, "
+            "from their decision, while nothing they authorised exists (docs/privacy.md, Retention).",
             minimum=365, maximum=36_500, org_overridable=True, env="RETENTION_RESULTS_DAYS", unit="days"),
+    Setting(SESSIONS_SETTING, "integer", DEFAULT_SESSIONS_DAYS,
+            "At most this many days after a session ended (expired or revoked) its row (device, address, "
+            "times) is deleted; the session sweeper normally deletes it sooner (docs/privacy.md, Retention).",
+            minimum=1, maximum=DEFAULT_SESSIONS_DAYS, org_overridable=True, env="RETENTION_SESSIONS_DAYS",
+            unit="days"),
     # The reports' two (domain/reports/settings.py parses them where they are used; the registry
     # shows them with their source and validates a change through the same parsers).
     Setting("timezone", "string", DEFAULT_TIMEZONE,
