@@ -209,7 +209,7 @@ def _approval_world(tenants: Tenants) -> dict[str, uuid.UUID]:
     `young` or `pending`)."""
     from reckai.domain.privacy.exports import DataExport, ExportScope
 
-    database, (org, user), (_, other_user) = tenants
+    database, (org, user), _ = tenants
     reviewer = _second_user(database, org, user)
     job = _old_job(org, user, j.JobStatus.COMPLETED)
     still_open = _exception(org, job.id, ExceptionStatus.OPEN)
