@@ -145,6 +145,12 @@ SETTINGS: tuple[Setting, ...] = (
             env="RATE_LIMIT_UPLOAD_PER_HOUR", unit=_PER_HOUR),
     Setting("rate_limits.report", "integer", 5, "Report requests per hour per user.",
             minimum=1, maximum=10_000, org_overridable=True, env="RATE_LIMIT_REPORT_PER_HOUR", unit=_PER_HOUR),
+    Setting("rate_limits.export", "integer", 3, "Data export requests (POST /api/privacy/exports) per hour per "
+            "user: each builds a zip of a person's or the organization's data (docs/privacy.md).",
+            minimum=1, maximum=1_000, org_overridable=True, env="RATE_LIMIT_EXPORT_PER_HOUR", unit=_PER_HOUR),
+    Setting("rate_limits.export_organization", "integer", 10, "Data export requests per hour for the whole "
+            "organization, all its users together (docs/privacy.md).", minimum=1, maximum=1_000,
+            org_overridable=True, env="RATE_LIMIT_EXPORT_ORGANIZATION_PER_HOUR", unit=_PER_HOUR),
     Setting("workflow.sla_hours", "object", dict(DEFAULT_SLA_HOURS),
             "Hours an exception may stay open, by severity (docs/workflow.md, SLA).",
             org_overridable=True, validate=_workflow("sla_hours")),
