@@ -39,14 +39,17 @@ def _organization(container: Any, label: str) -> tuple[uuid.UUID, uuid.UUID, str
     return created.organization_id, created.admin_user_id, code, email
 
 
-def _completed_export(container: Any, org: uuid.UUID, user: uuid.UUID) -> uuid.UUID:
+def _export(container: Any, org: uuid.UUID, user: uuid.UUID, status: ExportStatus = ExportStatus.COMPLETED,
+            scope: ExportScope = ExportScope.ORGANIZATION) -> uuid.UUID:
     export_id = uuid.uuid4()
+    done = status is ExportStatus.COMPLETED
     with container.database.unit_of_work(org) as uow:
         uow.data_exports.add(DataExport(
-            id=export_id, organization_id=org, scope=ExportScope.ORGANIZATION, subject_user_id=None,
-            requested_by=user, storage_path=export_key(org, export_id, NOW.date()), created_at=NOW, updated_at=NOW,
-            status=ExportStatus.COMPLETED, size_bytes=10, sha256="a" * 64, completed_at=NOW,
-            expires_at=NOW + dt.timedelta(days=30)))
+            id=export_id, organization_id=org, scope=scope,
+            subject_user_id=user if scope is ExportScope.USER else None, requested_by=user,
+            storage_path=export_key(org, export_id, NOW.date()), created_at=NOW, updated_at=NOW, status=status,
+            size_bytes=10 if done else None, sha256="a" * 64 if done else None, completed_at=NOW if done else None,
+            expires_at=NOW + dt.timedelta(days=30) if done else None))
         uow.commit()
     return export_id
 
@@ -77,11 +80,12 @@ def check_offboarding(container: Any) -> None:
     for key in [*objects, kept]:
         container.storage.put(key, [b"bytes of " + key.encode()])
 
-    # Refused: no completed organization export (and a person's export does not count).
+    # Refused: no completed organization export (a person's export does not count).
+    _export(container, org, admin, scope=ExportScope.USER)
     status, _, err = run_offboard(container, code)
     assert status == 2 and "no completed organization export" in err
     # Refused: a legal hold, even with an export.
-    export_id = _completed_export(container, org, admin)
+    export_id = _export(container, org, admin)
     with container.database.unit_of_work(org) as uow:
         organization = uow.organizations.get(org)
         organization.settings = {"retention": {"legal_hold": {"until": (NOW + dt.timedelta(days=60)).date()
@@ -95,6 +99,14 @@ def check_offboarding(container: Any) -> None:
         organization.settings = {}
         uow.organizations.update(organization)
         uow.commit()
+    # Refused while an export is being generated (its zip would land after the deletion).
+    running = _export(container, org, admin, ExportStatus.RUNNING)
+    status, _, err = run_offboard(container, code)
+    assert status == 2 and f"export {running} is being generated" in err
+    with container.database.unit_of_work(org) as uow:
+        uow.data_exports.update(uow.data_exports.get_for_update(running).failed("stopped by hand", NOW))
+        uow.commit()
+    pending = _export(container, org, admin, ExportStatus.PENDING, ExportScope.USER)
     assert all(container.storage.exists(key) for key in objects)  # nothing happened so far
 
     status, out, err = run_offboard(container, code.upper())
@@ -110,6 +122,7 @@ def check_offboarding(container: Any) -> None:
         tombstone = uow.organizations.get(org)
         admin_user = uow.users.get(admin)
         assert uow.data_exports.get(export_id) is not None  # rows stay (the objects went)
+        assert uow.data_exports.get(pending).status is ExportStatus.FAILED  # its job will do nothing
     assert tombstone.name == OFFBOARDED_NAME and tombstone.code == offboarded_code(code)
     assert tombstone.domain is None and tombstone.is_active is False
     assert set(tombstone.settings) == {"offboarded"} and tombstone.settings["offboarded"]["export_id"] == str(

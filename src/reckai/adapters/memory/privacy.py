@@ -61,6 +61,11 @@ class MemoryDataExportRepository:
                and row.expires_at is not None and row.expires_at <= now]
         return sorted(due, key=lambda row: (row.expires_at, str(row.id)))[:limit]
 
+    def unfinished(self) -> Sequence[DataExport]:
+        rows = [row for _, row in self._uow.rows(EXPORTS)
+                if row.status in (ExportStatus.PENDING, ExportStatus.RUNNING)]
+        return sorted(rows, key=lambda row: (row.created_at, str(row.id)))
+
     def latest_completed_organization_export(self) -> DataExport | None:
         done = [row for _, row in self._uow.rows(EXPORTS) if row.scope is ExportScope.ORGANIZATION
                 and row.status is ExportStatus.COMPLETED]

@@ -1,7 +1,8 @@
 """`reckai org offboard --code CODE`: an organization leaves the service (issue 17 item 7;
 docs/privacy.md, "Offboarding").
 
-Refused while a legal hold is active, and unless the organization has a completed organization
+Refused while a legal hold is active or an export is being generated (a pending one is failed),
+and unless the organization has a completed organization
 export (`POST /api/privacy/exports` scope organization, still downloadable) or the operator gives
 `--without-export --reason ...` (audited). Then, in one transaction under the organization's
 row-level security: the organization row becomes a tombstone (name and sign-in code replaced by
@@ -33,6 +34,7 @@ from reckai.application.ports.storage import StorageError
 from reckai.application.privacy.services import PrivacyServices
 from reckai.domain.identity.entities import User
 from reckai.domain.ingestion.storage_keys import QUARANTINE_ROOT, organization_prefix
+from reckai.domain.privacy.exports import ExportStatus
 from reckai.domain.privacy.offboarding import (
     OFFBOARDED_NAME,
     clean_override_reason,
@@ -56,6 +58,15 @@ class ExportRequired(Conflict):
         super().__init__("the organization has no completed organization export (POST /api/privacy/exports scope "
                          "organization, approved and generated, not expired); export first, or offboard with "
                          "--without-export --reason")
+
+
+class ExportInProgress(Conflict):
+    """An export is being generated: its zip would land in storage after the objects were deleted."""
+
+    code = "EXPORT_IN_PROGRESS"
+
+    def __init__(self, export_id: uuid.UUID) -> None:
+        super().__init__(f"export {export_id} is being generated; offboard once it has finished")
 
 
 class LegalHoldActive(Conflict):
@@ -136,6 +147,7 @@ def offboard_organization(services: PrivacyServices, *, organization_code: str, 
             hold = LegalHold.parse(effective_value(LEGAL_HOLD_SETTING, operator_settings, organization.settings))
             if hold.active(now):
                 raise LegalHoldActive(hold)
+            _stop_unfinished_exports(uow, now)
             export = uow.data_exports.latest_completed_organization_export()
             if export is None and reason is None:
                 raise ExportRequired()
@@ -145,6 +157,19 @@ def offboard_organization(services: PrivacyServices, *, organization_code: str, 
             uow.commit()
     _delete_objects(services, outcome, request)
     return outcome
+
+
+def _stop_unfinished_exports(uow: PrivacyUnitOfWork, now: dt.datetime) -> None:
+    """A pending export is failed under its row lock (its job, started later, then does nothing);
+    a running one refuses the offboarding (its zip would be stored after the objects' deletion)."""
+    for unfinished in uow.data_exports.unfinished():
+        locked = uow.data_exports.get_for_update(unfinished.id)
+        if locked is None:
+            continue
+        if locked.status is ExportStatus.RUNNING:
+            raise ExportInProgress(locked.id)
+        if locked.status is ExportStatus.PENDING:
+            uow.data_exports.update(locked.failed("the organization was offboarded", now))
 
 
 def _tombstone(services: PrivacyServices, uow: PrivacyUnitOfWork, outcome: Offboarding, tier: str,
