@@ -15,6 +15,11 @@ and one audit row `retention.file_deleted` per file in one transaction per batch
 objects; an object that cannot be deleted then is left to the orphan sweeper (its row is gone),
 and logged. A dry run reads the same batches and deletes, audits and commits nothing.
 
+Then decided approvals past `retention.results_days` from their decision (never a pending one,
+nor one a record still points at or that names an open exception; deleted through
+`delete_approval`, on PostgreSQL the SECURITY DEFINER `retention_delete_approval`, migration 0033)
+and ended sessions past `retention.sessions_days` (a backstop to the session sweeper).
+
 Run as the low-priority periodic job `apply_retention` (daily) and as `reckai retention run
 [--dry-run]`. Idempotent: a second run deletes nothing more.
 """
