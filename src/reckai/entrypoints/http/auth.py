@@ -18,8 +18,9 @@ does nothing. For every other route it requires `Authorization: Bearer <access t
    A route that declares neither permission nor public is refused (deny by default);
 6. when the route says `opt={"rate_limit": "upload"}` (or "report", or a tuple such as
    `("export", "export_organization")`), counts it in those tiers too, per user or, for a tier whose
-   subject is the organization, per organization (429); if the request is refused afterwards (`release_refused_hit`, an after-exception hook),
-   the hit is given back: only accepted uploads use up the allowance.
+   subject is the organization, per organization (429); if the request is refused afterwards
+   (`release_refused_hit`, an after-exception hook), the hits are given back: only accepted uploads
+   use up the allowance.
 
 Handlers take the caller with `principal: NamedDependency[Principal]`, a unit-of-work factory
 bound to the caller's organization with `uow_factory: NamedDependency[TenantUnitOfWorkFactory]`
@@ -155,7 +156,7 @@ def route_tiers(handler: BaseRouteHandler) -> tuple[str, ...]:
 
 async def release_refused_hit(exc: Exception, scope: Any) -> None:
     """After-exception hook: a request refused after it was counted in its route's own tier
-    (upload, report) gives the hit back, so refused uploads do not use up the hourly allowance
+    (upload, report, export, export_organization) gives its hits back, so refused uploads do not use up the hourly allowance
     (issue 16). Every request still counts in the `api` tier."""
     counted = scope.get("state", {}).pop(STATE_ROUTE_TIER_HIT, None)
     if not counted:
