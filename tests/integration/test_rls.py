@@ -437,6 +437,7 @@ def test_app_role_privileges_are_narrow(app_engine: Engine) -> None:
         assert not has("users", "DELETE") and not has("organizations", "DELETE")
         assert not has("organizations", "INSERT")
         assert not has("data_exports", "DELETE") and has("data_exports", "UPDATE")
+        assert not has("approvals", "DELETE")  # retention deletes through retention_delete_approval (0033)
         assert not has("alembic_version", "SELECT")
 
 

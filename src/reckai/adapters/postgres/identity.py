@@ -80,6 +80,14 @@ class PostgresOrganizationRepository(PostgresRepository):
         if result.rowcount == 0:
             raise EntityNotFound("organization", organization.id)
 
+    def change_code(self, organization_id: uuid.UUID, code: str) -> None:
+        self._check_tenant(organization_id)
+        with self._write():
+            result = self._conn.execute(update(t.organizations).where(t.organizations.c.id == organization_id)
+                                        .values(code=code, updated_at=func.now()))
+        if result.rowcount == 0:
+            raise EntityNotFound("organization", organization_id)
+
     def find_id_by_code(self, code: str) -> uuid.UUID | None:
         with translate_errors(self.entity_name):
             found: uuid.UUID | None = self._conn.execute(

@@ -91,6 +91,19 @@ class PostgresDataExportRepository(PostgresRepository):
                 {"now": _to_db(now), "limit": limit}).all()
         return [_export(row) for row in rows]
 
+    def unfinished(self) -> Sequence[DataExport]:
+        with translate_errors(self.entity_name):
+            rows = self._conn.execute(text(
+                f"{_SELECT} WHERE status IN ('pending', 'running') ORDER BY created_at, id")).all()
+        return [_export(row) for row in rows]
+
+    def latest_completed_organization_export(self) -> DataExport | None:
+        with translate_errors(self.entity_name):
+            row = self._conn.execute(text(
+                f"{_SELECT} WHERE scope = 'organization' AND status = 'completed'"
+                " ORDER BY completed_at DESC NULLS LAST, id DESC LIMIT 1")).first()
+        return _export(row) if row is not None else None
+
 
 # dataset -> (table, ORDER BY). Every table's rows are those row-level security shows the tenant.
 _TABLES: Mapping[str, tuple[str, str]] = {
