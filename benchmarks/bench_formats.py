@@ -96,7 +96,7 @@ def _measure(case: str, path: Path) -> dict[str, object]:
     elif case == "own MT940 parser":
         from reckai.domain.ingestion.mt940 import parse_mt940
 
-        rows = len(parse_mt940(path.read_text()).lines)
+        rows = parse_mt940(path.read_text()).row_count
     else:
         from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping
 

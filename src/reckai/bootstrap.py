@@ -28,6 +28,7 @@ from reckai.adapters.dramatiq.runner import (
     parse_queue_threads,
 )
 from reckai.adapters.dramatiq.runtime import DramatiqJobRuntime
+from reckai.adapters.security.subject_cipher import AesGcmSubjectCipher
 from reckai.adapters.spreadsheets.tables import CsvTableWriter, XlsxTableWriter
 from reckai.application import job_types, maintenance
 from reckai.application import retention as retention_cases
@@ -35,6 +36,7 @@ from reckai.application.access import AccessRecorder, BatchingAccessRecorder
 from reckai.application.approvals import jobs as approval_jobs
 from reckai.application.approvals.common import WorkflowServices
 from reckai.application.audit import anchor_chain_heads_job
+from reckai.application.audit_personal import PersonalData, PersonalDataAuditLog
 from reckai.application.audit_trail import AuditTrailServices
 from reckai.application.exceptions import exceptions as exception_cases
 from reckai.application.files import sweeper
@@ -75,6 +77,7 @@ from reckai.application.ports.unit_of_work import Database
 from reckai.application.ports.workflow import RowAmounts, SourceRows
 from reckai.application.privacy import expiry as privacy_expiry
 from reckai.application.privacy import generation as privacy_generation
+from reckai.application.privacy.erasure import data_erasure_handler
 from reckai.application.privacy.exports import data_export_handler
 from reckai.application.privacy.services import GENERATE_DATA_EXPORT, PrivacyServices
 from reckai.application.privacy.services import GENERATE_TIME_LIMIT_SECONDS as PRIVACY_TIME_LIMIT_SECONDS
@@ -222,12 +225,14 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
     parts.health["storage"] = lambda: storage_health(storage, scanner)
     signer = AuditSigner(settings.security.audit_hmac_key_id, settings.security.audit_hmac_key,
                          previous_keys=dict(settings.security.audit_hmac_retired_keys))
-    audit_log = _audit_log(database, signer, parts)
+    security = _security(settings, parts, overrides)
+    personal_data = PersonalData(database, AesGcmSubjectCipher(security.secret_box), clock)
+    # Personal values in audit metadata are sealed under their subject's key (docs/privacy.md, "Erasure").
+    audit_log: AuditLog = PersonalDataAuditLog(_audit_log(database, signer, parts), personal_data)
     audit_anchors = _audit_anchors(settings, parts)
     access_recorder = BatchingAccessRecorder(audit_log, batch_size=settings.audit.access_batch_size,
                                              flush_seconds=settings.audit.access_flush_seconds)
     parts.closers.append(access_recorder.close)  # closed before the database: the last batch is written
-    security = _security(settings, parts, overrides)
     rate_limiter, token_blacklist = _rate_limit_and_blacklist(settings, parts)
     rate_limiter = overrides.get("rate_limiter") or rate_limiter
     token_blacklist = overrides.get("token_blacklist") or token_blacklist
@@ -264,12 +269,12 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
                                 row_amounts=_row_amounts(database, storage),
                                 clock=clock)
 
-    reports = _reports(database, storage, audit_log, job_queue, clock, signer)
+    reports = _reports(database, storage, audit_log, job_queue, clock, signer, personal_data)
     retention = RetentionServices(database=database, storage=storage, audit_log=audit_log, clock=clock,
                                   operator_settings=settings.operator)
 
-    privacy = _privacy(database, storage, audit_log, job_queue, clock)
-    _register_approval_types(workflow, settings.operator, reports, privacy)
+    privacy = _privacy(database, storage, audit_log, job_queue, clock, personal_data)
+    _register_approval_types(workflow, settings.operator, reports, privacy, identity)
     _register_jobs(handlers, settings, database=database, storage=storage, mailer=mailer, files=files,
                    reconciliations=reconciliations, workflow=workflow, identity=identity, reports=reports)
     handlers.register(job_types.APPLY_RETENTION, partial(retention_cases.apply_retention_job, retention),
@@ -295,7 +300,7 @@ def _assemble(settings: Settings, parts: _Parts, overrides: Overrides) -> Contai
         job_outbox=job_outbox, job_handlers=handlers, job_runtime=runtime, worker_runner=runner,
         identity=identity, files=files, reconciliations=reconciliations, workflow=workflow, reports=reports,
         retention=retention, privacy=privacy,
-        audit_trail=AuditTrailServices(audit_log, signer, audit_anchors, access_recorder),
+        audit_trail=AuditTrailServices(audit_log, signer, audit_anchors, access_recorder, personal_data),
         health_checks=dict(parts.health), _closers=parts.closers,
     )
 
@@ -672,7 +677,7 @@ def build_file_parser() -> FileParser:
 
 
 def _register_approval_types(workflow: WorkflowServices, operator: OperatorValues, reports: ReportServices,
-                             privacy: PrivacyServices) -> None:
+                             privacy: PrivacyServices, identity: IdentityServices) -> None:
     """Each approval type's effect, registered by the feature that owns it (docs/architecture.md,
     "Adding an approval type"); bootstrap fails when a type has none."""
     approvals = workflow.approval_handlers
@@ -686,6 +691,7 @@ def _register_approval_types(workflow: WorkflowServices, operator: OperatorValue
     approvals.register(ApprovalType.PERIOD_REOPEN, stream_periods.period_reopen_handler(workflow))
     approvals.register(ApprovalType.PERIOD_ADJUSTMENT, stream_periods.period_adjustment_handler(workflow))
     approvals.register(ApprovalType.DATA_EXPORT, data_export_handler(privacy))
+    approvals.register(ApprovalType.DATA_ERASURE, data_erasure_handler(identity))
     approvals.require_all()
 
 
@@ -694,9 +700,9 @@ def _register_approval_types(workflow: WorkflowServices, operator: OperatorValue
 
 
 def _privacy(database: Database[AppUnitOfWork], storage: FileStorage, audit_log: AuditLog, job_queue: JobQueue,
-             clock: Clock) -> PrivacyServices:
+             clock: Clock, personal: PersonalData) -> PrivacyServices:
     return PrivacyServices(database=database, storage=storage, audit_log=audit_log, job_queue=job_queue,
-                           clock=clock, schema_version=_schema_version)
+                           clock=clock, schema_version=_schema_version, personal=personal)
 
 
 def _schema_version() -> str:
@@ -710,7 +716,7 @@ def _schema_version() -> str:
 
 
 def _reports(database: Database[AppUnitOfWork], storage: FileStorage, audit_log: AuditLog, job_queue: JobQueue,
-             clock: Clock, signer: AuditSigner) -> ReportServices:
+             clock: Clock, signer: AuditSigner, personal: PersonalData) -> ReportServices:
     from reckai.adapters.polars.report_figures import PolarsReportFigures
     from reckai.adapters.reports.pdf import PdfReportRenderer
     from reckai.adapters.reports.spreadsheets import ExcelReportRenderer, ZippedCsvRenderer
@@ -719,7 +725,7 @@ def _reports(database: Database[AppUnitOfWork], storage: FileStorage, audit_log:
                           figures=PolarsReportFigures(storage),
                           renderers=ReportRenderers(csv=ZippedCsvRenderer(), excel=ExcelReportRenderer(),
                                                     pdf=PdfReportRenderer()),
-                          audit_signer=signer)
+                          audit_signer=signer, personal=personal)
 
 
 def _rule_preview(storage: FileStorage, engine: JobMatchingEngine) -> JobRulePreview:

@@ -106,7 +106,49 @@ def check_expired_lists_completed_exports_past_their_expiry(tenants: Tenants) ->
         assert uow.data_exports.expired(NOW, 10) == []
 
 
+
+def check_unfinished_and_the_latest_completed_organization_export(tenants: Tenants) -> None:
+    """What offboarding reads: the exports still pending or running, and the organization export
+    completed last that is still completed (a person's, an expired or a failed one does not count)."""
+    database, (org_a, user_a), (org_b, _) = tenants
+
+    def made(scope: ExportScope, status: ExportStatus, completed_minutes: int | None = None) -> DataExport:
+        export = _export(org_a, user_a, scope)
+        at = NOW + dt.timedelta(minutes=completed_minutes or 0)
+        if status is ExportStatus.PENDING:
+            return export
+        running = export.started(NOW)
+        if status is ExportStatus.RUNNING:
+            return running
+        if status is ExportStatus.FAILED:
+            return running.failed("boom", NOW)
+        done = running.completed(size_bytes=1, sha256="c" * 64, now=at)
+        return done.expired(at + dt.timedelta(days=RETENTION_DAYS)) if status is ExportStatus.EXPIRED else done
+
+    exports = {
+        "pending": made(ExportScope.USER, ExportStatus.PENDING),
+        "running": made(ExportScope.ORGANIZATION, ExportStatus.RUNNING),
+        "failed": made(ExportScope.ORGANIZATION, ExportStatus.FAILED),
+        "older": made(ExportScope.ORGANIZATION, ExportStatus.COMPLETED, 1),
+        "newer": made(ExportScope.ORGANIZATION, ExportStatus.COMPLETED, 5),
+        "expired": made(ExportScope.ORGANIZATION, ExportStatus.EXPIRED, 9),
+        "person": made(ExportScope.USER, ExportStatus.COMPLETED, 10),
+    }
+    with database.unit_of_work(org_a) as uow:
+        assert uow.data_exports.latest_completed_organization_export() is None
+        for export in exports.values():
+            uow.data_exports.add(export)
+        uow.commit()
+    with database.unit_of_work(org_a) as uow:
+        assert {e.id for e in uow.data_exports.unfinished()} == {exports["pending"].id, exports["running"].id}
+        latest = uow.data_exports.latest_completed_organization_export()
+    assert latest is not None and latest.id == exports["newer"].id
+    with database.unit_of_work(org_b) as uow:
+        assert uow.data_exports.unfinished() == [] and uow.data_exports.latest_completed_organization_export() is None
+
+
 CHECKS: list[Callable[[Tenants], None]] = [
+    check_unfinished_and_the_latest_completed_organization_export,
     check_round_trip_lifecycle_and_isolation,
     check_storage_path_is_unique,
     check_the_reader_streams_the_tenants_rows_without_secrets,

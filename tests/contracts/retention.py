@@ -195,9 +195,144 @@ def check_expired_jobs_name_why_each_is_kept(tenants: Tenants) -> None:
         assert uow.retention.expired_jobs(RESULTS_CUTOFF, references, after=None, limit=100) == []
 
 
+def _decided(org: uuid.UUID, user: uuid.UUID, reviewer: uuid.UUID, status: ApprovalStatus, at: dt.datetime,
+             metadata: dict[str, Any] | None = None) -> Approval:
+    approval = Approval.request(organization_id=org, type=ApprovalType.SYSTEM_SETTING, title="t", description="d",
+                                metadata=metadata or {"key": "x"}, requested_by=user, at=at)
+    return dataclasses.replace(approval, status=status, reviewed_by=user if status is ApprovalStatus.CANCELLED
+                               else reviewer, reviewed_at=at + dt.timedelta(hours=1),
+                               review_comments="no" if status is ApprovalStatus.DECLINED else None)
+
+
+def _approval_world(tenants: Tenants) -> dict[str, uuid.UUID]:
+    """One organization's approvals, each in one situation (decided 7 years and more ago unless
+    `young` or `pending`)."""
+    from reckai.domain.privacy.exports import DataExport, ExportScope
+
+    database, (org, user), _ = tenants
+    reviewer = _second_user(database, org, user)
+    job = _old_job(org, user, j.JobStatus.COMPLETED)
+    still_open = _exception(org, job.id, ExceptionStatus.OPEN)
+    resolved = _exception(org, job.id, ExceptionStatus.RESOLVED)
+    at = VERY_OLD
+    approvals = {
+        "approved": _decided(org, user, reviewer, ApprovalStatus.APPROVED, at),
+        "declined": _decided(org, user, reviewer, ApprovalStatus.DECLINED, at + dt.timedelta(minutes=1)),
+        "cancelled": _decided(org, user, reviewer, ApprovalStatus.CANCELLED, at + dt.timedelta(minutes=2)),
+        "authorised_export": _decided(org, user, reviewer, ApprovalStatus.APPROVED, at + dt.timedelta(minutes=3)),
+        "open_exception": _decided(org, user, reviewer, ApprovalStatus.DECLINED, at + dt.timedelta(minutes=4),
+                                   {"exception_id": str(still_open.id)}),
+        "resolved_exception": _decided(org, user, reviewer, ApprovalStatus.APPROVED, at + dt.timedelta(minutes=5),
+                                       {"exceptions": [str(resolved.id)]}),
+        "named_by_pending": _decided(org, user, reviewer, ApprovalStatus.APPROVED, at + dt.timedelta(minutes=6)),
+        "pending": Approval.request(organization_id=org, type=ApprovalType.SYSTEM_SETTING, title="t",
+                                    description="d", metadata={}, requested_by=user, at=at),
+        "young": _decided(org, user, reviewer, ApprovalStatus.APPROVED, NOW - dt.timedelta(days=300)),
+    }
+    with database.unit_of_work(org) as uow:
+        uow.reconciliation_jobs.add(job)
+        uow.exceptions.add(still_open)
+        uow.exceptions.add(resolved)
+        for approval in approvals.values():
+            uow.approvals.add(approval)
+        uow.data_exports.add(DataExport(
+            id=uuid.uuid4(), organization_id=org, scope=ExportScope.ORGANIZATION, subject_user_id=None,
+            requested_by=user, storage_path=f"organizations/{org}/exports/x.zip", created_at=VERY_OLD,
+            updated_at=VERY_OLD, approval_id=approvals["authorised_export"].id))
+        uow.commit()
+    return {name: approval.id for name, approval in approvals.items()}
+
+
+def _second_user(database: Any, org: uuid.UUID, user: uuid.UUID) -> uuid.UUID:
+    from tests.contracts.identity_repositories import new_user
+
+    with database.unit_of_work(org) as uow:
+        reviewer = uow.users.add(new_user(org, email=f"checker-{uuid.uuid4().hex[:6]}@example.com"))
+        uow.commit()
+    return reviewer.id  # type: ignore[no-any-return]
+
+
+def check_expired_approvals_name_why_each_is_kept_and_only_free_ones_delete(tenants: Tenants) -> None:
+    database, (org, _), (other, _) = tenants
+    approvals = _approval_world(tenants)
+    references = frozenset({approvals["named_by_pending"]})
+    with database.unit_of_work(org) as uow:
+        expired = uow.retention.expired_approvals(RESULTS_CUTOFF, references, after=None, limit=100)
+        first = uow.retention.expired_approvals(RESULTS_CUTOFF, references, after=None, limit=3)
+        rest = uow.retention.expired_approvals(RESULTS_CUTOFF, references,
+                                               after=(first[-1].decided_at, first[-1].approval_id), limit=100)
+    by_id = {a.approval_id: a for a in expired}
+    reasons = {name: by_id[approval_id].kept_because for name, approval_id in approvals.items()
+               if approval_id in by_id}
+    assert reasons == {"approved": None, "declined": None, "cancelled": None,
+                       "authorised_export": KeptBecause.AUTHORISES_RECORD,
+                       "open_exception": KeptBecause.OPEN_EXCEPTION, "resolved_exception": None,
+                       "named_by_pending": KeptBecause.PENDING_APPROVAL}  # never `pending`; `young` is within
+    assert [a.approval_id for a in [*first, *rest]] == [a.approval_id for a in expired]
+    assert [a.decided_at for a in expired] == sorted(a.decided_at for a in expired)
+    assert by_id[approvals["declined"]].status == "declined" and by_id[approvals["declined"]].type == "system_setting"
+    with database.unit_of_work(other) as uow:  # another tenant: sees none, deletes none
+        assert uow.retention.expired_approvals(RESULTS_CUTOFF, references, after=None, limit=100) == []
+        assert uow.retention.delete_approval(approvals["approved"], RESULTS_CUTOFF) is False
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        deleted = {name: uow.retention.delete_approval(approval_id, RESULTS_CUTOFF)
+                   for name, approval_id in approvals.items()}
+        uow.commit()
+    # The delete itself refuses a pending, a young and an authorising approval, whatever the caller read.
+    assert deleted == {"approved": True, "declined": True, "cancelled": True, "authorised_export": False,
+                       "open_exception": True, "resolved_exception": True, "named_by_pending": True,
+                       "pending": False, "young": False}
+    with database.unit_of_work(org) as uow:
+        assert {name for name, approval_id in approvals.items() if uow.approvals.get(approval_id)} == {
+            "authorised_export", "pending", "young"}
+
+
+def check_ended_sessions_are_listed_by_their_end_and_deleted(tenants: Tenants) -> None:
+    from tests.contracts.identity_repositories import new_session
+
+    database, (org, user), (other, other_user) = tenants
+    now = dt.datetime.now(dt.UTC)
+    day = dt.timedelta(days=1)
+    sessions = {
+        "expired_long_ago": dataclasses.replace(new_session(org, user), expires_at=now - 40 * day),
+        "absolute_long_ago": dataclasses.replace(new_session(org, user), absolute_expires_at=now - 31 * day),
+        "revoked_long_ago": dataclasses.replace(new_session(org, user), revoked_at=now - 35 * day,
+                                                revoked_reason="logout"),
+        "expired_lately": dataclasses.replace(new_session(org, user), expires_at=now - 2 * day),
+        "active": new_session(org, user),
+    }
+    others = dataclasses.replace(new_session(other, other_user), expires_at=now - 40 * day)
+    with database.unit_of_work(org) as uow:
+        for session in sessions.values():
+            uow.sessions.add(session)
+        uow.commit()
+    with database.unit_of_work(other) as uow:
+        uow.sessions.add(others)
+        uow.commit()
+    cutoff = now - 30 * day
+    with database.unit_of_work(org) as uow:
+        ended = uow.retention.ended_sessions(cutoff, after=None, limit=100)
+        first = uow.retention.ended_sessions(cutoff, after=None, limit=2)
+        rest = uow.retention.ended_sessions(cutoff, after=first[-1], limit=100)
+    names = {session.id: name for name, session in sessions.items()}
+    assert sorted(names[i] for i in ended) == ["absolute_long_ago", "expired_long_ago", "revoked_long_ago"]
+    assert [*first, *rest] == list(ended) and list(ended) == sorted(ended, key=str)
+    with database.unit_of_work(org) as uow:
+        assert uow.retention.delete_sessions([*ended, others.id]) == 3  # the other tenant's is not seen
+        uow.commit()
+    with database.unit_of_work(org) as uow:
+        assert uow.retention.ended_sessions(cutoff, after=None, limit=100) == []
+        assert uow.sessions.get(sessions["expired_lately"].id) is not None
+    with database.unit_of_work(other) as uow:
+        assert uow.sessions.get(others.id) is not None
+
+
 CHECKS = [check_expired_files_name_why_each_is_kept, check_without_references_the_approval_files_are_free,
           check_pages_by_upload_time_then_id, check_pending_approvals_and_organizations,
-          check_expired_jobs_name_why_each_is_kept]
+          check_expired_jobs_name_why_each_is_kept,
+          check_expired_approvals_name_why_each_is_kept_and_only_free_ones_delete,
+          check_ended_sessions_are_listed_by_their_end_and_deleted]
 
 
 def check_jobs_past_the_results_period_go_with_their_exceptions_and_outputs(container: Any) -> None:
@@ -329,3 +464,66 @@ def check_dry_run_reports_and_the_real_run_deletes_rows_objects_and_audits(conta
         uow.commit()
     [longer] = apply_retention(container.retention, dry_run=True, organization_id=org, now=NOW)
     assert longer.uploads_days == 3650 and longer.deleted_files == [] and longer.kept_files == []
+
+
+def check_decided_approvals_and_ended_sessions_go_in_the_run_audited(container: Any) -> None:
+    """The run over approvals past `retention.results_days` from their decision and sessions ended
+    more than `retention.sessions_days` ago: the dry run deletes nothing; the real run deletes the
+    free ones, audits each approval and each batch of sessions; a second run deletes nothing."""
+    from reckai.application.context import RequestInfo
+    from reckai.application.identity.organizations import onboard_organization
+    from reckai.application.ports.audit import AuditQuery
+    from reckai.application.retention import apply_retention
+    from tests.contracts.identity_repositories import new_session
+    from tests.support.identity import DEFAULT_PASSWORD
+
+    created = onboard_organization(
+        container.identity, name="Old Approvals Bank", code=f"appr-{uuid.uuid4().hex[:8]}", domain=None,
+        subscription_tier="standard", admin_email="appr.admin@example.com", admin_name="Ap Admin",
+        admin_password=DEFAULT_PASSWORD, request=RequestInfo(), public=False)
+    org, user = created.organization_id, created.admin_user_id
+    approvals = _approval_world((container.database, (org, user), (org, user)))
+    with container.database.unit_of_work(org) as uow:
+        uow.approvals.add(Approval.request(
+            organization_id=org, type=ApprovalType.SYSTEM_SETTING, title="names one", description="d",
+            metadata={"see": str(approvals["named_by_pending"])}, requested_by=user, at=NOW))
+        old_session = uow.sessions.add(dataclasses.replace(new_session(org, user),
+                                                           expires_at=NOW - dt.timedelta(days=45)))
+        fresh_session = uow.sessions.add(dataclasses.replace(new_session(org, user),
+                                                             expires_at=NOW + dt.timedelta(days=7)))
+        uow.commit()
+    doomed = {approvals[name] for name in ("approved", "declined", "cancelled", "resolved_exception")}
+
+    def stored(approval_id: uuid.UUID) -> bool:
+        with container.database.unit_of_work(org) as uow:
+            return uow.approvals.get(approval_id) is not None
+
+    def retention_rows() -> list[Any]:
+        page = container.audit_log.list_records(org, AuditQuery(limit=500))
+        return [r.event for r in page.records if r.event.action.startswith("retention.")]
+
+    [dry] = apply_retention(container.retention, dry_run=True, organization_id=org, batch_size=2, now=NOW)
+    assert {a.approval_id for a in dry.deleted_approvals} == doomed
+    assert {a.approval_id: a.kept_because for a in dry.kept_approvals} == {
+        approvals["authorised_export"]: KeptBecause.AUTHORISES_RECORD,
+        approvals["open_exception"]: KeptBecause.OPEN_EXCEPTION,
+        approvals["named_by_pending"]: KeptBecause.PENDING_APPROVAL}
+    assert dry.sessions_days == 30 and dry.deleted_sessions == 1
+    assert all(stored(approval_id) for approval_id in approvals.values()) and retention_rows() == []
+
+    [real] = apply_retention(container.retention, dry_run=False, organization_id=org, batch_size=2, now=NOW)
+    assert {a.approval_id for a in real.deleted_approvals} == doomed and real.deleted_sessions == 1
+    assert {name for name, approval_id in approvals.items() if stored(approval_id)} == {
+        "authorised_export", "open_exception", "named_by_pending", "pending", "young"}
+    with container.database.unit_of_work(org) as uow:
+        assert uow.sessions.get(old_session.id) is None and uow.sessions.get(fresh_session.id) is not None
+    rows = retention_rows()
+    approval_rows = [row for row in rows if row.action == "retention.approval_deleted"]
+    assert sorted(str(row.resource_id) for row in approval_rows) == sorted(str(a) for a in doomed)
+    assert all(row.metadata["retention_days"] == 7 * 365 and row.metadata["approval_status"] in
+               ("approved", "declined", "cancelled") for row in approval_rows)
+    [sessions_row] = [row for row in rows if row.action == "retention.sessions_deleted"]
+    assert sessions_row.metadata["deleted"] == 1 and sessions_row.metadata["retention_days"] == 30
+
+    [again] = apply_retention(container.retention, dry_run=False, organization_id=org, now=NOW)
+    assert again.deleted_approvals == [] and again.deleted_sessions == 0 and len(retention_rows()) == len(rows)

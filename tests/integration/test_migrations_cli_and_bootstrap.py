@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 def test_setup_roles_migrate_and_check_role_commands(pg_admin_url: str, capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    # `reckai migrate` loads the settings for the master key (0030_pii_encryption): the development
+    # `reckai migrate` loads the settings for the master key (0034_pii_encryption): the development
     # values, so no var/secrets.json is written in the working directory.
     for variable, value in DEVELOPMENT_SECRETS_ENV.items():
         monkeypatch.setenv(variable, value)

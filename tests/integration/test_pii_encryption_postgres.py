@@ -141,7 +141,7 @@ def test_only_ciphertext_at_rest_and_sign_in_through_the_blind_index(container: 
 def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_database_factory: Any,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     database = pg_database_factory(migrate=False)
-    migrations.upgrade(database.owner_url, "0029_forced_job_links")
+    migrations.upgrade(database.owner_url, "0033_retention_approvals")
     admin = create_engine(database.admin_url, pool_size=1)
     try:
         tenant = create_tenant(admin, admin_email="Legacy.Admin@Example.com")  # 0001's sign-up: plain text
@@ -157,7 +157,7 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
 
         with pytest.raises(RuntimeError, match="needs the master key"):
             migrations.upgrade(database.owner_url, "head")
-        assert migrations.current_revision(database.owner_url) == "0029_forced_job_links"  # nothing changed
+        assert migrations.current_revision(database.owner_url) == "0033_retention_approvals"  # nothing changed
         assert {row[0] for row in _rows(database, "SELECT email FROM users")} == {
             "Legacy.Admin@Example.com", "Old.Analyst@Example.com"}
 
@@ -183,7 +183,7 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
             app_database.close()
 
         # and back: the downgrade decrypts with the same keys
-        migrations.downgrade(database.owner_url, "0029_forced_job_links", master_keys=development_master_keys())
+        migrations.downgrade(database.owner_url, "0033_retention_approvals", master_keys=development_master_keys())
         assert {row[0] for row in _rows(database, "SELECT email FROM users")} == {
             "Legacy.Admin@Example.com", "Old.Analyst@Example.com"}
         assert _rows(database, "SELECT metadata ->> 'email' FROM approvals") == [("Waiting.Person@Example.com",)]

@@ -100,3 +100,50 @@ def create_tenant_via(container: Container) -> Any:
         admin_email="cli.admin@example.com", admin_name="Cli Admin", admin_password=DEFAULT_PASSWORD,
         request=RequestInfo(), public=False)
     return created
+
+
+def test_decided_approvals_and_ended_sessions_on_postgres(container: Container) -> None:
+    contract.check_decided_approvals_and_ended_sessions_go_in_the_run_audited(container)
+
+
+def test_approvals_are_deleted_only_through_the_narrow_function(app_engine: Any) -> None:
+    """The runtime role cannot DELETE an approval itself; `retention_delete_approval` refuses a
+    cutoff less than 365 days ago and deletes nothing of another tenant or without one."""
+    import sqlalchemy.exc
+    from sqlalchemy import text
+
+    from reckai.domain.approvals.workflow import Approval, ApprovalStatus, ApprovalType
+
+    tenant, other = create_tenant(app_engine), create_tenant(app_engine)
+    database = PostgresDatabase(app_engine)
+    at = dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
+    approval = dataclasses.replace(Approval.request(
+        organization_id=tenant.organization_id, type=ApprovalType.SYSTEM_SETTING, title="t", description="d",
+        metadata={}, requested_by=tenant.admin_user_id, at=at), status=ApprovalStatus.CANCELLED,
+        reviewed_by=tenant.admin_user_id, reviewed_at=at)
+    with database.unit_of_work(tenant.organization_id) as uow:
+        uow.approvals.add(approval)
+        uow.commit()
+
+    def as_tenant(conn: Any, org: Any) -> None:
+        conn.execute(text("SELECT set_config('app.current_org_id', :o, true)"), {"o": str(org) if org else ""})
+
+    with app_engine.connect() as conn, conn.begin():
+        as_tenant(conn, tenant.organization_id)
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="permission denied"):
+            conn.execute(text("DELETE FROM approvals WHERE id = :id"), {"id": approval.id})
+    with app_engine.connect() as conn, conn.begin():
+        as_tenant(conn, tenant.organization_id)
+        with pytest.raises(sqlalchemy.exc.IntegrityError, match="at least 365 days ago"):
+            conn.execute(text("SELECT retention_delete_approval(:id, now()::timestamp - interval '30 days')"),
+                         {"id": approval.id})
+    for org in (other.organization_id, None):
+        with app_engine.connect() as conn, conn.begin():
+            as_tenant(conn, org)
+            assert conn.execute(text("SELECT retention_delete_approval(:id, TIMESTAMP '2020-01-01')"),
+                                {"id": approval.id}).scalar_one() is False
+    with app_engine.connect() as conn, conn.begin():
+        as_tenant(conn, tenant.organization_id)
+        assert conn.execute(text("SELECT retention_delete_approval(:id, TIMESTAMP '2020-01-01')"),
+                            {"id": approval.id}).scalar_one() is True
+        assert conn.execute(text("SELECT count(*) FROM approvals WHERE id = :id"), {"id": approval.id}).scalar_one() == 0

@@ -114,11 +114,15 @@ def _seed(engine: Engine, tenant: Tenant) -> dict[str, uuid.UUID]:
             "INSERT INTO data_exports (organization_id, scope, subject_user_id, requested_by, status, storage_path)"
             " VALUES (:org, 'user', :user, :user, 'pending', :path) RETURNING id"),
             {**params, "path": f"organizations/{tenant.organization_id}/exports/{uuid.uuid4()}.zip"}).scalar_one()
+        # A person's audit key (0031_data_erasure).
+        subject_key = conn.execute(text(
+            "INSERT INTO subject_keys (id, organization_id, subject_id, wrapped_key)"
+            " VALUES (gen_random_uuid(), :org, :user, 'v1:k:wrapped') RETURNING id"), params).scalar_one()
     return {
         "reconciliation_jobs": job, "reconciliation_files": file, "exceptions": exception,
         "exception_comments": comment, "users": tenant.admin_user_id, "reports": report,
         "organizations": tenant.organization_id, "streams": stream, "normalized_files": version,
-        "data_exports": export,
+        "data_exports": export, "subject_keys": subject_key,
     }
 
 
@@ -188,6 +192,33 @@ TABLES_UNDER_TEST = ("reconciliation_jobs", "reconciliation_files", "exceptions"
 STREAM_TABLES = ("stream_files", "stream_runs", "stream_rows", "stream_exceptions", "stream_schedules",
                  "stream_schedule_slots", "stream_periods", "stream_period_items", "stream_period_runs",
                  "stream_period_adjustments")
+
+
+def test_org_a_cannot_read_destroy_or_plant_org_b_subject_keys(app_engine: Engine, two_tenants) -> None:  # type: ignore[no-untyped-def]
+    """subject_keys (0031_data_erasure): the app role may SELECT, INSERT and DELETE, never UPDATE,
+    and only its own organization's keys."""
+    a, b, rows_a, rows_b = two_tenants
+    with app_engine.connect() as conn:
+        _as_tenant(conn, a.organization_id)
+        assert conn.execute(text("SELECT count(*) FROM subject_keys WHERE id = :id"),
+                            {"id": rows_a["subject_keys"]}).scalar_one() == 1
+        assert conn.execute(text("SELECT count(*) FROM subject_keys WHERE id = :id"),
+                            {"id": rows_b["subject_keys"]}).scalar_one() == 0
+        assert conn.execute(text("DELETE FROM subject_keys WHERE id = :id"),
+                            {"id": rows_b["subject_keys"]}).rowcount == 0
+        conn.commit()
+    with app_engine.connect() as conn, pytest.raises(ProgrammingError, match="row-level security"):
+        _as_tenant(conn, a.organization_id)
+        conn.execute(text("INSERT INTO subject_keys (id, organization_id, subject_id, wrapped_key)"
+                          " VALUES (gen_random_uuid(), :org, :user, 'v1:k:planted')"),
+                     {"org": b.organization_id, "user": b.admin_user_id})
+    with app_engine.connect() as conn, pytest.raises(ProgrammingError, match="permission denied"):
+        _as_tenant(conn, a.organization_id)
+        conn.execute(text("UPDATE subject_keys SET wrapped_key = 'x' WHERE id = :id"), {"id": rows_a["subject_keys"]})
+    with app_engine.connect() as conn:
+        _as_tenant(conn, b.organization_id)
+        assert conn.execute(text("SELECT wrapped_key FROM subject_keys WHERE id = :id"),
+                            {"id": rows_b["subject_keys"]}).scalar_one() == "v1:k:wrapped"
 
 
 @pytest.mark.parametrize("table", TABLES_UNDER_TEST)
@@ -305,7 +336,7 @@ def test_org_a_cannot_read_or_change_org_b_file_versions_or_job_links(app_engine
         "INSERT INTO reconciliation_jobs (organization_id, name, status, created_by) VALUES (:b, 'x', 'pending', :ub)",
         ("INSERT INTO users (organization_id, email, email_index, password_hash, name, role)"
          " VALUES (:b, 'x@y.z', 'i', 'h', 'x', 'admin')"),
-        # Another tenant's data key (0030_pii_encryption): refused before its primary key is even checked.
+        # Another tenant's data key (0034_pii_encryption): refused before its primary key is even checked.
         ("INSERT INTO organization_data_keys (organization_id, key_id, wrapped_key, master_key_id)"
          " VALUES (:b, 'dk-x', '\\x00', 'm')"),
         "INSERT INTO outbox_messages (organization_id, queue, actor_name, payload) VALUES (:b, 'low', 'a', '{}')",
@@ -412,6 +443,7 @@ def test_app_role_privileges_are_narrow(app_engine: Engine) -> None:
         assert not has("users", "DELETE") and not has("organizations", "DELETE")
         assert not has("organizations", "INSERT")
         assert not has("data_exports", "DELETE") and has("data_exports", "UPDATE")
+        assert not has("approvals", "DELETE")  # retention deletes through retention_delete_approval (0033)
         assert not has("alembic_version", "SELECT")
 
 
@@ -493,7 +525,7 @@ def test_signup_and_login_lookup_functions(app_engine: Engine) -> None:
 
 
 def test_org_a_cannot_read_or_change_org_b_data_key(app_engine: Engine, two_tenants) -> None:  # type: ignore[no-untyped-def]
-    """organization_data_keys (0030_pii_encryption): a tenant sees and re-wraps its own key only;
+    """organization_data_keys (0034_pii_encryption): a tenant sees and re-wraps its own key only;
     the rotation's listing function gives ids, nothing of the keys."""
     a, b, _, _ = two_tenants
     with app_engine.connect() as conn:

@@ -30,7 +30,7 @@ SPEC_INDEXES = {
     "idx_orgs_active": ("organizations", "is_active"),
     "idx_users_org": ("users", "organization_id"),
     # The spec's idx_users_email and UNIQUE(organization_id, email) would index random ciphertext once
-    # e-mails are encrypted (0030_pii_encryption): the blind index replaces both.
+    # e-mails are encrypted (0034_pii_encryption): the blind index replaces both.
     "uq_users_org_email_index": ("users", "organization_id, email_index"),
     "idx_users_active": ("users", "is_active, organization_id"),
     "idx_sessions_user": ("user_sessions", "user_id"),

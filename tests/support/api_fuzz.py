@@ -680,8 +680,10 @@ class FuzzTenant:
     def fresh_limits(self) -> None:
         limiter = self.container.rate_limiter
         for user_id in self.user_ids.values():
-            for tier in ("api", "upload", "report"):
+            for tier in ("api", "upload", "report", "export"):
                 limiter.reset(TIERS[tier], str(user_id))
+        if self.organization_id is not None:
+            limiter.reset(TIERS["export_organization"], str(self.organization_id))
         relax_auth_limits(self.client)
         for role in ROLES:
             limiter.reset(TIERS["auth_account"], auth_account_subject(self.org_code, self.emails[role]))

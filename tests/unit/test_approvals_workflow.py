@@ -93,6 +93,7 @@ VALID = {
                                      "exception_ids": [str(uuid.uuid4())], "reason": "found the posting",
                                      "resolution_code": "written_off"},
     ApprovalType.DATA_EXPORT: {"scope": "organization"},
+    ApprovalType.DATA_ERASURE: {"user_id": "7b0c3f9e-2d41-4c8a-9f3e-5a1b2c3d4e5f", "reason": "DSAR 2026-114"},
 }
 
 

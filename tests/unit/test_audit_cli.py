@@ -37,7 +37,7 @@ def test_verify_names_the_first_broken_row_and_exits_one(container: Container, c
     org = uuid.uuid4()
     records = [container.audit_log.record_independently(AuditEvent(action=f"step.{i}", organization_id=org))
                for i in range(4)]
-    container.audit_log.tamper(org, 2, lambda r: dataclasses.replace(r, hash="0" * 64))
+    container.audit_log.inner.tamper(org, 2, lambda r: dataclasses.replace(r, hash="0" * 64))
     assert main(["audit", "verify", "--organization", str(org)]) == 1
     out = capsys.readouterr().out
     assert f"BROKEN organization {org}: row {records[1].id} at sequence 2: hash_mismatch" in out

@@ -116,7 +116,7 @@ def test_verify_is_intact_then_names_the_first_broken_row_within_the_period(worl
     records = _write(world, 6, action="test.chain")
     body = _get(world, "/api/audit-logs/verify").json()["data"]
     assert body["intact"] is True and body["first_break"] is None and body["records_checked"] >= 6
-    audit_log: Any = world.container.audit_log
+    audit_log: Any = world.container.audit_log.inner  # type: ignore[attr-defined]
     victim = records[3]
     audit_log.tamper(world.org, victim.sequence_number,
                      lambda r: dataclasses.replace(r, event=dataclasses.replace(r.event, action="test.forged")))

@@ -33,7 +33,9 @@ What is normalised, and why:
 - values that are random or time-dependent per run are replaced by placeholders: a token's jti
   (32 hex digits, numbered like the UUIDs), timestamps with a time of day ("<datetime>", e.g. an
   exception's due_at moved by a severity change), measured durations (`_VOLATILE_KEYS`), and any
-  JWT ("<jwt>"; none reaches the rows today: the redaction removes tokens and secrets first);
+  JWT ("<jwt>"; none reaches the rows today: the redaction removes tokens and secrets first), and
+  a personal value sealed under its subject's key ("<sealed personal value>"; random ciphertext,
+  docs/privacy.md, "Erasure");
 - the periodic jobs (sweeps, SLA escalation, session clean-up) are not part of the scenario:
   the worker runner starts without its scheduler, so they never run during it (they are
   time-driven, not caused by a request, and would land at arbitrary places in the chains);
@@ -465,6 +467,9 @@ _UUID = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _JWT = re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 # A timestamp with a time of day (due dates, expiries: they follow the clock); plain dates stay.
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+# A personal value sealed under its subject's key (issue 17 item 5): random ciphertext per run.
+_SEALED = re.compile(r"erasable:v1:[0-9a-f-]{36}:[0-9a-f-]{36}:[A-Za-z0-9_-]+")
+SEALED = "<sealed personal value>"
 # Metadata keys whose values are measured, not decided: replaced whatever they hold.
 _VOLATILE_KEYS: dict[str, str] = {"processing_time_seconds": "<seconds>"}
 
@@ -496,6 +501,8 @@ def _scrub_text(text: str, ids: dict[str, str]) -> str:
             ids[found] = f"<uuid-{len(ids) + 1}>"
         return ids[found]
 
+    if _SEALED.fullmatch(text):
+        return SEALED
     text = _JWT.sub("<jwt>", text)
     text = _DATETIME.sub("<datetime>", text)
     return _UUID.sub(number, text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +51,11 @@ class PausingParser:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
 
-    def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
+    def normalize(self, read: Callable[[], bytes], mapping: Mapping, filename: str | None) -> NormalizationOutcome:
         if self.paused:
             self.inside.set()
             assert self.release.wait(10), "the test never released the parser"
-        return self._parser.normalize(data, mapping, filename)
+        return self._parser.normalize(read, mapping, filename)
 
 
 @dataclass

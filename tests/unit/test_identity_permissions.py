@@ -144,6 +144,7 @@ def test_approval_tables_name_known_permissions_and_every_spec_type() -> None:
         "period_reopen",
     }
     spec_types |= {"data_export"}  # issue 17 item 6: an organization's data export
+    spec_types |= {"data_erasure"}  # issue 17 item 5: a person's right to erasure
     assert set(APPROVAL_REQUEST_PERMISSION) == spec_types == set(APPROVAL_REVIEW_READS)
     assert set(APPROVAL_REQUEST_PERMISSION.values()) <= ALL_PERMISSIONS
     assert set().union(*APPROVAL_REVIEW_READS.values()) <= ALL_PERMISSIONS

@@ -241,7 +241,7 @@ def test_file_parser_port_adapter_round_trip() -> None:
     data = b"date,amount,narration\n2025-12-01,-1.50,POS RRN:123456789012\n2025-12-02,x,bad\n"
     assert parser.inspect(data, "a.csv").kind == "csv"
     mapping = parser.parse_mapping(simple_mapping(reference={"column": "narration", "regex": "RRN:(\\d{12})"}))
-    outcome = parser.normalize(data, mapping, "a.csv")
+    outcome = parser.normalize(lambda: data, mapping, "a.csv")
     frame = read_parquet_bytes(outcome.parquet)
     assert frame.select("amount_minor", "direction", "reference").rows() == [(150, "debit", "123456789012")]
     assert (outcome.row_count, outcome.source_rows) == (1, 2)

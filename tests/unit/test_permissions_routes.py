@@ -83,6 +83,7 @@ def test_the_identity_endpoints_are_protected_as_documented() -> None:
     assert endpoints[("DELETE", "/api/users/{user_id:uuid}")] == "users:delete"
     assert endpoints[("POST", "/api/users/{user_id:uuid}/invite")] == "users:write"
     assert endpoints[("POST", "/api/users/{user_id:uuid}/mfa/reset")] == "users:write"
+    assert endpoints[("POST", "/api/users/{user_id:uuid}/erase")] == "users:delete"  # issue 17 item 5
     assert endpoints[("GET", "/api/settings")] == "settings:read"
     assert endpoints[("PUT", "/api/settings")] == "settings:write"
     assert endpoints[("POST", "/api/auth/mfa/enable")] == "account:self"
@@ -160,6 +161,7 @@ def test_tenant_isolation_ids_of_another_organization_are_not_found(fresh_world:
         ("DELETE", f"/api/users/{victim}", None),
         ("POST", f"/api/users/{victim}/invite", None),
         ("POST", f"/api/users/{victim}/mfa/reset", {"password": admin_b.password}),
+        ("POST", f"/api/users/{victim}/erase", {}),
         ("GET", f"/api/sessions?user_id={victim}", None),
     ):
         response = client.request(method, url, headers=bearer(token_b), json=body)

@@ -86,3 +86,9 @@ def test_a_legal_hold_setting_is_checked_by_the_registry(value: dict[str, str], 
         validate_org_value(OperatorValues(), "retention.legal_hold", value)
     assert problem in refused.value.message
     assert validate_org_value(OperatorValues(), "retention.legal_hold", {}) == {}
+
+
+def test_decided_approvals_and_ended_sessions_in_memory() -> None:
+    from reckai.bootstrap import bootstrap_in_memory
+
+    contract.check_decided_approvals_and_ended_sessions_go_in_the_run_audited(bootstrap_in_memory())

@@ -25,6 +25,8 @@ def test_tier_table_is_the_spec() -> None:
         "api": (100, 60, True),
         "upload": (10, 3600, False),
         "report": (5, 3600, False),
+        "export": (3, 3600, False),  # issue 17: per user
+        "export_organization": (10, 3600, False),  # per organization
     }
     with pytest.raises(ValueError):
         RateLimitTier("broken", limit=0, window_seconds=60, subject="x", fail_open=True)

@@ -19,6 +19,7 @@ from reckai.domain.ingestion.errors import (
     UnsupportedContent,
 )
 from reckai.domain.ingestion.mapping import ParseSettings
+from reckai.domain.ingestion.mt940 import MT940_COLUMNS, parse_mt940
 from reckai.domain.ingestion.sniffing import ENCODING_CONFIDENCE_THRESHOLD, decode_text
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -37,6 +38,32 @@ def test_every_corpus_file_reads_as_the_mt940_library_reads_it(name: str) -> Non
     assert result.errors == []
     assert result.row_count == EXPECTED[name]["transactions"]
     assert sorted(d.isoformat() for d in result.frame["value_date"].to_list()) == EXPECTED[name]["value_dates"]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3])
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_rows_handed_over_in_chunks_are_the_rows_read_whole(name: str, chunk_rows: int) -> None:
+    """The reader takes rows a chunk at a time (bounded memory); every corpus file reads the same."""
+    text = (CORPUS / name).read_bytes().decode("latin-1").replace("\r\n", "\n").replace("\r", "\n")
+    whole = parse_mt940(text)
+    taken: dict[str, list[str | None]] = {c: [] for c in MT940_COLUMNS}
+    lines: list[int] = []
+    row_numbers: list[int] = []
+    chunks: list[int] = []
+
+    def sink(columns: dict[str, list[str | None]], chunk_lines: list[int], numbers: list[int]) -> None:
+        chunks.append(len(chunk_lines))
+        for column, values in columns.items():
+            taken[column].extend(values)
+        lines.extend(chunk_lines)
+        row_numbers.extend(numbers)
+
+    chunked = parse_mt940(text, sink=sink, chunk_rows=chunk_rows)
+    assert taken == whole.columns and lines == whole.lines and row_numbers == whole.row_numbers
+    assert chunked.row_count == len(whole.lines) == sum(chunks)
+    assert all(size == chunk_rows for size in chunks[:-1])
+    assert chunked.rows == [] and chunked.warnings == whole.warnings and chunked.errors == whole.errors
+    assert chunked.message_type == whole.message_type
 
 
 def _normalized(path: Path) -> tuple[list[dict[str, object]], object]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from reckai.application.access import AccessRecorder, access_event
 from reckai.application.audit import AuditTrailVerification, verify_audit_trail
+from reckai.application.audit_personal import PersonalData
 from reckai.application.context import RequestInfo
 from reckai.application.errors import FieldError, PermissionDenied, ValidationFailed
 from reckai.application.ports.audit import AuditAnchorStore, AuditLog, AuditPage, AuditQuery
@@ -48,6 +49,8 @@ class AuditTrailServices:
     signer: AuditSigner
     anchors: AuditAnchorStore
     access: AccessRecorder
+    # Opens the personal values sealed in rows for the reader ([erased] after erasure; docs/privacy.md).
+    personal: PersonalData
 
 
 def _require(principal: Principal) -> None:
@@ -65,6 +68,7 @@ def list_audit_logs(services: AuditTrailServices, principal: Principal, query: A
     """One page of the caller's organization's rows, newest first."""
     _require(principal)
     page = services.audit_log.list_records(principal.organization_id, query)
+    page = dataclasses.replace(page, records=services.personal.reveal(principal.organization_id, page.records))
     services.access.record(access_event(
         "access.audit_logs.list", principal, request, resource_type="audit_log",
         metadata={"filters": _filters(query), "rows": len(page.records), "cursor": query.before_sequence}))
@@ -102,7 +106,7 @@ def audit_rows(services: AuditTrailServices, principal: Principal, query: AuditQ
     current = dataclasses.replace(query, limit=EXPORT_BATCH_ROWS, before_sequence=None)
     while True:
         page = services.audit_log.list_records(principal.organization_id, current)
-        for record in page.records:
+        for record in services.personal.reveal(principal.organization_id, page.records):
             yield audit_row(record)
         if page.next_before_sequence is None:
             return

@@ -20,6 +20,8 @@ UPLOADS_SETTING = "retention.uploads_days"
 DEFAULT_UPLOADS_DAYS = 2 * 365
 RESULTS_SETTING = "retention.results_days"
 DEFAULT_RESULTS_DAYS = 7 * 365
+SESSIONS_SETTING = "retention.sessions_days"
+DEFAULT_SESSIONS_DAYS = 30  # the "expired sessions 30 days": an upper bound (docs/privacy.md)
 LEGAL_HOLD_SETTING = "retention.legal_hold"
 MAX_HOLD_REASON = 200
 
@@ -31,6 +33,7 @@ class KeptBecause(str, Enum):
     RUNNING_JOB = "running_job"  # the job (or a job over the file) is pending or processing
     OPEN_EXCEPTION = "open_exception"  # an exception about it is open, in progress or escalated
     PENDING_APPROVAL = "pending_approval"  # a pending approval names it, its job(s) or such an exception
+    AUTHORISES_RECORD = "authorises_record"  # (approvals) a rule, report, period close, export... it authorised exists
 
 
 def cutoff(now: dt.datetime, days: int) -> dt.datetime:

@@ -33,9 +33,11 @@ from reckai.domain.reports.settings import (
 )
 from reckai.domain.retention import (
     DEFAULT_RESULTS_DAYS,
+    DEFAULT_SESSIONS_DAYS,
     DEFAULT_UPLOADS_DAYS,
     LEGAL_HOLD_SETTING,
     RESULTS_SETTING,
+    SESSIONS_SETTING,
     UPLOADS_SETTING,
     LegalHold,
 )
@@ -143,6 +145,12 @@ SETTINGS: tuple[Setting, ...] = (
             env="RATE_LIMIT_UPLOAD_PER_HOUR", unit=_PER_HOUR),
     Setting("rate_limits.report", "integer", 5, "Report requests per hour per user.",
             minimum=1, maximum=10_000, org_overridable=True, env="RATE_LIMIT_REPORT_PER_HOUR", unit=_PER_HOUR),
+    Setting("rate_limits.export", "integer", 3, "Data export requests (POST /api/privacy/exports) per hour per "
+            "user: each builds a zip of a person's or the organization's data (docs/privacy.md).",
+            minimum=1, maximum=1_000, org_overridable=True, env="RATE_LIMIT_EXPORT_PER_HOUR", unit=_PER_HOUR),
+    Setting("rate_limits.export_organization", "integer", 10, "Data export requests per hour for the whole "
+            "organization, all its users together (docs/privacy.md).", minimum=1, maximum=1_000,
+            org_overridable=True, env="RATE_LIMIT_EXPORT_ORGANIZATION_PER_HOUR", unit=_PER_HOUR),
     Setting("workflow.sla_hours", "object", dict(DEFAULT_SLA_HOURS),
             "Hours an exception may stay open, by severity (docs/workflow.md, SLA).",
             org_overridable=True, validate=_workflow("sla_hours")),
@@ -169,8 +177,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(RESULTS_SETTING, "integer", DEFAULT_RESULTS_DAYS,
             "Days a finished reconciliation job is kept with its results, exceptions, comments and stored outputs "
             "(counted from its creation); then the retention job deletes it, unless it is a stream's run, an "
-            "exception of it is still open or a pending approval names it (docs/privacy.md, Retention).",
+            "exception of it is still open or a pending approval names it; decided approvals are kept as long, "
+            "from their decision, while nothing they authorised exists (docs/privacy.md, Retention).",
             minimum=365, maximum=36_500, org_overridable=True, env="RETENTION_RESULTS_DAYS", unit="days"),
+    Setting(SESSIONS_SETTING, "integer", DEFAULT_SESSIONS_DAYS,
+            "At most this many days after a session ended (expired or revoked) its row (device, address, "
+            "times) is deleted; the session sweeper normally deletes it sooner (docs/privacy.md, Retention).",
+            minimum=1, maximum=DEFAULT_SESSIONS_DAYS, org_overridable=True, env="RETENTION_SESSIONS_DAYS",
+            unit="days"),
     # The reports' two (domain/reports/settings.py parses them where they are used; the registry
     # shows them with their source and validates a change through the same parsers).
     Setting("timezone", "string", DEFAULT_TIMEZONE,

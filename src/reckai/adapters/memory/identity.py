@@ -71,6 +71,16 @@ class MemoryOrganizationRepository(_Repository):
         )
         self._uow.put("organizations", organization.id, updated)
 
+    def change_code(self, organization_id: uuid.UUID, code: str) -> None:
+        self._check_tenant(organization_id)
+        stored = self.get(organization_id)
+        if stored is None:
+            raise EntityNotFound("organization", organization_id)
+        if self.find_id_by_code(code) not in (None, organization_id):
+            raise DuplicateEntity("organization", "code", code)
+        self._uow.put("organizations", organization_id,
+                      dataclasses.replace(stored, code=code, updated_at=self._uow.now()))
+
     def find_id_by_code(self, code: str) -> uuid.UUID | None:
         for _, row in self._uow.all_rows("organizations"):
             organization: Organization = row

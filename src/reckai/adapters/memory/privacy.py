@@ -19,7 +19,7 @@ from reckai.application.ports.privacy import (
     ExportDataReader,
 )
 from reckai.application.ports.repositories import DuplicateEntity, TenantIsolationViolation
-from reckai.domain.privacy.exports import DataExport, ExportStatus
+from reckai.domain.privacy.exports import DataExport, ExportScope, ExportStatus
 
 EXPORTS = "data_exports"
 
@@ -60,6 +60,17 @@ class MemoryDataExportRepository:
         due = [row for _, row in self._uow.rows(EXPORTS) if row.status is ExportStatus.COMPLETED
                and row.expires_at is not None and row.expires_at <= now]
         return sorted(due, key=lambda row: (row.expires_at, str(row.id)))[:limit]
+
+    def unfinished(self) -> Sequence[DataExport]:
+        rows = [row for _, row in self._uow.rows(EXPORTS)
+                if row.status in (ExportStatus.PENDING, ExportStatus.RUNNING)]
+        return sorted(rows, key=lambda row: (row.created_at, str(row.id)))
+
+    def latest_completed_organization_export(self) -> DataExport | None:
+        done = [row for _, row in self._uow.rows(EXPORTS) if row.scope is ExportScope.ORGANIZATION
+                and row.status is ExportStatus.COMPLETED]
+        return max(done, key=lambda row: (row.completed_at or dt.datetime.min.replace(tzinfo=dt.UTC), str(row.id)),
+                   default=None)
 
 
 _TABLES: Mapping[str, str] = {

@@ -22,6 +22,7 @@ from reckai.adapters.memory import stream_schedules as stream_schedule_repositor
 from reckai.adapters.memory import streams as stream_repositories
 from reckai.adapters.memory.retention import MemoryRetentionRepository
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
+from reckai.adapters.memory.subject_keys import MemorySubjectKeyRepository
 
 __all__ = ["MemoryDatabase", "MemoryStore", "MemoryUnitOfWork"]
 
@@ -51,6 +52,11 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def mfa(self) -> account_security.MemoryMfaRepository:
         return account_security.MemoryMfaRepository(self)
+
+    # --- per-person keys of erasable audit data (issue 17 item 5) ---
+    @cached_property
+    def subject_keys(self) -> MemorySubjectKeyRepository:
+        return MemorySubjectKeyRepository(self)
 
     # --- files (issue 4) ---
     @cached_property

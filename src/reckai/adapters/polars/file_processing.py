@@ -9,6 +9,7 @@ into Parquet bytes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -37,8 +38,8 @@ class PolarsFileParser:
     def parse_mapping(self, rules: Any) -> Mapping:
         return parse_mapping(rules)
 
-    def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
-        result = normalize_file(data, mapping, filename, max_inflated_bytes=self.max_inflated_bytes)
+    def normalize(self, read: Callable[[], bytes], mapping: Mapping, filename: str | None) -> NormalizationOutcome:
+        result = normalize_file(read, mapping, filename, max_inflated_bytes=self.max_inflated_bytes)
         return NormalizationOutcome(
             parquet=write_parquet_bytes(result.frame),
             row_count=result.row_count,

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,13 +75,13 @@ class NormalizationResult:
                 "warnings": [w.to_dict() for w in self.warnings]}
 
 
-def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any],
+def normalize_file(source: bytes | str | Path | Callable[[], bytes], mapping: Mapping | dict[str, Any],
                    filename: str | None = None, *, keep_raw: bool = True,
                    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> NormalizationResult:
     """Read, map and normalize one file; raise IngestionError when the file as a whole is unusable.
     `keep_raw=False`: the `raw` column is an empty object (see normalize_table). Given a path, the
     file's bytes are let go once the source table is read, before it is normalized (a 1M-entry
-    camt.053 is 427 MB of bytes)."""
+    camt.053 is 427 MB of bytes); so is the result of a `source` callable, called once."""
     if not isinstance(mapping, Mapping):
         mapping = parse_mapping(mapping)
     table = _read_source_table(source, mapping, filename, max_inflated_bytes)
@@ -92,16 +93,19 @@ def normalize_file(source: bytes | str | Path, mapping: Mapping | dict[str, Any]
     return normalize_table(table, mapping, keep_raw=keep_raw)
 
 
-def _read_source_table(source: bytes | str | Path, mapping: Mapping, filename: str | None,
+def _read_source_table(source: bytes | str | Path | Callable[[], bytes], mapping: Mapping, filename: str | None,
                        max_inflated_bytes: int) -> SourceTable:
     data, filename = _read_source(source, filename)
     return read_table(data, mapping.parse, filename, max_inflated_bytes=max_inflated_bytes)
 
 
-def _read_source(source: bytes | str | Path, filename: str | None) -> tuple[bytes, str | None]:
+def _read_source(source: bytes | str | Path | Callable[[], bytes],
+                 filename: str | None) -> tuple[bytes, str | None]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         return path.read_bytes(), filename or path.name
+    if callable(source):
+        return source(), filename
     return source, filename
 
 

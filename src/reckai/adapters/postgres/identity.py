@@ -3,7 +3,7 @@
 Tenant reads rely on row-level security (the unit of work set the tenant); writes also check the
 organization id first so the caller gets TenantIsolationViolation with both ids, the policy being
 the backstop. Pre-tenant and system methods call the SECURITY DEFINER functions of 0001_schema and
-0030_pii_encryption. Users' e-mail addresses and names are stored encrypted (docs/privacy.md).
+0034_pii_encryption. Users' e-mail addresses and names are stored encrypted (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -88,6 +88,14 @@ class PostgresOrganizationRepository(PostgresRepository):
             )
         if result.rowcount == 0:
             raise EntityNotFound("organization", organization.id)
+
+    def change_code(self, organization_id: uuid.UUID, code: str) -> None:
+        self._check_tenant(organization_id)
+        with self._write():
+            result = self._conn.execute(update(t.organizations).where(t.organizations.c.id == organization_id)
+                                        .values(code=code, updated_at=func.now()))
+        if result.rowcount == 0:
+            raise EntityNotFound("organization", organization_id)
 
     def find_id_by_code(self, code: str) -> uuid.UUID | None:
         with translate_errors(self.entity_name):

@@ -24,7 +24,7 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 def alembic_config(owner_url: str, master_keys: MasterKeys | None = None) -> Config:
     """`master_keys`: the settings' master keys, for the revisions that encrypt or decrypt stored
-    personal data (0030_pii_encryption refuses to run without them)."""
+    personal data (0034_pii_encryption refuses to run without them)."""
     config = Config(str(PROJECT_ROOT / "alembic.ini")) if (PROJECT_ROOT / "alembic.ini").exists() else Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["url"] = sqlalchemy_url(owner_url)

@@ -1,4 +1,4 @@
-"""Organization data keys on PostgreSQL (`organization_data_keys`, migration 0030_pii_encryption):
+"""Organization data keys on PostgreSQL (`organization_data_keys`, migration 0034_pii_encryption):
 the key a unit of work encrypts its organization's personal data with, the pre-tenant key for the
 login's blind index, and the re-wrap of `reckai keys rotate` (docs/privacy.md)."""
 

@@ -93,6 +93,19 @@ class PostgresDataExportRepository(PostgresRepository):
                 {"now": _to_db(now), "limit": limit}).all()
         return [_export(row) for row in rows]
 
+    def unfinished(self) -> Sequence[DataExport]:
+        with translate_errors(self.entity_name):
+            rows = self._conn.execute(text(
+                f"{_SELECT} WHERE status IN ('pending', 'running') ORDER BY created_at, id")).all()
+        return [_export(row) for row in rows]
+
+    def latest_completed_organization_export(self) -> DataExport | None:
+        with translate_errors(self.entity_name):
+            row = self._conn.execute(text(
+                f"{_SELECT} WHERE scope = 'organization' AND status = 'completed'"
+                " ORDER BY completed_at DESC NULLS LAST, id DESC LIMIT 1")).first()
+        return _export(row) if row is not None else None
+
 
 # dataset -> (table, ORDER BY). Every table's rows are those row-level security shows the tenant.
 _TABLES: Mapping[str, tuple[str, str]] = {
@@ -138,7 +151,7 @@ class PostgresExportDataReader(PostgresRepository):
         else:
             table, order = _TABLES[dataset]
             statement, params = f"SELECT * FROM {table} ORDER BY {order}", {}
-        # users (and a user_onboarding request's metadata) are stored encrypted (0030_pii_encryption) and
+        # users (and a user_onboarding request's metadata) are stored encrypted (0034_pii_encryption) and
         # exported as written; the key is read before the cursor opens (row-level security: only the
         # bound organization's rows).
         bound = self._uow.organization_id

@@ -29,7 +29,7 @@ _UNIQUE_FIELDS = {
     "organizations_code_key": ("organization", "code"),
     "users_organization_id_email_key": ("user", "email"),
     "uq_users_org_lower_email": ("user", "email"),
-    "uq_users_org_email_index": ("user", "email"),  # 0030_pii_encryption: the blind index
+    "uq_users_org_email_index": ("user", "email"),  # 0034_pii_encryption: the blind index
     "user_sessions_token_hash_key": ("user_session", "token_hash"),
     "user_sessions_pkey": ("user_session", "id"),
     "users_pkey": ("user", "id"),

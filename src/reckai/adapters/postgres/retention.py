@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
-from reckai.application.ports.retention import ExpiredFile, ExpiredJob, RetentionRepository
+from reckai.application.ports.retention import ExpiredApproval, ExpiredFile, ExpiredJob, RetentionRepository
 from reckai.domain.retention import KeptBecause
 
 # The jobs over a file: the links of reconciliation_job_files, and the file's own job_id.
@@ -61,6 +61,45 @@ SELECT j.id, j.created_at, j.name, j.status,
  LIMIT :limit
 """).bindparams(bindparam("refs", type_=ARRAY(UUID(as_uuid=True))))
 
+# A record an approval authorised, pointing at it without a cascade (the tables with a foreign key
+# to approvals). The delete function refuses those anyway (foreign_key_violation -> false); listing
+# them here lets the dry run say why.
+_AUTHORISED_RECORD = """(
+    EXISTS (SELECT 1 FROM matching_rules r WHERE r.approval_id = a.id)
+ OR EXISTS (SELECT 1 FROM matching_rule_versions v WHERE v.approval_id = a.id)
+ OR EXISTS (SELECT 1 FROM reports p WHERE p.approval_id = a.id)
+ OR EXISTS (SELECT 1 FROM stream_periods s WHERE s.close_approval_id = a.id OR s.reopen_approval_id = a.id)
+ OR EXISTS (SELECT 1 FROM stream_period_adjustments d WHERE d.approval_id = a.id)
+ OR EXISTS (SELECT 1 FROM data_exports x WHERE x.approval_id = a.id))"""
+# Every UUID in the metadata (as domain.retention.referenced_ids reads it), for the open-exception check.
+_NAMED_IDS = ("(SELECT m[1]::uuid FROM regexp_matches(a.metadata::text, "
+              "'([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})', 'g') AS m)")
+
+_EXPIRED_APPROVALS = text(f"""
+SELECT a.id, a.reviewed_at, a.type, a.status,
+       CASE
+         WHEN {_AUTHORISED_RECORD} THEN 'authorises_record'
+         WHEN EXISTS (SELECT 1 FROM exceptions e WHERE e.id IN {_NAMED_IDS}
+                         AND e.status IN ('open', 'in_progress', 'escalated')) THEN 'open_exception'
+         WHEN a.id = ANY(:refs) THEN 'pending_approval'
+       END AS kept_because
+  FROM approvals a
+ WHERE a.status IN ('approved', 'declined', 'cancelled')
+   AND a.reviewed_at < :before
+   AND (CAST(:after_at AS timestamp) IS NULL OR (a.reviewed_at, a.id) > (:after_at, :after_id))
+ ORDER BY a.reviewed_at, a.id
+ LIMIT :limit
+""").bindparams(bindparam("refs", type_=ARRAY(UUID(as_uuid=True))))
+
+# A session ends at the earliest of its idle expiry, absolute expiry and revocation (LEAST skips NULLs).
+_ENDED_SESSIONS = text("""
+SELECT s.id FROM user_sessions s
+ WHERE LEAST(s.expires_at, s.absolute_expires_at, s.revoked_at) < :before
+   AND (CAST(:after AS uuid) IS NULL OR s.id > :after)
+ ORDER BY s.id
+ LIMIT :limit
+""")
+
 
 def _to_db(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None)
@@ -104,6 +143,37 @@ class PostgresRetentionRepository(PostgresRepository):
         return [ExpiredJob(job_id=row.id, created_at=_from_db(row.created_at), name=row.name, status=row.status,
                            kept_because=KeptBecause(row.kept_because) if row.kept_because else None)
                 for row in rows]
+
+    def expired_approvals(self, decided_before: dt.datetime, references: Collection[uuid.UUID], *,
+                          after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> Sequence[ExpiredApproval]:
+        params = {"before": _to_db(decided_before), "refs": list(references), "limit": limit,
+                  "after_at": _to_db(after[0]) if after else None, "after_id": after[1] if after else None}
+        with translate_errors(self.entity_name):
+            rows = self._conn.execute(_EXPIRED_APPROVALS, params).all()
+        return [ExpiredApproval(approval_id=row.id, decided_at=_from_db(row.reviewed_at), type=row.type,
+                                status=row.status,
+                                kept_because=KeptBecause(row.kept_because) if row.kept_because else None)
+                for row in rows]
+
+    def delete_approval(self, approval_id: uuid.UUID, decided_before: dt.datetime) -> bool:
+        with translate_errors(self.entity_name):
+            return bool(self._conn.execute(text("SELECT retention_delete_approval(:id, :before)"),
+                                           {"id": approval_id, "before": _to_db(decided_before)}).scalar_one())
+
+    def ended_sessions(self, ended_before: dt.datetime, *, after: uuid.UUID | None,
+                       limit: int) -> Sequence[uuid.UUID]:
+        with translate_errors(self.entity_name):
+            rows = self._conn.execute(_ENDED_SESSIONS, {"before": _to_db(ended_before), "after": after,
+                                                        "limit": limit}).all()
+        return [row.id for row in rows]
+
+    def delete_sessions(self, session_ids: Collection[uuid.UUID]) -> int:
+        if not session_ids:
+            return 0
+        statement = text("DELETE FROM user_sessions WHERE id = ANY(:ids)").bindparams(
+            bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+        with translate_errors(self.entity_name):
+            return int(self._conn.execute(statement, {"ids": list(session_ids)}).rowcount)
 
 
 if TYPE_CHECKING:

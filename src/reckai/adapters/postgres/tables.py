@@ -471,7 +471,7 @@ TENANT_TABLE_NAMES = frozenset(t.name for t in metadata.sorted_tables if "organi
 # Columns later revisions add to the tables above, for the repositories that use them. `metadata`
 # mirrors 0001_schema only (tests/integration/test_schema.py); these live in their own MetaData.
 later_metadata = MetaData()
-# 0030_pii_encryption: email and name hold ciphertext (TEXT), email_index the blind index.
+# 0034_pii_encryption: email and name hold ciphertext (TEXT), email_index the blind index.
 _ENCRYPTED_USER_COLUMNS = ("email", "name")
 users_current = Table(
     "users",
@@ -486,7 +486,7 @@ users_current = Table(
     Column("login_sources", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
 
-# 0030_pii_encryption: each organization's data key, wrapped by a master key (docs/privacy.md).
+# 0034_pii_encryption: each organization's data key, wrapped by a master key (docs/privacy.md).
 organization_data_keys = Table(
     "organization_data_keys",
     later_metadata,

@@ -29,6 +29,7 @@ from reckai.adapters.postgres import periods as period_repositories
 from reckai.adapters.postgres import stream_schedules as stream_schedule_repositories
 from reckai.adapters.postgres import streams as stream_repositories
 from reckai.adapters.postgres.retention import PostgresRetentionRepository
+from reckai.adapters.postgres.subject_keys import PostgresSubjectKeyRepository
 from reckai.adapters.postgres.transaction import PostgresTransaction, UnitOfWorkClosed
 from reckai.adapters.security.personal_data import PersonalDataKeys, development_keys
 
@@ -60,6 +61,11 @@ class PostgresUnitOfWork(PostgresTransaction):
     @cached_property
     def mfa(self) -> account_security.PostgresMfaRepository:
         return account_security.PostgresMfaRepository(self)
+
+    # --- per-person keys of erasable audit data (issue 17 item 5) ---
+    @cached_property
+    def subject_keys(self) -> PostgresSubjectKeyRepository:
+        return PostgresSubjectKeyRepository(self)
 
     # --- files (issue 4) ---
     @cached_property

@@ -238,17 +238,16 @@ def _read_rows(services: FileServices, file: ReconciliationFile, mapping: Mappin
                refuse: Any) -> NormalizationOutcome:
     """Normalize the stored original with `mapping`; `refuse(message, report)` records a failure
     (then the matching error is raised)."""
-    data = read_object(services, file.storage_path)
     try:
-        outcome = services.parser.normalize(data, mapping, file.original_filename)
+        # The parser reads the stored original itself, so that its bytes are let go once read.
+        outcome = services.parser.normalize(lambda: read_object(services, file.storage_path), mapping,
+                                            file.original_filename)
     except InvalidMapping as exc:
         refuse(exc.message, {"error": exc.to_dict()})
         raise invalid_mapping(exc) from exc
     except IngestionError as exc:
         refuse(exc.message, {"error": exc.to_dict()})
         raise NormalizationFailed(file.id, exc.message, details=[FieldError("file", exc.message)]) from exc
-    finally:
-        del data
     if outcome.errors and not allow_row_errors:
         failed = len({e.row_number for e in outcome.errors})
         message = (f"{failed} of {outcome.source_rows} rows could not be normalized; the error report lists "

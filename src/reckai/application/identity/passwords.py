@@ -128,6 +128,9 @@ def send_password_reset_job(services: IdentityServices, delivery: JobDelivery) -
         services.audit_log.record_independently(services.event(
             "auth.password.reset_requested", request,
             organization_id=candidate.user.organization_id if candidate else None,
+            # An existing (inactive) account is named, so its address is sealed under its key and
+            # erasure reaches it (docs/privacy.md, "Erasure").
+            resource_type="user" if candidate else None, resource_id=candidate.user.id if candidate else None,
             metadata={"outcome": "no_active_account", "organization": code, "email": address.lower()}))
         return
     user = candidate.user

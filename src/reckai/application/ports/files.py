@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -314,9 +314,11 @@ class FileParser(Protocol):
         """Validate mapping JSON; InvalidMapping (with the offending path) when it is not valid."""
         ...
 
-    def normalize(self, data: bytes, mapping: Mapping, filename: str | None) -> NormalizationOutcome:
+    def normalize(self, read: Callable[[], bytes], mapping: Mapping, filename: str | None) -> NormalizationOutcome:
         """Read, map and normalize; rows that fail a transformation are in `errors`, never in
-        the Parquet."""
+        the Parquet. `read()` gives the whole file, once: the parser holds its bytes only until
+        the source table is read (a 1M-entry camt.053 is 427 MB of bytes; its table, normalized,
+        needs the memory)."""
         ...
 
     def preview(self, data: bytes, rules: Any | None, filename: str | None,

@@ -56,6 +56,15 @@ class DataExportRepository(Protocol):
         """Completed exports whose expires_at <= now, oldest expiry first, at most `limit`."""
         ...
 
+    def unfinished(self) -> Sequence[DataExport]:
+        """The bound organization's exports still pending or running (any scope), oldest first."""
+        ...
+
+    def latest_completed_organization_export(self) -> DataExport | None:
+        """The bound organization's organization-scope export completed last and still `completed`
+        (not expired: its archive is still stored), or None. Offboarding requires one."""
+        ...
+
 
 class ExportDataReader(Protocol):
     def rows(self, dataset: str, *, user_id: uuid.UUID | None = None,

@@ -5,7 +5,8 @@ two authentication tiers are separate (one per client IP, one per account). The 
 sliding log: at most `limit` allowed hits in any `window_seconds` interval, and refused hits are
 not counted (a client hammering while refused is let in again as soon as the window allows). An
 allowed hit whose request was refused afterwards is given back with `release` (the HTTP guard
-does it for a route's own tier, `upload` and `report`: a refused upload does not count).
+does it for a route's own tiers, `upload`, `report`, `export` and `export_organization`: a refused
+upload does not count). A tier is per user, except `export_organization`, per organization.
 
 The limits are settings (domain/settings_registry.py, docs/decisions/settings-registry.md).
 
@@ -13,7 +14,8 @@ Failure policy when the store (Redis) is unreachable, decided per tier (STYLE ha
 - auth tiers fail CLOSED: brute-force protection is a security control; the caller answers 503
   with Retry-After.
 - api fails OPEN: every request is still authenticated and authorized; only throttling is lost.
-- upload and report fail CLOSED: expensive work whose jobs need the same Redis anyway.
+- upload, report and the two export tiers fail CLOSED: expensive work whose jobs need the same Redis
+  anyway.
 Each failure is logged and counted (metric `reckai.rate_limit.store_failures`, attribute tier).
 
 Adapters: `adapters.redis.rate_limit` (one Lua script: atomic across processes and servers, time
@@ -42,6 +44,10 @@ class RateLimitTier:
             raise ValueError(f"rate limit tier {self.name!r} needs a positive limit and window")
 
 
+USER_SUBJECT = "user id"
+ORGANIZATION_SUBJECT = "organization id"  # the tier counts every user of the organization together
+
+
 def _default(tier: str) -> int:
     limit = REGISTRY[f"rate_limits.{tier}"].default
     assert isinstance(limit, int)
@@ -62,6 +68,10 @@ TIERS: Mapping[str, RateLimitTier] = {
         RateLimitTier("api", limit=_default("api"), window_seconds=60, subject="user id", fail_open=True),
         RateLimitTier("upload", limit=_default("upload"), window_seconds=3600, subject="user id", fail_open=False),
         RateLimitTier("report", limit=_default("report"), window_seconds=3600, subject="user id", fail_open=False),
+        RateLimitTier("export", limit=_default("export"), window_seconds=3600, subject=USER_SUBJECT,
+                      fail_open=False),
+        RateLimitTier("export_organization", limit=_default("export_organization"), window_seconds=3600,
+                      subject=ORGANIZATION_SUBJECT, fail_open=False),
     )
 }
 

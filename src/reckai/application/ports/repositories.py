@@ -95,6 +95,11 @@ class OrganizationRepository(Protocol):
         absent. Organizations are never deleted: deactivate with is_active=False."""
         ...
 
+    def change_code(self, organization_id: uuid.UUID, code: str) -> None:
+        """Offboarding only: replace the sign-in code (with its pseudonym; `update` never writes
+        the code). EntityNotFound if absent; DuplicateEntity if the code is taken."""
+        ...
+
     def find_id_by_code(self, code: str) -> uuid.UUID | None:
         """*Pre-tenant* (sign-up uniqueness): the id of the organization with exactly this code."""
         ...

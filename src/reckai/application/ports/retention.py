@@ -38,6 +38,18 @@ class ExpiredJob:
     kept_because: KeptBecause | None
 
 
+@dataclass(frozen=True)
+class ExpiredApproval:
+    """A decided approval (approved, declined, cancelled) decided before the cutoff, and why it must
+    stay (None: free to delete)."""
+
+    approval_id: uuid.UUID
+    decided_at: dt.datetime
+    type: str
+    status: str
+    kept_because: KeptBecause | None
+
+
 class RetentionRepository(Protocol):
     def organization_ids(self) -> Sequence[uuid.UUID]:
         """*Pre-tenant* (a unit of work bound to no organization): the active organizations, ids
@@ -58,13 +70,42 @@ class RetentionRepository(Protocol):
         linked job's id or the id of an exception about it."""
         ...
 
-
     def expired_jobs(self, created_before: dt.datetime, references: Collection[uuid.UUID], *,
                      after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> Sequence[ExpiredJob]:
         """The bound organization's reconciliation jobs created before `created_before`, oldest
         first (keyset paging as for files), each with why it must be kept, in `KeptBecause` order:
         it is a stream's run; it is pending or processing; one of its exceptions is open, in
         progress or escalated; `references` holds its id or the id of one of its exceptions."""
+        ...
+
+
+    def expired_approvals(self, decided_before: dt.datetime, references: Collection[uuid.UUID], *,
+                          after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> Sequence[ExpiredApproval]:
+        """The bound organization's decided approvals (never a pending one) decided (`reviewed_at`)
+        before `decided_before`, oldest first (keyset paging on decision time then id), each with
+        why it must be kept, in this order: a record it authorised still points at it (a rule or
+        rule version, a report, a period close, reopening or adjustment, a data export:
+        `AUTHORISES_RECORD`); its metadata names an exception that is open, in progress or
+        escalated (`OPEN_EXCEPTION`); `references` (what pending approvals name) holds its id
+        (`PENDING_APPROVAL`)."""
+        ...
+
+    def delete_approval(self, approval_id: uuid.UUID, decided_before: dt.datetime) -> bool:
+        """Delete one decided approval of the bound organization decided before `decided_before`;
+        False (nothing deleted) when it is pending, younger, of another organization, gone, or a
+        record still points at it. `decided_before` must be at least 365 days before the store's
+        clock (PostgreSQL refuses otherwise: `retention_delete_approval`, migration 0033)."""
+        ...
+
+    def ended_sessions(self, ended_before: dt.datetime, *, after: uuid.UUID | None,
+                       limit: int) -> Sequence[uuid.UUID]:
+        """Ids of the bound organization's sessions that ended (expired, past their absolute
+        expiry, or revoked: the earliest of the three) before `ended_before`, in id order, strictly
+        after `after`, at most `limit`."""
+        ...
+
+    def delete_sessions(self, session_ids: Collection[uuid.UUID]) -> int:
+        """Delete those sessions of the bound organization; the number deleted."""
         ...
 
 

@@ -28,6 +28,7 @@ from reckai.application.ports.repositories import (
     UserRepository,
     UserTokenRepository,
 )
+from reckai.application.ports.subject_keys import SubjectKeyRepository
 
 
 class UnitOfWork(Protocol):
@@ -50,6 +51,11 @@ class UnitOfWork(Protocol):
 
     @property
     def mfa(self) -> MfaRepository: ...
+
+    @property
+    def subject_keys(self) -> SubjectKeyRepository:
+        """Per-person keys of the personal values in audit rows (every audit write may need one)."""
+        ...
 
     def __enter__(self) -> Self: ...
 

@@ -149,7 +149,7 @@ def _audit_actions(services: PrivacyServices, organization_id: uuid.UUID,
     query = AuditQuery(user_id=user_id, limit=AUDIT_PAGE)
     while True:
         page = services.audit_log.list_records(organization_id, query)
-        for record in page.records:
+        for record in services.personal.reveal(organization_id, page.records):
             yield audit_row(record)
         if page.next_before_sequence is None:
             return

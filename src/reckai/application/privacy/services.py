@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from reckai.application.audit_personal import PersonalData
 from reckai.application.context import Caller, Outcome, audit_event
 from reckai.application.ports.audit import AuditLog
 from reckai.application.ports.clock import Clock
@@ -30,6 +31,8 @@ class PrivacyServices:
     job_queue: JobQueue
     clock: Clock
     schema_version: Callable[[], str]  # the Alembic head the code runs against (the manifest says it)
+    # A person's export shows the personal values of their audit rows opened (their own data).
+    personal: PersonalData
     temp_dir: str | None = None  # where the zip is built before it is stored (None: the system's)
 
     def now(self) -> dt.datetime:

@@ -161,7 +161,7 @@ def audit_inputs(services: ReportServices, inputs: FigureInputs, report: Report,
     records: list[AuditRecord] = []
     while len(records) < MAX_AUDIT_ROWS:
         page = services.audit_log.list_records(report.organization_id, query)
-        records.extend(page.records)
+        records.extend(services.personal.reveal(report.organization_id, page.records))
         if page.next_before_sequence is None:
             break
         query = dataclasses.replace(query, before_sequence=page.next_before_sequence)

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from reckai.application.audit_personal import PersonalData
 from reckai.application.context import Caller, Outcome, audit_event
 from reckai.application.ports.audit import AuditLog
 from reckai.application.ports.clock import Clock
@@ -35,6 +36,7 @@ class ReportServices:
     figures: ReportFigures
     renderers: ReportRenderers
     audit_signer: AuditSigner  # the audit report verifies the hash chain over its period
+    personal: PersonalData  # the audit report shows personal values opened, or [erased] (docs/privacy.md)
 
     def now(self) -> dt.datetime:
         return self.clock()

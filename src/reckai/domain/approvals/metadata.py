@@ -337,6 +337,13 @@ def _data_export(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
     return {"scope": _choice(raw, "scope", ("organization",), problems)}
 
 
+def _data_erasure(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    reason = _text(raw, "reason", problems, 200, required=False)
+    if reason is not None and any(char in reason for char in "\r\n"):
+        problems["metadata.reason"] = "must be one line"
+    return {"user_id": _uuid(raw, "user_id", problems), "reason": reason}
+
+
 _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], Problems], dict[str, Any]]]] = {
     ApprovalType.RULE_CONFIGURATION: (frozenset({"action", "rule_id", "definition", "preview_job_id"}),
                                       _rule_configuration),
@@ -353,6 +360,7 @@ _SCHEMAS: dict[ApprovalType, tuple[frozenset[str], Callable[[Mapping[str, Any], 
                                                 "resolution_code", "resolution_note", "job_id", "rows", "note"}),
                                      _period_adjustment),
     ApprovalType.DATA_EXPORT: (frozenset({"scope"}), _data_export),
+    ApprovalType.DATA_ERASURE: (frozenset({"user_id", "reason"}), _data_erasure),
 }
 
 

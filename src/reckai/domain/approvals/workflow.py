@@ -42,6 +42,7 @@ class ApprovalType(str, Enum):
     PERIOD_ADJUSTMENT = "period_adjustment"
     PERIOD_REOPEN = "period_reopen"
     DATA_EXPORT = "data_export"  # issue 17 item 6: an organization's data export
+    DATA_ERASURE = "data_erasure"  # issue 17 item 5: a person's right to erasure
 
 
 class ApprovalError(Exception):

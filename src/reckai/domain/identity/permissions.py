@@ -83,6 +83,7 @@ APPROVAL_REQUEST_PERMISSION: Mapping[str, str] = {
     "period_adjustment": "streams:write",
     "period_reopen": "streams:write",
     "data_export": "settings:write",  # admin only: the whole organization's data
+    "data_erasure": "users:delete",  # admin only: erasing a person's data
 }
 
 # Approval types -> what a checker must be able to read to decide one.
@@ -97,6 +98,7 @@ APPROVAL_REVIEW_READS: Mapping[str, frozenset[str]] = {
     "period_adjustment": frozenset({"streams:read", "exceptions:read", "reconciliations:read"}),
     "period_reopen": frozenset({"streams:read", "exceptions:read", "reconciliations:read"}),
     "data_export": frozenset({"approvals:read"}),  # the request itself: scope, requester
+    "data_erasure": frozenset({"users:read"}),  # whom the request would erase
 }
 
 

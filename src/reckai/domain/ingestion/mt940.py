@@ -22,6 +22,7 @@ from __future__ import annotations
 import calendar
 import functools
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -73,10 +74,14 @@ class Mt940Statement:
     unreadable_rows: int = 0
 
 
+RowsSink = Callable[[dict[str, list[str | None]], list[int], list[int]], None]
+
+
 @dataclass
 class Mt940Rows:
     # One list per MT940_COLUMNS name, a value per row: columns, not row objects, so 100k rows
-    # cost ~100 MB less at their peak.
+    # cost ~100 MB less at their peak. With a `sink`, every `chunk_rows` rows are handed to it
+    # (columns, lines, row numbers) and let go: the caller builds its table a chunk at a time.
     columns: dict[str, list[str | None]] = field(default_factory=lambda: {c: [] for c in MT940_COLUMNS})
     lines: list[int] = field(default_factory=list)  # 1-based line of each row's :61:
     errors: list[RowError] = field(default_factory=list)  # :61: lines that could not be read
@@ -84,16 +89,30 @@ class Mt940Rows:
     warnings: list[SourceWarning] = field(default_factory=list)  # row warnings and statement continuity
     statements: list[Mt940Statement] = field(default_factory=list)
     message_type: str = "mt940"  # mt940 | mt942 | mt950
+    sink: RowsSink | None = None
+    chunk_rows: int = 10_000
+    row_count: int = 0  # rows read, including those handed to the sink
 
     @property
     def rows(self) -> list[dict[str, str | None]]:
-        """The rows as dicts (for a person or a test; the reader takes the columns)."""
+        """The rows not handed to a sink, as dicts (for a person or a test; the reader takes the columns)."""
         return [dict(zip(MT940_COLUMNS, values, strict=True))
                 for values in zip(*(self.columns[c] for c in MT940_COLUMNS), strict=True)]
 
     def add(self, row: dict[str, str | None]) -> None:
         for name, values in self.columns.items():
             values.append(row[name])
+        self.row_count += 1
+        if self.sink is not None and len(self.lines) >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the rows held to the sink, if there is one, and hold none."""
+        if self.sink is None or not self.lines:
+            return
+        self.sink(self.columns, self.lines, self.row_numbers)
+        self.columns = {c: [] for c in MT940_COLUMNS}
+        self.lines, self.row_numbers = [], []
 
 
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -117,18 +136,27 @@ def _entry_year(value_year: int, value_month: int, entry_month: int) -> int:
     return value_year
 
 
-def _tagged_fields(text: str) -> tuple[list[tuple[str, str, int]], str | None]:
-    """(tag, value with continuation lines joined by newline, line number) in file order, and the
-    message type named by a SWIFT envelope's block 2, if any."""
-    fields: list[tuple[str, str, int]] = []
-    message_type: str | None = None
-    for number, raw in enumerate(text.split("\n"), start=1):
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines one at a time (no list of them all: 100k transactions are ~400k lines)."""
+    start = 0
+    find = text.find
+    while (end := find("\n", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
+def _tagged_fields(text: str, envelope: list[str]) -> Iterator[tuple[str, str, int]]:
+    """(tag, value with continuation lines joined by newline, line number) in file order; the
+    message type named by a SWIFT envelope's block 2, if any, is appended to `envelope`."""
+    pending: tuple[str, str, int] | None = None
+    for number, raw in enumerate(_lines(text), start=1):
         line = raw.strip()
         if not line:
             continue
         if line[0] == "{":
-            if message_type is None and (found := _MESSAGE_TYPE.search(line)):
-                message_type = "mt" + found.group(1)
+            if not envelope and (found := _MESSAGE_TYPE.search(line)):
+                envelope.append("mt" + found.group(1))
             line = _ENVELOPE_HEAD.sub("", line).strip()
             if not line or _ENVELOPE_ONLY.match(line):
                 continue
@@ -136,11 +164,14 @@ def _tagged_fields(text: str) -> tuple[list[tuple[str, str, int]], str | None]:
             continue
         match = _TAG.match(line) if line[0] == ":" else None
         if match and match.group(1) in _KNOWN_TAGS:
-            fields.append((match.group(1) + (match.group(2) or ""), line[match.end():], number))
-        elif fields:
-            tag, value, start = fields[-1]
-            fields[-1] = (tag, value + "\n" + line, start)
-    return fields, message_type
+            if pending is not None:
+                yield pending
+            pending = (match.group(1) + (match.group(2) or ""), line[match.end():], number)
+        elif pending is not None:
+            tag, value, start = pending
+            pending = (tag, value + "\n" + line, start)
+    if pending is not None:
+        yield pending
 
 
 def _decimal(amount: str) -> Decimal | None:
@@ -207,15 +238,20 @@ def structured_details(information: str) -> dict[str, str | None]:
     return out
 
 
-def parse_mt940(text: str) -> Mt940Rows:
-    result = Mt940Rows()
-    fields, envelope_type = _tagged_fields(text)
+def parse_mt940(text: str, sink: RowsSink | None = None, chunk_rows: int = 10_000) -> Mt940Rows:
+    """Parse a whole file. With a `sink`, rows go to it in chunks of `chunk_rows` (see Mt940Rows);
+    the result then holds the file's statements, warnings and errors, and `row_count`."""
+    result = Mt940Rows(sink=sink, chunk_rows=chunk_rows)
+    envelope: list[str] = []
+    first_line: int | None = None
     statement: Mt940Statement | None = None
     account = reference = statement_number = currency = None
     row_number = 0
     seen_tags: set[str] = set()
     last_row: dict[str, str | None] | None = None  # the row a following :86: belongs to, not yet added
-    for tag, value, line in fields:
+    for tag, value, line in _tagged_fields(text, envelope):
+        if first_line is None:
+            first_line = line
         seen_tags.add(tag)
         if last_row is not None and tag != "86":
             result.add(last_row)
@@ -283,13 +319,14 @@ def parse_mt940(text: str) -> Mt940Rows:
             last_row = None
     if last_row is not None:
         result.add(last_row)
-    if not result.lines and not result.errors:
+    result.flush()
+    if not result.row_count and not result.errors:
         raise NoDataRows("the MT940 statement has no :61: statement lines")
     if "61" in seen_tags and not result.statements:
         raise IngestionError("the MT940 file has statement lines but no :20: transaction reference; it is "
-                             "not a complete statement", line=fields[0][2] if fields else None)
+                             "not a complete statement", line=first_line)
     is_interim = "13D" in seen_tags or ("34F" in seen_tags and not {"60F", "60M"} & seen_tags)
-    result.message_type = envelope_type or ("mt942" if is_interim else "mt940")
+    result.message_type = envelope[0] if envelope else ("mt942" if is_interim else "mt940")
     if result.message_type != "mt942":
         result.warnings.extend(_incomplete_warnings(result.statements))
     result.warnings.extend(continuity_warnings(result.statements))

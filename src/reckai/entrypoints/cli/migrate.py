@@ -3,7 +3,7 @@
 The URL is `--url`, else MIGRATION_DATABASE_URL. In embedded mode without either, the embedded
 server under var/pgdata is started (roles and database created) and migrated.
 The settings are loaded (`Settings.from_env`) for the master keys: a revision that encrypts stored
-personal data (0030_pii_encryption) needs them, and refuses to run without them.
+personal data (0034_pii_encryption) needs them, and refuses to run without them.
 Exit codes: 0 done, 2 configuration or database problem (one line on standard error).
 """
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         if not url and os.environ.get("RECKAI_MODE", Mode.EMBEDDED.value) != Mode.EMBEDDED.value:
             print("reckai migrate: set MIGRATION_DATABASE_URL (the owner role) or pass --url", file=sys.stderr)
             return EXIT_ERROR
-        # The settings' master keys: revisions that encrypt personal data need them (0030).
+        # The settings' master keys: revisions that encrypt personal data need them (0034).
         settings = Settings.from_env()
         keys = master_keys(settings.security)
         if not url:

@@ -1,5 +1,6 @@
 """`reckai org create`: operators create an organization with its first admin (also when public
-sign-up is switched off). `reckai org tier`: operators move an organization to another
+sign-up is switched off). `reckai org offboard`: operators tombstone an organization that leaves (docs/privacy.md,
+"Offboarding"). `reckai org tier`: operators move an organization to another
 subscription tier (nobody chooses one over the API; a downgrade below current usage is refused). `reckai org reset-mfa`: operators turn MFA off for a user who lost both
 factors when no other administrator can (the API refuses a self-reset).
 
@@ -51,6 +52,14 @@ def register(subparsers: Any) -> None:
     tier.add_argument("--code", required=True, help="the organization's sign-in code")
     tier.add_argument("--tier", required=True, choices=sorted(SUBSCRIPTION_TIERS))
     tier.set_defaults(handler=_run_tier)
+    offboard = commands.add_parser(
+        "offboard", help="tombstone an organization that leaves: pseudonymise it, revoke its sessions, shred its "
+        "keys, delete its stored objects; needs a completed organization export (operators; irreversible)")
+    offboard.add_argument("--code", required=True, help="the organization's sign-in code")
+    offboard.add_argument("--without-export", action="store_true",
+                          help="offboard although no completed organization export exists (audited; needs --reason)")
+    offboard.add_argument("--reason", help="why, with --without-export (one line, audited)")
+    offboard.set_defaults(handler=_run_offboard)
 
 
 def tier_command(container: Container, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -117,6 +126,49 @@ def _password(command: str, prompt: str) -> str | None:
 
 def _run_tier(args: argparse.Namespace) -> int:
     return _with_container("tier", lambda container: tier_command(container, args, sys.stdout, sys.stderr))
+
+
+def offboard_command(container: Container, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """docs/privacy.md, "Offboarding". Exit 0 offboarded (or, on a tombstone, its objects' deletion
+    retried), 1 when some objects could not be deleted (run it again), 2 refused (unknown code, no
+    export, legal hold, a bad override)."""
+    from reckai.application.privacy.offboarding import offboard_organization
+
+    if args.without_export and not args.reason:
+        print("reckai org offboard: --without-export needs --reason", file=err)
+        return 2
+    if args.reason and not args.without_export:
+        print("reckai org offboard: --reason goes with --without-export", file=err)
+        return 2
+    try:
+        done = offboard_organization(
+            container.privacy, organization_code=args.code,
+            without_export_reason=args.reason if args.without_export else None,
+            operator_settings=container.retention.operator_settings,
+            request=RequestInfo(user_agent="reckai-cli", method="CLI", path="reckai org offboard"))
+    except ApplicationError as exc:
+        details = "; ".join(f"{d.field}: {d.message}" for d in exc.details)
+        print(f"reckai org offboard: {exc.message}" + (f" ({details})" if details else ""), file=err)
+        return 2
+    if done.already_offboarded:
+        print(f"organization {done.organization_id} was already offboarded; {done.objects_deleted} objects "
+              "deleted now", file=out)
+    else:
+        basis = (f"export {done.export_id}" if done.export_id else
+                 f"WITHOUT an export ({done.without_export_reason})")
+        print(f"OFFBOARDED organization {done.organization_id} ({basis}): {done.users_deactivated} users "
+              f"deactivated, {done.sessions_revoked} sessions revoked, {done.keys.mfa_secrets} MFA secrets and "
+              f"{done.keys.recovery_codes} users' recovery codes shredded, {done.keys.data_keys} data keys shredded, "
+              f"{done.objects_deleted} objects deleted", file=out)
+    if done.objects_not_deleted:
+        print(f"reckai org offboard: {len(done.objects_not_deleted)} objects could not be deleted "
+              f"(first: {done.objects_not_deleted[0]}); run the command again", file=err)
+        return 1
+    return 0
+
+
+def _run_offboard(args: argparse.Namespace) -> int:
+    return _with_container("offboard", lambda container: offboard_command(container, args, sys.stdout, sys.stderr))
 
 
 def reset_mfa_command(container: Container, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

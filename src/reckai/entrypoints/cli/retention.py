@@ -1,8 +1,9 @@
 """`reckai retention run [--dry-run] [--org CODE] [--batch-size N]`: delete what is past its
-retention period now (finished jobs with their results, then uploaded files) (the worker's daily `apply_retention` job does the same), or, with
+retention period now (finished jobs with their results, uploaded files, decided approvals, ended
+sessions) (the worker's daily `apply_retention` job does the same), or, with
 `--dry-run`, list what would be deleted and what is kept and why, deleting nothing.
 
-One line per file (`DELETE` or `WOULD DELETE`, `KEEP <reason>`), then one summary line per
+One line per job, file and approval (`DELETE` or `WOULD DELETE`, `KEEP <reason>`), then one summary line per
 organization. Exit codes: 0 done, 2 configuration problem or unknown organization (one line on
 standard error).
 """
@@ -21,7 +22,8 @@ from reckai.bootstrap import Container
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("retention", help="apply the organizations' retention policies (operators)")
     commands = parser.add_subparsers(dest="retention_command", required=True)
-    run = commands.add_parser("run", help="delete finished jobs and uploaded files past their retention period")
+    run = commands.add_parser("run", help="delete finished jobs, uploaded files, decided approvals and "
+                                "ended sessions past their retention period")
     run.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
     run.add_argument("--org", metavar="CODE", help="only this organization (its sign-in code)")
     run.add_argument("--batch-size", type=int, default=100, help="jobs or files per transaction (default 100)")
@@ -46,11 +48,20 @@ def print_outcomes(outcomes: Sequence[OrganizationRetention], out: TextIO) -> No
         for kept in outcome.kept_files:
             reason = kept.kept_because.value if kept.kept_because else "?"
             print(f"KEEP file {kept.file_id} uploaded {kept.uploaded_at.date().isoformat()}: {reason}", file=out)
+        for approval in outcome.deleted_approvals:
+            print(f"{verb} approval {approval.approval_id} decided {approval.decided_at.date().isoformat()} "
+                  f"({approval.type}, {approval.status})", file=out)
+        for approval in outcome.kept_approvals:
+            reason = approval.kept_because.value if approval.kept_because else "?"
+            print(f"KEEP approval {approval.approval_id} decided {approval.decided_at.date().isoformat()}: {reason}",
+                  file=out)
         done = "to delete" if outcome.dry_run else "deleted"
         print(f"{'DRY RUN' if outcome.dry_run else 'DONE'} organization {outcome.organization_id}: jobs kept "
               f"{outcome.results_days} days, {len(outcome.deleted_jobs)} jobs {done}, {len(outcome.kept_jobs)} kept; "
               f"uploads kept {outcome.uploads_days} days, "
-              f"{len(outcome.deleted_files)} files {done} ({outcome.deleted_bytes} bytes), {len(outcome.kept_files)} kept"
+              f"{len(outcome.deleted_files)} files {done} ({outcome.deleted_bytes} bytes), {len(outcome.kept_files)} kept; "
+              f"{len(outcome.deleted_approvals)} approvals {done}, {len(outcome.kept_approvals)} kept; "
+              f"{outcome.deleted_sessions} ended sessions {done} (kept at most {outcome.sessions_days} days)"
               + (f", {len(outcome.objects_not_deleted)} objects left to the orphan sweeper"
                  if outcome.objects_not_deleted else ""), file=out)
 

@@ -16,9 +16,11 @@ does nothing. For every other route it requires `Authorization: Bearer <access t
 5. checks the declared `opt={"permission": P}` against the permission matrix with the user's
    *current* role: 403 PERMISSION_DENIED, audited as `authz.denied` in its own transaction.
    A route that declares neither permission nor public is refused (deny by default);
-6. when the route says `opt={"rate_limit": "upload"}` (or "report"), counts it in that tier too
-   (429); if the request is refused afterwards (`release_refused_hit`, an after-exception hook),
-   the hit is given back: only accepted uploads use up the allowance.
+6. when the route says `opt={"rate_limit": "upload"}` (or "report", or a tuple such as
+   `("export", "export_organization")`), counts it in those tiers too, per user or, for a tier whose
+   subject is the organization, per organization (429); if the request is refused afterwards
+   (`release_refused_hit`, an after-exception hook), the hits are given back: only accepted uploads
+   use up the allowance.
 
 Handlers take the caller with `principal: NamedDependency[Principal]`, a unit-of-work factory
 bound to the caller's organization with `uow_factory: NamedDependency[TenantUnitOfWorkFactory]`
@@ -46,6 +48,7 @@ from reckai.application.errors import PermissionDenied, Unauthenticated
 from reckai.application.identity.authenticate import AuthenticatedCaller, authenticate_access_token
 from reckai.application.identity.common import IdentityServices
 from reckai.application.identity.errors import PasswordChangeRequired
+from reckai.application.ports.rate_limit import ORGANIZATION_SUBJECT, TIERS
 from reckai.application.ports.unit_of_work import UnitOfWork
 from reckai.bootstrap import Container
 from reckai.domain.identity.devices import DEVICE_ID_HEADER
@@ -133,23 +136,35 @@ async def authorize_request(connection: ASGIConnection[Any, Any, Any, Any], hand
     if permission is None or not has_permission(principal.role, permission):
         await anyio.to_thread.run_sync(_audit_denied, services, request_info(connection), principal, permission)
         raise PermissionDenied(permission)
-    tier = handler.opt.get(RATE_LIMIT)
-    if tier:
-        hit_id = await anyio.to_thread.run_sync(services.limit, str(tier), str(principal.user_id), limits)
+    counted: list[tuple[str, str, str]] = []
+    state[STATE_ROUTE_TIER_HIT] = counted  # a later refusal (this guard's included) gives these back
+    for tier in route_tiers(handler):
+        subject = str(principal.organization_id if TIERS[tier].subject == ORGANIZATION_SUBJECT else principal.user_id)
+        hit_id = await anyio.to_thread.run_sync(services.limit, tier, subject, limits)
         if hit_id is not None:
-            state[STATE_ROUTE_TIER_HIT] = (str(tier), str(principal.user_id), hit_id)
+            counted.append((tier, subject, hit_id))
+
+
+def route_tiers(handler: BaseRouteHandler) -> tuple[str, ...]:
+    """The route's own rate-limit tiers: `opt={"rate_limit": "upload"}` or a tuple of tiers
+    (`("export", "export_organization")`: per user and per organization)."""
+    declared = handler.opt.get(RATE_LIMIT)
+    if not declared:
+        return ()
+    return (str(declared),) if isinstance(declared, str) else tuple(str(tier) for tier in declared)
 
 
 async def release_refused_hit(exc: Exception, scope: Any) -> None:
     """After-exception hook: a request refused after it was counted in its route's own tier
-    (upload, report) gives the hit back, so refused uploads do not use up the hourly allowance
+    (upload, report, export, export_organization) gives its hits back, so refused uploads do not use up the hourly allowance
     (issue 16). Every request still counts in the `api` tier."""
     counted = scope.get("state", {}).pop(STATE_ROUTE_TIER_HIT, None)
-    if counted is None:
+    if not counted:
         return
     container = scope["app"].state["container"]
     if isinstance(container, Container):
-        await anyio.to_thread.run_sync(container.identity.release, *counted)
+        for hit in counted:
+            await anyio.to_thread.run_sync(container.identity.release, *hit)
 
 
 def _audit_denied(services: IdentityServices, request: RequestInfo, principal: Principal, permission: str | None) -> None:

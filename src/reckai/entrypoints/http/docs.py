@@ -28,7 +28,8 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 
-from reckai.entrypoints.http.auth import ALLOW_EXPIRED_PASSWORD, RATE_LIMIT
+from reckai.application.ports.rate_limit import TIERS
+from reckai.entrypoints.http.auth import ALLOW_EXPIRED_PASSWORD, route_tiers
 from reckai.entrypoints.http.envelope import ErrorEnvelope, error_envelope
 from reckai.entrypoints.http.permissions import declared_permission, is_public
 
@@ -131,7 +132,7 @@ class OperationFacts:
 
     public: bool
     permission: str | None
-    rate_limit: str | None
+    rate_limits: tuple[str, ...]
     allows_expired_password: bool
     declared_errors: Mapping[int, str]
 
@@ -147,7 +148,7 @@ def operation_facts(app: Litestar) -> dict[tuple[str, str], OperationFacts]:
             for method in handler.http_methods:
                 facts[(route.path_format, method.lower())] = OperationFacts(
                     public=is_public(handler), permission=declared_permission(handler),
-                    rate_limit=handler.opt.get(RATE_LIMIT), declared_errors=dict(declared),
+                    rate_limits=route_tiers(handler), declared_errors=dict(declared),
                     allows_expired_password=bool(handler.opt.get(ALLOW_EXPIRED_PASSWORD)))
     return facts
 
@@ -175,7 +176,8 @@ def implied_errors(operation: Mapping[str, Any], facts: OperationFacts | None) -
         expired = "" if facts.allows_expired_password else (
             "; PASSWORD_CHANGE_REQUIRED: the password has expired (change it first)")
         errors[403] = f"PERMISSION_DENIED: the caller's role lacks {needs}{expired}."
-        tier = f" and the `{facts.rate_limit}` tier" if facts.rate_limit else ""
+        tiers = " and ".join(f"the `{name}` tier ({TIERS[name].subject})" for name in facts.rate_limits)
+        tier = f" and {tiers}" if tiers else ""
         errors[429] = (f"RATE_LIMITED: the `api` tier (per user){tier} is used up; retry after `Retry-After` "
                        "seconds.")
     for status, text in (facts.declared_errors.items() if facts is not None else ()):

@@ -69,7 +69,7 @@ def export_body(export: DataExport) -> ExportBody:
 class PrivacyExportController(Controller):
     path = "/api/privacy/exports"
 
-    @post("/", opt={"permission": "account:self", "errors": {
+    @post("/", opt={"permission": "account:self", "rate_limit": ("export", "export_organization"), "errors": {
         403: "PERMISSION_DENIED: another person's export (not an admin), or the organization's (not an admin).",
         404: "NOT_FOUND: no such user in the organization."}},
           status_code=202, sync_to_thread=True, summary="Request a data export")

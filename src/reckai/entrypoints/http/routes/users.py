@@ -22,6 +22,7 @@ from reckai.application.context import RequestInfo
 from reckai.application.identity import mfa as mfa_cases
 from reckai.application.identity import users as user_cases
 from reckai.application.identity.common import IdentityServices
+from reckai.application.privacy import erasure as erasure_cases
 from reckai.bootstrap import Container
 from reckai.domain.identity.entities import USER_ORDERS, User
 from reckai.domain.identity.principal import Principal
@@ -72,6 +73,18 @@ class PendingUserBody(msgspec.Struct):
 class MfaResetRequest(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(description="The administrator's own password, asked again before the "
                                                       "reset.", examples=["Quartz!Ledger-7291"])]
+
+
+class ErasureRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str | None, msgspec.Meta(
+        description="Why (one line, at most 200 characters), shown to the checker, e.g. the data subject's "
+                    "request reference.", examples=["DSAR 2026-114: request of 2026-12-01"])] = None
+
+
+class PendingErasureBody(msgspec.Struct):
+    """202: a data_erasure approval was requested; the user is erased when another checker approves."""
+
+    pending_approval: ApprovalBody
 
 
 class InvitationBody(msgspec.Struct):
@@ -180,6 +193,21 @@ class UserController(Controller):
         audited; they enrol again (POST /api/auth/mfa/enable). `password` is the administrator's."""
         return ok(user_body(mfa_cases.reset_mfa(identity, principal, user_id, password=data.password,
                                                 request=request_info)))
+
+    @post("/{user_id:uuid}/erase", opt={"permission": "users:delete", "errors": {
+        409: "LEGAL_HOLD: the organization is under a legal hold (the message names its end); "
+             "USER_ALREADY_ERASED; LAST_ADMIN: the user is the organization's last active administrator."}},
+          status_code=202, sync_to_thread=True, summary="Request a user's erasure (right to erasure)")
+    def erase_user(self, user_id: FromPath[uuid.UUID], data: JSONBody[ErasureRequest],
+                   principal: NamedDependency[Principal], identity: NamedDependency[IdentityServices],
+                   container: NamedDependency[Container],
+                   request_info: NamedDependency[RequestInfo]) -> Success[PendingErasureBody]:
+        """Asks for the user's personal data to be erased (GDPR Art. 17): a `data_erasure` approval that
+        another checker decides. On approval the user row is pseudonymised, their sessions, links and
+        MFA removed, and the personal values of their audit rows read as `[erased]` (docs/privacy.md)."""
+        approval = erasure_cases.request_erasure(identity, container.workflow, principal, request_info, user_id,
+                                                 data.reason)
+        return ok(PendingErasureBody(approval_body(approval)))
 
 
 ROUTE_HANDLERS = [UserController]

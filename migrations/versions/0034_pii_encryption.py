@@ -20,8 +20,8 @@
   key: `reckai migrate` passes the settings' keys (`config.attributes["pii_master_keys"]`); without
   them the migration refuses to run. The downgrade decrypts back, with the same keys.
 
-Revision ID: 0030_pii_encryption
-Revises: 0029_forced_job_links
+Revision ID: 0034_pii_encryption
+Revises: 0033_retention_approvals
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from typing import Any
 from alembic import context, op
 from sqlalchemy import text
 
-revision = "0030_pii_encryption"
-down_revision = "0029_forced_job_links"
+revision = "0034_pii_encryption"
+down_revision = "0033_retention_approvals"
 branch_labels = None
 depends_on = None
 
@@ -45,7 +45,7 @@ CURRENT_ORG = "NULLIF(current_setting('app.current_org_id', true), '')::uuid"
 BATCH_SIZE = 500
 
 MISSING_KEY = (
-    "0030_pii_encryption encrypts the users' e-mail addresses and names and needs the master key: run it "
+    "0034_pii_encryption encrypts the users' e-mail addresses and names and needs the master key: run it "
     "with `reckai migrate`, which loads the settings (DATA_ENCRYPTION_KEY, or the embedded instance's "
     "var/secrets.json); nothing was changed"
 )
@@ -263,7 +263,7 @@ def upgrade() -> None:
         clashes = sorted(str(user.id) for user in users if taken[normalize_email(user.email)] > 1)
         if clashes:
             raise RuntimeError(
-                f"0030_pii_encryption: users {', '.join(clashes)} of organization {organization_id} have the same "
+                f"0034_pii_encryption: users {', '.join(clashes)} of organization {organization_id} have the same "
                 "e-mail address once trimmed and lower-cased; change one of them and run `reckai migrate` again "
                 "(nothing was changed)")
         for batch in _batches(list(users)):
