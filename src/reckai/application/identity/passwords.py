@@ -99,7 +99,7 @@ def request_password_reset(
     services.limit("auth_account", auth_account_subject(code, address))
     with services.database.unit_of_work(None) as uow:
         # The address is sealed in the outbox row (under the master key, not an organization's
-        # key: finding the organization would be a lookup, docs/privacy.md "Outbox payloads").
+        # key: finding the organization would be a lookup, docs/privacy.md "Personal data at rest").
         services.job_queue.enqueue(uow, SEND_PASSWORD_RESET.request({
             "organization_code": code,
             "email_sealed": services.secret_box.seal(address.encode("utf-8"), RESET_ADDRESS_CONTEXT),
