@@ -16,6 +16,8 @@
   organizations whose data key another master key wraps (`reckai keys rotate`).
 - The address and name in a `user_onboarding` approval's metadata (the account to create, and
   invite, once approved) are encrypted the same way.
+- The address in a `send_password_reset` outbox row's payload is sealed (`email_sealed`, the secret
+  box over the same master keys, as the request now does).
 - Existing rows are encrypted here, organization by organization, in batches. That needs the master
   key: `reckai migrate` passes the settings' keys (`config.attributes["pii_master_keys"]`); without
   them the migration refuses to run. The downgrade decrypts back, with the same keys.
@@ -194,7 +196,7 @@ $$;
 }
 
 # Tables the owner reads and writes across organizations while (de)crypting; FORCE again after.
-_BACKFILLED = ("organizations", "users", "organization_data_keys", "approvals")
+_BACKFILLED = ("organizations", "users", "organization_data_keys", "approvals", "outbox_messages")
 
 
 def _master_keys() -> Any:
@@ -231,6 +233,27 @@ def _approvals(connection: Any, organization_id: uuid.UUID, key: Any, change: An
         connection.execute(text("UPDATE approvals SET metadata = CAST(:metadata AS jsonb) WHERE id = :id"),
                            [{"id": row.id, "metadata": json.dumps(change(key, row.type, dict(row.metadata or {})))}
                             for row in batch])
+
+
+def _reset_addresses(connection: Any, secret_box: Any, *, seal: bool) -> None:
+    """The address in the payload of `send_password_reset` outbox rows (of every status): sealed as
+    the request now seals it (`email_sealed`), or opened back to `email` for the downgrade."""
+    from reckai.application.identity.passwords import RESET_ADDRESS_CONTEXT
+
+    present = "email" if seal else "email_sealed"
+    rows = connection.execute(text(
+        "SELECT id, payload FROM outbox_messages WHERE actor_name = 'send_password_reset' AND payload ? :key"),
+        {"key": present}).all()
+    changed = []
+    for row in rows:
+        payload = dict(row.payload)
+        if seal:
+            payload["email_sealed"] = secret_box.seal(str(payload.pop("email")).encode("utf-8"), RESET_ADDRESS_CONTEXT)
+        else:
+            payload["email"] = secret_box.open(str(payload.pop("email_sealed")), RESET_ADDRESS_CONTEXT).decode("utf-8")
+        changed.append({"id": row.id, "payload": json.dumps(payload)})
+    for batch in _batches(changed):
+        connection.execute(text("UPDATE outbox_messages SET payload = CAST(:payload AS jsonb) WHERE id = :id"), batch)
 
 
 def upgrade() -> None:
@@ -272,6 +295,7 @@ def upgrade() -> None:
                 [{"id": user.id, "email": key.encrypt("email", user.email), "name": key.encrypt("name", user.name),
                   "email_index": key.blind_index(user.email)} for user in batch])
         _approvals(connection, organization_id, key, seal_metadata)
+    _reset_addresses(connection, master.secret_box, seal=True)
     for table in _BACKFILLED:
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
 
@@ -305,6 +329,7 @@ def downgrade() -> None:
                 [{"id": user.id, "email": key.decrypt("email", user.email), "name": key.decrypt("name", user.name)}
                  for user in batch])
         _approvals(connection, organization_id, key, open_metadata)
+    _reset_addresses(connection, keys.master.secret_box, seal=False)
     for table in _BACKFILLED:
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
     op.execute("DROP INDEX IF EXISTS uq_users_org_email_index")

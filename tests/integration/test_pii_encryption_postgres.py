@@ -26,6 +26,7 @@ from reckai.adapters.postgres.engine import create_engine
 from reckai.adapters.postgres.unit_of_work import PostgresDatabase
 from reckai.adapters.security.personal_data import PersonalDataKeys, master_keys
 from reckai.application.context import RequestInfo
+from reckai.application.identity.passwords import RESET_ADDRESS_CONTEXT
 from reckai.application.identity.users import operator_add_user
 from reckai.application.ports.personal_data import DataKeyUnavailable
 from reckai.bootstrap import Container, bootstrap
@@ -154,6 +155,13 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
                 " VALUES (:org, 'user_onboarding', 'pending', 't', 'd', :user,"
                 " '{\"email\": \"Waiting.Person@Example.com\", \"name\": \"Waiting Person\", \"role\": \"supervisor\"}')"
                 " RETURNING id"), {"org": tenant.organization_id, "user": tenant.admin_user_id}).scalar_one()
+            # a reset request queued (and one already done) before the change: the address in clear
+            for status in ("pending", "done"):
+                conn.execute(text(
+                    "INSERT INTO outbox_messages (queue, actor_name, payload, status) VALUES ('high',"
+                    " 'send_password_reset', CAST(:payload AS jsonb), :status)"),
+                    {"payload": json.dumps({"organization_code": tenant.code, "email": "Old.Analyst@Example.com"}),
+                     "status": status})
 
         with pytest.raises(RuntimeError, match="needs the master key"):
             migrations.upgrade(database.owner_url, "head")
@@ -168,6 +176,12 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
         assert len(stored) == 2 and all(e.startswith("pii1:") and n.startswith("pii1:") for e, n in stored)
         (sealed,) = [row[0] for row in _rows(database, "SELECT metadata FROM approvals")]
         assert sealed["email"].startswith("pii1:") and sealed["name"].startswith("pii1:") and sealed["role"] == "supervisor"
+        payloads = [row[0] for row in _rows(database, "SELECT payload FROM outbox_messages")]
+        assert len(payloads) == 2 and not [p for p in payloads if "Old.Analyst" in json.dumps(p) or "email" in p]
+        # sealed as the request now seals it: the job (the container's secret box) opens it
+        box = development_master_keys().secret_box
+        assert {box.open(p["email_sealed"], RESET_ADDRESS_CONTEXT).decode() for p in payloads} == {
+            "Old.Analyst@Example.com"}
 
         app_database = PostgresDatabase(create_engine(database.app_url, pool_size=1))
         try:
@@ -187,6 +201,7 @@ def test_the_migration_encrypts_existing_rows_and_refuses_without_the_key(pg_dat
         assert {row[0] for row in _rows(database, "SELECT email FROM users")} == {
             "Legacy.Admin@Example.com", "Old.Analyst@Example.com"}
         assert _rows(database, "SELECT metadata ->> 'email' FROM approvals") == [("Waiting.Person@Example.com",)]
+        assert _rows(database, "SELECT DISTINCT payload ->> 'email' FROM outbox_messages") == [("Old.Analyst@Example.com",)]
     finally:
         admin.dispose()
 

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from reckai.adapters.security.secret_box import decode_key
+from reckai.adapters.security.secret_box import AesGcmSecretBox, decode_key
 from reckai.domain.identity.entities import normalized_email as normalize_email
 
 if TYPE_CHECKING:
@@ -192,6 +192,9 @@ class MasterKeys:
                 raise ValueError(f"master key {key_id!r} must have an id and 32 bytes")
         self._ciphers = {key_id: AESGCM(_derive(key, _MASTER_INFO)) for key_id, key in keys.items()}
         self.active_key_id = active_key_id
+        # The secret box over the same data encryption keys, as bootstrap builds it: what seals the
+        # address of a password-reset outbox row (the migration seals rows queued before it).
+        self.secret_box = AesGcmSecretBox(dict(keys), active_key_id)
 
     @classmethod
     def from_settings(cls, active: tuple[str, str], retired: tuple[tuple[str, str], ...] = ()) -> MasterKeys:
