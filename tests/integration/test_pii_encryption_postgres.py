@@ -28,7 +28,7 @@ from reckai.adapters.security.personal_data import PersonalDataKeys, master_keys
 from reckai.application.context import RequestInfo
 from reckai.application.identity.passwords import RESET_ADDRESS_CONTEXT
 from reckai.application.identity.users import operator_add_user
-from reckai.application.ports.personal_data import DataKeyUnavailable
+from reckai.application.ports.personal_data import DataKeyUnavailable, PersonalDataUnreadable
 from reckai.bootstrap import Container, bootstrap
 from reckai.domain.identity.entities import User
 from reckai.entrypoints.cli.keys import rotate_command
@@ -305,3 +305,22 @@ def test_keys_rotate_rewraps_every_data_key_while_users_sign_in_read_and_are_add
     finally:
         only_new.close()
         only_old.close()
+
+
+def test_a_value_copied_to_another_column_or_user_does_not_open(container: Container,
+                                                                pg_fresh_database: PgDatabase) -> None:
+    with container.database.unit_of_work() as uow:
+        created = uow.organizations.create_with_admin(
+            name="Tamper", code=f"tamper-{uuid.uuid4().hex[:6]}", domain=None, admin_email="first@example.com",
+            admin_name="First Person", admin_password_hash="h")
+        uow.commit()
+    engine = create_engine(pg_fresh_database.admin_url, pool_size=1)
+    try:
+        with engine.begin() as conn:  # someone with write access to the table moves the name into the address
+            conn.execute(text("UPDATE users SET email = name WHERE id = :id"), {"id": created.admin_user_id})
+    finally:
+        engine.dispose()
+    with container.database.unit_of_work(created.organization_id) as uow:
+        with pytest.raises(PersonalDataUnreadable, match="email") as caught:
+            uow.users.get(created.admin_user_id)
+        assert "First" not in str(caught.value)

@@ -19,7 +19,7 @@ from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import Row
 
 from reckai.adapters.postgres import tables as t
-from reckai.adapters.postgres.personal_data import login_key, organization_key
+from reckai.adapters.postgres.personal_data import login_key, organization_key, translate_personal_data_errors
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
 from reckai.adapters.security.personal_data import OrganizationKey
 from reckai.application.ports.repositories import (
@@ -183,8 +183,9 @@ class PostgresUserRepository(PostgresRepository):
         mapping = row._mapping
         values = {name: mapping[name] for name in _USER_FIELDS if name in mapping}
         key = self._key(values["organization_id"])
-        values["email"] = key.decrypt("email", values["email"])
-        values["name"] = key.decrypt("name", values["name"])
+        with translate_personal_data_errors():
+            values["email"] = key.decrypt("email", values["email"])
+            values["name"] = key.decrypt("name", values["name"])
         return User(**values)
 
     def _encrypted(self, user: User, values: dict[str, Any]) -> dict[str, Any]:
@@ -237,8 +238,9 @@ class PostgresUserRepository(PostgresRepository):
         column = t.users_current.c[order_by]
         narrow = query.with_only_columns(t.users_current.c.id, column)
         key = self._key()
-        ordered = sorted(((user_sort_text(order_by, key.decrypt(order_by, value)), str(user_id), user_id)
-                          for user_id, value in self._conn.execute(narrow)), reverse=descending)
+        with translate_personal_data_errors():
+            ordered = sorted(((user_sort_text(order_by, key.decrypt(order_by, value)), str(user_id), user_id)
+                              for user_id, value in self._conn.execute(narrow)), reverse=descending)
         page = [user_id for _, _, user_id in ordered[offset : offset + limit]]
         if not page:
             return []
@@ -268,8 +270,9 @@ class PostgresUserRepository(PostgresRepository):
         values = dict(row._mapping)
         values["id"] = values.pop("user_id")
         organization_is_active = bool(values.pop("organization_is_active"))
-        values["email"] = key.decrypt("email", values["email"])
-        values["name"] = key.decrypt("name", values["name"])
+        with translate_personal_data_errors():
+            values["email"] = key.decrypt("email", values["email"])
+            values["name"] = key.decrypt("name", values["name"])
         for name in ("locked_until", "password_changed_at", "last_login_at"):
             if values[name] is not None:
                 values[name] = values[name].replace(tzinfo=dt.UTC)

@@ -5,7 +5,8 @@ login's blind index, and the re-wrap of `reckai keys rotate` (docs/privacy.md)."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text, update
@@ -13,8 +14,17 @@ from sqlalchemy.dialects.postgresql import insert
 
 from reckai.adapters.postgres import tables as t
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
-from reckai.adapters.security.personal_data import OrganizationKey, PersonalDataError, WrappedDataKey
-from reckai.application.ports.personal_data import DataKeyRepository, DataKeyUnavailable
+from reckai.adapters.security.personal_data import (
+    FieldUndecryptable,
+    OrganizationKey,
+    PersonalDataError,
+    WrappedDataKey,
+)
+from reckai.application.ports.personal_data import (
+    DataKeyRepository,
+    DataKeyUnavailable,
+    PersonalDataUnreadable,
+)
 from reckai.application.ports.repositories import TenantIsolationViolation
 
 if TYPE_CHECKING:
@@ -32,6 +42,15 @@ def _open(uow: PostgresTransaction, wrapped: WrappedDataKey) -> OrganizationKey:
         return uow.personal_data.organization_key(wrapped)
     except PersonalDataError as exc:
         raise DataKeyUnavailable(str(exc)) from exc
+
+
+@contextmanager
+def translate_personal_data_errors() -> Iterator[None]:
+    """A field that does not decrypt becomes the port's PersonalDataUnreadable (the cause chained)."""
+    try:
+        yield
+    except FieldUndecryptable as exc:
+        raise PersonalDataUnreadable(str(exc)) from exc
 
 
 def organization_key(uow: PostgresTransaction, organization_id: uuid.UUID) -> OrganizationKey:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 
-from reckai.adapters.postgres.personal_data import organization_key
+from reckai.adapters.postgres.personal_data import organization_key, translate_personal_data_errors
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
 from reckai.adapters.security.personal_data import open_metadata
 from reckai.application.ports.privacy import (
@@ -162,11 +162,12 @@ class PostgresExportDataReader(PostgresRepository):
                                         params)
             for row in result.mappings():
                 values = {key: value for key, value in row.items() if key not in SECRET_FIELDS}
-                if key is not None and table == "approvals":
-                    values["metadata"] = open_metadata(key, str(values["type"]), dict(values["metadata"] or {}))
-                elif key is not None:
-                    values["email"] = key.decrypt("email", values["email"])
-                    values["name"] = key.decrypt("name", values["name"])
+                with translate_personal_data_errors():
+                    if key is not None and table == "approvals":
+                        values["metadata"] = open_metadata(key, str(values["type"]), dict(values["metadata"] or {}))
+                    elif key is not None:
+                        values["email"] = key.decrypt("email", values["email"])
+                        values["name"] = key.decrypt("name", values["name"])
                 yield values
 
 

@@ -21,7 +21,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 
-from reckai.adapters.postgres.personal_data import organization_key
+from reckai.adapters.postgres.personal_data import organization_key, translate_personal_data_errors
 from reckai.adapters.postgres.repository import PostgresRepository
 from reckai.adapters.security.personal_data import PERSONAL_METADATA, open_metadata, seal_metadata
 from reckai.application.ports.reconciliations import SEARCH_KEY_COLUMNS
@@ -360,8 +360,9 @@ class PostgresApprovalRepository(_Base):
     def _approval(self, row: Row[Any]) -> Approval:
         approval = _approval(row)
         if approval.type.value in PERSONAL_METADATA:
-            approval.metadata = open_metadata(organization_key(self._uow, approval.organization_id),
-                                              approval.type.value, approval.metadata)
+            with translate_personal_data_errors():
+                approval.metadata = open_metadata(organization_key(self._uow, approval.organization_id),
+                                                  approval.type.value, approval.metadata)
         return approval
 
     def _params(self, approval: Approval) -> dict[str, Any]:

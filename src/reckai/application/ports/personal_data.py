@@ -23,6 +23,11 @@ class DataKeyUnavailable(RepositoryError):
     message names the master key id, never a key or a value."""
 
 
+class PersonalDataUnreadable(RepositoryError):
+    """A stored encrypted value does not open under its organization's key: altered, or copied from
+    another row, column or organization. The message names the column, never a value."""
+
+
 class DataKeyRepository(Protocol):
     def stale_organizations(self, limit: int) -> Sequence[uuid.UUID]:
         """*System*: up to `limit` organizations (ids only, in id order) whose data key is wrapped by
