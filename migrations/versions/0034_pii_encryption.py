@@ -66,7 +66,7 @@ ALTER TABLE organization_data_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE organization_data_keys FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON organization_data_keys FOR ALL
     USING (organization_id = {CURRENT_ORG}) WITH CHECK (organization_id = {CURRENT_ORG});
-GRANT SELECT, INSERT, UPDATE ON organization_data_keys TO {APP};
+GRANT SELECT, INSERT, UPDATE, DELETE ON organization_data_keys TO {APP};
 GRANT SELECT, INSERT ON organization_data_keys TO {SYSTEM};
 """
 

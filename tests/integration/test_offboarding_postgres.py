@@ -34,4 +34,4 @@ def container(pg_database: Any, redis_test_url: str, tmp_path: Path) -> Iterator
 
 
 def test_offboarding_on_postgres(container: Container) -> None:
-    check_offboarding(container)
+    check_offboarding(container, encrypted=True)

@@ -20,6 +20,7 @@ from reckai.adapters.memory import files as file_repositories
 from reckai.adapters.memory import periods as period_repositories
 from reckai.adapters.memory import stream_schedules as stream_schedule_repositories
 from reckai.adapters.memory import streams as stream_repositories
+from reckai.adapters.memory.personal_data import MemoryDataKeyRepository
 from reckai.adapters.memory.retention import MemoryRetentionRepository
 from reckai.adapters.memory.store import MemoryStore, MemoryTransaction
 from reckai.adapters.memory.subject_keys import MemorySubjectKeyRepository
@@ -57,6 +58,11 @@ class MemoryUnitOfWork(MemoryTransaction):
     @cached_property
     def subject_keys(self) -> MemorySubjectKeyRepository:
         return MemorySubjectKeyRepository(self)
+
+    # --- organization data keys (issue 17 item 4; none in memory: plain text) ---
+    @cached_property
+    def data_keys(self) -> MemoryDataKeyRepository:
+        return MemoryDataKeyRepository(self)
 
     # --- files (issue 4) ---
     @cached_property

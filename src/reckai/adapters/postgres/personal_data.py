@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from reckai.adapters.postgres import tables as t
@@ -111,6 +111,15 @@ class PostgresDataKeyRepository(PostgresRepository):
             self._conn.execute(update(_keys).where(_keys.c.organization_id == organization_id).values(
                 wrapped_key=rewrapped.wrapped_key, master_key_id=rewrapped.master_key_id, rewrapped_at=func.now()))
         return True
+
+    def shred(self) -> int:
+        organization_id = self._uow.organization_id
+        if organization_id is None:
+            raise TenantIsolationViolation(self.entity_name, None, None)
+        with self._write():
+            deleted = self._conn.execute(delete(_keys).where(_keys.c.organization_id == organization_id)).rowcount
+        self._uow.organization_keys.pop(organization_id, None)
+        return int(deleted or 0)
 
 
 _check: type[DataKeyRepository] = PostgresDataKeyRepository

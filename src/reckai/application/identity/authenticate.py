@@ -53,12 +53,13 @@ def authenticate_access_token(services: IdentityServices, token: str) -> Authent
         raise Unauthenticated("Invalid access token", reason="token_invalid: ids") from None
     with services.database.unit_of_work(organization_id) as uow:
         organization = uow.organizations.get(organization_id)
+        if organization is None or not organization.is_active:
+            # Before the user is read: an offboarded organization's users no longer decrypt.
+            raise Unauthenticated("Access token revoked", reason="organization_inactive")
         user = uow.users.get(user_id)
         # A primary-key read in the transaction already open: the revocation is seen by every API
         # process at once, with no second store (docs/identity.md, "Session revocation").
         session = uow.sessions.get_family(session_id)
-    if organization is None or not organization.is_active:
-        raise Unauthenticated("Access token revoked", reason="organization_inactive")
     if user is None or not user.is_active or user.organization_id != organization_id:
         raise Unauthenticated("Access token revoked", reason="user_inactive")
     if not token_is_current(claims, user.token_version):

@@ -26,17 +26,6 @@ class InvalidCredentials(Unauthenticated):
         super().__init__(GENERIC_LOGIN_FAILURE, reason=reason)
 
 
-class OrganizationOffboarded(Unauthenticated):
-    """The organization left the service (`reckai org offboard`): sign-in is closed for good. Told
-    only to a caller who gave a right e-mail and password of it."""
-
-    code = "ORGANIZATION_OFFBOARDED"
-
-    def __init__(self) -> None:
-        super().__init__("This organization has been offboarded: sign-in is closed and its data was deleted",
-                         reason="organization_offboarded")
-
-
 class InvalidMfaCode(Unauthenticated):
     code = "INVALID_MFA_CODE"
 

@@ -27,7 +27,6 @@ from reckai.application.identity.errors import (
     InvalidCredentials,
     InvalidMfaCode,
     InvalidRefreshToken,
-    OrganizationOffboarded,
     ReauthenticationFailed,
 )
 from reckai.application.ports.rate_limit import auth_account_subject
@@ -55,7 +54,6 @@ from reckai.domain.identity.tokens import (
     hash_refresh_token,
     refresh_expiry,
 )
-from reckai.domain.privacy.offboarding import offboarded_code
 
 MFA_CHALLENGE_LIFETIME = dt.timedelta(minutes=5)
 _MFA_CONTEXT = "mfa-login"
@@ -147,19 +145,9 @@ def login(
     services.limit("auth_ip", request.ip_address or "unknown")
     services.limit("auth_account", auth_account_subject(code, address))
     with services.database.unit_of_work(None) as uow:
+        # An offboarded organization's code is a pseudonym now and its data key is shredded, so no
+        # user of it can be found, nor proved: the generic answer (docs/privacy.md, "Offboarding").
         candidate = uow.users.find_login_candidate(code, address)
-        offboarded = uow.users.find_login_candidate(offboarded_code(code), address) if candidate is None else None
-    if offboarded is not None:
-        # An organization that left (docs/privacy.md, "Offboarding"): its sign-in code is now a
-        # pseudonym. Whoever proves the right password is told so; anyone else gets the generic answer.
-        proved = services.password_hasher.verify(password, offboarded.user.password_hash)  # the one hash
-        services.audit_log.record_independently(
-            services.event("auth.login.failed", request, organization_id=offboarded.user.organization_id,
-                           user_id=offboarded.user.id, outcome=Outcome.UNAUTHENTICATED,
-                           metadata={"reason": "organization_offboarded" if proved else "bad_password"}))
-        if proved:
-            raise OrganizationOffboarded()
-        raise InvalidCredentials("organization_offboarded")
     if candidate is None or not candidate.organization_is_active:
         services.password_hasher.verify_dummy(password)  # same time as a real check
         reason = "unknown_account" if candidate is None else "organization_inactive"
@@ -375,7 +363,8 @@ def _refresh_once(services: IdentityServices, refresh_token: str, request: Reque
                 raise InvalidRefreshToken("fingerprint_mismatch")
             raise InvalidRefreshToken(state.status.value)
         organization = uow.organizations.get(organization_id)
-        user = uow.users.get(session.user_id)
+        # An inactive (offboarded) organization's users are not read: their data key may be gone.
+        user = uow.users.get(session.user_id) if organization is not None and organization.is_active else None
         if organization is None or user is None or not organization.is_active or not user.is_active:
             uow.sessions.revoke_family(family.id, now, "account_inactive")
             uow.commit()

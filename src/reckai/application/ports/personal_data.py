@@ -42,6 +42,12 @@ class DataKeyRepository(Protocol):
         the organization has none)."""
         ...
 
+    def shred(self) -> int:
+        """Delete the bound organization's data key (offboarding): every value encrypted under it,
+        and every blind index made with it, can no longer be read or matched, by anyone. The
+        number of keys deleted (0 or 1)."""
+        ...
+
 
 class KeyRotationUnitOfWork(UnitOfWork, Protocol):
     @property

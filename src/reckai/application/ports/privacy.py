@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, cast
 
+from reckai.application.ports.personal_data import DataKeyRepository
 from reckai.application.ports.reports import ReportsUnitOfWork
 from reckai.application.ports.retention import RetentionUnitOfWork
 from reckai.application.ports.workflow import WorkflowUnitOfWork
@@ -79,6 +80,9 @@ class ExportDataReader(Protocol):
 class PrivacyUnitOfWork(ReportsUnitOfWork, RetentionUnitOfWork, Protocol):
     @property
     def data_exports(self) -> DataExportRepository: ...
+
+    @property
+    def data_keys(self) -> DataKeyRepository: ...
 
     @property
     def export_data(self) -> ExportDataReader: ...

@@ -84,7 +84,7 @@ class ShreddedKeys:
 
     mfa_secrets: int = 0  # users' sealed TOTP secrets, cleared
     recovery_codes: int = 0  # users whose recovery codes were deleted
-    data_keys: int = 0  # per-organization data keys (issue 17 item 4): none exist on this branch
+    data_keys: int = 0  # the organization's data key (issue 17 item 4): 1, or 0 where there is none (memory)
 
 
 @dataclass
@@ -102,12 +102,11 @@ class Offboarding:
 
 def shred_organization_data_keys(uow: PrivacyUnitOfWork, organization_id: uuid.UUID, user_ids: Iterable[uuid.UUID],
                                  at: dt.datetime) -> ShreddedKeys:
-    """THE HOOK where an offboarded organization's key material is destroyed, in the tombstone's
-    transaction. Today: the users' TOTP secrets (sealed with the service's key) and recovery codes.
-
-    MERGE (issue 17 item 4, per-organization data keys for PII encryption, built on another
-    branch): destroy the organization's data keys here (e.g. `uow.data_keys.shred(organization_id)`),
-    count them in `data_keys`; nothing else needs to change."""
+    """An offboarded organization's key material, destroyed in the tombstone's transaction: its data
+    key (`uow.data_keys.shred()`: the users' e-mails and names, the invitees' in its approvals, and
+    the blind index that finds a user at sign-in can no longer be read or matched), the users' TOTP
+    secrets (sealed with the service's key) and recovery codes. The per-person audit keys (erasure,
+    item 5) are kept: the audit trail is kept 7 years under a legal obligation (docs/privacy.md)."""
     secrets = codes = 0
     for user_id in user_ids:
         user = uow.users.get(user_id)
@@ -120,7 +119,7 @@ def shred_organization_data_keys(uow: PrivacyUnitOfWork, organization_id: uuid.U
         if uow.mfa.unused_recovery_codes(user_id):
             codes += 1
         uow.mfa.replace_recovery_codes(user_id, [], at)
-    return ShreddedKeys(mfa_secrets=secrets, recovery_codes=codes, data_keys=0)
+    return ShreddedKeys(mfa_secrets=secrets, recovery_codes=codes, data_keys=uow.data_keys.shred())
 
 
 def offboard_organization(services: PrivacyServices, *, organization_code: str, without_export_reason: str | None,

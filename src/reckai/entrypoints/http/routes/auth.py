@@ -184,8 +184,7 @@ class AuthController(Controller):
 
     @post("/login", opt={"public": True, "errors": {
         401: "INVALID_CREDENTIALS: unknown organization or e-mail, wrong password, locked or deactivated account "
-             "(one answer for all, so accounts cannot be probed); ORGANIZATION_OFFBOARDED: the right e-mail and "
-             "password of an organization that was offboarded (`reckai org offboard`).",
+             "(one answer for all, so accounts cannot be probed), an offboarded organization's too.",
         429: "RATE_LIMITED: too many attempts from this address or for this account; retry after `Retry-After`."}},
           status_code=200, sync_to_thread=True, summary="Sign in")
     def login(self, data: JSONBody[LoginRequest], identity: NamedDependency[IdentityServices],
