@@ -17,6 +17,7 @@ from reckai.application.ports.repositories import DuplicateEntity, EntityNotFoun
 from reckai.application.ports.streams import (
     ACTIVE_EXCEPTION_STATUSES,
     ExceptionOrigin,
+    KeyProbe,
     RowKey,
     StoredRow,
     StreamBreak,
@@ -26,6 +27,15 @@ from reckai.domain.streams.streams import PinnedRule, Stream, StreamFile, Stream
 
 _STREAM_COLUMNS = ("id, organization_id, name, left_file_type, right_file_type, left_mapping, right_mapping, rules,"
                    " leading_side, currency, options, owner_id, created_by, created_at, updated_at")
+
+
+# stream_rows.transaction_day of a row whose day is not known (0032_stream_row_days)
+UNKNOWN_DAY = "-infinity"
+
+
+def _day_text(day: dt.date | None) -> str:
+    """The day as PostgreSQL reads it; ISO text sorts as the dates do, '-infinity' first."""
+    return UNKNOWN_DAY if day is None else day.isoformat()
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -186,29 +196,38 @@ class PostgresStreamRepository(PostgresRepository):
 
     # --- rows and breaks ---
 
-    def known_keys(self, stream_id: uuid.UUID, side: str,
-                   keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+    def known_keys(self, stream_id: uuid.UUID, side: str, keys: Sequence[KeyProbe]) -> set[tuple[str, int]]:
         if not keys:
             return set()
-        # Probed in key order: the nested loop walks the primary key's leaf pages in order, not at
-        # random (about 40 % less time for 100,000 keys against 1.5M rows).
-        keys = sorted(keys)
+        # The primary key is ordered by day: a run's keys (a few recent days) are probed in the part
+        # of the index their days hold, in key order, not over the stream's whole history. Rows of
+        # unknown day ('-infinity': taken before 0032, or dateless) may hold any key: when the side
+        # has some, every key is looked for there too (a part that no longer grows).
+        probes = sorted((_day_text(day), fingerprint, occurrence) for day, fingerprint, occurrence in keys)
+        unknown = self._conn.execute(text(
+            "SELECT EXISTS (SELECT 1 FROM stream_rows WHERE stream_id = :s AND side = :side"
+            " AND transaction_day = '-infinity')"), {"s": stream_id, "side": side}).scalar_one()
+        if unknown:
+            probes = sorted({*probes, *((UNKNOWN_DAY, fingerprint, occurrence) for _, fingerprint, occurrence in probes)})
         rows = self._conn.execute(text(
             "SELECT r.fingerprint, r.occurrence FROM stream_rows r"
-            " JOIN unnest(CAST(:fps AS varchar[]), CAST(:occs AS integer[])) AS k(fingerprint, occurrence)"
-            "   ON r.fingerprint = k.fingerprint AND r.occurrence = k.occurrence"
+            " JOIN unnest(CAST(:days AS date[]), CAST(:fps AS varchar[]), CAST(:occs AS integer[]))"
+            "   AS k(day, fingerprint, occurrence)"
+            "   ON r.transaction_day = k.day AND r.fingerprint = k.fingerprint AND r.occurrence = k.occurrence"
             " WHERE r.stream_id = :s AND r.side = :side"),
-            {"s": stream_id, "side": side, "fps": [k[0] for k in keys], "occs": [k[1] for k in keys]}).all()
+            {"s": stream_id, "side": side, "days": [p[0] for p in probes],
+             "fps": [p[1] for p in probes], "occs": [p[2] for p in probes]}).all()
         return {(row.fingerprint, row.occurrence) for row in rows}
 
     def row(self, stream_id: uuid.UUID, side: str, seq: int) -> StoredRow | None:
         found = self._conn.execute(text(
-            "SELECT side, fingerprint, occurrence, seq, file_id, row_number, run_number FROM stream_rows"
+            "SELECT side, fingerprint, occurrence, seq, file_id, row_number, run_number,"
+            " NULLIF(transaction_day, '-infinity') AS transaction_day FROM stream_rows"
             " WHERE stream_id = :s AND side = :side AND seq = :seq"), {"s": stream_id, "side": side, "seq": seq}).first()
         if found is None:
             return None
         return StoredRow(RowKey(found.side, found.fingerprint, found.occurrence, found.seq, found.file_id,
-                                found.row_number), found.run_number)
+                                found.row_number, found.transaction_day), found.run_number)
 
     def last_seq(self, stream_id: uuid.UUID, side: str) -> int:
         value = self._conn.execute(text("SELECT max(seq) FROM stream_rows WHERE stream_id = :s AND side = :side"),
@@ -218,18 +237,22 @@ class PostgresStreamRepository(PostgresRepository):
     def add_rows(self, stream_id: uuid.UUID, run_number: int, rows: Sequence[RowKey]) -> int:
         if not rows:
             return 0
+        # In primary-key order: the index's pages of the run's days fill one after the other.
+        rows = sorted(rows, key=lambda r: (r.side, _day_text(r.transaction_day), r.fingerprint, r.occurrence))
         with translate_errors(self.entity_name):
             result = self._conn.execute(text(
-                "INSERT INTO stream_rows (organization_id, stream_id, side, fingerprint, occurrence, seq, file_id,"
-                " row_number, run_number)"
-                " SELECT :org, :s, k.side, k.fingerprint, k.occurrence, k.seq, k.file_id, k.row_number, :run"
-                " FROM unnest(CAST(:sides AS varchar[]), CAST(:fps AS varchar[]), CAST(:occs AS integer[]),"
-                "             CAST(:seqs AS bigint[]), CAST(:files AS uuid[]), CAST(:rows AS integer[]))"
-                "      AS k(side, fingerprint, occurrence, seq, file_id, row_number)"),
+                "INSERT INTO stream_rows (organization_id, stream_id, side, transaction_day, fingerprint, occurrence,"
+                " seq, file_id, row_number, run_number)"
+                " SELECT :org, :s, k.side, k.day, k.fingerprint, k.occurrence, k.seq, k.file_id, k.row_number, :run"
+                " FROM unnest(CAST(:sides AS varchar[]), CAST(:days AS date[]), CAST(:fps AS varchar[]),"
+                "             CAST(:occs AS integer[]), CAST(:seqs AS bigint[]), CAST(:files AS uuid[]),"
+                "             CAST(:rows AS integer[]))"
+                "      AS k(side, day, fingerprint, occurrence, seq, file_id, row_number)"),
                 {"org": self._uow.organization_id, "s": stream_id, "run": run_number,
-                 "sides": [r.side for r in rows], "fps": [r.fingerprint for r in rows],
-                 "occs": [r.occurrence for r in rows], "seqs": [r.seq for r in rows],
-                 "files": [r.file_id for r in rows], "rows": [r.row_number for r in rows]})
+                 "sides": [r.side for r in rows], "days": [_day_text(r.transaction_day) for r in rows],
+                 "fps": [r.fingerprint for r in rows], "occs": [r.occurrence for r in rows],
+                 "seqs": [r.seq for r in rows], "files": [r.file_id for r in rows],
+                 "rows": [r.row_number for r in rows]})
         return int(result.rowcount)
 
     def job_exception_origins(self, job_id: uuid.UUID) -> builtins.list[ExceptionOrigin]:
