@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import itertools
 import json
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
@@ -36,6 +38,20 @@ UNKNOWN_DAY = "-infinity"
 def _day_text(day: dt.date | None) -> str:
     """The day as PostgreSQL reads it; ISO text sorts as the dates do, '-infinity' first."""
     return UNKNOWN_DAY if day is None else day.isoformat()
+
+
+def _stage(connection: Connection, create: str, table: str, lines: Iterable[str]) -> None:
+    """COPY tab-separated lines (no value needs escaping: hex, ISO dates, numbers, uuids) into a
+    temporary table of this transaction, emptied first."""
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)  # the engine's driver is psycopg 3
+    with raw.cursor() as cursor:
+        cursor.execute(create)
+        cursor.execute(f"TRUNCATE {table}")
+        with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+            remaining = iter(lines)
+            while chunk := list(itertools.islice(remaining, 50_000)):
+                copy.write("".join(f"{line}\n" for line in chunk))
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -199,24 +215,21 @@ class PostgresStreamRepository(PostgresRepository):
     def known_keys(self, stream_id: uuid.UUID, side: str, keys: Sequence[KeyProbe]) -> set[tuple[str, int]]:
         if not keys:
             return set()
-        # The primary key is ordered by day: a run's keys (a few recent days) are probed in the part
-        # of the index their days hold, in key order, not over the stream's whole history. Rows of
-        # unknown day ('-infinity': taken before 0032, or dateless) may hold any key: when the side
-        # has some, every key is looked for there too (a part that no longer grows).
-        probes = sorted((_day_text(day), fingerprint, occurrence) for day, fingerprint, occurrence in keys)
-        unknown = self._conn.execute(text(
-            "SELECT EXISTS (SELECT 1 FROM stream_rows WHERE stream_id = :s AND side = :side"
-            " AND transaction_day = '-infinity')"), {"s": stream_id, "side": side}).scalar_one()
-        if unknown:
-            probes = sorted({*probes, *((UNKNOWN_DAY, fingerprint, occurrence) for _, fingerprint, occurrence in probes)})
+        probes = sorted({(_day_text(day), fingerprint, occurrence) for day, fingerprint, occurrence in keys})
+        _stage(self._conn, "CREATE TEMP TABLE IF NOT EXISTS reckai_stream_key_probe (transaction_day date,"
+               " fingerprint varchar(64), occurrence integer) ON COMMIT DROP", "reckai_stream_key_probe",
+               ("\t".join(map(str, probe)) for probe in probes))
+        # Only the probes' days are read (the primary key leads with the day, 0032): a run's keys are
+        # of a few recent days, so the rows it reads stay as many as those days hold, whatever the
+        # stream's history. Rows of unknown day ('-infinity': taken before 0032, or dateless) may
+        # hold any key, so their part is read too; it no longer grows.
+        days = sorted({probe[0] for probe in probes} | {UNKNOWN_DAY})
         rows = self._conn.execute(text(
-            "SELECT r.fingerprint, r.occurrence FROM stream_rows r"
-            " JOIN unnest(CAST(:days AS date[]), CAST(:fps AS varchar[]), CAST(:occs AS integer[]))"
-            "   AS k(day, fingerprint, occurrence)"
-            "   ON r.transaction_day = k.day AND r.fingerprint = k.fingerprint AND r.occurrence = k.occurrence"
-            " WHERE r.stream_id = :s AND r.side = :side"),
-            {"s": stream_id, "side": side, "days": [p[0] for p in probes],
-             "fps": [p[1] for p in probes], "occs": [p[2] for p in probes]}).all()
+            "SELECT r.fingerprint, r.occurrence FROM stream_rows r JOIN reckai_stream_key_probe k"
+            "   ON r.fingerprint = k.fingerprint AND r.occurrence = k.occurrence"
+            "  AND (r.transaction_day = k.transaction_day OR r.transaction_day = '-infinity')"
+            " WHERE r.stream_id = :s AND r.side = :side AND r.transaction_day = ANY(CAST(:days AS date[]))"),
+            {"s": stream_id, "side": side, "days": days}).all()
         return {(row.fingerprint, row.occurrence) for row in rows}
 
     def row(self, stream_id: uuid.UUID, side: str, seq: int) -> StoredRow | None:
@@ -237,22 +250,21 @@ class PostgresStreamRepository(PostgresRepository):
     def add_rows(self, stream_id: uuid.UUID, run_number: int, rows: Sequence[RowKey]) -> int:
         if not rows:
             return 0
-        # In primary-key order: the index's pages of the run's days fill one after the other.
-        rows = sorted(rows, key=lambda r: (r.side, _day_text(r.transaction_day), r.fingerprint, r.occurrence))
+        # Staged in primary-key order and moved as staged: the index pages of the run's days fill one
+        # after the other. COPY, because binding 200,000-element arrays cost seconds of client time.
+        ordered = sorted(rows, key=lambda r: (r.side, _day_text(r.transaction_day), r.fingerprint, r.occurrence))
+        _stage(self._conn, "CREATE TEMP TABLE IF NOT EXISTS reckai_stream_row_stage (side varchar(10),"
+               " transaction_day date, fingerprint varchar(64), occurrence integer, seq bigint, file_id uuid,"
+               " row_number integer) ON COMMIT DROP", "reckai_stream_row_stage",
+               (f"{r.side}\t{_day_text(r.transaction_day)}\t{r.fingerprint}\t{r.occurrence}\t{r.seq}\t{r.file_id}"
+                f"\t{r.row_number}" for r in ordered))
         with translate_errors(self.entity_name):
             result = self._conn.execute(text(
                 "INSERT INTO stream_rows (organization_id, stream_id, side, transaction_day, fingerprint, occurrence,"
                 " seq, file_id, row_number, run_number)"
-                " SELECT :org, :s, k.side, k.day, k.fingerprint, k.occurrence, k.seq, k.file_id, k.row_number, :run"
-                " FROM unnest(CAST(:sides AS varchar[]), CAST(:days AS date[]), CAST(:fps AS varchar[]),"
-                "             CAST(:occs AS integer[]), CAST(:seqs AS bigint[]), CAST(:files AS uuid[]),"
-                "             CAST(:rows AS integer[]))"
-                "      AS k(side, day, fingerprint, occurrence, seq, file_id, row_number)"),
-                {"org": self._uow.organization_id, "s": stream_id, "run": run_number,
-                 "sides": [r.side for r in rows], "days": [_day_text(r.transaction_day) for r in rows],
-                 "fps": [r.fingerprint for r in rows], "occs": [r.occurrence for r in rows],
-                 "seqs": [r.seq for r in rows], "files": [r.file_id for r in rows],
-                 "rows": [r.row_number for r in rows]})
+                " SELECT :org, :s, side, transaction_day, fingerprint, occurrence, seq, file_id, row_number, :run"
+                " FROM reckai_stream_row_stage"),
+                {"org": self._uow.organization_id, "s": stream_id, "run": run_number})
         return int(result.rowcount)
 
     def job_exception_origins(self, job_id: uuid.UUID) -> builtins.list[ExceptionOrigin]:
