@@ -1,4 +1,4 @@
-"""PostgreSQL repository of streams (application/ports/streams.py; migration 0021_streams)."""
+"""PostgreSQL repository of streams (application/ports/streams.py; migrations 0021_streams, 0032_stream_row_days)."""
 
 from __future__ import annotations
 
