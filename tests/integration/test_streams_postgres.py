@@ -4,6 +4,7 @@ of tests/support/stream_scenarios.py, which also run in memory (tests/unit/test_
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,3 +153,46 @@ def test_row_keys_are_kept_by_day_and_rows_of_unknown_day_are_still_found(world:
         assert uow.streams.row(stream.id, "left", 1) is not None
         assert uow.streams.row(stream.id, "left", 1).key.transaction_day is None  # type: ignore[union-attr]
     assert new_day == "2026-01-01"
+
+
+def test_the_migration_gives_existing_row_keys_the_unknown_day(pg_database_factory: Any) -> None:
+    """0032_stream_row_days on a database with stream rows: each keeps its key with the day
+    '-infinity' (unknown) under the new primary key (stream, side, day, fingerprint, occurrence)
+    (the duplicate check still finds them: the test above); and back."""
+    from sqlalchemy import text
+
+    from reckai.adapters.postgres import migrations
+    from reckai.adapters.postgres.engine import create_engine
+    from tests.fixtures.postgres import create_tenant
+
+    database = pg_database_factory(migrate=False)
+    migrations.upgrade(database.owner_url, "0029_forced_job_links")
+    admin = create_engine(database.admin_url, pool_size=1)
+    tenant = create_tenant(admin)
+    params = {"org": tenant.organization_id, "user": tenant.admin_user_id, "file": uuid.uuid4()}
+    try:
+        with admin.begin() as conn:
+            stream = conn.execute(text(
+                "INSERT INTO streams (organization_id, name, left_file_type, right_file_type, left_mapping,"
+                " right_mapping, rules, currency, owner_id, created_by)"
+                " VALUES (:org, 's', 'bank', 'switch', '{}', '{}', '[]', 'NGN', :user, :user) RETURNING id"),
+                params).scalar_one()
+            conn.execute(text(
+                "INSERT INTO stream_rows (organization_id, stream_id, side, fingerprint, occurrence, seq, file_id,"
+                " row_number, run_number) VALUES (:org, :s, 'left', :fp, 0, 1, :file, 1, 1),"
+                " (:org, :s, 'left', :fp, 1, 2, :file, 2, 1)"), {**params, "s": stream, "fp": "ab" * 32})
+        migrations.upgrade(database.owner_url, "0032_stream_row_days")
+        with admin.begin() as conn:
+            rows = conn.execute(text("SELECT seq, transaction_day::text FROM stream_rows ORDER BY seq")).all()
+            key = conn.execute(text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'stream_rows_pkey'")).scalar_one()
+        assert [tuple(row) for row in rows] == [(1, "-infinity"), (2, "-infinity")]
+        assert key == "PRIMARY KEY (stream_id, side, transaction_day, fingerprint, occurrence)"
+        migrations.downgrade(database.owner_url, "0029_forced_job_links")
+        with admin.begin() as conn:
+            key = conn.execute(text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'stream_rows_pkey'")).scalar_one()
+            assert conn.execute(text("SELECT count(*) FROM stream_rows")).scalar_one() == 2
+        assert key == "PRIMARY KEY (stream_id, side, fingerprint, occurrence)"
+    finally:
+        admin.dispose()
