@@ -9,7 +9,9 @@ rows each, adds them to the stream and runs it through the worker step (run_reco
 what `reckai worker` calls). One row in `--late-every` of each side has its counterpart in the next
 day's file of the other side, so every run carries about 2 x rows / late-every open items into the
 next. Prints per run: rows read by the run (carried + new), matches, open items after, the run's
-seconds (start to completed) and its stage seconds; then the median of runs 1-3 next to runs
+seconds (start to completed), the machine's load average (1 minute) after it, and its stage seconds (`load.known_keys`: the duplicate probes of
+the stream's row keys; `persist.results`, `.row_keys`, `.links`, `.closings`: the parts of the one
+persisting transaction); then the median of runs 1-3 next to runs
 (days-2)-days and their ratio (goal: within 20 %). Not a timed test.
 """
 
@@ -104,7 +106,7 @@ def main() -> None:
         print(f"stream of {args.days} daily runs, {args.rows:,} x {args.rows:,} rows per day, "
               f"1 row in {args.late_every} per side a day late", flush=True)
         print(f"{'run':>4} {'read':>9} {'carried':>8} {'matched':>9} {'new exc':>8} {'closed':>7} {'open':>7}"
-              f" {'ingest s':>9} {'run s':>7}  stages", flush=True)
+              f" {'ingest s':>9} {'run s':>7} {'load':>5}  stages", flush=True)
         stream = None
         seconds: list[float] = []
         for day in range(1, args.days + 1):
@@ -128,11 +130,12 @@ def main() -> None:
             figures = stored.figures or {}
             carried = sum(figures["carried_rows"].values())
             read = carried + sum(figures["new_rows"].values())
-            stages = {k: v for k, v in job.stage_seconds.items() if "." not in k and k != "total"}
+            stages = {k: round(v, 2) for k, v in job.stage_seconds.items()
+                      if ("." not in k or k.startswith(("load.", "persist."))) and k != "total"}
             seconds.append(elapsed)
             print(f"{day:>4} {read:>9,} {carried:>8,} {figures['matched_pairs']:>9,} {figures['new_exceptions']:>8,}"
                   f" {figures['closed_by_later_match']:>7,} {sum(figures['open_rows_after'].values()):>7,}"
-                  f" {ingested:>9.2f} {elapsed:>7.2f}  {stages}", flush=True)
+                  f" {ingested:>9.2f} {elapsed:>7.2f} {os.getloadavg()[0]:>5.1f}  {stages}", flush=True)
         first, last = statistics.median(seconds[:3]), statistics.median(seconds[-3:])
         print(f"median of runs 1-3: {first:.2f} s; runs {args.days - 2}-{args.days}: {last:.2f} s; "
               f"ratio {last / first:.2f} (goal: within 20 %)", flush=True)

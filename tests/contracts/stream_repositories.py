@@ -26,6 +26,7 @@ from reckai.domain.streams.streams import PinnedRule, Stream, StreamFile, Stream
 Tenants = tuple[Any, tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, uuid.UUID]]
 FileAdder = Callable[[uuid.UUID, uuid.UUID], uuid.UUID]
 NOW = dt.datetime(2026, 1, 2, 8, 0, tzinfo=dt.UTC)
+DAY = dt.date(2026, 1, 1)  # a transaction day of the stream rows below
 
 
 def stream_of(organization_id: uuid.UUID, user_id: uuid.UUID, name: str = "card vs bank") -> Stream:
@@ -84,19 +85,26 @@ def check_files_runs_rows_and_breaks(tenants: Tenants, add_file: FileAdder) -> N
         uow.streams.assign_files(stream.id, [left, right], job.id)
         uow.reconciliation_jobs.link_files(job.id, [JobFileLink(left, "left")])
         uow.streams.add_run(StreamRun(stream.id, 1, job.id, user_a, NOW))
-        rows = [RowKey("left", "f1", 0, 1, left, 1), RowKey("left", "f1", 1, 2, left, 2),
-                RowKey("right", "f9", 0, 1, right, 1)]
-        assert uow.streams.add_rows(stream.id, 1, rows) == 3
+        rows = [RowKey("left", "f1", 0, 1, left, 1, DAY), RowKey("left", "f1", 1, 2, left, 2, DAY),
+                RowKey("right", "f9", 0, 1, right, 1, DAY), RowKey("right", "f8", 0, 2, right, 2, None)]
+        assert uow.streams.add_rows(stream.id, 1, rows) == 4
         uow.commit()
     with database.unit_of_work(org_a) as uow:
         assert uow.streams.waiting_files(stream.id) == []  # the run is pending: its files are taken
         assert uow.streams.job_using_file(left) == job.id and uow.streams.job_using_file(right) is None
-        assert uow.streams.known_keys(stream.id, "left", [("f1", 1), ("f1", 2), ("f9", 0)]) == {("f1", 1)}
-        assert uow.streams.last_seq(stream.id, "left") == 2 and uow.streams.last_seq(stream.id, "right") == 1
-        assert uow.streams.row(stream.id, "left", 2) == StoredRow(RowKey("left", "f1", 1, 2, left, 2), 1)
-        assert uow.streams.row(stream.id, "right", 2) is None and uow.streams.row(stream.id, "left", 9) is None
+        assert uow.streams.known_keys(stream.id, "left", [(DAY, "f1", 1), (DAY, "f1", 2), (DAY, "f9", 0)]) \
+            == {("f1", 1)}
+        # a key is looked for under its day (equal fingerprints have equal days) ...
+        assert uow.streams.known_keys(stream.id, "left", [(DAY + dt.timedelta(days=1), "f1", 1), (None, "f1", 0)]) \
+            == set()
+        # ... and among the rows of unknown day (taken before 0032, or dateless), whatever its day
+        assert uow.streams.known_keys(stream.id, "right", [(DAY, "f8", 0), (None, "f9", 0)]) == {("f8", 0)}
+        assert uow.streams.last_seq(stream.id, "left") == 2 and uow.streams.last_seq(stream.id, "right") == 2
+        assert uow.streams.row(stream.id, "left", 2) == StoredRow(RowKey("left", "f1", 1, 2, left, 2, DAY), 1)
+        assert uow.streams.row(stream.id, "right", 2) == StoredRow(RowKey("right", "f8", 0, 2, right, 2, None), 1)
+        assert uow.streams.row(stream.id, "right", 3) is None and uow.streams.row(stream.id, "left", 9) is None
         with pytest.raises(DuplicateEntity):
-            uow.streams.add_rows(stream.id, 1, [RowKey("left", "f1", 0, 7, left, 9)])
+            uow.streams.add_rows(stream.id, 1, [RowKey("left", "f1", 0, 7, left, 9, DAY)])
     sla = SlaPolicy()
     item = ExceptionItem.new(organization_id=org_a, job_id=job.id, type="missing_entry", severity="low",
                              description="d", created_at=NOW, sla=sla, left_file_id=left, left_row=2)
@@ -119,7 +127,7 @@ def check_files_runs_rows_and_breaks(tenants: Tenants, add_file: FileAdder) -> N
         assert [f.job_id for f in uow.streams.files(stream.id)] == [job.id, job.id]
     with database.unit_of_work(org_b) as uow:
         assert uow.streams.files(stream.id) == [] and uow.streams.runs(stream.id) == []
-        assert uow.streams.known_keys(stream.id, "left", [("f1", 0)]) == set()
+        assert uow.streams.known_keys(stream.id, "left", [(DAY, "f1", 0)]) == set()
         assert uow.streams.breaks(stream.id, active_only=False) == []
         assert uow.streams.stream_of_file(left) is None
         assert uow.streams.row(stream.id, "left", 2) is None

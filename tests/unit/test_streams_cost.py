@@ -1,9 +1,13 @@
 """Cost stays flat (issue 15 item 7): a stream's run reads only its new files and the rows still open
 after the previous run, never the stream's matched history. Deterministic: the storage objects a run
-opens and the rows the matching engine receives are recorded, run after run."""
+opens, the rows the matching engine receives and the keys the run asks the stream's row keys about
+(only its new rows', each under its own transaction day: PostgreSQL then reads only those days of
+stream_rows' primary key, 0032) are recorded, run after run."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 from reckai.adapters.memory.scanner import InMemoryScanner
@@ -43,6 +47,25 @@ class RecordingEngine:
         return self.inner.run(left, right, *args, **kwargs)
 
 
+class RecordingStreamEngine:
+    """The stream engine, noting the keys each side's input asks the stream about."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.probed: dict[str, list[tuple[dt.date | None, str, int]]] = {}
+
+    def side_input(self, side: str, new_tables: Any, carried: Any, first_seq: int,
+                   known_keys: Callable[[Sequence[Any]], set[tuple[str, int]]], settled: Any) -> Any:
+        def recording(keys: Sequence[Any]) -> set[tuple[str, int]]:
+            self.probed[side] = list(keys)
+            return known_keys(keys)
+
+        return self.inner.side_input(side, new_tables, carried, first_seq, recording, settled)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def _day(day: int) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """Each day: 17 pairs of the day, two bank rows whose switch row comes the next day, one switch
     row whose bank row comes the next day (and yesterday's late halves)."""
@@ -63,7 +86,8 @@ def test_a_run_reads_only_its_new_files_and_the_open_items() -> None:
     world = stream_world(container)
     storage = RecordingStorage(container.reconciliations.storage)
     engine = RecordingEngine(container.reconciliations.engine)
-    world.replaced = {"storage": storage, "engine": engine}
+    streams = RecordingStreamEngine(container.reconciliations.stream_engine)
+    world.replaced = {"storage": storage, "engine": engine, "stream_engine": streams}
     bank, switch = _day(1)
     left = world.upload(bank_csv(bank), "bank-01.csv", "bank")
     right = world.upload(switch_csv(switch), "switch-01.csv", "switch")
@@ -80,9 +104,14 @@ def test_a_run_reads_only_its_new_files_and_the_open_items() -> None:
             bank, switch = _day(day)
             files[day] = world.day(stream, bank, switch, f"{day:02d}")
         storage.opened.clear()
+        streams.probed.clear()
         run = world.run(stream)
         figures = run.figures
         assert figures is not None
+        # The duplicate check asks about the day's rows only (19-20 per side), each under its day.
+        bank, switch = _day(day)
+        assert {side: len(keys) for side, keys in streams.probed.items()} == {"left": len(bank), "right": len(switch)}
+        assert {key[0] for keys in streams.probed.values() for key in keys} == {dt.date(2026, 1, day)}
         with container.database.unit_of_work(world.organization_id) as uow:
             normalized = {uow.normalized_files.get_for_file(file_id).storage_path for file_id in files[day]}
         # The objects read: the day's two normalized files and the previous run's open items, nothing else.

@@ -15,6 +15,7 @@ from reckai.application.ports.repositories import DuplicateEntity, EntityNotFoun
 from reckai.application.ports.streams import (
     ACTIVE_EXCEPTION_STATUSES,
     ExceptionOrigin,
+    KeyProbe,
     RowKey,
     StoredRow,
     StreamBreak,
@@ -169,11 +170,13 @@ class MemoryStreamRepository:
     def _rows(self, stream_id: uuid.UUID) -> builtins.list[tuple[Any, RowKey]]:
         return [(key, row.value) for key, row in self._uow.rows(STREAM_ROWS) if row.value_stream == stream_id]
 
-    def known_keys(self, stream_id: uuid.UUID, side: str,
-                   keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+    def known_keys(self, stream_id: uuid.UUID, side: str, keys: Sequence[KeyProbe]) -> set[tuple[str, int]]:
+        # as PostgreSQL's: a key is found under its own day or among the rows of unknown day
         wanted = set(keys)
+        any_day = {(fingerprint, occurrence) for _, fingerprint, occurrence in keys}
         return {(r.fingerprint, r.occurrence) for _, r in self._rows(stream_id)
-                if r.side == side and (r.fingerprint, r.occurrence) in wanted}
+                if r.side == side and ((r.transaction_day, r.fingerprint, r.occurrence) in wanted
+                                       or (r.transaction_day is None and (r.fingerprint, r.occurrence) in any_day))}
 
     def row(self, stream_id: uuid.UUID, side: str, seq: int) -> StoredRow | None:
         for _, record in self._uow.rows(STREAM_ROWS):
@@ -185,14 +188,16 @@ class MemoryStreamRepository:
         return max((r.seq for _, r in self._rows(stream_id) if r.side == side), default=0)
 
     def add_rows(self, stream_id: uuid.UUID, run_number: int, rows: Sequence[RowKey]) -> int:
-        taken = {(r.side, r.fingerprint, r.occurrence) for _, r in self._rows(stream_id)}
+        # the primary key of PostgreSQL's stream_rows (0032): side, day, fingerprint, occurrence
+        taken = {(r.side, r.transaction_day, r.fingerprint, r.occurrence) for _, r in self._rows(stream_id)}
         seqs = {(r.side, r.seq) for _, r in self._rows(stream_id)}
         for row in rows:
-            if (row.side, row.fingerprint, row.occurrence) in taken or (row.side, row.seq) in seqs:
+            key = (row.side, row.transaction_day, row.fingerprint, row.occurrence)
+            if key in taken or (row.side, row.seq) in seqs:
                 raise DuplicateEntity("stream_row", "key")
-            taken.add((row.side, row.fingerprint, row.occurrence))
+            taken.add(key)
             seqs.add((row.side, row.seq))
-            self._uow.put(STREAM_ROWS, (stream_id, row.side, row.fingerprint, row.occurrence),
+            self._uow.put(STREAM_ROWS, (stream_id, *key),
                           _RowRecord(self._org, stream_id, row, run_number))
         return len(rows)
 

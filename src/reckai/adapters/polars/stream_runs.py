@@ -28,7 +28,14 @@ from reckai.adapters.polars.job_results import PolarsMatchRun
 from reckai.adapters.polars.normalize import CANONICAL_SCHEMA
 from reckai.adapters.polars.result_tables import COPY_CHUNK_ROWS
 from reckai.application.ports.reconciliations import EXCEPTION_COLUMNS
-from reckai.application.ports.streams import MatchedRow, RowKey, StreamEngine, StreamOutcome, StreamSideInput
+from reckai.application.ports.streams import (
+    KeyProbe,
+    MatchedRow,
+    RowKey,
+    StreamEngine,
+    StreamOutcome,
+    StreamSideInput,
+)
 from reckai.domain.streams.streams import FINGERPRINT_FIELDS
 
 ORIGIN_SCHEMA = pl.Schema({"side": pl.String, "seq": pl.Int64, "fingerprint": pl.String, "occurrence": pl.Int64,
@@ -166,7 +173,7 @@ class PolarsStreamOutcome:
 
 class PolarsStreamEngine:
     def side_input(self, side: str, new_tables: Sequence[tuple[uuid.UUID, Any]], carried: bytes | None,
-                   first_seq: int, known_keys: Callable[[Sequence[tuple[str, int]]], set[tuple[str, int]]],
+                   first_seq: int, known_keys: Callable[[Sequence[KeyProbe]], set[tuple[str, int]]],
                    settled: Callable[[Sequence[int]], set[int]]) -> PolarsStreamSide:
         previous = _carried(carried, side)
         closed = settled([int(seq) for seq in previous["seq"].to_list()]) if previous.height else set()
@@ -177,7 +184,9 @@ class PolarsStreamEngine:
         # Within a run, a key met twice (the same transaction in two files of the side) is taken once.
         unique = incoming.unique(subset=["fingerprint", "occurrence"], keep="first", maintain_order=True)
         repeated = incoming.height - unique.height
-        known = known_keys(list(zip(unique["fingerprint"].to_list(), unique["occurrence"].to_list(), strict=True)))
+        # each key is asked for under its transaction day (the repository keeps keys by day)
+        known = known_keys(list(zip(unique["transaction_date"].dt.date().to_list(), unique["fingerprint"].to_list(),
+                                    unique["occurrence"].to_list(), strict=True)))
         if known:
             held = pl.DataFrame({"fingerprint": [k[0] for k in known], "occurrence": [k[1] for k in known]},
                                 schema={"fingerprint": pl.String, "occurrence": pl.Int64})
@@ -188,9 +197,10 @@ class PolarsStreamEngine:
         fresh = fresh.with_columns(pl.int_range(first_seq, first_seq + fresh.height, dtype=pl.Int64).alias("seq"),
                                    pl.lit(side).alias("side")).with_columns(pl.col("seq").alias("row_number"))
         fresh = fresh.select(CARRY_SCHEMA.names())
-        new_keys = [RowKey(side, fingerprint, int(occurrence), int(seq), uuid.UUID(file_id), int(row))
-                    for fingerprint, occurrence, seq, file_id, row in fresh.select(
-                        "fingerprint", "occurrence", "seq", "file_id", "source_row").iter_rows()]
+        new_keys = [RowKey(side, fingerprint, int(occurrence), int(seq), uuid.UUID(file_id), int(row), day)
+                    for fingerprint, occurrence, seq, file_id, row, day in fresh.select(
+                        "fingerprint", "occurrence", "seq", "file_id", "source_row",
+                        pl.col("transaction_date").dt.date()).iter_rows()]
         table = pl.concat([previous, fresh])
         return PolarsStreamSide(side, table, new_keys, previous.height, repeated, len(closed), first_seq)
 

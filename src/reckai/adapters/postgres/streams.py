@@ -1,4 +1,4 @@
-"""PostgreSQL repository of streams (application/ports/streams.py; migration 0021_streams)."""
+"""PostgreSQL repository of streams (application/ports/streams.py; migrations 0021_streams, 0032_stream_row_days)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
+import polars as pl
+import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 
 from reckai.adapters.postgres.repository import PostgresRepository, translate_errors
 from reckai.application.ports.repositories import DuplicateEntity, EntityNotFound
 from reckai.application.ports.streams import (
     ACTIVE_EXCEPTION_STATUSES,
     ExceptionOrigin,
+    KeyProbe,
     RowKey,
     StoredRow,
     StreamBreak,
@@ -26,6 +29,39 @@ from reckai.domain.streams.streams import PinnedRule, Stream, StreamFile, Stream
 
 _STREAM_COLUMNS = ("id, organization_id, name, left_file_type, right_file_type, left_mapping, right_mapping, rules,"
                    " leading_side, currency, options, owner_id, created_by, created_at, updated_at")
+
+
+# stream_rows.transaction_day of a row whose day is not known (0032_stream_row_days)
+UNKNOWN_DAY = "-infinity"
+
+
+def _day_text(day: dt.date | None) -> str:
+    """The day as PostgreSQL reads it; ISO text sorts as the dates do, '-infinity' first."""
+    return UNKNOWN_DAY if day is None else day.isoformat()
+
+
+_PROBE_SCHEMA = pl.Schema({"transaction_day": pl.String, "fingerprint": pl.String, "occurrence": pl.Int64})
+_ROW_SCHEMA = pl.Schema({"side": pl.String, "transaction_day": pl.String, "fingerprint": pl.String,
+                         "occurrence": pl.Int64, "seq": pl.Int64, "file_id": pl.String, "row_number": pl.Int64})
+
+
+def _day_column(days: Sequence[dt.date | None]) -> pl.Series:
+    """The days as PostgreSQL reads them; ISO text sorts as the dates do, '-infinity' first.
+    (A run's rows have a few distinct days: each is formatted once.)"""
+    texts = {day: _day_text(day) for day in set(days)}
+    return pl.Series([texts[day] for day in days], dtype=pl.String)
+
+
+def _stage(connection: Connection, create: str, table: str, frame: pl.DataFrame) -> None:
+    """COPY the frame, in its order, into a temporary table of this transaction, emptied first."""
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)  # the engine's driver is psycopg 3
+    with raw.cursor() as cursor:
+        cursor.execute(create)
+        cursor.execute(f"TRUNCATE {table}")
+        with cursor.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for offset in range(0, frame.height, 50_000):
+                copy.write(frame.slice(offset, 50_000).write_csv(include_header=False))
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -186,29 +222,36 @@ class PostgresStreamRepository(PostgresRepository):
 
     # --- rows and breaks ---
 
-    def known_keys(self, stream_id: uuid.UUID, side: str,
-                   keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+    def known_keys(self, stream_id: uuid.UUID, side: str, keys: Sequence[KeyProbe]) -> set[tuple[str, int]]:
         if not keys:
             return set()
-        # Probed in key order: the nested loop walks the primary key's leaf pages in order, not at
-        # random (about 40 % less time for 100,000 keys against 1.5M rows).
-        keys = sorted(keys)
+        probes = pl.DataFrame({"transaction_day": _day_column([key[0] for key in keys]),
+                               "fingerprint": [key[1] for key in keys], "occurrence": [key[2] for key in keys]},
+                              schema=_PROBE_SCHEMA).unique().sort(pl.all())
+        _stage(self._conn, "CREATE TEMP TABLE IF NOT EXISTS reckai_stream_key_probe (transaction_day date,"
+               " fingerprint varchar(64), occurrence integer) ON COMMIT DROP", "reckai_stream_key_probe", probes)
+        # Only the probes' days are read (the primary key leads with the day, 0032): a run's keys are
+        # of a few recent days, so the rows it reads stay as many as those days hold, whatever the
+        # stream's history. Rows of unknown day ('-infinity': taken before 0032, or dateless) may
+        # hold any key, so their part is read too; it no longer grows.
+        days = sorted({*probes["transaction_day"].unique().to_list(), UNKNOWN_DAY})
         rows = self._conn.execute(text(
-            "SELECT r.fingerprint, r.occurrence FROM stream_rows r"
-            " JOIN unnest(CAST(:fps AS varchar[]), CAST(:occs AS integer[])) AS k(fingerprint, occurrence)"
+            "SELECT r.fingerprint, r.occurrence FROM stream_rows r JOIN reckai_stream_key_probe k"
             "   ON r.fingerprint = k.fingerprint AND r.occurrence = k.occurrence"
-            " WHERE r.stream_id = :s AND r.side = :side"),
-            {"s": stream_id, "side": side, "fps": [k[0] for k in keys], "occs": [k[1] for k in keys]}).all()
+            "  AND (r.transaction_day = k.transaction_day OR r.transaction_day = '-infinity')"
+            " WHERE r.stream_id = :s AND r.side = :side AND r.transaction_day = ANY(CAST(:days AS date[]))"),
+            {"s": stream_id, "side": side, "days": days}).all()
         return {(row.fingerprint, row.occurrence) for row in rows}
 
     def row(self, stream_id: uuid.UUID, side: str, seq: int) -> StoredRow | None:
         found = self._conn.execute(text(
-            "SELECT side, fingerprint, occurrence, seq, file_id, row_number, run_number FROM stream_rows"
+            "SELECT side, fingerprint, occurrence, seq, file_id, row_number, run_number,"
+            " NULLIF(transaction_day, '-infinity') AS transaction_day FROM stream_rows"
             " WHERE stream_id = :s AND side = :side AND seq = :seq"), {"s": stream_id, "side": side, "seq": seq}).first()
         if found is None:
             return None
         return StoredRow(RowKey(found.side, found.fingerprint, found.occurrence, found.seq, found.file_id,
-                                found.row_number), found.run_number)
+                                found.row_number, found.transaction_day), found.run_number)
 
     def last_seq(self, stream_id: uuid.UUID, side: str) -> int:
         value = self._conn.execute(text("SELECT max(seq) FROM stream_rows WHERE stream_id = :s AND side = :side"),
@@ -218,18 +261,26 @@ class PostgresStreamRepository(PostgresRepository):
     def add_rows(self, stream_id: uuid.UUID, run_number: int, rows: Sequence[RowKey]) -> int:
         if not rows:
             return 0
+        # Staged in primary-key order and moved as staged: the index pages of the run's days fill one
+        # after the other. COPY of polars' CSV, because binding 200,000-element arrays (or formatting
+        # and sorting 200,000 Python tuples) cost seconds of client time.
+        names = {file_id: str(file_id) for file_id in {r.file_id for r in rows}}
+        staged = pl.DataFrame({
+            "side": [r.side for r in rows], "transaction_day": _day_column([r.transaction_day for r in rows]),
+            "fingerprint": [r.fingerprint for r in rows], "occurrence": [r.occurrence for r in rows],
+            "seq": [r.seq for r in rows], "file_id": [names[r.file_id] for r in rows],
+            "row_number": [r.row_number for r in rows]},
+            schema=_ROW_SCHEMA).sort("side", "transaction_day", "fingerprint", "occurrence")
+        _stage(self._conn, "CREATE TEMP TABLE IF NOT EXISTS reckai_stream_row_stage (side varchar(10),"
+               " transaction_day date, fingerprint varchar(64), occurrence integer, seq bigint, file_id uuid,"
+               " row_number integer) ON COMMIT DROP", "reckai_stream_row_stage", staged)
         with translate_errors(self.entity_name):
             result = self._conn.execute(text(
-                "INSERT INTO stream_rows (organization_id, stream_id, side, fingerprint, occurrence, seq, file_id,"
-                " row_number, run_number)"
-                " SELECT :org, :s, k.side, k.fingerprint, k.occurrence, k.seq, k.file_id, k.row_number, :run"
-                " FROM unnest(CAST(:sides AS varchar[]), CAST(:fps AS varchar[]), CAST(:occs AS integer[]),"
-                "             CAST(:seqs AS bigint[]), CAST(:files AS uuid[]), CAST(:rows AS integer[]))"
-                "      AS k(side, fingerprint, occurrence, seq, file_id, row_number)"),
-                {"org": self._uow.organization_id, "s": stream_id, "run": run_number,
-                 "sides": [r.side for r in rows], "fps": [r.fingerprint for r in rows],
-                 "occs": [r.occurrence for r in rows], "seqs": [r.seq for r in rows],
-                 "files": [r.file_id for r in rows], "rows": [r.row_number for r in rows]})
+                "INSERT INTO stream_rows (organization_id, stream_id, side, transaction_day, fingerprint, occurrence,"
+                " seq, file_id, row_number, run_number)"
+                " SELECT :org, :s, side, transaction_day, fingerprint, occurrence, seq, file_id, row_number, :run"
+                " FROM reckai_stream_row_stage"),
+                {"org": self._uow.organization_id, "s": stream_id, "run": run_number})
         return int(result.rowcount)
 
     def job_exception_origins(self, job_id: uuid.UUID) -> builtins.list[ExceptionOrigin]:

@@ -9,6 +9,7 @@ TenantIsolationViolation. Datetimes are timezone-aware UTC.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -20,7 +21,12 @@ CLOSED_EXCEPTION_STATUSES = ("resolved", "ignored")
 
 
 class RowKey(NamedTuple):
-    """A row a stream took: its key (side, fingerprint, occurrence), its stream number and origin."""
+    """A row a stream took: its key (side, fingerprint, occurrence), its stream number and origin.
+
+    `transaction_day` is the date of the row's transaction date (None: the row has none, or it was
+    taken before the stream kept days). The fingerprint covers the transaction date, so the day adds
+    nothing to the row's identity; it says where a repository keeps and looks for the key (a
+    run's keys are all of a few recent days: docs/streams.md "Cost stays flat")."""
 
     side: str
     fingerprint: str
@@ -28,6 +34,11 @@ class RowKey(NamedTuple):
     seq: int
     file_id: uuid.UUID
     row_number: int
+    transaction_day: dt.date | None
+
+
+# (transaction day, fingerprint, occurrence): a key as a run asks for it
+KeyProbe = tuple[dt.date | None, str, int]
 
 
 class StoredRow(NamedTuple):
@@ -117,9 +128,10 @@ class StreamRepository(Protocol):
 
     # --- rows and their breaks ---
 
-    def known_keys(self, stream_id: uuid.UUID, side: str,
-                   keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Those of these (fingerprint, occurrence) the stream already took on this side."""
+    def known_keys(self, stream_id: uuid.UUID, side: str, keys: Sequence[KeyProbe]) -> set[tuple[str, int]]:
+        """The (fingerprint, occurrence) of those of these keys the stream already took on this side.
+        A key is looked for under its day, and among the rows whose day is not known (None), never
+        under another day: equal fingerprints have equal transaction dates."""
         ...
 
     def row(self, stream_id: uuid.UUID, side: str, seq: int) -> StoredRow | None:
@@ -211,7 +223,7 @@ class StreamEngine(Protocol):
     """Builds a stream run's input and reads its result (adapters/polars/stream_runs.py)."""
 
     def side_input(self, side: str, new_tables: Sequence[tuple[uuid.UUID, Any]], carried: bytes | None,
-                   first_seq: int, known_keys: Callable[[Sequence[tuple[str, int]]], set[tuple[str, int]]],
+                   first_seq: int, known_keys: Callable[[Sequence[KeyProbe]], set[tuple[str, int]]],
                    settled: Callable[[Sequence[int]], set[int]]) -> StreamSideInput:
         """`new_tables`: (file id, canonical table) of the side's new files; `carried`: the previous
         run's carry_parquet (None for the first run); `known_keys` answers which keys the stream

@@ -29,6 +29,7 @@ from reckai.application.ports.reconciliations import JobsUnitOfWork
 from reckai.application.ports.streams import (
     CLOSED_EXCEPTION_STATUSES,
     ExceptionOrigin,
+    KeyProbe,
     StreamOutcome,
     StreamSideInput,
 )
@@ -66,11 +67,13 @@ def _settled(uow_factory: Any, stream_id: uuid.UUID, side: str, seqs: Sequence[i
     return closed_by_person - active
 
 
-def _known_keys(uow_factory: Any, stream_id: uuid.UUID, side: str,
-                keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+def _known_keys(uow_factory: Any, seconds: dict[str, float], stream_id: uuid.UUID, side: str,
+                keys: Sequence[KeyProbe]) -> set[tuple[str, int]]:
+    started = time.perf_counter()
     with uow_factory() as uow:
         found: set[tuple[str, int]] = uow.streams.known_keys(stream_id, side, keys)
-        return found
+    seconds["load.known_keys"] = round(seconds.get("load.known_keys", 0.0) + time.perf_counter() - started, 4)
+    return found
 
 
 def run_stream(attempt: _Attempt, profile: ReconciliationProfile, background: Callable[..., Any]) -> None:
@@ -106,7 +109,8 @@ def run_stream(attempt: _Attempt, profile: ReconciliationProfile, background: Ca
     for side in SIDES:
         inputs[side] = attempt._timed("load", partial(
             engine.side_input, side, tables.pop(side), carried, first_seqs[side],
-            partial(_known_keys, unit_of_work, stream_id, side), partial(_settled, unit_of_work, stream_id, side)))
+            partial(_known_keys, unit_of_work, attempt.seconds, stream_id, side),
+            partial(_settled, unit_of_work, stream_id, side)))
     left, right = inputs["left"], inputs["right"]
     total_rows = left.carried_rows + left.new_rows + right.carried_rows + right.new_rows
     attempt._advance(Stage.MATCHING, total_rows=total_rows)
@@ -150,12 +154,23 @@ def _persist(attempt: _Attempt, run: Any, outcome: StreamOutcome, left: StreamSi
     carry_key = processed_key(job.organization_id, job.id, "open-items", "parquet")
     with services.database.unit_of_work(attempt.organization_id) as uow:
         started = time.perf_counter()
+        lap = started
+
+        def timed(part: str) -> None:
+            nonlocal lap
+            attempt.seconds[f"persist.{part}"] = round(time.perf_counter() - lap, 4)
+            lap = time.perf_counter()
+
         match_rows, exception_rows = uow.reconciliation_results.replace_results(
             job.id, job.attempt, run.match_chunks(check), outcome.exception_chunks(check))
+        timed("results")
         uow.streams.add_rows(stream_id, run_number, [*left.new_keys, *right.new_keys])
+        timed("row_keys")
         uow.streams.link_exceptions(stream_id, run_number, _links(uow.streams.job_exception_origins(job.id), left, right))
+        timed("links")
         now = services.now()
         closed = _close_matched(attempt, uow, outcome, stream_id, run_number, now)
+        timed("closings")
         attempt.seconds["persist"] = round(time.perf_counter() - started, 4)
         outputs = writer.result()
         check()
