@@ -12,7 +12,7 @@ history (the cost that grew with the stream: docs/streams.md). A row of unknown 
 ('-infinity') is probed by every run of its stream whatever the day (adapters/postgres/streams.py).
 
 Revision ID: 0032_stream_row_days
-Revises: 0029_forced_job_links
+Revises: 0031_data_erasure
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0032_stream_row_days"
-down_revision = "0029_forced_job_links"
+down_revision = "0031_data_erasure"
 branch_labels = None
 depends_on = None
 

@@ -16,7 +16,7 @@ adjustment, a data export: foreign keys without a cascade) is not deleted: the f
 false instead of failing the batch (the retention job also skips those, saying why).
 
 Revision ID: 0033_retention_approvals
-Revises: 0031_data_erasure
+Revises: 0032_stream_row_days
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0033_retention_approvals"
-down_revision = "0031_data_erasure"
+down_revision = "0032_stream_row_days"
 branch_labels = None
 depends_on = None
 
