@@ -525,7 +525,7 @@ def test_signup_and_login_lookup_functions(app_engine: Engine) -> None:
 
 
 def test_org_a_cannot_read_or_change_org_b_data_key(app_engine: Engine, two_tenants) -> None:  # type: ignore[no-untyped-def]
-    """organization_data_keys (0034_pii_encryption): a tenant sees and re-wraps its own key only;
+    """organization_data_keys (0034_pii_encryption): a tenant sees, re-wraps and deletes its own key only;
     the rotation's listing function gives ids, nothing of the keys."""
     a, b, _, _ = two_tenants
     with app_engine.connect() as conn:
@@ -535,9 +535,10 @@ def test_org_a_cannot_read_or_change_org_b_data_key(app_engine: Engine, two_tena
         updated = conn.execute(text("UPDATE organization_data_keys SET master_key_id = 'hijacked'"
                                     " WHERE organization_id = :b"), {"b": b.organization_id})
         assert updated.rowcount == 0
-        with pytest.raises(ProgrammingError):  # the app role deletes no data key
-            conn.execute(text("DELETE FROM organization_data_keys WHERE organization_id = :a"),
-                         {"a": a.organization_id})
+        # Offboarding shreds the tenant's own key: another tenant's is out of reach.
+        assert conn.execute(text("DELETE FROM organization_data_keys WHERE organization_id = :b"),
+                            {"b": b.organization_id}).rowcount == 0
+        assert conn.execute(text("DELETE FROM organization_data_keys")).rowcount == 1  # a's own
         conn.rollback()
         _as_tenant(conn, None)
         assert conn.execute(text("SELECT count(*) FROM organization_data_keys")).scalar_one() == 0
