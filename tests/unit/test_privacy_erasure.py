@@ -135,3 +135,22 @@ def test_a_persons_export_shows_their_own_audit_values_opened(world: scenario.Er
     assert parse_envelope(stored.metadata["actor_email"]) is not None
     rows = [row for row in _audit_actions(world.container.privacy, world.org, person) if row["action"] == "test.personal"]
     assert [row["metadata"]["actor_email"] for row in rows] == [world.emails["exporter"]]
+
+
+def test_an_erasure_request_whose_user_changed_meanwhile_is_refused_as_a_changed_subject(
+        world: scenario.ErasureWorld) -> None:
+    """The request snapshots the user (role, active; nothing personal): deactivated before the
+    checker approves, the approval is refused with APPROVAL_SUBJECT_CHANGED and nothing is erased."""
+    subject = world.add("changing", "analyst")
+    asked = world.post(f"/api/users/{subject}/erase", {"reason": "DSAR 2026-120"})
+    assert asked.status_code == 202, asked.text
+    approval = asked.json()["data"]["pending_approval"]
+    assert world.emails["changing"] not in str(approval)  # the snapshot holds nothing personal
+    assert world.client.delete(f"/api/users/{subject}", headers=bearer(world.tokens["admin"])).status_code == 200
+    review = world.get(f"/api/approvals/{approval['id']}", "supervisor").json()["data"]
+    assert review["changes_since_request"] == [{"field": "is_active", "then": True, "now": False}]
+    approving = world.post(f"/api/approvals/{approval['id']}/approve", {}, "supervisor")
+    assert approving.status_code == 409, approving.text
+    assert approving.json()["error"]["code"] == "APPROVAL_SUBJECT_CHANGED"
+    user = world.get(f"/api/users/{subject}").json()["data"]
+    assert user["email"] == world.emails["changing"]  # not erased

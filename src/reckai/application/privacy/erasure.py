@@ -192,4 +192,14 @@ def data_erasure_handler(services: IdentityServices) -> ApprovalHandler:
             view.update(email=user.email, name=user.name)
         return {"user": view}
 
-    return ApprovalHandler(apply=apply, check=check, subject=subject)
+    def snapshot(uow: WorkflowUnitOfWork, approval: Approval) -> dict[str, Any]:
+        """The user to be erased, without anything personal (the snapshot is stored in the request's
+        metadata, which erasure does not rewrite): a role or activation changed meanwhile refuses
+        the approval as a changed subject."""
+        user = uow.users.get(uuid.UUID(str(approval.metadata["user_id"])))
+        if user is None:
+            return {"user_id": str(approval.metadata["user_id"]), "user": None}
+        return {"user_id": str(user.id), "role": user.role, "is_active": bool(user.is_active),
+                "erased": is_erased(user)}
+
+    return ApprovalHandler(apply=apply, check=check, subject=subject, snapshot=snapshot)
