@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("privacy", help="data export tools (issue 17)")
+    parser = subparsers.add_parser("privacy", help="data export checks and erasure (operators; docs/privacy.md)")
     commands = parser.add_subparsers(dest="privacy_command", required=True)
     verify = commands.add_parser("verify-export", help="check an export zip against its manifest and its audit chain")
     verify.add_argument("file", help="the export's zip, as downloaded")
