@@ -119,16 +119,17 @@ def start_machinery(
     return Machinery(outbox, runner, recorder, open_uow)
 
 
-def assert_critical_is_not_starved(machinery: Machinery, *, low_jobs: int = 10, bound_seconds: float = 1.0) -> float:
-    """Flood `low` with slow jobs, then enqueue one critical job; it must finish within the bound
-    while the low queue is still busy. Returns the critical job's latency in seconds."""
+def assert_critical_is_not_starved(machinery: Machinery, *, low_jobs: int = 10, bound_seconds: float = 1.0,
+                                   busy: int = 1) -> float:
+    """Flood `low` with slow jobs, then, once `busy` of them run, enqueue one critical job; it must
+    finish within the bound while the low queue is still busy. Returns its latency in seconds."""
     recorder = machinery.recorder
     for i in range(low_jobs):
         machinery.enqueue(SLOW_CLEANUP.request({"i": i}))
     deadline = time.monotonic() + 5
-    while recorder.count(recorder.started, SLOW_CLEANUP.name) < 1 and time.monotonic() < deadline:
+    while recorder.count(recorder.started, SLOW_CLEANUP.name) < busy and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert recorder.count(recorder.started, SLOW_CLEANUP.name) >= 1, "the low queue never started"
+    assert recorder.count(recorder.started, SLOW_CLEANUP.name) >= busy, "the low queue never started"
 
     enqueued_at = time.monotonic()
     outbox_id = machinery.enqueue(URGENT.request({"job_id": "rec-1"}))
@@ -245,14 +246,16 @@ def test_health_reports_the_worker_state(machinery_factory: Callable[..., Machin
 def test_control_one_shared_worker_pool_would_starve_critical() -> None:
     """Why every queue has its own Worker: the same flood against ONE Dramatiq Worker consuming
     both queues (Dramatiq's default shape) holds the critical job behind the slow ones. This also
-    shows the starvation assertion above can fail."""
+    shows the starvation assertion above can fail. The critical job is enqueued once all three
+    threads run a slow job (2 s each, twice the bound): before that a free thread could take it at
+    once, and with 1 s jobs a thread freed within the bound (a flaky control)."""
     import dramatiq
     from dramatiq.brokers.stub import StubBroker
 
     from reckai.adapters.dramatiq.runtime import broker_middleware
 
     shared = StubBroker(middleware=broker_middleware())
-    recorder = Recorder(slow_seconds=1.0)
+    recorder = Recorder(slow_seconds=2.0)
     database = MemoryDatabase()
     outbox = InMemoryOutbox(database, known_jobs=known_jobs(recorder.handlers()))
     runtime = build_runtime(recorder.handlers(), lambda queue: shared, outbox, worker_timeout_ms=100,
@@ -263,7 +266,8 @@ def test_control_one_shared_worker_pool_would_starve_critical() -> None:
     worker.start()
     try:
         with pytest.raises(AssertionError, match="behind the low-priority flood"):
-            assert_critical_is_not_starved(Machinery(outbox, runner, recorder, database.unit_of_work), low_jobs=10)
+            assert_critical_is_not_starved(Machinery(outbox, runner, recorder, database.unit_of_work), low_jobs=10,
+                                           busy=3)
     finally:
         worker.stop(timeout=5000)
         runner.stop(timeout_seconds=5)
