@@ -166,7 +166,7 @@ class ExportCheck:
 
 
 class _Mismatch(Exception):
-    pass
+    """The first difference between an export archive and its manifest (the message names it)."""
 
 
 def verify_archive(path: str) -> ExportCheck:

@@ -38,7 +38,7 @@ class ExportStatus(str, Enum):
 
 
 class ExportStateError(ValueError):
-    pass
+    """A data export asked to do what its scope or state does not allow."""
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ class Period:
             if month:
                 first = dt.date(int(month[1]), int(month[2]), 1)
                 return cls(first.strftime("%Y-%m"), "month", first, _next_month(first) - dt.timedelta(days=1))
-        except ValueError:
+        except ValueError:  # an impossible date (2026-02-30): the same refusal as a malformed one
             pass
         raise InvalidPeriod("period", "must be a day YYYY-MM-DD or a month YYYY-MM")
 
