@@ -80,7 +80,7 @@ def test_the_polars_expression_is_the_same_rule(texts: list[str]) -> None:
 def test_job_results_csv(texts: list[str]) -> None:
     run = PolarsMatchRun.__new__(PolarsMatchRun)  # only its CSV writer is under test
     frame = pl.DataFrame({"kind": ["match"] * len(texts), "rule": texts, "explanation": texts[::-1]})
-    run.tables = types.SimpleNamespace(results_table=lambda: frame)  # type: ignore[assignment]
+    run.tables = types.SimpleNamespace(results_table=lambda: frame, worded_columns=lambda: ["kind"])  # type: ignore[assignment]
     rows = list(csv.DictReader(io.StringIO(run.results_csv().decode())))
     assert [r["rule"] for r in rows] == [neutralise_cell(t) for t in texts]
     assert [r["explanation"] for r in rows] == [neutralise_cell(t) for t in texts[::-1]]
@@ -161,6 +161,45 @@ def test_reckai_reconcile_files(tmp_path_factory: Any, texts: list[str]) -> None
         back = list(csv.DictReader(handle))
     assert [r["explanation"] for r in back] == [neutralise_cell(t) for t in texts]
     assert {r["amount_minor"] for r in back} == {"-5"}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(risky, min_size=1, max_size=6), risky, st.booleans())
+def test_reckai_reconcile_files_with_positions_and_references(tmp_path_factory: Any, texts: list[str], sheet: str,
+                                                             in_sheet: bool) -> None:
+    """The sides' texts reach the files too: references and, for a workbook, the sheet name in
+    "<sheet> row N". The columns the writer words itself ("line N", status, confidence, type,
+    severity) are not scanned (`worded_columns`): every cell of every file must still be one a
+    spreadsheet would not run, which fails if a sheet's position text is taken for worded."""
+    out = Path(tmp_path_factory.mktemp("out"))
+    count = len(texts)
+    matches = [MatchRecord(left_row=i + 1, right_row=i + 1, rule="r", rule_version=1, status=MatchStatus.AUTO,
+                           confidence_bp=9_500) for i in range(count)]
+    exceptions = [ExceptionRecord(facts=BreakFacts(type=BreakType.MISSING_ENTRY, left_row=i + 1, right_row=None,
+                                                   currency="NGN", left_amount_minor=-5),
+                                  severity="high", description="d", explanation="e", ai_confidence_bp=9_000,
+                                  suggested_action="a") for i in range(count)]
+    result = ReconciliationResult(matches=matches, suggestions=[], exceptions=exceptions)
+    profile = load_profile(str(Path(__file__).resolve().parents[2] / "examples/profiles/card-vs-bank-a.json"))
+
+    def side(references: list[str], sheet_name: str | None) -> pl.DataFrame:
+        return pl.DataFrame({"row_number": range(1, count + 1), "source_line": range(2, count + 2),
+                             "source_sheet": [sheet_name] * count, "reference": references,
+                             "amount_minor": [-5] * count, "currency": ["NGN"] * count, "direction": ["debit"] * count},
+                            schema_overrides={"source_sheet": pl.String})
+    tables = tables_from_result(result, profile).with_inputs(side(texts, sheet if in_sheet else None),
+                                                             side(texts[::-1], None), profile)
+    write_outputs(ReconcileOutcome(result=tables), out)
+    for name in ("matches", "suggestions", "exceptions"):
+        with (out / f"{name}.csv").open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert all(neutralise_cell(cell) == cell for row in rows for cell in row), name
+    with (out / "matches.csv").open(newline="") as handle:
+        back = list(csv.DictReader(handle))
+    assert [r["left_reference"] for r in back] == [neutralise_cell(t) for t in texts]
+    assert [r["right_source"] for r in back] == [f"line {i + 2}" for i in range(count)]
+    expected_left = [neutralise_cell(f"{sheet} row {i + 2}") if in_sheet else f"line {i + 2}" for i in range(count)]
+    assert [r["left_source"] for r in back] == expected_left
 
 
 # --- report renderers (issue 14 §2): every table and the cover ---------------------------------

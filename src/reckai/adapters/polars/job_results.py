@@ -49,7 +49,7 @@ class PolarsMatchRun:
 
     def results_csv(self) -> bytes:
         buffer = io.BytesIO()
-        neutralised(self.tables.results_table()).write_csv(buffer, null_value="")  # a spreadsheet opens it: no formulas
+        neutralised(self.tables.results_table(), self.tables.worded_columns()).write_csv(buffer, null_value="")  # a spreadsheet opens it: no formulas
         return buffer.getvalue()
 
     def results_parquet(self) -> bytes:
