@@ -197,10 +197,14 @@ def _rule_columns(rule: MatchingRule, side: str, columns: Collection[str]) -> li
 
 
 def _items(rule: MatchingRule, side: str, rows: pl.LazyFrame, extra: Sequence[str] = ()) -> pl.DataFrame:
-    """One node per row: node (= row number), amount, day, currency and the rule's columns."""
+    """One node per row: node (= row number), amount, day, currency and the rule's columns.
+
+    In one chunk per column: the input tables come from the normalizer in chunks, and the pairs
+    gather from these frames at random positions, a chunk looked up for each (at 1M x 1M rows,
+    0.30-0.39 s of CPU for the gathers of a run against 0.045 s, plus 0.037 s to make the chunks one)."""
     items = rows.select(pl.col("row_number").alias("node"), pl.col("amount_minor").alias("amount"), pl.col("day"),
                         pl.col("currency"), *_rule_columns(rule, side, ()), *extra)
-    return _with_key(rule, items).collect()
+    return _with_key(rule, items).collect().rechunk()
 
 
 def _with_key(rule: MatchingRule, items: pl.LazyFrame) -> pl.LazyFrame:
