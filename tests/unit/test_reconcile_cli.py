@@ -79,6 +79,28 @@ def test_output_files_have_the_specified_columns(sample_run: Path) -> None:
     assert not list(sample_run.glob(".*.partial"))
 
 
+@pytest.mark.parametrize("failing", ["matches", "suggestions", "exceptions"])
+def test_a_file_that_fails_to_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], failing: str) -> None:
+    """The three files are written at once (two threads): one failing leaves no file, partial or final."""
+    from reckai.adapters.polars.result_tables import ResultTables
+
+    write = ResultTables.write_csv
+
+    def failing_write(self: ResultTables, table: str, path: Path) -> None:
+        write(self, table, path)
+        if table == failing:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ResultTables, "write_csv", failing_write)
+    out = tmp_path / "out"
+    code = main(["reconcile", "--left", str(DATA / "bank.csv"), "--right", str(DATA / "switch.csv"),
+                 "--profile", str(PROFILE), "--out", str(out), "--period-start", "2025-12-01",
+                 "--period-end", "2025-12-31"])
+    assert code == 2 and "No space left on device" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
 def test_reference_engine_writes_the_same_files(sample_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "reference"
     assert main(["reconcile", "--engine", "reference", "--left", str(DATA / "bank.csv"),
