@@ -34,7 +34,7 @@ from reckai.adapters.polars.readers import (
     read_delimited_text,
     read_table,
 )
-from reckai.adapters.polars.source_table import SourceTable
+from reckai.adapters.polars.source_table import LINE_NUMBER, SourceTable
 from reckai.domain.ingestion.delimited import footer_regex
 from reckai.domain.ingestion.errors import IngestionError
 from reckai.domain.ingestion.mapping import ParseSettings
@@ -445,3 +445,41 @@ def test_the_head_sniffer_declines_what_it_cannot_prove() -> None:
     assert sniff_ascii_head(b" \n" * 200_000 + data) is None  # a blank head: the whole may be blank
     bai2 = b"01,SENDER,RECEIVER,251201,0800,1,80,,2/\n" + b"16,195,150,0,,,NARRATION/\n" * 20_000 + b"99,0,1,3/\n"
     assert sniff_ascii_head(bai2) is None  # BAI2 is recognised by its trailer too
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.one_of(quoted_regions(), empty_quoted_regions()), head=st.sampled_from(["", "h1,h2\n", "Statement\n\na|b\n"]))
+@example(case=(",", 'a,"b,c"\n"x""y",z\n\n"",""\n', 2), head="")
+@example(case=(",", 'a,"b\nc"\nd,e\n', 2), head="h1,h2\n")
+@example(case=(",", '"ab"c,d\n"x" ,y\n', 2), head="")
+@example(case=(",", 'a,""\n"",""\nTOTAL,\n"",""\n', 2), head="")
+def test_native_reader_following_quotes_agrees_with_the_record_reader(case: tuple[str, str, int], head: str) -> None:
+    """polars following the quotes itself (no copy of the file): whenever the byte count proves
+    the quotes only enclose whole fields, what it reads is what the csv module reads, row numbers,
+    lines, blank and trailer lines included, in place after unquoted header lines too."""
+    delimiter, text, width = case
+    columns = [f"col{i}" for i in range(width)]
+    footer = footer_regex(None)
+    prefix = head.encode("utf-8")
+    native = _native_records(prefix + text.encode("utf-8"), len(prefix), 7, delimiter, columns, footer, quoted=True)
+    if native is None:
+        return  # declined: the line and record readers take the file, as before
+    by_record = _quoted_records(text.split("\n"), 7, delimiter, columns, footer)
+    (frame, errors, skipped), json_safe = native
+    assert frame.equals(by_record[0]) and frame.schema == by_record[0].schema
+    assert errors == by_record[1]
+    assert skipped == by_record[2]
+    cells = [cell for row in frame.select(columns).iter_rows() for cell in row]
+    assert json_safe == all(cell is None or not any(c == "\\" or c < " " or c == '"' for c in cell) for cell in cells)
+
+
+def test_a_statement_with_empty_quoted_references_is_read_by_polars_following_the_quotes() -> None:
+    """The bench statement's shape (`""` for a missing reference): the native reader takes it whole."""
+    text = 'd,r,n\n' + "".join(f'2025-12-0{i % 9 + 1},{"" if i % 3 else chr(34) * 2},POS {i}\n' for i in range(40))
+    native = _native_records(text.encode("ascii"), len("d,r,n\n"), 2, ",", ["d", "r", "n"], footer_regex(None),
+                             quoted=True)
+    assert native is not None
+    (frame, errors, skipped), json_safe = native
+    assert frame.height == 40 and not errors and not skipped and json_safe
+    assert frame.get_column("r").to_list() == ["" for _ in range(40)]
+    assert frame.get_column(LINE_NUMBER).to_list() == list(range(2, 42))

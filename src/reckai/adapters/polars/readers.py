@@ -169,12 +169,14 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
         quoted = text.find('"', region_start) != -1
     if not quoted:
         native = _native_records(buffer, start, first_line, delimiter, columns, footer)
-    elif b'"' not in buffer[:start]:  # quotes that only write empty fields ("") need no csv module either
-        # The lines before the data hold no quote, so they come out unchanged, and the data is read
-        # in place after them (no copy of the region first).
-        unquoted = _without_empty_quoted_fields(buffer, delimiter)
-        native = None if unquoted is None else _native_records(unquoted, start, first_line, delimiter, columns,
-                                                               footer)
+    elif b'"' not in buffer[:start]:  # quotes that only enclose whole fields need no csv module either
+        # The lines before the data hold no quote, so polars skips them unchanged and reads the data
+        # in place after them, following the quotes itself (no copy of the region first).
+        native = _native_records(buffer, start, first_line, delimiter, columns, footer, quoted=True)
+        if native is None:
+            unquoted = _without_empty_quoted_fields(buffer, delimiter)
+            native = None if unquoted is None else _native_records(unquoted, start, first_line, delimiter, columns,
+                                                                   footer)
     else:
         unquoted = _without_empty_quoted_fields(buffer[start:], delimiter)
         native = None if unquoted is None else _native_records(unquoted, 0, first_line, delimiter, columns, footer)
@@ -245,7 +247,7 @@ def _tail_lines(buffer: bytes, start: int, count: int) -> list[tuple[int, str]]:
 
 
 def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, columns: list[str],
-                    footer: re.Pattern[str]) -> tuple[_Records, bool] | None:
+                    footer: re.Pattern[str], *, quoted: bool = False) -> tuple[_Records, bool] | None:
     """No quotes and every line exactly as wide as the header: polars' own CSV reader in string mode.
 
     Returns None whenever that cannot be proven, and the caller takes the line-by-line path, which
@@ -254,6 +256,16 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
     when the delimiter count is (width - 1) per row, and no line was skipped or merged exactly when
     the cell bytes, delimiters and newlines add up to the region's length. Also returns whether the
     cells are JSON-safe (no backslash or control character; quotes are known absent).
+
+    `quoted`: the data holds quotes, and polars follows them (`quote_char='"'`). The same sum then
+    counts the quote bytes too, and it holds only when every quote opens or closes a whole field
+    and no cell holds a delimiter, a newline or an escaped quote (`""` inside a field): polars
+    keeps such a byte in the cell, where the count of the raw bytes has it already, so the sum
+    comes out larger. The lines are then exactly the records (the newlines are counted as well),
+    and a quoted field without those bytes reads as the csv module reads it (`"abc"` and `""`:
+    abc and the empty string). A bank statement that writes an empty reference `""` on 5 % of its
+    lines is read this way, with no copy of the file (tests/unit/test_ingestion_fast_paths.py
+    holds it to the record reader).
     """
     width = len(columns)
     delimiter_byte = delimiter.encode("utf-8")
@@ -261,13 +273,16 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
         return None
     tail = _tail_lines(buffer, start, _TRAILER_LOOKBACK + 20)
     blank_line = re.compile(f"[{_class_escape(delimiter)} \t]*")
-    tail_blank = [blank_line.fullmatch(text) is not None for _, text in tail]
+    # (with quotes: a line of empty quoted fields is blank, as the record reader sees it)
+    tail_blank = [blank_line.fullmatch(text.replace('"', "") if quoted else text) is not None for _, text in tail]
     trailer = sorted(_trailer_indices([text for _, text in tail], footer, tail_blank))
     # Blank lines after the first trailer go with it (unlisted), as on the line path.
     end = tail[trailer[0]][0] if trailer else len(buffer)
     if end <= start:
         return None
     keep_special = _NOT_SPECIAL.replace(delimiter_byte, b"")
+    if quoted:  # the quotes and the newlines are counted too
+        keep_special = keep_special.replace(b'"', b"").replace(b"\n", b"")
     if end == len(buffer) and buffer.endswith(b"\n") and (start == 0 or (
             buffer[start - 1] == 0x0A and b"\r" not in buffer[:start])):
         # The data runs to the end: polars skips the lines before it (`skip_lines`, quotes not
@@ -284,7 +299,7 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
     names = [f"c{i}" for i in range(width)]
     try:
         frame = pl.read_csv(source, has_header=False, separator=delimiter, schema={name: pl.String for name in names},
-                            quote_char=None, skip_lines=skip,
+                            quote_char='"' if quoted else None, skip_lines=skip,
                             empty_string_is_null=False, truncate_ragged_lines=False, raise_if_empty=True)
     except pl.exceptions.PolarsError:
         return None
@@ -294,8 +309,11 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
     head_special = head.translate(None, keep_special)
     delimiters = special.count(delimiter_byte) - head_special.count(delimiter_byte)
     newlines = frame.height  # the body ends with a newline
+    quotes = special.count(b'"') - head_special.count(b'"') if quoted else 0
+    if quoted and special.count(b"\n") - head_special.count(b"\n") != newlines:
+        return None  # a quoted field held a newline (or a record was lost): not one record per line
     cell_bytes = frame.select(pl.sum_horizontal(pl.col(n).str.len_bytes().sum() for n in names)).item()
-    if delimiters != (width - 1) * frame.height or cell_bytes + delimiters + newlines != body_length:
+    if delimiters != (width - 1) * frame.height or cell_bytes + delimiters + newlines + quotes != body_length:
         return None
     # The body ends where the first trailer line starts, so that line's index is the row count.
     skipped = [(first_line + frame.height + i - trailer[0], "trailer") for i in trailer]
@@ -313,7 +331,8 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
     # One chunk per column: the reader's per-thread chunks made the normalizer hold ~0.5 GB more.
     records = frame.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_NUMBER), line_number,
                            *columns).rechunk()
-    return (records, [], skipped), len(special) - len(head_special) == delimiters
+    counted = delimiters + quotes + (newlines if quoted else 0)
+    return (records, [], skipped), len(special) - len(head_special) == counted
 
 
 _NOT_SPECIAL = bytes(b for b in range(256) if b >= 0x20 and b != ord("\\") or b == 0x0A)
