@@ -96,7 +96,7 @@ def reconcile_files(left_path: str, right_path: str, profile: ReconciliationProf
     result = engine.reconcile_tables(left, right, profile, period)
     total_engine = time.perf_counter() - started
     seconds.update(result.stage_seconds)
-    if "explanations" not in seconds:  # an engine that does not time its wording: the remainder
+    if "explanations" not in seconds:  # wording not timed yet (done on first use, or untimed): the remainder
         seconds["explanations"] = max(0.0, total_engine - sum(result.stage_seconds.values()))
     summary = result.summary()
     warnings = result_warnings(profile, left_rows=summary["rows"]["left"], right_rows=summary["rows"]["right"],

@@ -12,6 +12,7 @@ The reference engine's result (small inputs, tests) is turned into the same fram
 from __future__ import annotations
 
 import io
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -77,11 +78,15 @@ def confidence_texts(frame: pl.DataFrame, column: str = "confidence_bp") -> pl.E
 class ResultTables:
     """Matches and suggestions (RECORD_SCHEMA, in the engine's order: each output selects its
     columns, then orders the rows by left row, right row), exceptions (EXCEPTION_SCHEMA, by left
-    row, right row, type; absent rows last) and netted reversals."""
+    row, right row, type; absent rows last) and netted reversals.
+
+    `breaks`: the exceptions, or their facts (FACT_SCHEMA) with `wording` to word them. The
+    wording then runs when an output first needs the exceptions (`reckai reconcile` writes
+    matches.csv meanwhile), and the summaries count the breaks without it."""
 
     matches: pl.DataFrame
     suggestions: pl.DataFrame
-    exceptions: pl.DataFrame
+    breaks: pl.DataFrame
     reversals: pl.DataFrame
     left_row_count: int
     right_row_count: int
@@ -96,6 +101,18 @@ class ResultTables:
     # the summaries' aggregations, by name: (the frame they were computed from, the value); the
     # summary is asked for three times per `reckai reconcile` (warnings, summary.json, stdout)
     _aggregates: dict[str, tuple[pl.DataFrame, Any]] = field(default_factory=dict, repr=False, compare=False)
+    wording: Callable[[pl.DataFrame], pl.DataFrame] | None = field(default=None, repr=False, compare=False)
+    _worded: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    @property
+    def exceptions(self) -> pl.DataFrame:
+        """EXCEPTION_SCHEMA: the breaks, worded on first use (timed as the "explanations" stage)."""
+        with self._worded:
+            if self.wording is not None:
+                started = time.perf_counter()
+                self.breaks, self.wording = self.wording(self.breaks), None
+                self.stage_seconds["explanations"] = time.perf_counter() - started
+            return self.breaks
 
     def _aggregate(self, name: str, frame: pl.DataFrame, compute: Callable[[], Any]) -> Any:
         known = self._aggregates.get(name)
@@ -163,16 +180,16 @@ class ResultTables:
 
     def exception_rows(self) -> int:
         """Distinct rows (both sides) that exceptions are about."""
-        return sum(int(self.exceptions[column].drop_nulls().n_unique())
-                   for column in ("left_row", "right_row")) if self.exceptions.height else 0
+        return sum(int(self.breaks[column].drop_nulls().n_unique())
+                   for column in ("left_row", "right_row")) if self.breaks.height else 0
 
     def exceptions_by_type(self) -> dict[str, int]:
         def count() -> dict[str, int]:
-            counts = self.exceptions.group_by("type").len()
+            counts = self.breaks.group_by("type").len()
             found = dict(zip(counts["type"].to_list(), counts["len"].to_list(), strict=True))
             return {t.value: int(found.get(t.value, 0)) for t in BreakType}
 
-        return dict(self._aggregate("exceptions_by_type", self.exceptions, count))
+        return dict(self._aggregate("exceptions_by_type", self.breaks, count))
 
     def reversals_netted(self) -> dict[str, int]:
         counts = self.reversals.group_by("side").len()
@@ -188,7 +205,7 @@ class ResultTables:
             "matched_pairs": self.matches.height,
             "matched_rows": matched,
             "suggested_pairs": self.suggestions.height,
-            "exceptions": self.exceptions.height,
+            "exceptions": self.breaks.height,
             "exceptions_by_type": self.exceptions_by_type(),
             "reversals_netted": self.reversals_netted(),
             # share of all rows (both files) that ended in a clean match, in percent (spec DECIMAL(5,2))
@@ -386,14 +403,14 @@ def _match_order(frame: pl.DataFrame) -> pl.DataFrame:
 
 def tables_from_frames(frames: FrameResult, profile: ReconciliationProfile,
                        period: ReconciliationPeriod | None) -> ResultTables:
-    started = time.perf_counter()
-    exceptions = describe_breaks(frames.facts, profile, period).select(list(EXCEPTION_SCHEMA))
-    tables = ResultTables(
-        matches=frames.matches, suggestions=frames.suggestions, exceptions=exceptions,
+    """The engine's frames as tables; the breaks are worded when first needed (ResultTables.breaks)."""
+    def word(facts: pl.DataFrame) -> pl.DataFrame:
+        return describe_breaks(facts, profile, period).select(list(EXCEPTION_SCHEMA))
+
+    return ResultTables(
+        matches=frames.matches, suggestions=frames.suggestions, breaks=frames.facts, wording=word,
         reversals=_reversal_table(frames.reversals, profile), left_row_count=frames.left_row_count,
         right_row_count=frames.right_row_count, stage_seconds=dict(frames.stage_seconds))
-    tables.stage_seconds["explanations"] = time.perf_counter() - started
-    return tables
 
 
 def _record_frame(records: list[MatchRecord]) -> pl.DataFrame:
@@ -425,7 +442,7 @@ def tables_from_result(result: ReconciliationResult, profile: ReconciliationProf
     reversals = pl.DataFrame([{"side": s, "row_number": r, "original_row": o} for s, r, o in result.reversals],
                              schema=REVERSAL_SCHEMA)
     return ResultTables(
-        matches=_record_frame(result.matches), suggestions=_record_frame(result.suggestions), exceptions=exceptions,
+        matches=_record_frame(result.matches), suggestions=_record_frame(result.suggestions), breaks=exceptions,
         reversals=_reversal_table(reversals, profile), left_row_count=result.left_row_count,
         right_row_count=result.right_row_count, stage_seconds=dict(result.stage_seconds))
 

@@ -136,7 +136,7 @@ class PolarsStreamOutcome:
                                           pl.col("source_row").alias(f"__{side}_source"))
                   for side, data in self._sides.items()}
         # The file ids are set per row below (a run reads several files per side).
-        table = dataclasses.replace(self._tables, exceptions=self._fresh).exception_copy_table(
+        table = dataclasses.replace(self._tables, breaks=self._fresh, wording=None).exception_copy_table(
             uuid.UUID(int=0), uuid.UUID(int=0))
         table = (table.with_columns(pl.col("left_row").cast(pl.Int64), pl.col("right_row").cast(pl.Int64))
                  .join(origin["left"], on="left_row", how="left", maintain_order="left")
