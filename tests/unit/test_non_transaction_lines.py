@@ -139,3 +139,36 @@ def test_reckai_reconcile_rejects_no_row_for_them(tmp_path: Path, capsys: pytest
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["rejected_rows"] == {"left": 0, "right": 0}
     assert summary["rows"] == {"left": 4, "right": 3} and summary["matched_pairs"] == 3
+
+
+PHRASE_TEXT = st.builds(
+    lambda lead, phrase, upper, spaces, tail: lead + "".join(
+        (c.upper() if upper else c) if c != " " else " " * spaces for c in phrase) + tail,
+    st.sampled_from(["", " ", "*", "-- "]),
+    st.sampled_from(["subtotal", "sub total", "sub-total", "page total", "balance b/f", "running total"]),
+    st.booleans(), st.integers(1, 3), st.sampled_from(["", " 1,234.00", " as at 31-12", ":"]))
+
+
+@given(st.one_of(PHRASE_TEXT, st.text(max_size=12)))
+def test_no_text_shorter_than_the_shortest_phrase_is_a_non_transaction_line(text: str) -> None:
+    """The reader does not search a column whose longest cell is shorter than _SHORTEST_PHRASE:
+    the pattern must match no such text."""
+    import re
+
+    from reckai.adapters.polars.non_transactions import _SHORTEST_PHRASE
+    from reckai.domain.ingestion.mapping import DEFAULT_NON_TRANSACTION_PATTERN
+
+    if re.search(DEFAULT_NON_TRANSACTION_PATTERN, text):
+        assert len(text.encode("utf-8")) >= _SHORTEST_PHRASE
+
+
+def test_a_phrase_in_a_column_of_short_codes_is_still_found(tmp_path: Path) -> None:
+    """A column of 3-letter codes is searched when one of its cells is long enough to be a phrase."""
+    rows = "\n".join(f"2025-12-0{i % 9 + 1},{i}00.00,NGN,REF{i}" for i in range(30))
+    path = tmp_path / "codes.csv"
+    path.write_text("date,amount,currency,reference\n" + rows + "\n2025-12-09,0.00,Subtotal,\n" + rows + "\n")
+    result = normalize_file(path, {"parse": {"format": "csv"}, "fields": {
+        "amount": {"column": "amount"}, "direction": {"constant": "debit"}, "currency": {"constant": "NGN"},
+        "transaction_date": {"column": "date", "formats": ["%Y-%m-%d"]}, "reference": {"column": "reference"}}})
+    assert result.row_count == 60 and not result.errors
+    assert [why for _, why in result.skipped_lines] == ["not a transaction: 2025-12-09 0.00 Subtotal"]

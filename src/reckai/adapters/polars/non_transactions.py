@@ -26,13 +26,19 @@ import polars as pl
 
 from reckai.adapters.polars.source_table import LINE_NUMBER, ROW_NUMBER, SourceTable
 from reckai.domain.ingestion.errors import RowError
-from reckai.domain.ingestion.mapping import DEFAULT_NON_TRANSACTION_PATTERN, ParseSettings
+from reckai.domain.ingestion.mapping import (
+    DEFAULT_NON_TRANSACTION_PATTERN,
+    NON_TRANSACTION_PHRASES,
+    ParseSettings,
+)
 
 SKIPPED_REASON = "not a transaction"
 _LEADING_LOOKAHEAD = 50  # the header-side block is looked for among this many first rows
 _PHRASE = re.compile(DEFAULT_NON_TRANSACTION_PATTERN)
 _TEXT_LIMIT = 80
 _SAMPLE_ROWS = 2000
+# Bytes in the shortest text the pattern can match: a phrase with its hyphens optional ("subtotal").
+_SHORTEST_PHRASE = min(len(phrase.replace("-", "")) for phrase in NON_TRANSACTION_PHRASES)
 
 
 def skip_non_transactions(table: SourceTable, settings: ParseSettings, delimiter: str | None = None) -> SourceTable:
@@ -83,7 +89,13 @@ def _worded_columns(frame: pl.DataFrame, columns: list[str]) -> list[str]:
     recognised (in a date or amount column its row then fails as a row error, as before)."""
     sample = frame.head(_SAMPLE_ROWS)
     worded = [c for c in columns if sample.get_column(c).str.contains("[A-Za-z]").any()]
-    return list(dict.fromkeys(columns[:1] + worded))
+    searched = list(dict.fromkeys(columns[:1] + worded))
+    # A column whose longest cell is shorter than the shortest phrase holds none (a currency code,
+    # a channel "POS"): not searched, whatever its first rows say (its longest cell is exact).
+    if not searched or frame.height == 0:
+        return searched
+    longest = frame.select(pl.col(c).str.len_bytes().max() for c in searched).row(0)
+    return [c for c, size in zip(searched, longest, strict=True) if size is not None and size >= _SHORTEST_PHRASE]
 
 
 def skipped_non_transactions(skipped_lines: list[tuple[int, str]]) -> int:
