@@ -14,7 +14,6 @@ from reckai.domain.ingestion.canonical import (
     TransactionStatus,
 )
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
-from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
 from reckai.domain.reconciliation.results import ReconciliationResult
 
 _DTYPES: dict[str, pl.DataType] = {
@@ -62,5 +61,8 @@ class ReferenceFrameMatcher:
     def reconcile(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
                   period: ReconciliationPeriod | None = None,
                   excluded_pairs: Collection[tuple[int, int]] = ()) -> ReconciliationResult:
+        # the slow engine, imported when used
+        from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
+
         return ReferenceMatcher().reconcile(transactions_from_frame(left), transactions_from_frame(right),
                                             profile, period, excluded_pairs)

@@ -36,7 +36,6 @@ from reckai.adapters.polars.search_keys import EMPTY_ROWS, SEARCH_PREFIX, with_s
 from reckai.application.ports.matching import ReconciliationTables, TabularMatchingEngine
 from reckai.domain.reconciliation.explanations import REVERSAL_EXPLANATION
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
-from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
 from reckai.domain.reconciliation.results import BreakType, MatchRecord, ReconciliationResult
 
 # The CLI's files (docs/cli.md) and a job's results table (docs/reconciliation-jobs.md). `*_source`
@@ -464,6 +463,9 @@ class ReferenceTablesEngine:
 
     def reconcile_tables(self, left: pl.DataFrame, right: pl.DataFrame, profile: ReconciliationProfile,
                          period: ReconciliationPeriod | None = None) -> ResultTables:
+        # the slow engine, imported when used
+        from reckai.domain.reconciliation.reference_matcher import ReferenceMatcher
+
         result = ReferenceMatcher().reconcile(transactions_from_frame(left), transactions_from_frame(right),
                                               profile, period)
         return tables_from_result(result, profile).with_inputs(left, right, profile)

@@ -39,7 +39,7 @@ from reckai.adapters.xml.safe_xml import (
 from reckai.domain.ingestion.errors import HeaderNotFound, NoDataRows, SourceWarning, UnsupportedContent
 from reckai.domain.ingestion.mapping import ParseSettings
 from reckai.domain.ingestion.sniffing import ContentInfo
-from reckai.domain.ingestion.statements import StatementIdentity, camt_identity
+from reckai.domain.ingestion.statements import CAMT_KINDS, StatementIdentity, camt_identity
 
 CAMT053_COLUMNS = (
     "statement_id", "account", "account_currency", "entry_reference", "amount", "currency",
@@ -47,8 +47,6 @@ CAMT053_COLUMNS = (
     "bank_transaction_code", "end_to_end_id", "transaction_id", "instruction_id", "mandate_id",
     "tx_details_count", "counterparty", "remittance_info", "additional_info",
 )
-CAMT_KINDS = ("camt052", "camt053", "camt054")
-XML_FORMATS = ("xml", *CAMT_KINDS)
 # The element holding the entries: statement (053), report (052), notification (054).
 _STATEMENT_ELEMENTS = {"Stmt": "camt053", "Rpt": "camt052", "Ntfctn": "camt054"}
 _CAMT_NAMESPACE = re.compile(r"camt\.(05[234])\.001\.(\d{2})")

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The ISO 20022 statement messages read (camt.052 report, .053 statement, .054 notification), and
+# every parse.format an XML file may be given as.
+CAMT_KINDS = ("camt052", "camt053", "camt054")
+XML_FORMATS = ("xml", *CAMT_KINDS)
+
 
 @dataclass(frozen=True)
 class StatementIdentity:
