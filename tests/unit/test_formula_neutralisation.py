@@ -81,6 +81,7 @@ def test_job_results_csv(texts: list[str]) -> None:
     run = PolarsMatchRun.__new__(PolarsMatchRun)  # only its CSV writer is under test
     frame = pl.DataFrame({"kind": ["match"] * len(texts), "rule": texts, "explanation": texts[::-1]})
     run.tables = types.SimpleNamespace(results_table=lambda: frame, worded_columns=lambda: ["kind"])  # type: ignore[assignment]
+    run._results = None
     rows = list(csv.DictReader(io.StringIO(run.results_csv().decode())))
     assert [r["rule"] for r in rows] == [neutralise_cell(t) for t in texts]
     assert [r["explanation"] for r in rows] == [neutralise_cell(t) for t in texts[::-1]]
