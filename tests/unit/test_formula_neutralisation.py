@@ -249,3 +249,28 @@ def test_report_excel(texts: list[str]) -> None:
     assert all(a.data_type == "n" and a.value == -16704.5 and a.number_format == "#,##0.00" for _, a in back)
     cover = [(r[0].value or None, r[1].value or None) for r in workbook["cover"].iter_rows(min_row=2)]
     assert cover == [(neutralise_cell(a) or None, neutralise_cell(b) or None) for a, b in cover_rows(document)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(risky, st.sampled_from(["NGN", "ngn", " usd ", "=NGN", "-NG", "@EU", "EUR"])),
+                min_size=1, max_size=5))
+def test_a_currency_reaches_the_outputs_only_as_three_letters(tmp_path_factory: Any, currencies: list[str]) -> None:
+    """The writers do not scan `currency` for formulas (ResultTables.worded_columns): the normalizer
+    must admit no other currency than three letters A-Z, whatever the file says."""
+    from reckai.adapters.polars.normalize import normalize_file
+    from reckai.domain.ingestion.errors import IngestionError
+
+    cells = [c.replace('"', "").replace("\n", " ").replace("\r", " ") for c in currencies]
+    path = Path(tmp_path_factory.mktemp("currency")) / "rows.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "amount", "currency"])
+        writer.writerows([["2025-12-01", "10.00", cell] for cell in cells])
+    try:
+        result = normalize_file(path, {"parse": {"format": "csv"}, "fields": {
+            "amount": {"column": "amount"}, "direction": {"constant": "debit"},
+            "currency": {"column": "currency", "upper": True},
+            "transaction_date": {"column": "date", "formats": ["%Y-%m-%d"]}}})
+    except IngestionError:  # a file the reader refuses as a whole: nothing reaches any output
+        return
+    assert all(re.fullmatch("[A-Z]{3}", code) for code in result.frame.get_column("currency").to_list())

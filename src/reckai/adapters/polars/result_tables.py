@@ -232,8 +232,10 @@ class ResultTables:
         neutralised(self.cli_table(table), self.worded_columns()).write_csv(path, null_value="")
 
     def worded_columns(self) -> list[str]:
-        """The outputs' text columns made of fixed words and digits only (cells.neutralised)."""
-        worded = ["kind", "type", "status", "confidence", "severity"]
+        """The outputs' text columns made of fixed words and digits only (cells.neutralised); and
+        the currency, which the normalizer admits only as three letters A-Z (a row with any other
+        is rejected, normalize.normalize_table)."""
+        worded = ["kind", "type", "status", "confidence", "severity", "currency"]
         return worded + [f"{side}_source" for side in ("left", "right") if self._sheetless(side)]
 
     # --- a job's outputs ---------------------------------------------------------------------------
