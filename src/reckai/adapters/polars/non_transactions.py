@@ -45,16 +45,15 @@ def skip_non_transactions(table: SourceTable, settings: ParseSettings, delimiter
     columns = [c for c in table.columns if c in table.frame.columns]
     frame = table.frame
     searched = _worded_columns(frame, columns)
+    dropped: dict[int, tuple[int, str]] = {}  # row number -> (line, text)
     if frame.height and searched:
         phrase = pl.any_horizontal([pl.col(c).str.contains(DEFAULT_NON_TRANSACTION_PATTERN).fill_null(False)
                                     for c in searched])
-        flagged = frame.with_columns(phrase.alias("__not_a_transaction"))
-    else:
-        flagged = frame.with_columns(pl.lit(False).alias("__not_a_transaction"))
-    dropped: dict[int, tuple[int, str]] = {}  # row number -> (line, text)
-    for row_number, line_number, *cells in flagged.filter(pl.col("__not_a_transaction")).select(
-            ROW_NUMBER, LINE_NUMBER, *columns).iter_rows():
-        dropped[row_number] = (line_number, _joined(cells))
+        flagged = frame.select(phrase).to_series()
+        if flagged.any():  # most files have none: the table is then neither widened nor filtered
+            for row_number, line_number, *cells in frame.filter(flagged).select(
+                    ROW_NUMBER, LINE_NUMBER, *columns).iter_rows():
+                dropped[row_number] = (line_number, _joined(cells))
     ragged_kept: list[RowError] = []
     for error in table.row_errors:
         cells = _fields(error.value, delimiter) if error.column is None else []
@@ -63,12 +62,12 @@ def skip_non_transactions(table: SourceTable, settings: ParseSettings, delimiter
         else:
             ragged_kept.append(error)
     if settings.skip_header_pattern:
-        _leading_block(flagged, columns, table.row_errors, re.compile(settings.skip_header_pattern), delimiter,
+        _leading_block(frame, columns, table.row_errors, re.compile(settings.skip_header_pattern), delimiter,
                        dropped)
     if not dropped:
         return table
     gone = sorted(dropped)
-    kept = flagged.filter(~pl.col(ROW_NUMBER).is_in(gone)).drop("__not_a_transaction")
+    kept = frame.filter(~pl.col(ROW_NUMBER).is_in(gone))
     # The rows left are numbered again in file order: dropped rows leave no gap.
     renumber = pl.Series(ROW_NUMBER, [r - bisect.bisect_left(gone, r) for r in kept[ROW_NUMBER].to_list()],
                          dtype=pl.Int64)
@@ -103,11 +102,11 @@ def skipped_non_transactions(skipped_lines: list[tuple[int, str]]) -> int:
     return sum(1 for _, why in skipped_lines if why.startswith(SKIPPED_REASON))
 
 
-def _leading_block(flagged: pl.DataFrame, columns: list[str], row_errors: list[RowError], pattern: re.Pattern[str],
+def _leading_block(frame: pl.DataFrame, columns: list[str], row_errors: list[RowError], pattern: re.Pattern[str],
                    delimiter: str | None, dropped: dict[int, tuple[int, str]]) -> None:
     """Rows from the first one on, while their text matches `pattern` (the header side's block)."""
     first = {r: (ln, _joined(cells)) for r, ln, *cells in
-             flagged.sort(ROW_NUMBER).head(_LEADING_LOOKAHEAD).select(ROW_NUMBER, LINE_NUMBER, *columns).iter_rows()}
+             frame.sort(ROW_NUMBER).head(_LEADING_LOOKAHEAD).select(ROW_NUMBER, LINE_NUMBER, *columns).iter_rows()}
     for error in row_errors:
         if error.column is None and error.row_number <= _LEADING_LOOKAHEAD:
             first.setdefault(error.row_number, (error.line_number or 0, _joined(_fields(error.value, delimiter))))
