@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from reckai.entrypoints.cli.main import main
@@ -254,7 +255,7 @@ def test_the_outputs_fast_paths_give_the_plain_paths_tables(corrupted_lines: tup
     side's rows are numbered 1..n, pairs ordered by one packed key, confidence worded per distinct
     value), equal the tables built the plain way (joins on the row number, a two-column sort, the
     confidence worded row by row); with rejected rows the left side is not 1..n and is joined."""
-    import polars as pl
+
 
     from reckai.adapters.polars import result_tables as rt
     from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
@@ -281,3 +282,30 @@ def test_the_outputs_fast_paths_give_the_plain_paths_tables(corrupted_lines: tup
         expected = plain.cli_table(name)
         assert table.equals(expected) and table.schema == expected.schema, name
     assert fast["matches"].height > 100 and fast["exceptions"].height > 10
+
+
+def test_the_files_written_a_slice_at_a_time_are_the_whole_tables(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_csv builds and writes CSV_SLICE_ROWS rows at a time: with slices of 7 rows (and a
+    hostile cell in one slice only), each file is byte for byte the whole table written at once."""
+    from reckai.adapters.polars import result_tables as rt
+    from reckai.adapters.polars.cells import neutralised
+    from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
+    from reckai.application.reconcile import load_profile
+    from reckai.domain.reconciliation.profile import ReconciliationPeriod
+
+    profile = load_profile(PROFILE)
+    source = PolarsCanonicalSource()
+    left, _ = source.read(str(DATA / "bank.csv"), profile.left.mapping or {})
+    right, _ = source.read(str(DATA / "switch.csv"), profile.right.mapping or {})
+    left = left.with_columns(pl.when(pl.col("row_number") == 30).then(pl.lit("=HYPERLINK(1)"))
+                             .otherwise(pl.col("reference")).alias("reference"))
+    period = ReconciliationPeriod(dt.date(2025, 12, 1), dt.date(2025, 12, 31))
+    tables = rt.PolarsTablesEngine().reconcile_tables(left, right, profile, period)
+    monkeypatch.setattr(rt, "CSV_SLICE_ROWS", 7)
+    for name in ("matches", "suggestions", "exceptions"):
+        tables.write_csv(name, tmp_path / f"{name}.csv")
+        whole = neutralised(tables.cli_table(name), tables.worded_columns()).write_csv(null_value="")
+        assert (tmp_path / f"{name}.csv").read_text(encoding="utf-8") == whole, name
+    assert "'=HYPERLINK(1)" in (tmp_path / "matches.csv").read_text(encoding="utf-8") + \
+        (tmp_path / "exceptions.csv").read_text(encoding="utf-8") + (tmp_path / "suggestions.csv").read_text()

@@ -55,6 +55,7 @@ SIDE_FACT_SCHEMA: dict[str, Any] = {"row_number": pl.Int64, "source_line": pl.In
 EXCEPTION_SCHEMA: dict[str, Any] = {**FACT_SCHEMA, **WORDING_COLUMNS}
 REVERSAL_TABLE_SCHEMA: dict[str, Any] = {**REVERSAL_SCHEMA, "explanation": pl.String}
 COPY_CHUNK_ROWS = 250_000
+CSV_SLICE_ROWS = 131_072  # rows of a CLI file built and written at a time (ResultTables.write_csv)
 
 
 def confidence_text(bp: pl.Expr) -> pl.Expr:
@@ -215,21 +216,35 @@ class ResultTables:
     # --- the CLI's files ---------------------------------------------------------------------------
 
     def cli_table(self, table: str) -> pl.DataFrame:
+        rows, columns = self._cli_rows(table)
+        return self._with_side_facts(rows, columns).select(columns)
+
+    def _cli_rows(self, table: str) -> tuple[pl.DataFrame, list[str]]:
+        """The file's rows in their order, before the sides' facts are joined, and its columns."""
         if table in ("matches", "suggestions"):
             frame = self.matches if table == "matches" else self.suggestions
             # Ordered before the confidence is worded: the sort then moves integers, not text.
             pairs = _match_order(frame.select("left_row", "right_row", "group_id", "rule", "status", "confidence_bp"))
-            pairs = pairs.select("left_row", "right_row", "group_id", "rule", "status",
-                                 confidence_texts(pairs).alias("confidence"))
-            return self._with_side_facts(pairs, CLI_MATCH_COLUMNS).select(CLI_MATCH_COLUMNS)
+            return pairs.select("left_row", "right_row", "group_id", "rule", "status",
+                                confidence_texts(pairs).alias("confidence")), CLI_MATCH_COLUMNS
         if table == "exceptions":
-            return self._with_side_facts(self.exceptions, CLI_EXCEPTION_COLUMNS).select(CLI_EXCEPTION_COLUMNS)
+            return self.exceptions, CLI_EXCEPTION_COLUMNS
         raise ValueError(f"no table {table!r}")
 
     def write_csv(self, table: str, path: Path) -> None:
-        """One of the CLI's files; rule names and explanations are free text a spreadsheet would
-        run as formulas: neutralised (domain/exports/cells.py)."""
-        neutralised(self.cli_table(table), self.worded_columns()).write_csv(path, null_value="")
+        """One of the CLI's files (`cli_table`); rule names and explanations are free text a
+        spreadsheet would run as formulas: neutralised (domain/exports/cells.py).
+
+        Written a slice of rows at a time: each slice's columns are built, written and let go, and
+        the next slice reuses that memory; the whole table at once (a million pairs) touched
+        ~170 MB of fresh pages, which the system must zero first. The rule is per cell, so the
+        slices write the bytes the whole table would."""
+        rows, columns = self._cli_rows(table)
+        worded = self.worded_columns()
+        with path.open("wb") as handle:
+            for offset in range(0, max(rows.height, 1), CSV_SLICE_ROWS):
+                part = self._with_side_facts(rows.slice(offset, CSV_SLICE_ROWS), columns).select(columns)
+                neutralised(part, worded).write_csv(handle, include_header=offset == 0, null_value="")
 
     def worded_columns(self) -> list[str]:
         """The outputs' text columns made of fixed words and digits only (cells.neutralised); and
