@@ -255,8 +255,6 @@ def test_the_outputs_fast_paths_give_the_plain_paths_tables(corrupted_lines: tup
     side's rows are numbered 1..n, pairs ordered by one packed key, confidence worded per distinct
     value), equal the tables built the plain way (joins on the row number, a two-column sort, the
     confidence worded row by row); with rejected rows the left side is not 1..n and is joined."""
-
-
     from reckai.adapters.polars import result_tables as rt
     from reckai.adapters.polars.matcher_input import PolarsCanonicalSource
     from reckai.application.reconcile import load_profile
