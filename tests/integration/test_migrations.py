@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.util
+import itertools
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from reckai.adapters.postgres import migrations
 from reckai.adapters.postgres.engine import create_engine
@@ -61,3 +70,54 @@ def test_upgrade_is_idempotent_and_records_the_revision(pg_database_factory) -> 
     assert head is not None
     migrations.upgrade(database.owner_url, "head", master_keys=development_master_keys())  # nothing to do, no error
     assert migrations.current_revision(database.owner_url) == head
+
+
+def _revision(name: str) -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _plan(conn: Any, select: str) -> str:
+    return "\n".join(conn.execute(text(f"EXPLAIN (VERBOSE) {select}")).scalars())
+
+
+def test_the_earliest_date_is_inlined_and_dates_as_0019_did(pg_database) -> None:  # type: ignore[no-untyped-def]
+    """0035_inline_earliest_date: the planner puts the function's expression into the query (no call
+    per row in the rollup trigger), and it gives 0019's date for every kind of value, refusing the
+    same impossible dates."""
+    revision = _revision("0035_inline_earliest_date")
+    side_values: list[Any] = [None, 20251211, "2025-12-11", "2025-12-09T23:59:59", "2025-12-13 08:00:00+01:00",
+                              "0012-03-04", "11/12/2025", "2025-1-11", "20251211", "", " 2025-12-11", "x2025-12-11"]
+    evidence = [json.dumps({key: {"date": value} for key, value in (("left", left), ("right", right))
+                            if value is not None})
+                for left, right in itertools.product(side_values, repeat=2)]
+    evidence += [json.dumps({"left": "2025-12-01"}), json.dumps({"rule": "r"})]
+    transaction_dates = [None, dt.date(2025, 12, 10), dt.date(2025, 12, 12)]
+    cases = list(itertools.product(transaction_dates, evidence))
+    engine = create_engine(pg_database.owner_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(revision.CALLED.replace("exceptions_earliest_date", "pg_temp.earliest_date_0019")))
+            dated = conn.execute(text(
+                "SELECT d, e, exceptions_earliest_date(d, e) AS now_, pg_temp.earliest_date_0019(d, e) AS before"
+                " FROM unnest(CAST(:dates AS date[]), CAST(:evidence AS jsonb[])) AS v(d, e)"),
+                {"dates": [d for d, _ in cases], "evidence": [e for _, e in cases]}).all()
+            assert len(dated) == len(cases)
+            assert [(r.d, r.e, r.now_) for r in dated] == [(r.d, r.e, r.before) for r in dated]
+            assert {r.now_ for r in dated} >= {dt.date(2025, 12, 9), dt.date(12, 3, 4), dt.date(2025, 12, 10), None}
+            for impossible in ("2025-02-30", "2025-13-01", "0000-01-01", "2025-12-00"):
+                for function in ("exceptions_earliest_date", "pg_temp.earliest_date_0019"):
+                    with pytest.raises(DBAPIError), conn.begin_nested():
+                        conn.execute(text(f"SELECT {function}(NULL, CAST(:e AS jsonb))"),
+                                     {"e": json.dumps({"right": {"date": impossible}})})
+            # Over a table's columns (constants would be folded at planning either way).
+            assert "exceptions_earliest_date" not in _plan(
+                conn, "SELECT exceptions_earliest_date(transaction_date, evidence) FROM exceptions")
+            assert "earliest_date_0019" in _plan(  # the check above would see a call
+                conn, "SELECT pg_temp.earliest_date_0019(transaction_date, evidence) FROM exceptions")
+    finally:
+        engine.dispose()

@@ -55,6 +55,7 @@ def three_days(world: StreamWorld) -> None:
     world.day(stream, DAY2_BANK, DAY2_SWITCH, "2")
     run2 = world.run(stream)
     assert run2.figures is not None
+    assert run1.job_id.version == run2.job_id.version == 7  # time-ordered ids (jobs.new_job_id)
     assert run2.figures["carried_rows"] == {"left": 2, "right": 1}
     assert run2.figures["new_rows"] == {"left": 2, "right": 2}
     assert run2.figures["matched_pairs"] == 3

@@ -33,6 +33,22 @@ def test_new_job_is_pending_at_attempt_one_with_a_clean_name() -> None:
         j.check_name("x" * 256)
 
 
+@given(st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2999, 12, 31), timezones=st.just(dt.UTC)),
+       st.integers(min_value=1, max_value=10**9))
+def test_job_ids_are_version_7_and_sort_by_creation_time(earlier: dt.datetime, micros_later: int) -> None:
+    """new_job_id: RFC 9562 version 7 with the creation millisecond in front, so a later job's id
+    sorts after an earlier job's (as uuid values, which PostgreSQL compares byte by byte like these
+    ints): its result rows are appended at the right edge of the job_id indexes."""
+    later = earlier + dt.timedelta(microseconds=micros_later)
+    first, second = j.new_job_id(earlier), j.new_job_id(later)
+    for made, at in ((first, earlier), (second, later)):
+        assert made.version == 7 and made.variant == uuid.RFC_4122
+        assert made.int >> 80 == int(at.timestamp() * 1000)
+    if int(later.timestamp() * 1000) > int(earlier.timestamp() * 1000):
+        assert first < second and first.bytes < second.bytes
+    assert len({j.new_job_id(earlier) for _ in range(100)}) == 100  # 74 random bits within a millisecond
+
+
 def test_only_the_current_attempt_of_a_pending_job_can_be_claimed() -> None:
     job = pending()
     claimed = j.claim(job, attempt=1, worker="w1", now=NOW, lease=LEASE)

@@ -104,6 +104,8 @@ def world(base: tuple[Container, Caller, uuid.UUID, uuid.UUID]) -> World:
 def test_start_creates_a_pending_job_with_a_snapshot_and_enqueues_it_on_critical(world: World) -> None:
     job = start_reconciliation(world.services, world.caller, world.request())
     assert job.status is JobStatus.PENDING and job.attempt == 1
+    assert job.created_at is not None and job.id.version == 7  # time-ordered (new_job_id)
+    assert job.id.int >> 80 == int(job.created_at.timestamp() * 1000)
     snapshot = job.snapshot
     assert [r["name"] for r in snapshot["rules"]] == [r["name"] for r in rj.profile()["rules"]]
     assert snapshot["files"]["left"]["mapping"] == rj.profile()["left"]["mapping"]

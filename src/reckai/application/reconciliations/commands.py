@@ -88,7 +88,7 @@ def start_reconciliation(services: ReconciliationServices, caller: Caller, reque
         period = (request.period_start, request.period_end) if request.period_start and request.period_end else None
         try:
             job = job_rules.new_job(
-                job_id=uuid.uuid4(), organization_id=caller.organization_id, name=request.name,
+                job_id=job_rules.new_job_id(now), organization_id=caller.organization_id, name=request.name,
                 created_by=caller.acting_user, snapshot=snapshot, now=now,
                 previous_job_id=earlier,
                 period=period, leading_side=request.leading_side, max_attempts=services.settings.max_attempts)

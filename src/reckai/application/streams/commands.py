@@ -322,7 +322,7 @@ def start_stream_run(services: ReconciliationServices, caller: Caller, stream_id
                        "carried_from_run": carried_from.run_number if carried_from else None,
                        "carry_key": carried_from.carry_key if carried_from else None},
         }
-        job = job_rules.new_job(job_id=uuid.uuid4(), organization_id=caller.organization_id, name=name,
+        job = job_rules.new_job(job_id=job_rules.new_job_id(now), organization_id=caller.organization_id, name=name,
                                 created_by=created_by, snapshot=snapshot, now=now,
                                 previous_job_id=carried_from.job_id if carried_from else None,
                                 leading_side=stream.leading_side, max_attempts=services.settings.max_attempts)
