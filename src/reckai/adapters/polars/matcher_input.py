@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from reckai.adapters.polars.normalize import normalize_file, propose_file_mapping
 from reckai.application.ports.matching import CanonicalSource, SourceFileError
-from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.ingestion.errors import IngestionError
+
+if TYPE_CHECKING:  # the layout detector is imported where a proposal is made, not by every reconcile
+    from reckai.domain.ingestion.detection import MappingProposal
 
 
 class PolarsCanonicalSource:

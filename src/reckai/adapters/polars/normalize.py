@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -29,11 +29,13 @@ from reckai.domain.ingestion.amounts import (
     thousands_group_pattern,
 )
 from reckai.domain.ingestion.canonical import CANONICAL_COLUMNS, LATER_CANONICAL_COLUMNS, MINOR_UNIT_EXPONENTS
-from reckai.domain.ingestion.detection import STANDARD_LAYOUT_KINDS, MappingProposal, propose_mapping
 from reckai.domain.ingestion.errors import IngestionError, InvalidMapping, RowError, SourceWarning
 from reckai.domain.ingestion.mapping import AmountSpec, Mapping, ParseSettings, ValueSpec, parse_mapping
 from reckai.domain.ingestion.sniffing import DEFAULT_MAX_INFLATED_BYTES, ContentInfo
 from reckai.domain.ingestion.statements import StatementIdentity
+
+if TYPE_CHECKING:
+    from reckai.domain.ingestion.detection import MappingProposal
 
 DEFAULT_DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f",
@@ -119,6 +121,8 @@ def propose_file_mapping(source: bytes | str | Path, filename: str | None = None
                          parse: dict[str, Any] | None = None, *,
                          max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> MappingProposal:
     """Read a file and propose a mapping (docs/mapping.md shape) with per-field type and confidence."""
+    from reckai.domain.ingestion.detection import STANDARD_LAYOUT_KINDS
+
     data, filename = _read_source(source, filename)
     settings = parse_mapping({"parse": parse or {}, "fields": _PLACEHOLDER_FIELDS}).parse
     if not parse:
@@ -136,6 +140,10 @@ _PLACEHOLDER_FIELDS = {"amount": {"column": "_"}, "direction": {"constant": "deb
 
 
 def propose_table_mapping(table: SourceTable, settings: ParseSettings | None = None) -> MappingProposal:
+    # The layout detector (~37 ms at import) is imported where a proposal is made: a reconcile
+    # with explicit mappings never needs it.
+    from reckai.domain.ingestion.detection import propose_mapping
+
     sample = table.frame.head(_SAMPLE_ROWS)
     samples = {c: sample[c].to_list() for c in table.columns}
     content = table.content

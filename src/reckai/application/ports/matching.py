@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from reckai.domain.ingestion.detection import MappingProposal
 from reckai.domain.reconciliation.profile import ReconciliationPeriod, ReconciliationProfile
 from reckai.domain.reconciliation.results import ReconciliationResult
+
+if TYPE_CHECKING:  # the layout detector is imported where a proposal is made, not by every reconcile
+    from reckai.domain.ingestion.detection import MappingProposal
 
 TableT_contra = TypeVar("TableT_contra", contravariant=True)
 
