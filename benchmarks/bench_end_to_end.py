@@ -96,12 +96,14 @@ class Services:
         _wait_http(f"http://127.0.0.1:{s3_port}/")
         client = make_client(f"127.0.0.1:{s3_port}", "bench-access", "bench-secret", secure=False, region="us-east-1")
         client.make_bucket("reckai-bench")
+        client.make_bucket("reckai-bench-anchors", object_lock=True)  # production anchors the audit chain there
         api_port = _free_port()
         env = {
             **os.environ, "RECKAI_MODE": "production", "DATABASE_URL": app_url, "MIGRATION_DATABASE_URL": owner_url,
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "STORAGE_BACKEND": "s3",
             "S3_ENDPOINT": f"127.0.0.1:{s3_port}", "S3_ACCESS_KEY": "bench-access", "S3_SECRET_KEY": "bench-secret",
             "S3_BUCKET": "reckai-bench", "S3_SECURE": "false", "SCANNER_ALLOW_DISABLED": "true",
+            "AUDIT_ANCHOR_BUCKET": "reckai-bench-anchors", "ALLOW_PUBLIC_SIGNUP": "true",  # the bench signs up over HTTP
             "JWT_SECRET": SECRET, "AUDIT_HMAC_KEY": SECRET + "a",
             "DATA_ENCRYPTION_KEY": "YmVuY2gtb25seS0zMi1ieXRlLWtleS0xMjM0NTY3OCE=",
             "MAIL_OUTBOX_DIR": str(self.scratch / "mail"), "LOG_LEVEL": "WARNING", "PORT": str(api_port),
@@ -202,6 +204,8 @@ def _setup_organization(api: str, app_url: str) -> tuple[httpx.Client, uuid.UUID
         conn.execute(text("SELECT set_config('app.current_org_id', :o, true)"), {"o": str(org_id)})
         conn.execute(text("UPDATE organization_quotas SET max_file_size_mb = 1024 WHERE organization_id = :o"),
                      {"o": org_id})
+        # what opening the verification mail's link does (jobs need a verified address)
+        conn.execute(text("UPDATE users SET is_email_verified = true WHERE id = :u"), {"u": user_id})
     database = type("Db", (), {"unit_of_work": lambda self, org=None: PostgresUnitOfWork(engine, org)})()
     rj.seed_rules(database, org_id, user_id)
     engine.dispose()
