@@ -174,17 +174,15 @@ def read_delimited_text(text: str, info: ContentInfo, settings: ParseSettings,
         quoted = text.find('"', region_start) != -1
     if not quoted:
         native = _native_records(buffer, start, first_line, delimiter, columns, footer)
-    elif b'"' not in buffer[:start]:  # quotes that only enclose whole fields need no csv module either
-        # The lines before the data hold no quote, so polars skips them unchanged and reads the data
-        # in place after them, following the quotes itself (no copy of the region first).
-        native = _native_records(buffer, start, first_line, delimiter, columns, footer, quoted=True)
-        if native is None:
-            unquoted = _without_empty_quoted_fields(buffer, delimiter)
-            native = None if unquoted is None else _native_records(unquoted, start, first_line, delimiter, columns,
+    else:  # quotes that only enclose whole fields need no csv module either
+        # When the lines before the data hold no quote, polars skips them unchanged and reads the
+        # data in place after them (no copy of the region first); otherwise the region is read alone.
+        region, at = (buffer, start) if b'"' not in buffer[:start] else (buffer[start:], 0)
+        native = _native_records(region, at, first_line, delimiter, columns, footer, quoted=True)
+        if native is None:  # quotes polars cannot be shown to read alike: drop the `""` ones, read the rest
+            unquoted = _without_empty_quoted_fields(region, delimiter)
+            native = None if unquoted is None else _native_records(unquoted, at, first_line, delimiter, columns,
                                                                    footer)
-    else:
-        unquoted = _without_empty_quoted_fields(buffer[start:], delimiter)
-        native = None if unquoted is None else _native_records(unquoted, 0, first_line, delimiter, columns, footer)
     if native is not None:
         table, json_safe = native
     else:
@@ -253,14 +251,15 @@ def _tail_lines(buffer: bytes, start: int, count: int) -> list[tuple[int, str]]:
 
 def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, columns: list[str],
                     footer: re.Pattern[str], *, quoted: bool = False) -> tuple[_Records, bool] | None:
-    """No quotes and every line exactly as wide as the header: polars' own CSV reader in string mode.
+    """No quotes (or, `quoted`, quotes around whole fields only) and every line exactly as wide as
+    the header: polars' own CSV reader in string mode.
 
     Returns None whenever that cannot be proven, and the caller takes the line-by-line path, which
     reports ragged rows. The proof: polars refuses a line with more fields than the schema
     (`truncate_ragged_lines=False`), and pads a short one; so the data has no short line exactly
     when the delimiter count is (width - 1) per row, and no line was skipped or merged exactly when
     the cell bytes, delimiters and newlines add up to the region's length. Also returns whether the
-    cells are JSON-safe (no backslash or control character; quotes are known absent).
+    cells are JSON-safe (no backslash, control character or quote in a cell).
 
     `quoted`: the data holds quotes, and polars follows them (`quote_char='"'`). The same sum then
     counts the quote bytes too, and it holds only when every quote opens or closes a whole field
