@@ -14,7 +14,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
@@ -81,6 +81,7 @@ def test_a_workbook_statement_too(tmp_path: Path) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, len(TRANSACTIONS)), st.sampled_from(NOT_TRANSACTIONS)), max_size=6))
+@example(inserted=[(0, NOT_TRANSACTIONS[3])] * 6)  # narrow lines outnumber the rows as wide as the header
 def test_inserting_non_transaction_lines_anywhere_changes_no_transaction(inserted: list[tuple[int, str]]) -> None:
     lines = list(TRANSACTIONS)
     for position, line in sorted(inserted, key=lambda item: -item[0]):

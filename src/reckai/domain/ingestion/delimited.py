@@ -79,9 +79,23 @@ def find_header(records: list[tuple[int, list[str]]]) -> tuple[int, list[str]]:
     """The header record (1-based line, cells): the first record as wide as the data that reads as labels.
 
     Preamble lines ("Account Statement for ...", "Period: ...") are narrower or mostly empty, so they
-    are passed over. Raise HeaderNotFound when nothing looks like a header.
+    are passed over. The data's width is the most common one; when no record of that width reads as
+    labels (narrow summary lines such as "BALANCE B/F,5,018,500.00" outnumbering the transactions
+    of a short statement), the wider widths are tried, the more common first: the data is never
+    narrower than such lines. Raise HeaderNotFound when nothing looks like a header.
     """
+    counts = Counter(len(cells) for _, cells in records)
     width = modal_width(records)
+    wider = sorted((w for w in counts if w > width), key=lambda w: (-counts[w], w))
+    for candidate in (width, *wider):
+        found = _labels_row(records, candidate)
+        if found is not None:
+            return found
+    raise HeaderNotFound("no header row found in the first lines (a row of column names as wide as the "
+                         "data); give parse.header_row in the mapping", width=width)
+
+
+def _labels_row(records: list[tuple[int, list[str]]], width: int) -> tuple[int, list[str]] | None:
     for line, cells in records:
         if len(cells) != width:
             continue
@@ -90,8 +104,7 @@ def find_header(records: list[tuple[int, list[str]]]) -> tuple[int, list[str]]:
         values = sum(1 for c in filled if is_value_like(c))
         if len(filled) >= 0.8 * width and labels >= 0.6 * width and values <= 0.1 * width:
             return line, cells
-    raise HeaderNotFound("no header row found in the first lines (a row of column names as wide as the "
-                         "data); give parse.header_row in the mapping", width=width)
+    return None
 
 
 def header_names(cells: list[str]) -> list[str]:
