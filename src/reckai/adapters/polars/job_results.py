@@ -85,6 +85,9 @@ class PolarsJobMatchingEngine:
         if check is not None:
             check()  # before the breaks are worded (the last step of the engine)
         tables = tables_from_frames(frames, profile, period).with_inputs(left, right, profile)
+        # Worded here, in the match stage, as before: the persist and the results writer then only
+        # read the exceptions, from two threads (the lazy wording is for `reckai reconcile`).
+        tables.exceptions  # noqa: B018
         tables.left_rows, tables.right_rows = key_sources(left), key_sources(right)
         return PolarsMatchRun(tables)
 
