@@ -307,3 +307,35 @@ def test_the_files_written_a_slice_at_a_time_are_the_whole_tables(tmp_path: Path
         assert (tmp_path / f"{name}.csv").read_text(encoding="utf-8") == whole, name
     assert "'=HYPERLINK(1)" in (tmp_path / "matches.csv").read_text(encoding="utf-8") + \
         (tmp_path / "exceptions.csv").read_text(encoding="utf-8") + (tmp_path / "suggestions.csv").read_text()
+
+
+_ALLOCATOR_PROBE = """
+import os, sys
+from reckai.entrypoints.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(os.environ.get("_RJEM_MALLOC_CONF"))
+"""
+
+
+@pytest.mark.parametrize(("argv", "given", "expected"), [
+    (["reconcile", "--help"], None, "dirty_decay_ms:10000,muzzy_decay_ms:10000,percpu_arena:percpu"),
+    (["reconcile", "--help"], "narenas:3", "narenas:3"),  # the user's own setting wins
+    (["db", "--help"], None, "None"),  # other commands keep polars' defaults
+])
+def test_reconcile_configures_polars_allocator_before_polars_is_imported(argv: list[str], given: str | None,
+                                                                          expected: str) -> None:
+    """`reckai reconcile`'s jemalloc settings (entrypoints/cli/main.py) act only when they are in the
+    environment before polars is first imported: a fresh interpreter each."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if given is not None:
+        env["_RJEM_MALLOC_CONF"] = given
+    done = subprocess.run([sys.executable, "-c", _ALLOCATOR_PROBE, *argv], env=env, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == expected

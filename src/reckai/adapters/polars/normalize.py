@@ -87,10 +87,14 @@ def normalize_file(source: bytes | str | Path | Callable[[], bytes], mapping: Ma
     if not isinstance(mapping, Mapping):
         mapping = parse_mapping(mapping)
     table = _read_source_table(source, mapping, filename, max_inflated_bytes)
-    if table.frame.n_chunks() > 1:
-        # A reader that built its table in chunks (camt) hands it over as they are; one buffer
-        # per column, made now that a path's bytes are gone, keeps normalizing compact (on 1M
-        # camt entries the chunked table took 1.7 GB to normalize, the rechunked one 1.2 GB).
+    if max(table.frame.n_chunks("all"), default=1) > 1 and (keep_raw or table.content.delimiter is None):
+        # Readers hand their tables over in chunks: camt's per batch of entries, delimited text's
+        # per reader thread. One buffer per column, made now that a path's bytes are gone, keeps
+        # normalizing compact when a camt table is normalized (1M entries: 1.7 GB chunked, 1.2 GB
+        # rechunked) or when every column is read again for the raw JSON (1M switch rows: 0.89-0.93
+        # GB peak rechunked, 1.05 GB chunked). Without the raw JSON (`reckai reconcile`) the
+        # delimited chunks are kept: the copy cost more CPU and page faults than it saved
+        # (docs/ingestion-performance.md).
         table = dataclasses.replace(table, frame=table.frame.rechunk())
     return normalize_table(table, mapping, keep_raw=keep_raw)
 

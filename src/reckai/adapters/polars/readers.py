@@ -332,9 +332,10 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
     skipped.extend((int(n), "blank line") for n in blank_lines[LINE_NUMBER].to_list())
     if blank_lines.height:
         frame = frame.filter(~pl.col("blank"))
-    # One chunk per column: the reader's per-thread chunks made the normalizer hold ~0.5 GB more.
+    # Left in polars' per-thread chunks: normalize_file makes them one buffer when it reads every
+    # column again (docs/ingestion-performance.md).
     records = frame.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_NUMBER), line_number,
-                           *columns).rechunk()
+                           *columns)
     counted = delimiters + quotes + (newlines if quoted else 0)
     return (records, [], skipped), len(special) - len(head_special) == counted
 
