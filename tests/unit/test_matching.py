@@ -326,3 +326,18 @@ def test_default_severity_bands_type_floors_caps_and_age() -> None:
     assert policy.severity("duplicate", 100, None) == "medium"
     assert policy.severity("timing_difference", 200_000_000, None) == "low"
     assert policy.severity("missing_entry", 500_000, 60) == "medium"  # aged one level up
+
+
+def test_equal_key_pairs_keep_only_equal_keys_when_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact pass joins on the keys' hashes and then compares the keys: with a hash under
+    which every key collides, only the pairs whose keys are equal remain."""
+    import polars as pl
+
+    from reckai.adapters.polars import matcher
+
+    lefts = pl.DataFrame({"__key": ["A1", "B2", "C3", "A1"]})
+    rights = pl.DataFrame({"__key": ["C3", "A1", "Z9"]})
+    honest = sorted(matcher._equal_key_pairs(lefts, rights).select("lp", "rp").rows())
+    monkeypatch.setattr(pl.Expr, "hash", lambda self, *args, **kwargs: pl.lit(7, pl.UInt64))
+    colliding = sorted(matcher._equal_key_pairs(lefts, rights).select("lp", "rp").rows())
+    assert honest == colliding == [(0, 1), (2, 0), (3, 1)]

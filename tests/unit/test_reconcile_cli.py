@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reckai.entrypoints.cli.main import main
 from tests.support.sample_data import CARD_VS_BANK_A
@@ -339,3 +341,15 @@ def test_reconcile_configures_polars_allocator_before_polars_is_imported(argv: l
     done = subprocess.run([sys.executable, "-c", _ALLOCATOR_PROBE, *argv], env=env, capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.one_of(st.none(), st.integers(min_value=-3, max_value=60),
+                               st.integers(min_value=-(2**62), max_value=2**62)), max_size=40))
+def test_distinct_row_count_is_n_unique(rows: list[int | None]) -> None:
+    """summary.json's matched rows: the flag count gives n_unique's figure for any column of row
+    numbers (nulls, negatives and huge values take n_unique itself)."""
+    from reckai.adapters.polars.result_tables import _distinct_rows
+
+    series = pl.Series("left_row", rows, dtype=pl.Int64)
+    assert _distinct_rows(series) == series.n_unique()

