@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reckai.adapters.polars.explanations import describe_breaks, format_money
@@ -113,7 +113,12 @@ def test_column_wise_wording_is_describe_break(facts: list[BreakFacts], policy: 
     assert sorted(({k: row[k] for k in compared} for row in got), key=repr) == sorted(expected, key=repr)
 
 
-@given(amount=AMOUNTS, currency=st.sampled_from(["NGN", "JPY", "KWD", "usd", "XYZ"]))
+@given(amount=st.one_of(AMOUNTS, st.integers(min_value=-(2**63 - 1), max_value=2**63 - 1)),
+       currency=st.sampled_from(["NGN", "JPY", "KWD", "usd", "XYZ"]))
+@example(amount=2**63 - 1, currency="JPY")  # 19 digits: the lead digit and six groups of three
+@example(amount=-(2**63 - 1), currency="NGN")
+@example(amount=999, currency="JPY")
+@example(amount=1000, currency="JPY")
 def test_money_is_formatted_from_minor_units(amount: int, currency: str) -> None:
     got = pl.DataFrame({"a": [amount], "c": [currency]}).select(format_money(pl.col("a"), pl.col("c"))).item()
     assert got == explanations.format_money(amount, currency)

@@ -36,9 +36,17 @@ WORDING_COLUMNS = {"description": pl.String, "explanation": pl.String, "suggeste
 
 
 def _thousands(units: pl.Expr) -> pl.Expr:
-    # "1234567" -> "1,234,567": group the reversed digits by three (the regex has no look-ahead).
-    return (units.cast(pl.String).str.reverse().str.replace_all(r"(\d{3})", "${1},").str.strip_suffix(",")
-            .str.reverse())
+    """"1234567" -> "1,234,567" for units >= 0: the leading one to three digits, then each group
+    of three after a comma (an Int64 has at most six groups after the first). Slices of the digit
+    text: about half the CPU of grouping the reversed digits with a regex."""
+    digits = units.cast(pl.String)
+    count = digits.str.len_bytes().cast(pl.Int64)
+    lead = (count - 1) % 3 + 1
+    groups = (count - 1) // 3
+    parts = [digits.str.slice(0, lead)]
+    for index in range(6):
+        parts.append(pl.when(groups > index).then(pl.lit(",") + digits.str.slice(lead + 3 * index, 3)))
+    return pl.concat_str(parts, ignore_nulls=True)
 
 
 def _money_parts(amount_minor: pl.Expr, currency: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
@@ -182,17 +190,23 @@ def describe_breaks(facts: pl.DataFrame, profile: ReconciliationProfile,
     """The facts (FACT_SCHEMA) with WORDING_COLUMNS added, ordered as exceptions are everywhere:
     by left row, right row (absent last), then type."""
     slots = _slot_expressions(profile)
-    keyed = facts.with_columns(
+    # Evaluated lazily (in memory: the frames are small): the slots of a template share
+    # sub-expressions (the currency's divisor, an amount's digits), which the lazy engine computes
+    # once; eagerly each use recomputed them. With the sliced thousands, 81k breaks: 0.124 -> 0.097 s
+    # (0.156 -> 0.137 s of CPU).
+    keyed = facts.lazy().with_columns(
         _wording_key().alias("__wording"),
         _severity(profile, period).alias("severity"),
         pl.col("type").replace_strict({t.value: bp for t, bp in TYPE_CONFIDENCE_BP.items()},
                                       return_dtype=pl.Int64).alias("ai_confidence_bp"),
-        pl.coalesce(pl.col("left_amount_minor"), pl.col("right_amount_minor"), pl.lit(0)).alias("amount_minor"))
+        pl.coalesce(pl.col("left_amount_minor"), pl.col("right_amount_minor"), pl.lit(0)).alias("amount_minor")
+    ).collect(engine="in-memory")
     # Each variant's rows get their own templates: no text is built for a row twice.
     parts = [keyed.clear().with_columns([pl.lit(None, pl.String).alias(name)
                                          for name in ("description", "explanation", "suggested_action")])]
     for (key,), rows in keyed.partition_by("__wording", as_dict=True, maintain_order=True).items():
         wording = WORDINGS[str(key)]
-        parts.append(rows.with_columns([fill_template(template, slots).alias(name) for name, template in wording.fields()]))
+        parts.append(rows.lazy().with_columns(
+            [fill_template(template, slots).alias(name) for name, template in wording.fields()]).collect(engine="in-memory"))
     described = pl.concat(parts, how="vertical").drop("__wording")
     return described.sort(["left_row", "right_row", "type"], nulls_last=True, maintain_order=True)
