@@ -92,6 +92,8 @@ def _native_is_possible(text: str, delimiter: str, width: int) -> bool:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=regions())
 @example(case=(",", ",\t", 2))  # found in CI: a tab trimmed off a cell made json_safe conservative
+@example(case=(",", "a,b\n\t,\nc,d\n", 2))  # a blank line whose first cell is a tab
+@example(case=(";", "a;b\n \t; \nc;d\n", 2))  # ... a space, then a tab
 def test_native_reader_agrees_with_the_line_reader(case: tuple[str, str, int]) -> None:
     delimiter, text, width = case
     columns = [f"col{i}" for i in range(width)]
