@@ -3,7 +3,9 @@
 What a spreadsheet user would do with the same two files: load both sheets whole, every column as
 text, look each bank line up in the switch file by reference + amount, keep one pair per row,
 write the pairs. No normalization, no rules, no breaks: a floor for the wall time, not a
-reconciliation. (The whole files are read, as the script issue 13 measured did: 1.25-1.31 GB peak.)
+reconciliation. The whole files are read, as the script issue 13 measured did (it peaked at
+1.25-1.31 GB and ran 1.7-2.5 s); this one, with polars 2.1, peaks at about 0.66 GB and runs
+0.7-1.4 s on the 2-core machine of docs/matching-performance.md, depending on the day.
 
     .venv/bin/python benchmarks/vlookup_polars.py BANK.csv SWITCH.csv OUT.csv
 """
