@@ -9,11 +9,13 @@ without keys, and the mutual unique-best assignment as repeated group-wise minim
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import time
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from rapidfuzz.distance import Indel
@@ -640,21 +642,13 @@ class PolarsMatcher:
             clock, cpu_clock = now, cpu_now
 
         raw_fields = profile.raw_fields()
-        sides = {"left": _prepare(left, raw_fields), "right": _prepare(right, raw_fields)}
-        reversals = {side: _reversals(frame) for side, frame in sides.items()}
-        sides = {side: _netted(frame, reversals[side]) for side, frame in sides.items()}
-        # A reversed approval is no copy of the rows that share its key (reference_matcher: same rule).
-        duplicates = {side: _duplicates(_without(frame, "row_number", reversals[side]["original_row"]))
-                      for side, frame in sides.items()}
+        prepared = _per_side(lambda side: _prepared_side(left if side == "left" else right, raw_fields))
+        sides = {side: frame for side, (frame, _, _, _) in prepared.items()}
+        reversals = {side: pairs for side, (_, pairs, _, _) in prepared.items()}
+        duplicates = {side: copies for side, (_, _, copies, _) in prepared.items()}
         # Rows that can still take part in a pass, as one boolean per row: passes filter lazily
         # and read only the columns they need, instead of copying whole frames after each pass.
-        available = {}
-        for side, frame in sides.items():
-            copies = duplicates[side]["row_number"]
-            keep = pl.col("day").is_not_null()
-            if copies.len():
-                keep = keep & ~pl.col("row_number").is_in(copies.implode())
-            available[side] = frame.select(keep.alias("__available")).to_series()
+        available = {side: mask for side, (_, _, _, mask) in prepared.items()}
         lap("duplicates")
 
         auto_parts, low_parts, tie_parts = [], [], []
@@ -674,7 +668,7 @@ class PolarsMatcher:
                 other = "right" if grouped == "left" else "left"
                 items = {grouped: _group_items(rule, rows[grouped]), other: _items(rule, other, rows[other])}
             else:
-                items = {side: _items(rule, side, rows[side]) for side in ("left", "right")}
+                items = _per_side(functools.partial(_side_items, rule, rows))
             found = candidates(rule, items["left"], items["right"])
             if excluded is not None:
                 found = _without_excluded(rule, found, items, excluded)
@@ -711,6 +705,39 @@ class PolarsMatcher:
         return FrameResult(matches=matches, suggestions=suggestions, facts=facts,
                            left_row_count=left.height, right_row_count=right.height, stage_seconds=stage_seconds,
                            stage_cpu_seconds=stage_cpu_seconds, reversals=netted)
+
+
+_SideT = TypeVar("_SideT")
+
+
+def _per_side(work: Callable[[str], _SideT]) -> dict[str, _SideT]:
+    """`work("left")` and `work("right")` at once, on two threads. Each side's steps are a chain
+    of polars calls, some on one core (sorts, string kernels); the two chains side by side keep
+    both cores busy (at 1M x 1M rows the engine took 0.43-0.47 s instead of 0.45-0.50 s, three
+    series of 10-12 runs; the same CPU).
+    polars releases the GIL inside its calls."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="reckai-side") as pool:
+        futures = {side: pool.submit(work, side) for side in ("left", "right")}
+        return {side: future.result() for side, future in futures.items()}
+
+
+def _side_items(rule: MatchingRule, rows: dict[str, pl.LazyFrame], side: str) -> pl.DataFrame:
+    return _items(rule, side, rows[side])
+
+
+def _prepared_side(frame: pl.DataFrame, raw_fields: set[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame,
+                                                                        pl.Series]:
+    """One side made ready for the passes: (its rows with reversals netted, the reversal pairs,
+    the duplicate copies, the rows that can take part in a pass)."""
+    prepared = _prepare(frame, raw_fields)
+    reversals = _reversals(prepared)
+    netted = _netted(prepared, reversals)
+    # A reversed approval is no copy of the rows that share its key (reference_matcher: same rule).
+    duplicates = _duplicates(_without(netted, "row_number", reversals["original_row"]))
+    keep = pl.col("day").is_not_null()
+    if duplicates.height:
+        keep = keep & ~pl.col("row_number").is_in(duplicates["row_number"].implode())
+    return netted, reversals, duplicates, netted.select(keep.alias("__available")).to_series()
 
 
 def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: dict[str, pl.DataFrame],
