@@ -643,12 +643,10 @@ class PolarsMatcher:
 
         raw_fields = profile.raw_fields()
         prepared = _per_side(lambda side: _prepared_side(left if side == "left" else right, raw_fields))
-        sides = {side: frame for side, (frame, _, _, _) in prepared.items()}
-        reversals = {side: pairs for side, (_, pairs, _, _) in prepared.items()}
-        duplicates = {side: copies for side, (_, _, copies, _) in prepared.items()}
-        # Rows that can still take part in a pass, as one boolean per row: passes filter lazily
-        # and read only the columns they need, instead of copying whole frames after each pass.
-        available = {side: mask for side, (_, _, _, mask) in prepared.items()}
+        sides = {side: ready.rows for side, ready in prepared.items()}
+        reversals = {side: ready.reversals for side, ready in prepared.items()}
+        duplicates = {side: ready.duplicates for side, ready in prepared.items()}
+        available = {side: ready.available for side, ready in prepared.items()}
         lap("duplicates")
 
         auto_parts, low_parts, tie_parts = [], [], []
@@ -725,10 +723,18 @@ def _side_items(rule: MatchingRule, rows: dict[str, pl.LazyFrame], side: str) ->
     return _items(rule, side, rows[side])
 
 
-def _prepared_side(frame: pl.DataFrame, raw_fields: set[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame,
-                                                                        pl.Series]:
-    """One side made ready for the passes: (its rows with reversals netted, the reversal pairs,
-    the duplicate copies, the rows that can take part in a pass)."""
+@dataclass(frozen=True)
+class _PreparedSide:
+    rows: pl.DataFrame  # the side's rows, reversals netted
+    reversals: pl.DataFrame  # row_number (a reversal), original_row (the approval it reverses)
+    duplicates: pl.DataFrame  # row_number (the copy), original_row (the row that stays)
+    # Rows that can still take part in a pass, as one boolean per row: passes filter lazily
+    # and read only the columns they need, instead of copying whole frames after each pass.
+    available: pl.Series
+
+
+def _prepared_side(frame: pl.DataFrame, raw_fields: set[str]) -> _PreparedSide:
+    """One side made ready for the passes."""
     prepared = _prepare(frame, raw_fields)
     reversals = _reversals(prepared)
     netted = _netted(prepared, reversals)
@@ -737,7 +743,7 @@ def _prepared_side(frame: pl.DataFrame, raw_fields: set[str]) -> tuple[pl.DataFr
     keep = pl.col("day").is_not_null()
     if duplicates.height:
         keep = keep & ~pl.col("row_number").is_in(duplicates["row_number"].implode())
-    return netted, reversals, duplicates, netted.select(keep.alias("__available")).to_series()
+    return _PreparedSide(netted, reversals, duplicates, netted.select(keep.alias("__available")).to_series())
 
 
 def _records(rule: MatchingRule, pass_index: int, pairs: pl.DataFrame, items: dict[str, pl.DataFrame],

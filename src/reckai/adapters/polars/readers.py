@@ -333,7 +333,8 @@ def _native_records(buffer: bytes, start: int, first_line: int, delimiter: str, 
         frame = frame.with_columns(blank.alias("blank"))
         blank_lines = frame.filter(pl.col("blank")).select(line_number)
         skipped.extend((int(n), "blank line") for n in blank_lines[LINE_NUMBER].to_list())
-        frame = frame.filter(~pl.col("blank")) if blank_lines.height else frame.drop("blank")
+        if blank_lines.height:
+            frame = frame.filter(~pl.col("blank"))
     # Left in polars' per-thread chunks: normalize_file makes them one buffer when it reads every
     # column again (docs/ingestion-performance.md).
     records = frame.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_NUMBER), line_number,
